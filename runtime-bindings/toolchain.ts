@@ -1,0 +1,47 @@
+/**
+ * Where the built runtime lives and how a program links against it. Shared by the build script
+ * (which produces the libraries) and the compiler driver (which links programs).
+ */
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const RUNTIME_SOURCE_DIR = join(PROJECT_ROOT, 'runtime-c', 'src');
+export const RUNTIME_INCLUDE_DIR = join(PROJECT_ROOT, 'runtime-c', 'include');
+export const RUNTIME_TEST_DIR = join(PROJECT_ROOT, 'runtime-c', 'tests');
+export const BUILD_DIR = join(PROJECT_ROOT, 'build');
+
+/** Runtime flavours: `release` for programs, `asan` for sanitizer runs of whole programs. */
+export type RuntimeFlavour = 'release' | 'asan';
+
+export function runtimeLibrary(flavour: RuntimeFlavour = 'release'): string {
+  return join(BUILD_DIR, 'runtime', flavour, 'libosprey_runtime.a');
+}
+
+/** System libraries every Osprey executable links after the runtime archive. */
+export const RUNTIME_LINK_LIBS = ['-lssl', '-lcrypto', '-lgc', '-lpthread', '-lm'];
+
+/** Warnings are errors in the runtime (DEVELOPERS standards). */
+export const RUNTIME_CFLAGS = [
+  '-std=gnu11',
+  '-Wall',
+  '-Wextra',
+  '-Werror',
+  '-Wshadow',
+  '-Wstrict-prototypes',
+  '-Wvla',
+  '-fPIC',
+  '-D_GNU_SOURCE',
+];
+
+export const FLAVOUR_CFLAGS: Record<RuntimeFlavour, string[]> = {
+  release: ['-O2', '-g'],
+  asan: ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined'],
+};
+
+/** The LLVM 14 tools the pipeline drives (Debian's llvm-14 package). */
+export const LLVM_TOOLS = {
+  opt: '/usr/bin/opt-14',
+  llc: '/usr/bin/llc-14',
+  clang: '/usr/bin/clang-14',
+};

@@ -1,0 +1,175 @@
+/*
+ * Process lifetime, results, memory, strings and output: the small runtime every Osprey
+ * executable links. The WebSocket subsystem lives in the ws_* modules and registers its own
+ * shutdown hook on first use.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_mutex_t output_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t hooks_mutex = PTHREAD_MUTEX_INITIALIZER;
+static void (*shutdown_hooks[OSP_MAX_SHUTDOWN_HOOKS])(void);
+static int shutdown_hook_count;
+
+void osp_output_lock(void) { pthread_mutex_lock(&output_mutex); }
+void osp_output_unlock(void) { pthread_mutex_unlock(&output_mutex); }
+
+void osp_rt_init(int64_t abi_version) {
+    if (abi_version != OSP_ABI_VERSION) {
+        fprintf(stderr,
+                "osprey runtime: this program was compiled for runtime ABI %" PRId64
+                " but the linked runtime implements ABI %d; rebuild the program with a matching compiler\n",
+                abi_version, OSP_ABI_VERSION);
+        exit(70); /* EX_SOFTWARE */
+    }
+    GC_INIT();
+    /* Line buffering: a long-running server's output reaches a pipe as it happens, and lines
+     * written by the runtime thread and the main thread stay whole and in order. */
+    if (setvbuf(stdout, NULL, _IOLBF, 0) != 0) {
+        fprintf(stderr, "osprey runtime: cannot set line buffering on stdout\n");
+    }
+}
+
+void osp_rt_at_shutdown(void (*hook)(void)) {
+    pthread_mutex_lock(&hooks_mutex);
+    for (int i = 0; i < shutdown_hook_count; i++) {
+        if (shutdown_hooks[i] == hook) {
+            pthread_mutex_unlock(&hooks_mutex);
+            return;
+        }
+    }
+    if (shutdown_hook_count == OSP_MAX_SHUTDOWN_HOOKS) {
+        pthread_mutex_unlock(&hooks_mutex);
+        fprintf(stderr, "osprey runtime: internal error: too many shutdown hooks\n");
+        abort();
+    }
+    shutdown_hooks[shutdown_hook_count++] = hook;
+    pthread_mutex_unlock(&hooks_mutex);
+}
+
+int32_t osp_rt_shutdown(int64_t status) {
+    for (;;) {
+        pthread_mutex_lock(&hooks_mutex);
+        if (shutdown_hook_count == 0) {
+            pthread_mutex_unlock(&hooks_mutex);
+            break;
+        }
+        void (*hook)(void) = shutdown_hooks[--shutdown_hook_count];
+        pthread_mutex_unlock(&hooks_mutex);
+        hook();
+    }
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "osprey runtime: writing standard output failed: %s\n", strerror(errno));
+        return 1;
+    }
+    /* C semantics: only the low 8 bits reach the parent (LANGUAGE.md §2.3). */
+    return (int32_t)(status & 0xff);
+}
+
+void osp_rt_fail(const char *message, const char *location) {
+    osp_output_lock();
+    fflush(stdout);
+    fprintf(stderr, "Error: %s at %s\n", message, location);
+    fflush(stderr);
+    osp_output_unlock();
+    _Exit(1);
+}
+
+/* ---- Results -------------------------------------------------------------------------- */
+
+OspResult osp_result_success(int64_t value) {
+    OspResult r = {OSP_RESULT_SUCCESS, value};
+    return r;
+}
+
+OspResult osp_result_errorf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    char *msg = GC_MALLOC_ATOMIC((size_t)n + 1);
+    if (msg == NULL) {
+        static const char oom[] = "out of memory while reporting an error";
+        OspResult r = {OSP_RESULT_ERROR, (int64_t)(intptr_t)oom};
+        return r;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    OspResult r = {OSP_RESULT_ERROR, (int64_t)(intptr_t)msg};
+    return r;
+}
+
+/* ---- Memory and strings --------------------------------------------------------------- */
+
+static _Noreturn void out_of_memory(size_t size) {
+    osp_output_lock();
+    fflush(stdout);
+    fprintf(stderr, "Error: out of memory (allocating %zu bytes)\n", size);
+    osp_output_unlock();
+    _Exit(1);
+}
+
+void *osp_alloc(int64_t size) {
+    size_t n = size > 0 ? (size_t)size : 1;
+    void *p = GC_MALLOC(n); /* GC_MALLOC returns zeroed memory */
+    if (p == NULL) out_of_memory(n);
+    return p;
+}
+
+char *osp_gc_strndup(const char *bytes, size_t len) {
+    char *s = GC_MALLOC_ATOMIC(len + 1);
+    if (s == NULL) out_of_memory(len + 1);
+    if (len) memcpy(s, bytes, len);
+    s[len] = '\0';
+    return s;
+}
+
+const char *osp_string_concat(const char *left, const char *right) {
+    size_t a = strlen(left), b = strlen(right);
+    size_t total;
+    if (__builtin_add_overflow(a, b, &total) || total == SIZE_MAX) out_of_memory(SIZE_MAX);
+    char *s = GC_MALLOC_ATOMIC(total + 1);
+    if (s == NULL) out_of_memory(total + 1);
+    memcpy(s, left, a);
+    memcpy(s + a, right, b);
+    s[total] = '\0';
+    return s;
+}
+
+int64_t osp_string_equals(const char *left, const char *right) {
+    return strcmp(left, right) == 0;
+}
+
+const char *osp_int_to_string(int64_t value) {
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%" PRId64, value);
+    return osp_gc_strndup(buf, (size_t)n);
+}
+
+const char *osp_bool_to_string(int64_t value) {
+    return value ? "true" : "false";
+}
+
+void osp_print(const char *text) {
+    osp_output_lock();
+    fputs(text, stdout);
+    fputc('\n', stdout);
+    osp_output_unlock();
+}
+
+void osp_sleep(int64_t milliseconds) {
+    if (milliseconds <= 0) return;
+    struct timespec ts = {(time_t)(milliseconds / 1000), (long)(milliseconds % 1000) * 1000000L};
+    /* Resume after signal interruptions so the full duration elapses. */
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}

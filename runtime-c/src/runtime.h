@@ -1,0 +1,42 @@
+/*
+ * Internal interface shared by the runtime's modules (not part of the ABI; compiled code never
+ * sees it). The ABI itself is in include/osprey_abi.h, generated from runtime-bindings/abi.ts.
+ */
+#ifndef OSP_RUNTIME_H
+#define OSP_RUNTIME_H
+
+/* Boehm GC must see every thread that may touch collected memory: with GC_THREADS defined,
+ * gc.h redirects pthread_create to GC_pthread_create in every file that includes this header. */
+#define GC_THREADS
+#include <gc.h>
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "osprey_abi.h"
+
+/* ---- Results -------------------------------------------------------------------------- */
+
+OspResult osp_result_success(int64_t value);
+/* An Error whose message is formatted like printf into garbage-collected memory. */
+OspResult osp_result_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- Memory --------------------------------------------------------------------------- */
+
+/* A garbage-collected NUL-terminated copy of `len` bytes. */
+char *osp_gc_strndup(const char *bytes, size_t len);
+
+/* ---- Lifetime ------------------------------------------------------------------------- */
+
+/* Subsystems that own threads or sockets register a hook that osp_rt_shutdown() runs (in
+ * reverse order of registration) before stdout is flushed. At most OSP_MAX_SHUTDOWN_HOOKS. */
+#define OSP_MAX_SHUTDOWN_HOOKS 8
+void osp_rt_at_shutdown(void (*hook)(void));
+
+/* Serialises writes to stdout and stderr from the main thread and the runtime thread so that
+ * lines never interleave. */
+void osp_output_lock(void);
+void osp_output_unlock(void);
+
+#endif /* OSP_RUNTIME_H */

@@ -1,0 +1,108 @@
+#!/usr/bin/env tsx
+/**
+ * Builds the C runtime once (at `npm install`) as static libraries, never per program.
+ *
+ *   tsx scripts/build-runtime.ts            release + asan archives under build/runtime/
+ *   tsx scripts/build-runtime.ts --tests    also builds runtime-c/tests/test_*.c with ASan+UBSan and runs them
+ *   tsx scripts/build-runtime.ts --check    fails if the archives are older than any runtime source
+ *
+ * Objects are rebuilt only when their source or any header is newer, so a repeat run is quick.
+ */
+import { $, fs, path } from 'zx';
+import {
+  BUILD_DIR,
+  FLAVOUR_CFLAGS,
+  RUNTIME_CFLAGS,
+  RUNTIME_INCLUDE_DIR,
+  RUNTIME_LINK_LIBS,
+  RUNTIME_SOURCE_DIR,
+  RUNTIME_TEST_DIR,
+  runtimeLibrary,
+  type RuntimeFlavour,
+} from '../runtime-bindings/toolchain.ts';
+
+$.verbose = false;
+const args = new Set(process.argv.slice(2));
+const CC = process.env.CC ?? 'gcc';
+
+function listC(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.c'))
+    .sort()
+    .map((f) => path.join(dir, f));
+}
+
+function newestHeaderTime(): number {
+  const dirs = [RUNTIME_INCLUDE_DIR, RUNTIME_SOURCE_DIR];
+  let newest = 0;
+  for (const d of dirs) {
+    for (const f of fs.readdirSync(d)) {
+      if (f.endsWith('.h')) newest = Math.max(newest, fs.statSync(path.join(d, f)).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+function mtime(p: string): number {
+  return fs.existsSync(p) ? fs.statSync(p).mtimeMs : 0;
+}
+
+async function buildFlavour(flavour: RuntimeFlavour): Promise<string[]> {
+  const objDir = path.join(BUILD_DIR, 'runtime', flavour, 'obj');
+  fs.mkdirpSync(objDir);
+  const headers = newestHeaderTime();
+  const objects: string[] = [];
+  const jobs: Promise<unknown>[] = [];
+  for (const src of listC(RUNTIME_SOURCE_DIR)) {
+    const obj = path.join(objDir, path.basename(src, '.c') + '.o');
+    objects.push(obj);
+    if (mtime(obj) > Math.max(mtime(src), headers)) continue;
+    jobs.push(
+      $`${CC} ${RUNTIME_CFLAGS} ${FLAVOUR_CFLAGS[flavour]} -I${RUNTIME_INCLUDE_DIR} -I${RUNTIME_SOURCE_DIR} -c ${src} -o ${obj}`,
+    );
+  }
+  await Promise.all(jobs);
+  const lib = runtimeLibrary(flavour);
+  if (jobs.length > 0 || !fs.existsSync(lib)) {
+    fs.rmSync(lib, { force: true });
+    await $`ar rcs ${lib} ${objects}`;
+  }
+  return objects;
+}
+
+async function runCTests(objects: string[]): Promise<void> {
+  const tests = listC(RUNTIME_TEST_DIR).filter((f) => path.basename(f).startsWith('test_'));
+  const binDir = path.join(BUILD_DIR, 'runtime', 'tests');
+  fs.mkdirpSync(binDir);
+  let failed = 0;
+  for (const t of tests) {
+    const bin = path.join(binDir, path.basename(t, '.c'));
+    await $`${CC} ${RUNTIME_CFLAGS} ${FLAVOUR_CFLAGS.asan} -I${RUNTIME_INCLUDE_DIR} -I${RUNTIME_SOURCE_DIR} ${t} ${objects} -o ${bin} ${RUNTIME_LINK_LIBS}`;
+    const r = await $({ nothrow: true, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1' } })`${bin}`;
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    if (r.exitCode !== 0) {
+      failed++;
+      console.error(`FAILED: ${path.basename(bin)} (exit ${r.exitCode})`);
+    }
+  }
+  console.log(`C runtime tests: ${tests.length - failed} passed, ${failed} failed`);
+  if (failed) process.exit(1);
+}
+
+if (args.has('--check')) {
+  const lib = runtimeLibrary('release');
+  const sources = listC(RUNTIME_SOURCE_DIR);
+  const newest = Math.max(newestHeaderTime(), ...sources.map(mtime));
+  if (mtime(lib) < newest) {
+    await buildFlavour('release');
+    await buildFlavour('asan');
+  }
+} else {
+  await buildFlavour('release');
+  const asanObjects = await buildFlavour('asan');
+  console.log(`runtime built: ${runtimeLibrary('release')}`);
+  if (args.has('--tests')) await runCTests(asanObjects);
+}
