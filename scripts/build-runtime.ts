@@ -4,13 +4,17 @@
  *
  *   tsx scripts/build-runtime.ts            release + asan archives under build/runtime/
  *   tsx scripts/build-runtime.ts --tests    also builds runtime-c/tests/test_*.c with ASan+UBSan and runs them
- *   tsx scripts/build-runtime.ts --check    fails if the archives are older than any runtime source
+ *   tsx scripts/build-runtime.ts --check    rebuilds only when a runtime source is newer than the archives
+ *
+ * Tools (runtime-c/tools/*.c: test peers, the load generator) are linked against the release
+ * archive into build/tools/NAME (underscores become dashes).
  *
  * Objects are rebuilt only when their source or any header is newer, so a repeat run is quick.
  */
 import { $, fs, path } from 'zx';
 import {
   BUILD_DIR,
+  PROJECT_ROOT,
   FLAVOUR_CFLAGS,
   RUNTIME_CFLAGS,
   RUNTIME_INCLUDE_DIR,
@@ -72,6 +76,20 @@ async function buildFlavour(flavour: RuntimeFlavour): Promise<string[]> {
   return objects;
 }
 
+async function buildTools(): Promise<void> {
+  const toolDir = path.join(PROJECT_ROOT, 'runtime-c', 'tools');
+  const outDir = path.join(BUILD_DIR, 'tools');
+  fs.mkdirpSync(outDir);
+  const lib = runtimeLibrary('release');
+  await Promise.all(
+    listC(toolDir).map(async (src) => {
+      const bin = path.join(outDir, path.basename(src, '.c').replace(/_/g, '-'));
+      if (mtime(bin) > Math.max(mtime(src), mtime(lib))) return;
+      await $`${CC} ${RUNTIME_CFLAGS} -O2 -g -I${RUNTIME_INCLUDE_DIR} -I${RUNTIME_SOURCE_DIR} ${src} ${lib} -o ${bin} ${RUNTIME_LINK_LIBS}`;
+    }),
+  );
+}
+
 async function runCTests(objects: string[]): Promise<void> {
   const tests = listC(RUNTIME_TEST_DIR).filter((f) => path.basename(f).startsWith('test_'));
   const binDir = path.join(BUILD_DIR, 'runtime', 'tests');
@@ -100,9 +118,11 @@ if (args.has('--check')) {
     await buildFlavour('release');
     await buildFlavour('asan');
   }
+  await buildTools();
 } else {
   await buildFlavour('release');
   const asanObjects = await buildFlavour('asan');
+  await buildTools();
   console.log(`runtime built: ${runtimeLibrary('release')}`);
   if (args.has('--tests')) await runCTests(asanObjects);
 }
