@@ -39,4 +39,19 @@ void osp_rt_at_shutdown(void (*hook)(void));
 void osp_output_lock(void);
 void osp_output_unlock(void);
 
+/* ---- WebSocket introspection (not part of the ABI: for tools and tests) --------------- */
+
+enum {
+    OSP_WS_STATE_UNKNOWN = -1, /* no such id */
+    OSP_WS_STATE_CLOSED = 0,   /* connection closed / server stopped */
+    OSP_WS_STATE_OPEN = 1,     /* connection open / server exists */
+    OSP_WS_STATE_CLOSING = 2,  /* closing handshake in progress */
+};
+/* State of a connection or server id. Any thread except from inside osp_rt_shutdown. */
+int osp_ws_connection_state(int64_t id);
+/* Open (post-handshake) connections of a server; -1 for an unknown or stopped server id. */
+int64_t osp_ws_server_open_connections(int64_t server_id);
+/* Inside a WebSocket message handler: the id of the connection the message came from; else 0. */
+int64_t osp_ws_handler_connection_id(void);
+
 #endif /* OSP_RUNTIME_H */

@@ -1,0 +1,53 @@
+/**
+ * The checks of `osprey abi-check`, in report order, each with what it verifies. The probe
+ * generator decides which apply to a function (from its C return and parameter types); the
+ * documentation generator (scripts/gen-abi-doc.ts) prints this table.
+ */
+export const CHECK_ORDER = [
+  'symbol',
+  'link',
+  'result-tag',
+  'success-path',
+  'error-path',
+  'error-message',
+  'returns',
+  'exit-status',
+  'output',
+  'delivery',
+  'handler-invoked',
+  'handler-env',
+  'handler-args',
+  'handler-order',
+  'handler-thread',
+  'handler-after-close',
+  'no-crash',
+  'no-leak',
+] as const;
+
+export type CheckName = (typeof CHECK_ORDER)[number];
+
+export const CHECK_DOCS: Record<CheckName, string> = {
+  symbol: 'The library defines the C symbol (`nm`; `nm -D` for a shared object).',
+  link: 'A probe compiled with clang-14 against the generated header links with the library, ASan and UBSan.',
+  'result-tag':
+    'Every returned OspResult has tag 0 or 1. Anything else is diagnosed: a small or negative integer is a raw integer return; the address of the first argument is a struct over 16 bytes returned through a hidden sret pointer.',
+  'success-path': 'The scenario inputs meant to succeed return Success; a `Result<Unit, …>` carries payload 0.',
+  'error-path': 'The scenario inputs meant to fail (unknown id, busy port, closed port, port out of range…) return Error.',
+  'error-message':
+    'The Error payload is a readable pointer (checked without faulting) to a non-empty, NUL-terminated, valid UTF-8 message.',
+  returns: 'A function without a Result returns the expected value (a readable UTF-8 string, zeroed memory, an integer).',
+  'exit-status': 'A function that ends the process does so with the documented status and message.',
+  output: 'Text the function prints reaches standard output.',
+  delivery: 'A message the function reports as sent is received by an independent raw RFC 6455 client.',
+  'handler-invoked': 'The handler registered with the function is called through its function pointer within 2 s.',
+  'handler-env': 'Every call passes the environment pointer the handler was registered with (a sentinel), as the first argument.',
+  'handler-args': 'The remaining arguments are in order and typed: each string is readable UTF-8 with the text the peer sent.',
+  'handler-order': 'Numbered messages from one peer connection reach the handler once each, in the order they were sent.',
+  'handler-thread': "The handler runs on the runtime's thread, never synchronously inside the caller's call.",
+  'handler-after-close':
+    'No call arrives after websocketClose / websocketStopServer returned (traffic keeps flowing while the probe closes; it then watches 300 ms).',
+  'no-crash':
+    'Every scenario process exits cleanly within the timeout: no signal, no ASan or UBSan report, no hang. A report about a string argument that the library kept after the call returned names that call.',
+  'no-leak':
+    'LeakSanitizer reports no leak whose allocation stack enters the library (memory of the Boehm collector is not malloc memory and is not leak-checked).',
+};

@@ -1,0 +1,785 @@
+/*
+ * Support library of the ABI probes: reporting, safe reads of untrusted pointers, the handler
+ * recorder, loopback ports and a raw RFC 6455 client. See probe_support.h.
+ */
+#define _GNU_SOURCE
+#include "probe_support.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+char probe_env_sentinel[64] = "osprey abi-check handler environment sentinel";
+
+static int report_fd = 2;
+static pthread_t main_thread;
+static int read_pipe[2] = {-1, -1};
+static pthread_mutex_t read_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- reporting --------------------------------------------------------------------------- */
+
+static void sanitize(char *s) {
+    for (; *s; s++) {
+        if (*s == '\t' || *s == '\n' || *s == '\r') *s = ' ';
+    }
+}
+
+static void emit(const char *line) {
+    size_t n = strlen(line);
+    /* One write per line: the report survives a crash that follows immediately. */
+    ssize_t w = write(report_fd, line, n);
+    (void)w;
+}
+
+void probe_begin(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const char *path = getenv("OSP_PROBE_REPORT");
+    if (path != NULL) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) report_fd = fd;
+    }
+    main_thread = pthread_self();
+    if (pipe2(read_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        emit("CHECK\tprobe\tfail\tcannot create the pipe used for guarded reads\n");
+        _exit(3);
+    }
+}
+
+void probe_step(const char *fmt, ...) {
+    char text[512], line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    sanitize(text);
+    snprintf(line, sizeof line, "STEP\t%s\n", text);
+    emit(line);
+}
+
+void probe_check(const char *check, int pass, const char *fmt, ...) {
+    char text[1024], line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    sanitize(text);
+    snprintf(line, sizeof line, "CHECK\t%s\t%s\t%s\n", check, pass ? "pass" : "fail", text);
+    emit(line);
+}
+
+void probe_done(void) { emit("DONE\n"); }
+
+uint64_t probe_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+void probe_pause_ms(int ms) { sleep_ms(ms); }
+
+/* ---- arguments --------------------------------------------------------------------------- */
+
+char *probe_arg_string(const char *fn, const char *s) {
+    size_t n = strlen(s);
+    /* Padded so a runtime that writes a 24-byte struct through the first argument (hidden sret
+     * pointer) corrupts probe memory instead of crashing: the probe then diagnoses it. */
+    char *copy = calloc(n + 64, 1);
+    if (copy == NULL) abort();
+    memcpy(copy, s, n);
+    char line[200];
+    snprintf(line, sizeof line, "ARG\t%p\t%zu\t%s\n", (void *)copy, n + 64, fn);
+    emit(line);
+    return copy;
+}
+
+void probe_arg_release(char *s) { free(s); }
+
+static int bound_socket(int64_t *port_out) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port_out = ntohs(a.sin_port);
+    return fd;
+}
+
+int64_t probe_free_port(void) {
+    int64_t port = 0;
+    int fd = bound_socket(&port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+int64_t probe_closed_port(void) { return probe_free_port(); }
+
+int64_t probe_busy_port(void) {
+    int64_t port = 0;
+    int fd = bound_socket(&port);
+    /* Kept open and listening until the probe exits. */
+    if (fd >= 0 && listen(fd, 4) != 0) port = 0;
+    return port;
+}
+
+const char *probe_closed_port_url(void) {
+    static char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%" PRId64 "/abi", probe_closed_port());
+    return url;
+}
+
+const char *probe_echo_url(const char *suffix) {
+    static char url[256];
+    const char *base = getenv("OSP_PROBE_ECHO_URL");
+    if (base == NULL) base = "ws://127.0.0.1:1";
+    snprintf(url, sizeof url, "%s%s", base, suffix);
+    return url;
+}
+
+/* ---- guarded reads ------------------------------------------------------------------------ */
+
+/* The kernel copies from our own address space for write(2) and answers EFAULT instead of
+ * faulting, so an arbitrary word can be tested as a pointer. The raw syscall bypasses the ASan
+ * interceptor, which would otherwise report a wild pointer as a probe bug. */
+static int copy_chunk(uintptr_t p, void *out, size_t n) {
+    long w = syscall(SYS_write, read_pipe[1], (const void *)p, n);
+    if (w != (long)n) {
+        char drain[4096];
+        while (w > 0 && read(read_pipe[0], drain, sizeof drain) > 0) {
+        }
+        return 0;
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(read_pipe[0], (char *)out + got, n - got);
+        if (r <= 0) return 0;
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+int probe_read_bytes(int64_t addr, void *out, size_t n) {
+    uintptr_t p = (uintptr_t)addr;
+    if (p < 4096) return 0;
+    char scratch[4096];
+    int ok = 1;
+    pthread_mutex_lock(&read_mutex);
+    while (n > 0) {
+        size_t in_page = 4096 - (p & 4095);
+        size_t chunk = n < in_page ? n : in_page;
+        if (!copy_chunk(p, out ? out : scratch, chunk)) {
+            ok = 0;
+            break;
+        }
+        if (out) out = (char *)out + chunk;
+        p += chunk;
+        n -= chunk;
+    }
+    pthread_mutex_unlock(&read_mutex);
+    return ok;
+}
+
+#define PROBE_MAX_STRING (1u << 20)
+
+int probe_read_cstring(int64_t addr, char *out, size_t cap, size_t *len, const char **why) {
+    uintptr_t p = (uintptr_t)addr;
+    if (p == 0) {
+        *why = "NULL";
+        return 0;
+    }
+    size_t total = 0;
+    char page[4096];
+    for (;;) {
+        size_t in_page = 4096 - (p & 4095);
+        if (!probe_read_bytes((int64_t)p, page, in_page)) {
+            *why = total == 0 ? "not a readable pointer" : "runs into unreadable memory before its NUL terminator";
+            return 0;
+        }
+        char *nul = memchr(page, 0, in_page);
+        size_t take = nul ? (size_t)(nul - page) : in_page;
+        if (total < cap - 1) {
+            size_t room = cap - 1 - total;
+            memcpy(out + total, page, take < room ? take : room);
+        }
+        total += take;
+        if (nul) break;
+        if (total > PROBE_MAX_STRING) {
+            *why = "has no NUL terminator within 1 MiB";
+            return 0;
+        }
+        p += in_page;
+    }
+    out[total < cap - 1 ? total : cap - 1] = '\0';
+    *len = total;
+    return 1;
+}
+
+const char *probe_utf8_error(const char *s, size_t n) {
+    static __thread char why[96];
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t need;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            need = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            need = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            snprintf(why, sizeof why, "byte 0x%02X at offset %zu cannot start a UTF-8 sequence", c, i);
+            return why;
+        }
+        if (i + need >= n) {
+            snprintf(why, sizeof why, "truncated UTF-8 sequence at offset %zu", i);
+            return why;
+        }
+        for (size_t k = 1; k <= need; k++) {
+            unsigned char cc = (unsigned char)s[i + k];
+            if ((cc & 0xC0) != 0x80) {
+                snprintf(why, sizeof why, "byte 0x%02X at offset %zu is not a UTF-8 continuation byte", cc, i + k);
+                return why;
+            }
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        /* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
+        if ((need == 1 && cp < 0x80) || (need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+            snprintf(why, sizeof why, "invalid UTF-8 code point U+%04X at offset %zu", cp, i);
+            return why;
+        }
+        i += need + 1;
+    }
+    return NULL;
+}
+
+const char *probe_quote(const char *s, size_t n) {
+    static __thread char buf[160];
+    size_t o = 0;
+    buf[o++] = '"';
+    for (size_t i = 0; i < n && o < 120; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else if (c >= 0x20 && c < 0x7F) {
+            buf[o++] = (char)c;
+        } else {
+            o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02X", c);
+        }
+    }
+    if (n > 0 && o >= 120) o += (size_t)snprintf(buf + o, sizeof buf - o, "...");
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}
+
+/* ---- results ----------------------------------------------------------------------------- */
+
+int probe_result_tag(const char *fn, OspResult r, int64_t arg0) {
+    if (r.tag == OSP_RESULT_SUCCESS || r.tag == OSP_RESULT_ERROR) {
+        probe_check("result-tag", 1, "%s returned tag %" PRId64, fn, r.tag);
+        return (int)r.tag;
+    }
+    if (arg0 != 0 && r.tag == arg0) {
+        probe_check("result-tag", 0,
+                    "returned tag 0x%" PRIx64 ", the address of its first argument: the function returns a "
+                    "struct larger than 16 bytes through a hidden sret pointer (RDI), so RAX:RDX hold garbage",
+                    (uint64_t)r.tag);
+    } else if (r.tag >= -1000 && r.tag < 0) {
+        probe_check("result-tag", 0,
+                    "returned tag %" PRId64 ": not a tagged Result - raw integer return (an error code?)", r.tag);
+    } else if ((uint64_t)r.tag <= 0xFFFFFFFFu) {
+        probe_check("result-tag", 0, "returned tag %" PRId64 ": not a tagged Result - raw integer return?", r.tag);
+    } else if ((uint64_t)r.tag >= 0xFFFFFFFF00000000u) {
+        probe_check("result-tag", 0,
+                    "returned tag %" PRId64 " (0x%" PRIx64 "): not a tagged Result - raw integer return?", r.tag,
+                    (uint64_t)r.tag);
+    } else {
+        probe_check("result-tag", 0,
+                    "returned tag 0x%" PRIx64 ": not a tagged Result (looks like a pointer or garbage in RAX)",
+                    (uint64_t)r.tag);
+    }
+    return -1;
+}
+
+int probe_error_message(const char *fn, OspResult r, char *msg, size_t cap) {
+    size_t len = 0;
+    const char *why = NULL;
+    if (!probe_read_cstring(r.value, msg, cap, &len, &why)) {
+        probe_check("error-message", 0, "%s returned Error whose payload 0x%" PRIx64 " is %s, not a message", fn,
+                    (uint64_t)r.value, why);
+        return 0;
+    }
+    if (len == 0) {
+        probe_check("error-message", 0, "%s returned Error with an empty message", fn);
+        return 0;
+    }
+    char *full = malloc(len + 1);
+    if (full == NULL) abort();
+    const char *bad = NULL;
+    if (probe_read_cstring(r.value, full, len + 1, &len, &why)) bad = probe_utf8_error(full, len);
+    if (bad != NULL) {
+        probe_check("error-message", 0, "%s returned an Error message that is not valid UTF-8: %s in %s", fn, bad,
+                    probe_quote(full, len));
+        free(full);
+        return 0;
+    }
+    probe_check("error-message", 1, "%s", probe_quote(full, len));
+    free(full);
+    return 1;
+}
+
+void probe_setup_failed(const char *call, OspResult r) {
+    char msg[200];
+    size_t len = 0;
+    const char *why = NULL;
+    if (r.tag == OSP_RESULT_ERROR && probe_read_cstring(r.value, msg, sizeof msg, &len, &why))
+        probe_check("setup", 0, "set-up call %s returned Error %s", call, probe_quote(msg, len));
+    else if (r.tag == OSP_RESULT_ERROR)
+        probe_check("setup", 0,
+                    "set-up call %s returned tag 1 (Error) with payload 0x%" PRIx64 ", which is %s, not a message - a raw integer return?",
+                    call, (uint64_t)r.value, why);
+    else
+        probe_check("setup", 0, "set-up call %s returned tag %" PRId64 ", not Success%s", call, r.tag,
+                    r.tag == OSP_RESULT_SUCCESS ? "" : " - not a tagged Result");
+}
+
+/* ---- calls in progress --------------------------------------------------------------------- */
+
+static const char *volatile current_call;
+
+void probe_enter_call(const char *fn) {
+    probe_step("during the call to %s", fn);
+    current_call = fn;
+}
+
+void probe_leave_call(void) {
+    const char *fn = current_call;
+    current_call = NULL;
+    if (fn != NULL) probe_step("after %s returned", fn);
+}
+
+/* ---- handler recorder ---------------------------------------------------------------------- */
+
+static struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int count;
+    int after_close;
+    uint64_t closed_at;
+    const char *closed_by;
+    char kind[40];
+    char expect[128];
+    char bad_env[400];
+    char bad_args[400];
+    char bad_thread[400];
+    char bad_order[200];
+    char late[200];
+    int64_t first_int;
+    int have_int;
+    /* Last sequence number seen per connection (the first Int argument, 0 without one). */
+    int64_t seq_key[8];
+    long seq_last[8];
+    int seq_used;
+    int ordered; /* calls that carried a sequence number */
+} H = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL, "", "abi-probe:", "", "", "", "", "", -1, 0, {0}, {0}, 0, 0};
+
+/* The peers number their messages ("abi-probe:push 17"): the number after the last space, or -1. */
+static long sequence_number(const char *text, size_t len) {
+    const char *sp = memrchr(text, ' ', len);
+    if (sp == NULL || sp[1] == '\0') return -1;
+    char *end = NULL;
+    long n = strtol(sp + 1, &end, 10);
+    return (end != NULL && *end == '\0' && n >= 0) ? n : -1;
+}
+
+void probe_handler_expect(const char *prefix) {
+    pthread_mutex_lock(&H.mutex);
+    snprintf(H.expect, sizeof H.expect, "%s", prefix);
+    pthread_mutex_unlock(&H.mutex);
+}
+
+OspResult probe_handler_called(const char *kind, void *env, int argc, const int64_t *argv, unsigned string_mask) {
+    pthread_t self = pthread_self();
+    const char *in_call = current_call;
+    /* Examine the arguments before taking the lock: reads may be slow. */
+    char arg_problem[400] = "";
+    long seq = -1;
+    for (int i = 0; i < argc && !arg_problem[0]; i++) {
+        if (!(string_mask & (1u << i))) continue;
+        char text[256];
+        size_t len = 0;
+        const char *why = NULL;
+        if (argv[i] == (int64_t)(intptr_t)PROBE_ENV) {
+            snprintf(arg_problem, sizeof arg_problem,
+                     "handler's string argument %d is the registered env %p: arguments swapped?", i + 1, PROBE_ENV);
+        } else if (!probe_read_cstring(argv[i], text, sizeof text, &len, &why)) {
+            snprintf(arg_problem, sizeof arg_problem, "handler's string argument %d (0x%" PRIx64 ") is %s", i + 1,
+                     (uint64_t)argv[i], why);
+        } else if (strncmp(text, H.expect, strlen(H.expect)) != 0) {
+            snprintf(arg_problem, sizeof arg_problem,
+                     "handler's string argument %d is %s, not the text the peer sent (starting \"%s\")", i + 1,
+                     probe_quote(text, len), H.expect);
+        } else if (probe_utf8_error(text, len) != NULL) {
+            snprintf(arg_problem, sizeof arg_problem, "handler's string argument %d is not valid UTF-8", i + 1);
+        } else {
+            seq = sequence_number(text, len);
+        }
+    }
+    int64_t key = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!(string_mask & (1u << i))) {
+            key = argv[i];
+            break;
+        }
+    }
+    char env_problem[400] = "";
+    if (env != PROBE_ENV) {
+        char text[64];
+        size_t len = 0;
+        const char *why = NULL;
+        int is_text = probe_read_cstring((int64_t)(intptr_t)env, text, sizeof text, &len, &why) &&
+                      strncmp(text, H.expect, strlen(H.expect)) == 0;
+        snprintf(env_problem, sizeof env_problem, "handler called with env %p instead of the registered %p%s", env,
+                 PROBE_ENV, is_text ? " - it points at the received message: message and env swapped?" : "");
+    }
+
+    pthread_mutex_lock(&H.mutex);
+    H.count++;
+    snprintf(H.kind, sizeof H.kind, "%s", kind);
+    if (env_problem[0] && !H.bad_env[0]) snprintf(H.bad_env, sizeof H.bad_env, "%s", env_problem);
+    if (arg_problem[0] && !H.bad_args[0]) snprintf(H.bad_args, sizeof H.bad_args, "%s", arg_problem);
+    if (seq >= 0) {
+        H.ordered++;
+        int k = 0;
+        while (k < H.seq_used && H.seq_key[k] != key) k++;
+        if (k == H.seq_used && k < 8) {
+            H.seq_used++;
+            H.seq_key[k] = key;
+            H.seq_last[k] = -1;
+        }
+        if (k < 8) {
+            if (seq <= H.seq_last[k] && !H.bad_order[0])
+                snprintf(H.bad_order, sizeof H.bad_order,
+                         "handler received message %ld after message %ld: out of order or repeated", seq, H.seq_last[k]);
+            H.seq_last[k] = seq;
+        }
+    }
+    if (pthread_equal(self, main_thread) && !H.bad_thread[0]) {
+        if (in_call)
+            snprintf(H.bad_thread, sizeof H.bad_thread,
+                     "handler ran on the calling thread, synchronously inside %s, not on the runtime's thread", in_call);
+        else
+            snprintf(H.bad_thread, sizeof H.bad_thread, "handler ran on the program's main thread");
+    }
+    if (!H.have_int) {
+        for (int i = 0; i < argc; i++) {
+            if (!(string_mask & (1u << i))) {
+                H.first_int = argv[i];
+                H.have_int = 1;
+                break;
+            }
+        }
+    }
+    if (H.closed_by != NULL) {
+        H.after_close++;
+        if (!H.late[0])
+            snprintf(H.late, sizeof H.late, "handler called %" PRIu64 " ms after %s returned",
+                     probe_now_ms() - H.closed_at, H.closed_by);
+    }
+    pthread_cond_broadcast(&H.cond);
+    pthread_mutex_unlock(&H.mutex);
+    OspResult ok = {OSP_RESULT_SUCCESS, 0};
+    return ok;
+}
+
+int probe_handler_wait(int n, int ms) {
+    uint64_t deadline = probe_now_ms() + (uint64_t)ms;
+    pthread_mutex_lock(&H.mutex);
+    while (H.count < n) {
+        uint64_t now = probe_now_ms();
+        if (now >= deadline) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t left = deadline - now;
+        if (left > 50) left = 50;
+        ts.tv_nsec += (long)left * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&H.cond, &H.mutex, &ts);
+    }
+    int c = H.count;
+    pthread_mutex_unlock(&H.mutex);
+    return c;
+}
+
+int probe_handler_count(void) {
+    pthread_mutex_lock(&H.mutex);
+    int c = H.count;
+    pthread_mutex_unlock(&H.mutex);
+    return c;
+}
+
+int64_t probe_handler_first_int(void) {
+    pthread_mutex_lock(&H.mutex);
+    int64_t v = H.have_int ? H.first_int : -1;
+    pthread_mutex_unlock(&H.mutex);
+    return v;
+}
+
+void probe_handler_mark_closed(const char *by) {
+    pthread_mutex_lock(&H.mutex);
+    H.closed_by = by;
+    H.closed_at = probe_now_ms();
+    pthread_mutex_unlock(&H.mutex);
+}
+
+void probe_handler_report(const char *registrar, int wait_ms, int expect_calls, const char *note) {
+    int n = probe_handler_wait(expect_calls, wait_ms);
+    pthread_mutex_lock(&H.mutex);
+    if (n == 0) {
+        probe_check("handler-invoked", 0, "handler registered with %s never invoked within %d.%d s%s", registrar,
+                    wait_ms / 1000, (wait_ms % 1000) / 100, note);
+        const char *na = "not exercised: the handler was never invoked";
+        probe_check("handler-env", 0, "%s", na);
+        probe_check("handler-args", 0, "%s", na);
+        probe_check("handler-order", 0, "%s", na);
+        probe_check("handler-thread", 0, "%s", na);
+    } else {
+        probe_check("handler-invoked", 1, "invoked %d time(s) through the function pointer", n);
+        probe_check("handler-env", !H.bad_env[0], "%s", H.bad_env[0] ? H.bad_env : "env identical on every call");
+        probe_check("handler-args", !H.bad_args[0], "%s",
+                    H.bad_args[0] ? H.bad_args : "every string argument readable UTF-8 with the text sent");
+        if (H.bad_order[0])
+            probe_check("handler-order", 0, "%s", H.bad_order);
+        else if (H.ordered < 2)
+            probe_check("handler-order", 0, "only %d numbered message(s) arrived; cannot judge the order", H.ordered);
+        else
+            probe_check("handler-order", 1, "%d numbered messages arrived in the order sent", H.ordered);
+        probe_check("handler-thread", !H.bad_thread[0], "%s",
+                    H.bad_thread[0] ? H.bad_thread : "called on a runtime thread, never inside the caller's call");
+    }
+    pthread_mutex_unlock(&H.mutex);
+}
+
+void probe_handler_report_after_close(int quiet_ms) {
+    sleep_ms(quiet_ms);
+    pthread_mutex_lock(&H.mutex);
+    if (H.closed_by == NULL)
+        probe_check("handler-after-close", 0, "not exercised: the connection or server could not be closed");
+    else if (H.after_close > 0)
+        probe_check("handler-after-close", 0, "%s (%d call(s) after it returned)", H.late, H.after_close);
+    else
+        probe_check("handler-after-close", 1, "no call in the %d ms after %s returned", quiet_ms, H.closed_by);
+    pthread_mutex_unlock(&H.mutex);
+}
+
+/* ---- raw RFC 6455 client ------------------------------------------------------------------- */
+
+static int send_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int recv_exact(int fd, void *buf, size_t n, int timeout_ms) {
+    char *p = buf;
+    uint64_t deadline = probe_now_ms() + (uint64_t)timeout_ms;
+    while (n > 0) {
+        uint64_t now = probe_now_ms();
+        if (now >= deadline) return -1;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int pr = poll(&pfd, 1, (int)(deadline - now));
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) return -1;
+        ssize_t r = recv(fd, p, n, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+int probe_raw_connect(int64_t port, const char *path) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%" PRId64
+                     "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     path, port);
+    if (send_all(fd, req, (size_t)n) != 0) {
+        close(fd);
+        return -1;
+    }
+    /* Byte by byte up to the blank line, so no frame byte is consumed with the headers. */
+    char resp[2048];
+    size_t len = 0;
+    while (len < sizeof resp - 1) {
+        if (recv_exact(fd, resp + len, 1, 2000) != 0) {
+            close(fd);
+            return -1;
+        }
+        len++;
+        if (len >= 4 && memcmp(resp + len - 4, "\r\n\r\n", 4) == 0) break;
+    }
+    resp[len] = '\0';
+    if (strncmp(resp, "HTTP/1.1 101", 12) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int probe_raw_send_text(int fd, const char *text) {
+    size_t n = strlen(text);
+    unsigned char frame[14 + 1024];
+    if (n > 1024) return -1;
+    size_t h = 0;
+    frame[h++] = 0x81; /* FIN + text */
+    if (n <= 125) {
+        frame[h++] = (unsigned char)(0x80 | n);
+    } else {
+        frame[h++] = 0x80 | 126;
+        frame[h++] = (unsigned char)(n >> 8);
+        frame[h++] = (unsigned char)n;
+    }
+    /* RFC 6455 §5.3: clients mask every frame. A fixed key is fine for a test peer. */
+    const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    memcpy(frame + h, key, 4);
+    h += 4;
+    for (size_t i = 0; i < n; i++) frame[h + i] = (unsigned char)text[i] ^ key[i & 3];
+    return send_all(fd, frame, h + n);
+}
+
+int probe_raw_recv_text(int fd, char *buf, size_t cap, int timeout_ms) {
+    uint64_t deadline = probe_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        uint64_t now = probe_now_ms();
+        if (now >= deadline) return -1;
+        int left = (int)(deadline - now);
+        unsigned char hdr[2];
+        if (recv_exact(fd, hdr, 2, left) != 0) return -1;
+        uint64_t len = hdr[1] & 0x7F;
+        if (len == 126) {
+            unsigned char ext[2];
+            if (recv_exact(fd, ext, 2, left) != 0) return -1;
+            len = ((uint64_t)ext[0] << 8) | ext[1];
+        } else if (len == 127) {
+            unsigned char ext[8];
+            if (recv_exact(fd, ext, 8, left) != 0) return -1;
+            len = 0;
+            for (int i = 0; i < 8; i++) len = (len << 8) | ext[i];
+        }
+        unsigned char key[4] = {0, 0, 0, 0};
+        if ((hdr[1] & 0x80) && recv_exact(fd, key, 4, left) != 0) return -1;
+        if (len > 1u << 20) return -1;
+        char *payload = malloc(len + 1);
+        if (payload == NULL) return -1;
+        if (len > 0 && recv_exact(fd, payload, (size_t)len, left) != 0) {
+            free(payload);
+            return -1;
+        }
+        for (uint64_t i = 0; i < len; i++) payload[i] ^= (char)key[i & 3];
+        int opcode = hdr[0] & 0x0F;
+        if (opcode == 0x8) {
+            free(payload);
+            return -1;
+        }
+        if (opcode == 0x1) {
+            size_t take = len < cap - 1 ? (size_t)len : cap - 1;
+            memcpy(buf, payload, take);
+            buf[take] = '\0';
+            free(payload);
+            return (int)take;
+        }
+        free(payload);
+    }
+}
+
+static struct {
+    pthread_t thread;
+    int running;
+    volatile int stop;
+    int fd;
+    int interval_ms;
+    char text[128];
+} sender;
+
+static void *sender_main(void *arg) {
+    (void)arg;
+    for (long n = 0; !sender.stop; n++) {
+        char text[160];
+        snprintf(text, sizeof text, "%s %ld", sender.text, n);
+        if (probe_raw_send_text(sender.fd, text) != 0) break;
+        sleep_ms(sender.interval_ms);
+    }
+    return NULL;
+}
+
+void probe_raw_start_sender(int fd, const char *text, int interval_ms) {
+    if (sender.running) return;
+    sender.fd = fd;
+    sender.stop = 0;
+    sender.interval_ms = interval_ms;
+    snprintf(sender.text, sizeof sender.text, "%s", text);
+    if (pthread_create(&sender.thread, NULL, sender_main, NULL) == 0) sender.running = 1;
+}
+
+void probe_raw_stop_sender(void) {
+    if (!sender.running) return;
+    sender.stop = 1;
+    pthread_join(sender.thread, NULL);
+    sender.running = 0;
+}

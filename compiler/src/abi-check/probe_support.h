@@ -1,0 +1,110 @@
+/*
+ * Support library of the ABI probes (`osprey abi-check`). Every generated probe links this file;
+ * it never calls the runtime under test, so it builds once and a missing runtime symbol can only
+ * fail the probe of the function that needs it.
+ *
+ * A probe reports on the file named by $OSP_PROBE_REPORT, one line per event, each written with a
+ * single write(2) so nothing is lost when the probe crashes right after:
+ *   STEP <text>                      what the probe is about to do (names a hang or a crash)
+ *   CHECK <check> <pass|fail> <why>  one verdict; the harness attributes it to the probed function
+ *   ARG <address> <size> <function>  a string argument passed to that function (see below)
+ *   DONE                             the scenario ran to its end
+ * Fields are tab-separated; reasons never contain tabs or newlines.
+ */
+#ifndef OSP_PROBE_SUPPORT_H
+#define OSP_PROBE_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "osprey_abi.h"
+
+/* ---- reporting ------------------------------------------------------------------------- */
+
+void probe_begin(void);
+void probe_step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void probe_check(const char *check, int pass, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void probe_done(void);
+uint64_t probe_now_ms(void);
+
+/* ---- arguments ------------------------------------------------------------------------- */
+
+/* The environment every probe handler is registered with: a distinctive static object. */
+extern char probe_env_sentinel[64];
+#define PROBE_ENV ((void *)probe_env_sentinel)
+
+/* A malloc'd, padded copy of `s`. Strings are borrowed for the duration of a call (docs/ABI.md),
+ * so the probe frees every argument right after the call returns: a runtime that kept the
+ * pointer shows up as an ASan heap-use-after-free. Each copy is reported (`ARG addr size fn`) so
+ * the harness can name the call whose argument was used after it returned. */
+char *probe_arg_string(const char *fn, const char *s);
+void probe_arg_release(char *s);
+
+/* Free, occupied (a listening socket kept open by the probe) and closed loopback ports. */
+int64_t probe_free_port(void);
+int64_t probe_busy_port(void);
+int64_t probe_closed_port(void);
+/* "ws://127.0.0.1:PORT/abi" for a port nobody listens on. */
+const char *probe_closed_port_url(void);
+/* The harness's independent echo server (Node `ws`), from $OSP_PROBE_ECHO_URL, plus `suffix`. */
+const char *probe_echo_url(const char *suffix);
+
+/* ---- reading what came back ------------------------------------------------------------ */
+
+/* Copies a NUL-terminated string from an untrusted address without faulting (the kernel reports
+ * EFAULT for unreadable pages). Returns 1 and fills `out` (NUL-terminated, truncated to cap-1)
+ * and *len on success; returns 0 and sets *why on failure. */
+int probe_read_cstring(int64_t addr, char *out, size_t cap, size_t *len, const char **why);
+/* Whether `n` bytes at `addr` are readable; copies them to `out` when out != NULL. */
+int probe_read_bytes(int64_t addr, void *out, size_t n);
+/* NULL when valid UTF-8, else a description of the first bad sequence. */
+const char *probe_utf8_error(const char *s, size_t n);
+/* Describes a string for a reason: quoted, escaped, at most ~60 characters. */
+const char *probe_quote(const char *s, size_t n);
+
+/* Checks an OspResult the probed function returned. `arg0` is the address of the first pointer
+ * argument (0 when none): a tag equal to it betrays a hidden sret pointer. Reports `result-tag`;
+ * returns the tag when valid, -1 otherwise. */
+int probe_result_tag(const char *fn, OspResult r, int64_t arg0);
+/* Validates the Error payload (reports `error-message`); fills msg when valid. */
+int probe_error_message(const char *fn, OspResult r, char *msg, size_t cap);
+
+/* ---- runtime calls in progress (handler thread check) ---------------------------------- */
+
+void probe_enter_call(const char *fn);
+void probe_leave_call(void);
+
+/* ---- handlers ---------------------------------------------------------------------------- */
+
+/* Every generated handler forwards here: `kind` is the HANDLERS name, `argc` words follow, with
+ * `string_mask` bit i set when argument i is a C string. */
+OspResult probe_handler_called(const char *kind, void *env, int argc, const int64_t *argv, unsigned string_mask);
+/* The text the peer sends and handler messages must start with. */
+void probe_handler_expect(const char *prefix);
+/* Waits up to `ms` for at least `n` calls; returns the count. */
+int probe_handler_wait(int n, int ms);
+int probe_handler_count(void);
+/* The connection id (first Int argument) of the first call, or -1. */
+int64_t probe_handler_first_int(void);
+/* From now on every handler call is a call after close/stop. */
+void probe_handler_mark_closed(const char *by);
+/* Waits for `expect_calls` calls, then reports handler-invoked, handler-env, handler-args,
+ * handler-order and handler-thread for the registering function. */
+void probe_handler_report(const char *registrar, int wait_ms, int expect_calls, const char *note);
+/* Waits `quiet_ms`, then reports handler-after-close. */
+void probe_handler_report_after_close(int quiet_ms);
+
+/* Sleeps, resuming after signals. */
+void probe_pause_ms(int ms);
+
+/* ---- a raw WebSocket client independent of the runtime under test ------------------------ */
+
+int probe_raw_connect(int64_t port, const char *path);
+int probe_raw_send_text(int fd, const char *text);
+/* Reads frames until a text frame arrives; returns its length or -1 after `timeout_ms`. */
+int probe_raw_recv_text(int fd, char *buf, size_t cap, int timeout_ms);
+/* Sends "`text` N" (N = 0, 1, ...) every `interval_ms` from a thread until probe_raw_stop_sender or a write fails. */
+void probe_raw_start_sender(int fd, const char *text, int interval_ms);
+void probe_raw_stop_sender(void);
+
+#endif /* OSP_PROBE_SUPPORT_H */

@@ -1,0 +1,349 @@
+/**
+ * The scenario table of `osprey abi-check`: the only per-function knowledge of the harness.
+ *
+ * Everything else is derived from runtime-bindings/abi.ts: which checks apply (from the return
+ * type and the parameter types), the argument list of every call (a parameter the table does not
+ * name gets a default for its C type), and the handlers (generated from HANDLERS). This table only
+ * says which real inputs drive a function down its success and error paths, and which values the
+ * non-Result helpers must return.
+ *
+ * Values that need set-up (a server id, a connection id, a busy port) are *fixtures*: named values
+ * that the probe generator materialises, in dependency order, from runtime calls (emitted exactly
+ * like the probed call) and probe-support helpers.
+ */
+import { ABI_VERSION, type HandlerName } from '../../../runtime-bindings/abi.ts';
+
+/** An argument of a probed or set-up call. */
+export type ArgValue =
+  | { kind: 'int'; value: bigint }
+  | { kind: 'string'; value: string }
+  | { kind: 'fixture'; name: FixtureName }
+  /** The generated recording handler of the parameter's handler type (its env gets the sentinel). */
+  | { kind: 'handler' };
+
+export const int = (value: number | bigint): ArgValue => ({ kind: 'int', value: BigInt(value) });
+export const str = (value: string): ArgValue => ({ kind: 'string', value });
+export const fx = (name: FixtureName): ArgValue => ({ kind: 'fixture', name });
+
+export type FixtureName =
+  | 'freePort'
+  | 'busyPort'
+  | 'closedPortUrl'
+  | 'echoPushUrl'
+  | 'serverId'
+  | 'busyServerId'
+  | 'listeningServerId'
+  | 'connectionId'
+  | 'clientId';
+
+/** One step of a fixture: a runtime call that must return Success, or probe-support C. */
+export type FixtureStep =
+  | { kind: 'call'; symbol: string; args: Record<string, ArgValue>; bindPayload?: boolean }
+  | { kind: 'c'; code: string; failsWhen?: string; failure?: string };
+
+export interface Fixture {
+  doc: string;
+  deps: FixtureName[];
+  steps: FixtureStep[];
+  /** C type and expression of the value once the steps ran (`fx_NAME` is the bound payload). */
+  cType: 'int64_t' | 'const char *';
+  value: string;
+}
+
+/** Identifiers no runtime ever hands out (the harness runs one probe per process). */
+export const UNKNOWN_ID = 987654321n;
+
+/** The path every probe server serves and every raw client asks for. */
+export const PROBE_PATH = '/abi';
+
+export const FIXTURES: Record<FixtureName, Fixture> = {
+  freePort: {
+    doc: 'a loopback port nobody listens on (bound to port 0 and released)',
+    deps: [],
+    steps: [],
+    cType: 'int64_t',
+    value: 'probe_free_port()',
+  },
+  busyPort: {
+    doc: 'a loopback port the probe itself keeps listening on',
+    deps: [],
+    steps: [],
+    cType: 'int64_t',
+    value: 'probe_busy_port()',
+  },
+  closedPortUrl: {
+    doc: 'ws://127.0.0.1:P/abi where nothing listens on P (connection refused)',
+    deps: [],
+    steps: [],
+    cType: 'const char *',
+    value: 'probe_closed_port_url()',
+  },
+  echoPushUrl: {
+    doc: "the harness's Node `ws` server, which sends a text message every 10 ms and echoes",
+    deps: [],
+    steps: [],
+    cType: 'const char *',
+    value: 'probe_echo_url("/push")',
+  },
+  serverId: {
+    doc: 'a server created on a free port',
+    deps: ['freePort'],
+    steps: [
+      {
+        kind: 'call',
+        symbol: 'osp_ws_create_server',
+        args: { port: fx('freePort'), address: str('127.0.0.1'), path: str(PROBE_PATH) },
+        bindPayload: true,
+      },
+    ],
+    cType: 'int64_t',
+    value: 'fx_serverId',
+  },
+  busyServerId: {
+    doc: 'a server created on a port the probe already listens on',
+    deps: ['busyPort'],
+    steps: [
+      {
+        kind: 'call',
+        symbol: 'osp_ws_create_server',
+        args: { port: fx('busyPort'), address: str('127.0.0.1'), path: str(PROBE_PATH) },
+        bindPayload: true,
+      },
+    ],
+    cType: 'int64_t',
+    value: 'fx_busyServerId',
+  },
+  listeningServerId: {
+    doc: 'a server listening on a free port',
+    deps: ['serverId'],
+    steps: [{ kind: 'call', symbol: 'osp_ws_server_listen', args: { server_id: fx('serverId') } }],
+    cType: 'int64_t',
+    value: 'fx_serverId',
+  },
+  connectionId: {
+    doc: 'the id of a raw client connection, as the server handler reported it',
+    deps: ['listeningServerId'],
+    steps: [
+      {
+        kind: 'call',
+        symbol: 'osp_ws_server_on_message',
+        args: { server_id: fx('listeningServerId'), handler: { kind: 'handler' } },
+      },
+      {
+        kind: 'c',
+        code: 'int fx_rawFd = probe_raw_connect(fx_freePort, "/abi");',
+        failsWhen: 'fx_rawFd < 0',
+        failure: 'a raw client could not complete the opening handshake with the listening server',
+      },
+      {
+        kind: 'c',
+        code: 'probe_raw_send_text(fx_rawFd, "abi-probe:hello");',
+        failsWhen: 'probe_handler_wait(1, 2000) < 1',
+        failure: 'the server handler never reported the raw client\'s message within 2 s',
+      },
+    ],
+    cType: 'int64_t',
+    value: 'probe_handler_first_int()',
+  },
+  clientId: {
+    doc: "a client connected to the harness's echo server",
+    deps: ['echoPushUrl'],
+    steps: [
+      {
+        kind: 'call',
+        symbol: 'osp_ws_connect',
+        args: { url: fx('echoPushUrl'), handler: { kind: 'handler' } },
+        bindPayload: true,
+      },
+    ],
+    cType: 'int64_t',
+    value: 'fx_clientId',
+  },
+};
+
+/** What a scenario expects of a function that does not return a Result. */
+export type ReturnExpectation =
+  | { kind: 'string'; equals: string }
+  | { kind: 'int'; equals: bigint }
+  | { kind: 'zeroed'; bytes: number }
+  | { kind: 'none' };
+
+export interface Scenario {
+  name: string;
+  /** What the inputs are, in words (shown in reasons and docs/ABI.md). */
+  doc: string;
+  args: Record<string, ArgValue>;
+  /** Result functions: which variant the inputs must produce. */
+  expect?: 'success' | 'error';
+  /** Non-Result functions: the value they must return. */
+  returns?: ReturnExpectation;
+  /** The process ends inside the call (a `_Noreturn` function, or an abort on bad input). */
+  exit?: { code: number | 'nonzero'; stderrIncludes: string };
+  /** Standard output must contain this text. */
+  stdoutIncludes?: string;
+  /** The call must take at least this long (ms). */
+  minDurationMs?: number;
+  /** Fixtures set up although no argument names them (e.g. a connection that must exist). */
+  extraFixtures?: FixtureName[];
+  /** The raw client of the `connectionId` fixture must receive this text within 2 s. */
+  rawClientReceives?: string;
+}
+
+/**
+ * How a registered handler is made to run, and which call ends the registration. The probe then
+ * checks the calls the handler received (env, arguments, thread) and that none arrives after the
+ * closing call returned.
+ */
+export interface HandlerDriver {
+  /** C run after the registering call succeeded; `fx_*` fixtures and `payload` are in scope. */
+  trigger: string;
+  /** The call that ends the registration, and its argument. */
+  close: { symbol: string; arg: 'payload' | FixtureName };
+  /** C run right after the closing call returned (stop traffic generators). */
+  cleanup: string;
+}
+
+export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
+  // The echo server pushes numbered text every 10 ms, so messages are in flight when the client
+  // closes.
+  message: {
+    trigger: '',
+    close: { symbol: 'osp_ws_close', arg: 'payload' },
+    cleanup: '',
+  },
+  // A raw client sends a message, then keeps sending numbered messages every 5 ms while the
+  // server stops.
+  server_message: {
+    trigger:
+      'int rawFd = probe_raw_connect(fx_freePort, "/abi");\n' +
+      'if (rawFd < 0) probe_step("raw client could not connect to the listening server");\n' +
+      'else { probe_raw_send_text(rawFd, "abi-probe:hello"); probe_handler_wait(1, 2000);\n' +
+      '       probe_raw_start_sender(rawFd, "abi-probe:more", 5); probe_pause_ms(50); }',
+    close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
+    cleanup: 'probe_raw_stop_sender();',
+  },
+};
+
+export const SCENARIOS: Record<string, Scenario[]> = {
+  osp_rt_init: [
+    { name: 'current', doc: 'the ABI version of the generated header', args: { abi_version: int(ABI_VERSION) }, returns: { kind: 'none' } },
+    {
+      name: 'mismatch',
+      doc: 'an ABI version the library was not built for',
+      args: { abi_version: int(ABI_VERSION + 1000) },
+      exit: { code: 'nonzero', stderrIncludes: 'ABI' },
+    },
+  ],
+  osp_rt_shutdown: [
+    { name: 'status', doc: 'status 258 (only the low 8 bits reach the parent)', args: { status: int(258) }, returns: { kind: 'int', equals: 2n } },
+  ],
+  osp_rt_fail: [
+    {
+      name: 'fail',
+      doc: 'a message and a source location',
+      args: { message: str('abi-probe failure'), location: str('probe.osp:1:2') },
+      exit: { code: 1, stderrIncludes: 'Error: abi-probe failure at probe.osp:1:2' },
+    },
+  ],
+  osp_alloc: [{ name: 'alloc', doc: '48 bytes', args: { size: int(48) }, returns: { kind: 'zeroed', bytes: 48 } }],
+  osp_string_concat: [
+    {
+      name: 'concat',
+      doc: 'ASCII and multi-byte UTF-8 halves',
+      args: { left: str('abi-'), right: str('probe \u00e9\u{1F985}') },
+      returns: { kind: 'string', equals: 'abi-probe \u00e9\u{1F985}' },
+    },
+  ],
+  osp_string_equals: [
+    { name: 'equal', doc: 'two equal strings', args: { left: str('abi'), right: str('abi') }, returns: { kind: 'int', equals: 1n } },
+    { name: 'different', doc: 'two different strings', args: { left: str('abi'), right: str('abd') }, returns: { kind: 'int', equals: 0n } },
+  ],
+  osp_int_to_string: [
+    { name: 'min', doc: 'INT64_MIN', args: { value: int(-(2n ** 63n)) }, returns: { kind: 'string', equals: '-9223372036854775808' } },
+  ],
+  osp_bool_to_string: [
+    { name: 'true', doc: '1', args: { value: int(1) }, returns: { kind: 'string', equals: 'true' } },
+    { name: 'false', doc: '0', args: { value: int(0) }, returns: { kind: 'string', equals: 'false' } },
+  ],
+  osp_print: [
+    { name: 'print', doc: 'one line of text', args: { text: str('abi-probe print') }, returns: { kind: 'none' }, stdoutIncludes: 'abi-probe print\n' },
+  ],
+  osp_sleep: [
+    { name: 'sleep', doc: '60 ms', args: { milliseconds: int(60) }, returns: { kind: 'none' }, minDurationMs: 60 },
+    { name: 'negative', doc: '-5 ms (counts as 0)', args: { milliseconds: int(-5) }, returns: { kind: 'none' } },
+  ],
+  osp_ws_connect: [
+    {
+      name: 'success',
+      doc: "the harness's Node `ws` echo server",
+      args: { url: fx('echoPushUrl') },
+      expect: 'success',
+    },
+    {
+      name: 'error',
+      doc: 'an unreachable address (127.0.0.1, closed port)',
+      args: { url: fx('closedPortUrl') },
+      expect: 'error',
+    },
+  ],
+  osp_ws_send: [
+    { name: 'success', doc: 'an open client connection', args: { ws_id: fx('clientId'), message: str('abi-probe:send') }, expect: 'success' },
+    { name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_close: [
+    { name: 'success', doc: 'an open client connection', args: { ws_id: fx('clientId') }, expect: 'success' },
+    { name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_create_server: [
+    {
+      name: 'success',
+      doc: 'a free loopback port, 127.0.0.1, /abi',
+      args: { port: fx('freePort'), address: str('127.0.0.1'), path: str(PROBE_PATH) },
+      expect: 'success',
+    },
+    {
+      name: 'error',
+      doc: 'port 70000 (out of range)',
+      args: { port: int(70000), address: str('127.0.0.1'), path: str(PROBE_PATH) },
+      expect: 'error',
+    },
+  ],
+  osp_ws_server_listen: [
+    { name: 'success', doc: 'a server created on a free port', args: { server_id: fx('serverId') }, expect: 'success' },
+    { name: 'error', doc: 'a server created on a busy port', args: { server_id: fx('busyServerId') }, expect: 'error' },
+  ],
+  osp_ws_server_broadcast: [
+    {
+      name: 'success',
+      doc: 'a listening server with one raw client connected',
+      args: { server_id: fx('listeningServerId'), message: str('abi-probe:broadcast') },
+      expect: 'success',
+      extraFixtures: ['connectionId'],
+      rawClientReceives: 'abi-probe:broadcast',
+    },
+    { name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_stop_server: [
+    { name: 'success', doc: 'a listening server', args: { server_id: fx('listeningServerId') }, expect: 'success' },
+    { name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_server_on_message: [
+    { name: 'success', doc: 'a listening server; a raw client sends text', args: { server_id: fx('listeningServerId') }, expect: 'success' },
+    { name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_server_send: [
+    {
+      name: 'success',
+      doc: 'a connection of a listening server',
+      args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId'), message: str('abi-probe:server-send') },
+      expect: 'success',
+      rawClientReceives: 'abi-probe:server-send',
+    },
+    {
+      name: 'error',
+      doc: 'an unknown connection id on a listening server',
+      args: { server_id: fx('listeningServerId'), connection_id: { kind: 'int', value: UNKNOWN_ID } },
+      expect: 'error',
+    },
+  ],
+};

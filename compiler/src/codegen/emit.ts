@@ -1,0 +1,433 @@
+// Pipeline position: core (lower/core.ts) → LLVM module, through llvm.ts only. Maps each Repr to
+// one LLVM type, emits every core function with the calling convention the runtime relies on
+// (first parameter `i8* env`, then the parameters; a function value is { fn, env }), and the C
+// `int main(void)` that runs osp_rt_init, the top-level statements, the user's main and
+// osp_rt_shutdown.
+
+import { ABI_VERSION, RESULT_TAGS, runtimeFunction } from '../../../runtime-bindings/abi.ts';
+import { ice } from '../diagnostics/diagnostic.ts';
+import type { CExpr, CoreFn, CoreProgram, Repr } from '../lower/core.ts';
+import { IrModule, type Block, type Fn, type FnType, type Type, type Value } from './llvm.ts';
+import { cTypeToLlvm, declareRuntime } from './runtime.ts';
+
+export function emitModule(program: CoreProgram, moduleName: string): IrModule {
+  const ir = new IrModule(moduleName);
+  new Emitter(ir, program).emit();
+  ir.verify();
+  return ir;
+}
+
+type Local = { kind: 'value'; value: Value } | { kind: 'slot'; ptr: Value; type: Type };
+
+class Emitter {
+  private readonly rt: Map<string, Fn>;
+  private readonly fns = new Map<string, { fn: Fn; type: FnType; core: CoreFn }>();
+  private readonly globals = new Map<string, { ptr: Value; repr: Repr }>();
+  // Per-function state.
+  private fn: Fn | null = null;
+  private core: CoreFn | null = null;
+  private locals = new Map<number, Local>();
+  private loopHeader: Block | null = null;
+
+  constructor(
+    private readonly ir: IrModule,
+    private readonly program: CoreProgram,
+  ) {
+    this.rt = declareRuntime(ir);
+  }
+
+  private ty(r: Repr): Type {
+    switch (r) {
+      case 'i64':
+        return this.ir.i64();
+      case 'i1':
+        return this.ir.i1();
+      case 'ptr':
+        return this.ir.i8ptr();
+      case 'result':
+        return this.ir.result();
+      case 'closure':
+        return this.ir.closure();
+    }
+  }
+
+  private fnTypeOf(params: Repr[], ret: Repr): FnType {
+    return this.ir.fnType(this.ty(ret), [this.ir.i8ptr(), ...params.map((p) => this.ty(p))]);
+  }
+
+  emit(): void {
+    for (const f of this.program.fns) {
+      const type = this.fnTypeOf(f.params.map((p) => p.repr), f.ret);
+      this.fns.set(f.name, { fn: this.ir.defineFunction(f.name, type, false), type, core: f });
+    }
+    for (const g of this.program.globals) this.globals.set(g.name, { ptr: this.ir.global(g.name, this.ty(g.repr)), repr: g.repr });
+    for (const f of this.program.fns) this.emitFunction(f);
+    this.emitMain();
+  }
+
+  private emitFunction(f: CoreFn): void {
+    const { fn } = this.fns.get(f.name)!;
+    this.fn = fn;
+    this.core = f;
+    this.locals = new Map();
+    const entry = this.ir.block(fn, 'entry');
+    this.ir.setInsertPoint(entry);
+    if (f.loops) {
+      // Self tail calls become jumps back to `loop` with new parameter values (§0.5).
+      f.params.forEach((p, i) => {
+        const type = this.ty(p.repr);
+        const ptr = this.ir.alloca(type);
+        this.ir.store(this.ir.arg(fn, i + 1), ptr);
+        this.locals.set(p.id, { kind: 'slot', ptr, type });
+      });
+      this.loopHeader = this.ir.block(fn, 'loop');
+      this.ir.br(this.loopHeader);
+      this.ir.setInsertPoint(this.loopHeader);
+    } else {
+      this.loopHeader = null;
+      f.params.forEach((p, i) => this.locals.set(p.id, { kind: 'value', value: this.ir.arg(fn, i + 1) }));
+    }
+    const v = this.expr(f.body);
+    if (v) this.ir.ret(v);
+  }
+
+  private emitMain(): void {
+    const main = this.ir.defineFunction('main', this.ir.fnType(this.ir.i32(), []), true);
+    this.fn = main;
+    this.core = null;
+    this.locals = new Map();
+    this.loopHeader = null;
+    this.ir.setInsertPoint(this.ir.block(main, 'entry'));
+    this.ir.call(this.rtFn('osp_rt_init'), [this.ir.constI64(BigInt(ABI_VERSION))]);
+    if (this.expr(this.program.init) === null) return;
+    let status = this.ir.constI64(0n);
+    if (this.program.main) {
+      const target = this.fns.get(this.program.main.fn) ?? ice(`codegen: no function ${this.program.main.fn}`);
+      const v = this.ir.call(target.fn, [this.ir.nullPtr()]);
+      if (this.program.main.returnsInt) status = v;
+    }
+    this.ir.ret(this.ir.call(this.rtFn('osp_rt_shutdown'), [status]));
+  }
+
+  private rtFn(symbol: string): Fn {
+    return this.rt.get(symbol) ?? ice(`codegen: runtime function ${symbol} is not declared`);
+  }
+
+  // ---- words: the uniform 64-bit slot of records, environments and Result payloads -----------
+
+  private alloc(bytes: number): Value {
+    return this.ir.call(this.rtFn('osp_alloc'), [this.ir.constI64(BigInt(bytes))]);
+  }
+
+  private toWord(v: Value, r: Repr): Value {
+    switch (r) {
+      case 'i64':
+        return v;
+      case 'i1':
+        return this.ir.zext(v, this.ir.i64());
+      case 'ptr':
+        return this.ir.ptrToInt(v);
+      case 'result':
+      case 'closure': {
+        // Two-word values are boxed in a GC cell.
+        const cell = this.alloc(16);
+        this.ir.store(v, this.ir.bitcast(cell, this.ir.ptrTo(this.ty(r))));
+        return this.ir.ptrToInt(cell);
+      }
+    }
+  }
+
+  private fromWord(w: Value, r: Repr): Value {
+    switch (r) {
+      case 'i64':
+        return w;
+      case 'i1':
+        return this.ir.trunc(w, this.ir.i1());
+      case 'ptr':
+        return this.ir.intToPtr(w, this.ir.i8ptr());
+      case 'result':
+      case 'closure':
+        return this.ir.load(this.ty(r), this.ir.intToPtr(w, this.ir.ptrTo(this.ty(r))));
+    }
+  }
+
+  // ---- expressions ---------------------------------------------------------------------------
+
+  /** Emits `e`; null when control does not continue (a tail jump or a failure). */
+  private expr(e: CExpr): Value | null {
+    const ir = this.ir;
+    switch (e.k) {
+      case 'int':
+        return ir.constI64(e.value);
+      case 'bool':
+        return ir.constBool(e.value);
+      case 'str':
+        return ir.cstring(e.value);
+      case 'unit':
+        return ir.constI64(0n);
+      case 'local': {
+        const l = this.locals.get(e.id) ?? ice(`codegen: unbound local #${e.id}`);
+        return l.kind === 'value' ? l.value : ir.load(l.type, l.ptr);
+      }
+      case 'global': {
+        const g = this.globals.get(e.name) ?? ice(`codegen: unknown global ${e.name}`);
+        return ir.load(this.ty(g.repr), g.ptr);
+      }
+      case 'env':
+        return ir.arg(this.fn!, 0);
+      case 'envload': {
+        const words = ir.bitcast(ir.arg(this.fn!, 0), ir.ptrTo(ir.i64()));
+        return this.fromWord(ir.load(ir.i64(), ir.elementPtr(ir.i64(), words, e.index)), e.repr);
+      }
+      case 'let': {
+        const v = this.expr(e.value);
+        if (!v) return null;
+        this.locals.set(e.id, { kind: 'value', value: v });
+        return this.expr(e.body);
+      }
+      case 'setglobal': {
+        const g = this.globals.get(e.name) ?? ice(`codegen: unknown global ${e.name}`);
+        const v = this.expr(e.value);
+        if (!v) return null;
+        ir.store(v, g.ptr);
+        return ir.constI64(0n);
+      }
+      case 'seq': {
+        for (const x of e.effects) if (this.expr(x) === null) return null;
+        return this.expr(e.result);
+      }
+      case 'if':
+        return this.emitIf(e);
+      case 'prim':
+        return this.emitPrim(e);
+      case 'calldirect': {
+        const target = this.fns.get(e.fn) ?? ice(`codegen: unknown function ${e.fn}`);
+        const env = e.env ? this.expr(e.env) : ir.nullPtr();
+        if (!env) return null;
+        const args: Value[] = [];
+        for (const a of e.args) {
+          const v = this.expr(a);
+          if (!v) return null;
+          args.push(v);
+        }
+        if (e.tail && this.loopHeader && this.core && target.core === this.core) {
+          this.core.params.forEach((p, i) => {
+            const slot = this.locals.get(p.id);
+            if (slot?.kind !== 'slot') ice('codegen: tail call without parameter slots');
+            ir.store(args[i]!, slot.ptr);
+          });
+          ir.br(this.loopHeader);
+          return null;
+        }
+        return ir.call(target.fn, [env, ...args]);
+      }
+      case 'callclosure': {
+        const c = this.expr(e.closure);
+        if (!c) return null;
+        const args: Value[] = [];
+        for (const a of e.args) {
+          const v = this.expr(a);
+          if (!v) return null;
+          args.push(v);
+        }
+        const type = this.fnTypeOf(e.args.map((a) => a.repr), e.repr);
+        const callee = ir.bitcast(ir.extract(c, 0), ir.ptrTo(type));
+        return ir.callIndirect(type, callee, [ir.extract(c, 1), ...args]);
+      }
+      case 'callruntime':
+        return this.emitRuntimeCall(e);
+      case 'callextern': {
+        // C ABI of §3.3: Int and Bool cross as int64_t (REFC's choice, like the runtime ABI).
+        const args: Value[] = [];
+        for (const a of e.args) {
+          const v = this.expr(a);
+          if (!v) return null;
+          args.push(a.repr === 'i1' ? ir.zext(v, ir.i64()) : v);
+        }
+        const cParam = (r: Repr): Type => (r === 'ptr' ? ir.i8ptr() : ir.i64());
+        const ret = e.returnsUnit ? ir.void() : cParam(e.repr);
+        const fn = ir.declareExternal(e.symbol, ir.fnType(ret, e.params.map(cParam)));
+        const r = ir.call(fn, args);
+        if (e.returnsUnit) return ir.constI64(0n);
+        return e.repr === 'i1' ? ir.icmp('ne', r, ir.constI64(0n)) : r;
+      }
+      case 'mkclosure': {
+        const target = this.fns.get(e.fn) ?? ice(`codegen: unknown function ${e.fn}`);
+        const env = e.env ? this.expr(e.env) : ir.nullPtr();
+        if (!env) return null;
+        const withFn = ir.insert(ir.undef(ir.closure()), ir.fnAsI8Ptr(target.fn), 0);
+        return ir.insert(withFn, env, 1);
+      }
+      case 'alloc': {
+        const values: Value[] = [];
+        for (const w of e.words) {
+          const v = this.expr(w);
+          if (!v) return null;
+          values.push(this.toWord(v, w.repr));
+        }
+        const p = this.alloc(8 * Math.max(1, values.length));
+        const words = ir.bitcast(p, ir.ptrTo(ir.i64()));
+        values.forEach((v, i) => ir.store(v, ir.elementPtr(ir.i64(), words, i)));
+        return p;
+      }
+      case 'storeword': {
+        const p = this.expr(e.ptr);
+        if (!p) return null;
+        const v = this.expr(e.value);
+        if (!v) return null;
+        const words = ir.bitcast(p, ir.ptrTo(ir.i64()));
+        ir.store(this.toWord(v, e.value.repr), ir.elementPtr(ir.i64(), words, e.index));
+        return ir.constI64(0n);
+      }
+      case 'loadword': {
+        const p = this.expr(e.ptr);
+        if (!p) return null;
+        const words = ir.bitcast(p, ir.ptrTo(ir.i64()));
+        return this.fromWord(ir.load(ir.i64(), ir.elementPtr(ir.i64(), words, e.index)), e.repr);
+      }
+      case 'mkresult': {
+        const v = this.expr(e.payload);
+        if (!v) return null;
+        const tag = e.tag === 0 ? RESULT_TAGS.Success : RESULT_TAGS.Error;
+        const withTag = ir.insert(ir.undef(ir.result()), ir.constI64(BigInt(tag)), 0);
+        return ir.insert(withTag, this.toWord(v, e.payload.repr), 1);
+      }
+      case 'resulttag': {
+        const v = this.expr(e.value);
+        return v ? ir.extract(v, 0) : null;
+      }
+      case 'resultpayload': {
+        const v = this.expr(e.value);
+        return v ? this.fromWord(ir.extract(v, 1), e.repr) : null;
+      }
+      case 'unreachable':
+        ir.call(this.rtFn('osp_rt_fail'), [ir.cstring(`internal error: ${e.message}`), ir.cstring('(compiled code)')]);
+        ir.unreachable();
+        return null;
+    }
+  }
+
+  private emitIf(e: CExpr & { k: 'if' }): Value | null {
+    const ir = this.ir;
+    const c = this.expr(e.cond);
+    if (!c) return null;
+    const fn = this.fn!;
+    const thenB = ir.block(fn, 'then');
+    const elseB = ir.block(fn, 'else');
+    ir.condBr(c, thenB, elseB);
+    const incoming: [Value, Block][] = [];
+    ir.setInsertPoint(thenB);
+    const tv = this.expr(e.then);
+    const thenEnd = ir.currentBlock();
+    ir.setInsertPoint(elseB);
+    const ev = this.expr(e.else);
+    const elseEnd = ir.currentBlock();
+    if (!tv && !ev) return null;
+    const join = ir.block(fn, 'join');
+    if (tv) {
+      ir.setInsertPoint(thenEnd);
+      ir.br(join);
+      incoming.push([tv, thenEnd]);
+    }
+    if (ev) {
+      ir.setInsertPoint(elseEnd);
+      ir.br(join);
+      incoming.push([ev, elseEnd]);
+    }
+    ir.setInsertPoint(join);
+    return incoming.length === 1 ? incoming[0]![0] : ir.phi(this.ty(e.repr), incoming);
+  }
+
+  private emitPrim(e: CExpr & { k: 'prim' }): Value | null {
+    const ir = this.ir;
+    const args: Value[] = [];
+    for (const a of e.args) {
+      const v = this.expr(a);
+      if (!v) return null;
+      args.push(v);
+    }
+    const [a, b] = args as [Value, Value];
+    switch (e.op) {
+      case 'add':
+        return ir.add(a, b);
+      case 'sub':
+        return ir.sub(a, b);
+      case 'mul':
+        return ir.mul(a, b);
+      case 'neg':
+        return ir.sub(ir.constI64(0n), a);
+      case 'not':
+        return ir.not(a);
+      case 'lt':
+        return ir.icmp('slt', a, b);
+      case 'gt':
+        return ir.icmp('sgt', a, b);
+      case 'le':
+        return ir.icmp('sle', a, b);
+      case 'ge':
+        return ir.icmp('sge', a, b);
+      case 'eq':
+        return ir.icmp('eq', a, b);
+      case 'ne':
+        return ir.icmp('ne', a, b);
+      case 'streq':
+      case 'strne': {
+        const r = ir.call(this.rtFn('osp_string_equals'), [a, b]);
+        return ir.icmp(e.op === 'streq' ? 'ne' : 'eq', r, ir.constI64(0n));
+      }
+      case 'div':
+      case 'rem': {
+        // Division by zero is a run-time failure (§2.4); INT64_MIN / -1 must not trap (§4.2):
+        // divide by 1 instead and fix the result up.
+        const fn = this.fn!;
+        const fail = ir.block(fn, 'divzero');
+        const ok = ir.block(fn, 'divok');
+        ir.condBr(ir.icmp('eq', b, ir.constI64(0n)), fail, ok);
+        ir.setInsertPoint(fail);
+        ir.call(this.rtFn('osp_rt_fail'), [ir.cstring('division by zero'), ir.cstring(e.loc ?? '(unknown)')]);
+        ir.unreachable();
+        ir.setInsertPoint(ok);
+        const minusOne = ir.icmp('eq', b, ir.constI64(-1n));
+        const divisor = ir.select(minusOne, ir.constI64(1n), b);
+        if (e.op === 'div') return ir.select(minusOne, ir.sub(ir.constI64(0n), a), ir.sdiv(a, divisor));
+        return ir.select(minusOne, ir.constI64(0n), ir.srem(a, divisor));
+      }
+    }
+  }
+
+  /** Converts Osprey-level arguments to the C parameters (a closure becomes fn pointer + env). */
+  private emitRuntimeCall(e: CExpr & { k: 'callruntime' }): Value | null {
+    const ir = this.ir;
+    const f = e.fn;
+    const values: { v: Value; repr: Repr }[] = [];
+    for (const a of e.args) {
+      const v = this.expr(a);
+      if (!v) return null;
+      values.push({ v, repr: a.repr });
+    }
+    const cargs: Value[] = [];
+    let j = 0;
+    for (const { v, repr } of values) {
+      const p = f.params[j] ?? ice(`codegen: too many arguments for ${f.symbol}`);
+      if (repr === 'closure') {
+        cargs.push(ir.bitcast(ir.extract(v, 0), cTypeToLlvm(ir, p.type)));
+        cargs.push(ir.extract(v, 1));
+        j += 2;
+        continue;
+      }
+      if (p.type === 'int64' && repr === 'i1') cargs.push(ir.zext(v, ir.i64()));
+      else cargs.push(v);
+      j++;
+    }
+    const r = ir.call(this.rtFn(f.symbol), cargs);
+    if (f.noreturn) {
+      ir.unreachable();
+      return null;
+    }
+    if (f.returns === 'void') return ir.constI64(0n);
+    return r;
+  }
+}
+
+// Keep a reference so a renamed runtime symbol fails at module load, not at first use.
+void runtimeFunction('osp_rt_init');

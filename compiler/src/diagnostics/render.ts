@@ -1,0 +1,46 @@
+// Pipeline position: the end of a failed compilation. The one renderer of Diagnostic data,
+// rustc/Elm style:
+//
+//   error[E0302]: this argument is a String, but `websocketSend` needs an Int for `wsID`
+//     ┌─ chat.osp:12:31
+//   12│   let r = websocketSend(wsID: "7", message: "hi")
+//     │                               ^^^ String
+//     = hint: ...
+
+import type { SourceFile } from '../source.ts';
+import type { Diagnostic } from './diagnostic.ts';
+
+export function renderDiagnostic(d: Diagnostic, file: SourceFile): string {
+  const out: string[] = [];
+  out.push(`${d.severity}[${d.code}]: ${d.message}`);
+  const start = file.lineCol(d.span.start);
+  const lines = [start.line, ...d.labels.map((l) => file.lineCol(l.span.start).line)];
+  const gutter = String(Math.max(...lines)).length;
+  const pad = ' '.repeat(gutter);
+  out.push(`${pad} ┌─ ${file.path}:${start.line}:${start.col}`);
+  // Source order, as a reader scans the file; spans on one line share the printed source line.
+  const all = [{ span: d.span, text: d.primaryLabel }, ...d.labels.map((l) => ({ span: l.span, text: l.message as string | undefined }))];
+  all.sort((a, b) => a.span.start - b.span.start);
+  let lastLine = -1;
+  for (const s of all) {
+    const a = file.lineCol(s.span.start);
+    const lineText = file.lineText(a.line);
+    const b = file.lineCol(Math.max(s.span.start, s.span.end));
+    // A span running past the end of its first line is underlined to the end of that line.
+    const endCol = b.line === a.line ? b.col : [...lineText].length + 1;
+    const width = Math.max(1, endCol - a.col);
+    const prefix = [...lineText].slice(0, a.col - 1).map((c) => (c === '\t' ? '\t' : ' ')).join('');
+    if (a.line !== lastLine) out.push(`${String(a.line).padStart(gutter)}│ ${lineText}`.trimEnd());
+    lastLine = a.line;
+    out.push(`${pad}│ ${prefix}${'^'.repeat(width)}${s.text ? ' ' + s.text : ''}`);
+  }
+  for (const n of d.notes) out.push(`${pad} = ${n}`);
+  return out.join('\n') + '\n';
+}
+
+export function renderDiagnostics(ds: readonly Diagnostic[], file: SourceFile): string {
+  const body = ds.map((d) => renderDiagnostic(d, file)).join('\n');
+  const errors = ds.filter((d) => d.severity === 'error').length;
+  if (errors === 0) return body;
+  return `${body}\n${errors === 1 ? 'error: could not compile due to 1 previous error' : `error: could not compile due to ${errors} previous errors`}\n`;
+}

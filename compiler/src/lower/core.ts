@@ -1,0 +1,77 @@
+// Pipeline position: the output of lower/ and the only input of codegen/. A small first-order core:
+// closures are explicit (function name + environment), matches are nested `if`s over explicit tag
+// and field loads, named arguments are gone, display is explicit runtime calls. Every node carries
+// its machine representation (Repr); codegen maps Reprs to LLVM types and nothing else.
+
+import type { RuntimeFunction } from '../../../runtime-bindings/abi.ts';
+
+/**
+ * Machine representations:
+ *  - i64: Int, and Unit (always 0)
+ *  - i1: Bool
+ *  - ptr: String (i8*, NUL-terminated) and records/unions (GC block of 64-bit words: tag, fields…)
+ *  - result: %OspResult { i64 tag, i64 value }
+ *  - closure: { i8* fn, i8* env }
+ */
+export type Repr = 'i64' | 'i1' | 'ptr' | 'result' | 'closure';
+
+export type PrimOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'rem' | 'neg'
+  | 'lt' | 'gt' | 'le' | 'ge' | 'eq' | 'ne'
+  | 'not' | 'streq' | 'strne';
+
+export type CExpr = { repr: Repr } & (
+  | { k: 'int'; value: bigint }
+  | { k: 'bool'; value: boolean }
+  | { k: 'str'; value: string }
+  | { k: 'unit' }
+  | { k: 'local'; id: number }
+  | { k: 'global'; name: string }
+  /** Captured variable `index` of the current function's environment. */
+  | { k: 'envload'; index: number }
+  /** The current function's environment pointer. */
+  | { k: 'env' }
+  | { k: 'let'; id: number; value: CExpr; body: CExpr }
+  | { k: 'setglobal'; name: string; value: CExpr }
+  | { k: 'seq'; effects: CExpr[]; result: CExpr }
+  | { k: 'if'; cond: CExpr; then: CExpr; else: CExpr }
+  /** `loc` (file:line:col) is reported by div/rem on a zero divisor. */
+  | { k: 'prim'; op: PrimOp; args: CExpr[]; loc?: string }
+  /** Direct call of a compiled function; `tail` marks a self call in tail position (becomes a jump). */
+  | { k: 'calldirect'; fn: string; env: CExpr | null; args: CExpr[]; tail: boolean }
+  | { k: 'callclosure'; closure: CExpr; args: CExpr[] }
+  /** Call of an `extern fn` (C ABI: Int and Bool as int64_t, String as char*, Unit as void). */
+  | { k: 'callextern'; symbol: string; params: Repr[]; returnsUnit: boolean; args: CExpr[] }
+  /** Call of a runtime function; closure arguments are split into (fn, env) by codegen. */
+  | { k: 'callruntime'; fn: RuntimeFunction; args: CExpr[] }
+  | { k: 'mkclosure'; fn: string; env: CExpr | null }
+  /** GC-allocates one 64-bit word per element (each converted to a word), giving a ptr. */
+  | { k: 'alloc'; words: CExpr[] }
+  /** Stores `value` (as a word) into word `index` of a GC block; Unit. */
+  | { k: 'storeword'; ptr: CExpr; index: number; value: CExpr }
+  /** Word `index` of a GC block, converted back to `repr`. */
+  | { k: 'loadword'; ptr: CExpr; index: number }
+  | { k: 'mkresult'; tag: 0 | 1; payload: CExpr }
+  | { k: 'resulttag'; value: CExpr }
+  | { k: 'resultpayload'; value: CExpr }
+  | { k: 'unreachable'; message: string }
+);
+
+export interface CoreFn {
+  /** LLVM symbol. */
+  name: string;
+  params: { id: number; repr: Repr }[];
+  ret: Repr;
+  body: CExpr;
+  /** Contains a self tail call (codegen keeps parameters in stack slots and loops). */
+  loops: boolean;
+}
+
+export interface CoreProgram {
+  fns: CoreFn[];
+  globals: { name: string; repr: Repr }[];
+  /** Top-level statements in order (run by the generated C main before the user's main). */
+  init: CExpr;
+  /** The user's main, if any, and whether its value is the exit status. */
+  main: { fn: string; returnsInt: boolean } | null;
+}

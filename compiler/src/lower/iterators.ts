@@ -1,0 +1,139 @@
+// Pipeline position: part of lowering. The iteration built-ins of LANGUAGE.md §9 in core.
+// An Iterator<T> is a closure that pushes its elements, in order, into a sink closure `(T) -> Unit`
+// given to it: lazy (nothing runs until forEach/fold) and single-pass. range's loop is a self tail
+// call, so iterating does not grow the stack. The helper functions are generated once per
+// combination of element representations (monomorphic code, no boxing of elements).
+
+import { ice } from '../diagnostics/diagnostic.ts';
+import type { IteratorBuiltin, TExpr } from '../semantics/typed.ts';
+import { prune, type Type } from '../semantics/types.ts';
+import type { CExpr, CoreFn, Repr } from './core.ts';
+import { reprOf, type LowerState } from './context.ts';
+
+const NAMES: ReadonlySet<string> = new Set(['range', 'forEach', 'map', 'filter', 'fold']);
+
+export function isIteratorBuiltin(name: string): name is IteratorBuiltin {
+  return NAMES.has(name);
+}
+
+const helpers = new WeakMap<LowerState, Map<string, string>>();
+
+/** The LLVM name of helper `key`, creating its function on first use. */
+function helper(state: LowerState, key: string, make: (name: string) => CoreFn): string {
+  let m = helpers.get(state);
+  if (!m) helpers.set(state, (m = new Map()));
+  const existing = m.get(key);
+  if (existing) return existing;
+  const name = `osp.iter.${key}`;
+  m.set(key, name);
+  state.fns.push(make(name));
+  return name;
+}
+
+const UNIT: CExpr = { k: 'unit', repr: 'i64' };
+const local = (id: number, repr: Repr): CExpr => ({ k: 'local', id, repr });
+const env = (index: number, repr: Repr): CExpr => ({ k: 'envload', index, repr });
+const call = (closure: CExpr, args: CExpr[], repr: Repr): CExpr => ({ k: 'callclosure', closure, args, repr });
+const closure = (fn: string, words: CExpr[]): CExpr => ({ k: 'mkclosure', fn, env: { k: 'alloc', words, repr: 'ptr' }, repr: 'closure' });
+
+function elementOf(t: Type): Type {
+  const p = prune(t);
+  return p.kind === 'con' && p.args[0] ? p.args[0] : ice('lowering: iterator without an element type');
+}
+
+/** `args` are the built-in's arguments in parameter order, already lowered. */
+export function lowerIteratorBuiltin(e: TExpr & { kind: 'builtin' }, args: CExpr[], state: LowerState): CExpr {
+  const argType = (i: number): Type => e.args.find((a) => a.index === i)?.value.type ?? ice('lowering: missing argument');
+  switch (e.name) {
+    case 'range': {
+      // loop(sink, i, end) = i < end ? (sink(i); loop(sink, i + 1, end)) : ()
+      const loop = helper(state, 'range.loop', (name) => {
+        const [sink, i, end] = [state.temp(), state.temp(), state.temp()];
+        const body: CExpr = {
+          k: 'if', repr: 'i64',
+          cond: { k: 'prim', op: 'lt', args: [local(i, 'i64'), local(end, 'i64')], repr: 'i1' },
+          then: {
+            k: 'seq', repr: 'i64',
+            effects: [call(local(sink, 'closure'), [local(i, 'i64')], 'i64')],
+            result: {
+              k: 'calldirect', fn: name, env: null, tail: true, repr: 'i64',
+              args: [local(sink, 'closure'), { k: 'prim', op: 'add', args: [local(i, 'i64'), { k: 'int', value: 1n, repr: 'i64' }], repr: 'i64' }, local(end, 'i64')],
+            },
+          },
+          else: UNIT,
+        };
+        return { name, params: [{ id: sink, repr: 'closure' }, { id: i, repr: 'i64' }, { id: end, repr: 'i64' }], ret: 'i64', body, loops: true };
+      });
+      const iter = helper(state, 'range', (name) => {
+        const sink = state.temp();
+        const body: CExpr = { k: 'calldirect', fn: loop, env: null, tail: false, repr: 'i64', args: [local(sink, 'closure'), env(0, 'i64'), env(1, 'i64')] };
+        return { name, params: [{ id: sink, repr: 'closure' }], ret: 'i64', body, loops: false };
+      });
+      return closure(iter, [args[0]!, args[1]!]);
+    }
+    case 'map': {
+      const t = reprOf(elementOf(argType(0)));
+      const u = reprOf(elementOf(e.type));
+      // sink'(x) = sink(f(x)), environment [f, sink]
+      const mapSink = helper(state, `map.sink.${t}.${u}`, (name) => {
+        const x = state.temp();
+        return { name, params: [{ id: x, repr: t }], ret: 'i64', loops: false, body: call(env(1, 'closure'), [call(env(0, 'closure'), [local(x, t)], u)], 'i64') };
+      });
+      const iter = helper(state, `map.${t}.${u}`, (name) => {
+        const sink = state.temp();
+        return { name, params: [{ id: sink, repr: 'closure' }], ret: 'i64', loops: false, body: call(env(0, 'closure'), [closure(mapSink, [env(1, 'closure'), local(sink, 'closure')])], 'i64') };
+      });
+      return closure(iter, [args[0]!, args[1]!]);
+    }
+    case 'filter': {
+      const t = reprOf(elementOf(argType(0)));
+      // sink'(x) = p(x) ? sink(x) : (), environment [p, sink]
+      const filterSink = helper(state, `filter.sink.${t}`, (name) => {
+        const x = state.temp();
+        const body: CExpr = {
+          k: 'if', repr: 'i64',
+          cond: call(env(0, 'closure'), [local(x, t)], 'i1'),
+          then: call(env(1, 'closure'), [local(x, t)], 'i64'),
+          else: UNIT,
+        };
+        return { name, params: [{ id: x, repr: t }], ret: 'i64', loops: false, body };
+      });
+      const iter = helper(state, `filter.${t}`, (name) => {
+        const sink = state.temp();
+        return { name, params: [{ id: sink, repr: 'closure' }], ret: 'i64', loops: false, body: call(env(0, 'closure'), [closure(filterSink, [env(1, 'closure'), local(sink, 'closure')])], 'i64') };
+      });
+      return closure(iter, [args[0]!, args[1]!]);
+    }
+    case 'forEach': {
+      const t = reprOf(elementOf(argType(0)));
+      const fnType = prune(argType(1));
+      const u = fnType.kind === 'fn' ? reprOf(fnType.ret) : 'i64';
+      // sink(x) = (f(x); ()), environment [f]: the function's own result is discarded.
+      const sink = helper(state, `forEach.sink.${t}.${u}`, (name) => {
+        const x = state.temp();
+        return { name, params: [{ id: x, repr: t }], ret: 'i64', loops: false, body: { k: 'seq', effects: [call(env(0, 'closure'), [local(x, t)], u)], result: UNIT, repr: 'i64' } };
+      });
+      return call(args[0]!, [closure(sink, [args[1]!])], 'i64');
+    }
+    case 'fold': {
+      const t = reprOf(elementOf(argType(0)));
+      const u = reprOf(e.type);
+      // The accumulator lives in a one-word GC cell: sink(x) = cell[0] = f(cell[0], x).
+      const sink = helper(state, `fold.sink.${t}.${u}`, (name) => {
+        const x = state.temp();
+        const cell = env(0, 'ptr');
+        const next = call(env(1, 'closure'), [{ k: 'loadword', ptr: cell, index: 0, repr: u }, local(x, t)], u);
+        return { name, params: [{ id: x, repr: t }], ret: 'i64', loops: false, body: { k: 'storeword', ptr: cell, index: 0, value: next, repr: 'i64' } };
+      });
+      const cellId = state.temp();
+      const cell = local(cellId, 'ptr');
+      const run = call(args[0]!, [closure(sink, [cell, args[2]!])], 'i64');
+      return {
+        k: 'let', id: cellId, value: { k: 'alloc', words: [args[1]!], repr: 'ptr' }, repr: u,
+        body: { k: 'seq', effects: [run], result: { k: 'loadword', ptr: cell, index: 0, repr: u }, repr: u },
+      };
+    }
+    default:
+      return ice(`lowering: '${e.name}' is not an iteration built-in`);
+  }
+}

@@ -1,0 +1,347 @@
+// Pipeline position: typed tree (semantics/typed.ts) → core (core.ts). Desugars operators, display
+// and interpolation into runtime calls, reorders named arguments (evaluated in written order),
+// converts closures (lambdas and nested fn groups get an explicit environment; see closures.ts),
+// compiles matches (match.ts), and marks self tail calls so codegen can turn them into loops
+// (LANGUAGE.md §0.5: deep tail recursion must not grow the stack).
+
+import { runtimeFunction } from '../../../runtime-bindings/abi.ts';
+import { ice } from '../diagnostics/diagnostic.ts';
+import type { TArg, TExpr, TStmt, TypedFn, TypedProgram } from '../semantics/typed.ts';
+import { isCon, prune, type Type } from '../semantics/types.ts';
+import { stmtChildren } from '../semantics/walk.ts';
+import { capturesOf } from './closures.ts';
+import { FnContext, LowerState, reprOf } from './context.ts';
+import type { CExpr, CoreFn, CoreProgram } from './core.ts';
+import { lowerMatch } from './match.ts';
+import { isIteratorBuiltin, lowerIteratorBuiltin } from './iterators.ts';
+
+export function lowerProgram(program: TypedProgram, location: (offset: number) => string): CoreProgram {
+  const state = new LowerState(location);
+  for (const f of program.functions) state.topFns.set(f.symbol!.id, `ospu.${f.name}`);
+  for (const s of program.topLevel) collectGlobals(s, state);
+
+  for (const f of program.functions) lowerFunction(f, state.topFns.get(f.symbol!.id)!, state, [], new Map());
+
+  const entry = new FnContext(state, 'main', false);
+  const init = lowerStmts(program.topLevel, 0, null, entry, false);
+  return {
+    fns: state.fns,
+    globals: [...state.globals.values()],
+    init,
+    main: program.main ? { fn: state.topFns.get(program.main.symbol!.id)!, returnsInt: isCon(program.main.returnType, 'Int') } : null,
+  };
+}
+
+/** Registers every global (top-level and module lets, which sit in a block). */
+function collectGlobals(s: TStmt, state: LowerState): void {
+  if (s.kind === 'let' && s.symbol.kind === 'global') {
+    state.globals.set(s.symbol.id, { name: `ospg.${s.symbol.name}.${s.symbol.id}`, repr: reprOf(s.symbol.type) });
+  }
+  for (const e of stmtChildren(s)) if (e.kind === 'block') e.stmts.forEach((x) => collectGlobals(x, state));
+}
+
+/**
+ * Lowers one function of a group. `captures` are reached through the environment (slot order),
+ * `group` maps every member of the group to its LLVM name.
+ */
+function lowerFunction(
+  fn: TypedFn,
+  name: string,
+  state: LowerState,
+  captures: { id: number; type: Type }[],
+  group: Map<number, string>,
+): void {
+  const ctx = new FnContext(state, name, captures.length > 0);
+  captures.forEach((c, i) => ctx.access.set(c.id, { k: 'envload', index: i, repr: reprOf(c.type) }));
+  for (const [id, n] of group) ctx.group.set(id, n);
+  const params = fn.params.map((p) => ({ id: p.id, repr: ctx.bindLocal(p).repr }));
+  const body = lowerExpr(fn.body, ctx, true);
+  const core: CoreFn = { name, params, ret: reprOf(fn.returnType), body, loops: ctx.loops };
+  state.fns.push(core);
+}
+
+function unit(): CExpr {
+  return { k: 'unit', repr: 'i64' };
+}
+
+function seq(effects: CExpr[], result: CExpr): CExpr {
+  return effects.length ? { k: 'seq', effects, result, repr: result.repr } : result;
+}
+
+/** Statements `stmts[i..]` followed by `result` (or Unit). */
+function lowerStmts(stmts: TStmt[], i: number, result: TExpr | null, ctx: FnContext, tail: boolean): CExpr {
+  if (i === stmts.length) return result ? lowerExpr(result, ctx, tail) : unit();
+  const s = stmts[i]!;
+  switch (s.kind) {
+    case 'let': {
+      const value = lowerExpr(s.value, ctx, false);
+      const g = ctx.state.globals.get(s.symbol.id);
+      if (g) {
+        const rest = lowerStmts(stmts, i + 1, result, ctx, tail);
+        return seq([{ k: 'setglobal', name: g.name, value, repr: 'i64' }], rest);
+      }
+      ctx.bindLocal(s.symbol);
+      const body = lowerStmts(stmts, i + 1, result, ctx, tail);
+      return { k: 'let', id: s.symbol.id, value, body, repr: body.repr };
+    }
+    case 'expr': {
+      const e = lowerExpr(s.expr, ctx, false);
+      return seq([e], lowerStmts(stmts, i + 1, result, ctx, tail));
+    }
+    case 'fns': {
+      // One environment shared by the whole group, so members can call each other.
+      const captures = capturesOf(s.fns);
+      const group = new Map<number, string>();
+      for (const f of s.fns) group.set(f.symbol!.id, `${ctx.name}.${f.name}.${ctx.state.uniqueSuffix()}`);
+      const capInfo = captures.map((c) => ({ id: c.id, type: c.type }));
+      for (const f of s.fns) lowerFunction(f, group.get(f.symbol!.id)!, ctx.state, capInfo, group);
+      const envId = ctx.state.temp();
+      const envValue: CExpr = captures.length
+        ? { k: 'alloc', words: captures.map((c) => ctx.read(c)), repr: 'ptr' }
+        : { k: 'unit', repr: 'i64' };
+      const envRef: CExpr | null = captures.length ? { k: 'local', id: envId, repr: 'ptr' } : null;
+      const bindMembers = (j: number): CExpr => {
+        if (j === s.fns.length) return lowerStmts(stmts, i + 1, result, ctx, tail);
+        const f = s.fns[j]!;
+        ctx.bindLocal(f.symbol!);
+        const rest = bindMembers(j + 1);
+        return { k: 'let', id: f.symbol!.id, value: { k: 'mkclosure', fn: group.get(f.symbol!.id)!, env: envRef, repr: 'closure' }, body: rest, repr: rest.repr };
+      };
+      const body = bindMembers(0);
+      return { k: 'let', id: envId, value: envValue, body, repr: body.repr };
+    }
+  }
+}
+
+/** Evaluates arguments in written order and returns them in parameter order. */
+function lowerArgs(args: TArg[], ctx: FnContext, wrap: (ordered: CExpr[]) => CExpr): CExpr {
+  const inOrder = args.every((a, i) => a.index === i);
+  if (inOrder) return wrap(args.map((a) => lowerExpr(a.value, ctx, false)));
+  const temps: { id: number; value: CExpr; index: number }[] = args.map((a) => {
+    const value = lowerExpr(a.value, ctx, false);
+    return { id: ctx.state.temp(), value, index: a.index };
+  });
+  const ordered: CExpr[] = [];
+  for (const t of temps) ordered[t.index] = { k: 'local', id: t.id, repr: t.value.repr };
+  let out = wrap(ordered);
+  for (let i = temps.length - 1; i >= 0; i--) {
+    const t = temps[i]!;
+    out = { k: 'let', id: t.id, value: t.value, body: out, repr: out.repr };
+  }
+  return out;
+}
+
+function callRuntime(symbol: string, args: CExpr[]): CExpr {
+  const fn = runtimeFunction(symbol);
+  const repr = fn.returns === 'result' ? 'result' : fn.returns === 'cstring' || fn.returns === 'ptr' ? 'ptr' : 'i64';
+  return { k: 'callruntime', fn, args, repr };
+}
+
+/** Display text of a value (LANGUAGE.md §7); an `any` shows its dynamic value. */
+function display(v: CExpr, t: Type, state?: LowerState): CExpr {
+  if (isCon(t, 'any') && state) {
+    const id = state.temp();
+    const box: CExpr = { k: 'local', id, repr: 'ptr' };
+    const tagIs = (n: number): CExpr => ({ k: 'prim', op: 'eq', repr: 'i1', args: [{ k: 'loadword', ptr: box, index: 0, repr: 'i64' }, { k: 'int', value: BigInt(n), repr: 'i64' }] });
+    const word = (repr: CExpr['repr']): CExpr => ({ k: 'loadword', ptr: box, index: 1, repr });
+    const chain: CExpr = {
+      k: 'if', repr: 'ptr', cond: tagIs(1), then: callRuntime('osp_int_to_string', [word('i64')]),
+      else: {
+        k: 'if', repr: 'ptr', cond: tagIs(2), then: word('ptr'),
+        else: { k: 'if', repr: 'ptr', cond: tagIs(3), then: callRuntime('osp_bool_to_string', [word('i64')]), else: str('<value>') },
+      },
+    };
+    return { k: 'let', id, value: v, body: chain, repr: 'ptr' };
+  }
+  if (isCon(t, 'String')) return v;
+  if (isCon(t, 'Int')) return callRuntime('osp_int_to_string', [v]);
+  if (isCon(t, 'Bool')) return callRuntime('osp_bool_to_string', [v]);
+  return ice(`lowering: display of a non-displayable type reached lowering`);
+}
+
+function str(value: string): CExpr {
+  return { k: 'str', value, repr: 'ptr' };
+}
+
+function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
+  switch (e.kind) {
+    case 'int':
+      return { k: 'int', value: e.value, repr: 'i64' };
+    case 'string':
+      return str(e.value);
+    case 'bool':
+      return { k: 'bool', value: e.value, repr: 'i1' };
+    case 'unit':
+      return unit();
+    case 'interp': {
+      let acc: CExpr | null = null;
+      for (const p of e.parts) {
+        const piece = typeof p === 'string' ? str(p) : display(lowerExpr(p, ctx, false), p.type, ctx.state);
+        if (typeof p === 'string' && p === '') continue;
+        acc = acc ? callRuntime('osp_string_concat', [acc, piece]) : piece;
+      }
+      return acc ?? str('');
+    }
+    case 'var':
+      return ctx.read(e.symbol);
+    case 'call': {
+      const repr = reprOf(e.type);
+      if (e.callee.kind === 'var' && e.callee.symbol.kind === 'extern' && e.callee.symbol.extern) {
+        const ext = e.callee.symbol.extern;
+        const symbol = e.callee.symbol.name;
+        return lowerArgs(e.args, ctx, (args) => ({
+          k: 'callextern', symbol, params: ext.params.map((p) => reprOf(p.type)), returnsUnit: isCon(ext.ret, 'Unit'), args, repr,
+        }));
+      }
+      if (e.callee.kind === 'var' && e.callee.symbol.kind === 'fn') {
+        const sym = e.callee.symbol;
+        const top = ctx.state.topFns.get(sym.id);
+        const member = ctx.group.get(sym.id);
+        const direct = top ?? member;
+        if (direct !== undefined) {
+          const env = top !== undefined ? null : ctx.envExpr();
+          const isTail = tail && direct === ctx.name;
+          if (isTail) ctx.loops = true;
+          return lowerArgs(e.args, ctx, (args) => ({ k: 'calldirect', fn: direct, env, args, tail: isTail, repr }));
+        }
+      }
+      const closure = lowerExpr(e.callee, ctx, false);
+      const cid = ctx.state.temp();
+      const body = lowerArgs(e.args, ctx, (args) => ({ k: 'callclosure', closure: { k: 'local', id: cid, repr: 'closure' }, args, repr }));
+      return { k: 'let', id: cid, value: closure, body, repr };
+    }
+    case 'builtin': {
+      if (isIteratorBuiltin(e.name)) return lowerArgs(e.args, ctx, (args) => lowerIteratorBuiltin(e, args, ctx.state));
+      const arg = lowerExpr(e.args[0]!.value, ctx, false);
+      const at = e.args[0]!.value.type;
+      switch (e.name) {
+        case 'print':
+          return seq([callRuntime('osp_print', [display(arg, at, ctx.state)])], unit());
+        case 'toString':
+          return display(arg, at, ctx.state);
+        case 'sleep':
+          return seq([callRuntime('osp_sleep', [arg])], unit());
+      }
+      break;
+    }
+    case 'runtime':
+      return lowerArgs(e.args, ctx, (args) => ({ k: 'callruntime', fn: e.fn, args, repr: reprOf(e.type) }));
+    case 'binary':
+      return lowerBinary(e, ctx);
+    case 'unary': {
+      const v = lowerExpr(e.operand, ctx, false);
+      if (e.op === '+') return v;
+      return { k: 'prim', op: e.op === '-' ? 'neg' : 'not', args: [v], repr: v.repr };
+    }
+    case 'lambda': {
+      const captures = capturesOf([e.fn]);
+      const name = `${ctx.name}.lambda.${ctx.state.uniqueSuffix()}`;
+      lowerFunction(e.fn, name, ctx.state, captures.map((c) => ({ id: c.id, type: c.type })), new Map());
+      const env: CExpr | null = captures.length ? { k: 'alloc', words: captures.map((c) => ctx.read(c)), repr: 'ptr' } : null;
+      return { k: 'mkclosure', fn: name, env, repr: 'closure' };
+    }
+    case 'block':
+      return lowerStmts(e.stmts, 0, e.result, ctx, tail);
+    case 'match':
+      return lowerMatch(e, ctx, tail, lowerExpr);
+    case 'construct':
+      return lowerArgs(e.fields, ctx, (fields) => ({
+        k: 'alloc',
+        words: [{ k: 'int', value: BigInt(e.ctor.tag), repr: 'i64' }, ...e.ctor.fields.map((_, i) => fields[i] ?? ice('lowering: missing field'))],
+        repr: 'ptr',
+      }));
+    case 'update': {
+      const base = lowerExpr(e.base, ctx, false);
+      const bid = ctx.state.temp();
+      const b: CExpr = { k: 'local', id: bid, repr: 'ptr' };
+      const given = new Map(e.fields.map((f) => [f.index, f.value] as const));
+      const words: CExpr[] = [{ k: 'loadword', ptr: b, index: 0, repr: 'i64' }];
+      e.ctor.fields.forEach((f, i) => {
+        const v = given.get(i);
+        words.push(v ? lowerExpr(v, ctx, false) : { k: 'loadword', ptr: b, index: 1 + i, repr: reprOfField(e, i) });
+      });
+      return { k: 'let', id: bid, value: base, body: { k: 'alloc', words, repr: 'ptr' }, repr: 'ptr' };
+    }
+    case 'field':
+      return { k: 'loadword', ptr: lowerExpr(e.object, ctx, false), index: 1 + e.index, repr: reprOf(e.type) };
+    case 'result':
+      return { k: 'mkresult', tag: e.tag, payload: e.payload ? lowerExpr(e.payload, ctx, false) : unit(), repr: 'result' };
+    case 'box':
+      // `any`: a GC block [run-time type tag, payload word].
+      return { k: 'alloc', words: [{ k: 'int', value: BigInt(ctx.state.typeTag(e.value.type)), repr: 'i64' }, lowerExpr(e.value, ctx, false)], repr: 'ptr' };
+    case 'list':
+      // A GC block of words: [length, e0, e1, …].
+      return {
+        k: 'alloc',
+        words: [{ k: 'int', value: BigInt(e.elements.length), repr: 'i64' }, ...e.elements.map((x) => lowerExpr(x, ctx, false))],
+        repr: 'ptr',
+      };
+    case 'index': {
+      // Safe indexing (§4.7): Success(element) when 0 <= i < length, else Error("index out of bounds").
+      const lid = ctx.state.temp();
+      const l: CExpr = { k: 'local', id: lid, repr: 'ptr' };
+      const t = prune(e.type);
+      const elemRepr = t.kind === 'con' ? reprOf(t.args[0]!) : 'i64';
+      const inBounds: CExpr = {
+        k: 'prim', op: 'lt', repr: 'i1',
+        args: [{ k: 'int', value: e.index, repr: 'i64' }, { k: 'loadword', ptr: l, index: 0, repr: 'i64' }],
+      };
+      const ok: CExpr = e.index < 2n ** 31n
+        ? { k: 'mkresult', tag: 0, payload: { k: 'loadword', ptr: l, index: 1 + Number(e.index), repr: elemRepr }, repr: 'result' }
+        : { k: 'unreachable', message: 'list index too large', repr: 'result' };
+      const fail: CExpr = { k: 'mkresult', tag: 1, payload: str('index out of bounds'), repr: 'result' };
+      return { k: 'let', id: lid, value: lowerExpr(e.list, ctx, false), body: { k: 'if', cond: inBounds, then: ok, else: fail, repr: 'result' }, repr: 'result' };
+    }
+  }
+  return ice(`lowering: unexpected expression '${(e as TExpr).kind}'`);
+}
+
+function reprOfField(e: TExpr & { kind: 'update' }, i: number): CExpr['repr'] {
+  const t = prune(e.type);
+  const args = t.kind === 'con' ? t.args : [];
+  const ft = e.ctor.fields[i]!.type;
+  // Field types may mention type parameters: substitute the instance's arguments.
+  return reprOf(ft.kind === 'param' ? (args[ft.index] ?? ft) : ft);
+}
+
+function lowerBinary(e: TExpr & { kind: 'binary' }, ctx: FnContext): CExpr {
+  const t = prune(e.left.type);
+  const l = lowerExpr(e.left, ctx, false);
+  const r = lowerExpr(e.right, ctx, false);
+  const bool = (op: 'eq' | 'ne' | 'lt' | 'gt' | 'le' | 'ge' | 'streq' | 'strne', a: CExpr, b: CExpr): CExpr => ({ k: 'prim', op, args: [a, b], repr: 'i1' });
+  switch (e.op) {
+    case '&&':
+      return { k: 'if', cond: l, then: r, else: { k: 'bool', value: false, repr: 'i1' }, repr: 'i1' };
+    case '||':
+      return { k: 'if', cond: l, then: { k: 'bool', value: true, repr: 'i1' }, else: r, repr: 'i1' };
+    case '+':
+      if (isCon(t, 'String')) return callRuntime('osp_string_concat', [l, r]);
+      return { k: 'prim', op: 'add', args: [l, r], repr: 'i64' };
+    case '-':
+      return { k: 'prim', op: 'sub', args: [l, r], repr: 'i64' };
+    case '*':
+      return { k: 'prim', op: 'mul', args: [l, r], repr: 'i64' };
+    case '/':
+    case '%':
+      return { k: 'prim', op: e.op === '/' ? 'div' : 'rem', args: [l, r], repr: 'i64', loc: ctx.state.location(e.span.start) };
+    case '<':
+      return bool('lt', l, r);
+    case '>':
+      return bool('gt', l, r);
+    case '<=':
+      return bool('le', l, r);
+    case '>=':
+      return bool('ge', l, r);
+    case '==':
+    case '!=': {
+      const eq = e.op === '==';
+      if (isCon(t, 'String')) return bool(eq ? 'streq' : 'strne', l, r);
+      if (t.kind === 'con' && t.adt) {
+        // Unit constructors of one union: compare tags.
+        const tag = (x: CExpr): CExpr => ({ k: 'loadword', ptr: x, index: 0, repr: 'i64' });
+        return bool(eq ? 'eq' : 'ne', tag(l), tag(r));
+      }
+      return bool(eq ? 'eq' : 'ne', l, r);
+    }
+  }
+}

@@ -1,0 +1,135 @@
+// Pipeline position: after infer.ts, on the typed tree. Checks every match for exhaustiveness and
+// unreachable arms (LANGUAGE.md §5.4) with the usefulness algorithm over pattern matrices
+// (Maranget, "Warnings for pattern matching"), so nested constructor patterns are handled by the
+// same general machinery as flat ones. Bool, Result and declared unions have finite constructor
+// sets; Int and String need a catch-all.
+
+import { Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { forEachExpr } from './walk.ts';
+import type { TPattern, TypedProgram } from './typed.ts';
+import { instantiate, prune, showType, type Type } from './types.ts';
+
+/** A pattern reduced to what matters for coverage. */
+type SPat = { kind: 'wild' } | { kind: 'ctor'; key: string; args: SPat[] };
+
+interface CtorSig {
+  key: string;
+  /** Field types, for specialising the column. */
+  fields: Type[];
+}
+
+const WILD: SPat = { kind: 'wild' };
+
+function simplify(p: TPattern): SPat {
+  switch (p.kind) {
+    case 'wild':
+    case 'bind':
+      return WILD;
+    case 'int':
+      return { kind: 'ctor', key: `int:${p.value}`, args: [] };
+    case 'string':
+      return { kind: 'ctor', key: `str:${JSON.stringify(p.value)}`, args: [] };
+    case 'bool':
+      return { kind: 'ctor', key: String(p.value), args: [] };
+    case 'ctor':
+      return { kind: 'ctor', key: p.ctor.name, args: p.args.map(simplify) };
+    case 'result':
+      return { kind: 'ctor', key: p.tag === 0 ? 'Success' : 'Error', args: [simplify(p.payload)] };
+    case 'typed':
+      // Run-time types of an `any` value: an open set, so a final catch-all is required.
+      return { kind: 'ctor', key: `type:${showType(p.target)}`, args: [] };
+  }
+}
+
+/** The complete constructor set of a type, or null when it is infinite (Int, String, …). */
+function signature(t: Type): CtorSig[] | null {
+  t = prune(t);
+  if (t.kind !== 'con') return null;
+  if (t.adt) return t.adt.ctors.map((c) => ({ key: c.name, fields: c.fields.map((f) => instantiate(f.type, t.args)) }));
+  if (t.name === 'Bool') return [{ key: 'true', fields: [] }, { key: 'false', fields: [] }];
+  if (t.name === 'Result') return [{ key: 'Success', fields: [t.args[0]!] }, { key: 'Error', fields: [t.args[1]!] }];
+  return null;
+}
+
+function arityOf(key: string, t: Type, rows: SPat[][]): Type[] {
+  const sig = signature(t)?.find((c) => c.key === key);
+  if (sig) return sig.fields;
+  for (const r of rows) {
+    const h = r[0]!;
+    if (h.kind === 'ctor' && h.key === key) return h.args.map(() => t);
+  }
+  return [];
+}
+
+function specialize(rows: SPat[][], key: string, arity: number): SPat[][] {
+  const out: SPat[][] = [];
+  for (const r of rows) {
+    const h = r[0]!;
+    if (h.kind === 'wild') out.push([...Array<SPat>(arity).fill(WILD), ...r.slice(1)]);
+    else if (h.key === key) out.push([...h.args, ...r.slice(1)]);
+  }
+  return out;
+}
+
+function defaultRows(rows: SPat[][]): SPat[][] {
+  return rows.filter((r) => r[0]!.kind === 'wild').map((r) => r.slice(1));
+}
+
+/** Is there a value matched by `v` and by no row of `rows`? */
+function useful(rows: SPat[][], v: SPat[], types: Type[]): boolean {
+  if (v.length === 0) return rows.length === 0;
+  const h = v[0]!;
+  const t = types[0]!;
+  if (h.kind === 'ctor') {
+    const fields = arityOf(h.key, t, rows);
+    return useful(specialize(rows, h.key, h.args.length), [...h.args, ...v.slice(1)], [...fields, ...types.slice(1)]);
+  }
+  const sig = signature(t);
+  const used = new Set(rows.map((r) => r[0]!).filter((p): p is SPat & { kind: 'ctor' } => p.kind === 'ctor').map((p) => p.key));
+  if (sig && sig.every((c) => used.has(c.key))) {
+    return sig.some((c) =>
+      useful(specialize(rows, c.key, c.fields.length), [...c.fields.map(() => WILD), ...v.slice(1)], [...c.fields, ...types.slice(1)]));
+  }
+  return useful(defaultRows(rows), v.slice(1), types.slice(1));
+}
+
+/** Top-level constructors (or `_`) that no arm covers. */
+function missingCases(rows: SPat[][], t: Type): string[] {
+  const sig = signature(t);
+  if (!sig) return useful(rows, [WILD], [t]) ? ['_'] : [];
+  const missing: string[] = [];
+  for (const c of sig) {
+    const v = [{ kind: 'ctor', key: c.key, args: c.fields.map(() => WILD) } as SPat];
+    if (useful(rows, v, [t])) missing.push(c.key);
+  }
+  return missing;
+}
+
+export function checkExhaustiveness(program: TypedProgram, diags: DiagnosticBag): void {
+  forEachExpr(program, (e) => {
+    if (e.kind !== 'match') return;
+    const t = prune(e.scrutinee.type);
+    if (t.kind === 'error') return;
+    const rows: SPat[][] = [];
+    for (const arm of e.arms) {
+      const row = [simplify(arm.pattern)];
+      if (!useful(rows, row, [t])) {
+        diags.error(Code.UnreachableArm, arm.pattern.span, 'unreachable match arm', {
+          label: 'earlier arms already match every value this pattern matches',
+          notes: ['hint: remove this arm, or move it before the arm that covers it'],
+        });
+      }
+      rows.push(row);
+    }
+    const missing = missingCases(rows, t);
+    if (missing.length === 0) return;
+    const sorted = [...missing].sort();
+    const infinite = missing.includes('_');
+    diags.error(Code.NonExhaustive, e.scrutinee.span, `match expression not exhaustive: missing patterns: [${sorted.join(' ')}]`, {
+      label: `this ${showType(t)} is not matched by every arm`,
+      notes: infinite
+        ? [`hint: ${/^[AEIOaeio]/.test(showType(t)) ? 'an' : 'a'} ${showType(t)} has too many values to list: add a catch-all arm \`_ => …\``]
+        : [`hint: add ${sorted.length === 1 ? 'an arm' : 'arms'} for ${sorted.join(', ')}, or a catch-all arm \`_ => …\``],
+    });
+  });
+}

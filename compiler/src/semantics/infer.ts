@@ -1,0 +1,1283 @@
+// Pipeline position: untyped AST (syntax/ast.ts) → typed tree (typed.ts). Resolves every name,
+// infers and checks types by unification (types.ts), checks call argument rules (LANGUAGE.md §4.3)
+// and patterns, and reports errors as diagnostics. An expression with an error gets the error type,
+// which unifies with anything, so one mistake is reported once. Exhaustiveness is a separate pass
+// (exhaustive.ts) over this pass's output.
+
+import { closestName, Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { joinSpans, type Span } from '../source.ts';
+import type { Arg, Expr, ExternDecl, FieldInit, FnDecl, ModuleDecl, Ident, MatchArm, Pattern, Program, Stmt } from '../syntax/ast.ts';
+import { arithmeticIsString, paramRule, returnRule } from './annotations.ts';
+import { builtinArityMessage, builtinTable, instantiateBuiltin, reservedNames, UNSUPPORTED_BUILTINS, type Builtin, type Capability } from './builtins.ts';
+import { RESULT_CTORS, TypeEnv } from './resolve.ts';
+import type { TArg, TArm, TExpr, TPattern, TStmt, TypedFn, TypedProgram, VarSymbol, SymbolKind } from './typed.ts';
+import {
+  adtType, AnyType, Bool, ErrorType, fnType, freshVar, instantiate, Int, isCon, listType, prune, resultType, showType, Str, unify, Unit, zonk,
+  type AdtInfo, type CtorInfo, type Type,
+} from './types.ts';
+
+export interface CheckOptions {
+  /** Capabilities removed by security flags (§15.1). */
+  disabled: ReadonlySet<Capability>;
+}
+
+export function checkProgram(program: Program, diags: DiagnosticBag, options: CheckOptions): TypedProgram {
+  return new Checker(diags, options).checkProgram(program);
+}
+
+class Scope {
+  readonly vars = new Map<string, VarSymbol>();
+  constructor(
+    readonly parent: Scope | null,
+    /** True for the program's top-level scope: its lets are globals. */
+    readonly topLevel = false,
+  ) {}
+  lookup(name: string): VarSymbol | undefined {
+    return this.vars.get(name) ?? this.parent?.lookup(name);
+  }
+  *names(): Iterable<string> {
+    yield* this.vars.keys();
+    if (this.parent) yield* this.parent.names();
+  }
+}
+
+/** A deferred check that needs the final types (after all unification). */
+type Deferred =
+  | { kind: 'display'; type: Type; span: Span }
+  | { kind: 'equality'; type: Type; span: Span; op: string };
+
+/** A binder introduced by `Ctor v` keeps the constructor it matched, so `v.field` works (§5.1). */
+const refinedCtor = new WeakMap<VarSymbol, CtorInfo>();
+
+class Checker {
+  private readonly types: TypeEnv;
+  private readonly builtins: Map<string, Builtin>;
+  private readonly reserved: Set<string>;
+  private nextSymbol = 1;
+  private readonly nodes: TExpr[] = [];
+  private readonly symbols: VarSymbol[] = [];
+  private readonly deferred: Deferred[] = [];
+  /** Modules (LANGUAGE.md §3.6): name → the scope holding their members. */
+  private readonly modules = new Map<string, Scope>();
+
+  constructor(
+    private readonly diags: DiagnosticBag,
+    private readonly options: CheckOptions,
+  ) {
+    this.types = new TypeEnv(diags);
+    this.builtins = builtinTable(options.disabled);
+    this.reserved = reservedNames();
+  }
+
+  // ---- program -------------------------------------------------------------------------------
+
+  checkProgram(program: Program): TypedProgram {
+    const stmts = program.stmts;
+    // Modules are namespaces (§3.6): their types join the program's, their functions are
+    // top-level functions named `Module.fn`, their lets are globals.
+    const moduleDecls = stmts.filter((s): s is ModuleDecl => s.kind === 'module');
+    this.types.collect([...stmts, ...moduleDecls.flatMap((m) => m.body.filter((x) => x.kind === 'type'))]);
+    const global = new Scope(null, true);
+    for (const m of moduleDecls) {
+      if (this.modules.has(m.name.name)) {
+        this.diags.error(Code.DuplicateDefinition, m.name.span, `the module '${m.name.name}' is declared twice`);
+        continue;
+      }
+      this.modules.set(m.name.name, new Scope(global, true));
+    }
+
+    // Hoisted declarations: every top-level fn gets its signature first (§2.1, §3.2).
+    const fnDecls: { decl: FnDecl; fn: TypedFn; scope: Scope }[] = [];
+    const declareIn = (s: FnDecl, scope: Scope, prefix: string) => {
+      const fn = this.declareFn(s, false);
+      if (prefix) fn.name = `${prefix}.${fn.name}`;
+      if (!prefix && !this.checkRedefinition(s.name)) return;
+      const prev = fnDecls.find((d) => d.scope === scope && d.decl.name.name === s.name.name);
+      if (prev) {
+        this.diags.error(Code.DuplicateDefinition, s.name.span, `the function '${s.name.name}' is defined twice`, {
+          labels: [{ span: prev.decl.name.span, message: 'first defined here' }],
+        });
+        return;
+      }
+      scope.vars.set(s.name.name, fn.symbol!);
+      fnDecls.push({ decl: s, fn, scope });
+    };
+    for (const s of stmts) if (s.kind === 'fn') declareIn(s, global, '');
+    for (const m of moduleDecls) {
+      const scope = this.modules.get(m.name.name);
+      if (!scope) continue;
+      for (const s of m.body) if (s.kind === 'fn') declareIn(s, scope, m.name.name);
+    }
+
+    const externs: VarSymbol[] = [];
+    for (const s of stmts) {
+      if (s.kind !== 'extern') continue;
+      const sym = this.declareExtern(s);
+      if (!this.checkRedefinition(s.name)) continue;
+      if (global.vars.has(s.name.name)) {
+        this.diags.error(Code.DuplicateDefinition, s.name.span, `the function '${s.name.name}' is defined twice`);
+        continue;
+      }
+      global.vars.set(s.name.name, sym);
+      externs.push(sym);
+    }
+
+    const topLevel: TStmt[] = [];
+    for (const s of stmts) {
+      if (s.kind === 'fn' || s.kind === 'type' || s.kind === 'extern') continue;
+      const t = this.checkStmt(s, global);
+      if (t) topLevel.push(t);
+    }
+    for (const { decl, fn, scope } of fnDecls) this.checkFnBody(decl, fn, scope);
+
+    let main: TypedFn | null = null;
+    const mainDecl = fnDecls.find((d) => d.scope === global && d.decl.name.name === 'main');
+    if (mainDecl) {
+      main = mainDecl.fn;
+      const ret = prune(main.returnType);
+      if (mainDecl.decl.params.length > 0) {
+        this.diags.error(Code.MainSignature, mainDecl.decl.name.span, "'main' cannot take parameters", {
+          notes: ['note: the entry point is `fn main() -> Int` (its value is the exit status) or `fn main() -> Unit`'],
+        });
+      } else if (!(ret.kind === 'error' || isCon(ret, 'Int') || isCon(ret, 'Unit'))) {
+        this.diags.error(Code.MainSignature, mainDecl.decl.name.span, `'main' must return Int or Unit, not ${showType(ret)}`);
+      }
+    }
+
+    this.runDeferred();
+    this.finalize();
+    return { functions: fnDecls.map((d) => d.fn), topLevel, externs, main, adts: [...this.types.adts.values()] };
+  }
+
+  private checkRedefinition(name: Ident): boolean {
+    if (!this.reserved.has(name.name)) return true;
+    this.diags.error(Code.BuiltinRedefinition, name.span, `cannot redefine built-in function '${name.name}'`, {
+      label: 'this name belongs to a built-in function',
+      notes: ['note: built-in function names are reserved; choose another name'],
+    });
+    return false;
+  }
+
+  private runDeferred(): void {
+    const earlierErrors = this.diags.hasErrors;
+    for (const d of this.deferred) {
+      const t = prune(d.type);
+      if (t.kind === 'error') continue;
+      if (t.kind === 'var') {
+        // After other errors an unknown type is almost always their consequence: stay quiet.
+        if (earlierErrors) continue;
+        this.diags.error(Code.TypeMismatch, d.span, 'the type of this value cannot be inferred', {
+          notes: ['hint: add a type annotation'],
+        });
+        continue;
+      }
+      if (d.kind === 'display') {
+        if (isCon(t, 'Int') || isCon(t, 'String') || isCon(t, 'Bool') || isCon(t, 'any')) continue;
+        const notes = isCon(t, 'Result')
+          ? ['hint: a Result must be matched first: `match r { Success { value } => … Error { message } => … }`']
+          : ['note: Int, String and Bool values can be displayed'];
+        this.diags.error(Code.NoDisplay, d.span, `no toString implementation for type: ${showType(t)}`, {
+          label: `this is ${withArticle(showType(t))}`,
+          notes,
+        });
+      } else {
+        const ok = isCon(t, 'Int') || isCon(t, 'String') || isCon(t, 'Bool') ||
+          (t.kind === 'con' && t.adt !== undefined && t.adt.ctors.every((c) => c.fields.length === 0));
+        if (!ok) {
+          this.diags.error(Code.BadOperand, d.span, `values of type ${showType(t)} cannot be compared with '${d.op}'`, {
+            notes: ['note: == and != compare Int, Bool, String and unit constructors of one union'],
+          });
+        }
+      }
+    }
+  }
+
+  /** Replaces every type by its final form; variables nothing constrained become Unit. */
+  private finalize(): void {
+    const fin = (t: Type): Type => {
+      const z = zonk(t);
+      const fix = (x: Type): Type => {
+        if (x.kind === 'var') {
+          x.ref = Unit;
+          return Unit;
+        }
+        if (x.kind === 'con') return x.args.length ? { ...x, args: x.args.map(fix) } : x;
+        if (x.kind === 'fn') return { kind: 'fn', params: x.params.map(fix), ret: fix(x.ret) };
+        return x;
+      };
+      return fix(z);
+    };
+    for (const n of this.nodes) n.type = fin(n.type);
+    for (const s of this.symbols) {
+      s.type = fin(s.type);
+      if (s.fn) s.fn.returnType = fin(s.fn.returnType);
+    }
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  private node<T extends TExpr>(n: T): T {
+    this.nodes.push(n);
+    return n;
+  }
+
+  private errorExpr(span: Span): TExpr {
+    return this.node({ kind: 'unit', type: ErrorType, span });
+  }
+
+  private symbol(name: string, kind: SymbolKind, type: Type, span: Span): VarSymbol {
+    const s: VarSymbol = { id: this.nextSymbol++, name, kind, type, span };
+    this.symbols.push(s);
+    return s;
+  }
+
+  private mismatch(span: Span, expected: Type, found: Type, context?: string): void {
+    this.diags.error(Code.TypeMismatch, span, `type mismatch: expected ${showType(expected)}, found ${showType(found)}${context ? ' ' + context : ''}`, {
+      label: `this is ${withArticle(showType(found))}`,
+    });
+  }
+
+  /**
+   * A value of a known static type flowing into an `any` position is boxed with its run-time type
+   * (§6.5: `let x: any = 42`, returning from `-> any`, passing to an `any` parameter).
+   */
+  private coerce(e: TExpr, target: Type): TExpr {
+    const t = prune(target);
+    const s = prune(e.type);
+    if (!isCon(t, 'any') || isCon(s, 'any') || s.kind === 'var' || s.kind === 'error') return e;
+    return this.node({ kind: 'box', value: e, type: AnyType, span: e.span });
+  }
+
+  /** Unifies the expression's type with `expected`, reporting a mismatch at the expression. */
+  private expect(e: TExpr, expected: Type, context?: string): void {
+    if (!unify(e.type, expected)) this.mismatch(e.span, zonk(expected), zonk(e.type), context);
+  }
+
+  private instantiateAdt(adt: AdtInfo): { type: Type; args: Type[] } {
+    const args = adt.typeParams.map(() => freshVar());
+    return { type: adtType(adt, args), args };
+  }
+
+  // ---- functions -----------------------------------------------------------------------------
+
+  /** Creates the symbol and signature of a `fn` declaration (§3.2 annotation rules). */
+  private declareFn(decl: FnDecl, nested: boolean): TypedFn {
+    const rule = returnRule(decl);
+    const fname = decl.name.name;
+    const params: VarSymbol[] = [];
+    for (const p of decl.params) {
+      let type: Type;
+      if (p.type) type = this.types.resolve(p.type);
+      else {
+        const r = paramRule(decl, p.name.name);
+        if (r === 'Int') type = Int;
+        else if (r === 'return') type = this.types.resolve(decl.returnType!);
+        else {
+          this.diags.error(Code.MissingParamType, p.name.span,
+            `Parameter '${p.name.name}' in function '${fname}' requires explicit type annotation - type cannot be inferred from usage`, {
+              label: 'needs a type',
+              notes: [`hint: write '${p.name.name}: TYPE', for example '${p.name.name}: Int'`],
+            });
+          type = ErrorType;
+        }
+      }
+      params.push(this.symbol(p.name.name, 'param', type, p.name.span));
+    }
+    let ret: Type;
+    switch (rule.kind) {
+      case 'annotated':
+        ret = this.types.resolve(decl.returnType!);
+        break;
+      case 'literal':
+        ret = rule.literal === 'Int' ? Int : rule.literal === 'String' ? Str : Bool;
+        break;
+      case 'comparison':
+        ret = Bool;
+        break;
+      case 'arithmetic': {
+        const byName = new Map(params.map((p) => [p.name, p]));
+        ret = arithmeticIsString(decl.body, (n) => { const s = byName.get(n); return s !== undefined && isCon(s.type, 'String'); }) ? Str : Int;
+        break;
+      }
+      case 'missing':
+        this.diags.error(Code.MissingReturnType, decl.name.span,
+          `Function '${fname}' requires explicit return type annotation - type cannot be inferred from body`, {
+            label: 'needs `-> TYPE`',
+            notes: ['note: only a literal, arithmetic or comparison body lets the return type be omitted',
+              `hint: declare it, for example: fn ${fname}(…) -> Int = …`],
+          });
+        ret = ErrorType;
+        break;
+      case 'implicitAny':
+        this.diags.error(Code.ImplicitAny, rule.operand.span,
+          `Function '${fname}' cannot implicitly return 'any' type - if 'any' return type is intended, declare it explicitly with '-> any'`, {
+            label: 'the type of this operand is not known from the signature',
+            notes: [`hint: declare the return type, for example: fn ${fname}(…) -> Int = …`],
+          });
+        ret = ErrorType;
+        break;
+    }
+    const type = fnType(params.map((p) => p.type), ret);
+    const sym = this.symbol(fname, 'fn', type, decl.name.span);
+    const fn: TypedFn = { symbol: sym, name: fname, params, returnType: ret, body: this.errorExpr(decl.span), nested, span: decl.span };
+    sym.fn = fn;
+    return fn;
+  }
+
+  /** `extern fn NAME(p: T, …) -> R` (§3.3): every parameter annotated, return type Int by default. */
+  private declareExtern(decl: ExternDecl): VarSymbol {
+    if (this.options.disabled.has('ffi')) {
+      this.diags.error(Code.Unsupported, decl.span, '`extern fn` declarations are disabled by --no-ffi/--sandbox', {
+        notes: ['note: FFI lets a program call arbitrary native code'],
+      });
+      // Still declared, so its calls do not cascade into "undefined function" errors.
+    }
+    const cType = (t: Type, span: Span, what: string): Type => {
+      if (isCon(t, 'Int') || isCon(t, 'Bool') || isCon(t, 'String') || isCon(t, 'Unit') || prune(t).kind === 'error') return t;
+      this.diags.error(Code.Unsupported, span, `${what} of an extern function must be Int, Bool, String or Unit, not ${showType(t)}`);
+      return ErrorType;
+    };
+    const params = decl.params.map((p) => {
+      if (!p.type) {
+        this.diags.error(Code.MissingParamType, p.name.span, `Parameter '${p.name.name}' in extern function '${decl.name.name}' requires explicit type annotation`, {
+          label: 'needs a type',
+        });
+        return { name: p.name.name, type: ErrorType };
+      }
+      return { name: p.name.name, type: cType(this.types.resolve(p.type), p.type.span, 'a parameter') };
+    });
+    const ret = decl.returnType ? cType(this.types.resolve(decl.returnType), decl.returnType.span, 'the return type') : Int;
+    const sym = this.symbol(decl.name.name, 'extern', fnType(params.map((p) => p.type), ret), decl.name.span);
+    sym.extern = { params, ret };
+    return sym;
+  }
+
+  private checkFnBody(decl: FnDecl, fn: TypedFn, outer: Scope): void {
+    const scope = new Scope(outer);
+    for (const p of fn.params) scope.vars.set(p.name, p);
+    const body = this.coerce(this.inferExpr(decl.body, scope, fn.returnType), fn.returnType);
+    if (!unify(body.type, fn.returnType)) {
+      this.diags.error(Code.TypeMismatch, bodyResultSpan(body),
+        `type mismatch: '${fn.name}' is declared to return ${showType(zonk(fn.returnType))}, but its body is ${withArticle(showType(zonk(body.type)))}`, {
+          label: `this is ${withArticle(showType(zonk(body.type)))}`,
+          labels: decl.returnType ? [{ span: decl.returnType.span, message: 'declared here' }] : [],
+        });
+    }
+    fn.body = body;
+  }
+
+  // ---- statements ----------------------------------------------------------------------------
+
+  private checkStmt(s: Stmt, scope: Scope): TStmt | null {
+    switch (s.kind) {
+      case 'let': {
+        const annotated = s.type ? this.types.resolve(s.type) : null;
+        const raw = this.inferExpr(s.value, scope, annotated ?? undefined);
+        const value = annotated ? this.coerce(raw, annotated) : raw;
+        if (annotated && isCon(value.type, 'any') && !isCon(annotated, 'any') && prune(annotated).kind !== 'error') {
+          this.diags.error(Code.TypeMismatch, value.span, `cannot assign 'any' to '${showType(annotated)}' without pattern matching`, {
+            notes: ['hint: match it with type patterns: `match v { n: Int => … _ => … }`'],
+          });
+        } else if (annotated) this.expect(value, annotated);
+        const sym = this.symbol(s.name.name, scope.topLevel ? 'global' : 'local', annotated ?? value.type, s.name.span);
+        if (value.kind === 'var') {
+          const c = refinedCtor.get(value.symbol);
+          if (c) refinedCtor.set(sym, c);
+        }
+        scope.vars.set(s.name.name, sym);
+        return { kind: 'let', symbol: sym, value, span: s.span };
+      }
+      case 'expr':
+        return { kind: 'expr', expr: this.inferExpr(s.expr, scope), span: s.span };
+      case 'import':
+        return null; // accepted and ignored (§2.2)
+      case 'fn':
+        throw new Error('unreachable: fn statements are grouped by the caller');
+      case 'type':
+        this.diags.error(Code.Unsupported, s.span, 'type declarations are only supported at the top level');
+        return null;
+      case 'extern':
+        this.diags.error(Code.Unsupported, s.span, '`extern fn` declarations are only allowed at the top level');
+        return null;
+      case 'module': {
+        // Members' lets run in program order, at the module's position (globals in its scope).
+        const mscope = this.modules.get(s.name.name);
+        if (!scope.topLevel || !mscope) {
+          this.diags.error(Code.Unsupported, s.span, 'modules can only be declared at the top level');
+          return null;
+        }
+        const body: TStmt[] = [];
+        for (const m of s.body) {
+          if (m.kind === 'fn' || m.kind === 'type') continue;
+          if (m.kind !== 'let') {
+            this.diags.error(Code.Syntax, m.span, 'a module holds only let, fn and type declarations');
+            continue;
+          }
+          const t = this.checkStmt(m, mscope);
+          if (t) body.push(t);
+        }
+        const block = this.node({ kind: 'block', stmts: body, result: null, type: Unit, span: s.span });
+        return { kind: 'expr', expr: block, span: s.span };
+      }
+    }
+  }
+
+  /** Statements of a block: consecutive `fn` declarations form one mutually recursive group. */
+  private checkBlockStmts(stmts: Stmt[], scope: Scope): TStmt[] {
+    const out: TStmt[] = [];
+    for (let i = 0; i < stmts.length; ) {
+      const s = stmts[i]!;
+      if (s.kind !== 'fn') {
+        const t = this.checkStmt(s, scope);
+        if (t) out.push(t);
+        i++;
+        continue;
+      }
+      const group: { decl: FnDecl; fn: TypedFn }[] = [];
+      while (i < stmts.length && stmts[i]!.kind === 'fn') {
+        const decl = stmts[i] as FnDecl;
+        const fn = this.declareFn(decl, true);
+        if (this.checkRedefinition(decl.name)) {
+          scope.vars.set(decl.name.name, fn.symbol!);
+          group.push({ decl, fn });
+        }
+        i++;
+      }
+      for (const { decl, fn } of group) this.checkFnBody(decl, fn, scope);
+      if (group.length) {
+        out.push({ kind: 'fns', fns: group.map((g) => g.fn), span: joinSpans(group[0]!.decl.span, group[group.length - 1]!.decl.span) });
+      }
+    }
+    return out;
+  }
+
+  // ---- expressions ---------------------------------------------------------------------------
+
+  /** Infers the type of `e`. `hint` is the type the context expects (used by lambdas); the caller
+   *  still checks the result against it. */
+  private inferExpr(e: Expr, scope: Scope, hint?: Type): TExpr {
+    switch (e.kind) {
+      case 'int':
+        return this.node({ kind: 'int', value: e.value, type: Int, span: e.span });
+      case 'string':
+        return this.node({ kind: 'string', value: e.value, type: Str, span: e.span });
+      case 'bool':
+        return this.node({ kind: 'bool', value: e.value, type: Bool, span: e.span });
+      case 'interp': {
+        const parts: (string | TExpr)[] = [];
+        for (const p of e.parts) {
+          if (p.kind === 'text') parts.push(p.value);
+          else {
+            const x = this.inferExpr(p.expr, scope);
+            this.deferred.push({ kind: 'display', type: x.type, span: x.span });
+            parts.push(x);
+          }
+        }
+        return this.node({ kind: 'interp', parts, type: Str, span: e.span });
+      }
+      case 'ident':
+        return this.inferIdent(e.name, e.span, scope, hint);
+      case 'call':
+        return this.inferCall(e.callee, e.args, e.span, scope, null);
+      case 'pipe': {
+        // `x |> f` is `f(x)`; `x |> f(a)` is `f(x, a)` (§4.4).
+        const piped: Arg = { name: null, value: e.value, span: e.value.span };
+        if (e.target.kind === 'call') {
+          return this.inferCall(e.target.callee, [piped, ...e.target.args], e.span, scope, piped);
+        }
+        return this.inferCall(e.target, [piped], e.span, scope, piped);
+      }
+      case 'field':
+        return this.inferField(e.object, e.name, e.span, scope);
+      case 'binary':
+        return this.inferBinary(e, scope);
+      case 'unary': {
+        const operand = this.inferExpr(e.operand, scope);
+        const t = e.op === '!' ? Bool : Int;
+        if (!unify(operand.type, t)) {
+          this.diags.error(Code.BadOperand, operand.span, `'${e.op}' needs ${e.op === '!' ? 'a Bool' : 'an Int'}, but this is ${withArticle(showType(zonk(operand.type)))}`, {
+            label: `this is ${withArticle(showType(zonk(operand.type)))}`,
+          });
+        }
+        return this.node({ kind: 'unary', op: e.op, operand, type: t, span: e.span });
+      }
+      case 'lambda':
+        return this.inferLambda(e, scope, hint);
+      case 'block': {
+        const inner = new Scope(scope);
+        const stmts = this.checkBlockStmts(e.stmts, inner);
+        // A block's value is its last statement when that is an expression (§4.9).
+        let result: TExpr | null = null;
+        const last = stmts[stmts.length - 1];
+        if (last && last.kind === 'expr' && e.stmts[e.stmts.length - 1]?.kind === 'expr') {
+          stmts.pop();
+          result = last.expr;
+        }
+        return this.node({ kind: 'block', stmts, result, type: result ? result.type : Unit, span: e.span });
+      }
+      case 'match':
+        return this.inferMatch(e.scrutinee, e.arms, e.span, scope, hint);
+      case 'construct':
+        return this.inferConstruct(e.name, e.typeArgs.length ? e.typeArgs : null, e.fields, e.span, scope);
+      case 'list': {
+        // The element type comes from the context (`let xs: List<Int> = []`) or the elements.
+        const h = hint ? prune(hint) : null;
+        const elem = h && h.kind === 'con' && h.name === 'List' && !h.adt ? h.args[0]! : freshVar();
+        const elements = e.elements.map((x) => {
+          const v = this.inferExpr(x, scope, elem);
+          if (!unify(v.type, elem)) {
+            this.diags.error(Code.TypeMismatch, v.span, `list elements must all have one type: this is ${withArticle(showType(zonk(v.type)))}, but the list holds ${showType(zonk(elem))} values`, {
+              label: showType(zonk(v.type)),
+            });
+          }
+          return v;
+        });
+        return this.node({ kind: 'list', elements, type: listType(elem), span: e.span });
+      }
+      case 'index': {
+        const list = this.inferIdent(e.name.name, e.name.span, scope);
+        const elem = freshVar();
+        if (!unify(list.type, listType(elem))) {
+          this.diags.error(Code.TypeMismatch, e.name.span, `only a List can be indexed, but '${e.name.name}' is ${withArticle(showType(zonk(list.type)))}`);
+          return this.errorExpr(e.span);
+        }
+        return this.node({ kind: 'index', list, index: e.index, type: resultType(elem, Str), span: e.span });
+      }
+    }
+  }
+
+  private inferIdent(name: string, span: Span, scope: Scope, hint?: Type): TExpr {
+    const sym = scope.lookup(name);
+    if (sym && sym.kind === 'extern') {
+      this.diags.error(Code.Unsupported, span, `the extern function '${name}' can only be called, not used as a value`, {
+        notes: [`hint: wrap it in a lambda: fn(…) => ${name}(…)`],
+      });
+      return this.errorExpr(span);
+    }
+    if (sym) return this.node({ kind: 'var', symbol: sym, type: sym.type, span });
+    const ctor = this.types.ctors.get(name);
+    if (ctor) {
+      if (ctor.fields.length > 0) {
+        this.diags.error(Code.MissingField, span, `the constructor '${name}' needs its fields: ${name} { ${ctor.fields.map((f) => `${f.name}: …`).join(', ')} }`);
+        return this.errorExpr(span);
+      }
+      const { type } = this.instantiateAdt(ctor.adt);
+      return this.node({ kind: 'construct', ctor, fields: [], type, span });
+    }
+    if (RESULT_CTORS.has(name)) {
+      this.diags.error(Code.InvalidPattern, span, `'${name}' is a Result constructor; write ${name}(value), ${name}() or ${name} { … }`);
+      return this.errorExpr(span);
+    }
+    const builtin = this.builtins.get(name);
+    if (builtin) return this.builtinAsValue(builtin, span, hint);
+    const guess = closestName(name, [...scope.names(), ...this.types.ctors.keys()]);
+    this.diags.error(Code.UnknownName, span, `undefined variable '${name}'`, {
+      label: 'not found in this scope',
+      notes: guess ? [`hint: did you mean '${guess}'?`] : [],
+    });
+    return this.errorExpr(span);
+  }
+
+  /**
+   * A built-in used as a function value (`apply(f: print, …)`) becomes the lambda
+   * `fn(p…) => builtin(p…)`; the parameter types of print/toString come from the context.
+   */
+  private builtinAsValue(b: Builtin, span: Span, hint?: Type): TExpr {
+    const h = hint ? prune(hint) : null;
+    const expected = h && h.kind === 'fn' && h.params.length === b.params.length ? h : null;
+    const sig = instantiateBuiltin(b);
+    const params = sig.params.map((p, i) => {
+      const t = p.type !== 'display' ? p.type : expected ? expected.params[i]! : freshVar();
+      return this.symbol(p.name, 'param', t, span);
+    });
+    const args: TArg[] = params.map((p, i) => ({ index: i, value: this.node({ kind: 'var', symbol: p, type: p.type, span }) }));
+    sig.params.forEach((p, i) => {
+      if (p.type === 'display') this.deferred.push({ kind: 'display', type: params[i]!.type, span });
+    });
+    const body: TExpr = b.kind === 'core'
+      ? this.node({ kind: 'builtin', name: b.name, args, type: sig.returns, span })
+      : this.node({ kind: 'runtime', fn: b.fn, args, type: sig.returns, span });
+    const fn: TypedFn = { symbol: null, name: b.name, params, returnType: sig.returns, body, nested: true, span };
+    return this.node({ kind: 'lambda', fn, type: fnType(params.map((p) => p.type), sig.returns), span });
+  }
+
+  /**
+   * `M.name` where M is a module (not shadowed by a value): the member's symbol, null after an
+   * error, undefined when `object` is not a module.
+   */
+  private moduleMember(object: Expr, name: Ident, scope: Scope): VarSymbol | null | undefined {
+    if (object.kind !== 'ident' || scope.lookup(object.name)) return undefined;
+    const m = this.modules.get(object.name);
+    if (!m) return undefined;
+    const sym = m.vars.get(name.name);
+    if (!sym) {
+      const guess = closestName(name.name, m.vars.keys());
+      this.diags.error(Code.UnknownName, name.span, `the module '${object.name}' has no member '${name.name}'`, {
+        notes: guess ? [`hint: did you mean '${guess}'?`] : [],
+      });
+      return null;
+    }
+    return sym;
+  }
+
+  private inferLambda(e: Extract<Expr, { kind: 'lambda' }>, scope: Scope, hint?: Type): TExpr {
+    const h = hint ? prune(hint) : null;
+    const expectedFn = h && h.kind === 'fn' && h.params.length === e.params.length ? h : null;
+    const inner = new Scope(scope);
+    const params = e.params.map((p, i) => {
+      const t = p.type ? this.types.resolve(p.type) : expectedFn ? expectedFn.params[i]! : freshVar();
+      const s = this.symbol(p.name.name, 'param', t, p.name.span);
+      inner.vars.set(p.name.name, s);
+      return s;
+    });
+    const ret = e.returnType ? this.types.resolve(e.returnType) : expectedFn ? expectedFn.ret : freshVar();
+    const body = this.coerce(this.inferExpr(e.body, inner, ret), ret);
+    if (!unify(body.type, ret)) this.mismatch(bodyResultSpan(body), zonk(ret), zonk(body.type), 'in the lambda body');
+    const fn: TypedFn = { symbol: null, name: 'lambda', params, returnType: ret, body, nested: true, span: e.span };
+    return this.node({ kind: 'lambda', fn, type: fnType(params.map((p) => p.type), ret), span: e.span });
+  }
+
+  private inferBinary(e: Extract<Expr, { kind: 'binary' }>, scope: Scope): TExpr {
+    const left = this.inferExpr(e.left, scope);
+    const right = this.inferExpr(e.right, scope);
+    const mk = (type: Type): TExpr => this.node({ kind: 'binary', op: e.op, left, right, type, span: e.span });
+    const need = (x: TExpr, t: Type, what: string) => {
+      if (isCon(x.type, 'any')) {
+        this.diags.error(Code.BadOperand, x.span, "cannot use 'any' type directly in arithmetic operation - pattern matching required: operation 'arithmetic'", {
+          notes: ['hint: match it with type patterns first: `match v { n: Int => n + 1 _ => 0 }`'],
+        });
+        return false;
+      }
+      if (!unify(x.type, t)) {
+        this.diags.error(Code.BadOperand, x.span, `'${e.op}' needs ${what}, but this is ${withArticle(showType(zonk(x.type)))}`, {
+          label: `this is ${withArticle(showType(zonk(x.type)))}`,
+          labels: [{ span: e.opSpan, message: 'operator' }],
+        });
+        return false;
+      }
+      return true;
+    };
+    switch (e.op) {
+      case '&&':
+      case '||':
+        need(left, Bool, 'Bool operands');
+        need(right, Bool, 'Bool operands');
+        return mk(Bool);
+      case '<':
+      case '>':
+      case '<=':
+      case '>=':
+        need(left, Int, 'Int operands');
+        need(right, Int, 'Int operands');
+        return mk(Bool);
+      case '==':
+      case '!=':
+        if (!unify(left.type, right.type)) {
+          this.diags.error(Code.TypeMismatch, e.span, `cannot compare ${withArticle(showType(zonk(left.type)))} with ${withArticle(showType(zonk(right.type)))}`, {
+            label: 'both sides must have the same type',
+          });
+        } else this.deferred.push({ kind: 'equality', type: left.type, span: e.span, op: e.op });
+        return mk(Bool);
+      case '+': {
+        // `+` adds Ints or concatenates Strings (§4.2); no implicit conversions.
+        const l = prune(left.type);
+        const r = prune(right.type);
+        const isStr = isCon(l, 'String') || isCon(r, 'String');
+        const t = isStr ? Str : Int;
+        if (l.kind === 'error' || r.kind === 'error') return mk(l.kind === 'error' ? r : l);
+        if (!isCon(l, 'String') && !isCon(l, 'Int') && l.kind !== 'var' || isCon(r, 'any')) {
+          if (isCon(r, 'any') && !isCon(l, 'any')) {
+            need(right, Int, 'Int or String operands');
+            return mk(ErrorType);
+          }
+          need(left, Int, 'Int or String operands');
+          return mk(Int);
+        }
+        if (!unify(left.type, t) || !unify(right.type, t)) {
+          this.diags.error(Code.BadOperand, e.span, `cannot add ${withArticle(showType(zonk(left.type)))} and ${withArticle(showType(zonk(right.type)))}`, {
+            label: "'+' needs two Ints or two Strings",
+            notes: isStr ? ['hint: convert with toString(…) or use interpolation "${…}"'] : [],
+          });
+          return mk(ErrorType);
+        }
+        return mk(t);
+      }
+      default:
+        need(left, Int, 'Int operands');
+        need(right, Int, 'Int operands');
+        return mk(Int);
+    }
+  }
+
+  private inferField(objectExpr: Expr, name: Ident, span: Span, scope: Scope): TExpr {
+    const member = this.moduleMember(objectExpr, name, scope);
+    if (member !== undefined) return member ? this.node({ kind: 'var', symbol: member, type: member.type, span }) : this.errorExpr(span);
+    const object = this.inferExpr(objectExpr, scope);
+    const t = prune(object.type);
+    if (t.kind === 'error') return this.errorExpr(span);
+    if (isCon(t, 'Result')) {
+      this.diags.error(Code.FieldAccess, name.span, `cannot access field '${name.name}' on ${showType(zonk(t))} type - pattern matching required`, {
+        notes: ['hint: match the Result first: `match r { Success { value } => … Error { message } => … }`'],
+      });
+      return this.errorExpr(span);
+    }
+    if (isCon(t, 'any')) {
+      this.diags.error(Code.FieldAccess, name.span, `cannot access field on 'any' type without pattern matching: field '${name.name}'`);
+      return this.errorExpr(span);
+    }
+    if (t.kind !== 'con' || !t.adt) {
+      this.diags.error(Code.FieldAccess, name.span, t.kind === 'var'
+        ? `the type of this value must be known to access '.${name.name}'`
+        : `${withArticle(showType(t))} has no fields (no field '${name.name}')`, {
+        notes: t.kind === 'var' ? ['hint: add a type annotation'] : [],
+      });
+      return this.errorExpr(span);
+    }
+    let ctor: CtorInfo | undefined = t.adt.ctors.length === 1 ? t.adt.ctors[0] : undefined;
+    if (object.kind === 'var' && refinedCtor.has(object.symbol)) ctor = refinedCtor.get(object.symbol);
+    if (!ctor) {
+      this.diags.error(Code.FieldAccess, name.span, `cannot access field '${name.name}' on the union type ${showType(t)} - pattern matching required`);
+      return this.errorExpr(span);
+    }
+    const index = ctor.fields.findIndex((f) => f.name === name.name);
+    if (index < 0) {
+      const guess = closestName(name.name, ctor.fields.map((f) => f.name));
+      this.diags.error(Code.UnknownField, name.span, `${ctor.name} has no field '${name.name}'`, {
+        notes: guess ? [`hint: did you mean '${guess}'?`] : [`note: its fields are ${ctor.fields.map((f) => f.name).join(', ') || '(none)'}`],
+      });
+      return this.errorExpr(span);
+    }
+    const ftype = instantiate(ctor.fields[index]!.type, t.args);
+    return this.node({ kind: 'field', object, ctor, index, type: ftype, span });
+  }
+
+  // ---- calls (§4.3) ----------------------------------------------------------------------------
+
+  /**
+   * Matches written arguments to parameters. Returns each argument's parameter index (written
+   * order), or null after reporting an error.
+   */
+  private matchArgs(
+    style: 'user' | 'builtin' | 'value',
+    fname: string,
+    paramNames: string[],
+    args: Arg[],
+    span: Span,
+    argsSpan: Span,
+  ): number[] | null {
+    const named = args.length > 0 && args.every((a) => a.name !== null);
+    const n = paramNames.length;
+    const plural = (k: number) => `${k} argument${k === 1 ? '' : 's'}`;
+    if (!named) {
+      if (style === 'user' && n >= 2 && args.length > 0) {
+        this.diags.error(Code.ArgumentStyle, argsSpan,
+          `function requires named arguments '${fname}' has ${n} parameters and requires named arguments. Use: ${fname}(${paramNames.map((p) => `${p}: value`).join(', ')})`, {
+            label: 'positional arguments',
+            notes: [`hint: call it as ${fname}(${paramNames.map((p) => `${p}: …`).join(', ')})`],
+          });
+        return null;
+      }
+      if (args.length !== n) {
+        const message = style === 'builtin' ? builtinArityMessage(fname, paramNames, args.length) : `'${fname}' expects ${plural(n)}, got ${args.length}`;
+        this.diags.error(Code.ArgumentCount, argsSpan, message, {
+          notes: n > 0 && style !== 'value' ? [`note: parameters: ${paramNames.join(', ')}`] : [],
+        });
+        return null;
+      }
+      return args.map((_, i) => i);
+    }
+    if (style === 'value') {
+      this.diags.error(Code.ArgumentStyle, argsSpan, `'${fname}' is a function value and must be called with positional arguments`, {
+        notes: ['note: function types carry no parameter names'],
+      });
+      return null;
+    }
+    const out: number[] = [];
+    const seen = new Set<number>();
+    let ok = true;
+    for (const a of args) {
+      const idx = paramNames.indexOf(a.name!.name);
+      if (idx < 0) {
+        const guess = closestName(a.name!.name, paramNames);
+        this.diags.error(Code.UnknownArgument, a.name!.span, `'${fname}' has no parameter named '${a.name!.name}'`, {
+          notes: guess ? [`hint: did you mean '${guess}'?`] : [`note: parameters: ${paramNames.join(', ') || '(none)'}`],
+        });
+        ok = false;
+        continue;
+      }
+      if (seen.has(idx)) {
+        this.diags.error(Code.ArgumentCount, a.name!.span, `the argument '${a.name!.name}' is given twice`);
+        ok = false;
+        continue;
+      }
+      seen.add(idx);
+      out.push(idx);
+    }
+    if (!ok) return null;
+    if (args.length !== n && seen.size === args.length && args.length > n) {
+      this.diags.error(Code.ArgumentCount, argsSpan, `function expects different number of arguments ${fname} expects ${n} arguments, got ${args.length}`);
+      return null;
+    }
+    const missing = paramNames.filter((_, i) => !seen.has(i));
+    if (missing.length) {
+      this.diags.error(Code.MissingArgument, argsSpan, `missing argument for parameter ${missing[0]} in function ${fname}`, {
+        notes: [`hint: add ${missing.map((m) => `${m}: …`).join(', ')}`],
+      });
+      return null;
+    }
+    void span;
+    return out;
+  }
+
+  /** Checks arguments against parameter types; on a failed match the arguments are still checked. */
+  private checkArgs(
+    fname: string,
+    params: { name: string; type: Type | 'display' }[],
+    args: Arg[],
+    indices: number[] | null,
+    scope: Scope,
+  ): TArg[] {
+    const out: TArg[] = [];
+    args.forEach((a, i) => {
+      const idx = indices ? indices[i]! : -1;
+      const p = idx >= 0 ? params[idx] : undefined;
+      const ptype = p && p.type !== 'display' ? p.type : undefined;
+      const value = ptype ? this.coerce(this.inferExpr(a.value, scope, ptype), ptype) : this.inferExpr(a.value, scope);
+      if (p && p.type === 'display') {
+        if (fname === 'toString' && isCon(value.type, 'any')) {
+          this.diags.error(Code.NoDisplay, value.span, "toString cannot take an 'any' value - pattern matching required", {
+            notes: ['hint: match it first (`n: Int => toString(n)`), or interpolate it: "${v}"'],
+          });
+        } else this.deferred.push({ kind: 'display', type: value.type, span: value.span });
+      } else if (ptype && isCon(value.type, 'any') && !isCon(ptype, 'any') && prune(ptype).kind !== 'error') {
+        this.diags.error(Code.ArgumentType, value.span,
+          `cannot pass 'any' type to function expecting specific type - pattern matching required: function '${fname}' expecting '${p!.name}'`, {
+            label: 'any',
+            notes: ['hint: match it with type patterns: `match v { n: Int => … _ => … }`'],
+          });
+      } else if (ptype && !unify(value.type, ptype)) {
+        const found = showType(zonk(value.type));
+        const want = showType(zonk(ptype));
+        this.diags.error(Code.ArgumentType, value.span, `this argument is ${withArticle(found)}, but '${fname}' needs ${article(want)} ${want} for '${p!.name}'`, {
+          label: found,
+        });
+      }
+      out.push({ index: idx, value });
+    });
+    return out;
+  }
+
+  private inferCall(calleeExpr: Expr, args: Arg[], span: Span, scope: Scope, piped: Arg | null): TExpr {
+    const argsSpan = args.length ? joinSpans(args[0]!.span, args[args.length - 1]!.span) : span;
+    void piped;
+    const member = calleeExpr.kind === 'field' ? this.moduleMember(calleeExpr.object, calleeExpr.name, scope) : undefined;
+    if (member === null) {
+      args.forEach((a) => this.inferExpr(a.value, scope));
+      return this.errorExpr(span);
+    }
+    if (calleeExpr.kind === 'ident' || member) {
+      const name = calleeExpr.kind === 'ident' ? calleeExpr.name : `${(calleeExpr as { object: { name: string } }).object.name}.${member!.name}`;
+      const sym = member ?? scope.lookup(name);
+      if (sym && sym.kind === 'fn' && sym.fn) {
+        const fn = sym.fn;
+        const names = fn.params.map((p) => p.name);
+        const indices = this.matchArgs('user', name, names, args, span, argsSpan);
+        const targs = this.checkArgs(name, fn.params.map((p) => ({ name: p.name, type: p.type })), args, indices, scope);
+        const callee = this.node({ kind: 'var', symbol: sym, type: sym.type, span: calleeExpr.span });
+        return this.node({ kind: 'call', callee, args: targs, type: indices ? fn.returnType : ErrorType, span });
+      }
+      if (sym && sym.kind === 'extern' && sym.extern) {
+        const ext = sym.extern;
+        const indices = this.matchArgs('user', name, ext.params.map((p) => p.name), args, span, argsSpan);
+        const targs = this.checkArgs(name, ext.params, args, indices, scope);
+        const callee = this.node({ kind: 'var', symbol: sym, type: sym.type, span: calleeExpr.span });
+        return this.node({ kind: 'call', callee, args: targs, type: indices ? ext.ret : ErrorType, span });
+      }
+      if (!sym) {
+        const rtag = RESULT_CTORS.get(name);
+        if (rtag !== undefined) return this.inferResultCall(rtag, name, args, span, scope);
+        const b = this.builtins.get(name);
+        if (b) return this.inferBuiltinCall(b, args, span, argsSpan, scope);
+        if (UNSUPPORTED_BUILTINS.has(name) && !this.options.disabled.has(UNSUPPORTED_BUILTINS.get(name)!)) {
+          this.diags.error(Code.Unsupported, calleeExpr.span, `the built-in function '${name}' is not supported by this compiler yet`);
+          args.forEach((a) => this.inferExpr(a.value, scope));
+          return this.errorExpr(span);
+        }
+        const ctor = this.types.ctors.get(name);
+        if (ctor) {
+          this.diags.error(Code.InvalidPattern, span, `'${name}' is a constructor, not a function`, {
+            notes: [ctor.fields.length ? `hint: construct it with ${name} { ${ctor.fields.map((f) => `${f.name}: …`).join(', ')} }` : `hint: write ${name} without parentheses`],
+          });
+          args.forEach((a) => this.inferExpr(a.value, scope));
+          return this.errorExpr(span);
+        }
+        const candidates = [...scope.names(), ...this.builtins.keys()];
+        const guess = closestName(name, candidates);
+        this.diags.error(Code.UnknownFunction, calleeExpr.span, `undefined function '${name}'`, {
+          label: 'not found in this scope',
+          notes: guess ? [`hint: did you mean '${guess}'?`] : [],
+        });
+        args.forEach((a) => this.inferExpr(a.value, scope));
+        return this.errorExpr(span);
+      }
+    }
+    // A call through a function value: positional arguments only.
+    const callee = this.inferExpr(calleeExpr, scope);
+    const ct = prune(callee.type);
+    if (ct.kind === 'error') {
+      args.forEach((a) => this.inferExpr(a.value, scope));
+      return this.errorExpr(span);
+    }
+    let fty: Extract<Type, { kind: 'fn' }>;
+    if (ct.kind === 'fn') fty = ct;
+    else if (ct.kind === 'var') {
+      fty = { kind: 'fn', params: args.map(() => freshVar()), ret: freshVar() };
+      unify(ct, fty);
+    } else {
+      this.diags.error(Code.NotCallable, callee.span, `${withArticle(showType(ct))} is not a function and cannot be called`, { label: `this is ${withArticle(showType(ct))}` });
+      args.forEach((a) => this.inferExpr(a.value, scope));
+      return this.errorExpr(span);
+    }
+    const label = calleeExpr.kind === 'ident' ? calleeExpr.name : 'this function';
+    const indices = this.matchArgs('value', label, fty.params.map((_, i) => `#${i + 1}`), args, span, argsSpan);
+    const targs = this.checkArgs(label, fty.params.map((t, i) => ({ name: `argument ${i + 1}`, type: t })), args, indices, scope);
+    return this.node({ kind: 'call', callee, args: targs, type: indices ? fty.ret : ErrorType, span });
+  }
+
+  private inferBuiltinCall(b: Builtin, args: Arg[], span: Span, argsSpan: Span, scope: Scope): TExpr {
+    const names = b.params.map((p) => p.name);
+    const sig = instantiateBuiltin(b);
+    const indices = this.matchArgs('builtin', b.name, names, args, span, argsSpan);
+    const targs = this.checkArgs(b.name, sig.params, args, indices, scope);
+    const type = indices ? sig.returns : ErrorType;
+    if (b.kind === 'core') return this.node({ kind: 'builtin', name: b.name, args: targs, type, span });
+    return this.node({ kind: 'runtime', fn: b.fn, args: targs, type, span });
+  }
+
+  /** `Success()`, `Success(e)`, `Error(e)` and the Ok/Err aliases (§6.2). */
+  private inferResultCall(tag: 0 | 1, name: string, args: Arg[], span: Span, scope: Scope): TExpr {
+    if (args.length > 1 || args.some((a) => a.name !== null)) {
+      this.diags.error(Code.ArgumentCount, span, `${name}(…) takes at most one positional argument`, {
+        notes: [`hint: ${tag === 0 ? 'Success { value: … }' : 'Error { message: … }'} is the named form`],
+      });
+      args.forEach((a) => this.inferExpr(a.value, scope));
+      return this.errorExpr(span);
+    }
+    const payload = args.length ? this.inferExpr(args[0]!.value, scope) : null;
+    if (tag === 1 && payload === null) {
+      this.diags.error(Code.ArgumentCount, span, `${name}() needs a message: ${name}("…")`);
+      return this.errorExpr(span);
+    }
+    const ptype = payload ? payload.type : Unit;
+    const type = tag === 0 ? resultType(ptype, freshVar()) : resultType(freshVar(), ptype);
+    return this.node({ kind: 'result', tag, payload, type, span });
+  }
+
+  // ---- construction (§4.11) --------------------------------------------------------------------
+
+  private inferConstruct(name: Ident, typeArgs: Expr[] | import('../syntax/ast.ts').TypeExpr[] | null, fields: FieldInit[], span: Span, scope: Scope): TExpr {
+    const rtag = RESULT_CTORS.get(name.name);
+    if (rtag !== undefined && !this.types.ctors.has(name.name) && !scope.lookup(name.name)) {
+      const allowed = rtag === 0 ? ['value'] : ['message', 'error'];
+      if (fields.length !== 1 || !allowed.includes(fields[0]!.name.name)) {
+        this.diags.error(Code.UnknownField, fields[0]?.name.span ?? span,
+          `${name.name} { … } takes exactly one field, ${allowed.map((a) => `'${a}'`).join(' or ')}`);
+        fields.forEach((f) => this.inferExpr(f.value, scope));
+        return this.errorExpr(span);
+      }
+      const payload = this.inferExpr(fields[0]!.value, scope);
+      const type = rtag === 0 ? resultType(payload.type, freshVar()) : resultType(freshVar(), payload.type);
+      return this.node({ kind: 'result', tag: rtag, payload, type, span });
+    }
+    const base = scope.lookup(name.name);
+    if (base) {
+      // Non-destructive update `value { f: e }` (§4.11: a value binding means update).
+      const baseExpr = this.node({ kind: 'var', symbol: base, type: base.type, span: name.span }) as TExpr;
+      const t = prune(base.type);
+      const ctor = t.kind === 'con' && t.adt ? (refinedCtor.get(base) ?? (t.adt.ctors.length === 1 ? t.adt.ctors[0] : undefined)) : undefined;
+      if (!ctor || t.kind !== 'con') {
+        this.diags.error(Code.FieldAccess, name.span, `'${name.name}' is ${withArticle(showType(t))}, which has no fields to update`);
+        fields.forEach((f) => this.inferExpr(f.value, scope));
+        return this.errorExpr(span);
+      }
+      const targs = this.checkFields(ctor, t.args, fields, scope, false);
+      return this.node({ kind: 'update', base: baseExpr, ctor, fields: targs, type: base.type, span });
+    }
+    const ctor = this.types.ctors.get(name.name);
+    if (!ctor) {
+      const guess = closestName(name.name, [...this.types.ctors.keys(), ...RESULT_CTORS.keys()]);
+      this.diags.error(Code.UnknownConstructor, name.span, `unknown type or constructor '${name.name}'`, {
+        notes: guess ? [`hint: did you mean '${guess}'?`] : [],
+      });
+      fields.forEach((f) => this.inferExpr(f.value, scope));
+      return this.errorExpr(span);
+    }
+    const { type, args } = this.instantiateAdt(ctor.adt);
+    if (typeArgs && typeArgs.length) {
+      const written = (typeArgs as import('../syntax/ast.ts').TypeExpr[]).map((t) => this.types.resolve(t));
+      if (written.length !== args.length) {
+        this.diags.error(Code.TypeArity, name.span, `'${ctor.adt.name}' takes ${args.length} type arguments, but ${written.length} were given`);
+      } else written.forEach((w, i) => unify(args[i]!, w));
+    }
+    const targs = this.checkFields(ctor, args, fields, scope, true);
+    return this.node({ kind: 'construct', ctor, fields: targs, type, span });
+  }
+
+  private checkFields(ctor: CtorInfo, typeArgs: Type[], fields: FieldInit[], scope: Scope, requireAll: boolean): TArg[] {
+    const out: TArg[] = [];
+    const seen = new Set<number>();
+    for (const f of fields) {
+      const idx = ctor.fields.findIndex((x) => x.name === f.name.name);
+      if (idx < 0) {
+        const guess = closestName(f.name.name, ctor.fields.map((x) => x.name));
+        this.diags.error(Code.UnknownField, f.name.span, `${ctor.name} has no field '${f.name.name}'`, {
+          notes: guess ? [`hint: did you mean '${guess}'?`] : [`note: its fields are ${ctor.fields.map((x) => x.name).join(', ') || '(none)'}`],
+        });
+        this.inferExpr(f.value, scope);
+        continue;
+      }
+      if (seen.has(idx)) {
+        this.diags.error(Code.DuplicateDefinition, f.name.span, `the field '${f.name.name}' is given twice`);
+        continue;
+      }
+      seen.add(idx);
+      const ft = instantiate(ctor.fields[idx]!.type, typeArgs);
+      const value = this.coerce(this.inferExpr(f.value, scope, ft), ft);
+      if (!unify(value.type, ft)) {
+        this.diags.error(Code.TypeMismatch, value.span, `the field '${f.name.name}' of ${ctor.name} is ${article(showType(zonk(ft)))} ${showType(zonk(ft))}, but this is ${article(showType(zonk(value.type)))} ${showType(zonk(value.type))}`, {
+          label: showType(zonk(value.type)),
+        });
+      }
+      out.push({ index: idx, value });
+    }
+    if (requireAll) {
+      const missing = ctor.fields.filter((_, i) => !seen.has(i));
+      if (missing.length && fields.every((f) => ctor.fields.some((x) => x.name === f.name.name))) {
+        const last = fields[fields.length - 1];
+        this.diags.error(Code.MissingField, last ? last.span : ctor.span, `missing field in type constructor: '${missing[0]!.name}'`, {
+          notes: [`hint: ${ctor.name} also needs ${missing.map((m) => `${m.name}: …`).join(', ')}`],
+        });
+      }
+    }
+    return out;
+  }
+
+  // ---- match and patterns (§4.10, §5) ----------------------------------------------------------
+
+  private inferMatch(scrutExpr: Expr, arms: MatchArm[], span: Span, scope: Scope, hint?: Type): TExpr {
+    const scrutinee = this.inferExpr(scrutExpr, scope);
+    const result = freshVar();
+    if (hint) unify(result, hint);
+    const tarms: TArm[] = [];
+    let first: TExpr | null = null;
+    for (const arm of arms) {
+      const inner = new Scope(scope);
+      const pattern = this.checkPattern(arm.pattern, scrutinee.type, inner);
+      const body = this.inferExpr(arm.body, inner, result);
+      if (!unify(body.type, result)) {
+        const found = showType(zonk(body.type));
+        const want = showType(zonk(result));
+        this.diags.error(Code.TypeMismatch, bodyResultSpan(body), `match arms have different types: this arm is ${article(found)} ${found}, but ${first ? 'the first arm is' : 'the match must be'} ${article(want)} ${want}`, {
+          label: found,
+          labels: first ? [{ span: bodyResultSpan(first), message: `this arm is ${article(want)} ${want}` }] : [],
+        });
+      }
+      first ??= body;
+      tarms.push({ pattern, body, span: arm.span });
+    }
+    return this.node({ kind: 'match', scrutinee, arms: tarms, type: result, span });
+  }
+
+  private patternMismatch(p: Pattern, what: string, t: Type): TPattern {
+    this.diags.error(Code.InvalidPattern, p.span, `this pattern is ${what}, but the value matched is ${article(showType(zonk(t)))} ${showType(zonk(t))}`);
+    return { kind: 'wild', span: p.span };
+  }
+
+  private bind(binder: { name: string | null; span: Span }, type: Type, scope: Scope): TPattern {
+    if (binder.name === null) return { kind: 'wild', span: binder.span };
+    const symbol = this.symbol(binder.name, 'local', type, binder.span);
+    scope.vars.set(binder.name, symbol);
+    return { kind: 'bind', symbol, span: binder.span };
+  }
+
+  private checkPattern(p: Pattern, t: Type, scope: Scope): TPattern {
+    switch (p.kind) {
+      case 'wildcard':
+        return { kind: 'wild', span: p.span };
+      case 'int':
+        return unify(t, Int) ? { kind: 'int', value: p.value, span: p.span } : this.patternMismatch(p, 'an Int', t);
+      case 'string':
+        return unify(t, Str) ? { kind: 'string', value: p.value, span: p.span } : this.patternMismatch(p, 'a String', t);
+      case 'bool':
+        return unify(t, Bool) ? { kind: 'bool', value: p.value, span: p.span } : this.patternMismatch(p, 'a Bool', t);
+      case 'name': {
+        const ctor = this.userCtor(p.name.name);
+        if (ctor) return this.ctorPattern(p, ctor, t, [], null, scope);
+        const rtag = this.resultCtor(p.name.name);
+        if (rtag !== undefined) return this.resultPattern(p, rtag, t, null, scope);
+        return this.bind({ name: p.name.name, span: p.name.span }, t, scope);
+      }
+      case 'ctorBinder': {
+        const rtag = this.resultCtor(p.ctor.name);
+        if (rtag !== undefined) return this.resultPattern(p, rtag, t, p.binder, scope);
+        const ctor = this.ctorOrError(p.ctor);
+        if (!ctor) return { kind: 'wild', span: p.span };
+        return this.ctorPattern(p, ctor, t, [], p.binder, scope);
+      }
+      case 'ctorFields': {
+        const rtag = this.resultCtor(p.ctor.name);
+        if (rtag !== undefined) {
+          // A single name binds the payload whatever it is called (§5.2).
+          if (p.fields.length > 1) {
+            this.diags.error(Code.InvalidPattern, p.span, `${p.ctor.name} { … } has a single payload; write one name, e.g. ${p.ctor.name} { ${rtag === 0 ? 'value' : 'message'} }`);
+          }
+          return this.resultPattern(p, rtag, t, p.fields[0] ?? null, scope);
+        }
+        const ctor = this.ctorOrError(p.ctor);
+        if (!ctor) return { kind: 'wild', span: p.span };
+        return this.ctorPattern(p, ctor, t, p.fields, null, scope);
+      }
+      case 'ctorArgs': {
+        const rtag = this.resultCtor(p.ctor.name);
+        if (rtag !== undefined) {
+          if (p.args.length > 1) this.diags.error(Code.InvalidPattern, p.span, `${p.ctor.name}(…) has a single payload`);
+          const { ok, err } = this.resultParts(p, t);
+          if (!ok || !err) return { kind: 'wild', span: p.span };
+          const payload = p.args[0] ? this.checkPattern(p.args[0], rtag === 0 ? ok : err, scope) : { kind: 'wild' as const, span: p.span };
+          return { kind: 'result', tag: rtag, payload, span: p.span };
+        }
+        const ctor = this.ctorOrError(p.ctor);
+        if (!ctor) return { kind: 'wild', span: p.span };
+        const inst = this.unifyCtor(p, ctor, t);
+        if (!inst) return { kind: 'wild', span: p.span };
+        if (p.args.length !== ctor.fields.length) {
+          this.diags.error(Code.InvalidPattern, p.span, `${ctor.name} has ${ctor.fields.length} field${ctor.fields.length === 1 ? '' : 's'}, but this pattern has ${p.args.length}`);
+          return { kind: 'wild', span: p.span };
+        }
+        const args = p.args.map((sub, i) => this.checkPattern(sub, instantiate(ctor.fields[i]!.type, inst), scope));
+        return { kind: 'ctor', ctor, args, bind: null, span: p.span };
+      }
+      case 'structural': {
+        const rt = prune(t);
+        if (rt.kind === 'error') return { kind: 'wild', span: p.span };
+        if (rt.kind !== 'con' || !rt.adt || rt.adt.ctors.length !== 1) {
+          this.diags.error(Code.InvalidPattern, p.span, `a structural pattern needs a record value, but this is ${article(showType(zonk(rt)))} ${showType(zonk(rt))}`);
+          return { kind: 'wild', span: p.span };
+        }
+        return this.ctorPattern(p, rt.adt.ctors[0]!, t, p.fields, p.name ? { name: p.name.name, span: p.name.span } : null, scope);
+      }
+      case 'typed':
+      {
+        // `n: Int` (§5.1): on an `any` value, a run-time type test; on a value of that very type,
+        // a plain binding.
+        const target = this.types.resolve(p.type);
+        const st = prune(t);
+        if (isCon(st, 'any') && !isCon(target, 'any') && prune(target).kind !== 'error') {
+          const symbol = this.symbol(p.name.name, 'local', target, p.name.span);
+          scope.vars.set(p.name.name, symbol);
+          return { kind: 'typed', target, bind: symbol, span: p.span };
+        }
+        if (!unify(t, target)) return this.patternMismatch(p, withArticle(showType(target)), t);
+        return this.bind({ name: p.name.name, span: p.name.span }, target, scope);
+      }
+    }
+  }
+
+  private userCtor(name: string): CtorInfo | undefined {
+    return this.types.ctors.get(name);
+  }
+  /** A Result constructor name, unless a user type declares a constructor of that name. */
+  private resultCtor(name: string): 0 | 1 | undefined {
+    return this.types.ctors.has(name) ? undefined : RESULT_CTORS.get(name);
+  }
+  private ctorOrError(name: Ident): CtorInfo | undefined {
+    const c = this.types.ctors.get(name.name);
+    if (!c) {
+      const guess = closestName(name.name, [...this.types.ctors.keys(), ...RESULT_CTORS.keys()]);
+      this.diags.error(Code.UnknownConstructor, name.span, `unknown constructor '${name.name}' in pattern`, {
+        notes: guess ? [`hint: did you mean '${guess}'?`] : [],
+      });
+    }
+    return c;
+  }
+
+  private resultParts(p: Pattern, t: Type): { ok?: Type; err?: Type } {
+    if (prune(t).kind === 'error') return { ok: ErrorType, err: ErrorType };
+    const ok = freshVar();
+    const err = freshVar();
+    if (!unify(t, resultType(ok, err))) {
+      this.patternMismatch(p, 'a Result', t);
+      return {};
+    }
+    return { ok, err };
+  }
+
+  private resultPattern(p: Pattern, tag: 0 | 1, t: Type, binder: { name: string | null; span: Span } | null, scope: Scope): TPattern {
+    const { ok, err } = this.resultParts(p, t);
+    if (!ok || !err) return { kind: 'wild', span: p.span };
+    const payload: TPattern = binder ? this.bind(binder, tag === 0 ? ok : err, scope) : { kind: 'wild', span: p.span };
+    return { kind: 'result', tag, payload, span: p.span };
+  }
+
+  private unifyCtor(p: Pattern, ctor: CtorInfo, t: Type): Type[] | null {
+    if (prune(t).kind === 'error') return ctor.adt.typeParams.map(() => ErrorType);
+    const { type, args } = this.instantiateAdt(ctor.adt);
+    if (!unify(t, type)) {
+      const rt = prune(t);
+      if (rt.kind === 'con' && rt.adt) {
+        this.diags.error(Code.InvalidPattern, p.span, `unknown variant '${ctor.name}' in match expression for type '${rt.adt.name}': unknown variant in match expression`, {
+          notes: [`note: ${rt.adt.name} has ${rt.adt.ctors.map((c) => c.name).join(', ')}`],
+        });
+      } else this.patternMismatch(p, `a ${ctor.adt.name}`, t);
+      return null;
+    }
+    return args;
+  }
+
+  private ctorPattern(
+    p: Pattern,
+    ctor: CtorInfo,
+    t: Type,
+    fields: { name: string | null; span: Span }[],
+    whole: { name: string | null; span: Span } | null,
+    scope: Scope,
+  ): TPattern {
+    const inst = this.unifyCtor(p, ctor, t);
+    if (!inst) return { kind: 'wild', span: p.span };
+    const args: TPattern[] = ctor.fields.map(() => ({ kind: 'wild', span: p.span }));
+    for (const f of fields) {
+      if (f.name === null) continue;
+      const idx = ctor.fields.findIndex((x) => x.name === f.name);
+      if (idx < 0) {
+        this.diags.error(Code.UnknownField, f.span, `${ctor.name} has no field '${f.name}'`, {
+          notes: [`note: its fields are ${ctor.fields.map((x) => x.name).join(', ') || '(none)'}`],
+        });
+        continue;
+      }
+      args[idx] = this.bind(f, instantiate(ctor.fields[idx]!.type, inst), scope);
+    }
+    let bind: VarSymbol | null = null;
+    if (whole && whole.name !== null) {
+      const b = this.bind(whole, t, scope);
+      if (b.kind === 'bind') {
+        bind = b.symbol;
+        refinedCtor.set(bind, ctor);
+      }
+    }
+    return { kind: 'ctor', ctor, args, bind, span: p.span };
+  }
+}
+
+function article(word: string): string {
+  return /^[AEIOaeio]/.test(word) ? 'an' : 'a';
+}
+
+/** Where to point when a body has the wrong type: the value-producing expression. */
+function bodyResultSpan(e: TExpr): Span {
+  if (e.kind === 'block' && e.result) return bodyResultSpan(e.result);
+  return e.span;
+}
+
+function withArticle(word: string): string {
+  return `${article(word)} ${word}`;
+}

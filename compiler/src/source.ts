@@ -1,0 +1,72 @@
+// Pipeline position: the very beginning. A SourceFile holds the text of one `.osp` file and maps
+// offsets to line/column for the diagnostics renderer. Every later pass refers to source text only
+// through Span values.
+//
+// Offsets are indices into the JavaScript string (UTF-16 code units). Outside string literals and
+// comments Osprey source is ASCII (LANGUAGE.md §1.1), so for every token boundary the index equals
+// the UTF-8 byte offset; columns are reported in characters (code points), as editors count them.
+
+export interface Span {
+  /** 0-based offset of the first character. */
+  start: number;
+  /** 0-based offset one past the last character (end >= start). */
+  end: number;
+}
+
+export function span(start: number, end: number): Span {
+  return { start, end };
+}
+
+/** The smallest span covering both. */
+export function joinSpans(a: Span, b: Span): Span {
+  return { start: Math.min(a.start, b.start), end: Math.max(a.end, b.end) };
+}
+
+export class SourceFile {
+  /** Offsets at which each line starts; lineStarts[0] = 0. */
+  private readonly lineStarts: number[];
+
+  constructor(
+    /** The path as the user wrote it (shown in diagnostics). */
+    readonly path: string,
+    readonly text: string,
+  ) {
+    this.lineStarts = [0];
+    for (let i = 0; i < text.length; i++) {
+      if (text.charCodeAt(i) === 10) this.lineStarts.push(i + 1);
+    }
+  }
+
+  /** 1-based line and column of an offset. */
+  lineCol(offset: number): { line: number; col: number } {
+    let lo = 0;
+    let hi = this.lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.lineStarts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    const lineStart = this.lineStarts[lo]!;
+    const col = [...this.text.slice(lineStart, offset)].length + 1;
+    return { line: lo + 1, col };
+  }
+
+  /** The text of a 1-based line without its line terminator. */
+  lineText(line: number): string {
+    const start = this.lineStarts[line - 1] ?? this.text.length;
+    const next = this.lineStarts[line];
+    let end = next === undefined ? this.text.length : next - 1;
+    if (end > start && this.text.charCodeAt(end - 1) === 13) end--;
+    return this.text.slice(start, end);
+  }
+
+  get lineCount(): number {
+    return this.lineStarts.length;
+  }
+
+  /** `file:line:col` of an offset, the location format of diagnostics and run-time failures. */
+  location(offset: number): string {
+    const { line, col } = this.lineCol(offset);
+    return `${this.path}:${line}:${col}`;
+  }
+}

@@ -1,0 +1,166 @@
+// Pipeline position: text → tokens. Decodes string escapes in one left-to-right pass
+// (LANGUAGE.md §1.6), splits interpolated strings into text parts and tokenised `${…}` parts
+// (§1.7), and reports lexical errors as diagnostics while still producing a usable token stream.
+
+import { Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { span } from '../source.ts';
+import { isKeyword, PUNCTUATION, type StringPart, type Token } from './token.ts';
+
+const INT64_MAX = (1n << 63n) - 1n;
+
+function isIdentStart(c: string): boolean {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c === '_';
+}
+function isIdentPart(c: string): boolean {
+  return isIdentStart(c) || (c >= '0' && c <= '9');
+}
+function isDigit(c: string): boolean {
+  return c >= '0' && c <= '9';
+}
+
+/**
+ * Tokenises `text[from, to)`; offsets in spans are absolute so embedded expressions of an
+ * interpolated string point into the original file.
+ */
+export function lex(text: string, diags: DiagnosticBag, from = 0, to = text.length): Token[] {
+  const tokens: Token[] = [];
+  let i = from;
+  while (i < to) {
+    const c = text[i]!;
+    if (c === ' ' || c === '\t' || c === '\r' || c === '\n') {
+      i++;
+      continue;
+    }
+    if (c === '/' && text[i + 1] === '/') {
+      let j = i;
+      while (j < to && text[j] !== '\n') j++;
+      // `///` (but not `////…`) is a documentation comment token (§1.2).
+      if (text[i + 2] === '/' && text[i + 3] !== '/') {
+        tokens.push({ kind: 'doc', text: text.slice(i + 3, j).trim(), span: span(i, j) });
+      }
+      i = j;
+      continue;
+    }
+    if (isIdentStart(c)) {
+      let j = i + 1;
+      while (j < to && isIdentPart(text[j]!)) j++;
+      const word = text.slice(i, j);
+      if (word === '_') tokens.push({ kind: 'underscore', text: '_', span: span(i, j) });
+      else if (isKeyword(word)) tokens.push({ kind: 'keyword', text: word, span: span(i, j) });
+      else tokens.push({ kind: 'ident', text: word, span: span(i, j) });
+      i = j;
+      continue;
+    }
+    if (isDigit(c)) {
+      let j = i + 1;
+      while (j < to && isDigit(text[j]!)) j++;
+      // `0x10`, `1_000`, `3.14`: report one invalid literal rather than silently splitting (§1.5).
+      let k = j;
+      if (k < to && (isIdentStart(text[k]!) || (text[k] === '.' && isDigit(text[k + 1] ?? '')))) {
+        k++;
+        while (k < to && (isIdentPart(text[k]!) || text[k] === '.')) k++;
+        diags.error(Code.BadNumber, span(i, k), `invalid number literal '${text.slice(i, k)}'`, {
+          notes: ['note: integer literals are decimal digits only; Osprey has no hexadecimal, separators or floats'],
+        });
+        tokens.push({ kind: 'int', value: 0n, text: text.slice(i, k), span: span(i, k) });
+        i = k;
+        continue;
+      }
+      const digits = text.slice(i, j);
+      let value = BigInt(digits);
+      if (value > INT64_MAX + 1n) {
+        diags.error(Code.BadNumber, span(i, j), `integer literal ${digits} does not fit in a 64-bit Int`, {
+          label: 'too large',
+        });
+        value = 0n;
+      }
+      tokens.push({ kind: 'int', value, text: digits, span: span(i, j) });
+      i = j;
+      continue;
+    }
+    if (c === '"') {
+      i = lexString(text, i, to, diags, tokens);
+      continue;
+    }
+    const p = PUNCTUATION.find((q) => text.startsWith(q, i));
+    if (p !== undefined) {
+      tokens.push({ kind: 'punct', text: p, span: span(i, i + p.length) });
+      i += p.length;
+      continue;
+    }
+    const ch = String.fromCodePoint(text.codePointAt(i)!);
+    diags.error(Code.UnexpectedChar, span(i, i + ch.length), `unexpected character '${ch}'`);
+    i += ch.length;
+  }
+  tokens.push({ kind: 'eof', span: span(to, to) });
+  return tokens;
+}
+
+/** Lexes a string literal starting at the opening quote; returns the offset after it. */
+function lexString(text: string, start: number, to: number, diags: DiagnosticBag, out: Token[]): number {
+  const parts: StringPart[] = [];
+  let buf = '';
+  let bufStart = start + 1;
+  let interpolated = false;
+  let i = start + 1;
+  const flush = (end: number) => {
+    if (buf.length > 0 || parts.length === 0) parts.push({ kind: 'text', value: buf, span: span(bufStart, end) });
+    buf = '';
+  };
+  while (true) {
+    if (i >= to) {
+      diags.error(Code.UnterminatedString, span(start, start + 1), 'unterminated string literal', {
+        label: 'this string is never closed',
+        notes: ['hint: add a closing `"`'],
+      });
+      flush(i);
+      break;
+    }
+    const c = text[i]!;
+    if (c === '"') {
+      flush(i);
+      i++;
+      break;
+    }
+    if (c === '\\') {
+      const e = text[i + 1];
+      // One left-to-right pass: `\\n` is a backslash then the letter n (§1.6).
+      const decoded: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', '"': '"', $: '$' };
+      if (e !== undefined && decoded[e] !== undefined) {
+        buf += decoded[e];
+        i += 2;
+      } else {
+        const shown = e === undefined ? '' : e === '\n' ? '\\n' : e;
+        diags.error(Code.BadEscape, span(i, Math.min(i + 2, to)), `unknown escape sequence '\\${shown}'`, {
+          label: 'not a valid escape',
+          notes: ['hint: the escapes are \\n \\t \\r \\\\ \\" and \\$; write \\\\ for a backslash'],
+        });
+        i += e === undefined ? 1 : 2;
+      }
+      continue;
+    }
+    if (c === '$' && text[i + 1] === '{') {
+      // `${` always starts an interpolation; the expression runs to the next `}` (§1.7, §0.5).
+      flush(i);
+      interpolated = true;
+      let j = i + 2;
+      while (j < to && text[j] !== '}') j++;
+      if (j >= to) {
+        diags.error(Code.UnterminatedInterpolation, span(i, i + 2), 'unterminated `${` in string literal', {
+          label: 'no closing `}`',
+        });
+        i = to;
+        continue;
+      }
+      const tokens = lex(text, diags, i + 2, j);
+      parts.push({ kind: 'expr', tokens, span: span(i + 2, j) });
+      i = j + 1;
+      bufStart = i;
+      continue;
+    }
+    buf += c;
+    i++;
+  }
+  out.push({ kind: 'string', parts, interpolated, span: span(start, i) });
+  return i;
+}

@@ -1,0 +1,784 @@
+// Pipeline position: tokens → untyped AST (syntax/ast.ts). A hand-written recursive-descent parser
+// for the grammar of LANGUAGE.md §16. Newlines are insignificant, so statement boundaries come from
+// the grammar alone; the two places where ANTLR's adaptive prediction decided a boundary by looking
+// ahead are emulated with speculative parsing (`speculate`):
+//   * inside a match arm, a binary operator whose right operand is followed by `=>` starts the next
+//     arm (`1 => y  -1 => z`), it does not continue the body (§1.1);
+//   * `match NAME { i: Int => … }` — NAME followed by `{ x:` is a construction only if a `{` follows
+//     the complete construction.
+// Syntax errors are reported as diagnostics; the parser resynchronises at the next statement keyword
+// so several independent errors are reported in one run.
+
+import { Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { joinSpans, span, type Span } from '../source.ts';
+import type {
+  Arg, Binder, BinaryOp, Expr, ExternDecl, FieldDecl, FieldInit, FnDecl, Ident, InterpPart, MatchArm,
+  ModuleDecl, Param, Pattern, Program, Stmt, TypeDecl, TypeExpr, VariantDecl,
+} from './ast.ts';
+import { describeToken, type Punct, type Token } from './token.ts';
+
+class ParseError extends Error {}
+
+const INT64_MAX = (1n << 63n) - 1n;
+
+/** Binary operator levels, loosest first (§4.1 with the REC && and ||). */
+const BINARY_LEVELS: readonly (readonly BinaryOp[])[] = [
+  ['||'],
+  ['&&'],
+  ['==', '!=', '<', '>', '<=', '>='],
+  ['+', '-'],
+  ['*', '/', '%'],
+];
+
+export function parseProgram(tokens: Token[], diags: DiagnosticBag): Program {
+  const p = new Parser(dropStrayDocComments(tokens), diags);
+  return { stmts: p.parseStatements('eof') };
+}
+
+/**
+ * `///` belongs only directly before `fn`, `extern fn`, `type` or `module` (§1.2); anywhere else it
+ * is degraded to an ordinary comment (the REC's harmless extension).
+ */
+function dropStrayDocComments(tokens: Token[]): Token[] {
+  return tokens.filter((t, i) => {
+    if (t.kind !== 'doc') return true;
+    let j = i;
+    while (tokens[j]?.kind === 'doc') j++;
+    const next = tokens[j];
+    return next !== undefined && next.kind === 'keyword' && ['fn', 'type', 'extern', 'module'].includes(next.text) &&
+      !(next.text === 'fn' && tokens[j + 1]?.kind === 'punct' && (tokens[j + 1] as { text: string }).text === '(');
+  });
+}
+
+class Parser {
+  private pos = 0;
+  /** True while parsing the body of a match arm (not inside nested brackets). */
+  private inArm = false;
+  /** Set while parsing a match scrutinee (see the header comment). */
+  private inScrutinee = false;
+
+  constructor(
+    private readonly tokens: Token[],
+    private readonly diags: DiagnosticBag,
+  ) {}
+
+  // ---- token helpers -------------------------------------------------------------------------
+
+  private peek(k = 0): Token {
+    return this.tokens[Math.min(this.pos + k, this.tokens.length - 1)]!;
+  }
+  private next(): Token {
+    const t = this.peek();
+    if (t.kind !== 'eof') this.pos++;
+    return t;
+  }
+  private isPunct(t: Token, p: Punct): boolean {
+    return t.kind === 'punct' && t.text === p;
+  }
+  private atPunct(p: Punct, k = 0): boolean {
+    return this.isPunct(this.peek(k), p);
+  }
+  private atKeyword(kw: string, k = 0): boolean {
+    const t = this.peek(k);
+    return t.kind === 'keyword' && t.text === kw;
+  }
+  private eatPunct(p: Punct): boolean {
+    if (this.atPunct(p)) {
+      this.pos++;
+      return true;
+    }
+    return false;
+  }
+  private expectPunct(p: Punct, what?: string): Token {
+    if (this.atPunct(p)) return this.next();
+    this.fail(`expected '${p}'${what ? ' ' + what : ''}, found ${describeToken(this.peek())}`);
+  }
+  private expectIdent(what: string): Ident {
+    const t = this.peek();
+    if (t.kind === 'ident') {
+      this.pos++;
+      return { name: t.text, span: t.span };
+    }
+    if (t.kind === 'keyword') this.fail(`expected ${what}, found ${describeToken(t)} (a reserved word)`);
+    this.fail(`expected ${what}, found ${describeToken(t)}`);
+  }
+  /** A field name: any identifier, or a keyword (`type`), after `{`, `,` or `.`. */
+  private expectFieldName(): Ident {
+    const t = this.peek();
+    if (t.kind === 'ident' || t.kind === 'keyword') {
+      this.pos++;
+      return { name: t.text, span: t.span };
+    }
+    this.fail(`expected a field name, found ${describeToken(t)}`);
+  }
+  private isFieldNameToken(t: Token): boolean {
+    return t.kind === 'ident' || t.kind === 'keyword';
+  }
+  private fail(message: string, at: Span = this.peek().span, notes: string[] = []): never {
+    this.diags.error(Code.Syntax, at, message, { notes });
+    throw new ParseError(message);
+  }
+  private prevEnd(): number {
+    return this.tokens[Math.max(0, this.pos - 1)]!.span.end;
+  }
+  private spanFrom(start: number): Span {
+    return span(start, Math.max(start, this.prevEnd()));
+  }
+
+  /** Runs `f`; on a parse error restores the position and the diagnostics and returns null. */
+  private speculate<T>(f: () => T): T | null {
+    const save = this.pos;
+    const mark = this.diags.mark();
+    const arm = this.inArm;
+    const scr = this.inScrutinee;
+    try {
+      return f();
+    } catch (e) {
+      if (!(e instanceof ParseError)) throw e;
+      this.pos = save;
+      this.diags.rollback(mark);
+      this.inArm = arm;
+      this.inScrutinee = scr;
+      return null;
+    }
+  }
+
+  /** Runs `f` outside match-arm/scrutinee context (inside brackets the special rules stop). */
+  private nested<T>(f: () => T): T {
+    const arm = this.inArm;
+    const scr = this.inScrutinee;
+    this.inArm = false;
+    this.inScrutinee = false;
+    try {
+      return f();
+    } finally {
+      this.inArm = arm;
+      this.inScrutinee = scr;
+    }
+  }
+
+  // ---- statements ----------------------------------------------------------------------------
+
+  /** Statements up to `}` or end of file (the terminator is not consumed). */
+  parseStatements(until: 'eof' | '}'): Stmt[] {
+    const stmts: Stmt[] = [];
+    while (true) {
+      const t = this.peek();
+      if (t.kind === 'eof') break;
+      if (until === '}' && this.isPunct(t, '}')) break;
+      const start = this.pos;
+      try {
+        const s = this.parseStatement();
+        if (s) stmts.push(s);
+      } catch (e) {
+        if (!(e instanceof ParseError)) throw e;
+        this.synchronize(start, until);
+      }
+    }
+    return stmts;
+  }
+
+  /** Skips to the next token that can start a statement at this nesting level. */
+  private synchronize(start: number, until: 'eof' | '}'): void {
+    if (this.pos === start) this.next();
+    let depth = 0;
+    while (true) {
+      const t = this.peek();
+      if (t.kind === 'eof') return;
+      if (this.isPunct(t, '{') || this.isPunct(t, '(')) depth++;
+      if (this.isPunct(t, '}') || this.isPunct(t, ')')) {
+        if (depth === 0) {
+          if (until === '}' && this.isPunct(t, '}')) return;
+          this.next();
+          continue;
+        }
+        depth--;
+      }
+      if (depth === 0 && (t.kind === 'doc' || (t.kind === 'keyword' && ['let', 'mut', 'fn', 'type', 'import', 'extern', 'module'].includes(t.text)))) {
+        if (!(t.kind === 'keyword' && t.text === 'fn' && this.isPunct(this.peek(1), '('))) return;
+      }
+      this.next();
+    }
+  }
+
+  private parseStatement(): Stmt | null {
+    const doc: string[] = [];
+    while (this.peek().kind === 'doc') {
+      const d = this.next();
+      if (d.kind === 'doc') doc.push(d.text);
+    }
+    const t = this.peek();
+    if (t.kind === 'punct' && t.text === ';') {
+      this.next();
+      this.diags.error(Code.Syntax, t.span, "unexpected ';'", {
+        notes: ['hint: Osprey has no statement separator; put the next statement on its own line or after a space'],
+      });
+      return null;
+    }
+    if (t.kind === 'keyword') {
+      switch (t.text) {
+        case 'let':
+        case 'mut':
+          return this.parseLet();
+        case 'fn':
+          if (this.peek(1).kind === 'ident') return this.parseFn(doc);
+          break;
+        case 'type':
+          return this.parseTypeDecl(doc);
+        case 'import':
+          return this.parseImport();
+        case 'extern':
+          return this.parseExtern(doc);
+        case 'module':
+          return this.parseModule();
+      }
+    }
+    if (t.kind === 'eof') return null;
+    const expr = this.parseExpr();
+    return { kind: 'expr', expr, span: expr.span };
+  }
+
+  private parseLet(): Stmt {
+    const kw = this.next();
+    const mutable = kw.kind === 'keyword' && kw.text === 'mut';
+    const name = this.expectIdent('a name after `let`');
+    let type: TypeExpr | null = null;
+    if (this.eatPunct(':')) type = this.parseType();
+    this.expectPunct('=', 'in `let` declaration');
+    const value = this.parseExpr();
+    return { kind: 'let', mutable, name, type, value, span: this.spanFrom(kw.span.start) };
+  }
+
+  private parseParams(close: Punct): Param[] {
+    const params: Param[] = [];
+    if (this.atPunct(close)) return params;
+    do {
+      const name = this.expectIdent('a parameter name');
+      let type: TypeExpr | null = null;
+      if (this.eatPunct(':')) type = this.parseType();
+      params.push({ name, type, span: this.spanFrom(name.span.start) });
+    } while (this.eatPunct(','));
+    return params;
+  }
+
+  private parseFn(doc: string[]): FnDecl {
+    const kw = this.next();
+    const name = this.expectIdent('a function name');
+    this.expectPunct('(', 'after the function name');
+    const params = this.nested(() => this.parseParams(')'));
+    this.expectPunct(')', 'to close the parameter list');
+    let returnType: TypeExpr | null = null;
+    if (this.eatPunct('->')) returnType = this.parseType();
+    let body: Expr;
+    let blockBody = false;
+    if (this.eatPunct('=')) {
+      body = this.parseExpr();
+    } else if (this.atPunct('{')) {
+      body = this.parseBlock();
+      blockBody = true;
+    } else {
+      this.fail(`expected '=' or '{' to start the body of '${name.name}', found ${describeToken(this.peek())}`);
+    }
+    return { kind: 'fn', name, params, returnType, body, blockBody, doc, span: this.spanFrom(kw.span.start) };
+  }
+
+  private parseExtern(doc: string[]): ExternDecl {
+    const kw = this.next();
+    if (!this.atKeyword('fn')) this.fail(`expected 'fn' after 'extern', found ${describeToken(this.peek())}`);
+    this.next();
+    const name = this.expectIdent('a function name');
+    this.expectPunct('(');
+    const params = this.parseParams(')');
+    this.expectPunct(')');
+    let returnType: TypeExpr | null = null;
+    if (this.eatPunct('->')) returnType = this.parseType();
+    return { kind: 'extern', name, params, returnType, doc, span: this.spanFrom(kw.span.start) };
+  }
+
+  private parseImport(): Stmt {
+    const kw = this.next();
+    const path: Ident[] = [this.expectIdent('a module name')];
+    while (this.atPunct('.') && this.peek(1).kind === 'ident') {
+      this.next();
+      path.push(this.expectIdent('a module name'));
+    }
+    return { kind: 'import', path, span: this.spanFrom(kw.span.start) };
+  }
+
+  private parseModule(): ModuleDecl {
+    const kw = this.next();
+    const name = this.expectIdent('a module name');
+    this.expectPunct('{');
+    const body = this.parseStatements('}');
+    this.expectPunct('}');
+    return { kind: 'module', name, body, span: this.spanFrom(kw.span.start) };
+  }
+
+  private parseTypeDecl(doc: string[]): TypeDecl {
+    const kw = this.next();
+    const name = this.expectIdent('a type name');
+    const typeParams: Ident[] = [];
+    if (this.eatPunct('<')) {
+      do typeParams.push(this.expectIdent('a type parameter')); while (this.eatPunct(','));
+      this.expectPunct('>');
+    }
+    this.expectPunct('=', 'in type declaration');
+    if (this.atPunct('{')) {
+      this.next();
+      const fields = this.parseFieldDecls();
+      this.expectPunct('}', 'to close the record type');
+      return { kind: 'type', name, typeParams, record: fields, variants: [], doc, span: this.spanFrom(kw.span.start) };
+    }
+    const variants: VariantDecl[] = [];
+    this.eatPunct('|');
+    do {
+      const vname = this.expectIdent('a constructor name');
+      let fields: FieldDecl[] | null = null;
+      // `Ctor { f: T }` or `Ctor {}`; a `{` not followed by a field is the next statement's block.
+      if (this.atPunct('{') && (this.atPunct('}', 1) || (this.isFieldNameToken(this.peek(1)) && this.atPunct(':', 2)))) {
+        this.next();
+        fields = this.parseFieldDecls();
+        this.expectPunct('}', 'to close the constructor fields');
+      }
+      variants.push({ name: vname, fields, span: this.spanFrom(vname.span.start) });
+    } while (this.eatPunct('|'));
+    return { kind: 'type', name, typeParams, record: null, variants, doc, span: this.spanFrom(kw.span.start) };
+  }
+
+  private parseFieldDecls(): FieldDecl[] {
+    const fields: FieldDecl[] = [];
+    if (this.atPunct('}')) return fields;
+    do {
+      if (this.atPunct('}')) break; // trailing comma
+      const name = this.expectFieldName();
+      this.expectPunct(':', `after field name '${name.name}'`);
+      const type = this.parseType();
+      let constraint: Expr | null = null;
+      if (this.atKeyword('where')) {
+        this.next();
+        constraint = this.nested(() => this.parsePostfix());
+      }
+      fields.push({ name, type, constraint, span: this.spanFrom(name.span.start) });
+    } while (this.eatPunct(','));
+    return fields;
+  }
+
+  // ---- types ---------------------------------------------------------------------------------
+
+  parseType(): TypeExpr {
+    const t = this.peek();
+    const start = t.span.start;
+    // `(A, B) -> R` and the WebSocket chapter's `fn(A, B) -> R` are the same type (§6.4).
+    if (this.isPunct(t, '(') || (t.kind === 'keyword' && t.text === 'fn' && this.atPunct('(', 1))) {
+      if (t.kind === 'keyword') this.next();
+      this.expectPunct('(');
+      const params: TypeExpr[] = [];
+      if (!this.atPunct(')')) {
+        do params.push(this.parseType()); while (this.eatPunct(','));
+      }
+      this.expectPunct(')', 'to close the parameter types');
+      this.expectPunct('->', 'in function type');
+      const ret = this.parseType();
+      return { kind: 'fn', params, ret, span: this.spanFrom(start) };
+    }
+    const name = this.expectIdent('a type');
+    const args: TypeExpr[] = [];
+    if (this.atPunct('<')) {
+      this.next();
+      do args.push(this.parseType()); while (this.eatPunct(','));
+      this.expectPunct('>', 'to close the type arguments');
+    }
+    return { kind: 'named', name, args, span: this.spanFrom(start) };
+  }
+
+  // ---- expressions ---------------------------------------------------------------------------
+
+  parseExpr(): Expr {
+    if (this.atKeyword('match')) return this.parseMatch();
+    if (this.atKeyword('select') || this.atKeyword('spawn') || this.atKeyword('yield') || this.atKeyword('await') || this.atKeyword('send') || this.atKeyword('recv')) {
+      const t = this.peek();
+      this.fail(`'${(t as { text: string }).text}' (fibers and channels, LANGUAGE.md §10) is not supported by this compiler yet`);
+    }
+    return this.parseBinary(0);
+  }
+
+  private parseMatch(): Expr {
+    const kw = this.next();
+    const scrutinee = this.nested(() => {
+      this.inScrutinee = true;
+      return this.parseBinary(0);
+    });
+    this.expectPunct('{', 'to start the match arms');
+    const arms: MatchArm[] = [];
+    this.nested(() => {
+      while (!this.atPunct('}') && this.peek().kind !== 'eof') {
+        const pattern = this.parsePattern();
+        this.expectPunct('=>', 'after the pattern');
+        const body = this.nested(() => {
+          this.inArm = true;
+          return this.parseExpr();
+        });
+        arms.push({ pattern, body, span: joinSpans(pattern.span, body.span) });
+        if (this.atPunct(',')) {
+          this.fail("match arms are not separated by ','", this.peek().span, ['hint: put each arm on its own line']);
+        }
+      }
+    });
+    const close = this.expectPunct('}', 'to close the match');
+    if (arms.length === 0) {
+      this.diags.error(Code.Syntax, span(kw.span.start, close.span.end), 'a match needs at least one arm');
+    }
+    return { kind: 'match', scrutinee, arms, span: span(kw.span.start, close.span.end) };
+  }
+
+  private parseBinary(level: number): Expr {
+    if (level >= BINARY_LEVELS.length) return this.parseUnary();
+    const ops = BINARY_LEVELS[level]!;
+    let left = this.parseBinary(level + 1);
+    while (true) {
+      const t = this.peek();
+      if (t.kind !== 'punct' || !(ops as readonly string[]).includes(t.text)) break;
+      if (this.inArm && this.startsNextArm(level)) break;
+      this.next();
+      const right = this.parseBinary(level + 1);
+      left = { kind: 'binary', op: t.text as BinaryOp, opSpan: t.span, left, right, span: joinSpans(left.span, right.span) };
+    }
+    return left;
+  }
+
+  /** Inside a match arm: does the operator at the cursor begin the next arm's pattern? */
+  private startsNextArm(level: number): boolean {
+    const save = this.pos;
+    const result = this.speculate(() => {
+      this.next();
+      this.parseBinary(level + 1);
+      return this.atPunct('=>');
+    });
+    this.pos = save;
+    return result === true;
+  }
+
+  private parseUnary(): Expr {
+    const t = this.peek();
+    if (t.kind === 'punct' && (t.text === '-' || t.text === '+' || t.text === '!')) {
+      this.next();
+      const operand = this.parsePipe();
+      // Fold `-LITERAL` so that -9223372036854775808 is expressible.
+      if (t.text === '-' && operand.kind === 'int' && operand.span.start === t.span.end) {
+        return { kind: 'int', value: -operand.value, span: joinSpans(t.span, operand.span) };
+      }
+      this.checkIntRange(operand);
+      return { kind: 'unary', op: t.text, operand, span: joinSpans(t.span, operand.span) };
+    }
+    const e = this.parsePipe();
+    this.checkIntRange(e);
+    return e;
+  }
+
+  private checkIntRange(e: Expr): void {
+    if (e.kind === 'int' && e.value > INT64_MAX) {
+      this.diags.error(Code.BadNumber, e.span, `integer literal ${e.value} does not fit in a 64-bit Int`, { label: 'too large' });
+    }
+  }
+
+  private parsePipe(): Expr {
+    let value = this.parsePostfix();
+    while (this.atPunct('|>')) {
+      this.next();
+      const target = this.parsePostfix();
+      value = { kind: 'pipe', value, target, span: joinSpans(value.span, target.span) };
+    }
+    return value;
+  }
+
+  /** primary ('.' name)* ('(' args ')')? — at most one call directly on a primary (§4.1). */
+  private parsePostfix(): Expr {
+    let e = this.parsePrimary();
+    let called = false;
+    while (true) {
+      if (this.atPunct('.') && this.isFieldNameToken(this.peek(1))) {
+        this.next();
+        const name = this.expectFieldName();
+        e = { kind: 'field', object: e, name, span: joinSpans(e.span, name.span) };
+        called = false;
+        continue;
+      }
+      if (!called && this.atPunct('(')) {
+        const open = this.next();
+        const args = this.nested(() => this.parseArgs());
+        const close = this.expectPunct(')', 'to close the argument list');
+        e = { kind: 'call', callee: e, args, argsSpan: span(open.span.start, close.span.end), span: span(e.span.start, close.span.end) };
+        called = true;
+        continue;
+      }
+      return e;
+    }
+  }
+
+  private parseArgs(): Arg[] {
+    const args: Arg[] = [];
+    if (this.atPunct(')')) return args;
+    let named: boolean | null = null;
+    do {
+      const t = this.peek();
+      const isNamed = t.kind === 'ident' && this.atPunct(':', 1);
+      if (named !== null && named !== isNamed) {
+        this.fail('cannot mix named and positional arguments in one call', t.span, [
+          'hint: name every argument (`f(a: 1, b: 2)`) or none',
+        ]);
+      }
+      named = isNamed;
+      if (isNamed && t.kind === 'ident') {
+        this.next();
+        this.next();
+        const value = this.parseExpr();
+        args.push({ name: { name: t.text, span: t.span }, value, span: joinSpans(t.span, value.span) });
+      } else {
+        const value = this.parseExpr();
+        args.push({ name: null, value, span: value.span });
+      }
+    } while (this.eatPunct(','));
+    return args;
+  }
+
+  private parsePrimary(): Expr {
+    const t = this.peek();
+    switch (t.kind) {
+      case 'int':
+        this.next();
+        return { kind: 'int', value: t.value, span: t.span };
+      case 'string':
+        this.next();
+        return this.stringExpr(t);
+      case 'keyword':
+        if (t.text === 'true' || t.text === 'false') {
+          this.next();
+          return { kind: 'bool', value: t.text === 'true', span: t.span };
+        }
+        if (t.text === 'fn' && this.atPunct('(', 1)) return this.parseLambda();
+        if (t.text === 'match') return this.parseMatch();
+        if (t.text === 'if') {
+          this.fail(`expected an expression, found ${describeToken(t)}`, t.span, [
+            'hint: Osprey has no `if`; use `match cond { true => … false => … }`',
+          ]);
+        }
+        this.fail(`expected an expression, found ${describeToken(t)}`);
+      // eslint-disable-next-line no-fallthrough
+      case 'ident':
+        return this.parseIdentPrimary();
+      case 'punct':
+        if (t.text === '(') {
+          this.next();
+          const e = this.nested(() => this.parseExpr());
+          this.expectPunct(')', 'to close the parenthesis');
+          return e;
+        }
+        if (t.text === '{') return this.parseBlock();
+        if (t.text === '|' || t.text === '||') return this.parseLambda();
+        if (t.text === '[') {
+          this.next();
+          const elements: Expr[] = [];
+          this.nested(() => {
+            if (!this.atPunct(']')) {
+              do elements.push(this.parseExpr()); while (this.eatPunct(','));
+            }
+          });
+          this.expectPunct(']', 'to close the list');
+          return { kind: 'list', elements, span: this.spanFrom(t.span.start) };
+        }
+        break;
+      default:
+        break;
+    }
+    this.fail(`expected an expression, found ${describeToken(t)}`);
+  }
+
+  private stringExpr(t: Extract<Token, { kind: 'string' }>): Expr {
+    if (!t.interpolated) {
+      const text = t.parts.map((p) => (p.kind === 'text' ? p.value : '')).join('');
+      return { kind: 'string', value: text, span: t.span };
+    }
+    const parts: InterpPart[] = [];
+    for (const p of t.parts) {
+      if (p.kind === 'text') {
+        parts.push({ kind: 'text', value: p.value, span: p.span });
+        continue;
+      }
+      const sub = new Parser(p.tokens, this.diags);
+      try {
+        if (sub.peek().kind === 'eof') sub.fail('empty `${}` in string literal', p.span);
+        const expr = sub.parseExpr();
+        if (sub.peek().kind !== 'eof') sub.fail(`unexpected ${describeToken(sub.peek())} in \`\${…}\``);
+        parts.push({ kind: 'expr', expr, span: p.span });
+      } catch (e) {
+        if (!(e instanceof ParseError)) throw e;
+        parts.push({ kind: 'text', value: '', span: p.span });
+      }
+    }
+    return { kind: 'interp', parts, span: t.span };
+  }
+
+  private parseIdentPrimary(): Expr {
+    const t = this.next() as Extract<Token, { kind: 'ident' }>;
+    const ident: Ident = { name: t.text, span: t.span };
+    // `xs[0]` (safe indexing: a literal index only).
+    if (this.atPunct('[') && this.peek(1).kind === 'int' && this.atPunct(']', 2)) {
+      this.next();
+      const idx = this.next() as Extract<Token, { kind: 'int' }>;
+      this.next();
+      return { kind: 'index', name: ident, index: idx.value, span: this.spanFrom(t.span.start) };
+    }
+    // Construction / update: NAME ('<' types '>')? '{' field ':' …
+    if (this.atPunct('<') || this.atPunct('{')) {
+      const save = this.pos;
+      const c = this.speculate(() => {
+        const typeArgs: TypeExpr[] = [];
+        if (this.eatPunct('<')) {
+          do typeArgs.push(this.parseType()); while (this.eatPunct(','));
+          this.expectPunct('>');
+        }
+        if (!(this.atPunct('{') && this.isFieldNameToken(this.peek(1)) && this.atPunct(':', 2))) {
+          throw new ParseError('not a construction');
+        }
+        return this.parseConstruction(ident, typeArgs);
+      });
+      if (c !== null) {
+        if (!this.inScrutinee || this.atPunct('{')) return c;
+        this.pos = save;
+      }
+    }
+    return { kind: 'ident', name: t.text, span: t.span };
+  }
+
+  private parseConstruction(name: Ident, typeArgs: TypeExpr[]): Expr {
+    this.expectPunct('{');
+    const fields: FieldInit[] = [];
+    this.nested(() => {
+      do {
+        if (this.atPunct('}')) break;
+        const fname = this.expectFieldName();
+        this.expectPunct(':', `after field name '${fname.name}'`);
+        const value = this.parseExpr();
+        fields.push({ name: fname, value, span: joinSpans(fname.span, value.span) });
+      } while (this.eatPunct(','));
+    });
+    this.expectPunct('}', 'to close the construction');
+    return { kind: 'construct', name, typeArgs, fields, span: this.spanFrom(name.span.start) };
+  }
+
+  private parseLambda(): Expr {
+    const t = this.next();
+    let params: Param[] = [];
+    let returnType: TypeExpr | null = null;
+    if (t.kind === 'keyword') {
+      this.expectPunct('(');
+      params = this.nested(() => this.parseParams(')'));
+      this.expectPunct(')');
+      if (this.eatPunct('->')) returnType = this.parseType();
+    } else if (this.isPunct(t, '|')) {
+      params = this.nested(() => this.parseParams('|'));
+      this.expectPunct('|', 'to close the lambda parameters');
+    }
+    this.expectPunct('=>', 'before the lambda body', );
+    const body = this.parseExpr();
+    return { kind: 'lambda', params, returnType, body, span: joinSpans(t.span, body.span) };
+  }
+
+  private parseBlock(): Expr {
+    const open = this.expectPunct('{');
+    const stmts = this.nested(() => this.parseStatements('}'));
+    const close = this.expectPunct('}', 'to close the block');
+    return { kind: 'block', stmts, span: span(open.span.start, close.span.end) };
+  }
+
+  // ---- patterns ------------------------------------------------------------------------------
+
+  private parseBinder(): Binder {
+    const t = this.peek();
+    if (t.kind === 'underscore') {
+      this.next();
+      return { name: null, span: t.span };
+    }
+    const id = this.expectFieldName();
+    return { name: id.name, span: id.span };
+  }
+
+  private parseBinderList(): Binder[] {
+    this.expectPunct('{');
+    const fields: Binder[] = [];
+    if (!this.atPunct('}')) {
+      do fields.push(this.parseBinder()); while (this.eatPunct(','));
+    }
+    this.expectPunct('}', 'to close the field pattern');
+    return fields;
+  }
+
+  parsePattern(): Pattern {
+    const t = this.peek();
+    const start = t.span.start;
+    if (t.kind === 'underscore') {
+      this.next();
+      return { kind: 'wildcard', span: t.span };
+    }
+    if (t.kind === 'int') {
+      this.next();
+      return { kind: 'int', value: t.value, span: t.span };
+    }
+    if (this.isPunct(t, '-') && this.peek(1).kind === 'int') {
+      this.next();
+      const n = this.next() as Extract<Token, { kind: 'int' }>;
+      return { kind: 'int', value: -n.value, span: this.spanFrom(start) };
+    }
+    if (t.kind === 'string') {
+      this.next();
+      if (t.interpolated) this.fail('an interpolated string cannot be a pattern', t.span);
+      return { kind: 'string', value: t.parts.map((p) => (p.kind === 'text' ? p.value : '')).join(''), span: t.span };
+    }
+    if (t.kind === 'keyword' && (t.text === 'true' || t.text === 'false')) {
+      this.next();
+      return { kind: 'bool', value: t.text === 'true', span: t.span };
+    }
+    if (this.isPunct(t, '{')) {
+      const fields = this.parseBinderList();
+      return { kind: 'structural', name: null, fields, span: this.spanFrom(start) };
+    }
+    if (t.kind === 'ident') {
+      this.next();
+      const name: Ident = { name: t.text, span: t.span };
+      if (this.atPunct(':')) {
+        this.next();
+        if (this.atPunct('{')) {
+          const fields = this.parseBinderList();
+          return { kind: 'structural', name, fields, span: this.spanFrom(start) };
+        }
+        const type = this.parseType();
+        return { kind: 'typed', name, type, span: this.spanFrom(start) };
+      }
+      if (this.atPunct('{')) {
+        const fields = this.parseBinderList();
+        return { kind: 'ctorFields', ctor: name, fields, span: this.spanFrom(start) };
+      }
+      if (this.atPunct('(')) {
+        this.next();
+        const args: Pattern[] = [];
+        if (!this.atPunct(')')) {
+          do args.push(this.parsePattern()); while (this.eatPunct(','));
+        }
+        this.expectPunct(')', 'to close the constructor pattern');
+        return { kind: 'ctorArgs', ctor: name, args, span: this.spanFrom(start) };
+      }
+      const b = this.peek();
+      if (b.kind === 'ident' || b.kind === 'underscore') {
+        this.next();
+        return {
+          kind: 'ctorBinder',
+          ctor: name,
+          binder: { name: b.kind === 'ident' ? b.text : null, span: b.span },
+          span: this.spanFrom(start),
+        };
+      }
+      return { kind: 'name', name, span: t.span };
+    }
+    this.fail(`expected a pattern, found ${describeToken(t)}`);
+  }
+}

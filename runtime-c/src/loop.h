@@ -1,0 +1,72 @@
+/*
+ * The WebSocket runtime thread: ONE thread running an epoll loop for every server, accepted
+ * connection and client connection of the process (WEBSOCKET.md §4.6: no thread per
+ * connection). Other threads never touch sockets or connection state: they hand work to the
+ * loop with osp_ws_loop_call, which runs a function on the loop thread and waits for it (an
+ * eventfd wakes the loop). Code already on the loop thread (a message handler calling
+ * websocketSend) runs the function directly, so there is no deadlock.
+ *
+ * Timers (handshake, close and idle deadlines) sit in a binary min-heap keyed by deadline.
+ *
+ * The thread is created lazily with pthread_create, which runtime.h maps to GC_pthread_create
+ * (GC_THREADS), so Osprey handlers it runs may allocate on the collected heap.
+ */
+#ifndef OSP_WS_LOOP_H
+#define OSP_WS_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A file descriptor the loop watches; embed it in the owning object. */
+typedef struct osp_ws_watch {
+    int fd;
+    uint32_t events; /* EPOLLIN/EPOLLOUT currently requested (0: not registered) */
+    void (*on_event)(struct osp_ws_watch *w, uint32_t events);
+} osp_ws_watch;
+
+typedef struct osp_ws_timer {
+    uint64_t deadline_ms; /* CLOCK_MONOTONIC milliseconds */
+    size_t heap_index;    /* SIZE_MAX when not armed */
+    void (*on_fire)(struct osp_ws_timer *t);
+} osp_ws_timer;
+
+/* Someone waiting (on another thread) for the loop to finish something. */
+typedef struct osp_ws_waiter {
+    bool done;
+    struct osp_ws_waiter *next; /* for owners that keep a list of waiters */
+} osp_ws_waiter;
+
+/* Starts the loop thread if it is not running. 0, or -1 with a reason in err. */
+int osp_ws_loop_start(char *err, size_t errlen);
+bool osp_ws_loop_running(void);
+/* True on the loop thread itself. */
+bool osp_ws_loop_on_thread(void);
+
+/* Runs fn(arg) on the loop thread and returns when it has run (directly when already there). */
+void osp_ws_loop_call(void (*fn)(void *), void *arg);
+
+/* Waiters: the loop marks one done; another thread sleeps until it is. */
+void osp_ws_waiter_signal(osp_ws_waiter *w);
+void osp_ws_waiter_wait(osp_ws_waiter *w);
+
+/* Watches (loop thread only). set_events with 0 removes the fd from epoll. 0 or -1 (errno). */
+int osp_ws_watch_set(osp_ws_watch *w, uint32_t events);
+
+/* Timers (loop thread only). */
+void osp_ws_timer_init(osp_ws_timer *t, void (*on_fire)(osp_ws_timer *));
+void osp_ws_timer_arm(osp_ws_timer *t, uint64_t delay_ms);
+void osp_ws_timer_cancel(osp_ws_timer *t);
+bool osp_ws_timer_armed(const osp_ws_timer *t);
+
+uint64_t osp_ws_now_ms(void);
+
+/* Called by the loop at the end of every iteration (after events, commands and timers) so the
+ * WebSocket layer can free objects whose teardown was deferred. Set once before start. */
+extern void (*osp_ws_loop_reap_hook)(void);
+
+/* Asks the loop thread to exit, joins it and releases its descriptors (not from the loop
+ * thread). Nothing may still be watched. */
+void osp_ws_loop_stop(void);
+
+#endif /* OSP_WS_LOOP_H */

@@ -1,0 +1,75 @@
+/*
+ * Growable, self-wiping byte buffers (see ws_buf.h).
+ */
+#include "ws_buf.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+void (*osp_ws_test_before_free)(const void *p, size_t n);
+
+void osp_ws_wipe(void *p, size_t n) {
+    if (p != NULL && n > 0) OPENSSL_cleanse(p, n);
+}
+
+void osp_ws_free_wiped(void *p, size_t n) {
+    if (p == NULL) return;
+    osp_ws_wipe(p, n);
+    if (osp_ws_test_before_free != NULL) osp_ws_test_before_free(p, n);
+    free(p);
+}
+
+int osp_ws_buf_reserve(osp_ws_buf *b, size_t extra, size_t limit) {
+    size_t need;
+    if (__builtin_add_overflow(b->len, extra, &need) || need > limit) return -1;
+    if (need <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2) {
+            cap = need;
+            break;
+        }
+        cap *= 2;
+    }
+    if (cap > limit) cap = limit;
+    if (cap < need) cap = need;
+    /* Not realloc: realloc may leave the old contents in freed memory without a wipe. */
+    uint8_t *fresh = malloc(cap);
+    if (fresh == NULL) return -1;
+    if (b->len) memcpy(fresh, b->data, b->len);
+    osp_ws_free_wiped(b->data, b->cap);
+    b->data = fresh;
+    b->cap = cap;
+    return 0;
+}
+
+int osp_ws_buf_append(osp_ws_buf *b, const void *p, size_t n) {
+    if (n == 0) return 0;
+    if (osp_ws_buf_reserve(b, n, SIZE_MAX) != 0) return -1;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void osp_ws_buf_clear(osp_ws_buf *b) {
+    osp_ws_wipe(b->data, b->len);
+    b->len = 0;
+}
+
+void osp_ws_buf_free(osp_ws_buf *b) {
+    osp_ws_free_wiped(b->data, b->cap);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void osp_ws_buf_consume(osp_ws_buf *b, size_t n) {
+    if (n >= b->len) {
+        osp_ws_buf_clear(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    osp_ws_wipe(b->data + (b->len - n), n);
+    b->len -= n;
+}

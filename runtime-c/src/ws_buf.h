@@ -1,0 +1,46 @@
+/*
+ * Growable byte buffers for the WebSocket subsystem (malloc, never the GC heap) that wipe what
+ * they held before the memory is freed or reused (WEBSOCKET.md §3.3: handshake headers may carry
+ * cookies or tokens, payloads may carry credentials; a plain memset before free is a dead store
+ * the compiler may delete, so OPENSSL_cleanse is used).
+ */
+#ifndef OSP_WS_BUF_H
+#define OSP_WS_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint8_t *data;
+    size_t len; /* bytes in use, from data[0] */
+    size_t cap; /* bytes allocated */
+} osp_ws_buf;
+
+/* Wipes n bytes in a way the optimiser cannot remove. */
+void osp_ws_wipe(void *p, size_t n);
+
+/* Wipes the whole allocation, then frees it (NULL is fine). */
+void osp_ws_free_wiped(void *p, size_t n);
+
+/* Test hook: when set, called with the allocation just before every free done by
+ * osp_ws_free_wiped (after the wipe), so a test can prove the bytes were cleansed. */
+extern void (*osp_ws_test_before_free)(const void *p, size_t n);
+
+/* Makes room for `extra` more bytes without letting the allocation exceed `limit` bytes
+ * (grows geometrically; the old block is wiped before it is freed). 0 on success, -1 when the
+ * limit would be exceeded or memory is exhausted. */
+int osp_ws_buf_reserve(osp_ws_buf *b, size_t extra, size_t limit);
+
+/* Appends n bytes (reserve with SIZE_MAX as the limit). 0 or -1. */
+int osp_ws_buf_append(osp_ws_buf *b, const void *p, size_t n);
+
+/* Wipes the used bytes and empties the buffer; keeps the allocation for reuse. */
+void osp_ws_buf_clear(osp_ws_buf *b);
+
+/* Wipes and frees the allocation; the buffer is then empty and may be reused. */
+void osp_ws_buf_free(osp_ws_buf *b);
+
+/* Removes the first n bytes (n <= len), wiping the vacated tail. */
+void osp_ws_buf_consume(osp_ws_buf *b, size_t n);
+
+#endif /* OSP_WS_BUF_H */

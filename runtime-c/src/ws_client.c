@@ -1,0 +1,348 @@
+/*
+ * WebSocket client connections: websocketConnect, websocketSend, websocketClose
+ * (spec/0016 §16.3, LANGUAGE.md §14.1).
+ *
+ * websocketConnect does the TCP connect and the opening handshake on the calling thread with
+ * a deadline (so a program may connect to a server it runs itself: that server is served by
+ * the loop thread meanwhile), then hands the socket to the loop thread. Calling it from inside
+ * a message handler therefore blocks the loop for up to the handshake timeout.
+ *
+ * The handler is called on the loop thread once per received text message, in order, with a
+ * NUL-terminated GC-allocated copy (text after an embedded NUL is not visible to it). Binary
+ * messages are ignored: the Osprey handler type takes a String. A handler returning Error is
+ * reported on stderr; the connection stays open.
+ */
+#include "ws_internal.h"
+#include "net.h"
+#include "ws_handshake.h"
+#include "ws_url.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void osp_ws_client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
+    if (opcode != OSP_WS_OP_TEXT) return;
+    const char *message = osp_gc_strndup((const char *)data, len);
+    int64_t previous = osp_ws_handler_conn_id;
+    osp_ws_handler_conn_id = c->id;
+    OspResult r = c->handler(*c->handler_env_cell, message);
+    osp_ws_handler_conn_id = previous;
+    if (r.tag != OSP_RESULT_SUCCESS) {
+        const char *why = r.value ? (const char *)(intptr_t)r.value : "(no message)";
+        osp_output_lock();
+        fflush(stdout);
+        fprintf(stderr, "websocket connection %" PRId64 ": handler error: %s\n", c->id, why);
+        fflush(stderr);
+        osp_output_unlock();
+    }
+}
+
+/* ---- websocketConnect ---------------------------------------------------------------------- */
+
+typedef struct {
+    int fd;
+    osp_message_handler_fn handler;
+    void *env;
+    uint8_t *leftover; /* frames that came with the 101 (WEBSOCKET.md C-H8) */
+    size_t leftover_len;
+    OspResult result;
+} register_args;
+
+static void do_register(void *p) {
+    register_args *a = p;
+    void **cell = GC_MALLOC_UNCOLLECTABLE(sizeof(void *));
+    osp_ws_conn *c = cell ? osp_ws_conn_new(a->fd, OSP_WS_ROLE_CLIENT, OSP_WS_CONN_OPEN) : NULL;
+    if (c == NULL) {
+        if (cell) GC_FREE(cell);
+        a->result = osp_result_errorf("websocketConnect: out of memory");
+        return;
+    }
+    /* Uncollectable: a root for the collector, so the handler's environment lives as long as
+     * the connection even when compiled code no longer references it. */
+    *cell = a->env;
+    c->handler_env_cell = cell;
+    c->handler = a->handler;
+    c->id = osp_ws_registry_add(OSP_WS_KIND_CLIENT, c, 0);
+    a->fd = -1; /* owned by the connection from here on */
+    if (c->id == 0 || osp_ws_conn_start(c) != 0) {
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        a->result = osp_result_errorf("websocketConnect: cannot register the connection: %s",
+                                      c->id == 0 ? "out of memory" : strerror(errno));
+        return;
+    }
+    osp_ws_conn_opened(c);
+    a->result = osp_result_success(c->id);
+    if (a->leftover_len) osp_ws_conn_ingest(c, a->leftover, a->leftover_len);
+    osp_ws_conn_flush(c);
+}
+
+/* Printable copy of the server's reason phrase (it is untrusted text). */
+static void sanitize(const char *in, size_t n, char *out, size_t outlen) {
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 1 < outlen; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        out[j++] = (ch >= 0x20 && ch < 0x7F) ? (char)ch : '?';
+    }
+    out[j] = '\0';
+}
+
+OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *handler_env) {
+    static const char fn[] = "websocketConnect";
+    if (url == NULL) return osp_result_errorf("%s: the URL is null", fn);
+    if (handler == NULL) return osp_result_errorf("%s: the message handler is null", fn);
+    osp_ws_url u;
+    const char *bad = osp_ws_url_parse(url, &u);
+    if (bad) return osp_result_errorf("%s: bad URL \"%s\": %s", fn, url, bad);
+    OspResult result;
+    if (!osp_ws_runtime_ensure(fn, &result)) return result;
+    const osp_ws_limits *lim = osp_ws_limits_get();
+    const char *lb = u.host_is_ipv6 ? "[" : "", *rb = u.host_is_ipv6 ? "]" : "";
+    uint64_t deadline = osp_ws_now_ms() + lim->handshake_timeout_ms;
+    char why[300];
+    int fd = osp_ws_net_connect(u.host, u.port, deadline, why, sizeof why);
+    if (fd < 0) return osp_result_errorf("%s: %s", fn, why);
+
+    char key[OSP_WS_KEY_LEN + 1];
+    osp_ws_buf request = {0};
+    osp_http_parser resp;
+    osp_http_parser_init(&resp, true, lim);
+    uint8_t buf[4096];
+    size_t leftover_off = 0, leftover_len = 0;
+    if (!osp_ws_make_key(key)) {
+        result = osp_result_errorf("%s: cannot make a handshake key: OpenSSL RAND_bytes failed", fn);
+        goto fail;
+    }
+    if (osp_ws_handshake_write_request(u.host_header, u.resource, key, &request) != 0) {
+        result = osp_result_errorf("%s: out of memory", fn);
+        goto fail;
+    }
+    if (osp_ws_net_write_all(fd, request.data, request.len, deadline) != 0) {
+        result = errno == ETIMEDOUT
+                     ? osp_result_errorf("%s: handshake with %s%s%s:%d timed out after %u ms", fn, lb,
+                                         u.host, rb, u.port, lim->handshake_timeout_ms)
+                     : osp_result_errorf("%s: sending the handshake to %s%s%s:%d failed: %s", fn, lb,
+                                         u.host, rb, u.port, strerror(errno));
+        goto fail;
+    }
+    /* Read until the response head is complete; nothing is sent before the 101 is validated
+     * (WEBSOCKET.md C-F5). */
+    for (;;) {
+        ssize_t n = osp_ws_net_read_some(fd, buf, sizeof buf, deadline);
+        if (n < 0) {
+            result = errno == ETIMEDOUT
+                         ? osp_result_errorf("%s: handshake with %s%s%s:%d timed out after %u ms", fn, lb,
+                                             u.host, rb, u.port, lim->handshake_timeout_ms)
+                         : osp_result_errorf("%s: reading the handshake response from %s%s%s:%d failed: %s",
+                                             fn, lb, u.host, rb, u.port, strerror(errno));
+            goto fail;
+        }
+        if (n == 0) {
+            result = osp_result_errorf("%s: %s%s%s:%d closed the connection during the handshake "
+                                       "(is it a WebSocket server?)", fn, lb, u.host, rb, u.port);
+            goto fail;
+        }
+        size_t used = 0;
+        osp_http_status st = osp_http_parse(&resp, buf, (size_t)n, &used);
+        if (st == OSP_HTTP_ERROR) {
+            result = osp_result_errorf("%s: handshake with %s%s%s:%d failed: malformed HTTP response (%s)",
+                                       fn, lb, u.host, rb, u.port, resp.error_text);
+            goto fail;
+        }
+        if (st == OSP_HTTP_DONE) {
+            leftover_off = used;
+            leftover_len = (size_t)n - used;
+            break;
+        }
+    }
+    int status = 0;
+    const char *problem = osp_ws_handshake_check_response(&resp, key, &status);
+    if (problem) {
+        if (status != 101) {
+            size_t rn;
+            const char *reason = osp_http_part(&resp, 2, &rn);
+            char clean[80];
+            sanitize(reason, rn, clean, sizeof clean);
+            result = osp_result_errorf("%s: handshake refused by %s%s%s:%d: server answered HTTP %d%s%s",
+                                       fn, lb, u.host, rb, u.port, status, clean[0] ? " " : "", clean);
+        } else {
+            result = osp_result_errorf("%s: handshake with %s%s%s:%d failed: %s", fn, lb, u.host, rb,
+                                       u.port, problem);
+        }
+        goto fail;
+    }
+    osp_http_parser_free(&resp);
+    osp_ws_buf_free(&request);
+    register_args a = {fd, handler, handler_env, buf + leftover_off, leftover_len, {0, 0}};
+    osp_ws_loop_call(do_register, &a);
+    if (a.fd >= 0) close(a.fd);
+    osp_ws_wipe(buf, sizeof buf);
+    return a.result;
+
+fail:
+    close(fd);
+    osp_http_parser_free(&resp);
+    osp_ws_buf_free(&request);
+    osp_ws_wipe(buf, sizeof buf);
+    return result;
+}
+
+/* ---- websocketSend / websocketClose -------------------------------------------------------- */
+
+/* Finds a live client connection or explains why not. */
+static osp_ws_conn *lookup_client(const char *fn, int64_t id, OspResult *err) {
+    const osp_ws_entry *e = osp_ws_registry_get(id);
+    if (e == NULL) {
+        *err = osp_result_errorf("%s: unknown connection id %" PRId64, fn, id);
+        return NULL;
+    }
+    if (e->kind == OSP_WS_KIND_SERVER) {
+        *err = osp_result_errorf("%s: %" PRId64 " is a server id, not a connection id", fn, id);
+        return NULL;
+    }
+    if (e->kind == OSP_WS_KIND_SERVER_CONN) {
+        *err = osp_result_errorf("%s: %" PRId64 " is a connection accepted by server %" PRId64
+                                 "; use websocketServerSend", fn, id, e->owner);
+        return NULL;
+    }
+    if (e->object == NULL) {
+        *err = osp_result_errorf("%s: connection %" PRId64 " is already closed (code %u)", fn, id, e->code);
+        return NULL;
+    }
+    return e->object;
+}
+
+typedef struct {
+    int64_t id;
+    const char *message;
+    size_t len;
+    OspResult result;
+} client_send_args;
+
+static void do_send(void *p) {
+    client_send_args *a = p;
+    static const char fn[] = "websocketSend";
+    osp_ws_conn *c = lookup_client(fn, a->id, &a->result);
+    if (c == NULL) return;
+    if (c->state != OSP_WS_CONN_OPEN || c->close_sent || c->close_received) {
+        a->result = osp_result_errorf("%s: connection %" PRId64 " is closing", fn, a->id);
+        return;
+    }
+    const osp_ws_limits *lim = osp_ws_limits_get();
+    if (osp_ws_conn_pending(c) >= lim->max_output) {
+        a->result = osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
+                                      "(limit %llu); the server is not reading",
+                                      fn, a->id, osp_ws_conn_pending(c), (unsigned long long)lim->max_output);
+        return;
+    }
+    if (osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len) != 0) {
+        a->result = osp_result_errorf("%s: cannot queue the frame (out of memory, or OpenSSL RAND_bytes "
+                                      "failed to make a masking key)", fn);
+        return;
+    }
+    osp_ws_conn_flush(c);
+    a->result = osp_result_success(0);
+}
+
+OspResult osp_ws_send(int64_t ws_id, const char *message) {
+    static const char fn[] = "websocketSend";
+    if (message == NULL) return osp_result_errorf("%s: the message is null", fn);
+    client_send_args a = {ws_id, message, strlen(message), {0, 0}};
+    const osp_ws_limits *lim = osp_ws_limits_get();
+    if ((uint64_t)a.len > lim->max_message)
+        return osp_result_errorf("%s: message too large (%zu bytes; the limit is %llu bytes)", fn, a.len,
+                                 (unsigned long long)lim->max_message);
+    /* RFC 6455 §5.6: text frames carry UTF-8; the server would fail us with 1007 otherwise. */
+    if (!osp_ws_utf8_valid((const uint8_t *)message, a.len))
+        return osp_result_errorf("%s: the message is not valid UTF-8 (text messages must be UTF-8)", fn);
+    OspResult err;
+    if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    osp_ws_loop_call(do_send, &a);
+    return a.result;
+}
+
+typedef struct {
+    int64_t id;
+    osp_ws_waiter waiter;
+    bool wait;
+    OspResult result;
+} close_args;
+
+static void do_close(void *p) {
+    close_args *a = p;
+    osp_ws_conn *c = lookup_client("websocketClose", a->id, &a->result);
+    if (c == NULL) {
+        a->wait = false;
+        return;
+    }
+    /* RFC 6455 §7.1.2: start the closing handshake with 1000 (a close the peer started is
+     * simply waited for). Once this runs no data message is delivered any more. */
+    osp_ws_conn_start_close(c, OSP_WS_CLOSE_NORMAL, NULL);
+    if (c->state == OSP_WS_CONN_DEAD) a->wait = false;
+    if (a->wait) osp_ws_conn_add_waiter(c, &a->waiter);
+    a->result = osp_result_success(0);
+}
+
+OspResult osp_ws_close(int64_t ws_id) {
+    OspResult err;
+    if (!osp_ws_runtime_ensure("websocketClose", &err)) return err;
+    /* From a handler (the loop thread) the close completes asynchronously: the handler is
+     * running, so waiting for "no handler can run any more" would wait for ourselves. */
+    close_args a = {ws_id, {false, NULL}, !osp_ws_loop_on_thread(), {0, 0}};
+    osp_ws_loop_call(do_close, &a);
+    if (a.wait) osp_ws_waiter_wait(&a.waiter);
+    return a.result;
+}
+
+/* ---- internal queries (runtime.h) ---------------------------------------------------------- */
+
+typedef struct {
+    int64_t id;
+    int state;
+    int64_t count;
+} query_args;
+
+static void do_state(void *p) {
+    query_args *a = p;
+    const osp_ws_entry *e = osp_ws_registry_get(a->id);
+    if (e == NULL) {
+        a->state = OSP_WS_STATE_UNKNOWN;
+        return;
+    }
+    if (e->object == NULL) {
+        a->state = OSP_WS_STATE_CLOSED;
+        return;
+    }
+    if (e->kind == OSP_WS_KIND_SERVER) {
+        osp_ws_server *s = e->object;
+        a->state = OSP_WS_STATE_OPEN;
+        a->count = 0;
+        for (osp_ws_conn *c = s->conns; c; c = c->srv_next)
+            if (c->state == OSP_WS_CONN_OPEN) a->count++;
+        return;
+    }
+    osp_ws_conn *c = e->object;
+    a->state = c->state == OSP_WS_CONN_OPEN && !c->close_sent && !c->close_received ? OSP_WS_STATE_OPEN
+                                                                                      : OSP_WS_STATE_CLOSING;
+}
+
+int osp_ws_connection_state(int64_t id) {
+    if (!osp_ws_loop_running()) return id > 0 ? OSP_WS_STATE_CLOSED : OSP_WS_STATE_UNKNOWN;
+    query_args a = {id, OSP_WS_STATE_UNKNOWN, 0};
+    osp_ws_loop_call(do_state, &a);
+    return a.state;
+}
+
+int64_t osp_ws_server_open_connections(int64_t server_id) {
+    if (!osp_ws_loop_running()) return -1;
+    query_args a = {server_id, OSP_WS_STATE_UNKNOWN, -1};
+    osp_ws_loop_call(do_state, &a);
+    return a.count;
+}
+
+int64_t osp_ws_handler_connection_id(void) {
+    return osp_ws_loop_on_thread() ? osp_ws_handler_conn_id : 0;
+}

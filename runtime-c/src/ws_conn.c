@@ -1,0 +1,368 @@
+/*
+ * One WebSocket connection after (or, server side, during) the opening handshake: reading and
+ * dispatching messages, the output queue with backpressure, pings and pongs, the closing
+ * handshake with its timeout (RFC 6455 §5.5, §7) and teardown. Shared by client and server
+ * connections; the role decides masking, who closes TCP first and where messages go.
+ * Runs on the loop thread only.
+ */
+#include "ws_internal.h"
+#include "net.h"
+
+#include <errno.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int64_t osp_ws_handler_conn_id;
+
+/* One receive buffer for the whole loop, parsed in place (WEBSOCKET.md §4.6). */
+static uint8_t read_buffer[64 * 1024];
+
+static void conn_on_event(osp_ws_watch *w, uint32_t events);
+static void conn_on_timer(osp_ws_timer *t);
+
+static osp_ws_conn *conn_of_watch(osp_ws_watch *w) { return (osp_ws_conn *)w; }
+static osp_ws_conn *conn_of_timer(osp_ws_timer *t) {
+    return (osp_ws_conn *)((char *)t - offsetof(osp_ws_conn, timer));
+}
+
+osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state) {
+    osp_ws_conn *c = calloc(1, sizeof *c);
+    if (c == NULL) return NULL;
+    c->watch.fd = fd;
+    c->watch.on_event = conn_on_event;
+    osp_ws_timer_init(&c->timer, conn_on_timer);
+    c->role = role;
+    c->state = state;
+    c->last_read_ms = osp_ws_now_ms();
+    osp_ws_reader_init(&c->reader, role, osp_ws_limits_get());
+    osp_ws_net_peer_name(fd, c->peer, sizeof c->peer);
+    osp_ws_live_conns_add(1);
+    return c;
+}
+
+int osp_ws_conn_start(osp_ws_conn *c) {
+    return osp_ws_watch_set(&c->watch, EPOLLIN);
+}
+
+void osp_ws_conn_opened(osp_ws_conn *c) {
+    c->state = OSP_WS_CONN_OPEN;
+    c->last_read_ms = osp_ws_now_ms();
+    uint32_t idle = osp_ws_limits_get()->idle_timeout_ms;
+    if (idle) osp_ws_timer_arm(&c->timer, idle);
+    else osp_ws_timer_cancel(&c->timer);
+}
+
+void osp_ws_conn_add_waiter(osp_ws_conn *c, osp_ws_waiter *w) {
+    w->next = c->close_waiters;
+    c->close_waiters = w;
+}
+
+size_t osp_ws_conn_pending(const osp_ws_conn *c) {
+    return c->out.len - c->out_head;
+}
+
+void osp_ws_conn_free(osp_ws_conn *c) {
+    osp_ws_reader_free(&c->reader);
+    if (c->http) {
+        osp_http_parser_free(c->http);
+        free(c->http);
+    }
+    osp_ws_buf_free(&c->out);
+    osp_ws_wipe(c->pong, sizeof c->pong);
+    if (c->handler_env_cell) GC_FREE(c->handler_env_cell);
+    free(c);
+}
+
+void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    c->state = OSP_WS_CONN_DEAD;
+    if (c->close_code == 0) c->close_code = code;
+    osp_ws_timer_cancel(&c->timer);
+    if (osp_ws_watch_set(&c->watch, 0) != 0) {
+        /* The fd is closed below, which removes it from epoll anyway. */
+    }
+    close(c->watch.fd);
+    c->watch.events = 0;
+    if (c->id) osp_ws_registry_retire(c->id, c->close_code);
+    if (c->server) osp_ws_server_conn_gone(c);
+    /* Whoever waits in websocketClose may go on: the handler can no longer be called. */
+    for (osp_ws_waiter *w = c->close_waiters, *next; w; w = next) {
+        next = w->next;
+        osp_ws_waiter_signal(w);
+    }
+    c->close_waiters = NULL;
+    osp_ws_live_conns_add(-1);
+    osp_ws_zombie_conn(c);
+}
+
+/* ---- output -------------------------------------------------------------------------------- */
+
+int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *payload, size_t len) {
+    uint8_t header[OSP_WS_MAX_FRAME_HEADER];
+    uint8_t key[4];
+    bool masked = c->role == OSP_WS_ROLE_CLIENT;
+    /* RFC 6455 §5.3 / §10.3: a client masks every frame with a fresh, unpredictable key. */
+    if (masked && RAND_bytes(key, sizeof key) != 1) return -1;
+    size_t hlen = osp_ws_frame_encode_header(header, true, opcode, len, masked ? key : NULL);
+    size_t total;
+    if (__builtin_add_overflow(hlen, len, &total)) return -1;
+    if (osp_ws_buf_reserve(&c->out, total, SIZE_MAX) != 0) return -1;
+    memcpy(c->out.data + c->out.len, header, hlen);
+    if (len) memcpy(c->out.data + c->out.len + hlen, payload, len);
+    if (masked) osp_ws_mask(c->out.data + c->out.len + hlen, len, key, 0);
+    c->out.len += total;
+    return 0;
+}
+
+static void update_interest(osp_ws_conn *c) {
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    uint32_t ev = 0;
+    if (!c->read_paused) ev |= EPOLLIN;
+    if (osp_ws_conn_pending(c) > 0) ev |= EPOLLOUT;
+    if (osp_ws_watch_set(&c->watch, ev) != 0) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+}
+
+void osp_ws_conn_flush(osp_ws_conn *c) {
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    const osp_ws_limits *lim = osp_ws_limits_get();
+    /* RFC 6455 §5.5.3: answer the latest ping, unless a Close was sent (§5.5.1). The pong
+     * waits while the queue is over the limit, and a newer ping replaces it meanwhile. */
+    if (c->pong_pending && !c->close_sent && osp_ws_conn_pending(c) < lim->max_output) {
+        if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PONG, c->pong, c->pong_len) != 0) {
+            osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+            return;
+        }
+        c->pong_pending = false;
+    }
+    while (osp_ws_conn_pending(c) > 0) {
+        ssize_t w = osp_ws_net_send(c->watch.fd, c->out.data + c->out_head, osp_ws_conn_pending(c));
+        if (w > 0) {
+            c->out_head += (size_t)w;
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        /* EPIPE, ECONNRESET…: the peer is gone (1006 to the application). */
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return;
+    }
+    if (osp_ws_conn_pending(c) == 0) {
+        osp_ws_buf_clear(&c->out); /* wipes what was sent */
+        c->out_head = 0;
+    } else if (c->out_head >= 64 * 1024 && c->out_head * 2 >= c->out.len) {
+        osp_ws_buf_consume(&c->out, c->out_head);
+        c->out_head = 0;
+    }
+    size_t pending = osp_ws_conn_pending(c);
+    if (pending == 0 && c->fin_after_flush && !c->fin_sent) {
+        /* RFC 6455 §7.1.1: the server closes TCP first; sending our FIN (not close()) lets the
+         * peer read the Close frame before the connection ends, and we keep draining its
+         * bytes so the kernel does not answer them with a reset. */
+        (void)shutdown(c->watch.fd, SHUT_WR);
+        c->fin_sent = true;
+    }
+    /* Backpressure (WEBSOCKET.md §3.2): stop reading from a peer that does not read what we
+     * owe it (echoes, pongs); resume once half the queue has drained. */
+    if (pending > lim->max_output) c->read_paused = true;
+    else if (c->read_paused && pending <= lim->max_output / 2) c->read_paused = false;
+    update_interest(c);
+}
+
+/* ---- closing ------------------------------------------------------------------------------- */
+
+static void queue_close(osp_ws_conn *c, uint16_t code, const char *reason) {
+    if (c->close_sent) return;
+    uint8_t payload[125];
+    size_t n = 0;
+    /* RFC 6455 §5.5.1: code 1005 means "no code": answer with an empty body. */
+    if (code != 0 && code != OSP_WS_CLOSE_NO_STATUS) {
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)code;
+        n = 2;
+        if (reason) {
+            size_t r = strlen(reason);
+            if (r > 123) r = 123; /* control frames carry ≤ 125 bytes; our reasons are ASCII */
+            memcpy(payload + 2, reason, r);
+            n += r;
+        }
+    }
+    c->close_sent = true;
+    c->pong_pending = false; /* §5.5.1: nothing after our Close */
+    if (c->close_code == 0) c->close_code = code ? code : OSP_WS_CLOSE_NO_STATUS;
+    if (osp_ws_conn_queue_frame(c, OSP_WS_OP_CLOSE, payload, n) != 0)
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+}
+
+/* The closing handshake is over (or the connection failed): release TCP. */
+static void enter_closed_wait(osp_ws_conn *c, bool we_close_first) {
+    bool had_deadline = c->state == OSP_WS_CONN_CLOSING && osp_ws_timer_armed(&c->timer);
+    c->state = OSP_WS_CONN_CLOSED_WAIT;
+    if (we_close_first) c->fin_after_flush = true;
+    if (!had_deadline) osp_ws_timer_arm(&c->timer, osp_ws_limits_get()->close_timeout_ms);
+    c->read_paused = false; /* keep draining so the peer's FIN is seen */
+}
+
+void osp_ws_conn_start_close(osp_ws_conn *c, uint16_t code, const char *reason) {
+    if (c->state == OSP_WS_CONN_HANDSHAKE) {
+        osp_ws_conn_destroy(c, code);
+        return;
+    }
+    if (c->state != OSP_WS_CONN_OPEN) return;
+    queue_close(c, code, reason);
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    c->state = OSP_WS_CONN_CLOSING;
+    /* One deadline for the whole close (RFC 6455 §7.1.1 SHOULD); it is never extended. */
+    osp_ws_timer_arm(&c->timer, osp_ws_limits_get()->close_timeout_ms);
+    osp_ws_conn_flush(c);
+}
+
+void osp_ws_conn_fail(osp_ws_conn *c, uint16_t code, const char *reason) {
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    /* RFC 6455 §7.1.7: send a Close with the reason's code (SHOULD), then close TCP, and
+     * process no further data (the reader is already in its failed state). */
+    queue_close(c, code, reason);
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    c->close_code = code;
+    enter_closed_wait(c, true);
+    osp_ws_conn_flush(c);
+}
+
+static void on_close_frame(osp_ws_conn *c, uint16_t code) {
+    if (c->close_received) return; /* a second Close is ignored (Autobahn 7.1.2) */
+    c->close_received = true;
+    if (!c->close_sent) {
+        /* RFC 6455 §5.5.1: answer with a Close, normally echoing the status code. */
+        c->close_code = code;
+        queue_close(c, code, NULL);
+        if (c->state == OSP_WS_CONN_DEAD) return;
+    }
+    /* §7.1.1: the server closes TCP first; a client waits for the server's FIN. */
+    enter_closed_wait(c, c->role == OSP_WS_ROLE_SERVER);
+}
+
+/* ---- input --------------------------------------------------------------------------------- */
+
+void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
+    if (c->state == OSP_WS_CONN_HANDSHAKE) {
+        osp_ws_server_handshake_input(c, data, len);
+        return;
+    }
+    /* After the close exchange (or a failure) bytes are drained and dropped (§7.1.7). */
+    while (len > 0 && (c->state == OSP_WS_CONN_OPEN || c->state == OSP_WS_CONN_CLOSING)) {
+        osp_ws_msg_event ev;
+        size_t used = osp_ws_reader_feed(&c->reader, data, len, &ev);
+        data += used;
+        len -= used;
+        switch (ev.kind) {
+        case OSP_WS_MSG_NONE:
+            break;
+        case OSP_WS_MSG_TEXT:
+        case OSP_WS_MSG_BINARY:
+            /* §5.5.1: after sending Close we ignore the data the peer still sends. */
+            if (c->close_sent || c->close_received) break;
+            if (c->role == OSP_WS_ROLE_SERVER)
+                osp_ws_server_deliver(c, ev.kind == OSP_WS_MSG_TEXT ? OSP_WS_OP_TEXT : OSP_WS_OP_BINARY,
+                                      ev.data, ev.len);
+            else
+                osp_ws_client_deliver(c, ev.kind == OSP_WS_MSG_TEXT ? OSP_WS_OP_TEXT : OSP_WS_OP_BINARY,
+                                      ev.data, ev.len);
+            break;
+        case OSP_WS_MSG_PING:
+            /* §5.5.2: Pong with the identical payload; none after a Close either way. */
+            if (c->close_sent || c->close_received) break;
+            /* Every ping is answered while the output queue has room (Autobahn 2.10); under
+             * backpressure only the latest waits in the single pong slot. */
+            if (c->pong_pending && osp_ws_conn_pending(c) < osp_ws_limits_get()->max_output) {
+                if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PONG, c->pong, c->pong_len) != 0) {
+                    osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+                    return;
+                }
+            }
+            c->pong_pending = true;
+            c->pong_len = (uint8_t)ev.len;
+            memcpy(c->pong, ev.data, ev.len);
+            break;
+        case OSP_WS_MSG_PONG:
+            break; /* §5.5.3: an unsolicited pong needs no answer */
+        case OSP_WS_MSG_CLOSE:
+            on_close_frame(c, ev.code);
+            break;
+        case OSP_WS_MSG_FAIL:
+            osp_ws_conn_fail(c, ev.code, ev.error);
+            return;
+        }
+    }
+}
+
+static void conn_read(osp_ws_conn *c) {
+    /* A few reads per event keep one busy peer from starving the others. */
+    for (int round = 0; round < 4; round++) {
+        if (c->state == OSP_WS_CONN_DEAD || c->read_paused) break;
+        ssize_t n = osp_ws_net_recv(c->watch.fd, read_buffer, sizeof read_buffer);
+        if (n > 0) {
+            c->last_read_ms = osp_ws_now_ms();
+            osp_ws_conn_ingest(c, read_buffer, (size_t)n);
+            if ((size_t)n < sizeof read_buffer) break;
+            continue;
+        }
+        if (n == 0) {
+            /* EOF. Expected in CLOSED_WAIT; otherwise the peer vanished without a Close
+             * (RFC 6455 §7.1.5: the application sees 1006). */
+            osp_ws_conn_destroy(c, c->state == OSP_WS_CONN_CLOSED_WAIT ? c->close_code
+                                                                         : OSP_WS_CLOSE_ABNORMAL);
+            return;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return;
+    }
+    osp_ws_conn_flush(c);
+}
+
+static void conn_on_event(osp_ws_watch *w, uint32_t events) {
+    osp_ws_conn *c = conn_of_watch(w);
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    if (events & EPOLLOUT) osp_ws_conn_flush(c);
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+        if (c->read_paused) {
+            /* Not reading, but the peer hung up or errored: nothing more can be delivered. */
+            if (events & (EPOLLHUP | EPOLLERR)) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+            return;
+        }
+        conn_read(c);
+    }
+}
+
+static void conn_on_timer(osp_ws_timer *t) {
+    osp_ws_conn *c = conn_of_timer(t);
+    const osp_ws_limits *lim = osp_ws_limits_get();
+    switch (c->state) {
+    case OSP_WS_CONN_HANDSHAKE:
+        /* Slowloris defence: the request did not arrive in time. */
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        break;
+    case OSP_WS_CONN_OPEN: {
+        /* Idle timeout (only armed when configured). */
+        uint64_t now = osp_ws_now_ms();
+        uint64_t idle = now - c->last_read_ms;
+        if (lim->idle_timeout_ms == 0) break;
+        if (idle < lim->idle_timeout_ms) {
+            osp_ws_timer_arm(&c->timer, lim->idle_timeout_ms - idle);
+            break;
+        }
+        osp_ws_conn_start_close(c, OSP_WS_CLOSE_GOING_AWAY, "idle timeout");
+        break;
+    }
+    case OSP_WS_CONN_CLOSING:
+    case OSP_WS_CONN_CLOSED_WAIT:
+        /* RFC 6455 §7.1.1: the peer did not finish the close in time; drop TCP. */
+        osp_ws_conn_destroy(c, c->close_code ? c->close_code : OSP_WS_CLOSE_ABNORMAL);
+        break;
+    case OSP_WS_CONN_DEAD:
+        break;
+    }
+}

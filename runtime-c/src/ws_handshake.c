@@ -1,0 +1,198 @@
+/*
+ * RFC 6455 §4 opening handshake (see ws_handshake.h).
+ */
+#include "ws_handshake.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+bool osp_ws_accept_key(const char *key, size_t key_len, char out[OSP_WS_ACCEPT_LEN + 1]) {
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    /* SHA1_* is deprecated in OpenSSL 3; EVP_Digest with EVP_sha1() is the same hash. */
+    char joined[256];
+    if (key_len > sizeof joined - sizeof WS_GUID) return false;
+    memcpy(joined, key, key_len);
+    memcpy(joined + key_len, WS_GUID, sizeof WS_GUID - 1);
+    unsigned int dlen = 0;
+    int ok = EVP_Digest(joined, key_len + sizeof WS_GUID - 1, digest, &dlen, EVP_sha1(), NULL);
+    if (ok != 1 || dlen != SHA_DIGEST_LENGTH) return false;
+    int n = EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+    if (n != OSP_WS_ACCEPT_LEN) return false;
+    out[OSP_WS_ACCEPT_LEN] = '\0';
+    return true;
+}
+
+static bool is_b64(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+}
+
+bool osp_ws_key_valid(const char *key, size_t key_len) {
+    /* 16 bytes = 128 bits = 21 full sextets + 2 bits: 22 characters, then "==" padding. */
+    if (key_len != OSP_WS_KEY_LEN) return false;
+    for (int i = 0; i < 22; i++)
+        if (!is_b64(key[i])) return false;
+    return key[22] == '=' && key[23] == '=';
+}
+
+bool osp_ws_make_key(char out[OSP_WS_KEY_LEN + 1]) {
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1) return false;
+    int n = EVP_EncodeBlock((unsigned char *)out, raw, sizeof raw);
+    return n == OSP_WS_KEY_LEN;
+}
+
+const char *osp_ws_http_reason(int status) {
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+    }
+}
+
+static void verdict(osp_ws_server_verdict *out, int status, const char *detail) {
+    out->status = status;
+    out->reason = osp_ws_http_reason(status);
+    out->detail = detail;
+}
+
+void osp_ws_handshake_check_request(const osp_http_parser *req, const char *path,
+                                    osp_ws_server_verdict *out) {
+    memset(out, 0, sizeof *out);
+    size_t n;
+    const char *method = osp_http_part(req, 0, &n);
+    /* RFC 6455 §4.2.1 item 1: the method MUST be GET. */
+    if (!(n == 3 && memcmp(method, "GET", 3) == 0))
+        return verdict(out, 405, "a WebSocket handshake must use the GET method");
+    /* §4.2.1 item 1: HTTP/1.1 or higher (HTTP/1.0 has no Upgrade). */
+    if (req->version_major != 1) return verdict(out, 505, "only HTTP/1.1 is supported");
+    if (req->version_minor < 1) return verdict(out, 400, "a WebSocket handshake needs HTTP/1.1");
+    /* §4.2.1 item 2: Host is required; duplicated singleton headers are malformed (RFC 9112
+     * §3.2 for Host, RFC 6455 §11.3.1/§11.3.5 for the key and version). */
+    uint32_t idx;
+    uint32_t hosts = osp_http_header_find(req, "Host", &idx);
+    if (hosts == 0) return verdict(out, 400, "missing Host header");
+    if (hosts > 1) return verdict(out, 400, "more than one Host header");
+    osp_http_header_value(req, idx, &n);
+    if (n == 0) return verdict(out, 400, "empty Host header");
+    uint32_t key_idx, ver_idx;
+    uint32_t keys = osp_http_header_find(req, "Sec-WebSocket-Key", &key_idx);
+    uint32_t versions = osp_http_header_find(req, "Sec-WebSocket-Version", &ver_idx);
+    if (keys > 1) return verdict(out, 400, "more than one Sec-WebSocket-Key header");
+    if (versions > 1) return verdict(out, 400, "more than one Sec-WebSocket-Version header");
+    /* §4.2.1/§4.2.2 item 4: the resource name must name this endpoint. The query string is
+     * not part of the match. */
+    const char *target = osp_http_part(req, 1, &n);
+    size_t path_len = 0;
+    while (path_len < n && target[path_len] != '?') path_len++;
+    if (target[0] != '/' || path_len != strlen(path) || memcmp(target, path, path_len) != 0)
+        return verdict(out, 404, "no WebSocket endpoint at this path");
+    /* §4.2.1 items 3-4: Upgrade holds the token "websocket" and Connection the token "Upgrade",
+     * case-insensitively, anywhere in comma lists, across repeated header lines. */
+    if (!osp_http_header_has_token(req, "Upgrade", "websocket"))
+        return verdict(out, 426, "this endpoint only accepts WebSocket upgrades (Upgrade: websocket)");
+    if (!osp_http_header_has_token(req, "Connection", "Upgrade"))
+        return verdict(out, 400, "the Connection header must contain the Upgrade token");
+    /* §4.2.1 item 6 and §4.4: only version 13; otherwise 426 naming the supported version. */
+    if (versions == 0) return verdict(out, 426, "missing Sec-WebSocket-Version (this server speaks 13)");
+    const char *ver = osp_http_header_value(req, ver_idx, &n);
+    if (!(n == 2 && memcmp(ver, "13", 2) == 0))
+        return verdict(out, 426, "unsupported Sec-WebSocket-Version (this server speaks 13)");
+    /* §4.2.1 item 5: a base64 key that decodes to exactly 16 bytes. */
+    if (keys == 0) return verdict(out, 400, "missing Sec-WebSocket-Key header");
+    const char *key = osp_http_header_value(req, key_idx, &n);
+    if (!osp_ws_key_valid(key, n))
+        return verdict(out, 400, "Sec-WebSocket-Key must be base64 of exactly 16 bytes");
+    if (!osp_ws_accept_key(key, n, out->accept))
+        return verdict(out, 500, "cannot compute Sec-WebSocket-Accept");
+    /* Sec-WebSocket-Extensions and Sec-WebSocket-Protocol offers are ignored: we support
+     * neither, and RFC 6455 §9.1/§4.2.2 say not to echo what we do not implement. */
+    verdict(out, 101, NULL);
+}
+
+static int append_str(osp_ws_buf *out, const char *s) {
+    return osp_ws_buf_append(out, s, strlen(s));
+}
+
+int osp_ws_handshake_write_response(const osp_ws_server_verdict *v, osp_ws_buf *out) {
+    char line[256];
+    if (v->status == 101) {
+        snprintf(line, sizeof line,
+                 "HTTP/1.1 101 Switching Protocols\r\n"
+                 "Upgrade: websocket\r\n"
+                 "Connection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\n"
+                 "\r\n",
+                 v->accept);
+        return append_str(out, line);
+    }
+    const char *detail = v->detail ? v->detail : v->reason;
+    snprintf(line, sizeof line,
+             "HTTP/1.1 %d %s\r\n"
+             "Connection: close\r\n"
+             "Content-Type: text/plain; charset=utf-8\r\n"
+             "Content-Length: %zu\r\n"
+             "%s%s"
+             "\r\n",
+             v->status, v->reason, strlen(detail) + 1,
+             v->status == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" : "",
+             v->status == 405 ? "Allow: GET\r\n" : "");
+    if (append_str(out, line) != 0 || append_str(out, detail) != 0 || append_str(out, "\n") != 0)
+        return -1;
+    return 0;
+}
+
+int osp_ws_handshake_write_request(const char *host_header, const char *resource, const char *key,
+                                   osp_ws_buf *out) {
+    if (append_str(out, "GET ") || append_str(out, resource) ||
+        append_str(out, " HTTP/1.1\r\nHost: ") || append_str(out, host_header) ||
+        append_str(out, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ") ||
+        append_str(out, key) || append_str(out, "\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+        return -1;
+    return 0;
+}
+
+const char *osp_ws_handshake_check_response(const osp_http_parser *resp, const char *key,
+                                            int *status) {
+    *status = resp->status_code;
+    /* RFC 6455 §4.1 (client requirements, item 1): anything but 101 ends the handshake. */
+    if (resp->status_code != 101) return "the server did not answer 101 Switching Protocols";
+    if (resp->version_major != 1 || resp->version_minor < 1) return "the response is not HTTP/1.1";
+    /* Items 2-3: Upgrade: websocket and Connection: Upgrade, case-insensitive tokens. */
+    if (!osp_http_header_has_token(resp, "Upgrade", "websocket"))
+        return "the response has no \"Upgrade: websocket\" header";
+    if (!osp_http_header_has_token(resp, "Connection", "Upgrade"))
+        return "the response has no \"Connection: Upgrade\" header";
+    /* Item 4: exactly the expected Sec-WebSocket-Accept. */
+    uint32_t idx;
+    uint32_t accepts = osp_http_header_find(resp, "Sec-WebSocket-Accept", &idx);
+    if (accepts == 0) return "the response has no Sec-WebSocket-Accept header";
+    if (accepts > 1) return "the response has more than one Sec-WebSocket-Accept header";
+    char expected[OSP_WS_ACCEPT_LEN + 1];
+    if (!osp_ws_accept_key(key, strlen(key), expected)) return "cannot compute the expected accept value";
+    size_t n;
+    const char *got = osp_http_header_value(resp, idx, &n);
+    if (n != OSP_WS_ACCEPT_LEN || memcmp(got, expected, OSP_WS_ACCEPT_LEN) != 0)
+        return "Sec-WebSocket-Accept does not match the key we sent";
+    /* Items 5-6: we offered no extension and no subprotocol, so any in the answer fails. */
+    uint32_t unused;
+    if (osp_http_header_find(resp, "Sec-WebSocket-Extensions", &unused) > 0)
+        return "the server selected an extension that was not offered";
+    if (osp_http_header_find(resp, "Sec-WebSocket-Protocol", &unused) > 0)
+        return "the server selected a subprotocol that was not offered";
+    return NULL;
+}

@@ -1,0 +1,158 @@
+/*
+ * Shared state of the WebSocket I/O layer: connections (client and server side), servers and
+ * the id registry. Everything here is owned by the runtime thread (loop.h); the ABI functions
+ * reach it only through osp_ws_loop_call. Not part of the ABI.
+ *
+ * Lifetimes: a connection or server is torn down (socket closed, id retired) on the loop
+ * thread, put on a "zombie" list, and freed by the loop's reap hook at the end of the
+ * iteration, so pointers held by the epoll batch or by a handler's caller stay valid.
+ */
+#ifndef OSP_WS_INTERNAL_H
+#define OSP_WS_INTERNAL_H
+
+#include "runtime.h"
+#include "loop.h"
+#include "http_parse.h"
+#include "ws_buf.h"
+#include "ws_message.h"
+
+typedef enum {
+    OSP_WS_CONN_HANDSHAKE,   /* server side: waiting for the HTTP upgrade request */
+    OSP_WS_CONN_OPEN,        /* messages flow */
+    OSP_WS_CONN_CLOSING,     /* we sent Close and wait for the peer's (RFC 6455 §7.1.2) */
+    OSP_WS_CONN_CLOSED_WAIT, /* handshake over or failed: flush, then FIN (server, failure) or
+                                wait for the server's FIN (client, RFC 6455 §7.1.1) */
+    OSP_WS_CONN_DEAD,        /* socket closed; waiting to be freed */
+} osp_ws_conn_state;
+
+typedef struct osp_ws_server osp_ws_server;
+
+typedef struct osp_ws_conn {
+    osp_ws_watch watch;  /* first member: the loop hands back a pointer to it */
+    osp_ws_timer timer;  /* handshake, idle or close deadline, depending on the state */
+    int64_t id;
+    osp_ws_role role;
+    osp_ws_conn_state state;
+    bool close_sent;     /* RFC 6455 §5.5.1: after it, no data frames and no pongs */
+    bool close_received;
+    bool fin_after_flush; /* shut down our sending side once the output queue is empty */
+    bool fin_sent;
+    bool read_paused;    /* backpressure: the output queue is over the limit */
+    bool pong_pending;   /* at most one pending pong, the latest ping's (WEBSOCKET.md §3.2) */
+    uint8_t pong_len;
+    uint8_t pong[125];
+    uint16_t close_code; /* for reporting: the code received, sent, or 1006 */
+    uint64_t last_read_ms;
+    osp_ws_reader reader;
+    osp_http_parser *http; /* server side, during the handshake */
+    osp_ws_buf out;        /* encoded frames waiting for the socket, from out_head */
+    size_t out_head;
+    /* Server side. */
+    osp_ws_server *server;
+    struct osp_ws_conn *srv_prev, *srv_next;
+    /* Client side: the handler; its environment lives in GC-uncollectable memory so the
+     * collector keeps it alive while the connection exists (compiled code may drop it). */
+    osp_message_handler_fn handler;
+    void **handler_env_cell;
+    osp_ws_waiter *close_waiters;
+    struct osp_ws_conn *zombie_next;
+    char peer[64];
+} osp_ws_conn;
+
+struct osp_ws_server {
+    int64_t id;
+    int port;
+    char address[64];
+    char *path; /* malloc'd */
+    osp_ws_watch listen_watch;
+    osp_ws_timer accept_retry; /* re-enables accept after EMFILE/ENFILE */
+    bool listening;
+    bool stopping;
+    osp_ws_conn *conns;
+    size_t conn_count;
+    osp_server_message_handler_fn handler;
+    void **handler_env_cell;
+    osp_ws_waiter *stop_waiters;
+    osp_ws_server *zombie_next;
+};
+
+/* ---- registry (ws_registry.c) ------------------------------------------------------------- */
+
+typedef enum {
+    OSP_WS_KIND_NONE,
+    OSP_WS_KIND_CLIENT,      /* a connection made by websocketConnect */
+    OSP_WS_KIND_SERVER,      /* a server made by websocketCreateServer */
+    OSP_WS_KIND_SERVER_CONN, /* a connection accepted by a server */
+} osp_ws_kind;
+
+typedef struct {
+    osp_ws_kind kind;
+    void *object;   /* NULL once retired */
+    uint16_t code;  /* retired connections: the close code */
+    int64_t owner;  /* server connections: the server id */
+} osp_ws_entry;
+
+/* Starts the runtime (loop thread, shutdown hook) if needed. false with *err set on failure;
+ * `fn` is the Osprey function name for the message. Any thread. */
+bool osp_ws_runtime_ensure(const char *fn, OspResult *err);
+
+/* Loop thread only. */
+int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner);
+const osp_ws_entry *osp_ws_registry_get(int64_t id);
+void osp_ws_registry_retire(int64_t id, uint16_t code);
+/* Calls fn for every live object (servers and connections), in no particular order. */
+void osp_ws_registry_each(void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg);
+
+/* Zombies freed by the reap hook. Loop thread only. */
+void osp_ws_zombie_conn(osp_ws_conn *c);
+void osp_ws_zombie_server(osp_ws_server *s);
+/* Live connection count changes (for shutdown). */
+void osp_ws_live_conns_add(int delta);
+
+/* The connection whose message handler runs now (0 when none); loop thread. */
+extern int64_t osp_ws_handler_conn_id;
+
+/* ---- connections (ws_conn.c) -------------------------------------------------------------- */
+
+/* Allocates a connection in `state` for an fd (not yet watched); NULL when out of memory. */
+osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state);
+/* Starts watching the fd; -1 on failure (the caller destroys). */
+int osp_ws_conn_start(osp_ws_conn *c);
+/* The opening handshake succeeded: OPEN, idle deadline armed if configured. */
+void osp_ws_conn_opened(osp_ws_conn *c);
+/* Received bytes (from a read, or left over after a handshake). */
+void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len);
+/* Queues one frame (masked with a fresh RAND_bytes key for clients). 0 or -1. */
+int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *payload, size_t len);
+/* Writes what the socket takes; updates epoll interest, backpressure and the pending FIN. */
+void osp_ws_conn_flush(osp_ws_conn *c);
+/* Starts the closing handshake with `code` (RFC 6455 §7.1.2); no-op unless OPEN. */
+void osp_ws_conn_start_close(osp_ws_conn *c, uint16_t code, const char *reason);
+/* Fails the connection (RFC 6455 §7.1.7): Close with `code`, then close TCP. */
+void osp_ws_conn_fail(osp_ws_conn *c, uint16_t code, const char *reason);
+/* Closes the socket at once and retires the id; `code` is what the application is told. */
+void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code);
+/* Bytes waiting in the output queue. */
+size_t osp_ws_conn_pending(const osp_ws_conn *c);
+/* Frees a dead connection's memory (reap hook). */
+void osp_ws_conn_free(osp_ws_conn *c);
+/* Adds a waiter signalled when the connection is destroyed. */
+void osp_ws_conn_add_waiter(osp_ws_conn *c, osp_ws_waiter *w);
+
+/* ---- server side hooks used by ws_conn.c (ws_server.c) ---------------------------------- */
+
+/* Handshake bytes for a server connection in HANDSHAKE state. */
+void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len);
+/* A complete data message on a server connection. */
+void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+/* A server connection was destroyed: unlink it. */
+void osp_ws_server_conn_gone(osp_ws_conn *c);
+void osp_ws_server_free(osp_ws_server *s);
+/* Stops a server: 1001 to every connection, stop listening, retire the id (shutdown too). */
+void osp_ws_server_stop(osp_ws_server *s, osp_ws_waiter *w);
+
+/* ---- client side (ws_client.c) ------------------------------------------------------------ */
+
+void osp_ws_client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+
+#endif /* OSP_WS_INTERNAL_H */

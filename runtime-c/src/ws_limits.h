@@ -1,0 +1,61 @@
+/*
+ * Every limit and timeout of the WebSocket subsystem, in one struct with documented defaults
+ * (WEBSOCKET.md §3.2). The protocol core receives a pointer to it; the I/O layer reads the
+ * process-wide copy from osp_ws_limits_get(), which applies environment overrides once.
+ *
+ * Environment overrides (decimal integers; an invalid or out-of-range value is reported once on
+ * stderr and the default is kept). They exist so tests can exercise the limits quickly:
+ *
+ *   OSPREY_WS_MAX_MESSAGE             max_message            bytes, default 16 MiB
+ *   OSPREY_WS_MAX_FRAGMENTS           max_fragments          frames per message, default 1024
+ *   OSPREY_WS_MAX_REQUEST_LINE        max_request_line       bytes, default 8 KiB
+ *   OSPREY_WS_MAX_HEADER_BYTES        max_header_bytes       bytes, default 16 KiB
+ *   OSPREY_WS_MAX_HEADERS             max_headers            header lines, default 100
+ *   OSPREY_WS_HANDSHAKE_TIMEOUT_MS    handshake_timeout_ms   default 10000
+ *   OSPREY_WS_CLOSE_TIMEOUT_MS        close_timeout_ms       default 5000
+ *   OSPREY_WS_IDLE_TIMEOUT_MS         idle_timeout_ms        default 0 (off)
+ *   OSPREY_WS_MAX_OUTPUT              max_output             bytes queued per connection, default 1 MiB
+ *   OSPREY_WS_MAX_CONNECTIONS         max_connections        per server, default 4096
+ */
+#ifndef OSP_WS_LIMITS_H
+#define OSP_WS_LIMITS_H
+
+#include <stdint.h>
+
+typedef struct {
+    /* Largest data message after reassembly, and therefore largest data frame (RFC 6455 §10.4).
+     * A frame header that declares more is refused with 1009 before any payload is read. */
+    uint64_t max_message;
+    /* Most frames one fragmented message may use (ws CVE-2026-48779: tiny fragments cost
+     * far more memory than their payload). Exceeding it fails the connection with 1009. */
+    uint32_t max_fragments;
+    /* Opening handshake: longest request/status line, total bytes of header lines, and
+     * number of header lines. Exceeding them answers 431 (400 for the request line). */
+    uint32_t max_request_line;
+    uint32_t max_header_bytes;
+    uint32_t max_headers;
+    /* Milliseconds from accept (server) or from the start of connect (client) until the
+     * opening handshake must be complete (slowloris defence). */
+    uint32_t handshake_timeout_ms;
+    /* Milliseconds from sending a Close frame (or failing the connection) until the TCP
+     * connection is dropped even if the peer never answers (RFC 6455 §7.1.1). */
+    uint32_t close_timeout_ms;
+    /* Milliseconds without any received byte after which a connection (either side) is
+     * closed with 1001; 0 disables the check. */
+    uint32_t idle_timeout_ms;
+    /* Bytes that may wait in one connection's output queue. Above it the runtime stops reading
+     * from that peer (echo, pongs), application sends fail, and broadcasts fail the connection
+     * with 1008 (a slow consumer must not exhaust memory). */
+    uint64_t max_output;
+    /* Open connections (including ones still in the handshake) per server. Further
+     * connections are answered 503 and closed. */
+    uint32_t max_connections;
+} osp_ws_limits;
+
+/* The compiled-in defaults. */
+void osp_ws_limits_default(osp_ws_limits *out);
+
+/* The process-wide limits: defaults with environment overrides, computed on first call. */
+const osp_ws_limits *osp_ws_limits_get(void);
+
+#endif /* OSP_WS_LIMITS_H */

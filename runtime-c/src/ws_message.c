@@ -1,0 +1,159 @@
+/*
+ * Fragment reassembly, control-frame rules, UTF-8 and size limits (see ws_message.h).
+ */
+#include "ws_message.h"
+
+#include <string.h>
+
+void osp_ws_reader_init(osp_ws_reader *r, osp_ws_role role, const osp_ws_limits *limits) {
+    memset(r, 0, sizeof *r);
+    osp_ws_frame_parser_init(&r->frames, role);
+    r->limits = limits;
+    osp_ws_utf8_reset(&r->utf8);
+}
+
+void osp_ws_reader_free(osp_ws_reader *r) {
+    osp_ws_buf_free(&r->message);
+    osp_ws_wipe(r->control, sizeof r->control);
+}
+
+static size_t fail(osp_ws_reader *r, osp_ws_msg_event *ev, size_t used, uint16_t code,
+                   const char *why) {
+    r->failed = true;
+    r->frames.state = OSP_WS_RECV_FAILED;
+    ev->kind = OSP_WS_MSG_FAIL;
+    ev->code = code;
+    ev->error = why;
+    return used;
+}
+
+/* A data frame's header: apply the fragmentation rules and the size limits. */
+static const char *start_data_frame(osp_ws_reader *r, const osp_ws_frame_header *h, uint16_t *code) {
+    *code = OSP_WS_CLOSE_PROTOCOL_ERROR;
+    if (h->opcode == OSP_WS_OP_CONTINUATION) {
+        /* RFC 6455 §5.4: a continuation frame only continues a message in progress. */
+        if (!r->in_message) return "continuation frame without a message to continue";
+        /* Fragment cap (WEBSOCKET.md §3.2): many tiny fragments must not pin memory. */
+        if (r->fragments >= r->limits->max_fragments) {
+            *code = OSP_WS_CLOSE_TOO_BIG;
+            return "message has too many fragments";
+        }
+        r->fragments++;
+    } else {
+        /* RFC 6455 §5.4: no new data message may start inside a fragmented one. */
+        if (r->in_message) return "new data frame while a fragmented message is in progress";
+        r->in_message = true;
+        r->message_opcode = h->opcode;
+        r->fragments = 1;
+        osp_ws_utf8_reset(&r->utf8);
+        osp_ws_buf_clear(&r->message);
+    }
+    /* RFC 6455 §10.4: the size limit is checked from the header, as uint64, before any payload
+     * is read or stored; r->message.len ≤ max_message always holds, so no underflow. */
+    if (h->length > r->limits->max_message - (uint64_t)r->message.len) {
+        *code = OSP_WS_CLOSE_TOO_BIG;
+        return "message exceeds the size limit";
+    }
+    return NULL;
+}
+
+/* A complete Close payload: RFC 6455 §5.5.1 and §7.4. */
+static size_t finish_close(osp_ws_reader *r, osp_ws_msg_event *ev, size_t used) {
+    if (r->control_len == 0) {
+        ev->kind = OSP_WS_MSG_CLOSE;
+        ev->code = OSP_WS_CLOSE_NO_STATUS;
+        ev->data = r->control;
+        ev->len = 0;
+        return used;
+    }
+    /* §5.5.1: a body, if present, starts with a 2-byte status code. */
+    if (r->control_len == 1)
+        return fail(r, ev, used, OSP_WS_CLOSE_PROTOCOL_ERROR, "close frame payload of 1 byte");
+    unsigned code = ((unsigned)r->control[0] << 8) | r->control[1];
+    /* §7.4: only defined or registered codes may be sent; 1005/1006/1015 never on the wire. */
+    if (!osp_ws_close_code_valid(code))
+        return fail(r, ev, used, OSP_WS_CLOSE_PROTOCOL_ERROR, "invalid close status code");
+    /* §5.5.1: the reason is UTF-8 (§8.1 failure is 1007). */
+    if (!osp_ws_utf8_valid(r->control + 2, r->control_len - 2))
+        return fail(r, ev, used, OSP_WS_CLOSE_INVALID_DATA, "close reason is not valid UTF-8");
+    ev->kind = OSP_WS_MSG_CLOSE;
+    ev->code = (uint16_t)code;
+    ev->data = r->control + 2;
+    ev->len = r->control_len - 2;
+    return used;
+}
+
+size_t osp_ws_reader_feed(osp_ws_reader *r, uint8_t *in, size_t len, osp_ws_msg_event *ev) {
+    size_t used = 0;
+    ev->kind = OSP_WS_MSG_NONE;
+    ev->data = NULL;
+    ev->len = 0;
+    ev->code = 0;
+    ev->error = NULL;
+    if (r->failed) return len;
+    if (r->message_delivered) {
+        /* The previous message was handed out; wipe it before the buffer is reused. */
+        osp_ws_buf_clear(&r->message);
+        r->message_delivered = false;
+    }
+    for (;;) {
+        osp_ws_frame_event fe;
+        used += osp_ws_frame_parse(&r->frames, in + used, len - used, &fe);
+        const osp_ws_frame_header *h = &fe.header;
+        switch (fe.kind) {
+        case OSP_WS_FRAME_NEED_MORE:
+            return used;
+        case OSP_WS_FRAME_ERROR:
+            return fail(r, ev, used, fe.close_code, fe.error);
+        case OSP_WS_FRAME_HEADER:
+            if (osp_ws_opcode_is_control(h->opcode)) {
+                /* RFC 6455 §5.4: control frames may be injected between fragments; they are
+                 * collected apart from the message being reassembled. */
+                r->control_len = 0;
+            } else {
+                uint16_t code;
+                const char *why = start_data_frame(r, h, &code);
+                if (why) return fail(r, ev, used, code, why);
+            }
+            break;
+        case OSP_WS_FRAME_PAYLOAD:
+            if (osp_ws_opcode_is_control(h->opcode)) {
+                /* The parser guarantees ≤ 125 bytes in total (§5.5). */
+                memcpy(r->control + r->control_len, fe.data, fe.len);
+                r->control_len += fe.len;
+            } else {
+                /* RFC 6455 §8.1: fail fast on the first invalid byte of a text message, even
+                 * mid-frame (WEBSOCKET.md S-U3). */
+                if (r->message_opcode == OSP_WS_OP_TEXT && !osp_ws_utf8_feed(&r->utf8, fe.data, fe.len))
+                    return fail(r, ev, used, OSP_WS_CLOSE_INVALID_DATA,
+                                "text message is not valid UTF-8");
+                /* Grow with the bytes that actually arrived, never by the declared length;
+                 * the header check above keeps the total within max_message. */
+                if (osp_ws_buf_reserve(&r->message, fe.len, (size_t)r->limits->max_message) != 0)
+                    return fail(r, ev, used, OSP_WS_CLOSE_INTERNAL_ERROR,
+                                "out of memory reassembling a message");
+                memcpy(r->message.data + r->message.len, fe.data, fe.len);
+                r->message.len += fe.len;
+            }
+            break;
+        case OSP_WS_FRAME_END:
+            if (osp_ws_opcode_is_control(h->opcode)) {
+                if (h->opcode == OSP_WS_OP_CLOSE) return finish_close(r, ev, used);
+                ev->kind = h->opcode == OSP_WS_OP_PING ? OSP_WS_MSG_PING : OSP_WS_MSG_PONG;
+                ev->data = r->control;
+                ev->len = r->control_len;
+                return used;
+            }
+            if (!h->fin) break; /* more fragments to come */
+            if (r->message_opcode == OSP_WS_OP_TEXT && !osp_ws_utf8_complete(&r->utf8))
+                return fail(r, ev, used, OSP_WS_CLOSE_INVALID_DATA,
+                            "text message ends inside a UTF-8 sequence");
+            r->in_message = false;
+            r->message_delivered = true;
+            ev->kind = r->message_opcode == OSP_WS_OP_TEXT ? OSP_WS_MSG_TEXT : OSP_WS_MSG_BINARY;
+            ev->data = r->message.data;
+            ev->len = r->message.len;
+            return used;
+        }
+    }
+}

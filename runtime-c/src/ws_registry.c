@@ -1,0 +1,211 @@
+/*
+ * Ids, lazy start-up and shutdown of the WebSocket subsystem.
+ *
+ * Ids: one counter for servers and connections, starting at 1, never reused in a process.
+ * A retired id stays in the table (about 32 bytes) so that later calls can say "already
+ * closed" or "was stopped" instead of "unknown"; the table grows with the number of ids ever
+ * issued, not with traffic.
+ *
+ * Shutdown (registered with osp_rt_at_shutdown on first use): client connections are closed
+ * with 1000 and servers stopped with 1001 (their connections closed), each close bounded by
+ * the close timeout; then the loop thread is joined and everything is freed.
+ */
+#include "ws_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t id; /* 0: empty slot */
+    osp_ws_entry entry;
+} slot;
+
+/* Open addressing with linear probing; no deletion (ids are only ever retired). */
+static slot *table;
+static size_t table_cap, table_used;
+static int64_t next_id = 1;
+
+static osp_ws_conn *zombie_conns;
+static osp_ws_server *zombie_servers;
+static int live_conns;
+static osp_ws_waiter *shutdown_waiter;
+static osp_ws_timer shutdown_timer = {0, SIZE_MAX, NULL};
+
+static size_t slot_of(int64_t id, size_t cap) {
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 17) & (cap - 1);
+}
+
+static bool grow(void) {
+    size_t cap = table_cap ? table_cap * 2 : 256;
+    slot *t = calloc(cap, sizeof *t);
+    if (t == NULL) return false;
+    for (size_t i = 0; i < table_cap; i++) {
+        if (table[i].id == 0) continue;
+        size_t j = slot_of(table[i].id, cap);
+        while (t[j].id != 0) j = (j + 1) & (cap - 1);
+        t[j] = table[i];
+    }
+    free(table);
+    table = t;
+    table_cap = cap;
+    return true;
+}
+
+int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner) {
+    if ((table_used + 1) * 4 >= table_cap * 3 && !grow()) return 0;
+    int64_t id = next_id++;
+    size_t j = slot_of(id, table_cap);
+    while (table[j].id != 0) j = (j + 1) & (table_cap - 1);
+    table[j].id = id;
+    table[j].entry.kind = kind;
+    table[j].entry.object = object;
+    table[j].entry.code = 0;
+    table[j].entry.owner = owner;
+    table_used++;
+    return id;
+}
+
+static slot *find(int64_t id) {
+    if (id <= 0 || table_cap == 0) return NULL;
+    size_t j = slot_of(id, table_cap);
+    while (table[j].id != 0) {
+        if (table[j].id == id) return &table[j];
+        j = (j + 1) & (table_cap - 1);
+    }
+    return NULL;
+}
+
+const osp_ws_entry *osp_ws_registry_get(int64_t id) {
+    slot *s = find(id);
+    return s ? &s->entry : NULL;
+}
+
+void osp_ws_registry_retire(int64_t id, uint16_t code) {
+    slot *s = find(id);
+    if (s == NULL) return;
+    s->entry.object = NULL;
+    s->entry.code = code;
+}
+
+void osp_ws_registry_each(void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg) {
+    /* fn may retire entries (never add), so the table does not move under us. */
+    for (size_t i = 0; i < table_cap; i++)
+        if (table[i].id != 0 && table[i].entry.object != NULL) fn(&table[i].entry, table[i].id, arg);
+}
+
+/* ---- zombies and the reap hook -------------------------------------------------------------- */
+
+void osp_ws_zombie_conn(osp_ws_conn *c) {
+    c->zombie_next = zombie_conns;
+    zombie_conns = c;
+}
+
+void osp_ws_zombie_server(osp_ws_server *s) {
+    s->zombie_next = zombie_servers;
+    zombie_servers = s;
+}
+
+static void reap(void) {
+    while (zombie_conns) {
+        osp_ws_conn *c = zombie_conns;
+        zombie_conns = c->zombie_next;
+        osp_ws_conn_free(c);
+    }
+    while (zombie_servers) {
+        osp_ws_server *s = zombie_servers;
+        zombie_servers = s->zombie_next;
+        osp_ws_server_free(s);
+    }
+}
+
+void osp_ws_live_conns_add(int delta) {
+    live_conns += delta;
+    if (live_conns == 0 && shutdown_waiter) {
+        osp_ws_waiter_signal(shutdown_waiter);
+        shutdown_waiter = NULL;
+    }
+}
+
+/* ---- start-up ------------------------------------------------------------------------------ */
+
+static void ws_shutdown(void);
+
+static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+bool osp_ws_runtime_ensure(const char *fn, OspResult *err) {
+    if (osp_ws_loop_running()) return true;
+    pthread_mutex_lock(&start_mutex);
+    (void)osp_ws_limits_get(); /* read the environment once, before the thread starts */
+    osp_ws_loop_reap_hook = reap;
+    char why[160];
+    int rc = osp_ws_loop_start(why, sizeof why);
+    if (rc == 0) osp_rt_at_shutdown(ws_shutdown);
+    pthread_mutex_unlock(&start_mutex);
+    if (rc != 0) {
+        *err = osp_result_errorf("%s: cannot start the WebSocket runtime thread: %s", fn, why);
+        return false;
+    }
+    return true;
+}
+
+/* ---- shutdown ------------------------------------------------------------------------------ */
+
+static void close_everything(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    (void)arg;
+    if (e->kind == OSP_WS_KIND_CLIENT) osp_ws_conn_start_close(e->object, OSP_WS_CLOSE_NORMAL, NULL);
+    else if (e->kind == OSP_WS_KIND_SERVER) osp_ws_server_stop(e->object, NULL);
+}
+
+static void destroy_everything(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    (void)arg;
+    if (e->kind == OSP_WS_KIND_CLIENT || e->kind == OSP_WS_KIND_SERVER_CONN)
+        osp_ws_conn_destroy(e->object, OSP_WS_CLOSE_ABNORMAL);
+}
+
+static void on_shutdown_timer(osp_ws_timer *t) {
+    (void)t;
+    /* Every close has its own deadline; this is only a backstop. */
+    osp_ws_registry_each(destroy_everything, NULL);
+}
+
+static void begin_shutdown(void *arg) {
+    osp_ws_waiter *w = arg;
+    osp_ws_timer_init(&shutdown_timer, on_shutdown_timer);
+    osp_ws_registry_each(close_everything, NULL);
+    if (live_conns == 0) {
+        osp_ws_waiter_signal(w);
+        return;
+    }
+    shutdown_waiter = w;
+    osp_ws_timer_arm(&shutdown_timer, (uint64_t)osp_ws_limits_get()->close_timeout_ms + 1000);
+}
+
+static void end_shutdown(void *arg) {
+    (void)arg;
+    osp_ws_timer_cancel(&shutdown_timer);
+    shutdown_waiter = NULL;
+}
+
+static void ws_shutdown(void) {
+    if (!osp_ws_loop_running()) return;
+    if (osp_ws_loop_on_thread()) {
+        /* osp_rt_shutdown called from a handler: the thread cannot join itself. */
+        fprintf(stderr, "osprey runtime: program exit requested from a WebSocket handler; "
+                        "connections are dropped without a closing handshake\n");
+        return;
+    }
+    osp_ws_waiter w = {false, NULL};
+    osp_ws_loop_call(begin_shutdown, &w);
+    osp_ws_waiter_wait(&w);
+    osp_ws_loop_call(end_shutdown, NULL);
+    osp_ws_loop_stop();
+    /* The loop thread is gone: what it owned can be freed from here. */
+    reap();
+    free(table);
+    table = NULL;
+    table_cap = table_used = 0;
+}

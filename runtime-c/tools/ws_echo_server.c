@@ -1,0 +1,100 @@
+/*
+ * ws-echo-server: a WebSocket echo server built only from the runtime's ABI functions, for the
+ * conformance suite and interop tests (the "testee" of WEBSOCKET.md §2.4).
+ *
+ *   ws-echo-server --port P [--host 127.0.0.1] [--path /]
+ *
+ * Prints "listening on ws://HOST:PORT/PATH" once connections are accepted, then runs until
+ * SIGTERM, SIGINT or end of standard input (when stdin is a pipe or socket), stops the server
+ * (1001 to every connection) and exits 0; exits 1 with the error on stderr if the server cannot
+ * be created or cannot listen, 2 on bad arguments. Limits come from the OSPREY_WS_* environment variables (runtime-c/src/ws_limits.h).
+ */
+#include "osprey_abi.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(void) {
+    fprintf(stderr, "usage: ws-echo-server --port P [--host 127.0.0.1] [--path /]\n");
+}
+
+int main(int argc, char **argv) {
+    /* SIGTERM/SIGINT are taken synchronously with sigtimedwait below; block them before any
+     * thread exists (the collector's and the runtime's threads inherit the mask), so none of
+     * them can be killed by the default action. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    osp_rt_init(OSP_ABI_VERSION);
+    const char *host = "127.0.0.1", *path = "/";
+    long port = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            char *end;
+            port = strtol(argv[++i], &end, 10);
+            if (*end != '\0') port = -1;
+        } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else if (strcmp(argv[i], "--path") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else {
+            usage();
+            return osp_rt_shutdown(2);
+        }
+    }
+    if (port < 0) {
+        usage();
+        return osp_rt_shutdown(2);
+    }
+    OspResult r = osp_ws_create_server(port, host, path);
+    if (r.tag != OSP_RESULT_SUCCESS) {
+        fprintf(stderr, "ws-echo-server: %s\n", (const char *)(intptr_t)r.value);
+        return osp_rt_shutdown(1);
+    }
+    int64_t server = r.value;
+    r = osp_ws_server_listen(server);
+    if (r.tag != OSP_RESULT_SUCCESS) {
+        fprintf(stderr, "ws-echo-server: %s\n", (const char *)(intptr_t)r.value);
+        return osp_rt_shutdown(1);
+    }
+    int v6 = strchr(host, ':') != NULL;
+    printf("listening on ws://%s%s%s:%ld%s\n", v6 ? "[" : "", host, v6 ? "]" : "", port, path);
+    fflush(stdout);
+
+    /* Wait for a stop signal or EOF on stdin (so a parent that dies takes us with it). Only a
+     * pipe or socket on stdin is watched: /dev/null (e.g. Node's stdio 'ignore') is at EOF from
+     * the start and would stop the server at once. */
+    struct stat st;
+    int stdin_open = fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+    for (;;) {
+        struct timespec zero = {0, 0};
+        if (sigtimedwait(&stop_signals, NULL, &zero) > 0) break;
+        struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
+        int n = poll(&pfd, stdin_open ? 1 : 0, 100);
+        if (n > 0) {
+            char buf[256];
+            ssize_t got = read(STDIN_FILENO, buf, sizeof buf);
+            if (got == 0) break;
+            if (got < 0 && errno != EINTR && errno != EAGAIN) stdin_open = 0;
+            if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) {
+                if (got <= 0) break;
+            }
+        }
+    }
+    r = osp_ws_stop_server(server);
+    if (r.tag != OSP_RESULT_SUCCESS) {
+        fprintf(stderr, "ws-echo-server: %s\n", (const char *)(intptr_t)r.value);
+        return osp_rt_shutdown(1);
+    }
+    return osp_rt_shutdown(0);
+}

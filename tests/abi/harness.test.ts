@@ -1,0 +1,254 @@
+/**
+ * `osprey abi-check` against three kinds of runtime library:
+ *   - our own runtime (build/runtime/release/libosprey_runtime.a) must pass every check;
+ *   - fixtures/old_runtime.c, the old raw-integer ABI, must fail every function, each with a
+ *     message that says what is wrong;
+ *   - fixtures/subtle_runtime.c, a small correct runtime, must pass when built clean, and each
+ *     fault compiled into it must fail the right check of the right function, with the right
+ *     reason, and nothing else.
+ * The fixtures are compiled into a temporary directory (the old one as a static archive, the
+ * subtle ones as shared objects, so both kinds of library are exercised).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { RUNTIME_FUNCTIONS } from '../../runtime-bindings/abi.ts';
+import { runtimeLibrary } from '../../runtime-bindings/toolchain.ts';
+import { abiCheckMain, runAbiCheck } from '../../compiler/src/abi-check/main.ts';
+import type { AbiReport, CheckRow } from '../../compiler/src/abi-check/report.ts';
+
+const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
+const OUR_LIBRARY = runtimeLibrary('release');
+
+/** ABI functions our runtime does not define yet (the WebSocket functions arrive separately). */
+function missingFromOurRuntime(): string[] {
+  if (!existsSync(OUR_LIBRARY)) return ['the library itself (run `npm run build:runtime`)'];
+  const out = execFileSync('nm', ['-g', '--defined-only', OUR_LIBRARY], { encoding: 'utf8' });
+  const defined = new Set(out.split('\n').map((l) => l.trim().split(/\s+/)[2]));
+  return RUNTIME_FUNCTIONS.map((f) => f.symbol).filter((s) => !defined.has(s));
+}
+const missing = missingFromOurRuntime();
+
+let dir: string;
+
+function cc(args: string[]): void {
+  execFileSync('gcc', ['-std=gnu11', '-O1', '-g', '-fPIC', '-Wall', '-Wextra', '-Werror', ...args], { stdio: 'pipe' });
+}
+
+function subtleLibrary(fault?: string): string {
+  const lib = join(dir, `libsubtle_${fault ?? 'clean'}.so`);
+  if (!existsSync(lib)) {
+    cc(['-shared', ...(fault ? [`-D${fault}`] : []), join(FIXTURES, 'subtle_runtime.c'), '-o', lib, '-lgc', '-lcrypto', '-lpthread']);
+  }
+  return lib;
+}
+
+const failures = (r: AbiReport): CheckRow[] => r.rows.filter((x) => !x.pass);
+const show = (rows: CheckRow[]): string[] => rows.map((x) => `${x.function} ${x.check}: ${x.reason}`);
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'osprey-abi-fixtures-'));
+});
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('our runtime', () => {
+  const title =
+    missing.length === 0
+      ? 'passes every check of every ABI function'
+      : `passes every check of every ABI function - SKIPPED until the runtime defines ${missing.join(', ')}`;
+  it.skipIf(missing.length > 0)(title, async () => {
+    const r = await runAbiCheck({ runtime: OUR_LIBRARY });
+    expect(show(failures(r))).toEqual([]);
+    expect(new Set(r.rows.map((x) => x.function))).toEqual(new Set(RUNTIME_FUNCTIONS.map((f) => f.symbol)));
+  });
+});
+
+describe('the old raw-integer runtime (fixtures/old_runtime.c)', () => {
+  let report: AbiReport;
+  let status: number;
+
+  beforeAll(async () => {
+    const obj = join(dir, 'old_runtime.o');
+    const lib = join(dir, 'libold_runtime.a');
+    cc(['-c', join(FIXTURES, 'old_runtime.c'), '-o', obj]);
+    execFileSync('ar', ['rcs', lib, obj]);
+    // Through the command-line entry, as a user would run it: --json on stdout.
+    let stdout = '';
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stdout += String(chunk);
+      return true;
+    });
+    try {
+      status = await abiCheckMain(['--runtime', lib, '--json']);
+    } finally {
+      spy.mockRestore();
+    }
+    report = JSON.parse(stdout) as AbiReport;
+  });
+
+  it('exits 1', () => {
+    expect(status).toBe(1);
+    expect(report.kind).toBe('static');
+  });
+
+  it('fails every function', () => {
+    const passing = report.functions.filter((f) => f.failed === 0).map((f) => f.function);
+    expect(passing).toEqual([]);
+  });
+
+  const row = (fn: string, check: string): CheckRow | undefined => report.rows.find((x) => x.function === fn && x.check === check);
+
+  // One precise message per function.
+  const expected: [string, string, RegExp][] = [
+    ['osp_rt_init', 'symbol', /osp_rt_init is not defined by .*libold_runtime\.a/],
+    ['osp_rt_shutdown', 'symbol', /not defined/],
+    ['osp_rt_fail', 'symbol', /not defined/],
+    ['osp_alloc', 'symbol', /not defined/],
+    ['osp_string_concat', 'symbol', /not defined/],
+    ['osp_string_equals', 'symbol', /not defined/],
+    ['osp_int_to_string', 'symbol', /not defined/],
+    ['osp_bool_to_string', 'symbol', /not defined/],
+    ['osp_print', 'symbol', /not defined/],
+    ['osp_sleep', 'symbol', /not defined/],
+    ['osp_ws_connect', 'result-tag', /\[error\] returned tag -6: not a tagged Result - raw integer return/],
+    ['osp_ws_connect', 'success-path', /got tag 1 \(Error\) whose payload 0x0 is NULL, not a message - a raw integer return/],
+    ['osp_ws_connect', 'handler-invoked', /handler registered with osp_ws_connect never invoked within 2\.0 s/],
+    ['osp_ws_send', 'result-tag', /returned tag -2: not a tagged Result - raw integer return/],
+    ['osp_ws_close', 'error-path', /expected Error for an unknown connection id, got Success/],
+    ['osp_ws_create_server', 'result-tag', /\[error\] returned tag -1: not a tagged Result/],
+    ['osp_ws_server_listen', 'success-path', /not exercised: set-up call osp_ws_create_server returned tag 1 \(Error\) with payload 0x0/],
+    ['osp_ws_server_broadcast', 'result-tag', /returned tag -1: not a tagged Result/],
+    ['osp_ws_stop_server', 'error-path', /expected Error for an unknown server id, got Success/],
+    ['osp_ws_server_on_message', 'symbol', /osp_ws_server_on_message is not defined/],
+    ['osp_ws_server_send', 'symbol', /osp_ws_server_send is not defined/],
+  ];
+  it.each(expected)('%s fails %s with a precise reason', (fn, check, reason) => {
+    const r = row(fn, check);
+    expect(r, `${fn} ${check}`).toBeDefined();
+    expect(r!.pass).toBe(false);
+    expect(r!.reason).toMatch(reason);
+  });
+
+  it('names every ABI function exactly once in the summary', () => {
+    expect(report.functions.map((f) => f.function)).toEqual(RUNTIME_FUNCTIONS.map((f) => f.symbol));
+  });
+});
+
+describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
+  it('passes every check when built without faults (no false alarms)', async () => {
+    const r = await runAbiCheck({ runtime: subtleLibrary() });
+    expect(show(failures(r))).toEqual([]);
+  });
+
+  interface Fault {
+    macro: string;
+    /** The row that must fail, and its reason. */
+    fn: string;
+    check: string;
+    reason: RegExp;
+    /** Functions allowed to fail as a consequence (their probes use `fn` for set-up). */
+    affected: string[];
+    /** Hanging probes wait out their timeout: run them all at once. */
+    timeoutMs?: number;
+  }
+  const faults: Fault[] = [
+    {
+      macro: 'FAULT_SRET',
+      fn: 'osp_ws_connect',
+      check: 'result-tag',
+      reason: /returned tag 0x[0-9a-f]+, the address of its first argument: the function returns a struct larger than 16 bytes through a hidden sret pointer/,
+      affected: ['osp_ws_connect', 'osp_ws_send', 'osp_ws_close'],
+    },
+    {
+      macro: 'FAULT_SWAP',
+      fn: 'osp_ws_server_on_message',
+      check: 'handler-env',
+      reason: /handler called with env 0x[0-9a-f]+ instead of the registered 0x[0-9a-f]+ - it points at the received message: message and env swapped\?/,
+      affected: ['osp_ws_server_on_message'],
+    },
+    {
+      macro: 'FAULT_SWAP',
+      fn: 'osp_ws_server_on_message',
+      check: 'handler-args',
+      reason: /string argument 2 is the registered env 0x[0-9a-f]+: arguments swapped\?/,
+      affected: ['osp_ws_server_on_message'],
+    },
+    {
+      macro: 'FAULT_LATE',
+      fn: 'osp_ws_connect',
+      check: 'handler-after-close',
+      reason: /handler called \d+ ms after osp_ws_close returned/,
+      affected: ['osp_ws_connect'],
+    },
+    {
+      macro: 'FAULT_REORDER',
+      fn: 'osp_ws_connect',
+      check: 'handler-order',
+      reason: /handler received message \d+ after message \d+: out of order or repeated/,
+      affected: ['osp_ws_connect'],
+    },
+    {
+      macro: 'FAULT_SYNC',
+      fn: 'osp_ws_connect',
+      check: 'handler-thread',
+      reason: /handler ran on the calling thread, synchronously inside osp_ws_connect/,
+      affected: ['osp_ws_connect'],
+    },
+    {
+      macro: 'FAULT_BAD_MESSAGE',
+      fn: 'osp_ws_send',
+      check: 'error-message',
+      reason: /osp_ws_send returned an Error message that is not valid UTF-8: .* in "websocketSend: connexion 987654321 inconnue \\xE9"/,
+      affected: ['osp_ws_send'],
+    },
+    {
+      macro: 'FAULT_LEAK',
+      fn: 'osp_ws_create_server',
+      check: 'no-leak',
+      reason: /direct leak of \d+ byte\(s\) in 1 object\(s\) allocated in osp_ws_create_server/,
+      affected: ['osp_ws_create_server'],
+    },
+    {
+      macro: 'FAULT_BORROW',
+      fn: 'osp_ws_create_server',
+      check: 'no-crash',
+      reason: /heap-use-after-free .* string argument passed to osp_ws_create_server, freed after that call returned: the library kept a borrowed pointer/,
+      affected: ['osp_ws_create_server', 'osp_ws_server_on_message', 'osp_ws_server_broadcast', 'osp_ws_server_send'],
+    },
+    {
+      macro: 'FAULT_HANG',
+      fn: 'osp_ws_stop_server',
+      check: 'no-crash',
+      reason: /\[success\] hung: no exit within 4 s, during the call to osp_ws_stop_server/,
+      // Every probe that leaves a listening server behind hangs in osp_rt_shutdown too.
+      affected: ['osp_ws_stop_server', 'osp_ws_server_listen', 'osp_ws_server_broadcast', 'osp_ws_server_on_message', 'osp_ws_server_send'],
+      timeoutMs: 4000,
+    },
+  ];
+
+  const reports = new Map<string, Promise<AbiReport>>();
+  const reportFor = (macro: string, timeoutMs?: number): Promise<AbiReport> => {
+    let p = reports.get(macro);
+    if (!p) {
+      p = runAbiCheck({ runtime: subtleLibrary(macro), timeoutMs, jobs: timeoutMs ? 16 : undefined });
+      reports.set(macro, p);
+    }
+    return p;
+  };
+
+  it.each(faults.map((f) => [f.macro, f.fn, f.check, f] as const))('%s: %s fails %s', async (_m, _fn, _check, f) => {
+    const r = await reportFor(f.macro, f.timeoutMs);
+    const row = r.rows.find((x) => x.function === f.fn && x.check === f.check);
+    expect(row, `${f.fn} ${f.check}`).toBeDefined();
+    expect(row!.pass, row!.reason).toBe(false);
+    expect(row!.reason).toMatch(f.reason);
+    const elsewhere = failures(r).filter((x) => !f.affected.includes(x.function));
+    expect(show(elsewhere)).toEqual([]);
+  });
+});

@@ -1,0 +1,44 @@
+/**
+ * Golden programs: every tests/programs/**\/*.osp is compiled, linked and run; its stdout must equal
+ * the `// expect: LINE` comments in order, and its exit status the `// exit: N` comment (default 0).
+ * `// stderr: TEXT` lines must appear in stderr. A program with `// check-only` (it needs the
+ * network or a WebSocket peer) is only checked and compiled to LLVM IR.
+ */
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileToLlvm } from '../../compiler/src/driver.ts';
+import { renderErrors } from '../../compiler/src/driver.ts';
+import { SourceFile } from '../../compiler/src/source.ts';
+import { compileAndRun, listFiles, ROOT } from './helpers.ts';
+
+const PROGRAMS = join(ROOT, 'tests', 'programs');
+
+function directives(text: string, name: string): string[] {
+  const re = new RegExp(`^\\s*//\\s*${name}:(?: (.*))?$`, 'gm');
+  return [...text.matchAll(re)].map((m) => m[1] ?? '');
+}
+
+describe.concurrent('golden programs', () => {
+  for (const file of listFiles(PROGRAMS, '.osp')) {
+    const rel = relative(PROGRAMS, file);
+    const text = readFileSync(file, 'utf8');
+    if (/^\s*\/\/\s*check-only\b/m.test(text)) {
+      it(`${rel} (check + LLVM only)`, () => {
+        const r = compileToLlvm(new SourceFile(rel, text));
+        expect(r.diagnostics.length ? renderErrors(r) : '').toBe('');
+        expect(r.llvm).toContain('define i32 @main()');
+      });
+      continue;
+    }
+    it(rel, async () => {
+      const expected = directives(text, 'expect');
+      const exit = Number(directives(text, 'exit')[0] ?? '0');
+      const r = await compileAndRun(rel, text);
+      expect(r.compileErrors ?? '').toBe('');
+      expect(r.stdout).toBe(expected.map((l) => l + '\n').join(''));
+      for (const s of directives(text, 'stderr')) expect(r.stderr).toContain(s);
+      expect(r.status).toBe(exit);
+    });
+  }
+});

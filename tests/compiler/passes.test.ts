@@ -1,0 +1,121 @@
+/**
+ * Unit tests of individual passes through their typed hand-offs: lexer tokens, parser trees, the
+ * checker's typed tree, exhaustiveness on nested patterns, and the runtime declarations.
+ */
+import { describe, expect, it } from 'vitest';
+import { DiagnosticBag } from '../../compiler/src/diagnostics/diagnostic.ts';
+import { checkSource, compileToLlvm, parseSource } from '../../compiler/src/driver.ts';
+import { renderRuntimeDeclarations } from '../../compiler/src/codegen/runtime.ts';
+import { SourceFile } from '../../compiler/src/source.ts';
+import { lex } from '../../compiler/src/syntax/lexer.ts';
+import type { Expr } from '../../compiler/src/syntax/ast.ts';
+import { showType } from '../../compiler/src/semantics/types.ts';
+
+const src = (text: string) => new SourceFile('t.osp', text);
+
+function firstExpr(text: string): Expr {
+  const r = parseSource(src(text));
+  expect(r.diagnostics).toEqual([]);
+  const s = r.ast!.stmts[0]!;
+  if (s.kind !== 'expr') throw new Error('not an expression statement');
+  return s.expr;
+}
+
+describe('lexer', () => {
+  it('decodes escapes in one left-to-right pass', () => {
+    const d = new DiagnosticBag();
+    const [t] = lex(String.raw`"a\\nb\"c\$d\t"`, d);
+    expect(d.items).toEqual([]);
+    expect(t!.kind === 'string' && t.parts[0]!.kind === 'text' && t.parts[0]!.value).toBe('a\\nb"c$d\t');
+  });
+
+  it('splits interpolations and tokenises the embedded expression', () => {
+    const d = new DiagnosticBag();
+    const [t] = lex('"x ${f("y")} z"', d);
+    expect(t!.kind).toBe('string');
+    if (t!.kind !== 'string') return;
+    expect(t.interpolated).toBe(true);
+    expect(t.parts.map((p) => p.kind)).toEqual(['text', 'expr', 'text']);
+  });
+
+  it('reports invalid number literals and bad escapes', () => {
+    const d = new DiagnosticBag();
+    lex('0x10 "\\q"', d);
+    expect(d.items.map((x) => x.code)).toEqual(['E0004', 'E0003']);
+  });
+});
+
+describe('parser', () => {
+  it('pipe binds tighter than binary operators; unary applies to the pipe chain', () => {
+    const e = firstExpr('2 + 3 |> double');
+    expect(e.kind === 'binary' && e.right.kind).toBe('pipe');
+    const u = firstExpr('-x |> inc');
+    expect(u.kind === 'unary' && u.operand.kind).toBe('pipe');
+  });
+
+  it('a newline does not end an expression', () => {
+    const r = parseSource(src('let b = a\n-3'));
+    expect(r.ast!.stmts).toHaveLength(1);
+  });
+
+  it('splits match arms at a binary operator that starts the next pattern', () => {
+    const e = firstExpr('match n {\n 1 => y\n -1 => z\n _ => 0\n}');
+    expect(e.kind === 'match' && e.arms.length).toBe(3);
+  });
+
+  it('accepts keywords as field names in declarations, construction, access and patterns', () => {
+    const r = parseSource(src('type M = { type: String }\nlet m = M { type: "t" }\nprint(m.type)\nmatch m { M { type } => 1 }'));
+    expect(r.diagnostics).toEqual([]);
+  });
+
+  it('a single named argument and both function type spellings parse', () => {
+    const r = parseSource(src('f(wsID: 1)\nfn g(h: fn(String) -> Int, k: (String) -> Int) -> Int = 0'));
+    expect(r.diagnostics).toEqual([]);
+  });
+});
+
+describe('checker', () => {
+  it('infers lambda parameters from the expected function type', () => {
+    const r = checkSource(src('fn apply(f: (Int) -> Int, v: Int) -> Int = f(v)\nprint(apply(f: |n| => n + 1, v: 2))'));
+    expect(r.diagnostics).toEqual([]);
+  });
+
+  it('fn(String) -> Result<Success, String> is the same type as (String) -> Result<Unit, String>', () => {
+    const r = checkSource(src('fn h(m: String) -> Result<Success, String> = Success()\nlet x: (String) -> Result<Unit, String> = h'));
+    expect(r.diagnostics).toEqual([]);
+    const let0 = r.typed!.topLevel[0]!;
+    expect(let0.kind === 'let' && showType(let0.symbol.type)).toBe('(String) -> Result<Unit, String>');
+  });
+
+  it('reports several independent errors without cascades', () => {
+    const r = checkSource(src('let a = nope\nlet b = a + 1\nlet c: Int = "s"\nprint(b + c)'));
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['E0200', 'E0300']);
+  });
+});
+
+describe('exhaustiveness', () => {
+  it('handles nested constructor patterns', () => {
+    const ok = checkSource(src(
+      'let r: Result<Result<Int, String>, String> = Success(Success(1))\n' +
+      'match r {\n Success(Success(x)) => 1\n Success(Error(e)) => 2\n Error e => 3\n}'));
+    expect(ok.diagnostics).toEqual([]);
+    const missing = checkSource(src(
+      'let r: Result<Result<Int, String>, String> = Success(Success(1))\n' +
+      'match r {\n Success(Success(x)) => 1\n Error e => 3\n}'));
+    expect(missing.diagnostics.map((d) => d.message)).toEqual(['match expression not exhaustive: missing patterns: [Success]']);
+  });
+});
+
+describe('codegen', () => {
+  it('declares every runtime function once, with the named OspResult struct', () => {
+    const ir = renderRuntimeDeclarations();
+    expect(ir).toContain('%OspResult = type { i64, i64 }');
+    expect(ir).toContain('declare %OspResult @osp_ws_connect(i8*, %OspResult (i8*, i8*)*, i8*)');
+  });
+
+  it('compiles a handler to the runtime handler ABI: env first, then the message', () => {
+    const r = compileToLlvm(src('fn h(message: String) -> Result<Success, String> = Success()\nlet c = websocketConnect(url: "ws://x", messageHandler: h)'));
+    expect(r.llvm).toMatch(/define internal %OspResult @ospu\.h\(i8\* %0, i8\* %1\)/);
+    expect(r.llvm).toMatch(/call %OspResult @osp_ws_connect\(i8\* [^\n]*, %OspResult \(i8\*, i8\*\)\* @ospu\.h, i8\* null\)/);
+  });
+});

@@ -1,0 +1,258 @@
+/**
+ * The testees the conformance suite runs against. Every server case runs once per server target
+ * and every client case once per client target (a parameterised describe), so the python oracle
+ * validates the tests in the same run that grades our runtime.
+ *
+ * To add a target (e.g. an echo server compiled by our `osprey` compiler) append one entry to
+ * SERVER_TARGETS built with commandServerTarget(...) — it only needs the ws-echo-server command
+ * line (--port/--host/--path, "listening on ws://..." line) and the OSPREY_WS_* environment.
+ */
+import { existsSync } from 'node:fs';
+import {
+  OSPREY_ECHO_CLIENT,
+  OSPREY_ECHO_SERVER,
+  startCommandEchoClient,
+  startCommandEchoServer,
+  startPythonClient,
+  startPythonEchoServer,
+  startUwsEchoServer,
+  startWsEchoServer,
+  type ClientProcess,
+  type CommandServerOptions,
+  type PeerProcess,
+} from '../peers/index.ts';
+
+/** What a case may ask of a server beyond "echo on /". */
+export interface EchoServerConfig {
+  path?: string;
+  maxMessage?: number;
+  maxFragments?: number;
+  handshakeTimeoutMs?: number;
+  closeTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  maxConnections?: number;
+  origins?: string[];
+  subprotocols?: string[];
+}
+export type ServerFeature = keyof EchoServerConfig;
+
+/**
+ * Where a target legitimately differs from our strict policy (WEBSOCKET.md §1), as data. Each
+ * field documents why; the strict values are in STRICT_POLICY.
+ */
+export interface ServerPolicy {
+  /** Statuses accepted for `Sec-WebSocket-Version: 8` (strict: 426 + Sec-WebSocket-Version: 13). */
+  badVersionStatus: number[];
+  /** Whether that answer must carry `Sec-WebSocket-Version: 13`. */
+  badVersionAdvertises: boolean;
+  /** Header lines the server accepts (strict: 100, answering 431 beyond). */
+  maxHeaders: number;
+  /** Total header bytes the server accepts (strict: 16 KiB). */
+  maxHeaderBytes: number;
+  /** Statuses for a request with too many / too large headers (strict: 431 or 400). */
+  headerLimitStatus: number[];
+  /** Statuses for an over-long request line (strict: 400 or 414 or 431). */
+  requestLineStatus: number[];
+  /** Whether invalid UTF-8 is detected before the frame that carries it is complete (§1.4 S-U3). */
+  utf8FailFastInsideFrame: boolean;
+  /** Codes accepted for a 64-bit length with the MSB set (§1.2 S-F3). */
+  msbLengthCodes: number[];
+  /**
+   * Whether a valid message that precedes a bad frame in the same write must be echoed before
+   * the failure (Autobahn 3.2 / 4.1.3 / 5.15 grade the opposite NON-STRICT).
+   */
+  echoBeforeFailure: boolean;
+  /** Statuses for a malformed request head (S-H12; strict: 400). */
+  malformedStatus: number[];
+}
+
+export const STRICT_POLICY: ServerPolicy = {
+  badVersionStatus: [426],
+  badVersionAdvertises: true,
+  maxHeaders: 100,
+  maxHeaderBytes: 16 * 1024,
+  headerLimitStatus: [431, 400],
+  requestLineStatus: [400, 414, 431],
+  utf8FailFastInsideFrame: true,
+  msbLengthCodes: [1002, 1009],
+  echoBeforeFailure: true,
+  malformedStatus: [400],
+};
+
+export interface ServerTarget {
+  name: string;
+  /** null when the target can run here; otherwise why not (the describe is skipped with it). */
+  unavailable(): string | null;
+  /** Features a case cannot configure on this target, with the reason (→ it.todo). */
+  pending: Partial<Record<ServerFeature, string>>;
+  policy: ServerPolicy;
+  start(cfg?: EchoServerConfig): Promise<PeerProcess>;
+}
+
+export interface ClientTarget {
+  name: string;
+  unavailable(): string | null;
+  /** Close-handshake timeout the client is started with (ms), for case 64. */
+  closeTimeoutMs: number;
+  /** Opening-handshake timeout the client is started with (ms), for C-H9. */
+  handshakeTimeoutMs: number;
+  /** Starts the client against `url`; it echoes text messages until the server closes. */
+  start(url: string): ClientProcess;
+}
+
+function assertSupported(t: { name: string; pending: Partial<Record<ServerFeature, string>> }, cfg: EchoServerConfig) {
+  for (const k of Object.keys(cfg) as ServerFeature[]) {
+    if (cfg[k] !== undefined && t.pending[k]) throw new Error(`${t.name} cannot configure ${k}: ${t.pending[k]}`);
+  }
+}
+
+// ---- python-websockets 10.4: the oracle -------------------------------------------------------
+
+export const pythonServer: ServerTarget = {
+  name: 'python-websockets',
+  unavailable: () => (existsSync('/usr/bin/python3') ? null : '/usr/bin/python3 missing (apt-get install python3-websockets)'),
+  pending: {
+    maxFragments: 'python-websockets 10.4 has no fragment-count limit (only max_size)',
+    idleTimeoutMs: 'python-websockets 10.4 has no idle timeout (it relies on keep-alive pings)',
+  },
+  policy: {
+    ...STRICT_POLICY,
+    // websockets/legacy/server.py raises InvalidHeaderValue for an unsupported version, which
+    // becomes a plain 400 (no 426, no Sec-WebSocket-Version list). Accepted: the RFC's §4.4 426
+    // is what we require of ourselves, python's answer still refuses the upgrade.
+    badVersionStatus: [400],
+    badVersionAdvertises: false,
+    // websockets/legacy/http.py: MAX_HEADERS = 256, MAX_LINE = 4110 bytes, no total-size limit.
+    maxHeaders: 256,
+    maxHeaderBytes: Number.POSITIVE_INFINITY,
+    // Over-long lines / too many headers raise SecurityError → python answers 400 (never 431).
+    headerLimitStatus: [400],
+    requestLineStatus: [400],
+    // The legacy protocol reads a whole frame before decoding it, so invalid UTF-8 is caught at
+    // the end of the frame (per fragment, not per TCP read) — Autobahn 6.4.3/6.4.4 NON-STRICT.
+    utf8FailFastInsideFrame: false,
+    // Echoing is the application's task; the protocol's reader fails the connection on the next
+    // frame before that task runs, so "Hello" is usually not echoed (Autobahn: NON-STRICT).
+    echoBeforeFailure: false,
+  },
+  start(cfg = {}) {
+    assertSupported(this, cfg);
+    return startPythonEchoServer({
+      path: cfg.path,
+      maxSize: cfg.maxMessage,
+      origins: cfg.origins,
+      subprotocols: cfg.subprotocols,
+      maxConnections: cfg.maxConnections,
+      openTimeoutMs: cfg.handshakeTimeoutMs,
+      closeTimeoutMs: cfg.closeTimeoutMs ?? 1000,
+    });
+  },
+};
+
+// ---- executables with the ws-echo-server command line (our runtime) ----------------------------
+
+/** Environment variables of runtime-c/src/ws_limits.h for each configurable limit. */
+const LIMIT_ENV: Partial<Record<ServerFeature, string>> = {
+  maxMessage: 'OSPREY_WS_MAX_MESSAGE',
+  maxFragments: 'OSPREY_WS_MAX_FRAGMENTS',
+  handshakeTimeoutMs: 'OSPREY_WS_HANDSHAKE_TIMEOUT_MS',
+  closeTimeoutMs: 'OSPREY_WS_CLOSE_TIMEOUT_MS',
+  idleTimeoutMs: 'OSPREY_WS_IDLE_TIMEOUT_MS',
+  maxConnections: 'OSPREY_WS_MAX_CONNECTIONS',
+};
+
+export function commandServerTarget(
+  name: string,
+  executable: string,
+  policy: ServerPolicy = STRICT_POLICY,
+  argv?: CommandServerOptions['argv'],
+): ServerTarget {
+  return {
+    name,
+    unavailable: () => (existsSync(executable) ? null : `${executable} not built (npx tsx scripts/build-runtime.ts)`),
+    pending: {
+      origins: 'pending runtime option: Origin allowlist is not exposed by ws-echo-server (no --origin flag)',
+      subprotocols: 'pending runtime option: subprotocol list is not exposed by ws-echo-server (no --protocol flag)',
+    },
+    policy,
+    start(cfg = {}) {
+      assertSupported(this, cfg);
+      const env: Record<string, string> = { OSPREY_WS_CLOSE_TIMEOUT_MS: '1000' };
+      for (const [k, v] of Object.entries(cfg) as [ServerFeature, unknown][]) {
+        const name = LIMIT_ENV[k];
+        if (name && v !== undefined) env[name] = String(v);
+      }
+      return startCommandEchoServer(executable, { path: cfg.path, env, argv }, this.name);
+    },
+  };
+}
+
+export function commandClientTarget(name: string, executable: string): ClientTarget {
+  return {
+    name,
+    unavailable: () => (existsSync(executable) ? null : `${executable} not built (npx tsx scripts/build-runtime.ts)`),
+    closeTimeoutMs: 1000,
+    handshakeTimeoutMs: 1000,
+    start(url) {
+      const env = { OSPREY_WS_CLOSE_TIMEOUT_MS: String(this.closeTimeoutMs), OSPREY_WS_HANDSHAKE_TIMEOUT_MS: String(this.handshakeTimeoutMs) };
+      return startCommandEchoClient(executable, url, { env }, name);
+    },
+  };
+}
+
+export const pythonClient: ClientTarget = {
+  name: 'python-websockets',
+  unavailable: pythonServer.unavailable,
+  closeTimeoutMs: 1000,
+  handshakeTimeoutMs: 1000,
+  start(url) {
+    return startPythonClient(url, { echo: true, closeTimeoutMs: this.closeTimeoutMs, openTimeoutMs: this.handshakeTimeoutMs });
+  },
+};
+
+export const SERVER_TARGETS: ServerTarget[] = [
+  pythonServer,
+  commandServerTarget('osprey-c-runtime', OSPREY_ECHO_SERVER),
+  // An echo server compiled by `osprey` plugs in here with one entry, e.g.
+  //   commandServerTarget('osprey-compiled', 'build/examples/ws-echo-server'),
+  // (pass `argv` as the fourth argument if it does not take --port/--host/--path).
+];
+
+export const CLIENT_TARGETS: ClientTarget[] = [pythonClient, commandClientTarget('osprey-c-runtime', OSPREY_ECHO_CLIENT)];
+
+/**
+ * Characterisation only (never in the default run): npm `ws` and uWebSockets.js graded by the
+ * same strict table, to see which cases a lenient implementation fails (WEBSOCKET.md §2.4 notes
+ * uWS.js drops TCP instead of sending 1002). Select with CONFORMANCE_TARGETS=ws,uws.
+ */
+function nodeServerTarget(name: string, start: (path: string) => Promise<PeerProcess>): ServerTarget {
+  const pending: Partial<Record<ServerFeature, string>> = {};
+  for (const f of ['maxMessage', 'maxFragments', 'handshakeTimeoutMs', 'closeTimeoutMs', 'idleTimeoutMs', 'maxConnections', 'origins', 'subprotocols'] as const) {
+    pending[f] = `${name} echo peer does not configure ${f}`;
+  }
+  return {
+    name,
+    unavailable: () => null,
+    pending,
+    policy: STRICT_POLICY,
+    start(cfg = {}) {
+      assertSupported({ name, pending }, { ...cfg, handshakeTimeoutMs: undefined });
+      return start(cfg.path ?? '/');
+    },
+  };
+}
+const CHARACTERISATION_TARGETS: ServerTarget[] = [
+  nodeServerTarget('ws', (path) => startWsEchoServer({ path })),
+  nodeServerTarget('uws', (path) => startUwsEchoServer({ path: path === '/' ? '/' : path })),
+];
+
+/**
+ * Restrict targets with CONFORMANCE_TARGETS=name1,name2 (e.g. only the oracle); names of the
+ * characterisation targets (ws, uws) add those.
+ */
+export function selected<T extends { name: string }>(all: T[]): T[] {
+  const only = process.env.CONFORMANCE_TARGETS?.split(',').map((s) => s.trim());
+  if (!only) return all;
+  const pool = all === (SERVER_TARGETS as unknown) ? [...all, ...(CHARACTERISATION_TARGETS as unknown as T[])] : all;
+  return pool.filter((t) => only.includes(t.name));
+}
