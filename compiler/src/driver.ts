@@ -26,6 +26,8 @@ export type { OptLevel } from './backend/link.ts';
 export interface CompileOptions {
   /** Capabilities removed by --sandbox / --no-* flags. */
   disabled?: ReadonlySet<Capability>;
+  /** Link with ASan + UBSan (the runtime's asan flavour). */
+  sanitize?: boolean;
 }
 
 export interface FrontEndResult {
@@ -94,7 +96,7 @@ export async function buildExecutable(file: SourceFile, output: string, opt: Opt
   const ir = emitTyped(file, r.typed);
   const dir = makeBuildDir();
   try {
-    await linkExecutable(ir, output, opt, dir);
+    await linkExecutable(ir, output, opt, dir, { sanitize: options.sanitize });
   } finally {
     removeBuildDir(dir);
   }

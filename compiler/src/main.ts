@@ -32,6 +32,7 @@ Flags:
   -o OUT            output executable
   -O, --release     optimise (clang -O2); the default for build/--compile
   --fast, -O0       no optimisation (clang -O0); the default for run/--run
+  --sanitize        instrument with ASan + UBSan and link the runtime's asan build
   --sandbox         disable HTTP, WebSocket, file system, FFI and processes
   --no-http --no-websocket --no-fs --no-ffi
                     disable one capability: its built-ins become undefined functions
@@ -51,6 +52,7 @@ interface Args {
   output: string | null;
   opt: OptLevel | null;
   disabled: Set<Capability>;
+  sanitize: boolean;
 }
 
 function parseArgs(argv: string[]): Args | 'help' | 'version' {
@@ -59,6 +61,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
   let output: string | null = null;
   let opt: OptLevel | null = null;
   const disabled = new Set<Capability>();
+  let sanitize = false;
   const setMode = (m: Mode) => {
     if (mode !== null && mode !== m) throw new UsageError(`conflicting modes: ${mode} and ${m}`);
     mode = m;
@@ -104,6 +107,9 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
       case '--fast':
         opt = 'fast';
         continue;
+      case '--sanitize':
+        sanitize = true;
+        continue;
       case '--sandbox':
         for (const c of ['http', 'websocket', 'fs', 'ffi', 'process'] as const) disabled.add(c);
         continue;
@@ -126,7 +132,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     file = a;
   }
   if (file === null) throw new UsageError('no input file (try --help)');
-  return { mode: mode ?? 'llvm', file, output, opt, disabled };
+  return { mode: mode ?? 'llvm', file, output, opt, disabled, sanitize };
 }
 
 async function runAbiCheck(argv: string[]): Promise<number> {
@@ -172,7 +178,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!existsSync(args.file) || !statSync(args.file).isFile()) throw new UsageError(`cannot read '${args.file}': no such file`);
   const file = loadSource(args.file);
-  const options = { disabled: args.disabled };
+  const options = { disabled: args.disabled, sanitize: args.sanitize };
   switch (args.mode) {
     case 'ast': {
       const r = parseSource(file);

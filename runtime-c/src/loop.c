@@ -227,6 +227,14 @@ void osp_ws_waiter_signal(osp_ws_waiter *w) {
     pthread_mutex_unlock(&loop_mutex);
 }
 
+void osp_ws_waiters_signal_all(osp_ws_waiter **list) {
+    for (osp_ws_waiter *w = *list, *next; w; w = next) {
+        next = w->next; /* read first: once signalled, the waiter's stack frame may be gone */
+        osp_ws_waiter_signal(w);
+    }
+    *list = NULL;
+}
+
 void osp_ws_waiter_wait(osp_ws_waiter *w) {
     pthread_mutex_lock(&loop_mutex);
     while (!w->done) pthread_cond_wait(&loop_cond, &loop_mutex);

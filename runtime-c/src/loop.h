@@ -49,6 +49,8 @@ void osp_ws_loop_call(void (*fn)(void *), void *arg);
 /* Waiters: the loop marks one done; another thread sleeps until it is. */
 void osp_ws_waiter_signal(osp_ws_waiter *w);
 void osp_ws_waiter_wait(osp_ws_waiter *w);
+/* Signals every waiter of a list linked through `next` and empties the list. */
+void osp_ws_waiters_signal_all(osp_ws_waiter **list);
 
 /* Watches (loop thread only). set_events with 0 removes the fd from epoll. 0 or -1 (errno). */
 int osp_ws_watch_set(osp_ws_watch *w, uint32_t events);

@@ -249,16 +249,9 @@ static void do_send(void *p) {
 
 OspResult osp_ws_send(int64_t ws_id, const char *message) {
     static const char fn[] = "websocketSend";
-    if (message == NULL) return osp_result_errorf("%s: the message is null", fn);
-    client_send_args a = {ws_id, message, strlen(message), {0, 0}};
-    const osp_ws_limits *lim = osp_ws_limits_get();
-    if ((uint64_t)a.len > lim->max_message)
-        return osp_result_errorf("%s: message too large (%zu bytes; the limit is %llu bytes)", fn, a.len,
-                                 (unsigned long long)lim->max_message);
-    /* RFC 6455 §5.6: text frames carry UTF-8; the server would fail us with 1007 otherwise. */
-    if (!osp_ws_utf8_valid((const uint8_t *)message, a.len))
-        return osp_result_errorf("%s: the message is not valid UTF-8 (text messages must be UTF-8)", fn);
+    client_send_args a = {ws_id, message, 0, {0, 0}};
     OspResult err;
+    if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
     osp_ws_loop_call(do_send, &a);
     return a.result;

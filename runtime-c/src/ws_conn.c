@@ -90,16 +90,32 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     if (c->id) osp_ws_registry_retire(c->id, c->close_code);
     if (c->server) osp_ws_server_conn_gone(c);
     /* Whoever waits in websocketClose may go on: the handler can no longer be called. */
-    for (osp_ws_waiter *w = c->close_waiters, *next; w; w = next) {
-        next = w->next;
-        osp_ws_waiter_signal(w);
-    }
-    c->close_waiters = NULL;
+    osp_ws_waiters_signal_all(&c->close_waiters);
     osp_ws_live_conns_add(-1);
     osp_ws_zombie_conn(c);
 }
 
 /* ---- output -------------------------------------------------------------------------------- */
+
+bool osp_ws_check_outgoing(const char *fn, const char *message, size_t *len, OspResult *err) {
+    if (message == NULL) {
+        *err = osp_result_errorf("%s: the message is null", fn);
+        return false;
+    }
+    *len = strlen(message);
+    const osp_ws_limits *lim = osp_ws_limits_get();
+    if ((uint64_t)*len > lim->max_message) {
+        *err = osp_result_errorf("%s: message too large (%zu bytes; the limit is %llu bytes)", fn, *len,
+                                 (unsigned long long)lim->max_message);
+        return false;
+    }
+    /* RFC 6455 §5.6/§8.1: a text frame carries UTF-8; the peer would fail us with 1007. */
+    if (!osp_ws_utf8_valid((const uint8_t *)message, *len)) {
+        *err = osp_result_errorf("%s: the message is not valid UTF-8 (text messages must be UTF-8)", fn);
+        return false;
+    }
+    return true;
+}
 
 int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *payload, size_t len) {
     uint8_t header[OSP_WS_MAX_FRAME_HEADER];
@@ -129,8 +145,8 @@ static void update_interest(osp_ws_conn *c) {
 void osp_ws_conn_flush(osp_ws_conn *c) {
     if (c->state == OSP_WS_CONN_DEAD) return;
     const osp_ws_limits *lim = osp_ws_limits_get();
-    /* RFC 6455 §5.5.3: answer the latest ping, unless a Close was sent (§5.5.1). The pong
-     * waits while the queue is over the limit, and a newer ping replaces it meanwhile. */
+    /* RFC 6455 §5.5.3: the pong that waited in the slot under backpressure (a newer ping
+     * replaced any older one) goes out once the queue has room, unless a Close was sent. */
     if (c->pong_pending && !c->close_sent && osp_ws_conn_pending(c) < lim->max_output) {
         if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PONG, c->pong, c->pong_len) != 0) {
             osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
@@ -226,7 +242,9 @@ void osp_ws_conn_fail(osp_ws_conn *c, uint16_t code, const char *reason) {
     queue_close(c, code, reason);
     if (c->state == OSP_WS_CONN_DEAD) return;
     c->close_code = code;
-    enter_closed_wait(c, true);
+    /* §7.1.1 still decides who ends TCP: a server sends its FIN after the Close; a client
+     * waits for the server to close (draining its Close reply unparsed), until the timeout. */
+    enter_closed_wait(c, c->role == OSP_WS_ROLE_SERVER);
     osp_ws_conn_flush(c);
 }
 
@@ -273,17 +291,21 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
         case OSP_WS_MSG_PING:
             /* §5.5.2: Pong with the identical payload; none after a Close either way. */
             if (c->close_sent || c->close_received) break;
-            /* Every ping is answered while the output queue has room (Autobahn 2.10); under
-             * backpressure only the latest waits in the single pong slot. */
-            if (c->pong_pending && osp_ws_conn_pending(c) < osp_ws_limits_get()->max_output) {
-                if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PONG, c->pong, c->pong_len) != 0) {
+            /* The pong goes into the queue at once, ahead of any message that completes later
+             * (Autobahn 5.19: it must not wait for the fragmented message). Only under
+             * backpressure does it wait in the single pong slot, where a newer ping replaces it
+             * (WEBSOCKET.md §3.2: a ping flood cannot grow the queue). */
+            if (osp_ws_conn_pending(c) < osp_ws_limits_get()->max_output) {
+                c->pong_pending = false;
+                if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PONG, ev.data, ev.len) != 0) {
                     osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
                     return;
                 }
+            } else {
+                c->pong_pending = true;
+                c->pong_len = (uint8_t)ev.len;
+                memcpy(c->pong, ev.data, ev.len);
             }
-            c->pong_pending = true;
-            c->pong_len = (uint8_t)ev.len;
-            memcpy(c->pong, ev.data, ev.len);
             break;
         case OSP_WS_MSG_PONG:
             break; /* §5.5.3: an unsolicited pong needs no answer */

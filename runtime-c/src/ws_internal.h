@@ -132,6 +132,10 @@ void osp_ws_conn_start_close(osp_ws_conn *c, uint16_t code, const char *reason);
 void osp_ws_conn_fail(osp_ws_conn *c, uint16_t code, const char *reason);
 /* Closes the socket at once and retires the id; `code` is what the application is told. */
 void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code);
+/* Checks a text message an application wants to send (not NULL, within max_message, valid
+ * UTF-8) on the calling thread; *len gets its length. false with *err set. `fn` is the Osprey
+ * function name for the message. */
+bool osp_ws_check_outgoing(const char *fn, const char *message, size_t *len, OspResult *err);
 /* Bytes waiting in the output queue. */
 size_t osp_ws_conn_pending(const osp_ws_conn *c);
 /* Frees a dead connection's memory (reap hook). */

@@ -177,6 +177,12 @@ void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, 
     }
 }
 
+/* A stopped server's last connection is gone: wake websocketStopServer, free it later. */
+static void server_finish(osp_ws_server *s) {
+    osp_ws_waiters_signal_all(&s->stop_waiters);
+    osp_ws_zombie_server(s);
+}
+
 void osp_ws_server_conn_gone(osp_ws_conn *c) {
     osp_ws_server *s = c->server;
     if (c->srv_prev) c->srv_prev->srv_next = c->srv_next;
@@ -185,14 +191,7 @@ void osp_ws_server_conn_gone(osp_ws_conn *c) {
     c->srv_prev = c->srv_next = NULL;
     c->server = NULL;
     s->conn_count--;
-    if (s->stopping && s->conn_count == 0) {
-        for (osp_ws_waiter *w = s->stop_waiters, *next; w; w = next) {
-            next = w->next;
-            osp_ws_waiter_signal(w);
-        }
-        s->stop_waiters = NULL;
-        osp_ws_zombie_server(s);
-    }
+    if (s->stopping && s->conn_count == 0) server_finish(s);
 }
 
 void osp_ws_server_free(osp_ws_server *s) {
@@ -217,13 +216,7 @@ void osp_ws_server_stop(osp_ws_server *s, osp_ws_waiter *w) {
         s->stop_waiters = w;
     }
     if (s->conn_count == 0) {
-        /* Nothing to wait for. */
-        for (osp_ws_waiter *x = s->stop_waiters, *next; x; x = next) {
-            next = x->next;
-            osp_ws_waiter_signal(x);
-        }
-        s->stop_waiters = NULL;
-        osp_ws_zombie_server(s);
+        server_finish(s); /* nothing to wait for */
         return;
     }
     /* RFC 6455 §7.4.1: 1001, the endpoint is going away. Connections still in the opening
@@ -255,27 +248,6 @@ static osp_ws_server *lookup_server(const char *fn, int64_t id, OspResult *err) 
         return NULL;
     }
     return e->object;
-}
-
-/* A text message an application wants to send: size and encoding checked up front. */
-static bool check_outgoing(const char *fn, const char *message, size_t *len, OspResult *err) {
-    if (message == NULL) {
-        *err = osp_result_errorf("%s: the message is null", fn);
-        return false;
-    }
-    *len = strlen(message);
-    const osp_ws_limits *lim = osp_ws_limits_get();
-    if ((uint64_t)*len > lim->max_message) {
-        *err = osp_result_errorf("%s: message too large (%zu bytes; the limit is %llu bytes)", fn, *len,
-                                 (unsigned long long)lim->max_message);
-        return false;
-    }
-    /* RFC 6455 §5.6: a text frame carries UTF-8; the peer would fail us with 1007 otherwise. */
-    if (!osp_ws_utf8_valid((const uint8_t *)message, *len)) {
-        *err = osp_result_errorf("%s: the message is not valid UTF-8 (text messages must be UTF-8)", fn);
-        return false;
-    }
-    return true;
 }
 
 typedef struct {
@@ -348,8 +320,9 @@ static void do_listen(void *p) {
     osp_ws_server *s = lookup_server(fn, a->id, &a->result);
     if (s == NULL) return;
     if (s->listening) {
-        a->result = osp_result_errorf("%s: server %" PRId64 " is already listening on %s:%d", fn,
-                                      s->id, s->address, s->port);
+        bool v6 = strchr(s->address, ':') != NULL;
+        a->result = osp_result_errorf("%s: server %" PRId64 " is already listening on %s%s%s:%d", fn,
+                                      s->id, v6 ? "[" : "", s->address, v6 ? "]" : "", s->port);
         return;
     }
     char why[200];
@@ -433,8 +406,8 @@ static void do_server_send(void *p) {
     }
     osp_ws_conn *c = e->object;
     if (c == NULL) {
-        a->result = osp_result_errorf("%s: connection %" PRId64 " is closed (code %u)", fn, a->conn_id,
-                                      e->code);
+        a->result = osp_result_errorf("%s: connection %" PRId64 " is already closed (code %u)", fn,
+                                      a->conn_id, e->code);
         return;
     }
     if (c->state != OSP_WS_CONN_OPEN || c->close_sent) {
@@ -462,7 +435,7 @@ static void do_server_send(void *p) {
 OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message) {
     OspResult err;
     send_args a = {server_id, connection_id, message, 0, {0, 0}};
-    if (!check_outgoing("websocketServerSend", message, &a.len, &err)) return err;
+    if (!osp_ws_check_outgoing("websocketServerSend", message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure("websocketServerSend", &err)) return err;
     osp_ws_loop_call(do_server_send, &a);
     return a.result;
@@ -495,7 +468,7 @@ static void do_broadcast(void *p) {
 OspResult osp_ws_server_broadcast(int64_t server_id, const char *message) {
     OspResult err;
     send_args a = {server_id, 0, message, 0, {0, 0}};
-    if (!check_outgoing("websocketServerBroadcast", message, &a.len, &err)) return err;
+    if (!osp_ws_check_outgoing("websocketServerBroadcast", message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure("websocketServerBroadcast", &err)) return err;
     osp_ws_loop_call(do_broadcast, &a);
     return a.result;

@@ -96,6 +96,12 @@ describe.concurrent('osprey CLI', () => {
     expect(readdirSync(dir).filter((f) => f !== 'out-bin').sort()).toEqual(before);
   });
 
+  it('--sanitize links an ASan + UBSan build that runs', () => {
+    const r = runCli(['run', hello, '--sanitize']);
+    expect(r.stdout).toBe('hello\n');
+    expect(r.status).toBe(0);
+  });
+
   it('--no-websocket and --sandbox remove the WebSocket built-ins', () => {
     expect(runCli(['check', ws]).status).toBe(0);
     for (const flag of ['--no-websocket', '--sandbox']) {

@@ -3,7 +3,9 @@
  * checker's typed tree, exhaustiveness on nested patterns, and the runtime declarations.
  */
 import { describe, expect, it } from 'vitest';
-import { DiagnosticBag } from '../../compiler/src/diagnostics/diagnostic.ts';
+import { DiagnosticBag, InternalCompilerError } from '../../compiler/src/diagnostics/diagnostic.ts';
+import { emitModule } from '../../compiler/src/codegen/emit.ts';
+import type { CoreProgram } from '../../compiler/src/lower/core.ts';
 import { checkSource, compileToLlvm, parseSource } from '../../compiler/src/driver.ts';
 import { renderRuntimeDeclarations } from '../../compiler/src/codegen/runtime.ts';
 import { SourceFile } from '../../compiler/src/source.ts';
@@ -107,6 +109,17 @@ describe('exhaustiveness', () => {
 });
 
 describe('codegen', () => {
+  it('a module that fails LLVM verification is an internal compiler error, not a user error', () => {
+    // A function declared to return i1 whose body yields i64: only a compiler bug can produce it.
+    const broken: CoreProgram = {
+      fns: [{ name: 'bad', params: [], ret: 'i1', body: { k: 'int', value: 1n, repr: 'i64' }, loops: false }],
+      globals: [],
+      init: { k: 'unit', repr: 'i64' },
+      main: null,
+    };
+    expect(() => emitModule(broken, 'broken')).toThrow(InternalCompilerError);
+  });
+
   it('declares every runtime function once, with the named OspResult struct', () => {
     const ir = renderRuntimeDeclarations();
     expect(ir).toContain('%OspResult = type { i64, i64 }');

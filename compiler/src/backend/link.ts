@@ -36,14 +36,20 @@ export function removeBuildDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export async function linkExecutable(ir: IrModule, output: string, opt: OptLevel, buildDir: string): Promise<void> {
-  const lib = runtimeLibrary('release');
+export interface LinkOptions {
+  /** Instrument the program with ASan + UBSan and link the runtime's asan flavour. */
+  sanitize?: boolean;
+}
+
+export async function linkExecutable(ir: IrModule, output: string, opt: OptLevel, buildDir: string, options: LinkOptions = {}): Promise<void> {
+  const lib = runtimeLibrary(options.sanitize ? 'asan' : 'release');
   if (!existsSync(lib)) {
     throw new LinkError(`the Osprey runtime library is missing (${lib}); build it with \`npx tsx scripts/build-runtime.ts\``);
   }
   const bc = join(buildDir, 'program.bc');
   ir.writeBitcode(bc);
-  const args = [opt === 'release' ? '-O2' : '-O0', '-fPIC', bc, lib, ...RUNTIME_LINK_LIBS, '-o', output];
+  const sanitize = options.sanitize ? ['-fsanitize=address,undefined', '-fno-omit-frame-pointer'] : [];
+  const args = [opt === 'release' ? '-O2' : '-O0', '-fPIC', ...sanitize, bc, lib, ...RUNTIME_LINK_LIBS, '-o', output];
   try {
     await run(LLVM_TOOLS.clang, args, { maxBuffer: 16 * 1024 * 1024 });
   } catch (e) {

@@ -7,7 +7,7 @@
 import { runtimeFunction } from '../../../runtime-bindings/abi.ts';
 import { ice } from '../diagnostics/diagnostic.ts';
 import type { TArg, TExpr, TStmt, TypedFn, TypedProgram } from '../semantics/typed.ts';
-import { isCon, prune, type Type } from '../semantics/types.ts';
+import { isCon, prune, type CtorInfo, type Type } from '../semantics/types.ts';
 import { stmtChildren } from '../semantics/walk.ts';
 import { capturesOf } from './closures.ts';
 import { FnContext, LowerState, reprOf } from './context.ts';
@@ -245,22 +245,19 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
     case 'match':
       return lowerMatch(e, ctx, tail, lowerExpr);
     case 'construct':
-      return lowerArgs(e.fields, ctx, (fields) => ({
-        k: 'alloc',
-        words: [{ k: 'int', value: BigInt(e.ctor.tag), repr: 'i64' }, ...e.ctor.fields.map((_, i) => fields[i] ?? ice('lowering: missing field'))],
-        repr: 'ptr',
-      }));
+      return lowerArgs(e.fields, ctx, (fields) => construct(e.ctor, e.ctor.fields.map((_, i) => fields[i] ?? ice('lowering: missing field')), ctx));
     case 'update': {
       const base = lowerExpr(e.base, ctx, false);
       const bid = ctx.state.temp();
       const b: CExpr = { k: 'local', id: bid, repr: 'ptr' };
       const given = new Map(e.fields.map((f) => [f.index, f.value] as const));
-      const words: CExpr[] = [{ k: 'loadword', ptr: b, index: 0, repr: 'i64' }];
+      const values: CExpr[] = [];
       e.ctor.fields.forEach((f, i) => {
         const v = given.get(i);
-        words.push(v ? lowerExpr(v, ctx, false) : { k: 'loadword', ptr: b, index: 1 + i, repr: reprOfField(e, i) });
+        values.push(v ? lowerExpr(v, ctx, false) : { k: 'loadword', ptr: b, index: 1 + i, repr: reprOfField(e, i) });
       });
-      return { k: 'let', id: bid, value: base, body: { k: 'alloc', words, repr: 'ptr' }, repr: 'ptr' };
+      const body = construct(e.ctor, values, ctx);
+      return { k: 'let', id: bid, value: base, body, repr: body.repr };
     }
     case 'field':
       return { k: 'loadword', ptr: lowerExpr(e.object, ctx, false), index: 1 + e.index, repr: reprOf(e.type) };
@@ -294,6 +291,26 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
     }
   }
   return ice(`lowering: unexpected expression '${(e as TExpr).kind}'`);
+}
+
+/**
+ * A constructor value: a GC block [tag, fields…]. With field constraints (§3.5) the fields are
+ * bound once, each validator runs in declaration order, and the first failure is an Error.
+ */
+function construct(ctor: CtorInfo, fields: CExpr[], ctx: FnContext): CExpr {
+  const tag: CExpr = { k: 'int', value: BigInt(ctor.tag), repr: 'i64' };
+  if (ctor.validators.length === 0) return { k: 'alloc', words: [tag, ...fields], repr: 'ptr' };
+  const temps = fields.map((f) => ({ id: ctx.state.temp(), value: f }));
+  const locals: CExpr[] = temps.map((t) => ({ k: 'local', id: t.id, repr: t.value.repr }));
+  let out: CExpr = { k: 'mkresult', tag: 0, payload: { k: 'alloc', words: [tag, ...locals], repr: 'ptr' }, repr: 'result' };
+  for (let i = ctor.validators.length - 1; i >= 0; i--) {
+    const v = ctor.validators[i]!;
+    const fn = ctx.state.topFns.get(v.fn.symbol!.id) ?? ice(`lowering: validator ${v.fn.name} was not lowered`);
+    const failed: CExpr = { k: 'mkresult', tag: 1, payload: str(`constraint '${v.constraint}' failed for field '${v.field}'`), repr: 'result' };
+    out = { k: 'if', cond: { k: 'calldirect', fn, env: null, args: locals, tail: false, repr: 'i1' }, then: out, else: failed, repr: 'result' };
+  }
+  for (let i = temps.length - 1; i >= 0; i--) out = { k: 'let', id: temps[i]!.id, value: temps[i]!.value, body: out, repr: 'result' };
+  return out;
 }
 
 function reprOfField(e: TExpr & { kind: 'update' }, i: number): CExpr['repr'] {

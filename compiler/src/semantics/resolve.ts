@@ -67,6 +67,7 @@ export class TypeEnv {
           unit: v.fields === null,
           span: v.name.span,
           fields: [],
+          validators: [],
         };
         for (const f of v.fields ?? []) {
           if (seen.has(f.name.name)) {
@@ -74,10 +75,7 @@ export class TypeEnv {
             continue;
           }
           seen.add(f.name.name);
-          if (f.constraint) {
-            this.diags.error(Code.Unsupported, f.constraint.span, '`where` field constraints are not supported by this compiler yet');
-          }
-          ctor.fields.push({ name: f.name.name, type: this.resolve(f.type, params), span: f.name.span });
+          ctor.fields.push({ name: f.name.name, type: this.resolve(f.type, params), span: f.name.span, constraint: f.constraint ?? undefined });
         }
         adt.ctors.push(ctor);
         this.ctors.set(ctor.name, ctor);

@@ -4,6 +4,8 @@
 // described by AdtInfo/CtorInfo tables.
 
 import type { Span } from '../source.ts';
+import type { Expr } from '../syntax/ast.ts';
+import type { TypedFn } from './typed.ts';
 
 export type Type =
   | { kind: 'con'; name: string; args: Type[]; adt?: AdtInfo }
@@ -18,6 +20,16 @@ export interface FieldInfo {
   /** May mention the ADT's type parameters as `param` types. */
   type: Type;
   span: Span;
+  /** `where NAME(args)` (LANGUAGE.md §3.5), as written; checked by infer.ts into a validator. */
+  constraint?: Expr;
+}
+
+/** A checked field constraint: a function of all the constructor's fields returning Bool. */
+export interface Validator {
+  field: string;
+  /** The constraint function's name, for the failure message. */
+  constraint: string;
+  fn: TypedFn;
 }
 
 export interface CtorInfo {
@@ -29,6 +41,8 @@ export interface CtorInfo {
   /** Declared without braces (`Red`): a value by itself. */
   unit: boolean;
   span: Span;
+  /** Field constraints in declaration order; construction then yields Result<T, String>. */
+  validators: Validator[];
 }
 
 export interface AdtInfo {
