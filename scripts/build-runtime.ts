@@ -33,9 +33,9 @@ function listC(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir)
-    .filter((f) => f.endsWith('.c'))
+    .filter((f: string) => f.endsWith(".c"))
     .sort()
-    .map((f) => path.join(dir, f));
+    .map((f: string) => path.join(dir, f));
 }
 
 function newestHeaderTime(): number {
