@@ -8,6 +8,6 @@ export default defineConfig({
     pool: 'forks',
     // CI machines have 2 cores; network tests bind loopback ports chosen by the OS.
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './tests/support/summary-reporter.ts'],
   },
 });
