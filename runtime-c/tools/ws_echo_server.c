@@ -2,7 +2,12 @@
  * ws-echo-server: a WebSocket echo server built only from the runtime's ABI functions, for the
  * conformance suite and interop tests (the "testee" of WEBSOCKET.md §2.4).
  *
- *   ws-echo-server --port P [--host 127.0.0.1] [--path /]
+ *   ws-echo-server --port P [--host 127.0.0.1] [--path /] [--origin O]... [--subprotocol S]...
+ *                  [--limit NAME=VALUE]...
+ *
+ * --origin adds O to the Origin allowlist (websocketServerAllowOrigin), --subprotocol adds a
+ * supported subprotocol (websocketServerAddSubprotocol), --limit sets a server limit by its
+ * Osprey name (websocketServerSetLimit), all before listening.
  *
  * Prints "listening on ws://HOST:PORT/PATH" once connections are accepted, then runs until
  * SIGTERM, SIGINT or end of standard input (when stdin is a pipe or socket), stops the server
@@ -23,7 +28,8 @@
 #include <unistd.h>
 
 static void usage(void) {
-    fprintf(stderr, "usage: ws-echo-server --port P [--host 127.0.0.1] [--path /]\n");
+    fprintf(stderr, "usage: ws-echo-server --port P [--host 127.0.0.1] [--path /] [--origin O]... "
+                    "[--subprotocol S]... [--limit NAME=VALUE]...\n");
 }
 
 int main(int argc, char **argv) {
@@ -38,6 +44,10 @@ int main(int argc, char **argv) {
     osp_rt_init(OSP_ABI_VERSION);
     const char *host = "127.0.0.1", *path = "/";
     long port = -1;
+    /* Options applied once the server exists, in command-line order. */
+    enum { OPT_ORIGIN, OPT_SUBPROTOCOL, OPT_LIMIT };
+    struct { int kind; const char *arg; } opts[64];
+    int nopts = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             char *end;
@@ -47,6 +57,10 @@ int main(int argc, char **argv) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--path") == 0 && i + 1 < argc) {
             path = argv[++i];
+        } else if ((strcmp(argv[i], "--origin") == 0 || strcmp(argv[i], "--subprotocol") == 0 ||
+                    strcmp(argv[i], "--limit") == 0) && i + 1 < argc && nopts < 64) {
+            opts[nopts].kind = argv[i][2] == 'o' ? OPT_ORIGIN : argv[i][2] == 's' ? OPT_SUBPROTOCOL : OPT_LIMIT;
+            opts[nopts++].arg = argv[++i];
         } else {
             usage();
             return osp_rt_shutdown(2);
@@ -62,6 +76,29 @@ int main(int argc, char **argv) {
         return osp_rt_shutdown(1);
     }
     int64_t server = r.value;
+    for (int i = 0; i < nopts; i++) {
+        if (opts[i].kind == OPT_ORIGIN) {
+            r = osp_ws_server_allow_origin(server, opts[i].arg);
+        } else if (opts[i].kind == OPT_SUBPROTOCOL) {
+            r = osp_ws_server_add_subprotocol(server, opts[i].arg);
+        } else {
+            char name[64];
+            const char *eq = strchr(opts[i].arg, '=');
+            char *end = NULL;
+            long long value = eq ? strtoll(eq + 1, &end, 10) : 0;
+            if (eq == NULL || (size_t)(eq - opts[i].arg) >= sizeof name || end == eq + 1 || *end != '\0') {
+                fprintf(stderr, "ws-echo-server: --limit expects NAME=VALUE, got \"%s\"\n", opts[i].arg);
+                return osp_rt_shutdown(2);
+            }
+            memcpy(name, opts[i].arg, (size_t)(eq - opts[i].arg));
+            name[eq - opts[i].arg] = '\0';
+            r = osp_ws_server_set_limit(server, name, value);
+        }
+        if (r.tag != OSP_RESULT_SUCCESS) {
+            fprintf(stderr, "ws-echo-server: %s\n", (const char *)(intptr_t)r.value);
+            return osp_rt_shutdown(2);
+        }
+    }
     r = osp_ws_server_listen(server);
     if (r.tag != OSP_RESULT_SUCCESS) {
         fprintf(stderr, "ws-echo-server: %s\n", (const char *)(intptr_t)r.value);

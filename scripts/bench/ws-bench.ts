@@ -55,6 +55,32 @@ const LISTENING_LINE = /listening on (ws:\/\/([^\s:/]+|\[[^\]]+\]):(\d+)(\/\S*)?
 const NOFILE_WANTED = 20_000;
 const CLK_TCK = 100; // Linux USER_HZ; checked against `getconf CLK_TCK` at start-up
 
+// ---- Binary snapshots ----------------------------------------------------------------------
+
+/**
+ * Colleagues rebuild build/tools/ while a benchmark runs; a binary replaced mid-run would mix
+ * versions (or fail with "Permission denied" while the linker writes it). main() copies every
+ * executable it will run into a private directory first, and launches use the copies.
+ */
+const SNAPSHOTS = new Map<string, string>();
+const SNAPSHOT_DIR = path.join(os.tmpdir(), `ws-bench-${process.pid}`);
+const snap = (exe: string): string => SNAPSHOTS.get(exe) ?? exe;
+
+function snapshotBinaries(executables: string[]): void {
+  fs.mkdirSync(SNAPSHOT_DIR, { recursive: true });
+  for (const exe of executables) {
+    if (SNAPSHOTS.has(exe) || !fs.existsSync(exe)) continue;
+    const copy = path.join(SNAPSHOT_DIR, `${SNAPSHOTS.size}-${path.basename(exe)}`);
+    fs.copyFileSync(exe, copy);
+    fs.chmodSync(copy, 0o755);
+    SNAPSHOTS.set(exe, copy);
+  }
+}
+
+function removeSnapshots(): void {
+  fs.rmSync(SNAPSHOT_DIR, { recursive: true, force: true });
+}
+
 // ---- Servers -------------------------------------------------------------------------------
 
 type Capability = 'echo' | 'broadcast';
@@ -79,6 +105,8 @@ interface ServerSpec {
   launch: Partial<Record<Capability, (port: number) => Launch>>;
   /** Shown when a scenario is skipped for a missing capability. */
   missing?: Partial<Record<Capability, string>>;
+  /** Native executables to snapshot before the runs. */
+  executables?: string[];
 }
 
 function nodeServer(script: string, extra: string[] = []): (port: number) => Launch {
@@ -94,7 +122,7 @@ function commandServer(id: string, executable: string, title = `${id} (${path.re
   // The runtime answers 503 above OSPREY_WS_MAX_CONNECTIONS (default 4096); the Node servers
   // have no such cap, so raise it above the idle scenario's 10,000 connections.
   const launch = (exe: string) => (port: number): Launch => ({
-    command: exe,
+    command: snap(exe),
     args: ['--port', String(port), '--host', HOST],
     stdinPipe: true,
     env: { OSPREY_WS_MAX_CONNECTIONS: String(NOFILE_WANTED) },
@@ -105,8 +133,12 @@ function commandServer(id: string, executable: string, title = `${id} (${path.re
     unavailable: () => (fs.existsSync(executable) ? null : `${path.relative(ROOT, executable)} is not built`),
     launch: { echo: launch(executable) },
     missing: { broadcast: `${path.basename(executable)} has no broadcast mode yet` },
+    executables: [executable],
   };
-  if (broadcastExecutable && fs.existsSync(broadcastExecutable)) spec.launch.broadcast = launch(broadcastExecutable);
+  if (broadcastExecutable && fs.existsSync(broadcastExecutable)) {
+    spec.launch.broadcast = launch(broadcastExecutable);
+    spec.executables!.push(broadcastExecutable);
+  }
   return spec;
 }
 
@@ -480,7 +512,7 @@ async function runOne(server: ServerSpec, sc: Scenario, round: number, o: Option
       ...(sc.loadgenArgs ?? []),
       ...(launch.loadgenArgs ?? []),
     ];
-    const [cmd, args] = withLimits(LOADGEN, lgArgs, o.pin ? 1 : null);
+    const [cmd, args] = withLimits(snap(LOADGEN), lgArgs, o.pin ? 1 : null);
     const lg = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     liveChildren.add(lg);
     lg.once('exit', () => liveChildren.delete(lg));
@@ -734,6 +766,9 @@ async function main(): Promise<number> {
   for (const sv of servers)
     for (const sc of o.scenarios)
       if (!sv.launch[sc.needs]) skips.set(`${sv.id}/${sc.id}`, sv.missing?.[sc.needs] ?? `no ${sc.needs} capability`);
+
+  snapshotBinaries([LOADGEN, ...servers.flatMap((sv) => sv.executables ?? [])]);
+  process.once('exit', removeSnapshots);
 
   const started = new Date();
   const load0 = fs.readFileSync('/proc/loadavg', 'utf8').trim();

@@ -20,7 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const LOADGEN = `${ROOT}build/tools/ws-loadgen`;
+/** WS_LOADGEN=path runs the tests against another build (e.g. an ASan/UBSan one). */
+const LOADGEN = process.env.WS_LOADGEN ?? `${ROOT}build/tools/ws-loadgen`;
 const HOST = '127.0.0.1';
 
 interface Report {
