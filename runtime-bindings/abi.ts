@@ -21,7 +21,7 @@
  */
 
 /** Bumped on any change a separately built runtime library would notice. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 3;
 
 /** `typedef struct { int64_t tag; int64_t value; } OspResult;` */
 export const RESULT_STRUCT = {
@@ -74,7 +74,7 @@ export type CType =
   | 'result'
   | `handler:${HandlerName}`;
 
-export type HandlerName = 'message' | 'server_message';
+export type HandlerName = 'message' | 'server_message' | 'process_event';
 
 /**
  * Handler calling convention. An Osprey function value is a closure `{ fn, env }`. The runtime
@@ -112,6 +112,21 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     osprey: T.Fn([T.Int, T.String], T.Result(T.Unit, T.String)),
     doc: 'Server message handler: called with the connection id and each received text message.',
   },
+  process_event: {
+    cTypedef: 'osp_process_event_handler_fn',
+    params: [
+      { name: 'env', type: 'ptr' },
+      { name: 'process_id', type: 'int64' },
+      { name: 'event_type', type: 'int64' },
+      { name: 'data', type: 'cstring' },
+    ],
+    returns: 'int64',
+    osprey: T.Fn([T.Int, T.Int, T.String], T.Unit),
+    doc:
+      'Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, ' +
+      '3 the exit (data is the exit code in decimal; always last). Runs on the thread that calls ' +
+      'awaitProcess or cleanupProcess (or at exit), never on a runtime thread. Returns Unit (0).',
+  },
 };
 
 export interface CParam {
@@ -127,7 +142,7 @@ export interface OspreyBinding {
   params: { name: string; type: OspreyType }[];
   returns: OspreyType;
   /** Which --no-* capability removes it (LANGUAGE.md §15). */
-  capability?: 'websocket' | 'http' | 'fs' | 'process';
+  capability?: 'websocket' | 'http' | 'fs' | 'process' | 'sandbox';
 }
 
 export interface RuntimeFunction {
@@ -221,6 +236,152 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     params: [{ name: 'milliseconds', type: 'int64' }],
     returns: 'void',
     doc: 'Pauses the calling thread; negative values count as 0. Runtime threads keep serving.',
+  },
+  // ---- strings and input: LANGUAGE.md §12.2–§12.3 (byte semantics) -----------------------
+  {
+    symbol: 'osp_input',
+    params: [],
+    returns: 'int64',
+    osprey: { name: 'input', params: [], returns: T.Int },
+    doc:
+      'Reads an integer from standard input like scanf("%ld"): skips white space, an optional sign ' +
+      'and digits; the first non-digit stays unread. End of input or no digits gives 0.',
+  },
+  {
+    symbol: 'osp_string_length',
+    params: [{ name: 's', type: 'cstring' }],
+    returns: 'result',
+    osprey: { name: 'length', params: [{ name: 's', type: T.String }], returns: T.Result(T.Int, T.String) },
+    doc: 'Success with the number of bytes of the string (never fails for a valid string).',
+  },
+  {
+    symbol: 'osp_string_contains',
+    params: [
+      { name: 'haystack', type: 'cstring' },
+      { name: 'needle', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'contains',
+      params: [
+        { name: 'haystack', type: T.String },
+        { name: 'needle', type: T.String },
+      ],
+      returns: T.Result(T.Bool, T.String),
+    },
+    doc: 'Success with 1 when needle occurs in haystack as a byte substring (the empty needle always does), else 0.',
+  },
+  {
+    symbol: 'osp_string_substring',
+    params: [
+      { name: 's', type: 'cstring' },
+      { name: 'start', type: 'int64' },
+      { name: 'end', type: 'int64' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'substring',
+      params: [
+        { name: 's', type: T.String },
+        { name: 'start', type: T.Int },
+        { name: 'end', type: T.Int },
+      ],
+      returns: T.Result(T.String, T.String),
+    },
+    doc:
+      'Bytes start … end-1 after clamping both into [0, length]; Error `invalid substring range` ' +
+      'when start > end after clamping.',
+  },
+  // ---- files: LANGUAGE.md §12.4 --------------------------------------------------------------
+  {
+    symbol: 'osp_file_write',
+    params: [
+      { name: 'path', type: 'cstring' },
+      { name: 'content', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'writeFile',
+      params: [
+        { name: 'path', type: T.String },
+        { name: 'content', type: T.String },
+      ],
+      returns: T.Result(T.Unit, T.String),
+      capability: 'fs',
+    },
+    doc:
+      'Creates or truncates the file and writes exactly the bytes of content. Error ' +
+      "`writeFile: cannot open 'PATH' for writing: REASON` (or cannot write / finish writing).",
+  },
+  {
+    symbol: 'osp_file_read',
+    params: [{ name: 'path', type: 'cstring' }],
+    returns: 'result',
+    osprey: { name: 'readFile', params: [{ name: 'path', type: T.String }], returns: T.Result(T.String, T.String), capability: 'fs' },
+    doc: "The whole file as a string. Error `readFile: cannot open 'PATH': REASON` (or cannot read).",
+  },
+  {
+    symbol: 'osp_file_delete',
+    params: [{ name: 'path', type: 'cstring' }],
+    returns: 'result',
+    osprey: { name: 'deleteFile', params: [{ name: 'path', type: T.String }], returns: T.Result(T.Unit, T.String), capability: 'fs' },
+    doc: "Removes a file. Error `deleteFile: cannot delete 'PATH': REASON` or `deleteFile: 'PATH' is a directory, not a file`.",
+  },
+  {
+    symbol: 'osp_directory_create',
+    params: [{ name: 'path', type: 'cstring' }],
+    returns: 'result',
+    osprey: { name: 'createDirectory', params: [{ name: 'path', type: T.String }], returns: T.Result(T.Unit, T.String), capability: 'fs' },
+    doc: "Creates one directory. Error `createDirectory: 'PATH' already exists` or `createDirectory: cannot create 'PATH': REASON`.",
+  },
+  {
+    symbol: 'osp_file_exists',
+    params: [{ name: 'path', type: 'cstring' }],
+    returns: 'int64',
+    osprey: { name: 'fileExists', params: [{ name: 'path', type: T.String }], returns: T.Bool, capability: 'sandbox' },
+    doc: '1 when a file or directory exists at the path, else 0. Removed by --sandbox only (LANGUAGE.md §15.1).',
+  },
+  // ---- processes: LANGUAGE.md §12.5 ------------------------------------------------------
+  {
+    symbol: 'osp_process_spawn',
+    params: [
+      { name: 'command', type: 'cstring' },
+      { name: 'handler', type: 'handler:process_event' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'spawnProcess',
+      params: [
+        { name: 'command', type: T.String },
+        { name: 'callback', type: HANDLERS.process_event.osprey },
+      ],
+      returns: T.Result(T.Int, T.String),
+      capability: 'process',
+    },
+    doc:
+      'Runs `/bin/sh -c command` with stdout and stderr captured (stdin inherited) and returns its ' +
+      'process id (1, 2, 3, …). No thread is started: events wait in the pipes until awaitProcess. ' +
+      "Error `spawnProcess: cannot start '/bin/sh -c COMMAND': REASON` (or cannot create a pipe).",
+  },
+  {
+    symbol: 'osp_process_await',
+    params: [{ name: 'process_id', type: 'int64' }],
+    returns: 'int64',
+    osprey: { name: 'awaitProcess', params: [{ name: 'processId', type: T.Int }], returns: T.Int, capability: 'process' },
+    doc:
+      'On the calling thread: runs the callback for every output chunk in arrival order, reaps the ' +
+      'child, runs the exit event and returns the exit code (-1 if killed by a signal, -1 for an ' +
+      'unknown id). Awaiting again returns the same code without events.',
+  },
+  {
+    symbol: 'osp_process_cleanup',
+    params: [{ name: 'process_id', type: 'int64' }],
+    returns: 'void',
+    osprey: { name: 'cleanupProcess', params: [{ name: 'processId', type: T.Int }], returns: T.Unit, capability: 'process' },
+    doc:
+      'Delivers the events of a process never awaited (as awaitProcess would), then releases its ' +
+      'callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit.',
   },
   // ---- WebSockets: spec/0016-websockets.md ------------------------------------------------
   {
@@ -380,6 +541,138 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc: 'Project addition (LANGUAGE.md §14.1): sends a text message to one connection of a server.',
+  },
+  {
+    symbol: 'osp_ws_create_secure_server',
+    params: [
+      { name: 'port', type: 'int64' },
+      { name: 'address', type: 'cstring' },
+      { name: 'path', type: 'cstring' },
+      { name: 'cert_file', type: 'cstring' },
+      { name: 'key_file', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketCreateSecureServer',
+      params: [
+        { name: 'port', type: T.Int },
+        { name: 'address', type: T.String },
+        { name: 'path', type: T.String },
+        { name: 'certFile', type: T.String },
+        { name: 'keyFile', type: T.String },
+      ],
+      returns: wsResultInt,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/WEBSOCKET-LIMITS.md): like websocketCreateServer, but every connection ' +
+      'speaks TLS (wss://, TLS 1.2 or newer) with the PEM certificate chain and unencrypted PEM ' +
+      'private key given. Error when a file cannot be read or parsed, or the key does not match the ' +
+      'certificate.',
+  },
+  {
+    symbol: 'osp_ws_set_trusted_ca',
+    params: [{ name: 'path', type: 'cstring' }],
+    returns: 'result',
+    osprey: {
+      name: 'websocketSetTrustedCA',
+      params: [{ name: 'path', type: T.String }],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/WEBSOCKET-LIMITS.md): trusts the CA certificates in a PEM file, in ' +
+      'addition to the system trust store, for later wss:// connections (for tests and private ' +
+      'deployments); "" removes it. Error when the file holds no loadable certificate.',
+  },
+  {
+    symbol: 'osp_ws_server_set_limit',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'name', type: 'cstring' },
+      { name: 'value', type: 'int64' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerSetLimit',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'name', type: T.String },
+        { name: 'value', type: T.Int },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/WEBSOCKET-LIMITS.md): sets one limit of a server before ' +
+      'websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, ' +
+      'maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, ' +
+      'maxOutputBytes, maxConnections. Error for an unknown name (listing the valid ones), a value ' +
+      'out of range (stating the range), or a server already listening.',
+  },
+  {
+    symbol: 'osp_ws_set_default_limit',
+    params: [
+      { name: 'name', type: 'cstring' },
+      { name: 'value', type: 'int64' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketSetDefaultLimit',
+      params: [
+        { name: 'name', type: T.String },
+        { name: 'value', type: T.Int },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/WEBSOCKET-LIMITS.md): sets a process-wide default limit (same names ' +
+      'and ranges as websocketServerSetLimit) for servers created and client connections opened ' +
+      'afterwards; existing ones keep theirs. Outgoing messages are checked against the default ' +
+      'maxMessageBytes.',
+  },
+  {
+    symbol: 'osp_ws_server_allow_origin',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'origin', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerAllowOrigin',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'origin', type: T.String },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/WEBSOCKET-LIMITS.md): adds a serialized origin (scheme://host[:port], ' +
+      'lower case) to the server allowlist, before websocketServerListen. With a non-empty list a ' +
+      'handshake whose Origin is not byte-for-byte in it, or that has no Origin, is answered 403.',
+  },
+  {
+    symbol: 'osp_ws_server_add_subprotocol',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'protocol', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerAddSubprotocol',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'protocol', type: T.String },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/WEBSOCKET-LIMITS.md): adds a supported subprotocol (an HTTP token), ' +
+      'before websocketServerListen. The first of the client offers that the server supports is ' +
+      'echoed once in Sec-WebSocket-Protocol; with no common one the handshake succeeds without it.',
   },
 ];
 

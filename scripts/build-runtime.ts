@@ -7,7 +7,8 @@
  *   tsx scripts/build-runtime.ts --check    rebuilds only when a runtime source is newer than the archives
  *
  * Tools (runtime-c/tools/*.c: test peers, the load generator) are linked against the release
- * archive into build/tools/NAME (underscores become dashes).
+ * archive into build/tools/NAME (underscores become dashes); the echo server and client also
+ * against the asan archive into build/tools/asan/NAME.
  *
  * Objects are rebuilt only when their source or any header is newer, so a repeat run is quick.
  */
@@ -76,16 +77,27 @@ async function buildFlavour(flavour: RuntimeFlavour): Promise<string[]> {
   return objects;
 }
 
+/** Tools also built against the ASan+UBSan archive into build/tools/asan/ (sanitizer runs of
+ * the conformance suite: tests/runtime/asan-conformance.test.ts). */
+const ASAN_TOOLS = ['ws_echo_server', 'ws_echo_client'];
+
 async function buildTools(): Promise<void> {
   const toolDir = path.join(PROJECT_ROOT, 'runtime-c', 'tools');
   const outDir = path.join(BUILD_DIR, 'tools');
-  fs.mkdirpSync(outDir);
+  fs.mkdirpSync(path.join(outDir, 'asan'));
   const lib = runtimeLibrary('release');
+  const asanLib = runtimeLibrary('asan');
   await Promise.all(
     listC(toolDir).map(async (src) => {
-      const bin = path.join(outDir, path.basename(src, '.c').replace(/_/g, '-'));
-      if (mtime(bin) > Math.max(mtime(src), mtime(lib))) return;
-      await $`${CC} ${RUNTIME_CFLAGS} -O2 -g -I${RUNTIME_INCLUDE_DIR} -I${RUNTIME_SOURCE_DIR} ${src} ${lib} -o ${bin} ${RUNTIME_LINK_LIBS}`;
+      const name = path.basename(src, '.c');
+      const bin = path.join(outDir, name.replace(/_/g, '-'));
+      if (mtime(bin) <= Math.max(mtime(src), mtime(lib))) {
+        await $`${CC} ${RUNTIME_CFLAGS} -O2 -g -I${RUNTIME_INCLUDE_DIR} -I${RUNTIME_SOURCE_DIR} ${src} ${lib} -o ${bin} ${RUNTIME_LINK_LIBS}`;
+      }
+      const asanBin = path.join(outDir, 'asan', name.replace(/_/g, '-'));
+      if (ASAN_TOOLS.includes(name) && mtime(asanBin) <= Math.max(mtime(src), mtime(asanLib))) {
+        await $`${CC} ${RUNTIME_CFLAGS} ${FLAVOUR_CFLAGS.asan} -I${RUNTIME_INCLUDE_DIR} -I${RUNTIME_SOURCE_DIR} ${src} ${asanLib} -o ${asanBin} ${RUNTIME_LINK_LIBS}`;
+      }
     }),
   );
 }
@@ -114,7 +126,7 @@ if (args.has('--check')) {
   const lib = runtimeLibrary('release');
   const sources = listC(RUNTIME_SOURCE_DIR);
   const newest = Math.max(newestHeaderTime(), ...sources.map(mtime));
-  if (mtime(lib) < newest) {
+  if (mtime(lib) < newest || mtime(runtimeLibrary('asan')) < newest) {
     await buildFlavour('release');
     await buildFlavour('asan');
   }

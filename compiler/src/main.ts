@@ -111,7 +111,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
         sanitize = true;
         continue;
       case '--sandbox':
-        for (const c of ['http', 'websocket', 'fs', 'ffi', 'process'] as const) disabled.add(c);
+        for (const c of ['http', 'websocket', 'fs', 'ffi', 'process', 'sandbox'] as const) disabled.add(c);
         continue;
       case '--no-http':
         disabled.add('http');

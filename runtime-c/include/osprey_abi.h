@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define OSP_ABI_VERSION 1
+#define OSP_ABI_VERSION 3
 
 #define OSP_RESULT_SUCCESS 0
 #define OSP_RESULT_ERROR 1
@@ -25,6 +25,9 @@ typedef OspResult (*osp_message_handler_fn)(void *env, const char *message);
 
 /* Server message handler: called with the connection id and each received text message. Osprey type: (Int, String) -> Result<Unit, String> */
 typedef OspResult (*osp_server_message_handler_fn)(void *env, int64_t connection_id, const char *message);
+
+/* Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs on the thread that calls awaitProcess or cleanupProcess (or at exit), never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
+typedef int64_t (*osp_process_event_handler_fn)(void *env, int64_t process_id, int64_t event_type, const char *data);
 
 /* Called first by the generated main(): checks the ABI version, starts the garbage collector and sets stdout to line buffering. Aborts with a message if the library was built for another ABI. */
 void osp_rt_init(int64_t abi_version);
@@ -55,6 +58,54 @@ void osp_print(const char *text);
 
 /* Pauses the calling thread; negative values count as 0. Runtime threads keep serving. */
 void osp_sleep(int64_t milliseconds);
+
+/* Reads an integer from standard input like scanf("%ld"): skips white space, an optional sign and digits; the first non-digit stays unread. End of input or no digits gives 0.
+ * Osprey: input() -> Int */
+int64_t osp_input(void);
+
+/* Success with the number of bytes of the string (never fails for a valid string).
+ * Osprey: length(s: String) -> Result<Int, String> */
+OspResult osp_string_length(const char *s);
+
+/* Success with 1 when needle occurs in haystack as a byte substring (the empty needle always does), else 0.
+ * Osprey: contains(haystack: String, needle: String) -> Result<Bool, String> */
+OspResult osp_string_contains(const char *haystack, const char *needle);
+
+/* Bytes start … end-1 after clamping both into [0, length]; Error `invalid substring range` when start > end after clamping.
+ * Osprey: substring(s: String, start: Int, end: Int) -> Result<String, String> */
+OspResult osp_string_substring(const char *s, int64_t start, int64_t end);
+
+/* Creates or truncates the file and writes exactly the bytes of content. Error `writeFile: cannot open 'PATH' for writing: REASON` (or cannot write / finish writing).
+ * Osprey: writeFile(path: String, content: String) -> Result<Unit, String> */
+OspResult osp_file_write(const char *path, const char *content);
+
+/* The whole file as a string. Error `readFile: cannot open 'PATH': REASON` (or cannot read).
+ * Osprey: readFile(path: String) -> Result<String, String> */
+OspResult osp_file_read(const char *path);
+
+/* Removes a file. Error `deleteFile: cannot delete 'PATH': REASON` or `deleteFile: 'PATH' is a directory, not a file`.
+ * Osprey: deleteFile(path: String) -> Result<Unit, String> */
+OspResult osp_file_delete(const char *path);
+
+/* Creates one directory. Error `createDirectory: 'PATH' already exists` or `createDirectory: cannot create 'PATH': REASON`.
+ * Osprey: createDirectory(path: String) -> Result<Unit, String> */
+OspResult osp_directory_create(const char *path);
+
+/* 1 when a file or directory exists at the path, else 0. Removed by --sandbox only (LANGUAGE.md §15.1).
+ * Osprey: fileExists(path: String) -> Bool */
+int64_t osp_file_exists(const char *path);
+
+/* Runs `/bin/sh -c command` with stdout and stderr captured (stdin inherited) and returns its process id (1, 2, 3, …). No thread is started: events wait in the pipes until awaitProcess. Error `spawnProcess: cannot start '/bin/sh -c COMMAND': REASON` (or cannot create a pipe).
+ * Osprey: spawnProcess(command: String, callback: (Int, Int, String) -> Unit) -> Result<Int, String> */
+OspResult osp_process_spawn(const char *command, osp_process_event_handler_fn handler, void *handler_env);
+
+/* On the calling thread: runs the callback for every output chunk in arrival order, reaps the child, runs the exit event and returns the exit code (-1 if killed by a signal, -1 for an unknown id). Awaiting again returns the same code without events.
+ * Osprey: awaitProcess(processId: Int) -> Int */
+int64_t osp_process_await(int64_t process_id);
+
+/* Delivers the events of a process never awaited (as awaitProcess would), then releases its callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit.
+ * Osprey: cleanupProcess(processId: Int) -> Unit */
+void osp_process_cleanup(int64_t process_id);
 
 /* Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. Every received text message is passed to the handler on the runtime thread, in order.
  * Osprey: websocketConnect(url: String, messageHandler: (String) -> Result<Unit, String>) -> Result<Int, String> */
@@ -91,6 +142,30 @@ OspResult osp_ws_server_on_message(int64_t server_id, osp_server_message_handler
 /* Project addition (LANGUAGE.md §14.1): sends a text message to one connection of a server.
  * Osprey: websocketServerSend(serverID: Int, connectionID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message);
+
+/* Project addition (docs/WEBSOCKET-LIMITS.md): like websocketCreateServer, but every connection speaks TLS (wss://, TLS 1.2 or newer) with the PEM certificate chain and unencrypted PEM private key given. Error when a file cannot be read or parsed, or the key does not match the certificate.
+ * Osprey: websocketCreateSecureServer(port: Int, address: String, path: String, certFile: String, keyFile: String) -> Result<Int, String> */
+OspResult osp_ws_create_secure_server(int64_t port, const char *address, const char *path, const char *cert_file, const char *key_file);
+
+/* Project addition (docs/WEBSOCKET-LIMITS.md): trusts the CA certificates in a PEM file, in addition to the system trust store, for later wss:// connections (for tests and private deployments); "" removes it. Error when the file holds no loadable certificate.
+ * Osprey: websocketSetTrustedCA(path: String) -> Result<Unit, String> */
+OspResult osp_ws_set_trusted_ca(const char *path);
+
+/* Project addition (docs/WEBSOCKET-LIMITS.md): sets one limit of a server before websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, maxOutputBytes, maxConnections. Error for an unknown name (listing the valid ones), a value out of range (stating the range), or a server already listening.
+ * Osprey: websocketServerSetLimit(serverID: Int, name: String, value: Int) -> Result<Unit, String> */
+OspResult osp_ws_server_set_limit(int64_t server_id, const char *name, int64_t value);
+
+/* Project addition (docs/WEBSOCKET-LIMITS.md): sets a process-wide default limit (same names and ranges as websocketServerSetLimit) for servers created and client connections opened afterwards; existing ones keep theirs. Outgoing messages are checked against the default maxMessageBytes.
+ * Osprey: websocketSetDefaultLimit(name: String, value: Int) -> Result<Unit, String> */
+OspResult osp_ws_set_default_limit(const char *name, int64_t value);
+
+/* Project addition (docs/WEBSOCKET-LIMITS.md): adds a serialized origin (scheme://host[:port], lower case) to the server allowlist, before websocketServerListen. With a non-empty list a handshake whose Origin is not byte-for-byte in it, or that has no Origin, is answered 403.
+ * Osprey: websocketServerAllowOrigin(serverID: Int, origin: String) -> Result<Unit, String> */
+OspResult osp_ws_server_allow_origin(int64_t server_id, const char *origin);
+
+/* Project addition (docs/WEBSOCKET-LIMITS.md): adds a supported subprotocol (an HTTP token), before websocketServerListen. The first of the client offers that the server supports is echoed once in Sec-WebSocket-Protocol; with no common one the handshake succeeds without it.
+ * Osprey: websocketServerAddSubprotocol(serverID: Int, protocol: String) -> Result<Unit, String> */
+OspResult osp_ws_server_add_subprotocol(int64_t server_id, const char *protocol);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 bool osp_ws_net_address_valid(const char *address) {
@@ -171,6 +172,19 @@ int osp_ws_net_connect(const char *host, int port, uint64_t deadline_ms, char *e
 ssize_t osp_ws_net_send(int fd, const void *p, size_t n) {
     for (;;) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w >= 0 || errno != EINTR) return w;
+    }
+}
+
+ssize_t osp_ws_net_send2(int fd, const void *p1, size_t n1, const void *p2, size_t n2) {
+    /* writev(2) cannot take MSG_NOSIGNAL, so sendmsg: a closed peer must not raise SIGPIPE. */
+    struct iovec iov[2] = {{(void *)p1, n1}, {(void *)p2, n2}};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    for (;;) {
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
         if (w >= 0 || errno != EINTR) return w;
     }
 }

@@ -34,6 +34,10 @@ ssize_t osp_ws_net_read_some(int fd, void *p, size_t n, uint64_t deadline_ms);
  * EINTR. Returns bytes sent, or -1 with errno (EAGAIN when the socket buffer is full). */
 ssize_t osp_ws_net_send(int fd, const void *p, size_t n);
 
+/* The same for two pieces in one system call (sendmsg with MSG_NOSIGNAL): a frame header and
+ * its payload without copying them together first. */
+ssize_t osp_ws_net_send2(int fd, const void *p1, size_t n1, const void *p2, size_t n2);
+
 /* recv(2) retrying on EINTR. */
 ssize_t osp_ws_net_recv(int fd, void *p, size_t n);
 

@@ -3,14 +3,16 @@
  */
 #include "ws_buf.h"
 
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
 void (*osp_ws_test_before_free)(const void *p, size_t n);
 
 void osp_ws_wipe(void *p, size_t n) {
-    if (p != NULL && n > 0) OPENSSL_cleanse(p, n);
+    /* explicit_bzero (glibc >= 2.25) is a memset the compiler may not remove (WEBSOCKET.md
+     * §3.3, CWE-14); unlike OPENSSL_cleanse's 8-byte loop it uses glibc's vectorised memset,
+     * which matters when every freed payload buffer is wiped. */
+    if (p != NULL && n > 0) explicit_bzero(p, n);
 }
 
 void osp_ws_free_wiped(void *p, size_t n) {
@@ -54,6 +56,13 @@ int osp_ws_buf_append(osp_ws_buf *b, const void *p, size_t n) {
 
 void osp_ws_buf_clear(osp_ws_buf *b) {
     osp_ws_wipe(b->data, b->len);
+    b->len = 0;
+}
+
+void osp_ws_buf_recycle(osp_ws_buf *b, bool wipe) {
+    /* Without `wipe` the old bytes stay until they are overwritten or the block is freed
+     * (osp_ws_buf_free and osp_ws_buf_reserve always wipe before free). */
+    if (wipe) osp_ws_wipe(b->data, b->len);
     b->len = 0;
 }
 

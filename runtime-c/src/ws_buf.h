@@ -2,11 +2,13 @@
  * Growable byte buffers for the WebSocket subsystem (malloc, never the GC heap) that wipe what
  * they held before the memory is freed or reused (WEBSOCKET.md §3.3: handshake headers may carry
  * cookies or tokens, payloads may carry credentials; a plain memset before free is a dead store
- * the compiler may delete, so OPENSSL_cleanse is used).
+ * the compiler may delete, so explicit_bzero is used). Freeing always wipes; wiping a buffer
+ * before each reuse is an option (osp_ws_buf_recycle, osp_ws_limits.wipe_messages).
  */
 #ifndef OSP_WS_BUF_H
 #define OSP_WS_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +38,10 @@ int osp_ws_buf_append(osp_ws_buf *b, const void *p, size_t n);
 
 /* Wipes the used bytes and empties the buffer; keeps the allocation for reuse. */
 void osp_ws_buf_clear(osp_ws_buf *b);
+
+/* Empties the buffer for reuse, wiping the used bytes only when `wipe` is set (the per-message
+ * wipe option, osp_ws_limits.wipe_messages). Freeing still always wipes. */
+void osp_ws_buf_recycle(osp_ws_buf *b, bool wipe);
 
 /* Wipes and frees the allocation; the buffer is then empty and may be reused. */
 void osp_ws_buf_free(osp_ws_buf *b);

@@ -15,6 +15,7 @@
 #include "ws_internal.h"
 #include "net.h"
 #include "ws_handshake.h"
+#include "ws_tls.h"
 #include "ws_url.h"
 
 #include <errno.h>
@@ -45,8 +46,10 @@ void osp_ws_client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, 
 
 typedef struct {
     int fd;
+    SSL *tls; /* wss://: owned by the connection once registered (NULL afterwards) */
     osp_message_handler_fn handler;
     void *env;
+    const osp_ws_limits *limits; /* the snapshot the handshake used */
     uint8_t *leftover; /* frames that came with the 101 (WEBSOCKET.md C-H8) */
     size_t leftover_len;
     OspResult result;
@@ -55,7 +58,7 @@ typedef struct {
 static void do_register(void *p) {
     register_args *a = p;
     void **cell = GC_MALLOC_UNCOLLECTABLE(sizeof(void *));
-    osp_ws_conn *c = cell ? osp_ws_conn_new(a->fd, OSP_WS_ROLE_CLIENT, OSP_WS_CONN_OPEN) : NULL;
+    osp_ws_conn *c = cell ? osp_ws_conn_new(a->fd, OSP_WS_ROLE_CLIENT, OSP_WS_CONN_OPEN, a->limits) : NULL;
     if (c == NULL) {
         if (cell) GC_FREE(cell);
         a->result = osp_result_errorf("websocketConnect: out of memory");
@@ -66,6 +69,8 @@ static void do_register(void *p) {
     *cell = a->env;
     c->handler_env_cell = cell;
     c->handler = a->handler;
+    c->tls = a->tls;
+    a->tls = NULL;
     c->id = osp_ws_registry_add(OSP_WS_KIND_CLIENT, c, 0);
     a->fd = -1; /* owned by the connection from here on */
     if (c->id == 0 || osp_ws_conn_start(c) != 0) {
@@ -77,6 +82,8 @@ static void do_register(void *p) {
     osp_ws_conn_opened(c);
     a->result = osp_result_success(c->id);
     if (a->leftover_len) osp_ws_conn_ingest(c, a->leftover, a->leftover_len);
+    /* Records OpenSSL decrypted past the 101 raise no epoll event: read them next turn. */
+    if (c->tls && c->state != OSP_WS_CONN_DEAD && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
     osp_ws_conn_flush(c);
 }
 
@@ -99,12 +106,26 @@ OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *
     if (bad) return osp_result_errorf("%s: bad URL \"%s\": %s", fn, url, bad);
     OspResult result;
     if (!osp_ws_runtime_ensure(fn, &result)) return result;
-    const osp_ws_limits *lim = osp_ws_limits_get();
+    /* One copy of the limits for the whole connection (websocketSetDefaultLimit may change the
+     * process default meanwhile, on another thread). */
+    osp_ws_limits snap;
+    osp_ws_limits_snapshot(&snap);
+    const osp_ws_limits *lim = &snap;
     const char *lb = u.host_is_ipv6 ? "[" : "", *rb = u.host_is_ipv6 ? "]" : "";
     uint64_t deadline = osp_ws_now_ms() + lim->handshake_timeout_ms;
     char why[300];
     int fd = osp_ws_net_connect(u.host, u.port, deadline, why, sizeof why);
     if (fd < 0) return osp_result_errorf("%s: %s", fn, why);
+    SSL *tls = NULL;
+    if (u.secure) {
+        /* wss:// (RFC 6455 §3, §4.1 item 5): TLS first, certificate and host name verified. */
+        bool is_ip = u.host_is_ipv6 || strspn(u.host, "0123456789.") == strlen(u.host);
+        tls = osp_ws_tls_client_handshake(fd, u.host, is_ip, deadline, why, sizeof why);
+        if (tls == NULL) {
+            close(fd);
+            return osp_result_errorf("%s: %s%s%s:%d: %s", fn, lb, u.host, rb, u.port, why);
+        }
+    }
 
     char key[OSP_WS_KEY_LEN + 1];
     osp_ws_buf request = {0};
@@ -120,7 +141,8 @@ OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *
         result = osp_result_errorf("%s: out of memory", fn);
         goto fail;
     }
-    if (osp_ws_net_write_all(fd, request.data, request.len, deadline) != 0) {
+    if ((tls ? osp_ws_tls_write_all(tls, fd, request.data, request.len, deadline)
+             : osp_ws_net_write_all(fd, request.data, request.len, deadline)) != 0) {
         result = errno == ETIMEDOUT
                      ? osp_result_errorf("%s: handshake with %s%s%s:%d timed out after %u ms", fn, lb,
                                          u.host, rb, u.port, lim->handshake_timeout_ms)
@@ -131,7 +153,8 @@ OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *
     /* Read until the response head is complete; nothing is sent before the 101 is validated
      * (WEBSOCKET.md C-F5). */
     for (;;) {
-        ssize_t n = osp_ws_net_read_some(fd, buf, sizeof buf, deadline);
+        ssize_t n = tls ? osp_ws_tls_read_some(tls, fd, buf, sizeof buf, deadline)
+                        : osp_ws_net_read_some(fd, buf, sizeof buf, deadline);
         if (n < 0) {
             result = errno == ETIMEDOUT
                          ? osp_result_errorf("%s: handshake with %s%s%s:%d timed out after %u ms", fn, lb,
@@ -176,13 +199,15 @@ OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *
     }
     osp_http_parser_free(&resp);
     osp_ws_buf_free(&request);
-    register_args a = {fd, handler, handler_env, buf + leftover_off, leftover_len, {0, 0}};
+    register_args a = {fd, tls, handler, handler_env, lim, buf + leftover_off, leftover_len, {0, 0}};
     osp_ws_loop_call(do_register, &a);
+    SSL_free(a.tls); /* not taken over (out of memory) */
     if (a.fd >= 0) close(a.fd);
     osp_ws_wipe(buf, sizeof buf);
     return a.result;
 
 fail:
+    SSL_free(tls);
     close(fd);
     osp_http_parser_free(&resp);
     osp_ws_buf_free(&request);
@@ -231,7 +256,7 @@ static void do_send(void *p) {
         a->result = osp_result_errorf("%s: connection %" PRId64 " is closing", fn, a->id);
         return;
     }
-    const osp_ws_limits *lim = osp_ws_limits_get();
+    const osp_ws_limits *lim = &c->limits;
     if (osp_ws_conn_pending(c) >= lim->max_output) {
         a->result = osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
                                       "(limit %llu); the server is not reading",
@@ -338,4 +363,14 @@ int64_t osp_ws_server_open_connections(int64_t server_id) {
 
 int64_t osp_ws_handler_connection_id(void) {
     return osp_ws_loop_on_thread() ? osp_ws_handler_conn_id : 0;
+}
+
+/* ---- websocketSetTrustedCA ------------------------------------------------------------------ */
+
+OspResult osp_ws_set_trusted_ca(const char *path) {
+    static const char fn[] = "websocketSetTrustedCA";
+    if (path == NULL) return osp_result_errorf("%s: the path is null", fn);
+    char why[600];
+    if (!osp_ws_tls_set_trusted_ca(path, why, sizeof why)) return osp_result_errorf("%s: %s", fn, why);
+    return osp_result_success(0);
 }

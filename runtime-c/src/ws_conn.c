@@ -7,6 +7,7 @@
  */
 #include "ws_internal.h"
 #include "net.h"
+#include "ws_tls.h"
 
 #include <errno.h>
 #include <openssl/rand.h>
@@ -23,22 +24,27 @@ static uint8_t read_buffer[64 * 1024];
 
 static void conn_on_event(osp_ws_watch *w, uint32_t events);
 static void conn_on_timer(osp_ws_timer *t);
+static void conn_on_tls_kick(osp_ws_timer *t);
+static void conn_read(osp_ws_conn *c);
 
 static osp_ws_conn *conn_of_watch(osp_ws_watch *w) { return (osp_ws_conn *)w; }
 static osp_ws_conn *conn_of_timer(osp_ws_timer *t) {
     return (osp_ws_conn *)((char *)t - offsetof(osp_ws_conn, timer));
 }
 
-osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state) {
+osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state,
+                             const osp_ws_limits *limits) {
     osp_ws_conn *c = calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->watch.fd = fd;
     c->watch.on_event = conn_on_event;
     osp_ws_timer_init(&c->timer, conn_on_timer);
+    osp_ws_timer_init(&c->tls_kick, conn_on_tls_kick);
     c->role = role;
     c->state = state;
     c->last_read_ms = osp_ws_now_ms();
-    osp_ws_reader_init(&c->reader, role, osp_ws_limits_get());
+    c->limits = *limits;
+    osp_ws_reader_init(&c->reader, role, &c->limits);
     osp_ws_net_peer_name(fd, c->peer, sizeof c->peer);
     osp_ws_live_conns_add(1);
     return c;
@@ -51,7 +57,7 @@ int osp_ws_conn_start(osp_ws_conn *c) {
 void osp_ws_conn_opened(osp_ws_conn *c) {
     c->state = OSP_WS_CONN_OPEN;
     c->last_read_ms = osp_ws_now_ms();
-    uint32_t idle = osp_ws_limits_get()->idle_timeout_ms;
+    uint32_t idle = c->limits.idle_timeout_ms;
     if (idle) osp_ws_timer_arm(&c->timer, idle);
     else osp_ws_timer_cancel(&c->timer);
 }
@@ -73,6 +79,7 @@ void osp_ws_conn_free(osp_ws_conn *c) {
     }
     osp_ws_buf_free(&c->out);
     osp_ws_wipe(c->pong, sizeof c->pong);
+    SSL_free(c->tls); /* OpenSSL cleanses its key material and record buffers */
     if (c->handler_env_cell) GC_FREE(c->handler_env_cell);
     free(c);
 }
@@ -82,6 +89,7 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     c->state = OSP_WS_CONN_DEAD;
     if (c->close_code == 0) c->close_code = code;
     osp_ws_timer_cancel(&c->timer);
+    osp_ws_timer_cancel(&c->tls_kick);
     if (osp_ws_watch_set(&c->watch, 0) != 0) {
         /* The fd is closed below, which removes it from epoll anyway. */
     }
@@ -103,7 +111,11 @@ bool osp_ws_check_outgoing(const char *fn, const char *message, size_t *len, Osp
         return false;
     }
     *len = strlen(message);
-    const osp_ws_limits *lim = osp_ws_limits_get();
+    /* Checked against the process default here (any thread); a server's own, smaller limit
+     * is what its peers enforce on what they receive. */
+    osp_ws_limits snap;
+    osp_ws_limits_snapshot(&snap);
+    const osp_ws_limits *lim = &snap;
     if ((uint64_t)*len > lim->max_message) {
         *err = osp_result_errorf("%s: message too large (%zu bytes; the limit is %llu bytes)", fn, *len,
                                  (unsigned long long)lim->max_message);
@@ -138,13 +150,13 @@ static void update_interest(osp_ws_conn *c) {
     if (c->state == OSP_WS_CONN_DEAD) return;
     uint32_t ev = 0;
     if (!c->read_paused) ev |= EPOLLIN;
-    if (osp_ws_conn_pending(c) > 0) ev |= EPOLLOUT;
+    if (osp_ws_conn_pending(c) > 0 || c->tls_want_write) ev |= EPOLLOUT;
     if (osp_ws_watch_set(&c->watch, ev) != 0) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
 }
 
 void osp_ws_conn_flush(osp_ws_conn *c) {
     if (c->state == OSP_WS_CONN_DEAD) return;
-    const osp_ws_limits *lim = osp_ws_limits_get();
+    const osp_ws_limits *lim = &c->limits;
     /* RFC 6455 §5.5.3: the pong that waited in the slot under backpressure (a newer ping
      * replaced any older one) goes out once the queue has room, unless a Close was sent. */
     if (c->pong_pending && !c->close_sent && osp_ws_conn_pending(c) < lim->max_output) {
@@ -154,8 +166,10 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         }
         c->pong_pending = false;
     }
-    while (osp_ws_conn_pending(c) > 0) {
-        ssize_t w = osp_ws_net_send(c->watch.fd, c->out.data + c->out_head, osp_ws_conn_pending(c));
+    while (osp_ws_conn_pending(c) > 0 && !c->tls_handshaking) {
+        bool want_write = false;
+        ssize_t w = c->tls ? osp_ws_tls_send(c->tls, c->out.data + c->out_head, osp_ws_conn_pending(c), &want_write)
+                           : osp_ws_net_send(c->watch.fd, c->out.data + c->out_head, osp_ws_conn_pending(c));
         if (w > 0) {
             c->out_head += (size_t)w;
             continue;
@@ -177,13 +191,19 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         /* RFC 6455 §7.1.1: the server closes TCP first; sending our FIN (not close()) lets the
          * peer read the Close frame before the connection ends, and we keep draining its
          * bytes so the kernel does not answer them with a reset. */
+        if (c->tls) osp_ws_tls_shutdown(c->tls); /* close_notify first (RFC 8446 §6.1) */
         (void)shutdown(c->watch.fd, SHUT_WR);
         c->fin_sent = true;
     }
     /* Backpressure (WEBSOCKET.md §3.2): stop reading from a peer that does not read what we
      * owe it (echoes, pongs); resume once half the queue has drained. */
-    if (pending > lim->max_output) c->read_paused = true;
-    else if (c->read_paused && pending <= lim->max_output / 2) c->read_paused = false;
+    if (pending > lim->max_output) {
+        c->read_paused = true;
+    } else if (c->read_paused && pending <= lim->max_output / 2) {
+        c->read_paused = false;
+        /* Records OpenSSL already decrypted raise no epoll event: read them on the next turn. */
+        if (c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
+    }
     update_interest(c);
 }
 
@@ -217,7 +237,7 @@ static void enter_closed_wait(osp_ws_conn *c, bool we_close_first) {
     bool had_deadline = c->state == OSP_WS_CONN_CLOSING && osp_ws_timer_armed(&c->timer);
     c->state = OSP_WS_CONN_CLOSED_WAIT;
     if (we_close_first) c->fin_after_flush = true;
-    if (!had_deadline) osp_ws_timer_arm(&c->timer, osp_ws_limits_get()->close_timeout_ms);
+    if (!had_deadline) osp_ws_timer_arm(&c->timer, c->limits.close_timeout_ms);
     c->read_paused = false; /* keep draining so the peer's FIN is seen */
 }
 
@@ -231,7 +251,7 @@ void osp_ws_conn_start_close(osp_ws_conn *c, uint16_t code, const char *reason) 
     if (c->state == OSP_WS_CONN_DEAD) return;
     c->state = OSP_WS_CONN_CLOSING;
     /* One deadline for the whole close (RFC 6455 §7.1.1 SHOULD); it is never extended. */
-    osp_ws_timer_arm(&c->timer, osp_ws_limits_get()->close_timeout_ms);
+    osp_ws_timer_arm(&c->timer, c->limits.close_timeout_ms);
     osp_ws_conn_flush(c);
 }
 
@@ -295,7 +315,7 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
              * (Autobahn 5.19: it must not wait for the fragmented message). Only under
              * backpressure does it wait in the single pong slot, where a newer ping replaces it
              * (WEBSOCKET.md §3.2: a ping flood cannot grow the queue). */
-            if (osp_ws_conn_pending(c) < osp_ws_limits_get()->max_output) {
+            if (osp_ws_conn_pending(c) < c->limits.max_output) {
                 c->pong_pending = false;
                 if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PONG, ev.data, ev.len) != 0) {
                     osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
@@ -319,16 +339,54 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
     }
 }
 
+/* Server side of a wss:// connection: one step of the TLS handshake. false when the caller
+ * should stop (waiting for the socket, or the connection was dropped). */
+static bool tls_accept(osp_ws_conn *c) {
+    bool plain_http = false;
+    int rc = osp_ws_tls_accept_step(c->tls, &c->tls_want_write, &plain_http);
+    if (rc == 1) {
+        c->tls_handshaking = false;
+        c->tls_want_write = false;
+        return true;
+    }
+    if (rc == 0) {
+        update_interest(c);
+        return false;
+    }
+    /* A malformed or refused TLS handshake ends this connection only. A plain HTTP request (a
+     * ws:// client on the wss:// port) gets a readable answer instead of TLS garbage. */
+    if (plain_http) {
+        static const char answer[] =
+            "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 42\r\n\r\nthis port speaks TLS: connect with wss://\n";
+        (void)osp_ws_net_send(c->watch.fd, answer, sizeof answer - 1); /* best effort */
+    }
+    osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+    return false;
+}
+
 static void conn_read(osp_ws_conn *c) {
-    /* A few reads per event keep one busy peer from starving the others. */
-    for (int round = 0; round < 4; round++) {
+    if (c->tls_handshaking && !tls_accept(c)) return;
+    c->tls_want_write = false;
+    /* A few reads per event keep one busy peer from starving the others. With TLS the reads go
+     * on while OpenSSL holds decrypted bytes (at most the rest of one record): no epoll event
+     * would announce them. */
+    for (int round = 0; round < 4 || (c->tls && SSL_pending(c->tls) > 0); round++) {
         if (c->state == OSP_WS_CONN_DEAD || c->read_paused) break;
-        ssize_t n = osp_ws_net_recv(c->watch.fd, read_buffer, sizeof read_buffer);
+        bool want_write = false;
+        ssize_t n = c->tls ? osp_ws_tls_recv(c->tls, read_buffer, sizeof read_buffer, &want_write)
+                           : osp_ws_net_recv(c->watch.fd, read_buffer, sizeof read_buffer);
         if (n > 0) {
             c->last_read_ms = osp_ws_now_ms();
             osp_ws_conn_ingest(c, read_buffer, (size_t)n);
-            if ((size_t)n < sizeof read_buffer) break;
+            /* Decrypted plaintext must not outlive its use (WEBSOCKET.md §3.3). */
+            if (c->tls) osp_ws_wipe(read_buffer, (size_t)n);
+            if ((size_t)n < sizeof read_buffer && !(c->tls && SSL_pending(c->tls) > 0)) break;
             continue;
+        }
+        if (n < 0 && want_write) {
+            c->tls_want_write = true; /* update_interest (in flush) adds EPOLLOUT */
+            break;
         }
         if (n == 0) {
             /* EOF. Expected in CLOSED_WAIT; otherwise the peer vanished without a Close
@@ -347,6 +405,10 @@ static void conn_read(osp_ws_conn *c) {
 static void conn_on_event(osp_ws_watch *w, uint32_t events) {
     osp_ws_conn *c = conn_of_watch(w);
     if (c->state == OSP_WS_CONN_DEAD) return;
+    if ((events & EPOLLOUT) && c->tls_want_write) {
+        conn_read(c); /* OpenSSL's read or handshake was waiting for a writable socket */
+        if (c->state == OSP_WS_CONN_DEAD) return;
+    }
     if (events & EPOLLOUT) osp_ws_conn_flush(c);
     if (c->state == OSP_WS_CONN_DEAD) return;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
@@ -359,9 +421,14 @@ static void conn_on_event(osp_ws_watch *w, uint32_t events) {
     }
 }
 
+static void conn_on_tls_kick(osp_ws_timer *t) {
+    osp_ws_conn *c = (osp_ws_conn *)((char *)t - offsetof(osp_ws_conn, tls_kick));
+    if (c->state != OSP_WS_CONN_DEAD) conn_read(c);
+}
+
 static void conn_on_timer(osp_ws_timer *t) {
     osp_ws_conn *c = conn_of_timer(t);
-    const osp_ws_limits *lim = osp_ws_limits_get();
+    const osp_ws_limits *lim = &c->limits;
     switch (c->state) {
     case OSP_WS_CONN_HANDSHAKE:
         /* Slowloris defence: the request did not arrive in time. */

@@ -124,6 +124,71 @@ void osp_ws_handshake_check_request(const osp_http_parser *req, const char *path
     verdict(out, 101, NULL);
 }
 
+bool osp_ws_token_valid(const char *s, size_t n) {
+    if (n == 0) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        /* RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+         * "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+void osp_ws_handshake_apply_policy(const osp_http_parser *req, const char *const *origins,
+                                   size_t n_origins, const char *const *protocols,
+                                   size_t n_protocols, osp_ws_server_verdict *v) {
+    if (v->status != 101) return;
+    size_t n;
+    uint32_t idx;
+    if (n_origins > 0) {
+        /* RFC 6455 §10.2 / WEBSOCKET.md S-H9: an explicit allowlist, exact comparison, no
+         * wildcard or suffix matching; RFC 6454 §7.3 allows one Origin header only. */
+        uint32_t count = osp_http_header_find(req, "Origin", &idx);
+        if (count == 0)
+            return verdict(v, 403, "this endpoint requires an Origin header from an allowed origin");
+        if (count > 1) return verdict(v, 400, "more than one Origin header");
+        const char *origin = osp_http_header_value(req, idx, &n);
+        bool allowed = false;
+        for (size_t i = 0; i < n_origins && !allowed; i++)
+            allowed = strlen(origins[i]) == n && memcmp(origins[i], origin, n) == 0;
+        if (!allowed) return verdict(v, 403, "origin not allowed");
+    }
+    if (n_protocols > 0) {
+        /* RFC 6455 §4.2.2 item 5: the client's order is its preference; pick the first offer we
+         * support, so the answer is always one the client sent (§4.1 item 6 makes the client
+         * fail on any other). Header lines combine into one list (§11.3.4, RFC 9110 §5.3). */
+        for (uint32_t h = 0; h < req->header_count; h++) {
+            size_t name_len;
+            const char *name = osp_http_header_name(req, h, &name_len);
+            if (!osp_http_ieq(name, name_len, "Sec-WebSocket-Protocol")) continue;
+            const char *val = osp_http_header_value(req, h, &n);
+            size_t i = 0;
+            while (i <= n) {
+                size_t start = i;
+                while (i < n && val[i] != ',') i++;
+                size_t a = start, b = i;
+                while (a < b && is_ows(val[a])) a++;
+                while (b > a && is_ows(val[b - 1])) b--;
+                i++; /* past the comma (or the end) */
+                if (a == b) continue; /* RFC 9110 §5.6.1: empty list elements are ignored */
+                if (!osp_ws_token_valid(val + a, b - a))
+                    return verdict(v, 400, "Sec-WebSocket-Protocol must be a comma-separated list of tokens");
+                for (size_t k = 0; k < n_protocols && v->protocol == NULL; k++)
+                    if (strlen(protocols[k]) == b - a && memcmp(protocols[k], val + a, b - a) == 0)
+                        v->protocol = protocols[k];
+            }
+            if (v->protocol) break;
+        }
+        /* No common subprotocol: accept without one (as python-websockets does); the client
+         * decides whether it can live without (RFC 6455 §4.1 item 6). */
+    }
+}
+
 static int append_str(osp_ws_buf *out, const char *s) {
     return osp_ws_buf_append(out, s, strlen(s));
 }
@@ -135,10 +200,15 @@ int osp_ws_handshake_write_response(const osp_ws_server_verdict *v, osp_ws_buf *
                  "HTTP/1.1 101 Switching Protocols\r\n"
                  "Upgrade: websocket\r\n"
                  "Connection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: %s\r\n"
-                 "\r\n",
+                 "Sec-WebSocket-Accept: %s\r\n",
                  v->accept);
-        return append_str(out, line);
+        if (append_str(out, line) != 0) return -1;
+        /* RFC 6455 §4.2.2 item 5: the selected subprotocol, exactly once. */
+        if (v->protocol != NULL &&
+            (append_str(out, "Sec-WebSocket-Protocol: ") != 0 || append_str(out, v->protocol) != 0 ||
+             append_str(out, "\r\n") != 0))
+            return -1;
+        return append_str(out, "\r\n");
     }
     const char *detail = v->detail ? v->detail : v->reason;
     snprintf(line, sizeof line,

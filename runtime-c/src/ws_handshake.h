@@ -30,6 +30,7 @@ typedef struct {
     const char *reason;         /* reason phrase for the status line */
     const char *detail;         /* why (static text); also the plain-text body of an error */
     char accept[OSP_WS_ACCEPT_LEN + 1];
+    const char *protocol;       /* 101 only: the selected subprotocol (NULL: none) */
 } osp_ws_server_verdict;
 
 /* Validates a complete request (http parser DONE) against the server's endpoint path
@@ -37,10 +38,28 @@ typedef struct {
 void osp_ws_handshake_check_request(const osp_http_parser *req, const char *path,
                                     osp_ws_server_verdict *out);
 
+/* The server's policy on a request that check_request accepted (status 101), applied in place:
+ *  - origins (n_origins > 0): the request must carry exactly one Origin header whose value is
+ *    byte-for-byte one of them (RFC 6455 §4.2.2 item 4, §10.2; RFC 6454 §6.2 serialization),
+ *    else 403; a missing Origin is refused too (deny by default once a list is configured);
+ *  - protocols (n_protocols > 0): the first subprotocol in the client's Sec-WebSocket-Protocol
+ *    offers (all header lines, in order, RFC 6455 §4.2.2 item 5 / §11.3.4) that the server
+ *    supports is selected into v->protocol (a pointer to the server's entry); no common one
+ *    means no header; a malformed offer (not a token list) is 400.
+ * Leaves a non-101 verdict alone. */
+void osp_ws_handshake_apply_policy(const osp_http_parser *req, const char *const *origins,
+                                   size_t n_origins, const char *const *protocols,
+                                   size_t n_protocols, osp_ws_server_verdict *v);
+
+/* Is s a valid HTTP token (RFC 9110 §5.6.2 tchar+), as a subprotocol name must be
+ * (RFC 6455 §4.1 item 10)? */
+bool osp_ws_token_valid(const char *s, size_t n);
+
 /* Writes the response for a verdict (101 with Sec-WebSocket-Accept, or an error with a short
  * plain-text body, plus `Sec-WebSocket-Version: 13` for 426 and `Allow: GET` for 405).
- * Returns 0, or -1 when out of memory. Never writes Sec-WebSocket-Extensions/-Protocol: no
- * extension or subprotocol is supported (RFC 6455 §9.1: an unsupported offer is ignored). */
+ * Returns 0, or -1 when out of memory. A 101 carries Sec-WebSocket-Protocol exactly once when
+ * v->protocol is set; never Sec-WebSocket-Extensions: no extension is supported (RFC 6455
+ * §9.1: an unsupported offer is ignored). */
 int osp_ws_handshake_write_response(const osp_ws_server_verdict *v, osp_ws_buf *out);
 
 /* Reason phrase of the statuses the runtime sends. */

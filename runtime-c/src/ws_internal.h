@@ -16,6 +16,8 @@
 #include "ws_buf.h"
 #include "ws_message.h"
 
+#include <openssl/ssl.h>
+
 typedef enum {
     OSP_WS_CONN_HANDSHAKE,   /* server side: waiting for the HTTP upgrade request */
     OSP_WS_CONN_OPEN,        /* messages flow */
@@ -26,6 +28,9 @@ typedef enum {
 } osp_ws_conn_state;
 
 typedef struct osp_ws_server osp_ws_server;
+
+/* Most origins and most subprotocols one server may list. */
+#define OSP_WS_MAX_POLICY_ENTRIES 32
 
 typedef struct osp_ws_conn {
     osp_ws_watch watch;  /* first member: the loop hands back a pointer to it */
@@ -43,7 +48,13 @@ typedef struct osp_ws_conn {
     uint8_t pong[125];
     uint16_t close_code; /* for reporting: the code received, sent, or 1006 */
     uint64_t last_read_ms;
-    osp_ws_reader reader;
+    /* wss: the TLS session (NULL for ws://). Server side it starts in the TLS handshake. */
+    SSL *tls;
+    bool tls_handshaking;
+    bool tls_want_write; /* OpenSSL needs the socket writable before it can read (or accept) */
+    osp_ws_timer tls_kick; /* reads records OpenSSL buffered while reading was paused */
+    osp_ws_limits limits;  /* this connection's copy (its server's, or the process default) */
+    osp_ws_reader reader;  /* points at `limits` */
     osp_http_parser *http; /* server side, during the handshake */
     osp_ws_buf out;        /* encoded frames waiting for the socket, from out_head */
     size_t out_head;
@@ -74,6 +85,16 @@ struct osp_ws_server {
     void **handler_env_cell;
     osp_ws_waiter *stop_waiters;
     osp_ws_server *zombie_next;
+    /* Copied from the process default at creation; websocketServerSetLimit changes it until
+     * listen. Every accepted connection copies it. */
+    osp_ws_limits limits;
+    SSL_CTX *tls_ctx; /* websocketCreateSecureServer: every connection speaks TLS */
+    /* websocketServerAllowOrigin: exact serialized origins (malloc'd); none = any origin. */
+    char *origins[OSP_WS_MAX_POLICY_ENTRIES];
+    size_t origin_count;
+    /* websocketServerAddSubprotocol: supported subprotocols in the order they were added. */
+    char *protocols[OSP_WS_MAX_POLICY_ENTRIES];
+    size_t protocol_count;
 };
 
 /* ---- registry (ws_registry.c) ------------------------------------------------------------- */
@@ -114,8 +135,10 @@ extern int64_t osp_ws_handler_conn_id;
 
 /* ---- connections (ws_conn.c) -------------------------------------------------------------- */
 
-/* Allocates a connection in `state` for an fd (not yet watched); NULL when out of memory. */
-osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state);
+/* Allocates a connection in `state` for an fd (not yet watched), with a copy of `limits`;
+ * NULL when out of memory. */
+osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state,
+                             const osp_ws_limits *limits);
 /* Starts watching the fd; -1 on failure (the caller destroys). */
 int osp_ws_conn_start(osp_ws_conn *c);
 /* The opening handshake succeeded: OPEN, idle deadline armed if configured. */

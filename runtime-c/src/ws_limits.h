@@ -16,10 +16,12 @@
  *   OSPREY_WS_IDLE_TIMEOUT_MS         idle_timeout_ms        default 0 (off)
  *   OSPREY_WS_MAX_OUTPUT              max_output             bytes queued per connection, default 1 MiB
  *   OSPREY_WS_MAX_CONNECTIONS         max_connections        per server, default 4096
+ *   OSPREY_WS_WIPE_MESSAGES           wipe_messages          0 or 1, default 0 (wipe on free only)
  */
 #ifndef OSP_WS_LIMITS_H
 #define OSP_WS_LIMITS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -50,12 +52,33 @@ typedef struct {
     /* Open connections (including ones still in the handshake) per server. Further
      * connections are answered 503 and closed. */
     uint32_t max_connections;
+    /* 1: wipe every received message and every sent frame as soon as it has been delivered or
+     * sent (the read buffer, the reassembly buffer, the output queue), so payloads do not
+     * linger in reused memory. 0 (default): payload buffers are reused without a wipe, which
+     * saves a pass over every byte (WEBSOCKET.md §3.3 makes it an option). Either way every
+     * buffer that held handshake data or payloads is wiped before it is freed, and the
+     * handshake request is wiped as soon as it has been parsed. */
+    uint32_t wipe_messages;
 } osp_ws_limits;
 
 /* The compiled-in defaults. */
 void osp_ws_limits_default(osp_ws_limits *out);
 
-/* The process-wide limits: defaults with environment overrides, computed on first call. */
+/* The process-wide limits: defaults with environment overrides, computed on first call.
+ * websocketSetDefaultLimit may change them later, so code on any thread other than before the
+ * runtime starts takes a copy with osp_ws_limits_snapshot instead of reading through this. */
 const osp_ws_limits *osp_ws_limits_get(void);
+
+/* Copies the process-wide limits under their lock (any thread). */
+void osp_ws_limits_snapshot(osp_ws_limits *out);
+
+/* Sets one limit by its Osprey name ("maxMessageBytes", …; see the table in ws_limits.c) in
+ * `l`, checking the range. Returns NULL, or a static explanation ("unknown" or "range") and
+ * then writes the full message (naming the valid names or the range) into err. */
+const char *osp_ws_limit_set(osp_ws_limits *l, const char *name, int64_t value, char *err,
+                             size_t errlen);
+
+/* The same on the process-wide limits (websocketSetDefaultLimit), under their lock. */
+const char *osp_ws_limits_set_default(const char *name, int64_t value, char *err, size_t errlen);
 
 #endif /* OSP_WS_LIMITS_H */

@@ -20,6 +20,7 @@ void osp_ws_reader_free(osp_ws_reader *r) {
 static size_t fail(osp_ws_reader *r, osp_ws_msg_event *ev, size_t used, uint16_t code,
                    const char *why) {
     r->failed = true;
+    r->direct = NULL;
     r->frames.state = OSP_WS_RECV_FAILED;
     ev->kind = OSP_WS_MSG_FAIL;
     ev->code = code;
@@ -46,7 +47,7 @@ static const char *start_data_frame(osp_ws_reader *r, const osp_ws_frame_header 
         r->message_opcode = h->opcode;
         r->fragments = 1;
         osp_ws_utf8_reset(&r->utf8);
-        osp_ws_buf_clear(&r->message);
+        osp_ws_buf_recycle(&r->message, r->limits->wipe_messages != 0);
     }
     /* RFC 6455 §10.4: the size limit is checked from the header, as uint64, before any payload
      * is read or stored; r->message.len ≤ max_message always holds, so no underflow. */
@@ -92,8 +93,9 @@ size_t osp_ws_reader_feed(osp_ws_reader *r, uint8_t *in, size_t len, osp_ws_msg_
     ev->error = NULL;
     if (r->failed) return len;
     if (r->message_delivered) {
-        /* The previous message was handed out; wipe it before the buffer is reused. */
-        osp_ws_buf_clear(&r->message);
+        /* The previous message was handed out; the buffer is reused, wiped first when the
+         * per-message wipe is on (it is always wiped before it is freed). */
+        osp_ws_buf_recycle(&r->message, r->limits->wipe_messages != 0);
         r->message_delivered = false;
     }
     for (;;) {
@@ -127,6 +129,15 @@ size_t osp_ws_reader_feed(osp_ws_reader *r, uint8_t *in, size_t len, osp_ws_msg_
                 if (r->message_opcode == OSP_WS_OP_TEXT && !osp_ws_utf8_feed(&r->utf8, fe.data, fe.len))
                     return fail(r, ev, used, OSP_WS_CLOSE_INVALID_DATA,
                                 "text message is not valid UTF-8");
+                /* A whole unfragmented message (FIN, first frame, all of its payload in this
+                 * chunk) is delivered in place from the caller's (already unmasked) buffer:
+                 * no copy into the reassembly buffer. Fragmented messages and frames split
+                 * across reads are reassembled below. */
+                if (h->fin && r->fragments == 1 && r->message.len == 0 && (uint64_t)fe.len == h->length) {
+                    r->direct = fe.data;
+                    r->direct_len = fe.len;
+                    break;
+                }
                 /* Grow with the bytes that actually arrived, never by the declared length;
                  * the header check above keeps the total within max_message. */
                 if (osp_ws_buf_reserve(&r->message, fe.len, (size_t)r->limits->max_message) != 0)
@@ -149,8 +160,14 @@ size_t osp_ws_reader_feed(osp_ws_reader *r, uint8_t *in, size_t len, osp_ws_msg_
                 return fail(r, ev, used, OSP_WS_CLOSE_INVALID_DATA,
                             "text message ends inside a UTF-8 sequence");
             r->in_message = false;
-            r->message_delivered = true;
             ev->kind = r->message_opcode == OSP_WS_OP_TEXT ? OSP_WS_MSG_TEXT : OSP_WS_MSG_BINARY;
+            if (r->direct != NULL) {
+                ev->data = r->direct;
+                ev->len = r->direct_len;
+                r->direct = NULL;
+                return used;
+            }
+            r->message_delivered = true;
             ev->data = r->message.data;
             ev->len = r->message.len;
             return used;

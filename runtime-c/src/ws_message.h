@@ -26,7 +26,9 @@ typedef enum {
 
 typedef struct {
     osp_ws_msg_kind kind;
-    const uint8_t *data; /* valid until the next osp_ws_reader_feed/free */
+    /* Valid until the next osp_ws_reader_feed/free, and for a whole single-frame message
+     * delivered in place only as long as the caller's input buffer is unchanged. */
+    const uint8_t *data;
     size_t len;
     uint16_t code;
     const char *error;
@@ -41,7 +43,11 @@ typedef struct {
     uint32_t fragments;     /* frames of the current message so far */
     osp_ws_buf message;
     osp_ws_utf8 utf8;       /* carried across frames and reads (RFC 6455 §5.6) */
-    bool message_delivered; /* message holds a delivered message: wipe it on the next feed */
+    bool message_delivered; /* message holds a delivered message: recycle it on the next feed */
+    /* A whole single-frame message found in the input is delivered from there (its END
+     * follows its only PAYLOAD event in the same feed). */
+    const uint8_t *direct;
+    size_t direct_len;
     /* The control frame being received (they may also arrive split across reads). */
     uint8_t control[125];
     size_t control_len;

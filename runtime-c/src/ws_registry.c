@@ -172,6 +172,14 @@ static void on_shutdown_timer(osp_ws_timer *t) {
     osp_ws_registry_each(destroy_everything, NULL);
 }
 
+static void longest_close_timeout(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    uint64_t *longest = arg, t = 0;
+    if (e->kind == OSP_WS_KIND_CLIENT || e->kind == OSP_WS_KIND_SERVER_CONN)
+        t = ((const osp_ws_conn *)e->object)->limits.close_timeout_ms;
+    if (t > *longest) *longest = t;
+}
+
 static void begin_shutdown(void *arg) {
     osp_ws_waiter *w = arg;
     osp_ws_timer_init(&shutdown_timer, on_shutdown_timer);
@@ -181,7 +189,11 @@ static void begin_shutdown(void *arg) {
         return;
     }
     shutdown_waiter = w;
-    osp_ws_timer_arm(&shutdown_timer, (uint64_t)osp_ws_limits_get()->close_timeout_ms + 1000);
+    /* Backstop after the longest close deadline of any live connection (limits are per
+     * connection: websocketServerSetLimit / websocketSetDefaultLimit). */
+    uint64_t longest = 0;
+    osp_ws_registry_each(longest_close_timeout, &longest);
+    osp_ws_timer_arm(&shutdown_timer, longest + 1000);
 }
 
 static void end_shutdown(void *arg) {

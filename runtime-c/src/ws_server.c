@@ -11,6 +11,9 @@
 #include "ws_internal.h"
 #include "net.h"
 #include "ws_handshake.h"
+#include "ws_tls.h"
+
+#include <openssl/err.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -42,7 +45,7 @@ static void refuse_busy(int fd) {
 static void accept_ready(osp_ws_watch *w, uint32_t events) {
     (void)events;
     osp_ws_server *s = server_of_watch(w);
-    const osp_ws_limits *lim = osp_ws_limits_get();
+    const osp_ws_limits *lim = &s->limits;
     for (int i = 0; i < 64 && s->listening; i++) {
         int fd = accept4(s->listen_watch.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -62,12 +65,22 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
         }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE);
+        osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim);
+        bool tls_ok = true;
         if (c != NULL) {
             c->http = malloc(sizeof *c->http);
-            if (c->http) osp_http_parser_init(c->http, false, lim);
+            if (c->http) osp_http_parser_init(c->http, false, &c->limits);
+            if (s->tls_ctx) {
+                /* wss://: the TLS handshake runs first, non-blocking, under the same handshake
+                 * deadline as the HTTP upgrade. */
+                c->tls = SSL_new(s->tls_ctx);
+                tls_ok = c->tls != NULL && SSL_set_fd(c->tls, fd) == 1;
+                if (tls_ok) SSL_set_accept_state(c->tls);
+                c->tls_handshaking = true;
+                ERR_clear_error();
+            }
         }
-        if (c == NULL || c->http == NULL || osp_ws_conn_start(c) != 0) {
+        if (c == NULL || c->http == NULL || !tls_ok || osp_ws_conn_start(c) != 0) {
             if (c) {
                 c->state = OSP_WS_CONN_DEAD; /* never registered: free directly */
                 close(fd);
@@ -112,7 +125,7 @@ static void handshake_refuse(osp_ws_conn *c, const osp_ws_server_verdict *v) {
     /* RFC 6455 §4.2.1: after a failed handshake the server answers and closes; no frames. */
     c->state = OSP_WS_CONN_CLOSED_WAIT;
     c->fin_after_flush = true;
-    osp_ws_timer_arm(&c->timer, osp_ws_limits_get()->close_timeout_ms);
+    osp_ws_timer_arm(&c->timer, c->limits.close_timeout_ms);
     osp_ws_conn_flush(c);
 }
 
@@ -129,7 +142,10 @@ void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
         handshake_refuse(c, &v);
         return;
     }
-    osp_ws_handshake_check_request(c->http, c->server->path, &v);
+    osp_ws_server *s = c->server;
+    osp_ws_handshake_check_request(c->http, s->path, &v);
+    osp_ws_handshake_apply_policy(c->http, (const char *const *)s->origins, s->origin_count,
+                                  (const char *const *)s->protocols, s->protocol_count, &v);
     if (v.status != 101) {
         handshake_refuse(c, &v);
         return;
@@ -196,6 +212,9 @@ void osp_ws_server_conn_gone(osp_ws_conn *c) {
 
 void osp_ws_server_free(osp_ws_server *s) {
     free(s->path);
+    SSL_CTX_free(s->tls_ctx);
+    for (size_t i = 0; i < s->origin_count; i++) free(s->origins[i]);
+    for (size_t i = 0; i < s->protocol_count; i++) free(s->protocols[i]);
     if (s->handler_env_cell) GC_FREE(s->handler_env_cell);
     free(s);
 }
@@ -254,6 +273,8 @@ typedef struct {
     int64_t port;
     const char *address;
     const char *path;
+    SSL_CTX *tls_ctx; /* owned by the server once created */
+    const char *fn;
     OspResult result;
 } create_args;
 
@@ -264,10 +285,13 @@ static void do_create(void *p) {
     if (s == NULL || path == NULL) {
         free(s);
         free(path);
-        a->result = osp_result_errorf("websocketCreateServer: out of memory");
+        SSL_CTX_free(a->tls_ctx);
+        a->result = osp_result_errorf("%s: out of memory", a->fn);
         return;
     }
+    s->tls_ctx = a->tls_ctx;
     s->port = (int)a->port;
+    osp_ws_limits_snapshot(&s->limits);
     snprintf(s->address, sizeof s->address, "%s", a->address);
     s->path = path;
     s->listen_watch.fd = -1;
@@ -276,37 +300,71 @@ static void do_create(void *p) {
     s->id = osp_ws_registry_add(OSP_WS_KIND_SERVER, s, 0);
     if (s->id == 0) {
         osp_ws_server_free(s);
-        a->result = osp_result_errorf("websocketCreateServer: out of memory");
+        a->result = osp_result_errorf("%s: out of memory", a->fn);
         return;
     }
     a->result = osp_result_success(s->id);
 }
 
+/* Checks the arguments both server constructors share; false with *err set. */
+static bool server_args_valid(const char *fn, int64_t port, const char *address, const char *path,
+                              OspResult *err);
+
+static OspResult create_server(const char *fn, int64_t port, const char *address, const char *path,
+                               SSL_CTX *tls_ctx) {
+    OspResult err;
+    if (!osp_ws_runtime_ensure(fn, &err)) {
+        SSL_CTX_free(tls_ctx);
+        return err;
+    }
+    create_args a = {port, address, path, tls_ctx, fn, {0, 0}};
+    osp_ws_loop_call(do_create, &a);
+    return a.result;
+}
+
 OspResult osp_ws_create_server(int64_t port, const char *address, const char *path) {
     static const char fn[] = "websocketCreateServer";
+    OspResult err;
+    if (!server_args_valid(fn, port, address, path, &err)) return err;
+    return create_server(fn, port, address, path, NULL);
+}
+
+OspResult osp_ws_create_secure_server(int64_t port, const char *address, const char *path,
+                                      const char *cert_file, const char *key_file) {
+    static const char fn[] = "websocketCreateSecureServer";
+    OspResult err;
+    if (!server_args_valid(fn, port, address, path, &err)) return err;
+    if (cert_file == NULL || key_file == NULL) return osp_result_errorf("%s: the certificate or key file is null", fn);
+    /* Loaded now, so a wrong file is this call's Err rather than a failure per connection. */
+    char why[600];
+    SSL_CTX *ctx = osp_ws_tls_server_ctx(cert_file, key_file, why, sizeof why);
+    if (ctx == NULL) return osp_result_errorf("%s: %s", fn, why);
+    return create_server(fn, port, address, path, ctx);
+}
+
+static bool server_args_valid(const char *fn, int64_t port, const char *address, const char *path,
+                              OspResult *err) {
+#define REFUSE(...) do { *err = osp_result_errorf(__VA_ARGS__); return false; } while (0)
     if (port < 1 || port > 65535)
-        return osp_result_errorf("%s: port %" PRId64 " is out of range (1-65535)", fn, port);
-    if (address == NULL) return osp_result_errorf("%s: the address is null", fn);
-    if (path == NULL) return osp_result_errorf("%s: the path is null", fn);
+        REFUSE("%s: port %" PRId64 " is out of range (1-65535)", fn, port);
+    if (address == NULL) REFUSE("%s: the address is null", fn);
+    if (path == NULL) REFUSE("%s: the path is null", fn);
     if (strlen(address) >= 64 || !osp_ws_net_address_valid(address))
-        return osp_result_errorf("%s: address \"%s\" is not a valid IPv4 or IPv6 address "
-                                 "(use e.g. \"127.0.0.1\", \"0.0.0.0\", \"::1\" or \"localhost\")",
-                                 fn, address);
+        REFUSE("%s: address \"%s\" is not a valid IPv4 or IPv6 address "
+               "(use e.g. \"127.0.0.1\", \"0.0.0.0\", \"::1\" or \"localhost\")",
+               fn, address);
     if (path[0] != '/')
-        return osp_result_errorf("%s: path \"%s\" must start with '/' (e.g. \"/chat\")", fn, path);
+        REFUSE("%s: path \"%s\" must start with '/' (e.g. \"/chat\")", fn, path);
     size_t plen = strlen(path);
-    if (plen > 2048) return osp_result_errorf("%s: path is longer than 2048 bytes", fn);
+    if (plen > 2048) REFUSE("%s: path is longer than 2048 bytes", fn);
     for (size_t i = 0; i < plen; i++) {
         unsigned char ch = (unsigned char)path[i];
         if (ch <= 0x20 || ch >= 0x7F || ch == '?' || ch == '#')
-            return osp_result_errorf("%s: path \"%s\" may not contain spaces, control or non-ASCII "
-                                     "characters, '?' or '#'", fn, path);
+            REFUSE("%s: path \"%s\" may not contain spaces, control or non-ASCII "
+                   "characters, '?' or '#'", fn, path);
     }
-    OspResult err;
-    if (!osp_ws_runtime_ensure(fn, &err)) return err;
-    create_args a = {port, address, path, {0, 0}};
-    osp_ws_loop_call(do_create, &a);
-    return a.result;
+    return true;
+#undef REFUSE
 }
 
 typedef struct {
@@ -416,7 +474,7 @@ static void do_server_send(void *p) {
                                                                         : "closing");
         return;
     }
-    const osp_ws_limits *lim = osp_ws_limits_get();
+    const osp_ws_limits *lim = &c->limits;
     if (osp_ws_conn_pending(c) >= lim->max_output) {
         a->result = osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
                                       "(limit %llu); the peer is not reading",
@@ -446,12 +504,11 @@ static void do_broadcast(void *p) {
     static const char fn[] = "websocketServerBroadcast";
     osp_ws_server *s = lookup_server(fn, a->server_id, &a->result);
     if (s == NULL) return;
-    const osp_ws_limits *lim = osp_ws_limits_get();
     osp_ws_conn *c = s->conns;
     while (c) {
         osp_ws_conn *next = c->srv_next; /* c may be destroyed below */
         if (c->state == OSP_WS_CONN_OPEN && !c->close_sent) {
-            if (osp_ws_conn_pending(c) >= lim->max_output) {
+            if (osp_ws_conn_pending(c) >= c->limits.max_output) {
                 /* A consumer this slow would make the queue grow without bound: 1008. */
                 osp_ws_conn_fail(c, OSP_WS_CLOSE_POLICY, "too slow: output queue over the limit");
             } else if (osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len) != 0) {
@@ -498,4 +555,130 @@ OspResult osp_ws_stop_server(int64_t server_id) {
     osp_ws_loop_call(do_stop, &a);
     if (a.wait && a.result.tag == OSP_RESULT_SUCCESS) osp_ws_waiter_wait(&a.waiter);
     return a.result;
+}
+
+/* ---- configuration before listen: limits, origins, subprotocols --------------------------- */
+
+typedef struct {
+    const char *fn;
+    int64_t id;
+    const char *name;  /* limit name, origin or subprotocol */
+    int64_t value;
+    int what;          /* 0 limit, 1 origin, 2 subprotocol */
+    OspResult result;
+} config_args;
+
+static void do_configure(void *p) {
+    config_args *a = p;
+    osp_ws_server *s = lookup_server(a->fn, a->id, &a->result);
+    if (s == NULL) return;
+    /* Accepted connections copy the limits and the handshake reads the lists, so changing them
+     * while connections are being accepted would give different peers different rules. */
+    if (s->listening) {
+        a->result = osp_result_errorf("%s: server %" PRId64 " is already listening; call %s before "
+                                      "websocketServerListen", a->fn, s->id, a->fn);
+        return;
+    }
+    if (a->what == 0) {
+        char why[400];
+        if (osp_ws_limit_set(&s->limits, a->name, a->value, why, sizeof why) != NULL) {
+            a->result = osp_result_errorf("%s: %s", a->fn, why);
+            return;
+        }
+        a->result = osp_result_success(0);
+        return;
+    }
+    char **list = a->what == 1 ? s->origins : s->protocols;
+    size_t *count = a->what == 1 ? &s->origin_count : &s->protocol_count;
+    for (size_t i = 0; i < *count; i++) {
+        if (strcmp(list[i], a->name) == 0) { /* already listed: nothing to do */
+            a->result = osp_result_success(0);
+            return;
+        }
+    }
+    if (*count >= OSP_WS_MAX_POLICY_ENTRIES) {
+        a->result = osp_result_errorf("%s: server %" PRId64 " already lists %d entries (the maximum)",
+                                      a->fn, s->id, OSP_WS_MAX_POLICY_ENTRIES);
+        return;
+    }
+    char *copy = strdup(a->name);
+    if (copy == NULL) {
+        a->result = osp_result_errorf("%s: out of memory", a->fn);
+        return;
+    }
+    list[(*count)++] = copy;
+    a->result = osp_result_success(0);
+}
+
+static OspResult configure(const char *fn, int64_t id, const char *name, int64_t value, int what) {
+    OspResult err;
+    if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    config_args a = {fn, id, name, value, what, {0, 0}};
+    osp_ws_loop_call(do_configure, &a);
+    return a.result;
+}
+
+OspResult osp_ws_server_set_limit(int64_t server_id, const char *name, int64_t value) {
+    static const char fn[] = "websocketServerSetLimit";
+    if (name == NULL) return osp_result_errorf("%s: the limit name is null", fn);
+    return configure(fn, server_id, name, value, 0);
+}
+
+OspResult osp_ws_set_default_limit(const char *name, int64_t value) {
+    static const char fn[] = "websocketSetDefaultLimit";
+    if (name == NULL) return osp_result_errorf("%s: the limit name is null", fn);
+    char why[400];
+    if (osp_ws_limits_set_default(name, value, why, sizeof why) != NULL)
+        return osp_result_errorf("%s: %s", fn, why);
+    return osp_result_success(0);
+}
+
+/* RFC 6454 §6.2: the ASCII serialization of an origin is scheme "://" host [":" port], scheme
+ * and host in lower case, no path and no trailing slash. Browsers send exactly that in Origin,
+ * so the allowlist is compared byte for byte and must be written in that form. */
+static bool origin_serialized(const char *o) {
+    const char *p = o;
+    if (!(*p >= 'a' && *p <= 'z')) return false;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.') p++;
+    if (strncmp(p, "://", 3) != 0) return false;
+    p += 3;
+    const char *host = p;
+    if (*p == '[') {
+        p++;
+        while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || *p == ':' || *p == '.') p++;
+        if (*p != ']' || p == host + 1) return false;
+        p++;
+    } else {
+        while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.') p++;
+        if (p == host) return false;
+    }
+    if (*p == ':') {
+        p++;
+        long port = 0;
+        const char *digits = p;
+        while (*p >= '0' && *p <= '9' && port <= 65535) port = port * 10 + (*p++ - '0');
+        if (p == digits || port < 1 || port > 65535 || *digits == '0') return false;
+    }
+    return *p == '\0';
+}
+
+OspResult osp_ws_server_allow_origin(int64_t server_id, const char *origin) {
+    static const char fn[] = "websocketServerAllowOrigin";
+    if (origin == NULL) return osp_result_errorf("%s: the origin is null", fn);
+    if (strlen(origin) > 512 || !origin_serialized(origin))
+        return osp_result_errorf("%s: \"%s\" is not a serialized origin (expected scheme://host[:port] "
+                                 "in lower case, without path or trailing slash, e.g. "
+                                 "\"https://example.com\" or \"http://localhost:8080\")", fn, origin);
+    return configure(fn, server_id, origin, 0, 1);
+}
+
+OspResult osp_ws_server_add_subprotocol(int64_t server_id, const char *protocol) {
+    static const char fn[] = "websocketServerAddSubprotocol";
+    if (protocol == NULL) return osp_result_errorf("%s: the subprotocol is null", fn);
+    size_t n = strlen(protocol);
+    /* RFC 6455 §4.1 item 10 / §11.3.4: a subprotocol name is an HTTP token. */
+    if (n > 128 || !osp_ws_token_valid(protocol, n))
+        return osp_result_errorf("%s: \"%s\" is not a valid subprotocol name (1-128 characters of "
+                                 "letters, digits and !#$%%&'*+-.^_`|~; no spaces or commas)", fn, protocol);
+    return configure(fn, server_id, protocol, 0, 2);
 }

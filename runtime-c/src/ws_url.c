@@ -1,5 +1,5 @@
 /*
- * ws:// URL parsing (RFC 6455 §3, RFC 3986 §3). Only what a WebSocket client needs: scheme,
+ * ws:// and wss:// URL parsing (RFC 6455 §3, RFC 3986 §3). Only what a WebSocket client needs: scheme,
  * host (reg-name, IPv4 or bracketed IPv6 literal), optional port, path and query. A fragment
  * is an error (RFC 6455 §3: "Fragment identifiers are meaningless in the context of WebSocket
  * URIs and MUST NOT be used").
@@ -26,9 +26,10 @@ const char *osp_ws_url_parse(const char *url, osp_ws_url *out) {
     if (strncasecmp(url, "ws://", 5) == 0) {
         p = url + 5;
     } else if (strncasecmp(url, "wss://", 6) == 0) {
-        return "wss:// (WebSocket over TLS) is not supported yet; use ws://";
+        p = url + 6;
+        out->secure = true;
     } else {
-        return "it must start with ws://";
+        return "it must start with ws:// or wss://";
     }
     const char *auth_end = p + strcspn(p, "/?");
     if (memchr(p, '@', (size_t)(auth_end - p)) != NULL)
@@ -56,7 +57,9 @@ const char *osp_ws_url_parse(const char *url, osp_ws_url *out) {
     if (host_len == 0) return "the host is empty";
     if (host_len >= sizeof out->host) return "the host name is too long";
     memcpy(out->host, host_start, host_len);
-    out->port = 80; /* RFC 6455 §3: the default port of ws:// is 80 */
+    /* RFC 6455 §3: the default port is 80 for ws:// and 443 for wss://. */
+    int default_port = out->secure ? 443 : 80;
+    out->port = default_port;
     if (after_host < auth_end) {
         if (*after_host != ':') return "unexpected characters after the host";
         const char *d = after_host + 1;
@@ -73,7 +76,7 @@ const char *osp_ws_url_parse(const char *url, osp_ws_url *out) {
     /* RFC 6455 §4.1 item 4 / RFC 7230: Host carries the port unless it is the default. */
     int n;
     const char *lb = out->host_is_ipv6 ? "[" : "", *rb = out->host_is_ipv6 ? "]" : "";
-    if (out->port == 80)
+    if (out->port == default_port)
         n = snprintf(out->host_header, sizeof out->host_header, "%s%s%s", lb, out->host, rb);
     else
         n = snprintf(out->host_header, sizeof out->host_header, "%s%s%s:%d", lb, out->host, rb, out->port);

@@ -1,5 +1,5 @@
 /*
- * ws:// URL parsing for websocketConnect (RFC 6455 §3). No I/O.
+ * ws:// and wss:// URL parsing for websocketConnect (RFC 6455 §3). No I/O.
  */
 #ifndef OSP_WS_URL_H
 #define OSP_WS_URL_H
@@ -9,8 +9,9 @@
 typedef struct {
     char host[256];        /* without brackets: "127.0.0.1", "example.com", "::1" */
     bool host_is_ipv6;     /* it was a bracketed literal */
-    int port;              /* 1-65535; 80 when the URL has none */
-    char host_header[300]; /* value of the Host header: host, brackets kept, ":port" if not 80 */
+    bool secure;           /* wss:// (TLS) */
+    int port;              /* 1-65535; 80 (ws) or 443 (wss) when the URL has none */
+    char host_header[300]; /* value of the Host header: host, brackets kept, ":port" unless default */
     char resource[4096];   /* path (default "/") plus "?query" */
 } osp_ws_url;
 

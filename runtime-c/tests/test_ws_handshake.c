@@ -281,7 +281,10 @@ static void test_urls(void) {
           "IPv6 literal");
     CHECK(osp_ws_url_parse("WS://h?q", &u) == NULL && strcmp(u.resource, "/?q") == 0, "scheme case, query only");
     CHECK(check_contains(osp_ws_url_parse("ws://h/a#b", &u), "fragment"), "fragment refused");
-    CHECK(check_contains(osp_ws_url_parse("wss://h/", &u), "not supported yet"), "wss refused");
+    CHECK(osp_ws_url_parse("wss://h/", &u) == NULL && u.secure && u.port == 443 && strcmp(u.host_header, "h") == 0,
+          "wss default port 443 is not in Host");
+    CHECK(osp_ws_url_parse("wss://h:80/", &u) == NULL && u.secure && strcmp(u.host_header, "h:80") == 0,
+          "wss on port 80 keeps the port in Host");
     CHECK(check_contains(osp_ws_url_parse("http://h/", &u), "ws://"), "http refused");
     CHECK(check_contains(osp_ws_url_parse("ws:///x", &u), "host is empty"), "empty host");
     CHECK(check_contains(osp_ws_url_parse("ws://h:0/", &u), "out of range"), "port 0");

@@ -3,11 +3,12 @@
  * conformance suite and interop tests (the "testee" of WEBSOCKET.md §2.4).
  *
  *   ws-echo-server --port P [--host 127.0.0.1] [--path /] [--origin O]... [--subprotocol S]...
- *                  [--limit NAME=VALUE]...
+ *                  [--limit NAME=VALUE]... [--cert CERT.pem --key KEY.pem]
  *
  * --origin adds O to the Origin allowlist (websocketServerAllowOrigin), --subprotocol adds a
  * supported subprotocol (websocketServerAddSubprotocol), --limit sets a server limit by its
- * Osprey name (websocketServerSetLimit), all before listening.
+ * Osprey name (websocketServerSetLimit), all before listening. --cert/--key make it a wss://
+ * server (websocketCreateSecureServer) and the line says "listening on wss://…".
  *
  * Prints "listening on ws://HOST:PORT/PATH" once connections are accepted, then runs until
  * SIGTERM, SIGINT or end of standard input (when stdin is a pipe or socket), stops the server
@@ -29,7 +30,7 @@
 
 static void usage(void) {
     fprintf(stderr, "usage: ws-echo-server --port P [--host 127.0.0.1] [--path /] [--origin O]... "
-                    "[--subprotocol S]... [--limit NAME=VALUE]...\n");
+                    "[--subprotocol S]... [--limit NAME=VALUE]... [--cert CERT.pem --key KEY.pem]\n");
 }
 
 int main(int argc, char **argv) {
@@ -42,7 +43,7 @@ int main(int argc, char **argv) {
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     osp_rt_init(OSP_ABI_VERSION);
-    const char *host = "127.0.0.1", *path = "/";
+    const char *host = "127.0.0.1", *path = "/", *cert = NULL, *key = NULL;
     long port = -1;
     /* Options applied once the server exists, in command-line order. */
     enum { OPT_ORIGIN, OPT_SUBPROTOCOL, OPT_LIMIT };
@@ -57,6 +58,10 @@ int main(int argc, char **argv) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--path") == 0 && i + 1 < argc) {
             path = argv[++i];
+        } else if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc) {
+            cert = argv[++i];
+        } else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
+            key = argv[++i];
         } else if ((strcmp(argv[i], "--origin") == 0 || strcmp(argv[i], "--subprotocol") == 0 ||
                     strcmp(argv[i], "--limit") == 0) && i + 1 < argc && nopts < 64) {
             opts[nopts].kind = argv[i][2] == 'o' ? OPT_ORIGIN : argv[i][2] == 's' ? OPT_SUBPROTOCOL : OPT_LIMIT;
@@ -66,11 +71,11 @@ int main(int argc, char **argv) {
             return osp_rt_shutdown(2);
         }
     }
-    if (port < 0) {
+    if (port < 0 || (cert == NULL) != (key == NULL)) {
         usage();
         return osp_rt_shutdown(2);
     }
-    OspResult r = osp_ws_create_server(port, host, path);
+    OspResult r = cert ? osp_ws_create_secure_server(port, host, path, cert, key) : osp_ws_create_server(port, host, path);
     if (r.tag != OSP_RESULT_SUCCESS) {
         fprintf(stderr, "ws-echo-server: %s\n", (const char *)(intptr_t)r.value);
         return osp_rt_shutdown(1);
@@ -105,7 +110,7 @@ int main(int argc, char **argv) {
         return osp_rt_shutdown(1);
     }
     int v6 = strchr(host, ':') != NULL;
-    printf("listening on ws://%s%s%s:%ld%s\n", v6 ? "[" : "", host, v6 ? "]" : "", port, path);
+    printf("listening on %s://%s%s%s:%ld%s\n", cert ? "wss" : "ws", v6 ? "[" : "", host, v6 ? "]" : "", port, path);
     fflush(stdout);
 
     /* Wait for a stop signal or EOF on stdin (so a parent that dies takes us with it). Only a

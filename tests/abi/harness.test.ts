@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { RUNTIME_FUNCTIONS } from '../../runtime-bindings/abi.ts';
+import { ABI_VERSION, RUNTIME_FUNCTIONS } from '../../runtime-bindings/abi.ts';
 import { runtimeLibrary } from '../../runtime-bindings/toolchain.ts';
 import { abiCheckMain, runAbiCheck } from '../../compiler/src/abi-check/main.ts';
 import type { AbiReport, CheckRow } from '../../compiler/src/abi-check/report.ts';
@@ -41,7 +41,7 @@ function cc(args: string[]): void {
 function subtleLibrary(fault?: string): string {
   const lib = join(dir, `libsubtle_${fault ?? 'clean'}.so`);
   if (!existsSync(lib)) {
-    cc(['-shared', ...(fault ? [`-D${fault}`] : []), join(FIXTURES, 'subtle_runtime.c'), '-o', lib, '-lgc', '-lcrypto', '-lpthread']);
+    cc(['-shared', `-DABI_VERSION=${ABI_VERSION}`, ...(fault ? [`-D${fault}`] : []), join(FIXTURES, 'subtle_runtime.c'), '-o', lib, '-lgc', '-lcrypto', '-lpthread']);
   }
   return lib;
 }

@@ -3,23 +3,40 @@
  * rendered diagnostics must equal NAME.stderr byte for byte. Review changes as diffs; regenerate
  * every snapshot with one command:
  *
- *   UPDATE_SNAPSHOTS=1 npx vitest run tests/compiler
+ *   UPDATE_SNAPSHOTS=1 npx vitest run tests/compiler      (or: npm run test:update-snapshots)
+ *
+ * A first line `// flags: --sandbox --no-fs …` compiles the program with those security flags (§15.1).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkSource, renderErrors } from '../../compiler/src/driver.ts';
+import { checkSource, renderErrors, type Capability } from '../../compiler/src/driver.ts';
 import { SourceFile } from '../../compiler/src/source.ts';
 import { listFiles } from './helpers.ts';
 
 const DIR = join(import.meta.dirname, 'diagnostics');
 const UPDATE = process.env.UPDATE_SNAPSHOTS === '1';
 
+const FLAGS: Record<string, Capability[]> = {
+  '--sandbox': ['http', 'websocket', 'fs', 'ffi', 'process'],
+  '--no-http': ['http'],
+  '--no-websocket': ['websocket'],
+  '--no-fs': ['fs'],
+  '--no-ffi': ['ffi'],
+};
+
+function flagsOf(text: string): Set<Capability> {
+  const m = /^\/\/ flags:(.*)$/m.exec(text.split('\n')[0] ?? '');
+  const flags = m ? m[1]!.trim().split(/\s+/) : [];
+  return new Set(flags.flatMap((f) => FLAGS[f] ?? []));
+}
+
 describe('diagnostics snapshots', () => {
   for (const file of listFiles(DIR, '.osp')) {
     const name = basename(file, '.osp');
     it(name, () => {
-      const r = checkSource(new SourceFile(`${name}.osp`, readFileSync(file, 'utf8')));
+      const text = readFileSync(file, 'utf8');
+      const r = checkSource(new SourceFile(`${name}.osp`, text), { disabled: flagsOf(text) });
       expect(r.typed, 'the program must fail to compile').toBeUndefined();
       const rendered = renderErrors(r);
       const snap = join(DIR, `${name}.stderr`);

@@ -3,10 +3,10 @@
  * private temp directory and run the executable.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildExecutable, renderErrors } from '../../compiler/src/driver.ts';
+import { buildExecutable, renderErrors, type CompileOptions } from '../../compiler/src/driver.ts';
 import { SourceFile } from '../../compiler/src/source.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -30,13 +30,16 @@ export interface RunOutcome {
 }
 
 /** Compiles `text` (named `path` in diagnostics), links it at -O0 and runs it. */
-export async function compileAndRun(path: string, text: string, stdin = ''): Promise<RunOutcome> {
+export async function compileAndRun(path: string, text: string, stdin = '', options: CompileOptions = {}): Promise<RunOutcome> {
   const dir = mkdtempSync(join(tmpdir(), 'osprey-test-'));
   try {
     const exe = join(dir, 'prog');
-    const r = await buildExecutable(new SourceFile(path, text), exe, 'fast');
+    const r = await buildExecutable(new SourceFile(path, text), exe, 'fast', options);
     if (!r.executable) return { compileErrors: renderErrors(r), stdout: '', stderr: '', status: null };
-    const p = spawnSync(exe, [], { input: stdin, encoding: 'utf8', timeout: 20_000 });
+    // The program runs in its own scratch directory (file built-ins write relative paths there).
+    const cwd = join(dir, 'cwd');
+    mkdirSync(cwd);
+    const p = spawnSync(exe, [], { input: stdin, encoding: 'utf8', timeout: 20_000, cwd });
     return { stdout: p.stdout, stderr: p.stderr, status: p.status };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -3,12 +3,16 @@
  * and every client case once per client target (a parameterised describe), so the python oracle
  * validates the tests in the same run that grades our runtime.
  *
- * To add a target (e.g. an echo server compiled by our `osprey` compiler) append one entry to
- * SERVER_TARGETS built with commandServerTarget(...) — it only needs the ws-echo-server command
- * line (--port/--host/--path, "listening on ws://..." line) and the OSPREY_WS_* environment.
+ * To add a target append one entry to SERVER_TARGETS built with commandServerTarget(...) — it only
+ * needs the ws-echo-server command line (--port/--host/--path, "listening on ws://..." line) and
+ * the OSPREY_WS_* environment — or, for a program without a command line, like the echo server
+ * compiled by our `osprey` compiler, a target whose start() builds it (compiledOspreyServerTarget).
  */
 import { existsSync } from 'node:fs';
+import { OSPREY_BIN, workspace } from '../interop/compile.ts';
+import { ospreyEchoProgram } from './osprey-echo-program.ts';
 import {
+  freePort,
   OSPREY_ECHO_CLIENT,
   OSPREY_ECHO_SERVER,
   startCommandEchoClient,
@@ -166,23 +170,27 @@ export function commandServerTarget(
   executable: string,
   policy: ServerPolicy = STRICT_POLICY,
   argv?: CommandServerOptions['argv'],
+  extraEnv: () => Record<string, string> = () => ({}),
 ): ServerTarget {
   return {
     name,
     unavailable: () => (existsSync(executable) ? null : `${executable} not built (npx tsx scripts/build-runtime.ts)`),
-    pending: {
-      origins: 'pending runtime option: Origin allowlist is not exposed by ws-echo-server (no --origin flag)',
-      subprotocols: 'pending runtime option: subprotocol list is not exposed by ws-echo-server (no --protocol flag)',
-    },
+    // Origin allowlist and subprotocols: ws-echo-server's --origin / --subprotocol flags call
+    // websocketServerAllowOrigin / websocketServerAddSubprotocol before listening.
+    pending: {},
     policy,
     start(cfg = {}) {
       assertSupported(this, cfg);
-      const env: Record<string, string> = { OSPREY_WS_CLOSE_TIMEOUT_MS: '1000' };
+      const env: Record<string, string> = { OSPREY_WS_CLOSE_TIMEOUT_MS: '1000', ...extraEnv() };
       for (const [k, v] of Object.entries(cfg) as [ServerFeature, unknown][]) {
         const name = LIMIT_ENV[k];
         if (name && v !== undefined) env[name] = String(v);
       }
-      return startCommandEchoServer(executable, { path: cfg.path, env, argv }, this.name);
+      const extraArgs = [
+        ...(cfg.origins ?? []).flatMap((o) => ['--origin', o]),
+        ...(cfg.subprotocols ?? []).flatMap((p) => ['--subprotocol', p]),
+      ];
+      return startCommandEchoServer(executable, { path: cfg.path, env, argv, extraArgs }, this.name);
     },
   };
 }
@@ -210,12 +218,49 @@ export const pythonClient: ClientTarget = {
   },
 };
 
+// ---- an echo server compiled by `osprey` from Osprey source ------------------------------------
+
+/**
+ * The echo server of osprey-echo-program.ts compiled with `osprey build` (source → compiler →
+ * LLVM → executable linked with the C runtime), graded by the same strict table as the C testee.
+ * An Osprey program cannot read its command line, so port, path, Origin allowlist and subprotocols
+ * are written into the source and the program is built for each server the suite starts (each
+ * file's shared server at file start, plus one per extra configuration; ~1 s each). Limits come
+ * through the OSPREY_WS_* environment, as for the C testee; `argv` gives it an empty command line.
+ */
+export function compiledOspreyServerTarget(name = 'osprey-compiled', policy: ServerPolicy = STRICT_POLICY): ServerTarget {
+  return {
+    name,
+    unavailable: () =>
+      existsSync(OSPREY_BIN) && existsSync(OSPREY_ECHO_SERVER) ? null : 'the osprey compiler or the C runtime is not built (npm install)',
+    pending: {},
+    policy,
+    async start(cfg = {}) {
+      assertSupported(this, cfg);
+      const port = await freePort();
+      const source = ospreyEchoProgram({ port, path: cfg.path, origins: cfg.origins, subprotocols: cfg.subprotocols });
+      const env: Record<string, string> = { OSPREY_WS_CLOSE_TIMEOUT_MS: '1000' };
+      for (const [k, v] of Object.entries(cfg) as [ServerFeature, unknown][]) {
+        const variable = LIMIT_ENV[k];
+        if (variable && v !== undefined) env[variable] = String(v);
+      }
+      // The build directory goes as soon as the server runs (or failed to start): the running
+      // process keeps its executable, and nothing is left behind for a hook to clean up.
+      const ws = workspace();
+      try {
+        const exe = await ws.build(`echo_${port}`, source);
+        return await startCommandEchoServer(exe, { port, env, argv: () => [] }, name);
+      } finally {
+        ws.dispose();
+      }
+    },
+  };
+}
+
 export const SERVER_TARGETS: ServerTarget[] = [
   pythonServer,
   commandServerTarget('osprey-c-runtime', OSPREY_ECHO_SERVER),
-  // An echo server compiled by `osprey` plugs in here with one entry, e.g.
-  //   commandServerTarget('osprey-compiled', 'build/examples/ws-echo-server'),
-  // (pass `argv` as the fourth argument if it does not take --port/--host/--path).
+  compiledOspreyServerTarget(),
 ];
 
 export const CLIENT_TARGETS: ClientTarget[] = [pythonClient, commandClientTarget('osprey-c-runtime', OSPREY_ECHO_CLIENT)];
@@ -241,9 +286,30 @@ function nodeServerTarget(name: string, start: (path: string) => Promise<PeerPro
     },
   };
 }
+/**
+ * The C testee built with -fsanitize=address,undefined (build/tools/asan/ws-echo-server), for
+ * tests/runtime/asan-conformance.test.ts: selected with CONFORMANCE_TARGETS=osprey-c-runtime-asan.
+ * Sanitizer reports go to files under $OSPREY_SANITIZER_LOG_DIR (the test asserts none appear).
+ * LeakSanitizer stays on (detect_leaks=1): the runtime keeps its connection state in malloc'd
+ * memory referenced from malloc'd or static memory, never only from the Boehm GC heap, so there
+ * are no false leak reports (checked on 2026-11-29 with the whole server suite). If a future change
+ * makes the GC heap the only holder of a malloc'd block, LSan will report it: set detect_leaks=0
+ * here and say why.
+ */
+export const OSPREY_ASAN_ECHO_SERVER = OSPREY_ECHO_SERVER.replace(/ws-echo-server$/, 'asan/ws-echo-server');
+const asanServer = commandServerTarget('osprey-c-runtime-asan', OSPREY_ASAN_ECHO_SERVER, STRICT_POLICY, undefined, () => {
+  const dir = process.env.OSPREY_SANITIZER_LOG_DIR;
+  const log = dir ? `:log_path=${dir}/sanitizer` : '';
+  return {
+    ASAN_OPTIONS: `detect_leaks=1:abort_on_error=1:handle_abort=1${log}`,
+    UBSAN_OPTIONS: `print_stacktrace=1:halt_on_error=1${log}`,
+  };
+});
+
 const CHARACTERISATION_TARGETS: ServerTarget[] = [
   nodeServerTarget('ws', (path) => startWsEchoServer({ path })),
   nodeServerTarget('uws', (path) => startUwsEchoServer({ path: path === '/' ? '/' : path })),
+  asanServer,
 ];
 
 /**

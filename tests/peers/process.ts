@@ -14,7 +14,7 @@ import { once } from 'node:events';
 export const LOOPBACK = '127.0.0.1';
 
 /** The ready line every peer script prints (our C tools print the same shape). */
-export const LISTENING_LINE = /listening on (ws:\/\/([^\s:/]+|\[[^\]]+\]):(\d+)(\/\S*)?)/;
+export const LISTENING_LINE = /listening on (wss?:\/\/([^\s:/]+|\[[^\]]+\]):(\d+)(\/\S*)?)/;
 
 export interface SpawnOptions {
   /** A short name for messages ("python-echo", "ws-echo-server", ...). */

@@ -568,6 +568,23 @@ void probe_handler_mark_closed(const char *by) {
     pthread_mutex_unlock(&H.mutex);
 }
 
+void probe_handler_report_caller(const char *registrar, const char *deliverer) {
+    pthread_mutex_lock(&H.mutex);
+    int n = H.count;
+    if (n == 0) {
+        probe_check("handler-invoked", 0, "handler registered with %s was not invoked by the time %s returned", registrar, deliverer);
+        const char *na = "not exercised: the handler was never invoked";
+        probe_check("handler-env", 0, "%s", na);
+        probe_check("handler-args", 0, "%s", na);
+    } else {
+        probe_check("handler-invoked", 1, "invoked %d time(s) through the function pointer before %s returned", n, deliverer);
+        probe_check("handler-env", !H.bad_env[0], "%s", H.bad_env[0] ? H.bad_env : "env identical on every call");
+        probe_check("handler-args", !H.bad_args[0], "%s",
+                    H.bad_args[0] ? H.bad_args : "every string argument readable UTF-8 with the expected text");
+    }
+    pthread_mutex_unlock(&H.mutex);
+}
+
 void probe_handler_report(const char *registrar, int wait_ms, int expect_calls, const char *note) {
     int n = probe_handler_wait(expect_calls, wait_ms);
     pthread_mutex_lock(&H.mutex);

@@ -91,6 +91,9 @@ void probe_handler_mark_closed(const char *by);
 /* Waits for `expect_calls` calls, then reports handler-invoked, handler-env, handler-args,
  * handler-order and handler-thread for the registering function. */
 void probe_handler_report(const char *registrar, int wait_ms, int expect_calls, const char *note);
+/* For handlers delivered on the caller's thread (process events): reports handler-invoked,
+ * handler-env and handler-args from the calls made so far, after `deliverer` returned. */
+void probe_handler_report_caller(const char *registrar, const char *deliverer);
 /* Waits `quiet_ms`, then reports handler-after-close. */
 void probe_handler_report_after_close(int quiet_ms);
 

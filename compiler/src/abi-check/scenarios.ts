@@ -34,7 +34,10 @@ export type FixtureName =
   | 'busyServerId'
   | 'listeningServerId'
   | 'connectionId'
-  | 'clientId';
+  | 'clientId'
+  | 'processId'
+  | 'scratchFile'
+  | 'scratchDirPath';
 
 /** One step of a fixture: a runtime call that must return Success, or probe-support C. */
 export type FixtureStep =
@@ -159,6 +162,52 @@ export const FIXTURES: Record<FixtureName, Fixture> = {
     cType: 'int64_t',
     value: 'fx_clientId',
   },
+  processId: {
+    doc: "a process spawned with `printf abi-probe:out; exit 3` whose events are not yet delivered",
+    deps: [],
+    steps: [
+      { kind: 'c', code: 'probe_handler_expect("");' },
+      {
+        kind: 'call',
+        symbol: 'osp_process_spawn',
+        args: { command: str('printf abi-probe:out; exit 3'), handler: { kind: 'handler' } },
+        bindPayload: true,
+      },
+    ],
+    cType: 'int64_t',
+    value: 'fx_processId',
+  },
+  scratchFile: {
+    doc: 'an existing file under /tmp named after the probe process',
+    deps: [],
+    steps: [
+      {
+        kind: 'c',
+        code:
+          'char fx_scratchFileBuf[96]; snprintf(fx_scratchFileBuf, sizeof fx_scratchFileBuf, "/tmp/abi-probe-file-%ld", (long)getpid());\n' +
+          'FILE *fx_scratchFp = fopen(fx_scratchFileBuf, "w"); int fx_scratchOk = fx_scratchFp != NULL && fputs("abi-probe", fx_scratchFp) >= 0;\n' +
+          'if (fx_scratchFp != NULL && fclose(fx_scratchFp) != 0) fx_scratchOk = 0;',
+        failsWhen: '!fx_scratchOk',
+        failure: 'the probe could not create its scratch file under /tmp',
+      },
+    ],
+    cType: 'const char *',
+    value: 'fx_scratchFileBuf',
+  },
+  scratchDirPath: {
+    doc: 'a path under /tmp named after the probe process where nothing exists yet',
+    deps: [],
+    steps: [
+      {
+        kind: 'c',
+        code:
+          'char fx_scratchDirBuf[96]; snprintf(fx_scratchDirBuf, sizeof fx_scratchDirBuf, "/tmp/abi-probe-dir-%ld", (long)getpid());\n' +
+          'if (rmdir(fx_scratchDirBuf) != 0) { /* usually absent */ }',
+      },
+    ],
+    cType: 'const char *',
+    value: 'fx_scratchDirBuf',
+  },
 };
 
 /** What a scenario expects of a function that does not return a Result. */
@@ -201,6 +250,10 @@ export interface HandlerDriver {
   close: { symbol: string; arg: 'payload' | FixtureName };
   /** C run right after the closing call returned (stop traffic generators). */
   cleanup: string;
+  /** 'caller': the handler runs on the thread of a later call (`deliverer`), synchronously;
+   *  handler-order and handler-thread do not apply. Default: on a runtime thread. */
+  delivery?: 'caller';
+  deliverer?: string;
 }
 
 export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
@@ -222,9 +275,63 @@ export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
     close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
     cleanup: 'probe_raw_stop_sender();',
   },
+  // LANGUAGE.md §12.5 REC: events are delivered on the thread calling awaitProcess, before it
+  // returns; none after cleanupProcess.
+  process_event: {
+    trigger: 'probe_handler_expect(""); if (tag == 0) { probe_enter_call("osp_process_await"); (void)osp_process_await(payload); probe_leave_call(); }',
+    close: { symbol: 'osp_process_cleanup', arg: 'payload' },
+    cleanup: '',
+    delivery: 'caller',
+    deliverer: 'osp_process_await',
+  },
 };
 
 export const SCENARIOS: Record<string, Scenario[]> = {
+  osp_input: [
+    { name: 'eof', doc: 'standard input at end of file (gives 0)', args: {}, returns: { kind: 'int', equals: 0n } },
+  ],
+  osp_string_length: [
+    { name: 'bytes', doc: '"abi-probe \u00e9" (11 bytes)', args: { s: str('abi-probe \u00e9') }, expect: 'success' },
+  ],
+  osp_string_contains: [
+    { name: 'found', doc: '"abi-probe" contains "probe"', args: { haystack: str('abi-probe'), needle: str('probe') }, expect: 'success' },
+  ],
+  osp_string_substring: [
+    { name: 'clamped', doc: '"abi-probe", 4, 99 (end clamped)', args: { s: str('abi-probe'), start: int(4), end: int(99) }, expect: 'success' },
+    { name: 'error', doc: '"abi-probe", 5, 2 (start > end)', args: { s: str('abi-probe'), start: int(5), end: int(2) }, expect: 'error' },
+  ],
+  osp_file_write: [
+    { name: 'success', doc: 'a new file under /tmp', args: { path: fx('scratchFile'), content: str('abi-probe written') }, expect: 'success' },
+    { name: 'error', doc: 'a path in a missing directory', args: { path: str('/nonexistent-abi-probe/x.txt'), content: str('x') }, expect: 'error' },
+  ],
+  osp_file_read: [
+    { name: 'success', doc: 'an existing file under /tmp', args: { path: fx('scratchFile') }, expect: 'success' },
+    { name: 'error', doc: 'a missing file', args: { path: str('/nonexistent-abi-probe/x.txt') }, expect: 'error' },
+  ],
+  osp_file_delete: [
+    { name: 'success', doc: 'an existing file under /tmp', args: { path: fx('scratchFile') }, expect: 'success' },
+    { name: 'error', doc: 'a missing file', args: { path: str('/nonexistent-abi-probe/x.txt') }, expect: 'error' },
+  ],
+  osp_directory_create: [
+    { name: 'success', doc: 'a fresh path under /tmp', args: { path: fx('scratchDirPath') }, expect: 'success' },
+    { name: 'error', doc: 'an existing directory (/tmp)', args: { path: str('/tmp') }, expect: 'error' },
+  ],
+  osp_file_exists: [
+    { name: 'exists', doc: '/tmp', args: { path: str('/tmp') }, returns: { kind: 'int', equals: 1n } },
+    { name: 'missing', doc: 'a missing path', args: { path: str('/nonexistent-abi-probe') }, returns: { kind: 'int', equals: 0n } },
+  ],
+  osp_process_spawn: [
+    { name: 'success', doc: '`printf abi-probe:out`; events delivered by awaitProcess', args: { command: str('printf abi-probe:out') }, expect: 'success' },
+    { name: 'error', doc: 'an empty command', args: { command: str('') }, expect: 'error' },
+  ],
+  osp_process_await: [
+    { name: 'exit-code', doc: 'a spawned `exit 3`', args: { process_id: fx('processId') }, returns: { kind: 'int', equals: 3n } },
+    { name: 'unknown', doc: 'an unknown process id', args: { process_id: { kind: 'int', value: UNKNOWN_ID } }, returns: { kind: 'int', equals: -1n } },
+  ],
+  osp_process_cleanup: [
+    { name: 'never-awaited', doc: 'a spawned process never awaited (its events are delivered)', args: { process_id: fx('processId') }, returns: { kind: 'none' } },
+    { name: 'unknown', doc: 'an unknown process id', args: { process_id: { kind: 'int', value: UNKNOWN_ID } }, returns: { kind: 'none' } },
+  ],
   osp_rt_init: [
     { name: 'current', doc: 'the ABI version of the generated header', args: { abi_version: int(ABI_VERSION) }, returns: { kind: 'none' } },
     {
@@ -345,5 +452,21 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       args: { server_id: fx('listeningServerId'), connection_id: { kind: 'int', value: UNKNOWN_ID } },
       expect: 'error',
     },
+  ],
+  osp_ws_server_set_limit: [
+    { name: 'success', doc: 'maxFragments = 8 on a server not yet listening', args: { server_id: fx('serverId'), name: str('maxFragments'), value: int(8) }, expect: 'success' },
+    { name: 'error', doc: 'an unknown limit name', args: { server_id: fx('serverId'), name: str('noSuchLimit'), value: int(8) }, expect: 'error' },
+  ],
+  osp_ws_set_default_limit: [
+    { name: 'success', doc: 'idleTimeoutMs = 0 (the default: off)', args: { name: str('idleTimeoutMs'), value: int(0) }, expect: 'success' },
+    { name: 'error', doc: 'maxConnections = 0 (out of range)', args: { name: str('maxConnections'), value: int(0) }, expect: 'error' },
+  ],
+  osp_ws_server_allow_origin: [
+    { name: 'success', doc: 'http://localhost:8080 on a server not yet listening', args: { server_id: fx('serverId'), origin: str('http://localhost:8080') }, expect: 'success' },
+    { name: 'error', doc: 'an origin with a path (not a serialized origin)', args: { server_id: fx('serverId'), origin: str('http://localhost:8080/chat') }, expect: 'error' },
+  ],
+  osp_ws_server_add_subprotocol: [
+    { name: 'success', doc: '"chat.v1" on a server not yet listening', args: { server_id: fx('serverId'), protocol: str('chat.v1') }, expect: 'success' },
+    { name: 'error', doc: 'a name with a space (not a token)', args: { server_id: fx('serverId'), protocol: str('chat v1') }, expect: 'error' },
   ],
 };

@@ -425,6 +425,8 @@ class Emitter {
       return null;
     }
     if (f.returns === 'void') return ir.constI64(0n);
+    // A Bool crosses the C ABI as int64_t 0/1 (fileExists).
+    if (f.returns === 'int64' && e.repr === 'i1') return ir.icmp('ne', r, ir.constI64(0n));
     return r;
   }
 }

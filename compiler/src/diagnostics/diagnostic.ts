@@ -64,6 +64,8 @@ export const Code = {
   NonExhaustive: 'E0400',
   UnreachableArm: 'E0401',
   InvalidPattern: 'E0402',
+  DuplicateArm: 'E0403',
+  WildcardNotLast: 'E0404',
   // declarations
   MissingReturnType: 'E0500',
   MissingParamType: 'E0501',
@@ -126,19 +128,22 @@ export function ice(message: string): never {
   throw new InternalCompilerError(message);
 }
 
-/** Edit distance for did-you-mean hints. */
+/** Edit distance for did-you-mean hints: insertions, deletions, substitutions and swaps of two
+ *  adjacent characters (`rnage` → `range`) each cost 1 (optimal string alignment). */
 export function editDistance(a: string, b: string): number {
-  const dp: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let prev2: number[] = [];
+  let prev: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!;
-    dp[0] = i;
+    const cur: number[] = [i];
     for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
+      let d = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
+      cur.push(d);
     }
+    prev2 = prev;
+    prev = cur;
   }
-  return dp[b.length]!;
+  return prev[b.length]!;
 }
 
 /** The closest candidate within a distance proportional to the name's length, if any. */

@@ -43,6 +43,10 @@ export class LowerState {
   private nextTemp = 1_000_000_000;
   /** Run-time type tags of `any` values, by type (LANGUAGE.md §6.5). */
   private readonly typeTags = new Map<string, number>([['Int', 1], ['String', 2], ['Bool', 3], ['Unit', 4]]);
+  /** The type of each tag handed out by typeTag() beyond the built-in ones. */
+  readonly tagTypes = new Map<number, Type>();
+  /** Whether some `any` is displayed (then lowerProgram emits the display function). */
+  anyDisplayUsed = false;
   private nextName = 1;
   constructor(
     /** `file` for run-time failure locations (`file:line:col`). */
@@ -55,6 +59,7 @@ export class LowerState {
     if (tag === undefined) {
       tag = 16 + this.typeTags.size;
       this.typeTags.set(key, tag);
+      this.tagTypes.set(tag, zonk(t));
     }
     return tag;
   }

@@ -24,6 +24,7 @@ export function lowerProgram(program: TypedProgram, location: (offset: number) =
 
   const entry = new FnContext(state, 'main', false);
   const init = lowerStmts(program.topLevel, 0, null, entry, false);
+  if (state.anyDisplayUsed) state.fns.push(anyDisplayFn(state));
   return {
     fns: state.fns,
     globals: [...state.globals.values()],
@@ -70,6 +71,17 @@ function seq(effects: CExpr[], result: CExpr): CExpr {
 
 /** Statements `stmts[i..]` followed by `result` (or Unit). */
 function lowerStmts(stmts: TStmt[], i: number, result: TExpr | null, ctx: FnContext, tail: boolean): CExpr {
+  // A run of plain effects (expression statements, top-level lets, which are globals) becomes one
+  // flat `seq`, so a long script does not nest (and recurse) one level per statement.
+  const effects: CExpr[] = [];
+  for (; i < stmts.length; i++) {
+    const s = stmts[i]!;
+    const g = s.kind === 'let' ? ctx.state.globals.get(s.symbol.id) : undefined;
+    if (s.kind === 'expr') effects.push(lowerExpr(s.expr, ctx, false));
+    else if (s.kind === 'let' && g) effects.push({ k: 'setglobal', name: g.name, value: lowerExpr(s.value, ctx, false), repr: 'i64' });
+    else break;
+  }
+  if (effects.length) return seq(effects, lowerStmts(stmts, i, result, ctx, tail));
   if (i === stmts.length) return result ? lowerExpr(result, ctx, tail) : unit();
   const s = stmts[i]!;
   switch (s.kind) {
@@ -148,15 +160,76 @@ function display(v: CExpr, t: Type, state?: LowerState): CExpr {
       k: 'if', repr: 'ptr', cond: tagIs(1), then: callRuntime('osp_int_to_string', [word('i64')]),
       else: {
         k: 'if', repr: 'ptr', cond: tagIs(2), then: word('ptr'),
-        else: { k: 'if', repr: 'ptr', cond: tagIs(3), then: callRuntime('osp_bool_to_string', [word('i64')]), else: str('<value>') },
+        else: {
+          k: 'if', repr: 'ptr', cond: tagIs(3), then: callRuntime('osp_bool_to_string', [word('i64')]),
+          // Records and unions: the program's display function (anyDisplayFn), built once every
+          // boxed type is known.
+          else: { k: 'calldirect', fn: ANY_DISPLAY_FN, env: null, args: [box], tail: false, repr: 'ptr' },
+        },
       },
     };
+    state.anyDisplayUsed = true;
     return { k: 'let', id, value: v, body: chain, repr: 'ptr' };
   }
   if (isCon(t, 'String')) return v;
   if (isCon(t, 'Int')) return callRuntime('osp_int_to_string', [v]);
   if (isCon(t, 'Bool')) return callRuntime('osp_bool_to_string', [v]);
   return ice(`lowering: display of a non-displayable type reached lowering`);
+}
+
+const ANY_DISPLAY_FN = 'osp.any_display';
+
+/**
+ * `osp.any_display(box)`: the text of an `any` holding a record or union value (the other boxed
+ * types are handled inline by display()): `Red`, `Circle { radius: 2 }`; nested records and unions
+ * are shown the same way up to a small depth; other values as `<value>`.
+ */
+function anyDisplayFn(state: LowerState): CoreFn {
+  const boxId = state.temp();
+  const box: CExpr = { k: 'local', id: boxId, repr: 'ptr' };
+  let body: CExpr = str('<value>');
+  for (const [tag, t] of [...state.tagTypes].reverse()) {
+    const p = prune(t);
+    if (p.kind !== 'con' || !p.adt) continue;
+    body = {
+      k: 'if', repr: 'ptr',
+      cond: { k: 'prim', op: 'eq', repr: 'i1', args: [{ k: 'loadword', ptr: box, index: 0, repr: 'i64' }, { k: 'int', value: BigInt(tag), repr: 'i64' }] },
+      then: displayAdt({ k: 'loadword', ptr: box, index: 1, repr: 'ptr' }, p, state, 0),
+      else: body,
+    };
+  }
+  return { name: ANY_DISPLAY_FN, params: [{ id: boxId, repr: 'ptr' }], ret: 'ptr', body, loops: false };
+}
+
+function displayAdt(v: CExpr, t: Type & { kind: 'con' }, state: LowerState, depth: number): CExpr {
+  const adt = t.adt!;
+  const id = state.temp();
+  const val: CExpr = { k: 'local', id, repr: 'ptr' };
+  const concat = (a: CExpr, b: CExpr): CExpr => callRuntime('osp_string_concat', [a, b]);
+  let chain: CExpr = str('<value>');
+  for (const ctor of [...adt.ctors].reverse()) {
+    let text: CExpr = str(ctor.name);
+    if (ctor.fields.length > 0) {
+      ctor.fields.forEach((f, i) => {
+        const ft = prune(f.type.kind === 'param' ? (t.args[f.type.index] ?? f.type) : f.type);
+        const word: CExpr = { k: 'loadword', ptr: val, index: 1 + i, repr: reprOf(ft) };
+        let shown: CExpr;
+        if (ft.kind === 'con' && !ft.adt && ['Int', 'String', 'Bool'].includes(ft.name)) shown = display(word, ft);
+        else if (ft.kind === 'con' && ft.name === 'any') shown = display(word, ft, state);
+        else if (ft.kind === 'con' && ft.adt && depth < 3) shown = displayAdt(word, ft, state, depth + 1);
+        else shown = str('<value>');
+        text = concat(concat(text, str(`${i === 0 ? ' { ' : ', '}${f.name}: `)), shown);
+      });
+      text = concat(text, str(' }'));
+    }
+    chain = adt.ctors.length === 1 ? text : {
+      k: 'if', repr: 'ptr',
+      cond: { k: 'prim', op: 'eq', repr: 'i1', args: [{ k: 'loadword', ptr: val, index: 0, repr: 'i64' }, { k: 'int', value: BigInt(ctor.tag), repr: 'i64' }] },
+      then: text,
+      else: chain,
+    };
+  }
+  return { k: 'let', id, value: v, body: chain, repr: 'ptr' };
 }
 
 function str(value: string): CExpr {

@@ -7,7 +7,8 @@ import { RUNTIME_FUNCTIONS, type OspreyType, type RuntimeFunction } from '../../
 import { Bool, fnType, freshVar, Int, iteratorType, resultType, Str, Unit, type Type } from './types.ts';
 import type { BuiltinName } from './typed.ts';
 
-export type Capability = 'websocket' | 'http' | 'fs' | 'process' | 'ffi';
+/** 'sandbox' is removed only by --sandbox (fileExists, LANGUAGE.md §15.1). */
+export type Capability = 'websocket' | 'http' | 'fs' | 'process' | 'ffi' | 'sandbox';
 
 export interface BuiltinParam {
   name: string;
@@ -92,9 +93,6 @@ export function instantiateBuiltin(b: Builtin): { params: { name: string; type: 
  * reserved (they cannot be redefined) and a call reports that the function is not supported.
  */
 export const UNSUPPORTED_BUILTINS: ReadonlyMap<string, Capability | null> = new Map<string, Capability | null>([
-  ['input', null], ['length', null], ['contains', null], ['substring', null],
-  ['writeFile', 'fs'], ['readFile', 'fs'], ['deleteFile', 'fs'], ['createDirectory', 'fs'], ['fileExists', 'fs'],
-  ['spawnProcess', 'process'], ['awaitProcess', 'process'], ['cleanupProcess', 'process'],
   ['httpCreateServer', 'http'], ['httpListen', 'http'], ['httpStopServer', 'http'], ['httpCreateClient', 'http'],
   ['httpGet', 'http'], ['httpPost', 'http'], ['httpPut', 'http'], ['httpDelete', 'http'], ['httpRequest', 'http'],
   ['httpCloseClient', 'http'],

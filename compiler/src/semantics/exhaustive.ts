@@ -106,19 +106,52 @@ function missingCases(rows: SPat[][], t: Type): string[] {
 }
 
 export function checkExhaustiveness(program: TypedProgram, diags: DiagnosticBag): void {
+  // A pattern the checker rejected became `_`: coverage of its match would only be follow-on noise.
+  const earlier = diags.items.map((d) => d.span.start);
+  const patternHadError = (p: TPattern) => earlier.some((at) => at >= p.span.start && at < p.span.end);
   forEachExpr(program, (e) => {
     if (e.kind !== 'match') return;
     const t = prune(e.scrutinee.type);
     if (t.kind === 'error') return;
+    if (e.arms.some((a) => patternHadError(a.pattern))) return;
     const rows: SPat[][] = [];
-    for (const arm of e.arms) {
+    // A catch-all before other arms is reported once, at the catch-all (§5.4: REFC's
+    // `wildcard pattern must be the last arm`); an exact repeat is a duplicate arm.
+    let catchAll = -1;
+    let catchAllReported = false;
+    for (const [i, arm] of e.arms.entries()) {
       const row = [simplify(arm.pattern)];
       if (!useful(rows, row, [t])) {
+        const catcher = catchAll >= 0 ? e.arms[catchAll]! : undefined;
+        if (catcher) {
+          if (!catchAllReported) {
+            diags.error(Code.WildcardNotLast, catcher.pattern.span, 'wildcard pattern must be the last arm', {
+              label: 'this arm matches every value',
+              labels: [{ span: arm.pattern.span, message: 'so this arm can never be reached' }],
+              notes: ['hint: move the catch-all arm to the end of the match'],
+            });
+          }
+          catchAllReported = true;
+          rows.push(row);
+          continue;
+        }
+        const same = JSON.stringify(row);
+        const dup = rows.findIndex((r) => JSON.stringify(r) === same);
+        if (dup >= 0) {
+          diags.error(Code.DuplicateArm, arm.pattern.span, 'duplicate match arm', {
+            label: 'this pattern is already matched',
+            labels: [{ span: e.arms[dup]!.pattern.span, message: 'first matched here' }],
+            notes: ['hint: remove the repeated arm'],
+          });
+          rows.push(row);
+          continue;
+        }
         diags.error(Code.UnreachableArm, arm.pattern.span, 'unreachable match arm', {
           label: 'earlier arms already match every value this pattern matches',
           notes: ['hint: remove this arm, or move it before the arm that covers it'],
         });
       }
+      if (catchAll < 0 && row[0]!.kind === 'wild') catchAll = i;
       rows.push(row);
     }
     const missing = missingCases(rows, t);

@@ -4,7 +4,7 @@
 // which unifies with anything, so one mistake is reported once. Exhaustiveness is a separate pass
 // (exhaustive.ts) over this pass's output.
 
-import { closestName, Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { closestName, Code, type DiagnosticBag, type Label } from '../diagnostics/diagnostic.ts';
 import { joinSpans, type Span } from '../source.ts';
 import type { Arg, Expr, ExternDecl, FieldInit, FnDecl, ModuleDecl, Ident, MatchArm, Program, Stmt } from '../syntax/ast.ts';
 import { arithmeticIsString, paramRule, returnRule } from './annotations.ts';
@@ -231,9 +231,11 @@ class Checker {
     return s;
   }
 
-  private mismatch(span: Span, expected: Type, found: Type, context?: string): void {
+  private mismatch(span: Span, expected: Type, found: Type, context?: string, origin?: Label): void {
     this.diags.error(Code.TypeMismatch, span, `type mismatch: expected ${showType(expected)}, found ${showType(found)}${context ? ' ' + context : ''}`, {
       label: `this is ${withArticle(showType(found))}`,
+      labels: origin ? [origin] : [],
+      notes: resultAsPayloadHint(found, expected),
     });
   }
 
@@ -249,8 +251,8 @@ class Checker {
   }
 
   /** Unifies the expression's type with `expected`, reporting a mismatch at the expression. */
-  private expect(e: TExpr, expected: Type, context?: string): void {
-    if (!unify(e.type, expected)) this.mismatch(e.span, zonk(expected), zonk(e.type), context);
+  private expect(e: TExpr, expected: Type, context?: string, origin?: Label): void {
+    if (!unify(e.type, expected)) this.mismatch(e.span, zonk(expected), zonk(e.type), context, origin);
   }
 
   private instantiateAdt(adt: AdtInfo): { type: Type; args: Type[] } {
@@ -408,7 +410,7 @@ class Checker {
           this.diags.error(Code.TypeMismatch, value.span, `cannot assign 'any' to '${showType(annotated)}' without pattern matching`, {
             notes: ['hint: match it with type patterns: `match v { n: Int => … _ => … }`'],
           });
-        } else if (annotated) this.expect(value, annotated);
+        } else if (annotated) this.expect(value, annotated, undefined, { span: s.type!.span, message: `expected ${showType(zonk(annotated))} because of this annotation` });
         const sym = this.symbol(s.name.name, scope.topLevel ? 'global' : 'local', annotated ?? value.type, s.name.span);
         if (value.kind === 'var') {
           const c = refinedCtor.get(value.symbol);
@@ -452,8 +454,11 @@ class Checker {
     }
   }
 
-  /** Statements of a block: consecutive `fn` declarations form one mutually recursive group. */
-  private checkBlockStmts(stmts: Stmt[], scope: Scope): TStmt[] {
+  /** Statements of a block: consecutive `fn` declarations form one mutually recursive group.
+   *  A nested `fn` used before its declaration is hoisted (§2.1) to just before the first
+   *  statement of the block that mentions it, joining any group there. */
+  private checkBlockStmts(written: Stmt[], scope: Scope): TStmt[] {
+    const stmts = hoistNestedFns(written);
     const out: TStmt[] = [];
     for (let i = 0; i < stmts.length; ) {
       const s = stmts[i]!;
@@ -600,7 +605,7 @@ class Checker {
     }
     const builtin = this.builtins.get(name);
     if (builtin) return this.builtinAsValue(builtin, span, hint);
-    const guess = closestName(name, [...scope.names(), ...this.types.ctors.keys()]);
+    const guess = closestName(name, [...scope.names(), ...this.types.ctors.keys(), ...this.builtins.keys()]);
     this.diags.error(Code.UnknownName, span, `undefined variable '${name}'`, {
       label: 'not found in this scope',
       notes: guess ? [`hint: did you mean '${guess}'?`] : [],
@@ -682,6 +687,7 @@ class Checker {
         this.diags.error(Code.BadOperand, x.span, `'${e.op}' needs ${what}, but this is ${withArticle(showType(zonk(x.type)))}`, {
           label: `this is ${withArticle(showType(zonk(x.type)))}`,
           labels: [{ span: e.opSpan, message: 'operator' }],
+          notes: resultAsPayloadHint(zonk(x.type), t),
         });
         return false;
       }
@@ -697,8 +703,8 @@ class Checker {
       case '>':
       case '<=':
       case '>=':
-        need(left, Int, 'Int operands');
-        need(right, Int, 'Int operands');
+        // One report per operator: `"a" < "b"` is one mistake, not two.
+        if (need(left, Int, 'Int operands')) need(right, Int, 'Int operands');
         return mk(Bool);
       case '==':
       case '!=':
@@ -733,8 +739,7 @@ class Checker {
         return mk(t);
       }
       default:
-        need(left, Int, 'Int operands');
-        need(right, Int, 'Int operands');
+        if (need(left, Int, 'Int operands')) need(right, Int, 'Int operands');
         return mk(Int);
     }
   }
@@ -828,34 +833,38 @@ class Checker {
     }
     const out: number[] = [];
     const seen = new Set<number>();
-    let ok = true;
     for (const a of args) {
       const idx = paramNames.indexOf(a.name!.name);
-      if (idx < 0) {
-        const guess = closestName(a.name!.name, paramNames);
-        this.diags.error(Code.UnknownArgument, a.name!.span, `'${fname}' has no parameter named '${a.name!.name}'`, {
-          notes: guess ? [`hint: did you mean '${guess}'?`] : [`note: parameters: ${paramNames.join(', ') || '(none)'}`],
+      if (idx >= 0 && seen.has(idx)) {
+        this.diags.error(Code.ArgumentCount, a.name!.span, `the argument '${a.name!.name}' is given twice`, {
+          label: 'given again here',
+          labels: [{ span: args.find((b) => b.name!.name === a.name!.name)!.name!.span, message: 'first given here' }],
         });
-        ok = false;
-        continue;
+        return null;
       }
-      if (seen.has(idx)) {
-        this.diags.error(Code.ArgumentCount, a.name!.span, `the argument '${a.name!.name}' is given twice`);
-        ok = false;
-        continue;
-      }
-      seen.add(idx);
+      if (idx >= 0) seen.add(idx);
       out.push(idx);
     }
-    if (!ok) return null;
-    if (args.length !== n && seen.size === args.length && args.length > n) {
-      this.diags.error(Code.ArgumentCount, argsSpan, `function expects different number of arguments ${fname} expects ${n} arguments, got ${args.length}`);
+    const unknown = args.filter((_, i) => out[i]! < 0).map((a) => a.name!);
+    const missing = paramNames.filter((_, i) => !seen.has(i));
+    const listed = `note: the parameters of '${fname}' are ${paramNames.join(', ') || '(none)'}`;
+    // REFC's texts (§4.3): the count first, then the first parameter not supplied, where an
+    // unknown name counts as missing.
+    if (args.length !== n) {
+      this.diags.error(Code.ArgumentCount, argsSpan, `function expects different number of arguments ${fname} expects ${n} arguments, got ${args.length}`, {
+        notes: [
+          ...unknown.map((u) => `note: '${fname}' has no parameter named '${u.name}'`),
+          missing.length ? `hint: add ${missing.map((m) => `${m}: …`).join(', ')}` : listed,
+        ],
+      });
       return null;
     }
-    const missing = paramNames.filter((_, i) => !seen.has(i));
     if (missing.length) {
-      this.diags.error(Code.MissingArgument, argsSpan, `missing argument for parameter ${missing[0]} in function ${fname}`, {
-        notes: [`hint: add ${missing.map((m) => `${m}: …`).join(', ')}`],
+      const u = unknown[0]!;
+      const guess = closestName(u.name, missing);
+      this.diags.error(Code.UnknownArgument, u.span, `missing argument for parameter ${missing[0]} in function ${fname}`, {
+        label: `'${fname}' has no parameter named '${u.name}'`,
+        notes: [guess ? `hint: did you mean '${guess}'?` : listed],
       });
       return null;
     }
@@ -866,7 +875,7 @@ class Checker {
   /** Checks arguments against parameter types; on a failed match the arguments are still checked. */
   private checkArgs(
     fname: string,
-    params: { name: string; type: Type | 'display' }[],
+    params: { name: string; type: Type | 'display'; span?: Span }[],
     args: Arg[],
     indices: number[] | null,
     scope: Scope,
@@ -894,6 +903,8 @@ class Checker {
         const want = showType(zonk(ptype));
         this.diags.error(Code.ArgumentType, value.span, `this argument is ${withArticle(found)}, but '${fname}' needs ${article(want)} ${want} for '${p!.name}'`, {
           label: found,
+          labels: p!.span ? [{ span: p!.span, message: `'${p!.name}' is declared ${want} here` }] : [],
+          notes: resultAsPayloadHint(zonk(value.type), zonk(ptype)),
         });
       }
       out.push({ index: idx, value });
@@ -915,7 +926,7 @@ class Checker {
         const fn = sym.fn;
         const names = fn.params.map((p) => p.name);
         const indices = this.matchArgs('user', name, names, this.namePiped(args, piped, names), span, argsSpan);
-        const targs = this.checkArgs(name, fn.params.map((p) => ({ name: p.name, type: p.type })), args, indices, scope);
+        const targs = this.checkArgs(name, fn.params.map((p) => ({ name: p.name, type: p.type, span: p.span })), args, indices, scope);
         const callee = this.node({ kind: 'var', symbol: sym, type: sym.type, span: calleeExpr.span });
         return this.node({ kind: 'call', callee, args: targs, type: indices ? fn.returnType : ErrorType, span });
       }
@@ -1150,8 +1161,44 @@ class Checker {
 
 }
 
+/** §6.2: a Result is never its payload; when one is used as such, say how to get at the payload. */
+function resultAsPayloadHint(found: Type, expected: Type): string[] {
+  const f = prune(found);
+  if (!isCon(f, 'Result') || isCon(expected, 'Result')) return [];
+  return ['hint: a Result is not its value: match it first, `match r { Success { value } => … Error { message } => … }`'];
+}
+
 /** Where to point when a body has the wrong type: the value-producing expression. */
 function bodyResultSpan(e: TExpr): Span {
   if (e.kind === 'block' && e.result) return bodyResultSpan(e.result);
   return e.span;
+}
+
+/** Whether an identifier expression named `name` occurs anywhere inside `node` (untyped AST). */
+function mentions(node: unknown, name: string): boolean {
+  if (node === null || typeof node !== 'object') return false;
+  if (Array.isArray(node)) return node.some((n) => mentions(n, name));
+  const o = node as { kind?: unknown; name?: unknown };
+  if (o.kind === 'ident' && o.name === name) return true;
+  for (const [k, v] of Object.entries(node)) if (k !== 'span' && typeof v === 'object' && mentions(v, name)) return true;
+  return false;
+}
+
+/** §2.1 hoisting inside a block: each `fn` mentioned by an earlier statement moves up to just
+ *  before the first such statement (so it joins a group of fns declared there). */
+function hoistNestedFns(stmts: Stmt[]): Stmt[] {
+  if (!stmts.some((s) => s.kind === 'fn')) return stmts;
+  let out = [...stmts];
+  for (const decl of stmts) {
+    if (decl.kind !== 'fn') continue;
+    const at = out.indexOf(decl);
+    const first = out.findIndex((s, i) => i < at && s !== decl && mentions(s, decl.name.name));
+    if (first < 0) continue;
+    out = out.filter((s) => s !== decl);
+    // Join the group of consecutive fns just before `first`, if any.
+    let pos = first;
+    while (pos > 0 && out[pos - 1]!.kind === 'fn') pos--;
+    out.splice(pos, 0, decl);
+  }
+  return out;
 }

@@ -54,6 +54,15 @@ export class PatternChecker {
         if (ctor) return this.ctorPattern(p, ctor, t, [], null, scope);
         const rtag = this.resultCtor(p.name.name);
         if (rtag !== undefined) return this.resultPattern(p, rtag, t, null, scope);
+        // An upper-case name against a union is a misspelt or foreign variant, not a binder (§5.4).
+        const rt = prune(t);
+        if (/^[A-Z]/.test(p.name.name) && rt.kind === 'con' && rt.adt && rt.adt.ctors.length > 1) {
+          const guess = closestName(p.name.name, rt.adt.ctors.map((c) => c.name));
+          this.diags.error(Code.InvalidPattern, p.span, `unknown variant '${p.name.name}' in match expression for type '${rt.adt.name}': unknown variant in match expression`, {
+            notes: [guess ? `hint: did you mean '${guess}'?` : `note: ${rt.adt.name} has ${rt.adt.ctors.map((c) => c.name).join(', ')}`],
+          });
+          return { kind: 'wild', span: p.span };
+        }
         return this.bind({ name: p.name.name, span: p.name.span }, t, scope);
       }
       case 'ctorBinder': {

@@ -103,6 +103,10 @@ export class TypeEnv {
   resolve(t: TypeExpr, params: ReadonlyMap<string, Type> = new Map()): Type {
     if (t.kind === 'fn') return fnType(t.params.map((p) => this.resolve(p, params)), this.resolve(t.ret, params));
     const name = t.name.name;
+    // `List<T, N>`: N is an integer literal; the length is not part of the static type.
+    if (name === 'List' && t.args.length === 2 && t.args[1]!.kind === 'named' && /^[0-9]+$/.test(t.args[1]!.name.name)) {
+      return listType(this.resolve(t.args[0]!, params));
+    }
     const args = t.args.map((a) => this.resolve(a, params));
     const arity = (n: number): boolean => {
       if (args.length === n) return true;
@@ -129,7 +133,7 @@ export class TypeEnv {
       this.diags.error(Code.Unsupported, t.span, `the type '${name}' is not supported by this compiler yet`);
       return ErrorType;
     }
-    const candidates = [...this.adts.keys(), ...this.aliases.keys(), 'Int', 'String', 'Bool', 'Unit', 'Result'];
+    const candidates = [...this.adts.keys(), ...this.aliases.keys(), 'Int', 'String', 'Bool', 'Unit', 'Result', 'List', 'Iterator', 'any'];
     const guess = closestName(name, candidates);
     this.diags.error(Code.UnknownType, t.name.span, `unknown type '${name}'`, {
       label: 'not a type in scope',

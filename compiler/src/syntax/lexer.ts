@@ -149,8 +149,9 @@ function lexString(text: string, start: number, to: number, diags: DiagnosticBag
         diags.error(Code.UnterminatedInterpolation, span(i, i + 2), 'unterminated `${` in string literal', {
           label: 'no closing `}`',
         });
+        // The string cannot end either: one error for the one mistake.
         i = to;
-        continue;
+        break;
       }
       const tokens = lex(text, diags, i + 2, j);
       parts.push({ kind: 'expr', tokens, span: span(i + 2, j) });

@@ -19,6 +19,17 @@ import { describeToken, type Punct, type Token } from './token.ts';
 
 class ParseError extends Error {}
 
+/**
+ * Deeper than this the later passes (all recursive over the tree) could exhaust the stack, so
+ * the parser stops with one diagnostic instead (a stack overflow would be an internal error).
+ * Every nesting level counts — brackets, blocks, lambdas, matches, unary operators, types,
+ * patterns — and so does every operator of a chain (`a + b + c` is a tree two levels deep).
+ */
+export const MAX_NESTING = 256;
+
+/** Thrown once the limit is reached: fatal, never caught by error recovery or speculation. */
+class NestingLimit extends Error {}
+
 const INT64_MAX = (1n << 63n) - 1n;
 
 /** Binary operator levels, loosest first (§4.1 with the REC && and ||). */
@@ -32,7 +43,12 @@ const BINARY_LEVELS: readonly (readonly BinaryOp[])[] = [
 
 export function parseProgram(tokens: Token[], diags: DiagnosticBag): Program {
   const p = new Parser(dropStrayDocComments(tokens), diags);
-  return { stmts: p.parseStatements('eof') };
+  try {
+    return { stmts: p.parseStatements('eof') };
+  } catch (e) {
+    if (!(e instanceof NestingLimit)) throw e;
+    return { stmts: [] };
+  }
 }
 
 /**
@@ -56,6 +72,8 @@ class Parser {
   private inArm = false;
   /** Set while parsing a match scrutinee (see the header comment). */
   private inScrutinee = false;
+  /** Current tree depth (see MAX_NESTING). */
+  depth = 0;
 
   constructor(
     private readonly tokens: Token[],
@@ -114,8 +132,22 @@ class Parser {
   private isFieldNameToken(t: Token): boolean {
     return t.kind === 'ident' || t.kind === 'keyword';
   }
+  /** One level deeper; past MAX_NESTING, reports once and abandons the parse. */
+  private enter(): void {
+    if (++this.depth <= MAX_NESTING) return;
+    this.diags.error(Code.Syntax, this.peek().span, `this program is nested too deeply: more than ${MAX_NESTING} levels`, {
+      label: 'the limit is reached here',
+      notes: ['note: each bracket, block, lambda, match, unary operator and each operator of a chain is one level',
+        'hint: split the expression with `let` bindings or helper functions'],
+    });
+    throw new NestingLimit();
+  }
+
   private fail(message: string, at: Span = this.peek().span, notes: string[] = []): never {
-    this.diags.error(Code.Syntax, at, message, { notes });
+    // An unterminated string ran to the end of the file: "found end of file" would be its echo.
+    const echo = this.peek().kind === 'eof' && at.start >= this.peek().span.start &&
+      this.diags.items.some((d) => d.code === Code.UnterminatedString || d.code === Code.UnterminatedInterpolation);
+    if (!echo) this.diags.error(Code.Syntax, at, message, { notes });
     throw new ParseError(message);
   }
   private prevEnd(): number {
@@ -131,10 +163,12 @@ class Parser {
     const mark = this.diags.mark();
     const arm = this.inArm;
     const scr = this.inScrutinee;
+    const depth = this.depth;
     try {
       return f();
     } catch (e) {
       if (!(e instanceof ParseError)) throw e;
+      this.depth = depth;
       this.pos = save;
       this.diags.rollback(mark);
       this.inArm = arm;
@@ -167,11 +201,13 @@ class Parser {
       if (t.kind === 'eof') break;
       if (until === '}' && this.isPunct(t, '}')) break;
       const start = this.pos;
+      const depth = this.depth;
       try {
         const s = this.parseStatement();
         if (s) stmts.push(s);
       } catch (e) {
         if (!(e instanceof ParseError)) throw e;
+        this.depth = depth;
         this.synchronize(start, until);
       }
     }
@@ -366,6 +402,15 @@ class Parser {
   // ---- types ---------------------------------------------------------------------------------
 
   parseType(): TypeExpr {
+    this.enter();
+    try {
+      return this.parseTypeAt();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private parseTypeAt(): TypeExpr {
     const t = this.peek();
     const start = t.span.start;
     // `(A, B) -> R` and the WebSocket chapter's `fn(A, B) -> R` are the same type (§6.4).
@@ -385,7 +430,15 @@ class Parser {
     const args: TypeExpr[] = [];
     if (this.atPunct('<')) {
       this.next();
-      do args.push(this.parseType()); while (this.eatPunct(','));
+      do {
+        // `List<T, N>` (§6.1): the length argument is an integer literal, kept as a named type
+        // whose name is its digits (resolve.ts accepts it only there).
+        const n = this.peek();
+        if (n.kind === 'int') {
+          this.next();
+          args.push({ kind: 'named', name: { name: n.text, span: n.span }, args: [], span: n.span });
+        } else args.push(this.parseType());
+      } while (this.eatPunct(','));
       this.expectPunct('>', 'to close the type arguments');
     }
     return { kind: 'named', name, args, span: this.spanFrom(start) };
@@ -403,6 +456,15 @@ class Parser {
   }
 
   private parseMatch(): Expr {
+    this.enter();
+    try {
+      return this.parseMatchAt();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private parseMatchAt(): Expr {
     const kw = this.next();
     const scrutinee = this.nested(() => {
       this.inScrutinee = true;
@@ -435,13 +497,19 @@ class Parser {
     if (level >= BINARY_LEVELS.length) return this.parseUnary();
     const ops = BINARY_LEVELS[level]!;
     let left = this.parseBinary(level + 1);
-    while (true) {
-      const t = this.peek();
-      if (t.kind !== 'punct' || !(ops as readonly string[]).includes(t.text)) break;
-      if (this.inArm && this.startsNextArm(level)) break;
-      this.next();
-      const right = this.parseBinary(level + 1);
-      left = { kind: 'binary', op: t.text as BinaryOp, opSpan: t.span, left, right, span: joinSpans(left.span, right.span) };
+    const depth = this.depth;
+    try {
+      while (true) {
+        const t = this.peek();
+        if (t.kind !== 'punct' || !(ops as readonly string[]).includes(t.text)) break;
+        if (this.inArm && this.startsNextArm(level)) break;
+        this.next();
+        this.enter(); // the chain so far is one level deeper
+        const right = this.parseBinary(level + 1);
+        left = { kind: 'binary', op: t.text as BinaryOp, opSpan: t.span, left, right, span: joinSpans(left.span, right.span) };
+      }
+    } finally {
+      this.depth = depth;
     }
     return left;
   }
@@ -459,6 +527,15 @@ class Parser {
   }
 
   private parseUnary(): Expr {
+    this.enter();
+    try {
+      return this.parseUnaryAt();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private parseUnaryAt(): Expr {
     const t = this.peek();
     if (t.kind === 'punct' && (t.text === '-' || t.text === '+' || t.text === '!')) {
       this.next();
@@ -483,10 +560,16 @@ class Parser {
 
   private parsePipe(): Expr {
     let value = this.parsePostfix();
-    while (this.atPunct('|>')) {
-      this.next();
-      const target = this.parsePostfix();
-      value = { kind: 'pipe', value, target, span: joinSpans(value.span, target.span) };
+    const depth = this.depth;
+    try {
+      while (this.atPunct('|>')) {
+        this.next();
+        this.enter();
+        const target = this.parsePostfix();
+        value = { kind: 'pipe', value, target, span: joinSpans(value.span, target.span) };
+      }
+    } finally {
+      this.depth = depth;
     }
     return value;
   }
@@ -495,8 +578,10 @@ class Parser {
   private parsePostfix(): Expr {
     let e = this.parsePrimary();
     let called = false;
+    const depth = this.depth; // restored on return; error recovery restores it otherwise
     while (true) {
       if (this.atPunct('.') && this.isFieldNameToken(this.peek(1))) {
+        this.enter();
         this.next();
         const name = this.expectFieldName();
         e = { kind: 'field', object: e, name, span: joinSpans(e.span, name.span) };
@@ -511,6 +596,7 @@ class Parser {
         called = true;
         continue;
       }
+      this.depth = depth;
       return e;
     }
   }
@@ -605,6 +691,7 @@ class Parser {
         continue;
       }
       const sub = new Parser(p.tokens, this.diags);
+      sub.depth = this.depth;
       try {
         if (sub.peek().kind === 'eof') sub.fail('empty `${}` in string literal', p.span);
         const expr = sub.parseExpr();
@@ -612,6 +699,9 @@ class Parser {
         parts.push({ kind: 'expr', expr, span: p.span });
       } catch (e) {
         if (!(e instanceof ParseError)) throw e;
+        // The sub-parser's end of input is the `}` that closes `${…}`, not the end of the file.
+        const last = this.diags.items[this.diags.items.length - 1];
+        if (last) last.message = last.message.replace('found end of file', 'found the `}` that ends `${…}`');
         parts.push({ kind: 'text', value: '', span: p.span });
       }
     }
@@ -714,6 +804,15 @@ class Parser {
   }
 
   parsePattern(): Pattern {
+    this.enter();
+    try {
+      return this.parsePatternAt();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private parsePatternAt(): Pattern {
     const t = this.peek();
     const start = t.span.start;
     if (t.kind === 'underscore') {

@@ -1,0 +1,247 @@
+/**
+ * Front-end fuzzing, shared by tests/compiler/robustness-fuzz.test.ts (seeded, bounded, in CI)
+ * and scripts/fuzz-compiler.ts (the same generators for as long as you like).
+ *
+ * Every case is a source text fed in-process to the driver (`checkSource`, then IR emission when
+ * the program checks: no linking). The contract for ANY input, however broken:
+ *
+ *   * no exception escapes (an InternalCompilerError, a TypeError, a stack overflow: all failures);
+ *   * it finishes within a time budget (default 2 s);
+ *   * the outcome has exit-status-1 semantics: either the program checks (and its IR is emitted),
+ *     or there is at least one diagnostic, every diagnostic is an error with a code and a span
+ *     inside the file, and the renderer draws all of them.
+ *
+ * Seeds are explicit, so a failure prints a seed and a case number that reproduce it exactly.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkSource, emitTyped, renderErrors } from '../../compiler/src/driver.ts';
+import { SourceFile } from '../../compiler/src/source.ts';
+import { listFiles } from './helpers.ts';
+
+const HERE = import.meta.dirname;
+
+/** Every golden program and every diagnostics program: the seeds that mutations start from. */
+export function corpus(): { name: string; text: string }[] {
+  const files = [...listFiles(join(HERE, '..', 'programs'), '.osp'), ...listFiles(join(HERE, 'diagnostics'), '.osp')];
+  return files.map((f) => ({ name: f.slice(join(HERE, '..', '..').length + 1), text: readFileSync(f, 'utf8') }));
+}
+
+/** mulberry32: small, fast, good enough for choosing mutations. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Rand = () => number;
+const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+const int = (r: Rand, lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));
+
+/** A rough Osprey tokenizer, good enough to cut a program into pieces that mutations move. */
+export function roughTokens(text: string): string[] {
+  return text.match(/"(?:[^"\\]|\\.)*"?|\/\/[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[0-9]+|\|>|=>|->|==|!=|<=|>=|&&|\|\||\s+|./gs) ?? [];
+}
+
+/** Tokens random streams and insertions are drawn from: every keyword, operator and literal form. */
+export const VOCABULARY: readonly string[] = [
+  'fn', 'let', 'mut', 'type', 'match', 'extern', 'import', 'module', 'where', 'if', 'else', 'true', 'false',
+  'spawn', 'yield', 'await', 'select', 'fiber', 'channel', 'send', 'recv',
+  'print', 'toString', 'range', 'forEach', 'map', 'filter', 'fold', 'sleep', 'websocketConnect',
+  'websocketSend', 'Success', 'Error', 'Ok', 'Err', 'Result', 'Int', 'String', 'Bool', 'Unit', 'any', 'List',
+  'x', 'y', 'main', 'f', 'Point', 'Red', '_', '_tmp',
+  '0', '1', '42', '9223372036854775807', '9223372036854775808', '"s"', '"a${x}b"', '"${"', '"\\q"', '"',
+  '|>', '=>', '->', '==', '!=', '<=', '>=', '&&', '||', '=', '!', '%', '+', '-', '*', '/', '<', '>', ':', ',',
+  '.', '|', '(', ')', '{', '}', '[', ']', ';', '&', '$', '#', '@', '\\', "'", '///', '// c', '\n', ' ',
+];
+
+const RANDOM_CHARS = '(){}[]<>=!|&+-*/%:;,."\'\\$_#@~`^?aZ09 \n\t\u00e9\u{1F600}\u0000';
+
+export type Mutation = (text: string, r: Rand) => string;
+
+const MUTATIONS: Record<string, Mutation> = {
+  deleteToken(text, r) {
+    const t = roughTokens(text);
+    if (t.length) t.splice(int(r, 0, t.length - 1), int(r, 1, 3));
+    return t.join('');
+  },
+  duplicateToken(text, r) {
+    const t = roughTokens(text);
+    if (t.length) {
+      const i = int(r, 0, t.length - 1);
+      t.splice(i, 0, ...t.slice(i, i + int(r, 1, 4)));
+    }
+    return t.join('');
+  },
+  swapTokens(text, r) {
+    const t = roughTokens(text);
+    if (t.length > 1) {
+      const i = int(r, 0, t.length - 1);
+      const j = int(r, 0, t.length - 1);
+      [t[i], t[j]] = [t[j]!, t[i]!];
+    }
+    return t.join('');
+  },
+  insertToken(text, r) {
+    const t = roughTokens(text);
+    t.splice(int(r, 0, t.length), 0, pick(r, VOCABULARY));
+    return t.join('');
+  },
+  insertChars(text, r) {
+    const at = int(r, 0, text.length);
+    let s = '';
+    for (let n = int(r, 1, 6); n > 0; n--) s += pick(r, [...RANDOM_CHARS]);
+    return text.slice(0, at) + s + text.slice(at);
+  },
+  truncate(text, r) {
+    return text.slice(0, int(r, 0, text.length));
+  },
+  nestDeeply(text, r) {
+    const depth = pick(r, [50, 500, 3000]);
+    const [open, close] = pick(r, [['(', ')'], ['{ ', ' }'], ['[', ']'], ['match 1 { _ => ', ' }'], ['fn() => ', ''], ['-', ''], ['!', '']]);
+    const inner = `${open.repeat(depth)}1${close.repeat(depth)}`;
+    const t = roughTokens(text);
+    const nums = t.map((x, i) => (/^[0-9]+$/.test(x) ? i : -1)).filter((i) => i >= 0);
+    if (nums.length) t[pick(r, nums)] = inner;
+    else t.push(`\nlet deep = ${inner}\n`);
+    return t.join('');
+  },
+  hugeLiteral(text, r) {
+    const t = roughTokens(text);
+    const big = pick(r, ['9'.repeat(int(r, 19, 5000)), '0'.repeat(int(r, 1, 5000)), '9223372036854775808', '18446744073709551616']);
+    const nums = t.map((x, i) => (/^[0-9]+$/.test(x) ? i : -1)).filter((i) => i >= 0);
+    if (nums.length) t[pick(r, nums)] = big;
+    else t.push(`\nprint(${big})\n`);
+    return t.join('');
+  },
+  longLine(text, r) {
+    const n = int(r, 10_000, 100_000);
+    const line = pick(r, [
+      `let s = "${'x'.repeat(n)}"`,
+      `print(${Array.from({ length: n / 10 }, () => '1').join(' + ')})`,
+      `// ${'c'.repeat(n)}`,
+      `let xs = [${Array.from({ length: n / 10 }, (_, i) => String(i)).join(', ')}]`,
+      `print("${'${x}'.repeat(n / 50)}")`,
+    ]);
+    const lines = text.split('\n');
+    lines.splice(int(r, 0, lines.length), 0, line);
+    return lines.join('\n');
+  },
+};
+
+export const MUTATION_NAMES = Object.keys(MUTATIONS);
+
+/** One to three mutations of `text`; returns the new text and what was done. */
+export function mutate(text: string, r: Rand): { text: string; applied: string[] } {
+  const applied: string[] = [];
+  for (let n = int(r, 1, 3); n > 0; n--) {
+    const name = pick(r, MUTATION_NAMES);
+    text = MUTATIONS[name]!(text, r);
+    applied.push(name);
+  }
+  return { text, applied };
+}
+
+/** A purely random token stream. */
+export function randomTokens(r: Rand): string {
+  const out: string[] = [];
+  for (let n = int(r, 1, 200); n > 0; n--) {
+    out.push(pick(r, VOCABULARY));
+    if (r() < 0.6) out.push(r() < 0.8 ? ' ' : '\n');
+  }
+  return out.join('');
+}
+
+/** Hand-written extremes that must give a diagnostic (or compile), never crash or hang. */
+export function extremes(): { name: string; text: string }[] {
+  const N = 10_000;
+  return [
+    { name: `${N} nested parentheses`, text: `let x = ${'('.repeat(N)}1${')'.repeat(N)}\nprint(x)\n` },
+    { name: `${N} unclosed parentheses`, text: `let x = ${'('.repeat(N)}1\n` },
+    { name: `${N} nested blocks`, text: `let x = ${'{ '.repeat(N)}1${' }'.repeat(N)}\n` },
+    { name: `${N} nested lists`, text: `let x = ${'['.repeat(N)}1${']'.repeat(N)}\n` },
+    { name: `${N} nested lambdas`, text: `let f = ${'fn() => '.repeat(N)}1\n` },
+    { name: `${N} nested matches`, text: `let x = ${'match 1 { _ => '.repeat(N)}1${' }'.repeat(N)}\n` },
+    { name: `${N} unary minus`, text: `let x = ${'-'.repeat(N)}1\n` },
+    { name: `${N} negations`, text: `let x = ${'!'.repeat(N)}true\n` },
+    { name: `${N} nested calls`, text: `fn f(n: Int) -> Int = n\nprint(${'f('.repeat(N)}1${')'.repeat(N)})\n` },
+    { name: `${N} nested type arguments`, text: `let x: ${'List<'.repeat(N)}Int${'>'.repeat(N)} = 1\n` },
+    { name: `${N} nested function types`, text: `fn f(g: ${'('.repeat(N)}Int${')'.repeat(N)}) -> Int = 1\n` },
+    { name: `${N} nested patterns`, text: `let x = match Success(1) {\n  ${'Success('.repeat(N)}_${')'.repeat(N)} => 1\n  _ => 2\n}\n` },
+    { name: `${N} nested interpolations`, text: `let x = ${'"${'.repeat(200)}1${'}"'.repeat(200)}\n` },
+    { name: '100,000-term sum', text: `print(${Array.from({ length: 100_000 }, () => '1').join(' + ')})\n` },
+    { name: '100,000-term pipe', text: `print(1 ${'|> toString '.repeat(20_000)})\n` },
+    { name: '20,000-element list', text: `let xs = [${Array.from({ length: 20_000 }, (_, i) => String(i)).join(', ')}]\n` },
+    { name: '20,000 statements', text: Array.from({ length: 20_000 }, (_, i) => `let v${i} = ${i}`).join('\n') + '\n' },
+    { name: '1 MB line', text: `let s = "${'x'.repeat(1_000_000)}"\nprint(s)\n` },
+    { name: 'huge integer literal', text: `print(${'9'.repeat(100_000)})\n` },
+    { name: 'only a quote', text: '"' },
+    { name: 'empty file', text: '' },
+    { name: 'NUL bytes', text: 'let x = 1\u0000\u0000print(x)\n' },
+    { name: 'lone surrogate', text: 'print("\uD800")\n' },
+    { name: 'CRLF and tabs', text: 'let x = 1\r\n\tprint(x)\r\n' },
+  ];
+}
+
+export interface Outcome {
+  ok: boolean;
+  /** Why the case failed (empty when ok). */
+  failure: string;
+  ms: number;
+  compiled: boolean;
+}
+
+/** Runs one input through the front end and IR emission and checks the contract above. */
+export function runCase(text: string, budgetMs = 2000): Outcome {
+  const start = performance.now();
+  let failure = '';
+  let compiled = false;
+  try {
+    const file = new SourceFile('fuzz.osp', text);
+    const r = checkSource(file);
+    if (r.typed) {
+      compiled = true;
+      const ir = emitTyped(file, r.typed).print();
+      if (!ir.includes('define')) failure = 'a checked program produced no function definitions';
+    } else if (r.diagnostics.length === 0) {
+      failure = 'the program failed to check without any diagnostic';
+    } else {
+      for (const d of r.diagnostics) {
+        if (d.severity !== 'error') failure ||= `a failed check reported a ${d.severity}`;
+        if (!/^E\d{4}$/.test(d.code)) failure ||= `diagnostic without a code: ${d.message}`;
+        if (!(d.span.start >= 0 && d.span.end >= d.span.start && d.span.start <= text.length && d.span.end <= text.length)) {
+          failure ||= `diagnostic span [${d.span.start}, ${d.span.end}) is outside the file (${text.length} chars): ${d.message}`;
+        }
+      }
+      if (!failure && !renderErrors(r).includes('error: could not compile')) failure = 'rendering lost the summary line';
+    }
+  } catch (e) {
+    failure = e instanceof Error ? `${e.name}: ${e.message}\n${(e.stack ?? '').split('\n').slice(1, 6).join('\n')}` : String(e);
+  }
+  const ms = performance.now() - start;
+  if (!failure && ms > budgetMs) failure = `took ${ms.toFixed(0)} ms (budget ${budgetMs} ms)`;
+  return { ok: !failure, failure, ms, compiled };
+}
+
+export interface FuzzCase {
+  name: string;
+  text: string;
+}
+
+/** The cases of one seeded round: every corpus program mutated `perProgram` times, plus `streams`
+ *  random token streams. Deterministic for a given seed. */
+export function* fuzzCases(seed: number, perProgram: number, streams: number): Generator<FuzzCase> {
+  const r = rng(seed);
+  for (const p of corpus()) {
+    for (let k = 0; k < perProgram; k++) {
+      const m = mutate(p.text, r);
+      yield { name: `${p.name} #${k} [${m.applied.join(', ')}]`, text: m.text };
+    }
+  }
+  for (let k = 0; k < streams; k++) yield { name: `random token stream #${k}`, text: randomTokens(r) };
+}
