@@ -34,6 +34,10 @@ char *osp_gc_strndup(const char *bytes, size_t len);
 #define OSP_MAX_SHUTDOWN_HOOKS 8
 void osp_rt_at_shutdown(void (*hook)(void));
 
+/* Once per process, before the first runtime thread starts: SIGTERM and SIGINT (when they have
+ * their default disposition) trigger osp_rt_shutdown and exit with 128 + the signal number. */
+void osp_rt_install_graceful_signals(void);
+
 /* Serialises writes to stdout and stderr from the main thread and the runtime thread so that
  * lines never interleave. */
 void osp_output_lock(void);

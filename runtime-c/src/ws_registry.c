@@ -108,6 +108,8 @@ void osp_ws_zombie_server(osp_ws_server *s) {
 }
 
 static void reap(void) {
+    /* End of the loop iteration: deferred flushes first (they may destroy connections). */
+    osp_ws_conn_flush_dirty();
     while (zombie_conns) {
         osp_ws_conn *c = zombie_conns;
         zombie_conns = c->zombie_next;
@@ -140,6 +142,12 @@ bool osp_ws_runtime_ensure(const char *fn, OspResult *err) {
     (void)osp_ws_limits_get(); /* read the environment once, before the thread starts */
     osp_ws_loop_reap_hook = reap;
     char why[160];
+    /* Before the loop thread exists, so it inherits the blocked termination signals. */
+    static bool signals_installed;
+    if (!signals_installed) {
+        osp_rt_install_graceful_signals();
+        signals_installed = true;
+    }
     int rc = osp_ws_loop_start(why, sizeof why);
     if (rc == 0) osp_rt_at_shutdown(ws_shutdown);
     pthread_mutex_unlock(&start_mutex);
@@ -217,6 +225,7 @@ static void ws_shutdown(void) {
     osp_ws_loop_stop();
     /* The loop thread is gone: what it owned can be freed from here. */
     reap();
+    osp_ws_conn_release_shared();
     free(table);
     table = NULL;
     table_cap = table_used = 0;

@@ -150,3 +150,15 @@ describe('websocketStopServer', () => {
     await again.stop();
   });
 });
+
+describe('termination signals', () => {
+  it('SIGTERM closes every connection with 1001 and exits with 128 + 15', async () => {
+    const port = await freePort();
+    const exe = await ws.build('term_server', echoServer(port, '/t', 60_000));
+    const server = await spawnPeer({ name: 'osprey-term-server', command: exe, args: [] });
+    const clients = [await connectWsClient(`ws://127.0.0.1:${port}/t`), await connectWsClient(`ws://127.0.0.1:${port}/t`)];
+    process.kill(server.pid, 'SIGTERM');
+    for (const c of clients) expect((await c.closed).code).toBe(1001);
+    expect(await server.exited).toEqual({ code: 143, signal: null });
+  });
+});
