@@ -167,8 +167,9 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     params: [{ name: 'abi_version', type: 'int64' }],
     returns: 'void',
     doc:
-      'Called first by the generated main(): checks the ABI version, starts the garbage collector ' +
-      'and sets stdout to line buffering. Aborts with a message if the library was built for another ABI.',
+      'Called first by the generated main(): checks the ABI version, starts the garbage collector, ' +
+      'sets stdout to line buffering and raises the stack soft limit to 1 GiB where allowed (deep ' +
+      'recursion). Aborts with a message if the library was built for another ABI.',
   },
   {
     symbol: 'osp_rt_shutdown',
@@ -565,7 +566,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc:
-      'Project addition (docs/WEBSOCKET-LIMITS.md): like websocketCreateServer, but every connection ' +
+      'Project addition (docs/WEBSOCKET-OPTIONS.md): like websocketCreateServer, but every connection ' +
       'speaks TLS (wss://, TLS 1.2 or newer) with the PEM certificate chain and unencrypted PEM ' +
       'private key given. Error when a file cannot be read or parsed, or the key does not match the ' +
       'certificate.',
@@ -581,7 +582,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc:
-      'Project addition (docs/WEBSOCKET-LIMITS.md): trusts the CA certificates in a PEM file, in ' +
+      'Project addition (docs/WEBSOCKET-OPTIONS.md): trusts the CA certificates in a PEM file, in ' +
       'addition to the system trust store, for later wss:// connections (for tests and private ' +
       'deployments); "" removes it. Error when the file holds no loadable certificate.',
   },
@@ -604,7 +605,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc:
-      'Project addition (docs/WEBSOCKET-LIMITS.md): sets one limit of a server before ' +
+      'Project addition (docs/WEBSOCKET-OPTIONS.md): sets one limit of a server before ' +
       'websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, ' +
       'maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, ' +
       'maxOutputBytes, maxConnections. Error for an unknown name (listing the valid ones), a value ' +
@@ -627,7 +628,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc:
-      'Project addition (docs/WEBSOCKET-LIMITS.md): sets a process-wide default limit (same names ' +
+      'Project addition (docs/WEBSOCKET-OPTIONS.md): sets a process-wide default limit (same names ' +
       'and ranges as websocketServerSetLimit) for servers created and client connections opened ' +
       'afterwards; existing ones keep theirs. Outgoing messages are checked against the default ' +
       'maxMessageBytes.',
@@ -649,7 +650,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc:
-      'Project addition (docs/WEBSOCKET-LIMITS.md): adds a serialized origin (scheme://host[:port], ' +
+      'Project addition (docs/WEBSOCKET-OPTIONS.md): adds a serialized origin (scheme://host[:port], ' +
       'lower case) to the server allowlist, before websocketServerListen. With a non-empty list a ' +
       'handshake whose Origin is not byte-for-byte in it, or that has no Origin, is answered 403.',
   },
@@ -670,7 +671,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc:
-      'Project addition (docs/WEBSOCKET-LIMITS.md): adds a supported subprotocol (an HTTP token), ' +
+      'Project addition (docs/WEBSOCKET-OPTIONS.md): adds a supported subprotocol (an HTTP token), ' +
       'before websocketServerListen. The first of the client offers that the server supports is ' +
       'echoed once in Sec-WebSocket-Protocol; with no common one the handshake succeeds without it.',
   },

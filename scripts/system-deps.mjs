@@ -16,6 +16,7 @@ const REQUIRED = [
   ['libgc-dev', 'Boehm garbage collector for Osprey heap values'],
   ['zlib1g-dev', 'llvm-bindings links zlib'],
   ['python3-websockets', 'strict RFC 6455 peer used by the tests'],
+  ['openssl', 'openssl command line: throwaway test CA and certificates for the wss:// tests'],
   ['chromium', 'real browser client for tests/browser and the interop matrix (driven by playwright-core)'],
 ];
 

@@ -29,7 +29,7 @@ typedef OspResult (*osp_server_message_handler_fn)(void *env, int64_t connection
 /* Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs on the thread that calls awaitProcess or cleanupProcess (or at exit), never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
 typedef int64_t (*osp_process_event_handler_fn)(void *env, int64_t process_id, int64_t event_type, const char *data);
 
-/* Called first by the generated main(): checks the ABI version, starts the garbage collector and sets stdout to line buffering. Aborts with a message if the library was built for another ABI. */
+/* Called first by the generated main(): checks the ABI version, starts the garbage collector, sets stdout to line buffering and raises the stack soft limit to 1 GiB where allowed (deep recursion). Aborts with a message if the library was built for another ABI. */
 void osp_rt_init(int64_t abi_version);
 
 /* Called last by the generated main(): stops every WebSocket server and connection, joins the runtime thread, flushes stdout and returns the process exit status (low 8 bits of `status`). */
@@ -143,27 +143,27 @@ OspResult osp_ws_server_on_message(int64_t server_id, osp_server_message_handler
  * Osprey: websocketServerSend(serverID: Int, connectionID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message);
 
-/* Project addition (docs/WEBSOCKET-LIMITS.md): like websocketCreateServer, but every connection speaks TLS (wss://, TLS 1.2 or newer) with the PEM certificate chain and unencrypted PEM private key given. Error when a file cannot be read or parsed, or the key does not match the certificate.
+/* Project addition (docs/WEBSOCKET-OPTIONS.md): like websocketCreateServer, but every connection speaks TLS (wss://, TLS 1.2 or newer) with the PEM certificate chain and unencrypted PEM private key given. Error when a file cannot be read or parsed, or the key does not match the certificate.
  * Osprey: websocketCreateSecureServer(port: Int, address: String, path: String, certFile: String, keyFile: String) -> Result<Int, String> */
 OspResult osp_ws_create_secure_server(int64_t port, const char *address, const char *path, const char *cert_file, const char *key_file);
 
-/* Project addition (docs/WEBSOCKET-LIMITS.md): trusts the CA certificates in a PEM file, in addition to the system trust store, for later wss:// connections (for tests and private deployments); "" removes it. Error when the file holds no loadable certificate.
+/* Project addition (docs/WEBSOCKET-OPTIONS.md): trusts the CA certificates in a PEM file, in addition to the system trust store, for later wss:// connections (for tests and private deployments); "" removes it. Error when the file holds no loadable certificate.
  * Osprey: websocketSetTrustedCA(path: String) -> Result<Unit, String> */
 OspResult osp_ws_set_trusted_ca(const char *path);
 
-/* Project addition (docs/WEBSOCKET-LIMITS.md): sets one limit of a server before websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, maxOutputBytes, maxConnections. Error for an unknown name (listing the valid ones), a value out of range (stating the range), or a server already listening.
+/* Project addition (docs/WEBSOCKET-OPTIONS.md): sets one limit of a server before websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, maxOutputBytes, maxConnections. Error for an unknown name (listing the valid ones), a value out of range (stating the range), or a server already listening.
  * Osprey: websocketServerSetLimit(serverID: Int, name: String, value: Int) -> Result<Unit, String> */
 OspResult osp_ws_server_set_limit(int64_t server_id, const char *name, int64_t value);
 
-/* Project addition (docs/WEBSOCKET-LIMITS.md): sets a process-wide default limit (same names and ranges as websocketServerSetLimit) for servers created and client connections opened afterwards; existing ones keep theirs. Outgoing messages are checked against the default maxMessageBytes.
+/* Project addition (docs/WEBSOCKET-OPTIONS.md): sets a process-wide default limit (same names and ranges as websocketServerSetLimit) for servers created and client connections opened afterwards; existing ones keep theirs. Outgoing messages are checked against the default maxMessageBytes.
  * Osprey: websocketSetDefaultLimit(name: String, value: Int) -> Result<Unit, String> */
 OspResult osp_ws_set_default_limit(const char *name, int64_t value);
 
-/* Project addition (docs/WEBSOCKET-LIMITS.md): adds a serialized origin (scheme://host[:port], lower case) to the server allowlist, before websocketServerListen. With a non-empty list a handshake whose Origin is not byte-for-byte in it, or that has no Origin, is answered 403.
+/* Project addition (docs/WEBSOCKET-OPTIONS.md): adds a serialized origin (scheme://host[:port], lower case) to the server allowlist, before websocketServerListen. With a non-empty list a handshake whose Origin is not byte-for-byte in it, or that has no Origin, is answered 403.
  * Osprey: websocketServerAllowOrigin(serverID: Int, origin: String) -> Result<Unit, String> */
 OspResult osp_ws_server_allow_origin(int64_t server_id, const char *origin);
 
-/* Project addition (docs/WEBSOCKET-LIMITS.md): adds a supported subprotocol (an HTTP token), before websocketServerListen. The first of the client offers that the server supports is echoed once in Sec-WebSocket-Protocol; with no common one the handshake succeeds without it.
+/* Project addition (docs/WEBSOCKET-OPTIONS.md): adds a supported subprotocol (an HTTP token), before websocketServerListen. The first of the client offers that the server supports is echoed once in Sec-WebSocket-Protocol; with no common one the handshake succeeds without it.
  * Osprey: websocketServerAddSubprotocol(serverID: Int, protocol: String) -> Result<Unit, String> */
 OspResult osp_ws_server_add_subprotocol(int64_t server_id, const char *protocol);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static pthread_mutex_t output_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -21,6 +22,21 @@ static int shutdown_hook_count;
 void osp_output_lock(void) { pthread_mutex_lock(&output_mutex); }
 void osp_output_unlock(void) { pthread_mutex_unlock(&output_mutex); }
 
+/* Osprey has no loops: self tail calls compile to jumps, but deep non-tail and mutual recursion
+ * still use the stack. Linux checks RLIMIT_STACK when the main thread's stack grows, so raising
+ * the soft limit here lets it grow into the gap the kernel left below it at exec time (at least
+ * 128 MiB). Best effort: a refused raise leaves the limit as it was. */
+static void raise_stack_limit(void) {
+    const rlim_t want = (rlim_t)1 << 30; /* 1 GiB */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_STACK, &rl) != 0) return;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want) return;
+    rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_STACK, &rl) != 0) {
+        /* Not permitted: deep recursion then fails at the usual depth. */
+    }
+}
+
 void osp_rt_init(int64_t abi_version) {
     if (abi_version != OSP_ABI_VERSION) {
         fprintf(stderr,
@@ -30,6 +46,7 @@ void osp_rt_init(int64_t abi_version) {
         exit(70); /* EX_SOFTWARE */
     }
     GC_INIT();
+    raise_stack_limit();
     /* Line buffering: a long-running server's output reaches a pipe as it happens, and lines
      * written by the runtime thread and the main thread stay whole and in order. */
     if (setvbuf(stdout, NULL, _IOLBF, 0) != 0) {

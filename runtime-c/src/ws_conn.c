@@ -22,6 +22,26 @@ int64_t osp_ws_handler_conn_id;
 /* One receive buffer for the whole loop, parsed in place (WEBSOCKET.md §4.6). */
 static uint8_t read_buffer[64 * 1024];
 
+/* One output ("cork") buffer for the whole loop (WEBSOCKET.md §4.6): the frames a connection
+ * produces while it is being served (echoes, pongs, the 101) are built here and sent with one
+ * send(); only what the socket does not take is copied into the connection's own queue. So an
+ * idle connection keeps no output buffer, and hot data stays in cache. Owned by at most one
+ * connection at a time, and only while that connection's own queue is empty (order). */
+static osp_ws_buf cork;
+static osp_ws_conn *cork_owner;
+
+/* Connections with queued output that is sent once, at the end of the loop iteration
+ * (osp_ws_conn_flush_dirty): a broadcast queues to every recipient and each of them gets one
+ * send() for all the messages of that iteration. */
+static osp_ws_conn *dirty_head;
+
+/* Bytes one connection may accumulate before a deferred flush is done at once. */
+#define OSP_WS_CORK_FLUSH (64 * 1024)
+
+/* Payloads this large are sent straight from where they are (header and payload in one
+ * sendmsg) when nothing else is queued, instead of being copied into an output buffer. */
+#define OSP_WS_SEND_DIRECT_MIN (8 * 1024)
+
 static void conn_on_event(osp_ws_watch *w, uint32_t events);
 static void conn_on_timer(osp_ws_timer *t);
 static void conn_on_tls_kick(osp_ws_timer *t);
@@ -45,7 +65,6 @@ osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state,
     c->last_read_ms = osp_ws_now_ms();
     c->limits = *limits;
     osp_ws_reader_init(&c->reader, role, &c->limits);
-    osp_ws_net_peer_name(fd, c->peer, sizeof c->peer);
     osp_ws_live_conns_add(1);
     return c;
 }
@@ -68,7 +87,81 @@ void osp_ws_conn_add_waiter(osp_ws_conn *c, osp_ws_waiter *w) {
 }
 
 size_t osp_ws_conn_pending(const osp_ws_conn *c) {
-    return c->out.len - c->out_head;
+    return c->out.len - c->out_head + (cork_owner == c ? cork.len : 0);
+}
+
+/* Where c's next frame goes: the cork when c owns it or may take it (nothing of c's is queued
+ * elsewhere, so order is kept), else c's own queue. */
+static osp_ws_buf *out_buf(osp_ws_conn *c) {
+    if (cork_owner == c) return &cork;
+    if (cork_owner == NULL && c->out.len == c->out_head) {
+        cork_owner = c;
+        return &cork;
+    }
+    return &c->out;
+}
+
+osp_ws_buf *osp_ws_conn_out_buf(osp_ws_conn *c) { return out_buf(c); }
+
+static void release_cork(void) {
+    osp_ws_buf_recycle(&cork, cork_owner != NULL && cork_owner->limits.wipe_messages != 0);
+    cork_owner = NULL;
+}
+
+/* Sends what c has in the cork and moves the rest into c's own queue. 0, or -1 when the peer
+ * is gone (the caller destroys). */
+static int uncork(osp_ws_conn *c) {
+    size_t off = 0;
+    int rc = 0;
+    while (off < cork.len && !c->tls_handshaking) {
+        bool want_write = false;
+        ssize_t w = c->tls ? osp_ws_tls_send(c->tls, cork.data + off, cork.len - off, &want_write)
+                           : osp_ws_net_send(c->watch.fd, cork.data + off, cork.len - off);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        rc = -1; /* EPIPE, ECONNRESET…: the peer is gone */
+        break;
+    }
+    if (rc == 0 && off < cork.len && osp_ws_buf_append(&c->out, cork.data + off, cork.len - off) != 0)
+        rc = -1;
+    release_cork();
+    return rc;
+}
+
+void osp_ws_conn_flush_soon(osp_ws_conn *c) {
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    if (osp_ws_conn_pending(c) >= OSP_WS_CORK_FLUSH) {
+        osp_ws_conn_flush(c);
+        return;
+    }
+    if (c->on_dirty) return;
+    c->on_dirty = true;
+    c->dirty_next = dirty_head;
+    dirty_head = c;
+}
+
+void osp_ws_conn_flush_dirty(void) {
+    /* Flushing never adds to the list; dead connections are skipped by flush and are only
+     * freed by the reap that follows this call. */
+    while (dirty_head) {
+        osp_ws_conn *c = dirty_head;
+        dirty_head = c->dirty_next;
+        c->dirty_next = NULL;
+        c->on_dirty = false;
+        osp_ws_conn_flush(c);
+    }
+    if (cork_owner) osp_ws_conn_flush(cork_owner); /* never left corked across epoll_wait */
+}
+
+void osp_ws_conn_release_shared(void) {
+    /* Runtime shutdown (loop thread gone): the shared buffers held payloads and handshake
+     * requests; wipe them before the memory is released (WEBSOCKET.md §3.3). */
+    cork_owner = NULL;
+    osp_ws_buf_free(&cork);
+    osp_ws_wipe(read_buffer, sizeof read_buffer);
 }
 
 void osp_ws_conn_free(osp_ws_conn *c) {
@@ -78,7 +171,7 @@ void osp_ws_conn_free(osp_ws_conn *c) {
         free(c->http);
     }
     osp_ws_buf_free(&c->out);
-    osp_ws_wipe(c->pong, sizeof c->pong);
+    osp_ws_free_wiped(c->pong, OSP_WS_PONG_SLOT);
     SSL_free(c->tls); /* OpenSSL cleanses its key material and record buffers */
     if (c->handler_env_cell) GC_FREE(c->handler_env_cell);
     free(c);
@@ -87,6 +180,7 @@ void osp_ws_conn_free(osp_ws_conn *c) {
 void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     if (c->state == OSP_WS_CONN_DEAD) return;
     c->state = OSP_WS_CONN_DEAD;
+    if (cork_owner == c) release_cork(); /* unsent bytes of a dead connection are dropped */
     if (c->close_code == 0) c->close_code = code;
     osp_ws_timer_cancel(&c->timer);
     osp_ws_timer_cancel(&c->tls_kick);
@@ -136,13 +230,42 @@ int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *paylo
     /* RFC 6455 §5.3 / §10.3: a client masks every frame with a fresh, unpredictable key. */
     if (masked && RAND_bytes(key, sizeof key) != 1) return -1;
     size_t hlen = osp_ws_frame_encode_header(header, true, opcode, len, masked ? key : NULL);
+    if (!masked && c->tls == NULL && len >= OSP_WS_SEND_DIRECT_MIN && osp_ws_conn_pending(c) == 0 &&
+        c->state != OSP_WS_CONN_DEAD) {
+        /* Nothing queued before it: header and payload go out in one sendmsg straight from
+         * the caller's memory (for an echo, the read buffer); only the unsent rest is queued.
+         * On EAGAIN or an error everything is queued and the flush that follows the caller's
+         * work sends it or reports the error. */
+        ssize_t w = osp_ws_net_send2(c->watch.fd, header, hlen, payload, len);
+        size_t sent = w > 0 ? (size_t)w : 0;
+        if (sent >= hlen) {
+            size_t body = sent - hlen;
+            return osp_ws_conn_queue_encoded(c, NULL, 0, payload + body, len - body);
+        }
+        return osp_ws_conn_queue_encoded(c, header + sent, hlen - sent, payload, len);
+    }
+    if (!masked) return osp_ws_conn_queue_encoded(c, header, hlen, payload, len);
     size_t total;
     if (__builtin_add_overflow(hlen, len, &total)) return -1;
-    if (osp_ws_buf_reserve(&c->out, total, SIZE_MAX) != 0) return -1;
-    memcpy(c->out.data + c->out.len, header, hlen);
-    if (len) memcpy(c->out.data + c->out.len + hlen, payload, len);
-    if (masked) osp_ws_mask(c->out.data + c->out.len + hlen, len, key, 0);
-    c->out.len += total;
+    osp_ws_buf *b = out_buf(c);
+    if (osp_ws_buf_reserve(b, total, SIZE_MAX) != 0) return -1;
+    memcpy(b->data + b->len, header, hlen);
+    if (len) memcpy(b->data + b->len + hlen, payload, len);
+    osp_ws_mask(b->data + b->len + hlen, len, key, 0);
+    b->len += total;
+    return 0;
+}
+
+int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen,
+                              const uint8_t *payload, size_t len) {
+    size_t total;
+    if (__builtin_add_overflow(hlen, len, &total)) return -1;
+    if (total == 0) return 0;
+    osp_ws_buf *b = out_buf(c);
+    if (osp_ws_buf_reserve(b, total, SIZE_MAX) != 0) return -1;
+    if (hlen) memcpy(b->data + b->len, header, hlen);
+    if (len) memcpy(b->data + b->len + hlen, payload, len);
+    b->len += total;
     return 0;
 }
 
@@ -166,6 +289,10 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         }
         c->pong_pending = false;
     }
+    if (cork_owner == c && uncork(c) != 0) {
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return;
+    }
     while (osp_ws_conn_pending(c) > 0 && !c->tls_handshaking) {
         bool want_write = false;
         ssize_t w = c->tls ? osp_ws_tls_send(c->tls, c->out.data + c->out_head, osp_ws_conn_pending(c), &want_write)
@@ -180,7 +307,13 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         return;
     }
     if (osp_ws_conn_pending(c) == 0) {
-        osp_ws_buf_clear(&c->out); /* wipes what was sent */
+        if (c->out.cap > OSP_WS_CORK_FLUSH) {
+            /* A queue that grew under backpressure is given back once it drains (wiped). */
+            osp_ws_buf_free(&c->out);
+        } else {
+            /* Wiped only with the per-message wipe option; always wiped when freed. */
+            osp_ws_buf_recycle(&c->out, c->limits.wipe_messages != 0);
+        }
         c->out_head = 0;
     } else if (c->out_head >= 64 * 1024 && c->out_head * 2 >= c->out.len) {
         osp_ws_buf_consume(&c->out, c->out_head);
@@ -322,6 +455,12 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
                     return;
                 }
             } else {
+                /* The slot is allocated the first time it is needed: most connections never
+                 * have a pong wait (it would otherwise cost every connection 125 bytes). */
+                if (c->pong == NULL && (c->pong = malloc(OSP_WS_PONG_SLOT)) == NULL) {
+                    osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+                    return;
+                }
                 c->pong_pending = true;
                 c->pong_len = (uint8_t)ev.len;
                 memcpy(c->pong, ev.data, ev.len);
@@ -378,9 +517,12 @@ static void conn_read(osp_ws_conn *c) {
                            : osp_ws_net_recv(c->watch.fd, read_buffer, sizeof read_buffer);
         if (n > 0) {
             c->last_read_ms = osp_ws_now_ms();
+            bool handshake = c->state == OSP_WS_CONN_HANDSHAKE;
             osp_ws_conn_ingest(c, read_buffer, (size_t)n);
-            /* Decrypted plaintext must not outlive its use (WEBSOCKET.md §3.3). */
-            if (c->tls) osp_ws_wipe(read_buffer, (size_t)n);
+            /* Decrypted plaintext must not outlive its use (WEBSOCKET.md §3.3), nor may the
+             * request (cookies, tokens) or, with the per-message wipe option, any payload
+             * (messages are delivered in place from here). */
+            if (c->tls || handshake || c->limits.wipe_messages) osp_ws_wipe(read_buffer, (size_t)n);
             if ((size_t)n < sizeof read_buffer && !(c->tls && SSL_pending(c->tls) > 0)) break;
             continue;
         }

@@ -188,31 +188,39 @@ size_t osp_ws_frame_encode_header(uint8_t out[OSP_WS_MAX_FRAME_HEADER], bool fin
     return n;
 }
 
+/* Built twice (GCC function multi-versioning): with AVX2 where the CPU has it, else with the
+ * x86-64 baseline (SSE2); the loader picks one once. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
 void osp_ws_mask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset) {
     size_t i = 0;
     unsigned k = (unsigned)(offset & 3);
     /* RFC 6455 §5.3: byte j of the payload is XORed with mask[j % 4], counted from the frame's
      * first payload byte (`offset` continues a frame split across reads). Byte-wise until the
-     * key index is back at 0, so every wider step below starts at key byte 0; then 32 and 8
+     * key index is back at 0, so every wider step below starts at key byte 0; then 64 and 8
      * bytes at a time. Loads and stores go through memcpy (no alignment or aliasing UB; GCC
      * turns them into unaligned vector moves). */
     while (i < n && k != 0) {
         p[i++] ^= mask[k];
         k = (k + 1) & 3;
     }
-    typedef uint8_t osp_v32 __attribute__((vector_size(32)));
-    osp_v32 m32;
-    for (int j = 0; j < 32; j++) m32[j] = mask[j & 3];
-    while (i + 32 <= n) {
-        osp_v32 w;
-        memcpy(&w, p + i, 32);
-        w ^= m32;
-        memcpy(p + i, &w, 32);
-        i += 32;
+    /* The key as one 32-bit word: XOR of words is XOR of their bytes, in any byte order, so
+     * lanes of it line up with the key whenever i is a multiple of 4 bytes from the phase 0. */
+    uint32_t m4;
+    memcpy(&m4, mask, 4);
+    if (n - i >= 64) {
+        typedef uint32_t osp_v16u32 __attribute__((vector_size(64)));
+        const osp_v16u32 m64 = {m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4};
+        do {
+            osp_v16u32 w;
+            memcpy(&w, p + i, 64);
+            w ^= m64;
+            memcpy(p + i, &w, 64);
+            i += 64;
+        } while (n - i >= 64);
     }
-    uint8_t m8[8] = {mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]};
-    uint64_t w8;
-    memcpy(&w8, m8, 8);
+    uint64_t w8 = ((uint64_t)m4 << 32) | m4;
     while (i + 8 <= n) {
         uint64_t w;
         memcpy(&w, p + i, 8);

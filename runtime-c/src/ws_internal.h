@@ -44,8 +44,9 @@ typedef struct osp_ws_conn {
     bool fin_sent;
     bool read_paused;    /* backpressure: the output queue is over the limit */
     bool pong_pending;   /* at most one pending pong, the latest ping's (WEBSOCKET.md §3.2) */
+    bool on_dirty;       /* on the list flushed at the end of the loop iteration */
     uint8_t pong_len;
-    uint8_t pong[125];
+    uint8_t *pong;       /* OSP_WS_PONG_SLOT bytes, allocated when a pong first has to wait */
     uint16_t close_code; /* for reporting: the code received, sent, or 1006 */
     uint64_t last_read_ms;
     /* wss: the TLS session (NULL for ws://). Server side it starts in the TLS handshake. */
@@ -67,8 +68,11 @@ typedef struct osp_ws_conn {
     void **handler_env_cell;
     osp_ws_waiter *close_waiters;
     struct osp_ws_conn *zombie_next;
-    char peer[64];
+    struct osp_ws_conn *dirty_next;
 } osp_ws_conn;
+
+/* A control frame's largest payload (RFC 6455 §5.5). */
+#define OSP_WS_PONG_SLOT 125
 
 struct osp_ws_server {
     int64_t id;
@@ -147,8 +151,22 @@ void osp_ws_conn_opened(osp_ws_conn *c);
 void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len);
 /* Queues one frame (masked with a fresh RAND_bytes key for clients). 0 or -1. */
 int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *payload, size_t len);
+/* Queues an already encoded, unmasked frame (server side; a broadcast encodes the header
+ * once for all recipients). 0 or -1. */
+int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen,
+                              const uint8_t *payload, size_t len);
+/* The buffer c's next output goes to (the loop's shared cork buffer when c may use it); for
+ * writing the handshake response. */
+osp_ws_buf *osp_ws_conn_out_buf(osp_ws_conn *c);
 /* Writes what the socket takes; updates epoll interest, backpressure and the pending FIN. */
 void osp_ws_conn_flush(osp_ws_conn *c);
+/* Flushes at the end of this loop iteration (at once when much is queued), so several sends
+ * in one iteration (broadcasts, handler sends) reach the socket in one send(). */
+void osp_ws_conn_flush_soon(osp_ws_conn *c);
+/* End of the loop iteration: flushes the connections flush_soon collected (reap hook). */
+void osp_ws_conn_flush_dirty(void);
+/* Runtime shutdown, loop thread gone: wipes and frees the loop's shared buffers. */
+void osp_ws_conn_release_shared(void);
 /* Starts the closing handshake with `code` (RFC 6455 §7.1.2); no-op unless OPEN. */
 void osp_ws_conn_start_close(osp_ws_conn *c, uint16_t code, const char *reason);
 /* Fails the connection (RFC 6455 §7.1.7): Close with `code`, then close TCP. */

@@ -74,7 +74,7 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
                 /* wss://: the TLS handshake runs first, non-blocking, under the same handshake
                  * deadline as the HTTP upgrade. */
                 c->tls = SSL_new(s->tls_ctx);
-                tls_ok = c->tls != NULL && SSL_set_fd(c->tls, fd) == 1;
+                tls_ok = c->tls != NULL && osp_ws_tls_attach(c->tls, fd);
                 if (tls_ok) SSL_set_accept_state(c->tls);
                 c->tls_handshaking = true;
                 ERR_clear_error();
@@ -118,7 +118,7 @@ static void handshake_refuse(osp_ws_conn *c, const osp_ws_server_verdict *v) {
     osp_http_parser_free(c->http);
     free(c->http);
     c->http = NULL;
-    if (osp_ws_handshake_write_response(v, &c->out) != 0) {
+    if (osp_ws_handshake_write_response(v, osp_ws_conn_out_buf(c)) != 0) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
         return;
     }
@@ -153,7 +153,8 @@ void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
     osp_http_parser_free(c->http); /* wipes the request: it may hold cookies or tokens */
     free(c->http);
     c->http = NULL;
-    if (osp_ws_handshake_write_response(&v, &c->out) != 0) {
+    /* Into the loop's shared output buffer: an idle connection keeps no buffer of its own. */
+    if (osp_ws_handshake_write_response(&v, osp_ws_conn_out_buf(c)) != 0) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
         return;
     }
@@ -486,7 +487,7 @@ static void do_server_send(void *p) {
         a->result = osp_result_errorf("%s: out of memory", fn);
         return;
     }
-    osp_ws_conn_flush(c);
+    osp_ws_conn_flush_soon(c); /* several sends in one loop iteration share one send() */
     a->result = osp_result_success(0);
 }
 
@@ -504,6 +505,10 @@ static void do_broadcast(void *p) {
     static const char fn[] = "websocketServerBroadcast";
     osp_ws_server *s = lookup_server(fn, a->server_id, &a->result);
     if (s == NULL) return;
+    /* One header for every recipient: server frames are unmasked (RFC 6455 §5.1), so the
+     * frame is the same bytes for all of them. */
+    uint8_t header[OSP_WS_MAX_FRAME_HEADER];
+    size_t hlen = osp_ws_frame_encode_header(header, true, OSP_WS_OP_TEXT, a->len, NULL);
     osp_ws_conn *c = s->conns;
     while (c) {
         osp_ws_conn *next = c->srv_next; /* c may be destroyed below */
@@ -511,10 +516,12 @@ static void do_broadcast(void *p) {
             if (osp_ws_conn_pending(c) >= c->limits.max_output) {
                 /* A consumer this slow would make the queue grow without bound: 1008. */
                 osp_ws_conn_fail(c, OSP_WS_CLOSE_POLICY, "too slow: output queue over the limit");
-            } else if (osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len) != 0) {
+            } else if (osp_ws_conn_queue_encoded(c, header, hlen, (const uint8_t *)a->message, a->len) != 0) {
                 osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
             } else {
-                osp_ws_conn_flush(c);
+                /* Queued now, sent at the end of the loop iteration together with the other
+                 * messages broadcast meanwhile: one send() per recipient, not per message. */
+                osp_ws_conn_flush_soon(c);
             }
         }
         c = next;

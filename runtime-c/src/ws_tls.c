@@ -14,10 +14,78 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+
+/* ---- a socket BIO that never raises SIGPIPE -------------------------------------------------- */
+
+/* OpenSSL's own socket BIO writes with write(2): a peer that reset the connection would kill the
+ * whole process with SIGPIPE (the runtime does not change the program's signal dispositions).
+ * This BIO sends with MSG_NOSIGNAL, as net.c does for plain connections, and otherwise behaves
+ * like BIO_s_socket on a non-blocking fd: EAGAIN/EINTR become retry flags (BIO_set_retry_read(3)),
+ * so SSL_get_error reports WANT_READ/WANT_WRITE. */
+static BIO_METHOD *nosig_method;
+static pthread_once_t nosig_once = PTHREAD_ONCE_INIT;
+
+static int nosig_fd(BIO *b) { return (int)(intptr_t)BIO_get_data(b); }
+
+static int nosig_write(BIO *b, const char *in, int n) {
+    BIO_clear_retry_flags(b);
+    ssize_t w;
+    do w = send(nosig_fd(b), in, (size_t)n, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_write(b);
+    return (int)w;
+}
+
+static int nosig_read(BIO *b, char *out, int n) {
+    BIO_clear_retry_flags(b);
+    ssize_t r;
+    do r = recv(nosig_fd(b), out, (size_t)n, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
+    return (int)r; /* 0: EOF */
+}
+
+static int nosig_puts(BIO *b, const char *str) { return nosig_write(b, str, (int)strlen(str)); }
+
+static long nosig_ctrl(BIO *b, int cmd, long num, void *ptr) {
+    (void)b;
+    (void)num;
+    (void)ptr;
+    /* Nothing is buffered here, so a flush always succeeds; everything else is unsupported. */
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int nosig_create(BIO *b) {
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static void make_nosig_method(void) {
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "osprey socket");
+    if (m == NULL) return;
+    if (BIO_meth_set_write(m, nosig_write) != 1 || BIO_meth_set_read(m, nosig_read) != 1 ||
+        BIO_meth_set_puts(m, nosig_puts) != 1 || BIO_meth_set_ctrl(m, nosig_ctrl) != 1 ||
+        BIO_meth_set_create(m, nosig_create) != 1) {
+        BIO_meth_free(m);
+        return;
+    }
+    nosig_method = m;
+}
+
+bool osp_ws_tls_attach(SSL *ssl, int fd) {
+    if (pthread_once(&nosig_once, make_nosig_method) != 0 || nosig_method == NULL) return false;
+    BIO *bio = BIO_new(nosig_method);
+    if (bio == NULL) return false;
+    BIO_set_data(bio, (void *)(intptr_t)fd);
+    /* SSL_set_bio(3): the same BIO for reading and writing; the session takes its one reference. */
+    SSL_set_bio(ssl, bio, bio);
+    return true;
+}
 
 /* ---- the extra trust anchor ---------------------------------------------------------------- */
 
@@ -167,7 +235,7 @@ SSL *osp_ws_tls_client_handshake(int fd, const char *host, bool host_is_ip, uint
     pthread_mutex_unlock(&ca_lock);
     if (!ca_ok) goto fail;
     ssl = SSL_new(ctx);
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+    if (ssl == NULL || !osp_ws_tls_attach(ssl, fd)) {
         snprintf(err, errlen, "cannot create a TLS session: %s", last_reason());
         goto fail;
     }

@@ -18,6 +18,10 @@
 
 #include <openssl/ssl.h>
 
+/* Connects a session to a non-blocking socket through a BIO that sends with MSG_NOSIGNAL (a reset
+ * peer must not kill the process with SIGPIPE). false when OpenSSL is out of memory. */
+bool osp_ws_tls_attach(SSL *ssl, int fd);
+
 /* websocketSetTrustedCA: checks that `path` holds at least one PEM certificate and makes it an
  * extra trust anchor for later wss:// connections ("" removes it). false with a message. */
 bool osp_ws_tls_set_trusted_ca(const char *path, char *err, size_t errlen);

@@ -151,6 +151,20 @@ static void test_masking_across_chunks(void) {
     osp_ws_mask(b, 3, key, 0);
     osp_ws_mask(b + 3, 8, key, 3);
     CHECK(memcmp(a, b, 11) == 0, "mask offset continues across calls");
+    /* The word and vector steps against the definition (RFC 6455 §5.3: byte j ^= key[j % 4]) for
+     * every length up to 200, every starting offset and every misalignment of the buffer. */
+    static uint8_t wide[256 + 8], want[256 + 8];
+    int wide_ok = 1;
+    for (size_t len = 0; len <= 200 && wide_ok; len++)
+        for (unsigned offset = 0; offset < 8 && wide_ok; offset++)
+            for (size_t skew = 0; skew < 8 && wide_ok; skew++) {
+                for (size_t i = 0; i < len; i++) wide[skew + i] = want[skew + i] = (uint8_t)(i * 31 + len);
+                for (size_t i = 0; i < len; i++) want[skew + i] ^= key[(offset + i) & 3];
+                osp_ws_mask(wide + skew, len, key, offset);
+                wide_ok = memcmp(wide + skew, want + skew, len) == 0;
+                if (!wide_ok) CHECK(0, "mask len %zu offset %u skew %zu", len, offset, skew);
+            }
+    CHECK(wide_ok, "mask matches byte-wise XOR for lengths 0-200, offsets 0-7, misaligned buffers");
 }
 
 static void test_violations(void) {

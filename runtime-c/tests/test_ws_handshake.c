@@ -295,6 +295,108 @@ static void test_urls(void) {
     CHECK(check_contains(osp_ws_url_parse("ws://h/a b", &u), "space"), "space in the path");
 }
 
+/* The server policy (Origin allowlist, subprotocol selection) on a parsed request; returns the
+ * status and copies the 101's response head into out. */
+static int policy_for(const char *req, const char *const *origins, size_t n_origins,
+                      const char *const *protocols, size_t n_protocols, char *out, size_t outlen) {
+    osp_http_parser p;
+    osp_http_parser_init(&p, false, &limits);
+    size_t used = 0;
+    out[0] = '\0';
+    if (osp_http_parse(&p, (const uint8_t *)req, strlen(req), &used) != OSP_HTTP_DONE) {
+        osp_http_parser_free(&p);
+        return -1;
+    }
+    osp_ws_server_verdict v;
+    osp_ws_handshake_check_request(&p, "/chat", &v);
+    osp_ws_handshake_apply_policy(&p, origins, n_origins, protocols, n_protocols, &v);
+    osp_http_parser_free(&p);
+    osp_ws_buf b = {0};
+    if (osp_ws_handshake_write_response(&v, &b) == 0 && b.len < outlen) {
+        memcpy(out, b.data, b.len);
+        out[b.len] = '\0';
+    }
+    osp_ws_buf_free(&b);
+    return v.status;
+}
+
+static size_t occurrences(const char *hay, const char *needle) {
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+static void test_policy(void) {
+    static const char *const origins[] = {"https://app.example", "http://localhost:8080"};
+    static const char *const protocols[] = {"superchat", "chat.v2"};
+    char out[1024];
+    const char *base = "GET /chat HTTP/1.1\r\n" GOOD_HEADERS;
+    char req[1024];
+#define REQ(extra) (snprintf(req, sizeof req, "%s%s\r\n", base, extra), req)
+    /* RFC 6455 §10.2 / S-H9: exact match only; missing Origin refused once a list exists. */
+    CHECK(policy_for(REQ("Origin: https://app.example\r\n"), origins, 2, NULL, 0, out, sizeof out) == 101, "allowed origin");
+    CHECK(policy_for(REQ("Origin: http://localhost:8080\r\n"), origins, 2, NULL, 0, out, sizeof out) == 101, "second origin");
+    CHECK(policy_for(REQ("Origin: https://evil.example\r\n"), origins, 2, NULL, 0, out, sizeof out) == 403, "other origin 403");
+    CHECK(policy_for(REQ("Origin: https://app.example.evil\r\n"), origins, 2, NULL, 0, out, sizeof out) == 403, "suffix 403");
+    CHECK(policy_for(REQ("Origin: https://app.exampl\r\n"), origins, 2, NULL, 0, out, sizeof out) == 403, "prefix 403");
+    CHECK(policy_for(REQ("Origin: HTTPS://APP.EXAMPLE\r\n"), origins, 2, NULL, 0, out, sizeof out) == 403, "case differs 403");
+    CHECK(policy_for(REQ(""), origins, 2, NULL, 0, out, sizeof out) == 403, "missing origin 403");
+    CHECK(policy_for(REQ("Origin: https://app.example\r\nOrigin: https://app.example\r\n"), origins, 2, NULL, 0, out,
+                     sizeof out) == 400, "two Origin headers 400");
+    CHECK(policy_for(REQ(""), NULL, 0, NULL, 0, out, sizeof out) == 101, "no list: no Origin is fine");
+    /* §4.2.2 item 5: first client offer we support, echoed once; never an unoffered one. */
+    CHECK(policy_for(REQ("Sec-WebSocket-Protocol: chat, superchat\r\n"), NULL, 0, protocols, 2, out, sizeof out) == 101 &&
+              strstr(out, "Sec-WebSocket-Protocol: superchat\r\n") && occurrences(out, "Sec-WebSocket-Protocol") == 1,
+          "superchat selected once: %s", out);
+    CHECK(policy_for(REQ("Sec-WebSocket-Protocol: chat.v2\r\nSec-WebSocket-Protocol: superchat\r\n"), NULL, 0, protocols, 2,
+                     out, sizeof out) == 101 && strstr(out, "Sec-WebSocket-Protocol: chat.v2\r\n") &&
+              occurrences(out, "Sec-WebSocket-Protocol") == 1,
+          "client order wins across lines: %s", out);
+    CHECK(policy_for(REQ("Sec-WebSocket-Protocol: chat\r\n"), NULL, 0, protocols, 2, out, sizeof out) == 101 &&
+              strstr(out, "Sec-WebSocket-Protocol") == NULL,
+          "no common protocol: no header");
+    CHECK(policy_for(REQ("Sec-WebSocket-Protocol: ,, superchat ,\r\n"), NULL, 0, protocols, 2, out, sizeof out) == 101 &&
+              strstr(out, "Sec-WebSocket-Protocol: superchat\r\n"),
+          "empty list elements ignored");
+    CHECK(policy_for(REQ("Sec-WebSocket-Protocol: super chat\r\n"), NULL, 0, protocols, 2, out, sizeof out) == 400,
+          "not a token list 400");
+    CHECK(policy_for(REQ("Sec-WebSocket-Protocol: SUPERCHAT\r\n"), NULL, 0, protocols, 2, out, sizeof out) == 101 &&
+              strstr(out, "Sec-WebSocket-Protocol") == NULL,
+          "names compare exactly");
+    CHECK(policy_for(REQ("Sec-WebSocket-Protocol: superchat\r\n"), NULL, 0, NULL, 0, out, sizeof out) == 101 &&
+              strstr(out, "Sec-WebSocket-Protocol") == NULL,
+          "no protocols configured: offer ignored");
+    CHECK(policy_for(REQ("Origin: https://evil.example\r\nSec-WebSocket-Protocol: superchat\r\n"), origins, 2, protocols, 2,
+                     out, sizeof out) == 403 && strstr(out, "Sec-WebSocket-Protocol") == NULL,
+          "a refused handshake selects nothing");
+#undef REQ
+    CHECK(osp_ws_token_valid("chat.v2", 7) && !osp_ws_token_valid("a b", 3) && !osp_ws_token_valid("", 0) &&
+              !osp_ws_token_valid("a,b", 3) && !osp_ws_token_valid("a\"b", 3),
+          "token syntax (RFC 9110 §5.6.2)");
+}
+
+static void test_limit_names(void) {
+    osp_ws_limits l;
+    osp_ws_limits_default(&l);
+    char err[512];
+    CHECK(osp_ws_limit_set(&l, "maxMessageBytes", 64, err, sizeof err) == NULL && l.max_message == 64, "set max_message");
+    CHECK(osp_ws_limit_set(&l, "maxConnections", 7, err, sizeof err) == NULL && l.max_connections == 7, "set max_connections");
+    CHECK(osp_ws_limit_set(&l, "idleTimeoutMs", 0, err, sizeof err) == NULL && l.idle_timeout_ms == 0, "idle 0 allowed");
+    CHECK(osp_ws_limit_set(&l, "maxOutputBytes", ((int64_t)1 << 40), err, sizeof err) == NULL &&
+              l.max_output == ((uint64_t)1 << 40),
+          "64-bit limit at its maximum");
+    CHECK(osp_ws_limit_set(&l, "maxBananas", 1, err, sizeof err) != NULL && check_contains(err, "unknown limit \"maxBananas\"") &&
+              check_contains(err, "maxFragments") && check_contains(err, "handshakeTimeoutMs"),
+          "unknown name lists the valid ones: %s", err);
+    CHECK(osp_ws_limit_set(&l, "maxConnections", 0, err, sizeof err) != NULL &&
+              check_contains(err, "maxConnections must be from 1 to 1000000 (got 0)"),
+          "range: %s", err);
+    CHECK(osp_ws_limit_set(&l, "maxMessageBytes", -1, err, sizeof err) != NULL && l.max_message == 64, "negative refused, unchanged");
+    CHECK(osp_ws_limit_set(&l, "maxFragments", INT64_MAX, err, sizeof err) != NULL, "huge refused");
+    char tiny[8];
+    CHECK(osp_ws_limit_set(&l, "nope", 1, tiny, sizeof tiny) != NULL && strlen(tiny) < sizeof tiny, "truncated message stays terminated");
+}
+
 int main(void) {
     osp_ws_limits_default(&limits);
     test_accept();
@@ -302,5 +404,7 @@ int main(void) {
     test_limits();
     test_responses();
     test_urls();
+    test_policy();
+    test_limit_names();
     return check_summary("test_ws_handshake");
 }

@@ -1,11 +1,15 @@
 /*
  * Zeroing tests (WEBSOCKET.md §3.3): buffers that held handshake headers or message payloads are
- * cleansed before they are freed or reused. The osp_ws_test_before_free hook sees every block
- * just before free() and checks that no byte is left.
+ * always cleansed before they are freed; with the per-message wipe option (wipe_messages,
+ * OSPREY_WS_WIPE_MESSAGES, "wipeMessages") also before they are reused. The
+ * osp_ws_test_before_free hook sees every block just before free() and checks that no byte is
+ * left.
  */
 #include "http_parse.h"
 #include "ws_message.h"
 #include "check.h"
+
+#include <stdlib.h>
 
 static int frees, dirty_frees;
 
@@ -37,12 +41,22 @@ int main(void) {
     CHECK(frees == growth_frees + 1 && dirty_frees == 0, "every block wiped before free (%d dirty of %d)",
           dirty_frees, frees);
 
-    /* Clearing for reuse wipes the bytes in place. */
+    /* Clearing for reuse wipes the bytes in place; recycling wipes only when asked to. */
     osp_ws_buf_append(&b, "token", 5);
     uint8_t *kept = b.data;
     osp_ws_buf_clear(&b);
     CHECK(kept == b.data && memcmp(kept, "\0\0\0\0\0", 5) == 0, "clear wipes in place");
+    osp_ws_buf_append(&b, "token", 5);
+    osp_ws_buf_recycle(&b, false);
+    CHECK(b.len == 0 && memcmp(kept, "token", 5) == 0, "recycle without the option keeps the bytes");
+    osp_ws_buf_append(&b, "token", 5);
+    osp_ws_buf_recycle(&b, true);
+    CHECK(b.len == 0 && memcmp(kept, "\0\0\0\0\0", 5) == 0, "recycle with the option wipes in place");
+    reset();
+    osp_ws_buf_append(&b, "token", 5);
+    osp_ws_buf_recycle(&b, false);
     osp_ws_buf_free(&b);
+    CHECK(frees == 1 && dirty_frees == 0, "a recycled, unwiped buffer is still wiped before free");
 
     /* A handshake request with a cookie. */
     reset();
@@ -55,20 +69,51 @@ int main(void) {
     osp_http_parser_free(&p);
     CHECK(frees >= 2 && dirty_frees == 0, "handshake buffers wiped (%d dirty of %d)", dirty_frees, frees);
 
-    /* A delivered message is wiped before the buffer is reused, and on free. */
+    /* A whole single-frame message is delivered in place: no copy, nothing allocated. */
     reset();
     osp_ws_reader r;
     osp_ws_reader_init(&r, OSP_WS_ROLE_CLIENT, &limits);
     uint8_t frame[] = {0x81, 0x06, 's', 'e', 'c', 'r', 'e', 't'};
     osp_ws_msg_event ev;
     osp_ws_reader_feed(&r, frame, sizeof frame, &ev);
-    CHECK(ev.kind == OSP_WS_MSG_TEXT && ev.len == 6, "message delivered");
-    const uint8_t *held = ev.data;
-    osp_ws_reader_feed(&r, frame, 0, &ev); /* next feed: the old message is wiped first */
-    CHECK(memcmp(held, "\0\0\0\0\0\0", 6) == 0, "delivered message wiped before reuse");
+    CHECK(ev.kind == OSP_WS_MSG_TEXT && ev.len == 6 && ev.data == frame + 2, "message delivered in place");
     osp_ws_reader_free(&r);
-    CHECK(frees == 1 && dirty_frees == 0, "reassembly buffer wiped before free (%d dirty of %d)", dirty_frees,
-          frees);
+    CHECK(frees == 0, "nothing allocated for an in-place message (%d frees)", frees);
+
+    /* A reassembled message, per-message wipe off (the default): the buffer is reused without
+     * a wipe, but wiped before it is freed. */
+    uint8_t fragments[] = {0x01, 0x03, 's', 'e', 'c', 0x80, 0x03, 'r', 'e', 't'};
+    for (int wipe = 0; wipe <= 1; wipe++) {
+        reset();
+        limits.wipe_messages = (uint32_t)wipe;
+        uint8_t in[sizeof fragments];
+        memcpy(in, fragments, sizeof in);
+        osp_ws_reader_init(&r, OSP_WS_ROLE_CLIENT, &limits);
+        size_t off = 0;
+        do off += osp_ws_reader_feed(&r, in + off, sizeof in - off, &ev);
+        while (ev.kind == OSP_WS_MSG_NONE && off < sizeof in);
+        CHECK(ev.kind == OSP_WS_MSG_TEXT && ev.len == 6 && memcmp(ev.data, "secret", 6) == 0 &&
+                  (ev.data < in || ev.data >= in + sizeof in),
+              "fragmented message reassembled (wipe %d)", wipe);
+        const uint8_t *held = ev.data;
+        osp_ws_reader_feed(&r, in, 0, &ev); /* next feed: the buffer is recycled */
+        if (wipe)
+            CHECK(memcmp(held, "\0\0\0\0\0\0", 6) == 0, "with wipe_messages: wiped before reuse");
+        else
+            CHECK(memcmp(held, "secret", 6) == 0, "without wipe_messages: not wiped on reuse");
+        osp_ws_reader_free(&r);
+        CHECK(frees == 1 && dirty_frees == 0, "reassembly buffer wiped before free (wipe %d; %d dirty of %d)",
+              wipe, dirty_frees, frees);
+    }
+    limits.wipe_messages = 0;
+
+    /* The option: environment variable (read once) and Osprey limit name. */
+    CHECK(setenv("OSPREY_WS_WIPE_MESSAGES", "1", 1) == 0, "setenv");
+    CHECK(osp_ws_limits_get()->wipe_messages == 1, "OSPREY_WS_WIPE_MESSAGES=1 turns the option on");
+    char why[256];
+    CHECK(osp_ws_limit_set(&limits, "wipeMessages", 1, why, sizeof why) == NULL && limits.wipe_messages == 1,
+          "wipeMessages settable");
+    CHECK(osp_ws_limit_set(&limits, "wipeMessages", 2, why, sizeof why) != NULL, "wipeMessages is 0 or 1");
 
     osp_ws_test_before_free = NULL;
     return check_summary("test_ws_wipe");

@@ -3,7 +3,9 @@
  * with websocketSend from inside the handler (the client "testee" of WEBSOCKET.md §2.4, as in
  * Autobahn's fuzzingserver mode).
  *
- *   ws-echo-client --url ws://127.0.0.1:9001/runCase?case=1
+ *   ws-echo-client --url ws://127.0.0.1:9001/runCase?case=1 [--ca CA.pem]
+ *
+ * --ca trusts the CA certificates in that PEM file for a wss:// URL (websocketSetTrustedCA).
  *
  * Exits 0 when the server closes the connection, 1 with the error on stderr when the
  * connection cannot be made, 2 on bad arguments.
@@ -24,18 +26,27 @@ static OspResult echo_back(void *env, const char *message) {
 
 int main(int argc, char **argv) {
     osp_rt_init(OSP_ABI_VERSION);
-    const char *url = NULL;
+    const char *url = NULL, *ca = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) {
             url = argv[++i];
+        } else if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc) {
+            ca = argv[++i];
         } else {
             url = NULL;
             break;
         }
     }
     if (url == NULL) {
-        fprintf(stderr, "usage: ws-echo-client --url ws://HOST:PORT/PATH\n");
+        fprintf(stderr, "usage: ws-echo-client --url ws://HOST:PORT/PATH [--ca CA.pem]\n");
         return osp_rt_shutdown(2);
+    }
+    if (ca != NULL) {
+        OspResult t = osp_ws_set_trusted_ca(ca);
+        if (t.tag != OSP_RESULT_SUCCESS) {
+            fprintf(stderr, "ws-echo-client: %s\n", (const char *)(intptr_t)t.value);
+            return osp_rt_shutdown(2);
+        }
     }
     OspResult r = osp_ws_connect(url, echo_back, NULL);
     if (r.tag != OSP_RESULT_SUCCESS) {

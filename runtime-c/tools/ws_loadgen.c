@@ -81,6 +81,7 @@ typedef struct {
     double connect_timeout_s;
     double drain_timeout_s;
     double close_timeout_s;
+    uint64_t min_messages;     /* the measured window lasts until this many arrived (capped) */
     uint32_t connect_concurrency; /* connects + handshakes outstanding at once */
     bool text;                 /* text frames with an ASCII payload instead of binary */
     bool json_only;            /* no human summary, no markers */
@@ -1010,7 +1011,14 @@ static void advance_phases(uint64_t t) {
         if (t >= lg.t_warmup_end) enter_phase(PHASE_MEASURE, t);
         break;
     case PHASE_MEASURE:
-        if (t >= lg.t_measure_end) enter_phase(PHASE_DRAIN, t);
+        /* --min-messages: a window that is too short for the machine's current load (a slow
+         * peer, a busy CPU) is extended until enough messages were validated in it, by at most
+         * --drain-timeout, and not at all once an error was recorded. The duration reported is
+         * the real one. */
+        if (t >= lg.t_measure_end &&
+            (lg.measured_msgs >= lg.cfg.min_messages || total_errors() > 0 ||
+             t >= lg.t_measure_end + seconds_to_ns(lg.cfg.drain_timeout_s)))
+            enter_phase(PHASE_DRAIN, t);
         break;
     case PHASE_DRAIN:
         if (lg.inflight <= 0 || t >= lg.t_phase_deadline) enter_phase(PHASE_CLOSE, t);
@@ -1133,6 +1141,8 @@ static void usage(FILE *f) {
             "      --warmup SECONDS      traffic before measuring (default 1)\n"
             "      --connect-concurrency N  connects in progress at once (default 256)\n"
             "      --connect-timeout S   (default 20)   --drain-timeout S (default 5)\n"
+            "      --min-messages N      extend the measured window (by at most the drain timeout)\n"
+            "                            until N messages arrived in it (default 0: fixed window)\n"
             "      --text                text frames with ASCII payloads (default binary)\n"
             "      --json                only the JSON line (no summary, no @@ markers)\n"
             "      --label TEXT          copied into the JSON\n"
@@ -1193,7 +1203,7 @@ static bool parse_url(lg_config *cfg, const char *url) {
 }
 
 static int parse_args(int argc, char **argv, lg_config *cfg) {
-    enum { OPT_HOST = 1000, OPT_PORT, OPT_PATH, OPT_URL, OPT_MODE, OPT_WARMUP, OPT_CC, OPT_CT, OPT_DT, OPT_TEXT, OPT_JSON, OPT_LABEL, OPT_HELP };
+    enum { OPT_HOST = 1000, OPT_PORT, OPT_PATH, OPT_URL, OPT_MODE, OPT_WARMUP, OPT_CC, OPT_CT, OPT_DT, OPT_MIN, OPT_TEXT, OPT_JSON, OPT_LABEL, OPT_HELP };
     static const struct option opts[] = {
         {"host", required_argument, NULL, OPT_HOST},
         {"port", required_argument, NULL, OPT_PORT},
@@ -1208,6 +1218,7 @@ static int parse_args(int argc, char **argv, lg_config *cfg) {
         {"connect-concurrency", required_argument, NULL, OPT_CC},
         {"connect-timeout", required_argument, NULL, OPT_CT},
         {"drain-timeout", required_argument, NULL, OPT_DT},
+        {"min-messages", required_argument, NULL, OPT_MIN},
         {"text", no_argument, NULL, OPT_TEXT},
         {"json", no_argument, NULL, OPT_JSON},
         {"label", required_argument, NULL, OPT_LABEL},
@@ -1281,6 +1292,9 @@ static int parse_args(int argc, char **argv, lg_config *cfg) {
             break;
         case OPT_DT:
             if (!parse_double(optarg, &cfg->drain_timeout_s, 0.1, 600)) return 2;
+            break;
+        case OPT_MIN:
+            if (!parse_count(optarg, &cfg->min_messages, 0, UINT32_MAX)) return 2;
             break;
         case OPT_TEXT:
             cfg->text = true;

@@ -4,7 +4,7 @@
  * executable while sampling its peak resident set (VmHWM), and medians.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildExecutable, renderErrors, type OptLevel } from '../../compiler/src/driver.ts';
@@ -29,7 +29,7 @@ export async function compileOsprey(text: string, exe: string, opt: OptLevel): P
 /** Compiles C `text` with gcc (`-O2` unless told otherwise). */
 export function compileC(text: string, dir: string, exe: string, flags: string[] = ['-O2']): void {
   const src = join(dir, `${exe.split('/').pop()}.c`);
-  spawnSync('sh', ['-c', `cat > '${src}'`], { input: text });
+  writeFileSync(src, text);
   const p = spawnSync('gcc', [...flags, '-o', exe, src], { encoding: 'utf8' });
   if (p.status !== 0) throw new Error(`gcc failed: ${p.stderr}`);
 }
@@ -49,12 +49,38 @@ export interface RunResult {
   status: number | null;
   /** Wall time in ms. */
   ms: number;
-  /** Highest VmHWM seen while sampling, in kB (a lower bound of the true peak; sampled every 10 ms). */
+  /** User + system CPU time in ms (of the process and the children it waited for), when known. */
+  cpuMs?: number;
+  /** Peak resident set in kB: the kernel's maximum (GNU time's %M) when /usr/bin/time exists,
+   *  otherwise the highest VmHWM seen while sampling every 10 ms (a lower bound). */
   peakKb: number;
 }
 
-/** Runs `exe`, sampling VmHWM until it exits. */
+const GNU_TIME = '/usr/bin/time';
+const hasGnuTime = existsSync(GNU_TIME) && spawnSync(GNU_TIME, ['-f', '%M', 'true']).status === 0;
+
+/** Runs `exe` under GNU time (CPU time and exact peak RSS), or samples VmHWM without it. */
 export function runMeasured(exe: string, args: string[] = []): Promise<RunResult> {
+  if (!hasGnuTime) return runSampled(exe, args);
+  const dir = tempDir('osprey-time-');
+  const out = join(dir, 'time');
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    const child = spawn(GNU_TIME, ['-o', out, '-f', '%U %S %M', exe, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      const ms = performance.now() - start;
+      const last = readFileSync(out, 'utf8').trim().split('\n').pop() ?? '';
+      removeDir(dir);
+      const [u, sy, m] = last.split(' ').map(Number);
+      resolve({ stdout, status, ms, cpuMs: (u! + sy!) * 1000, peakKb: m! });
+    });
+  });
+}
+
+function runSampled(exe: string, args: string[]): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
     const child = spawn(exe, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -70,8 +96,6 @@ export function runMeasured(exe: string, args: string[] = []): Promise<RunResult
       clearInterval(timer);
       reject(e);
     });
-    // 'exit' fires before the zombie is reaped only if we sample first: sample on every chunk too.
-    child.stdout.on('data', sample);
     child.on('exit', (status) => {
       clearInterval(timer);
       resolve({ stdout, status, ms: performance.now() - start, peakKb });
@@ -79,13 +103,11 @@ export function runMeasured(exe: string, args: string[] = []): Promise<RunResult
   });
 }
 
-/** Runs a command to completion and returns its wall time in ms (throws on failure). */
-export function timeCommand(cmd: string, args: string[], cwd = ROOT): number {
-  const start = performance.now();
-  const p = spawnSync(cmd, args, { cwd, encoding: 'utf8' });
-  const ms = performance.now() - start;
-  if (p.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${p.status}): ${p.stderr}`);
-  return ms;
+/** Runs a command to completion (throws on failure); wall time, and CPU time when GNU time exists. */
+export async function timeCommand(cmd: string, args: string[]): Promise<{ ms: number; cpuMs?: number }> {
+  const r = await runMeasured(cmd, args);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status})`);
+  return { ms: r.ms, cpuMs: r.cpuMs };
 }
 
 export function median(xs: number[]): number {

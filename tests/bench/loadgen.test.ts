@@ -268,7 +268,15 @@ describe('ws-loadgen', () => {
         ['70000', '1'],
         ['5', '2'],
       ] as const) {
-        const { code, report, stderr } = await loadgen(['--url', url, '-c', conns, '-s', size, '-d', '0.4', '--warmup', '0.1']);
+        // This server trickles every echo back in 1-7 byte writes with random yields, so one
+        // 70000-byte round trip can outlast a fixed 0.4 s window on a loaded machine (a clean-clone
+        // CI run once saw 0 messages with 0 errors: the echo completed during the drain).
+        // --min-messages 1 extends the window (by at most --drain-timeout) until one echo was
+        // validated in it; a server that never echoes still fails (0 messages, exit 1) and a lost
+        // or corrupt echo still counts as an error.
+        const { code, report, stderr } = await loadgen([
+          '--url', url, '-c', conns, '-s', size, '-d', '0.4', '--warmup', '0.1', '--min-messages', '1',
+        ]);
         expect(report.errors.total, `size ${size}: ${report.first_error} ${stderr}`).toBe(0);
         expect(report.messages).toBeGreaterThan(0);
         expect(code).toBe(0);

@@ -22,6 +22,8 @@ const hello = source('hello.osp', 'print("hello")\n');
 const status = source('status.osp', 'fn main() -> Int = {\n    print("bye")\n    42\n}\n');
 const broken = source('broken.osp', 'print(nope)\n');
 const ws = source('ws.osp', 'let r = websocketClose(wsID: 1)\n');
+const exists = source('exists.osp', 'print(fileExists("nothing-here"))\n');
+const proc = source('proc.osp', 'print(awaitProcess(1))\n');
 
 describe.concurrent('osprey CLI', () => {
   it('run passes stdout and exit status 0 through', () => {
@@ -100,6 +102,16 @@ describe.concurrent('osprey CLI', () => {
     const r = runCli(['run', hello, '--sanitize']);
     expect(r.stdout).toBe('hello\n');
     expect(r.status).toBe(0);
+  });
+
+  it('--sandbox removes the process functions and fileExists; --no-fs keeps fileExists (§15.1)', () => {
+    for (const [file, name] of [[exists, 'fileExists'], [proc, 'awaitProcess']] as const) {
+      expect(runCli(['check', file]).status).toBe(0);
+      const r = runCli(['check', file, '--sandbox']);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`undefined function '${name}'`);
+    }
+    expect(runCli(['check', exists, '--no-fs']).status).toBe(0);
   });
 
   it('--no-websocket and --sandbox remove the WebSocket built-ins', () => {

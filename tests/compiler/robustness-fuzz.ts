@@ -27,6 +27,11 @@ export function corpus(): { name: string; text: string }[] {
   return files.map((f) => ({ name: f.slice(join(HERE, '..', '..').length + 1), text: readFileSync(f, 'utf8') }));
 }
 
+let cachedTexts: string[] | undefined;
+function corpusTexts(): string[] {
+  return (cachedTexts ??= corpus().map((p) => p.text));
+}
+
 /** mulberry32: small, fast, good enough for choosing mutations. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -98,6 +103,15 @@ const MUTATIONS: Record<string, Mutation> = {
     for (let n = int(r, 1, 6); n > 0; n--) s += pick(r, [...RANDOM_CHARS]);
     return text.slice(0, at) + s + text.slice(at);
   },
+  splice(text, r) {
+    // A run of tokens from another corpus program: plausible syntax in an implausible place.
+    const others = corpusTexts();
+    const t = roughTokens(pick(r, others));
+    const i = int(r, 0, Math.max(0, t.length - 1));
+    const piece = t.slice(i, i + int(r, 1, 40)).join('');
+    const at = int(r, 0, text.length);
+    return text.slice(0, at) + piece + text.slice(at);
+  },
   truncate(text, r) {
     return text.slice(0, int(r, 0, text.length));
   },
@@ -120,7 +134,7 @@ const MUTATIONS: Record<string, Mutation> = {
     return t.join('');
   },
   longLine(text, r) {
-    const n = int(r, 10_000, 100_000);
+    const n = int(r, 2_000, 30_000);
     const line = pick(r, [
       `let s = "${'x'.repeat(n)}"`,
       `print(${Array.from({ length: n / 10 }, () => '1').join(' + ')})`,

@@ -3,3 +3,4 @@ export * from './process.ts';
 export * from './python.ts';
 export * from './node-peers.ts';
 export * from './osprey.ts';
+export * from './certs.ts';

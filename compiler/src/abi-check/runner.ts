@@ -248,7 +248,8 @@ async function runScenario(exe: string, symbol: string, index: number, planned: 
     UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
     ASAN_SYMBOLIZER_PATH: '/usr/bin/llvm-symbolizer-14',
   };
-  const r = await exec(exe, [symbol, String(index)], { env, timeoutMs: opts.timeoutMs });
+  // In the work directory: the file scenarios' scratch paths are relative, so they go with it.
+  const r = await exec(exe, [symbol, String(index)], { env, timeoutMs: opts.timeoutMs, cwd: opts.workDir });
   if (process.env.OSP_ABI_CHECK_TRACE && (r.code !== 0 || r.signal || r.timedOut)) {
     process.stderr.write(`--- ${symbol} scenario ${index}: exit ${r.code} ${r.signal ?? ''}${r.timedOut ? ' (timed out)' : ''}\n${r.stderr}\n`);
   }

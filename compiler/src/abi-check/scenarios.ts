@@ -178,30 +178,30 @@ export const FIXTURES: Record<FixtureName, Fixture> = {
     value: 'fx_processId',
   },
   scratchFile: {
-    doc: 'an existing file under /tmp named after the probe process',
+    doc: 'an existing file in the probe\'s working directory, named after the probe process',
     deps: [],
     steps: [
       {
         kind: 'c',
         code:
-          'char fx_scratchFileBuf[96]; snprintf(fx_scratchFileBuf, sizeof fx_scratchFileBuf, "/tmp/abi-probe-file-%ld", (long)getpid());\n' +
+          'char fx_scratchFileBuf[96]; snprintf(fx_scratchFileBuf, sizeof fx_scratchFileBuf, "abi-probe-file-%ld", (long)getpid());\n' +
           'FILE *fx_scratchFp = fopen(fx_scratchFileBuf, "w"); int fx_scratchOk = fx_scratchFp != NULL && fputs("abi-probe", fx_scratchFp) >= 0;\n' +
           'if (fx_scratchFp != NULL && fclose(fx_scratchFp) != 0) fx_scratchOk = 0;',
         failsWhen: '!fx_scratchOk',
-        failure: 'the probe could not create its scratch file under /tmp',
+        failure: 'the probe could not create its scratch file in its working directory',
       },
     ],
     cType: 'const char *',
     value: 'fx_scratchFileBuf',
   },
   scratchDirPath: {
-    doc: 'a path under /tmp named after the probe process where nothing exists yet',
+    doc: 'a path in the probe\'s working directory, named after the probe process, where nothing exists yet',
     deps: [],
     steps: [
       {
         kind: 'c',
         code:
-          'char fx_scratchDirBuf[96]; snprintf(fx_scratchDirBuf, sizeof fx_scratchDirBuf, "/tmp/abi-probe-dir-%ld", (long)getpid());\n' +
+          'char fx_scratchDirBuf[96]; snprintf(fx_scratchDirBuf, sizeof fx_scratchDirBuf, "abi-probe-dir-%ld", (long)getpid());\n' +
           'if (rmdir(fx_scratchDirBuf) != 0) { /* usually absent */ }',
       },
     ],
@@ -301,19 +301,19 @@ export const SCENARIOS: Record<string, Scenario[]> = {
     { name: 'error', doc: '"abi-probe", 5, 2 (start > end)', args: { s: str('abi-probe'), start: int(5), end: int(2) }, expect: 'error' },
   ],
   osp_file_write: [
-    { name: 'success', doc: 'a new file under /tmp', args: { path: fx('scratchFile'), content: str('abi-probe written') }, expect: 'success' },
+    { name: 'success', doc: 'a scratch file in the working directory', args: { path: fx('scratchFile'), content: str('abi-probe written') }, expect: 'success' },
     { name: 'error', doc: 'a path in a missing directory', args: { path: str('/nonexistent-abi-probe/x.txt'), content: str('x') }, expect: 'error' },
   ],
   osp_file_read: [
-    { name: 'success', doc: 'an existing file under /tmp', args: { path: fx('scratchFile') }, expect: 'success' },
+    { name: 'success', doc: 'an existing scratch file', args: { path: fx('scratchFile') }, expect: 'success' },
     { name: 'error', doc: 'a missing file', args: { path: str('/nonexistent-abi-probe/x.txt') }, expect: 'error' },
   ],
   osp_file_delete: [
-    { name: 'success', doc: 'an existing file under /tmp', args: { path: fx('scratchFile') }, expect: 'success' },
+    { name: 'success', doc: 'an existing scratch file', args: { path: fx('scratchFile') }, expect: 'success' },
     { name: 'error', doc: 'a missing file', args: { path: str('/nonexistent-abi-probe/x.txt') }, expect: 'error' },
   ],
   osp_directory_create: [
-    { name: 'success', doc: 'a fresh path under /tmp', args: { path: fx('scratchDirPath') }, expect: 'success' },
+    { name: 'success', doc: 'a fresh path in the working directory', args: { path: fx('scratchDirPath') }, expect: 'success' },
     { name: 'error', doc: 'an existing directory (/tmp)', args: { path: str('/tmp') }, expect: 'error' },
   ],
   osp_file_exists: [
@@ -464,6 +464,20 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   osp_ws_server_allow_origin: [
     { name: 'success', doc: 'http://localhost:8080 on a server not yet listening', args: { server_id: fx('serverId'), origin: str('http://localhost:8080') }, expect: 'success' },
     { name: 'error', doc: 'an origin with a path (not a serialized origin)', args: { server_id: fx('serverId'), origin: str('http://localhost:8080/chat') }, expect: 'error' },
+  ],
+  osp_ws_create_secure_server: [
+    // A success path needs a certificate and key on disk; tests/interop/tls.test.ts covers it with a
+    // throwaway CA made by the openssl command line.
+    {
+      name: 'error',
+      doc: 'a certificate file that does not exist',
+      args: { port: fx('freePort'), address: str('127.0.0.1'), path: str(PROBE_PATH), cert_file: str('/nonexistent/abi-probe-cert.pem'), key_file: str('/nonexistent/abi-probe-key.pem') },
+      expect: 'error',
+    },
+  ],
+  osp_ws_set_trusted_ca: [
+    { name: 'success', doc: '"" (no extra CA: the system trust store only)', args: { path: str('') }, expect: 'success' },
+    { name: 'error', doc: 'a CA file that does not exist', args: { path: str('/nonexistent/abi-probe-ca.pem') }, expect: 'error' },
   ],
   osp_ws_server_add_subprotocol: [
     { name: 'success', doc: '"chat.v1" on a server not yet listening', args: { server_id: fx('serverId'), protocol: str('chat.v1') }, expect: 'success' },

@@ -10,6 +10,11 @@
 import type { SourceFile } from '../source.ts';
 import type { Diagnostic } from './diagnostic.ts';
 
+/** Source lines longer than this many characters are shown as a window around the span. */
+const MAX_LINE = 160;
+/** Characters of context kept before (and at least after) the span in such a window. */
+const CONTEXT = 40;
+
 export function renderDiagnostic(d: Diagnostic, file: SourceFile): string {
   const out: string[] = [];
   out.push(`${d.severity}[${d.code}]: ${d.message}`);
@@ -22,16 +27,28 @@ export function renderDiagnostic(d: Diagnostic, file: SourceFile): string {
   const all = [{ span: d.span, text: d.primaryLabel }, ...d.labels.map((l) => ({ span: l.span, text: l.message as string | undefined }))];
   all.sort((a, b) => a.span.start - b.span.start);
   let lastLine = -1;
+  let lastShown = '';
   for (const s of all) {
     const a = file.lineCol(s.span.start);
-    const lineText = file.lineText(a.line);
     const b = file.lineCol(Math.max(s.span.start, s.span.end));
+    const chars = [...file.lineText(a.line)];
     // A span running past the end of its first line is underlined to the end of that line.
-    const endCol = b.line === a.line ? b.col : [...lineText].length + 1;
-    const width = Math.max(1, endCol - a.col);
-    const prefix = [...lineText].slice(0, a.col - 1).map((c) => (c === '\t' ? '\t' : ' ')).join('');
-    if (a.line !== lastLine) out.push(`${String(a.line).padStart(gutter)}│ ${lineText}`.trimEnd());
+    const endCol = b.line === a.line ? b.col : chars.length + 1;
+    let width = Math.max(1, endCol - a.col);
+    // A very long line (generated code, a minified literal) is shown as a window around the span.
+    let from = 0;
+    let to = chars.length;
+    if (chars.length > MAX_LINE) {
+      from = Math.max(0, a.col - 1 - CONTEXT);
+      to = Math.min(chars.length, Math.max(from + MAX_LINE, a.col - 1 + Math.min(width, MAX_LINE) + CONTEXT));
+      width = Math.min(width, to - (a.col - 1) + 1);
+    }
+    const lead = from > 0 ? ['…'] : [];
+    const shown = [...lead, ...chars.slice(from, to), ...(to < chars.length ? ['…'] : [])].join('');
+    const prefix = [...lead, ...chars.slice(from, a.col - 1)].map((c) => (c === '\t' ? '\t' : ' ')).join('');
+    if (a.line !== lastLine || shown !== lastShown) out.push(`${String(a.line).padStart(gutter)}│ ${shown}`.trimEnd());
     lastLine = a.line;
+    lastShown = shown;
     out.push(`${pad}│ ${prefix}${'^'.repeat(width)}${s.text ? ' ' + s.text : ''}`);
   }
   for (const n of d.notes) out.push(`${pad} = ${n}`);

@@ -125,6 +125,20 @@ export function reservedNames(): Set<string> {
   return names;
 }
 
+/** REFC-era parameter names accepted for named calls of built-ins (LANGUAGE.md §12.1, in brackets). */
+const ARG_ALIASES: ReadonlyMap<string, Readonly<Record<string, string>>> = new Map<string, Record<string, string>>([
+  ['contains', { s: 'haystack', sub: 'needle' }],
+  ['writeFile', { filename: 'path' }],
+  ['readFile', { filename: 'path' }],
+  ['awaitProcess', { handle: 'processId' }],
+  ['cleanupProcess', { handle: 'processId' }],
+]);
+
+/** The documented parameter name for a name written in a named call of built-in `fn`. */
+export function canonicalBuiltinArg(fn: string, written: string): string {
+  return ARG_ALIASES.get(fn)?.[written] ?? written;
+}
+
 /** The old compiler's arity texts for built-ins (LANGUAGE.md §12.9); the corpus checks some verbatim. */
 const ARITY_TEXT: ReadonlyMap<string, { format: 'A' | 'B'; detail: string }> = new Map([
   ['print', { format: 'A', detail: '' }],

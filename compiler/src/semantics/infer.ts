@@ -8,7 +8,7 @@ import { closestName, Code, type DiagnosticBag, type Label } from '../diagnostic
 import { joinSpans, type Span } from '../source.ts';
 import type { Arg, Expr, ExternDecl, FieldInit, FnDecl, ModuleDecl, Ident, MatchArm, Program, Stmt } from '../syntax/ast.ts';
 import { arithmeticIsString, paramRule, returnRule } from './annotations.ts';
-import { builtinArityMessage, builtinTable, instantiateBuiltin, reservedNames, UNSUPPORTED_BUILTINS, type Builtin, type Capability } from './builtins.ts';
+import { builtinArityMessage, builtinTable, canonicalBuiltinArg, instantiateBuiltin, reservedNames, UNSUPPORTED_BUILTINS, type Builtin, type Capability } from './builtins.ts';
 import { RESULT_CTORS, TypeEnv } from './resolve.ts';
 import { PatternChecker } from './patterns.ts';
 import { article, refinedCtor, Scope, withArticle } from './scope.ts';
@@ -709,8 +709,9 @@ class Checker {
       case '==':
       case '!=':
         if (!unify(left.type, right.type)) {
-          this.diags.error(Code.TypeMismatch, e.span, `cannot compare ${withArticle(showType(zonk(left.type)))} with ${withArticle(showType(zonk(right.type)))}`, {
+          this.diags.error(Code.TypeMismatch, e.opSpan, `cannot compare ${withArticle(showType(zonk(left.type)))} with ${withArticle(showType(zonk(right.type)))}`, {
             label: 'both sides must have the same type',
+            labels: this.operandLabels(left, right),
           });
         } else this.deferred.push({ kind: 'equality', type: left.type, span: e.span, op: e.op });
         return mk(Bool);
@@ -730,8 +731,9 @@ class Checker {
           return mk(Int);
         }
         if (!unify(left.type, t) || !unify(right.type, t)) {
-          this.diags.error(Code.BadOperand, e.span, `cannot add ${withArticle(showType(zonk(left.type)))} and ${withArticle(showType(zonk(right.type)))}`, {
+          this.diags.error(Code.BadOperand, e.opSpan, `cannot add ${withArticle(showType(zonk(left.type)))} and ${withArticle(showType(zonk(right.type)))}`, {
             label: "'+' needs two Ints or two Strings",
+            labels: this.operandLabels(left, right),
             notes: isStr ? ['hint: convert with toString(…) or use interpolation "${…}"'] : [],
           });
           return mk(ErrorType);
@@ -742,6 +744,11 @@ class Checker {
         if (need(left, Int, 'Int operands')) need(right, Int, 'Int operands');
         return mk(Int);
     }
+  }
+
+  /** Where each operand's type comes from, for a binary operator whose operands disagree. */
+  private operandLabels(left: TExpr, right: TExpr): Label[] {
+    return [left, right].map((x) => ({ span: x.span, message: `this is ${withArticle(showType(zonk(x.type)))}` }));
   }
 
   private inferField(objectExpr: Expr, name: Ident, span: Span, scope: Scope): TExpr {
@@ -834,7 +841,7 @@ class Checker {
     const out: number[] = [];
     const seen = new Set<number>();
     for (const a of args) {
-      const idx = paramNames.indexOf(a.name!.name);
+      const idx = paramNames.indexOf(style === 'builtin' ? canonicalBuiltinArg(fname, a.name!.name) : a.name!.name);
       if (idx >= 0 && seen.has(idx)) {
         this.diags.error(Code.ArgumentCount, a.name!.span, `the argument '${a.name!.name}' is given twice`, {
           label: 'given again here',

@@ -1,0 +1,305 @@
+#!/usr/bin/env tsx
+/**
+ * Language benchmarks: the compiler's own speed and the speed of the code it generates, each
+ * against gcc on the equivalent C program, on this machine, in one invocation.
+ *
+ *   npm run bench:lang                      5 rounds (about 2 minutes on 2 cores)
+ *   npm run bench:lang -- --rounds 9
+ *   npm run bench:lang -- --write           also rewrite the table in docs/BENCHMARKS-LANGUAGE.md
+ *
+ * Method. Machines here are shared and noisy, so nothing is compared across runs: every round
+ * measures the Osprey side and the C side of every row back to back (interleaved: A B A B …),
+ * and the table gives the median over rounds of each side and the ratio of the medians. The
+ * ratio is of CPU time (user + system, of the process and the children it waited for: GNU time
+ * for processes, process.cpuUsage() in-process), which a loaded machine disturbs far less than
+ * wall time; the wall-time medians are shown beside it.
+ *
+ * Rows:
+ *   * front end, in-process on a generated 20,000-line program (2,000 functions with lets, a
+ *     match, arithmetic, an interpolated string and a call): lexing + parsing + checking
+ *     (`checkSource`), and IR emission (lowering + LLVM emission + verification + printing), in
+ *     lines per second, each after one warm-up; against `gcc -fsyntax-only` and `gcc -S -O0` on the
+ *     equivalent C program (a separate process each time, so gcc pays its start-up).
+ *   * end to end, hello world: `osprey build --fast` (-O0) and `osprey build` (-O2), i.e. Node
+ *     start-up + front end + clang-14 + link, against `gcc -O0` and `gcc -O2` on hello.c.
+ *   * generated code (osprey build, -O2) against gcc -O2: recursive fib(32), a fold over ten
+ *     million integers, and a loop building two million short strings; both sides print their
+ *     result, which must agree.
+ */
+import { writeFileSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { checkSource, emitTyped } from '../../compiler/src/driver.ts';
+import { SourceFile } from '../../compiler/src/source.ts';
+import { compileC, compileOsprey, median, removeDir, ROOT, runMeasured, tempDir, timeCommand } from './lang-common.ts';
+
+const argv = process.argv.slice(2);
+const roundsAt = argv.indexOf('--rounds');
+const ROUNDS = roundsAt >= 0 ? Number(argv[roundsAt + 1]) : 5;
+const WRITE = argv.includes('--write');
+const OSPREY = join(ROOT, 'bin', 'osprey.mjs');
+
+// ---- programs -------------------------------------------------------------------------------
+
+const FUNCTIONS = 2000;
+
+/** 2,000 ten-line functions: 20,000 lines of Osprey. */
+function frontEndOsprey(): string {
+  const out: string[] = [];
+  for (let k = 0; k < FUNCTIONS; k++) {
+    out.push(
+      `fn f${k}(a: Int, b: Int) -> Int {`,
+      `    let x = a * ${(k % 97) + 1} + b`,
+      `    let y = match x % 3 {`,
+      `        0 => x + 1`,
+      `        1 => x * 2`,
+      `        _ => x - ${k}`,
+      `    }`,
+      `    let label = "f${k}: \${y}"`,
+      k === 0 ? '    y % 1000' : `    y % 1000 + f${k - 1}(a: b % 10, b: x % 10)`,
+      `}`,
+    );
+  }
+  out[out.length - 1] = `} print(f${FUNCTIONS - 1}(a: 1, b: 2))`;
+  return out.join('\n') + '\n';
+}
+
+function frontEndC(): string {
+  const out = ['#include <stdint.h>', '#include <stdio.h>'];
+  for (let k = 0; k < FUNCTIONS; k++) {
+    out.push(
+      `static int64_t f${k}(int64_t a, int64_t b) {`,
+      `    int64_t x = a * ${(k % 97) + 1} + b;`,
+      `    int64_t y;`,
+      `    switch (x % 3) {`,
+      `    case 0: y = x + 1; break;`,
+      `    case 1: y = x * 2; break;`,
+      `    default: y = x - ${k}; break;`,
+      `    }`,
+      `    char label[64]; snprintf(label, sizeof label, "f${k}: %lld", (long long)y); (void)label;`,
+      k === 0 ? '    return y % 1000;' : `    return y % 1000 + f${k - 1}(b % 10, x % 10);`,
+      `}`,
+    );
+  }
+  out.push(`int main(void) { printf("%lld\\n", (long long)f${FUNCTIONS - 1}(1, 2)); return 0; }`);
+  return out.join('\n') + '\n';
+}
+
+const HELLO_OSP = 'print("Hello, World!")\n';
+const HELLO_C = '#include <stdio.h>\nint main(void) { puts("Hello, World!"); return 0; }\n';
+
+const RUNTIME_PROGRAMS: { name: string; osprey: string; c: string }[] = [
+  {
+    name: 'recursive fib(32)',
+    osprey: `fn fib(n: Int) -> Int = match n < 2 {
+    true => n
+    false => fib(n - 1) + fib(n - 2)
+}
+print(fib(32))
+`,
+    c: `#include <stdio.h>
+#include <stdint.h>
+static int64_t fib(int64_t n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+int main(void) { printf("%lld\\n", (long long)fib(32)); return 0; }
+`,
+  },
+  {
+    name: 'fold over 10,000,000 integers',
+    osprey: `print(fold(range(0, 10000000), 0, fn(acc: Int, x: Int) -> Int => acc + x % 7))
+`,
+    c: `#include <stdio.h>
+#include <stdint.h>
+int main(void) {
+    int64_t acc = 0;
+    for (int64_t x = 0; x < 10000000; x++) acc = acc + x % 7;
+    printf("%lld\\n", (long long)acc);
+    return 0;
+}
+`,
+  },
+  {
+    name: 'building 2,000,000 short strings',
+    osprey: `fn step(acc: Int, i: Int) -> Int {
+    let s = "key-" + toString(i) + ":" + toString(acc % 1000)
+    match s == "key-7:7" {
+        true => acc + 1
+        false => acc + i % 5
+    }
+}
+print(fold(range(0, 2000000), 0, step))
+`,
+    c: `#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+int main(void) {
+    int64_t acc = 0;
+    char s[64];
+    for (int64_t i = 0; i < 2000000; i++) {
+        snprintf(s, sizeof s, "key-%lld:%lld", (long long)i, (long long)(acc % 1000));
+        acc = strcmp(s, "key-7:7") == 0 ? acc + 1 : acc + i % 5;
+    }
+    printf("%lld\\n", (long long)acc);
+    return 0;
+}
+`,
+  },
+];
+
+// ---- measurement ------------------------------------------------------------------------------
+
+interface Sample {
+  /** Wall time, ms. */
+  ms: number;
+  /** CPU time, ms (falls back to wall time when unknown). */
+  cpu: number;
+}
+
+interface Row {
+  group: string;
+  name: string;
+  osprey: Sample[];
+  c: Sample[];
+  /** How a side's median is shown: a time in ms or a throughput in lines/s. */
+  unit: 'ms' | 'lines/s';
+  lines?: number;
+  ospreyLabel: string;
+  cLabel: string;
+}
+
+const rows: Row[] = [];
+function row(r: Omit<Row, 'osprey' | 'c'>): Row {
+  const x = { ...r, osprey: [], c: [] };
+  rows.push(x);
+  return x;
+}
+
+function timed(f: () => void): Sample {
+  const t = performance.now();
+  const c = process.cpuUsage();
+  f();
+  const d = process.cpuUsage(c);
+  return { ms: performance.now() - t, cpu: (d.user + d.system) / 1000 };
+}
+
+async function command(cmd: string, args: string[]): Promise<Sample> {
+  const r = await timeCommand(cmd, args);
+  return { ms: r.ms, cpu: r.cpuMs ?? r.ms };
+}
+
+async function run(exe: string): Promise<Sample> {
+  const r = await runMeasured(exe);
+  if (r.status !== 0) throw new Error(`${exe} exited with ${r.status}`);
+  return { ms: r.ms, cpu: r.cpuMs ?? r.ms };
+}
+
+const dir = tempDir('osprey-lang-bench-');
+try {
+  // Front end.
+  const ospText = frontEndOsprey();
+  const cText = frontEndC();
+  const ospLines = ospText.split('\n').length - 1;
+  const cLines = cText.split('\n').length - 1;
+  const cFront = join(dir, 'front.c');
+  writeFileSync(cFront, cText);
+  const check = () => {
+    const r = checkSource(new SourceFile('front.osp', ospText));
+    if (!r.typed) throw new Error('the generated front-end program does not check');
+    return r;
+  };
+  const checked = check(); // warm-up, and the typed tree the emission rows reuse
+  emitTyped(checked.file, checked.typed!).print();
+  const front = row({ group: 'front end', name: `parse + check, ${ospLines.toLocaleString('en')} lines`, unit: 'lines/s', lines: ospLines, ospreyLabel: 'osprey (in-process)', cLabel: 'gcc -fsyntax-only' });
+  const emit = row({ group: 'front end', name: `check + IR emission, ${ospLines.toLocaleString('en')} lines`, unit: 'lines/s', lines: ospLines, ospreyLabel: 'osprey (in-process)', cLabel: 'gcc -S -O0' });
+  const emitOnly = row({ group: 'front end', name: 'IR emission alone (lower + emit + verify + print)', unit: 'lines/s', lines: ospLines, ospreyLabel: 'osprey (in-process)', cLabel: '—' });
+
+  // End to end.
+  const helloOsp = join(dir, 'hello.osp');
+  writeFileSync(helloOsp, HELLO_OSP);
+  const helloC = join(dir, 'hello.c');
+  writeFileSync(helloC, HELLO_C);
+  const e2eFast = row({ group: 'end to end', name: 'hello world, fast build', unit: 'ms', ospreyLabel: 'osprey build --fast', cLabel: 'gcc -O0' });
+  const e2eRelease = row({ group: 'end to end', name: 'hello world, release build', unit: 'ms', ospreyLabel: 'osprey build (-O2)', cLabel: 'gcc -O2' });
+
+  // Generated code.
+  const runtime = [];
+  for (const [i, p] of RUNTIME_PROGRAMS.entries()) {
+    const ospExe = join(dir, `rt${i}-osprey`);
+    const cExe = join(dir, `rt${i}-c`);
+    await compileOsprey(p.osprey, ospExe, 'release');
+    compileC(p.c, dir, cExe);
+    const a = await runMeasured(ospExe);
+    const b = await runMeasured(cExe);
+    if (a.status !== 0 || b.status !== 0 || a.stdout !== b.stdout) {
+      throw new Error(`${p.name}: outputs differ: osprey ${JSON.stringify(a.stdout)} (exit ${a.status}), C ${JSON.stringify(b.stdout)} (exit ${b.status})`);
+    }
+    runtime.push({ ospExe, cExe, row: row({ group: 'generated code', name: p.name, unit: 'ms', ospreyLabel: 'osprey -O2', cLabel: 'gcc -O2' }) });
+  }
+
+  for (let round = 1; round <= ROUNDS; round++) {
+    front.osprey.push(timed(() => check()));
+    front.c.push(await command('gcc', ['-fsyntax-only', cFront]));
+    let typed = checked;
+    emit.osprey.push(timed(() => {
+      typed = check();
+      emitTyped(typed.file, typed.typed!).print();
+    }));
+    emit.c.push(await command('gcc', ['-S', '-O0', '-o', join(dir, 'front.s'), cFront]));
+    emitOnly.osprey.push(timed(() => emitTyped(typed.file, typed.typed!).print()));
+
+    e2eFast.osprey.push(await command(process.execPath, [OSPREY, 'build', '--fast', helloOsp, '-o', join(dir, 'hello-osp')]));
+    e2eFast.c.push(await command('gcc', ['-O0', '-o', join(dir, 'hello-c'), helloC]));
+    e2eRelease.osprey.push(await command(process.execPath, [OSPREY, 'build', helloOsp, '-o', join(dir, 'hello-osp')]));
+    e2eRelease.c.push(await command('gcc', ['-O2', '-o', join(dir, 'hello-c'), helloC]));
+
+    for (const r of runtime) {
+      r.row.osprey.push(await run(r.ospExe));
+      r.row.c.push(await run(r.cExe));
+    }
+    console.error(`round ${round}/${ROUNDS} done`);
+  }
+} finally {
+  removeDir(dir);
+}
+
+// ---- report -----------------------------------------------------------------------------------
+
+function fmt(m: number): string {
+  return m >= 1000 ? `${(m / 1000).toFixed(2)} s` : `${m.toFixed(m < 10 ? 1 : 0)} ms`;
+}
+
+function show(r: Row, xs: Sample[]): string {
+  if (!xs.length) return '—';
+  const cpu = median(xs.map((x) => x.cpu));
+  const wall = median(xs.map((x) => x.ms));
+  if (r.unit === 'ms') return `${fmt(cpu)} CPU (${fmt(wall)} wall)`;
+  return `${Math.round((r.lines! / cpu) * 1000).toLocaleString('en')} lines/s (${fmt(cpu)} CPU, ${fmt(wall)} wall)`;
+}
+
+const cpu = cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown CPU';
+const date = new Date().toISOString().slice(0, 10);
+const table = [
+  `Machine: ${cpus().length} cores (${cpu}), Node ${process.version}, ${date}. ` +
+    `Command: \`npm run bench:lang -- --rounds ${ROUNDS}\`; medians of ${ROUNDS} interleaved rounds.`,
+  '',
+  '| group | benchmark | Osprey | C (gcc 12) | Osprey ÷ C (CPU time) |',
+  '|---|---|---|---|---|',
+  ...rows.map((r) => {
+    const cpu = (xs: Sample[]) => median(xs.map((x) => x.cpu));
+    const ratio = r.c.length ? `${(cpu(r.osprey) / cpu(r.c)).toFixed(2)}×` : '—';
+    return `| ${r.group} | ${r.name} | ${r.ospreyLabel}: ${show(r, r.osprey)} | ${r.c.length ? `${r.cLabel}: ${show(r, r.c)}` : '—'} | ${ratio} |`;
+  }),
+].join('\n');
+
+console.log(table);
+
+if (WRITE) {
+  const doc = join(ROOT, 'docs', 'BENCHMARKS-LANGUAGE.md');
+  const text = readFileSync(doc, 'utf8');
+  const begin = '<!-- lang-bench:begin -->';
+  const end = '<!-- lang-bench:end -->';
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  if (a < 0 || b < 0) throw new Error(`${doc} has no ${begin} … ${end} markers`);
+  writeFileSync(doc, `${text.slice(0, a + begin.length)}\n${table}\n${text.slice(b)}`);
+  console.error(`table written to ${doc}`);
+}
