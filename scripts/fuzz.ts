@@ -58,13 +58,13 @@ if (!Number.isInteger(seconds) || seconds < 1) {
   console.error('fuzz: --seconds expects a positive whole number');
   process.exit(2);
 }
-const all = fs
+const all: string[] = fs
   .readdirSync(RUNTIME_TEST_DIR)
   .filter((f: string) => /^fuzz_.*\.c$/.test(f))
   .map((f: string) => f.slice('fuzz_'.length, -2))
   .sort();
 const only = option('--only')?.split(',').map((s) => s.trim()).filter(Boolean);
-const targets = only ?? all;
+const targets: string[] = only ?? all;
 for (const t of targets) {
   if (!all.includes(t)) {
     console.error(`fuzz: no target "${t}" (have: ${all.join(', ')})`);

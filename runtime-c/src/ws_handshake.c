@@ -119,8 +119,9 @@ void osp_ws_handshake_check_request(const osp_http_parser *req, const char *path
         return verdict(out, 400, "Sec-WebSocket-Key must be base64 of exactly 16 bytes");
     if (!osp_ws_accept_key(key, n, out->accept))
         return verdict(out, 500, "cannot compute Sec-WebSocket-Accept");
-    /* Sec-WebSocket-Extensions and Sec-WebSocket-Protocol offers are ignored: we support
-     * neither, and RFC 6455 §9.1/§4.2.2 say not to echo what we do not implement. */
+    /* Sec-WebSocket-Extensions offers are ignored: we support none, and RFC 6455 §9.1 says not
+     * to echo what we do not implement. Sec-WebSocket-Protocol is the server policy's business
+     * (osp_ws_handshake_apply_policy): with no subprotocols configured it is ignored too. */
     verdict(out, 101, NULL);
 }
 

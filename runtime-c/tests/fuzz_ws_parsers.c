@@ -2,7 +2,8 @@
  * libFuzzer target for the I/O-free protocol core: the message reader (frames, fragmentation,
  * control frames, UTF-8, close payloads, limits) in both roles, the HTTP head parser with the
  * server's handshake verdict, the client's response check, and the URL parser. The first input
- * byte picks the chunk size so that split inputs are explored too. Not part of `--tests`; run:
+ * byte picks the chunk size so that split inputs are explored too. Not part of `--tests`; built
+ * and run with the focused targets by `npx tsx scripts/fuzz.ts --only ws_parsers`, or by hand:
  *
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iruntime-c/include \
  *     -Iruntime-c/src runtime-c/tests/fuzz_ws_parsers.c runtime-c/src/{ws_frame,ws_message,\

@@ -1,10 +1,10 @@
 /**
  * Shared by the language benchmarks (lang-bench.ts, lang-memory.ts) and the memory test
  * (tests/compiler/memory.test.ts): compiling an Osprey program through the driver, running an
- * executable while sampling its peak resident set (VmHWM), and medians.
+ * executable measuring its CPU time and peak resident set (rusage: ru_maxrss = VmHWM), and medians.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildExecutable, renderErrors, type OptLevel } from '../../compiler/src/driver.ts';
@@ -51,31 +51,66 @@ export interface RunResult {
   ms: number;
   /** User + system CPU time in ms (of the process and the children it waited for), when known. */
   cpuMs?: number;
-  /** Peak resident set in kB: the kernel's maximum (GNU time's %M) when /usr/bin/time exists,
-   *  otherwise the highest VmHWM seen while sampling every 10 ms (a lower bound). */
+  /** Peak resident set in kB: the kernel's maximum (rusage ru_maxrss) when gcc can build the
+   *  measuring wrapper, otherwise the highest VmHWM seen while sampling every 10 ms (a lower bound). */
   peakKb: number;
 }
 
-const GNU_TIME = '/usr/bin/time';
-const hasGnuTime = existsSync(GNU_TIME) && spawnSync(GNU_TIME, ['-f', '%M', 'true']).status === 0;
+/**
+ * A tiny C wrapper: fork, exec, wait4, and write the child's rusage — user and system CPU time in
+ * microseconds (GNU time prints only hundredths of a second, too coarse for fib(32)) and the
+ * kernel's peak RSS — to the file named by its first argument.
+ */
+const MEASURE_C = `#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) return 2;
+    pid_t pid = fork();
+    if (pid == 0) { execvp(argv[2], argv + 2); _exit(127); }
+    int status; struct rusage ru;
+    if (pid < 0 || wait4(pid, &status, 0, &ru) < 0) return 2;
+    FILE *f = fopen(argv[1], "w");
+    if (!f) return 2;
+    fprintf(f, "%lld %lld %ld\\n", (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
+            (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec, ru.ru_maxrss);
+    fclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+`;
 
-/** Runs `exe` under GNU time (CPU time and exact peak RSS), or samples VmHWM without it. */
+let measureExe: string | null | undefined;
+function measureHelper(): string | null {
+  if (measureExe !== undefined) return measureExe;
+  const dir = tempDir('osprey-measure-');
+  process.on('exit', () => removeDir(dir));
+  try {
+    compileC(MEASURE_C, dir, join(dir, 'measure'));
+    measureExe = join(dir, 'measure');
+  } catch {
+    measureExe = null;
+  }
+  return measureExe;
+}
+
+/** Runs `exe` under the rusage wrapper (CPU time, exact peak RSS), or samples VmHWM without gcc. */
 export function runMeasured(exe: string, args: string[] = []): Promise<RunResult> {
-  if (!hasGnuTime) return runSampled(exe, args);
-  const dir = tempDir('osprey-time-');
-  const out = join(dir, 'time');
+  const helper = measureHelper();
+  if (!helper) return runSampled(exe, args);
+  const out = join(helper, '..', `rusage-${process.pid}-${Math.random().toString(36).slice(2)}`);
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const child = spawn(GNU_TIME, ['-o', out, '-f', '%U %S %M', exe, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(helper, [out, exe, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.on('error', reject);
     child.on('close', (status) => {
       const ms = performance.now() - start;
-      const last = readFileSync(out, 'utf8').trim().split('\n').pop() ?? '';
-      removeDir(dir);
-      const [u, sy, m] = last.split(' ').map(Number);
-      resolve({ stdout, status, ms, cpuMs: (u! + sy!) * 1000, peakKb: m! });
+      const [u, sy, m] = readFileSync(out, 'utf8').trim().split(' ').map(Number);
+      rmSync(out, { force: true });
+      resolve({ stdout, status, ms, cpuMs: (u! + sy!) / 1000, peakKb: m! });
     });
   });
 }

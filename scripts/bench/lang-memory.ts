@@ -1,7 +1,7 @@
 #!/usr/bin/env tsx
 /**
  * Memory benchmark: compiles (osprey build -O2) and runs a program that builds and drops ten
- * million short strings and ten million closures, and reports its peak resident set (VmHWM).
+ * million short strings and ten million closures, and reports its peak resident set (ru_maxrss, i.e. VmHWM).
  * Fails (exit 1) when the peak reaches 100 MB or the program prints a wrong result.
  *
  *   npx tsx scripts/bench/lang-memory.ts                 10 million iterations, -O2
@@ -37,7 +37,7 @@ try {
     lines.push(line);
   };
   say(`${N.toLocaleString('en')} strings + closures built and dropped (${opt === 'fast' ? '-O0' : '-O2'}): ` +
-    `peak RSS (VmHWM) ${peakMb.toFixed(1)} MB, ${(r.ms / 1000).toFixed(2)} s, result ${ok ? 'correct' : 'WRONG'}`);
+    `peak RSS ${peakMb.toFixed(1)} MB, ${(r.ms / 1000).toFixed(2)} s, result ${ok ? 'correct' : 'WRONG'}`);
 
   const controlN = 1_000_000;
   const controlExe = join(dir, 'control');
