@@ -148,10 +148,12 @@ for (const target of selected(CLIENT_TARGETS)) {
     });
 
     it(`58 (C-H9) the server never answers → handshake timeout (${target.handshakeTimeoutMs} ms), exit ≠ 0`, async (ctx) => {
-      const s = await session(target, ctx);
+      // Measured from before the client starts: its deadline cannot expire earlier than that,
+      // however long the spawn and the TCP accept take on a loaded machine.
       const t0 = performance.now();
+      const s = await session(target, ctx);
       await expectHandshakeRejected(s);
-      expect(performance.now() - t0).toBeGreaterThan(target.handshakeTimeoutMs / 2);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(target.handshakeTimeoutMs * 0.9);
     });
 
     it('60 101 and a text frame in the same write → the message is delivered (echoed)', async (ctx) => {
