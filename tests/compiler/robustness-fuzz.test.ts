@@ -1,8 +1,9 @@
 /**
  * Front-end robustness under hostile input (see robustness-fuzz.ts for the contract and the
  * generators): hand-written extremes — 10,000 nested parentheses, blocks, matches, lambdas; a
- * 100,000-term sum; 20,000 statements; a 1 MB line; a huge literal — and one seeded round of
- * mutated golden/diagnostics programs plus random token streams. Bounded to well under 30 s on
+ * 100,000-term sum; 20,000 statements; 10,000 local lets; a 1 MB line; a huge literal — checker
+ * corner cases, and one seeded round of mutated golden/diagnostics programs plus random token
+ * streams. Bounded to well under 30 s on
  * two cores; `npx tsx scripts/fuzz-compiler.ts --seconds N` runs the same generators for longer.
  *
  * A failure names the case; rerun it with `FUZZ_SEED=<seed>` (the round is deterministic).
@@ -10,15 +11,15 @@
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../compiler/src/driver.ts';
 import { SourceFile } from '../../compiler/src/source.ts';
-import { extremes, fuzzCases, runCase } from './robustness-fuzz.ts';
+import { extremes, fuzzCases, runCase, SEMANTIC_EDGES } from './robustness-fuzz.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261129);
 
 describe('the front end survives extreme inputs', () => {
   for (const c of extremes()) {
-    it(c.name, () => {
+    it(c.name, { timeout: 30_000 }, () => {
       // Generous: these inputs are large, and CI machines are shared; the point is "not unbounded".
-      const o = runCase(c.text, 5000);
+      const o = runCase(c.text, 8000);
       expect(o.failure).toBe('');
     });
   }
@@ -38,11 +39,18 @@ describe('the front end survives extreme inputs', () => {
   });
 });
 
+describe('checker corner cases', () => {
+  it('never throw and only ever report errors', () => {
+    const failures = SEMANTIC_EDGES.map((text) => ({ text, o: runCase(text) })).filter((x) => !x.o.ok);
+    expect(failures.map((f) => `${JSON.stringify(f.text)}: ${f.o.failure}`)).toEqual([]);
+  });
+});
+
 describe(`mutated programs and random token streams (seed ${SEED})`, () => {
   it('never throw, never hang, only ever report errors', { timeout: 120_000 }, () => {
     const failures: string[] = [];
     let n = 0;
-    for (const c of fuzzCases(SEED, 2, 200)) {
+    for (const c of fuzzCases(SEED, 3, 300)) {
       const o = runCase(c.text, 2000);
       n++;
       if (!o.ok) failures.push(`${c.name}: ${o.failure}`);

@@ -112,6 +112,20 @@ const MUTATIONS: Record<string, Mutation> = {
     const at = int(r, 0, text.length);
     return text.slice(0, at) + piece + text.slice(at);
   },
+  replaceIdent(text, r) {
+    // Keeps the syntax, changes the meaning: one name becomes another name of the program (or a
+    // built-in), so the checker, lowering and emission see well-formed but ill-typed trees.
+    const t = roughTokens(text);
+    const idents = t.map((x, i) => (/^[A-Za-z_]\w*$/.test(x) ? i : -1)).filter((i) => i >= 0);
+    if (idents.length) t[pick(r, idents)] = r() < 0.7 ? t[pick(r, idents)]! : pick(r, VOCABULARY.slice(0, 50));
+    return t.join('');
+  },
+  replaceLiteral(text, r) {
+    const t = roughTokens(text);
+    const lits = t.map((x, i) => (/^([0-9]+|"(?:[^"\\]|\\.)*"|true|false)$/.test(x) ? i : -1)).filter((i) => i >= 0);
+    if (lits.length) t[pick(r, lits)] = pick(r, ['0', '-1', '"text"', '""', 'true', 'false', '[]', '[1, "a"]', 'Success(1)', 'Error("e")', 'fn(x: Int) -> Int => x', '{ }', 'print']);
+    return t.join('');
+  },
   truncate(text, r) {
     return text.slice(0, int(r, 0, text.length));
   },
@@ -192,6 +206,8 @@ export function extremes(): { name: string; text: string }[] {
     { name: '100,000-term pipe', text: `print(1 ${'|> toString '.repeat(20_000)})\n` },
     { name: '20,000-element list', text: `let xs = [${Array.from({ length: 20_000 }, (_, i) => String(i)).join(', ')}]\n` },
     { name: '20,000 statements', text: Array.from({ length: 20_000 }, (_, i) => `let v${i} = ${i}`).join('\n') + '\n' },
+    { name: '10,000 local lets in one function', text: `fn main() -> Int {\n${Array.from({ length: N }, (_, i) => `    let v${i} = ${i}`).join('\n')}\n    v9999\n}\n` },
+    { name: '5,000 lets alternating with prints in a block', text: `let x = {\n${Array.from({ length: 5000 }, (_, i) => `    let v${i} = ${i}\n    print(v${i})`).join('\n')}\n    1\n}\n` },
     { name: '1 MB line', text: `let s = "${'x'.repeat(1_000_000)}"\nprint(s)\n` },
     { name: 'huge integer literal', text: `print(${'9'.repeat(100_000)})\n` },
     { name: 'only a quote', text: '"' },
@@ -201,6 +217,113 @@ export function extremes(): { name: string; text: string }[] {
     { name: 'CRLF and tabs', text: 'let x = 1\r\n\tprint(x)\r\n' },
   ];
 }
+
+/** Small programs aimed at the checker's corners: cyclic and recursive types, generics, `any`,
+ *  Result constructors, shadowed built-in names, odd patterns, unsupported syntax. */
+export const SEMANTIC_EDGES: readonly string[] = [
+  'type A = B\ntype B = A\nlet x: A = 1',
+  'type A = A\nlet x: A = 1',
+  'type L = Nil | Cons { head: Int, tail: L }\nlet l = Cons { head: 1, tail: Cons { head: 2, tail: Nil } }\nprint(match l { Nil => 0 Cons { head, tail } => head })',
+  'type Box<T> = { item: T }\nlet b = Box { item: Box { item: 1 } }\nprint(b.item.item)',
+  'type Box<T> = { item: T }\nlet b: Box = Box { item: 1 }',
+  'type Box<T> = { item: T }\nlet b: Box<Int, Int> = Box { item: 1 }',
+  'let f = fn(x) => x\nprint(f(1))\nprint(f("a"))',
+  'let f = fn(x) => x(x)',
+  'fn f(g: (Int) -> Int) -> Int = g(g)',
+  'let xs = []\nprint(xs)',
+  'let xs = [[], [1]]\nlet y = xs[0]',
+  'fn main() -> Int = main()',
+  'fn main() = 1\nfn main() = 2',
+  'module M { fn f() -> Int = 1 }\nmodule M { fn g() -> Int = 2 }\nprint(M.f())',
+  'module M { let x = M.x }',
+  'let x = x',
+  'let x = y\nlet y = x',
+  'fn f() -> Int = g()\nfn g() -> Int = f()\nprint(f())',
+  'print(Success(1) == Success(1))',
+  'let r = match Success(1) { Success(Success(x)) => x _ => 0 }',
+  'type T = { a: Int where positive(a) }\nfn positive(n: Int) -> Bool = n > 0\nlet t = T { a: 1 }\nprint(t.a)',
+  'type T = { a: Int where nope(a) }',
+  'type T = { a: Int where 1 }',
+  'extern fn f(a: Int, b: (Int) -> Int) -> Int',
+  'extern fn f(a) -> Int\nprint(f(1))',
+  'let f: (Int) -> Int = print',
+  'print(print)',
+  'print(toString)',
+  'let s = toString\nprint(s(1))',
+  'let m = map\nprint(1)',
+  'range(0, 3) |> forEach(fn(x) => x)',
+  'range(0, 3) |> fold(0)',
+  'print(1 |> 2)',
+  'let x = 1 |> fn(a: Int) -> Int => a',
+  'let p = Point { x: 1 }',
+  'type P = { x: Int }\nlet p = P { x: 1 }\nlet q = p { y: 2 }\nlet r = p { x: "s" }',
+  'type C = R | G\nlet c = R\nlet d = c { x: 1 }',
+  'let d = any',
+  'fn f(x: any) -> Int = match x { n: Int => n s: String => 0 b: Bool => 1 f: (Int) -> Int => 2 _ => 3 }',
+  'fn f(x: any) -> Int = match x { n: Nope => 1 _ => 0 }',
+  'fn f(x: Int) -> Int = match x { n: String => 1 _ => 0 }',
+  'let x = match 1 { }',
+  'fn f() -> Unit = print(1)\nlet u = f()\nprint(u)',
+  'let x: Unit = 1',
+  'let x: Result<Int> = Success(1)',
+  'let x: Result<Int, String, Bool> = Success(1)',
+  'let x: List<Int, 3> = [1, 2, 3]\nprint(x[5])',
+  'let x: List<Int, -1> = [1]',
+  'let x: Int<Int> = 1',
+  'let x: 5 = 1',
+  'fn f() -> Iterator<Int> = range(0, 1)\nprint(fold(f(), 0, fn(a: Int, b: Int) -> Int => a + b))',
+  'websocketConnect(url: "x", messageHandler: print)',
+  'let w = websocketConnect("ws://x", fn(m: String) -> Result<Unit, String> => Success())\nprint(match w { Success { value } => value Error { message } => 0 })',
+  'print(-9223372036854775808)',
+  'print(- 9223372036854775808)',
+  'print(--9223372036854775808)',
+  'print(9223372036854775807 + 1)',
+  'print(1 / 0)',
+  'print(1 % 0)',
+  'print("${}")',
+  'print("${"${1}"}")',
+  '/// doc\nlet x = 1',
+  '/// doc',
+  'fn f() -> Int { }',
+  'fn f() -> Int { let x = 1 }',
+  'fn f() -> Int { fn g() -> Int = 1 }',
+  'let f = fn() => { fn g() -> Int = h() fn h() -> Int = g() g() }\nprint(f())',
+  'fn a() -> Int = { fn b() -> Int = a() b() }',
+  'select { }',
+  'spawn 1',
+  'import foo\nimport foo.bar',
+  'let mut x = 1\nx = 2',
+  'mut x = 1',
+  'let x = if true { 1 } else { 2 }',
+  'print(true && 1)',
+  'print(!"s")',
+  'print(-"s")',
+  'print(+1)',
+  'let x = (fn(a: Int) -> Int => a)(1)',
+  'let x = print(1)(2)',
+  'let s = "a".b.c.d',
+  'print(Success)',
+  'print(Error)',
+  'print(Error())',
+  'print(Success(1, 2))',
+  'print(Ok { value: 1, message: 2 })',
+  'type Ok = Ok\nlet x = Ok',
+  'type Result = A | B\nlet x = A',
+  'type Int = I\nlet x: Int = I',
+  'type print = P',
+  'fn f(a: Int, a: Int) -> Int = a',
+  'let f = fn(a: Int, a: Int) -> Int => a',
+  'fn f(x: Int) -> Int = match x { x => x y => y }',
+  'let x = match [1] { [a] => a _ => 0 }',
+  'let x = match "a" { "a" => 1 "a" => 2 _ => 3 }',
+  'let x = match 1 { -1 => 1 _ => 0 }',
+  'let x = match 1 { 1 | 2 => 1 _ => 0 }',
+  'type T = A { x: Int } | B\nlet x = match A { x: 1 } { A { y } => y B => 0 }',
+  'type T = A { x: Int } | B\nlet x = match A { x: 1 } { A(q, r) => 1 _ => 0 }',
+  'type T = A { x: Int } | B\nlet x = match A { x: 1 } { A { x: 5 } => 1 _ => 0 }',
+  'type T = { x: Int }\nlet x = match T { x: 1 } { { x } => x }',
+  'type T = { x: Int }\nlet x = match T { x: 1 } { T { x } => x T { x } => 0 }',
+];
 
 export interface Outcome {
   ok: boolean;

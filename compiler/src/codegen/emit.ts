@@ -180,10 +180,19 @@ class Emitter {
         return this.fromWord(ir.load(ir.i64(), ir.elementPtr(ir.i64(), words, e.index)), e.repr);
       }
       case 'let': {
-        const v = this.expr(e.value);
-        if (!v) return null;
-        this.locals.set(e.id, { kind: 'value', value: v });
-        return this.expr(e.body);
+        // A long block is a chain of lets and seqs: walk it in a loop, not one recursion per link.
+        let x: CExpr = e;
+        for (;;) {
+          if (x.k === 'let') {
+            const v = this.expr(x.value);
+            if (!v) return null;
+            this.locals.set(x.id, { kind: 'value', value: v });
+            x = x.body;
+          } else if (x.k === 'seq') {
+            for (const y of x.effects) if (this.expr(y) === null) return null;
+            x = x.result;
+          } else return this.expr(x);
+        }
       }
       case 'setglobal': {
         const g = this.globals.get(e.name) ?? ice(`codegen: unknown global ${e.name}`);

@@ -71,17 +71,36 @@ function seq(effects: CExpr[], result: CExpr): CExpr {
 
 /** Statements `stmts[i..]` followed by `result` (or Unit). */
 function lowerStmts(stmts: TStmt[], i: number, result: TExpr | null, ctx: FnContext, tail: boolean): CExpr {
-  // A run of plain effects (expression statements, top-level lets, which are globals) becomes one
-  // flat `seq`, so a long script does not nest (and recurse) one level per statement.
-  const effects: CExpr[] = [];
+  // A run of lets and expression statements is lowered in a loop, not one recursion per
+  // statement, so a long block or script cannot exhaust the stack: effects in a row (expression
+  // statements, top-level lets, which are globals) become one flat `seq`, local lets a `let` chain.
+  const run: ({ effect: CExpr } | { id: number; value: CExpr })[] = [];
   for (; i < stmts.length; i++) {
     const s = stmts[i]!;
     const g = s.kind === 'let' ? ctx.state.globals.get(s.symbol.id) : undefined;
-    if (s.kind === 'expr') effects.push(lowerExpr(s.expr, ctx, false));
-    else if (s.kind === 'let' && g) effects.push({ k: 'setglobal', name: g.name, value: lowerExpr(s.value, ctx, false), repr: 'i64' });
-    else break;
+    if (s.kind === 'expr') run.push({ effect: lowerExpr(s.expr, ctx, false) });
+    else if (s.kind === 'let' && g) run.push({ effect: { k: 'setglobal', name: g.name, value: lowerExpr(s.value, ctx, false), repr: 'i64' } });
+    else if (s.kind === 'let') {
+      const value = lowerExpr(s.value, ctx, false);
+      ctx.bindLocal(s.symbol);
+      run.push({ id: s.symbol.id, value });
+    } else break;
   }
-  if (effects.length) return seq(effects, lowerStmts(stmts, i, result, ctx, tail));
+  if (run.length) {
+    let body = lowerStmts(stmts, i, result, ctx, tail);
+    let effects: CExpr[] = [];
+    for (let k = run.length - 1; k >= 0; k--) {
+      const r = run[k]!;
+      if ('effect' in r) {
+        effects.push(r.effect);
+        continue;
+      }
+      body = seq(effects.reverse(), body);
+      effects = [];
+      body = { k: 'let', id: r.id, value: r.value, body, repr: body.repr };
+    }
+    return seq(effects.reverse(), body);
+  }
   if (i === stmts.length) return result ? lowerExpr(result, ctx, tail) : unit();
   const s = stmts[i]!;
   switch (s.kind) {
