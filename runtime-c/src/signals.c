@@ -9,7 +9,8 @@
  * shell reports a signalled process.
  *
  * A signal whose disposition is not the default (the program or an embedding host installed its
- * own handler, or it was ignored when the process started) is left alone.
+ * own handler, or it was ignored when the process started), or that the starting thread already
+ * blocks (the program takes it synchronously itself), is left alone.
  */
 #include "runtime.h"
 
@@ -43,11 +44,15 @@ static void *graceful_signal_watcher(void *arg) {
 void osp_rt_install_graceful_signals(void) {
     static const int wanted[] = {SIGTERM, SIGINT};
     if (sigemptyset(&graceful_signals) != 0) return;
+    sigset_t blocked;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return;
     int count = 0;
     for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
         struct sigaction current;
         if (sigaction(wanted[i], NULL, &current) != 0) continue;
         if (current.sa_handler != SIG_DFL) continue; /* someone else owns it (or SIG_IGN) */
+        /* Already blocked: the program takes it itself (sigwait, signalfd). */
+        if (sigismember(&blocked, wanted[i]) == 1) continue;
         if (sigaddset(&graceful_signals, wanted[i]) == 0) count++;
     }
     if (count == 0) return;

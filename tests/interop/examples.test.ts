@@ -78,7 +78,10 @@ describe('examples/echo_client.osp', () => {
       const client = spawnClient({ name: 'echo_client', command: exe, args: [] });
       const exit = await client.exited;
       expect(exit.code, client.output.join('\n')).toBe(0);
-      expect(client.stdoutLines).toEqual(['sent', 'echo: Hello, WebSocket!', 'closed']);
+      // "sent" (main thread) and the handler's line (runtime thread) may come in either order:
+      // the echo can arrive before websocketSend's caller prints. "closed" is always last.
+      expect([...client.stdoutLines].sort()).toEqual(['closed', 'echo: Hello, WebSocket!', 'sent']);
+      expect(client.stdoutLines[2]).toBe('closed');
     } finally {
       await server.stop();
     }
