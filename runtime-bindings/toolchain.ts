@@ -2,10 +2,31 @@
  * Where the built runtime lives and how a program links against it. Shared by the build script
  * (which produces the libraries) and the compiler driver (which links programs).
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
-export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * The checkout (the directory of the package.json named "osprey"), found by walking up from this
+ * module: run from source that is the parent of runtime-bindings/, but in the bundled compiler
+ * (build/compiler/osprey.mjs, scripts/bundle-compiler.ts) import.meta.url is the bundle's.
+ */
+function findProjectRoot(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; ; dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'osprey') return dir;
+      } catch {
+        // not our package.json; keep walking
+      }
+    }
+    if (dirname(dir) === dir) return dirname(here);
+  }
+}
+
+export const PROJECT_ROOT = findProjectRoot();
 export const RUNTIME_SOURCE_DIR = join(PROJECT_ROOT, 'runtime-c', 'src');
 export const RUNTIME_INCLUDE_DIR = join(PROJECT_ROOT, 'runtime-c', 'include');
 export const RUNTIME_TEST_DIR = join(PROJECT_ROOT, 'runtime-c', 'tests');

@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { InternalCompilerError } from './diagnostics/diagnostic.ts';
 import { LinkError, makeBuildDir, removeBuildDir } from './backend/link.ts';
 import {
@@ -136,9 +135,9 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
 }
 
 async function runAbiCheck(argv: string[]): Promise<number> {
-  const path = join(import.meta.dirname, 'abi-check', 'main.ts');
-  if (!existsSync(path)) throw new UsageError('abi-check is not available in this build');
-  const mod = (await import(pathToFileURL(path).href)) as { abiCheckMain: (argv: string[]) => Promise<number> };
+  // A literal specifier, so the bundler (scripts/bundle-compiler.ts) puts abi-check in its own
+  // chunk, loaded only by this command.
+  const mod = await import('./abi-check/main.ts');
   return mod.abiCheckMain(argv);
 }
 

@@ -8,14 +8,15 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { renderCHeader } from '../../../runtime-bindings/c-header.ts';
-import { LLVM_TOOLS } from '../../../runtime-bindings/toolchain.ts';
+import { LLVM_TOOLS, PROJECT_ROOT } from '../../../runtime-bindings/toolchain.ts';
 import { linkArgs, type RuntimeLibrary } from './library.ts';
 import { generateDispatcher, type PlannedScenario, type ProbePlan } from './probe-gen.ts';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
+/** This directory in the checkout (probe_support.c/.h), not import.meta.url: that is the bundle's
+ *  location when the compiler runs from build/compiler (scripts/bundle-compiler.ts). */
+const HERE = join(PROJECT_ROOT, 'compiler', 'src', 'abi-check');
 
 const SANITIZE = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined'];
 const CFLAGS = ['-std=gnu11', '-g', '-O1', '-fno-omit-frame-pointer', '-Wall', '-Wextra', '-Wno-unused-parameter', '-Wno-unreachable-code', ...SANITIZE];
