@@ -35,6 +35,20 @@ static osp_ws_conn *cork_owner;
  * send() for all the messages of that iteration. */
 static osp_ws_conn *dirty_head;
 
+/* The broadcast log of this loop iteration (see osp_ws_bcast_append in ws_internal.h): encoded
+ * frames shared by their recipients, who hold offsets into it. Emptied (the offsets stay
+ * valid across growth) once no connection and no broadcast in progress refers to it. */
+static osp_ws_buf bc_log;
+static size_t bc_refs;
+static bool bc_wipe; /* a recipient has the per-message wipe option */
+
+static void bc_unref(void) {
+    if (--bc_refs == 0) {
+        osp_ws_buf_recycle(&bc_log, bc_wipe);
+        bc_wipe = false;
+    }
+}
+
 /* Bytes one connection may accumulate before a deferred flush is done at once. */
 #define OSP_WS_CORK_FLUSH (64 * 1024)
 
@@ -87,12 +101,65 @@ void osp_ws_conn_add_waiter(osp_ws_conn *c, osp_ws_waiter *w) {
 }
 
 size_t osp_ws_conn_pending(const osp_ws_conn *c) {
-    return c->out.len - c->out_head + (cork_owner == c ? cork.len : 0);
+    return c->out.len - c->out_head + (cork_owner == c ? cork.len : 0) + (c->bc_to - c->bc_from);
+}
+
+/* Drops c's range of the broadcast log. */
+static void bc_drop(osp_ws_conn *c) {
+    if (c->bc_to == c->bc_from) return;
+    c->bc_from = c->bc_to = 0;
+    bc_unref();
+}
+
+/* Copies c's range of the broadcast log behind what c already has queued (the cork or its
+ * own queue). 0 or -1 (out of memory; the range is dropped either way). */
+static int bc_materialize(osp_ws_conn *c) {
+    if (c->bc_to == c->bc_from) return 0;
+    osp_ws_buf *b = cork_owner == c ? &cork : &c->out;
+    int rc = osp_ws_buf_append(b, bc_log.data + c->bc_from, c->bc_to - c->bc_from);
+    bc_drop(c);
+    return rc;
+}
+
+int osp_ws_bcast_append(const uint8_t *header, size_t hlen, const uint8_t *payload, size_t len,
+                        size_t *at, bool wipe) {
+    size_t total;
+    if (__builtin_add_overflow(hlen, len, &total)) return -1;
+    if (osp_ws_buf_reserve(&bc_log, total, SIZE_MAX) != 0) return -1;
+    *at = bc_log.len;
+    memcpy(bc_log.data + bc_log.len, header, hlen);
+    if (len) memcpy(bc_log.data + bc_log.len + hlen, payload, len);
+    bc_log.len += total;
+    bc_refs++; /* the broadcast in progress: the log is not emptied under it */
+    if (wipe) bc_wipe = true;
+    return 0;
+}
+
+void osp_ws_bcast_end(void) { bc_unref(); }
+
+int osp_ws_conn_queue_logged(osp_ws_conn *c, size_t at, size_t n) {
+    if (n == 0) return 0;
+    if (c->bc_to != c->bc_from && c->bc_to == at) {
+        c->bc_to = at + n; /* the next broadcast right behind the previous one */
+        return 0;
+    }
+    /* TLS encrypts per connection anyway, and a range that would have a gap is copied. */
+    if (c->tls != NULL || c->bc_to != c->bc_from) {
+        if (bc_materialize(c) != 0) return -1;
+        osp_ws_buf *b = cork_owner == c ? &cork : &c->out;
+        return osp_ws_buf_append(b, bc_log.data + at, n);
+    }
+    c->bc_from = at;
+    c->bc_to = at + n;
+    bc_refs++;
+    return 0;
 }
 
 /* Where c's next frame goes: the cork when c owns it or may take it (nothing of c's is queued
  * elsewhere, so order is kept), else c's own queue. */
 static osp_ws_buf *out_buf(osp_ws_conn *c) {
+    /* Broadcast frames waiting in the log go first: copy them behind c's queue. */
+    if (c->bc_to != c->bc_from && bc_materialize(c) != 0) return NULL;
     if (cork_owner == c) return &cork;
     if (cork_owner == NULL && c->out.len == c->out_head) {
         cork_owner = c;
@@ -101,7 +168,34 @@ static osp_ws_buf *out_buf(osp_ws_conn *c) {
     return &c->out;
 }
 
-osp_ws_buf *osp_ws_conn_out_buf(osp_ws_conn *c) { return out_buf(c); }
+osp_ws_buf *osp_ws_conn_out_buf(osp_ws_conn *c) {
+    osp_ws_buf *b = out_buf(c);
+    return b ? b : &c->out; /* only NULL with broadcast frames waiting, never in a handshake */
+}
+
+/* Sends c's queue and its broadcast-log range in one sendmsg (plain sockets), then copies what
+ * the socket did not take of the range into c's queue. 0, or -1 when the peer is gone. */
+static int bc_flush(osp_ws_conn *c) {
+    if (c->tls == NULL) {
+        size_t queued = c->out.len - c->out_head, range = c->bc_to - c->bc_from;
+        ssize_t w = osp_ws_net_send2(c->watch.fd, c->out.data + c->out_head, queued,
+                                     bc_log.data + c->bc_from, range);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            bc_drop(c);
+            return -1;
+        }
+        size_t sent = w > 0 ? (size_t)w : 0;
+        size_t from_out = sent < queued ? sent : queued;
+        c->out_head += from_out;
+        c->bc_from += sent - from_out;
+        if (c->bc_from == c->bc_to) {
+            c->bc_from = c->bc_to = 0;
+            bc_unref();
+            return 0;
+        }
+    }
+    return bc_materialize(c);
+}
 
 static void release_cork(void) {
     osp_ws_buf_recycle(&cork, cork_owner != NULL && cork_owner->limits.wipe_messages != 0);
@@ -161,6 +255,8 @@ void osp_ws_conn_release_shared(void) {
      * requests; wipe them before the memory is released (WEBSOCKET.md §3.3). */
     cork_owner = NULL;
     osp_ws_buf_free(&cork);
+    osp_ws_buf_free(&bc_log);
+    bc_refs = 0;
     osp_ws_wipe(read_buffer, sizeof read_buffer);
 }
 
@@ -181,6 +277,7 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     if (c->state == OSP_WS_CONN_DEAD) return;
     c->state = OSP_WS_CONN_DEAD;
     if (cork_owner == c) release_cork(); /* unsent bytes of a dead connection are dropped */
+    bc_drop(c);
     if (c->close_code == 0) c->close_code = code;
     osp_ws_timer_cancel(&c->timer);
     osp_ws_timer_cancel(&c->tls_kick);
@@ -248,7 +345,7 @@ int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *paylo
     size_t total;
     if (__builtin_add_overflow(hlen, len, &total)) return -1;
     osp_ws_buf *b = out_buf(c);
-    if (osp_ws_buf_reserve(b, total, SIZE_MAX) != 0) return -1;
+    if (b == NULL || osp_ws_buf_reserve(b, total, SIZE_MAX) != 0) return -1;
     memcpy(b->data + b->len, header, hlen);
     if (len) memcpy(b->data + b->len + hlen, payload, len);
     osp_ws_mask(b->data + b->len + hlen, len, key, 0);
@@ -262,7 +359,7 @@ int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen
     if (__builtin_add_overflow(hlen, len, &total)) return -1;
     if (total == 0) return 0;
     osp_ws_buf *b = out_buf(c);
-    if (osp_ws_buf_reserve(b, total, SIZE_MAX) != 0) return -1;
+    if (b == NULL || osp_ws_buf_reserve(b, total, SIZE_MAX) != 0) return -1;
     if (hlen) memcpy(b->data + b->len, header, hlen);
     if (len) memcpy(b->data + b->len + hlen, payload, len);
     b->len += total;
@@ -290,6 +387,10 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         c->pong_pending = false;
     }
     if (cork_owner == c && uncork(c) != 0) {
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return;
+    }
+    if (c->bc_to != c->bc_from && !c->tls_handshaking && bc_flush(c) != 0) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
         return;
     }

@@ -69,6 +69,9 @@ typedef struct osp_ws_conn {
     osp_ws_waiter *close_waiters;
     struct osp_ws_conn *zombie_next;
     struct osp_ws_conn *dirty_next;
+    /* Broadcast frames for this connection that are still only in the loop's broadcast log:
+     * bytes [bc_from, bc_to) of it, sent after `out` (see osp_ws_conn_queue_logged). */
+    size_t bc_from, bc_to;
 } osp_ws_conn;
 
 /* A control frame's largest payload (RFC 6455 §5.5). */
@@ -160,6 +163,15 @@ int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen
 osp_ws_buf *osp_ws_conn_out_buf(osp_ws_conn *c);
 /* Writes what the socket takes; updates epoll interest, backpressure and the pending FIN. */
 void osp_ws_conn_flush(osp_ws_conn *c);
+/* Broadcasts without a copy per recipient: the frame is appended once to the loop's broadcast
+ * log (osp_ws_bcast_append gives its offset), each recipient records the range it still has to
+ * send (consecutive broadcasts extend it), and its flush sends header-and-payload bytes straight
+ * from the log with sendmsg. Anything else queued for that connection first copies its range
+ * into its own queue, so order is kept. osp_ws_bcast_end after the last recipient. */
+int osp_ws_bcast_append(const uint8_t *header, size_t hlen, const uint8_t *payload, size_t len,
+                        size_t *at, bool wipe);
+int osp_ws_conn_queue_logged(osp_ws_conn *c, size_t at, size_t n);
+void osp_ws_bcast_end(void);
 /* Flushes at the end of this loop iteration (at once when much is queued), so several sends
  * in one iteration (broadcasts, handler sends) reach the socket in one send(). */
 void osp_ws_conn_flush_soon(osp_ws_conn *c);

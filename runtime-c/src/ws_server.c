@@ -509,6 +509,13 @@ static void do_broadcast(void *p) {
      * frame is the same bytes for all of them. */
     uint8_t header[OSP_WS_MAX_FRAME_HEADER];
     size_t hlen = osp_ws_frame_encode_header(header, true, OSP_WS_OP_TEXT, a->len, NULL);
+    /* The frame is stored once, in the loop's broadcast log; recipients send it from there. */
+    size_t at;
+    if (osp_ws_bcast_append(header, hlen, (const uint8_t *)a->message, a->len, &at,
+                            s->limits.wipe_messages != 0) != 0) {
+        a->result = osp_result_errorf("%s: out of memory", fn);
+        return;
+    }
     osp_ws_conn *c = s->conns;
     while (c) {
         osp_ws_conn *next = c->srv_next; /* c may be destroyed below */
@@ -516,7 +523,7 @@ static void do_broadcast(void *p) {
             if (osp_ws_conn_pending(c) >= c->limits.max_output) {
                 /* A consumer this slow would make the queue grow without bound: 1008. */
                 osp_ws_conn_fail(c, OSP_WS_CLOSE_POLICY, "too slow: output queue over the limit");
-            } else if (osp_ws_conn_queue_encoded(c, header, hlen, (const uint8_t *)a->message, a->len) != 0) {
+            } else if (osp_ws_conn_queue_logged(c, at, hlen + a->len) != 0) {
                 osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
             } else {
                 /* Queued now, sent at the end of the loop iteration together with the other
@@ -526,6 +533,7 @@ static void do_broadcast(void *p) {
         }
         c = next;
     }
+    osp_ws_bcast_end();
     a->result = osp_result_success(0);
 }
 
