@@ -9,8 +9,7 @@
  *
  * Targets are runtime-c/tests/fuzz_*.c: fuzz_frame (RFC 6455 §5 codec + message layer),
  * fuzz_handshake (HTTP head parser, handshake verdict and policy, response check, URL parser),
- * fuzz_utf8 (incremental validator against a reference decoder) and fuzz_ws_parsers (the older
- * combined target). Each is built with clang-14 -fsanitize=fuzzer,address,undefined (UBSan
+ * and fuzz_utf8 (incremental validator against a reference decoder). Each is built with clang-14 -fsanitize=fuzzer,address,undefined (UBSan
  * findings abort) into build/fuzz/NAME; the corpus grows in build/fuzz/corpus/NAME across runs
  * and a crashing input is written to build/fuzz/artifacts/NAME-crash-*. Exits 1 if any target
  * found a crash, a leak, a timeout or a sanitizer report, printing the artifact's path and the
@@ -45,7 +44,6 @@ const SEEDS: Record<string, Buffer[]> = {
     Buffer.from([1, 0x88, 0x02, 0x03, 0xe8, 0x89, 0x00]), // close 1000, ping
   ],
   utf8: [Buffer.from('\x02h\u00e9llo \u20ac \u{1F985}', 'utf8')],
-  ws_parsers: [Buffer.from('\x05' + REQUEST, 'latin1'), Buffer.concat([Buffer.from([2]), maskedText])],
 };
 
 function option(name: string): string | undefined {
