@@ -6,6 +6,7 @@
  */
 #include "runtime.h"
 #include "check.h"
+#include "loopback.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -86,22 +87,6 @@ static int wait_open_connections(int64_t server, int64_t n, int ms) {
     return 0;
 }
 
-/* A port that was free a moment ago (bind to port 0 and let the kernel choose). */
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        perror("free_port");
-        exit(2);
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* ---- server handler: replies through websocketServerSend from inside the handler ---------- */
 
