@@ -33,7 +33,6 @@ static uint64_t now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-
 /* ---- a raw peer ------------------------------------------------------------------------------ */
 
 typedef struct {

@@ -87,7 +87,6 @@ static int wait_open_connections(int64_t server, int64_t n, int ms) {
     return 0;
 }
 
-
 /* ---- server handler: replies through websocketServerSend from inside the handler ---------- */
 
 typedef struct {
