@@ -35,6 +35,7 @@ static osp_ws_timer **heap;
 static size_t heap_len, heap_cap;
 
 void (*osp_ws_loop_reap_hook)(void);
+void (*osp_ws_loop_wake_hook)(void);
 
 uint64_t osp_ws_now_ms(void) {
     struct timespec ts;
@@ -177,6 +178,8 @@ static void wake_loop(void) {
     }
 }
 
+void osp_ws_loop_wake(void) { wake_loop(); }
+
 void osp_ws_loop_call(void (*fn)(void *), void *arg) {
     if (osp_ws_loop_on_thread()) {
         fn(arg);
@@ -217,6 +220,9 @@ static void on_wake(osp_ws_watch *w, uint32_t events) {
     do {
         n = read(w->fd, &count, sizeof count);
     } while (n < 0 && errno == EINTR);
+    /* Work posted without a command (asynchronous client sends) first: a command posted after
+     * it (websocketClose) must find it already queued, so order is kept. */
+    if (osp_ws_loop_wake_hook) osp_ws_loop_wake_hook();
     run_commands();
 }
 

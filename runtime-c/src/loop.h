@@ -66,6 +66,10 @@ uint64_t osp_ws_now_ms(void);
 /* Called by the loop at the end of every iteration (after events, commands and timers) so the
  * WebSocket layer can free objects whose teardown was deferred. Set once before start. */
 extern void (*osp_ws_loop_reap_hook)(void);
+/* Called on the loop thread at every eventfd wake-up, before the queued commands run. */
+extern void (*osp_ws_loop_wake_hook)(void);
+/* Wakes the loop (eventfd) without posting a command; any thread. */
+void osp_ws_loop_wake(void);
 
 /* Asks the loop thread to exit, joins it and releases its descriptors (not from the loop
  * thread). Nothing may still be watched. */

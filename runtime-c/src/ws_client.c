@@ -252,6 +252,8 @@ static void do_send(void *p) {
     static const char fn[] = "websocketSend";
     osp_ws_conn *c = lookup_client(fn, a->id, &a->result);
     if (c == NULL) return;
+    /* Frames the program's threads posted first go first, and count against the cap. */
+    osp_ws_tx_drain(c);
     if (c->state != OSP_WS_CONN_OPEN || c->close_sent || c->close_received) {
         a->result = osp_result_errorf("%s: connection %" PRId64 " is closing", fn, a->id);
         return;
@@ -278,7 +280,23 @@ OspResult osp_ws_send(int64_t ws_id, const char *message) {
     OspResult err;
     if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
-    osp_ws_loop_call(do_send, &a);
+    if (osp_ws_loop_on_thread()) {
+        /* From a handler: the connection is this thread's; queue and flush at once. */
+        do_send(&a);
+        return a.result;
+    }
+    /* Any other thread does not wait for the loop (FINDINGS.md, "Client side"): it checks the
+     * id and the connection's state under osp_ws_tx_lock (the loop retires ids and marks
+     * closing connections under it too), encodes and masks the frame into the connection's
+     * posted queue, and wakes the loop only when that makes the list of such queues non-empty.
+     * Order is kept: one queue per connection, taken before any command (websocketClose) the
+     * same thread posts later, and before the loop queues a Close. */
+    bool wake = false;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    osp_ws_conn *c = lookup_client(fn, ws_id, &a.result);
+    if (c != NULL) a.result = osp_ws_tx_post(c, fn, ws_id, message, a.len, &wake);
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    if (wake) osp_ws_loop_wake();
     return a.result;
 }
 

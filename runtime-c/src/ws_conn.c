@@ -3,13 +3,15 @@
  * dispatching messages, the output queue with backpressure, pings and pongs, the closing
  * handshake with its timeout (RFC 6455 §5.5, §7) and teardown. Shared by client and server
  * connections; the role decides masking, who closes TCP first and where messages go.
- * Runs on the loop thread only.
+ * Runs on the loop thread only, except osp_ws_mask_key and osp_ws_tx_post (any thread, the
+ * latter under osp_ws_tx_lock).
  */
 #include "ws_internal.h"
 #include "net.h"
 #include "ws_tls.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,7 @@ static void conn_on_event(osp_ws_watch *w, uint32_t events);
 static void conn_on_timer(osp_ws_timer *t);
 static void conn_on_tls_kick(osp_ws_timer *t);
 static void conn_read(osp_ws_conn *c);
+static void tx_forget(osp_ws_conn *c);
 
 static osp_ws_conn *conn_of_watch(osp_ws_watch *w) { return (osp_ws_conn *)w; }
 static osp_ws_conn *conn_of_timer(osp_ws_timer *t) {
@@ -262,6 +265,10 @@ void osp_ws_conn_release_shared(void) {
 
 void osp_ws_conn_free(osp_ws_conn *c) {
     osp_ws_reader_free(&c->reader);
+    /* Posted frames hold payloads: freed wiped like every other queue (WEBSOCKET.md §3.3). No
+     * sender can reach c any more: it was retired and taken off the list in destroy. */
+    osp_ws_buf_free(&c->tx_pend);
+    osp_ws_buf_free(&c->tx_spare);
     if (c->http) {
         osp_http_parser_free(c->http);
         free(c->http);
@@ -287,6 +294,7 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     close(c->watch.fd);
     c->watch.events = 0;
     if (c->id) osp_ws_registry_retire(c->id, c->close_code);
+    tx_forget(c);
     if (c->server) osp_ws_server_conn_gone(c);
     /* Whoever waits in websocketClose may go on: the handler can no longer be called. */
     osp_ws_waiters_signal_all(&c->close_waiters);
@@ -325,7 +333,7 @@ int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *paylo
     uint8_t key[4];
     bool masked = c->role == OSP_WS_ROLE_CLIENT;
     /* RFC 6455 §5.3 / §10.3: a client masks every frame with a fresh, unpredictable key. */
-    if (masked && RAND_bytes(key, sizeof key) != 1) return -1;
+    if (masked && !osp_ws_mask_key(key)) return -1;
     size_t hlen = osp_ws_frame_encode_header(header, true, opcode, len, masked ? key : NULL);
     if (!masked && c->tls == NULL && len >= OSP_WS_SEND_DIRECT_MIN && osp_ws_conn_pending(c) == 0 &&
         c->state != OSP_WS_CONN_DEAD) {
@@ -421,6 +429,13 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         c->out_head = 0;
     }
     size_t pending = osp_ws_conn_pending(c);
+    if (c->role == OSP_WS_ROLE_CLIENT && c->tx_queued != pending) {
+        /* What asynchronous senders count against the output cap (osp_ws_tx_post). Only this
+         * thread writes tx_queued, so reading it here without the lock is safe. */
+        pthread_mutex_lock(&osp_ws_tx_lock);
+        c->tx_queued = pending;
+        pthread_mutex_unlock(&osp_ws_tx_lock);
+    }
     if (pending == 0 && c->fin_after_flush && !c->fin_sent) {
         /* RFC 6455 §7.1.1: the server closes TCP first; sending our FIN (not close()) lets the
          * peer read the Close frame before the connection ends, and we keep draining its
@@ -441,10 +456,176 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
     update_interest(c);
 }
 
+/* ---- asynchronous client sends ------------------------------------------------------------ */
+
+/* Mask keys (RFC 6455 §5.3: fresh for every frame, unpredictable, from a strong source of
+ * entropy). One RAND_bytes call fills a per-thread pool of 1024 keys instead of one call (and
+ * OpenSSL's fork check, a getpid) per frame. A forked child discards the pool of the thread that
+ * forked (the only one it has), so parent and child never use the same keys. */
+#define OSP_WS_KEY_POOL 4096
+static __thread uint8_t key_pool[OSP_WS_KEY_POOL];
+static __thread size_t key_pool_pos = OSP_WS_KEY_POOL;
+static pthread_once_t key_pool_once = PTHREAD_ONCE_INIT;
+static bool key_pool_ok; /* pthread_atfork succeeded: pooling is safe across fork */
+
+static void key_pool_after_fork(void) {
+    osp_ws_wipe(key_pool, sizeof key_pool);
+    key_pool_pos = OSP_WS_KEY_POOL;
+}
+
+static void key_pool_init(void) { key_pool_ok = pthread_atfork(NULL, NULL, key_pool_after_fork) == 0; }
+
+bool osp_ws_mask_key(uint8_t key[4]) {
+    if (pthread_once(&key_pool_once, key_pool_init) != 0 || !key_pool_ok)
+        return RAND_bytes(key, 4) == 1; /* no fork protection: one call per key, as before */
+    if (key_pool_pos + 4 > OSP_WS_KEY_POOL) {
+        if (RAND_bytes(key_pool, OSP_WS_KEY_POOL) != 1) return false; /* pool stays empty */
+        key_pool_pos = 0;
+    }
+    memcpy(key, key_pool + key_pool_pos, 4);
+    /* A key is used once: erase it from the pool so it cannot be handed out again. */
+    osp_ws_wipe(key_pool + key_pool_pos, 4);
+    key_pool_pos += 4;
+    return true;
+}
+
+/* Client connections with posted frames (osp_ws_tx_lock). */
+static osp_ws_conn *tx_list;
+
+/* With osp_ws_tx_lock held: takes c's posted frames into c->tx_spare (empty, as tx_absorb
+ * leaves it) by swapping the buffers, so the sender gets an allocation to reuse and nothing is
+ * copied; the bytes now count as c's output queue for the cap. */
+static void tx_take_locked(osp_ws_conn *c) {
+    osp_ws_buf taken = c->tx_pend;
+    c->tx_pend = c->tx_spare;
+    c->tx_spare = taken;
+    c->tx_queued += taken.len;
+}
+
+/* Loop thread: puts the frames tx_take_locked took behind c's output. An empty queue is
+ * replaced by them (no copy); otherwise they are appended (after the cork and the broadcast
+ * range, so order is kept). Out of memory fails the connection like any other queueing. */
+static void tx_absorb(osp_ws_conn *c) {
+    osp_ws_buf *t = &c->tx_spare;
+    if (t->len == 0) return;
+    bool wipe = c->limits.wipe_messages != 0;
+    if (c->state == OSP_WS_CONN_DEAD) {
+        osp_ws_buf_recycle(t, true); /* dropped unsent: wiped now, not only when freed */
+        return;
+    }
+    if (cork_owner != c && c->out.len == c->out_head && c->bc_to == c->bc_from) {
+        osp_ws_buf old = c->out;
+        osp_ws_buf_recycle(&old, wipe);
+        c->out = *t;
+        c->out_head = 0;
+        *t = old;
+        return;
+    }
+    osp_ws_buf *b = out_buf(c);
+    int rc = b ? osp_ws_buf_append(b, t->data, t->len) : -1;
+    osp_ws_buf_recycle(t, wipe);
+    if (rc != 0) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+}
+
+/* Destroyed (loop thread): refuse further sends and leave the list, so neither a sender nor
+ * osp_ws_tx_drain_all touches c after the reap frees it. */
+static void tx_forget(osp_ws_conn *c) {
+    if (c->role != OSP_WS_ROLE_CLIENT) return;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    c->tx_shut = true;
+    if (c->tx_listed) {
+        for (osp_ws_conn **p = &tx_list; *p; p = &(*p)->tx_next) {
+            if (*p == c) {
+                *p = c->tx_next;
+                break;
+            }
+        }
+        c->tx_listed = false;
+        c->tx_next = NULL;
+    }
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+}
+
+OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, const char *message, size_t len,
+                         bool *wake) {
+    *wake = false;
+    if (c->tx_shut) return osp_result_errorf("%s: connection %" PRId64 " is closing", fn, id);
+    /* The cap counts what the loop has queued (as of its last flush, plus what it took since)
+     * and what is posted here but not yet taken. c->limits is written only when c is made. */
+    size_t pending = c->tx_queued + c->tx_pend.len;
+    if (pending >= c->limits.max_output)
+        return osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
+                                 "(limit %llu); the server is not reading",
+                                 fn, id, pending, (unsigned long long)c->limits.max_output);
+    static const char nomem[] = "%s: cannot queue the frame (out of memory, or OpenSSL RAND_bytes "
+                                "failed to make a masking key)";
+    uint8_t key[4], header[OSP_WS_MAX_FRAME_HEADER];
+    /* RFC 6455 §5.3 / §10.3: a client masks every frame with a fresh, unpredictable key. */
+    if (!osp_ws_mask_key(key)) return osp_result_errorf(nomem, fn);
+    size_t hlen = osp_ws_frame_encode_header(header, true, OSP_WS_OP_TEXT, len, key);
+    size_t total;
+    if (__builtin_add_overflow(hlen, len, &total) || osp_ws_buf_reserve(&c->tx_pend, total, SIZE_MAX) != 0)
+        return osp_result_errorf(nomem, fn);
+    uint8_t *dst = c->tx_pend.data + c->tx_pend.len;
+    memcpy(dst, header, hlen);
+    if (len) memcpy(dst + hlen, message, len);
+    osp_ws_mask(dst + hlen, len, key, 0);
+    c->tx_pend.len += total;
+    if (!c->tx_listed) {
+        /* One eventfd write per batch: only when the list goes from empty to non-empty; a
+         * non-empty list means a wake-up is already due and will take these frames too. */
+        *wake = tx_list == NULL;
+        c->tx_listed = true;
+        c->tx_next = tx_list;
+        tx_list = c;
+    }
+    return osp_result_success(0);
+}
+
+void osp_ws_tx_drain(osp_ws_conn *c) {
+    if (c->role != OSP_WS_ROLE_CLIENT) return;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    tx_take_locked(c); /* c stays listed: the next drain of the list finds it empty */
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    tx_absorb(c);
+}
+
+void osp_ws_tx_drain_all(void) {
+    osp_ws_conn *work = NULL;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    for (osp_ws_conn *c = tx_list; c; c = c->tx_next) {
+        c->tx_listed = false;
+        tx_take_locked(c);
+        c->tx_work_next = work; /* tx_next may be reused by a sender once we unlock */
+        work = c;
+    }
+    tx_list = NULL;
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    /* Absorbing or flushing c can only destroy c itself, and its memory lasts until the reap. */
+    while (work) {
+        osp_ws_conn *c = work;
+        work = c->tx_work_next;
+        tx_absorb(c);
+        /* The server side's deferred flush: one send() per connection per loop iteration for
+         * everything posted meanwhile (at once above 64 KiB). */
+        osp_ws_conn_flush_soon(c);
+    }
+}
+
 /* ---- closing ------------------------------------------------------------------------------- */
 
 static void queue_close(osp_ws_conn *c, uint16_t code, const char *reason) {
     if (c->close_sent) return;
+    if (c->role == OSP_WS_ROLE_CLIENT) {
+        /* Every message websocketSend accepted goes out before our Close (RFC 6455 §5.5.1: no
+         * data frame after it), and from now on sends are refused ("is closing"). */
+        pthread_mutex_lock(&osp_ws_tx_lock);
+        c->tx_shut = true;
+        tx_take_locked(c);
+        pthread_mutex_unlock(&osp_ws_tx_lock);
+        tx_absorb(c);
+        if (c->state == OSP_WS_CONN_DEAD) return;
+    }
     uint8_t payload[125];
     size_t n = 0;
     /* RFC 6455 §5.5.1: code 1005 means "no code": answer with an empty body. */

@@ -1,7 +1,8 @@
 /*
  * Shared state of the WebSocket I/O layer: connections (client and server side), servers and
  * the id registry. Everything here is owned by the runtime thread (loop.h); the ABI functions
- * reach it only through osp_ws_loop_call. Not part of the ABI.
+ * reach it only through osp_ws_loop_call, except asynchronous client sends, which read the
+ * registry and a connection's tx_* fields under osp_ws_tx_lock. Not part of the ABI.
  *
  * Lifetimes: a connection or server is torn down (socket closed, id retired) on the loop
  * thread, put on a "zombie" list, and freed by the loop's reap hook at the end of the
@@ -72,6 +73,17 @@ typedef struct osp_ws_conn {
     /* Broadcast frames for this connection that are still only in the loop's broadcast log:
      * bytes [bc_from, bc_to) of it, sent after `out` (see osp_ws_conn_queue_logged). */
     size_t bc_from, bc_to;
+    /* Client side, asynchronous websocketSend from the program's threads: the caller encodes
+     * and masks the frame into tx_pend and returns without waiting; the loop moves tx_pend into
+     * the output queue at its next wake-up (osp_ws_tx_drain_all). The fields marked "lock" are
+     * guarded by osp_ws_tx_lock, the others are the loop thread's. */
+    osp_ws_buf tx_pend;      /* lock: encoded, masked frames not yet taken by the loop */
+    size_t tx_queued;        /* lock (written by the loop only): output queue bytes, for the cap */
+    bool tx_shut;            /* lock: Close sent or received, or destroyed: sends are refused */
+    bool tx_listed;          /* lock: on the list of connections with tx_pend to take */
+    struct osp_ws_conn *tx_next;      /* lock: that list */
+    struct osp_ws_conn *tx_work_next; /* the loop's private copy of the list while it drains */
+    osp_ws_buf tx_spare;     /* the frames taken from tx_pend (swapped, no copy) */
 } osp_ws_conn;
 
 /* A control frame's largest payload (RFC 6455 §5.5). */
@@ -119,6 +131,11 @@ typedef struct {
     uint16_t code;  /* retired connections: the close code */
     int64_t owner;  /* server connections: the server id */
 } osp_ws_entry;
+
+/* Guards the registry against readers on other threads (the loop thread, its only writer,
+ * takes it to add and retire; it reads without it) and every connection's "lock" fields
+ * (tx_*). Never held while calling into the loop, a handler or the collector's stop. */
+extern pthread_mutex_t osp_ws_tx_lock;
 
 /* Starts the runtime (loop thread, shutdown hook) if needed. false with *err set on failure;
  * `fn` is the Osprey function name for the message. Any thread. */
@@ -189,6 +206,20 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code);
  * UTF-8) on the calling thread; *len gets its length. false with *err set. `fn` is the Osprey
  * function name for the message. */
 bool osp_ws_check_outgoing(const char *fn, const char *message, size_t *len, OspResult *err);
+/* A fresh masking key (RFC 6455 §5.3) from this thread's pool of OpenSSL RAND_bytes output,
+ * refilled 4 KiB at a time; false when RAND_bytes fails (never a predictable key). Any thread. */
+bool osp_ws_mask_key(uint8_t key[4]);
+/* websocketSend from a thread other than the loop's, with osp_ws_tx_lock held and c a live
+ * client connection: checks closing and the output cap, appends the masked text frame to
+ * c->tx_pend. *wake: the caller must wake the loop (after unlocking). Success or Err. */
+OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, const char *message, size_t len,
+                         bool *wake);
+/* Loop thread: moves c's asynchronously posted frames into its output queue (before anything
+ * the loop itself queues for c, so a Close or a handler's send follows them). */
+void osp_ws_tx_drain(osp_ws_conn *c);
+/* Loop thread, at each wake-up: drains every connection with posted frames and schedules
+ * one deferred flush for each (osp_ws_conn_flush_soon). */
+void osp_ws_tx_drain_all(void);
 /* Bytes waiting in the output queue. */
 size_t osp_ws_conn_pending(const osp_ws_conn *c);
 /* Frees a dead connection's memory (reap hook). */

@@ -53,8 +53,16 @@ static bool grow(void) {
     return true;
 }
 
+pthread_mutex_t osp_ws_tx_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner) {
-    if ((table_used + 1) * 4 >= table_cap * 3 && !grow()) return 0;
+    /* websocketSend looks ids up on the program's thread (osp_ws_send): the table must not
+     * move or change under it. */
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    if ((table_used + 1) * 4 >= table_cap * 3 && !grow()) {
+        pthread_mutex_unlock(&osp_ws_tx_lock);
+        return 0;
+    }
     int64_t id = next_id++;
     size_t j = slot_of(id, table_cap);
     while (table[j].id != 0) j = (j + 1) & (table_cap - 1);
@@ -64,6 +72,7 @@ int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner) {
     table[j].entry.code = 0;
     table[j].entry.owner = owner;
     table_used++;
+    pthread_mutex_unlock(&osp_ws_tx_lock);
     return id;
 }
 
@@ -83,10 +92,13 @@ const osp_ws_entry *osp_ws_registry_get(int64_t id) {
 }
 
 void osp_ws_registry_retire(int64_t id, uint16_t code) {
+    pthread_mutex_lock(&osp_ws_tx_lock); /* after it no sender can reach the object */
     slot *s = find(id);
-    if (s == NULL) return;
-    s->entry.object = NULL;
-    s->entry.code = code;
+    if (s != NULL) {
+        s->entry.object = NULL;
+        s->entry.code = code;
+    }
+    pthread_mutex_unlock(&osp_ws_tx_lock);
 }
 
 void osp_ws_registry_each(void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg) {
@@ -141,6 +153,7 @@ bool osp_ws_runtime_ensure(const char *fn, OspResult *err) {
     pthread_mutex_lock(&start_mutex);
     (void)osp_ws_limits_get(); /* read the environment once, before the thread starts */
     osp_ws_loop_reap_hook = reap;
+    osp_ws_loop_wake_hook = osp_ws_tx_drain_all;
     char why[160];
     /* Before the loop thread exists, so it inherits the blocked termination signals. */
     static bool signals_installed;

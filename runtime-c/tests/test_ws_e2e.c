@@ -402,12 +402,89 @@ static void test_handler_env_survives_gc(void) {
     CHECK(osp_ws_stop_server(server).tag == OSP_RESULT_SUCCESS, "stop");
 }
 
+/* ---- asynchronous sends from the program's thread ----------------------------------------- */
+
+typedef struct {
+    volatile int calls; /* written on the loop thread, read here after the close */
+    volatile int out_of_order;
+} order_env;
+
+static OspResult order_handler(void *env, int64_t connection_id, const char *message) {
+    (void)connection_id;
+    order_env *o = env;
+    /* The first message stalls the loop thread, so the client's sends pile up unsent and the
+     * output cap (1 MiB) must refuse one of them. */
+    if (o->calls == 0) osp_sleep(1000);
+    if (atoi(message) != o->calls) o->out_of_order++;
+    o->calls++;
+    return osp_result_success(0);
+}
+
+static void test_async_send_order_cap_close(void) {
+    int port = free_port();
+    OspResult r = osp_ws_create_server(port, "127.0.0.1", "/");
+    int64_t server = r.value;
+    order_env o = {0, 0};
+    CHECK(osp_ws_server_on_message(server, order_handler, &o).tag == OSP_RESULT_SUCCESS, "handler");
+    CHECK(osp_ws_server_listen(server).tag == OSP_RESULT_SUCCESS, "listen");
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
+    inbox b;
+    inbox_init(&b);
+    r = osp_ws_connect(url, on_message, &b);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "connect: %s", MSG(r));
+    int64_t ws = r.value;
+    enum { BIG = 64 * 1024, TRIES = 2000 };
+    char *msg = malloc(BIG + 1);
+    CHECK(msg != NULL, "malloc");
+    if (msg == NULL) return;
+    memset(msg, 'x', BIG);
+    msg[BIG] = '\0';
+    int accepted = 0;
+    OspResult refused = {0, 0};
+    for (int i = 0; i < TRIES; i++) {
+        int n = snprintf(msg, 16, "%06d", i);
+        msg[n] = 'x'; /* keep the padding behind the number */
+        r = osp_ws_send(ws, msg);
+        if (r.tag != OSP_RESULT_SUCCESS) {
+            refused = r;
+            break;
+        }
+        accepted++;
+    }
+    CHECK(refused.tag == OSP_RESULT_ERROR && check_contains(MSG(refused), "bytes waiting to be sent (limit 1048576); "
+                                                                           "the server is not reading"),
+          "over the cap: %s", refused.tag == OSP_RESULT_ERROR ? MSG(refused) : "(every send accepted)");
+    CHECK(accepted > 1 && accepted < TRIES, "accepted %d of %d before the cap", accepted, TRIES);
+    /* Small messages after the big ones, then close at once: every accepted message must reach
+     * the server, in order, before our Close. */
+    int small = 0;
+    for (int t = 0; t < 1000 && small < 100; t++) {
+        snprintf(msg, 16, "%06d", accepted + small);
+        r = osp_ws_send(ws, msg);
+        if (r.tag == OSP_RESULT_SUCCESS) small++;
+        else osp_sleep(5); /* still over the cap while the server's handler sleeps */
+    }
+    CHECK(small == 100, "small sends accepted once the loop drained: %d", small);
+    r = osp_ws_close(ws);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "close: %s", MSG(r));
+    CHECK(wait_open_connections(server, 0, 3000), "server saw the close");
+    CHECK(o.calls == accepted + small && o.out_of_order == 0,
+          "server got %d of %d messages, %d out of order", o.calls, accepted + small, o.out_of_order);
+    r = osp_ws_send(ws, "late");
+    CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "already closed"), "send after close: %s", MSG(r));
+    free(msg);
+    CHECK(osp_ws_stop_server(server).tag == OSP_RESULT_SUCCESS, "stop");
+    inbox_free(&b);
+}
+
 int main(void) {
     osp_rt_init(OSP_ABI_VERSION);
     test_handler_env_survives_gc();
     test_errors();
     test_echo_and_close();
     test_broadcast_stop_rebind();
+    test_async_send_order_cap_close();
     int status = check_summary("test_ws_e2e");
     status = osp_rt_shutdown(status);
     inbox_free(&left_open);
