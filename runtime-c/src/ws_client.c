@@ -300,20 +300,10 @@ OspResult osp_ws_send(int64_t ws_id, const char *message) {
     return a.result;
 }
 
-typedef struct {
-    int64_t id;
-    osp_ws_waiter waiter;
-    bool wait;
-    OspResult result;
-} close_args;
-
 static void do_close(void *p) {
-    close_args *a = p;
+    osp_ws_waited_call *a = p;
     osp_ws_conn *c = lookup_client("websocketClose", a->id, &a->result);
-    if (c == NULL) {
-        a->wait = false;
-        return;
-    }
+    if (c == NULL) return;
     /* RFC 6455 §7.1.2: start the closing handshake with 1000 (a close the peer started is
      * simply waited for). Once this runs no data message is delivered any more. */
     osp_ws_conn_start_close(c, OSP_WS_CLOSE_NORMAL, NULL);
@@ -322,15 +312,9 @@ static void do_close(void *p) {
     a->result = osp_result_success(0);
 }
 
+/* Returns when the handler can no longer be called (from a handler: asynchronously). */
 OspResult osp_ws_close(int64_t ws_id) {
-    OspResult err;
-    if (!osp_ws_runtime_ensure("websocketClose", &err)) return err;
-    /* From a handler (the loop thread) the close completes asynchronously: the handler is
-     * running, so waiting for "no handler can run any more" would wait for ourselves. */
-    close_args a = {ws_id, {false, NULL}, !osp_ws_loop_on_thread(), {0, 0}};
-    osp_ws_loop_call(do_close, &a);
-    if (a.wait) osp_ws_waiter_wait(&a.waiter);
-    return a.result;
+    return osp_ws_loop_call_waited("websocketClose", ws_id, do_close);
 }
 
 /* ---- internal queries (runtime.h) ---------------------------------------------------------- */

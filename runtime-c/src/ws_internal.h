@@ -141,6 +141,22 @@ extern pthread_mutex_t osp_ws_tx_lock;
  * `fn` is the Osprey function name for the message. Any thread. */
 bool osp_ws_runtime_ensure(const char *fn, OspResult *err);
 
+/* A command the calling thread waits on until the loop thread signals `waiter` (websocketClose,
+ * websocketStopServer). `run` receives the osp_ws_waited_call; it sets `result` and, when the
+ * operation completes later, registers `waiter` if `wait` is still true (clearing `wait` when
+ * there is nothing to wait for). */
+typedef struct {
+    int64_t id;
+    osp_ws_waiter waiter;
+    bool wait;
+    OspResult result;
+} osp_ws_waited_call;
+
+/* Starts the runtime if needed, runs `run` on the loop thread and, on Success, waits for the
+ * operation to complete. Called from a handler (the loop thread itself) it does not wait: the
+ * operation completes asynchronously, since waiting there would wait for the waiting thread. */
+OspResult osp_ws_loop_call_waited(const char *fn, int64_t id, void (*run)(void *));
+
 /* Loop thread only. */
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner);
 const osp_ws_entry *osp_ws_registry_get(int64_t id);

@@ -171,6 +171,15 @@ bool osp_ws_runtime_ensure(const char *fn, OspResult *err) {
     return true;
 }
 
+OspResult osp_ws_loop_call_waited(const char *fn, int64_t id, void (*run)(void *)) {
+    OspResult err;
+    if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    osp_ws_waited_call call = {id, {false, NULL}, !osp_ws_loop_on_thread(), {0, 0}};
+    osp_ws_loop_call(run, &call);
+    if (call.wait && call.result.tag == OSP_RESULT_SUCCESS) osp_ws_waiter_wait(&call.waiter);
+    return call.result;
+}
+
 /* ---- shutdown ------------------------------------------------------------------------------ */
 
 static void close_everything(const osp_ws_entry *e, int64_t id, void *arg) {

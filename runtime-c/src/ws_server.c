@@ -546,30 +546,18 @@ OspResult osp_ws_server_broadcast(int64_t server_id, const char *message) {
     return a.result;
 }
 
-typedef struct {
-    int64_t id;
-    osp_ws_waiter waiter;
-    bool wait;
-    OspResult result;
-} stop_args;
-
 static void do_stop(void *p) {
-    stop_args *a = p;
+    osp_ws_waited_call *a = p;
     osp_ws_server *s = lookup_server("websocketStopServer", a->id, &a->result);
     if (s == NULL) return;
     osp_ws_server_stop(s, a->wait ? &a->waiter : NULL);
     a->result = osp_result_success(0);
 }
 
+/* Returns when every connection is closed (from a handler: asynchronously, since waiting would
+ * block the very thread that runs the closing handshakes). */
 OspResult osp_ws_stop_server(int64_t server_id) {
-    OspResult err;
-    if (!osp_ws_runtime_ensure("websocketStopServer", &err)) return err;
-    /* From a handler (the loop thread) the stop completes asynchronously: waiting would block
-     * the very thread that runs the closing handshakes. */
-    stop_args a = {server_id, {false, NULL}, !osp_ws_loop_on_thread(), {0, 0}};
-    osp_ws_loop_call(do_stop, &a);
-    if (a.wait && a.result.tag == OSP_RESULT_SUCCESS) osp_ws_waiter_wait(&a.waiter);
-    return a.result;
+    return osp_ws_loop_call_waited("websocketStopServer", server_id, do_stop);
 }
 
 /* ---- configuration before listen: limits, origins, subprotocols --------------------------- */
