@@ -15,7 +15,7 @@
  *
  * Why a 16-byte Result: on x86-64 System V a struct of two INTEGER eightbytes comes back in
  * RAX:RDX in both directions (IR calling C, C calling an IR function pointer) without any LLVM
- * attribute. Larger structs need `sret`, which llvm-bindings cannot set (see TOOLCHAIN.md), so
+ * attribute. Larger structs need `sret`, which llvm-bindings cannot set (compiler/src/codegen/llvm.ts), so
  * every payload is carried in one 64-bit word: Int as itself, Bool as 0/1, Unit as 0, and
  * String or any heap value as a pointer.
  */
@@ -123,7 +123,7 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     returns: 'int64',
     osprey: T.Fn([T.Int, T.Int, T.String], T.Unit),
     doc:
-      'Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, ' +
+      'Process event callback (docs/guide/14-builtins.md#processes): event 1 a chunk of stdout, 2 a chunk of stderr, ' +
       '3 the exit (data is the exit code in decimal; always last). Runs on the thread that calls ' +
       'awaitProcess or cleanupProcess (or at exit), never on a runtime thread. Returns Unit (0).',
   },
@@ -141,7 +141,7 @@ export interface OspreyBinding {
   /** Osprey parameters in order, with the names used for named arguments. */
   params: { name: string; type: OspreyType }[];
   returns: OspreyType;
-  /** Which --no-* capability removes it (LANGUAGE.md §15). */
+  /** Which --no-* capability removes it (docs/guide/18-security-flags.md). */
   capability?: 'websocket' | 'http' | 'fs' | 'process' | 'sandbox';
 }
 
@@ -238,7 +238,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     returns: 'void',
     doc: 'Pauses the calling thread; negative values count as 0. Runtime threads keep serving.',
   },
-  // ---- strings and input: LANGUAGE.md §12.2–§12.3 (byte semantics) -----------------------
+  // ---- strings and input: docs/guide/14-builtins.md#input and docs/guide/12-strings-and-display.md#string-functions (byte semantics) -----------------------
   {
     symbol: 'osp_input',
     params: [],
@@ -293,7 +293,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'Bytes start … end-1 after clamping both into [0, length]; Error `invalid substring range` ' +
       'when start > end after clamping.',
   },
-  // ---- files: LANGUAGE.md §12.4 --------------------------------------------------------------
+  // ---- files: docs/guide/14-builtins.md#files --------------------------------------------------------------
   {
     symbol: 'osp_file_write',
     params: [
@@ -340,9 +340,9 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     params: [{ name: 'path', type: 'cstring' }],
     returns: 'int64',
     osprey: { name: 'fileExists', params: [{ name: 'path', type: T.String }], returns: T.Bool, capability: 'sandbox' },
-    doc: '1 when a file or directory exists at the path, else 0. Removed by --sandbox only (LANGUAGE.md §15.1).',
+    doc: '1 when a file or directory exists at the path, else 0. Removed by --sandbox only (docs/guide/18-security-flags.md).',
   },
-  // ---- processes: LANGUAGE.md §12.5 ------------------------------------------------------
+  // ---- processes: docs/guide/14-builtins.md#processes ------------------------------------------------------
   {
     symbol: 'osp_process_spawn',
     params: [
@@ -520,7 +520,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc:
-      'Project addition (LANGUAGE.md §14.1): registers a handler for received text messages; it ' +
+      'Project addition (docs/guide/15-websockets.md): registers a handler for received text messages; it ' +
       'replaces the default echo.',
   },
   {
@@ -541,7 +541,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       returns: wsResultUnit,
       capability: 'websocket',
     },
-    doc: 'Project addition (LANGUAGE.md §14.1): sends a text message to one connection of a server.',
+    doc: 'Project addition (docs/guide/15-websockets.md): sends a text message to one connection of a server.',
   },
   {
     symbol: 'osp_ws_create_secure_server',

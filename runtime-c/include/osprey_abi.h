@@ -26,7 +26,7 @@ typedef OspResult (*osp_message_handler_fn)(void *env, const char *message);
 /* Server message handler: called with the connection id and each received text message. Osprey type: (Int, String) -> Result<Unit, String> */
 typedef OspResult (*osp_server_message_handler_fn)(void *env, int64_t connection_id, const char *message);
 
-/* Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs on the thread that calls awaitProcess or cleanupProcess (or at exit), never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
+/* Process event callback (docs/guide/14-builtins.md#processes): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs on the thread that calls awaitProcess or cleanupProcess (or at exit), never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
 typedef int64_t (*osp_process_event_handler_fn)(void *env, int64_t process_id, int64_t event_type, const char *data);
 
 /* Called first by the generated main(): checks the ABI version, starts the garbage collector, sets stdout to line buffering and raises the stack soft limit to 1 GiB where allowed (deep recursion). Aborts with a message if the library was built for another ABI. */
@@ -91,7 +91,7 @@ OspResult osp_file_delete(const char *path);
  * Osprey: createDirectory(path: String) -> Result<Unit, String> */
 OspResult osp_directory_create(const char *path);
 
-/* 1 when a file or directory exists at the path, else 0. Removed by --sandbox only (LANGUAGE.md §15.1).
+/* 1 when a file or directory exists at the path, else 0. Removed by --sandbox only (docs/guide/18-security-flags.md).
  * Osprey: fileExists(path: String) -> Bool */
 int64_t osp_file_exists(const char *path);
 
@@ -135,11 +135,11 @@ OspResult osp_ws_server_broadcast(int64_t server_id, const char *message);
  * Osprey: websocketStopServer(serverID: Int) -> Result<Unit, String> */
 OspResult osp_ws_stop_server(int64_t server_id);
 
-/* Project addition (LANGUAGE.md §14.1): registers a handler for received text messages; it replaces the default echo.
+/* Project addition (docs/guide/15-websockets.md): registers a handler for received text messages; it replaces the default echo.
  * Osprey: websocketServerOnMessage(serverID: Int, handler: (Int, String) -> Result<Unit, String>) -> Result<Unit, String> */
 OspResult osp_ws_server_on_message(int64_t server_id, osp_server_message_handler_fn handler, void *handler_env);
 
-/* Project addition (LANGUAGE.md §14.1): sends a text message to one connection of a server.
+/* Project addition (docs/guide/15-websockets.md): sends a text message to one connection of a server.
  * Osprey: websocketServerSend(serverID: Int, connectionID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message);
 

@@ -86,7 +86,7 @@ int32_t osp_rt_shutdown(int64_t status) {
         fprintf(stderr, "osprey runtime: writing standard output failed: %s\n", strerror(errno));
         return 1;
     }
-    /* C semantics: only the low 8 bits reach the parent (LANGUAGE.md §2.3). */
+    /* C semantics: only the low 8 bits reach the parent (docs/guide/01-getting-started.md#fn-main-and-the-exit-status). */
     return (int32_t)(status & 0xff);
 }
 

@@ -1,6 +1,6 @@
 /*
  * The WebSocket runtime thread: ONE thread running an epoll loop for every server, accepted
- * connection and client connection of the process (WEBSOCKET.md §4.6: no thread per
+ * connection and client connection of the process (docs/WEBSOCKET-RUNTIME.md#one-event-loop: no thread per
  * connection). Other threads never touch sockets or connection state: they hand work to the
  * loop with osp_ws_loop_call, which runs a function on the loop thread and waits for it (an
  * eventfd wakes the loop). Code already on the loop thread (a message handler calling

@@ -1,6 +1,6 @@
 /*
  * WebSocket client connections: websocketConnect, websocketSend, websocketClose
- * (spec/0016 §16.3, LANGUAGE.md §14.1).
+ * (spec/0016 §16.3, docs/guide/15-websockets.md).
  *
  * websocketConnect does the TCP connect and the opening handshake on the calling thread with
  * a deadline (so a program may connect to a server it runs itself: that server is served by
@@ -50,7 +50,7 @@ typedef struct {
     osp_message_handler_fn handler;
     void *env;
     const osp_ws_limits *limits; /* the snapshot the handshake used */
-    uint8_t *leftover; /* frames that came with the 101 (WEBSOCKET.md C-H8) */
+    uint8_t *leftover; /* frames that came with the 101 (docs/WEBSOCKET-RUNTIME.md C-H8) */
     size_t leftover_len;
     OspResult result;
 } register_args;
@@ -151,7 +151,7 @@ OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *
         goto fail;
     }
     /* Read until the response head is complete; nothing is sent before the 101 is validated
-     * (WEBSOCKET.md C-F5). */
+     * (docs/WEBSOCKET-RUNTIME.md C-F5). */
     for (;;) {
         ssize_t n = tls ? osp_ws_tls_read_some(tls, fd, buf, sizeof buf, deadline)
                         : osp_ws_net_read_some(fd, buf, sizeof buf, deadline);

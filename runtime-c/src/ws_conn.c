@@ -21,10 +21,10 @@
 
 int64_t osp_ws_handler_conn_id;
 
-/* One receive buffer for the whole loop, parsed in place (WEBSOCKET.md §4.6). */
+/* One receive buffer for the whole loop, parsed in place (docs/WEBSOCKET-RUNTIME.md#one-event-loop). */
 static uint8_t read_buffer[64 * 1024];
 
-/* One output ("cork") buffer for the whole loop (WEBSOCKET.md §4.6): the frames a connection
+/* One output ("cork") buffer for the whole loop (docs/WEBSOCKET-RUNTIME.md#one-event-loop): the frames a connection
  * produces while it is being served (echoes, pongs, the 101) are built here and sent with one
  * send(); only what the socket does not take is copied into the connection's own queue. So an
  * idle connection keeps no output buffer, and hot data stays in cache. Owned by at most one
@@ -255,7 +255,7 @@ void osp_ws_conn_flush_dirty(void) {
 
 void osp_ws_conn_release_shared(void) {
     /* Runtime shutdown (loop thread gone): the shared buffers held payloads and handshake
-     * requests; wipe them before the memory is released (WEBSOCKET.md §3.3). */
+     * requests; wipe them before the memory is released (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). */
     cork_owner = NULL;
     osp_ws_buf_free(&cork);
     osp_ws_buf_free(&bc_log);
@@ -265,7 +265,7 @@ void osp_ws_conn_release_shared(void) {
 
 void osp_ws_conn_free(osp_ws_conn *c) {
     osp_ws_reader_free(&c->reader);
-    /* Posted frames hold payloads: freed wiped like every other queue (WEBSOCKET.md §3.3). No
+    /* Posted frames hold payloads: freed wiped like every other queue (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). No
      * sender can reach c any more: it was retired and taken off the list in destroy. */
     osp_ws_buf_free(&c->tx_pend);
     osp_ws_buf_free(&c->tx_spare);
@@ -444,7 +444,7 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         (void)shutdown(c->watch.fd, SHUT_WR);
         c->fin_sent = true;
     }
-    /* Backpressure (WEBSOCKET.md §3.2): stop reading from a peer that does not read what we
+    /* Backpressure (docs/WEBSOCKET-RUNTIME.md#limits): stop reading from a peer that does not read what we
      * owe it (echoes, pongs); resume once half the queue has drained. */
     if (pending > lim->max_output) {
         c->read_paused = true;
@@ -729,7 +729,7 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
             /* The pong goes into the queue at once, ahead of any message that completes later
              * (Autobahn 5.19: it must not wait for the fragmented message). Only under
              * backpressure does it wait in the single pong slot, where a newer ping replaces it
-             * (WEBSOCKET.md §3.2: a ping flood cannot grow the queue). */
+             * (docs/WEBSOCKET-RUNTIME.md#limits: a ping flood cannot grow the queue). */
             if (osp_ws_conn_pending(c) < c->limits.max_output) {
                 c->pong_pending = false;
                 if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PONG, ev.data, ev.len) != 0) {
@@ -801,7 +801,7 @@ static void conn_read(osp_ws_conn *c) {
             c->last_read_ms = osp_ws_now_ms();
             bool handshake = c->state == OSP_WS_CONN_HANDSHAKE;
             osp_ws_conn_ingest(c, read_buffer, (size_t)n);
-            /* Decrypted plaintext must not outlive its use (WEBSOCKET.md §3.3), nor may the
+            /* Decrypted plaintext must not outlive its use (docs/WEBSOCKET-RUNTIME.md#wiping-secrets), nor may the
              * request (cookies, tokens) or, with the per-message wipe option, any payload
              * (messages are delivered in place from here). */
             if (c->tls || handshake || c->limits.wipe_messages) osp_ws_wipe(read_buffer, (size_t)n);

@@ -44,7 +44,7 @@ typedef struct osp_ws_conn {
     bool fin_after_flush; /* shut down our sending side once the output queue is empty */
     bool fin_sent;
     bool read_paused;    /* backpressure: the output queue is over the limit */
-    bool pong_pending;   /* at most one pending pong, the latest ping's (WEBSOCKET.md §3.2) */
+    bool pong_pending;   /* at most one pending pong, the latest ping's (docs/WEBSOCKET-RUNTIME.md#limits) */
     bool on_dirty;       /* on the list flushed at the end of the loop iteration */
     uint8_t pong_len;
     uint8_t *pong;       /* OSP_WS_PONG_SLOT bytes, allocated when a pong first has to wait */

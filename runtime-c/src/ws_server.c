@@ -1,10 +1,10 @@
 /*
  * WebSocket servers: websocketCreateServer, websocketServerListen, websocketServerOnMessage,
  * websocketServerSend, websocketServerBroadcast, websocketStopServer (spec/0016 §16.4,
- * LANGUAGE.md §14.1), the accept path and the server side of the opening handshake.
+ * docs/guide/15-websockets.md), the accept path and the server side of the opening handshake.
  *
  * With no handler registered a server echoes every data message to its sender, same opcode,
- * byte for byte (LANGUAGE.md §14.1 project decision). A registered handler receives each text
+ * byte for byte (docs/guide/15-websockets.md project decision). A registered handler receives each text
  * message instead (as a NUL-terminated copy: text after an embedded NUL is not visible to it);
  * binary messages are then ignored.
  */
@@ -58,7 +58,7 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
             }
             return; /* EAGAIN: nothing more to accept */
         }
-        /* Connection limit (WEBSOCKET.md §3.2), applied at accept. */
+        /* Connection limit (docs/WEBSOCKET-RUNTIME.md#limits), applied at accept. */
         if (s->conn_count >= lim->max_connections) {
             refuse_busy(fd);
             continue;
@@ -159,7 +159,7 @@ void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
         return;
     }
     osp_ws_conn_opened(c);
-    /* WEBSOCKET.md S-H13: bytes after the request in the same read are already frames. */
+    /* docs/WEBSOCKET-RUNTIME.md S-H13: bytes after the request in the same read are already frames. */
     if (used < len) osp_ws_conn_ingest(c, data + used, len - used);
     /* The caller (the read path) flushes the 101 and any answers. */
 }

@@ -275,7 +275,7 @@ export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
     close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
     cleanup: 'probe_raw_stop_sender();',
   },
-  // LANGUAGE.md §12.5 REC: events are delivered on the thread calling awaitProcess, before it
+  // docs/guide/14-builtins.md#processes: events are delivered on the thread calling awaitProcess, before it
   // returns; none after cleanupProcess.
   process_event: {
     trigger: 'probe_handler_expect(""); if (tag == 0) { probe_enter_call("osp_process_await"); (void)osp_process_await(payload); probe_leave_call(); }',

@@ -16,7 +16,7 @@ const run = promisify(execFile);
 
 /**
  * fast: -O0, the default of `osprey run` — a program that is run once is dominated by compile time
- *       (clang -O2 costs seconds on large modules, TOOLCHAIN.md), and self tail calls are loops in
+ *       (clang -O2 costs seconds on large modules), and self tail calls are loops in
  *       the IR already, so -O0 keeps deep recursion safe.
  * release: -O2, the default of `osprey build` (an artifact is run many times).
  */

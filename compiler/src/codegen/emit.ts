@@ -73,7 +73,7 @@ class Emitter {
     const entry = this.ir.block(fn, 'entry');
     this.ir.setInsertPoint(entry);
     if (f.loops) {
-      // Self tail calls become jumps back to `loop` with new parameter values (§0.5).
+      // Self tail calls become jumps back to `loop` with new parameter values (docs/guide/05-functions.md#recursion).
       f.params.forEach((p, i) => {
         const type = this.ty(p.repr);
         const ptr = this.ir.alloca(type);
@@ -246,7 +246,7 @@ class Emitter {
       case 'callruntime':
         return this.emitRuntimeCall(e);
       case 'callextern': {
-        // C ABI of §3.3: Int and Bool cross as int64_t (REFC's choice, like the runtime ABI).
+        // C ABI of docs/guide/05-functions.md#calling-c-extern-fn: Int and Bool cross as int64_t (the old compiler's choice, like the runtime ABI).
         const args: Value[] = [];
         for (const a of e.args) {
           const v = this.expr(a);
@@ -386,7 +386,7 @@ class Emitter {
       }
       case 'div':
       case 'rem': {
-        // Division by zero is a run-time failure (§2.4); INT64_MIN / -1 must not trap (§4.2):
+        // Division by zero is a run-time failure (docs/guide/10-results-and-errors.md#run-time-errors); INT64_MIN / -1 must not trap (docs/guide/03-values-and-types.md#int):
         // divide by 1 instead and fix the result up.
         const fn = this.fn!;
         const fail = ir.block(fn, 'divzero');

@@ -1,5 +1,5 @@
 // Pipeline position: the back end's foundation. The ONLY module that imports llvm-bindings; every
-// workaround from TOOLCHAIN.md lives here:
+// workaround for an llvm-bindings 0.4.2 defect lives here:
 //   1. integer constants never go through getInt64 (it truncates through a C++ unsigned);
 //   2. the data layout is set by string (createDataLayout returns a dangling pointer);
 //   3. only methods the .d.ts declares on each class are called (inherited ones throw);

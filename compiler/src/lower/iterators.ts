@@ -1,4 +1,4 @@
-// Pipeline position: part of lowering. The iteration built-ins of LANGUAGE.md §9 in core.
+// Pipeline position: part of lowering. The iteration built-ins of docs/guide/11-lists-and-iteration.md#iterators in core.
 // An Iterator<T> is a closure that pushes its elements, in order, into a sink closure `(T) -> Unit`
 // given to it: lazy (nothing runs until forEach/fold) and single-pass. range's loop is a self tail
 // call, so iterating does not grow the stack. The helper functions are generated once per

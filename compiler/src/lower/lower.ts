@@ -2,7 +2,7 @@
 // and interpolation into runtime calls, reorders named arguments (evaluated in written order),
 // converts closures (lambdas and nested fn groups get an explicit environment; see closures.ts),
 // compiles matches (match.ts), and marks self tail calls so codegen can turn them into loops
-// (LANGUAGE.md §0.5: deep tail recursion must not grow the stack).
+// (docs/guide/05-functions.md#recursion: deep tail recursion must not grow the stack).
 
 import { runtimeFunction } from '../../../runtime-bindings/abi.ts';
 import { ice } from '../diagnostics/diagnostic.ts';
@@ -168,7 +168,7 @@ function callRuntime(symbol: string, args: CExpr[]): CExpr {
   return { k: 'callruntime', fn, args, repr };
 }
 
-/** Display text of a value (LANGUAGE.md §7); an `any` shows its dynamic value. */
+/** Display text of a value (docs/guide/12-strings-and-display.md#display); an `any` shows its dynamic value. */
 function display(v: CExpr, t: Type, state?: LowerState): CExpr {
   if (isCon(t, 'any') && state) {
     const id = state.temp();
@@ -366,7 +366,7 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
         repr: 'ptr',
       };
     case 'index': {
-      // Safe indexing (§4.7): Success(element) when 0 <= i < length, else Error("index out of bounds").
+      // Safe indexing (docs/guide/11-lists-and-iteration.md#lists): Success(element) when 0 <= i < length, else Error("index out of bounds").
       const lid = ctx.state.temp();
       const l: CExpr = { k: 'local', id: lid, repr: 'ptr' };
       const t = prune(e.type);
@@ -386,7 +386,7 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
 }
 
 /**
- * A constructor value: a GC block [tag, fields…]. With field constraints (§3.5) the fields are
+ * A constructor value: a GC block [tag, fields…]. With field constraints (docs/guide/09-constraints.md) the fields are
  * bound once, each validator runs in declaration order, and the first failure is an Error.
  */
 function construct(ctor: CtorInfo, fields: CExpr[], ctx: FnContext): CExpr {

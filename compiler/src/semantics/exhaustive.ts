@@ -1,5 +1,5 @@
 // Pipeline position: after infer.ts, on the typed tree. Checks every match for exhaustiveness and
-// unreachable arms (LANGUAGE.md §5.4) with the usefulness algorithm over pattern matrices
+// unreachable arms (docs/guide/08-unions-and-pattern-matching.md#exhaustiveness) with the usefulness algorithm over pattern matrices
 // (Maranget, "Warnings for pattern matching"), so nested constructor patterns are handled by the
 // same general machinery as flat ones. Bool, Result and declared unions have finite constructor
 // sets; Int and String need a catch-all.
@@ -115,7 +115,7 @@ export function checkExhaustiveness(program: TypedProgram, diags: DiagnosticBag)
     if (t.kind === 'error') return;
     if (e.arms.some((a) => patternHadError(a.pattern))) return;
     const rows: SPat[][] = [];
-    // A catch-all before other arms is reported once, at the catch-all (§5.4: REFC's
+    // A catch-all before other arms is reported once, at the catch-all (docs/guide/08-unions-and-pattern-matching.md#exhaustiveness: REFC's
     // `wildcard pattern must be the last arm`); an exact repeat is a duplicate arm.
     let catchAll = -1;
     let catchAllReported = false;

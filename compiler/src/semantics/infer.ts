@@ -1,5 +1,5 @@
 // Pipeline position: untyped AST (syntax/ast.ts) → typed tree (typed.ts). Resolves every name,
-// infers and checks types by unification (types.ts), checks call argument rules (LANGUAGE.md §4.3)
+// infers and checks types by unification (types.ts), checks call argument rules (docs/guide/05-functions.md#named-arguments)
 // and patterns, and reports errors as diagnostics. An expression with an error gets the error type,
 // which unifies with anything, so one mistake is reported once. Exhaustiveness is a separate pass
 // (exhaustive.ts) over this pass's output.
@@ -18,8 +18,11 @@ import {
   type AdtInfo, type CtorInfo, type Type, type Validator,
 } from './types.ts';
 
+/** Where a user reads when a type annotation may be omitted (the rules annotations.ts implements). */
+const ANNOTATION_RULES = 'note: see docs/guide/05-functions.md#when-types-may-be-omitted';
+
 export interface CheckOptions {
-  /** Capabilities removed by security flags (§15.1). */
+  /** Capabilities removed by security flags (docs/guide/18-security-flags.md). */
   disabled: ReadonlySet<Capability>;
 }
 
@@ -43,7 +46,7 @@ class Checker {
   private readonly nodes: TExpr[] = [];
   private readonly symbols: VarSymbol[] = [];
   private readonly deferred: Deferred[] = [];
-  /** Modules (LANGUAGE.md §3.6): name → the scope holding their members. */
+  /** Modules (docs/guide/13-modules.md): name → the scope holding their members. */
   private readonly modules = new Map<string, Scope>();
 
   constructor(
@@ -60,7 +63,7 @@ class Checker {
 
   checkProgram(program: Program): TypedProgram {
     const stmts = program.stmts;
-    // Modules are namespaces (§3.6): their types join the program's, their functions are
+    // Modules are namespaces (docs/guide/13-modules.md): their types join the program's, their functions are
     // top-level functions named `Module.fn`, their lets are globals.
     const moduleDecls = stmts.filter((s): s is ModuleDecl => s.kind === 'module');
     this.types.collect([...stmts, ...moduleDecls.flatMap((m) => m.body.filter((x) => x.kind === 'type'))]);
@@ -73,7 +76,7 @@ class Checker {
       this.modules.set(m.name.name, new Scope(global, true));
     }
 
-    // Hoisted declarations: every top-level fn gets its signature first (§2.1, §3.2).
+    // Hoisted declarations: every top-level fn gets its signature first (docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom).
     const fnDecls: { decl: FnDecl; fn: TypedFn; scope: Scope }[] = [];
     const declareIn = (s: FnDecl, scope: Scope, prefix: string) => {
       const fn = this.declareFn(s, false);
@@ -96,7 +99,7 @@ class Checker {
       for (const s of m.body) if (s.kind === 'fn') declareIn(s, scope, m.name.name);
     }
 
-    // Field constraints (§3.5) become validator functions of the constructor's fields.
+    // Field constraints (docs/guide/09-constraints.md) become validator functions of the constructor's fields.
     const validators: TypedFn[] = [];
     for (const ctor of this.types.ctors.values()) {
       for (const f of ctor.fields) {
@@ -241,7 +244,7 @@ class Checker {
 
   /**
    * A value of a known static type flowing into an `any` position is boxed with its run-time type
-   * (§6.5: `let x: any = 42`, returning from `-> any`, passing to an `any` parameter).
+   * (docs/guide/03-values-and-types.md#any: `let x: any = 42`, returning from `-> any`, passing to an `any` parameter).
    */
   private coerce(e: TExpr, target: Type): TExpr {
     const t = prune(target);
@@ -262,7 +265,7 @@ class Checker {
 
   // ---- functions -----------------------------------------------------------------------------
 
-  /** Creates the symbol and signature of a `fn` declaration (§3.2 annotation rules). */
+  /** Creates the symbol and signature of a `fn` declaration (annotation rules: docs/guide/05-functions.md#when-types-may-be-omitted). */
   private declareFn(decl: FnDecl, nested: boolean): TypedFn {
     const rule = returnRule(decl);
     const fname = decl.name.name;
@@ -278,7 +281,7 @@ class Checker {
           this.diags.error(Code.MissingParamType, p.name.span,
             `Parameter '${p.name.name}' in function '${fname}' requires explicit type annotation - type cannot be inferred from usage`, {
               label: 'needs a type',
-              notes: [`hint: write '${p.name.name}: TYPE', for example '${p.name.name}: Int'`],
+              notes: [`hint: write '${p.name.name}: TYPE', for example '${p.name.name}: Int'`, ANNOTATION_RULES],
             });
           type = ErrorType;
         }
@@ -306,7 +309,7 @@ class Checker {
           `Function '${fname}' requires explicit return type annotation - type cannot be inferred from body`, {
             label: 'needs `-> TYPE`',
             notes: ['note: only a literal, arithmetic or comparison body lets the return type be omitted',
-              `hint: declare it, for example: fn ${fname}(…) -> Int = …`],
+              `hint: declare it, for example: fn ${fname}(…) -> Int = …`, ANNOTATION_RULES],
           });
         ret = ErrorType;
         break;
@@ -314,7 +317,7 @@ class Checker {
         this.diags.error(Code.ImplicitAny, rule.operand.span,
           `Function '${fname}' cannot implicitly return 'any' type - if 'any' return type is intended, declare it explicitly with '-> any'`, {
             label: 'the type of this operand is not known from the signature',
-            notes: [`hint: declare the return type, for example: fn ${fname}(…) -> Int = …`],
+            notes: [`hint: declare the return type, for example: fn ${fname}(…) -> Int = …`, ANNOTATION_RULES],
           });
         ret = ErrorType;
         break;
@@ -356,7 +359,7 @@ class Checker {
     return { field, constraint: constraint.callee.name, fn };
   }
 
-  /** `extern fn NAME(p: T, …) -> R` (§3.3): every parameter annotated, return type Int by default. */
+  /** `extern fn NAME(p: T, …) -> R` (docs/guide/05-functions.md#calling-c-extern-fn): every parameter annotated, return type Int by default. */
   private declareExtern(decl: ExternDecl): VarSymbol {
     if (this.options.disabled.has('ffi')) {
       this.diags.error(Code.Unsupported, decl.span, '`extern fn` declarations are disabled by --no-ffi/--sandbox', {
@@ -422,7 +425,7 @@ class Checker {
       case 'expr':
         return { kind: 'expr', expr: this.inferExpr(s.expr, scope), span: s.span };
       case 'import':
-        return null; // accepted and ignored (§2.2)
+        return null; // accepted and ignored (docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom)
       case 'fn':
         throw new Error('unreachable: fn statements are grouped by the caller');
       case 'type':
@@ -455,7 +458,7 @@ class Checker {
   }
 
   /** Statements of a block: consecutive `fn` declarations form one mutually recursive group.
-   *  A nested `fn` used before its declaration is hoisted (§2.1) to just before the first
+   *  A nested `fn` used before its declaration is hoisted (docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom) to just before the first
    *  statement of the block that mentions it, joining any group there. */
   private checkBlockStmts(written: Stmt[], scope: Scope): TStmt[] {
     const stmts = hoistNestedFns(written);
@@ -515,7 +518,7 @@ class Checker {
       case 'call':
         return this.inferCall(e.callee, e.args, e.span, scope, null);
       case 'pipe': {
-        // `x |> f` is `f(x)`; `x |> f(a)` is `f(x, a)` (§4.4).
+        // `x |> f` is `f(x)`; `x |> f(a)` is `f(x, a)` (docs/guide/11-lists-and-iteration.md#the-pipe).
         const piped: Arg = { name: null, value: e.value, span: e.value.span };
         if (e.target.kind === 'call') {
           return this.inferCall(e.target.callee, [piped, ...e.target.args], e.span, scope, piped);
@@ -541,7 +544,7 @@ class Checker {
       case 'block': {
         const inner = new Scope(scope);
         const stmts = this.checkBlockStmts(e.stmts, inner);
-        // A block's value is its last statement when that is an expression (§4.9).
+        // A block's value is its last statement when that is an expression (docs/guide/04-let-and-mut.md#blocks).
         let result: TExpr | null = null;
         const last = stmts[stmts.length - 1];
         if (last && last.kind === 'expr' && e.stmts[e.stmts.length - 1]?.kind === 'expr') {
@@ -716,7 +719,7 @@ class Checker {
         } else this.deferred.push({ kind: 'equality', type: left.type, span: e.span, op: e.op });
         return mk(Bool);
       case '+': {
-        // `+` adds Ints or concatenates Strings (§4.2); no implicit conversions.
+        // `+` adds Ints or concatenates Strings (docs/guide/03-values-and-types.md#int); no implicit conversions.
         const l = prune(left.type);
         const r = prune(right.type);
         const isStr = isCon(l, 'String') || isCon(r, 'String');
@@ -797,7 +800,7 @@ class Checker {
     return this.node({ kind: 'field', object, ctor, index, type: ftype, span });
   }
 
-  // ---- calls (§4.3) ----------------------------------------------------------------------------
+  // ---- calls (docs/guide/05-functions.md#named-arguments) ----------------------------------------------------------------------------
 
   /**
    * Matches written arguments to parameters. Returns each argument's parameter index (written
@@ -819,7 +822,7 @@ class Checker {
         this.diags.error(Code.ArgumentStyle, argsSpan,
           `function requires named arguments '${fname}' has ${n} parameters and requires named arguments. Use: ${fname}(${paramNames.map((p) => `${p}: value`).join(', ')})`, {
             label: 'positional arguments',
-            notes: [`hint: call it as ${fname}(${paramNames.map((p) => `${p}: …`).join(', ')})`],
+            notes: [`hint: call it as ${fname}(${paramNames.map((p) => `${p}: …`).join(', ')})`, 'note: see docs/guide/05-functions.md#named-arguments'],
           });
         return null;
       }
@@ -855,7 +858,7 @@ class Checker {
     const unknown = args.filter((_, i) => out[i]! < 0).map((a) => a.name!);
     const missing = paramNames.filter((_, i) => !seen.has(i));
     const listed = `note: the parameters of '${fname}' are ${paramNames.join(', ') || '(none)'}`;
-    // REFC's texts (§4.3): the count first, then the first parameter not supplied, where an
+    // The old compiler's texts (docs/guide/05-functions.md#named-arguments): the count first, then the first parameter not supplied, where an
     // unknown name counts as missing.
     if (args.length !== n) {
       this.diags.error(Code.ArgumentCount, argsSpan, `function expects different number of arguments ${fname} expects ${n} arguments, got ${args.length}`, {
@@ -950,7 +953,9 @@ class Checker {
         const b = this.builtins.get(name);
         if (b) return this.inferBuiltinCall(b, args, span, argsSpan, scope, piped);
         if (UNSUPPORTED_BUILTINS.has(name) && !this.options.disabled.has(UNSUPPORTED_BUILTINS.get(name)!)) {
-          this.diags.error(Code.Unsupported, calleeExpr.span, `the built-in function '${name}' is not supported by this compiler yet`);
+          this.diags.error(Code.Unsupported, calleeExpr.span, `the built-in function '${name}' is not supported by this compiler yet`, {
+            notes: UNSUPPORTED_BUILTINS.get(name) === 'http' ? ['note: see docs/guide/17-http.md'] : [],
+          });
           args.forEach((a) => this.inferExpr(a.value, scope));
           return this.errorExpr(span);
         }
@@ -973,7 +978,7 @@ class Checker {
       }
     }
     // A call through a function value: positional arguments only. `value.m(args)` is a call of a
-    // function-typed field; there is no method-call syntax otherwise (§4.6).
+    // function-typed field; there is no method-call syntax otherwise (docs/guide/13-modules.md).
     let callee: TExpr;
     if (calleeExpr.kind === 'field') {
       const object = this.inferExpr(calleeExpr.object, scope);
@@ -1010,7 +1015,7 @@ class Checker {
   }
 
   /**
-   * `x |> f(b: 2)` (§4.4 REC extension): when every written argument is named, the piped value
+   * `x |> f(b: 2)` (docs/guide/11-lists-and-iteration.md#the-pipe): when every written argument is named, the piped value
    * fills the first parameter.
    */
   private namePiped(args: Arg[], piped: Arg | null, names: string[]): Arg[] {
@@ -1029,7 +1034,7 @@ class Checker {
     return this.node({ kind: 'runtime', fn: b.fn, args: targs, type, span });
   }
 
-  /** `Success()`, `Success(e)`, `Error(e)` and the Ok/Err aliases (§6.2). */
+  /** `Success()`, `Success(e)`, `Error(e)` and the Ok/Err aliases (docs/guide/10-results-and-errors.md). */
   private inferResultCall(tag: 0 | 1, name: string, args: Arg[], span: Span, scope: Scope): TExpr {
     if (args.length > 1 || args.some((a) => a.name !== null)) {
       this.diags.error(Code.ArgumentCount, span, `${name}(…) takes at most one positional argument`, {
@@ -1048,7 +1053,7 @@ class Checker {
     return this.node({ kind: 'result', tag, payload, type, span });
   }
 
-  // ---- construction (§4.11) --------------------------------------------------------------------
+  // ---- construction (docs/guide/07-records.md#non-destructive-update) --------------------------------------------------------------------
 
   private inferConstruct(name: Ident, typeArgs: Expr[] | import('../syntax/ast.ts').TypeExpr[] | null, fields: FieldInit[], span: Span, scope: Scope): TExpr {
     const rtag = RESULT_CTORS.get(name.name);
@@ -1066,7 +1071,7 @@ class Checker {
     }
     const base = scope.lookup(name.name);
     if (base) {
-      // Non-destructive update `value { f: e }` (§4.11: a value binding means update).
+      // Non-destructive update `value { f: e }` (docs/guide/07-records.md#non-destructive-update: a value binding means update).
       const baseExpr = this.node({ kind: 'var', symbol: base, type: base.type, span: name.span }) as TExpr;
       const t = prune(base.type);
       const ctor = t.kind === 'con' && t.adt ? (refinedCtor.get(base) ?? (t.adt.ctors.length === 1 ? t.adt.ctors[0] : undefined)) : undefined;
@@ -1095,7 +1100,7 @@ class Checker {
       } else written.forEach((w, i) => unify(args[i]!, w));
     }
     const targs = this.checkFields(ctor, args, fields, scope, true);
-    // A constrained type's construction may fail: Result<T, String> (§3.5).
+    // A constrained type's construction may fail: Result<T, String> (docs/guide/09-constraints.md).
     return this.node({ kind: 'construct', ctor, fields: targs, type: ctor.validators.length ? resultType(type, Str) : type, span });
   }
 
@@ -1138,7 +1143,7 @@ class Checker {
     return out;
   }
 
-  // ---- match and patterns (§4.10, §5) ----------------------------------------------------------
+  // ---- match and patterns (docs/guide/08-unions-and-pattern-matching.md) -----
 
   private inferMatch(scrutExpr: Expr, arms: MatchArm[], span: Span, scope: Scope, hint?: Type): TExpr {
     const scrutinee = this.inferExpr(scrutExpr, scope);
@@ -1168,7 +1173,7 @@ class Checker {
 
 }
 
-/** §6.2: a Result is never its payload; when one is used as such, say how to get at the payload. */
+/** docs/guide/10-results-and-errors.md: a Result is never its payload; when one is used as such, say how to get at the payload. */
 function resultAsPayloadHint(found: Type, expected: Type): string[] {
   const f = prune(found);
   if (!isCon(f, 'Result') || isCon(expected, 'Result')) return [];
@@ -1191,7 +1196,7 @@ function mentions(node: unknown, name: string): boolean {
   return false;
 }
 
-/** §2.1 hoisting inside a block: each `fn` mentioned by an earlier statement moves up to just
+/** docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom hoisting inside a block: each `fn` mentioned by an earlier statement moves up to just
  *  before the first such statement (so it joins a group of fns declared there). */
 function hoistNestedFns(stmts: Stmt[]): Stmt[] {
   if (!stmts.some((s) => s.kind === 'fn')) return stmts;

@@ -1,5 +1,5 @@
 // Pipeline position: the first half of checking. Collects the program's type declarations (records,
-// unions, aliases — LANGUAGE.md §3.4) into AdtInfo tables and the constructor namespace, and resolves
+// unions, aliases — docs/guide/08-unions-and-pattern-matching.md#union-types) into AdtInfo tables and the constructor namespace, and resolves
 // written types (syntax TypeExpr) to semantic Types. infer.ts uses it for every annotation.
 
 import { closestName, Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
@@ -9,7 +9,7 @@ import {
   type AdtInfo, type CtorInfo, type Type,
 } from './types.ts';
 
-/** Built-in type names, case-insensitive spellings included (§3.2, §6.1). */
+/** Built-in type names, case-insensitive spellings included (docs/guide/03-values-and-types.md). */
 const BUILTIN_TYPES: ReadonlyMap<string, Type> = new Map([
   ['Int', Int], ['int', Int],
   ['String', Str], ['string', Str],
@@ -17,7 +17,7 @@ const BUILTIN_TYPES: ReadonlyMap<string, Type> = new Map([
   ['Unit', Unit], ['unit', Unit],
 ]);
 
-/** The names `Result<T, E>` constructors go by (§6.2): tag 0 Success, 1 Error. */
+/** The names `Result<T, E>` constructors go by (docs/guide/10-results-and-errors.md): tag 0 Success, 1 Error. */
 export const RESULT_CTORS: ReadonlyMap<string, 0 | 1> = new Map([
   ['Success', 0], ['Ok', 0], ['Error', 1], ['Err', 1],
 ]);
@@ -29,11 +29,11 @@ export class TypeEnv {
 
   constructor(private readonly diags: DiagnosticBag) {}
 
-  /** Registers every `type` declaration among the statements (hoisted, §2.1). */
+  /** Registers every `type` declaration among the statements (hoisted, docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom). */
   collect(stmts: Stmt[]): void {
     const decls = stmts.filter((s): s is TypeDecl => s.kind === 'type');
     const declared = new Set(decls.map((d) => d.name.name));
-    // Pass 1: names. A single bare variant naming a known type is an alias (§3.4 → REC).
+    // Pass 1: names. A single bare variant naming a known type is an alias (docs/guide/08-unions-and-pattern-matching.md#union-types).
     for (const d of decls) {
       if (this.adts.has(d.name.name) || this.aliases.has(d.name.name)) {
         this.diags.error(Code.DuplicateDefinition, d.name.span, `the type '${d.name.name}' is declared twice`);
@@ -126,7 +126,7 @@ export class TypeEnv {
     if (name === 'Result') return arity(2) ? resultType(args[0]!, args[1]!) : ErrorType;
     if (name === 'List') return arity(1) ? listType(args[0]!) : ErrorType;
     if (name === 'Iterator') return arity(1) ? iteratorType(args[0]!) : ErrorType;
-    // `Result<Success, String>` in the WebSocket chapter: `Success` as a type is Unit (§6.2).
+    // `Result<Success, String>` in the WebSocket chapter: `Success` as a type is Unit (docs/guide/10-results-and-errors.md).
     if (name === 'Success') return arity(0) ? Unit : ErrorType;
     if (name === 'any' || name === 'Any') return arity(0) ? AnyType : ErrorType;
     if ( name === 'Fiber' || name === 'Channel') {

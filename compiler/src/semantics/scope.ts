@@ -20,7 +20,7 @@ export class Scope {
   }
 }
 
-/** A binder introduced by `Ctor v` keeps the constructor it matched, so `v.field` works (§5.1). */
+/** A binder introduced by `Ctor v` keeps the constructor it matched, so `v.field` works (docs/guide/08-unions-and-pattern-matching.md#pattern-forms). */
 export const refinedCtor = new WeakMap<VarSymbol, CtorInfo>();
 
 export function article(word: string): string {

@@ -20,7 +20,7 @@ export interface FieldInfo {
   /** May mention the ADT's type parameters as `param` types. */
   type: Type;
   span: Span;
-  /** `where NAME(args)` (LANGUAGE.md §3.5), as written; checked by infer.ts into a validator. */
+  /** `where NAME(args)` (docs/guide/09-constraints.md), as written; checked by infer.ts into a validator. */
   constraint?: Expr;
 }
 
@@ -59,7 +59,7 @@ export const Str: Type = { kind: 'con', name: 'String', args: [] };
 export const Bool: Type = { kind: 'con', name: 'Bool', args: [] };
 export const Unit: Type = { kind: 'con', name: 'Unit', args: [] };
 export const ErrorType: Type = { kind: 'error' };
-/** `any` (LANGUAGE.md §6.5): an explicitly dynamic value; only written, never inferred. */
+/** `any` (docs/guide/03-values-and-types.md#any): an explicitly dynamic value; only written, never inferred. */
 export const AnyType: Type = { kind: 'con', name: 'any', args: [] };
 
 export function resultType(ok: Type, err: Type): Type {
@@ -68,7 +68,7 @@ export function resultType(ok: Type, err: Type): Type {
 export function listType(elem: Type): Type {
   return { kind: 'con', name: 'List', args: [elem] };
 }
-/** Iterator<T> (LANGUAGE.md §9): produced by range/map/filter, consumed by forEach/fold. */
+/** Iterator<T> (docs/guide/11-lists-and-iteration.md#iterators): produced by range/map/filter, consumed by forEach/fold. */
 export function iteratorType(elem: Type): Type {
   return { kind: 'con', name: 'Iterator', args: [elem] };
 }

@@ -1,9 +1,9 @@
 // Pipeline position: tokens → untyped AST (syntax/ast.ts). A hand-written recursive-descent parser
-// for the grammar of LANGUAGE.md §16. Newlines are insignificant, so statement boundaries come from
+// for the grammar of docs/guide/21-grammar.md. Newlines are insignificant, so statement boundaries come from
 // the grammar alone; the two places where ANTLR's adaptive prediction decided a boundary by looking
 // ahead are emulated with speculative parsing (`speculate`):
 //   * inside a match arm, a binary operator whose right operand is followed by `=>` starts the next
-//     arm (`1 => y  -1 => z`), it does not continue the body (§1.1);
+//     arm (`1 => y  -1 => z`), it does not continue the body (docs/guide/02-lexical-structure.md#newlines-and-statement-boundaries);
 //   * `match NAME { i: Int => … }` — NAME followed by `{ x:` is a construction only if a `{` follows
 //     the complete construction.
 // Syntax errors are reported as diagnostics; the parser resynchronises at the next statement keyword
@@ -32,7 +32,7 @@ class NestingLimit extends Error {}
 
 const INT64_MAX = (1n << 63n) - 1n;
 
-/** Binary operator levels, loosest first (§4.1 with the REC && and ||). */
+/** Binary operator levels, loosest first (docs/guide/03-values-and-types.md#operators-and-precedence, with && and ||). */
 const BINARY_LEVELS: readonly (readonly BinaryOp[])[] = [
   ['||'],
   ['&&'],
@@ -52,8 +52,8 @@ export function parseProgram(tokens: Token[], diags: DiagnosticBag): Program {
 }
 
 /**
- * `///` belongs only directly before `fn`, `extern fn`, `type` or `module` (§1.2); anywhere else it
- * is degraded to an ordinary comment (the REC's harmless extension).
+ * `///` belongs only directly before `fn`, `extern fn`, `type` or `module` (docs/guide/02-lexical-structure.md#comments); anywhere else it
+ * is degraded to an ordinary comment (a harmless extension).
  */
 function dropStrayDocComments(tokens: Token[]): Token[] {
   return tokens.filter((t, i) => {
@@ -413,7 +413,7 @@ class Parser {
   private parseTypeAt(): TypeExpr {
     const t = this.peek();
     const start = t.span.start;
-    // `(A, B) -> R` and the WebSocket chapter's `fn(A, B) -> R` are the same type (§6.4).
+    // `(A, B) -> R` and the WebSocket chapter's `fn(A, B) -> R` are the same type (docs/guide/06-lambdas-and-closures.md#functions-are-values).
     if (this.isPunct(t, '(') || (t.kind === 'keyword' && t.text === 'fn' && this.atPunct('(', 1))) {
       if (t.kind === 'keyword') this.next();
       this.expectPunct('(');
@@ -431,7 +431,7 @@ class Parser {
     if (this.atPunct('<')) {
       this.next();
       do {
-        // `List<T, N>` (§6.1): the length argument is an integer literal, kept as a named type
+        // `List<T, N>` (docs/guide/03-values-and-types.md): the length argument is an integer literal, kept as a named type
         // whose name is its digits (resolve.ts accepts it only there).
         const n = this.peek();
         if (n.kind === 'int') {
@@ -450,7 +450,9 @@ class Parser {
     if (this.atKeyword('match')) return this.parseMatch();
     if (this.atKeyword('select') || this.atKeyword('spawn') || this.atKeyword('yield') || this.atKeyword('await') || this.atKeyword('send') || this.atKeyword('recv')) {
       const t = this.peek();
-      this.fail(`'${(t as { text: string }).text}' (fibers and channels, LANGUAGE.md §10) is not supported by this compiler yet`);
+      this.fail(`'${(t as { text: string }).text}' (fibers and channels) is not supported by this compiler yet`, t.span, [
+        'note: see docs/guide/16-fibers-and-channels.md',
+      ]);
     }
     return this.parseBinary(0);
   }
@@ -574,7 +576,7 @@ class Parser {
     return value;
   }
 
-  /** primary ('.' name)* ('(' args ')')? — at most one call directly on a primary (§4.1). */
+  /** primary ('.' name)* ('(' args ')')? — at most one call directly on a primary (docs/guide/03-values-and-types.md#operators-and-precedence). */
   private parsePostfix(): Expr {
     let e = this.parsePrimary();
     let called = false;
@@ -646,6 +648,7 @@ class Parser {
         if (t.text === 'if') {
           this.fail(`expected an expression, found ${describeToken(t)}`, t.span, [
             'hint: Osprey has no `if`; use `match cond { true => … false => … }`',
+            'note: see docs/guide/19-coming-from-other-languages.md#if-and-else',
           ]);
         }
         this.fail(`expected an expression, found ${describeToken(t)}`);
