@@ -115,8 +115,8 @@ export function checkExhaustiveness(program: TypedProgram, diags: DiagnosticBag)
     if (t.kind === 'error') return;
     if (e.arms.some((a) => patternHadError(a.pattern))) return;
     const rows: SPat[][] = [];
-    // A catch-all before other arms is reported once, at the catch-all (docs/guide/08-unions-and-pattern-matching.md#exhaustiveness: REFC's
-    // `wildcard pattern must be the last arm`); an exact repeat is a duplicate arm.
+    // A catch-all before other arms is reported once, at the catch-all (docs/guide/08-unions-and-pattern-matching.md#exhaustiveness;
+    // the old compiler's text `wildcard pattern must be the last arm`); an exact repeat is a duplicate arm.
     let catchAll = -1;
     let catchAllReported = false;
     for (const [i, arm] of e.arms.entries()) {
