@@ -21,6 +21,16 @@ import {
 /** Where a user reads when a type annotation may be omitted (the rules annotations.ts implements). */
 const ANNOTATION_RULES = 'note: see docs/guide/05-functions.md#when-types-may-be-omitted';
 
+/** Words of other languages that Osprey does without: an undefined variable with one of these names
+ *  gets a note saying what to write instead, where the guide explains it. */
+const FOREIGN_WORDS: ReadonlyMap<string, string> = new Map([
+  ...['for', 'while', 'loop', 'do', 'break', 'continue'].map((w): [string, string] => [w,
+    `note: Osprey has no loops; use range with forEach, map, filter or fold, or recursion: see docs/guide/19-coming-from-other-languages.md#loops`]),
+  ['return', 'note: Osprey has no `return`; a function\'s value is its body\'s last expression: see docs/guide/19-coming-from-other-languages.md#return'],
+  ...['null', 'nil', 'None', 'undefined', 'throw', 'try', 'catch'].map((w): [string, string] => [w,
+    'note: Osprey has no null and no exceptions; failures are Result values: see docs/guide/19-coming-from-other-languages.md#null-and-exceptions']),
+]);
+
 export interface CheckOptions {
   /** Capabilities removed by security flags (docs/guide/18-security-flags.md). */
   disabled: ReadonlySet<Capability>;
@@ -609,9 +619,10 @@ class Checker {
     const builtin = this.builtins.get(name);
     if (builtin) return this.builtinAsValue(builtin, span, hint);
     const guess = closestName(name, [...scope.names(), ...this.types.ctors.keys(), ...this.builtins.keys()]);
+    const foreign = FOREIGN_WORDS.get(name);
     this.diags.error(Code.UnknownName, span, `undefined variable '${name}'`, {
       label: 'not found in this scope',
-      notes: guess ? [`hint: did you mean '${guess}'?`] : [],
+      notes: foreign ? [foreign] : guess ? [`hint: did you mean '${guess}'?`] : [],
     });
     return this.errorExpr(span);
   }
