@@ -104,7 +104,7 @@ describe.concurrent('osprey CLI', () => {
     expect(r.status).toBe(0);
   });
 
-  it('--sandbox removes the process functions and fileExists; --no-fs keeps fileExists (§15.1)', () => {
+  it('--sandbox removes the process functions and fileExists; --no-fs keeps fileExists', () => {
     for (const [file, name] of [[exists, 'fileExists'], [proc, 'awaitProcess']] as const) {
       expect(runCli(['check', file]).status).toBe(0);
       const r = runCli(['check', file, '--sandbox']);

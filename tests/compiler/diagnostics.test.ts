@@ -5,7 +5,7 @@
  *
  *   UPDATE_SNAPSHOTS=1 npx vitest run tests/compiler      (or: npm run test:update-snapshots)
  *
- * A first line `// flags: --sandbox --no-fs …` compiles the program with those security flags (§15.1).
+ * A first line `// flags: --sandbox --no-fs …` compiles the program with those security flags (docs/guide/18-security-flags.md).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';

@@ -117,8 +117,8 @@ describe('links into the guide', () => {
   });
 
   it('nothing points at documents the repository does not contain', () => {
-    // Built from pieces so that this file does not match itself.
-    const names = ['LANGUAGE', 'WEBSOCKET', 'TOOLCHAIN', 'STYLE'].map((n) => n + '\\.md');
+    // Built from pieces so that this file does not match itself (nor a `git grep` for the names).
+    const names = [['LANG', 'UAGE'], ['WEB', 'SOCKET'], ['TOOL', 'CHAIN'], ['STY', 'LE']].map((parts) => parts.join('') + '\\.md');
     const pattern = new RegExp(`((?<![\\w-])(${names.join('|')})|\\.\\./${'shared'}\\b|/${'shared'}/)`);
     const offenders: string[] = [];
     for (const f of repositoryFiles()) {
