@@ -2,7 +2,7 @@
 /**
  * Writes docs/ABI.md from runtime-bindings/abi.ts (`npm run gen:abi-doc`), the same table the C
  * header and the compiler's declarations come from, plus the scenario and check tables of the
- * ABI harness (compiler/src/abi-check/). tests/abi/doc.test.ts fails when the committed file is
+ * ABI harness (tools/abi-check/). tests/abi/doc.test.ts fails when the committed file is
  * stale; `--check` does the same from the command line.
  *
  *   tsx scripts/gen-abi-doc.ts           write docs/ABI.md
@@ -24,10 +24,10 @@ import {
 } from '../runtime-bindings/abi.ts';
 import { cSpelling, ospreyTypeText, renderCHeader } from '../runtime-bindings/c-header.ts';
 import { RUNTIME_LINK_LIBS } from '../runtime-bindings/toolchain.ts';
-import { CHECK_DOCS, CHECK_ORDER } from '../compiler/src/abi-check/checks.ts';
-import { USAGE } from '../compiler/src/abi-check/main.ts';
-import { DEFAULT_STRING_ARG, expectedChecks, scenariosOf } from '../compiler/src/abi-check/probe-gen.ts';
-import { FIXTURES, type ArgValue } from '../compiler/src/abi-check/scenarios.ts';
+import { CHECK_DOCS, CHECK_ORDER } from '../tools/abi-check/checks.ts';
+import { USAGE } from '../tools/abi-check/main.ts';
+import { DEFAULT_STRING_ARG, expectedChecks, scenariosOf } from '../tools/abi-check/probe-gen.ts';
+import { FIXTURES, type ArgValue } from '../tools/abi-check/scenarios.ts';
 
 export const ABI_DOC_PATH = fileURLToPath(new URL('../docs/ABI.md', import.meta.url));
 
@@ -303,7 +303,7 @@ export function renderAbiDoc(): string {
     '',
     '`osprey abi-check` checks that a runtime library (static `.a` or shared `.so`) implements this ABI.',
     'It generates one C probe per function from `runtime-bindings/abi.ts` and the scenario table',
-    '(`compiler/src/abi-check/scenarios.ts`), compiles it with clang-14 against the generated header under',
+    '(`tools/abi-check/scenarios.ts`), compiles it with clang-14 against the generated header under',
     'AddressSanitizer and UndefinedBehaviorSanitizer, links it with the library, and runs each scenario in',
     'its own process with a timeout, so a crash, hang or sanitizer report fails only the function probed.',
     'Client probes talk to an independent Node `ws` server started by the harness; server probes use a raw',

@@ -17,8 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ABI_VERSION, RUNTIME_FUNCTIONS } from '../../runtime-bindings/abi.ts';
 import { runtimeLibrary } from '../../runtime-bindings/toolchain.ts';
-import { abiCheckMain, runAbiCheck } from '../../compiler/src/abi-check/main.ts';
-import type { AbiReport, CheckRow } from '../../compiler/src/abi-check/report.ts';
+import { abiCheckMain, runAbiCheck } from '../../tools/abi-check/main.ts';
+import type { AbiReport, CheckRow } from '../../tools/abi-check/report.ts';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const OUR_LIBRARY = runtimeLibrary('release');

@@ -3,7 +3,7 @@
  * it as a terminal table or JSON. Checks a probe could not reach (crash, hang, failed set-up) are
  * failures that name the cause, so an absent row never reads as a pass.
  */
-import type { RuntimeFunction } from '../../../runtime-bindings/abi.ts';
+import type { RuntimeFunction } from '../../runtime-bindings/abi.ts';
 import { CHECK_ORDER, type CheckName } from './checks.ts';
 import { scenariosOf } from './probe-gen.ts';
 import type { RuntimeLibrary } from './library.ts';

@@ -11,7 +11,7 @@
  * that the probe generator materialises, in dependency order, from runtime calls (emitted exactly
  * like the probed call) and probe-support helpers.
  */
-import { ABI_VERSION, type HandlerName } from '../../../runtime-bindings/abi.ts';
+import { ABI_VERSION, type HandlerName } from '../../runtime-bindings/abi.ts';
 
 /** An argument of a probed or set-up call. */
 export type ArgValue =

@@ -14,8 +14,8 @@ import {
   type HandlerName,
   type OspreyType,
   type RuntimeFunction,
-} from '../../../runtime-bindings/abi.ts';
-import { cSpelling } from '../../../runtime-bindings/c-header.ts';
+} from '../../runtime-bindings/abi.ts';
+import { cSpelling } from '../../runtime-bindings/c-header.ts';
 import {
   FIXTURES,
   HANDLER_DRIVERS,
