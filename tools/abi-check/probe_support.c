@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -431,7 +432,19 @@ void probe_handler_expect(const char *prefix) {
     pthread_mutex_unlock(&H.mutex);
 }
 
+static int capture_handler_call(int argc, const int64_t *argv, unsigned string_mask);
+
 OspResult probe_handler_called(const char *kind, void *env, int argc, const int64_t *argv, unsigned string_mask) {
+    /* An integrity scenario records whole messages and judges them itself. */
+    if (capture_handler_call(argc, argv, string_mask)) {
+        pthread_mutex_lock(&H.mutex);
+        H.count++;
+        if (H.closed_by != NULL) H.after_close++;
+        pthread_cond_broadcast(&H.cond);
+        pthread_mutex_unlock(&H.mutex);
+        OspResult ok = {OSP_RESULT_SUCCESS, 0};
+        return ok;
+    }
     pthread_t self = pthread_self();
     const char *in_call = current_call;
     /* Examine the arguments before taking the lock: reads may be slow. */
@@ -799,4 +812,761 @@ void probe_raw_stop_sender(void) {
     sender.stop = 1;
     pthread_join(sender.thread, NULL);
     sender.running = 0;
+}
+
+/* ---- message integrity ----------------------------------------------------------------------- */
+
+/* A FIFO of whole messages: what the handler received (capture) or what the raw client read. */
+struct msg_node {
+    struct msg_node *next;
+    size_t len;
+    char *data;
+};
+
+struct msg_queue {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    struct msg_node *head, *tail;
+    int closed;     /* the producer stopped (raw reader: connection closed or failed) */
+    int close_code; /* the code of a Close frame the raw reader received, 0 without one, -1 none */
+};
+
+static void queue_init(struct msg_queue *q) {
+    pthread_mutex_init(&q->mutex, NULL);
+    pthread_cond_init(&q->cond, NULL);
+    q->head = q->tail = NULL;
+    q->closed = 0;
+    q->close_code = -1;
+}
+
+static void queue_push(struct msg_queue *q, char *data, size_t len) {
+    struct msg_node *n = malloc(sizeof *n);
+    if (n == NULL) abort();
+    n->next = NULL;
+    n->len = len;
+    n->data = data;
+    pthread_mutex_lock(&q->mutex);
+    if (q->tail) q->tail->next = n;
+    else q->head = n;
+    q->tail = n;
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->mutex);
+}
+
+static void queue_close(struct msg_queue *q, int close_code) {
+    pthread_mutex_lock(&q->mutex);
+    q->closed = 1;
+    q->close_code = close_code;
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->mutex);
+}
+
+static void deadline_timespec(uint64_t deadline_ms, struct timespec *ts) {
+    uint64_t now = probe_now_ms();
+    uint64_t left = deadline_ms > now ? deadline_ms - now : 0;
+    if (left > 50) left = 50;
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_nsec += (long)left * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* 1 with a message, 0 on timeout, -1 when the producer stopped and nothing is left. */
+static int queue_pop(struct msg_queue *q, int timeout_ms, char **data, size_t *len) {
+    uint64_t deadline = probe_now_ms() + (uint64_t)timeout_ms;
+    pthread_mutex_lock(&q->mutex);
+    while (q->head == NULL && !q->closed && probe_now_ms() < deadline) {
+        struct timespec ts;
+        deadline_timespec(deadline, &ts);
+        pthread_cond_timedwait(&q->cond, &q->mutex, &ts);
+    }
+    struct msg_node *n = q->head;
+    int stopped = q->closed;
+    if (n != NULL) {
+        q->head = n->next;
+        if (q->head == NULL) q->tail = NULL;
+    }
+    pthread_mutex_unlock(&q->mutex);
+    if (n == NULL) return stopped ? -1 : 0;
+    *data = n->data;
+    *len = n->len;
+    free(n);
+    return 1;
+}
+
+/* Waits until the producer stopped; returns the Close code (0: closed without a code, -1: no
+ * Close frame, -2: still open after timeout_ms). */
+static int queue_wait_closed(struct msg_queue *q, int timeout_ms) {
+    uint64_t deadline = probe_now_ms() + (uint64_t)timeout_ms;
+    pthread_mutex_lock(&q->mutex);
+    while (!q->closed && probe_now_ms() < deadline) {
+        struct timespec ts;
+        deadline_timespec(deadline, &ts);
+        pthread_cond_timedwait(&q->cond, &q->mutex, &ts);
+    }
+    int code = q->closed ? q->close_code : -2;
+    pthread_mutex_unlock(&q->mutex);
+    return code;
+}
+
+static struct msg_queue capture_queue;
+static volatile int capture_active;
+static size_t capture_max;
+
+void probe_capture_start(size_t max_bytes) {
+    queue_init(&capture_queue);
+    capture_max = max_bytes;
+    capture_active = 1;
+}
+
+int probe_capture_next(int timeout_ms, char **msg, size_t *len) {
+    return queue_pop(&capture_queue, timeout_ms, msg, len) == 1;
+}
+
+/* A whole NUL-terminated string at an untrusted address, up to `max` bytes, malloc'd; NULL with
+ * *why set when it is unreadable or longer. */
+static char *read_cstring_alloc(int64_t addr, size_t max, size_t *len, const char **why) {
+    uintptr_t p = (uintptr_t)addr;
+    if (p == 0) {
+        *why = "NULL";
+        return NULL;
+    }
+    size_t cap = 4096, total = 0;
+    char *out = malloc(cap + 1);
+    if (out == NULL) abort();
+    char page[4096];
+    for (;;) {
+        size_t in_page = 4096 - (p & 4095);
+        if (!probe_read_bytes((int64_t)p, page, in_page)) {
+            *why = total == 0 ? "not a readable pointer" : "runs into unreadable memory before its NUL terminator";
+            free(out);
+            return NULL;
+        }
+        char *nul = memchr(page, 0, in_page);
+        size_t take = nul ? (size_t)(nul - page) : in_page;
+        if (total + take > max) {
+            *why = "longer than any message the probe sent";
+            free(out);
+            return NULL;
+        }
+        if (total + take > cap) {
+            while (total + take > cap) cap *= 2;
+            out = realloc(out, cap + 1);
+            if (out == NULL) abort();
+        }
+        memcpy(out + total, page, take);
+        total += take;
+        if (nul) break;
+        p += in_page;
+    }
+    out[total] = '\0';
+    *len = total;
+    return out;
+}
+
+/* Called first by probe_handler_called while capturing: copies the message argument whole. */
+static int capture_handler_call(int argc, const int64_t *argv, unsigned string_mask) {
+    if (!capture_active) return 0;
+    for (int i = 0; i < argc; i++) {
+        if (!(string_mask & (1u << i))) continue;
+        size_t len = 0;
+        const char *why = NULL;
+        char *copy = read_cstring_alloc(argv[i], capture_max, &len, &why);
+        if (copy == NULL) {
+            /* Recorded as a message the checks will not match, with the reason as its text. */
+            char text[160];
+            int n = snprintf(text, sizeof text, "<the handler's string argument was %s>", why);
+            copy = strdup(text);
+            if (copy == NULL) abort();
+            len = (size_t)n;
+        }
+        queue_push(&capture_queue, copy, len);
+        break;
+    }
+    return 1;
+}
+
+char *probe_integrity_text(size_t n, unsigned index) {
+    char *out = malloc(n + 1);
+    if (out == NULL) abort();
+    uint32_t state = (uint32_t)(0x85ebca6bu ^ ((uint32_t)n * 2246822519u) ^ (index * 3266489917u));
+    if (state == 0) state = 1;
+    size_t at = 0;
+    while (at < n) {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        uint32_t r = state;
+        size_t room = n - at;
+        static const unsigned widths[5] = {1, 1, 2, 3, 4};
+        size_t w = widths[r % 5];
+        if (w > room) w = room;
+        uint32_t v = r >> 8;
+        unsigned char *o = (unsigned char *)out + at;
+        if (w == 1) {
+            o[0] = (unsigned char)(0x21 + v % 94);
+        } else if (w == 2) {
+            uint32_t cp = 0x80 + v % 0x780;
+            o[0] = (unsigned char)(0xC0 | (cp >> 6));
+            o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else if (w == 3) {
+            uint32_t cp = 0x800 + v % 0xF800;
+            if (cp >= 0xD800 && cp <= 0xDFFF) cp -= 0x800; /* no surrogates */
+            o[0] = (unsigned char)(0xE0 | (cp >> 12));
+            o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+            o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else {
+            uint32_t cp = 0x10000 + v % 0x100000;
+            o[0] = (unsigned char)(0xF0 | (cp >> 18));
+            o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+            o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+            o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        }
+        at += w;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+const char *probe_integrity_token(void) {
+    static char token[64];
+    if (token[0] == '\0') snprintf(token, sizeof token, "%ld-%" PRIu64, (long)getpid(), probe_now_ms());
+    return token;
+}
+
+const char *probe_integrity_url(int64_t limit) {
+    char path[160];
+    snprintf(path, sizeof path, "/integrity/%" PRId64 "/%s", limit, probe_integrity_token());
+    return probe_echo_url(path);
+}
+
+static void sha256_hex(const char *data, size_t len, char out[65]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+        snprintf(out, 65, "%s", "(sha256 failed)");
+        return;
+    }
+    for (unsigned i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* "4,097" */
+static const char *grouped(int64_t n, char buf[32]) {
+    char digits[24];
+    int len = snprintf(digits, sizeof digits, "%" PRId64, n < 0 ? -n : n);
+    size_t o = 0;
+    if (n < 0) buf[o++] = '-';
+    for (int i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* What went wrong with one message, collected so the report names every failing size. */
+struct integrity_log {
+    const char *fn;
+    int failures;
+    char first[700];
+    char sizes[300];
+};
+
+static void integrity_fail(struct integrity_log *log, int64_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void integrity_fail(struct integrity_log *log, int64_t size, const char *fmt, ...) {
+    char text[600], g[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (log->failures == 0) snprintf(log->first, sizeof log->first, "%s: the %s-byte message %s", log->fn, grouped(size, g), text);
+    size_t used = strlen(log->sizes);
+    if (used < sizeof log->sizes - 40)
+        snprintf(log->sizes + used, sizeof log->sizes - used, "%s%s", used ? ", " : "", grouped(size, g));
+    log->failures++;
+}
+
+static void integrity_report(struct integrity_log *log, const int64_t *sizes, int stopped_at, int count, int64_t limit) {
+    if (log->failures == 0 && stopped_at < 0) {
+        int64_t most = 0;
+        for (int i = 0; i < count; i++)
+            if (sizes[i] > most) most = sizes[i];
+        char g[32];
+        probe_check("integrity", 1, "%d messages of 0 to %s bytes%s arrived byte for byte, in order", count, grouped(most, g),
+                    limit > 0 ? " (the configured limit)" : "");
+        return;
+    }
+    char rest[200] = "";
+    if (stopped_at >= 0) snprintf(rest, sizeof rest, "; the sequence stopped there (%d of %d sizes not checked)", count - stopped_at - 1, count);
+    if (log->failures <= 1)
+        probe_check("integrity", 0, "%s%s", log->first, rest);
+    else
+        probe_check("integrity", 0, "%s; %d sizes failed: %s bytes%s", log->first, log->failures, log->sizes, rest);
+}
+
+/* How `got` differs from `want`, in words: truncated, extended, reordered or altered. */
+static void describe_difference(char *out, size_t cap, const char *want, size_t wn, const char *got, size_t gn,
+                                const int64_t *sizes, int count, int index) {
+    char g1[32], g2[32];
+    size_t common = wn < gn ? wn : gn;
+    size_t at = 0;
+    while (at < common && want[at] == got[at]) at++;
+    for (int j = 0; j < count; j++) {
+        if (j == index || (size_t)sizes[j] != gn || gn == 0) continue;
+        char *other = probe_integrity_text(gn, (unsigned)j);
+        int same = memcmp(other, got, gn) == 0;
+        free(other);
+        if (same) {
+            snprintf(out, cap, "was not delivered in its place: message #%d (%s bytes) arrived instead - reordered or dropped", j, grouped((int64_t)gn, g1));
+            return;
+        }
+    }
+    if (gn < wn && at == gn)
+        snprintf(out, cap, "arrived truncated to its first %s bytes", grouped((int64_t)gn, g1));
+    else if (gn > wn && at == wn)
+        snprintf(out, cap, "arrived with %s bytes appended (%s bytes in all)", grouped((int64_t)(gn - wn), g1), grouped((int64_t)gn, g2));
+    else
+        snprintf(out, cap, "arrived altered: %s bytes, first difference at byte %s", grouped((int64_t)gn, g1), grouped((int64_t)at, g2));
+}
+
+/* Error text of a refused call, for reasons. */
+static const char *result_text(OspResult r, char *buf, size_t cap) {
+    size_t len = 0;
+    const char *why = NULL;
+    if (r.tag == OSP_RESULT_ERROR && probe_read_cstring(r.value, buf, cap, &len, &why)) return probe_quote(buf, len);
+    snprintf(buf, cap, "tag %" PRId64, r.tag);
+    return buf;
+}
+
+/* ---- the raw client's reader: every data message into a queue, the Close code at the end ---- */
+
+static struct {
+    pthread_t thread;
+    int running;
+    int fd;
+    size_t max;
+    struct msg_queue q;
+} raw_reader;
+
+static void *raw_reader_main(void *arg) {
+    (void)arg;
+    int fd = raw_reader.fd;
+    char *msg = NULL;
+    size_t len = 0;
+    int code = -1;
+    for (;;) {
+        unsigned char hdr[2];
+        if (recv_exact(fd, hdr, 2, 30000) != 0) break;
+        uint64_t n = hdr[1] & 0x7F;
+        if (n == 126) {
+            unsigned char ext[2];
+            if (recv_exact(fd, ext, 2, 30000) != 0) break;
+            n = ((uint64_t)ext[0] << 8) | ext[1];
+        } else if (n == 127) {
+            unsigned char ext[8];
+            if (recv_exact(fd, ext, 8, 30000) != 0) break;
+            n = 0;
+            for (int i = 0; i < 8; i++) n = (n << 8) | ext[i];
+        }
+        unsigned char key[4] = {0, 0, 0, 0};
+        if ((hdr[1] & 0x80) && recv_exact(fd, key, 4, 30000) != 0) break;
+        if (n > raw_reader.max || len + n > raw_reader.max) break;
+        int opcode = hdr[0] & 0x0F;
+        char *payload = malloc((size_t)n + 1);
+        if (payload == NULL) abort();
+        if (n > 0 && recv_exact(fd, payload, (size_t)n, 30000) != 0) {
+            free(payload);
+            break;
+        }
+        for (uint64_t i = 0; i < n; i++) payload[i] ^= (char)key[i & 3];
+        if (opcode == 0x8) {
+            code = n >= 2 ? (((unsigned char)payload[0] << 8) | (unsigned char)payload[1]) : 0;
+            free(payload);
+            break;
+        }
+        if (opcode >= 0x8) { /* ping/pong: not part of any message */
+            free(payload);
+            continue;
+        }
+        /* Text, binary or a continuation: reassemble until FIN. */
+        char *grown = realloc(msg, len + (size_t)n + 1);
+        if (grown == NULL) abort();
+        msg = grown;
+        memcpy(msg + len, payload, (size_t)n);
+        len += (size_t)n;
+        free(payload);
+        if (hdr[0] & 0x80) {
+            msg[len] = '\0';
+            queue_push(&raw_reader.q, msg, len);
+            msg = NULL;
+            len = 0;
+        }
+    }
+    free(msg);
+    queue_close(&raw_reader.q, code);
+    return NULL;
+}
+
+static void raw_reader_start(int fd, size_t max) {
+    queue_init(&raw_reader.q);
+    raw_reader.fd = fd;
+    raw_reader.max = max;
+    if (pthread_create(&raw_reader.thread, NULL, raw_reader_main, NULL) == 0) raw_reader.running = 1;
+    else queue_close(&raw_reader.q, -1);
+}
+
+static void raw_reader_stop(void) {
+    if (!raw_reader.running) return;
+    shutdown(raw_reader.fd, SHUT_RDWR);
+    pthread_join(raw_reader.thread, NULL);
+    raw_reader.running = 0;
+    char *m;
+    size_t l;
+    while (queue_pop(&raw_reader.q, 0, &m, &l) == 1) free(m);
+}
+
+/* One masked text frame of any length (RFC 6455 §5.2, 64-bit length above 65,535). */
+static int raw_send_frame(int fd, const char *data, size_t n) {
+    unsigned char hdr[14];
+    size_t h = 0;
+    hdr[h++] = 0x81;
+    if (n <= 125) {
+        hdr[h++] = (unsigned char)(0x80 | n);
+    } else if (n <= 0xFFFF) {
+        hdr[h++] = 0x80 | 126;
+        hdr[h++] = (unsigned char)(n >> 8);
+        hdr[h++] = (unsigned char)n;
+    } else {
+        hdr[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--) hdr[h++] = (unsigned char)((uint64_t)n >> (8 * i));
+    }
+    const unsigned char key[4] = {0x5a, 0x13, 0xc7, 0x9e};
+    memcpy(hdr + h, key, 4);
+    h += 4;
+    if (send_all(fd, hdr, h) != 0) return -1;
+    unsigned char chunk[65536];
+    for (size_t off = 0; off < n;) {
+        size_t take = n - off < sizeof chunk ? n - off : sizeof chunk;
+        for (size_t i = 0; i < take; i++) chunk[i] = (unsigned char)data[off + i] ^ key[(off + i) & 3];
+        if (send_all(fd, chunk, take) != 0) return -1;
+        off += take;
+    }
+    return 0;
+}
+
+#define INTEGRITY_WAIT_MS 5000
+
+static int64_t over_limit_size(int64_t limit) { return limit + 1; }
+
+static void limit_not_exercised(const char *fn) {
+    probe_check("message-limit", 0, "not exercised: %s could not be checked at the limit because the library does not define osp_ws_set_default_limit", fn);
+}
+
+/* Send direction: compares what the peer received (through `next`) with what was sent. */
+typedef int (*received_fn)(int timeout_ms, char **msg, size_t *len);
+
+static int raw_next(int timeout_ms, char **msg, size_t *len) { return queue_pop(&raw_reader.q, timeout_ms, msg, len); }
+
+/* The digest the Node server answered with: "abi-probe:digest N LEN SHA256". */
+static int parse_digest(const char *text, const char *word, long *index, size_t *len, char sha[65]) {
+    char prefix[40];
+    snprintf(prefix, sizeof prefix, "abi-probe:%s ", word);
+    size_t pl = strlen(prefix);
+    if (strncmp(text, prefix, pl) != 0) return 0;
+    unsigned long long l = 0;
+    char hex[65];
+    if (sscanf(text + pl, "%ld %llu %64s", index, &l, hex) != 3) return 0;
+    *len = (size_t)l;
+    memcpy(sha, hex, 65);
+    return 1;
+}
+
+static void integrity_send(const char *fn, probe_send_fn send, int raw, const int64_t *sizes, int count, int64_t limit) {
+    struct integrity_log log = {fn, 0, "", ""};
+    int stopped_at = -1;
+    char errbuf[200], why[300], g[32];
+    for (int i = 0; i < count; i++) {
+        size_t n = (size_t)sizes[i];
+        char *msg = probe_integrity_text(n, (unsigned)i);
+        probe_step("sending the %s-byte message #%d through %s", grouped((int64_t)n, g), i, fn);
+        OspResult r = send(msg);
+        if (r.tag != OSP_RESULT_SUCCESS) {
+            integrity_fail(&log, (int64_t)n, "was refused: %s returned %s", fn, result_text(r, errbuf, sizeof errbuf));
+            free(msg);
+            continue;
+        }
+        char *got = NULL;
+        size_t gn = 0;
+        int st = raw ? raw_next(INTEGRITY_WAIT_MS, &got, &gn) : (probe_capture_next(INTEGRITY_WAIT_MS, &got, &gn) ? 1 : 0);
+        if (st != 1) {
+            integrity_fail(&log, (int64_t)n, "never arrived: %s returned Success but the peer %s", fn,
+                           st < 0 ? "connection closed first" : "received nothing within 5 s (dropped)");
+            free(msg);
+            stopped_at = i;
+            break;
+        }
+        if (raw) {
+            if (gn != n || memcmp(got, msg, n) != 0) {
+                describe_difference(why, sizeof why, msg, n, got, gn, sizes, count, i);
+                integrity_fail(&log, (int64_t)n, "%s", why);
+            }
+        } else {
+            long index = -1;
+            size_t peer_len = 0;
+            char peer_sha[65], want_sha[65];
+            if (!parse_digest(got, "digest", &index, &peer_len, peer_sha)) {
+                integrity_fail(&log, (int64_t)n, "could not be verified: the peer's answer %s is not a digest", probe_quote(got, gn));
+            } else if (peer_len != n) {
+                integrity_fail(&log, (int64_t)n, "arrived as %s bytes (%s)", grouped((int64_t)peer_len, g), peer_len < n ? "truncated" : "extended");
+            } else {
+                sha256_hex(msg, n, want_sha);
+                if (strcmp(want_sha, peer_sha) != 0) integrity_fail(&log, (int64_t)n, "arrived altered (same length, different SHA-256)");
+                else if (index != i) integrity_fail(&log, (int64_t)n, "arrived as the peer's message #%ld, not #%d: reordered or duplicated", index, i);
+            }
+        }
+        free(got);
+        free(msg);
+    }
+    integrity_report(&log, sizes, stopped_at, count, limit);
+
+    if (limit <= 0) {
+        limit_not_exercised(fn);
+        return;
+    }
+    if (stopped_at >= 0) {
+        probe_check("message-limit", 0, "not exercised: the integrity sequence stopped first");
+        return;
+    }
+    size_t over = (size_t)over_limit_size(limit);
+    char *msg = probe_integrity_text(over, 999);
+    probe_step("sending a message one byte over the configured limit through %s", fn);
+    OspResult r = send(msg);
+    free(msg);
+    char gl[32], go[32];
+    if (r.tag == OSP_RESULT_ERROR) {
+        /* Refused: nothing of it may reach the peer; the next message must arrive first and whole. */
+        char *marker = probe_integrity_text(125, 1000);
+        OspResult m = send(marker);
+        char *got = NULL;
+        size_t gn = 0;
+        int st = m.tag == OSP_RESULT_SUCCESS ? (raw ? raw_next(INTEGRITY_WAIT_MS, &got, &gn) : (probe_capture_next(INTEGRITY_WAIT_MS, &got, &gn) ? 1 : 0)) : 0;
+        int clean = 0;
+        if (st == 1 && raw) clean = gn == 125 && memcmp(got, marker, 125) == 0;
+        else if (st == 1) {
+            long index;
+            size_t pl;
+            char ps[65];
+            clean = parse_digest(got, "digest", &index, &pl, ps) && pl == 125;
+        }
+        if (m.tag != OSP_RESULT_SUCCESS)
+            probe_check("message-limit", 0, "%s refused the %s-byte message (one over the limit) but then also refused a 125-byte one: %s", fn, grouped((int64_t)over, go), result_text(m, errbuf, sizeof errbuf));
+        else if (!clean)
+            probe_check("message-limit", 0, "%s returned Error for the %s-byte message (one over the limit of %s), but the peer then received %s instead of the next 125-byte message", fn, grouped((int64_t)over, go), grouped(limit, gl),
+                        st == 1 ? "something else (part of the refused message?)" : "nothing");
+        else
+            probe_check("message-limit", 1, "%s-byte message (limit + 1) refused with Error %s; nothing of it reached the peer", grouped((int64_t)over, go), result_text(r, errbuf, sizeof errbuf));
+        free(got);
+        free(marker);
+        return;
+    }
+    char *got = NULL;
+    size_t gn = 0;
+    int st = raw ? raw_next(1000, &got, &gn) : (probe_capture_next(1000, &got, &gn) ? 1 : 0);
+    char seen[120] = "";
+    if (st == 1 && raw) snprintf(seen, sizeof seen, "; the peer received %s bytes of it", grouped((int64_t)gn, g));
+    else if (st == 1) {
+        long index;
+        size_t pl = 0;
+        char ps[65];
+        if (parse_digest(got, "digest", &index, &pl, ps)) snprintf(seen, sizeof seen, "; the peer received %s bytes of it", grouped((int64_t)pl, g));
+    }
+    free(got);
+    probe_check("message-limit", 0, "%s returned %s for a %s-byte message, one byte over the configured limit of %s: it must return Error, not send it%s", fn,
+                r.tag == OSP_RESULT_SUCCESS ? "Success" : "no valid Result", grouped((int64_t)over, go), grouped(limit, gl), seen);
+}
+
+void probe_integrity_send_digest(const char *fn, probe_send_fn send, const int64_t *sizes, int count, int64_t limit) {
+    integrity_send(fn, send, 0, sizes, count, limit);
+}
+
+void probe_integrity_send_raw(const char *fn, probe_send_fn send, int fd, const int64_t *sizes, int count, int64_t limit) {
+    int64_t most = limit > 0 ? over_limit_size(limit) : 0;
+    for (int i = 0; i < count; i++)
+        if (sizes[i] > most) most = sizes[i];
+    raw_reader_start(fd, (size_t)most + 1024);
+    integrity_send(fn, send, 1, sizes, count, limit);
+    raw_reader_stop();
+}
+
+/* The Close code the harness's Node server saw on the connection of this process's token. */
+static int node_close_code(int timeout_ms) {
+    const char *base = getenv("OSP_PROBE_ECHO_URL");
+    int port = 0;
+    if (base == NULL || sscanf(base, "ws://127.0.0.1:%d", &port) != 1) return -3;
+    char path[160];
+    snprintf(path, sizeof path, "/closecode/%s/%d", probe_integrity_token(), timeout_ms);
+    int fd = probe_raw_connect(port, path);
+    if (fd < 0) return -3;
+    char text[128];
+    int n = probe_raw_recv_text(fd, text, sizeof text, timeout_ms + 2000);
+    close(fd);
+    int code = -1;
+    if (n < 0 || sscanf(text, "abi-probe:closecode %d", &code) != 1) return -1;
+    return code;
+}
+
+void probe_integrity_receive_digest(const char *fn, const int64_t *sizes, int count, int64_t limit) {
+    struct integrity_log log = {fn, 0, "", ""};
+    int stopped_at = -1;
+    char g[32];
+    char *pending = NULL; /* an announcement popped while expecting a message */
+    size_t pending_len = 0;
+    for (int i = 0; i < count; i++) {
+        size_t n = (size_t)sizes[i];
+        char *ann = pending;
+        size_t an = pending_len;
+        pending = NULL;
+        if (ann == NULL && !probe_capture_next(INTEGRITY_WAIT_MS, &ann, &an)) {
+            integrity_fail(&log, (int64_t)n, "never reached the handler (nothing within 5 s)");
+            stopped_at = i;
+            break;
+        }
+        long index = -1;
+        size_t want_len = 0;
+        char want_sha[65];
+        if (!parse_digest(ann, "expect", &index, &want_len, want_sha)) {
+            integrity_fail(&log, (int64_t)n, "could not be matched: the handler received %s bytes where the peer's announcement of message #%d was due (a message delivered twice?)", grouped((int64_t)an, g), i);
+            free(ann);
+            stopped_at = i;
+            break;
+        }
+        free(ann);
+        if (index != i || want_len != n) {
+            integrity_fail(&log, (int64_t)n, "was announced out of sequence (#%ld of %s bytes): the harness's peer and probe disagree", index, grouped((int64_t)want_len, g));
+            stopped_at = i;
+            break;
+        }
+        char *got = NULL;
+        size_t gn = 0;
+        if (!probe_capture_next(INTEGRITY_WAIT_MS, &got, &gn)) {
+            integrity_fail(&log, (int64_t)n, "never reached the handler (nothing within 5 s after the peer sent it)");
+            stopped_at = i;
+            break;
+        }
+        long next_index;
+        size_t next_len;
+        char next_sha[65];
+        if (parse_digest(got, "expect", &next_index, &next_len, next_sha)) {
+            integrity_fail(&log, (int64_t)n, "never reached the handler (dropped: the next message came first)");
+            pending = got;
+            pending_len = gn;
+            continue;
+        }
+        char got_sha[65];
+        sha256_hex(got, gn, got_sha);
+        if (gn != n)
+            integrity_fail(&log, (int64_t)n, "reached the handler as %s bytes (%s)", grouped((int64_t)gn, g), gn < n ? "truncated" : "extended");
+        else if (strcmp(got_sha, want_sha) != 0)
+            integrity_fail(&log, (int64_t)n, "reached the handler altered (same length, different SHA-256)");
+        free(got);
+    }
+    free(pending);
+    integrity_report(&log, sizes, stopped_at, count, limit);
+    if (limit <= 0) {
+        limit_not_exercised(fn);
+        return;
+    }
+    /* The peer sent limit + 1 bytes last: the runtime must fail the connection with 1009 from
+     * the frame header, and never hand any of it to the handler. */
+    char go[32], gl[32];
+    int64_t over = over_limit_size(limit);
+    int code = node_close_code(3000);
+    char *late = NULL;
+    size_t ln = 0;
+    int delivered = probe_capture_next(100, &late, &ln);
+    if (delivered)
+        probe_check("message-limit", 0, "the handler registered with %s received %s bytes after the peer sent a %s-byte message, one over the configured limit of %s: it must be refused (Close 1009), not delivered", fn,
+                    grouped((int64_t)ln, g), grouped(over, go), grouped(limit, gl));
+    else if (code == 1009)
+        probe_check("message-limit", 1, "a %s-byte message (limit + 1) from the peer was refused with Close 1009", grouped(over, go));
+    else if (code == -3)
+        probe_check("message-limit", 0, "not exercised: the probe could not ask the harness's server how the connection closed");
+    else if (code < 0)
+        probe_check("message-limit", 0, "%s: the peer sent a %s-byte message (one over the configured limit of %s) and the connection was not closed within 3 s: expected Close 1009", fn, grouped(over, go), grouped(limit, gl));
+    else
+        probe_check("message-limit", 0, "%s: the peer sent a %s-byte message (one over the configured limit of %s) and the connection was closed with %d instead of 1009", fn, grouped(over, go), grouped(limit, gl), code);
+    free(late);
+}
+
+void probe_integrity_receive_raw(const char *fn, int64_t port, const int64_t *sizes, int count, int64_t limit) {
+    struct integrity_log log = {fn, 0, "", ""};
+    int stopped_at = -1;
+    char why[300], g[32];
+    int fd = probe_raw_connect(port, "/abi");
+    if (fd < 0) {
+        probe_check("integrity", 0, "not exercised: a raw client could not connect to the listening server");
+        probe_check("message-limit", 0, "not exercised: a raw client could not connect to the listening server");
+        return;
+    }
+    raw_reader_start(fd, 1 << 20);
+    for (int i = 0; i < count; i++) {
+        size_t n = (size_t)sizes[i];
+        char *msg = probe_integrity_text(n, (unsigned)i);
+        probe_step("a raw client sends the %s-byte message #%d to the handler of %s", grouped((int64_t)n, g), i, fn);
+        if (raw_send_frame(fd, msg, n) != 0) {
+            integrity_fail(&log, (int64_t)n, "could not be sent: the server closed the connection (Close %d)", queue_wait_closed(&raw_reader.q, 500));
+            free(msg);
+            stopped_at = i;
+            break;
+        }
+        char *got = NULL;
+        size_t gn = 0;
+        if (!probe_capture_next(INTEGRITY_WAIT_MS, &got, &gn)) {
+            integrity_fail(&log, (int64_t)n, "never reached the handler (nothing within 5 s)");
+            free(msg);
+            stopped_at = i;
+            break;
+        }
+        if (gn != n || memcmp(got, msg, n) != 0) {
+            describe_difference(why, sizeof why, msg, n, got, gn, sizes, count, i);
+            char text[340];
+            snprintf(text, sizeof text, "%s at the handler", why);
+            integrity_fail(&log, (int64_t)n, "%s", text);
+        }
+        free(got);
+        free(msg);
+    }
+    integrity_report(&log, sizes, stopped_at, count, limit);
+    if (limit <= 0) {
+        limit_not_exercised(fn);
+    } else if (stopped_at >= 0) {
+        probe_check("message-limit", 0, "not exercised: the integrity sequence stopped first");
+    } else {
+        char go[32], gl[32];
+        int64_t over = over_limit_size(limit);
+        char *msg = probe_integrity_text((size_t)over, 999);
+        probe_step("a raw client sends a message one byte over the configured limit to the handler of %s", fn);
+        (void)raw_send_frame(fd, msg, (size_t)over); /* the server may close before reading it all */
+        free(msg);
+        int code = queue_wait_closed(&raw_reader.q, 3000);
+        char *late = NULL;
+        size_t ln = 0;
+        int delivered = probe_capture_next(100, &late, &ln);
+        if (delivered)
+            probe_check("message-limit", 0, "the handler registered with %s received %s bytes after a raw client sent a %s-byte message, one over the configured limit of %s: it must be refused (Close 1009), not delivered", fn,
+                        grouped((int64_t)ln, g), grouped(over, go), grouped(limit, gl));
+        else if (code == 1009)
+            probe_check("message-limit", 1, "a %s-byte message (limit + 1) from a client was refused with Close 1009", grouped(over, go));
+        else if (code == -2)
+            probe_check("message-limit", 0, "%s: a raw client sent a %s-byte message (one over the configured limit of %s) and the server neither closed nor refused it within 3 s: expected Close 1009", fn, grouped(over, go), grouped(limit, gl));
+        else if (code == -1 || code == 0)
+            probe_check("message-limit", 0, "%s: a raw client sent a %s-byte message (one over the configured limit of %s) and the server dropped the connection without Close 1009", fn, grouped(over, go), grouped(limit, gl));
+        else
+            probe_check("message-limit", 0, "%s: a raw client sent a %s-byte message (one over the configured limit of %s) and the server closed with %d instead of 1009", fn, grouped(over, go), grouped(limit, gl), code);
+        free(late);
+    }
+    raw_reader_stop();
+    close(fd);
 }
