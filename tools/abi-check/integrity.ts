@@ -6,7 +6,8 @@
  * messages through it, one size after another, and compares what arrives with what was sent, byte
  * for byte:
  *   - send direction (the program sends, an independent peer receives): osp_ws_send (peer: the
- *     harness's Node `ws` server, which answers every message with its length and SHA-256),
+ *     harness's Node `ws` server, which records the length and SHA-256 of every message and tells
+ *     the probe's raw client, so the runtime's own receive path plays no part),
  *     osp_ws_server_send and osp_ws_server_broadcast (peer: the probe's raw RFC 6455 client);
  *   - receive direction (a peer sends, the registered handler receives): osp_ws_connect's handler
  *     (the Node server sends each message after announcing its length and SHA-256) and
@@ -22,8 +23,9 @@
  *
  * Cases a C string cannot carry (embedded NUL bytes) or the ABI has no function for (binary
  * messages) are in the table as *pending*: the report lists them as pending, never as passing.
- * Switching one on is: give the ABI a way to carry it, then drop its `pending` reason here (the
- * probe side compares lengths and bytes, never relies on a NUL terminator).
+ * Switching one on takes an ABI that can carry it (a string with a length, a binary send and
+ * handler), the matching calls in the probe (probe-gen.ts, probe_support.c), and dropping its
+ * `pending` reason here; the comparisons already work on lengths and bytes, not NUL terminators.
  */
 
 /** The byte sizes every message-carrying function is checked with, in the order sent: the edges
@@ -42,7 +44,7 @@ export type IntegrityDirection = 'send' | 'receive';
 
 /** How the message reaches the other side, and who checks it. */
 export type IntegrityRoute =
-  /** osp_ws_send: the Node server answers each message with "abi-probe:digest N LEN SHA256". */
+  /** osp_ws_send: the Node server records each message's length and SHA-256 for a raw client. */
   | 'client-send'
   /** osp_ws_server_send / osp_ws_server_broadcast: the probe's raw client reads every frame. */
   | 'server-send'
@@ -61,7 +63,7 @@ export interface IntegrityTarget {
 }
 
 export const INTEGRITY_TARGETS: IntegrityTarget[] = [
-  { symbol: 'osp_ws_send', direction: 'send', route: 'client-send', doc: "the harness's Node `ws` server receives; it answers each message with its length and SHA-256" },
+  { symbol: 'osp_ws_send', direction: 'send', route: 'client-send', doc: "the harness's Node `ws` server receives; it reports each message's length and SHA-256 to the probe's raw client" },
   { symbol: 'osp_ws_server_send', direction: 'send', route: 'server-send', doc: 'a raw RFC 6455 client connected to the server receives (fragmented messages are reassembled)' },
   { symbol: 'osp_ws_server_broadcast', direction: 'send', route: 'server-broadcast', doc: 'a raw RFC 6455 client connected to the server receives' },
   { symbol: 'osp_ws_connect', direction: 'receive', route: 'client-receive', doc: "the harness's Node `ws` server sends; it announces each message's length and SHA-256 first" },
@@ -116,28 +118,39 @@ export function activeIntegrityCases(): IntegrityCase[] {
  */
 export function integrityMessage(bytes: number, index: number): Buffer {
   const out = Buffer.alloc(bytes);
-  let state = (0x9e3779b9 ^ (bytes * 2654435761) ^ (index * 40503)) >>> 0 || 1;
-  const next = (): number => {
+  let state = (0x9e3779b9 ^ Math.imul(bytes, 2654435761) ^ Math.imul(index, 40503)) >>> 0 || 1;
+  let at = 0;
+  while (at < bytes) {
     state ^= state << 13;
     state >>>= 0;
     state ^= state >>> 17;
     state ^= state << 5;
     state >>>= 0;
-    return state;
-  };
-  let at = 0;
-  while (at < bytes) {
-    const r = next();
-    const room = bytes - at;
-    const width = Math.min(room, [1, 1, 2, 3, 4][r % 5]);
-    let cp: number;
-    if (width === 1) cp = 0x21 + ((r >>> 8) % 94);
-    else if (width === 2) cp = 0x80 + ((r >>> 8) % 0x780);
-    else if (width === 3) {
-      cp = 0x800 + ((r >>> 8) % 0xf800);
+    const r = state;
+    const width = Math.min(bytes - at, WIDTHS[r % 5]);
+    const v = r >>> 8;
+    if (width === 1) {
+      out[at] = 0x21 + (v % 94);
+    } else if (width === 2) {
+      const cp = 0x80 + (v % 0x780);
+      out[at] = 0xc0 | (cp >> 6);
+      out[at + 1] = 0x80 | (cp & 0x3f);
+    } else if (width === 3) {
+      let cp = 0x800 + (v % 0xf800);
       if (cp >= 0xd800 && cp <= 0xdfff) cp -= 0x800; // no surrogates
-    } else cp = 0x10000 + ((r >>> 8) % 0x100000);
-    at += out.write(String.fromCodePoint(cp), at, 'utf8');
+      out[at] = 0xe0 | (cp >> 12);
+      out[at + 1] = 0x80 | ((cp >> 6) & 0x3f);
+      out[at + 2] = 0x80 | (cp & 0x3f);
+    } else {
+      const cp = 0x10000 + (v % 0x100000);
+      out[at] = 0xf0 | (cp >> 18);
+      out[at + 1] = 0x80 | ((cp >> 12) & 0x3f);
+      out[at + 2] = 0x80 | ((cp >> 6) & 0x3f);
+      out[at + 3] = 0x80 | (cp & 0x3f);
+    }
+    at += width;
   }
   return out;
 }
+
+const WIDTHS = [1, 1, 2, 3, 4];

@@ -476,9 +476,8 @@ function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: Integrit
     e.line(`integrity_limit = INT64_C(${INTEGRITY_LIMIT});`);
   }
   e.line('(void)integrity_limit;');
-  const captures = t.route === 'client-send' || t.direction === 'receive';
-  // Whole messages up to one over the limit, plus room for a runtime that appends.
-  if (captures) e.line(`probe_capture_start(${INTEGRITY_LIMIT * 2});`);
+  // The handler records whole messages (up to twice the limit: room for a runtime that appends).
+  if (t.direction === 'receive') e.line(`probe_capture_start(${INTEGRITY_LIMIT * 2});`);
   emitFixtures(e, fixtures);
   e.line(`int64_t sizes[${INTEGRITY_SIZES.length + 1}] = {${INTEGRITY_SIZES.join(', ')}, integrity_limit};`);
   e.line(`int count = ${INTEGRITY_SIZES.length} + (integrity_limit > 0);`);

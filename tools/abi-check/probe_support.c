@@ -1283,7 +1283,8 @@ static int parse_digest(const char *text, const char *word, long *index, size_t 
     return 1;
 }
 
-static void integrity_send(const char *fn, probe_send_fn send, int raw, const int64_t *sizes, int count, int64_t limit) {
+/* Send direction, raw client: one message at a time, each compared with what the raw client read. */
+static void integrity_send_raw(const char *fn, probe_send_fn send, const int64_t *sizes, int count, int64_t limit) {
     struct integrity_log log = {fn, 0, "", ""};
     int stopped_at = -1;
     char errbuf[200], why[300], g[32];
@@ -1299,7 +1300,7 @@ static void integrity_send(const char *fn, probe_send_fn send, int raw, const in
         }
         char *got = NULL;
         size_t gn = 0;
-        int st = raw ? raw_next(INTEGRITY_WAIT_MS, &got, &gn) : (probe_capture_next(INTEGRITY_WAIT_MS, &got, &gn) ? 1 : 0);
+        int st = raw_next(INTEGRITY_WAIT_MS, &got, &gn);
         if (st != 1) {
             integrity_fail(&log, (int64_t)n, "never arrived: %s returned Success but the peer %s", fn,
                            st < 0 ? "connection closed first" : "received nothing within 5 s (dropped)");
@@ -1307,24 +1308,9 @@ static void integrity_send(const char *fn, probe_send_fn send, int raw, const in
             stopped_at = i;
             break;
         }
-        if (raw) {
-            if (gn != n || memcmp(got, msg, n) != 0) {
-                describe_difference(why, sizeof why, msg, n, got, gn, sizes, count, i);
-                integrity_fail(&log, (int64_t)n, "%s", why);
-            }
-        } else {
-            long index = -1;
-            size_t peer_len = 0;
-            char peer_sha[65], want_sha[65];
-            if (!parse_digest(got, "digest", &index, &peer_len, peer_sha)) {
-                integrity_fail(&log, (int64_t)n, "could not be verified: the peer's answer %s is not a digest", probe_quote(got, gn));
-            } else if (peer_len != n) {
-                integrity_fail(&log, (int64_t)n, "arrived as %s bytes (%s)", grouped((int64_t)peer_len, g), peer_len < n ? "truncated" : "extended");
-            } else {
-                sha256_hex(msg, n, want_sha);
-                if (strcmp(want_sha, peer_sha) != 0) integrity_fail(&log, (int64_t)n, "arrived altered (same length, different SHA-256)");
-                else if (index != i) integrity_fail(&log, (int64_t)n, "arrived as the peer's message #%ld, not #%d: reordered or duplicated", index, i);
-            }
+        if (gn != n || memcmp(got, msg, n) != 0) {
+            describe_difference(why, sizeof why, msg, n, got, gn, sizes, count, i);
+            integrity_fail(&log, (int64_t)n, "%s", why);
         }
         free(got);
         free(msg);
@@ -1351,15 +1337,8 @@ static void integrity_send(const char *fn, probe_send_fn send, int raw, const in
         OspResult m = send(marker);
         char *got = NULL;
         size_t gn = 0;
-        int st = m.tag == OSP_RESULT_SUCCESS ? (raw ? raw_next(INTEGRITY_WAIT_MS, &got, &gn) : (probe_capture_next(INTEGRITY_WAIT_MS, &got, &gn) ? 1 : 0)) : 0;
-        int clean = 0;
-        if (st == 1 && raw) clean = gn == 125 && memcmp(got, marker, 125) == 0;
-        else if (st == 1) {
-            long index;
-            size_t pl;
-            char ps[65];
-            clean = parse_digest(got, "digest", &index, &pl, ps) && pl == 125;
-        }
+        int st = m.tag == OSP_RESULT_SUCCESS ? raw_next(INTEGRITY_WAIT_MS, &got, &gn) : 0;
+        int clean = st == 1 && gn == 125 && memcmp(got, marker, 125) == 0;
         if (m.tag != OSP_RESULT_SUCCESS)
             probe_check("message-limit", 0, "%s refused the %s-byte message (one over the limit) but then also refused a 125-byte one: %s", fn, grouped((int64_t)over, go), result_text(m, errbuf, sizeof errbuf));
         else if (!clean)
@@ -1373,22 +1352,145 @@ static void integrity_send(const char *fn, probe_send_fn send, int raw, const in
     }
     char *got = NULL;
     size_t gn = 0;
-    int st = raw ? raw_next(1000, &got, &gn) : (probe_capture_next(1000, &got, &gn) ? 1 : 0);
     char seen[120] = "";
-    if (st == 1 && raw) snprintf(seen, sizeof seen, "; the peer received %s bytes of it", grouped((int64_t)gn, g));
-    else if (st == 1) {
-        long index;
-        size_t pl = 0;
-        char ps[65];
-        if (parse_digest(got, "digest", &index, &pl, ps)) snprintf(seen, sizeof seen, "; the peer received %s bytes of it", grouped((int64_t)pl, g));
-    }
+    if (raw_next(1000, &got, &gn) == 1) snprintf(seen, sizeof seen, "; the peer received %s bytes of it", grouped((int64_t)gn, g));
     free(got);
     probe_check("message-limit", 0, "%s returned %s for a %s-byte message, one byte over the configured limit of %s: it must return Error, not send it%s", fn,
                 r.tag == OSP_RESULT_SUCCESS ? "Success" : "no valid Result", grouped((int64_t)over, go), grouped(limit, gl), seen);
 }
 
+/* What the harness's Node server received on this process's /digest connection: it answers a raw
+ * client (independent of the runtime's receive path) with "abi-probe:digests LEN SHA256;..." once
+ * `count` messages arrived or `timeout_ms` passed. Returns the number of entries parsed, -1 when
+ * the server could not be asked. */
+struct peer_digest {
+    size_t len;
+    char sha[65];
+};
+
+static int node_digests(int count, int timeout_ms, struct peer_digest *out, int cap) {
+    const char *base = getenv("OSP_PROBE_ECHO_URL");
+    int port = 0;
+    if (base == NULL || sscanf(base, "ws://127.0.0.1:%d", &port) != 1) return -1;
+    char path[200];
+    snprintf(path, sizeof path, "/digests/%s/%d/%d", probe_integrity_token(), count, timeout_ms);
+    int fd = probe_raw_connect(port, path);
+    if (fd < 0) return -1;
+    char text[8192];
+    int n = probe_raw_recv_text(fd, text, sizeof text, timeout_ms + 2000);
+    close(fd);
+    if (n < 0 || strncmp(text, "abi-probe:digests", 17) != 0) return -1;
+    int k = 0;
+    char *save = NULL;
+    for (char *e = strtok_r(text + 17, ";", &save); e != NULL && k < cap; e = strtok_r(NULL, ";", &save)) {
+        unsigned long long l = 0;
+        char hex[65];
+        if (sscanf(e, " %llu %64s", &l, hex) != 2) continue;
+        out[k].len = (size_t)l;
+        memcpy(out[k].sha, hex, 65);
+        k++;
+    }
+    return k;
+}
+
+const char *probe_integrity_digest_url(void) {
+    char path[120];
+    snprintf(path, sizeof path, "/digest/%s", probe_integrity_token());
+    return probe_echo_url(path);
+}
+
+/* Send direction, osp_ws_send: every message is sent, then the Node server says what it received,
+ * in order, through a raw client. Nothing depends on the runtime's own receive path. */
 void probe_integrity_send_digest(const char *fn, probe_send_fn send, const int64_t *sizes, int count, int64_t limit) {
-    integrity_send(fn, send, 0, sizes, count, limit);
+    struct integrity_log log = {fn, 0, "", ""};
+    int stopped_at = -1;
+    char errbuf[200], g[32], g2[32];
+    char (*want)[65] = calloc((size_t)count + 2, 65);
+    char (*refused)[200] = calloc((size_t)count + 2, 200);
+    int *sent_index = calloc((size_t)count + 2, sizeof *sent_index);
+    if (want == NULL || refused == NULL || sent_index == NULL) abort();
+    int sent = 0;
+    for (int i = 0; i < count; i++) {
+        size_t n = (size_t)sizes[i];
+        char *msg = probe_integrity_text(n, (unsigned)i);
+        sha256_hex(msg, n, want[i]);
+        probe_step("sending the %s-byte message #%d through %s", grouped((int64_t)n, g), i, fn);
+        OspResult r = send(msg);
+        free(msg);
+        if (r.tag != OSP_RESULT_SUCCESS) snprintf(refused[i], 200, "%s", result_text(r, errbuf, sizeof errbuf));
+        else sent_index[sent++] = i;
+    }
+    struct peer_digest got[64];
+    int k = sent > 0 ? node_digests(sent, INTEGRITY_WAIT_MS, got, 64) : 0;
+    if (k < 0) {
+        probe_check("integrity", 0, "not exercised: the probe could not ask the harness's server what it received");
+        free(want);
+        free(refused);
+        free(sent_index);
+        if (limit > 0) probe_check("message-limit", 0, "not exercised: the probe could not ask the harness's server what it received");
+        else limit_not_exercised(fn);
+        return;
+    }
+    /* In the order sent, so the first failure reported is the smallest size that failed. */
+    for (int i = 0, j = 0; i < count; i++) {
+        size_t n = (size_t)sizes[i];
+        if (refused[i][0]) {
+            integrity_fail(&log, (int64_t)n, "was refused: %s returned %s", fn, refused[i]);
+            continue;
+        }
+        int at = j++; /* this message's place among those the peer should have received */
+        if (at >= k) {
+            integrity_fail(&log, (int64_t)n, "never arrived: %s returned Success, but the peer received only %d of the %d messages sent within 5 s (dropped)", fn, k, sent);
+            continue;
+        }
+        if (got[at].len == n && strcmp(got[at].sha, want[i]) == 0) continue;
+        int elsewhere = -1;
+        for (int o = 0; o < sent && elsewhere < 0; o++)
+            if (o != at && got[at].len == (size_t)sizes[sent_index[o]] && strcmp(got[at].sha, want[sent_index[o]]) == 0) elsewhere = sent_index[o];
+        if (elsewhere >= 0)
+            integrity_fail(&log, (int64_t)n, "was not received in its place: the peer received message #%d (%s bytes) there - reordered or dropped", elsewhere, grouped(sizes[elsewhere], g));
+        else if (got[at].len != n)
+            integrity_fail(&log, (int64_t)n, "arrived as %s bytes (%s)", grouped((int64_t)got[at].len, g2), got[at].len < n ? "truncated" : "extended");
+        else
+            integrity_fail(&log, (int64_t)n, "arrived altered (same length, different SHA-256)");
+    }
+    if (k > sent && sent > 0)
+        integrity_fail(&log, sizes[sent_index[sent - 1]], "was followed by %d message(s) the program never sent: the peer received %d for the %d sent (duplicated?)", k - sent, k, sent);
+    integrity_report(&log, sizes, stopped_at, count, limit);
+
+    if (limit <= 0) {
+        limit_not_exercised(fn);
+    } else {
+        char go[32], gl[32];
+        size_t over = (size_t)over_limit_size(limit);
+        char *msg = probe_integrity_text(over, 999);
+        probe_step("sending a message one byte over the configured limit through %s", fn);
+        OspResult r = send(msg);
+        free(msg);
+        char *marker = probe_integrity_text(125, 1000);
+        char marker_sha[65];
+        sha256_hex(marker, 125, marker_sha);
+        OspResult m = r.tag == OSP_RESULT_ERROR ? send(marker) : r;
+        free(marker);
+        int more = node_digests(k + 1, r.tag == OSP_RESULT_ERROR ? INTEGRITY_WAIT_MS : 1000, got, 64);
+        if (r.tag == OSP_RESULT_ERROR) {
+            if (m.tag != OSP_RESULT_SUCCESS)
+                probe_check("message-limit", 0, "%s refused the %s-byte message (one over the limit) but then also refused a 125-byte one: %s", fn, grouped((int64_t)over, go), result_text(m, errbuf, sizeof errbuf));
+            else if (more == k + 1 && got[k].len == 125 && strcmp(got[k].sha, marker_sha) == 0)
+                probe_check("message-limit", 1, "%s-byte message (limit + 1) refused with Error %s; nothing of it reached the peer", grouped((int64_t)over, go), result_text(r, errbuf, sizeof errbuf));
+            else
+                probe_check("message-limit", 0, "%s returned Error for the %s-byte message (one over the limit of %s), but the peer then received %s instead of the next 125-byte message", fn, grouped((int64_t)over, go), grouped(limit, gl),
+                            more > k ? "something else (part of the refused message?)" : "nothing");
+        } else {
+            char seen[120] = "";
+            if (more > k) snprintf(seen, sizeof seen, "; the peer received %s bytes of it", grouped((int64_t)got[k].len, g));
+            probe_check("message-limit", 0, "%s returned %s for a %s-byte message, one byte over the configured limit of %s: it must return Error, not send it%s", fn,
+                        r.tag == OSP_RESULT_SUCCESS ? "Success" : "no valid Result", grouped((int64_t)over, go), grouped(limit, gl), seen);
+        }
+    }
+    free(want);
+    free(refused);
+    free(sent_index);
 }
 
 void probe_integrity_send_raw(const char *fn, probe_send_fn send, int fd, const int64_t *sizes, int count, int64_t limit) {
@@ -1396,7 +1498,7 @@ void probe_integrity_send_raw(const char *fn, probe_send_fn send, int fd, const 
     for (int i = 0; i < count; i++)
         if (sizes[i] > most) most = sizes[i];
     raw_reader_start(fd, (size_t)most + 1024);
-    integrity_send(fn, send, 1, sizes, count, limit);
+    integrity_send_raw(fn, send, sizes, count, limit);
     raw_reader_stop();
 }
 
@@ -1437,7 +1539,7 @@ void probe_integrity_receive_digest(const char *fn, const int64_t *sizes, int co
         size_t want_len = 0;
         char want_sha[65];
         if (!parse_digest(ann, "expect", &index, &want_len, want_sha)) {
-            integrity_fail(&log, (int64_t)n, "could not be matched: the handler received %s bytes where the peer's announcement of message #%d was due (a message delivered twice?)", grouped((int64_t)an, g), i);
+            integrity_fail(&log, (int64_t)n, "could not be matched: the handler received %s bytes where the peer's announcement of message #%d was due - messages reordered or delivered twice", grouped((int64_t)an, g), i);
             free(ann);
             stopped_at = i;
             break;
@@ -1476,6 +1578,10 @@ void probe_integrity_receive_digest(const char *fn, const int64_t *sizes, int co
     integrity_report(&log, sizes, stopped_at, count, limit);
     if (limit <= 0) {
         limit_not_exercised(fn);
+        return;
+    }
+    if (stopped_at >= 0) {
+        probe_check("message-limit", 0, "not exercised: the integrity sequence stopped first");
         return;
     }
     /* The peer sent limit + 1 bytes last: the runtime must fail the connection with 1009 from

@@ -135,7 +135,9 @@ const char *probe_integrity_token(void);
  * limit) through its route and compares what arrives, then (when `limit` > 0) pushes one of
  * limit + 1 bytes, which must be refused. They report the `integrity` and `message-limit` checks
  * for `fn`; `limit` 0 means the limit could not be configured (no osp_ws_set_default_limit). */
-/* osp_ws_send: the Node server answers "abi-probe:digest N LEN SHA256" (handler capture). */
+/* osp_ws_send: the Node server (path from probe_integrity_digest_url) records what it receives and
+ * tells a raw client, so the runtime's receive path plays no part. */
+const char *probe_integrity_digest_url(void);
 void probe_integrity_send_digest(const char *fn, probe_send_fn send, const int64_t *sizes, int count, int64_t limit);
 /* osp_ws_server_send / broadcast: the raw client `fd` reads every frame. */
 void probe_integrity_send_raw(const char *fn, probe_send_fn send, int fd, const int64_t *sizes, int count, int64_t limit);

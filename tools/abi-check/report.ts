@@ -230,11 +230,14 @@ export function renderTable(r: AbiReport, width = process.stdout.columns ?? 160)
   }
   if (r.pending.length > 0) {
     out.push('', 'Pending (not run yet, counted neither as passed nor as failed):');
+    const groups = new Map<string, string[]>();
     for (const p of r.pending) {
-      const head = `  ${p.function} ${p.check} [${p.case}]: `;
-      const chunks = wrap(p.reason, Math.max(40, width - head.length));
-      out.push(head + chunks[0]);
-      for (const c of chunks.slice(1)) out.push(' '.repeat(head.length) + c);
+      const key = `${p.check} [${p.case}]\t${p.reason}`;
+      groups.set(key, [...(groups.get(key) ?? []), p.function]);
+    }
+    for (const [key, fns] of groups) {
+      const [what, reason] = key.split('\t');
+      for (const c of wrap(`${what} of ${fns.join(', ')}: ${reason}`, Math.max(40, width - 2))) out.push(`  ${c}`);
     }
   }
   out.push('');

@@ -167,11 +167,11 @@ export const FIXTURES: Record<FixtureName, Fixture> = {
     value: 'fx_clientId',
   },
   digestUrl: {
-    doc: "the harness's Node `ws` server at /digest, which answers every message with its length and SHA-256",
+    doc: "the harness's Node `ws` server at /digest/TOKEN, which records the length and SHA-256 of every message and reports them to a raw client",
     deps: [],
     steps: [],
     cType: 'const char *',
-    value: 'probe_echo_url("/digest")',
+    value: 'probe_integrity_digest_url()',
   },
   digestClientId: {
     doc: "a client connected to the harness's /digest server",
