@@ -118,7 +118,7 @@ describe('the integrity messages', () => {
   });
 });
 
-describe('our runtime with 4 KiB truncation put back', () => {
+describe.skipIf(missing.length > 0)('our runtime with 4 KiB truncation put back', () => {
   const sides = [
     {
       fixture: 'truncate_send',
