@@ -170,6 +170,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'abi-check') return runAbiCheck(argv.slice(1));
   // Editor tools, each in its own bundle chunk (literal specifiers), loaded only by its command.
   if (argv[0] === 'fmt') return (await import('./tools/format/cli.ts')).fmtMain(argv.slice(1));
+  if (argv[0] === 'lsp') return (await import('./tools/lsp/server.ts')).lspMain(argv.slice(1));
   const args = parseArgs(argv);
   if (args === 'help') {
     process.stdout.write(HELP);

@@ -1,0 +1,453 @@
+// Pipeline position: the `osprey lsp` command (main.ts loads it on demand). A Language Server
+// Protocol server over stdin/stdout, built on the compiler's own passes: every open document is
+// analysed by driver.analyzeSource — the same lexer, parser, checker and exhaustiveness pass as
+// `osprey check`, so diagnostics have the CLI's codes, messages and spans — and questions about
+// positions are answered from the checker's typed tree through program-index.ts. This module only
+// translates between offsets and LSP positions and between compiler data and protocol data.
+
+import lspNode from 'vscode-languageserver/node.js';
+import type {
+  CompletionItem, Connection, Diagnostic as LspDiagnostic, DocumentSymbol, Hover, Location, Range, TextEdit, WorkspaceEdit,
+} from 'vscode-languageserver/node.js';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { analyzeSource } from '../../driver.ts';
+import type { Diagnostic } from '../../diagnostics/diagnostic.ts';
+import { SourceFile, type Span } from '../../source.ts';
+import { builtinTable, instantiateBuiltin } from '../../semantics/builtins.ts';
+import { prune, showType } from '../../semantics/types.ts';
+import type { Program, Stmt } from '../../syntax/ast.ts';
+import type { TypedProgram } from '../../semantics/typed.ts';
+import { isKeyword, KEYWORDS } from '../../syntax/token.ts';
+import { formatText } from '../format/format.ts';
+import {
+  declarationSpan, describeAdt, describeCtor, describeSymbol, expressionAt, indexProgram, occurrenceAt, sameTarget, visibleAt,
+  type ProgramIndex, type Target,
+} from './program-index.ts';
+
+const { createConnection, DiagnosticSeverity, CompletionItemKind, SymbolKind, MarkupKind, ResponseError, ErrorCodes, TextDocuments, TextDocumentSyncKind, InsertTextFormat } = lspNode;
+
+/** What the server knows about one version of a document. */
+interface Analysis {
+  version: number;
+  text: string;
+  diagnostics: Diagnostic[];
+  ast?: Program;
+  /** Present when the program parsed (the checker ran, possibly reporting errors). */
+  checked?: TypedProgram;
+  /** Built from `checked` on the first request that needs it, not before diagnostics go out. */
+  index?: ProgramIndex;
+}
+
+function indexOf(a: Analysis | undefined): ProgramIndex | undefined {
+  if (!a?.checked || !a.ast) return undefined;
+  a.index ??= indexProgram(a.text, a.checked, a.ast);
+  return a.index;
+}
+
+/** Coalesces a burst of keystrokes into one analysis; small next to the 300 ms budget. */
+const ANALYSIS_DELAY_MS = 15;
+
+const BUILTINS = builtinTable(new Set());
+
+function builtinSignature(name: string): string | null {
+  const b = BUILTINS.get(name);
+  if (!b) return null;
+  const sig = instantiateBuiltin(b);
+  const params = sig.params.map((p) => `${p.name}: ${p.type === 'display' ? 'Int | String | Bool' : showType(p.type)}`).join(', ');
+  return `${name}(${params}) -> ${showType(sig.returns)}`;
+}
+
+export class OspreyLanguageServer {
+  private readonly documents = new TextDocuments(TextDocument);
+  private readonly analyses = new Map<string, Analysis>();
+  /** The last analysis of each document that got as far as the checker: completion while the
+   *  current text does not parse (`point.` being typed) answers from it. */
+  private readonly lastChecked = new Map<string, Analysis>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly connection: Connection) {
+    connection.onInitialize(() => ({
+      capabilities: {
+        textDocumentSync: TextDocumentSyncKind.Incremental,
+        hoverProvider: true,
+        definitionProvider: true,
+        completionProvider: { triggerCharacters: ['.'] },
+        documentSymbolProvider: true,
+        renameProvider: { prepareProvider: true },
+        referencesProvider: true,
+        documentFormattingProvider: true,
+      },
+      serverInfo: { name: 'osprey', version: '0.1.0' },
+    }));
+    this.documents.onDidOpen((e) => this.analyzeNow(e.document));
+    this.documents.onDidChangeContent((e) => this.scheduleAnalysis(e.document));
+    this.documents.onDidClose((e) => {
+      const uri = e.document.uri;
+      clearTimeout(this.timers.get(uri));
+      this.timers.delete(uri);
+      this.analyses.delete(uri);
+      this.lastChecked.delete(uri);
+      void connection.sendDiagnostics({ uri, diagnostics: [] });
+    });
+    connection.onHover((p) => this.hover(p.textDocument.uri, p.position));
+    connection.onDefinition((p) => this.definition(p.textDocument.uri, p.position));
+    connection.onReferences((p) => this.references(p.textDocument.uri, p.position, p.context.includeDeclaration));
+    connection.onCompletion((p) => this.completion(p.textDocument.uri, p.position));
+    connection.onDocumentSymbol((p) => this.documentSymbols(p.textDocument.uri));
+    connection.onPrepareRename((p) => this.prepareRename(p.textDocument.uri, p.position));
+    connection.onRenameRequest((p) => this.rename(p.textDocument.uri, p.position, p.newName));
+    connection.onDocumentFormatting((p) => this.format(p.textDocument.uri));
+    this.documents.listen(connection);
+  }
+
+  // ---- analysis ------------------------------------------------------------------------------
+
+  private scheduleAnalysis(doc: TextDocument): void {
+    clearTimeout(this.timers.get(doc.uri));
+    this.timers.set(doc.uri, setTimeout(() => {
+      this.timers.delete(doc.uri);
+      const current = this.documents.get(doc.uri);
+      if (current) this.analyzeNow(current);
+    }, ANALYSIS_DELAY_MS));
+  }
+
+  private analyzeNow(doc: TextDocument): void {
+    const analysis = this.analyze(doc);
+    void this.connection.sendDiagnostics({ uri: doc.uri, version: doc.version, diagnostics: analysis.diagnostics.map((d) => this.toLspDiagnostic(doc, d)) });
+  }
+
+  /** The analysis of the document's current version (computed now if a change is pending). */
+  private analyze(doc: TextDocument): Analysis {
+    const cached = this.analyses.get(doc.uri);
+    if (cached && cached.version === doc.version) return cached;
+    const text = doc.getText();
+    const r = analyzeSource(new SourceFile(pathOf(doc.uri), text));
+    const analysis: Analysis = { version: doc.version, text, diagnostics: r.diagnostics, ast: r.ast, checked: r.checked };
+    if (r.checked && r.ast) this.lastChecked.set(doc.uri, analysis);
+    this.analyses.set(doc.uri, analysis);
+    return analysis;
+  }
+
+  private current(uri: string): { doc: TextDocument; analysis: Analysis } | null {
+    const doc = this.documents.get(uri);
+    if (!doc) return null;
+    return { doc, analysis: this.analyze(doc) };
+  }
+
+  private toLspDiagnostic(doc: TextDocument, d: Diagnostic): LspDiagnostic {
+    const location = (span: Span): Location => ({ uri: doc.uri, range: rangeOf(doc, span) });
+    const related = [
+      ...(d.primaryLabel ? [{ location: location(d.span), message: d.primaryLabel }] : []),
+      ...d.labels.map((l) => ({ location: location(l.span), message: l.message })),
+      ...d.notes.map((n) => ({ location: location(d.span), message: n })),
+    ];
+    return {
+      range: rangeOf(doc, d.span),
+      severity: d.severity === 'error' ? DiagnosticSeverity.Error : DiagnosticSeverity.Warning,
+      code: d.code,
+      source: 'osprey',
+      message: d.message,
+      ...(related.length ? { relatedInformation: related } : {}),
+    };
+  }
+
+  // ---- requests ------------------------------------------------------------------------------
+
+  private hover(uri: string, position: { line: number; character: number }): Hover | null {
+    const c = this.current(uri);
+    const index = indexOf(c?.analysis);
+    if (!c || !index) return null;
+    const { doc, analysis } = c;
+    const offset = doc.offsetAt(position);
+    const occ = occurrenceAt(index, offset);
+    if (occ) {
+      const lines = [codeBlock(describeTarget(occ.target))];
+      const decl = declarationSpan(occ.target);
+      if (decl) {
+        const docs = index.docs.get(decl.start);
+        if (docs) lines.push(docs.join('\n'));
+        const at = doc.positionAt(decl.start);
+        const declLine = analysis.text.split('\n')[at.line]?.trim() ?? '';
+        lines.push(`declared at line ${at.line + 1}: \`${declLine}\``);
+      } else if (occ.target.kind === 'builtin') {
+        lines.push('built-in function');
+      }
+      return { contents: { kind: MarkupKind.Markdown, value: lines.join('\n\n') }, range: rangeOf(doc, occ.span) };
+    }
+    const e = expressionAt(index, offset);
+    if (!e) return null;
+    return { contents: { kind: MarkupKind.Markdown, value: codeBlock(showType(prune(e.type))) }, range: rangeOf(doc, e.span) };
+  }
+
+  private definition(uri: string, position: { line: number; character: number }): Location | null {
+    const c = this.current(uri);
+    const index = indexOf(c?.analysis);
+    if (!c || !index) return null;
+    const occ = occurrenceAt(index, c.doc.offsetAt(position));
+    const decl = occ ? declarationSpan(occ.target) : null;
+    return decl ? { uri, range: rangeOf(c.doc, decl) } : null;
+  }
+
+  private references(uri: string, position: { line: number; character: number }, includeDeclaration: boolean): Location[] {
+    const c = this.current(uri);
+    const index = indexOf(c?.analysis);
+    if (!c || !index) return [];
+    const occ = occurrenceAt(index, c.doc.offsetAt(position));
+    if (!occ) return [];
+    return index.occurrences
+      .filter((o) => sameTarget(o.target, occ.target) && (includeDeclaration || !o.declaration))
+      .map((o) => ({ uri, range: rangeOf(c.doc, o.span) }));
+  }
+
+  private completion(uri: string, position: { line: number; character: number }): CompletionItem[] {
+    const doc = this.documents.get(uri);
+    if (!doc) return [];
+    const analysis = this.analyze(doc);
+    // While the text does not parse, the last version that did stands in (offsets near the edit
+    // barely move, and names rarely do).
+    const index = indexOf(analysis) ?? indexOf(this.lastChecked.get(uri));
+    const text = doc.getText();
+    const offset = doc.offsetAt(position);
+    let wordStart = offset;
+    while (wordStart > 0 && /[A-Za-z0-9_]/.test(text[wordStart - 1]!)) wordStart--;
+    if (!index) return this.keywordAndBuiltinItems();
+
+    // `expr.` → the fields of its type, or the members of a module.
+    if (text[wordStart - 1] === '.') {
+      let objEnd = wordStart - 1;
+      let objStart = objEnd;
+      while (objStart > 0 && /[A-Za-z0-9_]/.test(text[objStart - 1]!)) objStart--;
+      const objName = text.slice(objStart, objEnd);
+      return this.memberItems(index, objName, objStart);
+    }
+
+    // In a pattern position of a match (before the arm's `=>`), the constructors of the scrutinee.
+    const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
+    const linePrefix = text.slice(lineStart, wordStart);
+    const enclosingMatch = index.matches
+      .filter((m) => m.span.start < offset && offset <= m.span.end)
+      .sort((a, b) => (a.span.end - a.span.start) - (b.span.end - b.span.start))[0];
+    const items: CompletionItem[] = [];
+    if (enclosingMatch && !linePrefix.includes('=>') && !/\bmatch\b/.test(linePrefix) && /^\s*$/.test(linePrefix)) {
+      items.push(...this.constructorPatternItems(index, prune(enclosingMatch.scrutinee)));
+      if (items.length > 0) return items;
+    }
+
+    for (const s of visibleAt(index, offset)) {
+      items.push({
+        label: s.name,
+        kind: s.kind === 'fn' || s.kind === 'extern' ? CompletionItemKind.Function : CompletionItemKind.Variable,
+        detail: describeSymbol(s),
+        sortText: `0${s.name}`,
+      });
+    }
+    for (const adt of index.adts) {
+      items.push({ label: adt.name, kind: CompletionItemKind.Class, detail: describeAdt(adt), sortText: `1${adt.name}` });
+      for (const c of adt.ctors) {
+        if (adt.record && c.name === adt.name) continue;
+        items.push({ label: c.name, kind: CompletionItemKind.EnumMember, detail: describeCtor(c), sortText: `1${c.name}` });
+      }
+    }
+    items.push(...this.keywordAndBuiltinItems());
+    return items;
+  }
+
+  private keywordAndBuiltinItems(): CompletionItem[] {
+    const items: CompletionItem[] = [];
+    for (const name of BUILTINS.keys()) {
+      items.push({ label: name, kind: CompletionItemKind.Function, detail: builtinSignature(name) ?? undefined, sortText: `2${name}` });
+    }
+    for (const k of KEYWORDS) items.push({ label: k, kind: CompletionItemKind.Keyword, sortText: `3${k}` });
+    return items;
+  }
+
+  private memberItems(index: ProgramIndex, objName: string, objOffset: number): CompletionItem[] {
+    const sym = visibleAt(index, objOffset).find((s) => s.name === objName);
+    if (sym) {
+      const t = prune(sym.type);
+      if (t.kind !== 'con' || !t.adt) return [];
+      // A record, or a union value whose constructor a pattern already established.
+      const refined = index.refined.get(sym.id);
+      const ctors = t.adt.ctors.length === 1 ? t.adt.ctors : refined ? [refined] : [];
+      return ctors.flatMap((c) => c.fields.map((f) => ({
+        label: f.name, kind: CompletionItemKind.Field, detail: `${f.name}: ${showType(f.type)}`,
+      })));
+    }
+    // `Module.` → the module's functions, as the checker named them (`Module.fn`).
+    const prefix = `${objName}.`;
+    return index.visible
+      .filter((v) => v.symbol.name.startsWith(prefix))
+      .map((v) => ({ label: v.symbol.name.slice(prefix.length), kind: CompletionItemKind.Function, detail: describeSymbol(v.symbol) }));
+  }
+
+  private constructorPatternItems(index: ProgramIndex, scrutinee: ReturnType<typeof prune>): CompletionItem[] {
+    const pattern = (c: { name: string; fields: { name: string }[]; unit: boolean }) =>
+      c.unit || c.fields.length === 0 ? `${c.name} => ` : `${c.name} { ${c.fields.map((f) => f.name).join(', ')} } => `;
+    if (scrutinee.kind === 'con' && scrutinee.adt) {
+      return scrutinee.adt.ctors.map((c) => ({
+        label: c.name, kind: CompletionItemKind.EnumMember, detail: describeCtor(c), insertText: pattern(c), sortText: `0${c.tag}`,
+      }));
+    }
+    if (scrutinee.kind === 'con' && scrutinee.name === 'Result') {
+      return [
+        { label: 'Success', kind: CompletionItemKind.EnumMember, detail: `Success { value: ${showType(scrutinee.args[0]!)} }`, insertText: 'Success { value } => ', sortText: '00' },
+        { label: 'Error', kind: CompletionItemKind.EnumMember, detail: `Error { message: ${showType(scrutinee.args[1]!)} }`, insertText: 'Error { message } => ', sortText: '01' },
+      ];
+    }
+    void index;
+    return [];
+  }
+
+  private documentSymbols(uri: string): DocumentSymbol[] {
+    const c = this.current(uri);
+    if (!c?.analysis.ast) return [];
+    const doc = c.doc;
+    const convert = (s: Stmt): DocumentSymbol[] => {
+      const sym = (name: string, kind: lspNode.SymbolKind, span: Span, nameSpan: Span, detail?: string, children?: DocumentSymbol[]): DocumentSymbol => ({
+        name, kind, range: rangeOf(doc, span), selectionRange: rangeOf(doc, nameSpan), ...(detail ? { detail } : {}), ...(children ? { children } : {}),
+      });
+      switch (s.kind) {
+        case 'fn': {
+          const nested = s.body.kind === 'block' ? s.body.stmts.filter((x) => x.kind === 'fn').flatMap(convert) : [];
+          return [sym(s.name.name, SymbolKind.Function, s.span, s.name.span, `(${s.params.map((p) => p.name.name).join(', ')})`, nested)];
+        }
+        case 'extern':
+          return [sym(s.name.name, SymbolKind.Function, s.span, s.name.span, 'extern')];
+        case 'type': {
+          const members = s.record
+            ? s.record.map((f) => sym(f.name.name, SymbolKind.Field, f.span, f.name.span))
+            : s.variants.map((v) => sym(v.name.name, SymbolKind.EnumMember, v.span, v.name.span, undefined,
+              (v.fields ?? []).map((f) => sym(f.name.name, SymbolKind.Field, f.span, f.name.span))));
+          return [sym(s.name.name, s.record ? SymbolKind.Struct : SymbolKind.Enum, s.span, s.name.span, undefined, members)];
+        }
+        case 'let':
+          return [sym(s.name.name, s.mutable ? SymbolKind.Variable : SymbolKind.Constant, s.span, s.name.span)];
+        case 'module':
+          return [sym(s.name.name, SymbolKind.Module, s.span, s.name.span, undefined, s.body.flatMap(convert))];
+        default:
+          return [];
+      }
+    };
+    return c.analysis.ast.stmts.flatMap(convert);
+  }
+
+  private renameTarget(uri: string, position: { line: number; character: number }): { doc: TextDocument; analysis: Analysis; target: Target; span: Span } {
+    const c = this.current(uri);
+    if (!c) throw new ResponseError(ErrorCodes.InvalidParams, 'the document is not open');
+    const index = indexOf(c.analysis);
+    if (!index) throw new ResponseError(ErrorCodes.InvalidRequest, 'the program has syntax errors: fix them before renaming');
+    const occ = occurrenceAt(index, c.doc.offsetAt(position));
+    if (!occ) throw new ResponseError(ErrorCodes.InvalidRequest, 'there is no name here to rename');
+    if (occ.target.kind !== 'var') {
+      const what = occ.target.kind === 'builtin' ? 'a built-in function' : `a ${occ.target.kind === 'ctor' ? 'constructor' : occ.target.kind}`;
+      throw new ResponseError(ErrorCodes.InvalidRequest, `cannot rename ${what}: only functions, parameters and let bindings can be renamed`);
+    }
+    return { ...c, target: occ.target, span: occ.span };
+  }
+
+  private prepareRename(uri: string, position: { line: number; character: number }): { range: Range; placeholder: string } {
+    const { doc, target, span } = this.renameTarget(uri, position);
+    return { range: rangeOf(doc, span), placeholder: target.kind === 'var' ? target.symbol.name : '' };
+  }
+
+  private rename(uri: string, position: { line: number; character: number }, newName: string): WorkspaceEdit {
+    const { doc, analysis, target } = this.renameTarget(uri, position);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(newName) || newName === '_') {
+      throw new ResponseError(ErrorCodes.InvalidParams, `'${newName}' is not a valid name: a letter or _ followed by letters, digits or _`);
+    }
+    if (isKeyword(newName)) throw new ResponseError(ErrorCodes.InvalidParams, `'${newName}' is a keyword`);
+    if (BUILTINS.has(newName)) throw new ResponseError(ErrorCodes.InvalidParams, `'${newName}' is the name of a built-in function`);
+    const index = indexOf(analysis)!;
+    const spans = index.occurrences.filter((o) => sameTarget(o.target, target)).map((o) => o.span);
+    // Apply the edit and check the result: the same number of errors, and the renamed occurrences
+    // (and no others) refer to one declaration. Otherwise the new name would capture or be
+    // captured by another binding and change what the program means.
+    let renamed = '';
+    let last = 0;
+    const newStarts: number[] = [];
+    for (const s of spans) {
+      renamed += analysis.text.slice(last, s.start);
+      newStarts.push(renamed.length);
+      renamed += newName;
+      last = s.end;
+    }
+    renamed += analysis.text.slice(last);
+    const after = analyzeSource(new SourceFile(pathOf(uri), renamed));
+    const errors = (ds: Diagnostic[]) => ds.filter((d) => d.severity === 'error').length;
+    let preserved = after.checked !== undefined && after.ast !== undefined && errors(after.diagnostics) <= errors(analysis.diagnostics);
+    if (preserved) {
+      const afterIndex = indexProgram(renamed, after.checked!, after.ast!);
+      const targets = newStarts.map((start) => afterIndex.occurrences.find((o) => o.span.start === start)?.target);
+      const first = targets[0];
+      preserved = first !== undefined && targets.every((t) => t !== undefined && sameTarget(t, first)) &&
+        afterIndex.occurrences.filter((o) => sameTarget(o.target, first)).length === spans.length;
+    }
+    if (!preserved) {
+      throw new ResponseError(ErrorCodes.InvalidRequest, `renaming '${target.kind === 'var' ? target.symbol.name : ''}' to '${newName}' would change the meaning of the program (the name is already used here)`);
+    }
+    const edits: TextEdit[] = spans.map((s) => ({ range: rangeOf(doc, s), newText: newName }));
+    return { changes: { [uri]: edits } };
+  }
+
+  private format(uri: string): TextEdit[] {
+    const doc = this.documents.get(uri);
+    if (!doc) return [];
+    const text = doc.getText();
+    const r = formatText(text);
+    if (!r.ok || !r.changed) return [];
+    return [{ range: { start: doc.positionAt(0), end: doc.positionAt(text.length) }, newText: r.text }];
+  }
+}
+
+function codeBlock(s: string): string {
+  return '```osprey\n' + s + '\n```';
+}
+
+function describeTarget(t: Target): string {
+  switch (t.kind) {
+    case 'var':
+      return describeSymbol(t.symbol);
+    case 'ctor':
+      return describeCtor(t.ctor);
+    case 'type':
+      return describeAdt(t.adt);
+    case 'field': {
+      const f = t.ctor.fields[t.index]!;
+      return `${t.ctor.name}.${f.name}: ${showType(f.type)}`;
+    }
+    case 'builtin':
+      return builtinSignature(t.name) ?? t.name;
+  }
+}
+
+function rangeOf(doc: TextDocument, span: Span): Range {
+  return { start: doc.positionAt(span.start), end: doc.positionAt(span.end) };
+}
+
+function pathOf(uri: string): string {
+  if (!uri.startsWith('file://')) return uri;
+  try {
+    return decodeURIComponent(new URL(uri).pathname);
+  } catch {
+    return uri;
+  }
+}
+
+/** `osprey lsp`: serves one client over stdin/stdout until it sends `exit`. */
+export function lspMain(argv: string[]): Promise<number> {
+  const unknown = argv.filter((a) => a !== '--stdio');
+  if (unknown.length > 0) {
+    process.stderr.write(`osprey lsp: unexpected argument: ${unknown[0]} (the server speaks LSP on stdin/stdout)\n`);
+    return Promise.resolve(2);
+  }
+  return new Promise((resolveExit) => {
+    const connection = createConnection(process.stdin, process.stdout);
+    let shutdown = false;
+    connection.onShutdown(() => {
+      shutdown = true;
+    });
+    connection.onExit(() => resolveExit(shutdown ? 0 : 1));
+    new OspreyLanguageServer(connection);
+    connection.listen();
+  });
+}
