@@ -11,7 +11,7 @@ import type {
 } from 'vscode-languageserver/node.js';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { analyzeSource } from '../../driver.ts';
-import type { Diagnostic } from '../../diagnostics/diagnostic.ts';
+import { InternalCompilerError, type Diagnostic } from '../../diagnostics/diagnostic.ts';
 import { SourceFile, type Span } from '../../source.ts';
 import { builtinTable, instantiateBuiltin } from '../../semantics/builtins.ts';
 import { prune, showType } from '../../semantics/types.ts';
@@ -112,8 +112,20 @@ export class OspreyLanguageServer {
   }
 
   private analyzeNow(doc: TextDocument): void {
-    const analysis = this.analyze(doc);
+    let analysis: Analysis;
+    try {
+      analysis = this.analyze(doc);
+    } catch (e) {
+      // A compiler bug must not take the editor's server down with it: report it and go on.
+      this.reportInternalError(doc.uri, e);
+      return;
+    }
     void this.connection.sendDiagnostics({ uri: doc.uri, version: doc.version, diagnostics: analysis.diagnostics.map((d) => this.toLspDiagnostic(doc, d)) });
+  }
+
+  private reportInternalError(uri: string, e: unknown): void {
+    const message = e instanceof Error ? (e instanceof InternalCompilerError ? e.message : e.stack ?? e.message) : String(e);
+    this.connection.console.error(`internal compiler error while analysing ${uri}: ${message}\nthis is a bug in osprey, please report it`);
   }
 
   /** The analysis of the document's current version (computed now if a change is pending). */
