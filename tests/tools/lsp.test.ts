@@ -194,6 +194,16 @@ describe('osprey lsp over stdio', () => {
     expect(fields.map((i) => i.label).sort()).toEqual(['x', 'y']);
     expect(fields.find((i) => i.label === 'x')?.detail).toBe('x: Int');
 
+    // After `Module.`: its members; outside the module they are not in scope unqualified.
+    const mod = 'module Geometry {\n    let unit = 10\n    fn scaled(n: Int) -> Int = n * unit\n}\nprint(Geometry.)\n';
+    const members = await complete(mod, positionOf(mod, 'Geometry.)', 0, 9));
+    expect(members.map((i) => i.label).sort()).toEqual(['scaled', 'unit']);
+    expect(members.find((i) => i.label === 'scaled')?.detail).toBe('fn Geometry.scaled(n: Int) -> Int');
+    const outside = 'module Geometry {\n    fn scaled(n: Int) -> Int = n * 2\n}\nlet top = 1\nprint(top)\n';
+    const topLabels = (await complete(outside, positionOf(outside, 'top)'))).map((i) => i.label);
+    expect(topLabels).toContain('top');
+    expect(topLabels).not.toContain('scaled');
+
     // At the start of a match arm: the constructors of the scrutinee's type, as patterns.
     const arm = PROGRAM.replace('    Square { side } => side * side\n', '    Square { side } => side * side\n    \n');
     const ctors = await complete(arm, positionOf(arm, 'side * side\n    \n', 0, 16));

@@ -44,11 +44,13 @@ export interface ProgramIndex {
   docs: Map<number, string[]>;
   /** Binders of `Ctor v` patterns, by symbol id: the constructor, whose fields `v.` can use. */
   refined: Map<number, CtorInfo>;
+  /** Functions and lets of each module, which outside it are written `Module.name`. */
+  members: Map<string, VarSymbol[]>;
 }
 
 /** Builds the index of one checked (possibly erroneous) program. */
 export function indexProgram(text: string, typed: TypedProgram, ast: Program): ProgramIndex {
-  const index: ProgramIndex = { occurrences: [], visible: [], expressions: [], matches: [], adts: typed.adts, docs: new Map(), refined: new Map() };
+  const index: ProgramIndex = { occurrences: [], visible: [], expressions: [], matches: [], adts: typed.adts, docs: new Map(), refined: new Map(), members: new Map() };
   const whole: Span = { start: 0, end: text.length };
   const seenDecl = new Set<VarSymbol>();
 
@@ -161,10 +163,30 @@ export function indexProgram(text: string, typed: TypedProgram, ast: Program): P
     for (const c of children(e)) expr(c, region);
   };
 
-  // Top-level functions and externs are visible everywhere; top-level lets after their statement.
-  for (const f of typed.functions) if (f.symbol) declare(f.symbol, whole);
+  // Top-level functions and externs are visible everywhere, a module's members (unqualified)
+  // inside the module; top-level lets after their statement, to the end of the file or module.
+  const modules = ast.stmts.filter((s) => s.kind === 'module');
+  const moduleAt = (offset: number) => modules.find((m) => m.span.start <= offset && offset < m.span.end);
+  const member = (module: string, symbol: VarSymbol) => {
+    const list = index.members.get(module) ?? [];
+    list.push(symbol);
+    index.members.set(module, list);
+  };
+  for (const f of typed.functions) {
+    if (!f.symbol) continue;
+    const m = moduleAt(f.symbol.span.start);
+    if (m) member(m.name.name, f.symbol);
+    declare(f.symbol, m ? m.span : whole);
+  }
   for (const x of typed.externs) declare(x, whole);
-  stmts(typed.topLevel, whole);
+  for (const s of typed.topLevel) {
+    // The checker hands a module's lets on as one block statement spanning the module.
+    const m = moduleAt(s.span.start);
+    if (m && s.kind === 'expr' && s.expr.kind === 'block') {
+      for (const x of s.expr.stmts) if (x.kind === 'let') member(m.name.name, x.symbol);
+    }
+    stmts([s], whole);
+  }
   for (const f of typed.functions) fn(f, whole);
 
   for (const adt of typed.adts) {

@@ -222,16 +222,24 @@ export class OspreyLanguageServer {
     const offset = doc.offsetAt(position);
     let wordStart = offset;
     while (wordStart > 0 && /[A-Za-z0-9_]/.test(text[wordStart - 1]!)) wordStart--;
-    if (!index) return this.keywordAndBuiltinItems();
 
-    // `expr.` → the fields of its type, or the members of a module.
+
+    // `name.` → the fields of its type, or the members of a module. `name.` alone does not parse;
+    // without the dot and the partial member it usually does, with every offset before the
+    // cursor unchanged, so that text answers exactly.
     if (text[wordStart - 1] === '.') {
-      let objEnd = wordStart - 1;
+      const objEnd = wordStart - 1;
       let objStart = objEnd;
       while (objStart > 0 && /[A-Za-z0-9_]/.test(text[objStart - 1]!)) objStart--;
       const objName = text.slice(objStart, objEnd);
-      return this.memberItems(index, objName, objStart);
+      let memberIndex = index;
+      if (!analysis.checked) {
+        const repaired = analyzeSource(new SourceFile(pathOf(uri), text.slice(0, objEnd) + text.slice(offset)));
+        if (repaired.checked && repaired.ast) memberIndex = indexProgram(repaired.file.text, repaired.checked, repaired.ast);
+      }
+      return memberIndex ? this.memberItems(memberIndex, objName, objStart) : [];
     }
+    if (!index) return this.keywordAndBuiltinItems();
 
     // In a pattern position of a match (before the arm's `=>`), the constructors of the scrutinee.
     const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
@@ -285,11 +293,10 @@ export class OspreyLanguageServer {
         label: f.name, kind: CompletionItemKind.Field, detail: `${f.name}: ${showType(f.type)}`,
       })));
     }
-    // `Module.` → the module's functions, as the checker named them (`Module.fn`).
-    const prefix = `${objName}.`;
-    return index.visible
-      .filter((v) => v.symbol.name.startsWith(prefix))
-      .map((v) => ({ label: v.symbol.name.slice(prefix.length), kind: CompletionItemKind.Function, detail: describeSymbol(v.symbol) }));
+    // `Module.` → the module's functions and lets.
+    return (index.members.get(objName) ?? []).map((m) => ({
+      label: m.name, kind: m.kind === 'fn' ? CompletionItemKind.Function : CompletionItemKind.Variable, detail: describeSymbol(m),
+    }));
   }
 
   private constructorPatternItems(index: ProgramIndex, scrutinee: ReturnType<typeof prune>): CompletionItem[] {
