@@ -11,6 +11,8 @@ import { analyzeSource } from '../../compiler/src/driver.ts';
 import { SourceFile } from '../../compiler/src/source.ts';
 import { declarationSpan, expressionAt, indexProgram, occurrenceAt, sameTarget, visibleAt } from '../../compiler/src/tools/lsp/program-index.ts';
 import { listFiles, ROOT } from '../compiler/helpers.ts';
+import { fuzzCases } from '../compiler/robustness-fuzz.ts';
+import { formatText } from '../../compiler/src/tools/format/format.ts';
 
 const FILES = [...listFiles(join(ROOT, 'tests', 'programs'), '.osp'), ...listFiles(join(ROOT, 'tests', 'compiler', 'diagnostics'), '.osp')];
 
@@ -45,5 +47,35 @@ describe(`the position index over ${FILES.length} programs`, () => {
     expect(problems).toEqual([]);
     expect(indexed).toBeGreaterThan(150);
     expect(occurrences).toBeGreaterThan(2000);
+  });
+});
+
+describe('mutated programs (the robustness fuzzer\'s seeded generator)', () => {
+  it('never make the index, its queries or the formatter throw; formatting stays idempotent', { timeout: 120_000 }, () => {
+    const problems: string[] = [];
+    let n = 0;
+    for (const c of fuzzCases(20261202, 1, 50)) {
+      n++;
+      try {
+        const r = analyzeSource(new SourceFile('fuzz.osp', c.text));
+        if (r.checked && r.ast) {
+          const index = indexProgram(c.text, r.checked, r.ast);
+          for (let offset = 0; offset <= c.text.length; offset += 7) {
+            occurrenceAt(index, offset);
+            expressionAt(index, offset);
+            visibleAt(index, offset);
+          }
+        }
+        const once = formatText(c.text);
+        if (once.ok) {
+          const twice = formatText(once.text);
+          if (!twice.ok || twice.changed) problems.push(`${c.name}: formatting is not idempotent`);
+        }
+      } catch (e) {
+        problems.push(`${c.name}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    expect(n).toBeGreaterThan(150);
+    expect(problems).toEqual([]);
   });
 });

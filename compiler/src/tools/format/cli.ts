@@ -3,7 +3,7 @@
 // 0 done (or, with --check, nothing to change), 1 a file would change (--check) or does not parse,
 // 2 usage error (unknown flag, missing file).
 
-import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderDiagnostics } from '../../diagnostics/render.ts';
 import { SourceFile } from '../../source.ts';
@@ -57,7 +57,14 @@ export async function fmtMain(argv: string[]): Promise<number> {
       return 2;
     }
     for (const path of files) {
-      const text = readFileSync(path, 'utf8');
+      let text: string;
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch (e) {
+        process.stderr.write(`osprey fmt: cannot read '${path}': ${systemMessage(e)}\n`);
+        status = 1;
+        continue;
+      }
       const r = formatText(text);
       if (!r.ok) {
         process.stderr.write(renderDiagnostics(r.diagnostics, new SourceFile(path, text)));
@@ -72,8 +79,14 @@ export async function fmtMain(argv: string[]): Promise<number> {
       }
       // Written beside the file and renamed over it, so an interrupted run never leaves half a file.
       const tmp = `${path}.osprey-fmt-${process.pid}.tmp`;
-      writeFileSync(tmp, r.text, { mode: statSync(path).mode });
-      renameSync(tmp, path);
+      try {
+        writeFileSync(tmp, r.text, { mode: statSync(path).mode });
+        renameSync(tmp, path);
+      } catch (e) {
+        rmSync(tmp, { force: true });
+        process.stderr.write(`osprey fmt: cannot write '${path}': ${systemMessage(e)}\n`);
+        status = 1;
+      }
     }
   }
   return status;
@@ -88,4 +101,13 @@ function ospFilesUnder(dir: string): string[] {
     else if (entry.isFile() && entry.name.endsWith('.osp')) out.push(p);
   }
   return out;
+}
+
+/** `EACCES: permission denied, open '…'` → `permission denied`. */
+function systemMessage(e: unknown): string {
+  if (e instanceof Error) {
+    const m = /^[A-Z]+: ([^,]+)/.exec(e.message);
+    return m ? m[1]! : e.message;
+  }
+  return String(e);
 }
