@@ -162,6 +162,7 @@ describe('osprey lsp over stdio', () => {
     expect(await def('Point) -> Int', 0)).toEqual(positionOf(PROGRAM, 'Point = {'));
     expect(await def('Circle { radius: 2 }')).toEqual(positionOf(PROGRAM, 'Circle { radius: Int }'));
     expect(await def('p.y', 0, 2)).toEqual(positionOf(PROGRAM, 'y: Int }'));
+    expect(await def('x: 1, y: 2 }')).toEqual(positionOf(PROGRAM, 'x: Int'));
     expect(await def('print("weight')).toBeUndefined();
   });
 
@@ -285,8 +286,11 @@ describe('osprey lsp over stdio', () => {
     const cpuStart = process.cpuUsage();
     for (let k = 0; k < 3; k++) analyzeSource(new SourceFile('big.osp', big));
     const cpu = process.cpuUsage(cpuStart);
-    console.log(`lsp: one analysis of that program takes ${((cpu.user + cpu.system) / 3000).toFixed(0)} ms of CPU time`);
-    // The target is 300 ms on an idle machine; the bound is CI-safe on a shared 2-core machine.
-    expect(median).toBeLessThan(2000);
+    const cpuMs = (cpu.user + cpu.system) / 3000;
+    console.log(`lsp: one analysis of that program takes ${cpuMs.toFixed(0)} ms of CPU time`);
+    // The target is 300 ms on an idle machine (README). The bounds are CI-safe on a shared 2-core
+    // machine and still catch a pass turning quadratic: the CPU time barely depends on load.
+    expect(cpuMs).toBeLessThan(1000);
+    expect(median).toBeLessThan(5000);
   });
 });

@@ -6,7 +6,7 @@
 
 import { showType, prune, type AdtInfo, type CtorInfo, type Type } from '../../semantics/types.ts';
 import type { TExpr, TPattern, TStmt, TypedFn, TypedProgram, VarSymbol } from '../../semantics/typed.ts';
-import type { Program, TypeExpr } from '../../syntax/ast.ts';
+import type { Ident, Program } from '../../syntax/ast.ts';
 import type { Span } from '../../source.ts';
 import { refinedCtor } from '../../semantics/scope.ts';
 
@@ -196,9 +196,22 @@ export function indexProgram(text: string, typed: TypedProgram, ast: Program): P
       c.fields.forEach((f, i) => occurrence(f.span, f.name, { kind: 'field', ctor: c, index: i }, true));
     }
   }
-  typeReferences(ast, (t) => {
-    const adt = typed.adts.find((a) => a.name === t.name.name);
-    if (adt) occurrence(t.name.span, adt.name, { kind: 'type', adt }, false);
+  const adtsByName = new Map(typed.adts.map((a) => [a.name, a]));
+  const ctorsByName = new Map(typed.adts.flatMap((a) => a.ctors.map((c) => [c.name, c] as const)));
+  forEachAstNode(ast, (node) => {
+    if (node.kind === 'named' && isIdent(node.name) && Array.isArray(node.args)) {
+      // A type written in the source (annotation, field type, type argument).
+      const adt = adtsByName.get(node.name.name);
+      if (adt) occurrence(node.name.span, adt.name, { kind: 'type', adt }, false);
+    } else if (node.kind === 'construct' && isIdent(node.name) && Array.isArray(node.fields)) {
+      // Field names of a construction `Point { x: 1 }` (the typed tree keeps only their order).
+      const ctor = ctorsByName.get(node.name.name);
+      if (!ctor) return;
+      for (const f of node.fields as { name: Ident }[]) {
+        const i = ctor.fields.findIndex((d) => d.name === f.name.name);
+        if (i >= 0) occurrence(f.name.span, f.name.name, { kind: 'field', ctor, index: i }, false);
+      }
+    }
   });
   docComments(ast, index.docs);
   index.occurrences.sort((a, b) => a.span.start - b.span.start);
@@ -237,16 +250,20 @@ function children(e: TExpr): TExpr[] {
   }
 }
 
-/** Every named type written in the source (annotations, fields, type arguments). */
-function typeReferences(node: unknown, visit: (t: Extract<TypeExpr, { kind: 'named' }>) => void): void {
+/** Visits every object node of the untyped tree (nodes are plain data: a generic walk suffices). */
+function forEachAstNode(node: unknown, visit: (n: Record<string, unknown>) => void): void {
   if (Array.isArray(node)) {
-    for (const n of node) typeReferences(n, visit);
+    for (const n of node) forEachAstNode(n, visit);
     return;
   }
   if (node === null || typeof node !== 'object') return;
   const o = node as Record<string, unknown>;
-  if (o.kind === 'named' && typeof o.name === 'object' && o.name !== null && Array.isArray(o.args)) visit(o as Extract<TypeExpr, { kind: 'named' }>);
-  for (const v of Object.values(o)) if (typeof v === 'object') typeReferences(v, visit);
+  if (typeof o.kind === 'string') visit(o);
+  for (const v of Object.values(o)) if (typeof v === 'object') forEachAstNode(v, visit);
+}
+
+function isIdent(x: unknown): x is Ident {
+  return typeof x === 'object' && x !== null && typeof (x as Ident).name === 'string' && typeof (x as Ident).span === 'object';
 }
 
 function docComments(ast: Program, out: Map<number, string[]>): void {
@@ -338,8 +355,7 @@ export function describeSymbol(s: VarSymbol): string {
     const params = s.extern.params.map((p) => `${p.name}: ${showType(p.type)}`).join(', ');
     return `extern fn ${s.name}(${params}) -> ${showType(s.extern.ret)}`;
   }
-  const what = s.kind === 'param' ? 'parameter' : s.kind === 'global' ? 'let' : 'let';
-  return `${what === 'parameter' ? '(parameter) ' : 'let '}${s.name}: ${showType(t)}`;
+  return `${s.kind === 'param' ? '(parameter) ' : 'let '}${s.name}: ${showType(t)}`;
 }
 
 export function describeCtor(c: CtorInfo): string {

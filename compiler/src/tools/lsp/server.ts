@@ -14,7 +14,7 @@ import { analyzeSource } from '../../driver.ts';
 import { InternalCompilerError, type Diagnostic } from '../../diagnostics/diagnostic.ts';
 import { SourceFile, type Span } from '../../source.ts';
 import { builtinTable, instantiateBuiltin } from '../../semantics/builtins.ts';
-import { prune, showType } from '../../semantics/types.ts';
+import { prune, showType, type Type } from '../../semantics/types.ts';
 import type { Program, Stmt } from '../../syntax/ast.ts';
 import type { TypedProgram } from '../../semantics/typed.ts';
 import { isKeyword, KEYWORDS } from '../../syntax/token.ts';
@@ -249,7 +249,7 @@ export class OspreyLanguageServer {
       .sort((a, b) => (a.span.end - a.span.start) - (b.span.end - b.span.start))[0];
     const items: CompletionItem[] = [];
     if (enclosingMatch && !linePrefix.includes('=>') && !/\bmatch\b/.test(linePrefix) && /^\s*$/.test(linePrefix)) {
-      items.push(...this.constructorPatternItems(index, prune(enclosingMatch.scrutinee)));
+      items.push(...this.constructorPatternItems(prune(enclosingMatch.scrutinee)));
       if (items.length > 0) return items;
     }
 
@@ -299,7 +299,7 @@ export class OspreyLanguageServer {
     }));
   }
 
-  private constructorPatternItems(index: ProgramIndex, scrutinee: ReturnType<typeof prune>): CompletionItem[] {
+  private constructorPatternItems(scrutinee: Type): CompletionItem[] {
     const pattern = (c: { name: string; fields: { name: string }[]; unit: boolean }) =>
       c.unit || c.fields.length === 0 ? `${c.name} => ` : `${c.name} { ${c.fields.map((f) => f.name).join(', ')} } => `;
     if (scrutinee.kind === 'con' && scrutinee.adt) {
@@ -313,7 +313,6 @@ export class OspreyLanguageServer {
         { label: 'Error', kind: CompletionItemKind.EnumMember, detail: `Error { message: ${showType(scrutinee.args[1]!)} }`, insertText: 'Error { message } => ', sortText: '01' },
       ];
     }
-    void index;
     return [];
   }
 
