@@ -212,6 +212,29 @@ describe('osprey lsp over stdio', () => {
     expect(ctors[0]!.insertText).toBe('Circle { radius } => ');
   });
 
+  it('shows the signature of the call being written', async () => {
+    type Help = { signatures: { label: string; parameters: { label: [number, number] }[] }[]; activeParameter: number } | null;
+    const help = async (text: string) => {
+      await change(uri, text);
+      const lines = text.split('\n');
+      const position = { line: lines.length - 1, character: lines[lines.length - 1]!.length };
+      return (await rpc.sendRequest('textDocument/signatureHelp', { textDocument: { uri }, position })) as Help;
+    };
+    const send = await help(`${PROGRAM}print(websocketSend(wsID: 1, `);
+    expect(send?.signatures[0]!.label).toBe('websocketSend(wsID: Int, message: String) -> Result<Unit, String>');
+    expect(send?.activeParameter).toBe(1);
+    const [from, to] = send!.signatures[0]!.parameters[1]!.label;
+    expect(send!.signatures[0]!.label.slice(from, to)).toBe('message: String');
+    // A named argument selects its parameter whatever its position.
+    expect((await help(`${PROGRAM}websocketSend(message: "hi", wsID: `))?.activeParameter).toBe(0);
+    const user = await help(`${PROGRAM}let z = weight(`);
+    expect(user?.signatures[0]!.label).toBe('weight(p: Point) -> Int');
+    expect(user?.activeParameter).toBe(0);
+    // Commas inside strings and nested calls do not count; outside any call there is no help.
+    expect((await help(`${PROGRAM}print(websocketSend(wsID: area(Circle { radius: 1 }), message: "a, b`))?.activeParameter).toBe(1);
+    expect(await help(`${PROGRAM}let q = 1`)).toBeNull();
+  });
+
   it('lists document symbols', async () => {
     await change(uri, PROGRAM);
     const symbols = await rpc.sendRequest('textDocument/documentSymbol', { textDocument: { uri } }) as { name: string; kind: number; children?: { name: string }[] }[];

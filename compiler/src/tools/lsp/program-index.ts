@@ -51,7 +51,9 @@ export interface ProgramIndex {
 /** Builds the index of one checked (possibly erroneous) program. */
 export function indexProgram(text: string, typed: TypedProgram, ast: Program): ProgramIndex {
   const index: ProgramIndex = { occurrences: [], visible: [], expressions: [], matches: [], adts: typed.adts, docs: new Map(), refined: new Map(), members: new Map() };
-  const whole: Span = { start: 0, end: text.length };
+  // Open-ended, so that an index of an earlier version still answers at the end of a text that
+  // has grown since (the server falls back to it while the current text does not parse).
+  const whole: Span = { start: 0, end: Number.MAX_SAFE_INTEGER };
   const seenDecl = new Set<VarSymbol>();
 
   /** Records `span` when the source there spells `name` (filters synthesized nodes). */

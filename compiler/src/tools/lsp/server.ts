@@ -7,7 +7,7 @@
 
 import lspNode from 'vscode-languageserver/node.js';
 import type {
-  CompletionItem, Connection, Diagnostic as LspDiagnostic, DocumentSymbol, Hover, Location, Range, TextEdit, WorkspaceEdit,
+  CompletionItem, Connection, Diagnostic as LspDiagnostic, DocumentSymbol, Hover, Location, Range, SignatureHelp, TextEdit, WorkspaceEdit,
 } from 'vscode-languageserver/node.js';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { analyzeSource } from '../../driver.ts';
@@ -72,6 +72,7 @@ export class OspreyLanguageServer {
         hoverProvider: true,
         definitionProvider: true,
         completionProvider: { triggerCharacters: ['.'] },
+        signatureHelpProvider: { triggerCharacters: ['(', ','] },
         documentSymbolProvider: true,
         renameProvider: { prepareProvider: true },
         referencesProvider: true,
@@ -93,6 +94,7 @@ export class OspreyLanguageServer {
     connection.onDefinition((p) => this.definition(p.textDocument.uri, p.position));
     connection.onReferences((p) => this.references(p.textDocument.uri, p.position, p.context.includeDeclaration));
     connection.onCompletion((p) => this.completion(p.textDocument.uri, p.position));
+    connection.onSignatureHelp((p) => this.signatureHelp(p.textDocument.uri, p.position));
     connection.onDocumentSymbol((p) => this.documentSymbols(p.textDocument.uri));
     connection.onPrepareRename((p) => this.prepareRename(p.textDocument.uri, p.position));
     connection.onRenameRequest((p) => this.rename(p.textDocument.uri, p.position, p.newName));
@@ -316,6 +318,56 @@ export class OspreyLanguageServer {
     return [];
   }
 
+  /** The parameters of the call the cursor is in, the one being written highlighted. Works on
+   *  the text (an unfinished call does not parse) and resolves the callee like completion does. */
+  private signatureHelp(uri: string, position: { line: number; character: number }): SignatureHelp | null {
+    const doc = this.documents.get(uri);
+    if (!doc) return null;
+    const text = doc.getText();
+    const offset = doc.offsetAt(position);
+    const call = enclosingCall(text, offset);
+    if (!call) return null;
+    const name = call.callee.includes('.') ? call.callee.slice(call.callee.lastIndexOf('.') + 1) : call.callee;
+    let params: { name: string; type: string }[] | null = null;
+    let returns = '';
+    const builtin = BUILTINS.get(name);
+    const index = indexOf(this.analyze(doc)) ?? indexOf(this.lastChecked.get(uri));
+    const moduleName = call.callee.includes('.') ? call.callee.slice(0, call.callee.indexOf('.')) : null;
+    const symbol = index && (moduleName
+      ? index.members.get(moduleName)?.find((m) => m.name === name)
+      : visibleAt(index, call.open).find((v) => v.name === name));
+    if (symbol?.fn) {
+      params = symbol.fn.params.map((p) => ({ name: p.name, type: showType(p.type) }));
+      returns = showType(symbol.fn.returnType);
+    } else if (symbol?.extern) {
+      params = symbol.extern.params.map((p) => ({ name: p.name, type: showType(p.type) }));
+      returns = showType(symbol.extern.ret);
+    } else if (symbol) {
+      const t = prune(symbol.type);
+      if (t.kind !== 'fn') return null;
+      params = t.params.map((p, i) => ({ name: `_${i + 1}`, type: showType(p) }));
+      returns = showType(t.ret);
+    } else if (builtin) {
+      const sig = instantiateBuiltin(builtin);
+      params = sig.params.map((p) => ({ name: p.name, type: p.type === 'display' ? 'Int | String | Bool' : showType(p.type) }));
+      returns = showType(sig.returns);
+    }
+    if (!params) return null;
+    let label = `${call.callee}(`;
+    const parameters = params.map((p, i) => {
+      const start = label.length;
+      label += `${p.name}: ${p.type}`;
+      const range: [number, number] = [start, label.length];
+      if (i < params!.length - 1) label += ', ';
+      return { label: range };
+    });
+    label += `) -> ${returns}`;
+    // A named argument being written selects its parameter; otherwise the position does.
+    const named = params.findIndex((p) => p.name === call.currentName);
+    const active = named >= 0 ? named : Math.min(call.argument, Math.max(0, params.length - 1));
+    return { signatures: [{ label, parameters }], activeSignature: 0, activeParameter: active };
+  }
+
   private documentSymbols(uri: string): DocumentSymbol[] {
     const c = this.current(uri);
     if (!c?.analysis.ast) return [];
@@ -415,6 +467,41 @@ export class OspreyLanguageServer {
     if (!r.ok || !r.changed) return [];
     return [{ range: { start: doc.positionAt(0), end: doc.positionAt(text.length) }, newText: r.text }];
   }
+}
+
+/**
+ * The call whose argument list contains `offset`: the callee as written (`f`, `Module.f`), the
+ * offset of its `(`, the 0-based argument the cursor is in, and that argument's name if it is
+ * written `name: …`. Brackets and string literals between are skipped.
+ */
+function enclosingCall(text: string, offset: number): { callee: string; open: number; argument: number; currentName: string | null } | null {
+  // Forward over the text before the cursor, keeping the open brackets (strings skipped whole).
+  const stack: { char: string; at: number; commas: number; lastComma: number }[] = [];
+  for (let i = 0; i < offset; i++) {
+    const c = text[i]!;
+    if (c === '/' && text[i + 1] === '/') {
+      while (i < offset && text[i] !== '\n') i++;
+    } else if (c === '"') {
+      i++;
+      while (i < offset && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    } else if (c === '(' || c === '[' || c === '{') {
+      stack.push({ char: c, at: i, commas: 0, lastComma: i });
+    } else if (c === ')' || c === ']' || c === '}') {
+      stack.pop();
+    } else if (c === ',' && stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      top.commas++;
+      top.lastComma = i;
+    }
+  }
+  const top = stack[stack.length - 1];
+  if (!top || top.char !== '(') return null;
+  let j = top.at;
+  while (j > 0 && /[A-Za-z0-9_.]/.test(text[j - 1]!)) j--;
+  const callee = text.slice(j, top.at);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/.test(callee) || isKeyword(callee)) return null;
+  const current = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:/.exec(text.slice(top.lastComma + 1, offset));
+  return { callee, open: top.at, argument: top.commas, currentName: current ? current[1]! : null };
 }
 
 function codeBlock(s: string): string {
