@@ -256,6 +256,20 @@ describe('osprey lsp over stdio', () => {
     const top = await rpc.sendRequest('textDocument/rename', { textDocument: { uri }, position: positionOf(PROGRAM, 'weight(p'), newName: 'heft' }) as Edit;
     expect(top.changes[uri]!.map((e) => e.range.start)).toEqual([positionOf(PROGRAM, 'weight(p'), positionOf(PROGRAM, 'weight(origin)')]);
 
+    // A type (a record: its constructions too) and a union's constructor.
+    const typeEdit = await rpc.sendRequest('textDocument/rename', { textDocument: { uri }, position: positionOf(PROGRAM, 'Point = {'), newName: 'Spot' }) as Edit;
+    expect(typeEdit.changes[uri]!.map((e) => e.range.start)).toEqual([
+      positionOf(PROGRAM, 'Point = {'), positionOf(PROGRAM, 'Point) -> Int'), positionOf(PROGRAM, 'Point { x: 1'),
+    ]);
+    const ctorEdit = await rpc.sendRequest('textDocument/rename', { textDocument: { uri }, position: positionOf(PROGRAM, 'Circle { radius: 2 }'), newName: 'Round' }) as Edit;
+    expect(ctorEdit.changes[uri]!.map((e) => e.range.start)).toEqual([
+      positionOf(PROGRAM, 'Circle { radius: Int }'), positionOf(PROGRAM, 'Circle { radius }'), positionOf(PROGRAM, 'Circle { radius: 2 }'),
+    ]);
+    await expect(rpc.sendRequest('textDocument/rename', { textDocument: { uri }, position: positionOf(PROGRAM, 'Circle { radius: 2 }'), newName: 'Square' }))
+      .rejects.toThrow(/would change the meaning/);
+    await expect(rpc.sendRequest('textDocument/rename', { textDocument: { uri }, position: positionOf(PROGRAM, 'p.y', 0, 2), newName: 'z' }))
+      .rejects.toThrow(/cannot rename a field/);
+
     // Renaming the global `scale` to `n` would make f's `scale` refer to f's parameter.
     const captureUri = 'file:///work/capture.osp';
     const capture = 'let scale = 3\nfn f(n: Int) -> Int = n * scale\nprint(f(2))\n';

@@ -291,6 +291,10 @@ export function occurrenceAt(index: ProgramIndex, offset: number): Occurrence | 
 
 /** Whether two targets are the same declaration. */
 export function sameTarget(a: Target, b: Target): boolean {
+  // A record type and its one constructor share their name and declaration: one target.
+  const recordOf = (t: Target) => (t.kind === 'type' && t.adt.record ? t.adt : t.kind === 'ctor' && t.ctor.adt.record && t.ctor.name === t.ctor.adt.name ? t.ctor.adt : null);
+  const ra = recordOf(a);
+  if (ra !== null) return ra === recordOf(b);
   if (a.kind !== b.kind) return false;
   switch (a.kind) {
     case 'var':

@@ -408,20 +408,21 @@ export class OspreyLanguageServer {
     if (!index) throw new ResponseError(ErrorCodes.InvalidRequest, 'the program has syntax errors: fix them before renaming');
     const occ = occurrenceAt(index, c.doc.offsetAt(position));
     if (!occ) throw new ResponseError(ErrorCodes.InvalidRequest, 'there is no name here to rename');
-    if (occ.target.kind !== 'var') {
-      const what = occ.target.kind === 'builtin' ? 'a built-in function' : `a ${occ.target.kind === 'ctor' ? 'constructor' : occ.target.kind}`;
-      throw new ResponseError(ErrorCodes.InvalidRequest, `cannot rename ${what}: only functions, parameters and let bindings can be renamed`);
+    if (occ.target.kind === 'builtin' || occ.target.kind === 'field') {
+      const what = occ.target.kind === 'builtin' ? 'a built-in function' : 'a field';
+      throw new ResponseError(ErrorCodes.InvalidRequest, `cannot rename ${what}: functions, parameters, let bindings, types and constructors can be renamed`);
     }
     return { ...c, target: occ.target, span: occ.span };
   }
 
   private prepareRename(uri: string, position: { line: number; character: number }): { range: Range; placeholder: string } {
     const { doc, target, span } = this.renameTarget(uri, position);
-    return { range: rangeOf(doc, span), placeholder: target.kind === 'var' ? target.symbol.name : '' };
+    return { range: rangeOf(doc, span), placeholder: doc.getText(rangeOf(doc, span)) };
   }
 
   private rename(uri: string, position: { line: number; character: number }, newName: string): WorkspaceEdit {
-    const { doc, analysis, target } = this.renameTarget(uri, position);
+    const { doc, analysis, target, span: at } = this.renameTarget(uri, position);
+    const oldName = analysis.text.slice(at.start, at.end);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(newName) || newName === '_') {
       throw new ResponseError(ErrorCodes.InvalidParams, `'${newName}' is not a valid name: a letter or _ followed by letters, digits or _`);
     }
@@ -453,7 +454,7 @@ export class OspreyLanguageServer {
         afterIndex.occurrences.filter((o) => sameTarget(o.target, first)).length === spans.length;
     }
     if (!preserved) {
-      throw new ResponseError(ErrorCodes.InvalidRequest, `renaming '${target.kind === 'var' ? target.symbol.name : ''}' to '${newName}' would change the meaning of the program (the name is already used here)`);
+      throw new ResponseError(ErrorCodes.InvalidRequest, `renaming '${oldName}' to '${newName}' would change the meaning of the program (the name is already used here)`);
     }
     const edits: TextEdit[] = spans.map((s) => ({ range: rangeOf(doc, s), newText: newName }));
     return { changes: { [uri]: edits } };
