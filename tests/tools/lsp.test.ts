@@ -5,7 +5,7 @@
  * One server process for the file, stopped with shutdown/exit (and killed if it ever hangs).
  * The last case times diagnostics after a change to a 2,000-line program and logs the figure.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node.js';
 import { analyzeSource, checkSource } from '../../compiler/src/driver.ts';
@@ -329,5 +329,20 @@ describe('osprey lsp over stdio', () => {
     // machine and still catch a pass turning quadratic: the CPU time barely depends on load.
     expect(cpuMs).toBeLessThan(1000);
     expect(median).toBeLessThan(5000);
+  });
+});
+
+describe('osprey lsp as a process', () => {
+  it('exits when its client goes away without shutdown, and rejects unknown arguments', async () => {
+    const child = spawn(process.execPath, [OSPREY_BIN, 'lsp', '--stdio'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.stdin.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    expect(await exited).toBe(1);
+    clearTimeout(timer);
+
+    const bad = spawnSync(process.execPath, [OSPREY_BIN, 'lsp', '--port', '80'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('unexpected argument: --port');
   });
 });
