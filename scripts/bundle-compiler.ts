@@ -8,9 +8,9 @@
  *   tsx scripts/bundle-compiler.ts --if-stale  rebuild only when a source is newer (npm test)
  *
  * ESM for Node 20; llvm-bindings (a native addon), ws, vscode-languageserver (CommonJS) and node:
- * built-ins stay external and
- * resolve from node_modules. `osprey abi-check` is a separate chunk under build/compiler/chunks/,
- * loaded only by that command. The linked source maps point stack traces into the .ts sources
+ * built-ins stay external and resolve from node_modules. `osprey abi-check`, `osprey fmt` and
+ * `osprey lsp` are separate chunks under build/compiler/chunks/,
+ * each loaded only by its command. The linked source maps point stack traces into the .ts sources
  * (bin/osprey.mjs enables source maps). Code that locates files must not use import.meta.url,
  * which is the bundle's location here: runtime-bindings/toolchain.ts finds PROJECT_ROOT by
  * walking up to the package.json named "osprey".
