@@ -186,7 +186,7 @@ describe(`every program of tests/programs (${CORPUS.length})`, () => {
 });
 
 describe('osprey fmt on the command line', () => {
-  it('rewrites in place, --check lists what would change, - filters stdin', () => {
+  it('rewrites in place, --check lists what would change, - filters stdin', { timeout: 240_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'osprey-fmt-'));
     try {
       const messy = join(dir, 'messy.osp');
