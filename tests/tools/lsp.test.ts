@@ -23,7 +23,7 @@ let stderr = '';
 const published: PublishedDiagnostics[] = [];
 const waiters: { uri: string; version: number; resolve: (d: PublishedDiagnostics) => void }[] = [];
 
-function diagnosticsFor(uri: string, version: number, timeoutMs = 10_000): Promise<PublishedDiagnostics> {
+function diagnosticsFor(uri: string, version: number, timeoutMs = 30_000): Promise<PublishedDiagnostics> {
   const found = published.find((p) => p.uri === uri && p.version === version);
   if (found) return Promise.resolve(found);
   return new Promise((resolve, reject) => {
@@ -290,7 +290,7 @@ describe('osprey lsp over stdio', () => {
     expect(edits.map((e) => e.newText)).toEqual(['let x = 1\nprint(x)\n']);
   });
 
-  it('publishes diagnostics for a 2,000-line program soon after a change', async () => {
+  it('publishes diagnostics for a 2,000-line program soon after a change', { timeout: 180_000 }, async () => {
     const block = (i: number) => [
       `type Point${i} = { x: Int, y: Int }`,
       `fn dist${i}(p: Point${i}) -> Int = {`,
