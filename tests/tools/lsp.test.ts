@@ -210,6 +210,11 @@ describe('osprey lsp over stdio', () => {
     const ctors = await complete(arm, positionOf(arm, 'side * side\n    \n', 0, 16));
     expect(ctors.map((i) => i.label)).toEqual(['Circle', 'Square']);
     expect(ctors[0]!.insertText).toBe('Circle { radius } => ');
+    // An arm's body on the line after `=>` is an expression: names, with the arm's bindings.
+    const body = PROGRAM.replace('    Square { side } => side * side\n', '    Square { side } =>\n        sid\n');
+    const bodyLabels = (await complete(body, positionOf(body, '        sid', 0, 11))).map((i) => i.label);
+    expect(bodyLabels).toContain('side');
+    expect(bodyLabels).not.toContain('radius');
   });
 
   it('shows the signature of the call being written', async () => {

@@ -225,7 +225,6 @@ export class OspreyLanguageServer {
     let wordStart = offset;
     while (wordStart > 0 && /[A-Za-z0-9_]/.test(text[wordStart - 1]!)) wordStart--;
 
-
     // `name.` → the fields of its type, or the members of a module. `name.` alone does not parse;
     // without the dot and the partial member it usually does, with every offset before the
     // cursor unchanged, so that text answers exactly.
@@ -243,14 +242,16 @@ export class OspreyLanguageServer {
     }
     if (!index) return this.keywordAndBuiltinItems();
 
-    // In a pattern position of a match (before the arm's `=>`), the constructors of the scrutinee.
+    // At the start of a line inside a match (where an arm's pattern goes), the constructors of
+    // the scrutinee's type.
     const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
-    const linePrefix = text.slice(lineStart, wordStart);
+    // (Not where an arm's body continues on the next line, after `=>`.)
+    const atLineStart = /^\s*$/.test(text.slice(lineStart, wordStart)) && !text.slice(0, lineStart).trimEnd().endsWith('=>');
     const enclosingMatch = index.matches
       .filter((m) => m.span.start < offset && offset <= m.span.end)
       .sort((a, b) => (a.span.end - a.span.start) - (b.span.end - b.span.start))[0];
     const items: CompletionItem[] = [];
-    if (enclosingMatch && !linePrefix.includes('=>') && !/\bmatch\b/.test(linePrefix) && /^\s*$/.test(linePrefix)) {
+    if (enclosingMatch && atLineStart) {
       items.push(...this.constructorPatternItems(prune(enclosingMatch.scrutinee)));
       if (items.length > 0) return items;
     }
