@@ -9,11 +9,11 @@
  *
  * ESM for Node 20; llvm-bindings (a native addon), ws, vscode-languageserver (CommonJS) and node:
  * built-ins stay external and resolve from node_modules. `osprey abi-check`, `osprey fmt` and
- * `osprey lsp` are separate chunks under build/compiler/chunks/,
- * each loaded only by its command. The linked source maps point stack traces into the .ts sources
- * (bin/osprey.mjs enables source maps). Code that locates files must not use import.meta.url,
- * which is the bundle's location here: runtime-bindings/toolchain.ts finds PROJECT_ROOT by
- * walking up to the package.json named "osprey".
+ * `osprey lsp` are separate chunks under build/compiler/chunks/, each loaded only by its command.
+ * The linked source maps point stack traces into the .ts sources
+ * (bin/osprey.mjs enables source maps). Code that locates files uses PROJECT_ROOT
+ * (runtime-bindings/toolchain.ts), which knows that import.meta.url is build/compiler/ or
+ * build/compiler/chunks/ here: keep the output layout in step with it.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
