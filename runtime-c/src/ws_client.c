@@ -259,13 +259,18 @@ static void do_send(void *p) {
         return;
     }
     const osp_ws_limits *lim = &c->limits;
-    if (osp_ws_conn_pending(c) >= lim->max_output) {
+    if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, lim->max_output)) {
         a->result = osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
                                       "(limit %llu); the server is not reading",
                                       fn, a->id, osp_ws_conn_pending(c), (unsigned long long)lim->max_output);
         return;
     }
-    if (osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len) != 0) {
+    int rc = osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len);
+    if (rc == OSP_WS_BUF_OVER_BUDGET) {
+        a->result = osp_ws_budget_error(fn);
+        return;
+    }
+    if (rc != 0) {
         a->result = osp_result_errorf("%s: cannot queue the frame (out of memory, or OpenSSL RAND_bytes "
                                       "failed to make a masking key)", fn);
         return;

@@ -44,12 +44,26 @@ typedef struct osp_ws_conn {
     bool fin_after_flush; /* shut down our sending side once the output queue is empty */
     bool fin_sent;
     bool read_paused;    /* backpressure: the output queue is over the limit */
+    bool budget_paused;  /* reading stopped: the process memory budget has no room for the
+                            message this connection is receiving (on the budget wait list) */
+    bool ping_outstanding; /* keep-alive Ping sent in this silence (idle timeout / 2) */
+    uint64_t ping_mark;    /* last_read_ms when it was sent: a later read ends the silence */
     bool pong_pending;   /* at most one pending pong, the latest ping's (WEBSOCKET.md §3.2) */
     bool on_dirty;       /* on the list flushed at the end of the loop iteration */
     uint8_t pong_len;
     uint8_t *pong;       /* OSP_WS_PONG_SLOT bytes, allocated when a pong first has to wait */
     uint16_t close_code; /* for reporting: the code received, sent, or 1006 */
     uint64_t last_read_ms;
+    /* When the frame or fragmented message now arriving started (0: none), and the reader's
+     * count of completed frames when it was noted (message timeout). */
+    uint64_t msg_started_ms;
+    uint64_t msg_seen;
+    struct osp_ws_conn *budget_next; /* the budget wait list */
+    /* Server side: the peer's address (IPv4 as IPv4-mapped IPv6) and whether it is counted in
+     * its server's per-address tables (connections, unfinished handshakes). */
+    uint8_t peer_addr[16];
+    bool ip_counted;
+    bool handshake_counted;
     /* wss: the TLS session (NULL for ws://). Server side it starts in the TLS handshake. */
     SSL *tls;
     bool tls_handshaking;
@@ -236,6 +250,18 @@ void osp_ws_tx_drain(osp_ws_conn *c);
 /* Loop thread, at each wake-up: drains every connection with posted frames and schedules
  * one deferred flush for each (osp_ws_conn_flush_soon). */
 void osp_ws_tx_drain_all(void);
+/* End of the loop iteration: connections waiting for room in the memory budget read again
+ * when there is some (reap hook). */
+void osp_ws_conn_budget_resume(void);
+/* After queueing for c outside its read path (a send from a handler or another connection):
+ * stops reading from c at once when its output is over maxOutputBytes. */
+void osp_ws_conn_check_backpressure(osp_ws_conn *c);
+/* True when a message of `len` bytes may not be queued behind `pending` bytes under the
+ * output cap: the queue stays within max_output, except for one message larger than the cap
+ * queued while nothing else waits. */
+bool osp_ws_output_would_overflow(size_t pending, size_t len, uint64_t max_output);
+/* The Err for a send refused because the process memory budget is used up. */
+OspResult osp_ws_budget_error(const char *fn);
 /* Bytes waiting in the output queue. */
 size_t osp_ws_conn_pending(const osp_ws_conn *c);
 /* Frees a dead connection's memory (reap hook). */

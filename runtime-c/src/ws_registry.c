@@ -122,6 +122,7 @@ void osp_ws_zombie_server(osp_ws_server *s) {
 static void reap(void) {
     /* End of the loop iteration: deferred flushes first (they may destroy connections). */
     osp_ws_conn_flush_dirty();
+    osp_ws_conn_budget_resume();
     while (zombie_conns) {
         osp_ws_conn *c = zombie_conns;
         zombie_conns = c->zombie_next;

@@ -169,8 +169,13 @@ void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
 void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     osp_ws_server *s = c->server;
     if (s->handler == NULL) {
-        /* Default: echo, same opcode, byte for byte. */
-        if (osp_ws_conn_queue_frame(c, opcode, data, len) != 0)
+        /* Default: echo, same opcode, byte for byte. Its bytes count against the output cap
+         * at once, so reading stops (conn_read) as soon as the peer owes us more than
+         * maxOutputBytes of echoes, and against the process memory budget. */
+        int rc = osp_ws_conn_queue_frame(c, opcode, data, len);
+        if (rc == OSP_WS_BUF_OVER_BUDGET)
+            osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted; try again later");
+        else if (rc != 0)
             osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return;
     }
@@ -476,17 +481,20 @@ static void do_server_send(void *p) {
         return;
     }
     const osp_ws_limits *lim = &c->limits;
-    if (osp_ws_conn_pending(c) >= lim->max_output) {
+    /* The new message counts against the cap before it is queued. */
+    if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, lim->max_output)) {
         a->result = osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
-                                      "(limit %llu); the peer is not reading",
+                                      "(limit %llu); the peer is not reading (this message: %zu bytes)",
                                       fn, a->conn_id, osp_ws_conn_pending(c),
-                                      (unsigned long long)lim->max_output);
+                                      (unsigned long long)lim->max_output, a->len);
         return;
     }
-    if (osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len) != 0) {
-        a->result = osp_result_errorf("%s: out of memory", fn);
+    int rc = osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len);
+    if (rc != 0) {
+        a->result = rc == OSP_WS_BUF_OVER_BUDGET ? osp_ws_budget_error(fn) : osp_result_errorf("%s: out of memory", fn);
         return;
     }
+    osp_ws_conn_check_backpressure(c);
     osp_ws_conn_flush_soon(c); /* several sends in one loop iteration share one send() */
     a->result = osp_result_success(0);
 }
@@ -520,12 +528,17 @@ static void do_broadcast(void *p) {
     while (c) {
         osp_ws_conn *next = c->srv_next; /* c may be destroyed below */
         if (c->state == OSP_WS_CONN_OPEN && !c->close_sent) {
-            if (osp_ws_conn_pending(c) >= c->limits.max_output) {
+            int rc = 0;
+            if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, c->limits.max_output)) {
                 /* A consumer this slow would make the queue grow without bound: 1008. */
                 osp_ws_conn_fail(c, OSP_WS_CLOSE_POLICY, "too slow: output queue over the limit");
-            } else if (osp_ws_conn_queue_logged(c, at, hlen + a->len) != 0) {
-                osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+            } else if ((rc = osp_ws_conn_queue_logged(c, at, hlen + a->len)) != 0) {
+                if (rc == OSP_WS_BUF_OVER_BUDGET)
+                    osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
+                else
+                    osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
             } else {
+                osp_ws_conn_check_backpressure(c);
                 /* Queued now, sent at the end of the loop iteration together with the other
                  * messages broadcast meanwhile: one send() per recipient, not per message. */
                 osp_ws_conn_flush_soon(c);
