@@ -200,8 +200,8 @@ OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *
     osp_http_parser_free(&resp);
     osp_ws_buf_free(&request);
     register_args a = {fd, tls, handler, handler_env, lim, buf + leftover_off, leftover_len, {0, 0}};
-    osp_ws_loop_call(do_register, &a);
-    SSL_free(a.tls); /* not taken over (out of memory) */
+    if (!osp_ws_loop_call(do_register, &a)) a.result = osp_ws_shut_down_error(fn);
+    SSL_free(a.tls); /* not taken over (out of memory, or the program is exiting) */
     if (a.fd >= 0) close(a.fd);
     osp_ws_wipe(buf, sizeof buf);
     return a.result;
@@ -357,14 +357,14 @@ static void do_state(void *p) {
 int osp_ws_connection_state(int64_t id) {
     if (!osp_ws_loop_running()) return id > 0 ? OSP_WS_STATE_CLOSED : OSP_WS_STATE_UNKNOWN;
     query_args a = {id, OSP_WS_STATE_UNKNOWN, 0};
-    osp_ws_loop_call(do_state, &a);
+    if (!osp_ws_loop_call(do_state, &a)) return id > 0 ? OSP_WS_STATE_CLOSED : OSP_WS_STATE_UNKNOWN;
     return a.state;
 }
 
 int64_t osp_ws_server_open_connections(int64_t server_id) {
     if (!osp_ws_loop_running()) return -1;
     query_args a = {server_id, OSP_WS_STATE_UNKNOWN, -1};
-    osp_ws_loop_call(do_state, &a);
+    if (!osp_ws_loop_call(do_state, &a)) return -1;
     return a.count;
 }
 

@@ -122,6 +122,10 @@ struct osp_ws_server {
      * listen. Every accepted connection copies it. */
     osp_ws_limits limits;
     SSL_CTX *tls_ctx; /* websocketCreateSecureServer: every connection speaks TLS */
+    /* Per peer address: open connections and unfinished handshakes (maxConnectionsPerIp,
+     * maxHandshakesPerIp). Open addressing; an address leaves when both counts are 0. */
+    struct osp_ws_ip_count *ips;
+    size_t ip_cap, ip_used;
     /* websocketServerAllowOrigin: exact serialized origins (malloc'd); none = any origin. */
     char *origins[OSP_WS_MAX_POLICY_ENTRIES];
     size_t origin_count;
@@ -151,6 +155,8 @@ typedef struct {
  * (tx_*). Never held while calling into the loop, a handler or the collector's stop. */
 extern pthread_mutex_t osp_ws_tx_lock;
 
+/* The Err of a call made while or after the program exits (the runtime cannot restart). */
+OspResult osp_ws_shut_down_error(const char *fn);
 /* Starts the runtime (loop thread, shutdown hook) if needed. false with *err set on failure;
  * `fn` is the Osprey function name for the message. Any thread. */
 bool osp_ws_runtime_ensure(const char *fn, OspResult *err);
@@ -175,6 +181,8 @@ OspResult osp_ws_loop_call_waited(const char *fn, int64_t id, void (*run)(void *
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner);
 const osp_ws_entry *osp_ws_registry_get(int64_t id);
 void osp_ws_registry_retire(int64_t id, uint16_t code);
+/* Ids in the table (live and remembered retired ones); for tests. Any thread. */
+size_t osp_ws_registry_size(void);
 /* Calls fn for every live object (servers and connections), in no particular order. */
 void osp_ws_registry_each(void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg);
 
