@@ -47,9 +47,11 @@ static osp_ws_buf bc_log = {.counted = true};
 static size_t bc_refs;
 static bool bc_wipe; /* a recipient has the per-message wipe option */
 
+static void recycle_shared(osp_ws_buf *b, bool wipe);
+
 static void bc_unref(void) {
     if (--bc_refs == 0) {
-        osp_ws_buf_recycle(&bc_log, bc_wipe);
+        recycle_shared(&bc_log, bc_wipe);
         bc_wipe = false;
     }
 }
@@ -222,8 +224,15 @@ static int bc_flush(osp_ws_conn *c) {
     return bc_materialize(c);
 }
 
+/* A shared buffer that grew for one large message is given back (wiped) rather than kept at
+ * that size for ever: it counts against the memory budget. */
+static void recycle_shared(osp_ws_buf *b, bool wipe) {
+    if (b->cap > 4 * OSP_WS_CORK_FLUSH) osp_ws_buf_free(b);
+    else osp_ws_buf_recycle(b, wipe);
+}
+
 static void release_cork(void) {
-    osp_ws_buf_recycle(&cork, cork_owner != NULL && cork_owner->limits.wipe_messages != 0);
+    recycle_shared(&cork, cork_owner != NULL && cork_owner->limits.wipe_messages != 0);
     cork_owner = NULL;
 }
 

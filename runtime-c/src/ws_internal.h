@@ -181,6 +181,10 @@ OspResult osp_ws_loop_call_waited(const char *fn, int64_t id, void (*run)(void *
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner);
 const osp_ws_entry *osp_ws_registry_get(int64_t id);
 void osp_ws_registry_retire(int64_t id, uint16_t code);
+/* Retired ids remembered for "already closed" answers; older ones are forgotten. Tests lower
+ * osp_ws_retired_keep before the first id is retired. */
+#define OSP_WS_RETIRED_KEEP 65536
+extern size_t osp_ws_retired_keep;
 /* Ids in the table (live and remembered retired ones); for tests. Any thread. */
 size_t osp_ws_registry_size(void);
 /* Calls fn for every live object (servers and connections), in no particular order. */

@@ -28,8 +28,9 @@ static slot *table;
 static size_t table_cap, table_used;
 static int64_t next_id = 1;
 
-/* The retired ids still remembered, oldest first (a ring). */
-#define OSP_WS_RETIRED_KEEP 65536
+/* The retired ids still remembered, oldest first (a ring of osp_ws_retired_keep). */
+size_t osp_ws_retired_keep = OSP_WS_RETIRED_KEEP;
+static size_t retired_cap;
 static int64_t *retired;
 static size_t retired_head, retired_count;
 
@@ -113,14 +114,17 @@ static void erase(slot *victim) {
 /* Remembers a retired id, forgetting the oldest one when OSP_WS_RETIRED_KEEP are kept. With
  * osp_ws_tx_lock held. */
 static void remember_retired(int64_t id) {
-    if (retired == NULL && (retired = malloc(OSP_WS_RETIRED_KEEP * sizeof *retired)) == NULL) return;
-    if (retired_count == OSP_WS_RETIRED_KEEP) {
+    if (retired == NULL) {
+        retired_cap = osp_ws_retired_keep ? osp_ws_retired_keep : 1;
+        if ((retired = malloc(retired_cap * sizeof *retired)) == NULL) return;
+    }
+    if (retired_count == retired_cap) {
         slot *old = find(retired[retired_head]);
         if (old != NULL && old->entry.object == NULL) erase(old);
-        retired_head = (retired_head + 1) % OSP_WS_RETIRED_KEEP;
+        retired_head = (retired_head + 1) % retired_cap;
         retired_count--;
     }
-    retired[(retired_head + retired_count) % OSP_WS_RETIRED_KEEP] = id;
+    retired[(retired_head + retired_count) % retired_cap] = id;
     retired_count++;
 }
 
