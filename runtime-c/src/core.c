@@ -72,6 +72,16 @@ void osp_rt_at_shutdown(void (*hook)(void)) {
 }
 
 bool (*osp_rt_on_loop_thread)(void);
+/* Set when a termination signal started the shutdown: whichever thread finishes exiting
+ * reports that signal (128 + its number), not the status main happened to return meanwhile. */
+static int64_t signal_status;
+
+int32_t osp_rt_shutdown_for_signal(int signo) {
+    pthread_mutex_lock(&hooks_mutex);
+    if (signal_status == 0) signal_status = 128 + signo;
+    pthread_mutex_unlock(&hooks_mutex);
+    return osp_rt_shutdown(128 + signo);
+}
 static pthread_cond_t hooks_done = PTHREAD_COND_INITIALIZER;
 static int hooks_running; /* hooks being run by some thread now */
 
@@ -94,6 +104,7 @@ int32_t osp_rt_shutdown(int64_t status) {
         hooks_running--;
         pthread_cond_broadcast(&hooks_done);
     }
+    if (signal_status != 0) status = signal_status;
     pthread_mutex_unlock(&hooks_mutex);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "osprey runtime: writing standard output failed: %s\n", strerror(errno));

@@ -41,6 +41,9 @@ extern bool (*osp_rt_on_loop_thread)(void);
 /* Once per process, before the first runtime thread starts: SIGTERM and SIGINT (when they have
  * their default disposition) trigger osp_rt_shutdown and exit with 128 + the signal number. */
 void osp_rt_install_graceful_signals(void);
+/* osp_rt_shutdown(128 + signo) for the signal watcher; a concurrent exit of the program then
+ * reports the same status. */
+int32_t osp_rt_shutdown_for_signal(int signo);
 
 /* Serialises writes to stdout and stderr from the main thread and the runtime thread so that
  * lines never interleave. */

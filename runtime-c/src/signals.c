@@ -57,7 +57,7 @@ static void *graceful_signal_watcher(void *arg) {
         osp_output_unlock();
         return NULL;
     }
-    (void)osp_rt_shutdown(128 + signo);
+    (void)osp_rt_shutdown_for_signal(signo);
     _exit(128 + signo);
 }
 
