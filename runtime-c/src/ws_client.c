@@ -27,7 +27,7 @@
 
 void osp_ws_client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     if (opcode != OSP_WS_OP_TEXT) return;
-    const char *message = osp_gc_strndup((const char *)data, len);
+    const char *message = osp_ws_handler_copy(c, data, len);
     int64_t previous = osp_ws_handler_conn_id;
     osp_ws_handler_conn_id = c->id;
     OspResult r = c->handler(*c->handler_env_cell, message);

@@ -370,6 +370,21 @@ bool osp_ws_check_outgoing(const char *fn, const char *message, size_t *len, Osp
     return true;
 }
 
+/* Boehm GC finalizer: the copy is unreachable, wipe it before the collector reuses it. */
+static void wipe_collected_message(void *obj, void *len_plus_one) {
+    osp_ws_wipe(obj, (size_t)(uintptr_t)len_plus_one);
+}
+
+const char *osp_ws_handler_copy(const osp_ws_conn *c, const uint8_t *data, size_t len) {
+    char *copy = osp_gc_strndup((const char *)data, len);
+    /* The handler's copy is an Osprey value: the program may keep it, so it cannot be wiped
+     * when the handler returns. With the per-message wipe it is wiped when the collector finds
+     * it unreachable (before its memory can be reused). */
+    if (c->limits.wipe_messages)
+        GC_REGISTER_FINALIZER_NO_ORDER(copy, wipe_collected_message, (void *)(uintptr_t)(len + 1), NULL, NULL);
+    return copy;
+}
+
 bool osp_ws_output_would_overflow(size_t pending, size_t len, uint64_t max_output) {
     if (pending == 0) return false;
     return (uint64_t)pending >= max_output || (uint64_t)len + OSP_WS_MAX_FRAME_HEADER > max_output - pending;

@@ -272,6 +272,9 @@ void osp_ws_conn_check_backpressure(osp_ws_conn *c);
  * output cap: the queue stays within max_output, except for one message larger than the cap
  * queued while nothing else waits. */
 bool osp_ws_output_would_overflow(size_t pending, size_t len, uint64_t max_output);
+/* The NUL-terminated copy of a message handed to an Osprey handler (collected memory); with
+ * wipeMessages it is wiped once the collector finds it unreachable. */
+const char *osp_ws_handler_copy(const osp_ws_conn *c, const uint8_t *data, size_t len);
 /* The Err for a send refused because the process memory budget is used up. */
 OspResult osp_ws_budget_error(const char *fn);
 /* Bytes waiting in the output queue. */

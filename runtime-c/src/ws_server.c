@@ -304,7 +304,7 @@ void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, 
         return;
     }
     if (opcode != OSP_WS_OP_TEXT) return; /* the handler takes text only */
-    const char *message = osp_gc_strndup((const char *)data, len);
+    const char *message = osp_ws_handler_copy(c, data, len);
     osp_server_message_handler_fn fn = s->handler;
     void *env = *s->handler_env_cell;
     int64_t server_id = s->id;

@@ -11,8 +11,8 @@
  *   - slots: the per-address caps on connections and on unfinished handshakes answer 503 to
  *     that address while other addresses still get in;
  *   - wiping: with OSPREY_WS_WIPE_MESSAGES=1 a random marker sent as text, fragmented text,
- *     and a ping is found nowhere in the process's writable memory (/proc/self/mem) once the
- *     connection has closed.
+ *     and a ping over ws://, and as a cookie, text and ping over wss://, is found nowhere in
+ *     the process's writable memory (/proc/self/mem) once the connection has closed.
  *
  * Runs under ASan+UBSan (scripts/build-runtime.ts --tests), so every free these paths do is
  * checked too. The full-size versions (a million cycles, 200 connections with the default
@@ -30,6 +30,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -498,6 +499,134 @@ static void test_wipe_scan(void) {
     munmap(scan_page, SCAN_CHUNK);
 }
 
+/* ---- wss:// ------------------------------------------------------------------------------------ */
+
+/* Blocking helpers on an SSL connection; the test's own plaintext is wiped after use. */
+static bool tls_write_all(SSL *ssl, const void *data, size_t len) {
+    const uint8_t *b = data;
+    while (len > 0) {
+        int w = SSL_write(ssl, b, (int)len);
+        if (w <= 0) return false;
+        b += w;
+        len -= (size_t)w;
+    }
+    return true;
+}
+
+static void tls_frame(SSL *ssl, int opcode, const void *payload, size_t len) {
+    uint8_t *f = malloc(len + 14);
+    uint8_t key[4] = {0x13, 0x57, 0x9b, 0xdf};
+    size_t h = osp_ws_frame_encode_header(f, true, (uint8_t)opcode, len, key);
+    if (len) memcpy(f + h, payload, len);
+    osp_ws_mask(f + h, len, key, 0);
+    CHECK(tls_write_all(ssl, f, h + len), "TLS write");
+    explicit_bzero(f, h + len);
+    free(f);
+}
+
+/* Reads until `want` bytes are in buf (or the peer ends); returns the count. */
+static size_t tls_read_some(SSL *ssl, uint8_t *buf, size_t have, size_t want, size_t cap) {
+    while (have < want && have < cap) {
+        int n = SSL_read(ssl, buf + have, (int)(cap - have));
+        if (n <= 0) break;
+        have += (size_t)n;
+    }
+    return have;
+}
+
+static void test_wss_wipe_scan(void) {
+    char dir[] = "/tmp/osprey-hostile-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char cmd[1024], cert[256], key[256];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+             "-subj /CN=localhost -keyout %s -out %s >/dev/null 2>&1", key, cert);
+    int rc = system(cmd);
+    CHECK(rc == 0, "openssl made a certificate (%d)", rc);
+    if (rc != 0) return;
+    int port = free_port();
+    OspResult r = osp_ws_create_secure_server(port, "127.0.0.1", "/echo", cert, key);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "secure server: %s", r.tag ? MSG(r) : "");
+    if (r.tag != OSP_RESULT_SUCCESS) return;
+    int64_t server = r.value;
+    r = osp_ws_server_listen(server);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "listen");
+
+    marker_page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    scan_page = mmap(NULL, SCAN_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t raw[MARKER_LEN];
+    CHECK(RAND_bytes(raw, sizeof raw) == 1, "RAND_bytes");
+    for (int i = 0; i < MARKER_LEN; i++) marker_page[i] = (uint8_t)('a' + raw[i] % 26);
+    explicit_bzero(raw, sizeof raw);
+
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    /* Our own client side must not keep plaintext either (it is in the same process). */
+    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL *ssl = SSL_new(ctx);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect");
+    SSL_set_fd(ssl, fd);
+    CHECK(SSL_connect(ssl) == 1, "TLS handshake");
+    /* The upgrade request carries the marker as a cookie (handshake data must be wiped too). */
+    size_t cap = 8192;
+    uint8_t *buf = calloc(1, cap);
+    int n = snprintf((char *)buf, cap,
+                     "GET /echo HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     "Cookie: session=%.*s\r\n\r\n", MARKER_LEN, (const char *)marker_page);
+    CHECK(tls_write_all(ssl, buf, (size_t)n), "request sent");
+    explicit_bzero(buf, cap);
+    size_t have = 0;
+    char *end = NULL;
+    while (end == NULL) {
+        size_t before = have;
+        have = tls_read_some(ssl, buf, have, have + 1, cap - 1);
+        if (have == before) break;
+        buf[have] = 0;
+        end = strstr((char *)buf, "\r\n\r\n");
+    }
+    CHECK(end != NULL && strncmp((char *)buf, "HTTP/1.1 101", 12) == 0, "101 over TLS");
+    explicit_bzero(buf, cap);
+    have = 0;
+    /* A 1000-byte text message and a ping, both full of the marker. */
+    char *text = malloc(1000);
+    for (size_t i = 0; i < 1000; i++) text[i] = (char)marker_page[i % MARKER_LEN];
+    tls_frame(ssl, OSP_WS_OP_TEXT, text, 1000);
+    tls_frame(ssl, OSP_WS_OP_PING, text, 100);
+    explicit_bzero(text, 1000);
+    free(text);
+    have = tls_read_some(ssl, buf, 0, (4 + 1000) + (2 + 100), cap);
+    CHECK(have == 4 + 1000 + 2 + 100, "echo and pong over TLS (%zu bytes)", have);
+    explicit_bzero(buf, cap);
+    tls_frame(ssl, OSP_WS_OP_CLOSE, "\x03\xE8", 2);
+    have = tls_read_some(ssl, buf, 0, 4, cap);
+    CHECK(have >= 4 && buf[0] == 0x88, "Close answered");
+    explicit_bzero(buf, cap);
+    free(buf);
+    (void)SSL_shutdown(ssl);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    osp_sleep(200);
+    size_t hits = scan_memory();
+    CHECK(hits == 0, "wss: no copy of the marker left in the process (%zu found)", hits);
+    munmap(marker_page, 4096);
+    munmap(scan_page, SCAN_CHUNK);
+    r = osp_ws_stop_server(server);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "stop the secure server");
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+
 int main(void) {
     char budget[32];
     snprintf(budget, sizeof budget, "%u", BUDGET);
@@ -524,6 +653,7 @@ int main(void) {
     test_per_address_caps();
     test_connect_reset_cycles();
     test_wipe_scan();
+    test_wss_wipe_scan();
     fprintf(stderr, "hostile tests took %" PRIu64 " ms\n", now_ms() - t0);
     r = osp_ws_stop_server(server);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "stop: %s", MSG(r));
