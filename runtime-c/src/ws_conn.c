@@ -67,6 +67,7 @@ static void conn_on_event(osp_ws_watch *w, uint32_t events);
 static void conn_on_timer(osp_ws_timer *t);
 static void conn_on_tls_kick(osp_ws_timer *t);
 static void conn_read(osp_ws_conn *c);
+static void wipe_tls_stack(void);
 static void tx_forget(osp_ws_conn *c);
 
 static osp_ws_conn *conn_of_watch(osp_ws_watch *w) { return (osp_ws_conn *)w; }
@@ -274,14 +275,20 @@ void osp_ws_conn_flush_soon(osp_ws_conn *c) {
 void osp_ws_conn_flush_dirty(void) {
     /* Flushing never adds to the list; dead connections are skipped by flush and are only
      * freed by the reap that follows this call. */
+    bool tls = false;
     while (dirty_head) {
         osp_ws_conn *c = dirty_head;
         dirty_head = c->dirty_next;
         c->dirty_next = NULL;
         c->on_dirty = false;
+        tls |= c->tls != NULL;
         osp_ws_conn_flush(c);
     }
-    if (cork_owner) osp_ws_conn_flush(cork_owner); /* never left corked across epoll_wait */
+    if (cork_owner) {
+        tls |= cork_owner->tls != NULL;
+        osp_ws_conn_flush(cork_owner); /* never left corked across epoll_wait */
+    }
+    if (tls) wipe_tls_stack();
 }
 
 void osp_ws_conn_release_shared(void) {
@@ -934,7 +941,17 @@ void osp_ws_conn_budget_resume(void) {
     }
 }
 
-static void conn_read(osp_ws_conn *c) {
+/* OpenSSL decrypts and encrypts records in buffers on the calling thread's stack (cipher and
+ * record-layer temporaries) and leaves them there. After TLS I/O the loop thread overwrites the
+ * stack area those calls used (about 14 KiB below this frame was measured; twice that is
+ * wiped), so plaintext does not outlive the call. Loop thread only: its stack is 8 MiB. */
+__attribute__((noinline)) static void wipe_tls_stack(void) {
+    uint8_t scratch[32 * 1024];
+    osp_ws_wipe(scratch, sizeof scratch);
+    __asm__ volatile("" : : "r"(scratch) : "memory");
+}
+
+static void conn_read_tls_or_plain(osp_ws_conn *c) {
     if (c->tls_handshaking && !tls_accept(c)) return;
     c->tls_want_write = false;
     /* A few reads per event keep one busy peer from starving the others. With TLS the reads go
@@ -983,6 +1000,12 @@ static void conn_read(osp_ws_conn *c) {
     osp_ws_conn_flush(c);
 }
 
+static void conn_read(osp_ws_conn *c) {
+    conn_read_tls_or_plain(c);
+    /* After the reads (and the flush's encryption); c stays allocated until the reap. */
+    if (c->tls) wipe_tls_stack();
+}
+
 static void conn_on_event(osp_ws_watch *w, uint32_t events) {
     osp_ws_conn *c = conn_of_watch(w);
     if (c->state == OSP_WS_CONN_DEAD) return;
@@ -990,7 +1013,10 @@ static void conn_on_event(osp_ws_watch *w, uint32_t events) {
         conn_read(c); /* OpenSSL's read or handshake was waiting for a writable socket */
         if (c->state == OSP_WS_CONN_DEAD) return;
     }
-    if (events & EPOLLOUT) osp_ws_conn_flush(c);
+    if (events & EPOLLOUT) {
+        osp_ws_conn_flush(c);
+        if (c->tls) wipe_tls_stack(); /* the flush encrypted queued plaintext */
+    }
     if (c->state == OSP_WS_CONN_DEAD) return;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
         if (c->read_paused || c->budget_paused) {
