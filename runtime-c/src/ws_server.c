@@ -167,7 +167,7 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
             refuse_busy(fd);
             continue;
         }
-        /* Per peer address (WEBSOCKET.md §3.2): one host must not take every slot, with open
+        /* Per peer address (README limits table): one host must not take every slot, with open
          * connections or with handshakes it never finishes. */
         uint8_t addr[16];
         peer_key(&peer, addr);
