@@ -30,6 +30,7 @@ static bool running;
  * never start again (its descriptors are closed once the thread is joined; a restart racing
  * with that would watch a closed epoll fd). */
 static bool closed;
+static bool stop_posted; /* osp_ws_loop_stop has begun (it runs once) */
 static bool stop_requested; /* loop thread only after start */
 static pthread_t loop_thread;
 static int epoll_fd = -1;
@@ -216,6 +217,14 @@ bool osp_ws_loop_call(void (*fn)(void *), void *arg) {
     return post_and_wait(fn, arg, false);
 }
 
+bool osp_ws_loop_call_closing(void (*fn)(void *), void *arg) {
+    if (osp_ws_loop_on_thread()) {
+        fn(arg);
+        return true;
+    }
+    return post_and_wait(fn, arg, true);
+}
+
 static void run_commands(void) {
     pthread_mutex_lock(&loop_mutex);
     osp_ws_command *list = queue_head;
@@ -351,7 +360,8 @@ int osp_ws_loop_start(char *err, size_t errlen) {
 void osp_ws_loop_stop(void) {
     if (osp_ws_loop_on_thread()) return;
     pthread_mutex_lock(&loop_mutex);
-    bool first = running && !closed;
+    bool first = running && !stop_posted;
+    stop_posted = true;
     closed = true; /* no command is accepted from now on, and no restart */
     pthread_mutex_unlock(&loop_mutex);
     if (!first) return;

@@ -77,9 +77,13 @@ void osp_ws_loop_wake(void);
  * thread). Nothing may still be watched. After it (from its first moment) commands are
  * refused and the loop never starts again. */
 void osp_ws_loop_stop(void);
+/* osp_ws_loop_call for the shutdown itself: runs even after osp_ws_loop_close (while the loop
+ * thread still runs), when every other caller is refused. */
+bool osp_ws_loop_call_closing(void (*fn)(void *), void *arg);
 /* True once the loop was stopped or closed: it will never run again. Any thread. */
 bool osp_ws_loop_closed(void);
-/* Marks the loop closed without it ever having run (shutdown before first use). */
+/* Refuses every further command except osp_ws_loop_call_closing (shutdown starting), and any
+ * later start. Commands queued before it still run, in order. */
 void osp_ws_loop_close(void);
 
 #endif /* OSP_WS_LOOP_H */

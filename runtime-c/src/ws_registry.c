@@ -320,10 +320,13 @@ static void ws_shutdown(void) {
                         "connections are dropped without a closing handshake\n");
         return;
     }
+    /* From here on calls from other threads get an Err: nothing can be created behind the
+     * shutdown's back (it would never be closed or freed). Commands already queued run first. */
+    osp_ws_loop_close();
     osp_ws_waiter w = {false, NULL};
-    if (osp_ws_loop_call(begin_shutdown, &w)) {
+    if (osp_ws_loop_call_closing(begin_shutdown, &w)) {
         osp_ws_waiter_wait(&w);
-        (void)osp_ws_loop_call(end_shutdown, NULL);
+        (void)osp_ws_loop_call_closing(end_shutdown, NULL);
     }
     osp_ws_loop_stop();
     /* The loop thread is gone: what it owned can be freed from here. */

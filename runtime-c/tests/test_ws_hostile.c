@@ -636,6 +636,16 @@ static void test_wss_wipe_scan(void) {
     rmdir(dir);
 }
 
+static volatile int shutdown_done;
+
+static void *shutdown_thread(void *arg) {
+    (void)arg;
+    osp_sleep(50);
+    (void)osp_rt_shutdown(0);
+    shutdown_done = 1;
+    return NULL;
+}
+
 int main(void) {
     char budget[32];
     snprintf(budget, sizeof budget, "%u", BUDGET);
@@ -666,7 +676,23 @@ int main(void) {
     fprintf(stderr, "hostile tests took %" PRIu64 " ms\n", now_ms() - t0);
     r = osp_ws_stop_server(server);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "stop: %s", MSG(r));
-    (void)osp_rt_shutdown(0);
+    /* osp_rt_shutdown on a second thread while this one keeps calling into the runtime: every
+     * call returns (Success before, Err during and after), none hangs, and nothing restarts the
+     * loop behind the shutdown's back. */
+    pthread_t stopper;
+    CHECK(pthread_create(&stopper, NULL, shutdown_thread, NULL) == 0, "shutdown thread");
+    int calls = 0, refused = 0;
+    uint64_t t1 = now_ms();
+    while (!shutdown_done && now_ms() - t1 < 10000) {
+        r = osp_ws_create_server(free_port(), "127.0.0.1", "/race");
+        calls++;
+        if (r.tag != OSP_RESULT_SUCCESS) {
+            refused++;
+            CHECK(check_contains(MSG(r), "shut down"), "during shutdown: %s", MSG(r));
+        }
+    }
+    pthread_join(stopper, NULL);
+    CHECK(shutdown_done, "the shutdown finished while another thread called in (%d calls, %d refused)", calls, refused);
     /* The runtime cannot be restarted once it has shut down: an Err, never a hang. */
     r = osp_ws_create_server(free_port(), "127.0.0.1", "/again");
     CHECK(r.tag != OSP_RESULT_SUCCESS && check_contains(MSG(r), "shut down"), "after shutdown: %s",
