@@ -62,7 +62,9 @@ int osp_ws_buf_reserve(osp_ws_buf *b, size_t extra, size_t limit) {
     if (cap < need) cap = need;
     if (cap > limit) cap = limit;
     if (cap < need) cap = need;
-    if (b->counted && !mem_take(cap - b->cap)) {
+    if (b->counted && b->small_always && cap <= OSP_WS_BUF_ALWAYS_GRANTED) {
+        atomic_fetch_add(&mem_used, cap - b->cap);
+    } else if (b->counted && !mem_take(cap - b->cap)) {
         /* Near the budget, a smaller step that still fits is better than a refusal. */
         if (cap == need || !mem_take(need - b->cap)) return OSP_WS_BUF_OVER_BUDGET;
         cap = need;

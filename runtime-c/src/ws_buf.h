@@ -19,6 +19,10 @@ typedef struct {
     /* Counted against the process-wide memory budget (message and output buffers of the
      * WebSocket layer): growth beyond the budget is refused before anything is allocated. */
     bool counted;
+    /* Counted, but growth up to OSP_WS_BUF_ALWAYS_GRANTED bytes is never refused: the loop's
+     * two shared buffers (one each per process), so a full budget cannot stop the 101 of a new
+     * connection or a pong. A fixed allowance, not per connection. */
+    bool small_always;
 } osp_ws_buf;
 
 /* Bytes currently allocated by counted buffers (any thread). */
@@ -44,6 +48,7 @@ extern void (*osp_ws_test_before_free)(const void *p, size_t n);
  * exhausted, OSP_WS_BUF_OVER_BUDGET when a counted buffer would take the process over its
  * memory budget (nothing is allocated then). */
 #define OSP_WS_BUF_OVER_BUDGET (-2)
+#define OSP_WS_BUF_ALWAYS_GRANTED (64 * 1024)
 int osp_ws_buf_reserve(osp_ws_buf *b, size_t extra, size_t limit);
 
 /* Appends n bytes (reserve with SIZE_MAX as the limit). 0, -1 or OSP_WS_BUF_OVER_BUDGET. */

@@ -29,7 +29,7 @@ static uint8_t read_buffer[64 * 1024];
  * send(); only what the socket does not take is copied into the connection's own queue. So an
  * idle connection keeps no output buffer, and hot data stays in cache. Owned by at most one
  * connection at a time, and only while that connection's own queue is empty (order). */
-static osp_ws_buf cork = {.counted = true};
+static osp_ws_buf cork = {.counted = true, .small_always = true};
 static osp_ws_conn *cork_owner;
 
 /* Connections with queued output that is sent once, at the end of the loop iteration
@@ -43,7 +43,7 @@ static osp_ws_conn *budget_head;
 /* The broadcast log of this loop iteration (see osp_ws_bcast_append in ws_internal.h): encoded
  * frames shared by their recipients, who hold offsets into it. Emptied (the offsets stay
  * valid across growth) once no connection and no broadcast in progress refers to it. */
-static osp_ws_buf bc_log = {.counted = true};
+static osp_ws_buf bc_log = {.counted = true, .small_always = true};
 static size_t bc_refs;
 static bool bc_wipe; /* a recipient has the per-message wipe option */
 

@@ -279,6 +279,13 @@ static void test_trickled_frames(void) {
     CHECK(peak <= BUDGET, "budget held: peak %zu bytes of %u", peak, BUDGET);
     CHECK(peak >= BUDGET / 2, "the attack did fill the budget (peak %zu)", peak);
     CHECK(echo_ok(&good, "still served", 1000), "a well-behaved peer keeps getting echoes");
+    /* A new peer can still connect and be served while the budget is full (the 101 and small
+     * echoes go through the loop's shared buffer, which a full budget does not block). */
+    peer late;
+    CHECK(used_now() + 64 * 1024 > BUDGET || peak >= BUDGET - 1024 * 1024, "the budget is still nearly full (%zu)", used_now());
+    CHECK(peer_upgrade(&late, 12, 0, 1u << 16), "a new peer upgrades while the budget is full");
+    CHECK(echo_ok(&late, "late", 1000), "and gets its echo");
+    peer_close(&late);
     /* OSPREY_WS_MESSAGE_TIMEOUT_MS=1500: each stalled frame ends its connection. */
     int closed = 0;
     for (int i = 0; i < N; i++) {
