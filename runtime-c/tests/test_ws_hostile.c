@@ -353,6 +353,36 @@ static void test_idle_after_large_message(void) {
     free(msg);
 }
 
+static void test_tiny_fragments(void) {
+    /* Autobahn 9.3/9.4 send 4 MiB in 64-byte fragments; here 2 MiB (32,768 frames, 32 times
+     * the old cap) so the message and its echo fit this test's 8 MiB budget together. Echoed
+     * with the default fragment limit (the count costs no memory: one buffer). */
+    peer p;
+    size_t msg_len = 2u << 20, frag = 64;
+    uint8_t *msg = malloc(msg_len);
+    for (size_t i = 0; i < msg_len; i++) msg[i] = (uint8_t)('a' + i % 26);
+    CHECK(peer_upgrade(&p, 13, 0, msg_len + 64), "upgraded");
+    /* All frames in one buffer, written at once (a write per frame would take minutes). */
+    size_t cap = msg_len / frag * (frag + 6);
+    uint8_t *wire = malloc(cap), key[4] = {9, 8, 7, 6};
+    size_t n = 0;
+    for (size_t off = 0; off < msg_len; off += frag) {
+        n += osp_ws_frame_encode_header(wire + n, off + frag >= msg_len, off == 0 ? OSP_WS_OP_TEXT : OSP_WS_OP_CONTINUATION, frag, key);
+        memcpy(wire + n, msg + off, frag);
+        osp_ws_mask(wire + n, frag, key, 0);
+        n += frag;
+    }
+    CHECK(peer_write(&p, wire, n, 10000) == n, "32,768 fragments written");
+    int op = 0;
+    size_t at = 0, len = 0;
+    CHECK(peer_next(&p, 10000, &op, &at, &len) == 1 && op == OSP_WS_OP_TEXT && len == msg_len &&
+          memcmp(p.buf + at, msg, msg_len) == 0, "2 MiB in 64-byte fragments echoed whole (opcode %d, %zu bytes: %.*s)",
+          op, len, len < 100 ? (int)len : 0, (const char *)p.buf + at);
+    peer_close(&p);
+    free(wire);
+    free(msg);
+}
+
 /* ---- ids and slots ----------------------------------------------------------------------------- */
 
 static void read_registry(void *arg) { *(size_t *)arg = osp_ws_registry_size(); }
@@ -676,6 +706,7 @@ int main(void) {
     test_trickled_frames();
     test_unread_echoes();
     test_idle_after_large_message();
+    test_tiny_fragments();
     test_per_address_caps();
     test_connect_reset_cycles();
     test_wipe_scan();
