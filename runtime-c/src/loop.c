@@ -321,6 +321,9 @@ int osp_ws_loop_start(char *err, size_t errlen) {
     }
     running = true;
     pthread_mutex_unlock(&loop_mutex);
+    /* A handler running on this thread may send to a channel a fiber waits on: while the loop
+     * runs, fibers that all wait are not a deadlock. */
+    osp_sched_hold_external(1);
     return 0;
 }
 
@@ -331,6 +334,7 @@ void osp_ws_loop_stop(void) {
     pthread_mutex_lock(&loop_mutex);
     running = false;
     pthread_mutex_unlock(&loop_mutex);
+    osp_sched_hold_external(-1);
     close(wake_watch.fd);
     close(epoll_fd);
     wake_watch.fd = -1;
