@@ -101,7 +101,6 @@ OspResult osp_channel_send(void *channel, int64_t value) {
     osp_waiter w = {.fiber = me, .value = value, .is_send = 1};
     osp_wait_queue_push(&c->senders, &w);
     osp_sched_block(me, &w, 1, "send", c->id);
-    osp_sched_unlock();
     osp_blocker_end(me);
     return osp_result_success(0);
 }
@@ -120,7 +119,6 @@ OspResult osp_channel_recv(void *channel) {
     osp_wait_queue_push(&c->receivers, &w);
     osp_sched_block(me, &w, 1, "recv", c->id);
     int64_t v = w.value;
-    osp_sched_unlock();
     osp_blocker_end(me);
     return osp_result_success(v);
 }
@@ -168,7 +166,6 @@ OspResult osp_select(void *arms, int64_t count, int64_t has_default) {
     }
     osp_waiter *fired = osp_sched_block(me, ws, (int)count, "select", 0);
     OspResult r = {fired->arm, fired->is_send ? 0 : fired->value};
-    osp_sched_unlock();
     osp_blocker_end(me);
     return r;
 }

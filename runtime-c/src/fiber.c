@@ -108,11 +108,16 @@ typedef struct {
     osp_fiber *finished;     /* the fiber that just ended: recycle its stack in the loop */
     const void *native_asan_bottom;
     size_t native_asan_size;
+    /* Scheduling decisions taken (under sched.lock). An idle worker steals another's runnext only
+     * when this did not move since its previous look: that worker is stuck in one long fiber.
+     * Stealing eagerly would split a ping-pong across threads and pay a wake-up per message. */
+    uint64_t ticks;
+    uint64_t seen_ticks[MAX_WORKERS];
 } osp_worker;
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* idle workers wait here */
+    pthread_cond_t wake; /* idle workers wait here (on CLOCK_MONOTONIC deadlines: see start_scheduler) */
     int started;
     int nworkers;
     int idle;          /* workers waiting on `wake` */
@@ -127,7 +132,7 @@ static struct {
     osp_fiber **timers;
     size_t ntimers, timers_cap;
     int64_t timer_seq;
-} sched = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} sched = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static osp_worker workers[MAX_WORKERS];
 static __thread osp_worker *tls_worker;
@@ -454,15 +459,19 @@ static osp_fiber *next_fiber(osp_worker *w) {
         if (f) w->runnext = NULL;
         else f = pop_ready();
         if (!f) {
-            /* A busy worker may hold a woken fiber in its runnext slot: take it. */
+            /* A worker busy in one long fiber may hold a woken fiber in its runnext slot. */
             for (int i = 0; i < sched.nworkers && !f; i++) {
-                if (workers[i].runnext) {
-                    f = workers[i].runnext;
-                    workers[i].runnext = NULL;
+                osp_worker *o = &workers[i];
+                if (o == w) continue;
+                if (o->runnext && o->ticks == w->seen_ticks[i]) {
+                    f = o->runnext;
+                    o->runnext = NULL;
                 }
+                w->seen_ticks[i] = o->ticks;
             }
         }
         if (f) {
+            w->ticks++;
             pthread_mutex_unlock(&sched.lock);
             return f;
         }
@@ -618,6 +627,7 @@ int64_t osp_fiber_await(void *handle) {
         osp_wait_queue_push(&f->awaiters, &w);
         osp_sched_block(me, &w, 1, "await", f->id);
         osp_blocker_end(me);
+        return w.value;
     }
     int64_t r = f->result;
     pthread_mutex_unlock(&sched.lock);
@@ -735,11 +745,14 @@ osp_waiter *osp_sched_block(osp_fiber *me, osp_waiter *ops, int nops, const char
         sched.blocked_threads++;
         while (me->fired == NULL) pthread_cond_wait(me->thread_cond, &sched.lock);
         sched.blocked_threads--;
-    } else {
-        me->state = FIBER_PARKED;
-        switch_to_loop(me, 0);
-        pthread_mutex_lock(&sched.lock);
+        me->wait_op = NULL;
+        pthread_mutex_unlock(&sched.lock);
+        return me->fired;
     }
+    me->state = FIBER_PARKED;
+    switch_to_loop(me, 0);
+    /* The waker wrote `fired` and the waiter's value under the lock before making this fiber
+     * runnable; the worker that resumed it took the lock since, so they are visible here. */
     me->wait_op = NULL;
     return me->fired;
 }
@@ -877,6 +890,14 @@ static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 
 static void start_scheduler(void) {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
+    /* Deadlines (timers, the idle poll) are CLOCK_MONOTONIC times: a wall-clock change must not
+     * stretch or cut a sleep, and a condition variable compares against its own clock. */
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&sched.wake, &attr) != 0) {
+        sched_fatal("%s", "cannot create the scheduler's condition variable");
+    }
+    pthread_condattr_destroy(&attr);
     dl_iterate_phdr(find_exe_bias, NULL);
     previous_push_other_roots = GC_get_push_other_roots();
     GC_set_push_other_roots(push_fiber_stacks);

@@ -50,8 +50,9 @@ osp_fiber *osp_blocker_begin(osp_thread_record *thread_record);
 void osp_blocker_end(osp_fiber *blocker);
 
 /* With the lock held: blocks `me` until one of `ops` (already queued, ops[i].fiber == me) fires
- * (osp_waiter_fire) and returns the waiter that fired; the lock is held again on return. `op`
- * and `handle` describe the wait for the deadlock report ("recv", 3). */
+ * (osp_waiter_fire) and returns the waiter that fired. The lock is NOT held on return (the
+ * waiter's value is safe to read: it was written under the lock before the wake-up). `op` and
+ * `handle` describe the wait for the deadlock report ("recv", 3). */
 osp_waiter *osp_sched_block(osp_fiber *me, osp_waiter *ops, int nops, const char *op, int64_t handle);
 
 /* With the lock held: completes `w` (the caller already stored w->value for a recv), unlinks every
