@@ -825,7 +825,9 @@ class Parser {
           do typeArgs.push(this.parseType()); while (this.eatPunct(','));
           this.expectPunct('>');
         }
-        if (!(this.atPunct('{') && this.isFieldNameToken(this.peek(1)) && this.atPunct(':', 2))) {
+        // `Name<T> { }` (no fields) is a construction too: no comparison ends in an empty block.
+        const emptyWithTypeArgs = typeArgs.length > 0 && this.atPunct('{') && this.atPunct('}', 1);
+        if (!emptyWithTypeArgs && !(this.atPunct('{') && this.isFieldNameToken(this.peek(1)) && this.atPunct(':', 2))) {
           throw new ParseError('not a construction');
         }
         return this.parseConstruction(ident, typeArgs);
