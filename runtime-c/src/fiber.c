@@ -112,14 +112,16 @@ typedef struct {
      * when this did not move since its previous look: that worker is stuck in one long fiber.
      * Stealing eagerly would split a ping-pong across threads and pay a wake-up per message. */
     uint64_t ticks;
-    uint64_t seen_ticks[MAX_WORKERS];
+    uint64_t seen_ticks[MAX_WORKERS + 1];
+    int active; /* its loop runs (sched.lock) */
 } osp_worker;
 
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake; /* idle workers wait here (on CLOCK_MONOTONIC deadlines: see start_scheduler) */
     int started;
-    int nworkers;
+    int nworkers;      /* worker loops running (sched.lock) */
+    int nslots;        /* entries of `workers` */
     int idle;          /* workers waiting on `wake` */
     int blocked_threads; /* foreign threads blocked in a channel operation */
     int external_holds;  /* outside event sources that may wake a fiber (osp_sched_hold_external) */
@@ -134,7 +136,9 @@ static struct {
     int64_t timer_seq;
 } sched = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static osp_worker workers[MAX_WORKERS];
+/* Slot 0 is the main thread (osp_rt_run_main), 1… the worker threads. Malloc'd, not scanned by
+ * the collector: every fiber a worker refers to is also on sched.live. */
+static osp_worker *workers;
 static __thread osp_worker *tls_worker;
 
 static atomic_int_fast64_t next_handle = 1;
@@ -460,9 +464,9 @@ static osp_fiber *next_fiber(osp_worker *w) {
         else f = pop_ready();
         if (!f) {
             /* A worker busy in one long fiber may hold a woken fiber in its runnext slot. */
-            for (int i = 0; i < sched.nworkers && !f; i++) {
+            for (int i = 0; i < sched.nslots && !f; i++) {
                 osp_worker *o = &workers[i];
-                if (o == w) continue;
+                if (o == w || !o->active) continue;
                 if (o->runnext && o->ticks == w->seen_ticks[i]) {
                     f = o->runnext;
                     o->runnext = NULL;
@@ -513,6 +517,10 @@ static void worker_init(osp_worker *w, int index) {
     tls_worker = w;
     w->gc_handle = GC_get_my_stackbottom(&w->native_base);
     init_altstack();
+    pthread_mutex_lock(&sched.lock);
+    w->active = 1;
+    sched.nworkers++;
+    pthread_mutex_unlock(&sched.lock);
 }
 
 static void *worker_main(void *arg) {
@@ -887,6 +895,7 @@ static int configured_workers(void) {
 }
 
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
+static int start_with_main_thread;
 
 static void start_scheduler(void) {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
@@ -904,10 +913,14 @@ static void start_scheduler(void) {
     previous_collection_event = GC_get_on_collection_event();
     GC_set_on_collection_event(on_collection_event);
     install_overflow_handler();
-    sched.nworkers = configured_workers();
-    /* The thread that starts the scheduler is worker 0 only if it calls osp_rt_run_main; the
-     * others are created now. */
-    for (int i = 1; i < sched.nworkers; i++) {
+    int n = configured_workers();
+    sched.nslots = n + 1;
+    workers = calloc((size_t)sched.nslots, sizeof *workers);
+    if (workers == NULL) sched_fatal("out of memory (%s)", "scheduler workers");
+    /* With osp_rt_run_main the calling thread is one of the n workers (slot 0); started by a
+     * spawn from plain C, all n are new threads. */
+    int threads = start_with_main_thread ? n - 1 : n;
+    for (int i = 1; i <= threads; i++) {
         workers[i].index = i;
         pthread_t t;
         int rc = pthread_create(&t, NULL, worker_main, &workers[i]);
@@ -931,6 +944,7 @@ static _Noreturn void finish_main(int64_t status) {
 }
 
 int64_t osp_rt_run_main(osp_fiber_body_fn body, void *env) {
+    start_with_main_thread = 1;
     sched_start();
     osp_worker *w = &workers[0];
     worker_init(w, 0);
