@@ -765,6 +765,76 @@ osp_waiter *osp_sched_block(osp_fiber *me, osp_waiter *ops, int nops, const char
     return me->fired;
 }
 
+/* ---- blocking calls on helper threads -------------------------------------------------- */
+
+/* A blocking call of a parked fiber (on that fiber's stack). */
+typedef struct blocking_job {
+    void (*fn)(void *arg);
+    void *arg;
+    osp_fiber *fiber;
+    struct blocking_job *next;
+} blocking_job;
+
+/* Jobs and helper threads, under sched.lock. Helpers are created on demand (one per call in
+ * flight at most) and stay for later calls. */
+static blocking_job *jobs_head, *jobs_tail;
+static int helpers_idle;
+static pthread_cond_t jobs_ready = PTHREAD_COND_INITIALIZER;
+
+static void *blocking_helper(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&sched.lock);
+    for (;;) {
+        while (jobs_head == NULL) {
+            helpers_idle++;
+            pthread_cond_wait(&jobs_ready, &sched.lock);
+            helpers_idle--;
+        }
+        blocking_job *job = jobs_head;
+        jobs_head = job->next;
+        if (jobs_head == NULL) jobs_tail = NULL;
+        pthread_mutex_unlock(&sched.lock);
+        job->fn(job->arg);
+        pthread_mutex_lock(&sched.lock);
+        sched.external_holds--;
+        job->fiber->state = FIBER_READY;
+        push_ready(job->fiber);
+    }
+    return NULL;
+}
+
+void osp_sched_run_blocking(void (*fn)(void *arg), void *arg) {
+    osp_fiber *self = osp_fiber_self();
+    if (self == NULL) {
+        fn(arg);
+        return;
+    }
+    blocking_job job = {fn, arg, self, NULL};
+    pthread_mutex_lock(&sched.lock);
+    if (helpers_idle == 0) {
+        pthread_t t;
+        int rc = pthread_create(&t, NULL, blocking_helper, NULL);
+        if (rc != 0) {
+            /* No helper: block this worker instead (the call still happens). */
+            pthread_mutex_unlock(&sched.lock);
+            fn(arg);
+            return;
+        }
+        pthread_detach(t);
+    }
+    if (jobs_tail) jobs_tail->next = &job;
+    else jobs_head = &job;
+    jobs_tail = &job;
+    /* A fiber waiting for outside work is not deadlocked. */
+    sched.external_holds++;
+    pthread_cond_signal(&jobs_ready);
+    self->state = FIBER_PARKED;
+    self->wait_op = "blocking call";
+    /* The helper takes the job only under the lock, which the loop releases once this fiber is
+     * switched out: it cannot make the fiber runnable before that. */
+    switch_to_loop(self, 0);
+}
+
 /* ---- start-up, the main fiber, stack overflow ------------------------------------------- */
 
 static int find_exe_bias(struct dl_phdr_info *info, size_t size, void *data) {
