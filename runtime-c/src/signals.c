@@ -2,11 +2,13 @@
  * Graceful termination. A program that serves WebSockets is usually stopped with SIGTERM (a
  * service manager) or SIGINT (Ctrl-C). With the default disposition the kernel would kill the
  * process at once and every peer would see the TCP connection vanish (1006). Instead, once the
- * WebSocket runtime starts, SIGTERM and SIGINT are blocked in the program's threads and taken by
- * one small watcher thread with sigwait(); it runs the normal shutdown (servers' connections
- * closed with 1001 "going away", clients' with 1000, each bounded by the close timeout — RFC 6455
+ * WebSocket runtime starts, a handler for SIGTERM and SIGINT writes the signal number into a pipe
+ * read by one small watcher thread; it runs the normal shutdown (servers' connections closed with
+ * 1001 "going away", clients' with 1000, each bounded by the close timeout — RFC 6455
  * §7.1.1/§7.4.1), flushes standard output and exits with status 128 + the signal number, as a
- * shell reports a signalled process.
+ * shell reports a signalled process. A handler (rather than blocking the signals and sigwait)
+ * works whichever thread the kernel picks: the fiber scheduler's workers and helper threads exist
+ * before the WebSocket runtime starts and do not share a signal mask set later.
  *
  * A signal whose disposition is not the default (the program or an embedding host installed its
  * own handler, or it was ignored when the process started), or that the starting thread already
@@ -15,37 +17,45 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-static sigset_t graceful_signals;
+static int signal_pipe[2] = {-1, -1};
+
+/* Async-signal-safe: one write. A full pipe (a second signal while shutting down) drops it. */
+static void on_graceful_signal(int signo) {
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    ssize_t n = write(signal_pipe[1], &b, 1);
+    (void)n;
+    errno = saved;
+}
 
 static void *graceful_signal_watcher(void *arg) {
     (void)arg;
-    int signo = 0;
+    unsigned char signo = 0;
     for (;;) {
-        int rc = sigwait(&graceful_signals, &signo);
-        if (rc == 0) break;
-        if (rc != EINTR) {
-            osp_output_lock();
-            fprintf(stderr, "osprey runtime: waiting for termination signals failed: %s\n", strerror(rc));
-            osp_output_unlock();
-            return NULL;
-        }
+        ssize_t n = read(signal_pipe[0], &signo, 1);
+        if (n == 1) break;
+        if (n < 0 && errno == EINTR) continue;
+        osp_output_lock();
+        fprintf(stderr, "osprey runtime: waiting for termination signals failed: %s\n", n < 0 ? strerror(errno) : "end of pipe");
+        osp_output_unlock();
+        return NULL;
     }
     (void)osp_rt_shutdown(128 + signo);
     _exit(128 + signo);
 }
 
-/* Call from the thread that is about to start the runtime thread, before starting it: threads
- * created afterwards inherit the blocked mask, so only the watcher ever receives these signals. */
+/* Once, from the thread that starts the WebSocket runtime. */
 void osp_rt_install_graceful_signals(void) {
     static const int wanted[] = {SIGTERM, SIGINT};
-    if (sigemptyset(&graceful_signals) != 0) return;
     sigset_t blocked;
     if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return;
+    int take[2] = {0, 0};
     int count = 0;
     for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
         struct sigaction current;
@@ -53,21 +63,19 @@ void osp_rt_install_graceful_signals(void) {
         if (current.sa_handler != SIG_DFL) continue; /* someone else owns it (or SIG_IGN) */
         /* Already blocked: the program takes it itself (sigwait, signalfd). */
         if (sigismember(&blocked, wanted[i]) == 1) continue;
-        if (sigaddset(&graceful_signals, wanted[i]) == 0) count++;
+        take[i] = 1;
+        count++;
     }
     if (count == 0) return;
-    int rc = pthread_sigmask(SIG_BLOCK, &graceful_signals, NULL);
-    if (rc != 0) {
+    if (pipe2(signal_pipe, O_CLOEXEC) != 0) {
         osp_output_lock();
-        fprintf(stderr, "osprey runtime: cannot block termination signals: %s\n", strerror(rc));
+        fprintf(stderr, "osprey runtime: cannot create the termination signal pipe: %s\n", strerror(errno));
         osp_output_unlock();
         return;
     }
     pthread_t watcher;
-    rc = pthread_create(&watcher, NULL, graceful_signal_watcher, NULL);
+    int rc = pthread_create(&watcher, NULL, graceful_signal_watcher, NULL);
     if (rc != 0) {
-        /* Without a watcher the signals would stay pending forever: restore the default. */
-        (void)pthread_sigmask(SIG_UNBLOCK, &graceful_signals, NULL);
         osp_output_lock();
         fprintf(stderr, "osprey runtime: cannot start the signal watcher thread: %s\n", strerror(rc));
         osp_output_unlock();
@@ -78,5 +86,17 @@ void osp_rt_install_graceful_signals(void) {
         osp_output_lock();
         fprintf(stderr, "osprey runtime: cannot detach the signal watcher thread: %s\n", strerror(rc));
         osp_output_unlock();
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_graceful_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+        if (take[i] && sigaction(wanted[i], &sa, NULL) != 0) {
+            osp_output_lock();
+            fprintf(stderr, "osprey runtime: cannot handle signal %d: %s\n", wanted[i], strerror(errno));
+            osp_output_unlock();
+        }
     }
 }
