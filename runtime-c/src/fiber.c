@@ -459,9 +459,16 @@ static osp_fiber *next_fiber(osp_worker *w) {
     pthread_mutex_lock(&sched.lock);
     for (;;) {
         int64_t deadline = run_timers();
-        osp_fiber *f = w->runnext;
-        if (f) w->runnext = NULL;
-        else f = pop_ready();
+        /* runnext first (a woken fiber runs next, on this worker), except every 61st decision:
+         * then the shared queue first, so two fibers waking each other forever cannot starve
+         * the others (Go's scheduler uses the same period). */
+        osp_fiber *f = NULL;
+        if (w->ticks % 61 == 60) f = pop_ready();
+        if (!f && w->runnext) {
+            f = w->runnext;
+            w->runnext = NULL;
+        }
+        if (!f) f = pop_ready();
         if (!f) {
             /* A worker busy in one long fiber may hold a woken fiber in its runnext slot. */
             for (int i = 0; i < sched.nslots && !f; i++) {
