@@ -13,6 +13,7 @@ import type { Program } from './syntax/ast.ts';
 import type { Capability } from './semantics/builtins.ts';
 import { checkProgram } from './semantics/infer.ts';
 import { checkExhaustiveness } from './semantics/exhaustive.ts';
+import { checkInitialisationOrder } from './semantics/order.ts';
 import type { TypedProgram } from './semantics/typed.ts';
 import { lowerProgram } from './lower/lower.ts';
 import type { CoreProgram } from './lower/core.ts';
@@ -59,6 +60,7 @@ export function checkSource(file: SourceFile, options: CompileOptions = {}): Fro
   if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
   const typed = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() });
   checkExhaustiveness(typed, diags);
+  if (!diags.hasErrors) checkInitialisationOrder(typed, diags);
   if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
   return { file, diagnostics: sorted(diags.items), ast, typed };
 }

@@ -122,13 +122,31 @@ class Checker {
       externs.push(sym);
     }
 
+    // Top-level statements run in program order, and a top-level function sees the globals in
+    // scope at its declaration: a later `let` of the same name shadows only for code after it.
+    // A global declared only after the function is still visible to it (functions are hoisted);
+    // initialisation-order check (order.ts) rejects a call that would read it too early.
     const topLevel: TStmt[] = [];
+    const visibleAtDecl = new Map<FnDecl, Map<string, VarSymbol>>();
+    const firstGlobal = new Map<string, VarSymbol>();
     for (const s of stmts) {
+      if (s.kind === 'fn') visibleAtDecl.set(s, new Map(global.vars));
       if (s.kind === 'fn' || s.kind === 'type' || s.kind === 'extern') continue;
       const t = this.checkStmt(s, global);
       if (t) topLevel.push(t);
+      if (t?.kind === 'let' && !firstGlobal.has(t.symbol.name)) firstGlobal.set(t.symbol.name, t.symbol);
     }
-    for (const { decl, fn, scope } of fnDecls) this.checkFnBody(decl, fn, scope);
+    for (const { decl, fn, scope } of fnDecls) {
+      const visible = visibleAtDecl.get(decl);
+      if (scope !== global || !visible) {
+        this.checkFnBody(decl, fn, scope);
+        continue;
+      }
+      const view = new Scope(null, true);
+      for (const [name, sym] of firstGlobal) if (!visible.has(name)) view.vars.set(name, sym);
+      for (const [name, sym] of visible) view.vars.set(name, sym);
+      this.checkFnBody(decl, fn, view);
+    }
 
     let main: TypedFn | null = null;
     const mainDecl = fnDecls.find((d) => d.scope === global && d.decl.name.name === 'main');
