@@ -17,6 +17,7 @@ import { ROOT } from './helpers.ts';
 const PROGRAMS = [
   'language/s2_6_global_redeclared.osp',
   'language/s2_6_global_declared_later.osp',
+  'language/s5_patterns_in_lambdas.osp',
 ];
 
 describe.concurrent('soundness at -O0 and -O2', () => {

@@ -128,6 +128,12 @@ export function ice(message: string): never {
   throw new InternalCompilerError(message);
 }
 
+/** The end of a switch over a closed union: a new member is a type error here, and a value the
+ *  types say cannot exist is an internal compiler error rather than a silent fall-through. */
+export function assertNever(value: never, what: string): never {
+  throw new InternalCompilerError(`unhandled ${what}: ${JSON.stringify((value as { kind?: unknown }).kind ?? value)}`);
+}
+
 /** Edit distance for did-you-mean hints: insertions, deletions, substitutions and swaps of two
  *  adjacent characters (`rnage` → `range`) each cost 1 (optimal string alignment). */
 export function editDistance(a: string, b: string): number {

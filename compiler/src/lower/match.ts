@@ -4,7 +4,7 @@
 // variables by loading the same paths. Exhaustiveness was proven by semantics/exhaustive.ts, so the
 // fall-through is unreachable.
 
-import { ice } from '../diagnostics/diagnostic.ts';
+import { assertNever, ice } from '../diagnostics/diagnostic.ts';
 import type { TExpr, TPattern } from '../semantics/typed.ts';
 import { instantiate, prune, type Type } from '../semantics/types.ts';
 import type { CExpr } from './core.ts';
@@ -104,8 +104,13 @@ function bindings(p: TPattern, v: CExpr, t: Type, ctx: FnContext, body: () => CE
       const rest = body();
       return { k: 'let', id: p.bind.id, value: { k: 'loadword', ptr: v, index: 1, repr: reprOf(p.target) }, body: rest, repr: rest.repr };
     }
-    default:
+    case 'wild':
+    case 'int':
+    case 'string':
+    case 'bool':
       return body();
+    default:
+      return assertNever(p, 'pattern');
   }
 }
 
