@@ -204,6 +204,20 @@ export function extremes(): { name: string; text: string }[] {
     { name: `${N} nested interpolations`, text: `let x = ${'"${'.repeat(200)}1${'}"'.repeat(200)}\n` },
     { name: '100,000-term sum', text: `print(${Array.from({ length: 100_000 }, () => '1').join(' + ')})\n` },
     { name: '100,000-term pipe', text: `print(1 ${'|> toString '.repeat(20_000)})\n` },
+    // Long but flat: a match with many arms, a union with many constructors and long operator
+    // chains are not nested, so they must compile (code generation walks them iteratively).
+    { name: '1,500-arm match', text: `fn f(x: Int) -> Int = match x {\n${Array.from({ length: 1500 }, (_, i) => `    ${i} => ${i * 2}`).join('\n')}\n    _ => 0\n}\nprint(f(1499))\n` },
+    {
+      name: '3,000-constructor union',
+      text: `type Big = ${Array.from({ length: 3000 }, (_, i) => `C${i}`).join(' | ')}\nfn g(b: Big) -> Int = match b {\n${Array.from({ length: 3000 }, (_, i) => `    C${i} => ${i}`).join('\n')}\n}\nprint(g(C2999))\n`,
+    },
+    { name: '1,000-operand + chain', text: `let s = "a"\nprint(${Array.from({ length: 1000 }, (_, i) => (i % 2 ? 's' : '"b"')).join(' + ')})\nprint(${Array.from({ length: 1000 }, (_, i) => String(i)).join(' + ')})\n` },
+    { name: '1,000-operand |> chain', text: `fn inc(x: Int) -> Int = x + 1\nlet add = fn(x: Int) -> Int => x + 2\nprint(0 ${'|> inc '.repeat(1000)})\nprint(0 ${'|> add '.repeat(1000)})\n` },
+    { name: '1,000-operand && chain', text: `fn t(x: Int) -> Bool = x > 0\nprint(${Array.from({ length: 1000 }, (_, i) => `t(${i})`).join(' && ')})\n` },
+    {
+      name: 'type patterns in lambdas',
+      text: 'let x: any = 5\nlet f = fn() -> Int => match x { n: Int => n + 1 _ => 0 }\nlet g = fn(v: any) -> String => match v { s: String => s n: Int => toString(n) _ => "?" }\nfn h(k: Int) -> Int = {\n    fn inner(v: any) -> Int = match v { n: Int => n + k _ => k }\n    inner(x)\n}\nprint(f())\nprint(g(x))\nprint(h(1))\n',
+    },
     { name: '20,000-element list', text: `let xs = [${Array.from({ length: 20_000 }, (_, i) => String(i)).join(', ')}]\n` },
     { name: '20,000 statements', text: Array.from({ length: 20_000 }, (_, i) => `let v${i} = ${i}`).join('\n') + '\n' },
     { name: '10,000 local lets in one function', text: `fn main() -> Int {\n${Array.from({ length: N }, (_, i) => `    let v${i} = ${i}`).join('\n')}\n    v9999\n}\n` },

@@ -20,11 +20,36 @@ const PROGRAMS = [
   'language/s5_patterns_in_lambdas.osp',
 ];
 
+/** Long but flat programs that used to overflow the compiler's stack (generated, with expectations). */
+const GENERATED: { name: string; text: string }[] = [
+  {
+    name: '1,500-arm match',
+    text: `fn f(x: Int) -> Int = match x {\n${Array.from({ length: 1500 }, (_, i) => `    ${i} => ${i * 2}`).join('\n')}\n    _ => 0 - 1\n}\n` +
+      'print(f(1499))\nprint(f(7))\nprint(f(5000))\n// expect: 2998\n// expect: 14\n// expect: -1\n',
+  },
+  {
+    name: '3,000-constructor union',
+    text: `type Big = ${Array.from({ length: 3000 }, (_, i) => `C${i}`).join(' | ')}\nfn g(b: Big) -> Int = match b {\n` +
+      `${Array.from({ length: 3000 }, (_, i) => `    C${i} => ${i}`).join('\n')}\n}\nprint(g(C2999))\nprint(g(C0))\nprint(g(C1234))\n// expect: 2999\n// expect: 0\n// expect: 1234\n`,
+  },
+  {
+    name: '1,000-operand + and |> chains',
+    text: `fn inc(x: Int) -> Int = x + 1\nlet add = fn(x: Int) -> Int => x + 2\nlet s = "ab"\n` +
+      `print(${Array.from({ length: 1000 }, (_, i) => String(i)).join(' + ')})\n` +
+      `print(0 ${'|> inc '.repeat(1000)})\nprint(0 ${'|> add '.repeat(1000)})\n` +
+      `match length(${Array.from({ length: 1000 }, () => 's').join(' + ')}) {\n    Success { value } => print(value)\n    Error { message } => print(message)\n}\n` +
+      '// expect: 499500\n// expect: 1000\n// expect: 2000\n// expect: 2000\n',
+  },
+];
+
 describe.concurrent('soundness at -O0 and -O2', () => {
-  for (const rel of PROGRAMS) {
+  const cases = [
+    ...PROGRAMS.map((rel) => ({ name: rel, text: readFileSync(join(ROOT, 'tests', 'programs', rel), 'utf8') })),
+    ...GENERATED,
+  ];
+  for (const { name: rel, text } of cases) {
     for (const opt of ['fast', 'release'] as OptLevel[]) {
-      it(`${rel} (${opt === 'fast' ? '-O0' : '-O2'})`, async () => {
-        const text = readFileSync(join(ROOT, 'tests', 'programs', rel), 'utf8');
+      it(`${rel} (${opt === 'fast' ? '-O0' : '-O2'})`, { timeout: 120_000 }, async () => {
         const expected = [...text.matchAll(/^\s*\/\/\s*expect: (.*)$/gm)].map((m) => m[1] + '\n').join('');
         const dir = mkdtempSync(join(tmpdir(), 'osprey-soundness-'));
         try {

@@ -11,7 +11,7 @@ import { isCon, prune, type CtorInfo, type Type } from '../semantics/types.ts';
 import { stmtChildren } from '../semantics/walk.ts';
 import { capturesOf } from './closures.ts';
 import { FnContext, LowerState, reprOf } from './context.ts';
-import type { CExpr, CoreFn, CoreProgram } from './core.ts';
+import { isPureRead, type CExpr, type CoreFn, type CoreProgram } from './core.ts';
 import { lowerMatch } from './match.ts';
 import { isIteratorBuiltin, lowerIteratorBuiltin } from './iterators.ts';
 
@@ -255,7 +255,31 @@ function str(value: string): CExpr {
   return { k: 'str', value, repr: 'ptr' };
 }
 
+/** Links of an operator or pipe chain already lowered by lowerExpr, consumed by their parent. */
+const loweredLinks = new Map<TExpr, CExpr>();
+
+/** The operand a chain continues through, lowered first and never in tail position. */
+function chainLink(e: TExpr): TExpr | undefined {
+  if (e.kind === 'binary') return e.left;
+  if (e.kind === 'call' || e.kind === 'runtime' || e.kind === 'builtin') return e.args[0]?.index === 0 ? e.args[0].value : undefined;
+  return undefined;
+}
+
 function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
+  const done = loweredLinks.get(e);
+  if (done) {
+    loweredLinks.delete(e);
+    return done;
+  }
+  // A chain of 1,000 `+` or `|>` is a tree 1,000 deep: lower its links innermost first, in a
+  // loop, so the recursion stays one link deep.
+  const links: TExpr[] = [];
+  for (let x = chainLink(e); x && chainLink(x); x = chainLink(x)) links.push(x);
+  for (let i = links.length - 1; i >= 0; i--) loweredLinks.set(links[i]!, lowerExprAt(links[i]!, ctx, false));
+  return lowerExprAt(e, ctx, tail);
+}
+
+function lowerExprAt(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
   switch (e.kind) {
     case 'int':
       return { k: 'int', value: e.value, repr: 'i64' };
@@ -298,6 +322,9 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
         }
       }
       const closure = lowerExpr(e.callee, ctx, false);
+      // A callee that is only read (a variable) needs no temporary to run before the arguments,
+      // and without one a long pipe chain through a closure stays a flat chain of calls.
+      if (isPureRead(closure)) return lowerArgs(e.args, ctx, (args) => ({ k: 'callclosure', closure, args, repr }));
       const cid = ctx.state.temp();
       const body = lowerArgs(e.args, ctx, (args) => ({ k: 'callclosure', closure: { k: 'local', id: cid, repr: 'closure' }, args, repr }));
       return { k: 'let', id: cid, value: closure, body, repr };

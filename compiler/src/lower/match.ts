@@ -120,12 +120,18 @@ export function lowerMatch(e: TExpr & { kind: 'match' }, ctx: FnContext, tail: b
   const v: CExpr = { k: 'local', id, repr: scrutinee.repr };
   const t = e.scrutinee.type;
   const repr = reprOf(e.type);
-  const chain = (i: number): CExpr => {
-    if (i === e.arms.length) return { k: 'unreachable', message: 'no match arm matched', repr };
-    const arm = e.arms[i]!;
+  // Arms are lowered in order (a loop, not one recursion per arm), then folded into an else-if
+  // chain from the last arm up; an arm without a test ends the chain.
+  const tests: { cond: CExpr | null; body: CExpr }[] = [];
+  for (const arm of e.arms) {
     const cond = test(arm.pattern, v, t, ctx);
-    const body = bindings(arm.pattern, v, t, ctx, () => lower(arm.body, ctx, tail));
-    return cond ? { k: 'if', cond, then: body, else: chain(i + 1), repr } : body;
-  };
-  return { k: 'let', id, value: scrutinee, body: chain(0), repr };
+    tests.push({ cond, body: bindings(arm.pattern, v, t, ctx, () => lower(arm.body, ctx, tail)) });
+    if (!cond) break;
+  }
+  let chain: CExpr = { k: 'unreachable', message: 'no match arm matched', repr };
+  for (let i = tests.length - 1; i >= 0; i--) {
+    const { cond, body } = tests[i]!;
+    chain = cond ? { k: 'if', cond, then: body, else: chain, repr } : body;
+  }
+  return { k: 'let', id, value: scrutinee, body: chain, repr };
 }

@@ -43,6 +43,8 @@ class Checker {
   private readonly nodes: TExpr[] = [];
   private readonly symbols: VarSymbol[] = [];
   private readonly deferred: Deferred[] = [];
+  /** Links of an operator chain already inferred by inferExpr, consumed by their parent. */
+  private readonly chainLinks = new Map<Expr, TExpr>();
   /** Modules (LANGUAGE.md §3.6): name → the scope holding their members. */
   private readonly modules = new Map<string, Scope>();
 
@@ -509,6 +511,22 @@ class Checker {
   /** Infers the type of `e`. `hint` is the type the context expects (used by lambdas); the caller
    *  still checks the result against it. */
   private inferExpr(e: Expr, scope: Scope, hint?: Type): TExpr {
+    const done = this.chainLinks.get(e);
+    if (done) {
+      this.chainLinks.delete(e);
+      return done;
+    }
+    // A long operator or pipe chain is a left-leaning tree as deep as the chain is long: infer
+    // its links from the innermost out, in a loop, so the recursion below stays one link deep.
+    if (e.kind === 'binary' || e.kind === 'pipe') {
+      const links: Expr[] = [];
+      for (let x = chainChild(e); x.kind === 'binary' || x.kind === 'pipe'; x = chainChild(x)) links.push(x);
+      for (let i = links.length - 1; i >= 0; i--) this.chainLinks.set(links[i]!, this.inferExprAt(links[i]!, scope));
+    }
+    return this.inferExprAt(e, scope, hint);
+  }
+
+  private inferExprAt(e: Expr, scope: Scope, hint?: Type): TExpr {
     switch (e.kind) {
       case 'int':
         return this.node({ kind: 'int', value: e.value, type: Int, span: e.span });
@@ -1191,6 +1209,11 @@ function resultAsPayloadHint(found: Type, expected: Type): string[] {
   const f = prune(found);
   if (!isCon(f, 'Result') || isCon(expected, 'Result')) return [];
   return ['hint: a Result is not its value: match it first, `match r { Success { value } => … Error { message } => … }`'];
+}
+
+/** The operand that continues a left-leaning chain: `a + b` → `a`, `x |> f` → `x`. */
+function chainChild(e: Expr & { kind: 'binary' | 'pipe' }): Expr {
+  return e.kind === 'binary' ? e.left : e.value;
 }
 
 /** Where to point when a body has the wrong type: the value-producing expression. */

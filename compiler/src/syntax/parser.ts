@@ -137,7 +137,7 @@ class Parser {
     if (++this.depth <= MAX_NESTING) return;
     this.diags.error(Code.Syntax, this.peek().span, `this program is nested too deeply: more than ${MAX_NESTING} levels`, {
       label: 'the limit is reached here',
-      notes: ['note: each bracket, block, lambda, match, unary operator and each operator of a chain is one level',
+      notes: ['note: each bracket, block, lambda, match and unary operator is one level (a flat chain of operators or pipes is not nested)',
         'hint: split the expression with `let` bindings or helper functions'],
     });
     throw new NestingLimit();
@@ -504,7 +504,6 @@ class Parser {
         if (t.kind !== 'punct' || !(ops as readonly string[]).includes(t.text)) break;
         if (this.inArm && this.startsNextArm(level)) break;
         this.next();
-        this.enter(); // the chain so far is one level deeper
         const right = this.parseBinary(level + 1);
         left = { kind: 'binary', op: t.text as BinaryOp, opSpan: t.span, left, right, span: joinSpans(left.span, right.span) };
       }
@@ -564,7 +563,6 @@ class Parser {
     try {
       while (this.atPunct('|>')) {
         this.next();
-        this.enter();
         const target = this.parsePostfix();
         value = { kind: 'pipe', value, target, span: joinSpans(value.span, target.span) };
       }
