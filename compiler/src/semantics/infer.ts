@@ -282,10 +282,28 @@ class Checker {
 
   // ---- functions -----------------------------------------------------------------------------
 
+  /** Two parameters of one function with the same name: the second would silently win. */
+  private checkDuplicateParams(params: readonly { name: Ident }[], what: string): void {
+    const first = new Map<string, Ident>();
+    for (const p of params) {
+      const prev = first.get(p.name.name);
+      if (!prev) {
+        first.set(p.name.name, p.name);
+        continue;
+      }
+      this.diags.error(Code.DuplicateDefinition, p.name.span, `the parameter '${p.name.name}' is declared twice in ${what}`, {
+        label: 'declared again here',
+        labels: [{ span: prev.span, message: 'first declared here' }],
+        notes: ['hint: give each parameter its own name'],
+      });
+    }
+  }
+
   /** Creates the symbol and signature of a `fn` declaration (§3.2 annotation rules). */
   private declareFn(decl: FnDecl, nested: boolean): TypedFn {
     const rule = returnRule(decl);
     const fname = decl.name.name;
+    this.checkDuplicateParams(decl.params, `'${fname}'`);
     const params: VarSymbol[] = [];
     for (const p of decl.params) {
       let type: Type;
@@ -389,6 +407,7 @@ class Checker {
       this.diags.error(Code.Unsupported, span, `${what} of an extern function must be Int, Bool, String or Unit, not ${showType(t)}`);
       return ErrorType;
     };
+    this.checkDuplicateParams(decl.params, `the extern function '${decl.name.name}'`);
     const params = decl.params.map((p) => {
       if (!p.type) {
         this.diags.error(Code.MissingParamType, p.name.span, `Parameter '${p.name.name}' in extern function '${decl.name.name}' requires explicit type annotation`, {
@@ -694,6 +713,7 @@ class Checker {
   private inferLambda(e: Extract<Expr, { kind: 'lambda' }>, scope: Scope, hint?: Type): TExpr {
     const h = hint ? prune(hint) : null;
     const expectedFn = h && h.kind === 'fn' && h.params.length === e.params.length ? h : null;
+    this.checkDuplicateParams(e.params, 'this lambda');
     const inner = new Scope(scope);
     const params = e.params.map((p, i) => {
       const t = p.type ? this.types.resolve(p.type) : expectedFn ? expectedFn.params[i]! : freshVar();

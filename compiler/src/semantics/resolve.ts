@@ -15,6 +15,9 @@ const BUILTIN_TYPES: ReadonlyMap<string, Type> = new Map([
   ['String', Str], ['string', Str],
   ['Bool', Bool], ['bool', Bool],
   ['Unit', Unit], ['unit', Unit],
+  // The error payloads SPEC names (§6.1) are plain message strings (§0.5), so
+  // `Result<String, IndexError>` is `Result<String, String>`. A user type of the same name wins.
+  ['MathError', Str], ['ParseError', Str], ['IndexError', Str], ['StringError', Str],
 ]);
 
 /** The names `Result<T, E>` constructors go by (§6.2): tag 0 Success, 1 Error. */
