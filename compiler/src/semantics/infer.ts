@@ -661,9 +661,10 @@ class Checker {
     const builtin = this.builtins.get(name);
     if (builtin) return this.builtinAsValue(builtin, span, hint);
     const guess = closestName(name, [...scope.names(), ...this.types.ctors.keys(), ...this.builtins.keys()]);
+    const foreign = FOREIGN_WORDS.get(name);
     this.diags.error(Code.UnknownName, span, `undefined variable '${name}'`, {
-      label: 'not found in this scope',
-      notes: guess ? [`hint: did you mean '${guess}'?`] : [],
+      label: foreign ? foreign.label : 'not found in this scope',
+      notes: foreign ? [foreign.hint] : guess ? [`hint: did you mean '${guess}'?`] : [],
     });
     return this.errorExpr(span);
   }
@@ -759,6 +760,16 @@ class Checker {
       case '>':
       case '<=':
       case '>=':
+        if (e.left.kind === 'binary' && COMPARISONS.has(e.left.op) && isCon(left.type, 'Bool')) {
+          // `1 < 2 < 3` parses as `(1 < 2) < 3` (§4.1): say what was meant.
+          const [a, b, c] = [e.left.left, e.left.right, e.right].map(sketch);
+          this.diags.error(Code.BadOperand, e.opSpan, 'comparison operators cannot be chained', {
+            label: `this compares the Bool result of \`${a} ${e.left.op} ${b}\` with ${c}`,
+            labels: [{ span: e.left.opSpan, message: 'first comparison' }],
+            notes: [`hint: compare each pair and join them with \`&&\`: \`(${a} ${e.left.op} ${b}) && (${b} ${e.op} ${c})\``],
+          });
+          return mk(Bool);
+        }
         // One report per operator: `"a" < "b"` is one mistake, not two.
         if (need(left, Int, 'Int operands')) need(right, Int, 'Int operands');
         return mk(Bool);
@@ -1223,6 +1234,31 @@ class Checker {
   }
 
 }
+
+const COMPARISONS: ReadonlySet<string> = new Set(['<', '>', '<=', '>=', '==', '!=']);
+
+/** A short rendering of an operand for a hint: a literal or a name, `…` otherwise. */
+function sketch(e: Expr): string {
+  if (e.kind === 'int') return String(e.value);
+  if (e.kind === 'ident') return e.name;
+  if (e.kind === 'string') return JSON.stringify(e.value);
+  return '…';
+}
+
+/** Words of other languages that Osprey spells differently, when they reach name resolution
+ *  unbound: what to write instead (checked against LANGUAGE.md §4.1, §8, §9). */
+const FOREIGN_WORDS: ReadonlyMap<string, { label: string; hint: string }> = new Map([
+  ['and', { label: 'not an operator in Osprey', hint: 'hint: logical and is written `&&`: `a && b`' }],
+  ['or', { label: 'not an operator in Osprey', hint: 'hint: logical or is written `||`: `a || b`' }],
+  ['not', { label: 'not an operator in Osprey', hint: 'hint: negation is written `!`: `!a`' }],
+  ['return', { label: 'Osprey has no `return`', hint: 'hint: the last expression of a function body or block is its value; leave out `return`' }],
+  ['for', { label: 'Osprey has no loops', hint: 'hint: iterate with `range(a, b) |> forEach(fn(i) => …)` (or `map`, `filter`, `fold`), or write a recursive function' }],
+  ['while', { label: 'Osprey has no loops', hint: 'hint: write a recursive function (self tail calls run in constant stack space), or iterate with `range(a, b) |> forEach(fn(i) => …)`' }],
+  ['loop', { label: 'Osprey has no loops', hint: 'hint: write a recursive function (self tail calls run in constant stack space)' }],
+  ['else', { label: 'Osprey has no `if`/`else`', hint: 'hint: choose with `match cond { true => … false => … }`' }],
+  ['null', { label: 'Osprey has no null', hint: 'hint: a value that may be missing is a Result (`Success(v)` / `Error("why")`) or a union with a unit constructor' }],
+  ['nil', { label: 'Osprey has no nil', hint: 'hint: a value that may be missing is a Result (`Success(v)` / `Error("why")`) or a union with a unit constructor' }],
+]);
 
 /** §6.2: a Result is never its payload; when one is used as such, say how to get at the payload. */
 function resultAsPayloadHint(found: Type, expected: Type): string[] {

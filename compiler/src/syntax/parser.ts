@@ -270,8 +270,66 @@ class Parser {
       }
     }
     if (t.kind === 'eof') return null;
+    if (t.kind === 'ident') {
+      const foreign = this.foreignStatement(t);
+      if (foreign !== undefined) return foreign;
+    }
     const expr = this.parseExpr();
     return { kind: 'expr', expr, span: expr.span };
+  }
+
+  /**
+   * Statements from other languages that Osprey spells differently (`for x in …`, `while …`,
+   * `return e`, `x = 2`): one error that says what to write instead, then the rest is parsed and
+   * dropped so it adds no cascade. Undefined otherwise (an ordinary expression statement follows).
+   */
+  private foreignStatement(t: Token & { kind: 'ident' }): Stmt | null | undefined {
+    const next = this.peek(1);
+    const startsOperand = this.startsOperand(next);
+    const skipRest = (): null => {
+      this.parseExpr();
+      if (this.atPunct('{')) this.parseExpr();
+      return null;
+    };
+    if (t.text === 'for' && next.kind === 'ident' && this.peek(2).kind === 'ident' && (this.peek(2) as { text: string }).text === 'in') {
+      const loopVar = next.text;
+      this.diags.error(Code.Syntax, span(t.span.start, this.peek(2).span.end), 'Osprey has no `for` loop', {
+        label: 'a loop is written with an iterator or recursion',
+        notes: [`hint: iterate with a pipe: \`range(0, n) |> forEach(fn(${loopVar}) => …)\` (also \`map\`, \`filter\`, \`fold\`), or write a recursive function`],
+      });
+      this.pos += 3;
+      return skipRest();
+    }
+    if ((t.text === 'while' || t.text === 'loop') && (startsOperand || this.isPunct(next, '{'))) {
+      this.diags.error(Code.Syntax, t.span, `Osprey has no \`${t.text}\` loop`, {
+        label: 'a loop is written with recursion or an iterator',
+        notes: ['hint: write a recursive function (self tail calls run in constant stack space), or iterate with `range(a, b) |> forEach(fn(i) => …)`'],
+      });
+      this.next();
+      if (this.atPunct('{')) this.parseExpr();
+      else skipRest();
+      return null;
+    }
+    if (t.text === 'return' && startsOperand) {
+      this.diags.error(Code.Syntax, t.span, 'Osprey has no `return`', {
+        label: 'remove this word',
+        notes: ['note: the last expression of a function body or block is its value',
+          'hint: to choose between values early, use `match cond { true => … false => … }`'],
+      });
+      this.next();
+      const expr = this.parseExpr();
+      return { kind: 'expr', expr, span: expr.span };
+    }
+    if (this.isPunct(next, '=')) {
+      this.diags.error(Code.Syntax, next.span, `Osprey has no assignment: '${t.text}' cannot be changed`, {
+        label: 'assignment is not an expression or statement',
+        notes: [`hint: bind a new value with \`let ${t.text} = …\`; a later \`let\` shadows the earlier binding for the code after it (\`mut\` bindings cannot be reassigned either)`],
+      });
+      this.pos += 2;
+      this.parseExpr();
+      return null;
+    }
+    return undefined;
   }
 
   private parseLet(): Stmt {
@@ -501,16 +559,39 @@ class Parser {
     try {
       while (true) {
         const t = this.peek();
-        if (t.kind !== 'punct' || !(ops as readonly string[]).includes(t.text)) break;
+        const spelled = this.spelledOperator(t, ops);
+        if (!spelled && (t.kind !== 'punct' || !(ops as readonly string[]).includes(t.text))) break;
         if (this.inArm && this.startsNextArm(level)) break;
         this.next();
         const right = this.parseBinary(level + 1);
-        left = { kind: 'binary', op: t.text as BinaryOp, opSpan: t.span, left, right, span: joinSpans(left.span, right.span) };
+        const op = spelled ?? ((t as { text: string }).text as BinaryOp);
+        left = { kind: 'binary', op, opSpan: t.span, left, right, span: joinSpans(left.span, right.span) };
       }
     } finally {
       this.depth = depth;
     }
     return left;
+  }
+
+  /**
+   * `a and b` / `a or b` written between two operands: reported with the Osprey spelling and then
+   * parsed as `&&` / `||`, so the rest of the expression is still checked.
+   */
+  private spelledOperator(t: Token, ops: readonly BinaryOp[]): BinaryOp | null {
+    if (t.kind !== 'ident' || (t.text !== 'and' && t.text !== 'or')) return null;
+    const op: BinaryOp = t.text === 'and' ? '&&' : '||';
+    if (!ops.includes(op) || !this.startsOperand(this.peek(1))) return null;
+    this.diags.error(Code.Syntax, t.span, `'${t.text}' is not an operator in Osprey`, {
+      label: `write \`${op}\``,
+      notes: [`hint: logical ${t.text} is written \`${op}\`: \`a ${op} b\``],
+    });
+    return op;
+  }
+
+  /** A token that begins an operand (a call's `(` excluded: `and(x)` may be a function). */
+  private startsOperand(t: Token): boolean {
+    return t.kind === 'ident' || t.kind === 'int' || t.kind === 'string' || t.kind === 'underscore' ||
+      (t.kind === 'keyword' && ['true', 'false', 'match', 'fn'].includes(t.text)) || this.isPunct(t, '!') || this.isPunct(t, '[');
   }
 
   /** Inside a match arm: does the operator at the cursor begin the next arm's pattern? */
@@ -536,6 +617,15 @@ class Parser {
 
   private parseUnaryAt(): Expr {
     const t = this.peek();
+    if (t.kind === 'ident' && t.text === 'not' && this.startsOperand(this.peek(1)) && this.peek(1).kind !== 'underscore') {
+      this.diags.error(Code.Syntax, t.span, "'not' is not an operator in Osprey", {
+        label: 'write `!`',
+        notes: ['hint: negation is written `!`: `!a`'],
+      });
+      this.next();
+      const operand = this.parsePipe();
+      return { kind: 'unary', op: '!', operand, span: joinSpans(t.span, operand.span) };
+    }
     if (t.kind === 'punct' && (t.text === '-' || t.text === '+' || t.text === '!')) {
       this.next();
       const operand = this.parsePipe();
