@@ -9,7 +9,7 @@
 // Syntax errors are reported as diagnostics; the parser resynchronises at the next statement keyword
 // so several independent errors are reported in one run.
 
-import { Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { Code, type DiagnosticBag, type Label } from '../diagnostics/diagnostic.ts';
 import { joinSpans, span, type Span } from '../source.ts';
 import type {
   Arg, Binder, BinaryOp, Expr, ExternDecl, FieldDecl, FieldInit, FnDecl, Ident, InterpPart, MatchArm,
@@ -40,6 +40,14 @@ const BINARY_LEVELS: readonly (readonly BinaryOp[])[] = [
   ['+', '-'],
   ['*', '/', '%'],
 ];
+
+/** Closing brackets and the opener each one closes. */
+const CLOSERS: ReadonlyMap<string, Punct> = new Map<string, Punct>([[')', '('], ['}', '{'], [']', '[']]);
+
+function describeOpener(t: Token): string {
+  const text = (t as { text: string }).text;
+  return text === '{' ? 'block or braces' : text === '(' ? 'parenthesised part' : 'list';
+}
 
 export function parseProgram(tokens: Token[], diags: DiagnosticBag): Program {
   const p = new Parser(dropStrayDocComments(tokens), diags);
@@ -109,7 +117,33 @@ class Parser {
   }
   private expectPunct(p: Punct, what?: string): Token {
     if (this.atPunct(p)) return this.next();
-    this.fail(`expected '${p}'${what ? ' ' + what : ''}, found ${describeToken(this.peek())}`);
+    const message = `expected '${p}'${what ? ' ' + what : ''}, found ${describeToken(this.peek())}`;
+    const opener = CLOSERS.get(p) !== undefined ? this.unclosedOpener(p) : undefined;
+    if (!opener) this.fail(message);
+    // Point at the bracket that is never closed: at the end of the file it is the only place
+    // worth showing; elsewhere it goes with the token that was found instead.
+    if (this.peek().kind === 'eof') {
+      this.fail(`this '${(opener as { text: string }).text}' is never closed`, opener.span, [
+        `note: the file ends before the '${p}' that would close it`,
+        `hint: add '${p}' where the ${describeOpener(opener)} should end`,
+      ]);
+    }
+    this.fail(message, this.peek().span, [], [{ span: opener.span, message: `unclosed '${(opener as { text: string }).text}' opened here` }]);
+  }
+
+  /** The innermost opening bracket before the cursor that the closer `p` would match. */
+  private unclosedOpener(p: Punct): Token | undefined {
+    const open = CLOSERS.get(p)!;
+    let depth = 0;
+    for (let i = this.pos - 1; i >= 0; i--) {
+      const t = this.tokens[i]!;
+      if (this.isPunct(t, p)) depth++;
+      else if (this.isPunct(t, open)) {
+        if (depth === 0) return t;
+        depth--;
+      }
+    }
+    return undefined;
   }
   private expectIdent(what: string): Ident {
     const t = this.peek();
@@ -143,11 +177,11 @@ class Parser {
     throw new NestingLimit();
   }
 
-  private fail(message: string, at: Span = this.peek().span, notes: string[] = []): never {
+  private fail(message: string, at: Span = this.peek().span, notes: string[] = [], labels: Label[] = []): never {
     // An unterminated string ran to the end of the file: "found end of file" would be its echo.
-    const echo = this.peek().kind === 'eof' && at.start >= this.peek().span.start &&
+    const echo = this.peek().kind === 'eof' &&
       this.diags.items.some((d) => d.code === Code.UnterminatedString || d.code === Code.UnterminatedInterpolation);
-    if (!echo) this.diags.error(Code.Syntax, at, message, { notes });
+    if (!echo) this.diags.error(Code.Syntax, at, message, { notes, labels });
     throw new ParseError(message);
   }
   private prevEnd(): number {
