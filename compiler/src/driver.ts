@@ -14,6 +14,7 @@ import type { Capability } from './semantics/builtins.ts';
 import { checkProgram } from './semantics/infer.ts';
 import { checkExhaustiveness } from './semantics/exhaustive.ts';
 import { checkInitialisationOrder } from './semantics/order.ts';
+import { lintProgram } from './semantics/lint.ts';
 import type { TypedProgram } from './semantics/typed.ts';
 import { lowerProgram } from './lower/lower.ts';
 import type { CoreProgram } from './lower/core.ts';
@@ -61,6 +62,8 @@ export function checkSource(file: SourceFile, options: CompileOptions = {}): Fro
   const typed = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() });
   checkExhaustiveness(typed, diags);
   if (!diags.hasErrors) checkInitialisationOrder(typed, diags);
+  // Warnings only for a program that is otherwise correct: next to errors they are noise.
+  if (!diags.hasErrors) lintProgram(typed, diags);
   if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
   return { file, diagnostics: sorted(diags.items), ast, typed };
 }

@@ -8,8 +8,8 @@
  *   * no exception escapes (an InternalCompilerError, a TypeError, a stack overflow: all failures);
  *   * it finishes within a time budget (default 2 s);
  *   * the outcome has exit-status-1 semantics: either the program checks (and its IR is emitted),
- *     or there is at least one diagnostic, every diagnostic is an error with a code and a span
- *     inside the file, and the renderer draws all of them.
+ *     or there is at least one error, every diagnostic has a code of its kind (E… for errors,
+ *     W… for warnings) and a span inside the file, and the renderer draws all of them.
  *
  * Seeds are explicit, so a failure prints a seed and a case number that reproduce it exactly.
  */
@@ -362,9 +362,9 @@ export function runCase(text: string, budgetMs = 2000): Outcome {
     } else if (r.diagnostics.length === 0) {
       failure = 'the program failed to check without any diagnostic';
     } else {
+      if (!r.diagnostics.some((d) => d.severity === 'error')) failure ||= 'a failed check reported no error';
       for (const d of r.diagnostics) {
-        if (d.severity !== 'error') failure ||= `a failed check reported a ${d.severity}`;
-        if (!/^E\d{4}$/.test(d.code)) failure ||= `diagnostic without a code: ${d.message}`;
+        if (!(d.severity === 'error' ? /^E\d{4}$/ : /^W\d{4}$/).test(d.code)) failure ||= `${d.severity} without a code of its kind: ${d.code} ${d.message}`;
         if (!(d.span.start >= 0 && d.span.end >= d.span.start && d.span.start <= text.length && d.span.end <= text.length)) {
           failure ||= `diagnostic span [${d.span.start}, ${d.span.end}) is outside the file (${text.length} chars): ${d.message}`;
         }
