@@ -4,7 +4,7 @@
 // which unifies with anything, so one mistake is reported once. Exhaustiveness is a separate pass
 // (exhaustive.ts) over this pass's output.
 
-import { closestName, Code, type DiagnosticBag, type Label } from '../diagnostics/diagnostic.ts';
+import { closestName, Code, type Diagnostic, type DiagnosticBag, type Label } from '../diagnostics/diagnostic.ts';
 import { joinSpans, type Span } from '../source.ts';
 import type { Arg, Expr, ExternDecl, FieldInit, FnDecl, ModuleDecl, Ident, MatchArm, Program, Stmt } from '../syntax/ast.ts';
 import { arithmeticIsString, paramRule, returnRule } from './annotations.ts';
@@ -43,6 +43,8 @@ class Checker {
   private readonly nodes: TExpr[] = [];
   private readonly symbols: VarSymbol[] = [];
   private readonly deferred: Deferred[] = [];
+  /** E0500 reports whose example return type is refined from the body (checkFnBody). */
+  private readonly missingReturn = new Map<FnDecl, Diagnostic>();
   /** Links of an operator chain already inferred by inferExpr, consumed by their parent. */
   private readonly chainLinks = new Map<Expr, TExpr>();
   /** Modules (LANGUAGE.md §3.6): name → the scope holding their members. */
@@ -346,6 +348,8 @@ class Checker {
             notes: ['note: only a literal, arithmetic or comparison body lets the return type be omitted',
               `hint: declare it, for example: fn ${fname}(…) -> Int = …`],
           });
+        // The example type is replaced by the body's own type once the body is checked.
+        this.missingReturn.set(decl, this.diags.items[this.diags.items.length - 1]!);
         ret = ErrorType;
         break;
       case 'implicitAny':
@@ -427,6 +431,12 @@ class Checker {
     const scope = new Scope(outer);
     for (const p of fn.params) scope.vars.set(p.name, p);
     const body = this.coerce(this.inferExpr(decl.body, scope, fn.returnType), fn.returnType);
+    const missing = this.missingReturn.get(decl);
+    const bodyType = zonk(body.type);
+    if (missing && !containsUnknown(bodyType)) {
+      const shown = showType(bodyType);
+      missing.notes = missing.notes.map((n) => n.startsWith('hint: declare it') ? `hint: the body is ${withArticle(shown)}: fn ${fn.name}(…) -> ${shown} = …` : n);
+    }
     if (!unify(body.type, fn.returnType)) {
       this.diags.error(Code.TypeMismatch, bodyResultSpan(body),
         `type mismatch: '${fn.name}' is declared to return ${showType(zonk(fn.returnType))}, but its body is ${withArticle(showType(zonk(body.type)))}`, {
@@ -1233,6 +1243,15 @@ class Checker {
     return this.node({ kind: 'match', scrutinee, arms: tarms, type: result, span });
   }
 
+}
+
+/** Whether a type still has unknown parts (an inference variable or an error). */
+function containsUnknown(t: Type): boolean {
+  const p = prune(t);
+  if (p.kind === 'var' || p.kind === 'error') return true;
+  if (p.kind === 'con') return p.args.some(containsUnknown);
+  if (p.kind === 'fn') return p.params.some(containsUnknown) || containsUnknown(p.ret);
+  return false;
 }
 
 const COMPARISONS: ReadonlySet<string> = new Set(['<', '>', '<=', '>=', '==', '!=']);
