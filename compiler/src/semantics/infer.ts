@@ -43,6 +43,28 @@ class Checker {
   private readonly nodes: TExpr[] = [];
   private readonly symbols: VarSymbol[] = [];
   private readonly deferred: Deferred[] = [];
+  /** Statically known lengths of list values: `List<T, N>` annotations and list literals. */
+  private readonly listLengths = new WeakMap<VarSymbol, number>();
+
+  /** The length of a list expression when it is known without running the program. */
+  private listLength(e: TExpr): number | undefined {
+    if (e.kind === 'list') return e.elements.length;
+    if (e.kind === 'var') return this.listLengths.get(e.symbol);
+    if (e.kind === 'block' && e.result) return this.listLength(e.result);
+    return undefined;
+  }
+
+  /** `List<T, N>` (§6.1): a list whose length is known must have exactly N elements. */
+  private checkListLength(value: TExpr, declared: number, origin: Label): void {
+    const known = this.listLength(value);
+    if (known === undefined || known === declared) return;
+    this.diags.error(Code.TypeMismatch, value.span, `this list has ${known} element${known === 1 ? '' : 's'}, but a List of length ${declared} is expected`, {
+      label: `${known} element${known === 1 ? '' : 's'}`,
+      labels: [origin],
+      notes: [`note: the length in \`List<T, ${declared}>\` is part of the declaration and is checked wherever the list's length is known`],
+    });
+  }
+
   /** E0500 reports whose example return type is refined from the body (checkFnBody). */
   private readonly missingReturn = new Map<FnDecl, Diagnostic>();
   /** Links of an operator chain already inferred by inferExpr, consumed by their parent. */
@@ -323,7 +345,10 @@ class Checker {
           type = ErrorType;
         }
       }
-      params.push(this.symbol(p.name.name, 'param', type, p.name.span));
+      const param = this.symbol(p.name.name, 'param', type, p.name.span);
+      const length = p.type ? declaredListLength(p.type) : undefined;
+      if (length !== undefined) this.listLengths.set(param, length);
+      params.push(param);
     }
     let ret: Type;
     switch (rule.kind) {
@@ -461,6 +486,14 @@ class Checker {
           });
         } else if (annotated) this.expect(value, annotated, undefined, { span: s.type!.span, message: `expected ${showType(zonk(annotated))} because of this annotation` });
         const sym = this.symbol(s.name.name, scope.topLevel ? 'global' : 'local', annotated ?? value.type, s.name.span);
+        const declared = s.type ? declaredListLength(s.type) : undefined;
+        if (declared !== undefined) {
+          this.checkListLength(value, declared, { span: s.type!.span, message: `'${s.name.name}' is declared ${typeText(s.type!)} here` });
+          this.listLengths.set(sym, declared);
+        } else {
+          const known = this.listLength(value);
+          if (known !== undefined) this.listLengths.set(sym, known);
+        }
         if (value.kind === 'var') {
           const c = refinedCtor.get(value.symbol);
           if (c) refinedCtor.set(sym, c);
@@ -1011,6 +1044,11 @@ class Checker {
         const names = fn.params.map((p) => p.name);
         const indices = this.matchArgs('user', name, names, this.namePiped(args, piped, names), span, argsSpan);
         const targs = this.checkArgs(name, fn.params.map((p) => ({ name: p.name, type: p.type, span: p.span })), args, indices, scope);
+        for (const a of targs) {
+          const param = fn.params[a.index];
+          const declared = param ? this.listLengths.get(param) : undefined;
+          if (param && declared !== undefined) this.checkListLength(a.value, declared, { span: param.span, message: `'${param.name}' is declared with length ${declared} here` });
+        }
         const callee = this.node({ kind: 'var', symbol: sym, type: sym.type, span: calleeExpr.span });
         return this.node({ kind: 'call', callee, args: targs, type: indices ? fn.returnType : ErrorType, span });
       }
@@ -1243,6 +1281,19 @@ class Checker {
     return this.node({ kind: 'match', scrutinee, arms: tarms, type: result, span });
   }
 
+}
+
+/** N of a written `List<T, N>`, if the annotation has one. */
+function declaredListLength(t: import('../syntax/ast.ts').TypeExpr): number | undefined {
+  if (t.kind !== 'named' || t.name.name !== 'List' || t.args.length !== 2) return undefined;
+  const n = t.args[1]!;
+  return n.kind === 'named' && /^[0-9]+$/.test(n.name.name) ? Number(n.name.name) : undefined;
+}
+
+/** A written type as text, for messages. */
+function typeText(t: import('../syntax/ast.ts').TypeExpr): string {
+  if (t.kind === 'fn') return `(${t.params.map(typeText).join(', ')}) -> ${typeText(t.ret)}`;
+  return t.args.length ? `${t.name.name}<${t.args.map(typeText).join(', ')}>` : t.name.name;
 }
 
 /** Whether a type still has unknown parts (an inference variable or an error). */
