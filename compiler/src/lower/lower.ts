@@ -193,6 +193,8 @@ function display(v: CExpr, t: Type, state?: LowerState): CExpr {
   if (isCon(t, 'String')) return v;
   if (isCon(t, 'Int')) return callRuntime('osp_int_to_string', [v]);
   if (isCon(t, 'Bool')) return callRuntime('osp_bool_to_string', [v]);
+  const p = prune(t);
+  if (p.kind === 'con' && p.adt?.builtin && state) return displayAdt(v, p, state, 0);
   return ice(`lowering: display of a non-displayable type reached lowering`);
 }
 
@@ -425,7 +427,15 @@ function construct(ctor: CtorInfo, fields: CExpr[], ctx: FnContext): CExpr {
   for (let i = ctor.validators.length - 1; i >= 0; i--) {
     const v = ctor.validators[i]!;
     const fn = ctx.state.topFns.get(v.fn.symbol!.id) ?? ice(`lowering: validator ${v.fn.name} was not lowered`);
-    const failed: CExpr = { k: 'mkresult', tag: 1, payload: str(`constraint '${v.constraint}' failed for field '${v.field}'`), repr: 'result' };
+    // The failure is §3.5's ConstraintViolation { field, value, constraint, message } (tag 0).
+    const index = ctor.fields.findIndex((f) => f.name === v.field);
+    const fieldType = prune(ctor.fields[index]!.type);
+    const shownValue = ['Int', 'String', 'Bool'].some((n) => isCon(fieldType, n)) ? display(locals[index]!, fieldType) : str('<value>');
+    const violation: CExpr = {
+      k: 'alloc', repr: 'ptr',
+      words: [{ k: 'int', value: 0n, repr: 'i64' }, str(v.field), shownValue, str(v.constraint), str(`constraint '${v.constraint}' failed for field '${v.field}'`)],
+    };
+    const failed: CExpr = { k: 'mkresult', tag: 1, payload: violation, repr: 'result' };
     out = { k: 'if', cond: { k: 'calldirect', fn, env: null, args: locals, tail: false, repr: 'i1' }, then: out, else: failed, repr: 'result' };
   }
   for (let i = temps.length - 1; i >= 0; i--) out = { k: 'let', id: temps[i]!.id, value: temps[i]!.value, body: out, repr: 'result' };

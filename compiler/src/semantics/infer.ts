@@ -217,6 +217,7 @@ class Checker {
       }
       if (d.kind === 'display') {
         if (isCon(t, 'Int') || isCon(t, 'String') || isCon(t, 'Bool') || isCon(t, 'any')) continue;
+        if (t.kind === 'con' && t.adt?.builtin) continue; // ConstructionError displays as a record
         const notes = isCon(t, 'Result')
           ? ['hint: a Result must be matched first: `match r { Success { value } => … Error { message } => … }`']
           : ['note: Int, String and Bool values can be displayed'];
@@ -1191,7 +1192,7 @@ class Checker {
         return this.errorExpr(span);
       }
       const targs = this.checkFields(ctor, t.args, fields, scope, false);
-      return this.node({ kind: 'update', base: baseExpr, ctor, fields: targs, type: ctor.validators.length ? resultType(base.type, Str) : base.type, span });
+      return this.node({ kind: 'update', base: baseExpr, ctor, fields: targs, type: ctor.validators.length ? resultType(base.type, this.types.constructionError()) : base.type, span });
     }
     const ctor = this.types.ctors.get(name.name);
     if (!ctor) {
@@ -1210,8 +1211,8 @@ class Checker {
       } else written.forEach((w, i) => unify(args[i]!, w));
     }
     const targs = this.checkFields(ctor, args, fields, scope, true);
-    // A constrained type's construction may fail: Result<T, String> (§3.5).
-    return this.node({ kind: 'construct', ctor, fields: targs, type: ctor.validators.length ? resultType(type, Str) : type, span });
+    // A constrained type's construction may fail: Result<T, ConstructionError> (§3.5).
+    return this.node({ kind: 'construct', ctor, fields: targs, type: ctor.validators.length ? resultType(type, this.types.constructionError()) : type, span });
   }
 
   private checkFields(ctor: CtorInfo, typeArgs: Type[], fields: FieldInit[], scope: Scope, requireAll: boolean): TArg[] {
