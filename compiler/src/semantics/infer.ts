@@ -4,7 +4,7 @@
 // which unifies with anything, so one mistake is reported once. Exhaustiveness is a separate pass
 // (exhaustive.ts) over this pass's output.
 
-import { closestName, Code, type Diagnostic, type DiagnosticBag, type Label } from '../diagnostics/diagnostic.ts';
+import { closestName, Code, ice, type Diagnostic, type DiagnosticBag, type Label } from '../diagnostics/diagnostic.ts';
 import { joinSpans, type Span } from '../source.ts';
 import type { Arg, Expr, ExternDecl, FieldInit, FnDecl, ModuleDecl, Ident, MatchArm, Program, Stmt } from '../syntax/ast.ts';
 import { arithmeticIsString, paramRule, returnRule } from './annotations.ts';
@@ -507,7 +507,7 @@ class Checker {
       case 'import':
         return null; // accepted and ignored (§2.2)
       case 'fn':
-        throw new Error('unreachable: fn statements are grouped by the caller');
+        return ice('checkStmt: fn statements are grouped by the caller');
       case 'type':
         this.diags.error(Code.Unsupported, s.span, 'type declarations are only supported at the top level');
         return null;
