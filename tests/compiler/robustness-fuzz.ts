@@ -337,6 +337,21 @@ export const SEMANTIC_EDGES: readonly string[] = [
   'type T = A { x: Int } | B\nlet x = match A { x: 1 } { A { x: 5 } => 1 _ => 0 }',
   'type T = { x: Int }\nlet x = match T { x: 1 } { { x } => x }',
   'type T = { x: Int }\nlet x = match T { x: 1 } { T { x } => x T { x } => 0 }',
+  // program order, foreign syntax, duplicate parameters, lengths, ConstructionError
+  'fn g() -> Int = y\nprint(g())\nlet y = 1',
+  'fn g() -> Int = y\nlet h = g\nlet y = 1\nprint(h())',
+  'let y = 1\nfn g() -> Int = y\nlet y = "s"\nprint(g())\nfn k() -> String = y',
+  'fn a() -> Int = b()\nfn b() -> Int = a() + z\nprint(a())\nlet z = 1',
+  'for i in range(0, 3) { print(i) }\nwhile true { }\nreturn 1',
+  "let c = 'x'\nlet d = 'unterminated\nlet e = ''",
+  'print(1 < 2 < 3)\nprint(true and false or not true)\nlet x = 1\nx = 2',
+  'fn f(a: Int, a: Int) -> Int = a\nlet g = fn(x, x) => 1\nextern fn h(p: Int, p: Int) -> Int',
+  'let xs: List<Int, 2> = [1, 2, 3]\nfn f(ys: List<Int, 1>) -> Int = 0\nprint(f(ys: xs))',
+  'type T = { a: Int where p(a) }\nfn p(n: Int) -> Bool = n > 0\nmatch T { a: 1 } { Success { value } => print(value.a) Error { message } => match message { ConstraintViolation { field } => print(field) _ => print(message) } }',
+  'type ConstructionError = Oops\ntype T = { a: Int where p(a) }\nfn p(n: Int) -> Bool = n > 0\nlet t = T { a: 1 }',
+  'let x: any = 1\nlet f = fn() => match x { n: Int => n s: String => 0 _ => 1 }\nprint(f())',
+  'fn f(x: Int) = match x { 1 => "a" _ => "b" }',
+  'let r: Result<Int, MathError> = Success(1)\nlet s: Result<String, IndexError> = Error("no")',
 ];
 
 export interface Outcome {

@@ -41,8 +41,24 @@ function simplify(p: TPattern): SPat {
   }
 }
 
+/** Signatures already built, per type object: a 3,000-constructor union is asked thousands of times. */
+const signatures = new WeakMap<Type, { list: CtorSig[]; byKey: Map<string, CtorSig> } | null>();
+
 /** The complete constructor set of a type, or null when it is infinite (Int, String, …). */
 function signature(t: Type): CtorSig[] | null {
+  return cachedSignature(t)?.list ?? null;
+}
+
+function cachedSignature(t: Type): { list: CtorSig[]; byKey: Map<string, CtorSig> } | null {
+  const p = prune(t);
+  if (signatures.has(p)) return signatures.get(p)!;
+  const list = buildSignature(p);
+  const entry = list ? { list, byKey: new Map(list.map((c) => [c.key, c])) } : null;
+  signatures.set(p, entry);
+  return entry;
+}
+
+function buildSignature(t: Type): CtorSig[] | null {
   t = prune(t);
   if (t.kind !== 'con') return null;
   if (t.adt) return t.adt.ctors.map((c) => ({ key: c.name, fields: c.fields.map((f) => instantiate(f.type, t.args)) }));
@@ -52,7 +68,7 @@ function signature(t: Type): CtorSig[] | null {
 }
 
 function arityOf(key: string, t: Type, rows: SPat[][]): Type[] {
-  const sig = signature(t)?.find((c) => c.key === key);
+  const sig = cachedSignature(t)?.byKey.get(key);
   if (sig) return sig.fields;
   for (const r of rows) {
     const h = r[0]!;
