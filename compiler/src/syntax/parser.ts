@@ -304,12 +304,50 @@ class Parser {
       }
     }
     if (t.kind === 'eof') return null;
+    if (t.kind === 'keyword' && t.text === 'if') return this.foreignIf(t);
     if (t.kind === 'ident') {
       const foreign = this.foreignStatement(t);
       if (foreign !== undefined) return foreign;
     }
     const expr = this.parseExpr();
     return { kind: 'expr', expr, span: expr.span };
+  }
+
+  /** `if cond { … } else { … }` as a statement: one error with the `match` to write, and the
+   *  whole construct (else-if chains included) skipped by brackets, so later statements are
+   *  still checked. */
+  private foreignIf(t: Token): null {
+    this.diags.error(Code.Syntax, t.span, 'Osprey has no `if`', {
+      label: 'choose between values with `match`',
+      notes: ['hint: write `match cond { true => … false => … }`; a `match` is an expression, so it also replaces `if` … `else` as a value'],
+    });
+    for (;;) {
+      this.next(); // `if`
+      while (this.peek().kind !== 'eof' && !this.atPunct('{')) this.skipBalanced();
+      if (this.atPunct('{')) this.skipBalanced();
+      const e = this.peek();
+      if (!((e.kind === 'ident' || e.kind === 'keyword') && e.text === 'else')) return null;
+      this.next();
+      if (this.atKeyword('if')) continue;
+      if (this.atPunct('{')) this.skipBalanced();
+      return null;
+    }
+  }
+
+  /** Skips one token, or a whole bracketed group when the token opens one. */
+  private skipBalanced(): void {
+    const open = this.peek();
+    this.next();
+    const openText = open.kind === 'punct' ? open.text : '';
+    const close = ({ '(': ')', '{': '}', '[': ']' } as Record<string, string>)[openText];
+    if (!close) return;
+    let depth = 1;
+    while (depth > 0 && this.peek().kind !== 'eof') {
+      const t = this.next();
+      if (t.kind !== 'punct') continue;
+      if (t.text === openText) depth++;
+      else if (t.text === close) depth--;
+    }
   }
 
   /**
@@ -766,8 +804,8 @@ class Parser {
         if (t.text === 'fn' && this.atPunct('(', 1)) return this.parseLambda();
         if (t.text === 'match') return this.parseMatch();
         if (t.text === 'if') {
-          this.fail(`expected an expression, found ${describeToken(t)}`, t.span, [
-            'hint: Osprey has no `if`; use `match cond { true => … false => … }`',
+          this.fail('Osprey has no `if`', t.span, [
+            'hint: write `match cond { true => … false => … }`; a `match` is an expression, so it also replaces `if` … `else` as a value',
           ]);
         }
         this.fail(`expected an expression, found ${describeToken(t)}`);
