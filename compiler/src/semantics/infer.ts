@@ -1265,7 +1265,13 @@ class Checker {
     let first: TExpr | null = null;
     for (const [index, arm] of arms.entries()) {
       const inner = new Scope(scope);
+      const mark = this.diags.mark();
       const pattern = this.patterns.checkPattern(arm.pattern, scrutinee.type, inner);
+      // A rejected pattern binds nothing; its names still stand for something in the arm, so
+      // give them the error type instead of reporting each use as an undefined variable.
+      if (this.diags.items.length > mark) {
+        for (const b of patternBinders(arm.pattern)) if (!inner.vars.has(b.name)) inner.vars.set(b.name, this.symbol(b.name, 'local', ErrorType, b.span));
+      }
       const body = this.inferExpr(arm.body, inner, result);
       if (!unify(body.type, result)) {
         const found = showType(zonk(body.type));
@@ -1295,6 +1301,30 @@ function declaredListLength(t: import('../syntax/ast.ts').TypeExpr): number | un
 function typeText(t: import('../syntax/ast.ts').TypeExpr): string {
   if (t.kind === 'fn') return `(${t.params.map(typeText).join(', ')}) -> ${typeText(t.ret)}`;
   return t.args.length ? `${t.name.name}<${t.args.map(typeText).join(', ')}>` : t.name.name;
+}
+
+/** The names a pattern would bind as written (whether or not it checked). A bare name may be a
+ *  unit constructor; binding it as well is harmless because only unbound names are filled in. */
+function patternBinders(p: import('../syntax/ast.ts').Pattern): Ident[] {
+  switch (p.kind) {
+    case 'wildcard':
+    case 'int':
+    case 'string':
+    case 'bool':
+      return [];
+    case 'name':
+      return [p.name];
+    case 'typed':
+      return [p.name];
+    case 'ctorBinder':
+      return p.binder.name ? [{ name: p.binder.name, span: p.binder.span }] : [];
+    case 'ctorFields':
+      return p.fields.flatMap((f) => (f.name ? [{ name: f.name, span: f.span }] : []));
+    case 'structural':
+      return [...(p.name ? [p.name] : []), ...p.fields.flatMap((f) => (f.name ? [{ name: f.name, span: f.span }] : []))];
+    case 'ctorArgs':
+      return p.args.flatMap(patternBinders);
+  }
 }
 
 /** Whether a type still has unknown parts (an inference variable or an error). */
