@@ -258,7 +258,7 @@ function str(value: string): CExpr {
 }
 
 /** Links of an operator or pipe chain already lowered by lowerExpr, consumed by their parent. */
-const loweredLinks = new Map<TExpr, CExpr>();
+const loweredLinks = new WeakMap<TExpr, CExpr>();
 
 /** The operand a chain continues through, lowered first and never in tail position. */
 function chainLink(e: TExpr): TExpr | undefined {
