@@ -704,6 +704,7 @@ class Checker {
     }
     const builtin = this.builtins.get(name);
     if (builtin) return this.builtinAsValue(builtin, span, hint);
+    if (scope.isSilenced(name)) return this.errorExpr(span);
     const guess = closestName(name, [...scope.names(), ...this.types.ctors.keys(), ...this.builtins.keys()]);
     const foreign = FOREIGN_WORDS.get(name);
     this.diags.error(Code.UnknownName, span, `undefined variable '${name}'`, {
@@ -1268,9 +1269,9 @@ class Checker {
       const mark = this.diags.mark();
       const pattern = this.patterns.checkPattern(arm.pattern, scrutinee.type, inner);
       // A rejected pattern binds nothing; its names still stand for something in the arm, so
-      // give them the error type instead of reporting each use as an undefined variable.
+      // their uses get the error type instead of each being reported as an undefined variable.
       if (this.diags.items.length > mark) {
-        for (const b of patternBinders(arm.pattern)) if (!inner.vars.has(b.name)) inner.vars.set(b.name, this.symbol(b.name, 'local', ErrorType, b.span));
+        for (const b of patternBinders(arm.pattern)) if (!inner.vars.has(b.name)) inner.silenced.add(b.name);
       }
       const body = this.inferExpr(arm.body, inner, result);
       if (!unify(body.type, result)) {
