@@ -13,6 +13,8 @@ import type { Program } from './syntax/ast.ts';
 import type { Capability } from './semantics/builtins.ts';
 import { checkProgram } from './semantics/infer.ts';
 import { checkExhaustiveness } from './semantics/exhaustive.ts';
+import { checkInitialisationOrder } from './semantics/order.ts';
+import { lintProgram } from './semantics/lint.ts';
 import type { TypedProgram } from './semantics/typed.ts';
 import { lowerProgram } from './lower/lower.ts';
 import type { CoreProgram } from './lower/core.ts';
@@ -73,6 +75,9 @@ export function analyzeSource(file: SourceFile, options: CompileOptions = {}): A
   if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
   const checked = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() });
   checkExhaustiveness(checked, diags);
+  if (!diags.hasErrors) checkInitialisationOrder(checked, diags);
+  // Warnings only for a program that is otherwise correct: next to errors they are noise.
+  if (!diags.hasErrors) lintProgram(checked, diags);
   if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast, checked };
   return { file, diagnostics: sorted(diags.items), ast, typed: checked, checked };
 }

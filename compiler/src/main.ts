@@ -195,39 +195,30 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'check': {
       const r = checkSource(file, options);
-      if (!r.typed) {
-        process.stderr.write(renderErrors(r));
-        return 1;
-      }
-      return 0;
+      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      return r.typed ? 0 : 1;
     }
     case 'llvm': {
       const r = compileToLlvm(file, options);
-      if (r.llvm === undefined) {
-        process.stderr.write(renderErrors(r));
-        return 1;
-      }
+      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      if (r.llvm === undefined) return 1;
       process.stdout.write(r.llvm);
       return 0;
     }
     case 'build': {
       const out = resolve(args.output ?? defaultOutputName(args.file));
       const r = await buildExecutable(file, out, args.opt ?? 'release', options);
-      if (!r.executable) {
-        process.stderr.write(renderErrors(r));
-        return 1;
-      }
-      return 0;
+      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      return r.executable ? 0 : 1;
     }
     case 'run': {
       const dir = makeBuildDir();
       try {
         const exe = join(dir, 'program');
         const r = await buildExecutable(file, exe, args.opt ?? 'fast', options);
-        if (!r.executable) {
-          process.stderr.write(renderErrors(r));
-          return 1;
-        }
+        // Warnings go to stderr before the program runs; they never change the exit status.
+        if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+        if (!r.executable) return 1;
         return await runExecutable(exe);
       } finally {
         removeBuildDir(dir);

@@ -52,7 +52,7 @@
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
-#define MAIN_STACK_BYTES ((size_t)1 << 30)   /* 1 GiB: a million non-tail levels (§0.5) */
+#define MAIN_STACK_BYTES ((size_t)1 << 30)   /* 1 GiB: a million non-tail levels (docs/guide/05-functions.md#recursion) */
 #define FIBER_STACK_BYTES ((size_t)16 << 20) /* 16 MiB reserved per spawned fiber */
 #define STACK_POOL_MAX 256                   /* finished fibers' stacks kept for reuse */
 #define MAX_WORKERS 256

@@ -6,7 +6,7 @@
 
 import { ABI_VERSION, RESULT_TAGS, runtimeFunction } from '../../../runtime-bindings/abi.ts';
 import { ice } from '../diagnostics/diagnostic.ts';
-import type { CExpr, CoreFn, CoreProgram, Repr } from '../lower/core.ts';
+import { isPureRead, type CExpr, type CoreFn, type CoreProgram, type Repr } from '../lower/core.ts';
 import { IrModule, type Block, type Fn, type FnType, type Type, type Value } from './llvm.ts';
 import { cTypeToLlvm, declareRuntime } from './runtime.ts';
 
@@ -28,6 +28,8 @@ class Emitter {
   private core: CoreFn | null = null;
   private locals = new Map<number, Local>();
   private loopHeader: Block | null = null;
+  /** Chain links already emitted by expr(), consumed by their parent (null: control ended). */
+  private readonly emittedLinks = new Map<CExpr, Value | null>();
 
   constructor(
     private readonly ir: IrModule,
@@ -166,6 +168,20 @@ class Emitter {
 
   /** Emits `e`; null when control does not continue (a tail jump or a failure). */
   private expr(e: CExpr): Value | null {
+    if (this.emittedLinks.has(e)) {
+      const v = this.emittedLinks.get(e)!;
+      this.emittedLinks.delete(e);
+      return v;
+    }
+    // A long operator or call chain nests through the operand evaluated first: emit those links
+    // innermost first, in a loop (the order recursion would take), so recursion stays one deep.
+    const links: CExpr[] = [];
+    for (let x = firstEvaluated(e); x && firstEvaluated(x); x = firstEvaluated(x)) links.push(x);
+    for (let i = links.length - 1; i >= 0; i--) this.emittedLinks.set(links[i]!, this.exprAt(links[i]!));
+    return this.exprAt(e);
+  }
+
+  private exprAt(e: CExpr): Value | null {
     const ir = this.ir;
     switch (e.k) {
       case 'int':
@@ -335,35 +351,38 @@ class Emitter {
     }
   }
 
-  private emitIf(e: CExpr & { k: 'if' }): Value | null {
+  private emitIf(first: CExpr & { k: 'if' }): Value | null {
+    // An else-if chain (a long match compiles to one) is walked in a loop and shares one join
+    // block: no recursion per arm, so thousands of arms cannot overflow the stack.
     const ir = this.ir;
-    const c = this.expr(e.cond);
-    if (!c) return null;
     const fn = this.fn!;
-    const thenB = ir.block(fn, 'then');
-    const elseB = ir.block(fn, 'else');
-    ir.condBr(c, thenB, elseB);
     const incoming: [Value, Block][] = [];
-    ir.setInsertPoint(thenB);
-    const tv = this.expr(e.then);
-    const thenEnd = ir.currentBlock();
-    ir.setInsertPoint(elseB);
-    const ev = this.expr(e.else);
-    const elseEnd = ir.currentBlock();
-    if (!tv && !ev) return null;
-    const join = ir.block(fn, 'join');
-    if (tv) {
-      ir.setInsertPoint(thenEnd);
-      ir.br(join);
-      incoming.push([tv, thenEnd]);
+    let e: CExpr = first;
+    for (;;) {
+      if (e.k !== 'if') {
+        const v = this.expr(e);
+        if (v) incoming.push([v, ir.currentBlock()]);
+        break;
+      }
+      const c = this.expr(e.cond);
+      if (!c) break;
+      const thenB = ir.block(fn, 'then');
+      const elseB = ir.block(fn, 'else');
+      ir.condBr(c, thenB, elseB);
+      ir.setInsertPoint(thenB);
+      const tv = this.expr(e.then);
+      if (tv) incoming.push([tv, ir.currentBlock()]);
+      ir.setInsertPoint(elseB);
+      e = e.else;
     }
-    if (ev) {
-      ir.setInsertPoint(elseEnd);
+    if (incoming.length === 0) return null;
+    const join = ir.block(fn, 'join');
+    for (const [, block] of incoming) {
+      ir.setInsertPoint(block);
       ir.br(join);
-      incoming.push([ev, elseEnd]);
     }
     ir.setInsertPoint(join);
-    return incoming.length === 1 ? incoming[0]![0] : ir.phi(this.ty(e.repr), incoming);
+    return incoming.length === 1 ? incoming[0]![0] : ir.phi(this.ty(first.repr), incoming);
   }
 
   private emitPrim(e: CExpr & { k: 'prim' }): Value | null {
@@ -461,3 +480,22 @@ class Emitter {
 
 // Keep a reference so a renamed runtime symbol fails at module load, not at first use.
 void runtimeFunction('osp_rt_init');
+
+/** The child a node evaluates before anything else (with no side effect before it), if any. */
+function firstEvaluated(e: CExpr): CExpr | undefined {
+  switch (e.k) {
+    case 'prim':
+    case 'callruntime':
+    case 'callextern':
+      return e.args[0];
+    case 'calldirect':
+      // The environment evaluated before the arguments is the current one or none: no effect.
+      return e.env === null || e.env.k === 'env' ? e.args[0] : undefined;
+    case 'callclosure':
+      return isPureRead(e.closure) ? e.args[0] : undefined;
+    case 'if':
+      return e.cond;
+    default:
+      return undefined;
+  }
+}

@@ -62,6 +62,11 @@ export type CExpr = { repr: Repr } & (
   | { k: 'unreachable'; message: string }
 );
 
+/** A value read without effects: evaluating it before or after other code gives the same. */
+export function isPureRead(e: CExpr): boolean {
+  return e.k === 'local' || e.k === 'global' || e.k === 'envload' || (e.k === 'mkclosure' && (e.env === null || e.env.k === 'env'));
+}
+
 export interface CoreFn {
   /** LLVM symbol. */
   name: string;

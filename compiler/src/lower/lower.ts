@@ -11,7 +11,7 @@ import { isCon, prune, type CtorInfo, type Type } from '../semantics/types.ts';
 import { stmtChildren } from '../semantics/walk.ts';
 import { capturesOf } from './closures.ts';
 import { FnContext, LowerState, reprOf } from './context.ts';
-import type { CExpr, CoreFn, CoreProgram } from './core.ts';
+import { isPureRead, type CExpr, type CoreFn, type CoreProgram } from './core.ts';
 import { lowerMatch } from './match.ts';
 import { isIteratorBuiltin, lowerIteratorBuiltin } from './iterators.ts';
 
@@ -195,6 +195,8 @@ function display(v: CExpr, t: Type, state?: LowerState): CExpr {
   // docs/guide/12-strings-and-display.md#display: a fiber or channel shows its handle number, the first word of the runtime object.
   if (isCon(t, 'Fiber') || isCon(t, 'Channel')) return callRuntime('osp_int_to_string', [{ k: 'loadword', ptr: v, index: 0, repr: 'i64' }]);
   if (isCon(t, 'Bool')) return callRuntime('osp_bool_to_string', [v]);
+  const p = prune(t);
+  if (p.kind === 'con' && p.adt?.builtin && state) return displayAdt(v, p, state, 0);
   return ice(`lowering: display of a non-displayable type reached lowering`);
 }
 
@@ -257,7 +259,31 @@ function str(value: string): CExpr {
   return { k: 'str', value, repr: 'ptr' };
 }
 
+/** Links of an operator or pipe chain already lowered by lowerExpr, consumed by their parent. */
+const loweredLinks = new WeakMap<TExpr, CExpr>();
+
+/** The operand a chain continues through, lowered first and never in tail position. */
+function chainLink(e: TExpr): TExpr | undefined {
+  if (e.kind === 'binary') return e.left;
+  if (e.kind === 'call' || e.kind === 'runtime' || e.kind === 'builtin') return e.args[0]?.index === 0 ? e.args[0].value : undefined;
+  return undefined;
+}
+
 function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
+  const done = loweredLinks.get(e);
+  if (done) {
+    loweredLinks.delete(e);
+    return done;
+  }
+  // A chain of 1,000 `+` or `|>` is a tree 1,000 deep: lower its links innermost first, in a
+  // loop, so the recursion stays one link deep.
+  const links: TExpr[] = [];
+  for (let x = chainLink(e); x && chainLink(x); x = chainLink(x)) links.push(x);
+  for (let i = links.length - 1; i >= 0; i--) loweredLinks.set(links[i]!, lowerExprAt(links[i]!, ctx, false));
+  return lowerExprAt(e, ctx, tail);
+}
+
+function lowerExprAt(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
   switch (e.kind) {
     case 'int':
       return { k: 'int', value: e.value, repr: 'i64' };
@@ -300,6 +326,9 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
         }
       }
       const closure = lowerExpr(e.callee, ctx, false);
+      // A callee that is only read (a variable) needs no temporary to run before the arguments,
+      // and without one a long pipe chain through a closure stays a flat chain of calls.
+      if (isPureRead(closure)) return lowerArgs(e.args, ctx, (args) => ({ k: 'callclosure', closure, args, repr }));
       const cid = ctx.state.temp();
       const body = lowerArgs(e.args, ctx, (args) => ({ k: 'callclosure', closure: { k: 'local', id: cid, repr: 'closure' }, args, repr }));
       return { k: 'let', id: cid, value: closure, body, repr };
@@ -486,7 +515,15 @@ function construct(ctor: CtorInfo, fields: CExpr[], ctx: FnContext): CExpr {
   for (let i = ctor.validators.length - 1; i >= 0; i--) {
     const v = ctor.validators[i]!;
     const fn = ctx.state.topFns.get(v.fn.symbol!.id) ?? ice(`lowering: validator ${v.fn.name} was not lowered`);
-    const failed: CExpr = { k: 'mkresult', tag: 1, payload: str(`constraint '${v.constraint}' failed for field '${v.field}'`), repr: 'result' };
+    // The failure is ConstructionError's ConstraintViolation { field, value, constraint, message } (tag 0).
+    const index = ctor.fields.findIndex((f) => f.name === v.field);
+    const fieldType = prune(ctor.fields[index]!.type);
+    const shownValue = ['Int', 'String', 'Bool'].some((n) => isCon(fieldType, n)) ? display(locals[index]!, fieldType) : str('<value>');
+    const violation: CExpr = {
+      k: 'alloc', repr: 'ptr',
+      words: [{ k: 'int', value: 0n, repr: 'i64' }, str(v.field), shownValue, str(v.constraint), str(`constraint '${v.constraint}' failed for field '${v.field}'`)],
+    };
+    const failed: CExpr = { k: 'mkresult', tag: 1, payload: violation, repr: 'result' };
     out = { k: 'if', cond: { k: 'calldirect', fn, env: null, args: locals, tail: false, repr: 'i1' }, then: out, else: failed, repr: 'result' };
   }
   for (let i = temps.length - 1; i >= 0; i--) out = { k: 'let', id: temps[i]!.id, value: temps[i]!.value, body: out, repr: 'result' };

@@ -126,7 +126,9 @@ export class PatternChecker {
           return { kind: 'typed', target, bind: symbol, span: p.span };
         }
         if (!unify(t, target)) return this.patternMismatch(p, withArticle(showType(target)), t);
-        return this.bind({ name: p.name.name, span: p.name.span }, target, scope);
+        // The whole `n: T` is the pattern's span, so a rejected type silences coverage checks of
+        // its match (exhaustive.ts) instead of making the arm look like a catch-all.
+        return { ...this.bind({ name: p.name.name, span: p.name.span }, target, scope), span: p.span };
       }
     }
   }

@@ -5,7 +5,7 @@
 import { closestName, Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
 import type { Stmt, TypeDecl, TypeExpr } from '../syntax/ast.ts';
 import {
-  adtType, AnyType, Bool, ErrorType, fnType, freshVar, Int, iteratorType, listType, resultType, Str, Unit,
+  adtType, AnyType, Bool, CONSTRUCTION_ERROR_CTORS, ErrorType, fnType, freshVar, Int, iteratorType, listType, resultType, Str, Unit,
   type AdtInfo, type CtorInfo, type Type,
   fiberType,
   channelType,
@@ -17,6 +17,9 @@ const BUILTIN_TYPES: ReadonlyMap<string, Type> = new Map([
   ['String', Str], ['string', Str],
   ['Bool', Bool], ['bool', Bool],
   ['Unit', Unit], ['unit', Unit],
+  // The named error payloads (docs/guide/10-results-and-errors.md) are plain message strings, so
+  // `Result<String, IndexError>` is `Result<String, String>`. A user type of the same name wins.
+  ['MathError', Str], ['ParseError', Str], ['IndexError', Str], ['StringError', Str],
 ]);
 
 /** The names `Result<T, E>` constructors go by (docs/guide/10-results-and-errors.md): tag 0 Success, 1 Error. */
@@ -84,6 +87,33 @@ export class TypeEnv {
       }
     }
     for (const [name] of this.aliases) this.aliasTarget(name);
+    this.declareConstructionError();
+  }
+
+  /**
+   * the built-in union `ConstructionError`, the failure payload of constrained construction.
+   * A program's own declarations win: a type of that name replaces it, and a constructor name the
+   * program already uses stays the program's.
+   */
+  private declareConstructionError(): void {
+    if (this.adts.has('ConstructionError') || this.aliases.has('ConstructionError')) return;
+    const at = { start: 0, end: 0 };
+    const adt: AdtInfo = { name: 'ConstructionError', typeParams: [], ctors: [], record: false, span: at, builtin: true };
+    for (const c of CONSTRUCTION_ERROR_CTORS) {
+      const ctor: CtorInfo = {
+        name: c.name, adt, tag: adt.ctors.length, unit: false, span: at, validators: [],
+        fields: c.fields.map((f) => ({ name: f, type: Str, span: at })),
+      };
+      adt.ctors.push(ctor);
+      if (!this.ctors.has(c.name)) this.ctors.set(c.name, ctor);
+    }
+    this.adts.set(adt.name, adt);
+  }
+
+  /** The type of a failed constrained construction (docs/guide/09-constraints.md). */
+  constructionError(): Type {
+    const adt = this.adts.get('ConstructionError');
+    return adt ? adtType(adt, []) : Str;
   }
 
   private aliasTarget(name: string): Type {

@@ -52,7 +52,19 @@ export interface AdtInfo {
   /** `type R = { … }`: one constructor named like the type. */
   record: boolean;
   span: Span;
+  /** A type the language provides (ConstructionError, docs/guide/09-constraints.md): displayable as a record. */
+  builtin?: boolean;
 }
+
+/** ConstructionError: its constructors and String fields, in tag order. Construction of a
+ *  constrained type produces the first (tag 0) with the fields in this order. */
+export const CONSTRUCTION_ERROR_CTORS: readonly { name: string; fields: readonly string[] }[] = [
+  { name: 'ConstraintViolation', fields: ['field', 'value', 'constraint', 'message'] },
+  { name: 'MissingField', fields: ['field'] },
+  { name: 'TypeMismatch', fields: ['field', 'expected', 'actual'] },
+  { name: 'ConstraintFunctionError', fields: ['field', 'function', 'error'] },
+  { name: 'MultipleConstraintViolations', fields: ['violations'] },
+];
 
 export const Int: Type = { kind: 'con', name: 'Int', args: [] };
 export const Str: Type = { kind: 'con', name: 'String', args: [] };

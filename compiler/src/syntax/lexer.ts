@@ -91,6 +91,23 @@ export function lex(text: string, diags: DiagnosticBag, from = 0, to = text.leng
       i += p.length;
       continue;
     }
+    if (c === "'") {
+      // `'x'` or `'text'`: one error for the whole literal, which then counts as the String it
+      // was meant to be (no cascade from the text between the quotes).
+      let k = i + 1;
+      while (k < to && text[k] !== "'" && text[k] !== '\n') k++;
+      if (k < to && text[k] === "'") {
+        const content = text.slice(i + 1, k);
+        const quoted = JSON.stringify(content);
+        diags.error(Code.UnexpectedChar, span(i, k + 1), 'single quotes do not make a literal in Osprey', {
+          label: `write ${quoted}`,
+          notes: [`hint: strings use double quotes: ${quoted}; Osprey has no character type (a one-character String is the same thing)`],
+        });
+        tokens.push({ kind: 'string', parts: [{ kind: 'text', value: content, span: span(i + 1, k) }], interpolated: false, span: span(i, k + 1) });
+        i = k + 1;
+        continue;
+      }
+    }
     const ch = String.fromCodePoint(text.codePointAt(i)!);
     diags.error(Code.UnexpectedChar, span(i, i + ch.length), `unexpected character '${ch}'`);
     i += ch.length;

@@ -9,7 +9,7 @@
 // Syntax errors are reported as diagnostics; the parser resynchronises at the next statement keyword
 // so several independent errors are reported in one run.
 
-import { Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { Code, type DiagnosticBag, type Label } from '../diagnostics/diagnostic.ts';
 import { joinSpans, span, type Span } from '../source.ts';
 import type {
   Arg, Binder, BinaryOp, Expr, ExternDecl, FieldDecl, FieldInit, FnDecl, Ident, InterpPart, MatchArm,
@@ -40,6 +40,14 @@ const BINARY_LEVELS: readonly (readonly BinaryOp[])[] = [
   ['+', '-'],
   ['*', '/', '%'],
 ];
+
+/** Closing brackets and the opener each one closes. */
+const CLOSERS: ReadonlyMap<string, Punct> = new Map<string, Punct>([[')', '('], ['}', '{'], [']', '[']]);
+
+function describeOpener(t: Token): string {
+  const text = (t as { text: string }).text;
+  return text === '{' ? 'block or braces' : text === '(' ? 'parenthesised part' : 'list';
+}
 
 /** `source` (the text the tokens came from) lets the parser see line breaks, which only matter
  *  for the optional operand of `yield` (docs/guide/16-fibers-and-channels.md). */
@@ -112,7 +120,33 @@ class Parser {
   }
   private expectPunct(p: Punct, what?: string): Token {
     if (this.atPunct(p)) return this.next();
-    this.fail(`expected '${p}'${what ? ' ' + what : ''}, found ${describeToken(this.peek())}`);
+    const message = `expected '${p}'${what ? ' ' + what : ''}, found ${describeToken(this.peek())}`;
+    const opener = CLOSERS.get(p) !== undefined ? this.unclosedOpener(p) : undefined;
+    if (!opener) this.fail(message);
+    // Point at the bracket that is never closed: at the end of the file it is the only place
+    // worth showing; elsewhere it goes with the token that was found instead.
+    if (this.peek().kind === 'eof') {
+      this.fail(`this '${(opener as { text: string }).text}' is never closed`, opener.span, [
+        `note: the file ends before the '${p}' that would close it`,
+        `hint: add '${p}' where the ${describeOpener(opener)} should end`,
+      ]);
+    }
+    this.fail(message, this.peek().span, [], [{ span: opener.span, message: `unclosed '${(opener as { text: string }).text}' opened here` }]);
+  }
+
+  /** The innermost opening bracket before the cursor that the closer `p` would match. */
+  private unclosedOpener(p: Punct): Token | undefined {
+    const open = CLOSERS.get(p)!;
+    let depth = 0;
+    for (let i = this.pos - 1; i >= 0; i--) {
+      const t = this.tokens[i]!;
+      if (this.isPunct(t, p)) depth++;
+      else if (this.isPunct(t, open)) {
+        if (depth === 0) return t;
+        depth--;
+      }
+    }
+    return undefined;
   }
   private expectIdent(what: string): Ident {
     const t = this.peek();
@@ -140,17 +174,17 @@ class Parser {
     if (++this.depth <= MAX_NESTING) return;
     this.diags.error(Code.Syntax, this.peek().span, `this program is nested too deeply: more than ${MAX_NESTING} levels`, {
       label: 'the limit is reached here',
-      notes: ['note: each bracket, block, lambda, match, unary operator and each operator of a chain is one level',
+      notes: ['note: each bracket, block, lambda, match and unary operator is one level (a flat chain of operators or pipes is not nested)',
         'hint: split the expression with `let` bindings or helper functions'],
     });
     throw new NestingLimit();
   }
 
-  private fail(message: string, at: Span = this.peek().span, notes: string[] = []): never {
+  private fail(message: string, at: Span = this.peek().span, notes: string[] = [], labels: Label[] = []): never {
     // An unterminated string ran to the end of the file: "found end of file" would be its echo.
-    const echo = this.peek().kind === 'eof' && at.start >= this.peek().span.start &&
+    const echo = this.peek().kind === 'eof' &&
       this.diags.items.some((d) => d.code === Code.UnterminatedString || d.code === Code.UnterminatedInterpolation);
-    if (!echo) this.diags.error(Code.Syntax, at, message, { notes });
+    if (!echo) this.diags.error(Code.Syntax, at, message, { notes, labels });
     throw new ParseError(message);
   }
   private prevEnd(): number {
@@ -273,8 +307,104 @@ class Parser {
       }
     }
     if (t.kind === 'eof') return null;
+    if (t.kind === 'keyword' && t.text === 'if') return this.foreignIf(t);
+    if (t.kind === 'ident') {
+      const foreign = this.foreignStatement(t);
+      if (foreign !== undefined) return foreign;
+    }
     const expr = this.parseExpr();
     return { kind: 'expr', expr, span: expr.span };
+  }
+
+  /** `if cond { … } else { … }` as a statement: one error with the `match` to write, and the
+   *  whole construct (else-if chains included) skipped by brackets, so later statements are
+   *  still checked. */
+  private foreignIf(t: Token): null {
+    this.diags.error(Code.Syntax, t.span, 'Osprey has no `if`', {
+      label: 'choose between values with `match`',
+      notes: ['hint: write `match cond { true => … false => … }`; a `match` is an expression, so it also replaces `if` … `else` as a value'],
+    });
+    for (;;) {
+      this.next(); // `if`
+      while (this.peek().kind !== 'eof' && !this.atPunct('{')) this.skipBalanced();
+      if (this.atPunct('{')) this.skipBalanced();
+      const e = this.peek();
+      if (!((e.kind === 'ident' || e.kind === 'keyword') && e.text === 'else')) return null;
+      this.next();
+      if (this.atKeyword('if')) continue;
+      if (this.atPunct('{')) this.skipBalanced();
+      return null;
+    }
+  }
+
+  /** Skips one token, or a whole bracketed group when the token opens one. */
+  private skipBalanced(): void {
+    const open = this.peek();
+    this.next();
+    const openText = open.kind === 'punct' ? open.text : '';
+    const close = ({ '(': ')', '{': '}', '[': ']' } as Record<string, string>)[openText];
+    if (!close) return;
+    let depth = 1;
+    while (depth > 0 && this.peek().kind !== 'eof') {
+      const t = this.next();
+      if (t.kind !== 'punct') continue;
+      if (t.text === openText) depth++;
+      else if (t.text === close) depth--;
+    }
+  }
+
+  /**
+   * Statements from other languages that Osprey spells differently (`for x in …`, `while …`,
+   * `return e`, `x = 2`): one error that says what to write instead, then the rest is parsed and
+   * dropped so it adds no cascade. Undefined otherwise (an ordinary expression statement follows).
+   */
+  private foreignStatement(t: Token & { kind: 'ident' }): Stmt | null | undefined {
+    const next = this.peek(1);
+    const startsOperand = this.startsOperand(next);
+    const skipRest = (): null => {
+      this.parseExpr();
+      if (this.atPunct('{')) this.parseExpr();
+      return null;
+    };
+    if (t.text === 'for' && next.kind === 'ident' && this.peek(2).kind === 'ident' && (this.peek(2) as { text: string }).text === 'in') {
+      const loopVar = next.text;
+      this.diags.error(Code.Syntax, span(t.span.start, this.peek(2).span.end), 'Osprey has no `for` loop', {
+        label: 'a loop is written with an iterator or recursion',
+        notes: [`hint: iterate with a pipe: \`range(0, n) |> forEach(fn(${loopVar}) => …)\` (also \`map\`, \`filter\`, \`fold\`), or write a recursive function`],
+      });
+      this.pos += 3;
+      return skipRest();
+    }
+    if ((t.text === 'while' || t.text === 'loop') && (startsOperand || this.isPunct(next, '{'))) {
+      this.diags.error(Code.Syntax, t.span, `Osprey has no \`${t.text}\` loop`, {
+        label: 'a loop is written with recursion or an iterator',
+        notes: ['hint: write a recursive function (self tail calls run in constant stack space), or iterate with `range(a, b) |> forEach(fn(i) => …)`'],
+      });
+      this.next();
+      if (this.atPunct('{')) this.parseExpr();
+      else skipRest();
+      return null;
+    }
+    if (t.text === 'return' && startsOperand) {
+      this.diags.error(Code.Syntax, t.span, 'Osprey has no `return`', {
+        label: 'remove this word',
+        notes: ['note: the last expression of a function body or block is its value',
+          'hint: to choose between values early, use `match cond { true => … false => … }`'],
+      });
+      this.next();
+      const expr = this.parseExpr();
+      return { kind: 'expr', expr, span: expr.span };
+    }
+    if (this.isPunct(next, '=')) {
+      this.diags.error(Code.Syntax, next.span, `Osprey has no assignment: '${t.text}' cannot be changed`, {
+        label: 'assignment is not an expression or statement',
+        notes: [`hint: bind a new value with \`let ${t.text} = …\`; a later \`let\` shadows the earlier binding for the code after it (\`mut\` bindings cannot be reassigned either)`],
+      });
+      this.pos += 2;
+      this.parseExpr();
+      return null;
+    }
+    return undefined;
   }
 
   private parseLet(): Stmt {
@@ -537,17 +667,39 @@ class Parser {
     try {
       while (true) {
         const t = this.peek();
-        if (t.kind !== 'punct' || !(ops as readonly string[]).includes(t.text)) break;
+        const spelled = this.spelledOperator(t, ops);
+        if (!spelled && (t.kind !== 'punct' || !(ops as readonly string[]).includes(t.text))) break;
         if (this.inArm && this.startsNextArm(level)) break;
         this.next();
-        this.enter(); // the chain so far is one level deeper
         const right = this.parseBinary(level + 1);
-        left = { kind: 'binary', op: t.text as BinaryOp, opSpan: t.span, left, right, span: joinSpans(left.span, right.span) };
+        const op = spelled ?? ((t as { text: string }).text as BinaryOp);
+        left = { kind: 'binary', op, opSpan: t.span, left, right, span: joinSpans(left.span, right.span) };
       }
     } finally {
       this.depth = depth;
     }
     return left;
+  }
+
+  /**
+   * `a and b` / `a or b` written between two operands: reported with the Osprey spelling and then
+   * parsed as `&&` / `||`, so the rest of the expression is still checked.
+   */
+  private spelledOperator(t: Token, ops: readonly BinaryOp[]): BinaryOp | null {
+    if (t.kind !== 'ident' || (t.text !== 'and' && t.text !== 'or')) return null;
+    const op: BinaryOp = t.text === 'and' ? '&&' : '||';
+    if (!ops.includes(op) || !this.startsOperand(this.peek(1))) return null;
+    this.diags.error(Code.Syntax, t.span, `'${t.text}' is not an operator in Osprey`, {
+      label: `write \`${op}\``,
+      notes: [`hint: logical ${t.text} is written \`${op}\`: \`a ${op} b\``],
+    });
+    return op;
+  }
+
+  /** A token that begins an operand (a call's `(` excluded: `and(x)` may be a function). */
+  private startsOperand(t: Token): boolean {
+    return t.kind === 'ident' || t.kind === 'int' || t.kind === 'string' || t.kind === 'underscore' ||
+      (t.kind === 'keyword' && ['true', 'false', 'match', 'fn'].includes(t.text)) || this.isPunct(t, '!') || this.isPunct(t, '[');
   }
 
   /** Inside a match arm: does the operator at the cursor begin the next arm's pattern? */
@@ -573,6 +725,15 @@ class Parser {
 
   private parseUnaryAt(): Expr {
     const t = this.peek();
+    if (t.kind === 'ident' && t.text === 'not' && this.startsOperand(this.peek(1)) && this.peek(1).kind !== 'underscore') {
+      this.diags.error(Code.Syntax, t.span, "'not' is not an operator in Osprey", {
+        label: 'write `!`',
+        notes: ['hint: negation is written `!`: `!a`'],
+      });
+      this.next();
+      const operand = this.parsePipe();
+      return { kind: 'unary', op: '!', operand, span: joinSpans(t.span, operand.span) };
+    }
     if (t.kind === 'keyword' && t.text === 'await') {
       // `await f` / `await(f)`: a prefix operator over the whole pipe chain (docs/guide/03-values-and-types.md#operators-and-precedence).
       this.next();
@@ -606,7 +767,6 @@ class Parser {
     try {
       while (this.atPunct('|>')) {
         this.next();
-        this.enter();
         const target = this.parsePostfix();
         value = { kind: 'pipe', value, target, span: joinSpans(value.span, target.span) };
       }
@@ -721,8 +881,8 @@ class Parser {
           return value ? { kind: 'send', channel, value, span: sp } : { kind: 'recv', channel, span: sp };
         }
         if (t.text === 'if') {
-          this.fail(`expected an expression, found ${describeToken(t)}`, t.span, [
-            'hint: Osprey has no `if`; use `match cond { true => … false => … }`',
+          this.fail('Osprey has no `if`', t.span, [
+            'hint: write `match cond { true => … false => … }`; a `match` is an expression, so it also replaces `if` … `else` as a value',
             'note: see docs/guide/19-coming-from-other-languages.md#if-and-else',
           ]);
         }
