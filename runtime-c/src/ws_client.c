@@ -17,6 +17,7 @@
 #include "ws_handshake.h"
 #include "ws_tls.h"
 #include "ws_url.h"
+#include "fiber.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -27,19 +28,7 @@
 
 void osp_ws_client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     if (opcode != OSP_WS_OP_TEXT) return;
-    const char *message = osp_gc_strndup((const char *)data, len);
-    int64_t previous = osp_ws_handler_conn_id;
-    osp_ws_handler_conn_id = c->id;
-    OspResult r = c->handler(*c->handler_env_cell, message);
-    osp_ws_handler_conn_id = previous;
-    if (r.tag != OSP_RESULT_SUCCESS) {
-        const char *why = r.value ? (const char *)(intptr_t)r.value : "(no message)";
-        osp_output_lock();
-        fflush(stdout);
-        fprintf(stderr, "websocket connection %" PRId64 ": handler error: %s\n", c->id, why);
-        fflush(stderr);
-        osp_output_unlock();
-    }
+    osp_ws_inbox_deliver(c, data, len);
 }
 
 /* ---- websocketConnect ---------------------------------------------------------------------- */
@@ -337,15 +326,17 @@ static void do_close(void *p) {
 typedef struct {
     int64_t id;
     OspResult result;
+    osp_fiber *caller; /* the fiber calling websocketClose: a handler does not wait for handlers */
 } close_job_args;
 
 static void close_job(void *arg) {
     close_job_args *a = arg;
     a->result = osp_ws_loop_call_waited("websocketClose", a->id, do_close);
+    if (a->result.tag == OSP_RESULT_SUCCESS) osp_ws_inbox_quiesce(a->id, 0, a->caller);
 }
 
 OspResult osp_ws_close(int64_t ws_id) {
-    close_job_args a = {ws_id, {0, 0}};
+    close_job_args a = {ws_id, {0, 0}, osp_fiber_self()};
     osp_sched_run_blocking(close_job, &a);
     return a.result;
 }
@@ -396,9 +387,6 @@ int64_t osp_ws_server_open_connections(int64_t server_id) {
     return a.count;
 }
 
-int64_t osp_ws_handler_connection_id(void) {
-    return osp_ws_loop_on_thread() ? osp_ws_handler_conn_id : 0;
-}
 
 /* ---- websocketSetTrustedCA ------------------------------------------------------------------ */
 

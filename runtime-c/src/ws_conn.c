@@ -19,8 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int64_t osp_ws_handler_conn_id;
-
 /* One receive buffer for the whole loop, parsed in place (WEBSOCKET.md §4.6). */
 static uint8_t read_buffer[64 * 1024];
 
@@ -276,6 +274,7 @@ void osp_ws_conn_free(osp_ws_conn *c) {
     osp_ws_buf_free(&c->out);
     osp_ws_free_wiped(c->pong, OSP_WS_PONG_SLOT);
     SSL_free(c->tls); /* OpenSSL cleanses its key material and record buffers */
+    osp_ws_inbox_conn_freed(c);
     if (c->handler_env_cell) GC_FREE(c->handler_env_cell);
     free(c);
 }
@@ -377,7 +376,7 @@ int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen
 static void update_interest(osp_ws_conn *c) {
     if (c->state == OSP_WS_CONN_DEAD) return;
     uint32_t ev = 0;
-    if (!c->read_paused) ev |= EPOLLIN;
+    if (!c->read_paused && !c->inbox_paused) ev |= EPOLLIN;
     if (osp_ws_conn_pending(c) > 0 || c->tls_want_write) ev |= EPOLLOUT;
     if (osp_ws_watch_set(&c->watch, ev) != 0) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
 }
@@ -453,6 +452,14 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         /* Records OpenSSL already decrypted raise no epoll event: read them on the next turn. */
         if (c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
     }
+    update_interest(c);
+}
+
+void osp_ws_conn_set_inbox_paused(osp_ws_conn *c, bool paused) {
+    if (c->state == OSP_WS_CONN_DEAD || c->inbox_paused == paused) return;
+    c->inbox_paused = paused;
+    /* Records OpenSSL already decrypted raise no epoll event: read them on the next turn. */
+    if (!paused && !c->read_paused && c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
     update_interest(c);
 }
 
@@ -793,7 +800,7 @@ static void conn_read(osp_ws_conn *c) {
      * on while OpenSSL holds decrypted bytes (at most the rest of one record): no epoll event
      * would announce them. */
     for (int round = 0; round < 4 || (c->tls && SSL_pending(c->tls) > 0); round++) {
-        if (c->state == OSP_WS_CONN_DEAD || c->read_paused) break;
+        if (c->state == OSP_WS_CONN_DEAD || c->read_paused || c->inbox_paused) break;
         bool want_write = false;
         ssize_t n = c->tls ? osp_ws_tls_recv(c->tls, read_buffer, sizeof read_buffer, &want_write)
                            : osp_ws_net_recv(c->watch.fd, read_buffer, sizeof read_buffer);
@@ -836,7 +843,7 @@ static void conn_on_event(osp_ws_watch *w, uint32_t events) {
     if (events & EPOLLOUT) osp_ws_conn_flush(c);
     if (c->state == OSP_WS_CONN_DEAD) return;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-        if (c->read_paused) {
+        if (c->read_paused || c->inbox_paused) {
             /* Not reading, but the peer hung up or errored: nothing more can be delivered. */
             if (events & (EPOLLHUP | EPOLLERR)) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
             return;

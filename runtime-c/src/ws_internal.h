@@ -44,6 +44,7 @@ typedef struct osp_ws_conn {
     bool fin_after_flush; /* shut down our sending side once the output queue is empty */
     bool fin_sent;
     bool read_paused;    /* backpressure: the output queue is over the limit */
+    bool inbox_paused;   /* backpressure: the handler's inbox is over the limit (ws_inbox.c) */
     bool pong_pending;   /* at most one pending pong, the latest ping's (WEBSOCKET.md §3.2) */
     bool on_dirty;       /* on the list flushed at the end of the loop iteration */
     uint8_t pong_len;
@@ -68,6 +69,8 @@ typedef struct osp_ws_conn {
     osp_message_handler_fn handler;
     void **handler_env_cell;
     osp_ws_waiter *close_waiters;
+    /* Messages waiting for the handler's fiber (ws_inbox.c); NULL until the first one. */
+    struct osp_ws_inbox *inbox;
     struct osp_ws_conn *zombie_next;
     struct osp_ws_conn *dirty_next;
     /* Broadcast frames for this connection that are still only in the loop's broadcast log:
@@ -170,8 +173,25 @@ void osp_ws_zombie_server(osp_ws_server *s);
 /* Live connection count changes (for shutdown). */
 void osp_ws_live_conns_add(int delta);
 
-/* The connection whose message handler runs now (0 when none); loop thread. */
-extern int64_t osp_ws_handler_conn_id;
+/* ---- handing messages to handlers (ws_inbox.c) --------------------------------------------- */
+
+typedef struct osp_ws_inbox osp_ws_inbox;
+struct osp_fiber;
+
+/* Loop thread: queues a copy of a text message for c's handler (its server's, or its own) and
+ * makes sure a fiber is draining c's inbox; the handler never runs on the loop thread. */
+void osp_ws_inbox_deliver(osp_ws_conn *c, const uint8_t *data, size_t len);
+/* Loop thread, at each wake-up: resumes reading the connections whose handlers caught up. */
+void osp_ws_inbox_resume_all(void);
+/* Loop thread: c is being freed; its inbox lives on while a drain fiber still uses it. */
+void osp_ws_inbox_conn_freed(osp_ws_conn *c);
+/* Any thread but the loop's, after websocketClose (conn_id) or websocketStopServer (server_id)
+ * has closed the connection(s): drops their undelivered messages and, unless `caller` (the fiber
+ * that called the function, or NULL) is itself running a WebSocket handler, waits until no handler
+ * call for them is in progress. */
+void osp_ws_inbox_quiesce(int64_t conn_id, int64_t server_id, struct osp_fiber *caller);
+/* Loop thread: pauses or resumes reading c for its inbox's sake. */
+void osp_ws_conn_set_inbox_paused(osp_ws_conn *c, bool paused);
 
 /* ---- connections (ws_conn.c) -------------------------------------------------------------- */
 

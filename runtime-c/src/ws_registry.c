@@ -146,6 +146,13 @@ void osp_ws_live_conns_add(int delta) {
 
 static void ws_shutdown(void);
 
+/* Every eventfd wake-up: frames the program's threads posted, then connections whose handlers
+ * caught up with their inbox. */
+static void on_loop_wake(void) {
+    osp_ws_tx_drain_all();
+    osp_ws_inbox_resume_all();
+}
+
 static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 bool osp_ws_runtime_ensure(const char *fn, OspResult *err) {
@@ -153,7 +160,7 @@ bool osp_ws_runtime_ensure(const char *fn, OspResult *err) {
     pthread_mutex_lock(&start_mutex);
     (void)osp_ws_limits_get(); /* read the environment once, before the thread starts */
     osp_ws_loop_reap_hook = reap;
-    osp_ws_loop_wake_hook = osp_ws_tx_drain_all;
+    osp_ws_loop_wake_hook = on_loop_wake;
     char why[160];
     /* Before the loop thread exists, so it inherits the blocked termination signals. */
     static bool signals_installed;
