@@ -452,6 +452,11 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         /* Records OpenSSL already decrypted raise no epoll event: read them on the next turn. */
         if (c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
     }
+    /* The same threshold holds back deliveries to the handler (ws_inbox.c). */
+    if (c->inbox && c->inbox_held != c->read_paused) {
+        c->inbox_held = c->read_paused;
+        osp_ws_inbox_output_pressure(c, c->read_paused);
+    }
     update_interest(c);
 }
 

@@ -11,7 +11,11 @@
  *
  * Bounded: the bytes waiting in an inbox count against the connection's maxOutputBytes; above it
  * the loop stops reading that socket (TCP backpressure on the peer) and resumes once the handler
- * has worked the inbox down to half of it.
+ * has worked the inbox down to half of it. Likewise, while the connection's output queue is over
+ * its limit (the peer does not read our answers fast enough) no further message is handed to the
+ * handler: the drain fiber exits and the loop starts a new one once the queue has drained to half,
+ * so a handler answering each message is not refused by websocketServerSend for a full queue that
+ * it could not see coming.
  *
  * Lifetimes: an inbox is collector-uncollectable (it holds the handler's environment, a root) and
  * reference counted: by its connection until the connection is freed, by a drain fiber while one
@@ -48,6 +52,7 @@ struct osp_ws_inbox {
     bool wipe;             /* the per-message wipe option: queued copies are wiped when freed */
     bool resume_listed;    /* on the list the loop works through at its next wake-up */
     bool read_paused;      /* the loop stopped reading the socket because of this inbox */
+    bool output_full;      /* the connection's output queue is over its limit: hold deliveries */
     osp_fiber *drainer;    /* the drain fiber while it runs (NULL before it starts) */
     int64_t conn_id;
     int64_t server_id;     /* 0 for a client connection */
@@ -128,7 +133,7 @@ static int64_t drain(void *arg) {
     pthread_mutex_lock(&inbox_lock);
     in->drainer = self;
     for (;;) {
-        osp_ws_delivery *d = in->closed ? NULL : in->head;
+        osp_ws_delivery *d = in->closed || in->output_full ? NULL : in->head;
         if (d == NULL) break;
         in->head = d->next;
         if (in->head == NULL) in->tail = NULL;
@@ -159,6 +164,25 @@ static int64_t drain(void *arg) {
     return 0;
 }
 
+/* With inbox_lock held: whether a drain fiber has to be submitted (the caller does, unlocked). */
+static bool start_drain_locked(osp_ws_inbox *in) {
+    if (in->draining || in->closed || in->output_full || in->head == NULL) return false;
+    in->draining = true;
+    in->refs++; /* the drain fiber's */
+    return true;
+}
+
+/* Loop thread. c is the connection (NULL when already freed). */
+static void submit_drain(osp_ws_inbox *in, osp_ws_conn *c) {
+    if (osp_sched_submit(drain, in) != NULL) return;
+    /* osp_sched_submit only fails fatally today; keep the inbox consistent anyway. */
+    pthread_mutex_lock(&inbox_lock);
+    in->draining = false;
+    unref_locked(in);
+    pthread_mutex_unlock(&inbox_lock);
+    if (c) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "cannot start a handler fiber");
+}
+
 void osp_ws_inbox_deliver(osp_ws_conn *c, const uint8_t *data, size_t len) {
     if (c->inbox == NULL && (c->inbox = inbox_new(c)) == NULL) {
         osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
@@ -173,7 +197,7 @@ void osp_ws_inbox_deliver(osp_ws_conn *c, const uint8_t *data, size_t len) {
     d->next = NULL;
     d->len = len;
     if (len) memcpy(d->bytes, data, len);
-    bool submit = false;
+    bool submit;
     pthread_mutex_lock(&inbox_lock);
     if (in->closed) {
         pthread_mutex_unlock(&inbox_lock);
@@ -195,21 +219,20 @@ void osp_ws_inbox_deliver(osp_ws_conn *c, const uint8_t *data, size_t len) {
     in->bytes += len;
     bool pause = in->bytes > in->limit && !in->read_paused;
     if (pause) in->read_paused = true;
-    if (!in->draining) {
-        in->draining = true;
-        in->refs++; /* the drain fiber's */
-        submit = true;
-    }
+    submit = start_drain_locked(in);
     pthread_mutex_unlock(&inbox_lock);
     if (pause) osp_ws_conn_set_inbox_paused(c, true);
-    if (submit && osp_sched_submit(drain, in) == NULL) {
-        /* osp_sched_submit only fails fatally today; keep the inbox consistent anyway. */
-        pthread_mutex_lock(&inbox_lock);
-        in->draining = false;
-        unref_locked(in);
-        pthread_mutex_unlock(&inbox_lock);
-        osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "cannot start a handler fiber");
-    }
+    if (submit) submit_drain(in, c);
+}
+
+void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full) {
+    osp_ws_inbox *in = c->inbox;
+    if (in == NULL) return;
+    pthread_mutex_lock(&inbox_lock);
+    in->output_full = full;
+    bool submit = start_drain_locked(in);
+    pthread_mutex_unlock(&inbox_lock);
+    if (submit) submit_drain(in, c);
 }
 
 void osp_ws_inbox_resume_all(void) {
@@ -237,8 +260,13 @@ void osp_ws_inbox_conn_freed(osp_ws_conn *c) {
     c->inbox = NULL;
     in->conn = NULL;
     pthread_mutex_lock(&inbox_lock);
-    unref_locked(in);
+    /* Messages held back for a full output queue are still delivered (their answers fail:
+     * the connection is closed), as every message received before the end is. */
+    in->output_full = false;
+    bool submit = start_drain_locked(in);
+    unref_locked(in); /* not the last reference when a drain was just started */
     pthread_mutex_unlock(&inbox_lock);
+    if (submit) submit_drain(in, NULL);
 }
 
 /* With inbox_lock held: whether the calling fiber is draining some inbox (runs a handler). */

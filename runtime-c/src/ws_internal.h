@@ -45,6 +45,7 @@ typedef struct osp_ws_conn {
     bool fin_sent;
     bool read_paused;    /* backpressure: the output queue is over the limit */
     bool inbox_paused;   /* backpressure: the handler's inbox is over the limit (ws_inbox.c) */
+    bool inbox_held;     /* the inbox was told the output queue is full (read_paused) */
     bool pong_pending;   /* at most one pending pong, the latest ping's (WEBSOCKET.md §3.2) */
     bool on_dirty;       /* on the list flushed at the end of the loop iteration */
     uint8_t pong_len;
@@ -190,6 +191,9 @@ void osp_ws_inbox_conn_freed(osp_ws_conn *c);
  * that called the function, or NULL) is itself running a WebSocket handler, waits until no handler
  * call for them is in progress. */
 void osp_ws_inbox_quiesce(int64_t conn_id, int64_t server_id, struct osp_fiber *caller);
+/* Loop thread: c's output queue went over its limit (full) or back to half of it; while it is
+ * full no message is handed to c's handler. */
+void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full);
 /* Loop thread: pauses or resumes reading c for its inbox's sake. */
 void osp_ws_conn_set_inbox_paused(osp_ws_conn *c, bool paused);
 
