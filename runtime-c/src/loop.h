@@ -18,6 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The loop thread's name (pthread_setname_np): message handlers never run on it. */
+#define OSP_WS_LOOP_THREAD_NAME "osprey-ws-io"
+
 /* A file descriptor the loop watches; embed it in the owning object. */
 typedef struct osp_ws_watch {
     int fd;
