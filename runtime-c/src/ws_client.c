@@ -4,10 +4,10 @@
  *
  * websocketConnect does the TCP connect and the opening handshake on the calling thread with
  * a deadline (so a program may connect to a server it runs itself: that server is served by
- * the loop thread meanwhile), then hands the socket to the loop thread. Calling it from inside
- * a message handler therefore blocks the loop for up to the handshake timeout.
+ * the loop thread meanwhile), then hands the socket to the loop thread. From a fiber (a message
+ * handler included) the call runs on a helper thread while the fiber is parked.
  *
- * The handler is called on the loop thread once per received text message, in order, with a
+ * The handler is called in a fiber (ws_inbox.c) once per received text message, in order, with a
  * NUL-terminated GC-allocated copy (text after an embedded NUL is not visible to it). Binary
  * messages are ignored: the Osprey handler type takes a String. A handler returning Error is
  * reported on stderr; the connection stays open.
@@ -291,7 +291,7 @@ OspResult osp_ws_send(int64_t ws_id, const char *message) {
     if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
     if (osp_ws_loop_on_thread()) {
-        /* From a handler: the connection is this thread's; queue and flush at once. */
+        /* On the loop thread itself: the connection is this thread's; queue and flush at once. */
         do_send(&a);
         return a.result;
     }
@@ -322,7 +322,8 @@ static void do_close(void *p) {
     a->result = osp_result_success(0);
 }
 
-/* Returns when the handler can no longer be called (from a handler: asynchronously). */
+/* Returns when the handler can no longer be called (called from a handler fiber it does not wait
+ * for handler calls in progress: see ws_inbox.c). */
 typedef struct {
     int64_t id;
     OspResult result;

@@ -157,8 +157,8 @@ typedef struct {
 } osp_ws_waited_call;
 
 /* Starts the runtime if needed, runs `run` on the loop thread and, on Success, waits for the
- * operation to complete. Called from a handler (the loop thread itself) it does not wait: the
- * operation completes asynchronously, since waiting there would wait for the waiting thread. */
+ * operation to complete. Called on the loop thread itself it does not wait: the operation
+ * completes asynchronously, since waiting there would wait for the waiting thread. */
 OspResult osp_ws_loop_call_waited(const char *fn, int64_t id, void (*run)(void *));
 
 /* Loop thread only. */

@@ -242,7 +242,8 @@ static void end_shutdown(void *arg) {
 static void ws_shutdown(void) {
     if (!osp_ws_loop_running()) return;
     if (osp_ws_loop_on_thread()) {
-        /* osp_rt_shutdown called from a handler: the thread cannot join itself. */
+        /* osp_rt_shutdown called on the loop thread (no Osprey code runs there, but a C caller
+         * could): the thread cannot join itself. */
         fprintf(stderr, "osprey runtime: program exit requested from a WebSocket handler; "
                         "connections are dropped without a closing handshake\n");
         return;

@@ -539,8 +539,8 @@ static void do_stop(void *p) {
     a->result = osp_result_success(0);
 }
 
-/* Returns when every connection is closed (from a handler: asynchronously, since waiting would
- * block the very thread that runs the closing handshakes). */
+/* Returns when every connection is closed and none of the server's handlers runs (called from a
+ * handler fiber it does not wait for handler calls in progress: see ws_inbox.c). */
 typedef struct {
     int64_t id;
     OspResult result;
