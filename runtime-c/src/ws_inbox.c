@@ -149,7 +149,7 @@ static int64_t drain(void *arg) {
         } else {
             pthread_mutex_unlock(&inbox_lock);
         }
-        const char *message = osp_gc_strndup(d->bytes, d->len);
+        const char *message = osp_ws_handler_copy(in->wipe, (const uint8_t *)d->bytes, d->len);
         free_delivery(d, in->wipe);
         OspResult r = in->server_id ? in->server_handler(in->env, in->conn_id, message)
                                     : in->client_handler(in->env, message);
