@@ -531,10 +531,15 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         /* Records OpenSSL already decrypted raise no epoll event: read them on the next turn. */
         if (c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
     }
-    /* The same threshold holds back deliveries to the handler (ws_inbox.c). */
-    if (c->inbox && c->inbox_held != c->read_paused) {
-        c->inbox_held = c->read_paused;
-        osp_ws_inbox_output_pressure(c, c->read_paused);
+    /* Deliveries to the handler (ws_inbox.c) are held back once half the cap is queued, until a
+     * quarter: a send is refused when the message would not fit under the cap, so a handler that
+     * answers each message with at most half the cap is never refused for a full queue. */
+    if (c->inbox) {
+        bool hold = c->inbox_held ? pending > lim->max_output / 4 : pending > lim->max_output / 2;
+        if (hold != c->inbox_held) {
+            c->inbox_held = hold;
+            osp_ws_inbox_output_pressure(c, hold);
+        }
     }
     update_interest(c);
 }

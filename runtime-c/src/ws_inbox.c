@@ -12,10 +12,10 @@
  * Bounded: the bytes waiting in an inbox count against the connection's maxOutputBytes; above it
  * the loop stops reading that socket (TCP backpressure on the peer) and resumes once the handler
  * has worked the inbox down to half of it. Likewise, while the connection's output queue is over
- * its limit (the peer does not read our answers fast enough) no further message is handed to the
- * handler: the drain fiber exits and the loop starts a new one once the queue has drained to half,
- * so a handler answering each message is not refused by websocketServerSend for a full queue that
- * it could not see coming.
+ * half its limit (the peer does not read our answers fast enough) no further message is handed to
+ * the handler: the drain fiber exits and the loop starts a new one once the queue has drained to a
+ * quarter, so a handler answering each message with at most half the limit is not refused by
+ * websocketServerSend for a full queue that it could not see coming.
  *
  * Lifetimes: an inbox is collector-uncollectable (it holds the handler's environment, a root) and
  * reference counted: by its connection until the connection is freed, by a drain fiber while one

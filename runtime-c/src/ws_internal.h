@@ -45,7 +45,7 @@ typedef struct osp_ws_conn {
     bool fin_sent;
     bool read_paused;    /* backpressure: the output queue is over the limit */
     bool inbox_paused;   /* backpressure: the handler's inbox is over the limit (ws_inbox.c) */
-    bool inbox_held;     /* the inbox was told the output queue is full (read_paused) */
+    bool inbox_held;     /* the inbox was told to hold deliveries: output queue over half the cap */
     bool budget_paused;  /* reading stopped: the process memory budget has no room for the
                             message this connection is receiving (on the budget wait list) */
     bool ping_outstanding; /* keep-alive Ping sent in this silence (idle timeout / 2) */
@@ -217,8 +217,8 @@ void osp_ws_inbox_conn_freed(osp_ws_conn *c);
  * that called the function, or NULL) is itself running a WebSocket handler, waits until no handler
  * call for them is in progress. */
 void osp_ws_inbox_quiesce(int64_t conn_id, int64_t server_id, struct osp_fiber *caller);
-/* Loop thread: c's output queue went over its limit (full) or back to half of it; while it is
- * full no message is handed to c's handler. */
+/* Loop thread: c's output queue went over half its limit (full) or back to a quarter; while it
+ * is full no message is handed to c's handler. */
 void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full);
 /* Loop thread: pauses or resumes reading c for its inbox's sake. */
 void osp_ws_conn_set_inbox_paused(osp_ws_conn *c, bool paused);
