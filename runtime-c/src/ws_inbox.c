@@ -138,6 +138,11 @@ static int64_t drain(void *arg) {
         in->head = d->next;
         if (in->head == NULL) in->tail = NULL;
         in->bytes -= d->len;
+        /* Read under the lock: the loop updates them when websocketServerOnMessage replaced the
+         * handler. */
+        osp_server_message_handler_fn server_handler = in->server_handler;
+        osp_message_handler_fn client_handler = in->client_handler;
+        void *env = in->env;
         /* Reading was paused for this inbox and it is down to half: ask the loop to resume. */
         if (in->read_paused && in->bytes <= in->limit / 2 && !in->resume_listed) {
             in->resume_listed = true;
@@ -151,8 +156,7 @@ static int64_t drain(void *arg) {
         }
         const char *message = osp_ws_handler_copy(in->wipe, (const uint8_t *)d->bytes, d->len);
         free_delivery(d, in->wipe);
-        OspResult r = in->server_id ? in->server_handler(in->env, in->conn_id, message)
-                                    : in->client_handler(in->env, message);
+        OspResult r = in->server_id ? server_handler(env, in->conn_id, message) : client_handler(env, message);
         if (r.tag != OSP_RESULT_SUCCESS) report_handler_error(in, r);
         pthread_mutex_lock(&inbox_lock);
     }
