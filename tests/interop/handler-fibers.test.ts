@@ -71,7 +71,10 @@ describe('WebSocket handlers as fibers', () => {
       // The others were served while the handler slept: all done well before it woke up.
       expect(othersDone).toBeLessThan(1000);
       expect(slept).toBeGreaterThanOrEqual(990);
-      expect(percentile(latencies, 99)).toBeLessThan(200);
+      // With the handler on the I/O thread every round trip during the sleep waited up to 1 s.
+      // Typically p99 is a few ms; the bound leaves room for a heavily shared 2-core machine
+      // (a concurrent test run measured 200.6 ms once).
+      expect(percentile(latencies, 99)).toBeLessThan(400);
     } finally {
       await closeAll(clients);
     }
