@@ -522,7 +522,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     },
     doc:
       'Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. ' +
-      'Every received text message is passed to the handler on the runtime thread, in order. ' +
+      'Every received text message is passed to the handler in a fiber on the scheduler (never on the ' +
+      'WebSocket I/O thread), one at a time and in order. ' +
       'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
@@ -640,7 +641,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     },
     doc:
       'Project addition (docs/guide/15-websockets.md): registers a handler for received text messages; it ' +
-      'replaces the default echo.',
+      'replaces the default echo. The handler runs in a fiber on the scheduler (never on the WebSocket ' +
+      'I/O thread): per connection one message at a time, in order; different connections in parallel.',
   },
   {
     symbol: 'osp_ws_server_send',

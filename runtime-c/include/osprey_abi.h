@@ -144,7 +144,7 @@ int64_t osp_process_await(int64_t process_id);
  * Osprey: cleanupProcess(processId: Int) -> Unit */
 void osp_process_cleanup(int64_t process_id);
 
-/* Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. Every received text message is passed to the handler on the runtime thread, in order. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
+/* Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. Every received text message is passed to the handler in a fiber on the scheduler (never on the WebSocket I/O thread), one at a time and in order. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: websocketConnect(url: String, messageHandler: (String) -> Result<Unit, String>) -> Result<Int, String> */
 OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *handler_env);
 
@@ -172,7 +172,7 @@ OspResult osp_ws_server_broadcast(int64_t server_id, const char *message);
  * Osprey: websocketStopServer(serverID: Int) -> Result<Unit, String> */
 OspResult osp_ws_stop_server(int64_t server_id);
 
-/* Project addition (docs/guide/15-websockets.md): registers a handler for received text messages; it replaces the default echo.
+/* Project addition (docs/guide/15-websockets.md): registers a handler for received text messages; it replaces the default echo. The handler runs in a fiber on the scheduler (never on the WebSocket I/O thread): per connection one message at a time, in order; different connections in parallel.
  * Osprey: websocketServerOnMessage(serverID: Int, handler: (Int, String) -> Result<Unit, String>) -> Result<Unit, String> */
 OspResult osp_ws_server_on_message(int64_t server_id, osp_server_message_handler_fn handler, void *handler_env);
 

@@ -532,6 +532,9 @@ static void worker_init(osp_worker *w, int index) {
 
 static void *worker_main(void *arg) {
     osp_worker *w = arg;
+    /* Named explicitly: a thread inherits its creator's name, and the first spawn may come from
+     * the WebSocket I/O thread (osprey-ws-io), which must not be confused with a worker. */
+    (void)pthread_setname_np(pthread_self(), "osprey-worker");
     worker_init(w, w->index);
     for (;;) {
         osp_fiber *f = next_fiber(w);
@@ -790,6 +793,7 @@ static pthread_cond_t jobs_ready = PTHREAD_COND_INITIALIZER;
 
 static void *blocking_helper(void *unused) {
     (void)unused;
+    (void)pthread_setname_np(pthread_self(), "osprey-helper");
     pthread_mutex_lock(&sched.lock);
     for (;;) {
         while (jobs_head == NULL) {

@@ -341,7 +341,7 @@ export interface HandlerDriver {
   /** C run right after the closing call returned (stop traffic generators). */
   cleanup: string;
   /** 'caller': the handler runs on the thread of a later call (`deliverer`), synchronously;
-   *  handler-order and handler-thread do not apply. Default: on a runtime thread. */
+   *  handler-order and handler-thread do not apply. Default: as a fiber on a scheduler worker. */
   delivery?: 'caller';
   deliverer?: string;
 }
