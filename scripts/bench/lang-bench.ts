@@ -31,6 +31,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { checkSource, emitTyped } from '../../compiler/src/driver.ts';
 import { SourceFile } from '../../compiler/src/source.ts';
+import { BENCH_PROGRAMS } from './lang-programs.ts';
 import { compileC, compileOsprey, median, removeDir, ROOT, runMeasured, tempDir, timeCommand } from './lang-common.ts';
 
 const argv = process.argv.slice(2);
@@ -88,62 +89,7 @@ function frontEndC(): string {
 const HELLO_OSP = 'print("Hello, World!")\n';
 const HELLO_C = '#include <stdio.h>\nint main(void) { puts("Hello, World!"); return 0; }\n';
 
-const RUNTIME_PROGRAMS: { name: string; osprey: string; c: string }[] = [
-  {
-    name: 'recursive fib(32)',
-    osprey: `fn fib(n: Int) -> Int = match n < 2 {
-    true => n
-    false => fib(n - 1) + fib(n - 2)
-}
-print(fib(32))
-`,
-    c: `#include <stdio.h>
-#include <stdint.h>
-static int64_t fib(int64_t n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
-int main(void) { printf("%lld\\n", (long long)fib(32)); return 0; }
-`,
-  },
-  {
-    name: 'fold over 10,000,000 integers',
-    osprey: `print(fold(range(0, 10000000), 0, fn(acc: Int, x: Int) -> Int => acc + x % 7))
-`,
-    c: `#include <stdio.h>
-#include <stdint.h>
-int main(void) {
-    int64_t acc = 0;
-    for (int64_t x = 0; x < 10000000; x++) acc = acc + x % 7;
-    printf("%lld\\n", (long long)acc);
-    return 0;
-}
-`,
-  },
-  {
-    name: 'building 2,000,000 short strings',
-    osprey: `fn step(acc: Int, i: Int) -> Int {
-    let s = "key-" + toString(i) + ":" + toString(acc % 1000)
-    match s == "key-7:7" {
-        true => acc + 1
-        false => acc + i % 5
-    }
-}
-print(fold(range(0, 2000000), 0, step))
-`,
-    c: `#include <stdio.h>
-#include <stdint.h>
-#include <string.h>
-int main(void) {
-    int64_t acc = 0;
-    char s[64];
-    for (int64_t i = 0; i < 2000000; i++) {
-        snprintf(s, sizeof s, "key-%lld:%lld", (long long)i, (long long)(acc % 1000));
-        acc = strcmp(s, "key-7:7") == 0 ? acc + 1 : acc + i % 5;
-    }
-    printf("%lld\\n", (long long)acc);
-    return 0;
-}
-`,
-  },
-];
+const RUNTIME_PROGRAMS = BENCH_PROGRAMS.map((p) => ({ name: p.name, osprey: p.osprey(p.benchSize), c: p.c(p.benchSize) }));
 
 // ---- measurement ------------------------------------------------------------------------------
 
