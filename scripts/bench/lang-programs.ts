@@ -22,9 +22,9 @@ const C_HEAD = '#include <stdio.h>\n#include <stdint.h>\n#include <stdlib.h>\n#i
 
 export const BENCH_PROGRAMS: BenchProgram[] = [
   {
-    name: 'recursive fib(32)',
+    name: 'recursive fib(35)',
     slug: 'fib',
-    benchSize: 32,
+    benchSize: 35,
     goldenSize: 20,
     osprey: (n) => `fn fib(n: Int) -> Int = match n < 2 {
     true => n
@@ -108,9 +108,9 @@ int main(void) {
 `,
   },
   {
-    name: 'Ackermann(3, 9)',
+    name: 'Ackermann(3, 10)',
     slug: 'ackermann',
-    benchSize: 9,
+    benchSize: 10,
     goldenSize: 4,
     osprey: (n) => `fn ack(m: Int, n: Int) -> Int = match m == 0 {
     true => n + 1
@@ -131,9 +131,9 @@ int main(void) { printf("%lld\\n", (long long)ack(3, ${n})); return 0; }
 `,
   },
   {
-    name: 'Towers of Hanoi, 22 discs',
+    name: 'Towers of Hanoi, 24 discs',
     slug: 'hanoi',
-    benchSize: 22,
+    benchSize: 24,
     goldenSize: 10,
     osprey: (n) => `fn hanoi(n: Int, from: Int, to: Int, via: Int) -> Int = match n == 0 {
     true => 0
@@ -325,19 +325,19 @@ int main(void) {
 `,
   },
   {
-    name: 'expression tree evaluation (union match), 40 × depth 18',
+    name: 'expression tree evaluation (union match), 40 × depth 20',
     slug: 'expr_eval',
-    benchSize: 18,
+    benchSize: 20,
     goldenSize: 8,
     osprey: (n) => `type Expr = Num { value: Int } | Add { left: Expr, right: Expr } | Mul { left: Expr, right: Expr } | Neg { inner: Expr }
 fn eval(e: Expr) -> Int = match e {
     Num { value } => value
-    Add { left, right } => (eval(left) + eval(right)) % 1000003
+    Add { left, right } => (eval(left) + eval(right)) % 1000002 + 1
     Mul { left, right } => eval(left) * eval(right) % 1000003
-    Neg { inner } => 0 - eval(inner)
+    Neg { inner } => 1000003 - eval(inner)
 }
 fn build(depth: Int, seed: Int) -> Expr = match depth == 0 {
-    true => Num { value: seed % 10 }
+    true => Num { value: seed % 10 + 1 }
     false => match seed % 3 {
         0 => Add { left: build(depth: depth - 1, seed: seed * 7 % 1000 + 1), right: build(depth: depth - 1, seed: seed * 5 % 1000 + 2) }
         1 => Mul { left: build(depth: depth - 1, seed: seed * 3 % 1000 + 1), right: build(depth: depth - 1, seed: seed + 4) }
@@ -359,13 +359,13 @@ static Expr *node(Kind kind, int64_t value, Expr *left, Expr *right) {
 static int64_t eval(const Expr *e) {
     switch (e->kind) {
     case NUM: return e->value;
-    case ADD: return (eval(e->left) + eval(e->right)) % 1000003;
+    case ADD: return (eval(e->left) + eval(e->right)) % 1000002 + 1;
     case MUL: return eval(e->left) * eval(e->right) % 1000003;
-    default: return 0 - eval(e->left);
+    default: return 1000003 - eval(e->left);
     }
 }
 static Expr *build(int64_t depth, int64_t seed) {
-    if (depth == 0) return node(NUM, seed % 10, NULL, NULL);
+    if (depth == 0) return node(NUM, seed % 10 + 1, NULL, NULL);
     switch (seed % 3) {
     case 0: { Expr *l = build(depth - 1, seed * 7 % 1000 + 1); return node(ADD, 0, l, build(depth - 1, seed * 5 % 1000 + 2)); }
     case 1: { Expr *l = build(depth - 1, seed * 3 % 1000 + 1); return node(MUL, 0, l, build(depth - 1, seed + 4)); }

@@ -309,6 +309,8 @@ class Emitter {
         const v = this.expr(e.value);
         return v ? this.fromWord(ir.extract(v, 1), e.repr) : null;
       }
+      case 'strbuild':
+        return this.emitStringBuild(e);
       case 'unreachable':
         ir.call(this.rtFn('osp_rt_fail'), [ir.cstring(`internal error: ${e.message}`), ir.cstring('(compiled code)')]);
         ir.unreachable();
@@ -402,6 +404,30 @@ class Emitter {
         return ir.select(minusOne, ir.constI64(0n), ir.srem(a, divisor));
       }
     }
+  }
+
+  /** osp_string_build over the parts, four at a time: the first call takes parts 0-3, each
+   *  further call the string so far and the next three. */
+  private emitStringBuild(e: CExpr & { k: 'strbuild' }): Value | null {
+    const ir = this.ir;
+    const values: { word: Value; isInt: boolean }[] = [];
+    for (const p of e.parts) {
+      const v = this.expr(p.value);
+      if (!v) return null;
+      values.push({ word: p.isInt ? v : ir.ptrToInt(v), isInt: p.isInt });
+    }
+    let built: Value | null = null;
+    for (let i = 0; i < values.length; ) {
+      const group = built ? [{ word: ir.ptrToInt(built), isInt: false }, ...values.slice(i, i + 3)] : values.slice(i, i + 4);
+      i += built ? 3 : 4;
+      let mask = 0;
+      group.forEach((g, k) => {
+        if (g.isInt) mask |= 1 << k;
+      });
+      const words = [0, 1, 2, 3].map((k) => group[k]?.word ?? ir.constI64(0n));
+      built = ir.call(this.rtFn('osp_string_build'), [ir.constI64(BigInt(group.length)), ir.constI64(BigInt(mask)), ...words]);
+    }
+    return built;
   }
 
   /** Converts Osprey-level arguments to the C parameters (a closure becomes fn pointer + env). */

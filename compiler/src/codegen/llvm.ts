@@ -108,12 +108,20 @@ export class IrModule {
 
   // ---- functions, globals, blocks ------------------------------------------------------------
 
+  // Nothing in an Osprey program unwinds (the language has no exceptions; the runtime and
+  // `extern fn`s are C), so every function is nounwind: the optimiser need not keep unwind paths.
   declareExternal(name: string, type: FnType): Fn {
-    return this.mod.getFunction(name) ?? llvm.Function.Create(type, llvm.Function.LinkageTypes.ExternalLinkage, name, this.mod);
+    const existing = this.mod.getFunction(name);
+    if (existing) return existing;
+    const fn = llvm.Function.Create(type, llvm.Function.LinkageTypes.ExternalLinkage, name, this.mod);
+    fn.setDoesNotThrow();
+    return fn;
   }
   defineFunction(name: string, type: FnType, exported: boolean): Fn {
     const linkage = exported ? llvm.Function.LinkageTypes.ExternalLinkage : llvm.Function.LinkageTypes.InternalLinkage;
-    return llvm.Function.Create(type, linkage, name, this.mod);
+    const fn = llvm.Function.Create(type, linkage, name, this.mod);
+    fn.setDoesNotThrow();
+    return fn;
   }
   arg(fn: Fn, i: number): Value {
     return fn.getArg(i);
@@ -186,6 +194,13 @@ export class IrModule {
   }
   print(): string {
     return this.mod.print();
+  }
+  /** Links the bitcode module at `path` (e.g. the runtime's inlinable functions) into this one;
+   *  throws an internal compiler error when it cannot be read or linked. */
+  linkBitcode(path: string): void {
+    const other = llvm.parseIRFile(path, new llvm.SMDiagnostic(), this.ctx);
+    if (!other) ice(`cannot read the bitcode ${path}`);
+    if (llvm.Linker.linkModules(this.mod, other)) ice(`cannot link the bitcode ${path} into the program`);
   }
   writeBitcode(path: string): void {
     llvm.WriteBitcodeToFile(this.mod, path);
