@@ -102,6 +102,13 @@ export class IrModule {
     }
     return v;
   }
+  /** A read-only global array of 64-bit words (each exact up to 2^53), as an i8*: one bindings
+   *  call for the whole array, where building it element by element costs one per word. */
+  constWords(values: number[]): Value {
+    const init = llvm.ConstantDataArray.get(this.ctx, values);
+    const g = new llvm.GlobalVariable(this.mod, init.getType(), true, llvm.GlobalValue.LinkageTypes.InternalLinkage, init, 'words');
+    return llvm.ConstantExpr.getBitCast(g, this.i8ptr());
+  }
   fnAsI8Ptr(fn: Fn): Value {
     return llvm.ConstantExpr.getBitCast(fn, this.i8ptr());
   }
