@@ -45,9 +45,9 @@ const OSPREY = join(ROOT, 'bin', 'osprey.mjs');
 const FUNCTIONS = 2000;
 
 /** 2,000 ten-line functions: 20,000 lines of Osprey. */
-function frontEndOsprey(): string {
+function frontEndOsprey(functions = FUNCTIONS): string {
   const out: string[] = [];
-  for (let k = 0; k < FUNCTIONS; k++) {
+  for (let k = 0; k < functions; k++) {
     out.push(
       `fn f${k}(a: Int, b: Int) -> Int {`,
       `    let x = a * ${(k % 97) + 1} + b`,
@@ -61,13 +61,13 @@ function frontEndOsprey(): string {
       `}`,
     );
   }
-  out[out.length - 1] = `} print(f${FUNCTIONS - 1}(a: 1, b: 2))`;
+  out[out.length - 1] = `} print(f${functions - 1}(a: 1, b: 2))`;
   return out.join('\n') + '\n';
 }
 
-function frontEndC(): string {
+function frontEndC(functions = FUNCTIONS): string {
   const out = ['#include <stdint.h>', '#include <stdio.h>'];
-  for (let k = 0; k < FUNCTIONS; k++) {
+  for (let k = 0; k < functions; k++) {
     out.push(
       `static int64_t f${k}(int64_t a, int64_t b) {`,
       `    int64_t x = a * ${(k % 97) + 1} + b;`,
@@ -82,12 +82,22 @@ function frontEndC(): string {
       `}`,
     );
   }
-  out.push(`int main(void) { printf("%lld\\n", (long long)f${FUNCTIONS - 1}(1, 2)); return 0; }`);
+  out.push(`int main(void) { printf("%lld\\n", (long long)f${functions - 1}(1, 2)); return 0; }`);
   return out.join('\n') + '\n';
 }
 
 const HELLO_OSP = 'print("Hello, World!")\n';
 const HELLO_C = '#include <stdio.h>\nint main(void) { puts("Hello, World!"); return 0; }\n';
+
+/** A list literal of `n` Ints, and its C counterpart (a static array). */
+function listOsprey(n: number): string {
+  const xs = Array.from({ length: n }, (_, i) => String((i * 7919) % 100003)).join(', ');
+  return `let xs = [${xs}]\nmatch xs[${n - 1}] {\n    Success { value } => print(value)\n    Error { message } => print(message)\n}\n`;
+}
+function listC(n: number): string {
+  const xs = Array.from({ length: n }, (_, i) => String((i * 7919) % 100003)).join(', ');
+  return `#include <stdio.h>\n#include <stdint.h>\nstatic const int64_t xs[] = {${xs}};\nint main(void) { printf("%lld\\n", (long long)xs[${n - 1}]); return 0; }\n`;
+}
 
 const RUNTIME_PROGRAMS = BENCH_PROGRAMS.map((p) => ({ name: p.name, osprey: p.osprey(p.benchSize), c: p.c(p.benchSize) }));
 
@@ -98,6 +108,8 @@ interface Sample {
   ms: number;
   /** CPU time, ms (falls back to wall time when unknown). */
   cpu: number;
+  /** Peak resident set of the process tree, kB (compile-latency rows). */
+  peakKb?: number;
 }
 
 interface Row {
@@ -130,6 +142,13 @@ function timed(f: () => void): Sample {
 async function command(cmd: string, args: string[]): Promise<Sample> {
   const r = await timeCommand(cmd, args);
   return { ms: r.ms, cpu: r.cpuMs ?? r.ms };
+}
+
+/** A command whose peak memory matters too. */
+async function commandWithPeak(cmd: string, args: string[]): Promise<Sample> {
+  const r = await runMeasured(cmd, args);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status})`);
+  return { ms: r.ms, cpu: r.cpuMs ?? r.ms, peakKb: r.peakKb };
 }
 
 async function run(exe: string): Promise<Sample> {
@@ -166,6 +185,31 @@ try {
   const e2eFast = row({ group: 'end to end', name: 'hello world, fast build', unit: 'ms', ospreyLabel: 'osprey build --fast', cLabel: 'gcc -O0' });
   const e2eRelease = row({ group: 'end to end', name: 'hello world, release build', unit: 'ms', ospreyLabel: 'osprey build (-O2)', cLabel: 'gcc -O2' });
 
+  // Compile latency: large inputs, and `osprey run` of an unchanged program (build cache).
+  process.env.OSPREY_CACHE_DIR = join(dir, 'run-cache');
+  const listOsp = join(dir, 'list.osp');
+  writeFileSync(listOsp, listOsprey(100_000));
+  const listCFile = join(dir, 'list.c');
+  writeFileSync(listCFile, listC(100_000));
+  const bigList = row({ group: 'compile latency', name: '100,000-element list literal, release build', unit: 'ms', ospreyLabel: 'osprey build', cLabel: 'gcc -O2 (static array)' });
+  const tenKOsp = join(dir, 'tenk.osp');
+  writeFileSync(tenKOsp, frontEndOsprey(1000));
+  const tenKC = join(dir, 'tenk.c');
+  writeFileSync(tenKC, frontEndC(1000));
+  const tenK = row({ group: 'compile latency', name: '10,000 lines, release build', unit: 'ms', ospreyLabel: 'osprey build', cLabel: 'gcc -O2' });
+  const cachedHello = row({ group: 'compile latency', name: 'osprey run hello world, unchanged (cache hit)', unit: 'ms', ospreyLabel: 'osprey run', cLabel: 'the executable itself' });
+  const fibOsp = join(dir, 'fib.osp');
+  const fibProgram = BENCH_PROGRAMS.find((p) => p.slug === 'fib')!;
+  writeFileSync(fibOsp, fibProgram.osprey(fibProgram.benchSize));
+  const cachedFib = row({ group: 'compile latency', name: `osprey run ${fibProgram.name}, unchanged (cache hit)`, unit: 'ms', ospreyLabel: 'osprey run', cLabel: 'the executable itself' });
+  const helloRunExe = join(dir, 'hello-run');
+  const fibRunExe = join(dir, 'fib-run');
+  await compileOsprey(HELLO_OSP, helloRunExe, 'fast');
+  await compileOsprey(fibProgram.osprey(fibProgram.benchSize), fibRunExe, 'fast');
+  // Fill the cache once.
+  await command(process.execPath, [OSPREY, 'run', helloOsp]);
+  await command(process.execPath, [OSPREY, 'run', fibOsp]);
+
   // Generated code.
   const runtime = [];
   for (const [i, p] of RUNTIME_PROGRAMS.entries()) {
@@ -197,6 +241,15 @@ try {
     e2eRelease.osprey.push(await command(process.execPath, [OSPREY, 'build', helloOsp, '-o', join(dir, 'hello-osp')]));
     e2eRelease.c.push(await command('gcc', ['-O2', '-o', join(dir, 'hello-c'), helloC]));
 
+    bigList.osprey.push(await commandWithPeak(process.execPath, [OSPREY, 'build', listOsp, '-o', join(dir, 'list-osp')]));
+    bigList.c.push(await commandWithPeak('gcc', ['-O2', '-o', join(dir, 'list-c'), listCFile]));
+    tenK.osprey.push(await commandWithPeak(process.execPath, [OSPREY, 'build', tenKOsp, '-o', join(dir, 'tenk-osp')]));
+    tenK.c.push(await commandWithPeak('gcc', ['-O2', '-o', join(dir, 'tenk-c'), tenKC]));
+    cachedHello.osprey.push(await command(process.execPath, [OSPREY, 'run', helloOsp]));
+    cachedHello.c.push(await run(helloRunExe));
+    cachedFib.osprey.push(await command(process.execPath, [OSPREY, 'run', fibOsp]));
+    cachedFib.c.push(await run(fibRunExe));
+
     for (const r of runtime) {
       r.row.osprey.push(await run(r.ospExe));
       r.row.c.push(await run(r.cExe));
@@ -217,7 +270,9 @@ function show(r: Row, xs: Sample[]): string {
   if (!xs.length) return '—';
   const cpu = median(xs.map((x) => x.cpu));
   const wall = median(xs.map((x) => x.ms));
-  if (r.unit === 'ms') return `${fmt(cpu)} CPU (${fmt(wall)} wall)`;
+  const peaks = xs.map((x) => x.peakKb).filter((k): k is number => k !== undefined);
+  const peak = peaks.length ? `, peak ${(Math.max(...peaks) / 1024).toFixed(0)} MB` : '';
+  if (r.unit === 'ms') return `${fmt(cpu)} CPU (${fmt(wall)} wall${peak})`;
   return `${Math.round((r.lines! / cpu) * 1000).toLocaleString('en')} lines/s (${fmt(cpu)} CPU, ${fmt(wall)} wall)`;
 }
 
@@ -234,7 +289,20 @@ const table = [
     const ratio = r.c.length ? `${(cpu(r.osprey) / cpu(r.c)).toFixed(2)}×` : '—';
     return `| ${r.group} | ${r.name} | ${r.ospreyLabel}: ${show(r, r.osprey)} | ${r.c.length ? `${r.cLabel}: ${show(r, r.c)}` : '—'} | ${ratio} |`;
   }),
+  '',
+  generatedSummary(),
 ].join('\n');
+
+/** Geometric mean and maximum of the generated-code ratios (the speed target: ≤ 1.2×, none above 2×). */
+function generatedSummary(): string {
+  const ratios = rows
+    .filter((r) => r.group === 'generated code' && r.c.length)
+    .map((r) => ({ name: r.name, ratio: median(r.osprey.map((x) => x.cpu)) / median(r.c.map((x) => x.cpu)) }));
+  if (!ratios.length) return '';
+  const geo = Math.exp(ratios.reduce((a, r) => a + Math.log(r.ratio), 0) / ratios.length);
+  const worst = ratios.reduce((a, r) => (r.ratio > a.ratio ? r : a));
+  return `Generated code over ${ratios.length} programs: geometric mean ${geo.toFixed(2)}× gcc -O2, highest ${worst.ratio.toFixed(2)}× (${worst.name}).`;
+}
 
 console.log(table);
 

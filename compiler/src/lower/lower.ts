@@ -9,6 +9,7 @@ import { ice } from '../diagnostics/diagnostic.ts';
 import type { TArg, TExpr, TStmt, TypedFn, TypedProgram } from '../semantics/typed.ts';
 import { isCon, prune, type CtorInfo, type Type } from '../semantics/types.ts';
 import { stmtChildren } from '../semantics/walk.ts';
+import { accumulateTailSums } from './accumulate.ts';
 import { capturesOf } from './closures.ts';
 import { FnContext, LowerState, reprOf } from './context.ts';
 import type { CExpr, CoreFn, CoreProgram } from './core.ts';
@@ -25,6 +26,7 @@ export function lowerProgram(program: TypedProgram, location: (offset: number) =
   const entry = new FnContext(state, 'main', false);
   const init = lowerStmts(program.topLevel, 0, null, entry, false);
   if (state.anyDisplayUsed) state.fns.push(anyDisplayFn(state));
+  accumulateTailSums(state.fns, () => state.temp());
   return {
     fns: state.fns,
     globals: [...state.globals.values()],
