@@ -14,7 +14,7 @@ import type { Capability } from './semantics/builtins.ts';
 import { checkProgram } from './semantics/infer.ts';
 import { checkExhaustiveness } from './semantics/exhaustive.ts';
 import type { TypedProgram } from './semantics/typed.ts';
-import { lowerProgram } from './lower/lower.ts';
+import { lowerProgram, type LowerOptions } from './lower/lower.ts';
 import type { CoreProgram } from './lower/core.ts';
 import { emitModule } from './codegen/emit.ts';
 import type { IrModule } from './codegen/llvm.ts';
@@ -63,13 +63,13 @@ export function checkSource(file: SourceFile, options: CompileOptions = {}): Fro
   return { file, diagnostics: sorted(diags.items), ast, typed };
 }
 
-export function lowerTyped(file: SourceFile, typed: TypedProgram): CoreProgram {
-  return lowerProgram(typed, (offset) => file.location(offset));
+export function lowerTyped(file: SourceFile, typed: TypedProgram, options: LowerOptions = {}): CoreProgram {
+  return lowerProgram(typed, (offset) => file.location(offset), options);
 }
 
 /** The verified LLVM module of a checked program. */
-export function emitTyped(file: SourceFile, typed: TypedProgram): IrModule {
-  return emitModule(lowerTyped(file, typed), basename(file.path));
+export function emitTyped(file: SourceFile, typed: TypedProgram, options: LowerOptions = {}): IrModule {
+  return emitModule(lowerTyped(file, typed, options), basename(file.path));
 }
 
 export interface CompileResult extends FrontEndResult {
@@ -93,7 +93,7 @@ export interface BuildResult extends FrontEndResult {
 export async function buildExecutable(file: SourceFile, output: string, opt: OptLevel, options: CompileOptions = {}): Promise<BuildResult> {
   const r = checkSource(file, options);
   if (!r.typed) return r;
-  const ir = emitTyped(file, r.typed);
+  const ir = emitTyped(file, r.typed, { accumulateSums: opt === 'fast' });
   const dir = makeBuildDir();
   try {
     await linkExecutable(ir, output, opt, dir, { sanitize: options.sanitize });

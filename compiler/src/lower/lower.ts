@@ -16,7 +16,13 @@ import type { CExpr, CoreFn, CoreProgram } from './core.ts';
 import { lowerMatch } from './match.ts';
 import { isIteratorBuiltin, lowerIteratorBuiltin } from './iterators.ts';
 
-export function lowerProgram(program: TypedProgram, location: (offset: number) => string): CoreProgram {
+export interface LowerOptions {
+  /** Turn Int sums with a self call into accumulator loops (accumulate.ts). Done for -O0 builds:
+   *  at -O2 LLVM's tail recursion elimination does the same and our form measured slower (fib). */
+  accumulateSums?: boolean;
+}
+
+export function lowerProgram(program: TypedProgram, location: (offset: number) => string, options: LowerOptions = {}): CoreProgram {
   const state = new LowerState(location);
   for (const f of program.functions) state.topFns.set(f.symbol!.id, `ospu.${f.name}`);
   for (const s of program.topLevel) collectGlobals(s, state);
@@ -26,7 +32,7 @@ export function lowerProgram(program: TypedProgram, location: (offset: number) =
   const entry = new FnContext(state, 'main', false);
   const init = lowerStmts(program.topLevel, 0, null, entry, false);
   if (state.anyDisplayUsed) state.fns.push(anyDisplayFn(state));
-  accumulateTailSums(state.fns, () => state.temp());
+  if (options.accumulateSums) accumulateTailSums(state.fns, () => state.temp());
   return {
     fns: state.fns,
     globals: [...state.globals.values()],
