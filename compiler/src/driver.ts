@@ -47,7 +47,7 @@ export function loadSource(path: string): SourceFile {
 export function parseSource(file: SourceFile): { ast: Program | null; diagnostics: Diagnostic[] } {
   const diags = new DiagnosticBag();
   const tokens = lex(file.text, diags);
-  const ast = parseProgram(tokens, diags);
+  const ast = parseProgram(tokens, diags, file.text);
   return { ast: diags.hasErrors ? null : ast, diagnostics: sorted(diags.items) };
 }
 
@@ -69,7 +69,7 @@ export interface AnalysisResult extends FrontEndResult {
 export function analyzeSource(file: SourceFile, options: CompileOptions = {}): AnalysisResult {
   const diags = new DiagnosticBag();
   const tokens = lex(file.text, diags);
-  const ast = parseProgram(tokens, diags);
+  const ast = parseProgram(tokens, diags, file.text);
   if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
   const checked = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() });
   checkExhaustiveness(checked, diags);

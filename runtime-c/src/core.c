@@ -305,10 +305,4 @@ void osp_print(const char *text) {
     osp_output_unlock();
 }
 
-void osp_sleep(int64_t milliseconds) {
-    if (milliseconds <= 0) return;
-    struct timespec ts = {(time_t)(milliseconds / 1000), (long)(milliseconds % 1000) * 1000000L};
-    /* Resume after signal interruptions so the full duration elapses. */
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
+/* osp_sleep lives in fiber.c: it parks the calling fiber. */

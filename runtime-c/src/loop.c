@@ -354,6 +354,9 @@ int osp_ws_loop_start(char *err, size_t errlen) {
     }
     running = true;
     pthread_mutex_unlock(&loop_mutex);
+    /* A handler running on this thread may send to a channel a fiber waits on: while the loop
+     * runs, fibers that all wait are not a deadlock. */
+    osp_sched_hold_external(1);
     return 0;
 }
 
@@ -376,6 +379,7 @@ void osp_ws_loop_stop(void) {
     wake_watch.events = 0;
     epoll_fd = -1;
     pthread_mutex_unlock(&loop_mutex);
+    osp_sched_hold_external(-1);
     free(heap);
     heap = NULL;
     heap_len = heap_cap = 0;

@@ -45,6 +45,11 @@ void osp_rt_install_graceful_signals(void);
  * reports the same status. */
 int32_t osp_rt_shutdown_for_signal(int signo);
 
+/* Runs fn(arg), which may block for a long time (reading input, waiting for a process or for the
+ * WebSocket thread). Called from a fiber, the fiber parks and a helper thread makes the call, so
+ * the worker goes on running other fibers; from any other thread, fn runs right there. */
+void osp_sched_run_blocking(void (*fn)(void *arg), void *arg);
+
 /* Serialises writes to stdout and stderr from the main thread and the runtime thread so that
  * lines never interleave. */
 void osp_output_lock(void);

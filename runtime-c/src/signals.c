@@ -12,9 +12,10 @@
  * Why a handler and not only a blocked mask and sigwait: Boehm GC stops the world by signalling
  * every thread and parking it in sigsuspend with a mask that *unblocks* SIGTERM and SIGINT. A
  * termination signal with the default disposition arriving then kills the process outright. A
- * handler makes the disposition safe in any thread and any mask; the signals stay blocked in
- * the program's threads (fewer EINTRs) and unblocked in the watcher, so that is where they
- * normally land.
+ * handler makes the disposition safe in any thread and any mask. The fiber scheduler's worker
+ * and helper threads exist before the WebSocket runtime starts and keep their own masks, so the
+ * handler may run on any of them; it only writes to the pipe, and the watcher (where the signals
+ * are unblocked) does the rest.
  *
  * A signal whose disposition is not the default (the program or an embedding host installed its
  * own handler, or it was ignored when the process started), or that the starting thread already

@@ -97,7 +97,28 @@ static void sanitize(const char *in, size_t n, char *out, size_t outlen) {
     out[j] = '\0';
 }
 
+static OspResult connect_now(const char *url, osp_message_handler_fn handler, void *handler_env);
+
+typedef struct {
+    const char *url;
+    osp_message_handler_fn handler;
+    void *handler_env;
+    OspResult result;
+} connect_job_args;
+
+static void connect_job(void *arg) {
+    connect_job_args *a = arg;
+    a->result = connect_now(a->url, a->handler, a->handler_env);
+}
+
+/* The handshake waits for the network: the calling fiber parks, not its worker. */
 OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *handler_env) {
+    connect_job_args a = {url, handler, handler_env, {0, 0}};
+    osp_sched_run_blocking(connect_job, &a);
+    return a.result;
+}
+
+static OspResult connect_now(const char *url, osp_message_handler_fn handler, void *handler_env) {
     static const char fn[] = "websocketConnect";
     if (url == NULL) return osp_result_errorf("%s: the URL is null", fn);
     if (handler == NULL) return osp_result_errorf("%s: the message handler is null", fn);
@@ -318,8 +339,20 @@ static void do_close(void *p) {
 }
 
 /* Returns when the handler can no longer be called (from a handler: asynchronously). */
+typedef struct {
+    int64_t id;
+    OspResult result;
+} close_job_args;
+
+static void close_job(void *arg) {
+    close_job_args *a = arg;
+    a->result = osp_ws_loop_call_waited("websocketClose", a->id, do_close);
+}
+
 OspResult osp_ws_close(int64_t ws_id) {
-    return osp_ws_loop_call_waited("websocketClose", ws_id, do_close);
+    close_job_args a = {ws_id, {0, 0}};
+    osp_sched_run_blocking(close_job, &a);
+    return a.result;
 }
 
 /* ---- internal queries (runtime.h) ---------------------------------------------------------- */

@@ -706,8 +706,20 @@ static void do_stop(void *p) {
 
 /* Returns when every connection is closed (from a handler: asynchronously, since waiting would
  * block the very thread that runs the closing handshakes). */
+typedef struct {
+    int64_t id;
+    OspResult result;
+} stop_job_args;
+
+static void stop_job(void *arg) {
+    stop_job_args *a = arg;
+    a->result = osp_ws_loop_call_waited("websocketStopServer", a->id, do_stop);
+}
+
 OspResult osp_ws_stop_server(int64_t server_id) {
-    return osp_ws_loop_call_waited("websocketStopServer", server_id, do_stop);
+    stop_job_args a = {server_id, {0, 0}};
+    osp_sched_run_blocking(stop_job, &a);
+    return a.result;
 }
 
 /* ---- configuration before listen: limits, origins, subprotocols --------------------------- */
