@@ -107,7 +107,7 @@ export interface BuildResult extends FrontEndResult {
 export async function buildExecutable(file: SourceFile, output: string, opt: OptLevel, options: CompileOptions = {}): Promise<BuildResult> {
   const r = checkSource(file, options);
   if (!r.typed) return r;
-  const ir = emitTyped(file, r.typed, { accumulateSums: opt === 'fast' });
+  const ir = emitTyped(file, r.typed);
   const dir = makeBuildDir();
   try {
     await linkExecutable(ir, output, opt, dir, { sanitize: options.sanitize });
