@@ -319,6 +319,20 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     doc: 'A new garbage-collected string holding left followed by right.',
   },
   {
+    symbol: 'osp_string_build',
+    params: [
+      { name: 'count', type: 'int64' },
+      { name: 'int_mask', type: 'int64' },
+      { name: 'part0', type: 'int64' },
+      { name: 'part1', type: 'int64' },
+      { name: 'part2', type: 'int64' },
+      { name: 'part3', type: 'int64' },
+    ],
+    returns: 'cstring',
+    doc:
+      'A new garbage-collected string: the first `count` (1-4) parts in order, each the decimal text of an Int when its bit in int_mask is set, else a string pointer. A chain of `+` or an interpolation costs one allocation per four parts.',
+  },
+  {
     symbol: 'osp_string_equals',
     params: [
       { name: 'left', type: 'cstring' },

@@ -16,7 +16,7 @@ import { checkExhaustiveness } from './semantics/exhaustive.ts';
 import { checkInitialisationOrder } from './semantics/order.ts';
 import { lintProgram } from './semantics/lint.ts';
 import type { TypedProgram } from './semantics/typed.ts';
-import { lowerProgram } from './lower/lower.ts';
+import { lowerProgram, type LowerOptions } from './lower/lower.ts';
 import type { CoreProgram } from './lower/core.ts';
 import { emitModule } from './codegen/emit.ts';
 import type { IrModule } from './codegen/llvm.ts';
@@ -82,13 +82,13 @@ export function analyzeSource(file: SourceFile, options: CompileOptions = {}): A
   return { file, diagnostics: sorted(diags.items), ast, typed: checked, checked };
 }
 
-export function lowerTyped(file: SourceFile, typed: TypedProgram): CoreProgram {
-  return lowerProgram(typed, (offset) => file.location(offset));
+export function lowerTyped(file: SourceFile, typed: TypedProgram, options: LowerOptions = {}): CoreProgram {
+  return lowerProgram(typed, (offset) => file.location(offset), options);
 }
 
 /** The verified LLVM module of a checked program. */
-export function emitTyped(file: SourceFile, typed: TypedProgram): IrModule {
-  return emitModule(lowerTyped(file, typed), basename(file.path));
+export function emitTyped(file: SourceFile, typed: TypedProgram, options: LowerOptions = {}): IrModule {
+  return emitModule(lowerTyped(file, typed, options), basename(file.path));
 }
 
 export interface CompileResult extends FrontEndResult {

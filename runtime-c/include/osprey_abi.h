@@ -81,6 +81,9 @@ void *osp_alloc(int64_t size);
 /* A new garbage-collected string holding left followed by right. */
 const char *osp_string_concat(const char *left, const char *right);
 
+/* A new garbage-collected string: the first `count` (1-4) parts in order, each the decimal text of an Int when its bit in int_mask is set, else a string pointer. A chain of `+` or an interpolation costs one allocation per four parts. */
+const char *osp_string_build(int64_t count, int64_t int_mask, int64_t part0, int64_t part1, int64_t part2, int64_t part3);
+
 /* 1 when the two strings have the same bytes, else 0. */
 int64_t osp_string_equals(const char *left, const char *right);
 

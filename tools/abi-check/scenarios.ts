@@ -481,6 +481,14 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       returns: { kind: 'string', equals: 'abi-probe \u00e9\u{1F985}' },
     },
   ],
+  osp_string_build: [
+    {
+      name: 'build',
+      doc: 'a string, INT64_MIN, a multi-byte string and 0',
+      args: { count: int(4), int_mask: int(0b1010), part0: str('abi-'), part1: int(-(2n ** 63n)), part2: str(' \u00e9\u{1F985} '), part3: int(0) },
+      returns: { kind: 'string', equals: 'abi--9223372036854775808 \u00e9\u{1F985} 0' },
+    },
+  ],
   osp_string_equals: [
     { name: 'equal', doc: 'two equal strings', args: { left: str('abi'), right: str('abi') }, returns: { kind: 'int', equals: 1n } },
     { name: 'different', doc: 'two different strings', args: { left: str('abi'), right: str('abd') }, returns: { kind: 'int', equals: 0n } },

@@ -17,6 +17,9 @@ export function emitModule(program: CoreProgram, moduleName: string): IrModule {
   return ir;
 }
 
+/** Blocks of at least this many words are built from a constant image (emitLargeAlloc). */
+const CONSTANT_BLOCK_MIN_WORDS = 16;
+
 type Local = { kind: 'value'; value: Value } | { kind: 'slot'; ptr: Value; type: Type };
 
 class Emitter {
@@ -295,6 +298,7 @@ class Emitter {
         return ir.insert(withFn, env, 1);
       }
       case 'alloc': {
+        if (e.words.length >= CONSTANT_BLOCK_MIN_WORDS) return this.emitLargeAlloc(e.words);
         const values: Value[] = [];
         for (const w of e.words) {
           const v = this.expr(w);
@@ -344,6 +348,8 @@ class Emitter {
         const v = this.expr(e.value);
         return v ? this.fromWord(ir.extract(v, 1), e.repr) : null;
       }
+      case 'strbuild':
+        return this.emitStringBuild(e);
       case 'unreachable':
         ir.call(this.rtFn('osp_rt_fail'), [ir.cstring(`internal error: ${e.message}`), ir.cstring('(compiled code)')]);
         ir.unreachable();
@@ -440,6 +446,60 @@ class Emitter {
         return ir.select(minusOne, ir.constI64(0n), ir.srem(a, divisor));
       }
     }
+  }
+
+  /**
+   * A large block (a long list literal): its constant words come from one read-only array copied
+   * with memcpy, and only the others are stored one by one. A 100,000-element literal is then a
+   * few instructions instead of 100,000 stores, which both this emitter and clang pay for.
+   */
+  private emitLargeAlloc(words: CExpr[]): Value | null {
+    const ir = this.ir;
+    const constant = (w: CExpr): number | null => {
+      if (w.k === 'int' && w.value >= -(2n ** 53n) && w.value <= 2n ** 53n) return Number(w.value);
+      if (w.k === 'bool') return w.value ? 1 : 0;
+      if (w.k === 'unit') return 0;
+      return null;
+    };
+    const image = words.map(constant);
+    const rest: { index: number; value: Value; repr: Repr }[] = [];
+    for (let i = 0; i < words.length; i++) {
+      if (image[i] !== null) continue;
+      const v = this.expr(words[i]!);
+      if (!v) return null;
+      rest.push({ index: i, value: v, repr: words[i]!.repr });
+    }
+    const bytes = BigInt(8 * words.length);
+    const p = this.alloc(8 * words.length);
+    const memcpy = ir.declareExternal('memcpy', ir.fnType(ir.i8ptr(), [ir.i8ptr(), ir.i8ptr(), ir.i64()]));
+    ir.call(memcpy, [p, ir.constWords(image.map((x) => x ?? 0)), ir.constI64(bytes)]);
+    const slots = ir.bitcast(p, ir.ptrTo(ir.i64()));
+    for (const r of rest) ir.store(this.toWord(r.value, r.repr), ir.elementPtr(ir.i64(), slots, r.index));
+    return p;
+  }
+
+  /** osp_string_build over the parts, four at a time: the first call takes parts 0-3, each
+   *  further call the string so far and the next three. */
+  private emitStringBuild(e: CExpr & { k: 'strbuild' }): Value | null {
+    const ir = this.ir;
+    const values: { word: Value; isInt: boolean }[] = [];
+    for (const p of e.parts) {
+      const v = this.expr(p.value);
+      if (!v) return null;
+      values.push({ word: p.isInt ? v : ir.ptrToInt(v), isInt: p.isInt });
+    }
+    let built: Value | null = null;
+    for (let i = 0; i < values.length; ) {
+      const group = built ? [{ word: ir.ptrToInt(built), isInt: false }, ...values.slice(i, i + 3)] : values.slice(i, i + 4);
+      i += built ? 3 : 4;
+      let mask = 0;
+      group.forEach((g, k) => {
+        if (g.isInt) mask |= 1 << k;
+      });
+      const words = [0, 1, 2, 3].map((k) => group[k]?.word ?? ir.constI64(0n));
+      built = ir.call(this.rtFn('osp_string_build'), [ir.constI64(BigInt(group.length)), ir.constI64(BigInt(mask)), ...words]);
+    }
+    return built;
   }
 
   /** Converts Osprey-level arguments to the C parameters (a closure becomes fn pointer + env). */

@@ -9,13 +9,20 @@ import { ice } from '../diagnostics/diagnostic.ts';
 import type { TArg, TExpr, TStmt, TypedFn, TypedProgram } from '../semantics/typed.ts';
 import { isCon, prune, type CtorInfo, type Type } from '../semantics/types.ts';
 import { stmtChildren } from '../semantics/walk.ts';
+import { accumulateTailSums } from './accumulate.ts';
 import { capturesOf } from './closures.ts';
 import { FnContext, LowerState, reprOf } from './context.ts';
 import { isPureRead, type CExpr, type CoreFn, type CoreProgram } from './core.ts';
 import { lowerMatch } from './match.ts';
 import { isIteratorBuiltin, lowerIteratorBuiltin } from './iterators.ts';
 
-export function lowerProgram(program: TypedProgram, location: (offset: number) => string): CoreProgram {
+export interface LowerOptions {
+  /** Turn Int sums with a self call into accumulator loops (accumulate.ts). Done for -O0 builds:
+   *  at -O2 LLVM's tail recursion elimination does the same and our form measured slower (fib). */
+  accumulateSums?: boolean;
+}
+
+export function lowerProgram(program: TypedProgram, location: (offset: number) => string, options: LowerOptions = {}): CoreProgram {
   const state = new LowerState(location);
   for (const f of program.functions) state.topFns.set(f.symbol!.id, `ospu.${f.name}`);
   for (const s of program.topLevel) collectGlobals(s, state);
@@ -25,6 +32,7 @@ export function lowerProgram(program: TypedProgram, location: (offset: number) =
   const entry = new FnContext(state, 'main', false);
   const init = lowerStmts(program.topLevel, 0, null, entry, false);
   if (state.anyDisplayUsed) state.fns.push(anyDisplayFn(state));
+  if (options.accumulateSums) accumulateTailSums(state.fns, () => state.temp());
   return {
     fns: state.fns,
     globals: [...state.globals.values()],
@@ -293,15 +301,8 @@ function lowerExprAt(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
       return { k: 'bool', value: e.value, repr: 'i1' };
     case 'unit':
       return unit();
-    case 'interp': {
-      let acc: CExpr | null = null;
-      for (const p of e.parts) {
-        const piece = typeof p === 'string' ? str(p) : display(lowerExpr(p, ctx, false), p.type, ctx.state);
-        if (typeof p === 'string' && p === '') continue;
-        acc = acc ? callRuntime('osp_string_concat', [acc, piece]) : piece;
-      }
-      return acc ?? str('');
-    }
+    case 'interp':
+      return lowerStringChain(e, ctx);
     case 'var':
       return ctx.read(e.symbol);
     case 'call': {
@@ -350,6 +351,7 @@ function lowerExprAt(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
     case 'runtime':
       return lowerArgs(e.args, ctx, (args) => ({ k: 'callruntime', fn: e.fn, args, repr: reprOf(e.type) }));
     case 'binary':
+      if (e.op === '+' && isCon(prune(e.left.type), 'String')) return lowerStringChain(e, ctx);
       return lowerBinary(e, ctx);
     case 'unary': {
       const v = lowerExpr(e.operand, ctx, false);
@@ -437,6 +439,51 @@ function lowerExprAt(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
       return lowerSelect(e, ctx, tail);
   }
   return ice(`lowering: unexpected expression '${(e as TExpr).kind}'`);
+}
+
+type StringPart = { value: CExpr; isInt: boolean };
+
+/**
+ * A String `+` chain or an interpolation as one `strbuild` over all its pieces (Int pieces —
+ * `${n}`, `toString(n)` — are formatted straight into the result), instead of one allocation and
+ * copy per `+`. The left spine of `a + b + c + …` is walked in a loop (long chains must not
+ * recurse); pieces are evaluated left to right, as written.
+ */
+function lowerStringChain(e: TExpr, ctx: FnContext): CExpr {
+  const parts: StringPart[] = [];
+  const piece = (x: TExpr): void => {
+    if (x.kind === 'interp' || (x.kind === 'binary' && x.op === '+' && isCon(prune(x.left.type), 'String'))) {
+      const rights: TExpr[] = [];
+      let left: TExpr = x;
+      while (left.kind === 'binary' && left.op === '+' && isCon(prune(left.left.type), 'String')) {
+        rights.push(left.right);
+        left = left.left;
+      }
+      if (left.kind === 'interp') {
+        for (const p of left.parts) {
+          if (typeof p === 'string') {
+            if (p !== '') parts.push({ value: str(p), isInt: false });
+          } else if (isCon(prune(p.type), 'Int')) parts.push({ value: lowerExpr(p, ctx, false), isInt: true });
+          else parts.push({ value: display(lowerExpr(p, ctx, false), p.type, ctx.state), isInt: false });
+        }
+      } else piece(left);
+      for (let i = rights.length - 1; i >= 0; i--) piece(rights[i]!);
+      return;
+    }
+    if (x.kind === 'builtin' && x.name === 'toString' && x.args.length === 1 && isCon(prune(x.args[0]!.value.type), 'Int')) {
+      parts.push({ value: lowerExpr(x.args[0]!.value, ctx, false), isInt: true });
+      return;
+    }
+    if (x.kind === 'string') {
+      if (x.value !== '') parts.push({ value: str(x.value), isInt: false });
+      return;
+    }
+    parts.push({ value: lowerExpr(x, ctx, false), isInt: false });
+  };
+  piece(e);
+  if (parts.length === 0) return str('');
+  if (parts.length === 1 && !parts[0]!.isInt) return parts[0]!.value;
+  return { k: 'strbuild', parts, repr: 'ptr' };
 }
 
 /**
