@@ -143,6 +143,26 @@ static void conn_free(http_conn *c) {
     free(c);
 }
 
+/* Closed connections wait here until the end of the loop iteration: a later event of the same
+ * epoll batch may still name their watch (loop.c skips it because its events are 0). */
+static http_conn *graveyard;
+static void (*chained_reap_hook)(void);
+static bool reap_hook_installed;
+
+static void bury(http_conn *c) {
+    c->next = graveyard;
+    graveyard = c;
+}
+
+static void http_reap(void) {
+    if (chained_reap_hook) chained_reap_hook();
+    while (graveyard) {
+        http_conn *c = graveyard;
+        graveyard = c->next;
+        conn_free(c);
+    }
+}
+
 static void conn_close(http_conn *c) {
     if (c->closed) return;
     osp_ws_timer_cancel(&c->timer);
@@ -163,7 +183,7 @@ static void conn_close(http_conn *c) {
 static void settle(http_conn *c) {
     if (!c->closed || c->dead) return;
     if (c->phase == PH_BUSY) c->dead = true;
-    else conn_free(c);
+    else bury(c);
 }
 
 static void set_phase(http_conn *c, conn_phase phase) {
@@ -512,7 +532,7 @@ static void job_done(void *arg) {
     http_job *j = arg;
     http_conn *c = j->conn;
     if (c->dead) {
-        conn_free(c);
+        bury(c);
         free(j->response);
         return;
     }
@@ -554,6 +574,11 @@ typedef struct {
 static void listen_on_loop(void *arg) {
     listen_args *a = arg;
     http_server *s = a->s;
+    if (!reap_hook_installed) {
+        reap_hook_installed = true;
+        chained_reap_hook = osp_ws_loop_reap_hook;
+        osp_ws_loop_reap_hook = http_reap;
+    }
     int fd = osp_ws_net_listen(s->address, s->port, a->err, sizeof a->err);
     if (fd < 0) return;
     s->listen_watch.fd = fd;
