@@ -137,8 +137,9 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     osprey: T.Fn([T.Int, T.Int, T.String], T.Unit),
     doc:
       'Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, ' +
-      '3 the exit (data is the exit code in decimal; always last). Runs on the thread that calls ' +
-      'awaitProcess or cleanupProcess (or at exit), never on a runtime thread. Returns Unit (0).',
+      '3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or ' +
+      'cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread ' +
+      'making the call for it), or at exit; never on a runtime thread. Returns Unit (0).',
   },
   http_request: {
     cTypedef: 'osp_http_handler_fn',
@@ -380,7 +381,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     osprey: { name: 'input', params: [], returns: T.Int },
     doc:
       'Reads an integer from standard input like scanf("%ld"): skips white space, an optional sign ' +
-      'and digits; the first non-digit stays unread. End of input or no digits gives 0.',
+      'and digits; the first non-digit stays unread. End of input or no digits gives 0. ' +
+      'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
     symbol: 'osp_string_length',
@@ -507,7 +509,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     doc:
       'On the calling thread: runs the callback for every output chunk in arrival order, reaps the ' +
       'child, runs the exit event and returns the exit code (-1 if killed by a signal, -1 for an ' +
-      'unknown id). Awaiting again returns the same code without events.',
+      'unknown id). Awaiting again returns the same code without events. ' +
+      'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
     symbol: 'osp_process_cleanup',
@@ -516,7 +519,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     osprey: { name: 'cleanupProcess', params: [{ name: 'processId', type: T.Int }], returns: T.Unit, capability: 'process' },
     doc:
       'Delivers the events of a process never awaited (as awaitProcess would), then releases its ' +
-      'callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit.',
+      'callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit. ' +
+      'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   // ---- HTTP: LANGUAGE.md §13 --------------------------------------------------------------
   {
@@ -753,7 +757,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     },
     doc:
       'Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. ' +
-      'Every received text message is passed to the handler on the runtime thread, in order.',
+      'Every received text message is passed to the handler on the runtime thread, in order. ' +
+      'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
     symbol: 'osp_ws_send',
@@ -785,7 +790,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     },
     doc:
       'Completes the closing handshake (1000) and releases the connection; when it returns the ' +
-      'handler can no longer be called.',
+      'handler can no longer be called. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
     symbol: 'osp_ws_create_server',
@@ -849,7 +854,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     },
     doc:
       'Closes every connection with 1001, stops listening and frees the server; the port can be ' +
-      'bound again at once.',
+      'bound again at once. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
     symbol: 'osp_ws_server_on_message',

@@ -30,7 +30,7 @@ typedef OspResult (*osp_message_handler_fn)(void *env, const char *message);
 /* Server message handler: called with the connection id and each received text message. Osprey type: (Int, String) -> Result<Unit, String> */
 typedef OspResult (*osp_server_message_handler_fn)(void *env, int64_t connection_id, const char *message);
 
-/* Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs on the thread that calls awaitProcess or cleanupProcess (or at exit), never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
+/* Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread making the call for it), or at exit; never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
 typedef int64_t (*osp_process_event_handler_fn)(void *env, int64_t process_id, int64_t event_type, const char *data);
 
 /* HTTP request handler (LANGUAGE.md §13.2): method in upper case, path with its query string, the raw header block (CRLF-terminated lines) and the body; returns an HttpResponse record. Runs as its own fiber. Osprey type: (String, String, String, String) -> HttpResponse */
@@ -99,7 +99,7 @@ void osp_print(const char *text);
 /* Pauses the calling fiber (its worker runs other fibers meanwhile; on a runtime thread, the thread); negative values count as 0. */
 void osp_sleep(int64_t milliseconds);
 
-/* Reads an integer from standard input like scanf("%ld"): skips white space, an optional sign and digits; the first non-digit stays unread. End of input or no digits gives 0.
+/* Reads an integer from standard input like scanf("%ld"): skips white space, an optional sign and digits; the first non-digit stays unread. End of input or no digits gives 0. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: input() -> Int */
 int64_t osp_input(void);
 
@@ -139,11 +139,11 @@ int64_t osp_file_exists(const char *path);
  * Osprey: spawnProcess(command: String, callback: (Int, Int, String) -> Unit) -> Result<Int, String> */
 OspResult osp_process_spawn(const char *command, osp_process_event_handler_fn handler, void *handler_env);
 
-/* On the calling thread: runs the callback for every output chunk in arrival order, reaps the child, runs the exit event and returns the exit code (-1 if killed by a signal, -1 for an unknown id). Awaiting again returns the same code without events.
+/* On the calling thread: runs the callback for every output chunk in arrival order, reaps the child, runs the exit event and returns the exit code (-1 if killed by a signal, -1 for an unknown id). Awaiting again returns the same code without events. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: awaitProcess(processId: Int) -> Int */
 int64_t osp_process_await(int64_t process_id);
 
-/* Delivers the events of a process never awaited (as awaitProcess would), then releases its callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit.
+/* Delivers the events of a process never awaited (as awaitProcess would), then releases its callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: cleanupProcess(processId: Int) -> Unit */
 void osp_process_cleanup(int64_t process_id);
 
@@ -191,7 +191,7 @@ OspResult osp_http_request(int64_t client_id, void *method, const char *path, co
  * Osprey: httpCloseClient(clientID: Int) -> Result<Unit, String> */
 OspResult osp_http_close_client(int64_t client_id);
 
-/* Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. Every received text message is passed to the handler on the runtime thread, in order.
+/* Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. Every received text message is passed to the handler on the runtime thread, in order. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: websocketConnect(url: String, messageHandler: (String) -> Result<Unit, String>) -> Result<Int, String> */
 OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *handler_env);
 
@@ -199,7 +199,7 @@ OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *
  * Osprey: websocketSend(wsID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_send(int64_t ws_id, const char *message);
 
-/* Completes the closing handshake (1000) and releases the connection; when it returns the handler can no longer be called.
+/* Completes the closing handshake (1000) and releases the connection; when it returns the handler can no longer be called. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: websocketClose(wsID: Int) -> Result<Unit, String> */
 OspResult osp_ws_close(int64_t ws_id);
 
@@ -215,7 +215,7 @@ OspResult osp_ws_server_listen(int64_t server_id);
  * Osprey: websocketServerBroadcast(serverID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_server_broadcast(int64_t server_id, const char *message);
 
-/* Closes every connection with 1001, stops listening and frees the server; the port can be bound again at once.
+/* Closes every connection with 1001, stops listening and frees the server; the port can be bound again at once. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: websocketStopServer(serverID: Int) -> Result<Unit, String> */
 OspResult osp_ws_stop_server(int64_t server_id);
 

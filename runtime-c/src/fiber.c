@@ -106,6 +106,7 @@ typedef struct {
     struct GC_stack_base native_base;
     int unlock_after_switch; /* the fiber parked with sched_lock held: release it in the loop */
     osp_fiber *finished;     /* the fiber that just ended: recycle its stack in the loop */
+    void *asan_fake_stack;   /* the loop's ASan fake stack while a fiber runs */
     const void *native_asan_bottom;
     size_t native_asan_size;
     /* Scheduling decisions taken (under sched.lock). An idle worker steals another's runnext only
@@ -423,7 +424,7 @@ static _Noreturn void report_deadlock(void) {
 static void after_switch_to_loop(osp_worker *w) {
     switch_end();
 #if OSP_ASAN
-    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+    __sanitizer_finish_switch_fiber(w->asan_fake_stack, NULL, NULL);
 #endif
     if (w->finished) {
         osp_fiber *f = w->finished;
@@ -445,8 +446,7 @@ static void run_fiber(osp_worker *w, osp_fiber *f) {
     GC_set_stackbottom(w->gc_handle, &sb);
     atomic_store(&f->running, 1);
 #if OSP_ASAN
-    void *fake = NULL;
-    __sanitizer_start_switch_fiber(&fake, f->stack_lo + page_size, f->stack_bytes - page_size);
+    __sanitizer_start_switch_fiber(&w->asan_fake_stack, f->stack_lo + page_size, f->stack_bytes - page_size);
 #endif
     osp_ctx_switch(&w->sched_sp, f->sp);
     w = current_worker();
@@ -459,9 +459,16 @@ static osp_fiber *next_fiber(osp_worker *w) {
     pthread_mutex_lock(&sched.lock);
     for (;;) {
         int64_t deadline = run_timers();
-        osp_fiber *f = w->runnext;
-        if (f) w->runnext = NULL;
-        else f = pop_ready();
+        /* runnext first (a woken fiber runs next, on this worker), except every 61st decision:
+         * then the shared queue first, so two fibers waking each other forever cannot starve
+         * the others (Go's scheduler uses the same period). */
+        osp_fiber *f = NULL;
+        if (w->ticks % 61 == 60) f = pop_ready();
+        if (!f && w->runnext) {
+            f = w->runnext;
+            w->runnext = NULL;
+        }
+        if (!f) f = pop_ready();
         if (!f) {
             /* A worker busy in one long fiber may hold a woken fiber in its runnext slot. */
             for (int i = 0; i < sched.nslots && !f; i++) {
