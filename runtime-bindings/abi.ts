@@ -598,6 +598,27 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'bodyTimeoutMs (30000, 408), idleTimeoutMs (60000), maxConnections (10000, 503).',
   },
   {
+    symbol: 'osp_http_server_websocket',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'path', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpServerWebSocket',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'path', type: T.String },
+      ],
+      returns: wsResultInt,
+      capability: 'http',
+    },
+    doc:
+      'Project addition: WebSocket upgrade requests for `path` on this HTTP server\'s port go to a new ' +
+      'WebSocket server, whose id works with every websocketServer… function (handlers, send, broadcast, ' +
+      'stop; limits and policies before the first connection). Everything else on the port stays HTTP.',
+  },
+  {
     symbol: 'osp_http_create_client',
     params: [
       { name: 'base_url', type: 'cstring' },

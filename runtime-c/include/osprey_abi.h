@@ -163,6 +163,10 @@ OspResult osp_http_stop_server(int64_t server_id);
  * Osprey: httpServerSetLimit(serverID: Int, name: String, value: Int) -> Result<Unit, String> */
 OspResult osp_http_server_set_limit(int64_t server_id, const char *name, int64_t value);
 
+/* Project addition: WebSocket upgrade requests for `path` on this HTTP server's port go to a new WebSocket server, whose id works with every websocketServer… function (handlers, send, broadcast, stop; limits and policies before the first connection). Everything else on the port stays HTTP.
+ * Osprey: httpServerWebSocket(serverID: Int, path: String) -> Result<Int, String> */
+OspResult osp_http_server_websocket(int64_t server_id, const char *path);
+
 /* A client for an http:// or https:// base URL; `timeout` (milliseconds, 0 = 30000) bounds each whole request. https verifies the certificate and host name like wss://.
  * Osprey: httpCreateClient(baseUrl: String, timeout: Int) -> Result<Int, String> */
 OspResult osp_http_create_client(const char *base_url, int64_t timeout);

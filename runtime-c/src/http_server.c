@@ -73,6 +73,7 @@ typedef struct http_conn {
     bool peer_closed;
     bool close_after_write;
     bool closed; /* socket closed and unlinked; freed by settle() */
+    bool handed_over; /* the socket went to a WebSocket server (httpServerWebSocket) */
     bool dead;   /* closed while its handler ran: freed when the handler's response arrives */
 } http_conn;
 
@@ -166,8 +167,10 @@ static void http_reap(void) {
 static void conn_close(http_conn *c) {
     if (c->closed) return;
     osp_ws_timer_cancel(&c->timer);
-    (void)osp_ws_watch_set(&c->watch, 0);
-    close(c->watch.fd);
+    if (!c->handed_over) {
+        (void)osp_ws_watch_set(&c->watch, 0);
+        close(c->watch.fd);
+    }
     c->watch.fd = -1;
     http_server *s = c->server;
     if (c->prev) c->prev->next = c->next;
@@ -284,9 +287,45 @@ static char *gc_copy(const char *p, size_t n) { return osp_gc_strndup(p, n); }
 /* Runs on a scheduler worker as its own fiber. */
 static int64_t job_run(void *env);
 
+/* An upgrade request for the server's WebSocket path goes to the attached WebSocket server
+ * (httpServerWebSocket) with everything read after it; true when it was handed over. */
+static bool hand_over_websocket(http_conn *c) {
+    http_server *s = c->server;
+    osp_http_parser *h = &c->req.head;
+    if (s->ws_server_id == 0 || !osp_http_header_has_token(h, "Upgrade", "websocket")) return false;
+    size_t n;
+    const char *target = osp_http_part(h, 1, &n);
+    const char *q = memchr(target, '?', n);
+    size_t path_len = q ? (size_t)(q - target) : n;
+    if (path_len != strlen(s->ws_path) || memcmp(target, s->ws_path, path_len) != 0) return false;
+    size_t rest = c->in.len - c->in_off;
+    size_t total = h->buf.len + rest;
+    uint8_t *bytes = malloc(total ? total : 1);
+    if (bytes == NULL) return false;
+    memcpy(bytes, h->buf.data, h->buf.len);
+    if (rest) memcpy(bytes + h->buf.len, c->in.data + c->in_off, rest);
+    int fd = c->watch.fd;
+    osp_ws_timer_cancel(&c->timer);
+    (void)osp_ws_watch_set(&c->watch, 0);
+    bool taken = osp_ws_server_adopt(s->ws_server_id, fd, bytes, total);
+    osp_ws_free_wiped(bytes, total ? total : 1); /* the request may carry cookies or tokens */
+    if (!taken) {
+        if (osp_ws_watch_set(&c->watch, EPOLLIN) != 0) conn_close(c);
+        return false;
+    }
+    /* The socket belongs to the WebSocket server now: forget it without closing it. */
+    c->watch.fd = -1;
+    c->in_off = c->in.len;
+    c->handed_over = true;
+    conn_close(c);
+    return true;
+}
+
 static void dispatch(http_conn *c) {
     http_server *s = c->server;
     osp_http_parser *h = &c->req.head;
+    if (hand_over_websocket(c)) return;
+    if (c->closed) return;
     http_job *j = GC_MALLOC(sizeof *j);
     if (j == NULL) {
         send_error(c, 503, "out of memory");
@@ -618,6 +657,12 @@ static void http_shutdown(void) {
     }
 }
 
+static void set_ws_path(void *p) {
+    struct { http_server *s; const char *path; int64_t id; } *a = p;
+    snprintf(a->s->ws_path, sizeof a->s->ws_path, "%s", a->path);
+    a->s->ws_server_id = a->id;
+}
+
 OspResult osp_http_listen(int64_t server_id, osp_http_handler_fn handler, void *handler_env) {
     static const char fn[] = "httpListen";
     http_server *s = server_get(server_id);
@@ -655,7 +700,26 @@ OspResult osp_http_stop_server(int64_t server_id) {
     }
     s->state = 2;
     s->handler_env = NULL;
+    /* Its WebSocket path stops with it (that server has no socket of its own). */
+    if (s->ws_server_id != 0) (void)osp_ws_stop_server(s->ws_server_id);
     return osp_result_success(0);
+}
+
+OspResult osp_http_server_websocket(int64_t server_id, const char *path) {
+    static const char fn[] = "httpServerWebSocket";
+    http_server *s = server_get(server_id);
+    if (s == NULL) return osp_result_errorf("%s: no HTTP server with id %" PRId64, fn, server_id);
+    if (s->state == 2) return osp_result_errorf("%s: server %" PRId64 " was stopped", fn, server_id);
+    if (path == NULL || path[0] != '/') return osp_result_errorf("%s: the path must start with /, got \"%s\"", fn, path ? path : "");
+    if (strlen(path) >= sizeof s->ws_path) return osp_result_errorf("%s: the path is too long", fn);
+    if (strchr(path, '?') != NULL) return osp_result_errorf("%s: the path must not contain a query (?)", fn);
+    if (s->ws_server_id != 0) return osp_result_errorf("%s: server %" PRId64 " already serves WebSockets on %s", fn, server_id, s->ws_path);
+    OspResult r = osp_ws_create_attached_server(s->port, s->address, path);
+    if (r.tag != OSP_RESULT_SUCCESS) return r;
+    /* Set on the loop thread: the connections that read these fields live there. */
+    struct { http_server *s; const char *path; int64_t id; } a = {s, path, r.value};
+    osp_ws_loop_call(set_ws_path, &a);
+    return r;
 }
 
 OspResult osp_http_server_set_limit(int64_t server_id, const char *name, int64_t value) {

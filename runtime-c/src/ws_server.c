@@ -42,10 +42,61 @@ static void refuse_busy(int fd) {
     close(fd);
 }
 
+/* Takes a new connection into the server (its handshake not yet read); NULL when it was refused
+ * or could not be set up (the socket is closed then). */
+static osp_ws_conn *admit(osp_ws_server *s, int fd) {
+    const osp_ws_limits *lim = &s->limits;
+    /* Connection limit (WEBSOCKET.md §3.2), applied at accept. */
+    if (s->conn_count >= lim->max_connections) {
+        refuse_busy(fd);
+        return NULL;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim);
+    bool tls_ok = true;
+    if (c != NULL) {
+        c->http = malloc(sizeof *c->http);
+        if (c->http) osp_http_parser_init(c->http, false, &c->limits);
+        if (s->tls_ctx) {
+            /* wss://: the TLS handshake runs first, non-blocking, under the same handshake
+             * deadline as the HTTP upgrade. */
+            c->tls = SSL_new(s->tls_ctx);
+            tls_ok = c->tls != NULL && osp_ws_tls_attach(c->tls, fd);
+            if (tls_ok) SSL_set_accept_state(c->tls);
+            c->tls_handshaking = true;
+            ERR_clear_error();
+        }
+    }
+    if (c == NULL || c->http == NULL || !tls_ok || osp_ws_conn_start(c) != 0) {
+        if (c) {
+            c->state = OSP_WS_CONN_DEAD; /* never registered: free directly */
+            close(fd);
+            osp_ws_live_conns_add(-1);
+            osp_ws_conn_free(c);
+        } else {
+            close(fd);
+        }
+        return NULL;
+    }
+    c->server = s;
+    c->srv_next = s->conns;
+    if (s->conns) s->conns->srv_prev = c;
+    s->conns = c;
+    s->conn_count++;
+    c->id = osp_ws_registry_add(OSP_WS_KIND_SERVER_CONN, c, s->id);
+    if (c->id == 0) {
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return NULL;
+    }
+    /* Slowloris defence: the whole request must arrive within the handshake deadline. */
+    osp_ws_timer_arm(&c->timer, lim->handshake_timeout_ms);
+    return c;
+}
+
 static void accept_ready(osp_ws_watch *w, uint32_t events) {
     (void)events;
     osp_ws_server *s = server_of_watch(w);
-    const osp_ws_limits *lim = &s->limits;
     for (int i = 0; i < 64 && s->listening; i++) {
         int fd = accept4(s->listen_watch.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -58,51 +109,7 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
             }
             return; /* EAGAIN: nothing more to accept */
         }
-        /* Connection limit (WEBSOCKET.md §3.2), applied at accept. */
-        if (s->conn_count >= lim->max_connections) {
-            refuse_busy(fd);
-            continue;
-        }
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim);
-        bool tls_ok = true;
-        if (c != NULL) {
-            c->http = malloc(sizeof *c->http);
-            if (c->http) osp_http_parser_init(c->http, false, &c->limits);
-            if (s->tls_ctx) {
-                /* wss://: the TLS handshake runs first, non-blocking, under the same handshake
-                 * deadline as the HTTP upgrade. */
-                c->tls = SSL_new(s->tls_ctx);
-                tls_ok = c->tls != NULL && osp_ws_tls_attach(c->tls, fd);
-                if (tls_ok) SSL_set_accept_state(c->tls);
-                c->tls_handshaking = true;
-                ERR_clear_error();
-            }
-        }
-        if (c == NULL || c->http == NULL || !tls_ok || osp_ws_conn_start(c) != 0) {
-            if (c) {
-                c->state = OSP_WS_CONN_DEAD; /* never registered: free directly */
-                close(fd);
-                osp_ws_live_conns_add(-1);
-                osp_ws_conn_free(c);
-            } else {
-                close(fd);
-            }
-            continue;
-        }
-        c->server = s;
-        c->srv_next = s->conns;
-        if (s->conns) s->conns->srv_prev = c;
-        s->conns = c;
-        s->conn_count++;
-        c->id = osp_ws_registry_add(OSP_WS_KIND_SERVER_CONN, c, s->id);
-        if (c->id == 0) {
-            osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
-            continue;
-        }
-        /* Slowloris defence: the whole request must arrive within the handshake deadline. */
-        osp_ws_timer_arm(&c->timer, lim->handshake_timeout_ms);
+        (void)admit(s, fd);
     }
 }
 
@@ -223,7 +230,7 @@ void osp_ws_server_free(osp_ws_server *s) {
 void osp_ws_server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     s->stopping = true;
     osp_ws_registry_retire(s->id, 0);
-    if (s->listening) {
+    if (s->listening && !s->attached) {
         /* The listening socket goes first so no new connection slips in. */
         osp_ws_timer_cancel(&s->accept_retry);
         (void)osp_ws_watch_set(&s->listen_watch, 0);
@@ -384,6 +391,13 @@ static void do_listen(void *p) {
                                       s->id, v6 ? "[" : "", s->address, v6 ? "]" : "", s->port);
         return;
     }
+    if (s->attached) {
+        /* httpServerWebSocket: the HTTP server's socket is the listening one; this only
+         * freezes the settings, as for any server. */
+        s->listening = true;
+        a->result = osp_result_success(0);
+        return;
+    }
     char why[200];
     int fd = osp_ws_net_listen(s->address, s->port, why, sizeof why);
     if (fd < 0) {
@@ -399,6 +413,36 @@ static void do_listen(void *p) {
     }
     s->listening = true;
     a->result = osp_result_success(0);
+}
+
+/* ---- a path of an HTTP server (httpServerWebSocket) --------------------------------------- */
+
+static void do_attach(void *p) {
+    id_args *a = p;
+    osp_ws_server *s = lookup_server("httpServerWebSocket", a->id, &a->result);
+    if (s == NULL) return;
+    s->attached = true;
+    a->result = osp_result_success(s->id);
+}
+
+OspResult osp_ws_create_attached_server(int port, const char *address, const char *path) {
+    OspResult r = osp_ws_create_server(port, address, path);
+    if (r.tag != OSP_RESULT_SUCCESS) return r;
+    id_args a = {r.value, {0, 0}};
+    osp_ws_loop_call(do_attach, &a);
+    return a.result;
+}
+
+bool osp_ws_server_adopt(int64_t id, int fd, uint8_t *bytes, size_t len) {
+    OspResult ignored;
+    osp_ws_server *s = lookup_server("httpServerWebSocket", id, &ignored);
+    if (s == NULL || s->stopping || !s->attached) return false;
+    s->listening = true; /* settings are frozen from the first connection on */
+    osp_ws_conn *c = admit(s, fd);
+    if (c == NULL) return true; /* refused (503) or failed: the socket is closed */
+    osp_ws_conn_ingest(c, bytes, len);
+    if (c->state != OSP_WS_CONN_DEAD) osp_ws_conn_flush(c);
+    return true;
 }
 
 OspResult osp_ws_server_listen(int64_t server_id) {

@@ -144,6 +144,32 @@ print(b1.decode(), b2.decode(), same, r3.status, r3.getheader("Content-Length"),
   });
 });
 
+describe('WebSockets on the HTTP port (httpServerWebSocket)', () => {
+  it('an upgrade to /ws is a WebSocket (default echo); other paths and plain GET /ws stay HTTP', async () => {
+    const { WebSocket } = await import('ws');
+    const sock = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    const echoed = await new Promise<string>((resolve, reject) => {
+      sock.on('open', () => sock.send('same port'));
+      sock.on('message', (d) => resolve(d.toString()));
+      sock.on('error', reject);
+    });
+    expect(echoed).toBe('same port');
+    // HTTP keeps working while the WebSocket is open.
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('hi');
+    sock.close(1000);
+    await new Promise((r) => sock.once('close', r));
+    const plain = await fetch(`http://127.0.0.1:${port}/ws`);
+    expect(await plain.text()).toBe('/ws');
+    const other = new WebSocket(`ws://127.0.0.1:${port}/elsewhere`);
+    const status = await new Promise<number>((resolve) => {
+      other.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      other.on('error', () => resolve(-1));
+    });
+    // Not the WebSocket path: the request went to the Osprey handler like any other.
+    expect(status).toBe(200);
+  });
+});
+
 describe('HTTP server with malformed and hostile requests', () => {
   const host = 'Host: x\r\n';
   it('Content-Length together with Transfer-Encoding is refused with 400 (smuggling)', async () => {
