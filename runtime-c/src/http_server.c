@@ -78,7 +78,7 @@ typedef struct http_conn {
 } http_conn;
 
 /* One request handed to a fiber. Collector memory: the fiber record keeps it alive. */
-typedef struct {
+typedef struct http_job_s {
     http_conn *conn;
     int64_t server_id;
     osp_http_handler_fn handler;
@@ -89,6 +89,7 @@ typedef struct {
     int minor;
     char *response; /* malloc'd bytes, handed to the loop */
     size_t response_len;
+    struct http_job_s *next_done; /* on the completed-jobs queue */
 } http_job;
 
 static pthread_mutex_t servers_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -590,15 +591,48 @@ static void job_done(void *arg) {
     settle(c);
 }
 
+/* Completed jobs wait here for the loop thread, which takes them at its next wake-up (the wake
+ * hook): the handler's fiber does not wait for the loop, so its worker goes straight on to the
+ * next fiber. A static list head is a root for the collector, which keeps the jobs alive. */
+static pthread_mutex_t done_mutex = PTHREAD_MUTEX_INITIALIZER;
+static http_job *done_head, *done_tail;
+static void (*chained_wake_hook)(void);
+
+static void drain_done(void) {
+    pthread_mutex_lock(&done_mutex);
+    http_job *list = done_head;
+    done_head = done_tail = NULL;
+    pthread_mutex_unlock(&done_mutex);
+    while (list) {
+        http_job *j = list;
+        list = j->next_done;
+        j->next_done = NULL;
+        job_done(j);
+    }
+}
+
+static void http_wake(void) {
+    if (chained_wake_hook) chained_wake_hook();
+    drain_done();
+}
+
 static int64_t job_run(void *env) {
     http_job *j = env;
     void *r = j->handler(j->handler_env, j->method, j->path, j->headers, j->body);
     serialise(j, r);
     if (shutting_down) {
         free(j->response);
+        j->response = NULL;
         return 0;
     }
-    osp_ws_loop_call(job_done, j);
+    pthread_mutex_lock(&done_mutex);
+    bool was_empty = done_head == NULL;
+    if (done_tail) done_tail->next_done = j;
+    else done_head = j;
+    done_tail = j;
+    pthread_mutex_unlock(&done_mutex);
+    /* One wake-up per batch: the loop takes every queued job when it runs the hook. */
+    if (was_empty) osp_ws_loop_wake();
     return 0;
 }
 
@@ -617,6 +651,8 @@ static void listen_on_loop(void *arg) {
         reap_hook_installed = true;
         chained_reap_hook = osp_ws_loop_reap_hook;
         osp_ws_loop_reap_hook = http_reap;
+        chained_wake_hook = osp_ws_loop_wake_hook;
+        osp_ws_loop_wake_hook = http_wake;
     }
     int fd = osp_ws_net_listen(s->address, s->port, a->err, sizeof a->err);
     if (fd < 0) return;
