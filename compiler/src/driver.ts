@@ -53,14 +53,28 @@ export function parseSource(file: SourceFile): { ast: Program | null; diagnostic
 
 /** Lex, parse, check and exhaustiveness: everything that can report a user error. */
 export function checkSource(file: SourceFile, options: CompileOptions = {}): FrontEndResult {
+  const { checked: _checked, ...result } = analyzeSource(file, options);
+  return result;
+}
+
+export interface AnalysisResult extends FrontEndResult {
+  /** The checker's tree even when it reported errors (erroneous parts have the error type): what
+   *  an editor needs for hover and navigation while the program is being written. Present when
+   *  parsing succeeded. Never hand it to code generation; `typed` is the checked program. */
+  checked?: TypedProgram;
+}
+
+/** checkSource for editor tools (the language server): the same passes and diagnostics, plus the
+ *  typed tree of a program with errors. */
+export function analyzeSource(file: SourceFile, options: CompileOptions = {}): AnalysisResult {
   const diags = new DiagnosticBag();
   const tokens = lex(file.text, diags);
   const ast = parseProgram(tokens, diags, file.text);
   if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
-  const typed = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() });
-  checkExhaustiveness(typed, diags);
-  if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
-  return { file, diagnostics: sorted(diags.items), ast, typed };
+  const checked = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() });
+  checkExhaustiveness(checked, diags);
+  if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast, checked };
+  return { file, diagnostics: sorted(diags.items), ast, typed: checked, checked };
 }
 
 export function lowerTyped(file: SourceFile, typed: TypedProgram): CoreProgram {

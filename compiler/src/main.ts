@@ -23,6 +23,8 @@ Usage:
   osprey check FILE                report errors only
   osprey FILE --emit=llvm|ast      print the LLVM IR or the syntax tree to stdout
   osprey abi-check ...             the runtime ABI checker
+  osprey fmt [--check] FILE|DIR|-  format programs in place (--check: list unformatted files, exit 1)
+  osprey lsp                       the language server, speaking LSP over stdin/stdout
 
 Old spellings: osprey FILE --run | --compile [-o OUT] | --llvm | --ast
   (--compile without -o writes ./<basename> in the current directory)
@@ -166,6 +168,9 @@ function runExecutable(exe: string): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'abi-check') return runAbiCheck(argv.slice(1));
+  // Editor tools, each in its own bundle chunk (literal specifiers), loaded only by its command.
+  if (argv[0] === 'fmt') return (await import('./tools/format/cli.ts')).fmtMain(argv.slice(1));
+  if (argv[0] === 'lsp') return (await import('./tools/lsp/server.ts')).lspMain(argv.slice(1));
   const args = parseArgs(argv);
   if (args === 'help') {
     process.stdout.write(HELP);
