@@ -71,17 +71,41 @@ void osp_rt_at_shutdown(void (*hook)(void)) {
     pthread_mutex_unlock(&hooks_mutex);
 }
 
+bool (*osp_rt_on_loop_thread)(void);
+/* Set when a termination signal started the shutdown: whichever thread finishes exiting
+ * reports that signal (128 + its number), not the status main happened to return meanwhile. */
+static int64_t signal_status;
+
+int32_t osp_rt_shutdown_for_signal(int signo) {
+    pthread_mutex_lock(&hooks_mutex);
+    if (signal_status == 0) signal_status = 128 + signo;
+    pthread_mutex_unlock(&hooks_mutex);
+    return osp_rt_shutdown(128 + signo);
+}
+static pthread_cond_t hooks_done = PTHREAD_COND_INITIALIZER;
+static int hooks_running; /* hooks being run by some thread now */
+
 int32_t osp_rt_shutdown(int64_t status) {
+    /* Two threads may exit at once (main returning while the signal watcher handles SIGTERM).
+     * Each hook runs once; a caller that finds the others' hooks still running waits for them,
+     * so the process never exits in the middle of a closing handshake. */
+    pthread_mutex_lock(&hooks_mutex);
     for (;;) {
-        pthread_mutex_lock(&hooks_mutex);
         if (shutdown_hook_count == 0) {
-            pthread_mutex_unlock(&hooks_mutex);
+            bool loop_thread = osp_rt_on_loop_thread != NULL && osp_rt_on_loop_thread();
+            while (hooks_running > 0 && !loop_thread) pthread_cond_wait(&hooks_done, &hooks_mutex);
             break;
         }
         void (*hook)(void) = shutdown_hooks[--shutdown_hook_count];
+        hooks_running++;
         pthread_mutex_unlock(&hooks_mutex);
         hook();
+        pthread_mutex_lock(&hooks_mutex);
+        hooks_running--;
+        pthread_cond_broadcast(&hooks_done);
     }
+    if (signal_status != 0) status = signal_status;
+    pthread_mutex_unlock(&hooks_mutex);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "osprey runtime: writing standard output failed: %s\n", strerror(errno));
         return 1;

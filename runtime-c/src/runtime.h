@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "osprey_abi.h"
@@ -33,10 +34,16 @@ char *osp_gc_strndup(const char *bytes, size_t len);
  * reverse order of registration) before stdout is flushed. At most OSP_MAX_SHUTDOWN_HOOKS. */
 #define OSP_MAX_SHUTDOWN_HOOKS 8
 void osp_rt_at_shutdown(void (*hook)(void));
+/* Set by the WebSocket runtime: true on its event-loop thread, which must never wait for
+ * another thread's shutdown hooks (they wait for that very thread). */
+extern bool (*osp_rt_on_loop_thread)(void);
 
 /* Once per process, before the first runtime thread starts: SIGTERM and SIGINT (when they have
  * their default disposition) trigger osp_rt_shutdown and exit with 128 + the signal number. */
 void osp_rt_install_graceful_signals(void);
+/* osp_rt_shutdown(128 + signo) for the signal watcher; a concurrent exit of the program then
+ * reports the same status. */
+int32_t osp_rt_shutdown_for_signal(int signo);
 
 /* Runs fn(arg), which may block for a long time (reading input, waiting for a process or for the
  * WebSocket thread). Called from a fiber, the fiber parks and a helper thread makes the call, so

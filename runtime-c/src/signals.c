@@ -2,13 +2,20 @@
  * Graceful termination. A program that serves WebSockets is usually stopped with SIGTERM (a
  * service manager) or SIGINT (Ctrl-C). With the default disposition the kernel would kill the
  * process at once and every peer would see the TCP connection vanish (1006). Instead, once the
- * WebSocket runtime starts, a handler for SIGTERM and SIGINT writes the signal number into a pipe
- * read by one small watcher thread; it runs the normal shutdown (servers' connections closed with
- * 1001 "going away", clients' with 1000, each bounded by the close timeout — RFC 6455
- * §7.1.1/§7.4.1), flushes standard output and exits with status 128 + the signal number, as a
- * shell reports a signalled process. A handler (rather than blocking the signals and sigwait)
- * works whichever thread the kernel picks: the fiber scheduler's workers and helper threads exist
- * before the WebSocket runtime starts and do not share a signal mask set later.
+ * WebSocket runtime starts, SIGTERM and SIGINT get a real handler that writes the signal number
+ * into a self-pipe, and one small watcher thread reading that pipe runs the normal shutdown
+ * (servers' connections closed with 1001 "going away", clients' with 1000, each bounded by the
+ * close timeout — RFC 6455 §7.1.1/§7.4.1, and every message websocketSend accepted is sent
+ * before the Close), flushes standard output and exits with status 128 + the signal number, as
+ * a shell reports a signalled process.
+ *
+ * Why a handler and not only a blocked mask and sigwait: Boehm GC stops the world by signalling
+ * every thread and parking it in sigsuspend with a mask that *unblocks* SIGTERM and SIGINT. A
+ * termination signal with the default disposition arriving then kills the process outright. A
+ * handler makes the disposition safe in any thread and any mask. The fiber scheduler's worker
+ * and helper threads exist before the WebSocket runtime starts and keep their own masks, so the
+ * handler may run on any of them; it only writes to the pipe, and the watcher (where the signals
+ * are unblocked) does the rest.
  *
  * A signal whose disposition is not the default (the program or an embedding host installed its
  * own handler, or it was ignored when the process started), or that the starting thread already
@@ -23,10 +30,12 @@
 #include <string.h>
 #include <unistd.h>
 
+static sigset_t graceful_signals;
 static int signal_pipe[2] = {-1, -1};
 
-/* Async-signal-safe: one write. A full pipe (a second signal while shutting down) drops it. */
-static void on_graceful_signal(int signo) {
+/* Async-signal-safe: one write to a non-blocking pipe; errno is preserved for the interrupted
+ * code. A full pipe means a signal is already waiting to be handled. */
+static void on_termination_signal(int signo) {
     int saved = errno;
     unsigned char b = (unsigned char)signo;
     ssize_t n = write(signal_pipe[1], &b, 1);
@@ -36,26 +45,30 @@ static void on_graceful_signal(int signo) {
 
 static void *graceful_signal_watcher(void *arg) {
     (void)arg;
+    /* This thread takes the signals: unblocked here only. */
+    (void)pthread_sigmask(SIG_UNBLOCK, &graceful_signals, NULL);
     unsigned char signo = 0;
     for (;;) {
         ssize_t n = read(signal_pipe[0], &signo, 1);
         if (n == 1) break;
         if (n < 0 && errno == EINTR) continue;
         osp_output_lock();
-        fprintf(stderr, "osprey runtime: waiting for termination signals failed: %s\n", n < 0 ? strerror(errno) : "end of pipe");
+        fprintf(stderr, "osprey runtime: waiting for termination signals failed: %s\n",
+                n < 0 ? strerror(errno) : "the pipe was closed");
         osp_output_unlock();
         return NULL;
     }
-    (void)osp_rt_shutdown(128 + signo);
+    (void)osp_rt_shutdown_for_signal(signo);
     _exit(128 + signo);
 }
 
-/* Once, from the thread that starts the WebSocket runtime. */
+/* Call from the thread that is about to start the runtime thread, before starting it: threads
+ * created afterwards inherit the blocked mask, so the watcher is where the signals land. */
 void osp_rt_install_graceful_signals(void) {
     static const int wanted[] = {SIGTERM, SIGINT};
+    if (sigemptyset(&graceful_signals) != 0) return;
     sigset_t blocked;
     if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return;
-    int take[2] = {0, 0};
     int count = 0;
     for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
         struct sigaction current;
@@ -63,19 +76,38 @@ void osp_rt_install_graceful_signals(void) {
         if (current.sa_handler != SIG_DFL) continue; /* someone else owns it (or SIG_IGN) */
         /* Already blocked: the program takes it itself (sigwait, signalfd). */
         if (sigismember(&blocked, wanted[i]) == 1) continue;
-        take[i] = 1;
-        count++;
+        if (sigaddset(&graceful_signals, wanted[i]) == 0) count++;
     }
     if (count == 0) return;
     if (pipe2(signal_pipe, O_CLOEXEC) != 0) {
         osp_output_lock();
-        fprintf(stderr, "osprey runtime: cannot create the termination signal pipe: %s\n", strerror(errno));
+        fprintf(stderr, "osprey runtime: cannot create the signal pipe: %s\n", strerror(errno));
+        osp_output_unlock();
+        return;
+    }
+    /* The handler's end never blocks; the watcher's end does. */
+    int flags = fcntl(signal_pipe[1], F_GETFL);
+    if (flags < 0 || fcntl(signal_pipe[1], F_SETFL, flags | O_NONBLOCK) != 0) {
+        osp_output_lock();
+        fprintf(stderr, "osprey runtime: cannot configure the signal pipe: %s\n", strerror(errno));
+        osp_output_unlock();
+        close(signal_pipe[0]);
+        close(signal_pipe[1]);
+        signal_pipe[0] = signal_pipe[1] = -1;
+        return;
+    }
+    int rc = pthread_sigmask(SIG_BLOCK, &graceful_signals, NULL);
+    if (rc != 0) {
+        osp_output_lock();
+        fprintf(stderr, "osprey runtime: cannot block termination signals: %s\n", strerror(rc));
         osp_output_unlock();
         return;
     }
     pthread_t watcher;
-    int rc = pthread_create(&watcher, NULL, graceful_signal_watcher, NULL);
+    rc = pthread_create(&watcher, NULL, graceful_signal_watcher, NULL);
     if (rc != 0) {
+        /* Without a watcher nobody would act on the signals: keep the default disposition. */
+        (void)pthread_sigmask(SIG_UNBLOCK, &graceful_signals, NULL);
         osp_output_lock();
         fprintf(stderr, "osprey runtime: cannot start the signal watcher thread: %s\n", strerror(rc));
         osp_output_unlock();
@@ -87,15 +119,20 @@ void osp_rt_install_graceful_signals(void) {
         fprintf(stderr, "osprey runtime: cannot detach the signal watcher thread: %s\n", strerror(rc));
         osp_output_unlock();
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_graceful_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
+    /* Installed last, once the watcher exists to act on what the handler writes. SA_RESTART:
+     * a thread that takes the signal (one parked by the collector, say) resumes its system
+     * call. Every signal is blocked while the handler runs. */
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = on_termination_signal;
+    act.sa_flags = SA_RESTART;
+    (void)sigfillset(&act.sa_mask);
     for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
-        if (take[i] && sigaction(wanted[i], &sa, NULL) != 0) {
+        if (sigismember(&graceful_signals, wanted[i]) != 1) continue;
+        if (sigaction(wanted[i], &act, NULL) != 0) {
             osp_output_lock();
-            fprintf(stderr, "osprey runtime: cannot handle signal %d: %s\n", wanted[i], strerror(errno));
+            fprintf(stderr, "osprey runtime: cannot install the handler for signal %d: %s\n", wanted[i],
+                    strerror(errno));
             osp_output_unlock();
         }
     }
