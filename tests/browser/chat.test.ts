@@ -19,8 +19,9 @@ import { workspace, type Workspace } from '../interop/compile.ts';
 import { artifactPath, launchChromium, socketsOfProcess, tcpSockets, type Browser } from './chromium.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
-/** Long enough for two page loads and the exchange on a loaded 2-core machine; the test waits it out. */
-const SERVE_SECONDS = 10;
+/** Long enough for two page loads (with the keep-alive connections of the page loads closing after
+ *  the room's 1 s idle limit) and the exchange on a loaded 2-core machine; the test waits it out. */
+const SERVE_SECONDS = 14;
 
 let ws: Workspace | undefined;
 let browser: Browser | undefined;
