@@ -13,8 +13,10 @@ import type { Program } from './syntax/ast.ts';
 import type { Capability } from './semantics/builtins.ts';
 import { checkProgram } from './semantics/infer.ts';
 import { checkExhaustiveness } from './semantics/exhaustive.ts';
+import { checkInitialisationOrder } from './semantics/order.ts';
+import { lintProgram } from './semantics/lint.ts';
 import type { TypedProgram } from './semantics/typed.ts';
-import { lowerProgram } from './lower/lower.ts';
+import { lowerProgram, type LowerOptions } from './lower/lower.ts';
 import type { CoreProgram } from './lower/core.ts';
 import { emitModule } from './codegen/emit.ts';
 import type { IrModule } from './codegen/llvm.ts';
@@ -73,17 +75,20 @@ export function analyzeSource(file: SourceFile, options: CompileOptions = {}): A
   if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
   const checked = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() });
   checkExhaustiveness(checked, diags);
+  if (!diags.hasErrors) checkInitialisationOrder(checked, diags);
+  // Warnings only for a program that is otherwise correct: next to errors they are noise.
+  if (!diags.hasErrors) lintProgram(checked, diags);
   if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast, checked };
   return { file, diagnostics: sorted(diags.items), ast, typed: checked, checked };
 }
 
-export function lowerTyped(file: SourceFile, typed: TypedProgram): CoreProgram {
-  return lowerProgram(typed, (offset) => file.location(offset));
+export function lowerTyped(file: SourceFile, typed: TypedProgram, options: LowerOptions = {}): CoreProgram {
+  return lowerProgram(typed, (offset) => file.location(offset), options);
 }
 
 /** The verified LLVM module of a checked program. */
-export function emitTyped(file: SourceFile, typed: TypedProgram): IrModule {
-  return emitModule(lowerTyped(file, typed), basename(file.path));
+export function emitTyped(file: SourceFile, typed: TypedProgram, options: LowerOptions = {}): IrModule {
+  return emitModule(lowerTyped(file, typed, options), basename(file.path));
 }
 
 export interface CompileResult extends FrontEndResult {

@@ -2,9 +2,9 @@
 // the only module that calls process.exit. Exit status: 0 success (or the program's own status for
 // `run`), 1 compile errors, 2 usage errors (unknown flag, missing file), 70 internal compiler error.
 
-import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import * as buildCache from '../../scripts/build-cache.mjs';
 import { InternalCompilerError } from './diagnostics/diagnostic.ts';
 import { LinkError, makeBuildDir, removeBuildDir } from './backend/link.ts';
 import {
@@ -37,10 +37,16 @@ Flags:
   --sandbox         disable HTTP, WebSocket, file system, FFI and processes
   --no-http --no-websocket --no-fs --no-ffi
                     disable one capability: its built-ins become undefined functions
+  -v, --verbose     say on stderr whether \`run\` used the build cache
+  --no-cache        \`run\`: compile even when the build cache has the program
   -h, --help        this help
   --version         print the version
 
 Build files live in $XDG_CACHE_HOME/osprey (or the system temp directory) and are removed after use.
+\`run\` keeps the executables it builds in a cache ($OSPREY_CACHE_DIR, else $XDG_CACHE_HOME/osprey/run,
+else the system temp directory; at most $OSPREY_CACHE_MAX_MB, default 256 MB; OSPREY_NO_CACHE=1 turns
+it off), keyed by the source, the flags, the compiler and the runtime: running an unchanged program
+again starts it without compiling.
 `;
 
 class UsageError extends Error {}
@@ -54,6 +60,7 @@ interface Args {
   opt: OptLevel | null;
   disabled: Set<Capability>;
   sanitize: boolean;
+  verbose: boolean;
 }
 
 function parseArgs(argv: string[]): Args | 'help' | 'version' {
@@ -63,6 +70,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
   let opt: OptLevel | null = null;
   const disabled = new Set<Capability>();
   let sanitize = false;
+  let verbose = false;
   const setMode = (m: Mode) => {
     if (mode !== null && mode !== m) throw new UsageError(`conflicting modes: ${mode} and ${m}`);
     mode = m;
@@ -111,6 +119,12 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
       case '--sanitize':
         sanitize = true;
         continue;
+      case '-v':
+      case '--verbose':
+        verbose = true;
+        continue;
+      case '--no-cache':
+        continue;
       case '--sandbox':
         for (const c of ['http', 'websocket', 'fs', 'ffi', 'process', 'sandbox'] as const) disabled.add(c);
         continue;
@@ -133,7 +147,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     file = a;
   }
   if (file === null) throw new UsageError('no input file (try --help)');
-  return { mode: mode ?? 'llvm', file, output, opt, disabled, sanitize };
+  return { mode: mode ?? 'llvm', file, output, opt, disabled, sanitize, verbose };
 }
 
 async function runAbiCheck(argv: string[]): Promise<number> {
@@ -150,20 +164,6 @@ function jsonReplacer(key: string, value: unknown): unknown {
     return `${s.start}..${s.end}`;
   }
   return value;
-}
-
-function runExecutable(exe: string): Promise<number> {
-  return new Promise((resolveExit, reject) => {
-    const child = spawn(exe, [], { stdio: 'inherit' });
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (code !== null) resolveExit(code);
-      else {
-        const signals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGABRT: 6, SIGFPE: 8, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
-        resolveExit(128 + (signals[signal ?? ''] ?? 1));
-      }
-    });
-  });
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -195,40 +195,45 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'check': {
       const r = checkSource(file, options);
-      if (!r.typed) {
-        process.stderr.write(renderErrors(r));
-        return 1;
-      }
-      return 0;
+      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      return r.typed ? 0 : 1;
     }
     case 'llvm': {
       const r = compileToLlvm(file, options);
-      if (r.llvm === undefined) {
-        process.stderr.write(renderErrors(r));
-        return 1;
-      }
+      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      if (r.llvm === undefined) return 1;
       process.stdout.write(r.llvm);
       return 0;
     }
     case 'build': {
       const out = resolve(args.output ?? defaultOutputName(args.file));
       const r = await buildExecutable(file, out, args.opt ?? 'release', options);
-      if (!r.executable) {
-        process.stderr.write(renderErrors(r));
-        return 1;
-      }
-      return 0;
+      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      return r.executable ? 0 : 1;
     }
     case 'run': {
+      // The build cache (scripts/build-cache.mjs): bin/osprey.mjs already looked the program up
+      // and sets the compiler's identity when the command is cacheable.
+      const compilerId = (globalThis as { ospreyCompilerIdentity?: string }).ospreyCompilerIdentity;
+      const request = compilerId !== undefined && buildCache.cacheEnabled() ? buildCache.parseRunCommand(argv) : null;
+      const key = request && compilerId !== undefined
+        ? buildCache.cacheKey({ sourcePath: request.file, sourceText: file.text, flags: request.flags, compilerId })
+        : null;
+      const cached = key ? buildCache.lookup(key) : null;
+      if (cached) {
+        if (args.verbose) process.stderr.write(`osprey: cache hit, running ${cached}\n`);
+        return await buildCache.runExecutable(cached);
+      }
       const dir = makeBuildDir();
       try {
         const exe = join(dir, 'program');
         const r = await buildExecutable(file, exe, args.opt ?? 'fast', options);
-        if (!r.executable) {
-          process.stderr.write(renderErrors(r));
-          return 1;
-        }
-        return await runExecutable(exe);
+        // Warnings go to stderr before the program runs; they never change the exit status.
+        if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+        if (!r.executable) return 1;
+        const stored = key ? buildCache.store(key, exe) : null;
+        if (args.verbose) process.stderr.write(stored ? `osprey: compiled and cached as ${stored}\n` : 'osprey: compiled (not cached)\n');
+        return await buildCache.runExecutable(exe);
       } finally {
         removeBuildDir(dir);
       }

@@ -24,6 +24,7 @@ const broken = source('broken.osp', 'print(nope)\n');
 const ws = source('ws.osp', 'let r = websocketClose(wsID: 1)\n');
 const exists = source('exists.osp', 'print(fileExists("nothing-here"))\n');
 const proc = source('proc.osp', 'print(awaitProcess(1))\n');
+const warns = source('warns.osp', 'fn main() -> Int = {\n    let unused = 1\n    let _quiet = 2\n    print("ran")\n    3\n}\n');
 
 describe.concurrent('osprey CLI', () => {
   it('run passes stdout and exit status 0 through', () => {
@@ -43,6 +44,19 @@ describe.concurrent('osprey CLI', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("error[E0200]: undefined variable 'nope'");
     expect(r.stderr).toContain('broken.osp:1:7');
+  });
+
+  it('warnings go to stderr and change neither the exit status nor the output', () => {
+    const r = runCli(['run', warns]);
+    expect(r.stdout).toBe('ran\n');
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain("warning[W0001]: unused variable 'unused'");
+    expect(r.stderr).toContain('warns.osp:2:9');
+    expect(r.stderr).not.toContain('_quiet');
+    expect(r.stderr).toContain('warning: 1 warning emitted');
+    const c = runCli(['check', warns]);
+    expect(c.status).toBe(0);
+    expect(c.stderr).toBe(r.stderr);
   });
 
   it('an unknown flag is a one-line error with exit 2', () => {
@@ -104,7 +118,7 @@ describe.concurrent('osprey CLI', () => {
     expect(r.status).toBe(0);
   });
 
-  it('--sandbox removes the process functions and fileExists; --no-fs keeps fileExists (§15.1)', () => {
+  it('--sandbox removes the process functions and fileExists; --no-fs keeps fileExists', () => {
     for (const [file, name] of [[exists, 'fileExists'], [proc, 'awaitProcess']] as const) {
       expect(runCli(['check', file]).status).toBe(0);
       const r = runCli(['check', file, '--sandbox']);

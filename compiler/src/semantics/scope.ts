@@ -6,13 +6,21 @@ import type { VarSymbol } from './typed.ts';
 
 export class Scope {
   readonly vars = new Map<string, VarSymbol>();
+  /** Names a rejected pattern meant to bind: they resolve to nothing, and their uses are not
+   *  reported again (the pattern's error already explains them). */
+  readonly silenced = new Set<string>();
   constructor(
     readonly parent: Scope | null,
     /** True for the program's top-level scope: its lets are globals. */
     readonly topLevel = false,
   ) {}
   lookup(name: string): VarSymbol | undefined {
+    if (this.silenced.has(name)) return undefined;
     return this.vars.get(name) ?? this.parent?.lookup(name);
+  }
+  isSilenced(name: string): boolean {
+    if (this.silenced.has(name)) return true;
+    return !this.vars.has(name) && (this.parent?.isSilenced(name) ?? false);
   }
   *names(): Iterable<string> {
     yield* this.vars.keys();
@@ -20,7 +28,7 @@ export class Scope {
   }
 }
 
-/** A binder introduced by `Ctor v` keeps the constructor it matched, so `v.field` works (§5.1). */
+/** A binder introduced by `Ctor v` keeps the constructor it matched, so `v.field` works (docs/guide/08-unions-and-pattern-matching.md#pattern-forms). */
 export const refinedCtor = new WeakMap<VarSymbol, CtorInfo>();
 
 export function article(word: string): string {
