@@ -21,7 +21,7 @@
  */
 
 /** Bumped on any change a separately built runtime library would notice. */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /** `typedef struct { int64_t tag; int64_t value; } OspResult;` */
 export const RESULT_STRUCT = {
@@ -58,7 +58,10 @@ export type OspreyType =
   | { kind: 'Bool' }
   | { kind: 'Unit' }
   | { kind: 'Result'; ok: OspreyType; err: OspreyType }
-  | { kind: 'Fn'; params: OspreyType[]; ret: OspreyType };
+  | { kind: 'Fn'; params: OspreyType[]; ret: OspreyType }
+  /** A built-in declared type (LANGUAGE.md §13.1), passed as a pointer to its GC block of words
+   *  `[tag, field…]` (fields in declaration order; Bool as 0/1). */
+  | { kind: 'Adt'; name: 'HttpResponse' | 'HttpMethod' };
 
 export const T = {
   Int: { kind: 'Int' } as OspreyType,
@@ -67,6 +70,8 @@ export const T = {
   Unit: { kind: 'Unit' } as OspreyType,
   Result: (ok: OspreyType, err: OspreyType): OspreyType => ({ kind: 'Result', ok, err }),
   Fn: (params: OspreyType[], ret: OspreyType): OspreyType => ({ kind: 'Fn', params, ret }),
+  HttpResponse: { kind: 'Adt', name: 'HttpResponse' } as OspreyType,
+  HttpMethod: { kind: 'Adt', name: 'HttpMethod' } as OspreyType,
 };
 
 /**
@@ -82,7 +87,7 @@ export type CType =
   | 'result'
   | `handler:${HandlerName}`;
 
-export type HandlerName = 'message' | 'server_message' | 'process_event' | 'fiber_body';
+export type HandlerName = 'message' | 'server_message' | 'process_event' | 'fiber_body' | 'http_request';
 
 /**
  * Handler calling convention. An Osprey function value is a closure `{ fn, env }`. The runtime
@@ -135,6 +140,21 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
       '3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or ' +
       'cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread ' +
       'making the call for it), or at exit; never on a runtime thread. Returns Unit (0).',
+  },
+  http_request: {
+    cTypedef: 'osp_http_handler_fn',
+    params: [
+      { name: 'env', type: 'ptr' },
+      { name: 'method', type: 'cstring' },
+      { name: 'path', type: 'cstring' },
+      { name: 'headers', type: 'cstring' },
+      { name: 'body', type: 'cstring' },
+    ],
+    returns: 'ptr',
+    osprey: T.Fn([T.String, T.String, T.String, T.String], T.HttpResponse),
+    doc:
+      'HTTP request handler (LANGUAGE.md §13.2): method in upper case, path with its query string, the raw ' +
+      'header block (CRLF-terminated lines) and the body; returns an HttpResponse record. Runs as its own fiber.',
   },
   fiber_body: {
     cTypedef: 'osp_fiber_body_fn',
@@ -515,6 +535,242 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'Delivers the events of a process never awaited (as awaitProcess would), then releases its ' +
       'callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit. ' +
       'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
+  },
+  // ---- HTTP: LANGUAGE.md §13 --------------------------------------------------------------
+  {
+    symbol: 'osp_http_create_server',
+    params: [
+      { name: 'port', type: 'int64' },
+      { name: 'address', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpCreateServer',
+      params: [
+        { name: 'port', type: T.Int },
+        { name: 'address', type: T.String },
+      ],
+      returns: wsResultInt,
+      capability: 'http',
+    },
+    doc: 'Creates an HTTP/1.1 server for address:port (no socket yet) and returns its id.',
+  },
+  {
+    symbol: 'osp_http_listen',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'handler', type: 'handler:http_request' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpListen',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'handler', type: HANDLERS.http_request.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'http',
+    },
+    doc:
+      'Binds and listens, then returns at once; every request is read on the runtime thread and its ' +
+      'handler runs as a new fiber. Keep-alive, pipelining in order, Content-Length and chunked bodies.',
+  },
+  {
+    symbol: 'osp_http_stop_server',
+    params: [{ name: 'server_id', type: 'int64' }],
+    returns: 'result',
+    osprey: {
+      name: 'httpStopServer',
+      params: [{ name: 'serverID', type: T.Int }],
+      returns: wsResultUnit,
+      capability: 'http',
+    },
+    doc: 'Closes the listening socket and every connection of the server.',
+  },
+  {
+    symbol: 'osp_http_server_set_limit',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'name', type: 'cstring' },
+      { name: 'value', type: 'int64' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpServerSetLimit',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'name', type: T.String },
+        { name: 'value', type: T.Int },
+      ],
+      returns: wsResultUnit,
+      capability: 'http',
+    },
+    doc:
+      'Project addition: sets one limit of a server before httpListen. Names: maxRequestLineBytes (8192, 414), ' +
+      'maxHeaderBytes (16384, 431), maxHeaders (100, 431), maxBodyBytes (1048576, 413), headerTimeoutMs (10000, 408), ' +
+      'bodyTimeoutMs (30000, 408), idleTimeoutMs (60000), maxConnections (10000, 503).',
+  },
+  {
+    symbol: 'osp_http_server_websocket',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'path', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpServerWebSocket',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'path', type: T.String },
+      ],
+      returns: wsResultInt,
+      capability: 'http',
+    },
+    doc:
+      'Project addition: WebSocket upgrade requests for `path` on this HTTP server\'s port go to a new ' +
+      'WebSocket server, whose id works with every websocketServer… function (handlers, send, broadcast, ' +
+      'stop; limits and policies before the first connection). Everything else on the port stays HTTP.',
+  },
+  {
+    symbol: 'osp_http_create_client',
+    params: [
+      { name: 'base_url', type: 'cstring' },
+      { name: 'timeout', type: 'int64' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpCreateClient',
+      params: [
+        { name: 'baseUrl', type: T.String },
+        { name: 'timeout', type: T.Int },
+      ],
+      returns: wsResultInt,
+      capability: 'http',
+    },
+    doc:
+      'A client for an http:// or https:// base URL; `timeout` (milliseconds, 0 = 30000) bounds each whole ' +
+      'request. https verifies the certificate and host name like wss://.',
+  },
+  {
+    symbol: 'osp_http_get',
+    params: [
+      { name: 'client_id', type: 'int64' },
+      { name: 'path', type: 'cstring' },
+      { name: 'headers', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpGet',
+      params: [
+        { name: 'clientID', type: T.Int },
+        { name: 'path', type: T.String },
+        { name: 'headers', type: T.String },
+      ],
+      returns: T.Result(T.HttpResponse, T.String),
+      capability: 'http',
+    },
+    doc: 'GET baseUrl+path; the response (redirects are not followed) or an Error.',
+  },
+  {
+    symbol: 'osp_http_post',
+    params: [
+      { name: 'client_id', type: 'int64' },
+      { name: 'path', type: 'cstring' },
+      { name: 'body', type: 'cstring' },
+      { name: 'headers', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpPost',
+      params: [
+        { name: 'clientID', type: T.Int },
+        { name: 'path', type: T.String },
+        { name: 'body', type: T.String },
+        { name: 'headers', type: T.String },
+      ],
+      returns: T.Result(T.HttpResponse, T.String),
+      capability: 'http',
+    },
+    doc: 'POST with a Content-Length body.',
+  },
+  {
+    symbol: 'osp_http_put',
+    params: [
+      { name: 'client_id', type: 'int64' },
+      { name: 'path', type: 'cstring' },
+      { name: 'body', type: 'cstring' },
+      { name: 'headers', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpPut',
+      params: [
+        { name: 'clientID', type: T.Int },
+        { name: 'path', type: T.String },
+        { name: 'body', type: T.String },
+        { name: 'headers', type: T.String },
+      ],
+      returns: T.Result(T.HttpResponse, T.String),
+      capability: 'http',
+    },
+    doc: 'PUT with a Content-Length body.',
+  },
+  {
+    symbol: 'osp_http_delete',
+    params: [
+      { name: 'client_id', type: 'int64' },
+      { name: 'path', type: 'cstring' },
+      { name: 'headers', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpDelete',
+      params: [
+        { name: 'clientID', type: T.Int },
+        { name: 'path', type: T.String },
+        { name: 'headers', type: T.String },
+      ],
+      returns: T.Result(T.HttpResponse, T.String),
+      capability: 'http',
+    },
+    doc: 'DELETE baseUrl+path.',
+  },
+  {
+    symbol: 'osp_http_request',
+    params: [
+      { name: 'client_id', type: 'int64' },
+      { name: 'method', type: 'ptr' },
+      { name: 'path', type: 'cstring' },
+      { name: 'headers', type: 'cstring' },
+      { name: 'body', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'httpRequest',
+      params: [
+        { name: 'clientID', type: T.Int },
+        { name: 'method', type: T.HttpMethod },
+        { name: 'path', type: T.String },
+        { name: 'headers', type: T.String },
+        { name: 'body', type: T.String },
+      ],
+      returns: T.Result(T.HttpResponse, T.String),
+      capability: 'http',
+    },
+    doc: 'Any HttpMethod; note the order (headers, body), unlike httpPost (LANGUAGE.md §13.2).',
+  },
+  {
+    symbol: 'osp_http_close_client',
+    params: [{ name: 'client_id', type: 'int64' }],
+    returns: 'result',
+    osprey: {
+      name: 'httpCloseClient',
+      params: [{ name: 'clientID', type: T.Int }],
+      returns: wsResultUnit,
+      capability: 'http',
+    },
+    doc: 'Marks the client closed; later calls with its id are an Error.',
   },
   // ---- WebSockets: spec/0016-websockets.md ------------------------------------------------
   {

@@ -40,6 +40,8 @@ export function ospreyTypeText(t: OspreyType): string {
       return `Result<${ospreyTypeText(t.ok)}, ${ospreyTypeText(t.err)}>`;
     case 'Fn':
       return `(${t.params.map(ospreyTypeText).join(', ')}) -> ${ospreyTypeText(t.ret)}`;
+    case 'Adt':
+      return t.name;
     default:
       return t.kind;
   }

@@ -1,10 +1,13 @@
 // Chat page for examples/chat_room.osp. The WebSocket URL comes from the page's query string
-// (?ws=ws://HOST:PORT/chat); without it, ws://127.0.0.1:8080/chat.
+// (?ws=ws://HOST:PORT/PATH); without it, the room on the server that served the page
+// (ws://HOST:PORT/ws), or ws://127.0.0.1:8080/ws for a page opened from a file.
 'use strict';
 
 (() => {
   const params = new URLSearchParams(location.search);
-  const url = params.get('ws') || 'ws://127.0.0.1:8080/chat';
+  const served = location.protocol === 'http:' || location.protocol === 'https:';
+  const sameOrigin = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  const url = params.get('ws') || (served ? sameOrigin : 'ws://127.0.0.1:8080/ws');
 
   const status = document.getElementById('status');
   const messages = document.getElementById('messages');

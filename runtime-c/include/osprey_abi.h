@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define OSP_ABI_VERSION 4
+#define OSP_ABI_VERSION 5
 
 #define OSP_RESULT_SUCCESS 0
 #define OSP_RESULT_ERROR 1
@@ -32,6 +32,9 @@ typedef OspResult (*osp_server_message_handler_fn)(void *env, int64_t connection
 
 /* Process event callback (docs/guide/14-builtins.md#processes): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread making the call for it), or at exit; never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
 typedef int64_t (*osp_process_event_handler_fn)(void *env, int64_t process_id, int64_t event_type, const char *data);
+
+/* HTTP request handler (LANGUAGE.md §13.2): method in upper case, path with its query string, the raw header block (CRLF-terminated lines) and the body; returns an HttpResponse record. Runs as its own fiber. Osprey type: (String, String, String, String) -> HttpResponse */
+typedef void * (*osp_http_handler_fn)(void *env, const char *method, const char *path, const char *headers, const char *body);
 
 /* A fiber computation (docs/guide/16-fibers-and-channels.md): the compiled `spawn e` / `Fiber { computation }` closure, returning its value as one word (a Bool as 0/1; a two-word value boxed by the compiler). Osprey type: () -> Int */
 typedef int64_t (*osp_fiber_body_fn)(void *env);
@@ -146,6 +149,54 @@ int64_t osp_process_await(int64_t process_id);
 /* Delivers the events of a process never awaited (as awaitProcess would), then releases its callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: cleanupProcess(processId: Int) -> Unit */
 void osp_process_cleanup(int64_t process_id);
+
+/* Creates an HTTP/1.1 server for address:port (no socket yet) and returns its id.
+ * Osprey: httpCreateServer(port: Int, address: String) -> Result<Int, String> */
+OspResult osp_http_create_server(int64_t port, const char *address);
+
+/* Binds and listens, then returns at once; every request is read on the runtime thread and its handler runs as a new fiber. Keep-alive, pipelining in order, Content-Length and chunked bodies.
+ * Osprey: httpListen(serverID: Int, handler: (String, String, String, String) -> HttpResponse) -> Result<Unit, String> */
+OspResult osp_http_listen(int64_t server_id, osp_http_handler_fn handler, void *handler_env);
+
+/* Closes the listening socket and every connection of the server.
+ * Osprey: httpStopServer(serverID: Int) -> Result<Unit, String> */
+OspResult osp_http_stop_server(int64_t server_id);
+
+/* Project addition: sets one limit of a server before httpListen. Names: maxRequestLineBytes (8192, 414), maxHeaderBytes (16384, 431), maxHeaders (100, 431), maxBodyBytes (1048576, 413), headerTimeoutMs (10000, 408), bodyTimeoutMs (30000, 408), idleTimeoutMs (60000), maxConnections (10000, 503).
+ * Osprey: httpServerSetLimit(serverID: Int, name: String, value: Int) -> Result<Unit, String> */
+OspResult osp_http_server_set_limit(int64_t server_id, const char *name, int64_t value);
+
+/* Project addition: WebSocket upgrade requests for `path` on this HTTP server's port go to a new WebSocket server, whose id works with every websocketServer… function (handlers, send, broadcast, stop; limits and policies before the first connection). Everything else on the port stays HTTP.
+ * Osprey: httpServerWebSocket(serverID: Int, path: String) -> Result<Int, String> */
+OspResult osp_http_server_websocket(int64_t server_id, const char *path);
+
+/* A client for an http:// or https:// base URL; `timeout` (milliseconds, 0 = 30000) bounds each whole request. https verifies the certificate and host name like wss://.
+ * Osprey: httpCreateClient(baseUrl: String, timeout: Int) -> Result<Int, String> */
+OspResult osp_http_create_client(const char *base_url, int64_t timeout);
+
+/* GET baseUrl+path; the response (redirects are not followed) or an Error.
+ * Osprey: httpGet(clientID: Int, path: String, headers: String) -> Result<HttpResponse, String> */
+OspResult osp_http_get(int64_t client_id, const char *path, const char *headers);
+
+/* POST with a Content-Length body.
+ * Osprey: httpPost(clientID: Int, path: String, body: String, headers: String) -> Result<HttpResponse, String> */
+OspResult osp_http_post(int64_t client_id, const char *path, const char *body, const char *headers);
+
+/* PUT with a Content-Length body.
+ * Osprey: httpPut(clientID: Int, path: String, body: String, headers: String) -> Result<HttpResponse, String> */
+OspResult osp_http_put(int64_t client_id, const char *path, const char *body, const char *headers);
+
+/* DELETE baseUrl+path.
+ * Osprey: httpDelete(clientID: Int, path: String, headers: String) -> Result<HttpResponse, String> */
+OspResult osp_http_delete(int64_t client_id, const char *path, const char *headers);
+
+/* Any HttpMethod; note the order (headers, body), unlike httpPost (LANGUAGE.md §13.2).
+ * Osprey: httpRequest(clientID: Int, method: HttpMethod, path: String, headers: String, body: String) -> Result<HttpResponse, String> */
+OspResult osp_http_request(int64_t client_id, void *method, const char *path, const char *headers, const char *body);
+
+/* Marks the client closed; later calls with its id are an Error.
+ * Osprey: httpCloseClient(clientID: Int) -> Result<Unit, String> */
+OspResult osp_http_close_client(int64_t client_id);
 
 /* Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. Every received text message is passed to the handler in a fiber on the scheduler (never on the WebSocket I/O thread), one at a time and in order. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: websocketConnect(url: String, messageHandler: (String) -> Result<Unit, String>) -> Result<Int, String> */

@@ -126,6 +126,9 @@ struct osp_ws_server {
      * listen. Every accepted connection copies it. */
     osp_ws_limits limits;
     SSL_CTX *tls_ctx; /* websocketCreateSecureServer: every connection speaks TLS */
+    /* httpServerWebSocket: no socket of its own; an HTTP server hands it upgrade requests for
+     * its path (osp_ws_server_adopt). websocketServerListen then only freezes the settings. */
+    bool attached;
     /* Per peer address: open connections and unfinished handshakes (maxConnectionsPerIp,
      * maxHandshakesPerIp). Open addressing; an address leaves when both counts are 0. */
     struct osp_ws_ip_count *ips;
@@ -137,6 +140,13 @@ struct osp_ws_server {
     char *protocols[OSP_WS_MAX_POLICY_ENTRIES];
     size_t protocol_count;
 };
+
+/* httpServerWebSocket (http_server.c): a WebSocket server fed by an HTTP server's port. */
+OspResult osp_ws_create_attached_server(int port, const char *address, const char *path);
+/* Loop thread: hands an accepted socket whose upgrade request (and anything after it) is in
+ * `bytes` to the attached server `id`. The server owns `fd` afterwards when it returns true;
+ * false (no such server, or stopped) leaves `fd` with the caller. */
+bool osp_ws_server_adopt(int64_t id, int fd, uint8_t *bytes, size_t len);
 
 /* ---- registry (ws_registry.c) ------------------------------------------------------------- */
 

@@ -144,10 +144,74 @@ static void refuse_busy(int fd) {
     close(fd);
 }
 
+/* Takes a new connection into the server (its handshake not yet read); NULL when it was refused
+ * or could not be set up (the socket is closed then). */
+static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storage *peer) {
+    const osp_ws_limits *lim = &s->limits;
+    /* Connection limit (docs/WEBSOCKET-RUNTIME.md#limits), applied at accept. */
+    if (s->conn_count >= lim->max_connections) {
+        refuse_busy(fd);
+        return NULL;
+    }
+    /* Per peer address (README limits table): one host must not take every slot, with open
+     * connections or with handshakes it never finishes. */
+    uint8_t addr[16];
+    peer_key(peer, addr);
+    struct osp_ws_ip_count *per_ip = ip_get(s, addr);
+    if (per_ip == NULL || per_ip->conns >= lim->max_connections_per_ip ||
+        per_ip->handshakes >= lim->max_handshakes_per_ip) {
+        if (per_ip) ip_release_if_empty(s, per_ip);
+        refuse_busy(fd);
+        return NULL;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim);
+    bool tls_ok = true;
+    if (c != NULL) {
+        c->http = malloc(sizeof *c->http);
+        if (c->http) osp_http_parser_init(c->http, false, &c->limits);
+        if (s->tls_ctx) {
+            /* wss://: the TLS handshake runs first, non-blocking, under the same handshake
+             * deadline as the HTTP upgrade. */
+            c->tls = SSL_new(s->tls_ctx);
+            tls_ok = c->tls != NULL && osp_ws_tls_attach(c->tls, fd);
+            if (tls_ok) SSL_set_accept_state(c->tls);
+            c->tls_handshaking = true;
+            ERR_clear_error();
+        }
+    }
+    if (c == NULL || c->http == NULL || !tls_ok || osp_ws_conn_start(c) != 0) {
+        ip_release_if_empty(s, per_ip);
+        if (c) {
+            c->state = OSP_WS_CONN_DEAD; /* never registered: free directly */
+            close(fd);
+            osp_ws_live_conns_add(-1);
+            osp_ws_conn_free(c);
+        } else {
+            close(fd);
+        }
+        return NULL;
+    }
+    c->server = s;
+    c->srv_next = s->conns;
+    if (s->conns) s->conns->srv_prev = c;
+    s->conns = c;
+    s->conn_count++;
+    memcpy(c->peer_addr, addr, 16);
+    per_ip->conns++;
+    per_ip->handshakes++;
+    c->ip_counted = c->handshake_counted = true;
+    /* The id comes with the upgrade (osp_ws_server_handshake_input): a TCP connection that
+     * never completes the handshake costs no registry entry. */
+    /* Slowloris defence: the whole request must arrive within the handshake deadline. */
+    osp_ws_timer_arm(&c->timer, lim->handshake_timeout_ms);
+    return c;
+}
+
 static void accept_ready(osp_ws_watch *w, uint32_t events) {
     (void)events;
     osp_ws_server *s = server_of_watch(w);
-    const osp_ws_limits *lim = &s->limits;
     for (int i = 0; i < 64 && s->listening; i++) {
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof peer;
@@ -163,64 +227,7 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
             }
             return; /* EAGAIN: nothing more to accept */
         }
-        /* Connection limit (docs/WEBSOCKET-RUNTIME.md#limits), applied at accept. */
-        if (s->conn_count >= lim->max_connections) {
-            refuse_busy(fd);
-            continue;
-        }
-        /* Per peer address (README limits table): one host must not take every slot, with open
-         * connections or with handshakes it never finishes. */
-        uint8_t addr[16];
-        peer_key(&peer, addr);
-        struct osp_ws_ip_count *per_ip = ip_get(s, addr);
-        if (per_ip == NULL || per_ip->conns >= lim->max_connections_per_ip ||
-            per_ip->handshakes >= lim->max_handshakes_per_ip) {
-            if (per_ip) ip_release_if_empty(s, per_ip);
-            refuse_busy(fd);
-            continue;
-        }
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim);
-        bool tls_ok = true;
-        if (c != NULL) {
-            c->http = malloc(sizeof *c->http);
-            if (c->http) osp_http_parser_init(c->http, false, &c->limits);
-            if (s->tls_ctx) {
-                /* wss://: the TLS handshake runs first, non-blocking, under the same handshake
-                 * deadline as the HTTP upgrade. */
-                c->tls = SSL_new(s->tls_ctx);
-                tls_ok = c->tls != NULL && osp_ws_tls_attach(c->tls, fd);
-                if (tls_ok) SSL_set_accept_state(c->tls);
-                c->tls_handshaking = true;
-                ERR_clear_error();
-            }
-        }
-        if (c == NULL || c->http == NULL || !tls_ok || osp_ws_conn_start(c) != 0) {
-            ip_release_if_empty(s, per_ip);
-            if (c) {
-                c->state = OSP_WS_CONN_DEAD; /* never registered: free directly */
-                close(fd);
-                osp_ws_live_conns_add(-1);
-                osp_ws_conn_free(c);
-            } else {
-                close(fd);
-            }
-            continue;
-        }
-        c->server = s;
-        c->srv_next = s->conns;
-        if (s->conns) s->conns->srv_prev = c;
-        s->conns = c;
-        s->conn_count++;
-        memcpy(c->peer_addr, addr, 16);
-        per_ip->conns++;
-        per_ip->handshakes++;
-        c->ip_counted = c->handshake_counted = true;
-        /* The id comes with the upgrade (osp_ws_server_handshake_input): a TCP connection that
-         * never completes the handshake costs no registry entry. */
-        /* Slowloris defence: the whole request must arrive within the handshake deadline. */
-        osp_ws_timer_arm(&c->timer, lim->handshake_timeout_ms);
+        (void)admit(s, fd, &peer);
     }
 }
 
@@ -347,7 +354,7 @@ void osp_ws_server_free(osp_ws_server *s) {
 void osp_ws_server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     s->stopping = true;
     osp_ws_registry_retire(s->id, 0);
-    if (s->listening) {
+    if (s->listening && !s->attached) {
         /* The listening socket goes first so no new connection slips in. */
         osp_ws_timer_cancel(&s->accept_retry);
         (void)osp_ws_watch_set(&s->listen_watch, 0);
@@ -511,6 +518,13 @@ static void do_listen(void *p) {
                                       s->id, v6 ? "[" : "", s->address, v6 ? "]" : "", s->port);
         return;
     }
+    if (s->attached) {
+        /* httpServerWebSocket: the HTTP server's socket is the listening one; this only
+         * freezes the settings, as for any server. */
+        s->listening = true;
+        a->result = osp_result_success(0);
+        return;
+    }
     char why[200];
     int fd = osp_ws_net_listen(s->address, s->port, why, sizeof why);
     if (fd < 0) {
@@ -526,6 +540,40 @@ static void do_listen(void *p) {
     }
     s->listening = true;
     a->result = osp_result_success(0);
+}
+
+/* ---- a path of an HTTP server (httpServerWebSocket) --------------------------------------- */
+
+static void do_attach(void *p) {
+    id_args *a = p;
+    osp_ws_server *s = lookup_server("httpServerWebSocket", a->id, &a->result);
+    if (s == NULL) return;
+    s->attached = true;
+    a->result = osp_result_success(s->id);
+}
+
+OspResult osp_ws_create_attached_server(int port, const char *address, const char *path) {
+    OspResult r = osp_ws_create_server(port, address, path);
+    if (r.tag != OSP_RESULT_SUCCESS) return r;
+    id_args a = {r.value, {0, 0}};
+    osp_ws_loop_call(do_attach, &a);
+    return a.result;
+}
+
+bool osp_ws_server_adopt(int64_t id, int fd, uint8_t *bytes, size_t len) {
+    OspResult ignored;
+    osp_ws_server *s = lookup_server("httpServerWebSocket", id, &ignored);
+    if (s == NULL || s->stopping || !s->attached) return false;
+    s->listening = true; /* settings are frozen from the first connection on */
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof peer;
+    memset(&peer, 0, sizeof peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0) memset(&peer, 0, sizeof peer);
+    osp_ws_conn *c = admit(s, fd, &peer);
+    if (c == NULL) return true; /* refused (503) or failed: the socket is closed */
+    osp_ws_conn_ingest(c, bytes, len);
+    if (c->state != OSP_WS_CONN_DEAD) osp_ws_conn_flush(c);
+    return true;
 }
 
 OspResult osp_ws_server_listen(int64_t server_id) {

@@ -1,6 +1,7 @@
 /**
- * A real browser in the chat room: headless Debian Chromium (playwright-core) opens the page of
- * examples/chat/ twice; both pages talk through the compiled examples/chat_room.osp server.
+ * A real browser in the chat room: headless Debian Chromium (playwright-core) loads the page of
+ * examples/chat/ twice from the compiled examples/chat_room.osp server itself (HTTP on the same
+ * port as its WebSocket room, /ws); both pages talk through that room.
  *
  * Checks what only a browser shows: Chromium offers permessage-deflate and our server must decline
  * it (docs/WEBSOCKET-RUNTIME.md S-H11: no Sec-WebSocket-Extensions in the 101, ws.extensions === ''); messages
@@ -15,15 +16,15 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, spawnPeer, withTimeout, type PeerProcess } from '../peers/index.ts';
 import { workspace, type Workspace } from '../interop/compile.ts';
-import { artifactPath, launchChromium, serveStatic, socketsOfProcess, tcpSockets, type Browser, type StaticServer } from './chromium.ts';
+import { artifactPath, launchChromium, socketsOfProcess, tcpSockets, type Browser } from './chromium.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
-/** Long enough for two page loads and the exchange on a loaded 2-core machine; the test waits it out. */
-const SERVE_SECONDS = 10;
+/** Long enough for two page loads (with the keep-alive connections of the page loads closing after
+ *  the room's 1 s idle limit) and the exchange on a loaded 2-core machine; the test waits it out. */
+const SERVE_SECONDS = 14;
 
 let ws: Workspace | undefined;
 let browser: Browser | undefined;
-let site: StaticServer | undefined;
 let server: PeerProcess | undefined;
 let exe: string;
 let port: number;
@@ -33,13 +34,15 @@ beforeAll(async () => {
   port = await freePort();
   const source = readFileSync(`${EXAMPLES}chat_room.osp`, 'utf8')
     .replaceAll('8080', String(port))
-    .replace('let serveSeconds = 30', `let serveSeconds = ${SERVE_SECONDS}`);
+    .replace('let serveSeconds = 30', `let serveSeconds = ${SERVE_SECONDS}`)
+    .replace('let siteDir = "examples/chat"', `let siteDir = "${EXAMPLES}chat"`);
   expect(source).toContain(`let serveSeconds = ${SERVE_SECONDS}`);
-  [exe, browser, site] = await Promise.all([ws.build('chat_room', source), launchChromium(), serveStatic(`${EXAMPLES}chat`)]);
+  expect(source).toContain(`let siteDir = "${EXAMPLES}chat"`);
+  [exe, browser] = await Promise.all([ws.build('chat_room', source), launchChromium()]);
 }, 45_000);
 
 afterAll(async () => {
-  await Promise.allSettled([browser?.close(), site?.close(), server?.stop()]);
+  await Promise.allSettled([browser?.close(), server?.stop()]);
   ws?.dispose();
 });
 
@@ -51,7 +54,7 @@ interface Handshake {
 const lower = (h: Record<string, string>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
 
 /** Opens the chat page, recording the WebSocket handshake headers through the DevTools protocol. */
-async function openChat(url: string): Promise<{ page: Page; handshake: Promise<Handshake> }> {
+async function openChat(origin: string): Promise<{ page: Page; handshake: Promise<Handshake> }> {
   const page = await browser!.context.newPage();
   const cdp = await browser!.context.newCDPSession(page);
   await cdp.send('Network.enable');
@@ -64,7 +67,10 @@ async function openChat(url: string): Promise<{ page: Page; handshake: Promise<H
       resolve({ request, response: lower(e.response.headers), status: e.response.status });
     });
   });
-  await page.goto(`${site!.origin}/index.html?ws=${encodeURIComponent(url)}`);
+  // No ?ws=: the page connects to /ws on the server that served it.
+  const response = await page.goto(`${origin}/`);
+  expect(response?.status()).toBe(200);
+  expect(response?.headers()['content-type']).toBe('text/html; charset=utf-8');
   return { page, handshake };
 }
 
@@ -83,10 +89,11 @@ async function send(page: Page, text: string, how: 'click' | 'enter') {
 describe('examples/chat_room.osp with examples/chat/ in headless Chromium', () => {
   it('two pages chat through the room, decline permessage-deflate, and close cleanly with 1000', async ({ annotate }) => {
     server = await spawnPeer({ name: 'chat_room', command: exe, args: [] });
-    const url = `ws://127.0.0.1:${port}/chat`;
+    const origin = `http://127.0.0.1:${port}`;
+    const url = `ws://127.0.0.1:${port}/ws`;
 
-    const a = await openChat(url);
-    const b = await openChat(url);
+    const a = await openChat(origin);
+    const b = await openChat(origin);
     for (const { page } of [a, b]) {
       await page.waitForSelector('#status[data-state="open"]', { timeout: 5000 });
       await expect(page.locator('#status').textContent()).resolves.toBe(`Connected to ${url} (extensions: none)`);
@@ -97,12 +104,17 @@ describe('examples/chat_room.osp with examples/chat/ in headless Chromium', () =
       const h = await withTimeout(handshake, 5000, 'handshake headers from DevTools');
       expect(h.status).toBe(101);
       expect(h.request['sec-websocket-extensions']).toMatch(/permessage-deflate/);
-      expect(h.request['origin']).toBe(site!.origin);
+      expect(h.request['origin']).toBe(origin);
       expect(h.response['sec-websocket-extensions']).toBeUndefined();
       expect(await page.evaluate(() => (window as unknown as { chat: { socket: WebSocket } }).chat.socket.extensions)).toBe('');
       expect(await page.evaluate(() => (window as unknown as { chat: { socket: WebSocket } }).chat.socket.protocol)).toBe('');
     }
-    // Both connections are open in the server process.
+    // Both WebSocket connections are open in the server process (the page loads' keep-alive HTTP
+    // connections close after the room's 1 s idle limit).
+    const settle = Date.now() + 4000;
+    while (socketsOfProcess(server.pid, port).filter((s) => s.state === 'ESTABLISHED').length !== 2 && Date.now() < settle) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     expect(socketsOfProcess(server.pid, port).filter((s) => s.state === 'ESTABLISHED')).toHaveLength(2);
 
     const fromA = 'Hello from A — κόσμε 🦅';

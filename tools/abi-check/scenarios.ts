@@ -373,6 +373,13 @@ export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
     close: { symbol: 'osp_fiber_await', arg: 'payload' },
     cleanup: '',
   },
+  // An HTTP handler runs only when a request arrives; the probe registers it and stops the server
+  // without traffic (the HTTP suite in tests/runtime drives real requests).
+  http_request: {
+    trigger: '',
+    close: { symbol: 'osp_http_stop_server', arg: 'payload' },
+    cleanup: '',
+  },
   process_event: {
     trigger: 'probe_handler_expect(""); if (tag == 0) { probe_enter_call("osp_process_await"); (void)osp_process_await(payload); probe_leave_call(); }',
     close: { symbol: 'osp_process_cleanup', arg: 'payload' },

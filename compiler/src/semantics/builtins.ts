@@ -4,8 +4,9 @@
 // simply an undefined function.
 
 import { RUNTIME_FUNCTIONS, type OspreyType, type RuntimeFunction } from '../../../runtime-bindings/abi.ts';
-import { Bool, fnType, freshVar, Int, iteratorType, resultType, Str, Unit, type Type } from './types.ts';
+import { adtType, Bool, fnType, freshVar, Int, iteratorType, resultType, Str, Unit, type Type } from './types.ts';
 import type { BuiltinName } from './typed.ts';
+import { HTTP_METHOD, HTTP_RESPONSE } from './http-types.ts';
 
 /** 'sandbox' is removed only by --sandbox (fileExists, docs/guide/18-security-flags.md). */
 export type Capability = 'websocket' | 'http' | 'fs' | 'process' | 'ffi' | 'sandbox';
@@ -36,6 +37,8 @@ export function ospreyTypeToType(t: OspreyType): Type {
       return resultType(ospreyTypeToType(t.ok), ospreyTypeToType(t.err));
     case 'Fn':
       return fnType(t.params.map(ospreyTypeToType), ospreyTypeToType(t.ret));
+    case 'Adt':
+      return adtType(t.name === 'HttpResponse' ? HTTP_RESPONSE : HTTP_METHOD, []);
   }
 }
 
@@ -92,11 +95,7 @@ export function instantiateBuiltin(b: Builtin): { params: { name: string; type: 
  * Built-ins of the language (docs/guide/17-http.md) that this compiler does not provide yet. Their names are
  * reserved (they cannot be redefined) and a call reports that the function is not supported.
  */
-export const UNSUPPORTED_BUILTINS: ReadonlyMap<string, Capability | null> = new Map<string, Capability | null>([
-  ['httpCreateServer', 'http'], ['httpListen', 'http'], ['httpStopServer', 'http'], ['httpCreateClient', 'http'],
-  ['httpGet', 'http'], ['httpPost', 'http'], ['httpPut', 'http'], ['httpDelete', 'http'], ['httpRequest', 'http'],
-  ['httpCloseClient', 'http'],
-]);
+export const UNSUPPORTED_BUILTINS: ReadonlyMap<string, Capability | null> = new Map<string, Capability | null>([]);
 
 /** The built-ins available under the given disabled capabilities. */
 export function builtinTable(disabled: ReadonlySet<Capability>): Map<string, Builtin> {

@@ -10,6 +10,7 @@ import {
   fiberType,
   channelType,
 } from './types.ts';
+import { BUILTIN_ADTS } from './http-types.ts';
 
 /** Built-in type names, case-insensitive spellings included (docs/guide/03-values-and-types.md). */
 const BUILTIN_TYPES: ReadonlyMap<string, Type> = new Map([
@@ -87,6 +88,13 @@ export class TypeEnv {
       }
     }
     for (const [name] of this.aliases) this.aliasTarget(name);
+    // The built-in types of §13.1, unless the program declares a type or constructor of the same
+    // name itself (its own declaration wins, as for any program written before HTTP existed).
+    for (const adt of BUILTIN_ADTS) {
+      if (this.adts.has(adt.name) || this.aliases.has(adt.name)) continue;
+      this.adts.set(adt.name, adt);
+      for (const c of adt.ctors) if (!this.ctors.has(c.name)) this.ctors.set(c.name, c);
+    }
     this.declareConstructionError();
   }
 

@@ -1,0 +1,769 @@
+/*
+ * HTTP/1.1 server (LANGUAGE.md §13.2): httpCreateServer, httpListen, httpStopServer and
+ * httpServerSetLimit.
+ *
+ * Sockets live on the runtime's one epoll thread (loop.c), like the WebSocket servers; request
+ * handlers never run there. Each complete request becomes a fiber (osp_sched_submit) that calls
+ * the Osprey handler, serialises its HttpResponse and hands the bytes back to the loop thread
+ * (osp_ws_loop_call), so a slow handler delays only its own connection. One request per
+ * connection is in flight at a time and the next pipelined request is parsed only after the
+ * previous response was written, which answers pipelined requests in order and bounds memory
+ * (reading stops while a handler runs, so TCP pushes back on the client).
+ *
+ * Connection phases and their timers (osp_http_limits): IDLE (keep-alive, waiting for the first
+ * byte of a request: idleTimeoutMs, then closed silently), HEAD (headerTimeoutMs from the first
+ * byte: 408), BODY (bodyTimeoutMs from the end of the head: 408), BUSY (handler running: no
+ * timer), WRITING (the response did not fit the socket buffer: bodyTimeoutMs to drain it, then
+ * the connection is dropped), LINGER (after a final error response: the write side is shut and
+ * input is discarded for a moment so the client reads the response instead of a reset).
+ */
+#include "runtime.h"
+#include "http_msg.h"
+#include "http_server.h"
+#include "loop.h"
+#include "net.h"
+#include "ws_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SERVERS 4096
+#define READ_CHUNK 65536
+#define LINGER_MS 2000
+
+typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITING, PH_LINGER } conn_phase;
+
+struct http_conn;
+
+typedef struct http_server {
+    int64_t id;
+    int port;
+    char address[256];
+    int state; /* 0 created, 1 listening, 2 stopped */
+    osp_http_handler_fn handler;
+    void *handler_env;
+    osp_http_limits limits;
+    osp_ws_watch listen_watch;
+    struct http_conn *conns;
+    uint32_t conn_count;
+    /* A path turned into a WebSocket endpoint (httpServerWebSocket): its server id, else 0. */
+    char ws_path[1024];
+    int64_t ws_server_id;
+} http_server;
+
+typedef struct http_conn {
+    osp_ws_watch watch; /* first: the loop hands us the watch pointer */
+    osp_ws_timer timer;
+    http_server *server;
+    struct http_conn *prev, *next;
+    osp_ws_buf in;
+    size_t in_off; /* bytes of `in` already parsed */
+    osp_ws_buf out;
+    size_t out_off;
+    osp_request_reader req;
+    conn_phase phase;
+    bool continue_sent;
+    bool peer_closed;
+    bool close_after_write;
+    bool closed; /* socket closed and unlinked; freed by settle() */
+    bool handed_over; /* the socket went to a WebSocket server (httpServerWebSocket) */
+    bool dead;   /* closed while its handler ran: freed when the handler's response arrives */
+} http_conn;
+
+/* One request handed to a fiber. Collector memory: the fiber record keeps it alive. */
+typedef struct http_job_s {
+    http_conn *conn;
+    int64_t server_id;
+    osp_http_handler_fn handler;
+    void *handler_env;
+    char *method, *path, *headers, *body;
+    bool is_head;
+    bool keep_alive;
+    int minor;
+    char *response; /* malloc'd bytes, handed to the loop */
+    size_t response_len;
+    struct http_job_s *next_done; /* on the completed-jobs queue */
+} http_job;
+
+static pthread_mutex_t servers_mutex = PTHREAD_MUTEX_INITIALIZER;
+static http_server *servers[MAX_SERVERS];
+static int64_t server_count;
+static bool shutdown_hook_set;
+static volatile bool shutting_down;
+
+/* Ids are shared with nothing else; they start at 1 and are never reused. */
+static http_server *server_get(int64_t id) {
+    pthread_mutex_lock(&servers_mutex);
+    http_server *s = (id >= 1 && id <= server_count) ? servers[id - 1] : NULL;
+    pthread_mutex_unlock(&servers_mutex);
+    return s;
+}
+
+OspResult osp_http_create_server(int64_t port, const char *address) {
+    static const char fn[] = "httpCreateServer";
+    if (port < 1 || port > 65535) return osp_result_errorf("%s: port %" PRId64 " is out of range (1-65535)", fn, port);
+    if (address == NULL || address[0] == '\0') return osp_result_errorf("%s: the address is empty", fn);
+    if (strlen(address) >= sizeof ((http_server *)0)->address || !osp_ws_net_address_valid(address))
+        return osp_result_errorf("%s: \"%s\" is not an IP address or localhost", fn, address);
+    /* Uncollectable: the collector must see the handler's environment through it. */
+    http_server *s = GC_MALLOC_UNCOLLECTABLE(sizeof *s);
+    if (s == NULL) return osp_result_errorf("%s: out of memory", fn);
+    memset(s, 0, sizeof *s);
+    s->port = (int)port;
+    snprintf(s->address, sizeof s->address, "%s", address);
+    osp_http_limits_default(&s->limits);
+    s->listen_watch.fd = -1;
+    pthread_mutex_lock(&servers_mutex);
+    if (server_count == MAX_SERVERS) {
+        pthread_mutex_unlock(&servers_mutex);
+        GC_FREE(s);
+        return osp_result_errorf("%s: too many HTTP servers (at most %d per process)", fn, MAX_SERVERS);
+    }
+    servers[server_count++] = s;
+    s->id = server_count;
+    pthread_mutex_unlock(&servers_mutex);
+    return osp_result_success(s->id);
+}
+
+/* ---- connections (loop thread) ------------------------------------------------------------ */
+
+static void conn_event(osp_ws_watch *w, uint32_t events);
+static void conn_timer(osp_ws_timer *t);
+static void conn_process(http_conn *c);
+
+static void conn_free(http_conn *c) {
+    osp_request_reader_free(&c->req);
+    osp_ws_buf_free(&c->in);
+    osp_ws_buf_free(&c->out);
+    free(c);
+}
+
+/* Closed connections wait here until the end of the loop iteration: a later event of the same
+ * epoll batch may still name their watch (loop.c skips it because its events are 0). */
+static http_conn *graveyard;
+static void (*chained_reap_hook)(void);
+static bool reap_hook_installed;
+
+static void bury(http_conn *c) {
+    c->next = graveyard;
+    graveyard = c;
+}
+
+static void http_reap(void) {
+    if (chained_reap_hook) chained_reap_hook();
+    while (graveyard) {
+        http_conn *c = graveyard;
+        graveyard = c->next;
+        conn_free(c);
+    }
+}
+
+static void conn_close(http_conn *c) {
+    if (c->closed) return;
+    osp_ws_timer_cancel(&c->timer);
+    if (!c->handed_over) {
+        (void)osp_ws_watch_set(&c->watch, 0);
+        close(c->watch.fd);
+    }
+    c->watch.fd = -1;
+    http_server *s = c->server;
+    if (c->prev) c->prev->next = c->next;
+    else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    s->conn_count--;
+    c->closed = true;
+}
+
+/* Called last by every entry point from the loop (event, timer, response, stop): a closed
+ * connection is freed here, never deeper in the call chain that may still use it, and not
+ * while a handler's fiber still points at it (job_done frees it then). */
+static void settle(http_conn *c) {
+    if (!c->closed || c->dead) return;
+    if (c->phase == PH_BUSY) c->dead = true;
+    else bury(c);
+}
+
+static void set_phase(http_conn *c, conn_phase phase) {
+    if (c->phase == phase && osp_ws_timer_armed(&c->timer)) return;
+    c->phase = phase;
+    const osp_http_limits *l = &c->server->limits;
+    osp_ws_timer_cancel(&c->timer);
+    switch (phase) {
+    case PH_IDLE: osp_ws_timer_arm(&c->timer, l->idle_timeout_ms); break;
+    case PH_HEAD: osp_ws_timer_arm(&c->timer, l->header_timeout_ms); break;
+    case PH_BODY: osp_ws_timer_arm(&c->timer, l->body_timeout_ms); break;
+    case PH_WRITING: osp_ws_timer_arm(&c->timer, l->body_timeout_ms); break;
+    case PH_LINGER: osp_ws_timer_arm(&c->timer, LINGER_MS); break;
+    case PH_BUSY: break;
+    }
+}
+
+static void update_events(http_conn *c) {
+    uint32_t ev = 0;
+    bool pending_out = c->out.len > c->out_off;
+    if (pending_out) ev |= EPOLLOUT;
+    /* Read while a request is being received, or to drain a lingering close. */
+    if (!c->peer_closed && (c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_BODY || c->phase == PH_LINGER))
+        ev |= EPOLLIN;
+    if (osp_ws_watch_set(&c->watch, ev) != 0) conn_close(c);
+}
+
+/* Sends what it can; false when the connection was closed. */
+static bool conn_flush(http_conn *c) {
+    while (c->out.len > c->out_off) {
+        ssize_t n = osp_ws_net_send(c->watch.fd, c->out.data + c->out_off, c->out.len - c->out_off);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+            conn_close(c);
+            return false;
+        }
+        c->out_off += (size_t)n;
+    }
+    osp_ws_buf_clear(&c->out);
+    c->out_off = 0;
+    return true;
+}
+
+/* The response was queued: write it, then either close, linger, or go on with the next request. */
+static void after_response(http_conn *c) {
+    if (!conn_flush(c)) return;
+    if (c->out.len > c->out_off) {
+        set_phase(c, PH_WRITING);
+        update_events(c);
+        return;
+    }
+    if (c->close_after_write) {
+        /* Lingering close: shut our side so the client sees the response and an orderly end,
+         * and discard what it still sends for a moment (closing with unread input would reset
+         * the connection and could destroy the response in flight). */
+        if (c->peer_closed || shutdown(c->watch.fd, SHUT_WR) != 0) {
+            conn_close(c);
+            return;
+        }
+        set_phase(c, PH_LINGER);
+        update_events(c);
+        return;
+    }
+    osp_request_reader_reset(&c->req, &c->server->limits);
+    c->continue_sent = false;
+    if (c->peer_closed && c->in.len == c->in_off) {
+        conn_close(c);
+        return;
+    }
+    set_phase(c, c->in.len > c->in_off ? PH_HEAD : PH_IDLE);
+    conn_process(c);
+}
+
+static void append_text(osp_ws_buf *b, const char *s) {
+    if (osp_ws_buf_append(b, s, strlen(s)) != 0) {
+        /* Out of memory: the response is dropped with the connection (checked by the caller). */
+    }
+}
+
+/* A response the runtime writes itself (errors found while reading a request). */
+static void send_error(http_conn *c, int status, const char *text) {
+    char head[512], date[40];
+    osp_http_date(date, sizeof date, (int64_t)time(NULL));
+    size_t body_len = strlen(text) + 1;
+    snprintf(head, sizeof head,
+             "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             status, osp_http_reason(status), date, body_len);
+    append_text(&c->out, head);
+    append_text(&c->out, text);
+    append_text(&c->out, "\n");
+    c->close_after_write = true;
+    after_response(c);
+}
+
+static char *gc_copy(const char *p, size_t n) { return osp_gc_strndup(p, n); }
+
+/* Runs on a scheduler worker as its own fiber. */
+static int64_t job_run(void *env);
+
+/* An upgrade request for the server's WebSocket path goes to the attached WebSocket server
+ * (httpServerWebSocket) with everything read after it; true when it was handed over. */
+static bool hand_over_websocket(http_conn *c) {
+    http_server *s = c->server;
+    osp_http_parser *h = &c->req.head;
+    if (s->ws_server_id == 0 || !osp_http_header_has_token(h, "Upgrade", "websocket")) return false;
+    size_t n;
+    const char *target = osp_http_part(h, 1, &n);
+    const char *q = memchr(target, '?', n);
+    size_t path_len = q ? (size_t)(q - target) : n;
+    if (path_len != strlen(s->ws_path) || memcmp(target, s->ws_path, path_len) != 0) return false;
+    size_t rest = c->in.len - c->in_off;
+    size_t total = h->buf.len + rest;
+    uint8_t *bytes = malloc(total ? total : 1);
+    if (bytes == NULL) return false;
+    memcpy(bytes, h->buf.data, h->buf.len);
+    if (rest) memcpy(bytes + h->buf.len, c->in.data + c->in_off, rest);
+    int fd = c->watch.fd;
+    osp_ws_timer_cancel(&c->timer);
+    (void)osp_ws_watch_set(&c->watch, 0);
+    bool taken = osp_ws_server_adopt(s->ws_server_id, fd, bytes, total);
+    osp_ws_free_wiped(bytes, total ? total : 1); /* the request may carry cookies or tokens */
+    if (!taken) {
+        if (osp_ws_watch_set(&c->watch, EPOLLIN) != 0) conn_close(c);
+        return false;
+    }
+    /* The socket belongs to the WebSocket server now: forget it without closing it. */
+    c->watch.fd = -1;
+    c->in_off = c->in.len;
+    c->handed_over = true;
+    conn_close(c);
+    return true;
+}
+
+static void dispatch(http_conn *c) {
+    http_server *s = c->server;
+    osp_http_parser *h = &c->req.head;
+    if (hand_over_websocket(c)) return;
+    if (c->closed) return;
+    http_job *j = GC_MALLOC(sizeof *j);
+    if (j == NULL) {
+        send_error(c, 503, "out of memory");
+        return;
+    }
+    size_t n;
+    const char *m = osp_http_part(h, 0, &n);
+    j->method = gc_copy(m, n);
+    j->is_head = osp_http_ieq(m, n, "HEAD");
+    const char *p = osp_http_part(h, 1, &n);
+    j->path = gc_copy(p, n);
+    /* The raw header block: every header line with its CRLF, without the blank line. */
+    size_t start = (size_t)h->part_off[2] + h->part_len[2] + 2;
+    size_t end = h->buf.len >= 2 ? h->buf.len - 2 : start;
+    j->headers = gc_copy((const char *)h->buf.data + (start < end ? start : end), start < end ? end - start : 0);
+    j->body = gc_copy((const char *)c->req.body.data, c->req.body.len);
+    j->keep_alive = c->req.keep_alive;
+    j->minor = h->version_minor;
+    j->conn = c;
+    j->server_id = s->id;
+    j->handler = s->handler;
+    j->handler_env = s->handler_env;
+    if (!j->keep_alive) c->close_after_write = true;
+    set_phase(c, PH_BUSY);
+    update_events(c);
+    if (osp_sched_submit(job_run, j) == NULL) {
+        c->phase = PH_IDLE;
+        send_error(c, 503, "cannot start a fiber for the request");
+    }
+}
+
+/* Parses buffered input; dispatches a complete request or answers a malformed one. */
+static void conn_process(http_conn *c) {
+    while (!c->closed && (c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_BODY)) {
+        size_t avail = c->in.len - c->in_off;
+        if (avail == 0) {
+            osp_ws_buf_clear(&c->in);
+            c->in_off = 0;
+            update_events(c);
+            if (c->peer_closed) conn_close(c);
+            return;
+        }
+        if (c->phase == PH_IDLE) set_phase(c, PH_HEAD);
+        size_t used = 0;
+        osp_http_status st = osp_request_feed(&c->req, c->in.data + c->in_off, avail, &used);
+        c->in_off += used;
+        if (st == OSP_HTTP_ERROR) {
+            send_error(c, c->req.error_status, c->req.error_text ? c->req.error_text : "bad request");
+            return;
+        }
+        if (st == OSP_HTTP_DONE) {
+            dispatch(c);
+            return;
+        }
+        /* Incomplete: everything available was consumed. */
+        if (osp_request_head_done(&c->req)) {
+            if (c->phase != PH_BODY) set_phase(c, PH_BODY);
+            if (c->req.expect_continue && !c->continue_sent) {
+                c->continue_sent = true;
+                append_text(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+                if (!conn_flush(c)) return;
+            }
+        }
+    }
+}
+
+static void conn_read(http_conn *c) {
+    for (int rounds = 0; rounds < 16; rounds++) {
+        /* Compact before growing: pipelined input is consumed from the front. */
+        if (c->in_off > 0 && c->in_off == c->in.len) {
+            osp_ws_buf_clear(&c->in);
+            c->in_off = 0;
+        }
+        if (osp_ws_buf_reserve(&c->in, READ_CHUNK, SIZE_MAX) != 0) {
+            conn_close(c);
+            return;
+        }
+        ssize_t n = osp_ws_net_recv(c->watch.fd, c->in.data + c->in.len, READ_CHUNK);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            conn_close(c);
+            return;
+        }
+        if (n == 0) {
+            c->peer_closed = true;
+            break;
+        }
+        if (c->phase == PH_LINGER) continue; /* discarded */
+        c->in.len += (size_t)n;
+        /* Parse as we go so a flood of pipelined bytes is never buffered beyond one read. */
+        conn_process(c);
+        if (c->closed || !(c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_BODY)) return;
+    }
+    if (c->phase == PH_LINGER) {
+        if (c->peer_closed) conn_close(c);
+        return;
+    }
+    conn_process(c);
+}
+
+static void conn_event_inner(http_conn *c, uint32_t events);
+
+static void conn_event(osp_ws_watch *w, uint32_t events) {
+    http_conn *c = (http_conn *)w;
+    conn_event_inner(c, events);
+    settle(c);
+}
+
+static void conn_event_inner(http_conn *c, uint32_t events) {
+    if (events & EPOLLOUT) {
+        if (!conn_flush(c)) return;
+        if (c->phase == PH_WRITING && c->out.len == c->out_off) {
+            c->phase = PH_IDLE; /* after_response picks the next phase */
+            after_response(c);
+            if (c->closed) return;
+        } else {
+            update_events(c);
+        }
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        if (c->closed) return;
+        if (c->phase == PH_BUSY || c->phase == PH_WRITING) {
+            if (events & (EPOLLHUP | EPOLLERR)) c->peer_closed = true;
+            return;
+        }
+        conn_read(c);
+    }
+}
+
+static void conn_timer(osp_ws_timer *t) {
+    http_conn *c = (http_conn *)((char *)t - offsetof(http_conn, timer));
+    switch (c->phase) {
+    case PH_HEAD:
+        send_error(c, 408, "request header timeout");
+        break;
+    case PH_BODY:
+        send_error(c, 408, "request body timeout");
+        break;
+    default:
+        conn_close(c);
+        break;
+    }
+    settle(c);
+}
+
+static void server_accept(osp_ws_watch *w, uint32_t events) {
+    (void)events;
+    http_server *s = (http_server *)((char *)w - offsetof(http_server, listen_watch));
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
+        if (s->conn_count >= s->limits.max_connections) {
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            (void)osp_ws_net_send(fd, busy, sizeof busy - 1);
+            close(fd);
+            continue;
+        }
+        http_conn *c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            close(fd);
+            continue;
+        }
+        c->watch.fd = fd;
+        c->watch.on_event = conn_event;
+        c->server = s;
+        osp_ws_timer_init(&c->timer, conn_timer);
+        osp_request_reader_init(&c->req, &s->limits);
+        c->next = s->conns;
+        if (s->conns) s->conns->prev = c;
+        s->conns = c;
+        s->conn_count++;
+        /* Idle, but the first request gets headerTimeoutMs to start (a silent client). */
+        c->phase = PH_IDLE;
+        osp_ws_timer_arm(&c->timer, s->limits.header_timeout_ms);
+        if (osp_ws_watch_set(&c->watch, EPOLLIN) != 0) conn_close(c);
+        settle(c);
+    }
+}
+
+/* ---- handler fibers ----------------------------------------------------------------------- */
+
+/* The record layout of HttpResponse (a GC block of words: tag, then the eight fields in order). */
+enum { R_TAG, R_STATUS, R_HEADERS, R_CONTENT_TYPE, R_CONTENT_LENGTH, R_STREAM_FD, R_IS_COMPLETE, R_BODY, R_BODY_LENGTH };
+
+static void report_bad_response(http_job *j, const char *why) {
+    osp_output_lock();
+    fprintf(stderr, "http server %" PRId64 ": the handler's response to %s %s is invalid (%s); answered 500\n",
+            j->server_id, j->method, j->path, why);
+    fflush(stderr);
+    osp_output_unlock();
+}
+
+static void serialise(http_job *j, const int64_t *r) {
+    osp_ws_buf out = {0};
+    int64_t status = r ? r[R_STATUS] : 500;
+    const char *user_headers = r ? (const char *)r[R_HEADERS] : NULL;
+    const char *content_type = r ? (const char *)r[R_CONTENT_TYPE] : NULL;
+    const char *body = r ? (const char *)r[R_BODY] : NULL;
+    const char *bad = NULL;
+    if (status < 200 || status > 999) bad = "status must be between 200 and 999";
+    osp_ws_buf extra = {0};
+    bool has_ct = false;
+    if (bad == NULL) bad = osp_http_append_user_headers(&extra, user_headers, true, &has_ct);
+    if (bad == NULL && content_type && !has_ct) {
+        for (const char *p = content_type; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7F) bad = "a control character in contentType";
+    }
+    if (bad != NULL) {
+        report_bad_response(j, bad);
+        osp_ws_buf_clear(&extra);
+        status = 500;
+        body = "internal server error: the handler returned an invalid response\n";
+        content_type = "text/plain; charset=utf-8";
+        has_ct = false;
+    }
+    if (body == NULL) body = "";
+    size_t body_len = strlen(body);
+    bool no_body_status = status == 204 || status == 304;
+    char line[256], date[40];
+    osp_http_date(date, sizeof date, (int64_t)time(NULL));
+    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\n", (int)status, osp_http_reason((int)status), date);
+    append_text(&out, line);
+    if (content_type && content_type[0] && !has_ct && !no_body_status) {
+        append_text(&out, "Content-Type: ");
+        append_text(&out, content_type);
+        append_text(&out, "\r\n");
+    }
+    if (extra.len) (void)osp_ws_buf_append(&out, extra.data, extra.len);
+    osp_ws_buf_free(&extra);
+    if (!no_body_status) {
+        snprintf(line, sizeof line, "Content-Length: %zu\r\n", body_len);
+        append_text(&out, line);
+    }
+    if (!j->keep_alive) append_text(&out, "Connection: close\r\n");
+    else if (j->minor == 0) append_text(&out, "Connection: keep-alive\r\n");
+    append_text(&out, "\r\n");
+    if (!j->is_head && !no_body_status) (void)osp_ws_buf_append(&out, body, body_len);
+    j->response = (char *)out.data;
+    j->response_len = out.len;
+}
+
+static void job_done(void *arg) {
+    http_job *j = arg;
+    http_conn *c = j->conn;
+    if (c->dead) {
+        bury(c);
+        free(j->response);
+        return;
+    }
+    if (j->response == NULL || osp_ws_buf_append(&c->out, j->response, j->response_len) != 0) {
+        free(j->response);
+        j->response = NULL;
+        c->phase = PH_IDLE;
+        conn_close(c);
+        settle(c);
+        return;
+    }
+    free(j->response);
+    j->response = NULL;
+    c->phase = PH_IDLE; /* after_response picks the next phase */
+    after_response(c);
+    settle(c);
+}
+
+/* Completed jobs wait here for the loop thread, which takes them at its next wake-up (the wake
+ * hook): the handler's fiber does not wait for the loop, so its worker goes straight on to the
+ * next fiber. A static list head is a root for the collector, which keeps the jobs alive. */
+static pthread_mutex_t done_mutex = PTHREAD_MUTEX_INITIALIZER;
+static http_job *done_head, *done_tail;
+static void (*chained_wake_hook)(void);
+
+static void drain_done(void) {
+    pthread_mutex_lock(&done_mutex);
+    http_job *list = done_head;
+    done_head = done_tail = NULL;
+    pthread_mutex_unlock(&done_mutex);
+    while (list) {
+        http_job *j = list;
+        list = j->next_done;
+        j->next_done = NULL;
+        job_done(j);
+    }
+}
+
+static void http_wake(void) {
+    if (chained_wake_hook) chained_wake_hook();
+    drain_done();
+}
+
+static int64_t job_run(void *env) {
+    http_job *j = env;
+    void *r = j->handler(j->handler_env, j->method, j->path, j->headers, j->body);
+    serialise(j, r);
+    if (shutting_down) {
+        free(j->response);
+        j->response = NULL;
+        return 0;
+    }
+    pthread_mutex_lock(&done_mutex);
+    bool was_empty = done_head == NULL;
+    if (done_tail) done_tail->next_done = j;
+    else done_head = j;
+    done_tail = j;
+    pthread_mutex_unlock(&done_mutex);
+    /* One wake-up per batch: the loop takes every queued job when it runs the hook. */
+    if (was_empty) osp_ws_loop_wake();
+    return 0;
+}
+
+/* ---- listen / stop -------------------------------------------------------------------------- */
+
+typedef struct {
+    http_server *s;
+    char err[256];
+    bool ok;
+} listen_args;
+
+static void listen_on_loop(void *arg) {
+    listen_args *a = arg;
+    http_server *s = a->s;
+    if (!reap_hook_installed) {
+        reap_hook_installed = true;
+        chained_reap_hook = osp_ws_loop_reap_hook;
+        osp_ws_loop_reap_hook = http_reap;
+        chained_wake_hook = osp_ws_loop_wake_hook;
+        osp_ws_loop_wake_hook = http_wake;
+    }
+    int fd = osp_ws_net_listen(s->address, s->port, a->err, sizeof a->err);
+    if (fd < 0) return;
+    s->listen_watch.fd = fd;
+    s->listen_watch.on_event = server_accept;
+    if (osp_ws_watch_set(&s->listen_watch, EPOLLIN) != 0) {
+        snprintf(a->err, sizeof a->err, "cannot watch the listening socket: %s", strerror(errno));
+        close(fd);
+        s->listen_watch.fd = -1;
+        return;
+    }
+    a->ok = true;
+}
+
+static void stop_on_loop(void *arg) {
+    http_server *s = arg;
+    if (s->listen_watch.fd >= 0) {
+        (void)osp_ws_watch_set(&s->listen_watch, 0);
+        close(s->listen_watch.fd);
+        s->listen_watch.fd = -1;
+    }
+    while (s->conns) {
+        http_conn *c = s->conns;
+        conn_close(c);
+        settle(c);
+    }
+}
+
+static void http_shutdown(void) {
+    shutting_down = true;
+    pthread_mutex_lock(&servers_mutex);
+    int64_t n = server_count;
+    pthread_mutex_unlock(&servers_mutex);
+    for (int64_t i = 0; i < n; i++) {
+        http_server *s = servers[i];
+        if (s->state == 1 && osp_ws_loop_running()) osp_ws_loop_call(stop_on_loop, s);
+        s->state = 2;
+    }
+}
+
+static void set_ws_path(void *p) {
+    struct { http_server *s; const char *path; int64_t id; } *a = p;
+    snprintf(a->s->ws_path, sizeof a->s->ws_path, "%s", a->path);
+    a->s->ws_server_id = a->id;
+}
+
+OspResult osp_http_listen(int64_t server_id, osp_http_handler_fn handler, void *handler_env) {
+    static const char fn[] = "httpListen";
+    http_server *s = server_get(server_id);
+    if (s == NULL) return osp_result_errorf("%s: no HTTP server with id %" PRId64, fn, server_id);
+    if (handler == NULL) return osp_result_errorf("%s: the handler is null", fn);
+    if (s->state == 1) return osp_result_errorf("%s: server %" PRId64 " is already listening", fn, server_id);
+    if (s->state == 2) return osp_result_errorf("%s: server %" PRId64 " was stopped; create a new one", fn, server_id);
+    OspResult err;
+    if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    pthread_mutex_lock(&servers_mutex);
+    if (!shutdown_hook_set) {
+        shutdown_hook_set = true;
+        osp_rt_at_shutdown(http_shutdown);
+    }
+    pthread_mutex_unlock(&servers_mutex);
+    s->handler = handler;
+    s->handler_env = handler_env;
+    listen_args a = {s, "", false};
+    osp_ws_loop_call(listen_on_loop, &a);
+    if (!a.ok) return osp_result_errorf("%s: cannot listen on %s:%d: %s", fn, s->address, s->port, a.err);
+    s->state = 1;
+    /* Requests may arrive at any time: fibers waiting for them are not deadlocked. */
+    osp_sched_hold_external(1);
+    return osp_result_success(0);
+}
+
+OspResult osp_http_stop_server(int64_t server_id) {
+    static const char fn[] = "httpStopServer";
+    http_server *s = server_get(server_id);
+    if (s == NULL) return osp_result_errorf("%s: no HTTP server with id %" PRId64, fn, server_id);
+    if (s->state == 2) return osp_result_errorf("%s: server %" PRId64 " is already stopped", fn, server_id);
+    if (s->state == 1) {
+        osp_ws_loop_call(stop_on_loop, s);
+        osp_sched_hold_external(-1);
+    }
+    s->state = 2;
+    s->handler_env = NULL;
+    /* Its WebSocket path stops with it (that server has no socket of its own). */
+    if (s->ws_server_id != 0) (void)osp_ws_stop_server(s->ws_server_id);
+    return osp_result_success(0);
+}
+
+OspResult osp_http_server_websocket(int64_t server_id, const char *path) {
+    static const char fn[] = "httpServerWebSocket";
+    http_server *s = server_get(server_id);
+    if (s == NULL) return osp_result_errorf("%s: no HTTP server with id %" PRId64, fn, server_id);
+    if (s->state == 2) return osp_result_errorf("%s: server %" PRId64 " was stopped", fn, server_id);
+    if (path == NULL || path[0] != '/') return osp_result_errorf("%s: the path must start with /, got \"%s\"", fn, path ? path : "");
+    if (strlen(path) >= sizeof s->ws_path) return osp_result_errorf("%s: the path is too long", fn);
+    if (strchr(path, '?') != NULL) return osp_result_errorf("%s: the path must not contain a query (?)", fn);
+    if (s->ws_server_id != 0) return osp_result_errorf("%s: server %" PRId64 " already serves WebSockets on %s", fn, server_id, s->ws_path);
+    OspResult r = osp_ws_create_attached_server(s->port, s->address, path);
+    if (r.tag != OSP_RESULT_SUCCESS) return r;
+    /* Set on the loop thread: the connections that read these fields live there. */
+    struct { http_server *s; const char *path; int64_t id; } a = {s, path, r.value};
+    osp_ws_loop_call(set_ws_path, &a);
+    return r;
+}
+
+OspResult osp_http_server_set_limit(int64_t server_id, const char *name, int64_t value) {
+    static const char fn[] = "httpServerSetLimit";
+    http_server *s = server_get(server_id);
+    if (s == NULL) return osp_result_errorf("%s: no HTTP server with id %" PRId64, fn, server_id);
+    if (s->state != 0) return osp_result_errorf("%s: set limits before httpListen (server %" PRId64 " is %s)", fn, server_id, s->state == 1 ? "listening" : "stopped");
+    const char *bad = osp_http_limit_set(&s->limits, name, value);
+    if (bad) return osp_result_errorf("%s: %s", fn, bad);
+    return osp_result_success(0);
+}

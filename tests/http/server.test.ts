@@ -1,0 +1,246 @@
+/**
+ * The compiled Osprey HTTP server (LANGUAGE.md §13.2, runtime-c/src/http_server.c) against
+ * independent clients: curl, Python's http.client, Node's fetch, and raw sockets for malformed
+ * and hostile requests (smuggling pairs, oversized lines and heads, slowloris heads and bodies,
+ * 10,000 pipelined requests). Loopback only; the server process is killed in afterAll.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { workspace, type Workspace } from '../interop/compile.ts';
+import { freePort } from '../peers/process.ts';
+
+const run = promisify(execFile);
+const SOURCE = readFileSync(new URL('./server.osp.txt', import.meta.url), 'utf8');
+
+let ws: Workspace;
+let server: ChildProcess | undefined;
+let port = 0;
+let stderr = '';
+
+beforeAll(async () => {
+  ws = workspace();
+  port = await freePort();
+  const exe = await ws.build('http_server', SOURCE.replace('PORT', String(port)));
+  const child = spawn(exe, [], { stdio: ['ignore', 'pipe', 'pipe'] });
+  server = child;
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('server did not print "listening"')), 10_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('listening')) {
+        clearTimeout(t);
+        resolve();
+      }
+      if (d.toString().includes('failed')) reject(new Error(d.toString()));
+    });
+  });
+}, 90_000);
+
+afterAll(() => {
+  server?.kill('SIGKILL');
+  ws?.dispose();
+});
+
+/** Sends raw bytes (optionally in timed pieces) and collects everything until the server closes
+ *  or `untilBytes`/`idleMs` says enough. */
+function raw(pieces: (string | Buffer | { waitMs: number })[], opts: { timeoutMs?: number; endAfterSend?: boolean } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    }, opts.timeoutMs ?? 5000);
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', () => {
+      /* a reset after the response: what arrived is the answer */
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+    sock.on('connect', async () => {
+      try {
+        for (const p of pieces) {
+          if (typeof p === 'object' && !Buffer.isBuffer(p)) await new Promise((r) => setTimeout(r, p.waitMs));
+          else if (!sock.destroyed) sock.write(p);
+        }
+        if (opts.endAfterSend) sock.end();
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+  });
+}
+
+function statusOf(response: string): number {
+  const m = /^HTTP\/1\.1 (\d{3}) /.exec(response);
+  return m ? Number(m[1]) : -1;
+}
+
+describe('HTTP server with independent clients', () => {
+  it('curl: GET with Date, Content-Type, the handler\'s header and the real Content-Length', async () => {
+    const { stdout } = await run('curl', ['-s', '-i', '--max-time', '5', `http://127.0.0.1:${port}/`]);
+    const [head, body] = stdout.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(head).toMatch(/\r\nDate: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT/);
+    expect(head).toMatch(/\r\nContent-Type: text\/plain/);
+    expect(head).toMatch(/\r\nX-Osprey: yes/);
+    // The handler says contentLength 0; the runtime sends the real length.
+    expect(head).toMatch(/\r\nContent-Length: 2(\r|$)/);
+    expect(body).toBe('hi');
+  });
+
+  it('curl: POST with a Content-Length body and with a chunked body; 404 passes through', async () => {
+    const a = await run('curl', ['-s', '--max-time', '5', '--data-binary', 'abc', `http://127.0.0.1:${port}/echo`]);
+    expect(a.stdout).toBe('POST abc');
+    const b = await run('curl', ['-s', '--max-time', '5', '-H', 'Transfer-Encoding: chunked', '--data-binary', 'chunky body', `http://127.0.0.1:${port}/echo`]);
+    expect(b.stdout).toBe('POST chunky body');
+    const c = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `http://127.0.0.1:${port}/missing`]);
+    expect(c.stdout).toBe('404');
+  });
+
+  it('curl: a 2 MiB upload is refused with 413 (Expect: 100-continue never invited)', async () => {
+    const { stdout } = await run('bash', ['-c', `head -c 2097152 /dev/zero | tr '\\0' a | curl -s -o /dev/null -w '%{http_code}' --max-time 10 --data-binary @- http://127.0.0.1:${port}/echo`]);
+    expect(stdout).toBe('413');
+  });
+
+  it('python http.client: keep-alive reuses one connection; HEAD has Content-Length and no body', async () => {
+    const script = `
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", ${port}, timeout=5)
+c.request("GET", "/a?x=1"); r = c.getresponse(); b1 = r.read(); s1 = c.sock
+c.request("POST", "/echo", body=b"py body"); r2 = c.getresponse(); b2 = r2.read()
+same = s1 is c.sock and c.sock is not None
+c.request("HEAD", "/"); r3 = c.getresponse(); b3 = r3.read()
+print(b1.decode(), b2.decode(), same, r3.status, r3.getheader("Content-Length"), len(b3), sep="|")
+`;
+    const { stdout } = await run('python3', ['-c', script], { timeout: 15_000 });
+    expect(stdout.trim()).toBe('/a?x=1|POST py body|True|200|2|0');
+  });
+
+  it('Node fetch: GET and POST, and the handler sees the raw header block', async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/echo`, { method: 'POST', body: 'from fetch' });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe('POST from fetch');
+    const h = await fetch(`http://127.0.0.1:${port}/headers`, { headers: { 'X-Test-Header': 'value 42' } });
+    const text = await h.text();
+    expect(text).toMatch(/(^|\r\n)x-test-header: value 42\r\n/i);
+    expect(text).toMatch(/(^|\r\n)host: 127\.0\.0\.1:\d+\r\n/i);
+  });
+
+  it('a slow handler delays only its own request (each request is its own fiber)', async () => {
+    const t0 = Date.now();
+    const slow = fetch(`http://127.0.0.1:${port}/slow`).then((r) => r.text());
+    await new Promise((r) => setTimeout(r, 100));
+    const fast = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
+    const fastMs = Date.now() - t0;
+    expect(fast).toBe('hi');
+    expect(fastMs).toBeLessThan(800);
+    expect(await slow).toBe('slow done');
+  });
+});
+
+describe('WebSockets on the HTTP port (httpServerWebSocket)', () => {
+  it('an upgrade to /ws is a WebSocket (default echo); other paths and plain GET /ws stay HTTP', async () => {
+    const { WebSocket } = await import('ws');
+    const sock = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    const echoed = await new Promise<string>((resolve, reject) => {
+      sock.on('open', () => sock.send('same port'));
+      sock.on('message', (d) => resolve(d.toString()));
+      sock.on('error', reject);
+    });
+    expect(echoed).toBe('same port');
+    // HTTP keeps working while the WebSocket is open.
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('hi');
+    sock.close(1000);
+    await new Promise((r) => sock.once('close', r));
+    const plain = await fetch(`http://127.0.0.1:${port}/ws`);
+    expect(await plain.text()).toBe('/ws');
+    const other = new WebSocket(`ws://127.0.0.1:${port}/elsewhere`);
+    const status = await new Promise<number>((resolve) => {
+      other.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      other.on('error', () => resolve(-1));
+    });
+    // Not the WebSocket path: the request went to the Osprey handler like any other.
+    expect(status).toBe(200);
+  });
+});
+
+describe('HTTP server with malformed and hostile requests', () => {
+  const host = 'Host: x\r\n';
+  it('Content-Length together with Transfer-Encoding is refused with 400 (smuggling)', async () => {
+    const r = await raw([`POST /echo HTTP/1.1\r\n${host}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n${host}\r\n`]);
+    expect(statusOf(r)).toBe(400);
+    expect(r).toMatch(/Connection: close/);
+    expect(r).not.toMatch(/smuggled/);
+  });
+
+  it.each([
+    ['a malformed Content-Length', 'Content-Length: 5a\r\n'],
+    ['a signed Content-Length', 'Content-Length: +5\r\n'],
+    ['two Content-Length headers', 'Content-Length: 3\r\nContent-Length: 3\r\n'],
+    ['a non-chunked transfer coding', 'Transfer-Encoding: identity\r\n'],
+    ['chunked not last', 'Transfer-Encoding: chunked, identity\r\n'],
+    ['whitespace before the colon', 'Content-Length : 3\r\n'],
+    ['an obs-fold line', 'X-A: 1\r\n  folded\r\n'],
+  ])('%s is refused with 400', async (_name, header) => {
+    const r = await raw([`POST /echo HTTP/1.1\r\n${host}${header}\r\nabc`]);
+    expect(statusOf(r)).toBe(400);
+  });
+
+  it('no Host in HTTP/1.1, a bare LF and an unknown version are refused (400, 400, 505)', async () => {
+    expect(statusOf(await raw(['GET / HTTP/1.1\r\n\r\n']))).toBe(400);
+    expect(statusOf(await raw([`GET / HTTP/1.1\n${host}\r\n`]))).toBe(400);
+    expect(statusOf(await raw([`GET / HTTP/2.0\r\n${host}\r\n`]))).toBe(505);
+  });
+
+  it('limits: request line over 8 KiB → 414, headers over 16 KiB → 431, 101 header lines → 431, body over 1 MiB → 413', async () => {
+    expect(statusOf(await raw([`GET /${'a'.repeat(9000)} HTTP/1.1\r\n${host}\r\n`]))).toBe(414);
+    expect(statusOf(await raw([`GET / HTTP/1.1\r\n${host}X-Big: ${'b'.repeat(17000)}\r\n\r\n`]))).toBe(431);
+    const many = Array.from({ length: 101 }, (_, i) => `X-H${i}: v\r\n`).join('');
+    expect(statusOf(await raw([`GET / HTTP/1.1\r\n${host}${many}\r\n`]))).toBe(431);
+    expect(statusOf(await raw([`POST /echo HTTP/1.1\r\n${host}Content-Length: 1048577\r\n\r\n`]))).toBe(413);
+    // Chunked: the limit is checked at each chunk size, before its data is buffered.
+    expect(statusOf(await raw([`POST /echo HTTP/1.1\r\n${host}Transfer-Encoding: chunked\r\n\r\n100001\r\n`]))).toBe(413);
+  });
+
+  it('slowloris: a head dribbled past headerTimeoutMs gets 408; a stalled body gets 408', async () => {
+    const t0 = Date.now();
+    const pieces: (string | { waitMs: number })[] = ['GET / HTTP/1.1\r\n'];
+    for (let i = 0; i < 20; i++) pieces.push({ waitMs: 100 }, `X-Slow-${i}: y\r\n`);
+    const r = await raw(pieces, { timeoutMs: 4000 });
+    expect(statusOf(r)).toBe(408);
+    expect(Date.now() - t0).toBeLessThan(2500);
+    const b = await raw([`POST /echo HTTP/1.1\r\n${host}Content-Length: 10\r\n\r\nabc`], { timeoutMs: 4000 });
+    expect(statusOf(b)).toBe(408);
+  });
+
+  it('10,000 pipelined requests on one connection are answered in order', async () => {
+    const n = 10_000;
+    const reqs = Array.from({ length: n }, (_, i) => `GET /p/${i} HTTP/1.1\r\n${host}\r\n`).join('') + `GET /p/last HTTP/1.1\r\n${host}Connection: close\r\n\r\n`;
+    const r = await raw([reqs], { timeoutMs: 30_000 });
+    const bodies = [...r.matchAll(/\r\n\r\n(\/p\/(?:\d+|last))/g)].map((m) => m[1]);
+    expect(bodies.length).toBe(n + 1);
+    for (let i = 0; i < n; i++) if (bodies[i] !== `/p/${i}`) expect(bodies[i]).toBe(`/p/${i}`);
+    expect(bodies[n]).toBe('/p/last');
+    expect(r.match(/Connection: close/g)?.length).toBe(1);
+  }, 40_000);
+
+  it('Connection: close is honoured and HTTP/1.0 closes by default', async () => {
+    const a = await raw([`GET / HTTP/1.1\r\n${host}Connection: close\r\n\r\n`], { timeoutMs: 3000 });
+    expect(a).toMatch(/Connection: close\r\n\r\nhi$/);
+    const b = await raw(['GET / HTTP/1.0\r\n\r\n'], { timeoutMs: 3000 });
+    expect(b).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(b).toMatch(/hi$/);
+  });
+
+  it('the server is still healthy and printed nothing unexpected', async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/`);
+    expect(await r.text()).toBe('hi');
+    expect(stderr).toBe('');
+  });
+});
