@@ -59,7 +59,7 @@ export type OspreyType =
   | { kind: 'Unit' }
   | { kind: 'Result'; ok: OspreyType; err: OspreyType }
   | { kind: 'Fn'; params: OspreyType[]; ret: OspreyType }
-  /** A built-in declared type (LANGUAGE.md §13.1), passed as a pointer to its GC block of words
+  /** A built-in declared type (docs/guide/17-http.md), passed as a pointer to its GC block of words
    *  `[tag, field…]` (fields in declaration order; Bool as 0/1). */
   | { kind: 'Adt'; name: 'HttpResponse' | 'HttpMethod' };
 
@@ -153,7 +153,7 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     returns: 'ptr',
     osprey: T.Fn([T.String, T.String, T.String, T.String], T.HttpResponse),
     doc:
-      'HTTP request handler (LANGUAGE.md §13.2): method in upper case, path with its query string, the raw ' +
+      'HTTP request handler (docs/guide/17-http.md): method in upper case, path with its query string, the raw ' +
       'header block (CRLF-terminated lines) and the body; returns an HttpResponse record. Runs as its own fiber.',
   },
   fiber_body: {
@@ -536,7 +536,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit. ' +
       'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
-  // ---- HTTP: LANGUAGE.md §13 --------------------------------------------------------------
+  // ---- HTTP: docs/guide/17-http.md---------------------------------------------------------
   {
     symbol: 'osp_http_create_server',
     params: [
@@ -758,7 +758,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       returns: T.Result(T.HttpResponse, T.String),
       capability: 'http',
     },
-    doc: 'Any HttpMethod; note the order (headers, body), unlike httpPost (LANGUAGE.md §13.2).',
+    doc: 'Any HttpMethod; note the order (headers, body), unlike httpPost (docs/guide/17-http.md).',
   },
   {
     symbol: 'osp_http_close_client',

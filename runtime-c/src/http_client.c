@@ -1,5 +1,5 @@
 /*
- * HTTP/1.1 client (LANGUAGE.md §13.2): httpCreateClient, httpGet/Post/Put/Delete/Request and
+ * HTTP/1.1 client (docs/guide/17-http.md): httpCreateClient, httpGet/Post/Put/Delete/Request and
  * httpCloseClient. One request per connection ("Connection: close"); `https://` goes through
  * the same OpenSSL client setup as wss:// (certificate chain and host name verified).
  *

@@ -1,5 +1,5 @@
 /*
- * HTTP/1.1 messages for the HTTP server and client (LANGUAGE.md §13), no I/O.
+ * HTTP/1.1 messages for the HTTP server and client (docs/guide/17-http.md), no I/O.
  *
  * The request reader wraps the head parser of http_parse.c and adds what a server needs: the
  * message framing of RFC 9112 §6 (Content-Length or Transfer-Encoding: chunked, never both: a

@@ -1,5 +1,5 @@
 /*
- * HTTP/1.1 server (LANGUAGE.md §13.2): httpCreateServer, httpListen, httpStopServer and
+ * HTTP/1.1 server (docs/guide/17-http.md): httpCreateServer, httpListen, httpStopServer and
  * httpServerSetLimit.
  *
  * Sockets live on the runtime's one epoll thread (loop.c), like the WebSocket servers; request

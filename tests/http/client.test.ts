@@ -1,5 +1,5 @@
 /**
- * The compiled Osprey HTTP client (LANGUAGE.md §13.2, runtime-c/src/http_client.c) against a Node
+ * The compiled Osprey HTTP client (docs/guide/17-http.md, runtime-c/src/http_client.c) against a Node
  * `http` server and an `https` one (throwaway CA from tests/peers/certs.ts) and Python's
  * http.server: every method, headers out and in, Content-Length, chunked and close-delimited
  * bodies, redirects returned (not followed), the body limit, the timeout, certificate and host

@@ -1,5 +1,5 @@
 /**
- * The compiled Osprey HTTP server (LANGUAGE.md §13.2, runtime-c/src/http_server.c) against
+ * The compiled Osprey HTTP server (docs/guide/17-http.md, runtime-c/src/http_server.c) against
  * independent clients: curl, Python's http.client, Node's fetch, and raw sockets for malformed
  * and hostile requests (smuggling pairs, oversized lines and heads, slowloris heads and bodies,
  * 10,000 pipelined requests). Loopback only; the server process is killed in afterAll.

@@ -1,5 +1,5 @@
 // Pipeline position: consulted by resolve.ts (type names and constructors) and builtins.ts (the
-// HTTP built-ins' signatures). The built-in types of LANGUAGE.md §13.1, as if declared by
+// HTTP built-ins' signatures). The built-in HTTP types (docs/guide/17-http.md), as if declared by
 //   type HttpMethod = GET | POST | PUT | DELETE | PATCH | HEAD | OPTIONS
 //   type HttpResponse = { status: Int, headers: String, contentType: String, contentLength: Int,
 //                         streamFd: Int, isComplete: Bool, partialBody: String, partialLength: Int }
