@@ -97,8 +97,11 @@ function useful(rows: SPat[][], v: SPat[], types: Type[]): boolean {
   const h = v[0]!;
   const t = types[0]!;
   if (h.kind === 'ctor') {
+    // A pattern with the wrong number of arguments was already reported; give every argument a
+    // type anyway so the walk stays aligned (no cascade, no crash).
     const fields = arityOf(h.key, t, rows);
-    return useful(specialize(rows, h.key, h.args.length), [...h.args, ...v.slice(1)], [...fields, ...types.slice(1)]);
+    const argTypes = h.args.map((_, i) => fields[i] ?? t);
+    return useful(specialize(rows, h.key, h.args.length), [...h.args, ...v.slice(1)], [...argTypes, ...types.slice(1)]);
   }
   const sig = signature(t);
   const used = new Set(rows.map((r) => r[0]!).filter((p): p is SPat & { kind: 'ctor' } => p.kind === 'ctor').map((p) => p.key));
