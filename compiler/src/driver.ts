@@ -2,11 +2,12 @@
 // lower, emit, link — and stops after the first pass that reported errors, so later passes only
 // ever see well-formed input. This is the programmatic API used by the CLI (main.ts) and the tests.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { DiagnosticBag, type Diagnostic } from './diagnostics/diagnostic.ts';
 import { renderDiagnostics } from './diagnostics/render.ts';
-import { SourceFile } from './source.ts';
+import { SourceFile, SourceMap } from './source.ts';
+import { loadImports, parseFileAt, type FileReader } from './syntax/imports.ts';
 import { lex } from './syntax/lexer.ts';
 import { parseProgram } from './syntax/parser.ts';
 import type { Program } from './syntax/ast.ts';
@@ -28,10 +29,16 @@ export interface CompileOptions {
   disabled?: ReadonlySet<Capability>;
   /** Link with ASan + UBSan (the runtime's asan flavour). */
   sanitize?: boolean;
+  /** The directory a relative source path is relative to, for finding its imports (default: the
+   *  process's working directory). */
+  cwd?: string;
 }
 
 export interface FrontEndResult {
+  /** The main file. */
   file: SourceFile;
+  /** Every file of the program (the main file and what it imports); spans index into it. */
+  sources?: SourceMap;
   diagnostics: Diagnostic[];
   /** Present when parsing succeeded. */
   ast?: Program;
@@ -51,24 +58,39 @@ export function parseSource(file: SourceFile): { ast: Program | null; diagnostic
   return { ast: diags.hasErrors ? null : ast, diagnostics: sorted(diags.items) };
 }
 
-/** Lex, parse, check and exhaustiveness: everything that can report a user error. */
-export function checkSource(file: SourceFile, options: CompileOptions = {}): FrontEndResult {
+/** Reads an imported file from disk. */
+export const readSourceFile: FileReader = (absolutePath) => {
+  try {
+    if (statSync(absolutePath).isDirectory()) return { kind: 'directory' };
+    return { kind: 'file', text: readFileSync(absolutePath, 'utf8') };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
+    return { kind: 'error', message: code === 'EACCES' ? 'permission denied' : (e as Error).message };
+  }
+};
+
+/** Lex, parse, load imports, check and exhaustiveness: everything that can report a user error.
+ *  Imports are read relative to `file.path` through `read` (the file system by default). */
+export function checkSource(file: SourceFile, options: CompileOptions = {}, read: FileReader = readSourceFile): FrontEndResult {
   const diags = new DiagnosticBag();
-  const tokens = lex(file.text, diags);
-  const ast = parseProgram(tokens, diags);
-  if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
-  const typed = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() });
+  const sources = new SourceMap(file);
+  const ast = parseFileAt(file.text, 0, diags);
+  const loaded = loadImports(ast, sources, diags, read, options.cwd);
+  if (diags.hasErrors) return { file, sources, diagnostics: sorted(diags.items), ast };
+  const typed = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() }, loaded);
   checkExhaustiveness(typed, diags);
-  if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
-  return { file, diagnostics: sorted(diags.items), ast, typed };
+  if (diags.hasErrors) return { file, sources, diagnostics: sorted(diags.items), ast };
+  return { file, sources, diagnostics: sorted(diags.items), ast, typed };
 }
 
-export function lowerTyped(file: SourceFile, typed: TypedProgram): CoreProgram {
+/** `file` may be the program's SourceMap (a multi-file program) or its only file. */
+export function lowerTyped(file: SourceFile | SourceMap, typed: TypedProgram): CoreProgram {
   return lowerProgram(typed, (offset) => file.location(offset));
 }
 
 /** The verified LLVM module of a checked program. */
-export function emitTyped(file: SourceFile, typed: TypedProgram): IrModule {
+export function emitTyped(file: SourceFile | SourceMap, typed: TypedProgram): IrModule {
   return emitModule(lowerTyped(file, typed), basename(file.path));
 }
 
@@ -81,7 +103,7 @@ export interface CompileResult extends FrontEndResult {
 export function compileToLlvm(file: SourceFile, options: CompileOptions = {}): CompileResult {
   const r = checkSource(file, options);
   if (!r.typed) return r;
-  return { ...r, llvm: emitTyped(file, r.typed).print() };
+  return { ...r, llvm: emitTyped(r.sources ?? file, r.typed).print() };
 }
 
 export interface BuildResult extends FrontEndResult {
@@ -93,7 +115,7 @@ export interface BuildResult extends FrontEndResult {
 export async function buildExecutable(file: SourceFile, output: string, opt: OptLevel, options: CompileOptions = {}): Promise<BuildResult> {
   const r = checkSource(file, options);
   if (!r.typed) return r;
-  const ir = emitTyped(file, r.typed);
+  const ir = emitTyped(r.sources ?? file, r.typed);
   const dir = makeBuildDir();
   try {
     await linkExecutable(ir, output, opt, dir, { sanitize: options.sanitize });
@@ -104,7 +126,7 @@ export async function buildExecutable(file: SourceFile, output: string, opt: Opt
 }
 
 export function renderErrors(r: FrontEndResult): string {
-  return renderDiagnostics(r.diagnostics, r.file);
+  return renderDiagnostics(r.diagnostics, r.sources ?? r.file);
 }
 
 /** Default output name of `--compile` / `build` without -o: the source's basename, in the cwd. */
