@@ -2,10 +2,10 @@
 // the only module that calls process.exit. Exit status: 0 success (or the program's own status for
 // `run`), 1 compile errors, 2 usage errors (unknown flag, missing file), 70 internal compiler error.
 
-import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { InternalCompilerError } from './diagnostics/diagnostic.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { closestName, InternalCompilerError } from './diagnostics/diagnostic.ts';
 import { LinkError, makeBuildDir, removeBuildDir } from './backend/link.ts';
 import {
   buildExecutable, checkSource, compileToLlvm, defaultOutputName, loadSource, parseSource, renderErrors,
@@ -17,12 +17,19 @@ const VERSION = '0.1.0';
 const HELP = `osprey ${VERSION} — the Osprey compiler
 
 Usage:
-  osprey run FILE [flags]          compile, link and run FILE; its output and exit status pass through
+  osprey run FILE [flags] [-- ARGS...]
+                                   compile, link and run FILE with ARGS (the program reads them
+                                   with args()); its output and exit status pass through, and
+                                   SIGTERM/SIGINT/SIGHUP are forwarded to it
   osprey build FILE [-o OUT]       compile and link an executable (default OUT: ./<basename> in the
-                                   current directory, never beside the source)
+                                   current directory; OUT's folder is created if missing)
   osprey check FILE                report errors only
   osprey FILE --emit=llvm|ast      print the LLVM IR or the syntax tree to stdout
   osprey abi-check ...             the runtime ABI checker
+  osprey help                      this help
+
+FILE is the main file of the program: \`import name\` loads name.osp beside it (\`import a.b\`
+loads a/b.osp), so \`osprey build main.osp\` builds the whole program.
 
 Old spellings: osprey FILE --run | --compile [-o OUT] | --llvm | --ast
   (--compile without -o writes ./<basename> in the current directory)
@@ -45,9 +52,14 @@ class UsageError extends Error {}
 
 type Mode = 'run' | 'build' | 'check' | 'llvm' | 'ast';
 
+/** The subcommands, for did-you-mean (abi-check is dispatched before argument parsing). */
+const COMMANDS = ['run', 'build', 'check', 'help', 'abi-check'];
+
 interface Args {
   mode: Mode;
   file: string;
+  /** Arguments after `--`, passed to the program by `run`. */
+  programArgs: string[];
   output: string | null;
   opt: OptLevel | null;
   disabled: Set<Capability>;
@@ -66,13 +78,26 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     mode = m;
   };
   let i = 0;
+  let programArgs: string[] = [];
   const commands: Record<string, Mode> = { run: 'run', build: 'build', check: 'check' };
   if (argv[0] !== undefined && commands[argv[0]] !== undefined) {
     setMode(commands[argv[0]]!);
     i = 1;
+  } else if (argv[0] !== undefined && !argv[0].startsWith('-')) {
+    // The old spellings start with the file (`osprey FILE --run`). A first word that is neither
+    // a command nor an existing path nor a `.osp` name is a mistyped command (`osprey buld x.osp`).
+    const word = argv[0];
+    if (!word.endsWith('.osp') && !pathExists(word)) {
+      const guess = closestName(word, COMMANDS);
+      throw new UsageError(`unknown command '${word}'${guess ? ` — did you mean '${guess}'?` : ''} (commands: ${COMMANDS.join(', ')}; try osprey help)`);
+    }
   }
   for (; i < argv.length; i++) {
     const a = argv[i]!;
+    if (a === '--') {
+      programArgs = argv.slice(i + 1);
+      break;
+    }
     switch (a) {
       case '-h':
       case '--help':
@@ -130,8 +155,54 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     if (file !== null) throw new UsageError(`unexpected argument: ${a}`);
     file = a;
   }
-  if (file === null) throw new UsageError('no input file (try --help)');
-  return { mode: mode ?? 'llvm', file, output, opt, disabled, sanitize };
+  if (file === null) throw new UsageError(`no input file (usage: osprey ${mode ?? 'run'} FILE; try osprey help)`);
+  if (programArgs.length > 0 && mode !== 'run') throw new UsageError('arguments after -- are passed to the program, which only `osprey run` runs');
+  return { mode: mode ?? 'llvm', file, programArgs, output, opt, disabled, sanitize };
+}
+
+function pathExists(p: string): boolean {
+  try {
+    statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Same file on disk (hard links and symlinks included); false when either does not exist. */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const sa = statSync(a);
+    const sb = statSync(b);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where `build` writes: OUT (inside it when OUT is a folder, or ends with `/`), or ./<basename>.
+ * Refuses to write over the source, and creates OUT's folder when it is missing.
+ */
+function outputPath(source: string, output: string | null): string {
+  let out = resolve(output ?? defaultOutputName(source));
+  if (output !== null && (output.endsWith('/') || (pathExists(out) && statSync(out).isDirectory()))) {
+    out = join(out, defaultOutputName(source));
+  }
+  if (out === resolve(source) || sameFile(out, source)) {
+    const hint = output === null
+      ? `the source has no .osp extension, so the default output name is the source itself; choose one with -o, e.g. osprey build ${source} -o ${basename(source)}.out`
+      : 'choose another -o';
+    throw new UsageError(`refusing to overwrite the source file ${source} with the executable: ${hint}`);
+  }
+  if (pathExists(out) && statSync(out).isDirectory()) throw new UsageError(`cannot write the executable to ${out}: it is a directory`);
+  const folder = dirname(out);
+  try {
+    mkdirSync(folder, { recursive: true });
+  } catch (e) {
+    throw new UsageError(`cannot create the output folder ${folder}: ${(e as NodeJS.ErrnoException).code === 'EEXIST' || (e as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'a file is in the way' : (e as Error).message}`);
+  }
+  return out;
 }
 
 async function runAbiCheck(argv: string[]): Promise<number> {
@@ -150,22 +221,65 @@ function jsonReplacer(key: string, value: unknown): unknown {
   return value;
 }
 
-function runExecutable(exe: string): Promise<number> {
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+
+/** Signals a service manager, `timeout` or a terminal sends to stop `osprey run`. */
+const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
+/**
+ * Signal handling for `osprey run`: a signal that arrives while compiling stops the build (the
+ * caller removes the build directory and exits 128 + n); once the program runs, the signal is
+ * forwarded to it and `osprey run` waits for it to exit, so it never outlives us holding a port.
+ */
+class RunSignals {
+  child: ChildProcess | null = null;
+  received: NodeJS.Signals | null = null;
+  private readonly handlers = new Map<NodeJS.Signals, () => void>();
+
+  install(): void {
+    for (const sig of FORWARDED_SIGNALS) {
+      const h = () => {
+        this.received ??= sig;
+        if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill(sig);
+      };
+      this.handlers.set(sig, h);
+      process.on(sig, h);
+    }
+  }
+
+  uninstall(): void {
+    for (const [sig, h] of this.handlers) process.off(sig, h);
+    this.handlers.clear();
+  }
+
+  /** The exit status for a signal received before the program started, if any. */
+  get interruptedStatus(): number | null {
+    return this.received === null ? null : 128 + SIGNAL_NUMBERS[this.received]!;
+  }
+}
+
+function runExecutable(exe: string, args: string[], signals: RunSignals): Promise<number> {
   return new Promise((resolveExit, reject) => {
-    const child = spawn(exe, [], { stdio: 'inherit' });
+    const child = spawn(exe, args, { stdio: 'inherit' });
+    signals.child = child;
     child.on('error', reject);
     child.on('exit', (code, signal) => {
       if (code !== null) resolveExit(code);
-      else {
-        const signals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGABRT: 6, SIGFPE: 8, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
-        resolveExit(128 + (signals[signal ?? ''] ?? 1));
-      }
+      else resolveExit(128 + (SIGNAL_NUMBERS[signal ?? ''] ?? 1));
     });
   });
 }
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'abi-check') return runAbiCheck(argv.slice(1));
+  if (argv.length === 0) {
+    process.stderr.write(HELP);
+    return 2;
+  }
+  if (argv[0] === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
   const args = parseArgs(argv);
   if (args === 'help') {
     process.stdout.write(HELP);
@@ -175,8 +289,19 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`osprey ${VERSION}\n`);
     return 0;
   }
-  if (!existsSync(args.file) || !statSync(args.file).isFile()) throw new UsageError(`cannot read '${args.file}': no such file`);
-  const file = loadSource(args.file);
+  if (!pathExists(args.file)) throw new UsageError(`cannot read '${args.file}': no such file`);
+  if (statSync(args.file).isDirectory()) {
+    throw new UsageError(`'${args.file}' is a directory; give the program's main .osp file (imports are found beside it)`);
+  }
+  if (!statSync(args.file).isFile()) throw new UsageError(`cannot read '${args.file}': not a regular file`);
+  // Resolve the output (and refuse to overwrite the source) before compiling anything.
+  const buildOutput = args.mode === 'build' ? outputPath(args.file, args.output) : null;
+  let file;
+  try {
+    file = loadSource(args.file);
+  } catch (e) {
+    throw new UsageError(`cannot read '${args.file}': ${(e as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
+  }
   const options = { disabled: args.disabled, sanitize: args.sanitize };
   switch (args.mode) {
     case 'ast': {
@@ -206,8 +331,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'build': {
-      const out = resolve(args.output ?? defaultOutputName(args.file));
-      const r = await buildExecutable(file, out, args.opt ?? 'release', options);
+      const r = await buildExecutable(file, buildOutput!, args.opt ?? 'release', options);
       if (!r.executable) {
         process.stderr.write(renderErrors(r));
         return 1;
@@ -215,17 +339,21 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'run': {
+      const signals = new RunSignals();
+      signals.install();
       const dir = makeBuildDir();
       try {
         const exe = join(dir, 'program');
         const r = await buildExecutable(file, exe, args.opt ?? 'fast', options);
+        if (signals.interruptedStatus !== null) return signals.interruptedStatus;
         if (!r.executable) {
           process.stderr.write(renderErrors(r));
           return 1;
         }
-        return await runExecutable(exe);
+        return await runExecutable(exe, args.programArgs, signals);
       } finally {
         removeBuildDir(dir);
+        signals.uninstall();
       }
     }
   }

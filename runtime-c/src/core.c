@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 static pthread_mutex_t output_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t hooks_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -21,6 +23,62 @@ static int shutdown_hook_count;
 
 void osp_output_lock(void) { pthread_mutex_lock(&output_mutex); }
 void osp_output_unlock(void) { pthread_mutex_unlock(&output_mutex); }
+
+/* stdout is block-buffered when it is not a terminal: a million prints into a pipe cost a few
+ * hundred writes, not a million. What a program printed still reaches the reader promptly, because
+ * the buffer is flushed whenever the program blocks (sleep, input, awaiting a process, waiting
+ * for the WebSocket runtime), before the runtime thread waits for network events, before a process
+ * is spawned, at exit, on a run-time failure and on SIGTERM/SIGINT/SIGHUP. `output_pending` is set
+ * by every print so that those flushes cost one atomic load when nothing was printed. */
+static char stdout_buffer[64 * 1024];
+static atomic_int output_pending;
+
+void osp_output_flush_pending(void) {
+    if (!atomic_exchange_explicit(&output_pending, 0, memory_order_acq_rel)) return;
+    osp_output_lock();
+    if (fflush(stdout) != 0) {
+        /* The reader went away or the disk is full; osp_rt_shutdown reports it at exit. */
+    }
+    osp_output_unlock();
+}
+
+bool osp_output_flush_bounded(int timeout_ms) {
+    for (int waited = 0;; waited++) {
+        if (ftrylockfile(stdout) == 0) {
+            int rc = fflush_unlocked(stdout);
+            funlockfile(stdout);
+            return rc == 0;
+        }
+        if (waited >= timeout_ms) return false;
+        struct timespec ms = {0, 1000000L};
+        if (nanosleep(&ms, NULL) != 0) {
+            /* Interrupted: the loop counts the attempt anyway, so the bound holds. */
+        }
+    }
+}
+
+/* Command-line arguments for args(). glibc passes (argc, argv, envp) to ELF constructors, so the
+ * generated `main` keeps its ABI (no parameters) and the runtime still sees them. */
+static int program_argc;
+static char **program_argv;
+
+__attribute__((constructor)) static void capture_arguments(int argc, char **argv, char **envp) {
+    (void)envp;
+    program_argc = argc;
+    program_argv = argv;
+}
+
+void *osp_args(void) {
+    int64_t count = program_argc > 1 ? (int64_t)program_argc - 1 : 0;
+    /* An Osprey List is a GC block of 64-bit words: [length, element 0, element 1, ...]. */
+    int64_t *list = osp_alloc((count + 1) * (int64_t)sizeof(int64_t));
+    list[0] = count;
+    for (int64_t i = 0; i < count; i++) {
+        const char *arg = program_argv[i + 1];
+        list[i + 1] = (int64_t)(intptr_t)osp_gc_strndup(arg, strlen(arg));
+    }
+    return list;
+}
 
 /* Osprey has no loops: self tail calls compile to jumps, but deep non-tail and mutual recursion
  * still use the stack. Linux checks RLIMIT_STACK when the main thread's stack grows, so raising
@@ -47,11 +105,16 @@ void osp_rt_init(int64_t abi_version) {
     }
     GC_INIT();
     raise_stack_limit();
-    /* Line buffering: a long-running server's output reaches a pipe as it happens, and lines
-     * written by the runtime thread and the main thread stay whole and in order. */
-    if (setvbuf(stdout, NULL, _IOLBF, 0) != 0) {
-        fprintf(stderr, "osprey runtime: cannot set line buffering on stdout\n");
+    /* A terminal gets every line as it is printed; a pipe or file gets 64 KiB blocks (see
+     * osp_output_flush_pending for when they are written). Lines written by the runtime thread
+     * and the main thread stay whole and in order either way (osp_output_lock). */
+    int rc = isatty(STDOUT_FILENO) ? setvbuf(stdout, NULL, _IOLBF, 0)
+                                   : setvbuf(stdout, stdout_buffer, _IOFBF, sizeof stdout_buffer);
+    if (rc != 0) {
+        fprintf(stderr, "osprey runtime: cannot set the buffering of stdout\n");
     }
+    /* Buffered output is written and servers close cleanly when the program is told to stop. */
+    osp_rt_install_graceful_signals();
 }
 
 void osp_rt_at_shutdown(void (*hook)(void)) {
@@ -71,7 +134,7 @@ void osp_rt_at_shutdown(void (*hook)(void)) {
     pthread_mutex_unlock(&hooks_mutex);
 }
 
-int32_t osp_rt_shutdown(int64_t status) {
+static void run_shutdown_hooks(void) {
     for (;;) {
         pthread_mutex_lock(&hooks_mutex);
         if (shutdown_hook_count == 0) {
@@ -82,12 +145,26 @@ int32_t osp_rt_shutdown(int64_t status) {
         pthread_mutex_unlock(&hooks_mutex);
         hook();
     }
+}
+
+int32_t osp_rt_shutdown(int64_t status) {
+    run_shutdown_hooks();
     if (fflush(stdout) != 0) {
         fprintf(stderr, "osprey runtime: writing standard output failed: %s\n", strerror(errno));
         return 1;
     }
     /* C semantics: only the low 8 bits reach the parent (LANGUAGE.md §2.3). */
     return (int32_t)(status & 0xff);
+}
+
+void osp_rt_exit_on_signal(int signo) {
+    run_shutdown_hooks();
+    /* The main thread may hold stdout while blocked writing into a pipe nobody reads: wait for
+     * it a little, then give up on the buffered text rather than hang. */
+    if (!osp_output_flush_bounded(500)) {
+        /* Nothing more can be done for output the reader does not take. */
+    }
+    _exit(128 + signo);
 }
 
 void osp_rt_fail(const char *message, const char *location) {
@@ -178,12 +255,16 @@ const char *osp_bool_to_string(int64_t value) {
 
 void osp_print(const char *text) {
     osp_output_lock();
-    fputs(text, stdout);
-    fputc('\n', stdout);
+    flockfile(stdout); /* one stdio lock for the line; the signal path's flush respects it */
+    fputs_unlocked(text, stdout);
+    putc_unlocked('\n', stdout);
+    funlockfile(stdout);
+    atomic_store_explicit(&output_pending, 1, memory_order_release);
     osp_output_unlock();
 }
 
 void osp_sleep(int64_t milliseconds) {
+    osp_output_flush_pending();
     if (milliseconds <= 0) return;
     struct timespec ts = {(time_t)(milliseconds / 1000), (long)(milliseconds % 1000) * 1000000L};
     /* Resume after signal interruptions so the full duration elapses. */

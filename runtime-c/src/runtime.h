@@ -11,6 +11,7 @@
 #include <gc.h>
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,9 +35,19 @@ char *osp_gc_strndup(const char *bytes, size_t len);
 #define OSP_MAX_SHUTDOWN_HOOKS 8
 void osp_rt_at_shutdown(void (*hook)(void));
 
-/* Once per process, before the first runtime thread starts: SIGTERM and SIGINT (when they have
- * their default disposition) trigger osp_rt_shutdown and exit with 128 + the signal number. */
+/* Once per process (osp_rt_init), before any other thread starts: SIGTERM, SIGINT and SIGHUP
+ * (when they have their default disposition) run the shutdown hooks, flush stdout and exit with
+ * 128 + the signal number (osp_rt_exit_on_signal). A second call finds them blocked and does
+ * nothing. */
 void osp_rt_install_graceful_signals(void);
+_Noreturn void osp_rt_exit_on_signal(int signo);
+
+/* stdout is block-buffered when it is not a terminal. Call before blocking (sleeping, waiting for
+ * another thread, a child process or the network): writes what was printed, if anything. */
+void osp_output_flush_pending(void);
+/* Flushes stdout unless another thread holds it for longer than timeout_ms; false if not flushed
+ * or the write failed. For the termination path, which must not hang. */
+bool osp_output_flush_bounded(int timeout_ms);
 
 /* Serialises writes to stdout and stderr from the main thread and the runtime thread so that
  * lines never interleave. */

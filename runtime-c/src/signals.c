@@ -35,14 +35,13 @@ static void *graceful_signal_watcher(void *arg) {
             return NULL;
         }
     }
-    (void)osp_rt_shutdown(128 + signo);
-    _exit(128 + signo);
+    osp_rt_exit_on_signal(signo);
 }
 
 /* Call from the thread that is about to start the runtime thread, before starting it: threads
  * created afterwards inherit the blocked mask, so only the watcher ever receives these signals. */
 void osp_rt_install_graceful_signals(void) {
-    static const int wanted[] = {SIGTERM, SIGINT};
+    static const int wanted[] = {SIGTERM, SIGINT, SIGHUP};
     if (sigemptyset(&graceful_signals) != 0) return;
     sigset_t blocked;
     if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return;
