@@ -39,8 +39,22 @@ static void *graceful_signal_watcher(void *arg) {
 }
 
 /* Call from the thread that is about to start the runtime thread, before starting it: threads
- * created afterwards inherit the blocked mask, so only the watcher ever receives these signals. */
+ * created afterwards inherit the blocked mask, so only the watcher ever receives these signals.
+ * Runs once per process: a second call must not touch `graceful_signals`, which the watcher may
+ * not have passed to sigwait yet. */
+static void install_once(void);
+
 void osp_rt_install_graceful_signals(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    int rc = pthread_once(&once, install_once);
+    if (rc != 0) {
+        osp_output_lock();
+        fprintf(stderr, "osprey runtime: cannot install the termination signal handling: %s\n", strerror(rc));
+        osp_output_unlock();
+    }
+}
+
+static void install_once(void) {
     static const int wanted[] = {SIGTERM, SIGINT, SIGHUP};
     if (sigemptyset(&graceful_signals) != 0) return;
     sigset_t blocked;

@@ -289,6 +289,25 @@ describe('osprey run and signals', () => {
       rmSync(cache, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('run forwards SIGINT and SIGHUP too (exit 130 and 129), printed lines arriving first', async () => {
+    const prog = source('wait.osp', 'print("waiting")\nsleep(60000)\nprint("not reached")\n');
+    const runOne = async (sig: 'SIGINT' | 'SIGHUP'): Promise<{ status: number | null; stdout: string }> => {
+      const child = spawn(process.execPath, [OSPREY_BIN, 'run', prog], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      const ready = new Promise<void>((res) => child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('waiting\n')) res();
+      }));
+      const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+      await ready;
+      child.kill(sig);
+      return { status: await closed, stdout };
+    };
+    const [int, hup] = await Promise.all([runOne('SIGINT'), runOne('SIGHUP')]);
+    expect(int).toEqual({ status: 130, stdout: 'waiting\n' });
+    expect(hup).toEqual({ status: 129, stdout: 'waiting\n' });
+  }, 60_000);
 });
 
 function freePort(): Promise<number> {
