@@ -217,12 +217,14 @@ describe.concurrent('osprey CLI', () => {
       '    Success { value } => print("third: ${value}")',
       '    Error { message } => print("no third argument: ${message}")',
       '}',
+      'print("count: ${a |> fold(0, |n, s| => n + 1)}")',
+      'forEach(a, |s| => print("[${s}]"))',
       '',
     ].join('\n'));
     const r = runCli(['run', prog, '--', 'two words', '--not-an-osprey-flag', '']);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('first: two words\nthird: \n');
-    expect(runCli(['run', prog]).stdout).toBe('no first argument: index out of bounds\nno third argument: index out of bounds\n');
+    expect(r.stdout).toBe('first: two words\nthird: \ncount: 3\n[two words]\n[--not-an-osprey-flag]\n[]\n');
+    expect(runCli(['run', prog]).stdout).toBe('no first argument: index out of bounds\nno third argument: index out of bounds\ncount: 0\n');
     const misplaced = runCli(['check', prog, '--', 'x']);
     expect(misplaced.status).toBe(2);
     expect(misplaced.stderr).toContain('only `osprey run` runs');

@@ -37,6 +37,18 @@ export function checkProgram(program: Program, diags: DiagnosticBag, options: Ch
   return new Checker(diags, options).checkProgram(program, files);
 }
 
+function isIteratorBuiltinName(name: string): boolean {
+  return name === 'forEach' || name === 'map' || name === 'filter' || name === 'fold';
+}
+
+/** A List<T> given for an Iterator<U>: unifies T with U; false when it is not that case. */
+function listAsIterator(given: Type, expected: Type): boolean {
+  const g = prune(given);
+  const e = prune(expected);
+  if (!(g.kind === 'con' && g.name === 'List' && e.kind === 'con' && e.name === 'Iterator')) return false;
+  return unify(g.args[0]!, e.args[0]!);
+}
+
 /** The written form of a module path expression (`geo`, `geo.Shapes`), for messages. */
 function modulePath(e: Expr): string {
   if (e.kind === 'ident') return e.name;
@@ -987,6 +999,9 @@ class Checker {
             label: 'any',
             notes: ['hint: match it with type patterns: `match v { n: Int => … _ => … }`'],
           });
+      } else if (ptype && isIteratorBuiltinName(fname) && listAsIterator(value.type, ptype)) {
+        // A List is accepted wherever an iteration built-in expects an iterator (LANGUAGE.md §4.7
+        // → REC); lowering turns it into one.
       } else if (ptype && !unify(value.type, ptype)) {
         const found = showType(zonk(value.type));
         const want = showType(zonk(ptype));
