@@ -4,6 +4,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { closestName, InternalCompilerError } from './diagnostics/diagnostic.ts';
 import { LinkError, makeBuildDir, removeBuildDir } from './backend/link.ts';
@@ -221,7 +222,10 @@ function jsonReplacer(key: string, value: unknown): unknown {
   return value;
 }
 
-const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+/** A shell's status for a process killed by a signal: 128 + its number. */
+function signalStatus(signal: string | null): number {
+  return 128 + ((signal !== null ? (osConstants.signals as Record<string, number>)[signal] : undefined) ?? 1);
+}
 
 /** Signals a service manager, `timeout` or a terminal sends to stop `osprey run`. */
 const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
@@ -254,7 +258,7 @@ class RunSignals {
 
   /** The exit status for a signal received before the program started, if any. */
   get interruptedStatus(): number | null {
-    return this.received === null ? null : 128 + SIGNAL_NUMBERS[this.received]!;
+    return this.received === null ? null : signalStatus(this.received);
   }
 }
 
@@ -265,7 +269,7 @@ function runExecutable(exe: string, args: string[], signals: RunSignals): Promis
     child.on('error', reject);
     child.on('exit', (code, signal) => {
       if (code !== null) resolveExit(code);
-      else resolveExit(128 + (SIGNAL_NUMBERS[signal ?? ''] ?? 1));
+      else resolveExit(signalStatus(signal));
     });
   });
 }

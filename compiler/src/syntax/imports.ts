@@ -126,9 +126,13 @@ export function loadImports(main: Program, sources: SourceMap, diags: Diagnostic
     const r = read(absolute);
     if (r.kind !== 'file') {
       const why = r.kind === 'missing' ? `there is no file ${shown}` : r.kind === 'directory' ? `${shown} is a directory` : `${shown} cannot be read: ${r.message}`;
+      const folder = shown.slice(0, -'.osp'.length);
+      const folderHint = r.kind === 'missing' && read(resolve(cwd, folder)).kind === 'directory'
+        ? [`hint: ${folder} is a directory; import a file in it: \`import ${dotted}.NAME\``]
+        : [];
       diags.error(Code.ImportNotFound, s.span, `cannot import '${dotted}': ${why}`, {
         label: 'imported here',
-        notes: [`note: \`import ${dotted}\` loads ${s.path.map((p) => p.name).join('/')}.osp from the directory of the importing file`],
+        notes: [`note: \`import ${dotted}\` loads ${s.path.map((p) => p.name).join('/')}.osp from the directory of the importing file`, ...folderHint],
       });
       return null;
     }
