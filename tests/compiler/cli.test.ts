@@ -206,6 +206,16 @@ describe.concurrent('osprey CLI', () => {
     expect(r.stderr).toContain('= note: imported from main.osp:2:1');
   });
 
+  it('examples/inventory, a three-file program, runs from its main file with arguments', () => {
+    const r = runCli(['run', join('examples', 'inventory', 'main.osp'), '--', 'pears', 'kiwis']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe([
+      '== Corner shop ==', 'apples: 12 at 0.40', 'pears: 5 at 0.65', 'plums: 30 at 0.15', 'stock value: 12.55',
+      'pears: 5 in stock', 'kiwis: not sold here', '',
+    ].join('\n'));
+  });
+
   it('run passes the arguments after -- to the program (args())', () => {
     const prog = source('args.osp', [
       'let a = args()',
