@@ -2,28 +2,25 @@
  * Where the built runtime lives and how a program links against it. Shared by the build script
  * (which produces the libraries) and the compiler driver (which links programs).
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 
 /**
- * The checkout (the directory of the package.json named "osprey"), found by walking up from this
- * module: run from source that is the parent of runtime-bindings/, but in the bundled compiler
- * (build/compiler/osprey.mjs, scripts/bundle-compiler.ts) import.meta.url is the bundle's.
+ * The installed package's root, found from this module's own location (import.meta.url), never
+ * from the working directory or a package.json: the code runs from one of three places of a
+ * fixed layout, so `npm install -g .`, `npm link` and a plain checkout all work.
+ *   - from source (tsx):                 <root>/runtime-bindings/toolchain.ts
+ *   - in the bundle's entry:             <root>/build/compiler/osprey.mjs
+ *   - in a chunk of the bundle:          <root>/build/compiler/chunks/*.mjs
+ * (scripts/bundle-compiler.ts writes the last two.)
  */
 function findProjectRoot(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (let dir = here; ; dir = dirname(dir)) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'osprey') return dir;
-      } catch {
-        // not our package.json; keep walking
-      }
-    }
-    if (dirname(dir) === dir) return dirname(here);
+  const layouts = [['build', 'compiler', 'chunks'], ['build', 'compiler'], ['runtime-bindings']];
+  for (const parts of layouts) {
+    if (here.endsWith(sep + parts.join(sep))) return resolve(here, ...parts.map(() => '..'));
   }
+  throw new Error(`osprey: cannot tell where the package root is from ${here} (expected runtime-bindings/ or build/compiler/)`);
 }
 
 export const PROJECT_ROOT = findProjectRoot();

@@ -10,9 +10,9 @@
  * ESM for Node 20; llvm-bindings (a native addon), ws and node: built-ins stay external and
  * resolve from node_modules. `osprey abi-check` is a separate chunk under build/compiler/chunks/,
  * loaded only by that command. The linked source maps point stack traces into the .ts sources
- * (bin/osprey.mjs enables source maps). Code that locates files must not use import.meta.url,
- * which is the bundle's location here: runtime-bindings/toolchain.ts finds PROJECT_ROOT by
- * walking up to the package.json named "osprey".
+ * (bin/osprey.mjs enables source maps). Code that locates files uses PROJECT_ROOT
+ * (runtime-bindings/toolchain.ts), which knows that import.meta.url is build/compiler/ or
+ * build/compiler/chunks/ here: keep the output layout in step with it.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';

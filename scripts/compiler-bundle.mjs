@@ -11,7 +11,7 @@ export const BUNDLE = join(BUNDLE_DIR, 'osprey.mjs');
 
 /** What the bundle is built from: every .ts file (and every directory, so a deleted or renamed
  *  file counts) under these directories, plus these single files. */
-export const SOURCE_DIRS = [join(ROOT, 'compiler', 'src'), join(ROOT, 'runtime-bindings')];
+export const SOURCE_DIRS = [join(ROOT, 'compiler', 'src'), join(ROOT, 'runtime-bindings'), join(ROOT, 'tools', 'abi-check')];
 export const SOURCE_FILES = [join(ROOT, 'scripts', 'bundle-compiler.ts'), join(ROOT, 'tsconfig.json')];
 
 /** True when some source was modified at or after `since` (ms since the epoch). */

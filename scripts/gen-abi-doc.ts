@@ -2,7 +2,7 @@
 /**
  * Writes docs/ABI.md from runtime-bindings/abi.ts (`npm run gen:abi-doc`), the same table the C
  * header and the compiler's declarations come from, plus the scenario and check tables of the
- * ABI harness (compiler/src/abi-check/). tests/abi/doc.test.ts fails when the committed file is
+ * ABI harness (tools/abi-check/). tests/abi/doc.test.ts fails when the committed file is
  * stale; `--check` does the same from the command line.
  *
  *   tsx scripts/gen-abi-doc.ts           write docs/ABI.md
@@ -24,10 +24,11 @@ import {
 } from '../runtime-bindings/abi.ts';
 import { cSpelling, ospreyTypeText, renderCHeader } from '../runtime-bindings/c-header.ts';
 import { RUNTIME_LINK_LIBS } from '../runtime-bindings/toolchain.ts';
-import { CHECK_DOCS, CHECK_ORDER } from '../compiler/src/abi-check/checks.ts';
-import { USAGE } from '../compiler/src/abi-check/main.ts';
-import { DEFAULT_STRING_ARG, expectedChecks, scenariosOf } from '../compiler/src/abi-check/probe-gen.ts';
-import { FIXTURES, type ArgValue } from '../compiler/src/abi-check/scenarios.ts';
+import { CHECK_DOCS, CHECK_ORDER } from '../tools/abi-check/checks.ts';
+import { USAGE } from '../tools/abi-check/main.ts';
+import { DEFAULT_STRING_ARG, expectedChecks, scenariosOf } from '../tools/abi-check/probe-gen.ts';
+import { FIXTURES, type ArgValue } from '../tools/abi-check/scenarios.ts';
+import { INTEGRITY_CASES, INTEGRITY_LIMIT, INTEGRITY_MAX_OUTPUT, INTEGRITY_SIZES, INTEGRITY_TARGETS } from '../tools/abi-check/integrity.ts';
 
 export const ABI_DOC_PATH = fileURLToPath(new URL('../docs/ABI.md', import.meta.url));
 
@@ -303,7 +304,7 @@ export function renderAbiDoc(): string {
     '',
     '`osprey abi-check` checks that a runtime library (static `.a` or shared `.so`) implements this ABI.',
     'It generates one C probe per function from `runtime-bindings/abi.ts` and the scenario table',
-    '(`compiler/src/abi-check/scenarios.ts`), compiles it with clang-14 against the generated header under',
+    '(`tools/abi-check/scenarios.ts`), compiles it with clang-14 against the generated header under',
     'AddressSanitizer and UndefinedBehaviorSanitizer, links it with the library, and runs each scenario in',
     'its own process with a timeout, so a crash, hang or sanitizer report fails only the function probed.',
     'Client probes talk to an independent Node `ws` server started by the harness; server probes use a raw',
@@ -326,8 +327,9 @@ export function renderAbiDoc(): string {
     'Requirements: clang-14 with its sanitizer runtimes (`libclang-rt-14-dev`), `nm`, Node with `ws`.',
     '',
     'The report has one row per function and check: `function | check | pass/fail | reason`, then a',
-    'summary of the functions that fail. `--json` prints `{ library, kind, passed, failed, functions, rows }`.',
-    'The exit status is 0 only when every check passes.',
+    'summary of the functions that fail, then the checks that are pending. `--json` prints',
+    '`{ library, kind, passed, failed, functions, rows, pending }`. The exit status is 0 only when every',
+    'check passes; a pending check is neither passed nor failed.',
     '',
     '| check | what it verifies |',
     '|---|---|',
@@ -339,6 +341,37 @@ export function renderAbiDoc(): string {
     'not track, so only malloc memory is checked, and a leak counts only when its allocation stack enters the',
     'library (named after the outermost `osp_` function on that stack). Leaks of the sanitizer runtime, libgc',
     'or OpenSSL initialising themselves are not the library\'s.',
+    '',
+  );
+
+  // ---- Message integrity (tools/abi-check/integrity.ts) ----------------------------------------
+  const sizes = INTEGRITY_SIZES.map((n) => n.toLocaleString('en-US')).join(', ');
+  p(
+    '### Message integrity',
+    '',
+    'Every function that carries a message gets an `integrity` scenario in its direction. Before any server',
+    `or connection exists the probe sets the process defaults \`maxMessageBytes\` = ${INTEGRITY_LIMIT.toLocaleString('en-US')} and`,
+    `\`maxOutputBytes\` = ${INTEGRITY_MAX_OUTPUT.toLocaleString('en-US')} (\`osp_ws_set_default_limit\`), then pushes messages of ${sizes} bytes and`,
+    `of the configured limit (${INTEGRITY_LIMIT.toLocaleString('en-US')}) through the function, one after another, each different and`,
+    'mixing 1- to 4-byte UTF-8 sequences, and compares what comes out with what went in. A failure names the',
+    'function and the size and says how the message differs: truncated (to how many bytes), extended, altered',
+    '(first differing byte), dropped or reordered; the other failing sizes follow. Then one message of',
+    `${(INTEGRITY_LIMIT + 1).toLocaleString('en-US')} bytes (limit + 1) must be refused (\`message-limit\`): a sending function returns Error and`,
+    'the next message reaches the peer whole and first; a receiving side closes the connection with 1009 and',
+    'the handler never sees any of it.',
+    '',
+    '| function | direction | the other end |',
+    '|---|---|---|',
+  );
+  for (const t of INTEGRITY_TARGETS) p(`| \`${t.symbol}\` | ${t.direction} | ${escapeCell(t.doc)} |`);
+  p('', '| case | what | status |', '|---|---|---|');
+  for (const c of INTEGRITY_CASES) p(`| ${c.name} | ${escapeCell(c.doc)} | ${c.pending ? `pending: ${escapeCell(c.pending)}` : 'checked'} |`);
+  p(
+    '',
+    'Pending cases are listed under "Pending" in the report and in `pending` of the JSON for every function',
+    'above, never counted as passing. Switching one on takes an ABI that can carry it (a string with a',
+    'length, a binary send and handler), the matching calls in the probe, and removing its `pending` reason in',
+    '`tools/abi-check/integrity.ts`; the comparisons already work on lengths and bytes, not on NUL terminators.',
     '',
   );
   return o.join('\n');

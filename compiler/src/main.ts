@@ -209,7 +209,7 @@ function outputPath(source: string, output: string | null): string {
 async function runAbiCheck(argv: string[]): Promise<number> {
   // A literal specifier, so the bundler (scripts/bundle-compiler.ts) puts abi-check in its own
   // chunk, loaded only by this command.
-  const mod = await import('./abi-check/main.ts');
+  const mod = await import('../../tools/abi-check/main.ts');
   return mod.abiCheckMain(argv);
 }
 

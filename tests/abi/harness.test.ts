@@ -5,20 +5,25 @@
  *     message that says what is wrong;
  *   - fixtures/subtle_runtime.c, a small correct runtime, must pass when built clean, and each
  *     fault compiled into it must fail the right check of the right function, with the right
- *     reason, and nothing else.
+ *     reason, and nothing else;
+ *   - our runtime with the old runtime's 4 KiB truncation put back, on the send side
+ *     (fixtures/truncate_send.c) or before the handler (fixtures/truncate_receive.c), must fail
+ *     the integrity check of exactly the message-carrying functions of that side, naming the
+ *     function and the size.
  * The fixtures are compiled into a temporary directory (the old one as a static archive, the
  * subtle ones as shared objects, so both kinds of library are exercised).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ABI_VERSION, RUNTIME_FUNCTIONS } from '../../runtime-bindings/abi.ts';
-import { runtimeLibrary } from '../../runtime-bindings/toolchain.ts';
-import { abiCheckMain, runAbiCheck } from '../../compiler/src/abi-check/main.ts';
-import type { AbiReport, CheckRow } from '../../compiler/src/abi-check/report.ts';
+import { RUNTIME_INCLUDE_DIR, runtimeLibrary } from '../../runtime-bindings/toolchain.ts';
+import { INTEGRITY_CASES, INTEGRITY_LIMIT, INTEGRITY_SIZES, INTEGRITY_TARGETS, integrityMessage } from '../../tools/abi-check/integrity.ts';
+import { abiCheckMain, runAbiCheck } from '../../tools/abi-check/main.ts';
+import type { AbiReport, CheckRow } from '../../tools/abi-check/report.ts';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const OUR_LIBRARY = runtimeLibrary('release');
@@ -57,15 +62,103 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * Our release archive with `symbols` renamed to real_<symbol> (objcopy) and the fixture that
+ * defines wrappers of them added: the real runtime with one fault put back.
+ */
+function wrappedRuntime(fixture: string, symbols: string[]): string {
+  const lib = join(dir, `lib${fixture}.a`);
+  const obj = join(dir, `${fixture}.o`);
+  copyFileSync(OUR_LIBRARY, lib);
+  execFileSync('objcopy', [...symbols.flatMap((s) => ['--redefine-sym', `${s}=real_${s}`]), lib], { stdio: 'pipe' });
+  cc(['-c', `-I${RUNTIME_INCLUDE_DIR}`, join(FIXTURES, `${fixture}.c`), '-o', obj]);
+  execFileSync('ar', ['rs', lib, obj], { stdio: 'pipe' });
+  return lib;
+}
+
+const MESSAGE_FUNCTIONS = INTEGRITY_TARGETS.map((t) => t.symbol);
+
 describe('our runtime', () => {
   const title =
     missing.length === 0
-      ? 'passes every check of every ABI function'
+      ? 'passes every check of every ABI function, message integrity included'
       : `passes every check of every ABI function - SKIPPED until the runtime defines ${missing.join(', ')}`;
   it.skipIf(missing.length > 0)(title, async () => {
     const r = await runAbiCheck({ runtime: OUR_LIBRARY });
     expect(show(failures(r))).toEqual([]);
     expect(new Set(r.rows.map((x) => x.function))).toEqual(new Set(RUNTIME_FUNCTIONS.map((f) => f.symbol)));
+    // Integrity and the limit were really exercised, up to the configured limit, for every
+    // message-carrying function in its direction.
+    for (const fn of MESSAGE_FUNCTIONS) {
+      const integrity = r.rows.find((x) => x.function === fn && x.check === 'integrity');
+      expect(integrity?.reason, fn).toMatch(/11 messages of 0 to 1,048,579 bytes \(the configured limit\) arrived byte for byte, in order/);
+      const limit = r.rows.find((x) => x.function === fn && x.check === 'message-limit');
+      expect(limit?.reason, fn).toMatch(/1,048,580-byte message \(limit \+ 1\).* refused with (Error "websocket\w+: message too large|Close 1009)/);
+    }
+    // The cases the ABI cannot carry yet are listed as pending, never among the passing rows.
+    const pendingCases = INTEGRITY_CASES.filter((c) => c.pending !== undefined).map((c) => c.name);
+    expect(pendingCases).toEqual(['nul-bytes', 'binary']);
+    expect(r.pending.map((p) => `${p.function} ${p.case}`).sort()).toEqual(MESSAGE_FUNCTIONS.flatMap((fn) => pendingCases.map((c) => `${fn} ${c}`)).sort());
+    expect(r.pending.every((p) => p.reason.startsWith('pending: '))).toBe(true);
+    expect(r.rows.some((x) => /nul-bytes|binary/.test(x.reason))).toBe(false);
+  });
+});
+
+describe('the integrity messages', () => {
+  it('are exactly the size asked for, valid UTF-8 with characters of every width, and differ by index', () => {
+    for (const n of [...INTEGRITY_SIZES, INTEGRITY_LIMIT]) {
+      const m = integrityMessage(n, 3);
+      expect(m.length).toBe(n);
+      expect(Buffer.from(m.toString('utf8'), 'utf8').equals(m)).toBe(true); // round-trips: valid UTF-8
+    }
+    const text = integrityMessage(65536, 0).toString('utf8');
+    const widths = new Set([...text].map((ch) => Buffer.byteLength(ch)));
+    expect([...widths].sort()).toEqual([1, 2, 3, 4]);
+    expect(integrityMessage(4096, 1).equals(integrityMessage(4096, 2))).toBe(false);
+  });
+});
+
+describe.skipIf(missing.length > 0)('our runtime with 4 KiB truncation put back', () => {
+  const sides = [
+    {
+      fixture: 'truncate_send',
+      renamed: ['osp_ws_send', 'osp_ws_server_send', 'osp_ws_server_broadcast'],
+      // What the peer got, in the words of each route.
+      reason: (fn: string) => new RegExp(`^\\[integrity\\] ${fn}: the 4,097-byte message arrived (as 4,09\\d bytes \\(truncated\\)|truncated to its first 4,09\\d bytes); 5 sizes failed: 4,097, 65,535, 65,536, 1,000,000, 1,048,579 bytes$`),
+      // Cut to 4 KiB, one over the limit is no longer refused either.
+      limit: /returned Success for a 1,048,580-byte message, one byte over the configured limit of 1,048,579: it must return Error, not send it; the peer received 4,09\d bytes of it/,
+    },
+    {
+      fixture: 'truncate_receive',
+      renamed: ['osp_ws_connect', 'osp_ws_server_on_message'],
+      reason: (fn: string) => new RegExp(`^\\[integrity\\] ${fn}: the 4,097-byte message (reached the handler as 4,09\\d bytes \\(truncated\\)|arrived truncated to its first 4,09\\d bytes at the handler); 5 sizes failed: 4,097, 65,535, 65,536, 1,000,000, 1,048,579 bytes$`),
+      // The wire is intact: the runtime still refuses the oversized message with 1009.
+      limit: undefined,
+    },
+  ];
+  describe.each(sides)('$fixture', (side) => {
+    let report: AbiReport;
+    beforeAll(async () => {
+      report = await runAbiCheck({ runtime: wrappedRuntime(side.fixture, side.renamed) });
+    }, 120_000);
+
+    it.each(side.renamed)('%s fails integrity, naming the function and the sizes cut', (fn) => {
+      const row = report.rows.find((x) => x.function === fn && x.check === 'integrity');
+      expect(row?.pass, row?.reason).toBe(false);
+      expect(row!.reason).toMatch(side.reason(fn));
+      const summary = report.functions.find((f) => f.function === fn);
+      expect(summary?.firstFailure).toMatch(new RegExp(`^(integrity|message-limit): .*${fn}`));
+    });
+
+    it('fails nothing else', () => {
+      const allowed = (x: CheckRow): boolean => side.renamed.includes(x.function) && (x.check === 'integrity' || (side.limit !== undefined && x.check === 'message-limit'));
+      expect(show(failures(report).filter((x) => !allowed(x)))).toEqual([]);
+      for (const fn of side.renamed) {
+        const limit = report.rows.find((x) => x.function === fn && x.check === 'message-limit');
+        if (side.limit) expect(limit?.reason, fn).toMatch(side.limit);
+        else expect(limit?.pass, limit?.reason).toBe(true);
+      }
+    });
   });
 });
 
@@ -192,6 +285,20 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       check: 'handler-order',
       reason: /handler received message \d+ after message \d+: out of order or repeated/,
       affected: ['osp_ws_connect'],
+    },
+    {
+      macro: 'FAULT_REORDER',
+      fn: 'osp_ws_connect',
+      check: 'integrity',
+      reason: /osp_ws_connect: the 0-byte message could not be matched: the handler received 0 bytes where the peer's announcement of message #0 was due - messages reordered or delivered twice/,
+      affected: ['osp_ws_connect'],
+    },
+    {
+      macro: 'FAULT_DROP',
+      fn: 'osp_ws_server_broadcast',
+      check: 'integrity',
+      reason: /^\[integrity\] osp_ws_server_broadcast: the 65,536-byte message never arrived: osp_ws_server_broadcast returned Success but the peer received nothing within 5 s \(dropped\); the sequence stopped there \(2 of 11 sizes not checked\)$/,
+      affected: ['osp_ws_server_broadcast'],
     },
     {
       macro: 'FAULT_SYNC',

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { RUNTIME_LINK_LIBS } from '../../../runtime-bindings/toolchain.ts';
+import { RUNTIME_LINK_LIBS } from '../../runtime-bindings/toolchain.ts';
 
 const run = promisify(execFile);
 

@@ -68,6 +68,8 @@ const char *probe_quote(const char *s, size_t n);
 int probe_result_tag(const char *fn, OspResult r, int64_t arg0);
 /* Validates the Error payload (reports `error-message`); fills msg when valid. */
 int probe_error_message(const char *fn, OspResult r, char *msg, size_t cap);
+/* Reports a set-up call that did not return Success (check `setup`). */
+void probe_setup_failed(const char *call, OspResult r);
 
 /* ---- runtime calls in progress (handler thread check) ---------------------------------- */
 
@@ -109,5 +111,41 @@ int probe_raw_recv_text(int fd, char *buf, size_t cap, int timeout_ms);
 /* Sends "`text` N" (N = 0, 1, ...) every `interval_ms` from a thread until probe_raw_stop_sender or a write fails. */
 void probe_raw_start_sender(int fd, const char *text, int interval_ms);
 void probe_raw_stop_sender(void);
+
+/* ---- message integrity (tools/abi-check/integrity.ts) ------------------------------------ */
+
+/* A malloc'd message of exactly `n` bytes of valid UTF-8 (1- to 4-byte sequences), different for
+ * every `index`, NUL-terminated after the n bytes. */
+char *probe_integrity_text(size_t n, unsigned index);
+
+/* From now on every handler call also copies its first string argument, whole, into a FIFO
+ * (up to `max_bytes` bytes each) that probe_capture_next pops. */
+void probe_capture_start(size_t max_bytes);
+/* Pops the oldest captured message (malloc'd, NUL-terminated; the caller frees it). Returns 1,
+ * or 0 when nothing arrived within `timeout_ms`. */
+int probe_capture_next(int timeout_ms, char **msg, size_t *len);
+
+/* A sending runtime call with every argument but the message bound (generated per probe). */
+typedef OspResult (*probe_send_fn)(const char *message);
+
+/* A "abi-probe:..." token unique to this process, for the Node server's per-connection state. */
+const char *probe_integrity_token(void);
+
+/* The drivers: each pushes `count` messages of `sizes[i]` bytes (the last one the configured
+ * limit) through its route and compares what arrives, then (when `limit` > 0) pushes one of
+ * limit + 1 bytes, which must be refused. They report the `integrity` and `message-limit` checks
+ * for `fn`; `limit` 0 means the limit could not be configured (no osp_ws_set_default_limit). */
+/* osp_ws_send: the Node server (path from probe_integrity_digest_url) records what it receives and
+ * tells a raw client, so the runtime's receive path plays no part. */
+const char *probe_integrity_digest_url(void);
+void probe_integrity_send_digest(const char *fn, probe_send_fn send, const int64_t *sizes, int count, int64_t limit);
+/* osp_ws_server_send / broadcast: the raw client `fd` reads every frame. */
+void probe_integrity_send_raw(const char *fn, probe_send_fn send, int fd, const int64_t *sizes, int count, int64_t limit);
+/* osp_ws_connect's handler: the Node server (path /integrity/LIMIT/TOKEN) announces each message. */
+void probe_integrity_receive_digest(const char *fn, const int64_t *sizes, int count, int64_t limit);
+/* osp_ws_server_on_message's handler: a raw client connects to `port` and sends. */
+void probe_integrity_receive_raw(const char *fn, int64_t port, const int64_t *sizes, int count, int64_t limit);
+/* "/integrity/LIMIT/TOKEN" on the harness's Node server. */
+const char *probe_integrity_url(int64_t limit);
 
 #endif /* OSP_PROBE_SUPPORT_H */

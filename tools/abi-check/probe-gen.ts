@@ -14,11 +14,13 @@ import {
   type HandlerName,
   type OspreyType,
   type RuntimeFunction,
-} from '../../../runtime-bindings/abi.ts';
-import { cSpelling } from '../../../runtime-bindings/c-header.ts';
+} from '../../runtime-bindings/abi.ts';
+import { cSpelling } from '../../runtime-bindings/c-header.ts';
+import { INTEGRITY_LIMIT, INTEGRITY_MAX_OUTPUT, INTEGRITY_SIZES, type IntegrityTarget } from './integrity.ts';
 import {
   FIXTURES,
   HANDLER_DRIVERS,
+  integrityScenarios,
   SCENARIOS,
   type ArgValue,
   type FixtureName,
@@ -54,7 +56,7 @@ export function handlerParams(fn: RuntimeFunction): { index: number; kind: Handl
 
 export function scenariosOf(fn: RuntimeFunction): Scenario[] {
   const table = SCENARIOS[fn.symbol];
-  if (table !== undefined) return table;
+  if (table !== undefined) return [...table, ...integrityScenarios(fn.symbol)];
   // A function added to abi.ts without scenarios is still probed: default inputs, and for a Result
   // the harness can only insist on a valid tag.
   return [{ name: 'default', doc: 'default inputs for its parameter types', args: {}, returns: fn.returns === 'result' ? undefined : { kind: 'none' } }];
@@ -62,6 +64,7 @@ export function scenariosOf(fn: RuntimeFunction): Scenario[] {
 
 export function expectedChecks(fn: RuntimeFunction, s: Scenario): CheckName[] {
   if (s.exit) return [];
+  if (s.integrity) return ['integrity', 'message-limit'];
   if (fn.returns !== 'result') return ['returns'];
   const out: CheckName[] = ['result-tag'];
   if (s.expect === 'success') {
@@ -398,6 +401,10 @@ function emitScenario(e: Emitter, fn: RuntimeFunction, s: Scenario, present: Set
     e.line(`probe_check("setup", 0, "%s", ${cString(`not exercised: the set-up needs ${missing.join(', ')}, which the library does not define`)});`);
     return;
   }
+  if (s.integrity) {
+    emitIntegrity(e, fn, s, s.integrity, fixtures, present);
+    return;
+  }
   emitFixtures(e, fixtures);
   const c = callText(e, fn, s.args);
   for (const b of c.before) e.line(b);
@@ -415,6 +422,112 @@ function emitScenario(e: Emitter, fn: RuntimeFunction, s: Scenario, present: Set
   }
   if (fn.returns === 'result') emitResultChecks(e, fn, s, present);
   else emitReturnChecks(e, fn, s);
+}
+
+/** The C call that sends `m` through a send route, every other argument bound. */
+function integritySendCall(t: IntegrityTarget): string {
+  switch (t.route) {
+    case 'client-send':
+      return 'osp_ws_send(integrity_a, m)';
+    case 'server-send':
+      return 'osp_ws_server_send(integrity_a, integrity_b, m)';
+    case 'server-broadcast':
+      return 'osp_ws_server_broadcast(integrity_a, m)';
+    default:
+      throw new Error(`abi-check: ${t.route} is not a send route`);
+  }
+}
+
+/** The file-scope callback an integrity scenario hands to the send drivers of probe_support.c. */
+function integrityCallback(t: IntegrityTarget): string[] {
+  if (t.direction !== 'send') return [];
+  return [
+    t.route === 'server-send' ? 'static int64_t integrity_a, integrity_b;' : 'static int64_t integrity_a;',
+    'static OspResult integrity_send(const char *m) {',
+    `    probe_enter_call(${cString(t.symbol)});`,
+    `    OspResult r = ${integritySendCall(t)};`,
+    '    probe_leave_call();',
+    '    return r;',
+    '}',
+    '',
+  ];
+}
+
+/**
+ * An integrity scenario (integrity.ts): configure the message limit, set up the route, push every
+ * size through the function with the support library's driver, then close what was opened.
+ */
+function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: IntegrityTarget, fixtures: FixtureName[], present: Set<string>): void {
+  const sym = cString(fn.symbol);
+  e.line('int64_t integrity_limit = 0;');
+  if (present.has('osp_ws_set_default_limit')) {
+    // Before any server or connection exists: both copy the process default when created.
+    const limits: [string, number][] = [['maxOutputBytes', INTEGRITY_MAX_OUTPUT], ['maxMessageBytes', INTEGRITY_LIMIT]];
+    for (const [name, value] of limits) {
+      e.open('{');
+      e.line(`char *limit_name = probe_arg_string("osp_ws_set_default_limit", ${cString(name)});`);
+      e.line('probe_enter_call("osp_ws_set_default_limit");');
+      e.line(`OspResult set = osp_ws_set_default_limit(limit_name, INT64_C(${value}));`);
+      e.line('probe_leave_call();');
+      e.line('probe_arg_release(limit_name);');
+      e.line('if (set.tag != OSP_RESULT_SUCCESS) { probe_setup_failed("osp_ws_set_default_limit", set); return; }');
+      e.close();
+    }
+    e.line(`integrity_limit = INT64_C(${INTEGRITY_LIMIT});`);
+  }
+  e.line('(void)integrity_limit;');
+  // The handler records whole messages (up to twice the limit: room for a runtime that appends).
+  if (t.direction === 'receive') e.line(`probe_capture_start(${INTEGRITY_LIMIT * 2});`);
+  emitFixtures(e, fixtures);
+  e.line(`int64_t sizes[${INTEGRITY_SIZES.length + 1}] = {${INTEGRITY_SIZES.join(', ')}, integrity_limit};`);
+  e.line(`int count = ${INTEGRITY_SIZES.length} + (integrity_limit > 0);`);
+  const closeClient = (id: string): void => {
+    if (!present.has('osp_ws_close')) return;
+    e.line('probe_enter_call("osp_ws_close");');
+    e.line(`(void)osp_ws_close(${id});`);
+    e.line('probe_leave_call();');
+  };
+  const stopServer = (id: string): void => {
+    if (!present.has('osp_ws_stop_server')) return;
+    e.line('probe_enter_call("osp_ws_stop_server");');
+    e.line(`(void)osp_ws_stop_server(${id});`);
+    e.line('probe_leave_call();');
+  };
+  if (t.direction === 'send') {
+    if (t.route === 'client-send') {
+      e.line('integrity_a = fx_digestClientId;');
+      e.line(`probe_integrity_send_digest(${sym}, integrity_send, sizes, count, integrity_limit);`);
+      closeClient('fx_digestClientId');
+    } else {
+      e.line('integrity_a = fx_listeningServerId;');
+      if (t.route === 'server-send') e.line('integrity_b = fx_connectionId;');
+      e.line(`probe_integrity_send_raw(${sym}, integrity_send, fx_rawFd, sizes, count, integrity_limit);`);
+      stopServer('fx_listeningServerId');
+    }
+    return;
+  }
+  // Receive routes: the probed call registers the recording handler.
+  const c = callText(e, fn, s.args);
+  for (const b of c.before) e.line(b);
+  e.line(`probe_enter_call(${sym});`);
+  e.line(`OspResult r = ${c.expr};`);
+  e.line('probe_leave_call();');
+  for (const a of c.after) e.line(a);
+  e.open('if (r.tag != OSP_RESULT_SUCCESS) {');
+  e.line('char msg[200]; size_t len = 0; const char *why = NULL;');
+  e.line(`const char *said = r.tag == OSP_RESULT_ERROR && probe_read_cstring(r.value, msg, sizeof msg, &len, &why) ? probe_quote(msg, len) : "no Success";`);
+  e.line(`probe_check("integrity", 0, "not exercised: %s returned %s", ${sym}, said);`);
+  e.line(`probe_check("message-limit", 0, "not exercised: %s returned %s", ${sym}, said);`);
+  if (t.route === 'server-receive') stopServer('fx_listeningServerId');
+  e.line('return;');
+  e.close();
+  if (t.route === 'client-receive') {
+    e.line(`probe_integrity_receive_digest(${sym}, sizes, count, integrity_limit);`);
+    closeClient('r.value');
+  } else {
+    e.line(`probe_integrity_receive_raw(${sym}, fx_freePort, sizes, count, integrity_limit);`);
+    stopServer('fx_listeningServerId');
+  }
 }
 
 export function entryName(symbol: string): string {
@@ -444,6 +557,8 @@ export function generateProbe(fn: RuntimeFunction, present: Set<string>): ProbeP
   for (const kind of Object.keys(HANDLERS) as HandlerName[]) {
     out.push(handlerDefinition(kind), '');
   }
+  const integrity = scenarios.find((s) => s.integrity !== undefined)?.integrity;
+  if (integrity) out.push(...integrityCallback(integrity));
   const initHere = present.has('osp_rt_init') && fn.symbol !== 'osp_rt_init';
   const shutdownHere = present.has('osp_rt_shutdown') && fn.symbol !== 'osp_rt_shutdown';
   scenarios.forEach((s, i) => {

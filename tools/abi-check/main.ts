@@ -11,8 +11,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { RUNTIME_FUNCTIONS } from '../../../runtime-bindings/abi.ts';
-import { PROJECT_ROOT, runtimeLibrary } from '../../../runtime-bindings/toolchain.ts';
+import { RUNTIME_FUNCTIONS } from '../../runtime-bindings/abi.ts';
+import { PROJECT_ROOT, runtimeLibrary } from '../../runtime-bindings/toolchain.ts';
 import { startEchoServer } from './echo-server.ts';
 import { inspectLibrary } from './library.ts';
 import { generateProbe } from './probe-gen.ts';

@@ -11,7 +11,8 @@
  * that the probe generator materialises, in dependency order, from runtime calls (emitted exactly
  * like the probed call) and probe-support helpers.
  */
-import { ABI_VERSION, type HandlerName } from '../../../runtime-bindings/abi.ts';
+import { ABI_VERSION, type HandlerName } from '../../runtime-bindings/abi.ts';
+import { INTEGRITY_TARGETS, type IntegrityTarget } from './integrity.ts';
 
 /** An argument of a probed or set-up call. */
 export type ArgValue =
@@ -35,6 +36,9 @@ export type FixtureName =
   | 'listeningServerId'
   | 'connectionId'
   | 'clientId'
+  | 'digestUrl'
+  | 'digestClientId'
+  | 'integrityUrl'
   | 'processId'
   | 'scratchFile'
   | 'scratchDirPath';
@@ -162,6 +166,34 @@ export const FIXTURES: Record<FixtureName, Fixture> = {
     cType: 'int64_t',
     value: 'fx_clientId',
   },
+  digestUrl: {
+    doc: "the harness's Node `ws` server at /digest/TOKEN, which records the length and SHA-256 of every message and reports them to a raw client",
+    deps: [],
+    steps: [],
+    cType: 'const char *',
+    value: 'probe_integrity_digest_url()',
+  },
+  digestClientId: {
+    doc: "a client connected to the harness's /digest server",
+    deps: ['digestUrl'],
+    steps: [
+      {
+        kind: 'call',
+        symbol: 'osp_ws_connect',
+        args: { url: fx('digestUrl'), handler: { kind: 'handler' } },
+        bindPayload: true,
+      },
+    ],
+    cType: 'int64_t',
+    value: 'fx_digestClientId',
+  },
+  integrityUrl: {
+    doc: "the harness's Node `ws` server at /integrity, which sends every integrity message after announcing its length and SHA-256, then one over the limit",
+    deps: [],
+    steps: [],
+    cType: 'const char *',
+    value: 'probe_integrity_url(integrity_limit)',
+  },
   processId: {
     doc: "a process spawned with `printf abi-probe:out; exit 3` whose events are not yet delivered",
     deps: [],
@@ -236,6 +268,33 @@ export interface Scenario {
   extraFixtures?: FixtureName[];
   /** The raw client of the `connectionId` fixture must receive this text within 2 s. */
   rawClientReceives?: string;
+  /** A message-integrity scenario (integrity.ts): the messages go through this route. */
+  integrity?: IntegrityTarget;
+}
+
+/** The arguments of the probed call (receive routes) or the fixtures the sends need. */
+const INTEGRITY_ARGS: Record<IntegrityTarget['route'], { args: Record<string, ArgValue>; extraFixtures?: FixtureName[] }> = {
+  'client-send': { args: { ws_id: fx('digestClientId') } },
+  'server-send': { args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId') } },
+  'server-broadcast': { args: { server_id: fx('listeningServerId') }, extraFixtures: ['connectionId'] },
+  'client-receive': { args: { url: fx('integrityUrl') } },
+  'server-receive': { args: { server_id: fx('listeningServerId') } },
+};
+
+/** The integrity scenario of a message-carrying function (none for the others). */
+export function integrityScenarios(symbol: string): Scenario[] {
+  const t = INTEGRITY_TARGETS.find((x) => x.symbol === symbol);
+  if (t === undefined) return [];
+  const a = INTEGRITY_ARGS[t.route];
+  return [
+    {
+      name: 'integrity',
+      doc: `messages of every integrity size ${t.direction === 'send' ? 'sent' : 'received'}; ${t.doc}`,
+      args: a.args,
+      extraFixtures: a.extraFixtures,
+      integrity: t,
+    },
+  ];
 }
 
 /**

@@ -9,14 +9,14 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { renderCHeader } from '../../../runtime-bindings/c-header.ts';
-import { LLVM_TOOLS, PROJECT_ROOT } from '../../../runtime-bindings/toolchain.ts';
+import { renderCHeader } from '../../runtime-bindings/c-header.ts';
+import { LLVM_TOOLS, PROJECT_ROOT } from '../../runtime-bindings/toolchain.ts';
 import { linkArgs, type RuntimeLibrary } from './library.ts';
 import { generateDispatcher, type PlannedScenario, type ProbePlan } from './probe-gen.ts';
 
-/** This directory in the checkout (probe_support.c/.h), not import.meta.url: that is the bundle's
- *  location when the compiler runs from build/compiler (scripts/bundle-compiler.ts). */
-const HERE = join(PROJECT_ROOT, 'compiler', 'src', 'abi-check');
+/** Where probe_support.c/.h are installed: tools/abi-check/ under the package root (this module's
+ *  own import.meta.url is a chunk of the bundle when the compiler runs from build/compiler). */
+const HERE = join(PROJECT_ROOT, 'tools', 'abi-check');
 
 const SANITIZE = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined'];
 const CFLAGS = ['-std=gnu11', '-g', '-O1', '-fno-omit-frame-pointer', '-Wall', '-Wextra', '-Wno-unused-parameter', '-Wno-unreachable-code', ...SANITIZE];
