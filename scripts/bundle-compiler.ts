@@ -7,9 +7,10 @@
  *   tsx scripts/bundle-compiler.ts             always rebuild (npm install runs this)
  *   tsx scripts/bundle-compiler.ts --if-stale  rebuild only when a source is newer (npm test)
  *
- * ESM for Node 20; llvm-bindings (a native addon), ws and node: built-ins stay external and
- * resolve from node_modules. `osprey abi-check` is a separate chunk under build/compiler/chunks/,
- * loaded only by that command. The linked source maps point stack traces into the .ts sources
+ * ESM for Node 20; llvm-bindings (a native addon), ws, vscode-languageserver (CommonJS) and node:
+ * built-ins stay external and resolve from node_modules. `osprey abi-check`, `osprey fmt` and
+ * `osprey lsp` are separate chunks under build/compiler/chunks/, each loaded only by its command.
+ * The linked source maps point stack traces into the .ts sources
  * (bin/osprey.mjs enables source maps). Code that locates files uses PROJECT_ROOT
  * (runtime-bindings/toolchain.ts), which knows that import.meta.url is build/compiler/ or
  * build/compiler/chunks/ here: keep the output layout in step with it.
@@ -34,7 +35,8 @@ const result = await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['llvm-bindings', 'ws'],
+  // vscode-languageserver is CommonJS that requires Node built-ins at run time: loaded from node_modules.
+  external: ['llvm-bindings', 'ws', 'vscode-languageserver', 'vscode-languageserver-textdocument'],
   sourcemap: 'linked',
   sourcesContent: false,
   write: false,

@@ -73,15 +73,62 @@ export const readSourceFile: FileReader = (absolutePath) => {
 /** Lex, parse, load imports, check and exhaustiveness: everything that can report a user error.
  *  Imports are read relative to `file.path` through `read` (the file system by default). */
 export function checkSource(file: SourceFile, options: CompileOptions = {}, read: FileReader = readSourceFile): FrontEndResult {
+  const { checked: _checked, ...result } = analyzeProgram(file, options, read);
+  return result;
+}
+
+export interface AnalysisResult extends FrontEndResult {
+  /** The checker's tree even when it reported errors (erroneous parts have the error type): what
+   *  an editor needs for hover and navigation while the program is being written. Present when
+   *  parsing succeeded. Never hand it to code generation; `typed` is the checked program. */
+  checked?: TypedProgram;
+}
+
+/** checkSource for editor tools (the language server): the same passes and diagnostics, plus the
+ *  typed tree of a program with errors. Every diagnostic is in `file`: errors inside an imported
+ *  file are reported once at the `import` statement that (directly or not) loads it, since an
+ *  editor shows a document's diagnostics at positions of that document. */
+export function analyzeSource(file: SourceFile, options: CompileOptions = {}, read: FileReader = readSourceFile): AnalysisResult {
+  const r = analyzeProgram(file, options, read);
+  return r.sources ? { ...r, diagnostics: foldImportedDiagnostics(r.diagnostics, r.sources) } : r;
+}
+
+function analyzeProgram(file: SourceFile, options: CompileOptions, read: FileReader): AnalysisResult {
   const diags = new DiagnosticBag();
   const sources = new SourceMap(file);
   const ast = parseFileAt(file.text, 0, diags);
   const loaded = loadImports(ast, sources, diags, read, options.cwd);
   if (diags.hasErrors) return { file, sources, diagnostics: sorted(diags.items), ast };
-  const typed = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() }, loaded);
-  checkExhaustiveness(typed, diags);
-  if (diags.hasErrors) return { file, sources, diagnostics: sorted(diags.items), ast };
-  return { file, sources, diagnostics: sorted(diags.items), ast, typed };
+  const checked = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() }, loaded);
+  checkExhaustiveness(checked, diags);
+  if (diags.hasErrors) return { file, sources, diagnostics: sorted(diags.items), ast, checked };
+  return { file, sources, diagnostics: sorted(diags.items), ast, typed: checked, checked };
+}
+
+/** Diagnostics in imported files become one per import statement of the main file. */
+function foldImportedDiagnostics(ds: Diagnostic[], sources: SourceMap): Diagnostic[] {
+  const main = sources.files[0]!;
+  const out: Diagnostic[] = [];
+  const byImport = new Map<number, Diagnostic>();
+  for (const d of ds) {
+    let entry = sources.entryAt(d.span.start);
+    if (entry === main) {
+      out.push(d);
+      continue;
+    }
+    const where = sources.location(d.span.start);
+    while (entry.importedAt !== null && sources.entryAt(entry.importedAt.start) !== main) entry = sources.entryAt(entry.importedAt.start);
+    const at = entry.importedAt!;
+    const seen = byImport.get(at.start);
+    if (seen) {
+      seen.notes.push(`note: also: ${d.message} (${where})`);
+      continue;
+    }
+    const folded: Diagnostic = { ...d, span: at, labels: [], primaryLabel: undefined, message: `error in imported file ${entry.file.path}: ${d.message}`, notes: [`note: at ${where}`] };
+    byImport.set(at.start, folded);
+    out.push(folded);
+  }
+  return out;
 }
 
 /** `file` may be the program's SourceMap (a multi-file program) or its only file. */

@@ -27,6 +27,8 @@ Usage:
   osprey check FILE                report errors only
   osprey FILE --emit=llvm|ast      print the LLVM IR or the syntax tree to stdout
   osprey abi-check ...             the runtime ABI checker
+  osprey fmt [--check] FILE|DIR|-  format programs in place (--check: list unformatted files, exit 1)
+  osprey lsp                       the language server, speaking LSP over stdin/stdout
   osprey help                      this help
 
 FILE is the main file of the program: \`import name\` loads name.osp beside it (\`import a.b\`
@@ -54,7 +56,7 @@ class UsageError extends Error {}
 type Mode = 'run' | 'build' | 'check' | 'llvm' | 'ast';
 
 /** The subcommands, for did-you-mean (abi-check is dispatched before argument parsing). */
-const COMMANDS = ['run', 'build', 'check', 'help', 'abi-check'];
+const COMMANDS = ['run', 'build', 'check', 'fmt', 'lsp', 'help', 'abi-check'];
 
 interface Args {
   mode: Mode;
@@ -276,6 +278,9 @@ function runExecutable(exe: string, args: string[], signals: RunSignals): Promis
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'abi-check') return runAbiCheck(argv.slice(1));
+  // Editor tools, each in its own bundle chunk (literal specifiers), loaded only by its command.
+  if (argv[0] === 'fmt') return (await import('./tools/format/cli.ts')).fmtMain(argv.slice(1));
+  if (argv[0] === 'lsp') return (await import('./tools/lsp/server.ts')).lspMain(argv.slice(1));
   if (argv.length === 0) {
     process.stderr.write(HELP);
     return 2;

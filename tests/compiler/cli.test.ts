@@ -141,7 +141,7 @@ describe.concurrent('osprey CLI', () => {
   it('an unknown command gets a did-you-mean instead of being taken for a file name', () => {
     const typo = runCli(['buld', hello]);
     expect(typo.status).toBe(2);
-    expect(typo.stderr).toBe("osprey: unknown command 'buld' — did you mean 'build'? (commands: run, build, check, help, abi-check; try osprey help)\n");
+    expect(typo.stderr).toBe("osprey: unknown command 'buld' — did you mean 'build'? (commands: run, build, check, fmt, lsp, help, abi-check; try osprey help)\n");
     const test = runCli(['test']);
     expect(test.status).toBe(2);
     expect(test.stderr).toContain("unknown command 'test'");

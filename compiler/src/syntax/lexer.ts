@@ -3,7 +3,7 @@
 // (§1.7), and reports lexical errors as diagnostics while still producing a usable token stream.
 
 import { Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
-import { span } from '../source.ts';
+import { span, type Span } from '../source.ts';
 import { isKeyword, PUNCTUATION, type StringPart, type Token } from './token.ts';
 
 const INT64_MAX = (1n << 63n) - 1n;
@@ -20,9 +20,11 @@ function isDigit(c: string): boolean {
 
 /**
  * Tokenises `text[from, to)`; offsets in spans are absolute so embedded expressions of an
- * interpolated string point into the original file.
+ * interpolated string point into the original file. Comments are trivia: the parser never sees
+ * them, but tools that rewrite source (the formatter) pass `comments` to receive the span of every
+ * `//` comment, documentation comments included, in source order.
  */
-export function lex(text: string, diags: DiagnosticBag, from = 0, to = text.length): Token[] {
+export function lex(text: string, diags: DiagnosticBag, from = 0, to = text.length, comments?: Span[]): Token[] {
   const tokens: Token[] = [];
   let i = from;
   while (i < to) {
@@ -34,6 +36,7 @@ export function lex(text: string, diags: DiagnosticBag, from = 0, to = text.leng
     if (c === '/' && text[i + 1] === '/') {
       let j = i;
       while (j < to && text[j] !== '\n') j++;
+      comments?.push(span(i, j));
       // `///` (but not `////…`) is a documentation comment token (§1.2).
       if (text[i + 2] === '/' && text[i + 3] !== '/') {
         tokens.push({ kind: 'doc', text: text.slice(i + 3, j).trim(), span: span(i, j) });
