@@ -59,6 +59,10 @@ export function indexProgram(text: string, typed: TypedProgram, ast: Program): P
   /** Records `span` when the source there spells `name` (filters synthesized nodes). */
   const occurrence = (span: Span, name: string, target: Target, declaration: boolean) => {
     if (span.end - span.start !== name.length || text.slice(span.start, span.end) !== name) return;
+    // A use of something an imported file declares (its function, constructor, field) has its
+    // declaration outside this document: not an occurrence the editor can navigate here.
+    const declared = declaration ? null : declarationSpan(target);
+    if (declared && declared.start > text.length) return;
     index.occurrences.push({ span, target, declaration });
   };
   const declare = (symbol: VarSymbol, region: Span) => {
