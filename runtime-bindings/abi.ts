@@ -21,7 +21,7 @@
  */
 
 /** Bumped on any change a separately built runtime library would notice. */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /** `typedef struct { int64_t tag; int64_t value; } OspResult;` */
 export const RESULT_STRUCT = {
@@ -41,6 +41,14 @@ export const RESULT_STRUCT = {
 export const RESULT_TAGS = {
   Success: 0,
   Error: 1,
+} as const;
+
+/** Kinds of select arms in the word triples `[kind, channel, value]` osp_select reads
+ *  (LANGUAGE.md §10.4): a `recv(c)` arm, a `send(c, v)` arm, or any other (always ready) arm. */
+export const SELECT_ARM_KINDS = {
+  Recv: 0,
+  Send: 1,
+  Always: 2,
 } as const;
 
 /** Types as Osprey programs see them (only what the runtime's signatures need). */
@@ -74,7 +82,7 @@ export type CType =
   | 'result'
   | `handler:${HandlerName}`;
 
-export type HandlerName = 'message' | 'server_message' | 'process_event';
+export type HandlerName = 'message' | 'server_message' | 'process_event' | 'fiber_body';
 
 /**
  * Handler calling convention. An Osprey function value is a closure `{ fn, env }`. The runtime
@@ -124,8 +132,18 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     osprey: T.Fn([T.Int, T.Int, T.String], T.Unit),
     doc:
       'Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, ' +
-      '3 the exit (data is the exit code in decimal; always last). Runs on the thread that calls ' +
-      'awaitProcess or cleanupProcess (or at exit), never on a runtime thread. Returns Unit (0).',
+      '3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or ' +
+      'cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread ' +
+      'making the call for it), or at exit; never on a runtime thread. Returns Unit (0).',
+  },
+  fiber_body: {
+    cTypedef: 'osp_fiber_body_fn',
+    params: [{ name: 'env', type: 'ptr' }],
+    returns: 'int64',
+    osprey: T.Fn([], T.Int),
+    doc:
+      'A fiber computation (LANGUAGE.md §10.1): the compiled `spawn e` / `Fiber { computation }` closure, ' +
+      'returning its value as one word (a Bool as 0/1; a two-word value boxed by the compiler).',
   },
 };
 
@@ -191,6 +209,101 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
   },
   // ---- memory and strings -----------------------------------------------------------------
   {
+    symbol: 'osp_rt_run_main',
+    params: [
+      { name: 'body', type: 'handler:fiber_body' },
+      { name: 'env', type: 'ptr' },
+    ],
+    returns: 'int64',
+    doc:
+      'Called by the generated main() after osp_rt_init: starts the fiber scheduler (one worker thread ' +
+      'per core, OSPREY_THREADS to override) and runs the program (top-level statements, then `main`) as ' +
+      'the main fiber on a 1 GiB reserved stack. Returns its exit status when the main fiber ends on ' +
+      'the calling thread; when it ends on another worker that worker shuts the process down itself.',
+  },
+  // ---- fibers and channels: LANGUAGE.md §10 ------------------------------------------------
+  {
+    symbol: 'osp_fiber_spawn',
+    params: [
+      { name: 'body', type: 'handler:fiber_body' },
+      { name: 'env', type: 'ptr' },
+    ],
+    returns: 'ptr',
+    doc:
+      '`spawn e` / `Fiber<T> { computation }`: a new runnable fiber (its stack is allocated when it first ' +
+      'runs). The handle\'s first word is its number, shared with channels (1, 2, 3, …).',
+  },
+  {
+    symbol: 'osp_sched_submit',
+    params: [
+      { name: 'body', type: 'handler:fiber_body' },
+      { name: 'env', type: 'ptr' },
+    ],
+    returns: 'ptr',
+    doc:
+      'Like osp_fiber_spawn, callable from any thread (a runtime I/O thread handing work to the ' +
+      'scheduler): the closure runs as a new fiber on a worker.',
+  },
+  {
+    symbol: 'osp_sched_hold_external',
+    params: [{ name: 'delta', type: 'int64' }],
+    returns: 'void',
+    doc:
+      '+1 while an outside source (a runtime thread) may wake fibers, -1 when it stops: while any ' +
+      'hold is taken, fibers that all wait are not reported as a deadlock.',
+  },
+  {
+    symbol: 'osp_fiber_await',
+    params: [{ name: 'fiber', type: 'ptr' }],
+    returns: 'int64',
+    doc: '`await(f)`: parks the caller until the fiber ends and returns its value word (again on every later await).',
+  },
+  {
+    symbol: 'osp_fiber_yield',
+    params: [],
+    returns: 'void',
+    doc: '`yield`: lets every runnable fiber run before the caller continues.',
+  },
+  {
+    symbol: 'osp_channel_new',
+    params: [
+      { name: 'capacity', type: 'int64' },
+      { name: 'location', type: 'cstring' },
+    ],
+    returns: 'ptr',
+    doc:
+      '`Channel<T> { capacity: n }`: a FIFO channel of words; 0 is a rendezvous. A negative capacity is a ' +
+      'run-time failure reported at `location`. The first word is the handle number.',
+  },
+  {
+    symbol: 'osp_channel_send',
+    params: [
+      { name: 'channel', type: 'ptr' },
+      { name: 'value', type: 'int64' },
+    ],
+    returns: 'result',
+    doc: '`send(c, v)`: parks the caller while the channel is full (for capacity 0, until a receiver takes v).',
+  },
+  {
+    symbol: 'osp_channel_recv',
+    params: [{ name: 'channel', type: 'ptr' }],
+    returns: 'result',
+    doc: '`recv(c)`: parks the caller while the channel is empty; Success carries the value word.',
+  },
+  {
+    symbol: 'osp_select',
+    params: [
+      { name: 'arms', type: 'ptr' },
+      { name: 'count', type: 'int64' },
+      { name: 'has_default', type: 'int64' },
+    ],
+    returns: 'result',
+    doc:
+      '`select`: `arms` holds `count` triples [kind, channel, value] (OSP_SELECT_*). Takes the first ready ' +
+      'arm in order; with none ready returns -1 when there is a default arm, else parks until one is. ' +
+      'The tag is the arm index (or -1), the value the word received by a recv arm.',
+  },
+  {
     symbol: 'osp_alloc',
     params: [{ name: 'size', type: 'int64' }],
     returns: 'ptr',
@@ -245,7 +358,9 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     symbol: 'osp_sleep',
     params: [{ name: 'milliseconds', type: 'int64' }],
     returns: 'void',
-    doc: 'Pauses the calling thread; negative values count as 0. Runtime threads keep serving.',
+    doc:
+      'Pauses the calling fiber (its worker runs other fibers meanwhile; on a runtime thread, the thread); ' +
+      'negative values count as 0.',
   },
   // ---- strings and input: LANGUAGE.md §12.2–§12.3 (byte semantics) -----------------------
   {
@@ -255,7 +370,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     osprey: { name: 'input', params: [], returns: T.Int },
     doc:
       'Reads an integer from standard input like scanf("%ld"): skips white space, an optional sign ' +
-      'and digits; the first non-digit stays unread. End of input or no digits gives 0.',
+      'and digits; the first non-digit stays unread. End of input or no digits gives 0. ' +
+      'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
     symbol: 'osp_string_length',
@@ -382,7 +498,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     doc:
       'On the calling thread: runs the callback for every output chunk in arrival order, reaps the ' +
       'child, runs the exit event and returns the exit code (-1 if killed by a signal, -1 for an ' +
-      'unknown id). Awaiting again returns the same code without events.',
+      'unknown id). Awaiting again returns the same code without events. ' +
+      'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
     symbol: 'osp_process_cleanup',
@@ -391,7 +508,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     osprey: { name: 'cleanupProcess', params: [{ name: 'processId', type: T.Int }], returns: T.Unit, capability: 'process' },
     doc:
       'Delivers the events of a process never awaited (as awaitProcess would), then releases its ' +
-      'callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit.',
+      'callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit. ' +
+      'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   // ---- WebSockets: spec/0016-websockets.md ------------------------------------------------
   {
@@ -413,7 +531,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     },
     doc:
       'Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. ' +
-      'Every received text message is passed to the handler on the runtime thread, in order.',
+      'Every received text message is passed to the handler on the runtime thread, in order. ' +
+      'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
     symbol: 'osp_ws_send',
@@ -445,7 +564,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     },
     doc:
       'Completes the closing handshake (1000) and releases the connection; when it returns the ' +
-      'handler can no longer be called.',
+      'handler can no longer be called. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
     symbol: 'osp_ws_create_server',
@@ -509,7 +628,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     },
     doc:
       'Closes every connection with 1001, stops listening and frees the server; the port can be ' +
-      'bound again at once.',
+      'bound again at once. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
     symbol: 'osp_ws_server_on_message',
@@ -617,7 +736,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'Project addition (docs/WEBSOCKET-OPTIONS.md): sets one limit of a server before ' +
       'websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, ' +
       'maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, ' +
-      'maxOutputBytes, maxConnections. Error for an unknown name (listing the valid ones), a value ' +
+      'messageTimeoutMs, maxOutputBytes, maxConnections, maxConnectionsPerIp, maxHandshakesPerIp, ' +
+      'wipeMessages. Error for an unknown name (listing the valid ones), a value ' +
       'out of range (stating the range), or a server already listening.',
   },
   {

@@ -9,6 +9,7 @@ import {
   RESULT_STRUCT,
   RESULT_TAGS,
   RUNTIME_FUNCTIONS,
+  SELECT_ARM_KINDS,
   type CType,
   type HandlerName,
   type OspreyType,
@@ -66,6 +67,10 @@ export function renderCHeader(): string {
   out.push('');
   for (const [name, tag] of Object.entries(RESULT_TAGS)) {
     out.push(`#define OSP_RESULT_${name.toUpperCase()} ${tag}`);
+  }
+  out.push('');
+  for (const [name, kind] of Object.entries(SELECT_ARM_KINDS)) {
+    out.push(`#define OSP_SELECT_${name.toUpperCase()} ${kind}`);
   }
   out.push('');
   out.push('/* Returned by value in RAX:RDX (two INTEGER eightbytes, x86-64 System V). */');

@@ -19,6 +19,7 @@ const REQUIRED = [
   ['python3-websockets', 'strict RFC 6455 peer used by the tests'],
   ['openssl', 'openssl command line: throwaway test CA and certificates for the wss:// tests'],
   ['chromium', 'real browser client for tests/browser and the interop matrix (driven by playwright-core)'],
+  ['golang-go', 'Go goroutines and channels: the peer of the fiber benchmarks (npm run bench:fibers)'],
 ];
 
 function installed(pkg) {

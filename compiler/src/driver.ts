@@ -54,7 +54,7 @@ export function loadSource(path: string): SourceFile {
 export function parseSource(file: SourceFile): { ast: Program | null; diagnostics: Diagnostic[] } {
   const diags = new DiagnosticBag();
   const tokens = lex(file.text, diags);
-  const ast = parseProgram(tokens, diags);
+  const ast = parseProgram(tokens, diags, file.text);
   return { ast: diags.hasErrors ? null : ast, diagnostics: sorted(diags.items) };
 }
 

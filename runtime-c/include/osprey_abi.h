@@ -9,10 +9,14 @@
 extern "C" {
 #endif
 
-#define OSP_ABI_VERSION 4
+#define OSP_ABI_VERSION 5
 
 #define OSP_RESULT_SUCCESS 0
 #define OSP_RESULT_ERROR 1
+
+#define OSP_SELECT_RECV 0
+#define OSP_SELECT_SEND 1
+#define OSP_SELECT_ALWAYS 2
 
 /* Returned by value in RAX:RDX (two INTEGER eightbytes, x86-64 System V). */
 typedef struct {
@@ -26,8 +30,11 @@ typedef OspResult (*osp_message_handler_fn)(void *env, const char *message);
 /* Server message handler: called with the connection id and each received text message. Osprey type: (Int, String) -> Result<Unit, String> */
 typedef OspResult (*osp_server_message_handler_fn)(void *env, int64_t connection_id, const char *message);
 
-/* Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs on the thread that calls awaitProcess or cleanupProcess (or at exit), never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
+/* Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread making the call for it), or at exit; never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
 typedef int64_t (*osp_process_event_handler_fn)(void *env, int64_t process_id, int64_t event_type, const char *data);
+
+/* A fiber computation (LANGUAGE.md §10.1): the compiled `spawn e` / `Fiber { computation }` closure, returning its value as one word (a Bool as 0/1; a two-word value boxed by the compiler). Osprey type: () -> Int */
+typedef int64_t (*osp_fiber_body_fn)(void *env);
 
 /* Called first by the generated main(): checks the ABI version, starts the garbage collector, sets stdout to line buffering and raises the stack soft limit to 1 GiB where allowed (deep recursion). Aborts with a message if the library was built for another ABI. */
 void osp_rt_init(int64_t abi_version);
@@ -37,6 +44,36 @@ int32_t osp_rt_shutdown(int64_t status);
 
 /* A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1. */
 _Noreturn void osp_rt_fail(const char *message, const char *location);
+
+/* Called by the generated main() after osp_rt_init: starts the fiber scheduler (one worker thread per core, OSPREY_THREADS to override) and runs the program (top-level statements, then `main`) as the main fiber on a 1 GiB reserved stack. Returns its exit status when the main fiber ends on the calling thread; when it ends on another worker that worker shuts the process down itself. */
+int64_t osp_rt_run_main(osp_fiber_body_fn body, void *env);
+
+/* `spawn e` / `Fiber<T> { computation }`: a new runnable fiber (its stack is allocated when it first runs). The handle's first word is its number, shared with channels (1, 2, 3, …). */
+void *osp_fiber_spawn(osp_fiber_body_fn body, void *env);
+
+/* Like osp_fiber_spawn, callable from any thread (a runtime I/O thread handing work to the scheduler): the closure runs as a new fiber on a worker. */
+void *osp_sched_submit(osp_fiber_body_fn body, void *env);
+
+/* +1 while an outside source (a runtime thread) may wake fibers, -1 when it stops: while any hold is taken, fibers that all wait are not reported as a deadlock. */
+void osp_sched_hold_external(int64_t delta);
+
+/* `await(f)`: parks the caller until the fiber ends and returns its value word (again on every later await). */
+int64_t osp_fiber_await(void *fiber);
+
+/* `yield`: lets every runnable fiber run before the caller continues. */
+void osp_fiber_yield(void);
+
+/* `Channel<T> { capacity: n }`: a FIFO channel of words; 0 is a rendezvous. A negative capacity is a run-time failure reported at `location`. The first word is the handle number. */
+void *osp_channel_new(int64_t capacity, const char *location);
+
+/* `send(c, v)`: parks the caller while the channel is full (for capacity 0, until a receiver takes v). */
+OspResult osp_channel_send(void *channel, int64_t value);
+
+/* `recv(c)`: parks the caller while the channel is empty; Success carries the value word. */
+OspResult osp_channel_recv(void *channel);
+
+/* `select`: `arms` holds `count` triples [kind, channel, value] (OSP_SELECT_*). Takes the first ready arm in order; with none ready returns -1 when there is a default arm, else parks until one is. The tag is the arm index (or -1), the value the word received by a recv arm. */
+OspResult osp_select(void *arms, int64_t count, int64_t has_default);
 
 /* Garbage-collected, zeroed allocation for records, closures and environments. */
 void *osp_alloc(int64_t size);
@@ -59,10 +96,10 @@ void osp_print(const char *text);
 /* The command-line arguments after the program name (`osprey run FILE -- ARGS...`), as the value of the `args()` built-in, a List<String>: a garbage-collected block of 64-bit words [length, string 0, string 1, ...]. */
 void *osp_args(void);
 
-/* Pauses the calling thread; negative values count as 0. Runtime threads keep serving. */
+/* Pauses the calling fiber (its worker runs other fibers meanwhile; on a runtime thread, the thread); negative values count as 0. */
 void osp_sleep(int64_t milliseconds);
 
-/* Reads an integer from standard input like scanf("%ld"): skips white space, an optional sign and digits; the first non-digit stays unread. End of input or no digits gives 0.
+/* Reads an integer from standard input like scanf("%ld"): skips white space, an optional sign and digits; the first non-digit stays unread. End of input or no digits gives 0. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: input() -> Int */
 int64_t osp_input(void);
 
@@ -102,15 +139,15 @@ int64_t osp_file_exists(const char *path);
  * Osprey: spawnProcess(command: String, callback: (Int, Int, String) -> Unit) -> Result<Int, String> */
 OspResult osp_process_spawn(const char *command, osp_process_event_handler_fn handler, void *handler_env);
 
-/* On the calling thread: runs the callback for every output chunk in arrival order, reaps the child, runs the exit event and returns the exit code (-1 if killed by a signal, -1 for an unknown id). Awaiting again returns the same code without events.
+/* On the calling thread: runs the callback for every output chunk in arrival order, reaps the child, runs the exit event and returns the exit code (-1 if killed by a signal, -1 for an unknown id). Awaiting again returns the same code without events. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: awaitProcess(processId: Int) -> Int */
 int64_t osp_process_await(int64_t process_id);
 
-/* Delivers the events of a process never awaited (as awaitProcess would), then releases its callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit.
+/* Delivers the events of a process never awaited (as awaitProcess would), then releases its callback. Unknown ids and repeated calls do nothing. Processes never cleaned up are finished at exit. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: cleanupProcess(processId: Int) -> Unit */
 void osp_process_cleanup(int64_t process_id);
 
-/* Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. Every received text message is passed to the handler on the runtime thread, in order.
+/* Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. Every received text message is passed to the handler on the runtime thread, in order. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: websocketConnect(url: String, messageHandler: (String) -> Result<Unit, String>) -> Result<Int, String> */
 OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *handler_env);
 
@@ -118,7 +155,7 @@ OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *
  * Osprey: websocketSend(wsID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_send(int64_t ws_id, const char *message);
 
-/* Completes the closing handshake (1000) and releases the connection; when it returns the handler can no longer be called.
+/* Completes the closing handshake (1000) and releases the connection; when it returns the handler can no longer be called. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: websocketClose(wsID: Int) -> Result<Unit, String> */
 OspResult osp_ws_close(int64_t ws_id);
 
@@ -134,7 +171,7 @@ OspResult osp_ws_server_listen(int64_t server_id);
  * Osprey: websocketServerBroadcast(serverID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_server_broadcast(int64_t server_id, const char *message);
 
-/* Closes every connection with 1001, stops listening and frees the server; the port can be bound again at once.
+/* Closes every connection with 1001, stops listening and frees the server; the port can be bound again at once. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: websocketStopServer(serverID: Int) -> Result<Unit, String> */
 OspResult osp_ws_stop_server(int64_t server_id);
 
@@ -154,7 +191,7 @@ OspResult osp_ws_create_secure_server(int64_t port, const char *address, const c
  * Osprey: websocketSetTrustedCA(path: String) -> Result<Unit, String> */
 OspResult osp_ws_set_trusted_ca(const char *path);
 
-/* Project addition (docs/WEBSOCKET-OPTIONS.md): sets one limit of a server before websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, maxOutputBytes, maxConnections. Error for an unknown name (listing the valid ones), a value out of range (stating the range), or a server already listening.
+/* Project addition (docs/WEBSOCKET-OPTIONS.md): sets one limit of a server before websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, messageTimeoutMs, maxOutputBytes, maxConnections, maxConnectionsPerIp, maxHandshakesPerIp, wipeMessages. Error for an unknown name (listing the valid ones), a value out of range (stating the range), or a server already listening.
  * Osprey: websocketServerSetLimit(serverID: Int, name: String, value: Int) -> Result<Unit, String> */
 OspResult osp_ws_server_set_limit(int64_t server_id, const char *name, int64_t value);
 

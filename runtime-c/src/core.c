@@ -42,21 +42,6 @@ void osp_output_flush_pending(void) {
     osp_output_unlock();
 }
 
-bool osp_output_flush_bounded(int timeout_ms) {
-    for (int waited = 0;; waited++) {
-        if (ftrylockfile(stdout) == 0) {
-            int rc = fflush_unlocked(stdout);
-            funlockfile(stdout);
-            return rc == 0;
-        }
-        if (waited >= timeout_ms) return false;
-        struct timespec ms = {0, 1000000L};
-        if (nanosleep(&ms, NULL) != 0) {
-            /* Interrupted: the loop counts the attempt anyway, so the bound holds. */
-        }
-    }
-}
-
 /* Command-line arguments for args(). glibc passes (argc, argv, envp) to ELF constructors, so the
  * generated `main` keeps its ABI (no parameters) and the runtime still sees them. */
 static int program_argc;
@@ -134,37 +119,47 @@ void osp_rt_at_shutdown(void (*hook)(void)) {
     pthread_mutex_unlock(&hooks_mutex);
 }
 
-static void run_shutdown_hooks(void) {
+bool (*osp_rt_on_loop_thread)(void);
+/* Set when a termination signal started the shutdown: whichever thread finishes exiting
+ * reports that signal (128 + its number), not the status main happened to return meanwhile. */
+static int64_t signal_status;
+
+int32_t osp_rt_shutdown_for_signal(int signo) {
+    pthread_mutex_lock(&hooks_mutex);
+    if (signal_status == 0) signal_status = 128 + signo;
+    pthread_mutex_unlock(&hooks_mutex);
+    return osp_rt_shutdown(128 + signo);
+}
+static pthread_cond_t hooks_done = PTHREAD_COND_INITIALIZER;
+static int hooks_running; /* hooks being run by some thread now */
+
+int32_t osp_rt_shutdown(int64_t status) {
+    /* Two threads may exit at once (main returning while the signal watcher handles SIGTERM).
+     * Each hook runs once; a caller that finds the others' hooks still running waits for them,
+     * so the process never exits in the middle of a closing handshake. */
+    pthread_mutex_lock(&hooks_mutex);
     for (;;) {
-        pthread_mutex_lock(&hooks_mutex);
         if (shutdown_hook_count == 0) {
-            pthread_mutex_unlock(&hooks_mutex);
+            bool loop_thread = osp_rt_on_loop_thread != NULL && osp_rt_on_loop_thread();
+            while (hooks_running > 0 && !loop_thread) pthread_cond_wait(&hooks_done, &hooks_mutex);
             break;
         }
         void (*hook)(void) = shutdown_hooks[--shutdown_hook_count];
+        hooks_running++;
         pthread_mutex_unlock(&hooks_mutex);
         hook();
+        pthread_mutex_lock(&hooks_mutex);
+        hooks_running--;
+        pthread_cond_broadcast(&hooks_done);
     }
-}
-
-int32_t osp_rt_shutdown(int64_t status) {
-    run_shutdown_hooks();
+    if (signal_status != 0) status = signal_status;
+    pthread_mutex_unlock(&hooks_mutex);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "osprey runtime: writing standard output failed: %s\n", strerror(errno));
         return 1;
     }
     /* C semantics: only the low 8 bits reach the parent (LANGUAGE.md §2.3). */
     return (int32_t)(status & 0xff);
-}
-
-void osp_rt_exit_on_signal(int signo) {
-    run_shutdown_hooks();
-    /* The main thread may hold stdout while blocked writing into a pipe nobody reads: wait for
-     * it a little, then give up on the buffered text rather than hang. */
-    if (!osp_output_flush_bounded(500)) {
-        /* Nothing more can be done for output the reader does not take. */
-    }
-    _exit(128 + signo);
 }
 
 void osp_rt_fail(const char *message, const char *location) {
@@ -273,11 +268,4 @@ void osp_print(const char *text) {
     osp_output_unlock();
 }
 
-void osp_sleep(int64_t milliseconds) {
-    osp_output_flush_pending();
-    if (milliseconds <= 0) return;
-    struct timespec ts = {(time_t)(milliseconds / 1000), (long)(milliseconds % 1000) * 1000000L};
-    /* Resume after signal interruptions so the full duration elapses. */
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
+/* osp_sleep lives in fiber.c: it parks the calling fiber. */

@@ -26,6 +26,11 @@ static pthread_mutex_t loop_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t loop_cond = PTHREAD_COND_INITIALIZER;
 static osp_ws_command *queue_head, *queue_tail;
 static bool running;
+/* Set when the loop is being stopped: from then on no command is accepted and the loop can
+ * never start again (its descriptors are closed once the thread is joined; a restart racing
+ * with that would watch a closed epoll fd). */
+static bool closed;
+static bool stop_posted; /* osp_ws_loop_stop has begun (it runs once) */
 static bool stop_requested; /* loop thread only after start */
 static pthread_t loop_thread;
 static int epoll_fd = -1;
@@ -178,24 +183,47 @@ static void wake_loop(void) {
     }
 }
 
-void osp_ws_loop_wake(void) { wake_loop(); }
-
-void osp_ws_loop_call(void (*fn)(void *), void *arg) {
-    if (osp_ws_loop_on_thread()) {
-        fn(arg);
-        return;
-    }
-    osp_ws_command cmd = {fn, arg, false, NULL};
+void osp_ws_loop_wake(void) {
+    /* Under the mutex: the eventfd is closed under it when the loop stops, so a late wake-up
+     * can never write into a descriptor number that was reused meanwhile. */
     pthread_mutex_lock(&loop_mutex);
+    if (running && !closed) wake_loop();
+    pthread_mutex_unlock(&loop_mutex);
+}
+
+/* Queues a command and waits for it. With `internal` (the stop command) it is queued even
+ * though the loop is closing. false when it was refused. */
+static bool post_and_wait(void (*fn)(void *), void *arg, bool internal) {
+    osp_ws_command cmd = {fn, arg, false, NULL};
+    osp_output_flush_pending(); /* the program blocks until the runtime thread answers */
+    pthread_mutex_lock(&loop_mutex);
+    if (!running || (closed && !internal)) {
+        pthread_mutex_unlock(&loop_mutex);
+        return false;
+    }
     if (queue_tail) queue_tail->next = &cmd;
     else queue_head = &cmd;
     queue_tail = &cmd;
-    pthread_mutex_unlock(&loop_mutex);
     wake_loop();
-    osp_output_flush_pending(); /* the program blocks until the runtime thread answers */
-    pthread_mutex_lock(&loop_mutex);
     while (!cmd.done) pthread_cond_wait(&loop_cond, &loop_mutex);
     pthread_mutex_unlock(&loop_mutex);
+    return true;
+}
+
+bool osp_ws_loop_call(void (*fn)(void *), void *arg) {
+    if (osp_ws_loop_on_thread()) {
+        fn(arg);
+        return true;
+    }
+    return post_and_wait(fn, arg, false);
+}
+
+bool osp_ws_loop_call_closing(void (*fn)(void *), void *arg) {
+    if (osp_ws_loop_on_thread()) {
+        fn(arg);
+        return true;
+    }
+    return post_and_wait(fn, arg, true);
 }
 
 static void run_commands(void) {
@@ -294,6 +322,11 @@ int osp_ws_loop_start(char *err, size_t errlen) {
         pthread_mutex_unlock(&loop_mutex);
         return 0;
     }
+    if (closed) {
+        snprintf(err, errlen, "the runtime has shut down (the program is exiting)");
+        pthread_mutex_unlock(&loop_mutex);
+        return -1;
+    }
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd < 0) {
         snprintf(err, errlen, "epoll_create1 failed: %s", strerror(errno));
@@ -325,22 +358,46 @@ int osp_ws_loop_start(char *err, size_t errlen) {
     }
     running = true;
     pthread_mutex_unlock(&loop_mutex);
+    /* A handler running on this thread may send to a channel a fiber waits on: while the loop
+     * runs, fibers that all wait are not a deadlock. */
+    osp_sched_hold_external(1);
     return 0;
 }
 
 void osp_ws_loop_stop(void) {
-    if (!osp_ws_loop_running() || osp_ws_loop_on_thread()) return;
-    osp_ws_loop_call(stop_command, NULL);
+    if (osp_ws_loop_on_thread()) return;
+    pthread_mutex_lock(&loop_mutex);
+    bool first = running && !stop_posted;
+    stop_posted = true;
+    closed = true; /* no command is accepted from now on, and no restart */
+    pthread_mutex_unlock(&loop_mutex);
+    if (!first) return;
+    /* Commands queued before `closed` run ahead of this one; none can be queued after it. */
+    (void)post_and_wait(stop_command, NULL, true);
     pthread_join(loop_thread, NULL);
     pthread_mutex_lock(&loop_mutex);
     running = false;
-    pthread_mutex_unlock(&loop_mutex);
     close(wake_watch.fd);
     close(epoll_fd);
     wake_watch.fd = -1;
     wake_watch.events = 0;
     epoll_fd = -1;
+    pthread_mutex_unlock(&loop_mutex);
+    osp_sched_hold_external(-1);
     free(heap);
     heap = NULL;
     heap_len = heap_cap = 0;
+}
+
+bool osp_ws_loop_closed(void) {
+    pthread_mutex_lock(&loop_mutex);
+    bool r = closed;
+    pthread_mutex_unlock(&loop_mutex);
+    return r;
+}
+
+void osp_ws_loop_close(void) {
+    pthread_mutex_lock(&loop_mutex);
+    closed = true;
+    pthread_mutex_unlock(&loop_mutex);
 }

@@ -43,8 +43,10 @@ bool osp_ws_loop_running(void);
 /* True on the loop thread itself. */
 bool osp_ws_loop_on_thread(void);
 
-/* Runs fn(arg) on the loop thread and returns when it has run (directly when already there). */
-void osp_ws_loop_call(void (*fn)(void *), void *arg);
+/* Runs fn(arg) on the loop thread and returns true when it has run (directly when already
+ * there); false, without running it, when the loop is not running or is being stopped (the
+ * caller answers with an Err: the program is exiting). */
+bool osp_ws_loop_call(void (*fn)(void *), void *arg);
 
 /* Waiters: the loop marks one done; another thread sleeps until it is. */
 void osp_ws_waiter_signal(osp_ws_waiter *w);
@@ -72,7 +74,16 @@ extern void (*osp_ws_loop_wake_hook)(void);
 void osp_ws_loop_wake(void);
 
 /* Asks the loop thread to exit, joins it and releases its descriptors (not from the loop
- * thread). Nothing may still be watched. */
+ * thread). Nothing may still be watched. After it (from its first moment) commands are
+ * refused and the loop never starts again. */
 void osp_ws_loop_stop(void);
+/* osp_ws_loop_call for the shutdown itself: runs even after osp_ws_loop_close (while the loop
+ * thread still runs), when every other caller is refused. */
+bool osp_ws_loop_call_closing(void (*fn)(void *), void *arg);
+/* True once the loop was stopped or closed: it will never run again. Any thread. */
+bool osp_ws_loop_closed(void);
+/* Refuses every further command except osp_ws_loop_call_closing (shutdown starting), and any
+ * later start. Commands queued before it still run, in order. */
+void osp_ws_loop_close(void);
 
 #endif /* OSP_WS_LOOP_H */

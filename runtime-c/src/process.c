@@ -196,17 +196,22 @@ static void run_to_exit(Process *p) {
     p->handler(p->env, p->id, EVENT_EXIT, osp_gc_strndup(code, len > 0 ? (size_t)len : 0));
 }
 
+/* Waiting for a process (and running its callbacks) parks the calling fiber, not its worker:
+ * the wait happens on a helper thread (osp_sched_run_blocking), which then runs the callbacks,
+ * still before awaitProcess returns and in arrival order. */
+static void run_to_exit_job(void *arg) { run_to_exit(arg); }
+
 int64_t osp_process_await(int64_t process_id) {
     Process *p = find(process_id);
     if (p == NULL) return -1;
-    if (!p->finished) run_to_exit(p);
+    if (!p->finished) osp_sched_run_blocking(run_to_exit_job, p);
     return p->exit_code;
 }
 
 void osp_process_cleanup(int64_t process_id) {
     Process *p = find(process_id);
     if (p == NULL || p->released) return;
-    if (!p->finished) run_to_exit(p); /* events never awaited are delivered now */
+    if (!p->finished) osp_sched_run_blocking(run_to_exit_job, p); /* events never awaited are delivered now */
     p->released = 1;
     p->handler = NULL;
     p->env = NULL;

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "osprey_abi.h"
@@ -34,20 +35,27 @@ char *osp_gc_strndup(const char *bytes, size_t len);
  * reverse order of registration) before stdout is flushed. At most OSP_MAX_SHUTDOWN_HOOKS. */
 #define OSP_MAX_SHUTDOWN_HOOKS 8
 void osp_rt_at_shutdown(void (*hook)(void));
+/* Set by the WebSocket runtime: true on its event-loop thread, which must never wait for
+ * another thread's shutdown hooks (they wait for that very thread). */
+extern bool (*osp_rt_on_loop_thread)(void);
 
 /* Once per process (osp_rt_init), before any other thread starts: SIGTERM, SIGINT and SIGHUP
  * (when they have their default disposition) run the shutdown hooks, flush stdout and exit with
- * 128 + the signal number (osp_rt_exit_on_signal). A second call finds them blocked and does
+ * 128 + the signal number (osp_rt_shutdown_for_signal). A second call finds them blocked and does
  * nothing. */
 void osp_rt_install_graceful_signals(void);
-_Noreturn void osp_rt_exit_on_signal(int signo);
+/* osp_rt_shutdown(128 + signo) for the signal watcher; a concurrent exit of the program then
+ * reports the same status. */
+int32_t osp_rt_shutdown_for_signal(int signo);
+
+/* Runs fn(arg), which may block for a long time (reading input, waiting for a process or for the
+ * WebSocket thread). Called from a fiber, the fiber parks and a helper thread makes the call, so
+ * the worker goes on running other fibers; from any other thread, fn runs right there. */
+void osp_sched_run_blocking(void (*fn)(void *arg), void *arg);
 
 /* stdout is block-buffered when it is not a terminal. Call before blocking (sleeping, waiting for
  * another thread, a child process or the network): writes what was printed, if anything. */
 void osp_output_flush_pending(void);
-/* Flushes stdout unless another thread holds it for longer than timeout_ms; false if not flushed
- * or the write failed. For the termination path, which must not hang. */
-bool osp_output_flush_bounded(int timeout_ms);
 
 /* Serialises writes to stdout and stderr from the main thread and the runtime thread so that
  * lines never interleave. */

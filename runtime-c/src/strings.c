@@ -33,7 +33,18 @@ OspResult osp_string_substring(const char *s, int64_t start, int64_t end) {
 
 /* scanf("%ld")-like: skip white space, optional sign, digits; the first non-digit stays unread.
  * End of input or no digits gives 0; a value beyond the Int range saturates. */
+static int64_t read_input(void);
+
+static void input_job(void *arg) { *(int64_t *)arg = read_input(); }
+
+/* Reading may wait for a person: the fiber parks, not its worker. */
 int64_t osp_input(void) {
+    int64_t value = 0;
+    osp_sched_run_blocking(input_job, &value);
+    return value;
+}
+
+static int64_t read_input(void) {
     osp_output_lock();
     if (fflush(stdout) != 0) {
         /* A failed flush loses prompt text only; reading can go on. */

@@ -2,6 +2,9 @@
  * Growable, self-wiping byte buffers (see ws_buf.h).
  */
 #include "ws_buf.h"
+#include "ws_limits.h"
+
+#include <stdatomic.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,23 +25,56 @@ void osp_ws_free_wiped(void *p, size_t n) {
     free(p);
 }
 
+static _Atomic size_t mem_used;
+
+size_t osp_ws_mem_used(void) { return mem_used; }
+
+size_t osp_ws_mem_budget(void) {
+    uint64_t b = osp_ws_memory_budget();
+    return b > SIZE_MAX ? SIZE_MAX : (size_t)b;
+}
+
+bool osp_ws_mem_room(size_t extra) {
+    size_t used = mem_used, budget = osp_ws_mem_budget();
+    return used <= budget && extra <= budget - used;
+}
+
+/* Takes `n` bytes of the budget, atomically against other threads' reservations. */
+static bool mem_take(size_t n) {
+    size_t budget = osp_ws_mem_budget();
+    size_t used = mem_used;
+    do {
+        if (used > budget || n > budget - used) return false;
+    } while (!atomic_compare_exchange_weak(&mem_used, &used, used + n));
+    return true;
+}
+
+static void mem_give(size_t n) { atomic_fetch_sub(&mem_used, n); }
+
 int osp_ws_buf_reserve(osp_ws_buf *b, size_t extra, size_t limit) {
     size_t need;
     if (__builtin_add_overflow(b->len, extra, &need) || need > limit) return -1;
     if (need <= b->cap) return 0;
+    /* Double (amortised O(1) appends), but when one append needs more than that take exactly
+     * what it needs: a 16 MiB frame queued into an empty buffer must not allocate 32 MiB. */
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) {
-        if (cap > SIZE_MAX / 2) {
-            cap = need;
-            break;
-        }
-        cap *= 2;
-    }
+    cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (cap < need) cap = need;
     if (cap > limit) cap = limit;
     if (cap < need) cap = need;
+    if (b->counted && b->small_always && cap <= OSP_WS_BUF_ALWAYS_GRANTED) {
+        atomic_fetch_add(&mem_used, cap - b->cap);
+    } else if (b->counted && !mem_take(cap - b->cap)) {
+        /* Near the budget, a smaller step that still fits is better than a refusal. */
+        if (cap == need || !mem_take(need - b->cap)) return OSP_WS_BUF_OVER_BUDGET;
+        cap = need;
+    }
     /* Not realloc: realloc may leave the old contents in freed memory without a wipe. */
     uint8_t *fresh = malloc(cap);
-    if (fresh == NULL) return -1;
+    if (fresh == NULL) {
+        if (b->counted) mem_give(cap - b->cap);
+        return -1;
+    }
     if (b->len) memcpy(fresh, b->data, b->len);
     osp_ws_free_wiped(b->data, b->cap);
     b->data = fresh;
@@ -48,7 +84,8 @@ int osp_ws_buf_reserve(osp_ws_buf *b, size_t extra, size_t limit) {
 
 int osp_ws_buf_append(osp_ws_buf *b, const void *p, size_t n) {
     if (n == 0) return 0;
-    if (osp_ws_buf_reserve(b, n, SIZE_MAX) != 0) return -1;
+    int rc = osp_ws_buf_reserve(b, n, SIZE_MAX);
+    if (rc != 0) return rc;
     memcpy(b->data + b->len, p, n);
     b->len += n;
     return 0;
@@ -67,6 +104,7 @@ void osp_ws_buf_recycle(osp_ws_buf *b, bool wipe) {
 }
 
 void osp_ws_buf_free(osp_ws_buf *b) {
+    if (b->counted) mem_give(b->cap);
     osp_ws_free_wiped(b->data, b->cap);
     b->data = NULL;
     b->len = 0;

@@ -16,7 +16,21 @@ typedef struct {
     uint8_t *data;
     size_t len; /* bytes in use, from data[0] */
     size_t cap; /* bytes allocated */
+    /* Counted against the process-wide memory budget (message and output buffers of the
+     * WebSocket layer): growth beyond the budget is refused before anything is allocated. */
+    bool counted;
+    /* Counted, but growth up to OSP_WS_BUF_ALWAYS_GRANTED bytes is never refused: the loop's
+     * two shared buffers (one each per process), so a full budget cannot stop the 101 of a new
+     * connection or a pong. A fixed allowance, not per connection. */
+    bool small_always;
 } osp_ws_buf;
+
+/* Bytes currently allocated by counted buffers (any thread). */
+size_t osp_ws_mem_used(void);
+/* The budget counted buffers may not exceed together (osp_ws_memory_budget). */
+size_t osp_ws_mem_budget(void);
+/* True when `extra` more counted bytes would still be within the budget. */
+bool osp_ws_mem_room(size_t extra);
 
 /* Wipes n bytes in a way the optimiser cannot remove. */
 void osp_ws_wipe(void *p, size_t n);
@@ -29,11 +43,15 @@ void osp_ws_free_wiped(void *p, size_t n);
 extern void (*osp_ws_test_before_free)(const void *p, size_t n);
 
 /* Makes room for `extra` more bytes without letting the allocation exceed `limit` bytes
- * (grows geometrically; the old block is wiped before it is freed). 0 on success, -1 when the
- * limit would be exceeded or memory is exhausted. */
+ * (doubles, or grows to exactly what is needed when that is more; the old block is wiped
+ * before it is freed). 0 on success, -1 when the limit would be exceeded or memory is
+ * exhausted, OSP_WS_BUF_OVER_BUDGET when a counted buffer would take the process over its
+ * memory budget (nothing is allocated then). */
+#define OSP_WS_BUF_OVER_BUDGET (-2)
+#define OSP_WS_BUF_ALWAYS_GRANTED (64 * 1024)
 int osp_ws_buf_reserve(osp_ws_buf *b, size_t extra, size_t limit);
 
-/* Appends n bytes (reserve with SIZE_MAX as the limit). 0 or -1. */
+/* Appends n bytes (reserve with SIZE_MAX as the limit). 0, -1 or OSP_WS_BUF_OVER_BUDGET. */
 int osp_ws_buf_append(osp_ws_buf *b, const void *p, size_t n);
 
 /* Wipes the used bytes and empties the buffer; keeps the allocation for reuse. */

@@ -27,7 +27,7 @@
 
 void osp_ws_client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     if (opcode != OSP_WS_OP_TEXT) return;
-    const char *message = osp_gc_strndup((const char *)data, len);
+    const char *message = osp_ws_handler_copy(c, data, len);
     int64_t previous = osp_ws_handler_conn_id;
     osp_ws_handler_conn_id = c->id;
     OspResult r = c->handler(*c->handler_env_cell, message);
@@ -97,7 +97,28 @@ static void sanitize(const char *in, size_t n, char *out, size_t outlen) {
     out[j] = '\0';
 }
 
+static OspResult connect_now(const char *url, osp_message_handler_fn handler, void *handler_env);
+
+typedef struct {
+    const char *url;
+    osp_message_handler_fn handler;
+    void *handler_env;
+    OspResult result;
+} connect_job_args;
+
+static void connect_job(void *arg) {
+    connect_job_args *a = arg;
+    a->result = connect_now(a->url, a->handler, a->handler_env);
+}
+
+/* The handshake waits for the network: the calling fiber parks, not its worker. */
 OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *handler_env) {
+    connect_job_args a = {url, handler, handler_env, {0, 0}};
+    osp_sched_run_blocking(connect_job, &a);
+    return a.result;
+}
+
+static OspResult connect_now(const char *url, osp_message_handler_fn handler, void *handler_env) {
     static const char fn[] = "websocketConnect";
     if (url == NULL) return osp_result_errorf("%s: the URL is null", fn);
     if (handler == NULL) return osp_result_errorf("%s: the message handler is null", fn);
@@ -200,8 +221,8 @@ OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *
     osp_http_parser_free(&resp);
     osp_ws_buf_free(&request);
     register_args a = {fd, tls, handler, handler_env, lim, buf + leftover_off, leftover_len, {0, 0}};
-    osp_ws_loop_call(do_register, &a);
-    SSL_free(a.tls); /* not taken over (out of memory) */
+    if (!osp_ws_loop_call(do_register, &a)) a.result = osp_ws_shut_down_error(fn);
+    SSL_free(a.tls); /* not taken over (out of memory, or the program is exiting) */
     if (a.fd >= 0) close(a.fd);
     osp_ws_wipe(buf, sizeof buf);
     return a.result;
@@ -259,13 +280,18 @@ static void do_send(void *p) {
         return;
     }
     const osp_ws_limits *lim = &c->limits;
-    if (osp_ws_conn_pending(c) >= lim->max_output) {
+    if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, lim->max_output)) {
         a->result = osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
                                       "(limit %llu); the server is not reading",
                                       fn, a->id, osp_ws_conn_pending(c), (unsigned long long)lim->max_output);
         return;
     }
-    if (osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len) != 0) {
+    int rc = osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len);
+    if (rc == OSP_WS_BUF_OVER_BUDGET) {
+        a->result = osp_ws_budget_error(fn);
+        return;
+    }
+    if (rc != 0) {
         a->result = osp_result_errorf("%s: cannot queue the frame (out of memory, or OpenSSL RAND_bytes "
                                       "failed to make a masking key)", fn);
         return;
@@ -313,8 +339,20 @@ static void do_close(void *p) {
 }
 
 /* Returns when the handler can no longer be called (from a handler: asynchronously). */
+typedef struct {
+    int64_t id;
+    OspResult result;
+} close_job_args;
+
+static void close_job(void *arg) {
+    close_job_args *a = arg;
+    a->result = osp_ws_loop_call_waited("websocketClose", a->id, do_close);
+}
+
 OspResult osp_ws_close(int64_t ws_id) {
-    return osp_ws_loop_call_waited("websocketClose", ws_id, do_close);
+    close_job_args a = {ws_id, {0, 0}};
+    osp_sched_run_blocking(close_job, &a);
+    return a.result;
 }
 
 /* ---- internal queries (runtime.h) ---------------------------------------------------------- */
@@ -352,14 +390,14 @@ static void do_state(void *p) {
 int osp_ws_connection_state(int64_t id) {
     if (!osp_ws_loop_running()) return id > 0 ? OSP_WS_STATE_CLOSED : OSP_WS_STATE_UNKNOWN;
     query_args a = {id, OSP_WS_STATE_UNKNOWN, 0};
-    osp_ws_loop_call(do_state, &a);
+    if (!osp_ws_loop_call(do_state, &a)) return id > 0 ? OSP_WS_STATE_CLOSED : OSP_WS_STATE_UNKNOWN;
     return a.state;
 }
 
 int64_t osp_ws_server_open_connections(int64_t server_id) {
     if (!osp_ws_loop_running()) return -1;
     query_args a = {server_id, OSP_WS_STATE_UNKNOWN, -1};
-    osp_ws_loop_call(do_state, &a);
+    if (!osp_ws_loop_call(do_state, &a)) return -1;
     return a.count;
 }
 

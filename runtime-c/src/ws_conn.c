@@ -29,7 +29,7 @@ static uint8_t read_buffer[64 * 1024];
  * send(); only what the socket does not take is copied into the connection's own queue. So an
  * idle connection keeps no output buffer, and hot data stays in cache. Owned by at most one
  * connection at a time, and only while that connection's own queue is empty (order). */
-static osp_ws_buf cork;
+static osp_ws_buf cork = {.counted = true, .small_always = true};
 static osp_ws_conn *cork_owner;
 
 /* Connections with queued output that is sent once, at the end of the loop iteration
@@ -37,16 +37,21 @@ static osp_ws_conn *cork_owner;
  * send() for all the messages of that iteration. */
 static osp_ws_conn *dirty_head;
 
+/* Connections whose reading waits for room in the process memory budget. */
+static osp_ws_conn *budget_head;
+
 /* The broadcast log of this loop iteration (see osp_ws_bcast_append in ws_internal.h): encoded
  * frames shared by their recipients, who hold offsets into it. Emptied (the offsets stay
  * valid across growth) once no connection and no broadcast in progress refers to it. */
-static osp_ws_buf bc_log;
+static osp_ws_buf bc_log = {.counted = true, .small_always = true};
 static size_t bc_refs;
 static bool bc_wipe; /* a recipient has the per-message wipe option */
 
+static void recycle_shared(osp_ws_buf *b, bool wipe);
+
 static void bc_unref(void) {
     if (--bc_refs == 0) {
-        osp_ws_buf_recycle(&bc_log, bc_wipe);
+        recycle_shared(&bc_log, bc_wipe);
         bc_wipe = false;
     }
 }
@@ -62,6 +67,7 @@ static void conn_on_event(osp_ws_watch *w, uint32_t events);
 static void conn_on_timer(osp_ws_timer *t);
 static void conn_on_tls_kick(osp_ws_timer *t);
 static void conn_read(osp_ws_conn *c);
+static void wipe_tls_stack(void);
 static void tx_forget(osp_ws_conn *c);
 
 static osp_ws_conn *conn_of_watch(osp_ws_watch *w) { return (osp_ws_conn *)w; }
@@ -82,6 +88,8 @@ osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state,
     c->last_read_ms = osp_ws_now_ms();
     c->limits = *limits;
     osp_ws_reader_init(&c->reader, role, &c->limits);
+    /* Output and posted frames count against the process memory budget, like reassembly. */
+    c->out.counted = c->tx_pend.counted = c->tx_spare.counted = true;
     osp_ws_live_conns_add(1);
     return c;
 }
@@ -90,12 +98,29 @@ int osp_ws_conn_start(osp_ws_conn *c) {
     return osp_ws_watch_set(&c->watch, EPOLLIN);
 }
 
+/* The OPEN state's one timer: the earliest of the keep-alive Ping (half the idle timeout
+ * in silence), the idle timeout and the message timeout. Re-armed when it fires. */
+static void arm_open_timer(osp_ws_conn *c) {
+    const osp_ws_limits *lim = &c->limits;
+    uint64_t due = UINT64_MAX;
+    if (lim->idle_timeout_ms) {
+        bool pinged = c->ping_outstanding && c->ping_mark == c->last_read_ms;
+        due = c->last_read_ms + (pinged ? lim->idle_timeout_ms : lim->idle_timeout_ms / 2);
+    }
+    if (lim->message_timeout_ms && c->msg_started_ms && c->msg_started_ms + lim->message_timeout_ms < due)
+        due = c->msg_started_ms + lim->message_timeout_ms;
+    if (due == UINT64_MAX) {
+        osp_ws_timer_cancel(&c->timer);
+        return;
+    }
+    uint64_t now = osp_ws_now_ms();
+    osp_ws_timer_arm(&c->timer, due > now ? due - now : 0);
+}
+
 void osp_ws_conn_opened(osp_ws_conn *c) {
     c->state = OSP_WS_CONN_OPEN;
     c->last_read_ms = osp_ws_now_ms();
-    uint32_t idle = c->limits.idle_timeout_ms;
-    if (idle) osp_ws_timer_arm(&c->timer, idle);
-    else osp_ws_timer_cancel(&c->timer);
+    arm_open_timer(c);
 }
 
 void osp_ws_conn_add_waiter(osp_ws_conn *c, osp_ws_waiter *w) {
@@ -200,8 +225,15 @@ static int bc_flush(osp_ws_conn *c) {
     return bc_materialize(c);
 }
 
+/* A shared buffer that grew for one large message is given back (wiped) rather than kept at
+ * that size for ever: it counts against the memory budget. */
+static void recycle_shared(osp_ws_buf *b, bool wipe) {
+    if (b->cap > 4 * OSP_WS_CORK_FLUSH) osp_ws_buf_free(b);
+    else osp_ws_buf_recycle(b, wipe);
+}
+
 static void release_cork(void) {
-    osp_ws_buf_recycle(&cork, cork_owner != NULL && cork_owner->limits.wipe_messages != 0);
+    recycle_shared(&cork, cork_owner != NULL && cork_owner->limits.wipe_messages != 0);
     cork_owner = NULL;
 }
 
@@ -243,14 +275,20 @@ void osp_ws_conn_flush_soon(osp_ws_conn *c) {
 void osp_ws_conn_flush_dirty(void) {
     /* Flushing never adds to the list; dead connections are skipped by flush and are only
      * freed by the reap that follows this call. */
+    bool tls = false;
     while (dirty_head) {
         osp_ws_conn *c = dirty_head;
         dirty_head = c->dirty_next;
         c->dirty_next = NULL;
         c->on_dirty = false;
+        tls |= c->tls != NULL;
         osp_ws_conn_flush(c);
     }
-    if (cork_owner) osp_ws_conn_flush(cork_owner); /* never left corked across epoll_wait */
+    if (cork_owner) {
+        tls |= cork_owner->tls != NULL;
+        osp_ws_conn_flush(cork_owner); /* never left corked across epoll_wait */
+    }
+    if (tls) wipe_tls_stack();
 }
 
 void osp_ws_conn_release_shared(void) {
@@ -285,6 +323,17 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     c->state = OSP_WS_CONN_DEAD;
     if (cork_owner == c) release_cork(); /* unsent bytes of a dead connection are dropped */
     bc_drop(c);
+    if (c->budget_paused) {
+        for (osp_ws_conn **p = &budget_head; *p; p = &(*p)->budget_next) {
+            if (*p == c) {
+                *p = c->budget_next;
+                break;
+            }
+        }
+        c->budget_paused = false;
+    }
+    /* The message buffers go back to the budget now, not at the reap. */
+    osp_ws_reader_free(&c->reader);
     if (c->close_code == 0) c->close_code = code;
     osp_ws_timer_cancel(&c->timer);
     osp_ws_timer_cancel(&c->tls_kick);
@@ -328,6 +377,32 @@ bool osp_ws_check_outgoing(const char *fn, const char *message, size_t *len, Osp
     return true;
 }
 
+/* Boehm GC finalizer: the copy is unreachable, wipe it before the collector reuses it. */
+static void wipe_collected_message(void *obj, void *len_plus_one) {
+    osp_ws_wipe(obj, (size_t)(uintptr_t)len_plus_one);
+}
+
+const char *osp_ws_handler_copy(const osp_ws_conn *c, const uint8_t *data, size_t len) {
+    char *copy = osp_gc_strndup((const char *)data, len);
+    /* The handler's copy is an Osprey value: the program may keep it, so it cannot be wiped
+     * when the handler returns. With the per-message wipe it is wiped when the collector finds
+     * it unreachable (before its memory can be reused). */
+    if (c->limits.wipe_messages)
+        GC_REGISTER_FINALIZER_NO_ORDER(copy, wipe_collected_message, (void *)(uintptr_t)(len + 1), NULL, NULL);
+    return copy;
+}
+
+bool osp_ws_output_would_overflow(size_t pending, size_t len, uint64_t max_output) {
+    if (pending == 0) return false;
+    return (uint64_t)pending >= max_output || (uint64_t)len + OSP_WS_MAX_FRAME_HEADER > max_output - pending;
+}
+
+OspResult osp_ws_budget_error(const char *fn) {
+    return osp_result_errorf("%s: the WebSocket memory budget (%zu bytes, OSPREY_WS_MEMORY_BUDGET) is "
+                             "used up by messages in flight; try again later",
+                             fn, osp_ws_mem_budget());
+}
+
 int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *payload, size_t len) {
     uint8_t header[OSP_WS_MAX_FRAME_HEADER];
     uint8_t key[4];
@@ -353,7 +428,9 @@ int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *paylo
     size_t total;
     if (__builtin_add_overflow(hlen, len, &total)) return -1;
     osp_ws_buf *b = out_buf(c);
-    if (b == NULL || osp_ws_buf_reserve(b, total, SIZE_MAX) != 0) return -1;
+    if (b == NULL) return -1;
+    int rc = osp_ws_buf_reserve(b, total, SIZE_MAX);
+    if (rc != 0) return rc;
     memcpy(b->data + b->len, header, hlen);
     if (len) memcpy(b->data + b->len + hlen, payload, len);
     osp_ws_mask(b->data + b->len + hlen, len, key, 0);
@@ -367,7 +444,9 @@ int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen
     if (__builtin_add_overflow(hlen, len, &total)) return -1;
     if (total == 0) return 0;
     osp_ws_buf *b = out_buf(c);
-    if (b == NULL || osp_ws_buf_reserve(b, total, SIZE_MAX) != 0) return -1;
+    if (b == NULL) return -1;
+    int rc = osp_ws_buf_reserve(b, total, SIZE_MAX);
+    if (rc != 0) return rc;
     if (hlen) memcpy(b->data + b->len, header, hlen);
     if (len) memcpy(b->data + b->len + hlen, payload, len);
     b->len += total;
@@ -377,7 +456,7 @@ int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen
 static void update_interest(osp_ws_conn *c) {
     if (c->state == OSP_WS_CONN_DEAD) return;
     uint32_t ev = 0;
-    if (!c->read_paused) ev |= EPOLLIN;
+    if (!c->read_paused && !c->budget_paused) ev |= EPOLLIN;
     if (osp_ws_conn_pending(c) > 0 || c->tls_want_write) ev |= EPOLLOUT;
     if (osp_ws_watch_set(&c->watch, ev) != 0) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
 }
@@ -552,8 +631,10 @@ OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, const char 
     if (c->tx_shut) return osp_result_errorf("%s: connection %" PRId64 " is closing", fn, id);
     /* The cap counts what the loop has queued (as of its last flush, plus what it took since)
      * and what is posted here but not yet taken. c->limits is written only when c is made. */
+    /* The new message counts too: the queue may only go past the cap with a single message
+     * larger than the cap, sent when nothing else waits. */
     size_t pending = c->tx_queued + c->tx_pend.len;
-    if (pending >= c->limits.max_output)
+    if (osp_ws_output_would_overflow(pending, len, c->limits.max_output))
         return osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
                                  "(limit %llu); the server is not reading",
                                  fn, id, pending, (unsigned long long)c->limits.max_output);
@@ -564,8 +645,10 @@ OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, const char 
     if (!osp_ws_mask_key(key)) return osp_result_errorf(nomem, fn);
     size_t hlen = osp_ws_frame_encode_header(header, true, OSP_WS_OP_TEXT, len, key);
     size_t total;
-    if (__builtin_add_overflow(hlen, len, &total) || osp_ws_buf_reserve(&c->tx_pend, total, SIZE_MAX) != 0)
-        return osp_result_errorf(nomem, fn);
+    if (__builtin_add_overflow(hlen, len, &total)) return osp_result_errorf(nomem, fn);
+    int rc = osp_ws_buf_reserve(&c->tx_pend, total, SIZE_MAX);
+    if (rc == OSP_WS_BUF_OVER_BUDGET) return osp_ws_budget_error(fn);
+    if (rc != 0) return osp_result_errorf(nomem, fn);
     uint8_t *dst = c->tx_pend.data + c->tx_pend.len;
     memcpy(dst, header, hlen);
     if (len) memcpy(dst + hlen, message, len);
@@ -757,6 +840,9 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
             osp_ws_conn_fail(c, ev.code, ev.error);
             return;
         }
+        /* The event was acted on: its bytes are no longer needed (wiped now with the
+         * per-message wipe, and a large reassembly buffer given back). */
+        osp_ws_reader_release(&c->reader);
     }
 }
 
@@ -786,7 +872,86 @@ static bool tls_accept(osp_ws_conn *c) {
     return false;
 }
 
-static void conn_read(osp_ws_conn *c) {
+void osp_ws_conn_check_backpressure(osp_ws_conn *c) {
+    if (c->state != OSP_WS_CONN_DEAD && !c->read_paused && osp_ws_conn_pending(c) > c->limits.max_output)
+        c->read_paused = true; /* update_interest (the flush that follows) drops EPOLLIN */
+}
+
+/* Message timeout bookkeeping after received bytes were ingested: a frame or fragmented
+ * message in progress has a start time; it restarts when something completed meanwhile. */
+static void note_message_progress(osp_ws_conn *c) {
+    if (c->state != OSP_WS_CONN_OPEN) return;
+    bool busy = osp_ws_reader_busy(&c->reader);
+    if (!busy) {
+        c->msg_started_ms = 0;
+        return;
+    }
+    if (c->msg_started_ms != 0 && c->msg_seen == c->reader.completed) return;
+    c->msg_started_ms = c->last_read_ms;
+    c->msg_seen = c->reader.completed;
+    /* Arm the deadline only when it is earlier than what the timer waits for already. */
+    uint32_t limit = c->limits.message_timeout_ms;
+    if (limit && (!osp_ws_timer_armed(&c->timer) || c->timer.deadline_ms > c->msg_started_ms + limit))
+        arm_open_timer(c);
+}
+
+/* Bytes of budget one more read may need: the read itself can be stored in the reassembly
+ * buffer, which may double to take it. */
+static size_t read_budget_need(const osp_ws_conn *c) {
+    const osp_ws_buf *m = &c->reader.message;
+    size_t want = m->len + sizeof read_buffer;
+    if (want <= m->cap) return 0;
+    size_t grow = m->cap > want - m->cap ? m->cap : want - m->cap;
+    size_t room = (size_t)c->limits.max_message > m->cap ? (size_t)c->limits.max_message - m->cap : 0;
+    return grow < room ? grow : room;
+}
+
+/* Reading more would store payload (a message or frame is in progress) and the process memory
+ * budget has no room for it: wait (TCP backpressure) instead of failing or over-allocating. */
+static bool budget_allows_read(const osp_ws_conn *c) {
+    if (c->state != OSP_WS_CONN_OPEN && c->state != OSP_WS_CONN_CLOSING) return true;
+    if (!c->reader.in_message && osp_ws_reader_grow_need(&c->reader) == 0) return true;
+    return osp_ws_mem_room(read_budget_need(c));
+}
+
+static void budget_pause(osp_ws_conn *c) {
+    if (c->budget_paused) return;
+    c->budget_paused = true;
+    c->budget_next = budget_head;
+    budget_head = c;
+}
+
+void osp_ws_conn_budget_resume(void) {
+    if (budget_head == NULL) return;
+    /* Wait for a useful amount of room (an eighth of the budget, or 1 MiB), so that paused
+     * readers are not woken to read 64 KiB each time one buffer shrinks. */
+    size_t budget = osp_ws_mem_budget(), want = budget / 8;
+    if (want > (size_t)1 << 20) want = (size_t)1 << 20;
+    if (!osp_ws_mem_room(want)) return;
+    osp_ws_conn *list = budget_head;
+    budget_head = NULL;
+    while (list) {
+        osp_ws_conn *c = list;
+        list = c->budget_next;
+        c->budget_next = NULL;
+        c->budget_paused = false;
+        if (c->state == OSP_WS_CONN_DEAD) continue;
+        update_interest(c);
+        if (c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
+    }
+}
+
+/* OpenSSL decrypts and encrypts records in buffers on the calling thread's stack (cipher and
+ * record-layer temporaries) and leaves them there. After TLS I/O the loop thread overwrites the
+ * stack area those calls used (about 14 KiB below this frame was measured; twice that is
+ * wiped), so plaintext does not outlive the call. Loop thread only: its stack is 8 MiB. */
+__attribute__((noinline)) static void wipe_tls_stack(void) {
+    uint8_t scratch[32 * 1024];
+    osp_ws_wipe(scratch, sizeof scratch);
+    __asm__ volatile("" : : "r"(scratch) : "memory");
+}
+
+static void conn_read_tls_or_plain(osp_ws_conn *c) {
     if (c->tls_handshaking && !tls_accept(c)) return;
     c->tls_want_write = false;
     /* A few reads per event keep one busy peer from starving the others. With TLS the reads go
@@ -794,6 +959,10 @@ static void conn_read(osp_ws_conn *c) {
      * would announce them. */
     for (int round = 0; round < 4 || (c->tls && SSL_pending(c->tls) > 0); round++) {
         if (c->state == OSP_WS_CONN_DEAD || c->read_paused) break;
+        if (!budget_allows_read(c)) {
+            budget_pause(c);
+            break;
+        }
         bool want_write = false;
         ssize_t n = c->tls ? osp_ws_tls_recv(c->tls, read_buffer, sizeof read_buffer, &want_write)
                            : osp_ws_net_recv(c->watch.fd, read_buffer, sizeof read_buffer);
@@ -805,6 +974,11 @@ static void conn_read(osp_ws_conn *c) {
              * request (cookies, tokens) or, with the per-message wipe option, any payload
              * (messages are delivered in place from here). */
             if (c->tls || handshake || c->limits.wipe_messages) osp_ws_wipe(read_buffer, (size_t)n);
+            if (c->state == OSP_WS_CONN_DEAD) return;
+            note_message_progress(c);
+            /* Stop reading at once when the answers (echoes, pongs) are over the output cap,
+             * not after the remaining rounds of this event. */
+            osp_ws_conn_check_backpressure(c);
             if ((size_t)n < sizeof read_buffer && !(c->tls && SSL_pending(c->tls) > 0)) break;
             continue;
         }
@@ -826,6 +1000,12 @@ static void conn_read(osp_ws_conn *c) {
     osp_ws_conn_flush(c);
 }
 
+static void conn_read(osp_ws_conn *c) {
+    conn_read_tls_or_plain(c);
+    /* After the reads (and the flush's encryption); c stays allocated until the reap. */
+    if (c->tls) wipe_tls_stack();
+}
+
 static void conn_on_event(osp_ws_watch *w, uint32_t events) {
     osp_ws_conn *c = conn_of_watch(w);
     if (c->state == OSP_WS_CONN_DEAD) return;
@@ -833,10 +1013,13 @@ static void conn_on_event(osp_ws_watch *w, uint32_t events) {
         conn_read(c); /* OpenSSL's read or handshake was waiting for a writable socket */
         if (c->state == OSP_WS_CONN_DEAD) return;
     }
-    if (events & EPOLLOUT) osp_ws_conn_flush(c);
+    if (events & EPOLLOUT) {
+        osp_ws_conn_flush(c);
+        if (c->tls) wipe_tls_stack(); /* the flush encrypted queued plaintext */
+    }
     if (c->state == OSP_WS_CONN_DEAD) return;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-        if (c->read_paused) {
+        if (c->read_paused || c->budget_paused) {
             /* Not reading, but the peer hung up or errored: nothing more can be delivered. */
             if (events & (EPOLLHUP | EPOLLERR)) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
             return;
@@ -859,15 +1042,40 @@ static void conn_on_timer(osp_ws_timer *t) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
         break;
     case OSP_WS_CONN_OPEN: {
-        /* Idle timeout (only armed when configured). */
         uint64_t now = osp_ws_now_ms();
-        uint64_t idle = now - c->last_read_ms;
-        if (lim->idle_timeout_ms == 0) break;
-        if (idle < lim->idle_timeout_ms) {
-            osp_ws_timer_arm(&c->timer, lim->idle_timeout_ms - idle);
+        /* A frame or message that started arriving must be complete in time: a peer that
+         * trickles it would otherwise pin its reassembly buffer for ever. Waiting for room in
+         * the memory budget is our side's doing: then "try again later". */
+        if (lim->message_timeout_ms && c->msg_started_ms && now - c->msg_started_ms >= lim->message_timeout_ms) {
+            if (c->budget_paused)
+                osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted; try again later");
+            else
+                osp_ws_conn_fail(c, OSP_WS_CLOSE_POLICY, "message timeout: the message arrived too slowly");
             break;
         }
-        osp_ws_conn_start_close(c, OSP_WS_CLOSE_GOING_AWAY, "idle timeout");
+        if (lim->idle_timeout_ms) {
+            uint64_t silent = now - c->last_read_ms;
+            if (silent >= lim->idle_timeout_ms) {
+                osp_ws_conn_start_close(c, OSP_WS_CLOSE_GOING_AWAY, "idle timeout");
+                break;
+            }
+            if (c->ping_outstanding && c->ping_mark != c->last_read_ms) c->ping_outstanding = false;
+            if (!c->ping_outstanding && silent >= lim->idle_timeout_ms / 2 && !c->close_sent) {
+                /* Keep-alive: a live peer answers with a Pong, which counts as received
+                 * bytes (RFC 6455 §5.5.2); only a silent or dead one reaches the timeout. */
+                c->ping_outstanding = true;
+                c->ping_mark = c->last_read_ms;
+                if (osp_ws_conn_pending(c) < lim->max_output) {
+                    if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PING, NULL, 0) != 0) {
+                        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+                        break;
+                    }
+                    osp_ws_conn_flush(c);
+                    if (c->state == OSP_WS_CONN_DEAD) break;
+                }
+            }
+        }
+        arm_open_timer(c);
         break;
     }
     case OSP_WS_CONN_CLOSING:

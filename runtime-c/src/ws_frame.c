@@ -210,13 +210,16 @@ void osp_ws_mask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset) {
     uint32_t m4;
     memcpy(&m4, mask, 4);
     if (n - i >= 64) {
-        typedef uint32_t osp_v16u32 __attribute__((vector_size(64)));
-        const osp_v16u32 m64 = {m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4, m4};
+        /* XORed in place through an unaligned, aliasing vector type, never through a local
+         * copy: a 64-byte temporary was spilled to the loop thread's stack, leaving unmasked
+         * payload blocks there after the call (plaintext must not outlive its buffer). */
+        typedef uint32_t osp_v4u32 __attribute__((vector_size(16), aligned(1), may_alias));
+        const osp_v4u32 m16 = {m4, m4, m4, m4};
         do {
-            osp_v16u32 w;
-            memcpy(&w, p + i, 64);
-            w ^= m64;
-            memcpy(p + i, &w, 64);
+            *(osp_v4u32 *)(void *)(p + i) ^= m16;
+            *(osp_v4u32 *)(void *)(p + i + 16) ^= m16;
+            *(osp_v4u32 *)(void *)(p + i + 32) ^= m16;
+            *(osp_v4u32 *)(void *)(p + i + 48) ^= m16;
             i += 64;
         } while (n - i >= 64);
     }

@@ -34,6 +34,7 @@ enum {
     OSP_WS_CLOSE_POLICY = 1008,
     OSP_WS_CLOSE_TOO_BIG = 1009,
     OSP_WS_CLOSE_INTERNAL_ERROR = 1011,
+    OSP_WS_CLOSE_TRY_AGAIN = 1013, /* IANA "Try Again Later": the memory budget is exhausted */
 };
 
 /* Which side this endpoint is: it decides which masking the peer's frames must use. */

@@ -44,12 +44,26 @@ typedef struct osp_ws_conn {
     bool fin_after_flush; /* shut down our sending side once the output queue is empty */
     bool fin_sent;
     bool read_paused;    /* backpressure: the output queue is over the limit */
+    bool budget_paused;  /* reading stopped: the process memory budget has no room for the
+                            message this connection is receiving (on the budget wait list) */
+    bool ping_outstanding; /* keep-alive Ping sent in this silence (idle timeout / 2) */
+    uint64_t ping_mark;    /* last_read_ms when it was sent: a later read ends the silence */
     bool pong_pending;   /* at most one pending pong, the latest ping's (WEBSOCKET.md §3.2) */
     bool on_dirty;       /* on the list flushed at the end of the loop iteration */
     uint8_t pong_len;
     uint8_t *pong;       /* OSP_WS_PONG_SLOT bytes, allocated when a pong first has to wait */
     uint16_t close_code; /* for reporting: the code received, sent, or 1006 */
     uint64_t last_read_ms;
+    /* When the frame or fragmented message now arriving started (0: none), and the reader's
+     * count of completed frames when it was noted (message timeout). */
+    uint64_t msg_started_ms;
+    uint64_t msg_seen;
+    struct osp_ws_conn *budget_next; /* the budget wait list */
+    /* Server side: the peer's address (IPv4 as IPv4-mapped IPv6) and whether it is counted in
+     * its server's per-address tables (connections, unfinished handshakes). */
+    uint8_t peer_addr[16];
+    bool ip_counted;
+    bool handshake_counted;
     /* wss: the TLS session (NULL for ws://). Server side it starts in the TLS handshake. */
     SSL *tls;
     bool tls_handshaking;
@@ -108,6 +122,10 @@ struct osp_ws_server {
      * listen. Every accepted connection copies it. */
     osp_ws_limits limits;
     SSL_CTX *tls_ctx; /* websocketCreateSecureServer: every connection speaks TLS */
+    /* Per peer address: open connections and unfinished handshakes (maxConnectionsPerIp,
+     * maxHandshakesPerIp). Open addressing; an address leaves when both counts are 0. */
+    struct osp_ws_ip_count *ips;
+    size_t ip_cap, ip_used;
     /* websocketServerAllowOrigin: exact serialized origins (malloc'd); none = any origin. */
     char *origins[OSP_WS_MAX_POLICY_ENTRIES];
     size_t origin_count;
@@ -137,6 +155,8 @@ typedef struct {
  * (tx_*). Never held while calling into the loop, a handler or the collector's stop. */
 extern pthread_mutex_t osp_ws_tx_lock;
 
+/* The Err of a call made while or after the program exits (the runtime cannot restart). */
+OspResult osp_ws_shut_down_error(const char *fn);
 /* Starts the runtime (loop thread, shutdown hook) if needed. false with *err set on failure;
  * `fn` is the Osprey function name for the message. Any thread. */
 bool osp_ws_runtime_ensure(const char *fn, OspResult *err);
@@ -161,6 +181,12 @@ OspResult osp_ws_loop_call_waited(const char *fn, int64_t id, void (*run)(void *
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner);
 const osp_ws_entry *osp_ws_registry_get(int64_t id);
 void osp_ws_registry_retire(int64_t id, uint16_t code);
+/* Retired ids remembered for "already closed" answers; older ones are forgotten. Tests lower
+ * osp_ws_retired_keep before the first id is retired. */
+#define OSP_WS_RETIRED_KEEP 65536
+extern size_t osp_ws_retired_keep;
+/* Ids in the table (live and remembered retired ones); for tests. Any thread. */
+size_t osp_ws_registry_size(void);
 /* Calls fn for every live object (servers and connections), in no particular order. */
 void osp_ws_registry_each(void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg);
 
@@ -236,6 +262,21 @@ void osp_ws_tx_drain(osp_ws_conn *c);
 /* Loop thread, at each wake-up: drains every connection with posted frames and schedules
  * one deferred flush for each (osp_ws_conn_flush_soon). */
 void osp_ws_tx_drain_all(void);
+/* End of the loop iteration: connections waiting for room in the memory budget read again
+ * when there is some (reap hook). */
+void osp_ws_conn_budget_resume(void);
+/* After queueing for c outside its read path (a send from a handler or another connection):
+ * stops reading from c at once when its output is over maxOutputBytes. */
+void osp_ws_conn_check_backpressure(osp_ws_conn *c);
+/* True when a message of `len` bytes may not be queued behind `pending` bytes under the
+ * output cap: the queue stays within max_output, except for one message larger than the cap
+ * queued while nothing else waits. */
+bool osp_ws_output_would_overflow(size_t pending, size_t len, uint64_t max_output);
+/* The NUL-terminated copy of a message handed to an Osprey handler (collected memory); with
+ * wipeMessages it is wiped once the collector finds it unreachable. */
+const char *osp_ws_handler_copy(const osp_ws_conn *c, const uint8_t *data, size_t len);
+/* The Err for a send refused because the process memory budget is used up. */
+OspResult osp_ws_budget_error(const char *fn);
 /* Bytes waiting in the output queue. */
 size_t osp_ws_conn_pending(const osp_ws_conn *c);
 /* Frees a dead connection's memory (reap hook). */

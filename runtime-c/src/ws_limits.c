@@ -10,18 +10,22 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 void osp_ws_limits_default(osp_ws_limits *out) {
     out->max_message = 16u * 1024 * 1024;
-    out->max_fragments = 1024;
+    out->max_fragments = 16u * 1024 * 1024;
     out->max_request_line = 8 * 1024;
     out->max_header_bytes = 16 * 1024;
     out->max_headers = 100;
     out->handshake_timeout_ms = 10000;
     out->close_timeout_ms = 5000;
-    out->idle_timeout_ms = 0;
+    out->idle_timeout_ms = 120000;
+    out->message_timeout_ms = 30000;
     out->max_output = 1024 * 1024;
     out->max_connections = 4096;
+    out->max_connections_per_ip = 256;
+    out->max_handshakes_per_ip = 16;
     out->wipe_messages = 0;
 }
 
@@ -65,9 +69,32 @@ static void load_process_limits(void) {
     override_u32("OSPREY_WS_HANDSHAKE_TIMEOUT_MS", 1, 3600000, &l->handshake_timeout_ms);
     override_u32("OSPREY_WS_CLOSE_TIMEOUT_MS", 1, 3600000, &l->close_timeout_ms);
     override_u32("OSPREY_WS_IDLE_TIMEOUT_MS", 0, 86400000, &l->idle_timeout_ms);
+    override_u32("OSPREY_WS_MESSAGE_TIMEOUT_MS", 0, 3600000, &l->message_timeout_ms);
     override_u64("OSPREY_WS_MAX_OUTPUT", 1024, (uint64_t)1 << 40, &l->max_output);
     override_u32("OSPREY_WS_MAX_CONNECTIONS", 1, 1000000, &l->max_connections);
+    override_u32("OSPREY_WS_MAX_CONNECTIONS_PER_IP", 1, 1000000, &l->max_connections_per_ip);
+    override_u32("OSPREY_WS_MAX_HANDSHAKES_PER_IP", 1, 1000000, &l->max_handshakes_per_ip);
     override_u32("OSPREY_WS_WIPE_MESSAGES", 0, 1, &l->wipe_messages);
+}
+
+static uint64_t memory_budget;
+static pthread_once_t memory_budget_once = PTHREAD_ONCE_INIT;
+
+static void load_memory_budget(void) {
+    /* A share of physical memory, so one process cannot be pushed into the OOM killer by its
+     * peers, yet large enough for many connections' messages in flight at once. */
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t physical = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : (uint64_t)2 << 30;
+    uint64_t budget = physical / 32;
+    if (budget < (uint64_t)64 << 20) budget = (uint64_t)64 << 20;
+    if (budget > (uint64_t)1 << 30) budget = (uint64_t)1 << 30;
+    override_u64("OSPREY_WS_MEMORY_BUDGET", (uint64_t)1 << 20, (uint64_t)1 << 40, &budget);
+    memory_budget = budget;
+}
+
+uint64_t osp_ws_memory_budget(void) {
+    pthread_once(&memory_budget_once, load_memory_budget);
+    return memory_budget;
 }
 
 const osp_ws_limits *osp_ws_limits_get(void) {
@@ -103,8 +130,11 @@ static const limit_entry limit_table[] = {
     LIMIT_U32("handshakeTimeoutMs", handshake_timeout_ms, 1, 3600000),
     LIMIT_U32("closeTimeoutMs", close_timeout_ms, 1, 3600000),
     LIMIT_U32("idleTimeoutMs", idle_timeout_ms, 0, 86400000),
+    LIMIT_U32("messageTimeoutMs", message_timeout_ms, 0, 3600000),
     LIMIT_U64("maxOutputBytes", max_output, 1024, (uint64_t)1 << 40),
     LIMIT_U32("maxConnections", max_connections, 1, 1000000),
+    LIMIT_U32("maxConnectionsPerIp", max_connections_per_ip, 1, 1000000),
+    LIMIT_U32("maxHandshakesPerIp", max_handshakes_per_ip, 1, 1000000),
     LIMIT_U32("wipeMessages", wipe_messages, 0, 1),
 };
 #define LIMIT_COUNT (sizeof limit_table / sizeof limit_table[0])

@@ -9,12 +9,45 @@ void osp_ws_reader_init(osp_ws_reader *r, osp_ws_role role, const osp_ws_limits 
     memset(r, 0, sizeof *r);
     osp_ws_frame_parser_init(&r->frames, role);
     r->limits = limits;
+    r->message.counted = true; /* reassembly counts against the process memory budget */
     osp_ws_utf8_reset(&r->utf8);
 }
 
 void osp_ws_reader_free(osp_ws_reader *r) {
     osp_ws_buf_free(&r->message);
     osp_ws_wipe(r->control, sizeof r->control);
+}
+
+void osp_ws_reader_release(osp_ws_reader *r) {
+    bool wipe = r->limits->wipe_messages != 0;
+    if (r->message_delivered) {
+        /* The previous message was handed out. A buffer that grew past what most messages
+         * need is given back (wiped) so an idle connection does not keep the memory of its
+         * largest message; a small one is reused, wiped first with the per-message wipe (it is
+         * always wiped before it is freed). */
+        if (r->message.cap > OSP_WS_READER_KEEP) osp_ws_buf_free(&r->message);
+        else osp_ws_buf_recycle(&r->message, wipe);
+        r->message_delivered = false;
+    }
+    if (wipe && r->control_len > 0 && !r->control_open) {
+        osp_ws_wipe(r->control, r->control_len);
+        r->control_len = 0;
+    }
+}
+
+bool osp_ws_reader_busy(const osp_ws_reader *r) {
+    if (r->failed) return false;
+    if (r->in_message) return true;
+    const osp_ws_frame_parser *p = &r->frames;
+    /* Part of a frame (a header, or a control frame's payload) has arrived. */
+    return p->state != OSP_WS_RECV_HEADER || p->spill_len > 0;
+}
+
+size_t osp_ws_reader_grow_need(const osp_ws_reader *r) {
+    if (r->failed || !r->in_message) return 0;
+    const osp_ws_frame_parser *p = &r->frames;
+    if (p->state != OSP_WS_RECV_PAYLOAD || osp_ws_opcode_is_control(p->header.opcode)) return 0;
+    return p->remaining > SIZE_MAX ? SIZE_MAX : (size_t)p->remaining;
 }
 
 static size_t fail(osp_ws_reader *r, osp_ws_msg_event *ev, size_t used, uint16_t code,
@@ -60,6 +93,7 @@ static const char *start_data_frame(osp_ws_reader *r, const osp_ws_frame_header 
 
 /* A complete Close payload: RFC 6455 §5.5.1 and §7.4. */
 static size_t finish_close(osp_ws_reader *r, osp_ws_msg_event *ev, size_t used) {
+    r->completed++;
     if (r->control_len == 0) {
         ev->kind = OSP_WS_MSG_CLOSE;
         ev->code = OSP_WS_CLOSE_NO_STATUS;
@@ -92,12 +126,7 @@ size_t osp_ws_reader_feed(osp_ws_reader *r, uint8_t *in, size_t len, osp_ws_msg_
     ev->code = 0;
     ev->error = NULL;
     if (r->failed) return len;
-    if (r->message_delivered) {
-        /* The previous message was handed out; the buffer is reused, wiped first when the
-         * per-message wipe is on (it is always wiped before it is freed). */
-        osp_ws_buf_recycle(&r->message, r->limits->wipe_messages != 0);
-        r->message_delivered = false;
-    }
+    osp_ws_reader_release(r);
     for (;;) {
         osp_ws_frame_event fe;
         used += osp_ws_frame_parse(&r->frames, in + used, len - used, &fe);
@@ -111,7 +140,9 @@ size_t osp_ws_reader_feed(osp_ws_reader *r, uint8_t *in, size_t len, osp_ws_msg_
             if (osp_ws_opcode_is_control(h->opcode)) {
                 /* RFC 6455 §5.4: control frames may be injected between fragments; they are
                  * collected apart from the message being reassembled. */
+                if (r->control_len > 0) osp_ws_wipe(r->control, r->control_len);
                 r->control_len = 0;
+                r->control_open = true;
             } else {
                 uint16_t code;
                 const char *why = start_data_frame(r, h, &code);
@@ -140,7 +171,11 @@ size_t osp_ws_reader_feed(osp_ws_reader *r, uint8_t *in, size_t len, osp_ws_msg_
                 }
                 /* Grow with the bytes that actually arrived, never by the declared length;
                  * the header check above keeps the total within max_message. */
-                if (osp_ws_buf_reserve(&r->message, fe.len, (size_t)r->limits->max_message) != 0)
+                int grown = osp_ws_buf_reserve(&r->message, fe.len, (size_t)r->limits->max_message);
+                if (grown == OSP_WS_BUF_OVER_BUDGET)
+                    return fail(r, ev, used, OSP_WS_CLOSE_TRY_AGAIN,
+                                "server memory budget exhausted; try again later");
+                if (grown != 0)
                     return fail(r, ev, used, OSP_WS_CLOSE_INTERNAL_ERROR,
                                 "out of memory reassembling a message");
                 memcpy(r->message.data + r->message.len, fe.data, fe.len);
@@ -149,7 +184,9 @@ size_t osp_ws_reader_feed(osp_ws_reader *r, uint8_t *in, size_t len, osp_ws_msg_
             break;
         case OSP_WS_FRAME_END:
             if (osp_ws_opcode_is_control(h->opcode)) {
+                r->control_open = false;
                 if (h->opcode == OSP_WS_OP_CLOSE) return finish_close(r, ev, used);
+                r->completed++;
                 ev->kind = h->opcode == OSP_WS_OP_PING ? OSP_WS_MSG_PING : OSP_WS_MSG_PONG;
                 ev->data = r->control;
                 ev->len = r->control_len;
@@ -160,6 +197,7 @@ size_t osp_ws_reader_feed(osp_ws_reader *r, uint8_t *in, size_t len, osp_ws_msg_
                 return fail(r, ev, used, OSP_WS_CLOSE_INVALID_DATA,
                             "text message ends inside a UTF-8 sequence");
             r->in_message = false;
+            r->completed++;
             ev->kind = r->message_opcode == OSP_WS_OP_TEXT ? OSP_WS_MSG_TEXT : OSP_WS_MSG_BINARY;
             if (r->direct != NULL) {
                 ev->data = r->direct;

@@ -51,11 +51,27 @@ typedef struct {
     /* The control frame being received (they may also arrive split across reads). */
     uint8_t control[125];
     size_t control_len;
+    bool control_open;      /* a control frame's payload is being collected */
+    uint64_t completed;     /* whole messages and control frames reported so far */
     bool failed;
 } osp_ws_reader;
 
 void osp_ws_reader_init(osp_ws_reader *r, osp_ws_role role, const osp_ws_limits *limits);
 void osp_ws_reader_free(osp_ws_reader *r);
+
+/* A reassembly buffer larger than this is freed once its message was delivered. */
+#define OSP_WS_READER_KEEP (64 * 1024)
+
+/* Call when the last event's data is no longer needed (the connection has acted on it): the
+ * delivered message's buffer is recycled (freed when above OSP_WS_READER_KEEP) and, with the
+ * per-message wipe option, it and the control-frame bytes are wiped now rather than at the next
+ * feed. Feeding does it too. */
+void osp_ws_reader_release(osp_ws_reader *r);
+/* True while part of a frame or of a fragmented message has arrived (for the message timeout). */
+bool osp_ws_reader_busy(const osp_ws_reader *r);
+/* Payload bytes of the current data frame still to come that will be stored in the reassembly
+ * buffer (0 when none is in progress); for the memory budget. */
+size_t osp_ws_reader_grow_need(const osp_ws_reader *r);
 
 /* Consumes bytes from `in` until one event is complete; returns the bytes used (call again with
  * the rest). Unmasks in place. After a FAIL every further byte is swallowed with NONE. */

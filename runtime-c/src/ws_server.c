@@ -14,6 +14,7 @@
 #include "ws_tls.h"
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +34,106 @@ static osp_ws_server *server_of_timer(osp_ws_timer *t) {
     return (osp_ws_server *)((char *)t - offsetof(osp_ws_server, accept_retry));
 }
 
+/* ---- per-address counts -------------------------------------------------------------------- */
+
+struct osp_ws_ip_count {
+    uint8_t addr[16];
+    uint32_t conns;      /* 0 in both: an empty slot */
+    uint32_t handshakes;
+};
+
+/* Keyed with a secret, so peers cannot choose addresses that all collide (hash flooding). */
+static uint64_t ip_hash_key[2];
+
+static size_t ip_home(const uint8_t addr[16], size_t cap) {
+    uint64_t a, b;
+    memcpy(&a, addr, 8);
+    memcpy(&b, addr + 8, 8);
+    uint64_t h = (a ^ ip_hash_key[0]) * 0x9E3779B97F4A7C15ULL;
+    h ^= h >> 29;
+    h = (h ^ b ^ ip_hash_key[1]) * 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 32;
+    return (size_t)h & (cap - 1);
+}
+
+static bool ip_slot_empty(const struct osp_ws_ip_count *e) { return e->conns == 0 && e->handshakes == 0; }
+
+static struct osp_ws_ip_count *ip_find(osp_ws_server *s, const uint8_t addr[16]) {
+    if (s->ip_cap == 0) return NULL;
+    for (size_t j = ip_home(addr, s->ip_cap);; j = (j + 1) & (s->ip_cap - 1)) {
+        struct osp_ws_ip_count *e = &s->ips[j];
+        if (ip_slot_empty(e)) return NULL;
+        if (memcmp(e->addr, addr, 16) == 0) return e;
+    }
+}
+
+/* The slot for addr, added with zero counts (the caller counts at once); NULL out of memory. */
+static struct osp_ws_ip_count *ip_get(osp_ws_server *s, const uint8_t addr[16]) {
+    struct osp_ws_ip_count *e = ip_find(s, addr);
+    if (e != NULL) return e;
+    if ((s->ip_used + 1) * 2 > s->ip_cap) {
+        size_t cap = s->ip_cap ? s->ip_cap * 2 : 64;
+        struct osp_ws_ip_count *t = calloc(cap, sizeof *t);
+        if (t == NULL) return NULL;
+        if (ip_hash_key[0] == 0 && ip_hash_key[1] == 0 &&
+            RAND_bytes((unsigned char *)ip_hash_key, sizeof ip_hash_key) != 1) {
+            free(t);
+            return NULL;
+        }
+        for (size_t i = 0; i < s->ip_cap; i++) {
+            if (ip_slot_empty(&s->ips[i])) continue;
+            size_t j = ip_home(s->ips[i].addr, cap);
+            while (!ip_slot_empty(&t[j])) j = (j + 1) & (cap - 1);
+            t[j] = s->ips[i];
+        }
+        free(s->ips);
+        s->ips = t;
+        s->ip_cap = cap;
+    }
+    size_t j = ip_home(addr, s->ip_cap);
+    while (!ip_slot_empty(&s->ips[j])) j = (j + 1) & (s->ip_cap - 1);
+    memcpy(s->ips[j].addr, addr, 16);
+    s->ip_used++;
+    return &s->ips[j];
+}
+
+/* An address whose counts reached 0 leaves the table (backward-shift deletion). */
+static void ip_release_if_empty(osp_ws_server *s, struct osp_ws_ip_count *e) {
+    if (!ip_slot_empty(e)) return;
+    size_t mask = s->ip_cap - 1, hole = (size_t)(e - s->ips);
+    memset(&s->ips[hole], 0, sizeof s->ips[hole]);
+    s->ip_used--;
+    for (size_t j = (hole + 1) & mask; !ip_slot_empty(&s->ips[j]); j = (j + 1) & mask) {
+        size_t home = ip_home(s->ips[j].addr, s->ip_cap);
+        bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (stays) continue;
+        s->ips[hole] = s->ips[j];
+        memset(&s->ips[j], 0, sizeof s->ips[j]);
+        hole = j;
+    }
+}
+
+/* The opening handshake of c is over (upgraded, refused or dropped). */
+static void handshake_uncount(osp_ws_conn *c) {
+    osp_ws_server *s = c->server;
+    if (!c->handshake_counted || s == NULL) return;
+    c->handshake_counted = false;
+    struct osp_ws_ip_count *e = ip_find(s, c->peer_addr);
+    if (e == NULL) return;
+    e->handshakes--;
+    ip_release_if_empty(s, e);
+}
+
+static void peer_key(const struct sockaddr_storage *ss, uint8_t out[16]) {
+    memset(out, 0, 16);
+    if (ss->ss_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    } else if (ss->ss_family == AF_INET) {
+        out[10] = out[11] = 0xff; /* IPv4-mapped, so both families share one table */
+        memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    }
+}
+
 /* ---- accepting ----------------------------------------------------------------------------- */
 
 static void refuse_busy(int fd) {
@@ -47,7 +148,10 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
     osp_ws_server *s = server_of_watch(w);
     const osp_ws_limits *lim = &s->limits;
     for (int i = 0; i < 64 && s->listening; i++) {
-        int fd = accept4(s->listen_watch.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        memset(&peer, 0, sizeof peer);
+        int fd = accept4(s->listen_watch.fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -60,6 +164,17 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
         }
         /* Connection limit (WEBSOCKET.md §3.2), applied at accept. */
         if (s->conn_count >= lim->max_connections) {
+            refuse_busy(fd);
+            continue;
+        }
+        /* Per peer address (README limits table): one host must not take every slot, with open
+         * connections or with handshakes it never finishes. */
+        uint8_t addr[16];
+        peer_key(&peer, addr);
+        struct osp_ws_ip_count *per_ip = ip_get(s, addr);
+        if (per_ip == NULL || per_ip->conns >= lim->max_connections_per_ip ||
+            per_ip->handshakes >= lim->max_handshakes_per_ip) {
+            if (per_ip) ip_release_if_empty(s, per_ip);
             refuse_busy(fd);
             continue;
         }
@@ -81,6 +196,7 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
             }
         }
         if (c == NULL || c->http == NULL || !tls_ok || osp_ws_conn_start(c) != 0) {
+            ip_release_if_empty(s, per_ip);
             if (c) {
                 c->state = OSP_WS_CONN_DEAD; /* never registered: free directly */
                 close(fd);
@@ -96,11 +212,12 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
         if (s->conns) s->conns->srv_prev = c;
         s->conns = c;
         s->conn_count++;
-        c->id = osp_ws_registry_add(OSP_WS_KIND_SERVER_CONN, c, s->id);
-        if (c->id == 0) {
-            osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
-            continue;
-        }
+        memcpy(c->peer_addr, addr, 16);
+        per_ip->conns++;
+        per_ip->handshakes++;
+        c->ip_counted = c->handshake_counted = true;
+        /* The id comes with the upgrade (osp_ws_server_handshake_input): a TCP connection that
+         * never completes the handshake costs no registry entry. */
         /* Slowloris defence: the whole request must arrive within the handshake deadline. */
         osp_ws_timer_arm(&c->timer, lim->handshake_timeout_ms);
     }
@@ -115,6 +232,7 @@ static void accept_retry_fire(osp_ws_timer *t) {
 /* ---- handshake ----------------------------------------------------------------------------- */
 
 static void handshake_refuse(osp_ws_conn *c, const osp_ws_server_verdict *v) {
+    handshake_uncount(c);
     osp_http_parser_free(c->http);
     free(c->http);
     c->http = NULL;
@@ -153,6 +271,12 @@ void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
     osp_http_parser_free(c->http); /* wipes the request: it may hold cookies or tokens */
     free(c->http);
     c->http = NULL;
+    handshake_uncount(c);
+    c->id = osp_ws_registry_add(OSP_WS_KIND_SERVER_CONN, c, s->id);
+    if (c->id == 0) {
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return;
+    }
     /* Into the loop's shared output buffer: an idle connection keeps no buffer of its own. */
     if (osp_ws_handshake_write_response(&v, osp_ws_conn_out_buf(c)) != 0) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
@@ -169,13 +293,18 @@ void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
 void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     osp_ws_server *s = c->server;
     if (s->handler == NULL) {
-        /* Default: echo, same opcode, byte for byte. */
-        if (osp_ws_conn_queue_frame(c, opcode, data, len) != 0)
+        /* Default: echo, same opcode, byte for byte. Its bytes count against the output cap
+         * at once, so reading stops (conn_read) as soon as the peer owes us more than
+         * maxOutputBytes of echoes, and against the process memory budget. */
+        int rc = osp_ws_conn_queue_frame(c, opcode, data, len);
+        if (rc == OSP_WS_BUF_OVER_BUDGET)
+            osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted; try again later");
+        else if (rc != 0)
             osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return;
     }
     if (opcode != OSP_WS_OP_TEXT) return; /* the handler takes text only */
-    const char *message = osp_gc_strndup((const char *)data, len);
+    const char *message = osp_ws_handler_copy(c, data, len);
     osp_server_message_handler_fn fn = s->handler;
     void *env = *s->handler_env_cell;
     int64_t server_id = s->id;
@@ -202,6 +331,15 @@ static void server_finish(osp_ws_server *s) {
 
 void osp_ws_server_conn_gone(osp_ws_conn *c) {
     osp_ws_server *s = c->server;
+    handshake_uncount(c);
+    if (c->ip_counted) {
+        c->ip_counted = false;
+        struct osp_ws_ip_count *e = ip_find(s, c->peer_addr);
+        if (e != NULL) {
+            e->conns--;
+            ip_release_if_empty(s, e);
+        }
+    }
     if (c->srv_prev) c->srv_prev->srv_next = c->srv_next;
     else s->conns = c->srv_next;
     if (c->srv_next) c->srv_next->srv_prev = c->srv_prev;
@@ -212,6 +350,7 @@ void osp_ws_server_conn_gone(osp_ws_conn *c) {
 }
 
 void osp_ws_server_free(osp_ws_server *s) {
+    free(s->ips);
     free(s->path);
     SSL_CTX_free(s->tls_ctx);
     for (size_t i = 0; i < s->origin_count; i++) free(s->origins[i]);
@@ -319,7 +458,10 @@ static OspResult create_server(const char *fn, int64_t port, const char *address
         return err;
     }
     create_args a = {port, address, path, tls_ctx, fn, {0, 0}};
-    osp_ws_loop_call(do_create, &a);
+    if (!osp_ws_loop_call(do_create, &a)) {
+        SSL_CTX_free(tls_ctx);
+        return osp_ws_shut_down_error(fn);
+    }
     return a.result;
 }
 
@@ -405,7 +547,7 @@ OspResult osp_ws_server_listen(int64_t server_id) {
     OspResult err;
     if (!osp_ws_runtime_ensure("websocketServerListen", &err)) return err;
     id_args a = {server_id, {0, 0}};
-    osp_ws_loop_call(do_listen, &a);
+    if (!osp_ws_loop_call(do_listen, &a)) return osp_ws_shut_down_error("websocketServerListen");
     return a.result;
 }
 
@@ -440,7 +582,7 @@ OspResult osp_ws_server_on_message(int64_t server_id, osp_server_message_handler
     OspResult err;
     if (!osp_ws_runtime_ensure("websocketServerOnMessage", &err)) return err;
     on_message_args a = {server_id, handler, handler_env, {0, 0}};
-    osp_ws_loop_call(do_on_message, &a);
+    if (!osp_ws_loop_call(do_on_message, &a)) return osp_ws_shut_down_error("websocketServerOnMessage");
     return a.result;
 }
 
@@ -476,17 +618,20 @@ static void do_server_send(void *p) {
         return;
     }
     const osp_ws_limits *lim = &c->limits;
-    if (osp_ws_conn_pending(c) >= lim->max_output) {
+    /* The new message counts against the cap before it is queued. */
+    if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, lim->max_output)) {
         a->result = osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
-                                      "(limit %llu); the peer is not reading",
+                                      "(limit %llu); the peer is not reading (this message: %zu bytes)",
                                       fn, a->conn_id, osp_ws_conn_pending(c),
-                                      (unsigned long long)lim->max_output);
+                                      (unsigned long long)lim->max_output, a->len);
         return;
     }
-    if (osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len) != 0) {
-        a->result = osp_result_errorf("%s: out of memory", fn);
+    int rc = osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len);
+    if (rc != 0) {
+        a->result = rc == OSP_WS_BUF_OVER_BUDGET ? osp_ws_budget_error(fn) : osp_result_errorf("%s: out of memory", fn);
         return;
     }
+    osp_ws_conn_check_backpressure(c);
     osp_ws_conn_flush_soon(c); /* several sends in one loop iteration share one send() */
     a->result = osp_result_success(0);
 }
@@ -496,7 +641,7 @@ OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const cha
     send_args a = {server_id, connection_id, message, 0, {0, 0}};
     if (!osp_ws_check_outgoing("websocketServerSend", message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure("websocketServerSend", &err)) return err;
-    osp_ws_loop_call(do_server_send, &a);
+    if (!osp_ws_loop_call(do_server_send, &a)) return osp_ws_shut_down_error("websocketServerSend");
     return a.result;
 }
 
@@ -520,12 +665,17 @@ static void do_broadcast(void *p) {
     while (c) {
         osp_ws_conn *next = c->srv_next; /* c may be destroyed below */
         if (c->state == OSP_WS_CONN_OPEN && !c->close_sent) {
-            if (osp_ws_conn_pending(c) >= c->limits.max_output) {
+            int rc = 0;
+            if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, c->limits.max_output)) {
                 /* A consumer this slow would make the queue grow without bound: 1008. */
                 osp_ws_conn_fail(c, OSP_WS_CLOSE_POLICY, "too slow: output queue over the limit");
-            } else if (osp_ws_conn_queue_logged(c, at, hlen + a->len) != 0) {
-                osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+            } else if ((rc = osp_ws_conn_queue_logged(c, at, hlen + a->len)) != 0) {
+                if (rc == OSP_WS_BUF_OVER_BUDGET)
+                    osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
+                else
+                    osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
             } else {
+                osp_ws_conn_check_backpressure(c);
                 /* Queued now, sent at the end of the loop iteration together with the other
                  * messages broadcast meanwhile: one send() per recipient, not per message. */
                 osp_ws_conn_flush_soon(c);
@@ -542,7 +692,7 @@ OspResult osp_ws_server_broadcast(int64_t server_id, const char *message) {
     send_args a = {server_id, 0, message, 0, {0, 0}};
     if (!osp_ws_check_outgoing("websocketServerBroadcast", message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure("websocketServerBroadcast", &err)) return err;
-    osp_ws_loop_call(do_broadcast, &a);
+    if (!osp_ws_loop_call(do_broadcast, &a)) return osp_ws_shut_down_error("websocketServerBroadcast");
     return a.result;
 }
 
@@ -556,8 +706,20 @@ static void do_stop(void *p) {
 
 /* Returns when every connection is closed (from a handler: asynchronously, since waiting would
  * block the very thread that runs the closing handshakes). */
+typedef struct {
+    int64_t id;
+    OspResult result;
+} stop_job_args;
+
+static void stop_job(void *arg) {
+    stop_job_args *a = arg;
+    a->result = osp_ws_loop_call_waited("websocketStopServer", a->id, do_stop);
+}
+
 OspResult osp_ws_stop_server(int64_t server_id) {
-    return osp_ws_loop_call_waited("websocketStopServer", server_id, do_stop);
+    stop_job_args a = {server_id, {0, 0}};
+    osp_sched_run_blocking(stop_job, &a);
+    return a.result;
 }
 
 /* ---- configuration before listen: limits, origins, subprotocols --------------------------- */
@@ -617,7 +779,7 @@ static OspResult configure(const char *fn, int64_t id, const char *name, int64_t
     OspResult err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
     config_args a = {fn, id, name, value, what, {0, 0}};
-    osp_ws_loop_call(do_configure, &a);
+    if (!osp_ws_loop_call(do_configure, &a)) return osp_ws_shut_down_error(fn);
     return a.result;
 }
 

@@ -145,13 +145,17 @@ static bool common_ctx_setup(SSL_CTX *ctx) {
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) return false;
     /* Partial writes let SSL_write behave like send(2) on our output queue; a moving buffer is
      * needed because the queue may be reallocated between a WANT_WRITE and the retry;
-     * released buffers keep idle connections small (and OpenSSL frees them cleansed). */
+     * released buffers keep idle connections small. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     /* No renegotiation (a DoS vector, and TLS 1.3 has none). The WebSocket closing handshake, not
      * close_notify, says whether the stream ended cleanly, so a missing close_notify is just EOF
      * (SSL_OP_IGNORE_UNEXPECTED_EOF, OpenSSL 3.0). */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
+    /* Without it OpenSSL leaves decrypted records (the upgrade request's cookies and tokens,
+     * payloads) in its record buffers after SSL_read has copied them out, and frees those
+     * buffers unwiped (SSL_MODE_RELEASE_BUFFERS): cleanse them as soon as they are consumed. */
+    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
     return true;
 }
 

@@ -232,6 +232,10 @@ static void expect_fail(const char *name, peer *p, int code) {
             frame_free(&f);
             break;
         }
+        if (f.opcode == OSP_WS_OP_PING) { /* keep-alive (half the idle timeout) */
+            frame_free(&f);
+            continue;
+        }
         CHECK(0, "%s: unexpected frame opcode %d before the close", name, f.opcode);
         frame_free(&f);
     }
@@ -576,18 +580,28 @@ static void test_stop_with_silent_peer(void) {
 }
 
 static void test_idle_timeout(void) {
-    /* OSPREY_WS_IDLE_TIMEOUT_MS=1500: a silent peer gets Close 1001 after about 1.5 s; a peer
-     * that keeps talking does not. */
-    peer quiet, busy;
+    /* OSPREY_WS_IDLE_TIMEOUT_MS=1500: a silent peer gets a keep-alive Ping after about 0.75 s
+     * and Close 1001 after about 1.5 s; a peer that keeps talking does not, and neither does
+     * one that only answers the pings. */
+    peer quiet, busy, ponger;
     frame f;
-    CHECK(peer_upgrade(&quiet, server_port) && peer_upgrade(&busy, server_port), "upgrade");
+    CHECK(peer_upgrade(&quiet, server_port) && peer_upgrade(&busy, server_port) &&
+          peer_upgrade(&ponger, server_port), "upgrade");
     uint64_t t0 = now_ms();
+    int pings = 0;
     for (int i = 0; i < 10; i++) {
         peer_text(&busy, "tick");
         CHECK(peer_read_frame(&busy, 1000, &f) == 1, "tick echoed");
         frame_free(&f);
-        osp_sleep(200);
+        while (peer_read_frame(&ponger, 200, &f) == 1) {
+            if (f.opcode == OSP_WS_OP_PING) {
+                pings++;
+                peer_frame(&ponger, 1, 0, OSP_WS_OP_PONG, f.len ? (const void *)f.payload : "", f.len, 1, 0);
+            }
+            frame_free(&f);
+        }
     }
+    CHECK(pings >= 2, "the silent peer was pinged (%d pings in 2 s)", pings);
     expect_fail("idle connection", &quiet, 1001);
     uint64_t took = now_ms() - t0;
     CHECK(took >= 1400 && took < 3500, "idle close after %" PRIu64 " ms", took);
@@ -595,6 +609,14 @@ static void test_idle_timeout(void) {
     CHECK(peer_read_frame(&busy, 1000, &f) == 1 && strcmp((char *)f.payload, "still here") == 0,
           "the busy connection stays open");
     frame_free(&f);
+    peer_text(&ponger, "pong only");
+    int echoed = 0;
+    while (!echoed && peer_read_frame(&ponger, 1000, &f) == 1) {
+        echoed = f.opcode == OSP_WS_OP_TEXT && strcmp((char *)f.payload, "pong only") == 0;
+        frame_free(&f);
+    }
+    CHECK(echoed, "the connection that only answered pings stays open");
+    peer_close(&ponger);
     peer_close(&quiet);
     peer_close(&busy);
 }
@@ -899,6 +921,7 @@ int main(void) {
     setenv("OSPREY_WS_CLOSE_TIMEOUT_MS", "1000", 1);
     setenv("OSPREY_WS_MAX_CONNECTIONS", "8", 1);
     setenv("OSPREY_WS_IDLE_TIMEOUT_MS", "1500", 1);
+    setenv("OSPREY_WS_MAX_FRAGMENTS", "1024", 1); /* the cap is still enforced when set */
     osp_rt_init(OSP_ABI_VERSION);
     server_port = free_port();
     OspResult r = osp_ws_create_server(server_port, "127.0.0.1", "/echo");

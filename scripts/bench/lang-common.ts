@@ -95,14 +95,15 @@ function measureHelper(): string | null {
   return measureExe;
 }
 
-/** Runs `exe` under the rusage wrapper (CPU time, exact peak RSS), or samples VmHWM without gcc. */
-export function runMeasured(exe: string, args: string[] = []): Promise<RunResult> {
+/** Runs `exe` under the rusage wrapper (CPU time, exact peak RSS), or samples VmHWM without gcc;
+ *  `env` adds environment variables. */
+export function runMeasured(exe: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
   const helper = measureHelper();
-  if (!helper) return runSampled(exe, args);
+  if (!helper) return runSampled(exe, args, env);
   const out = join(helper, '..', `rusage-${process.pid}-${Math.random().toString(36).slice(2)}`);
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const child = spawn(helper, [out, exe, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(helper, [out, exe, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.on('error', reject);
@@ -115,10 +116,10 @@ export function runMeasured(exe: string, args: string[] = []): Promise<RunResult
   });
 }
 
-function runSampled(exe: string, args: string[]): Promise<RunResult> {
+function runSampled(exe: string, args: string[], env: Record<string, string>): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const child = spawn(exe, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(exe, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     let stdout = '';
     let peakKb = 0;
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -119,13 +119,19 @@ function nodeServer(script: string, extra: string[] = []): (port: number) => Lau
  * clients.
  */
 function commandServer(id: string, executable: string, title = `${id} (${path.relative(ROOT, executable)})`, broadcastExecutable?: string): ServerSpec {
-  // The runtime answers 503 above OSPREY_WS_MAX_CONNECTIONS (default 4096); the Node servers
-  // have no such cap, so raise it above the idle scenario's 10,000 connections.
+  // The runtime answers 503 above OSPREY_WS_MAX_CONNECTIONS (default 4096) and above the
+  // per-address caps (256 connections, 16 unfinished handshakes from one address); the Node
+  // servers have no such caps, and every load generator connection comes from 127.0.0.1, so
+  // raise them above the idle scenario's 10,000 connections.
   const launch = (exe: string) => (port: number): Launch => ({
     command: snap(exe),
     args: ['--port', String(port), '--host', HOST],
     stdinPipe: true,
-    env: { OSPREY_WS_MAX_CONNECTIONS: String(NOFILE_WANTED) },
+    env: {
+      OSPREY_WS_MAX_CONNECTIONS: String(NOFILE_WANTED),
+      OSPREY_WS_MAX_CONNECTIONS_PER_IP: String(NOFILE_WANTED),
+      OSPREY_WS_MAX_HANDSHAKES_PER_IP: String(NOFILE_WANTED),
+    },
   });
   const spec: ServerSpec = {
     id,

@@ -34,6 +34,7 @@ export interface EchoServerConfig {
   handshakeTimeoutMs?: number;
   closeTimeoutMs?: number;
   idleTimeoutMs?: number;
+  messageTimeoutMs?: number;
   maxConnections?: number;
   origins?: string[];
   subprotocols?: string[];
@@ -118,6 +119,7 @@ export const pythonServer: ServerTarget = {
   pending: {
     maxFragments: 'python-websockets 10.4 has no fragment-count limit (only max_size)',
     idleTimeoutMs: 'python-websockets 10.4 has no idle timeout (it relies on keep-alive pings)',
+    messageTimeoutMs: 'python-websockets 10.4 has no per-message deadline',
   },
   policy: {
     ...STRICT_POLICY,
@@ -162,6 +164,7 @@ const LIMIT_ENV: Partial<Record<ServerFeature, string>> = {
   handshakeTimeoutMs: 'OSPREY_WS_HANDSHAKE_TIMEOUT_MS',
   closeTimeoutMs: 'OSPREY_WS_CLOSE_TIMEOUT_MS',
   idleTimeoutMs: 'OSPREY_WS_IDLE_TIMEOUT_MS',
+  messageTimeoutMs: 'OSPREY_WS_MESSAGE_TIMEOUT_MS',
   maxConnections: 'OSPREY_WS_MAX_CONNECTIONS',
 };
 
@@ -272,7 +275,7 @@ export const CLIENT_TARGETS: ClientTarget[] = [pythonClient, commandClientTarget
  */
 function nodeServerTarget(name: string, start: (path: string) => Promise<PeerProcess>): ServerTarget {
   const pending: Partial<Record<ServerFeature, string>> = {};
-  for (const f of ['maxMessage', 'maxFragments', 'handshakeTimeoutMs', 'closeTimeoutMs', 'idleTimeoutMs', 'maxConnections', 'origins', 'subprotocols'] as const) {
+  for (const f of ['maxMessage', 'maxFragments', 'handshakeTimeoutMs', 'closeTimeoutMs', 'idleTimeoutMs', 'messageTimeoutMs', 'maxConnections', 'origins', 'subprotocols'] as const) {
     pending[f] = `${name} echo peer does not configure ${f}`;
   }
   return {

@@ -41,7 +41,10 @@ export type FixtureName =
   | 'integrityUrl'
   | 'processId'
   | 'scratchFile'
-  | 'scratchDirPath';
+  | 'scratchDirPath'
+  | 'bufferedChannel'
+  | 'selectArms'
+  | 'finishedFiber';
 
 /** One step of a fixture: a runtime call that must return Success, or probe-support C. */
 export type FixtureStep =
@@ -53,7 +56,7 @@ export interface Fixture {
   deps: FixtureName[];
   steps: FixtureStep[];
   /** C type and expression of the value once the steps ran (`fx_NAME` is the bound payload). */
-  cType: 'int64_t' | 'const char *';
+  cType: 'int64_t' | 'const char *' | 'void *';
   value: string;
 }
 
@@ -64,6 +67,34 @@ export const UNKNOWN_ID = 987654321n;
 export const PROBE_PATH = '/abi';
 
 export const FIXTURES: Record<FixtureName, Fixture> = {
+  bufferedChannel: {
+    doc: 'a channel of capacity 2 holding one value (42)',
+    deps: [],
+    steps: [
+      {
+        kind: 'c',
+        code: 'void *fx_channelHandle = osp_channel_new(2, "probe.osp:1:1");\nOspResult fx_channelSent = osp_channel_send(fx_channelHandle, 42);',
+        failsWhen: 'fx_channelHandle == NULL || fx_channelSent.tag != OSP_RESULT_SUCCESS',
+        failure: 'could not create a channel and send one value to it',
+      },
+    ],
+    cType: 'void *',
+    value: 'fx_channelHandle',
+  },
+  selectArms: {
+    doc: 'one select arm: recv on the buffered channel',
+    deps: ['bufferedChannel'],
+    steps: [{ kind: 'c', code: 'int64_t fx_selectArmWords[3] = {OSP_SELECT_RECV, (int64_t)(intptr_t)fx_bufferedChannel, 0};' }],
+    cType: 'void *',
+    value: '(void *)fx_selectArmWords',
+  },
+  finishedFiber: {
+    doc: "a fiber running the probe's recording fiber body (it returns 0)",
+    deps: [],
+    steps: [{ kind: 'c', code: 'void *fx_fiberHandle = osp_fiber_spawn(probe_handler_fiber_body, PROBE_ENV);' }],
+    cType: 'void *',
+    value: 'fx_fiberHandle',
+  },
   freePort: {
     doc: 'a loopback port nobody listens on (bound to port 0 and released)',
     deps: [],
@@ -336,6 +367,12 @@ export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
   },
   // LANGUAGE.md §12.5 REC: events are delivered on the thread calling awaitProcess, before it
   // returns; none after cleanupProcess.
+  // A fiber body runs on a scheduler worker; await (from the probe's own thread) waits for it.
+  fiber_body: {
+    trigger: '',
+    close: { symbol: 'osp_fiber_await', arg: 'payload' },
+    cleanup: '',
+  },
   process_event: {
     trigger: 'probe_handler_expect(""); if (tag == 0) { probe_enter_call("osp_process_await"); (void)osp_process_await(payload); probe_leave_call(); }',
     close: { symbol: 'osp_process_cleanup', arg: 'payload' },
@@ -346,6 +383,30 @@ export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
 };
 
 export const SCENARIOS: Record<string, Scenario[]> = {
+  osp_rt_run_main: [
+    { name: 'main-fiber', doc: 'the recording fiber body as the main fiber (returns 0: the process exits 0)', args: {}, exit: { code: 0, stderrIncludes: '' } },
+  ],
+  osp_fiber_await: [
+    { name: 'finished', doc: 'a spawned fiber, awaited from a thread that is not a fiber', args: { fiber: fx('finishedFiber') }, returns: { kind: 'int', equals: 0n } },
+  ],
+  osp_channel_new: [
+    { name: 'buffered', doc: 'capacity 4', args: { capacity: int(4), location: str('probe.osp:1:1') }, returns: { kind: 'none' } },
+    {
+      name: 'negative',
+      doc: 'capacity -1 (a run-time failure)',
+      args: { capacity: int(-1), location: str('probe.osp:1:1') },
+      exit: { code: 1, stderrIncludes: 'channel capacity must be 0 or more, got -1 at probe.osp:1:1' },
+    },
+  ],
+  osp_channel_send: [
+    { name: 'room', doc: 'a channel of capacity 2 holding one value', args: { channel: fx('bufferedChannel'), value: int(7) }, expect: 'success' },
+  ],
+  osp_channel_recv: [
+    { name: 'value', doc: 'a channel holding one value', args: { channel: fx('bufferedChannel') }, expect: 'success' },
+  ],
+  osp_select: [
+    { name: 'ready', doc: 'one recv arm on a channel holding a value (arm 0 wins)', args: { arms: fx('selectArms'), count: int(1), has_default: int(0) }, expect: 'success' },
+  ],
   osp_input: [
     { name: 'eof', doc: 'standard input at end of file (gives 0)', args: {}, returns: { kind: 'int', equals: 0n } },
   ],

@@ -92,20 +92,31 @@ class Emitter {
   }
 
   private emitMain(): void {
-    const main = this.ir.defineFunction('main', this.ir.fnType(this.ir.i32(), []), true);
-    this.fn = main;
+    // The program body (top-level statements, then the user's main) is the main fiber: C main
+    // starts the scheduler, which runs `osp.program` on its own 1 GiB stack (LANGUAGE.md §10).
+    const program = this.ir.defineFunction('osp.program', this.fnTypeOf([], 'i64'), false);
+    this.fn = program;
     this.core = null;
     this.locals = new Map();
     this.loopHeader = null;
+    this.ir.setInsertPoint(this.ir.block(program, 'entry'));
+    if (this.expr(this.program.init) !== null) {
+      let status = this.ir.constI64(0n);
+      if (this.program.main) {
+        const target = this.fns.get(this.program.main.fn) ?? ice(`codegen: no function ${this.program.main.fn}`);
+        const v = this.ir.call(target.fn, [this.ir.nullPtr()]);
+        if (this.program.main.returnsInt) status = v;
+      }
+      this.ir.ret(status);
+    }
+
+    const main = this.ir.defineFunction('main', this.ir.fnType(this.ir.i32(), []), true);
+    this.fn = main;
     this.ir.setInsertPoint(this.ir.block(main, 'entry'));
     this.ir.call(this.rtFn('osp_rt_init'), [this.ir.constI64(BigInt(ABI_VERSION))]);
-    if (this.expr(this.program.init) === null) return;
-    let status = this.ir.constI64(0n);
-    if (this.program.main) {
-      const target = this.fns.get(this.program.main.fn) ?? ice(`codegen: no function ${this.program.main.fn}`);
-      const v = this.ir.call(target.fn, [this.ir.nullPtr()]);
-      if (this.program.main.returnsInt) status = v;
-    }
+    const runMain = runtimeFunction('osp_rt_run_main');
+    const body = this.ir.bitcast(this.ir.fnAsI8Ptr(program), cTypeToLlvm(this.ir, runMain.params[0]!.type));
+    const status = this.ir.call(this.rtFn('osp_rt_run_main'), [body, this.ir.nullPtr()]);
     this.ir.ret(this.ir.call(this.rtFn('osp_rt_shutdown'), [status]));
   }
 
@@ -308,6 +319,14 @@ class Emitter {
         const tag = e.tag === 0 ? RESULT_TAGS.Success : RESULT_TAGS.Error;
         const withTag = ir.insert(ir.undef(ir.result()), ir.constI64(BigInt(tag)), 0);
         return ir.insert(withTag, this.toWord(v, e.payload.repr), 1);
+      }
+      case 'word': {
+        const v = this.expr(e.value);
+        return v ? this.toWord(v, e.value.repr) : null;
+      }
+      case 'unword': {
+        const v = this.expr(e.value);
+        return v ? this.fromWord(v, e.repr) : null;
       }
       case 'resulttag': {
         const v = this.expr(e.value);

@@ -24,6 +24,9 @@ export function reprOf(t: Type): Repr {
           return 'closure';
         case 'any':
           return 'ptr';
+        case 'Fiber':
+        case 'Channel':
+          return 'ptr';
         default:
           return 'i64'; // Int, Unit
       }

@@ -54,6 +54,11 @@ export type CExpr = { repr: Repr } & (
   /** Word `index` (computed at run time, in range by construction) of a GC block. */
   | { k: 'loadwordat'; ptr: CExpr; index: CExpr }
   | { k: 'mkresult'; tag: 0 | 1; payload: CExpr }
+  /** The value as one 64-bit word (repr i64): what channels and fibers carry (a two-word value
+   *  is boxed in a GC cell, a Bool zero-extended, a pointer converted). */
+  | { k: 'word'; value: CExpr }
+  /** A word back to `repr` (the inverse of `word`). */
+  | { k: 'unword'; value: CExpr }
   | { k: 'resulttag'; value: CExpr }
   | { k: 'resultpayload'; value: CExpr }
   | { k: 'unreachable'; message: string }

@@ -4,7 +4,7 @@
 // compiles matches (match.ts), and marks self tail calls so codegen can turn them into loops
 // (LANGUAGE.md §0.5: deep tail recursion must not grow the stack).
 
-import { runtimeFunction } from '../../../runtime-bindings/abi.ts';
+import { runtimeFunction, SELECT_ARM_KINDS } from '../../../runtime-bindings/abi.ts';
 import { ice } from '../diagnostics/diagnostic.ts';
 import type { TArg, TExpr, TStmt, TypedFn, TypedProgram } from '../semantics/typed.ts';
 import { isCon, prune, type CtorInfo, type Type } from '../semantics/types.ts';
@@ -192,6 +192,8 @@ function display(v: CExpr, t: Type, state?: LowerState): CExpr {
   }
   if (isCon(t, 'String')) return v;
   if (isCon(t, 'Int')) return callRuntime('osp_int_to_string', [v]);
+  // §7: a fiber or channel shows its handle number, the first word of the runtime object.
+  if (isCon(t, 'Fiber') || isCon(t, 'Channel')) return callRuntime('osp_int_to_string', [{ k: 'loadword', ptr: v, index: 0, repr: 'i64' }]);
   if (isCon(t, 'Bool')) return callRuntime('osp_bool_to_string', [v]);
   return ice(`lowering: display of a non-displayable type reached lowering`);
 }
@@ -382,8 +384,94 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
       const fail: CExpr = { k: 'mkresult', tag: 1, payload: str('index out of bounds'), repr: 'result' };
       return { k: 'let', id: lid, value: lowerExpr(e.list, ctx, false), body: { k: 'if', cond: inBounds, then: ok, else: fail, repr: 'result' }, repr: 'result' };
     }
+    case 'spawn':
+      return lowerSpawn(e.computation, ctx);
+    case 'await':
+      return { k: 'unword', value: callRuntime('osp_fiber_await', [lowerExpr(e.fiber, ctx, false)]), repr: reprOf(e.type) };
+    case 'yield': {
+      const pause = callRuntime('osp_fiber_yield', []);
+      if (!e.value) return seq([pause], unit());
+      // `yield e` evaluates e, yields, then gives e's value (§10.2).
+      const v = lowerExpr(e.value, ctx, false);
+      const id = ctx.state.temp();
+      return { k: 'let', id, value: v, body: seq([pause], { k: 'local', id, repr: v.repr }), repr: v.repr };
+    }
+    case 'channel':
+      return callRuntime('osp_channel_new', [lowerExpr(e.capacity, ctx, false), str(ctx.state.location(e.span.start))]);
+    case 'send': {
+      const ch = lowerExpr(e.channel, ctx, false);
+      const v = lowerExpr(e.value, ctx, false);
+      return callRuntime('osp_channel_send', [ch, { k: 'word', value: v, repr: 'i64' }]);
+    }
+    case 'recv':
+      return callRuntime('osp_channel_recv', [lowerExpr(e.channel, ctx, false)]);
+    case 'select':
+      return lowerSelect(e, ctx, tail);
   }
   return ice(`lowering: unexpected expression '${(e as TExpr).kind}'`);
+}
+
+/**
+ * `spawn e` / `Fiber { computation: c }`: the runtime calls a fiber body `fn(env) -> word`. A
+ * computation whose value already is one word (Int, Unit, String, handles, records) is passed as
+ * it is; any other (Bool, Result, functions) gets a wrapper that converts its value to a word.
+ */
+function lowerSpawn(computation: TExpr, ctx: FnContext): CExpr {
+  const c = lowerExpr(computation, ctx, false);
+  const t = prune(computation.type);
+  const ret = t.kind === 'fn' ? reprOf(t.ret) : 'i64';
+  if (ret === 'i64' || ret === 'ptr') return callRuntime('osp_fiber_spawn', [c]);
+  const name = `${ctx.name}.fiber.${ctx.state.uniqueSuffix()}`;
+  const inner: CExpr = { k: 'callclosure', closure: { k: 'envload', index: 0, repr: 'closure' }, args: [], repr: ret };
+  ctx.state.fns.push({ name, params: [], ret: 'i64', body: { k: 'word', value: inner, repr: 'i64' }, loops: false });
+  return callRuntime('osp_fiber_spawn', [{ k: 'mkclosure', fn: name, env: { k: 'alloc', words: [c], repr: 'ptr' }, repr: 'closure' }]);
+}
+
+/**
+ * `select` (LANGUAGE.md §10.4): the channel arms' operands are evaluated in source order into a
+ * block of word triples [kind, channel, value] for osp_select, which picks the first ready arm
+ * (or -1: the default arm) and returns its index as the Result tag, a received value as payload.
+ */
+function lowerSelect(e: TExpr & { kind: 'select' }, ctx: FnContext, tail: boolean): CExpr {
+  const repr = reprOf(e.type);
+  const candidates = e.arms.filter((a) => a.kind !== 'default');
+  const fallback = e.arms.find((a) => a.kind === 'default');
+  const kindWord = (k: number): CExpr => ({ k: 'int', value: BigInt(k), repr: 'i64' });
+  const zero: CExpr = { k: 'int', value: 0n, repr: 'i64' };
+  const words: CExpr[] = [];
+  for (const a of candidates) {
+    if (a.kind === 'recv') words.push(kindWord(SELECT_ARM_KINDS.Recv), lowerExpr(a.channel, ctx, false), zero);
+    else if (a.kind === 'send') {
+      words.push(kindWord(SELECT_ARM_KINDS.Send), lowerExpr(a.channel, ctx, false), { k: 'word', value: lowerExpr(a.value, ctx, false), repr: 'i64' });
+    } else words.push(kindWord(SELECT_ARM_KINDS.Always), zero, zero);
+  }
+  const armsId = ctx.state.temp();
+  const resultId = ctx.state.temp();
+  const result: CExpr = { k: 'local', id: resultId, repr: 'result' };
+  const armsBlock: CExpr = words.length ? { k: 'alloc', words, repr: 'ptr' } : { k: 'alloc', words: [zero], repr: 'ptr' };
+  const call = callRuntime('osp_select', [
+    { k: 'local', id: armsId, repr: 'ptr' },
+    { k: 'int', value: BigInt(candidates.length), repr: 'i64' },
+    { k: 'int', value: fallback ? 1n : 0n, repr: 'i64' },
+  ]);
+  let chain: CExpr = fallback && fallback.kind === 'default'
+    ? lowerExpr(fallback.body, ctx, tail)
+    : { k: 'unreachable', message: 'select returned no arm', repr };
+  for (let i = candidates.length - 1; i >= 0; i--) {
+    const a = candidates[i]!;
+    const value: CExpr =
+      a.kind === 'recv' ? { k: 'resultpayload', value: result, repr }
+      : a.kind === 'send' ? unit()
+      : a.kind === 'always' ? lowerExpr(a.body, ctx, tail)
+      : ice('lowering: default arm among the candidates');
+    chain = {
+      k: 'if', repr,
+      cond: { k: 'prim', op: 'eq', repr: 'i1', args: [{ k: 'resulttag', value: result, repr: 'i64' }, { k: 'int', value: BigInt(i), repr: 'i64' }] },
+      then: value,
+      else: chain,
+    };
+  }
+  return { k: 'let', id: armsId, value: armsBlock, body: { k: 'let', id: resultId, value: call, body: chain, repr }, repr };
 }
 
 /**

@@ -13,9 +13,9 @@ import { RESULT_CTORS, TypeEnv } from './resolve.ts';
 import { PatternChecker } from './patterns.ts';
 import type { ImportBinding, ImportedFile } from '../syntax/imports.ts';
 import { article, refinedCtor, Scope, withArticle } from './scope.ts';
-import type { TArg, TArm, TExpr, TStmt, TypedFn, TypedProgram, VarSymbol, SymbolKind } from './typed.ts';
+import type { TArg, TArm, TExpr, TSelectArm, TStmt, TypedFn, TypedProgram, VarSymbol, SymbolKind } from './typed.ts';
 import {
-  adtType, AnyType, Bool, ErrorType, fnType, freshVar, instantiate, Int, isCon, listType, prune, resultType, showType, Str, unify, Unit, zonk,
+  adtType, AnyType, Bool, channelType, ErrorType, fiberType, fnType, freshVar, instantiate, Int, isCon, listType, prune, resultType, showType, Str, unify, Unit, zonk,
   type AdtInfo, type CtorInfo, type Type, type Validator,
 } from './types.ts';
 
@@ -255,6 +255,8 @@ class Checker {
       }
       if (d.kind === 'display') {
         if (isCon(t, 'Int') || isCon(t, 'String') || isCon(t, 'Bool') || isCon(t, 'any')) continue;
+        // A fiber or channel shows its handle number (§7).
+        if (isCon(t, 'Fiber') || isCon(t, 'Channel')) continue;
         const notes = isCon(t, 'Result')
           ? ['hint: a Result must be matched first: `match r { Success { value } => … Error { message } => … }`']
           : ['note: Int, String and Bool values can be displayed'];
@@ -664,7 +666,109 @@ class Checker {
         }
         return this.node({ kind: 'index', list, index: e.index, type: resultType(elem, Str), span: e.span });
       }
+      case 'spawn': {
+        // `spawn e` is `Fiber { computation: fn() => e }`: the lambda captures by value (§10.1).
+        const computation = this.inferExpr({ kind: 'lambda', params: [], returnType: null, body: e.body, span: e.body.span }, scope);
+        const t = prune(computation.type);
+        return this.node({ kind: 'spawn', computation, type: fiberType(t.kind === 'fn' ? t.ret : ErrorType), span: e.span });
+      }
+      case 'await': {
+        const fiber = this.inferExpr(e.fiber, scope);
+        const elem = freshVar();
+        this.expectHandle(fiber, fiberType(elem), 'await', 'a fiber (from spawn or Fiber<T> { computation: … })');
+        return this.node({ kind: 'await', fiber, type: elem, span: e.span });
+      }
+      case 'yield': {
+        const value = e.value ? this.inferExpr(e.value, scope, hint) : null;
+        return this.node({ kind: 'yield', value, type: value ? value.type : Unit, span: e.span });
+      }
+      case 'send': {
+        const channel = this.inferExpr(e.channel, scope);
+        const elem = freshVar();
+        this.expectHandle(channel, channelType(elem), 'send', 'a channel (Channel<T> { capacity: n })');
+        const value = this.coerce(this.inferExpr(e.value, scope, elem), elem);
+        this.expect(value, elem, 'as the value sent on this channel');
+        return this.node({ kind: 'send', channel, value, type: resultType(Unit, Str), span: e.span });
+      }
+      case 'recv': {
+        const channel = this.inferExpr(e.channel, scope);
+        const elem = freshVar();
+        this.expectHandle(channel, channelType(elem), 'recv', 'a channel (Channel<T> { capacity: n })');
+        return this.node({ kind: 'recv', channel, type: resultType(elem, Str), span: e.span });
+      }
+      case 'select':
+        return this.inferSelect(e.arms, e.span, scope, hint);
     }
+  }
+
+  /** The operand of await/send/recv must be a fiber or a channel handle. */
+  private expectHandle(e: TExpr, expected: Type, op: string, what: string): void {
+    if (unify(e.type, expected)) return;
+    const found = showType(zonk(e.type));
+    this.diags.error(Code.TypeMismatch, e.span, `${op} needs ${what}, but this is ${withArticle(found)}`, {
+      label: `this is ${withArticle(found)}`,
+    });
+  }
+
+  /** `select` (LANGUAGE.md §10.4): every arm's value has one type; see TSelectArm. */
+  private inferSelect(arms: MatchArm[], span: Span, scope: Scope, hint?: Type): TExpr {
+    const result = freshVar();
+    if (hint && !isCon(hint, 'any')) unify(result, hint);
+    const out: TSelectArm[] = [];
+    let sawDefault: Span | null = null;
+    for (const [index, arm] of arms.entries()) {
+      const body = arm.body;
+      let typed: TSelectArm;
+      let valueType: Type;
+      let valueSpan: Span;
+      if (arm.pattern.kind === 'wildcard') {
+        if (sawDefault) {
+          this.diags.error(Code.DuplicateArm, arm.pattern.span, 'a select has at most one default arm `_ => …`', {
+            labels: [{ span: sawDefault, message: 'the first default arm' }],
+          });
+        }
+        sawDefault = arm.pattern.span;
+        const b = this.inferExpr(body, scope, result);
+        typed = { kind: 'default', body: b, span: arm.span };
+        valueType = b.type;
+        valueSpan = bodyResultSpan(b);
+      } else if (body.kind === 'recv' || body.kind === 'send') {
+        // The pattern receives the arm's value; it cannot fail (a refused value would be lost).
+        if (arm.pattern.kind !== 'name') {
+          this.diags.error(Code.InvalidPattern, arm.pattern.span, `the pattern of a ${body.kind} arm of select must be a name: it cannot refuse the value`, {
+            notes: [`hint: write \`value => ${body.kind}(…)\` and match the select's result afterwards`],
+          });
+        }
+        const channel = this.inferExpr(body.channel, scope);
+        const elem = freshVar();
+        this.expectHandle(channel, channelType(elem), body.kind, 'a channel (Channel<T> { capacity: n })');
+        if (body.kind === 'send') {
+          const value = this.coerce(this.inferExpr(body.value, scope, elem), elem);
+          this.expect(value, elem, 'as the value sent on this channel');
+          typed = { kind: 'send', channel, value, span: arm.span };
+          valueType = Unit;
+        } else {
+          typed = { kind: 'recv', channel, span: arm.span };
+          valueType = elem;
+        }
+        valueSpan = body.span;
+      } else {
+        const b = this.inferExpr(body, scope, result);
+        typed = { kind: 'always', body: b, span: arm.span };
+        valueType = b.type;
+        valueSpan = bodyResultSpan(b);
+      }
+      if (!unify(valueType, result)) {
+        const found = showType(zonk(valueType));
+        const want = showType(zonk(result));
+        this.diags.error(Code.TypeMismatch, valueSpan, `select arm ${index} gives ${withArticle(found)} but the earlier arms give ${withArticle(want)}`, {
+          label: `this arm is ${withArticle(found)}`,
+          notes: typed.kind === 'send' ? ['note: a send arm gives Unit; a recv arm gives the received value'] : [],
+        });
+      }
+      out.push(typed);
+    }
+    return this.node({ kind: 'select', arms: out, type: result, span });
   }
 
   private inferIdent(name: string, span: Span, scope: Scope, hint?: Type): TExpr {
@@ -1148,6 +1252,9 @@ class Checker {
   // ---- construction (§4.11) --------------------------------------------------------------------
 
   private inferConstruct(name: Ident, typeArgs: Expr[] | import('../syntax/ast.ts').TypeExpr[] | null, fields: FieldInit[], span: Span, scope: Scope): TExpr {
+    if ((name.name === 'Fiber' || name.name === 'Channel') && !this.types.ctors.has(name.name) && !scope.lookup(name.name)) {
+      return this.inferHandleConstruct(name, (typeArgs ?? []) as import('../syntax/ast.ts').TypeExpr[], fields, span, scope);
+    }
     const rtag = RESULT_CTORS.get(name.name);
     if (rtag !== undefined && !this.types.ctors.has(name.name) && !scope.lookup(name.name)) {
       const allowed = rtag === 0 ? ['value'] : ['message', 'error'];
@@ -1194,6 +1301,38 @@ class Checker {
     const targs = this.checkFields(ctor, args, fields, scope, true);
     // A constrained type's construction may fail: Result<T, String> (§3.5).
     return this.node({ kind: 'construct', ctor, fields: targs, type: ctor.validators.length ? resultType(type, Str) : type, span });
+  }
+
+  /** `Fiber<T> { computation: fn() => e }` and `Channel<T> { capacity: n }` (§10.1, §10.3). */
+  private inferHandleConstruct(name: Ident, typeArgs: import('../syntax/ast.ts').TypeExpr[], fields: FieldInit[], span: Span, scope: Scope): TExpr {
+    const field = name.name === 'Fiber' ? 'computation' : 'capacity';
+    const elem = freshVar();
+    if (typeArgs.length > 1) {
+      this.diags.error(Code.TypeArity, name.span, `'${name.name}' takes 1 type argument, but ${typeArgs.length} were given`);
+    } else if (typeArgs.length === 1) unify(elem, this.types.resolve(typeArgs[0]!));
+    let value: TExpr | null = null;
+    for (const f of fields) {
+      if (f.name.name !== field) {
+        this.diags.error(Code.UnknownField, f.name.span, `${name.name} has no field '${f.name.name}'`, { notes: [`note: its only field is ${field}`] });
+        this.inferExpr(f.value, scope);
+        continue;
+      }
+      if (value) {
+        this.diags.error(Code.DuplicateDefinition, f.name.span, `the field '${field}' is given twice`);
+        continue;
+      }
+      const want = name.name === 'Fiber' ? fnType([], elem) : Int;
+      value = this.inferExpr(f.value, scope, want);
+      this.expect(value, want, `for the field '${field}' of ${name.name}`);
+    }
+    if (!value) {
+      this.diags.error(Code.MissingField, span, `missing field in type constructor: '${field}'`, {
+        notes: [`hint: ${name.name === 'Fiber' ? 'Fiber<T> { computation: fn() => … }' : 'Channel<T> { capacity: n }'}`],
+      });
+      return this.errorExpr(span);
+    }
+    if (name.name === 'Fiber') return this.node({ kind: 'spawn', computation: value, type: fiberType(elem), span });
+    return this.node({ kind: 'channel', capacity: value, type: channelType(elem), span });
   }
 
   private checkFields(ctor: CtorInfo, typeArgs: Type[], fields: FieldInit[], scope: Scope, requireAll: boolean): TArg[] {

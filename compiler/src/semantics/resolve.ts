@@ -7,6 +7,8 @@ import type { Stmt, TypeDecl, TypeExpr } from '../syntax/ast.ts';
 import {
   adtType, AnyType, Bool, ErrorType, fnType, freshVar, Int, iteratorType, listType, resultType, Str, Unit,
   type AdtInfo, type CtorInfo, type Type,
+  fiberType,
+  channelType,
 } from './types.ts';
 
 /** Built-in type names, case-insensitive spellings included (§3.2, §6.1). */
@@ -129,11 +131,11 @@ export class TypeEnv {
     // `Result<Success, String>` in the WebSocket chapter: `Success` as a type is Unit (§6.2).
     if (name === 'Success') return arity(0) ? Unit : ErrorType;
     if (name === 'any' || name === 'Any') return arity(0) ? AnyType : ErrorType;
-    if ( name === 'Fiber' || name === 'Channel') {
-      this.diags.error(Code.Unsupported, t.span, `the type '${name}' is not supported by this compiler yet`);
-      return ErrorType;
-    }
-    const candidates = [...this.adts.keys(), ...this.aliases.keys(), 'Int', 'String', 'Bool', 'Unit', 'Result', 'List', 'Iterator', 'any'];
+    if (name === 'Fiber') return arity(1) ? fiberType(args[0]!) : ErrorType;
+    if (name === 'Channel') return arity(1) ? channelType(args[0]!) : ErrorType;
+    // §10.3: channel errors are plain messages like every built-in's (§0.5).
+    if (name === 'ChannelError') return arity(0) ? Str : ErrorType;
+    const candidates = [...this.adts.keys(), ...this.aliases.keys(), 'Int', 'String', 'Bool', 'Unit', 'Result', 'List', 'Iterator', 'Fiber', 'Channel', 'ChannelError', 'any'];
     const guess = closestName(name, candidates);
     this.diags.error(Code.UnknownType, t.name.span, `unknown type '${name}'`, {
       label: 'not a type in scope',

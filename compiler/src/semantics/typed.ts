@@ -92,7 +92,31 @@ export type TExpr = Node &
     | { kind: 'box'; value: TExpr }
     /** `xs[i]` with a literal index: Result<T, String>. */
     | { kind: 'index'; list: TExpr; index: bigint }
+    /** `spawn e` / `Fiber<T> { computation }`: `computation` is a `() -> T` closure (§10.1). */
+    | { kind: 'spawn'; computation: TExpr }
+    | { kind: 'await'; fiber: TExpr }
+    /** `yield` (value null, Unit) / `yield e` (the value of e). */
+    | { kind: 'yield'; value: TExpr | null }
+    /** `Channel<T> { capacity: n }`. */
+    | { kind: 'channel'; capacity: TExpr }
+    /** Result<Unit, String>. */
+    | { kind: 'send'; channel: TExpr; value: TExpr }
+    /** Result<T, String>. */
+    | { kind: 'recv'; channel: TExpr }
+    | { kind: 'select'; arms: TSelectArm[] }
   );
+
+/**
+ * A select arm (LANGUAGE.md §10.4): `recv` is ready when its channel holds a value (the arm's value
+ * is the received T), `send` when its channel has room (Unit), `always` is always ready (its body
+ * is the value), `default` (`_ => e`) is taken only when no other arm is ready.
+ */
+export type TSelectArm = { span: Span } & (
+  | { kind: 'recv'; channel: TExpr }
+  | { kind: 'send'; channel: TExpr; value: TExpr }
+  | { kind: 'always'; body: TExpr }
+  | { kind: 'default'; body: TExpr }
+);
 
 export type TStmt =
   | { kind: 'let'; symbol: VarSymbol; value: TExpr; span: Span }

@@ -72,6 +72,13 @@ export function listType(elem: Type): Type {
 export function iteratorType(elem: Type): Type {
   return { kind: 'con', name: 'Iterator', args: [elem] };
 }
+/** Fiber<T> and Channel<T> (LANGUAGE.md §10): run-time handles, displayed as their number. */
+export function fiberType(elem: Type): Type {
+  return { kind: 'con', name: 'Fiber', args: [elem] };
+}
+export function channelType(elem: Type): Type {
+  return { kind: 'con', name: 'Channel', args: [elem] };
+}
 export function fnType(params: Type[], ret: Type): Type {
   return { kind: 'fn', params, ret };
 }

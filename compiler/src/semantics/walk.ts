@@ -42,6 +42,20 @@ export function childrenOf(e: TExpr): TExpr[] {
       return [e.value];
     case 'index':
       return [e.list];
+    case 'spawn':
+      return [e.computation];
+    case 'await':
+      return [e.fiber];
+    case 'yield':
+      return e.value ? [e.value] : [];
+    case 'channel':
+      return [e.capacity];
+    case 'send':
+      return [e.channel, e.value];
+    case 'recv':
+      return [e.channel];
+    case 'select':
+      return e.arms.flatMap((a) => (a.kind === 'recv' ? [a.channel] : a.kind === 'send' ? [a.channel, a.value] : [a.body]));
   }
 }
 

@@ -148,7 +148,18 @@ export type Expr =
   /** `Name<T…> { f: e, … }`: construction, or a non-destructive update when Name is a value. */
   | { kind: 'construct'; name: Ident; typeArgs: TypeExpr[]; fields: FieldInit[]; span: Span }
   | { kind: 'list'; elements: Expr[]; span: Span }
-  | { kind: 'index'; name: Ident; index: bigint; span: Span };
+  | { kind: 'index'; name: Ident; index: bigint; span: Span }
+  // ---- fibers and channels (LANGUAGE.md §10) ----
+  /** `spawn e`: `e` is the whole following expression. */
+  | { kind: 'spawn'; body: Expr; span: Span }
+  /** `yield` / `yield e`. */
+  | { kind: 'yield'; value: Expr | null; span: Span }
+  /** `await(f)` / `await f`. */
+  | { kind: 'await'; fiber: Expr; span: Span }
+  | { kind: 'send'; channel: Expr; value: Expr; span: Span }
+  | { kind: 'recv'; channel: Expr; span: Span }
+  /** `select { PATTERN => EXPR … }` (arms as in a match). */
+  | { kind: 'select'; arms: MatchArm[]; span: Span };
 
 // ---- patterns --------------------------------------------------------------------------------
 

@@ -48,11 +48,11 @@ export interface LoadedProgram {
 
 /** Lexes and parses one file whose text starts at `base` in the program-wide offset space. */
 export function parseFileAt(text: string, base: number, diags: DiagnosticBag): Program {
-  if (base === 0) return parseProgram(lex(text, diags), diags);
+  if (base === 0) return parseProgram(lex(text, diags), diags, text);
   const local = new DiagnosticBag();
   const tokens = lex(text, local).map((t) => shiftToken(t, base));
   for (const d of local.items) diags.add(shiftDiagnostic(d, base));
-  return parseProgram(tokens, diags);
+  return parseProgram(tokens, diags, text, base);
 }
 
 function shiftSpan(s: Span, by: number): Span {

@@ -41,8 +41,11 @@ const BINARY_LEVELS: readonly (readonly BinaryOp[])[] = [
   ['*', '/', '%'],
 ];
 
-export function parseProgram(tokens: Token[], diags: DiagnosticBag): Program {
-  const p = new Parser(dropStrayDocComments(tokens), diags);
+/** `source` (the text the tokens came from) lets the parser see line breaks, which only matter
+ *  for the optional operand of `yield` (§10.2). `sourceBase` is the offset of its first character
+ *  in the tokens' spans (an imported file's place in the program-wide offset space). */
+export function parseProgram(tokens: Token[], diags: DiagnosticBag, source: string | null = null, sourceBase = 0): Program {
+  const p = new Parser(dropStrayDocComments(tokens), diags, source, sourceBase);
   try {
     return { stmts: p.parseStatements('eof') };
   } catch (e) {
@@ -78,6 +81,8 @@ class Parser {
   constructor(
     private readonly tokens: Token[],
     private readonly diags: DiagnosticBag,
+    private readonly sourceText: string | null = null,
+    private readonly sourceBase = 0,
   ) {}
 
   // ---- token helpers -------------------------------------------------------------------------
@@ -448,10 +453,7 @@ class Parser {
 
   parseExpr(): Expr {
     if (this.atKeyword('match')) return this.parseMatch();
-    if (this.atKeyword('select') || this.atKeyword('spawn') || this.atKeyword('yield') || this.atKeyword('await') || this.atKeyword('send') || this.atKeyword('recv')) {
-      const t = this.peek();
-      this.fail(`'${(t as { text: string }).text}' (fibers and channels, LANGUAGE.md §10) is not supported by this compiler yet`);
-    }
+    if (this.atKeyword('select')) return this.parseSelect();
     return this.parseBinary(0);
   }
 
@@ -462,6 +464,42 @@ class Parser {
     } finally {
       this.depth--;
     }
+  }
+
+  /** `select { PATTERN => EXPR … }` (LANGUAGE.md §10.4): arms parsed like a match's. */
+  private parseSelect(): Expr {
+    this.enter();
+    try {
+      const kw = this.next();
+      this.expectPunct('{', 'to start the select arms');
+      const arms = this.parseArms();
+      const close = this.expectPunct('}', 'to close the select');
+      if (arms.length === 0) {
+        this.diags.error(Code.Syntax, span(kw.span.start, close.span.end), 'a select needs at least one arm');
+      }
+      return { kind: 'select', arms, span: span(kw.span.start, close.span.end) };
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private parseArms(): MatchArm[] {
+    const arms: MatchArm[] = [];
+    this.nested(() => {
+      while (!this.atPunct('}') && this.peek().kind !== 'eof') {
+        const pattern = this.parsePattern();
+        this.expectPunct('=>', 'after the pattern');
+        const body = this.nested(() => {
+          this.inArm = true;
+          return this.parseExpr();
+        });
+        arms.push({ pattern, body, span: joinSpans(pattern.span, body.span) });
+        if (this.atPunct(',')) {
+          this.fail("arms are not separated by ','", this.peek().span, ['hint: put each arm on its own line']);
+        }
+      }
+    });
+    return arms;
   }
 
   private parseMatchAt(): Expr {
@@ -537,6 +575,12 @@ class Parser {
 
   private parseUnaryAt(): Expr {
     const t = this.peek();
+    if (t.kind === 'keyword' && t.text === 'await') {
+      // `await f` / `await(f)`: a prefix operator over the whole pipe chain (§4.1).
+      this.next();
+      const fiber = this.parsePipe();
+      return { kind: 'await', fiber, span: joinSpans(t.span, fiber.span) };
+    }
     if (t.kind === 'punct' && (t.text === '-' || t.text === '+' || t.text === '!')) {
       this.next();
       const operand = this.parsePipe();
@@ -643,6 +687,41 @@ class Parser {
         }
         if (t.text === 'fn' && this.atPunct('(', 1)) return this.parseLambda();
         if (t.text === 'match') return this.parseMatch();
+        if (t.text === 'select') return this.parseSelect();
+        if (t.text === 'spawn') {
+          // `spawn` takes the whole following expression: `spawn f(1) + 2` is `spawn (f(1) + 2)`.
+          this.next();
+          const body = this.nested(() => this.parseExpr());
+          return { kind: 'spawn', body, span: joinSpans(t.span, body.span) };
+        }
+        if (t.text === 'await') {
+          this.next();
+          const fiber = this.parsePipe();
+          return { kind: 'await', fiber, span: joinSpans(t.span, fiber.span) };
+        }
+        if (t.text === 'yield') {
+          this.next();
+          // `yield e` when an expression follows on the same line; a bare `yield` otherwise.
+          const n = this.peek();
+          if (this.startsExpression(n) && !this.lineBreakBetween(t.span.end, n.span.start)) {
+            const value = this.nested(() => this.parseExpr());
+            return { kind: 'yield', value, span: joinSpans(t.span, value.span) };
+          }
+          return { kind: 'yield', value: null, span: t.span };
+        }
+        if (t.text === 'send' || t.text === 'recv') {
+          this.next();
+          this.expectPunct('(', `after '${t.text}' (it is written ${t.text === 'send' ? 'send(channel, value)' : 'recv(channel)'})`);
+          const channel = this.nested(() => this.parseExpr());
+          let value: Expr | null = null;
+          if (t.text === 'send') {
+            this.expectPunct(',', 'between the channel and the value of send(channel, value)');
+            value = this.nested(() => this.parseExpr());
+          }
+          const close = this.expectPunct(')', `to close ${t.text}(…)`);
+          const sp = span(t.span.start, close.span.end);
+          return value ? { kind: 'send', channel, value, span: sp } : { kind: 'recv', channel, span: sp };
+        }
         if (t.text === 'if') {
           this.fail(`expected an expression, found ${describeToken(t)}`, t.span, [
             'hint: Osprey has no `if`; use `match cond { true => … false => … }`',
@@ -679,6 +758,27 @@ class Parser {
     this.fail(`expected an expression, found ${describeToken(t)}`);
   }
 
+  /** Can `t` begin an expression (for the optional operand of `yield`)? */
+  private startsExpression(t: Token): boolean {
+    switch (t.kind) {
+      case 'int':
+      case 'string':
+      case 'ident':
+        return true;
+      case 'keyword':
+        return ['true', 'false', 'fn', 'match', 'select', 'spawn', 'yield', 'await', 'send', 'recv'].includes(t.text);
+      case 'punct':
+        return ['(', '[', '{', '|', '-', '!'].includes(t.text);
+      default:
+        return false;
+    }
+  }
+
+  /** Whether the source text between two offsets contains a line break. */
+  private lineBreakBetween(from: number, to: number): boolean {
+    return this.sourceText !== null && /[\n\r]/.test(this.sourceText.slice(from - this.sourceBase, to - this.sourceBase));
+  }
+
   private stringExpr(t: Extract<Token, { kind: 'string' }>): Expr {
     if (!t.interpolated) {
       const text = t.parts.map((p) => (p.kind === 'text' ? p.value : '')).join('');
@@ -690,7 +790,7 @@ class Parser {
         parts.push({ kind: 'text', value: p.value, span: p.span });
         continue;
       }
-      const sub = new Parser(p.tokens, this.diags);
+      const sub = new Parser(p.tokens, this.diags, this.sourceText, this.sourceBase);
       sub.depth = this.depth;
       try {
         if (sub.peek().kind === 'eof') sub.fail('empty `${}` in string literal', p.span);
@@ -727,7 +827,9 @@ class Parser {
           do typeArgs.push(this.parseType()); while (this.eatPunct(','));
           this.expectPunct('>');
         }
-        if (!(this.atPunct('{') && this.isFieldNameToken(this.peek(1)) && this.atPunct(':', 2))) {
+        // `Name<T> { }` (no fields) is a construction too: no comparison ends in an empty block.
+        const emptyWithTypeArgs = typeArgs.length > 0 && this.atPunct('{') && this.atPunct('}', 1);
+        if (!emptyWithTypeArgs && !(this.atPunct('{') && this.isFieldNameToken(this.peek(1)) && this.atPunct(':', 2))) {
           throw new ParseError('not a construction');
         }
         return this.parseConstruction(ident, typeArgs);

@@ -183,6 +183,8 @@ function isCloser(p: Piece): boolean {
   return p.tokenKind === 'punct' && CLOSERS.has(p.text);
 }
 
+const CALL_LIKE_KEYWORDS: ReadonlySet<string> = new Set(['send', 'recv', 'await', 'yield']);
+
 /** Whether a space separates two neighbouring pieces on one line. */
 function spaced(prev: Piece, cur: Piece): boolean {
   if (cur.kind === 'comment' || prev.kind === 'comment') return true;
@@ -200,7 +202,8 @@ function spaced(prev: Piece, cur: Piece): boolean {
     if (cur.lambdaBar === 'close') return false;
     if (cur.lambdaBar === 'open') return !(p === '(' || p === '[');
     if ((c === '<' || c === '>') && cur.typeBracket) return false;
-    if (c === '(') return !(prev.tokenKind === 'ident' || p === ')' || p === ']' || p === 'fn' || (p === '>' && prev.typeBracket));
+    // `send(c, v)`, `recv(c)`, `await(f)`, `yield(e)` are written like calls (LANGUAGE.md §10).
+    if (c === '(') return !(prev.tokenKind === 'ident' || p === ')' || p === ']' || p === 'fn' || (p === '>' && prev.typeBracket) || (prev.tokenKind === 'keyword' && CALL_LIKE_KEYWORDS.has(p)));
     if (c === '[') return !(prev.tokenKind === 'ident' || p === ')' || p === ']');
   }
   return true;

@@ -1,0 +1,1056 @@
+/*
+ * The fiber scheduler (LANGUAGE.md §10): M:N green threads on a pool of worker threads.
+ *
+ * - The main program is a fiber too (osp_rt_run_main), on a 1 GiB reserved stack, so deep
+ *   non-tail recursion keeps working; spawned fibers get a 16 MiB reservation. Stacks are mmap'd
+ *   with MAP_NORESERVE (memory is used only where touched) and a PROT_NONE guard page below, are
+ *   allocated when a fiber first runs, and are reused from a pool when fibers finish.
+ * - Context switches are a few instructions of x86-64 assembly (callee-saved registers pushed on
+ *   the fiber's own stack): no signal mask syscall as with swapcontext.
+ * - Workers: one per core (OSPREY_THREADS overrides), the process's main thread being worker 0.
+ *   Every worker is registered with Boehm GC (GC_pthread_create).
+ * - One lock (sched_lock) guards the run queue, timers, every fiber's state and every channel. A
+ *   single lock makes select over several channels and deadlock detection simple and correct;
+ *   uncontended it costs ~20 ns, and the per-worker `runnext` slot keeps a ping-pong between two
+ *   fibers on one worker (no cross-thread wake-up), which is where Go spends its time too.
+ * - Garbage collection: the collector scans the stack of the fiber each worker is running
+ *   (GC_set_stackbottom on every switch) and the stacks of parked fibers from a push-other-roots
+ *   callback. A switch is a critical section the collector waits for before stopping the world,
+ *   so it never sees a thread whose stack pointer and registered stack bottom disagree.
+ * - A guard-page hit is reported from a SIGSEGV handler on an alternate signal stack:
+ *   "stack overflow in function NAME", exit status 134.
+ * - When every fiber waits for something no fiber, timer or outside source can provide, the
+ *   program stops with "deadlock: all fibers are blocked (main fiber waiting in recv on channel
+ *   3)" instead of hanging.
+ */
+#include "fiber.h"
+
+#include <gc/gc_mark.h>
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <link.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define OSP_ASAN 1
+#else
+#define OSP_ASAN 0
+#endif
+
+/* ---- configuration ---------------------------------------------------------------------- */
+
+#define MAIN_STACK_BYTES ((size_t)1 << 30)   /* 1 GiB: a million non-tail levels (§0.5) */
+#define FIBER_STACK_BYTES ((size_t)16 << 20) /* 16 MiB reserved per spawned fiber */
+#define STACK_POOL_MAX 256                   /* finished fibers' stacks kept for reuse */
+#define MAX_WORKERS 256
+#define ALTSTACK_BYTES (64 * 1024)
+
+/* ---- data ------------------------------------------------------------------------------- */
+
+enum fiber_state { FIBER_NEW, FIBER_READY, FIBER_RUNNING, FIBER_PARKED, FIBER_DONE };
+
+/* A fiber. The first three words are read by compiled code: the handle number (display), then
+ * done and result (await reads them through osp_fiber_await). Allocated from the collector and
+ * linked into sched.live while not finished, so nothing a live fiber holds (its closure, its
+ * awaiters) is collected; once finished it lives as long as a program value refers to it. */
+struct osp_fiber {
+    int64_t id;
+    int64_t done;
+    int64_t result;
+    osp_fiber_body_fn body;
+    void *env;
+    int state;
+    int is_main;
+    /* Stack: [stack_lo, stack_lo + page) is the guard page, stack_hi the top (exclusive). */
+    char *stack_lo;
+    char *stack_hi;
+    size_t stack_bytes;
+    void *sp;           /* saved stack pointer while switched out */
+    atomic_int running; /* 1 while a worker's registers hold this fiber (GC scans it as a thread) */
+    osp_fiber *next_ready;
+    osp_fiber *live_prev, *live_next;
+    osp_wait_queue awaiters; /* fibers blocked in await on this one */
+    /* The operation it is blocked in: its waiters (on this fiber's stack) and the one that fired. */
+    osp_waiter *ops;
+    int nops;
+    osp_waiter *fired;
+    const char *wait_op;
+    int64_t wait_handle;
+    int64_t wake_at_ns; /* sleeping: monotonic deadline */
+    int64_t timer_seq;
+    /* A foreign thread blocked in a channel operation is represented by a stack-allocated fiber
+     * record with this condition variable (it never runs on a worker). */
+    pthread_cond_t *thread_cond;
+    void *asan_fake_stack;
+};
+
+typedef struct {
+    int index;
+    void *sched_sp;     /* the worker loop's context while a fiber runs */
+    osp_fiber *current; /* fiber running on this worker, or NULL in the loop */
+    osp_fiber *runnext; /* woken by the current fiber: runs next here (LIFO, like Go's runnext) */
+    void *gc_handle;
+    struct GC_stack_base native_base;
+    int unlock_after_switch; /* the fiber parked with sched_lock held: release it in the loop */
+    osp_fiber *finished;     /* the fiber that just ended: recycle its stack in the loop */
+    void *asan_fake_stack;   /* the loop's ASan fake stack while a fiber runs */
+    const void *native_asan_bottom;
+    size_t native_asan_size;
+    /* Scheduling decisions taken (under sched.lock). An idle worker steals another's runnext only
+     * when this did not move since its previous look: that worker is stuck in one long fiber.
+     * Stealing eagerly would split a ping-pong across threads and pay a wake-up per message. */
+    uint64_t ticks;
+    uint64_t seen_ticks[MAX_WORKERS + 1];
+    int active; /* its loop runs (sched.lock) */
+} osp_worker;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* idle workers wait here (on CLOCK_MONOTONIC deadlines: see start_scheduler) */
+    int started;
+    int nworkers;      /* worker loops running (sched.lock) */
+    int nslots;        /* entries of `workers` */
+    int idle;          /* workers waiting on `wake` */
+    int blocked_threads; /* foreign threads blocked in a channel operation */
+    int external_holds;  /* outside event sources that may wake a fiber (osp_sched_hold_external) */
+    osp_fiber *ready_head, *ready_tail;
+    osp_fiber *live; /* every fiber not yet finished (a GC root: this struct is static data) */
+    int64_t live_count;
+    osp_fiber *main;
+    /* Timers: a binary min-heap of sleeping fibers by wake_at_ns (malloc'd; the fibers are
+     * reachable through `live`). */
+    osp_fiber **timers;
+    size_t ntimers, timers_cap;
+    int64_t timer_seq;
+} sched = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Slot 0 is the main thread (osp_rt_run_main), 1… the worker threads. Malloc'd, not scanned by
+ * the collector: every fiber a worker refers to is also on sched.live. */
+static osp_worker *workers;
+static __thread osp_worker *tls_worker;
+
+static atomic_int_fast64_t next_handle = 1;
+static size_t page_size;
+
+/* Stack pool (own lock: stacks are recycled from the worker loop, outside sched_lock). */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *pool_stacks[STACK_POOL_MAX];
+static int pool_count;
+
+/* The collector/switch handshake (see the file comment). */
+static atomic_int switches_in_progress;
+static atomic_int collector_waiting;
+
+/* Executable load address, for naming the function that overflowed its stack. */
+static uintptr_t exe_load_bias;
+
+int64_t osp_next_handle(void) { return atomic_fetch_add(&next_handle, 1); }
+
+void osp_sched_lock(void) { pthread_mutex_lock(&sched.lock); }
+void osp_sched_unlock(void) { pthread_mutex_unlock(&sched.lock); }
+
+/* The worker of the calling thread. Never inlined or cached across a context switch: a fiber may
+ * resume on another thread, and a compiler may otherwise keep the old thread's TLS address. */
+__attribute__((noinline, noipa)) static osp_worker *current_worker(void) {
+    osp_worker *w = tls_worker;
+    __asm__ volatile("" ::: "memory");
+    return w;
+}
+
+osp_fiber *osp_fiber_self(void) {
+    osp_worker *w = current_worker();
+    return w ? w->current : NULL;
+}
+
+static _Noreturn void sched_fatal(const char *fmt, const char *detail) {
+    osp_output_lock();
+    fflush(stdout);
+    fputs("Error: ", stderr);
+    fprintf(stderr, fmt, detail);
+    fputc('\n', stderr);
+    fflush(stderr);
+    osp_output_unlock();
+    _Exit(1);
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- context switch ------------------------------------------------------------------------ */
+
+/* osp_ctx_switch(save, to): pushes the callee-saved registers on the current stack, stores the
+ * stack pointer in *save, loads `to` and pops the registers saved there. A new stack is prepared
+ * by prepare_stack() so that the first switch "returns" into fiber_start. */
+void osp_ctx_switch(void **save, void *to);
+__asm__(".text\n"
+        ".globl osp_ctx_switch\n"
+        ".type osp_ctx_switch,@function\n"
+        "osp_ctx_switch:\n"
+        "    pushq %rbp\n"
+        "    pushq %rbx\n"
+        "    pushq %r12\n"
+        "    pushq %r13\n"
+        "    pushq %r14\n"
+        "    pushq %r15\n"
+        "    movq %rsp, (%rdi)\n"
+        "    movq %rsi, %rsp\n"
+        "    popq %r15\n"
+        "    popq %r14\n"
+        "    popq %r13\n"
+        "    popq %r12\n"
+        "    popq %rbx\n"
+        "    popq %rbp\n"
+        "    ret\n"
+        ".size osp_ctx_switch, .-osp_ctx_switch\n");
+
+/* Enters the critical section the collector waits for (GC_EVENT_PRE_STOP_WORLD). */
+static void switch_begin(void) {
+    for (;;) {
+        atomic_fetch_add(&switches_in_progress, 1);
+        if (!atomic_load(&collector_waiting)) return;
+        atomic_fetch_sub(&switches_in_progress, 1);
+        while (atomic_load(&collector_waiting)) sched_yield();
+    }
+}
+static void switch_end(void) { atomic_fetch_sub(&switches_in_progress, 1); }
+
+static GC_on_collection_event_proc previous_collection_event;
+static void on_collection_event(GC_EventType event) {
+    if (event == GC_EVENT_PRE_STOP_WORLD) {
+        atomic_store(&collector_waiting, 1);
+        while (atomic_load(&switches_in_progress) != 0) {
+            /* A switch is a handful of instructions: spin. */
+        }
+    } else if (event == GC_EVENT_POST_START_WORLD) {
+        atomic_store(&collector_waiting, 0);
+    }
+    if (previous_collection_event) previous_collection_event(event);
+}
+
+/* Parked (and ready-but-suspended) fibers' stacks: the collector sees no thread on them. */
+static GC_push_other_roots_proc previous_push_other_roots;
+static void push_fiber_stacks(void) {
+    for (osp_fiber *f = sched.live; f != NULL; f = f->live_next) {
+        if (f->stack_lo != NULL && f->sp != NULL && !atomic_load(&f->running)) {
+            GC_push_all_eager(f->sp, f->stack_hi);
+        }
+    }
+    if (previous_push_other_roots) previous_push_other_roots();
+}
+
+/* ---- stacks -------------------------------------------------------------------------------- */
+
+static char *map_stack(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    if (mprotect(p, page_size, PROT_NONE) != 0) {
+        if (munmap(p, bytes) != 0) { /* nothing more to do */
+        }
+        return NULL;
+    }
+    return p;
+}
+
+static void give_stack(osp_fiber *f) {
+    if (f->is_main) {
+        if (munmap(f->stack_lo, f->stack_bytes) != 0) { /* the process is ending anyway */
+        }
+    } else {
+        char *lo = f->stack_lo;
+        pthread_mutex_lock(&pool_lock);
+        int pooled = pool_count < STACK_POOL_MAX;
+        if (pooled) pool_stacks[pool_count++] = lo;
+        pthread_mutex_unlock(&pool_lock);
+        if (!pooled && munmap(lo, FIBER_STACK_BYTES) != 0) {
+            /* Leaves the mapping in place; nothing else refers to it. */
+        }
+    }
+    atomic_store(&f->running, 0);
+    f->sp = NULL;
+    f->stack_lo = f->stack_hi = NULL;
+}
+
+static void fiber_start(void);
+
+/* Gives `f` a stack whose first switch enters fiber_start with the stack aligned as after a call. */
+static void prepare_stack(osp_fiber *f) {
+    size_t bytes = f->is_main ? MAIN_STACK_BYTES : FIBER_STACK_BYTES;
+    char *lo = NULL;
+    if (!f->is_main) {
+        pthread_mutex_lock(&pool_lock);
+        if (pool_count > 0) lo = pool_stacks[--pool_count];
+        pthread_mutex_unlock(&pool_lock);
+    }
+    if (lo == NULL) lo = map_stack(bytes);
+    if (lo == NULL) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "%s (%" PRId64 " fibers alive; the system limits memory mappings per process, see vm.max_map_count)",
+                 strerror(errno), sched.live_count);
+        sched_fatal("cannot allocate a stack for a new fiber: %s", detail);
+    }
+    f->stack_lo = lo;
+    f->stack_bytes = bytes;
+    f->stack_hi = lo + bytes;
+    uintptr_t top = (uintptr_t)f->stack_hi & ~(uintptr_t)15;
+    void **sp = (void **)top;
+    *--sp = NULL;                 /* fake return address of fiber_start (alignment as after a call) */
+    *--sp = (void *)fiber_start;  /* osp_ctx_switch's `ret` lands here */
+    for (int i = 0; i < 6; i++) *--sp = NULL; /* rbp rbx r12 r13 r14 r15 */
+    f->sp = sp;
+}
+
+/* ---- run queue and timers (sched.lock held) --------------------------------------------- */
+
+static void push_ready(osp_fiber *f) {
+    f->next_ready = NULL;
+    if (sched.ready_tail) sched.ready_tail->next_ready = f;
+    else sched.ready_head = f;
+    sched.ready_tail = f;
+    if (sched.idle > 0) pthread_cond_signal(&sched.wake);
+}
+
+static osp_fiber *pop_ready(void) {
+    osp_fiber *f = sched.ready_head;
+    if (f) {
+        sched.ready_head = f->next_ready;
+        if (!sched.ready_head) sched.ready_tail = NULL;
+        f->next_ready = NULL;
+    }
+    return f;
+}
+
+/* Makes a parked or new fiber runnable. Woken by a running fiber, it goes to that worker's
+ * runnext slot (the displaced one to the shared queue), so a ping-pong stays on one thread. */
+static void make_ready(osp_fiber *f) {
+    f->state = FIBER_READY;
+    osp_worker *w = current_worker();
+    if (w && w->current) {
+        osp_fiber *old = w->runnext;
+        w->runnext = f;
+        if (old) push_ready(old);
+        return;
+    }
+    push_ready(f);
+}
+
+static int timer_before(const osp_fiber *a, const osp_fiber *b) {
+    return a->wake_at_ns < b->wake_at_ns || (a->wake_at_ns == b->wake_at_ns && a->timer_seq < b->timer_seq);
+}
+
+static void timer_push(osp_fiber *f) {
+    if (sched.ntimers == sched.timers_cap) {
+        size_t cap = sched.timers_cap ? sched.timers_cap * 2 : 64;
+        osp_fiber **t = realloc(sched.timers, cap * sizeof *t);
+        if (t == NULL) sched_fatal("out of memory (%s)", "timer heap");
+        sched.timers = t;
+        sched.timers_cap = cap;
+    }
+    f->timer_seq = sched.timer_seq++;
+    size_t i = sched.ntimers++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!timer_before(f, sched.timers[parent])) break;
+        sched.timers[i] = sched.timers[parent];
+        i = parent;
+    }
+    sched.timers[i] = f;
+}
+
+static osp_fiber *timer_pop(void) {
+    osp_fiber *top = sched.timers[0];
+    osp_fiber *last = sched.timers[--sched.ntimers];
+    size_t i = 0, n = sched.ntimers;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && timer_before(sched.timers[c + 1], sched.timers[c])) c++;
+        if (!timer_before(sched.timers[c], last)) break;
+        sched.timers[i] = sched.timers[c];
+        i = c;
+    }
+    if (n > 0) sched.timers[i] = last;
+    return top;
+}
+
+/* Wakes sleepers whose deadline passed; returns the next deadline or -1. */
+static int64_t run_timers(void) {
+    if (sched.ntimers == 0) return -1;
+    int64_t now = now_ns();
+    while (sched.ntimers > 0 && sched.timers[0]->wake_at_ns <= now) {
+        osp_fiber *f = timer_pop();
+        f->state = FIBER_READY;
+        push_ready(f);
+    }
+    return sched.ntimers > 0 ? sched.timers[0]->wake_at_ns : -1;
+}
+
+/* ---- deadlock ------------------------------------------------------------------------------ */
+
+static _Noreturn void report_deadlock(void) {
+    char what[200];
+    osp_fiber *m = sched.main;
+    const char *noun = m->wait_op && strcmp(m->wait_op, "await") == 0 ? "fiber" : "channel";
+    if (m->wait_op && strcmp(m->wait_op, "select") == 0)
+        snprintf(what, sizeof what, "main fiber waiting in select");
+    else
+        snprintf(what, sizeof what, "main fiber waiting in %s on %s %" PRId64, m->wait_op ? m->wait_op : "a channel operation", noun,
+                 m->wait_handle);
+    int64_t others = sched.live_count - 1;
+    if (others > 0) {
+        size_t n = strlen(what);
+        snprintf(what + n, sizeof what - n, "; %" PRId64 " other fiber%s blocked", others, others == 1 ? "" : "s");
+    }
+    sched_fatal("deadlock: all fibers are blocked (%s)", what);
+}
+
+/* ---- the worker loop ----------------------------------------------------------------------- */
+
+static void after_switch_to_loop(osp_worker *w) {
+    switch_end();
+#if OSP_ASAN
+    __sanitizer_finish_switch_fiber(w->asan_fake_stack, NULL, NULL);
+#endif
+    if (w->finished) {
+        osp_fiber *f = w->finished;
+        w->finished = NULL;
+        give_stack(f);
+    }
+    if (w->unlock_after_switch) {
+        w->unlock_after_switch = 0;
+        pthread_mutex_unlock(&sched.lock);
+    }
+}
+
+static void run_fiber(osp_worker *w, osp_fiber *f) {
+    if (f->stack_lo == NULL) prepare_stack(f);
+    f->state = FIBER_RUNNING;
+    w->current = f;
+    switch_begin();
+    struct GC_stack_base sb = {.mem_base = f->stack_hi};
+    GC_set_stackbottom(w->gc_handle, &sb);
+    atomic_store(&f->running, 1);
+#if OSP_ASAN
+    __sanitizer_start_switch_fiber(&w->asan_fake_stack, f->stack_lo + page_size, f->stack_bytes - page_size);
+#endif
+    osp_ctx_switch(&w->sched_sp, f->sp);
+    w = current_worker();
+    after_switch_to_loop(w);
+}
+
+/* Takes the next fiber to run, waiting while there is none; NULL tells worker 0 to return
+ * (never happens: the process exits when the main fiber ends). */
+static osp_fiber *next_fiber(osp_worker *w) {
+    pthread_mutex_lock(&sched.lock);
+    for (;;) {
+        int64_t deadline = run_timers();
+        /* runnext first (a woken fiber runs next, on this worker), except every 61st decision:
+         * then the shared queue first, so two fibers waking each other forever cannot starve
+         * the others (Go's scheduler uses the same period). */
+        osp_fiber *f = NULL;
+        if (w->ticks % 61 == 60) f = pop_ready();
+        if (!f && w->runnext) {
+            f = w->runnext;
+            w->runnext = NULL;
+        }
+        if (!f) f = pop_ready();
+        if (!f) {
+            /* A worker busy in one long fiber may hold a woken fiber in its runnext slot. */
+            for (int i = 0; i < sched.nslots && !f; i++) {
+                osp_worker *o = &workers[i];
+                if (o == w || !o->active) continue;
+                if (o->runnext && o->ticks == w->seen_ticks[i]) {
+                    f = o->runnext;
+                    o->runnext = NULL;
+                }
+                w->seen_ticks[i] = o->ticks;
+            }
+        }
+        if (f) {
+            w->ticks++;
+            pthread_mutex_unlock(&sched.lock);
+            return f;
+        }
+        if (sched.idle == sched.nworkers - 1 && deadline < 0 && sched.external_holds == 0 && sched.blocked_threads == 0 &&
+            sched.main != NULL && !sched.main->done && sched.main->state == FIBER_PARKED) {
+            report_deadlock();
+        }
+        sched.idle++;
+        int others_busy = sched.idle < sched.nworkers;
+        if (deadline >= 0 || others_busy) {
+            /* With other workers busy, look again soon: one of them may sit on a runnext fiber
+             * while it computes. */
+            int64_t until = others_busy ? now_ns() + 2000000 : deadline;
+            if (deadline >= 0 && deadline < until) until = deadline;
+            struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+            pthread_cond_timedwait(&sched.wake, &sched.lock, &ts);
+        } else {
+            pthread_cond_wait(&sched.wake, &sched.lock);
+        }
+        sched.idle--;
+    }
+}
+
+/* The signal stack the overflow report runs on (a worker lives as long as the process; mmap'd so
+ * the collector does not scan it and leak checkers do not count it). */
+static void init_altstack(void) {
+    stack_t ss;
+    ss.ss_sp = mmap(NULL, ALTSTACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ss.ss_sp == MAP_FAILED) return; /* no overflow report on this thread; nothing else changes */
+    ss.ss_size = ALTSTACK_BYTES;
+    ss.ss_flags = 0;
+    if (sigaltstack(&ss, NULL) != 0 && munmap(ss.ss_sp, ALTSTACK_BYTES) != 0) {
+        /* Nothing more to undo. */
+    }
+}
+
+static void worker_init(osp_worker *w, int index) {
+    w->index = index;
+    tls_worker = w;
+    w->gc_handle = GC_get_my_stackbottom(&w->native_base);
+    init_altstack();
+    pthread_mutex_lock(&sched.lock);
+    w->active = 1;
+    sched.nworkers++;
+    pthread_mutex_unlock(&sched.lock);
+}
+
+static void *worker_main(void *arg) {
+    osp_worker *w = arg;
+    worker_init(w, w->index);
+    for (;;) {
+        osp_fiber *f = next_fiber(w);
+        run_fiber(w, f);
+    }
+    return NULL;
+}
+
+/* ---- fibers -------------------------------------------------------------------------------- */
+
+static void live_link(osp_fiber *f) {
+    f->live_next = sched.live;
+    if (sched.live) sched.live->live_prev = f;
+    sched.live = f;
+    sched.live_count++;
+}
+
+static void live_unlink(osp_fiber *f) {
+    if (f->live_prev) f->live_prev->live_next = f->live_next;
+    else sched.live = f->live_next;
+    if (f->live_next) f->live_next->live_prev = f->live_prev;
+    f->live_prev = f->live_next = NULL;
+    sched.live_count--;
+}
+
+/* Switches from the running fiber to its worker's loop. sched.lock is held and is released by
+ * the loop once this fiber's registers are saved; it is not held when this returns (resumed). */
+static void switch_to_loop(osp_fiber *f, int exiting) {
+    osp_worker *w = current_worker();
+    w->unlock_after_switch = 1;
+    if (exiting) w->finished = f;
+    w->current = NULL;
+    switch_begin();
+    GC_set_stackbottom(w->gc_handle, &w->native_base);
+    atomic_store(&f->running, 0);
+#if OSP_ASAN
+    __sanitizer_start_switch_fiber(exiting ? NULL : &f->asan_fake_stack, w->native_asan_bottom, w->native_asan_size);
+#endif
+    osp_ctx_switch(&f->sp, w->sched_sp);
+    /* Resumed, perhaps on another worker (run_fiber did the bookkeeping). */
+    switch_end();
+#if OSP_ASAN
+    __sanitizer_finish_switch_fiber(f->asan_fake_stack, NULL, NULL);
+#endif
+}
+
+static _Noreturn void finish_main(int64_t status);
+
+static void fiber_start(void) {
+    switch_end();
+#if OSP_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    osp_fiber *f = osp_fiber_self();
+    int64_t result = f->body(f->env);
+    pthread_mutex_lock(&sched.lock);
+    f->result = result;
+    f->done = 1;
+    f->state = FIBER_DONE;
+    f->body = NULL;
+    f->env = NULL;
+    osp_waiter *aw;
+    while ((aw = osp_wait_queue_pop(&f->awaiters)) != NULL) {
+        aw->value = result;
+        osp_waiter_fire(aw);
+    }
+    live_unlink(f);
+    if (f->is_main) {
+        pthread_mutex_unlock(&sched.lock);
+        finish_main(result);
+    }
+    switch_to_loop(f, 1);
+    __builtin_unreachable();
+}
+
+static osp_fiber *new_fiber(osp_fiber_body_fn body, void *env) {
+    osp_fiber *f = GC_MALLOC(sizeof *f);
+    if (f == NULL) sched_fatal("out of memory (%s)", "creating a fiber");
+    f->body = body;
+    f->env = env;
+    f->state = FIBER_NEW;
+    return f;
+}
+
+static void sched_start(void);
+
+void *osp_fiber_spawn(osp_fiber_body_fn body, void *env) {
+    sched_start();
+    osp_fiber *f = new_fiber(body, env);
+    f->id = osp_next_handle();
+    pthread_mutex_lock(&sched.lock);
+    live_link(f);
+    f->state = FIBER_READY;
+    push_ready(f);
+    pthread_mutex_unlock(&sched.lock);
+    return f;
+}
+
+void *osp_sched_submit(osp_fiber_body_fn body, void *env) { return osp_fiber_spawn(body, env); }
+
+int64_t osp_fiber_await(void *handle) {
+    osp_fiber *f = handle;
+    pthread_mutex_lock(&sched.lock);
+    if (!f->done) {
+        osp_thread_record rec;
+        osp_fiber *me = osp_blocker_begin(&rec);
+        osp_waiter w = {.fiber = me};
+        osp_wait_queue_push(&f->awaiters, &w);
+        osp_sched_block(me, &w, 1, "await", f->id);
+        osp_blocker_end(me);
+        return w.value;
+    }
+    int64_t r = f->result;
+    pthread_mutex_unlock(&sched.lock);
+    return r;
+}
+
+void osp_fiber_yield(void) {
+    osp_fiber *self = osp_fiber_self();
+    if (self == NULL) {
+        sched_yield();
+        return;
+    }
+    pthread_mutex_lock(&sched.lock);
+    osp_worker *w = current_worker();
+    if (sched.ready_head == NULL && w->runnext == NULL && sched.ntimers == 0) {
+        pthread_mutex_unlock(&sched.lock);
+        return;
+    }
+    /* Behind everything already runnable (the runnext slot included). */
+    if (w->runnext) {
+        push_ready(w->runnext);
+        w->runnext = NULL;
+    }
+    self->state = FIBER_READY;
+    push_ready(self);
+    switch_to_loop(self, 0);
+}
+
+void osp_sleep(int64_t milliseconds) {
+    osp_output_flush_pending(); /* what was printed reaches a pipe before the program waits */
+    if (milliseconds <= 0) return;
+    osp_fiber *self = osp_fiber_self();
+    if (self == NULL) {
+        /* A runtime thread (a WebSocket handler) or a C caller: sleep the thread. */
+        struct timespec ts = {(time_t)(milliseconds / 1000), (long)(milliseconds % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+        return;
+    }
+    pthread_mutex_lock(&sched.lock);
+    self->wake_at_ns = now_ns() + milliseconds * 1000000;
+    self->state = FIBER_PARKED;
+    self->wait_op = "sleep";
+    timer_push(self);
+    switch_to_loop(self, 0);
+}
+
+/* ---- blocking and waking (sched.lock held) --------------------------------------------------- */
+
+void osp_wait_queue_push(osp_wait_queue *q, osp_waiter *w) {
+    w->queue = q;
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail) q->tail->next = w;
+    else q->head = w;
+    q->tail = w;
+}
+
+static void wait_queue_remove(osp_waiter *w) {
+    osp_wait_queue *q = w->queue;
+    if (q == NULL) return;
+    if (w->prev) w->prev->next = w->next;
+    else q->head = w->next;
+    if (w->next) w->next->prev = w->prev;
+    else q->tail = w->prev;
+    w->prev = w->next = NULL;
+    w->queue = NULL;
+}
+
+osp_waiter *osp_wait_queue_pop(osp_wait_queue *q) {
+    osp_waiter *w = q->head;
+    if (w) wait_queue_remove(w);
+    return w;
+}
+
+void osp_waiter_fire(osp_waiter *w) {
+    osp_fiber *f = w->fiber;
+    f->fired = w;
+    wait_queue_remove(w);
+    /* A select's other arms no longer wait. */
+    for (int i = 0; i < f->nops; i++) wait_queue_remove(&f->ops[i]);
+    f->ops = NULL;
+    f->nops = 0;
+    if (f->thread_cond) {
+        pthread_cond_signal(f->thread_cond);
+        return;
+    }
+    make_ready(f);
+}
+
+_Static_assert(sizeof(osp_fiber) + sizeof(pthread_cond_t) <= sizeof(osp_thread_record), "osp_thread_record too small");
+
+osp_fiber *osp_blocker_begin(osp_thread_record *thread_record) {
+    osp_fiber *self = osp_fiber_self();
+    if (self) return self;
+    osp_fiber *rec = (osp_fiber *)(void *)thread_record->opaque;
+    memset(rec, 0, sizeof *rec);
+    pthread_cond_t *cond = (pthread_cond_t *)(void *)(thread_record->opaque + sizeof *rec);
+    if (pthread_cond_init(cond, NULL) != 0) sched_fatal("%s", "cannot create a condition variable for a blocked thread");
+    rec->thread_cond = cond;
+    return rec;
+}
+
+void osp_blocker_end(osp_fiber *blocker) {
+    if (blocker->thread_cond) pthread_cond_destroy(blocker->thread_cond);
+}
+
+osp_waiter *osp_sched_block(osp_fiber *me, osp_waiter *ops, int nops, const char *op, int64_t handle) {
+    me->ops = ops;
+    me->nops = nops;
+    me->fired = NULL;
+    me->wait_op = op;
+    me->wait_handle = handle;
+    if (me->thread_cond) {
+        /* A foreign thread (a WebSocket handler, a C caller): wait under the same lock. */
+        sched.blocked_threads++;
+        while (me->fired == NULL) pthread_cond_wait(me->thread_cond, &sched.lock);
+        sched.blocked_threads--;
+        me->wait_op = NULL;
+        pthread_mutex_unlock(&sched.lock);
+        return me->fired;
+    }
+    me->state = FIBER_PARKED;
+    switch_to_loop(me, 0);
+    /* The waker wrote `fired` and the waiter's value under the lock before making this fiber
+     * runnable; the worker that resumed it took the lock since, so they are visible here. */
+    me->wait_op = NULL;
+    return me->fired;
+}
+
+/* ---- blocking calls on helper threads -------------------------------------------------- */
+
+/* A blocking call of a parked fiber (on that fiber's stack). */
+typedef struct blocking_job {
+    void (*fn)(void *arg);
+    void *arg;
+    osp_fiber *fiber;
+    struct blocking_job *next;
+} blocking_job;
+
+/* Jobs and helper threads, under sched.lock. Helpers are created on demand (one per call in
+ * flight at most) and stay for later calls. */
+static blocking_job *jobs_head, *jobs_tail;
+static int helpers_idle;
+static pthread_cond_t jobs_ready = PTHREAD_COND_INITIALIZER;
+
+static void *blocking_helper(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&sched.lock);
+    for (;;) {
+        while (jobs_head == NULL) {
+            helpers_idle++;
+            pthread_cond_wait(&jobs_ready, &sched.lock);
+            helpers_idle--;
+        }
+        blocking_job *job = jobs_head;
+        jobs_head = job->next;
+        if (jobs_head == NULL) jobs_tail = NULL;
+        pthread_mutex_unlock(&sched.lock);
+        job->fn(job->arg);
+        pthread_mutex_lock(&sched.lock);
+        sched.external_holds--;
+        job->fiber->state = FIBER_READY;
+        push_ready(job->fiber);
+    }
+    return NULL;
+}
+
+void osp_sched_run_blocking(void (*fn)(void *arg), void *arg) {
+    osp_fiber *self = osp_fiber_self();
+    if (self == NULL) {
+        fn(arg);
+        return;
+    }
+    blocking_job job = {fn, arg, self, NULL};
+    pthread_mutex_lock(&sched.lock);
+    if (helpers_idle == 0) {
+        pthread_t t;
+        int rc = pthread_create(&t, NULL, blocking_helper, NULL);
+        if (rc != 0) {
+            /* No helper: block this worker instead (the call still happens). */
+            pthread_mutex_unlock(&sched.lock);
+            fn(arg);
+            return;
+        }
+        pthread_detach(t);
+    }
+    if (jobs_tail) jobs_tail->next = &job;
+    else jobs_head = &job;
+    jobs_tail = &job;
+    /* A fiber waiting for outside work is not deadlocked. */
+    sched.external_holds++;
+    pthread_cond_signal(&jobs_ready);
+    self->state = FIBER_PARKED;
+    self->wait_op = "blocking call";
+    /* The helper takes the job only under the lock, which the loop releases once this fiber is
+     * switched out: it cannot make the fiber runnable before that. */
+    switch_to_loop(self, 0);
+}
+
+/* ---- start-up, the main fiber, stack overflow ------------------------------------------- */
+
+static int find_exe_bias(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    (void)data;
+    exe_load_bias = info->dlpi_addr; /* the first object is the executable */
+    return 1;
+}
+
+/* Writes the name of the function containing `pc` (from the executable's symbol table; mapped
+ * read-only from /proc/self/exe with async-signal-safe calls only) into out. */
+static void function_name_at(uintptr_t pc, char *out, size_t outlen) {
+    strncpy(out, "(unknown)", outlen);
+    out[outlen - 1] = '\0';
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
+        close(fd);
+        return;
+    }
+    const unsigned char *img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (img == MAP_FAILED) return;
+    size_t size = (size_t)st.st_size;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    uintptr_t addr = pc - exe_load_bias;
+    if (eh->e_shoff == 0 || eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > size) goto done;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
+    for (int i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum) continue;
+        const Elf64_Shdr *strs = &sh[sh[i].sh_link];
+        if (sh[i].sh_offset + sh[i].sh_size > size || strs->sh_offset + strs->sh_size > size) continue;
+        const Elf64_Sym *syms = (const Elf64_Sym *)(img + sh[i].sh_offset);
+        size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
+        for (size_t k = 0; k < n; k++) {
+            if (ELF64_ST_TYPE(syms[k].st_info) != STT_FUNC) continue;
+            if (addr < syms[k].st_value || addr >= syms[k].st_value + (syms[k].st_size ? syms[k].st_size : 1)) continue;
+            if (syms[k].st_name >= strs->sh_size) continue;
+            const char *name = (const char *)img + strs->sh_offset + syms[k].st_name;
+            /* Compiled Osprey functions are ospu.NAME (nested: ospu.OUTER.NAME.N). */
+            if (strncmp(name, "ospu.", 5) == 0) name += 5;
+            size_t len = strnlen(name, strs->sh_size - syms[k].st_name);
+            /* Drop a trailing ".N" uniqueness suffix. */
+            size_t cut = len;
+            while (cut > 0 && name[cut - 1] >= '0' && name[cut - 1] <= '9') cut--;
+            if (cut > 0 && cut < len && name[cut - 1] == '.') len = cut - 1;
+            if (len >= outlen) len = outlen - 1;
+            memcpy(out, name, len);
+            out[len] = '\0';
+            goto done;
+        }
+    }
+done:
+    munmap((void *)img, size);
+}
+
+static struct sigaction previous_segv;
+
+static void write_all(int fd, const char *s) {
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t k = write(fd, s, n);
+        if (k <= 0) return;
+        s += k;
+        n -= (size_t)k;
+    }
+}
+
+static void on_segv(int sig, siginfo_t *info, void *uc_arg) {
+    osp_worker *w = tls_worker;
+    osp_fiber *f = w ? w->current : NULL;
+    uintptr_t addr = (uintptr_t)info->si_addr;
+    /* The guard page, or just below it (a large frame can step over one page). */
+    if (f && f->stack_lo && addr < (uintptr_t)f->stack_lo + page_size && addr + (64u << 10) >= (uintptr_t)f->stack_lo) {
+        ucontext_t *uc = uc_arg;
+        char name[256];
+        function_name_at((uintptr_t)uc->uc_mcontext.gregs[REG_RIP], name, sizeof name);
+        char id[32];
+        char *p = id + sizeof id;
+        *--p = '\0';
+        int64_t v = f->id;
+        do {
+            *--p = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
+        fflush(stdout); /* not async-signal-safe, but the process ends here; output so far matters */
+        write_all(2, "Error: stack overflow in function ");
+        write_all(2, name);
+        if (f->is_main) write_all(2, " (main fiber)\n");
+        else {
+            write_all(2, " (fiber ");
+            write_all(2, p);
+            write_all(2, ")\n");
+        }
+        _exit(134);
+    }
+    /* Not ours: let the previous disposition handle the re-executed fault. */
+    sigaction(sig, &previous_segv, NULL);
+}
+
+static void install_overflow_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, &previous_segv) != 0) {
+        /* Without it an overflow is a plain SIGSEGV; everything else works. */
+    }
+}
+
+static int configured_workers(void) {
+    const char *env = getenv("OSPREY_THREADS");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        long n = strtol(env, &end, 10);
+        if (errno != 0 || *end != '\0' || n < 1 || n > MAX_WORKERS) {
+            sched_fatal("OSPREY_THREADS must be a whole number from 1 to 256 (got '%s')", env);
+        }
+        return (int)n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > MAX_WORKERS) n = MAX_WORKERS;
+    return (int)n;
+}
+
+static pthread_once_t start_once = PTHREAD_ONCE_INIT;
+static int start_with_main_thread;
+
+static void start_scheduler(void) {
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    /* Deadlines (timers, the idle poll) are CLOCK_MONOTONIC times: a wall-clock change must not
+     * stretch or cut a sleep, and a condition variable compares against its own clock. */
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&sched.wake, &attr) != 0) {
+        sched_fatal("%s", "cannot create the scheduler's condition variable");
+    }
+    pthread_condattr_destroy(&attr);
+    dl_iterate_phdr(find_exe_bias, NULL);
+    previous_push_other_roots = GC_get_push_other_roots();
+    GC_set_push_other_roots(push_fiber_stacks);
+    previous_collection_event = GC_get_on_collection_event();
+    GC_set_on_collection_event(on_collection_event);
+    install_overflow_handler();
+    int n = configured_workers();
+    sched.nslots = n + 1;
+    workers = calloc((size_t)sched.nslots, sizeof *workers);
+    if (workers == NULL) sched_fatal("out of memory (%s)", "scheduler workers");
+    /* With osp_rt_run_main the calling thread is one of the n workers (slot 0); started by a
+     * spawn from plain C, all n are new threads. */
+    int threads = start_with_main_thread ? n - 1 : n;
+    for (int i = 1; i <= threads; i++) {
+        workers[i].index = i;
+        pthread_t t;
+        int rc = pthread_create(&t, NULL, worker_main, &workers[i]);
+        if (rc != 0) sched_fatal("cannot start a scheduler worker thread: %s", strerror(rc));
+        pthread_detach(t);
+    }
+    sched.started = 1;
+}
+
+static void sched_start(void) { pthread_once(&start_once, start_scheduler); }
+
+void osp_sched_hold_external(int64_t delta) {
+    pthread_mutex_lock(&sched.lock);
+    sched.external_holds += (int)delta;
+    pthread_mutex_unlock(&sched.lock);
+}
+
+static _Noreturn void finish_main(int64_t status) {
+    /* Other fibers are abandoned, as when any program's main returns. */
+    exit(osp_rt_shutdown(status));
+}
+
+int64_t osp_rt_run_main(osp_fiber_body_fn body, void *env) {
+    start_with_main_thread = 1;
+    sched_start();
+    osp_worker *w = &workers[0];
+    worker_init(w, 0);
+#if OSP_ASAN
+    {
+        pthread_attr_t a;
+        void *addr;
+        size_t sz;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            if (pthread_attr_getstack(&a, &addr, &sz) == 0) {
+                w->native_asan_bottom = addr;
+                w->native_asan_size = sz;
+            }
+            pthread_attr_destroy(&a);
+        }
+    }
+#endif
+    osp_fiber *m = new_fiber(body, env);
+    m->is_main = 1;
+    m->id = 0;
+    pthread_mutex_lock(&sched.lock);
+    live_link(m);
+    sched.main = m;
+    m->state = FIBER_READY;
+    pthread_mutex_unlock(&sched.lock);
+    run_fiber(w, m);
+    for (;;) {
+        osp_fiber *f = next_fiber(w);
+        run_fiber(w, f);
+    }
+}

@@ -1,0 +1,117 @@
+/*
+ * The scheduler seen from C: a thread that is not a fiber (as a WebSocket I/O thread will be)
+ * hands closures to the scheduler with osp_sched_submit; each runs as a fiber and sends on a
+ * channel the main fiber receives from. Also: a foreign thread blocking in recv/send on a
+ * rendezvous channel (it waits on a condition variable, never on a worker), select from a
+ * fiber, await of a finished fiber twice, and a collection forced while fibers are parked.
+ *
+ * osp_rt_run_main never returns: the main fiber's end exits the process with its status, so the
+ * summary is printed from inside the main fiber.
+ */
+#include "check.h"
+#include "fiber.h"
+
+#include <stdlib.h>
+
+enum { SUBMITTED = 200 };
+
+static void *results;    /* Channel<Int>: what the submitted fibers send */
+static void *handoff;    /* Channel<Int>, capacity 0: main fiber <-> foreign thread */
+
+static int64_t submitted_body(void *env) {
+    int64_t n = (int64_t)(intptr_t)env;
+    OspResult r = osp_channel_send(results, n);
+    return r.tag == OSP_RESULT_SUCCESS ? n : -1;
+}
+
+static void *submitter(void *arg) {
+    (void)arg;
+    for (int64_t i = 1; i <= SUBMITTED; i++) {
+        if (osp_sched_submit(submitted_body, (void *)(intptr_t)i) == NULL) return NULL;
+    }
+    /* A foreign thread blocking on a rendezvous: the main fiber receives this value. */
+    OspResult s = osp_channel_send(handoff, 4242);
+    if (s.tag != OSP_RESULT_SUCCESS) return NULL;
+    /* And receiving from it: the main fiber sends back. */
+    OspResult r = osp_channel_recv(handoff);
+    osp_sched_hold_external(-1);
+    return r.tag == OSP_RESULT_SUCCESS && r.value == 99 ? (void *)1 : NULL;
+}
+
+static int64_t square_body(void *env) {
+    int64_t n = (int64_t)(intptr_t)env;
+    osp_fiber_yield();
+    return n * n;
+}
+
+/* Parks on a channel holding the only pointer to a collected block, then checks it. */
+static void *gc_wake;
+static int64_t keeper_body(void *env) {
+    (void)env;
+    char *kept = GC_MALLOC_ATOMIC(64);
+    if (kept == NULL) return 0;
+    strcpy(kept, "still here");
+    OspResult r = osp_channel_recv(gc_wake);
+    return r.tag == OSP_RESULT_SUCCESS && strcmp(kept, "still here") == 0;
+}
+
+static int64_t main_body(void *env) {
+    (void)env;
+    results = osp_channel_new(8, "test_fiber_submit.c");
+    handoff = osp_channel_new(0, "test_fiber_submit.c");
+    /* While the thread may still hand work over, fibers waiting for it are not a deadlock. */
+    osp_sched_hold_external(1);
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, submitter, NULL) == 0, "pthread_create");
+
+    int64_t sum = 0;
+    for (int i = 0; i < SUBMITTED; i++) {
+        OspResult r = osp_channel_recv(results);
+        CHECK(r.tag == OSP_RESULT_SUCCESS, "recv %d", i);
+        sum += r.value;
+    }
+    CHECK(sum == (int64_t)SUBMITTED * (SUBMITTED + 1) / 2, "sum of submitted values: %lld", (long long)sum);
+
+    OspResult h = osp_channel_recv(handoff);
+    CHECK(h.tag == OSP_RESULT_SUCCESS && h.value == 4242, "value sent by a foreign thread: %lld", (long long)h.value);
+    CHECK(osp_channel_send(handoff, 99).tag == OSP_RESULT_SUCCESS, "send to a foreign thread");
+    void *thread_ok = NULL;
+    CHECK(pthread_join(thread, &thread_ok) == 0 && thread_ok != NULL, "the foreign thread saw every step succeed");
+
+    /* await twice gives the same value. */
+    void *f = osp_fiber_spawn(square_body, (void *)(intptr_t)12);
+    CHECK(osp_fiber_await(f) == 144, "await");
+    CHECK(osp_fiber_await(f) == 144, "await again");
+
+    /* select: the first ready arm in order; the default when none is. */
+    void *a = osp_channel_new(1, "test_fiber_submit.c");
+    void *b = osp_channel_new(1, "test_fiber_submit.c");
+    int64_t arms[6] = {OSP_SELECT_RECV, (int64_t)(intptr_t)a, 0, OSP_SELECT_RECV, (int64_t)(intptr_t)b, 0};
+    OspResult none = osp_select(arms, 2, 1);
+    CHECK(none.tag == -1, "select with nothing ready takes the default: %lld", (long long)none.tag);
+    osp_channel_send(b, 5);
+    OspResult got = osp_select(arms, 2, 0);
+    CHECK(got.tag == 1 && got.value == 5, "select takes the ready arm: %lld %lld", (long long)got.tag, (long long)got.value);
+
+    /* A collection while a fiber is parked keeps what only its stack refers to. */
+    gc_wake = osp_channel_new(0, "test_fiber_submit.c");
+    void *keeper = osp_fiber_spawn(keeper_body, NULL);
+    osp_sleep(20);
+    for (int i = 0; i < 20; i++) {
+        for (int k = 0; k < 1000; k++) {
+            char *junk = GC_MALLOC_ATOMIC(64);
+            if (junk) memset(junk, 'x', 64);
+        }
+        GC_gcollect();
+    }
+    osp_channel_send(gc_wake, 1);
+    CHECK(osp_fiber_await(keeper) == 1, "the parked fiber's block survived collections");
+
+    return check_summary("fiber scheduler");
+}
+
+int main(void) {
+    osp_rt_init(OSP_ABI_VERSION);
+    osp_rt_run_main(main_body, NULL);
+    return 1; /* not reached: the main fiber's end exits */
+}
