@@ -3,10 +3,41 @@
 // from the bundle that `npm install` writes (build/compiler/osprey.mjs, scripts/bundle-compiler.ts)
 // when that is newer than every compiler source, so start-up transpiles nothing; otherwise (a
 // source edited since, or OSPREY_NO_BUNDLE=1) through tsx, so edits take effect immediately.
-import { bundleIsFresh } from '../scripts/compiler-bundle.mjs';
+//
+// `osprey run` of a program built before with the same compiler, runtime and flags starts the
+// cached executable straight away (scripts/build-cache.mjs), without loading the compiler.
+import { bundleIsFresh, compilerIdentity } from '../scripts/compiler-bundle.mjs';
 
 const noBundle = process.env.OSPREY_NO_BUNDLE;
-if ((noBundle === undefined || noBundle === '' || noBundle === '0') && bundleIsFresh()) {
+const useBundle = (noBundle === undefined || noBundle === '' || noBundle === '0') && bundleIsFresh();
+
+const argv = process.argv.slice(2);
+if (argv.includes('run') || argv.includes('--run')) {
+  const cache = await import('../scripts/build-cache.mjs');
+  const request = cache.cacheEnabled() ? cache.parseRunCommand(argv) : null;
+  if (request) {
+    // The compiler (main.ts) stores under the same identity after a miss.
+    globalThis.ospreyCompilerIdentity = compilerIdentity(useBundle);
+    const { readFileSync } = await import('node:fs');
+    let text = null;
+    try {
+      text = readFileSync(request.file, 'utf8');
+    } catch {
+      // Unreadable: the compiler reports it.
+    }
+    const exe = text === null ? null : cache.lookup(cache.cacheKey({ sourcePath: request.file, sourceText: text, flags: request.flags, compilerId: globalThis.ospreyCompilerIdentity }));
+    if (exe) {
+      if (request.verbose) process.stderr.write(`osprey: cache hit, running ${exe}\n`);
+      try {
+        process.exit(await cache.runExecutable(exe));
+      } catch {
+        // Evicted between the lookup and the start: compile it again below.
+      }
+    }
+  }
+}
+
+if (useBundle) {
   // Stack traces of internal compiler errors point into the .ts sources, as under tsx.
   process.setSourceMapsEnabled(true);
   await import('../build/compiler/osprey.mjs');

@@ -15,13 +15,13 @@
  *
  * Why a 16-byte Result: on x86-64 System V a struct of two INTEGER eightbytes comes back in
  * RAX:RDX in both directions (IR calling C, C calling an IR function pointer) without any LLVM
- * attribute. Larger structs need `sret`, which llvm-bindings cannot set (see TOOLCHAIN.md), so
+ * attribute. Larger structs need `sret`, which llvm-bindings cannot set (compiler/src/codegen/llvm.ts), so
  * every payload is carried in one 64-bit word: Int as itself, Bool as 0/1, Unit as 0, and
  * String or any heap value as a pointer.
  */
 
 /** Bumped on any change a separately built runtime library would notice. */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 /** `typedef struct { int64_t tag; int64_t value; } OspResult;` */
 export const RESULT_STRUCT = {
@@ -44,7 +44,7 @@ export const RESULT_TAGS = {
 } as const;
 
 /** Kinds of select arms in the word triples `[kind, channel, value]` osp_select reads
- *  (LANGUAGE.md §10.4): a `recv(c)` arm, a `send(c, v)` arm, or any other (always ready) arm. */
+ *  (docs/guide/16-fibers-and-channels.md): a `recv(c)` arm, a `send(c, v)` arm, or any other (always ready) arm. */
 export const SELECT_ARM_KINDS = {
   Recv: 0,
   Send: 1,
@@ -131,7 +131,7 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     returns: 'int64',
     osprey: T.Fn([T.Int, T.Int, T.String], T.Unit),
     doc:
-      'Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, ' +
+      'Process event callback (docs/guide/14-builtins.md#processes): event 1 a chunk of stdout, 2 a chunk of stderr, ' +
       '3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or ' +
       'cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread ' +
       'making the call for it), or at exit; never on a runtime thread. Returns Unit (0).',
@@ -142,7 +142,7 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     returns: 'int64',
     osprey: T.Fn([], T.Int),
     doc:
-      'A fiber computation (LANGUAGE.md §10.1): the compiled `spawn e` / `Fiber { computation }` closure, ' +
+      'A fiber computation (docs/guide/16-fibers-and-channels.md): the compiled `spawn e` / `Fiber { computation }` closure, ' +
       'returning its value as one word (a Bool as 0/1; a two-word value boxed by the compiler).',
   },
 };
@@ -159,7 +159,7 @@ export interface OspreyBinding {
   /** Osprey parameters in order, with the names used for named arguments. */
   params: { name: string; type: OspreyType }[];
   returns: OspreyType;
-  /** Which --no-* capability removes it (LANGUAGE.md §15). */
+  /** Which --no-* capability removes it (docs/guide/18-security-flags.md). */
   capability?: 'websocket' | 'http' | 'fs' | 'process' | 'sandbox';
 }
 
@@ -221,7 +221,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'the main fiber on a 1 GiB reserved stack. Returns its exit status when the main fiber ends on ' +
       'the calling thread; when it ends on another worker that worker shuts the process down itself.',
   },
-  // ---- fibers and channels: LANGUAGE.md §10 ------------------------------------------------
+  // ---- fibers and channels: docs/guide/16-fibers-and-channels.md ------------------------------------------------
   {
     symbol: 'osp_fiber_spawn',
     params: [
@@ -319,6 +319,20 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     doc: 'A new garbage-collected string holding left followed by right.',
   },
   {
+    symbol: 'osp_string_build',
+    params: [
+      { name: 'count', type: 'int64' },
+      { name: 'int_mask', type: 'int64' },
+      { name: 'part0', type: 'int64' },
+      { name: 'part1', type: 'int64' },
+      { name: 'part2', type: 'int64' },
+      { name: 'part3', type: 'int64' },
+    ],
+    returns: 'cstring',
+    doc:
+      'A new garbage-collected string: the first `count` (1-4) parts in order, each the decimal text of an Int when its bit in int_mask is set, else a string pointer. A chain of `+` or an interpolation costs one allocation per four parts.',
+  },
+  {
     symbol: 'osp_string_equals',
     params: [
       { name: 'left', type: 'cstring' },
@@ -362,7 +376,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'Pauses the calling fiber (its worker runs other fibers meanwhile; on a runtime thread, the thread); ' +
       'negative values count as 0.',
   },
-  // ---- strings and input: LANGUAGE.md §12.2–§12.3 (byte semantics) -----------------------
+  // ---- strings and input: docs/guide/14-builtins.md#input and docs/guide/12-strings-and-display.md#string-functions (byte semantics) -----------------------
   {
     symbol: 'osp_input',
     params: [],
@@ -418,7 +432,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'Bytes start … end-1 after clamping both into [0, length]; Error `invalid substring range` ' +
       'when start > end after clamping.',
   },
-  // ---- files: LANGUAGE.md §12.4 --------------------------------------------------------------
+  // ---- files: docs/guide/14-builtins.md#files --------------------------------------------------------------
   {
     symbol: 'osp_file_write',
     params: [
@@ -465,9 +479,9 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     params: [{ name: 'path', type: 'cstring' }],
     returns: 'int64',
     osprey: { name: 'fileExists', params: [{ name: 'path', type: T.String }], returns: T.Bool, capability: 'sandbox' },
-    doc: '1 when a file or directory exists at the path, else 0. Removed by --sandbox only (LANGUAGE.md §15.1).',
+    doc: '1 when a file or directory exists at the path, else 0. Removed by --sandbox only (docs/guide/18-security-flags.md).',
   },
-  // ---- processes: LANGUAGE.md §12.5 ------------------------------------------------------
+  // ---- processes: docs/guide/14-builtins.md#processes ------------------------------------------------------
   {
     symbol: 'osp_process_spawn',
     params: [
@@ -531,7 +545,8 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     },
     doc:
       'Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. ' +
-      'Every received text message is passed to the handler on the runtime thread, in order. ' +
+      'Every received text message is passed to the handler in a fiber on the scheduler (never on the ' +
+      'WebSocket I/O thread), one at a time and in order. ' +
       'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
@@ -648,8 +663,9 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc:
-      'Project addition (LANGUAGE.md §14.1): registers a handler for received text messages; it ' +
-      'replaces the default echo.',
+      'Project addition (docs/guide/15-websockets.md): registers a handler for received text messages; it ' +
+      'replaces the default echo. The handler runs in a fiber on the scheduler (never on the WebSocket ' +
+      'I/O thread): per connection one message at a time, in order; different connections in parallel.',
   },
   {
     symbol: 'osp_ws_server_send',
@@ -669,7 +685,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       returns: wsResultUnit,
       capability: 'websocket',
     },
-    doc: 'Project addition (LANGUAGE.md §14.1): sends a text message to one connection of a server.',
+    doc: 'Project addition (docs/guide/15-websockets.md): sends a text message to one connection of a server.',
   },
   {
     symbol: 'osp_ws_create_secure_server',

@@ -36,6 +36,19 @@ export function runtimeLibrary(flavour: RuntimeFlavour = 'release'): string {
   return join(BUILD_DIR, 'runtime', flavour, 'libosprey_runtime.a');
 }
 
+/**
+ * The runtime's small hot functions (allocation, string building and comparison: core.c) as LLVM
+ * bitcode, built by clang-14 next to the release archive. An optimised build links this module
+ * into the program before clang-14 -O2 runs, so those functions are inlined into the generated
+ * code and their attributes (nounwind, noalias results of the collector's allocators) are known;
+ * the archive's copy of core.o is then never pulled in, since the program defines its symbols.
+ */
+export const RUNTIME_INLINE_SOURCES = ['core.c'];
+
+export function runtimeInlineBitcode(): string {
+  return join(BUILD_DIR, 'runtime', 'release', 'inline.bc');
+}
+
 /** System libraries every Osprey executable links after the runtime archive. */
 export const RUNTIME_LINK_LIBS = ['-lssl', '-lcrypto', '-lgc', '-lpthread', '-lm'];
 
@@ -62,4 +75,5 @@ export const LLVM_TOOLS = {
   opt: '/usr/bin/opt-14',
   llc: '/usr/bin/llc-14',
   clang: '/usr/bin/clang-14',
+  llvmLink: '/usr/bin/llvm-link-14',
 };

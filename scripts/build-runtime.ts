@@ -22,6 +22,9 @@ import {
   RUNTIME_LINK_LIBS,
   RUNTIME_SOURCE_DIR,
   RUNTIME_TEST_DIR,
+  RUNTIME_INLINE_SOURCES,
+  LLVM_TOOLS,
+  runtimeInlineBitcode,
   runtimeLibrary,
   type RuntimeFlavour,
 } from '../runtime-bindings/toolchain.ts';
@@ -77,6 +80,23 @@ async function buildFlavour(flavour: RuntimeFlavour): Promise<string[]> {
   return objects;
 }
 
+/** The inlinable runtime bitcode (toolchain.ts runtimeInlineBitcode): the sources compiled by
+ * clang-14 to bitcode and linked into one module, rebuilt when a source or header is newer. */
+async function buildInlineBitcode(): Promise<void> {
+  const out = runtimeInlineBitcode();
+  const sources = RUNTIME_INLINE_SOURCES.map((f) => path.join(RUNTIME_SOURCE_DIR, f));
+  if (mtime(out) > Math.max(newestHeaderTime(), ...sources.map(mtime))) return;
+  fs.mkdirpSync(path.dirname(out));
+  const parts = sources.map((src) => path.join(path.dirname(out), `inline-${path.basename(src, '.c')}.bc`));
+  await Promise.all(
+    sources.map(
+      (src, i) =>
+        $`${LLVM_TOOLS.clang} ${RUNTIME_CFLAGS} -O2 -emit-llvm -I${RUNTIME_INCLUDE_DIR} -I${RUNTIME_SOURCE_DIR} -c ${src} -o ${parts[i]}`,
+    ),
+  );
+  await $`${LLVM_TOOLS.llvmLink} ${parts} -o ${out}`;
+}
+
 /** Tools also built against the ASan+UBSan archive into build/tools/asan/ (sanitizer runs of
  * the conformance suite: tests/runtime/asan-conformance.test.ts). */
 const ASAN_TOOLS = ['ws_echo_server', 'ws_echo_client'];
@@ -130,9 +150,11 @@ if (args.has('--check')) {
     await buildFlavour('release');
     await buildFlavour('asan');
   }
+  await buildInlineBitcode();
   await buildTools();
 } else {
   await buildFlavour('release');
+  await buildInlineBitcode();
   const asanObjects = await buildFlavour('asan');
   await buildTools();
   console.log(`runtime built: ${runtimeLibrary('release')}`);

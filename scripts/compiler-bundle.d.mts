@@ -5,3 +5,4 @@ export declare const BUNDLE: string;
 export declare const SOURCE_DIRS: string[];
 export declare const SOURCE_FILES: string[];
 export declare function bundleIsFresh(): boolean;
+export declare function compilerIdentity(usesBundle: boolean): string;

@@ -193,7 +193,7 @@ export function renderAbiDoc(): string {
     '- calls for one connection arrive one at a time, in the order the messages were received;',
     '- no call starts after `websocketClose` (client) or `websocketStopServer` (server) has returned;',
     "- a handler's Error result is reported on standard error with the connection id and the message, and",
-    '  the connection stays open (LANGUAGE.md §14.1).',
+    '  the connection stays open (docs/guide/15-websockets.md).',
     '',
   );
   for (const name of Object.keys(HANDLERS) as HandlerName[]) {

@@ -14,8 +14,10 @@ import type { Program } from './syntax/ast.ts';
 import type { Capability } from './semantics/builtins.ts';
 import { checkProgram } from './semantics/infer.ts';
 import { checkExhaustiveness } from './semantics/exhaustive.ts';
+import { checkInitialisationOrder } from './semantics/order.ts';
+import { lintProgram } from './semantics/lint.ts';
 import type { TypedProgram } from './semantics/typed.ts';
-import { lowerProgram } from './lower/lower.ts';
+import { lowerProgram, type LowerOptions } from './lower/lower.ts';
 import type { CoreProgram } from './lower/core.ts';
 import { emitModule } from './codegen/emit.ts';
 import type { IrModule } from './codegen/llvm.ts';
@@ -101,11 +103,14 @@ function analyzeProgram(file: SourceFile, options: CompileOptions, read: FileRea
   if (diags.hasErrors) return { file, sources, diagnostics: sorted(diags.items), ast };
   const checked = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() }, loaded);
   checkExhaustiveness(checked, diags);
+  if (!diags.hasErrors) checkInitialisationOrder(checked, diags);
+  // Warnings only for a program that is otherwise correct: next to errors they are noise.
+  if (!diags.hasErrors) lintProgram(checked, diags);
   if (diags.hasErrors) return { file, sources, diagnostics: sorted(diags.items), ast, checked };
   return { file, sources, diagnostics: sorted(diags.items), ast, typed: checked, checked };
 }
 
-/** Diagnostics in imported files become one per import statement of the main file. */
+/** Errors in imported files become one per import statement of the main file. */
 function foldImportedDiagnostics(ds: Diagnostic[], sources: SourceMap): Diagnostic[] {
   const main = sources.files[0]!;
   const out: Diagnostic[] = [];
@@ -116,6 +121,8 @@ function foldImportedDiagnostics(ds: Diagnostic[], sources: SourceMap): Diagnost
       out.push(d);
       continue;
     }
+    // A warning in an imported file is shown when that file itself is open, not at the import.
+    if (d.severity === 'warning') continue;
     const where = sources.location(d.span.start);
     while (entry.importedAt !== null && sources.entryAt(entry.importedAt.start) !== main) entry = sources.entryAt(entry.importedAt.start);
     const at = entry.importedAt!;
@@ -132,13 +139,13 @@ function foldImportedDiagnostics(ds: Diagnostic[], sources: SourceMap): Diagnost
 }
 
 /** `file` may be the program's SourceMap (a multi-file program) or its only file. */
-export function lowerTyped(file: SourceFile | SourceMap, typed: TypedProgram): CoreProgram {
-  return lowerProgram(typed, (offset) => file.location(offset));
+export function lowerTyped(file: SourceFile | SourceMap, typed: TypedProgram, options: LowerOptions = {}): CoreProgram {
+  return lowerProgram(typed, (offset) => file.location(offset), options);
 }
 
 /** The verified LLVM module of a checked program. */
-export function emitTyped(file: SourceFile | SourceMap, typed: TypedProgram): IrModule {
-  return emitModule(lowerTyped(file, typed), basename(file.path));
+export function emitTyped(file: SourceFile | SourceMap, typed: TypedProgram, options: LowerOptions = {}): IrModule {
+  return emitModule(lowerTyped(file, typed, options), basename(file.path));
 }
 
 export interface CompileResult extends FrontEndResult {

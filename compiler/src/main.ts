@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import * as buildCache from '../../scripts/build-cache.mjs';
 import { closestName, InternalCompilerError } from './diagnostics/diagnostic.ts';
 import { LinkError, makeBuildDir, removeBuildDir } from './backend/link.ts';
 import {
@@ -45,10 +46,16 @@ Flags:
   --sandbox         disable HTTP, WebSocket, file system, FFI and processes
   --no-http --no-websocket --no-fs --no-ffi
                     disable one capability: its built-ins become undefined functions
+  -v, --verbose     say on stderr whether \`run\` used the build cache
+  --no-cache        \`run\`: compile even when the build cache has the program
   -h, --help        this help
   --version         print the version
 
 Build files live in $XDG_CACHE_HOME/osprey (or the system temp directory) and are removed after use.
+\`run\` keeps the executables it builds in a cache ($OSPREY_CACHE_DIR, else $XDG_CACHE_HOME/osprey/run,
+else the system temp directory; at most $OSPREY_CACHE_MAX_MB, default 256 MB; OSPREY_NO_CACHE=1 turns
+it off), keyed by the source, the flags, the compiler and the runtime: running an unchanged program
+again starts it without compiling.
 `;
 
 class UsageError extends Error {}
@@ -67,6 +74,7 @@ interface Args {
   opt: OptLevel | null;
   disabled: Set<Capability>;
   sanitize: boolean;
+  verbose: boolean;
 }
 
 function parseArgs(argv: string[]): Args | 'help' | 'version' {
@@ -76,6 +84,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
   let opt: OptLevel | null = null;
   const disabled = new Set<Capability>();
   let sanitize = false;
+  let verbose = false;
   const setMode = (m: Mode) => {
     if (mode !== null && mode !== m) throw new UsageError(`conflicting modes: ${mode} and ${m}`);
     mode = m;
@@ -137,6 +146,12 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
       case '--sanitize':
         sanitize = true;
         continue;
+      case '-v':
+      case '--verbose':
+        verbose = true;
+        continue;
+      case '--no-cache':
+        continue;
       case '--sandbox':
         for (const c of ['http', 'websocket', 'fs', 'ffi', 'process', 'sandbox'] as const) disabled.add(c);
         continue;
@@ -160,7 +175,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
   }
   if (file === null) throw new UsageError(`no input file (usage: osprey ${mode ?? 'run'} FILE; try osprey help)`);
   if (programArgs.length > 0 && mode !== 'run') throw new UsageError('arguments after -- are passed to the program, which only `osprey run` runs');
-  return { mode: mode ?? 'llvm', file, programArgs, output, opt, disabled, sanitize };
+  return { mode: mode ?? 'llvm', file, programArgs, output, opt, disabled, sanitize, verbose };
 }
 
 function pathExists(p: string): boolean {
@@ -324,41 +339,54 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'check': {
       const r = checkSource(file, options);
-      if (!r.typed) {
-        process.stderr.write(renderErrors(r));
-        return 1;
-      }
-      return 0;
+      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      return r.typed ? 0 : 1;
     }
     case 'llvm': {
       const r = compileToLlvm(file, options);
-      if (r.llvm === undefined) {
-        process.stderr.write(renderErrors(r));
-        return 1;
-      }
+      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      if (r.llvm === undefined) return 1;
       process.stdout.write(r.llvm);
       return 0;
     }
     case 'build': {
       const r = await buildExecutable(file, buildOutput!, args.opt ?? 'release', options);
-      if (!r.executable) {
-        process.stderr.write(renderErrors(r));
-        return 1;
-      }
-      return 0;
+      // Warnings go to stderr too; they never change the exit status.
+      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      return r.executable ? 0 : 1;
     }
     case 'run': {
       const signals = new RunSignals();
       signals.install();
+      // The build cache (scripts/build-cache.mjs): bin/osprey.mjs already looked the program up
+      // and sets the compiler's identity when the command is cacheable.
+      const compilerId = (globalThis as { ospreyCompilerIdentity?: string }).ospreyCompilerIdentity;
+      const request = compilerId !== undefined && buildCache.cacheEnabled() ? buildCache.parseRunCommand(argv) : null;
+      const key = request && compilerId !== undefined
+        ? buildCache.cacheKey({ sourcePath: request.file, sourceText: file.text, flags: request.flags, compilerId })
+        : null;
+      const cached = key ? buildCache.lookup(key) : null;
+      if (cached) {
+        if (args.verbose) process.stderr.write(`osprey: cache hit, running ${cached}\n`);
+        try {
+          return await runExecutable(cached, args.programArgs, signals);
+        } finally {
+          signals.uninstall();
+        }
+      }
       const dir = makeBuildDir();
       try {
         const exe = join(dir, 'program');
         const r = await buildExecutable(file, exe, args.opt ?? 'fast', options);
         if (signals.interruptedStatus !== null) return signals.interruptedStatus;
-        if (!r.executable) {
-          process.stderr.write(renderErrors(r));
-          return 1;
-        }
+        // Warnings go to stderr before the program runs; they never change the exit status.
+        if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+        if (!r.executable) return 1;
+        // The key covers the main file's text only, so a program that imports files is not cached
+        // (an edit to an imported file would otherwise run the stale executable).
+        const singleFile = (r.sources?.files.length ?? 1) === 1;
+        const stored = key && singleFile ? buildCache.store(key, exe) : null;
+        if (args.verbose) process.stderr.write(stored ? `osprey: compiled and cached as ${stored}\n` : 'osprey: compiled (not cached)\n');
         return await runExecutable(exe, args.programArgs, signals);
       } finally {
         removeBuildDir(dir);

@@ -3,7 +3,7 @@
 // through Span values.
 //
 // Offsets are indices into the JavaScript string (UTF-16 code units). Outside string literals and
-// comments Osprey source is ASCII (LANGUAGE.md §1.1), so for every token boundary the index equals
+// comments Osprey source is ASCII (docs/guide/02-lexical-structure.md#newlines-and-statement-boundaries), so for every token boundary the index equals
 // the UTF-8 byte offset; columns are reported in characters (code points), as editors count them.
 
 export interface Span {

@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define OSP_ABI_VERSION 5
+#define OSP_ABI_VERSION 6
 
 #define OSP_RESULT_SUCCESS 0
 #define OSP_RESULT_ERROR 1
@@ -30,10 +30,10 @@ typedef OspResult (*osp_message_handler_fn)(void *env, const char *message);
 /* Server message handler: called with the connection id and each received text message. Osprey type: (Int, String) -> Result<Unit, String> */
 typedef OspResult (*osp_server_message_handler_fn)(void *env, int64_t connection_id, const char *message);
 
-/* Process event callback (LANGUAGE.md §12.5): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread making the call for it), or at exit; never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
+/* Process event callback (docs/guide/14-builtins.md#processes): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread making the call for it), or at exit; never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
 typedef int64_t (*osp_process_event_handler_fn)(void *env, int64_t process_id, int64_t event_type, const char *data);
 
-/* A fiber computation (LANGUAGE.md §10.1): the compiled `spawn e` / `Fiber { computation }` closure, returning its value as one word (a Bool as 0/1; a two-word value boxed by the compiler). Osprey type: () -> Int */
+/* A fiber computation (docs/guide/16-fibers-and-channels.md): the compiled `spawn e` / `Fiber { computation }` closure, returning its value as one word (a Bool as 0/1; a two-word value boxed by the compiler). Osprey type: () -> Int */
 typedef int64_t (*osp_fiber_body_fn)(void *env);
 
 /* Called first by the generated main(): checks the ABI version, starts the garbage collector, sets stdout to line buffering and raises the stack soft limit to 1 GiB where allowed (deep recursion). Aborts with a message if the library was built for another ABI. */
@@ -80,6 +80,9 @@ void *osp_alloc(int64_t size);
 
 /* A new garbage-collected string holding left followed by right. */
 const char *osp_string_concat(const char *left, const char *right);
+
+/* A new garbage-collected string: the first `count` (1-4) parts in order, each the decimal text of an Int when its bit in int_mask is set, else a string pointer. A chain of `+` or an interpolation costs one allocation per four parts. */
+const char *osp_string_build(int64_t count, int64_t int_mask, int64_t part0, int64_t part1, int64_t part2, int64_t part3);
 
 /* 1 when the two strings have the same bytes, else 0. */
 int64_t osp_string_equals(const char *left, const char *right);
@@ -131,7 +134,7 @@ OspResult osp_file_delete(const char *path);
  * Osprey: createDirectory(path: String) -> Result<Unit, String> */
 OspResult osp_directory_create(const char *path);
 
-/* 1 when a file or directory exists at the path, else 0. Removed by --sandbox only (LANGUAGE.md §15.1).
+/* 1 when a file or directory exists at the path, else 0. Removed by --sandbox only (docs/guide/18-security-flags.md).
  * Osprey: fileExists(path: String) -> Bool */
 int64_t osp_file_exists(const char *path);
 
@@ -147,7 +150,7 @@ int64_t osp_process_await(int64_t process_id);
  * Osprey: cleanupProcess(processId: Int) -> Unit */
 void osp_process_cleanup(int64_t process_id);
 
-/* Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. Every received text message is passed to the handler on the runtime thread, in order. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
+/* Opens a ws:// connection, completes the RFC 6455 opening handshake and returns its id. Every received text message is passed to the handler in a fiber on the scheduler (never on the WebSocket I/O thread), one at a time and in order. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: websocketConnect(url: String, messageHandler: (String) -> Result<Unit, String>) -> Result<Int, String> */
 OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *handler_env);
 
@@ -175,11 +178,11 @@ OspResult osp_ws_server_broadcast(int64_t server_id, const char *message);
  * Osprey: websocketStopServer(serverID: Int) -> Result<Unit, String> */
 OspResult osp_ws_stop_server(int64_t server_id);
 
-/* Project addition (LANGUAGE.md §14.1): registers a handler for received text messages; it replaces the default echo.
+/* Project addition (docs/guide/15-websockets.md): registers a handler for received text messages; it replaces the default echo. The handler runs in a fiber on the scheduler (never on the WebSocket I/O thread): per connection one message at a time, in order; different connections in parallel.
  * Osprey: websocketServerOnMessage(serverID: Int, handler: (Int, String) -> Result<Unit, String>) -> Result<Unit, String> */
 OspResult osp_ws_server_on_message(int64_t server_id, osp_server_message_handler_fn handler, void *handler_env);
 
-/* Project addition (LANGUAGE.md §14.1): sends a text message to one connection of a server.
+/* Project addition (docs/guide/15-websockets.md): sends a text message to one connection of a server.
  * Osprey: websocketServerSend(serverID: Int, connectionID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message);
 

@@ -1,5 +1,5 @@
 /*
- * Channels and select (LANGUAGE.md §10.3–§10.4). A channel is a FIFO of 64-bit words (every
+ * Channels and select (docs/guide/16-fibers-and-channels.md). A channel is a FIFO of 64-bit words (every
  * Osprey value is one word) with a fixed capacity; capacity 0 is a rendezvous: a send completes
  * only when a receiver takes the value. Blocked senders and receivers wait in FIFO queues of
  * waiters that live on their own stacks (fiber.h). Everything here runs under the scheduler lock.

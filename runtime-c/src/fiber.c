@@ -1,5 +1,5 @@
 /*
- * The fiber scheduler (LANGUAGE.md §10): M:N green threads on a pool of worker threads.
+ * The fiber scheduler (docs/guide/16-fibers-and-channels.md): M:N green threads on a pool of worker threads.
  *
  * - The main program is a fiber too (osp_rt_run_main), on a 1 GiB reserved stack, so deep
  *   non-tail recursion keeps working; spawned fibers get a 16 MiB reservation. Stacks are mmap'd
@@ -52,7 +52,7 @@
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
-#define MAIN_STACK_BYTES ((size_t)1 << 30)   /* 1 GiB: a million non-tail levels (§0.5) */
+#define MAIN_STACK_BYTES ((size_t)1 << 30)   /* 1 GiB: a million non-tail levels (docs/guide/05-functions.md#recursion) */
 #define FIBER_STACK_BYTES ((size_t)16 << 20) /* 16 MiB reserved per spawned fiber */
 #define STACK_POOL_MAX 256                   /* finished fibers' stacks kept for reuse */
 #define MAX_WORKERS 256
@@ -532,6 +532,9 @@ static void worker_init(osp_worker *w, int index) {
 
 static void *worker_main(void *arg) {
     osp_worker *w = arg;
+    /* Named explicitly: a thread inherits its creator's name, and the first spawn may come from
+     * the WebSocket I/O thread (osprey-ws-io), which must not be confused with a worker. */
+    (void)pthread_setname_np(pthread_self(), "osprey-worker");
     worker_init(w, w->index);
     for (;;) {
         osp_fiber *f = next_fiber(w);
@@ -791,6 +794,7 @@ static pthread_cond_t jobs_ready = PTHREAD_COND_INITIALIZER;
 
 static void *blocking_helper(void *unused) {
     (void)unused;
+    (void)pthread_setname_np(pthread_self(), "osprey-helper");
     pthread_mutex_lock(&sched.lock);
     for (;;) {
         while (jobs_head == NULL) {

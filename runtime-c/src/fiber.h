@@ -1,5 +1,5 @@
 /*
- * Fibers, channels and select (LANGUAGE.md §10): the internal interface between the scheduler
+ * Fibers, channels and select (docs/guide/16-fibers-and-channels.md): the internal interface between the scheduler
  * (fiber.c) and the channel module (channel.c). Compiled code only sees the osp_fiber_* /
  * osp_channel_* / osp_select functions of the ABI (include/osprey_abi.h).
  *
@@ -62,7 +62,7 @@ void osp_waiter_fire(osp_waiter *w);
 void osp_wait_queue_push(osp_wait_queue *q, osp_waiter *w);
 osp_waiter *osp_wait_queue_pop(osp_wait_queue *q);
 
-/* Handle numbers shown by print (LANGUAGE.md §10.1): one counter shared by fibers and channels. */
+/* Handle numbers shown by print (docs/guide/16-fibers-and-channels.md): one counter shared by fibers and channels. */
 int64_t osp_next_handle(void);
 
 #endif /* OSP_FIBER_H */

@@ -1,5 +1,5 @@
 /*
- * File built-ins of LANGUAGE.md §12.4. Paths are relative to the working directory. Every
+ * File built-ins of docs/guide/14-builtins.md#files. Paths are relative to the working directory. Every
  * failure is an Error whose message names the function, the path and the system's reason.
  */
 #include "runtime.h"

@@ -143,7 +143,7 @@ osp_http_status osp_http_parse(osp_http_parser *p, const uint8_t *in, size_t len
         p->buf.data[p->buf.len++] = c;
         *consumed = i + 1;
         /* RFC 9112 §2.2: NUL and bare CR are refused; a bare LF is refused too (tolerating it
-         * invites parser-differential bugs, WEBSOCKET.md S-H12). */
+         * invites parser-differential bugs, docs/WEBSOCKET-RUNTIME.md S-H12). */
         if (c == 0) return error(p, 400, "NUL byte in the HTTP head");
         if (p->prev_cr && c != '\n') return error(p, 400, "bare CR in the HTTP head");
         if (c == '\r') {

@@ -3,7 +3,7 @@
  * No I/O. Fed arbitrary chunks, it copies bytes into a bounded buffer and checks each byte once
  * as it arrives (linear time), so it resumes on partial input and fails as soon as the head is
  * malformed or too large: NUL, bare CR, bare LF, obs-fold, whitespace before the colon, a line
- * or head over the limits, too many header lines (WEBSOCKET.md §3.2, S-H12). Bytes after the
+ * or head over the limits, too many header lines (docs/WEBSOCKET-RUNTIME.md#limits, S-H12). Bytes after the
  * blank line are not consumed: they belong to the WebSocket stream (S-H13, C-H8).
  */
 #ifndef OSP_HTTP_PARSE_H

@@ -281,6 +281,8 @@ void osp_ws_waiter_wait(osp_ws_waiter *w) {
 
 static void *loop_main(void *unused) {
     (void)unused;
+    /* Named so tools (ps, gdb, the ABI harness) can tell it apart: no Osprey code runs on it. */
+    (void)pthread_setname_np(pthread_self(), OSP_WS_LOOP_THREAD_NAME);
     /* 256 ready descriptors per wake-up: with many busy connections, fewer epoll_wait calls and
      * more sends coalesced per iteration (broadcasts are flushed once per iteration). */
     struct epoll_event events[256];
@@ -358,8 +360,8 @@ int osp_ws_loop_start(char *err, size_t errlen) {
     }
     running = true;
     pthread_mutex_unlock(&loop_mutex);
-    /* A handler running on this thread may send to a channel a fiber waits on: while the loop
-     * runs, fibers that all wait are not a deadlock. */
+    /* The loop submits handler fibers (ws_inbox.c) that may send to a channel a fiber waits on:
+     * while the loop runs, fibers that all wait are not a deadlock. */
     osp_sched_hold_external(1);
     return 0;
 }

@@ -1,10 +1,10 @@
 /*
  * The WebSocket runtime thread: ONE thread running an epoll loop for every server, accepted
- * connection and client connection of the process (WEBSOCKET.md §4.6: no thread per
+ * connection and client connection of the process (docs/WEBSOCKET-RUNTIME.md#one-event-loop: no thread per
  * connection). Other threads never touch sockets or connection state: they hand work to the
  * loop with osp_ws_loop_call, which runs a function on the loop thread and waits for it (an
- * eventfd wakes the loop). Code already on the loop thread (a message handler calling
- * websocketSend) runs the function directly, so there is no deadlock.
+ * eventfd wakes the loop). Code already on the loop thread runs the function directly. No
+ * Osprey code runs here: message handlers run as fibers (ws_inbox.c).
  *
  * Timers (handshake, close and idle deadlines) sit in a binary min-heap keyed by deadline.
  *
@@ -17,6 +17,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The loop thread's name (pthread_setname_np): message handlers never run on it. */
+#define OSP_WS_LOOP_THREAD_NAME "osprey-ws-io"
 
 /* A file descriptor the loop watches; embed it in the owning object. */
 typedef struct osp_ws_watch {

@@ -1,10 +1,10 @@
 /*
- * Process built-ins of LANGUAGE.md §12.5: spawnProcess / awaitProcess / cleanupProcess.
+ * Process built-ins of docs/guide/14-builtins.md#processes: spawnProcess / awaitProcess / cleanupProcess.
  *
  * No monitor thread: the child's stdout and stderr are pipes that stay unread until the program
  * calls awaitProcess (or cleanupProcess, or exits). Then the calling thread polls both pipes and
  * runs the callback for each chunk in arrival order, reaps the child and delivers the exit event
- * last, all before returning (the deterministic REC of §12.5). Output a child writes meanwhile
+ * last, all before returning (deterministic, as docs/guide/14-builtins.md#processes promises). Output a child writes meanwhile
  * waits in the pipe (the child blocks when a pipe is full).
  *
  * The table lives in garbage-collected memory reachable from a static root, so the callback's

@@ -1,5 +1,5 @@
 /*
- * String built-ins of LANGUAGE.md §12.3 (`length`, `contains`, `substring`) and `input` (§12.2).
+ * String built-ins of docs/guide/12-strings-and-display.md#string-functions (`length`, `contains`, `substring`) and `input` (docs/guide/14-builtins.md#input).
  * Strings are NUL-terminated UTF-8; lengths and offsets count bytes.
  */
 #include "runtime.h"
@@ -22,7 +22,7 @@ OspResult osp_string_contains(const char *haystack, const char *needle) {
 OspResult osp_string_substring(const char *s, int64_t start, int64_t end) {
     if (s == NULL) return osp_result_errorf("substring: the string is missing (null pointer)");
     int64_t len = (int64_t)strlen(s);
-    /* Clamp both bounds into [0, length] (LANGUAGE.md §12.3). */
+    /* Clamp both bounds into [0, length] (docs/guide/12-strings-and-display.md#string-functions). */
     if (start < 0) start = 0;
     if (start > len) start = len;
     if (end < 0) end = 0;

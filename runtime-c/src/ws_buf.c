@@ -12,8 +12,8 @@
 void (*osp_ws_test_before_free)(const void *p, size_t n);
 
 void osp_ws_wipe(void *p, size_t n) {
-    /* explicit_bzero (glibc >= 2.25) is a memset the compiler may not remove (WEBSOCKET.md
-     * §3.3, CWE-14); unlike OPENSSL_cleanse's 8-byte loop it uses glibc's vectorised memset,
+    /* explicit_bzero (glibc >= 2.25) is a memset the compiler may not remove
+     * (docs/WEBSOCKET-RUNTIME.md#wiping-secrets, CWE-14); unlike OPENSSL_cleanse's 8-byte loop it uses glibc's vectorised memset,
      * which matters when every freed payload buffer is wiped. */
     if (p != NULL && n > 0) explicit_bzero(p, n);
 }

@@ -1,6 +1,6 @@
 /*
  * Growable byte buffers for the WebSocket subsystem (malloc, never the GC heap) that wipe what
- * they held before the memory is freed or reused (WEBSOCKET.md §3.3: handshake headers may carry
+ * they held before the memory is freed or reused (docs/WEBSOCKET-RUNTIME.md#wiping-secrets: handshake headers may carry
  * cookies or tokens, payloads may carry credentials; a plain memset before free is a dead store
  * the compiler may delete, so explicit_bzero is used). Freeing always wipes; wiping a buffer
  * before each reuse is an option (osp_ws_buf_recycle, osp_ws_limits.wipe_messages).

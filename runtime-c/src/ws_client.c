@@ -1,13 +1,13 @@
 /*
  * WebSocket client connections: websocketConnect, websocketSend, websocketClose
- * (spec/0016 §16.3, LANGUAGE.md §14.1).
+ * (spec/0016 §16.3, docs/guide/15-websockets.md).
  *
  * websocketConnect does the TCP connect and the opening handshake on the calling thread with
  * a deadline (so a program may connect to a server it runs itself: that server is served by
- * the loop thread meanwhile), then hands the socket to the loop thread. Calling it from inside
- * a message handler therefore blocks the loop for up to the handshake timeout.
+ * the loop thread meanwhile), then hands the socket to the loop thread. From a fiber (a message
+ * handler included) the call runs on a helper thread while the fiber is parked.
  *
- * The handler is called on the loop thread once per received text message, in order, with a
+ * The handler is called in a fiber (ws_inbox.c) once per received text message, in order, with a
  * NUL-terminated GC-allocated copy (text after an embedded NUL is not visible to it). Binary
  * messages are ignored: the Osprey handler type takes a String. A handler returning Error is
  * reported on stderr; the connection stays open.
@@ -17,6 +17,7 @@
 #include "ws_handshake.h"
 #include "ws_tls.h"
 #include "ws_url.h"
+#include "fiber.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -27,19 +28,7 @@
 
 void osp_ws_client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     if (opcode != OSP_WS_OP_TEXT) return;
-    const char *message = osp_ws_handler_copy(c, data, len);
-    int64_t previous = osp_ws_handler_conn_id;
-    osp_ws_handler_conn_id = c->id;
-    OspResult r = c->handler(*c->handler_env_cell, message);
-    osp_ws_handler_conn_id = previous;
-    if (r.tag != OSP_RESULT_SUCCESS) {
-        const char *why = r.value ? (const char *)(intptr_t)r.value : "(no message)";
-        osp_output_lock();
-        fflush(stdout);
-        fprintf(stderr, "websocket connection %" PRId64 ": handler error: %s\n", c->id, why);
-        fflush(stderr);
-        osp_output_unlock();
-    }
+    osp_ws_inbox_deliver(c, data, len);
 }
 
 /* ---- websocketConnect ---------------------------------------------------------------------- */
@@ -50,7 +39,7 @@ typedef struct {
     osp_message_handler_fn handler;
     void *env;
     const osp_ws_limits *limits; /* the snapshot the handshake used */
-    uint8_t *leftover; /* frames that came with the 101 (WEBSOCKET.md C-H8) */
+    uint8_t *leftover; /* frames that came with the 101 (docs/WEBSOCKET-RUNTIME.md C-H8) */
     size_t leftover_len;
     OspResult result;
 } register_args;
@@ -172,7 +161,7 @@ static OspResult connect_now(const char *url, osp_message_handler_fn handler, vo
         goto fail;
     }
     /* Read until the response head is complete; nothing is sent before the 101 is validated
-     * (WEBSOCKET.md C-F5). */
+     * (docs/WEBSOCKET-RUNTIME.md C-F5). */
     for (;;) {
         ssize_t n = tls ? osp_ws_tls_read_some(tls, fd, buf, sizeof buf, deadline)
                         : osp_ws_net_read_some(fd, buf, sizeof buf, deadline);
@@ -307,7 +296,7 @@ OspResult osp_ws_send(int64_t ws_id, const char *message) {
     if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
     if (osp_ws_loop_on_thread()) {
-        /* From a handler: the connection is this thread's; queue and flush at once. */
+        /* On the loop thread itself: the connection is this thread's; queue and flush at once. */
         do_send(&a);
         return a.result;
     }
@@ -338,19 +327,22 @@ static void do_close(void *p) {
     a->result = osp_result_success(0);
 }
 
-/* Returns when the handler can no longer be called (from a handler: asynchronously). */
+/* Returns when the handler can no longer be called (called from a handler fiber it does not wait
+ * for handler calls in progress: see ws_inbox.c). */
 typedef struct {
     int64_t id;
     OspResult result;
+    osp_fiber *caller; /* the fiber calling websocketClose: a handler does not wait for handlers */
 } close_job_args;
 
 static void close_job(void *arg) {
     close_job_args *a = arg;
     a->result = osp_ws_loop_call_waited("websocketClose", a->id, do_close);
+    if (a->result.tag == OSP_RESULT_SUCCESS) osp_ws_inbox_quiesce(a->id, 0, a->caller);
 }
 
 OspResult osp_ws_close(int64_t ws_id) {
-    close_job_args a = {ws_id, {0, 0}};
+    close_job_args a = {ws_id, {0, 0}, osp_fiber_self()};
     osp_sched_run_blocking(close_job, &a);
     return a.result;
 }
@@ -401,9 +393,6 @@ int64_t osp_ws_server_open_connections(int64_t server_id) {
     return a.count;
 }
 
-int64_t osp_ws_handler_connection_id(void) {
-    return osp_ws_loop_on_thread() ? osp_ws_handler_conn_id : 0;
-}
 
 /* ---- websocketSetTrustedCA ------------------------------------------------------------------ */
 

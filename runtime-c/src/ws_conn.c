@@ -19,12 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int64_t osp_ws_handler_conn_id;
-
-/* One receive buffer for the whole loop, parsed in place (WEBSOCKET.md §4.6). */
+/* One receive buffer for the whole loop, parsed in place (docs/WEBSOCKET-RUNTIME.md#one-event-loop). */
 static uint8_t read_buffer[64 * 1024];
 
-/* One output ("cork") buffer for the whole loop (WEBSOCKET.md §4.6): the frames a connection
+/* One output ("cork") buffer for the whole loop (docs/WEBSOCKET-RUNTIME.md#one-event-loop): the frames a connection
  * produces while it is being served (echoes, pongs, the 101) are built here and sent with one
  * send(); only what the socket does not take is copied into the connection's own queue. So an
  * idle connection keeps no output buffer, and hot data stays in cache. Owned by at most one
@@ -293,7 +291,7 @@ void osp_ws_conn_flush_dirty(void) {
 
 void osp_ws_conn_release_shared(void) {
     /* Runtime shutdown (loop thread gone): the shared buffers held payloads and handshake
-     * requests; wipe them before the memory is released (WEBSOCKET.md §3.3). */
+     * requests; wipe them before the memory is released (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). */
     cork_owner = NULL;
     osp_ws_buf_free(&cork);
     osp_ws_buf_free(&bc_log);
@@ -303,7 +301,7 @@ void osp_ws_conn_release_shared(void) {
 
 void osp_ws_conn_free(osp_ws_conn *c) {
     osp_ws_reader_free(&c->reader);
-    /* Posted frames hold payloads: freed wiped like every other queue (WEBSOCKET.md §3.3). No
+    /* Posted frames hold payloads: freed wiped like every other queue (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). No
      * sender can reach c any more: it was retired and taken off the list in destroy. */
     osp_ws_buf_free(&c->tx_pend);
     osp_ws_buf_free(&c->tx_spare);
@@ -314,6 +312,7 @@ void osp_ws_conn_free(osp_ws_conn *c) {
     osp_ws_buf_free(&c->out);
     osp_ws_free_wiped(c->pong, OSP_WS_PONG_SLOT);
     SSL_free(c->tls); /* OpenSSL cleanses its key material and record buffers */
+    osp_ws_inbox_conn_freed(c);
     if (c->handler_env_cell) GC_FREE(c->handler_env_cell);
     free(c);
 }
@@ -382,12 +381,12 @@ static void wipe_collected_message(void *obj, void *len_plus_one) {
     osp_ws_wipe(obj, (size_t)(uintptr_t)len_plus_one);
 }
 
-const char *osp_ws_handler_copy(const osp_ws_conn *c, const uint8_t *data, size_t len) {
+const char *osp_ws_handler_copy(bool wipe, const uint8_t *data, size_t len) {
     char *copy = osp_gc_strndup((const char *)data, len);
     /* The handler's copy is an Osprey value: the program may keep it, so it cannot be wiped
      * when the handler returns. With the per-message wipe it is wiped when the collector finds
      * it unreachable (before its memory can be reused). */
-    if (c->limits.wipe_messages)
+    if (wipe)
         GC_REGISTER_FINALIZER_NO_ORDER(copy, wipe_collected_message, (void *)(uintptr_t)(len + 1), NULL, NULL);
     return copy;
 }
@@ -456,7 +455,7 @@ int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen
 static void update_interest(osp_ws_conn *c) {
     if (c->state == OSP_WS_CONN_DEAD) return;
     uint32_t ev = 0;
-    if (!c->read_paused && !c->budget_paused) ev |= EPOLLIN;
+    if (!c->read_paused && !c->budget_paused && !c->inbox_paused) ev |= EPOLLIN;
     if (osp_ws_conn_pending(c) > 0 || c->tls_want_write) ev |= EPOLLOUT;
     if (osp_ws_watch_set(&c->watch, ev) != 0) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
 }
@@ -523,7 +522,7 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         (void)shutdown(c->watch.fd, SHUT_WR);
         c->fin_sent = true;
     }
-    /* Backpressure (WEBSOCKET.md §3.2): stop reading from a peer that does not read what we
+    /* Backpressure (docs/WEBSOCKET-RUNTIME.md#limits): stop reading from a peer that does not read what we
      * owe it (echoes, pongs); resume once half the queue has drained. */
     if (pending > lim->max_output) {
         c->read_paused = true;
@@ -532,6 +531,24 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         /* Records OpenSSL already decrypted raise no epoll event: read them on the next turn. */
         if (c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
     }
+    /* Deliveries to the handler (ws_inbox.c) are held back once half the cap is queued, until a
+     * quarter: a send is refused when the message would not fit under the cap, so a handler that
+     * answers each message with at most half the cap is never refused for a full queue. */
+    if (c->inbox) {
+        bool hold = c->inbox_held ? pending > lim->max_output / 4 : pending > lim->max_output / 2;
+        if (hold != c->inbox_held) {
+            c->inbox_held = hold;
+            osp_ws_inbox_output_pressure(c, hold);
+        }
+    }
+    update_interest(c);
+}
+
+void osp_ws_conn_set_inbox_paused(osp_ws_conn *c, bool paused) {
+    if (c->state == OSP_WS_CONN_DEAD || c->inbox_paused == paused) return;
+    c->inbox_paused = paused;
+    /* Records OpenSSL already decrypted raise no epoll event: read them on the next turn. */
+    if (!paused && !c->read_paused && c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
     update_interest(c);
 }
 
@@ -812,7 +829,7 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
             /* The pong goes into the queue at once, ahead of any message that completes later
              * (Autobahn 5.19: it must not wait for the fragmented message). Only under
              * backpressure does it wait in the single pong slot, where a newer ping replaces it
-             * (WEBSOCKET.md §3.2: a ping flood cannot grow the queue). */
+             * (docs/WEBSOCKET-RUNTIME.md#limits: a ping flood cannot grow the queue). */
             if (osp_ws_conn_pending(c) < c->limits.max_output) {
                 c->pong_pending = false;
                 if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PONG, ev.data, ev.len) != 0) {
@@ -958,7 +975,7 @@ static void conn_read_tls_or_plain(osp_ws_conn *c) {
      * on while OpenSSL holds decrypted bytes (at most the rest of one record): no epoll event
      * would announce them. */
     for (int round = 0; round < 4 || (c->tls && SSL_pending(c->tls) > 0); round++) {
-        if (c->state == OSP_WS_CONN_DEAD || c->read_paused) break;
+        if (c->state == OSP_WS_CONN_DEAD || c->read_paused || c->inbox_paused) break;
         if (!budget_allows_read(c)) {
             budget_pause(c);
             break;
@@ -970,7 +987,7 @@ static void conn_read_tls_or_plain(osp_ws_conn *c) {
             c->last_read_ms = osp_ws_now_ms();
             bool handshake = c->state == OSP_WS_CONN_HANDSHAKE;
             osp_ws_conn_ingest(c, read_buffer, (size_t)n);
-            /* Decrypted plaintext must not outlive its use (WEBSOCKET.md §3.3), nor may the
+            /* Decrypted plaintext must not outlive its use (docs/WEBSOCKET-RUNTIME.md#wiping-secrets), nor may the
              * request (cookies, tokens) or, with the per-message wipe option, any payload
              * (messages are delivered in place from here). */
             if (c->tls || handshake || c->limits.wipe_messages) osp_ws_wipe(read_buffer, (size_t)n);
@@ -1019,7 +1036,7 @@ static void conn_on_event(osp_ws_watch *w, uint32_t events) {
     }
     if (c->state == OSP_WS_CONN_DEAD) return;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-        if (c->read_paused || c->budget_paused) {
+        if (c->read_paused || c->budget_paused || c->inbox_paused) {
             /* Not reading, but the peer hung up or errored: nothing more can be delivered. */
             if (events & (EPOLLHUP | EPOLLERR)) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
             return;

@@ -1,7 +1,7 @@
 /*
  * RFC 6455 §5 frame parser and encoder (see ws_frame.h). The parser never assumes that a whole
  * header is present: header bytes are collected in a spill of at most 8 bytes, and the masking
- * key index continues across chunks (WEBSOCKET.md S-F8, S-F9).
+ * key index continues across chunks (docs/WEBSOCKET-RUNTIME.md S-F8, S-F9).
  */
 #include "ws_frame.h"
 
@@ -130,7 +130,7 @@ size_t osp_ws_frame_parse(osp_ws_frame_parser *p, uint8_t *in, size_t len, osp_w
             uint64_t v = 0;
             for (int i = 0; i < p->spill_need; i++) v = (v << 8) | p->spill[i];
             /* RFC 6455 §5.2: the most significant bit of the 64-bit length MUST be 0.
-             * Non-minimal encodings are accepted: the MUST is on the sender (WEBSOCKET.md S-F2). */
+             * Non-minimal encodings are accepted: the MUST is on the sender (docs/WEBSOCKET-RUNTIME.md S-F2). */
             if (p->spill_need == 8 && (v >> 63) != 0)
                 return fail(p, ev, used, OSP_WS_CLOSE_PROTOCOL_ERROR,
                             "64-bit payload length has its most significant bit set");
@@ -148,7 +148,7 @@ size_t osp_ws_frame_parse(osp_ws_frame_parser *p, uint8_t *in, size_t len, osp_w
         case OSP_WS_RECV_PAYLOAD: {
             if (used == len) return used;
             size_t avail = len - used;
-            /* Compare as uint64 before narrowing to size_t (WEBSOCKET.md §3.2). */
+            /* Compare as uint64 before narrowing to size_t (docs/WEBSOCKET-RUNTIME.md#limits). */
             size_t take = p->remaining < (uint64_t)avail ? (size_t)p->remaining : avail;
             uint8_t *chunk = in + used;
             if (p->header.masked) osp_ws_mask(chunk, take, p->header.mask, p->mask_offset);

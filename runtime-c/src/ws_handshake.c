@@ -147,7 +147,7 @@ void osp_ws_handshake_apply_policy(const osp_http_parser *req, const char *const
     size_t n;
     uint32_t idx;
     if (n_origins > 0) {
-        /* RFC 6455 §10.2 / WEBSOCKET.md S-H9: an explicit allowlist, exact comparison, no
+        /* RFC 6455 §10.2 / docs/WEBSOCKET-RUNTIME.md S-H9: an explicit allowlist, exact comparison, no
          * wildcard or suffix matching; RFC 6454 §7.3 allows one Origin header only. */
         uint32_t count = osp_http_header_find(req, "Origin", &idx);
         if (count == 0)

@@ -34,7 +34,7 @@ typedef struct {
 } osp_ws_server_verdict;
 
 /* Validates a complete request (http parser DONE) against the server's endpoint path
- * (RFC 6455 §4.2.1, WEBSOCKET.md S-H1…S-H11). */
+ * (RFC 6455 §4.2.1, docs/WEBSOCKET-RUNTIME.md S-H1…S-H11). */
 void osp_ws_handshake_check_request(const osp_http_parser *req, const char *path,
                                     osp_ws_server_verdict *out);
 
@@ -73,7 +73,7 @@ int osp_ws_handshake_write_request(const char *host_header, const char *resource
  * random generator fails. */
 bool osp_ws_make_key(char out[OSP_WS_KEY_LEN + 1]);
 
-/* Validates the server's response to our request (RFC 6455 §4.1, WEBSOCKET.md C-H4…C-H7).
+/* Validates the server's response to our request (RFC 6455 §4.1, docs/WEBSOCKET-RUNTIME.md C-H4…C-H7).
  * Returns NULL when it is a valid 101, else a static description; *status gets the HTTP status. */
 const char *osp_ws_handshake_check_response(const osp_http_parser *resp, const char *key,
                                             int *status);

@@ -44,11 +44,13 @@ typedef struct osp_ws_conn {
     bool fin_after_flush; /* shut down our sending side once the output queue is empty */
     bool fin_sent;
     bool read_paused;    /* backpressure: the output queue is over the limit */
+    bool inbox_paused;   /* backpressure: the handler's inbox is over the limit (ws_inbox.c) */
+    bool inbox_held;     /* the inbox was told to hold deliveries: output queue over half the cap */
     bool budget_paused;  /* reading stopped: the process memory budget has no room for the
                             message this connection is receiving (on the budget wait list) */
     bool ping_outstanding; /* keep-alive Ping sent in this silence (idle timeout / 2) */
     uint64_t ping_mark;    /* last_read_ms when it was sent: a later read ends the silence */
-    bool pong_pending;   /* at most one pending pong, the latest ping's (WEBSOCKET.md §3.2) */
+    bool pong_pending;   /* at most one pending pong, the latest ping's (docs/WEBSOCKET-RUNTIME.md#limits) */
     bool on_dirty;       /* on the list flushed at the end of the loop iteration */
     uint8_t pong_len;
     uint8_t *pong;       /* OSP_WS_PONG_SLOT bytes, allocated when a pong first has to wait */
@@ -82,6 +84,8 @@ typedef struct osp_ws_conn {
     osp_message_handler_fn handler;
     void **handler_env_cell;
     osp_ws_waiter *close_waiters;
+    /* Messages waiting for the handler's fiber (ws_inbox.c); NULL until the first one. */
+    struct osp_ws_inbox *inbox;
     struct osp_ws_conn *zombie_next;
     struct osp_ws_conn *dirty_next;
     /* Broadcast frames for this connection that are still only in the loop's broadcast log:
@@ -173,8 +177,8 @@ typedef struct {
 } osp_ws_waited_call;
 
 /* Starts the runtime if needed, runs `run` on the loop thread and, on Success, waits for the
- * operation to complete. Called from a handler (the loop thread itself) it does not wait: the
- * operation completes asynchronously, since waiting there would wait for the waiting thread. */
+ * operation to complete. Called on the loop thread itself it does not wait: the operation
+ * completes asynchronously, since waiting there would wait for the waiting thread. */
 OspResult osp_ws_loop_call_waited(const char *fn, int64_t id, void (*run)(void *));
 
 /* Loop thread only. */
@@ -196,8 +200,28 @@ void osp_ws_zombie_server(osp_ws_server *s);
 /* Live connection count changes (for shutdown). */
 void osp_ws_live_conns_add(int delta);
 
-/* The connection whose message handler runs now (0 when none); loop thread. */
-extern int64_t osp_ws_handler_conn_id;
+/* ---- handing messages to handlers (ws_inbox.c) --------------------------------------------- */
+
+typedef struct osp_ws_inbox osp_ws_inbox;
+struct osp_fiber;
+
+/* Loop thread: queues a copy of a text message for c's handler (its server's, or its own) and
+ * makes sure a fiber is draining c's inbox; the handler never runs on the loop thread. */
+void osp_ws_inbox_deliver(osp_ws_conn *c, const uint8_t *data, size_t len);
+/* Loop thread, at each wake-up: resumes reading the connections whose handlers caught up. */
+void osp_ws_inbox_resume_all(void);
+/* Loop thread: c is being freed; its inbox lives on while a drain fiber still uses it. */
+void osp_ws_inbox_conn_freed(osp_ws_conn *c);
+/* Any thread but the loop's, after websocketClose (conn_id) or websocketStopServer (server_id)
+ * has closed the connection(s): drops their undelivered messages and, unless `caller` (the fiber
+ * that called the function, or NULL) is itself running a WebSocket handler, waits until no handler
+ * call for them is in progress. */
+void osp_ws_inbox_quiesce(int64_t conn_id, int64_t server_id, struct osp_fiber *caller);
+/* Loop thread: c's output queue went over half its limit (full) or back to a quarter; while it
+ * is full no message is handed to c's handler. */
+void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full);
+/* Loop thread: pauses or resumes reading c for its inbox's sake. */
+void osp_ws_conn_set_inbox_paused(osp_ws_conn *c, bool paused);
 
 /* ---- connections (ws_conn.c) -------------------------------------------------------------- */
 
@@ -274,7 +298,7 @@ void osp_ws_conn_check_backpressure(osp_ws_conn *c);
 bool osp_ws_output_would_overflow(size_t pending, size_t len, uint64_t max_output);
 /* The NUL-terminated copy of a message handed to an Osprey handler (collected memory); with
  * wipeMessages it is wiped once the collector finds it unreachable. */
-const char *osp_ws_handler_copy(const osp_ws_conn *c, const uint8_t *data, size_t len);
+const char *osp_ws_handler_copy(bool wipe, const uint8_t *data, size_t len);
 /* The Err for a send refused because the process memory budget is used up. */
 OspResult osp_ws_budget_error(const char *fn);
 /* Bytes waiting in the output queue. */

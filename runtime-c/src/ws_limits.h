@@ -1,6 +1,6 @@
 /*
  * Every limit and timeout of the WebSocket subsystem, in one struct with documented defaults
- * (WEBSOCKET.md §3.2). The protocol core receives a pointer to it; the I/O layer reads the
+ * (docs/WEBSOCKET-RUNTIME.md#limits). The protocol core receives a pointer to it; the I/O layer reads the
  * process-wide copy from osp_ws_limits_get(), which applies environment overrides once.
  *
  * Environment overrides (decimal integers; an invalid or out-of-range value is reported once on
@@ -72,7 +72,7 @@ typedef struct {
     /* 1: wipe every received message and every sent frame as soon as it has been delivered or
      * sent (the read buffer, the reassembly buffer, the output queue), so payloads do not
      * linger in reused memory. 0 (default): payload buffers are reused without a wipe, which
-     * saves a pass over every byte (WEBSOCKET.md §3.3 makes it an option). Either way every
+     * saves a pass over every byte (docs/WEBSOCKET-RUNTIME.md#wiping-secrets makes it an option). Either way every
      * buffer that held handshake data or payloads is wiped before it is freed, and the
      * handshake request is wiped as soon as it has been parsed. */
     uint32_t wipe_messages;

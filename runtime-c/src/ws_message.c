@@ -67,7 +67,7 @@ static const char *start_data_frame(osp_ws_reader *r, const osp_ws_frame_header 
     if (h->opcode == OSP_WS_OP_CONTINUATION) {
         /* RFC 6455 §5.4: a continuation frame only continues a message in progress. */
         if (!r->in_message) return "continuation frame without a message to continue";
-        /* Fragment cap (WEBSOCKET.md §3.2): many tiny fragments must not pin memory. */
+        /* Fragment cap (docs/WEBSOCKET-RUNTIME.md#limits): many tiny fragments must not pin memory. */
         if (r->fragments >= r->limits->max_fragments) {
             *code = OSP_WS_CLOSE_TOO_BIG;
             return "message has too many fragments";
@@ -156,7 +156,7 @@ size_t osp_ws_reader_feed(osp_ws_reader *r, uint8_t *in, size_t len, osp_ws_msg_
                 r->control_len += fe.len;
             } else {
                 /* RFC 6455 §8.1: fail fast on the first invalid byte of a text message, even
-                 * mid-frame (WEBSOCKET.md S-U3). */
+                 * mid-frame (docs/WEBSOCKET-RUNTIME.md S-U3). */
                 if (r->message_opcode == OSP_WS_OP_TEXT && !osp_ws_utf8_feed(&r->utf8, fe.data, fe.len))
                     return fail(r, ev, used, OSP_WS_CLOSE_INVALID_DATA,
                                 "text message is not valid UTF-8");

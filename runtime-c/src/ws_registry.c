@@ -213,6 +213,13 @@ void osp_ws_live_conns_add(int delta) {
 
 static void ws_shutdown(void);
 
+/* Every eventfd wake-up: frames the program's threads posted, then connections whose handlers
+ * caught up with their inbox. */
+static void on_loop_wake(void) {
+    osp_ws_tx_drain_all();
+    osp_ws_inbox_resume_all();
+}
+
 static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 OspResult osp_ws_shut_down_error(const char *fn) {
@@ -229,7 +236,7 @@ bool osp_ws_runtime_ensure(const char *fn, OspResult *err) {
     (void)osp_ws_limits_get(); /* read the environment once, before the thread starts */
     osp_ws_loop_reap_hook = reap;
     osp_rt_on_loop_thread = osp_ws_loop_on_thread;
-    osp_ws_loop_wake_hook = osp_ws_tx_drain_all;
+    osp_ws_loop_wake_hook = on_loop_wake;
     char why[160];
     /* Before the loop thread exists, so it inherits the blocked termination signals. */
     static bool signals_installed;
@@ -315,7 +322,8 @@ static void ws_shutdown(void) {
         return;
     }
     if (osp_ws_loop_on_thread()) {
-        /* osp_rt_shutdown called from a handler: the thread cannot join itself. */
+        /* osp_rt_shutdown called on the loop thread (no Osprey code runs there, but a C caller
+         * could): the thread cannot join itself. */
         fprintf(stderr, "osprey runtime: program exit requested from a WebSocket handler; "
                         "connections are dropped without a closing handshake\n");
         return;

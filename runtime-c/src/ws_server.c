@@ -1,10 +1,10 @@
 /*
  * WebSocket servers: websocketCreateServer, websocketServerListen, websocketServerOnMessage,
  * websocketServerSend, websocketServerBroadcast, websocketStopServer (spec/0016 §16.4,
- * LANGUAGE.md §14.1), the accept path and the server side of the opening handshake.
+ * docs/guide/15-websockets.md), the accept path and the server side of the opening handshake.
  *
  * With no handler registered a server echoes every data message to its sender, same opcode,
- * byte for byte (LANGUAGE.md §14.1 project decision). A registered handler receives each text
+ * byte for byte (docs/guide/15-websockets.md project decision). A registered handler receives each text
  * message instead (as a NUL-terminated copy: text after an embedded NUL is not visible to it);
  * binary messages are then ignored.
  */
@@ -12,6 +12,7 @@
 #include "net.h"
 #include "ws_handshake.h"
 #include "ws_tls.h"
+#include "fiber.h"
 
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -162,7 +163,7 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
             }
             return; /* EAGAIN: nothing more to accept */
         }
-        /* Connection limit (WEBSOCKET.md §3.2), applied at accept. */
+        /* Connection limit (docs/WEBSOCKET-RUNTIME.md#limits), applied at accept. */
         if (s->conn_count >= lim->max_connections) {
             refuse_busy(fd);
             continue;
@@ -283,7 +284,7 @@ void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
         return;
     }
     osp_ws_conn_opened(c);
-    /* WEBSOCKET.md S-H13: bytes after the request in the same read are already frames. */
+    /* docs/WEBSOCKET-RUNTIME.md S-H13: bytes after the request in the same read are already frames. */
     if (used < len) osp_ws_conn_ingest(c, data + used, len - used);
     /* The caller (the read path) flushes the 101 and any answers. */
 }
@@ -304,23 +305,7 @@ void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, 
         return;
     }
     if (opcode != OSP_WS_OP_TEXT) return; /* the handler takes text only */
-    const char *message = osp_ws_handler_copy(c, data, len);
-    osp_server_message_handler_fn fn = s->handler;
-    void *env = *s->handler_env_cell;
-    int64_t server_id = s->id;
-    int64_t previous = osp_ws_handler_conn_id;
-    osp_ws_handler_conn_id = c->id;
-    OspResult r = fn(env, c->id, message);
-    osp_ws_handler_conn_id = previous;
-    if (r.tag != OSP_RESULT_SUCCESS) {
-        const char *why = r.value ? (const char *)(intptr_t)r.value : "(no message)";
-        osp_output_lock();
-        fflush(stdout);
-        fprintf(stderr, "websocket server %" PRId64 " connection %" PRId64 ": handler error: %s\n",
-                server_id, c->id, why);
-        fflush(stderr);
-        osp_output_unlock();
-    }
+    osp_ws_inbox_deliver(c, data, len);
 }
 
 /* A stopped server's last connection is gone: wake websocketStopServer, free it later. */
@@ -704,20 +689,22 @@ static void do_stop(void *p) {
     a->result = osp_result_success(0);
 }
 
-/* Returns when every connection is closed (from a handler: asynchronously, since waiting would
- * block the very thread that runs the closing handshakes). */
+/* Returns when every connection is closed and none of the server's handlers runs (called from a
+ * handler fiber it does not wait for handler calls in progress: see ws_inbox.c). */
 typedef struct {
     int64_t id;
     OspResult result;
+    osp_fiber *caller; /* the fiber calling websocketStopServer: a handler does not wait for handlers */
 } stop_job_args;
 
 static void stop_job(void *arg) {
     stop_job_args *a = arg;
     a->result = osp_ws_loop_call_waited("websocketStopServer", a->id, do_stop);
+    if (a->result.tag == OSP_RESULT_SUCCESS) osp_ws_inbox_quiesce(0, a->id, a->caller);
 }
 
 OspResult osp_ws_stop_server(int64_t server_id) {
-    stop_job_args a = {server_id, {0, 0}};
+    stop_job_args a = {server_id, {0, 0}, osp_fiber_self()};
     osp_sched_run_blocking(stop_job, &a);
     return a.result;
 }

@@ -2,7 +2,7 @@
  * Incremental UTF-8 validator (RFC 3629, as RFC 6455 §8.1 requires for text messages and close
  * reasons). The state is three bytes, carried across frames and TCP reads, so a code point may
  * be split anywhere (RFC 6455 §5.6); it fails on the first byte that cannot start or continue a
- * well-formed sequence (fail fast, WEBSOCKET.md S-U3). Non-characters such as U+FFFE/U+FFFF
+ * well-formed sequence (fail fast, docs/WEBSOCKET-RUNTIME.md S-U3). Non-characters such as U+FFFE/U+FFFF
  * are well-formed and accepted.
  */
 #ifndef OSP_WS_UTF8_H

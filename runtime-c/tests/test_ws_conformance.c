@@ -1,5 +1,5 @@
 /*
- * Wire-level conformance over loopback (WEBSOCKET.md §2.5). Server direction: a raw peer writes
+ * Wire-level conformance over loopback (docs/WEBSOCKET-RUNTIME.md#conformance-cases). Server direction: a raw peer writes
  * hand-made handshakes and frames (any FIN/RSV/opcode/mask, chopped as it likes) to the
  * runtime's echo server and checks the exact bytes that come back: echoes with minimal length
  * encoding and no mask, pongs, Close frames with the exact code, and that the server closes TCP

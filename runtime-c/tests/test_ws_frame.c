@@ -109,7 +109,7 @@ static void test_rfc_examples(void) {
 }
 
 static void test_masking_across_chunks(void) {
-    /* A 1000-byte masked frame unmasked correctly whatever the chunking (WEBSOCKET.md S-F8). */
+    /* A 1000-byte masked frame unmasked correctly whatever the chunking (docs/WEBSOCKET-RUNTIME.md S-F8). */
     size_t n = 1000;
     uint8_t *frame = malloc(8 + n);
     uint8_t key[4] = {0xde, 0xad, 0xbe, 0xef};

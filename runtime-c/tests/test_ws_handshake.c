@@ -1,6 +1,6 @@
 /*
  * Opening handshake tests: the RFC 6455 §4.2.2 accept vector, key validation, the server's
- * verdict on every request case of WEBSOCKET.md §2.5 items 1-13 (each fed whole and one byte
+ * verdict on every request case of docs/WEBSOCKET-RUNTIME.md#conformance-cases items 1-13 (each fed whole and one byte
  * at a time through the incremental HTTP parser), the response text, the client's checks of a
  * server response (C-H4..C-H7), and ws:// URL parsing (§3).
  */

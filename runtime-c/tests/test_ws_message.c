@@ -83,7 +83,7 @@ static void expect(const char *name, const frames *f, const char *want) {
 static frames f;
 
 static void test_fragmentation(void) {
-    /* WEBSOCKET.md §2.5 case 25: a ping between fragments is reported first (pong at once). */
+    /* docs/WEBSOCKET-RUNTIME.md#conformance-cases case 25: a ping between fragments is reported first (pong at once). */
     f.n = 0;
     frame(&f, false, OSP_WS_OP_TEXT, "frag1", 5);
     frame(&f, true, OSP_WS_OP_PING, "x", 1);

@@ -1,5 +1,5 @@
 /*
- * UTF-8 validator tests with the Kuhn-style groups of WEBSOCKET.md §2.2 (Autobahn 6.5-6.23).
+ * UTF-8 validator tests with the Kuhn-style groups of docs/WEBSOCKET-RUNTIME.md#conformance-cases (Autobahn 6.5-6.23).
  * Every vector is checked whole and split into two pieces at every position (the state carries
  * across the split, RFC 6455 §5.6), and byte by byte; invalid input must fail no later than at
  * the first byte that cannot continue a valid sequence.

@@ -1,5 +1,5 @@
 /*
- * Zeroing tests (WEBSOCKET.md §3.3): buffers that held handshake headers or message payloads are
+ * Zeroing tests (docs/WEBSOCKET-RUNTIME.md#wiping-secrets): buffers that held handshake headers or message payloads are
  * always cleansed before they are freed; with the per-message wipe option (wipe_messages,
  * OSPREY_WS_WIPE_MESSAGES, "wipeMessages") also before they are reused. The
  * osp_ws_test_before_free hook sees every block just before free() and checks that no byte is

@@ -1,6 +1,6 @@
 /*
  * ws-echo-client: connects with websocketConnect and sends every received text message back
- * with websocketSend from inside the handler (the client "testee" of WEBSOCKET.md §2.4, as in
+ * with websocketSend from inside the handler (the client "testee" of docs/WEBSOCKET-RUNTIME.md#conformance-cases, as in
  * Autobahn's fuzzingserver mode).
  *
  *   ws-echo-client --url ws://127.0.0.1:9001/runCase?case=1 [--ca CA.pem]

@@ -1,6 +1,6 @@
 /*
  * ws-echo-server: a WebSocket echo server built only from the runtime's ABI functions, for the
- * conformance suite and interop tests (the "testee" of WEBSOCKET.md §2.4).
+ * conformance suite and interop tests (the "testee" of docs/WEBSOCKET-RUNTIME.md#conformance-cases).
  *
  *   ws-echo-server --port P [--host 127.0.0.1] [--path /] [--origin O]... [--subprotocol S]...
  *                  [--limit NAME=VALUE]... [--cert CERT.pem --key KEY.pem]

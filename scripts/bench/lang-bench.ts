@@ -22,15 +22,19 @@
  *     equivalent C program (a separate process each time, so gcc pays its start-up).
  *   * end to end, hello world: `osprey build --fast` (-O0) and `osprey build` (-O2), i.e. Node
  *     start-up + front end + clang-14 + link, against `gcc -O0` and `gcc -O2` on hello.c.
- *   * generated code (osprey build, -O2) against gcc -O2: recursive fib(32), a fold over ten
- *     million integers, and a loop building two million short strings; both sides print their
- *     result, which must agree.
+ *   * compile latency: a 100,000-element list literal and a 10,000-line program built at -O2
+ *     (CPU time and peak RSS) against gcc -O2 on the C equivalents, and `osprey run` of an
+ *     unchanged program (a build-cache hit) against running its executable directly.
+ *   * generated code (osprey build, -O2) against gcc -O2: the twelve programs of lang-programs.ts
+ *     (recursion, folds, strings, closures, lists, trees, unions); both sides print their result,
+ *     which must agree. The table ends with their geometric mean and highest ratio.
  */
 import { writeFileSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { checkSource, emitTyped } from '../../compiler/src/driver.ts';
 import { SourceFile } from '../../compiler/src/source.ts';
+import { BENCH_PROGRAMS } from './lang-programs.ts';
 import { compileC, compileOsprey, median, removeDir, ROOT, runMeasured, tempDir, timeCommand } from './lang-common.ts';
 
 const argv = process.argv.slice(2);
@@ -44,9 +48,9 @@ const OSPREY = join(ROOT, 'bin', 'osprey.mjs');
 const FUNCTIONS = 2000;
 
 /** 2,000 ten-line functions: 20,000 lines of Osprey. */
-function frontEndOsprey(): string {
+function frontEndOsprey(functions = FUNCTIONS): string {
   const out: string[] = [];
-  for (let k = 0; k < FUNCTIONS; k++) {
+  for (let k = 0; k < functions; k++) {
     out.push(
       `fn f${k}(a: Int, b: Int) -> Int {`,
       `    let x = a * ${(k % 97) + 1} + b`,
@@ -60,13 +64,13 @@ function frontEndOsprey(): string {
       `}`,
     );
   }
-  out[out.length - 1] = `} print(f${FUNCTIONS - 1}(a: 1, b: 2))`;
+  out[out.length - 1] = `} print(f${functions - 1}(a: 1, b: 2))`;
   return out.join('\n') + '\n';
 }
 
-function frontEndC(): string {
+function frontEndC(functions = FUNCTIONS): string {
   const out = ['#include <stdint.h>', '#include <stdio.h>'];
-  for (let k = 0; k < FUNCTIONS; k++) {
+  for (let k = 0; k < functions; k++) {
     out.push(
       `static int64_t f${k}(int64_t a, int64_t b) {`,
       `    int64_t x = a * ${(k % 97) + 1} + b;`,
@@ -81,69 +85,24 @@ function frontEndC(): string {
       `}`,
     );
   }
-  out.push(`int main(void) { printf("%lld\\n", (long long)f${FUNCTIONS - 1}(1, 2)); return 0; }`);
+  out.push(`int main(void) { printf("%lld\\n", (long long)f${functions - 1}(1, 2)); return 0; }`);
   return out.join('\n') + '\n';
 }
 
 const HELLO_OSP = 'print("Hello, World!")\n';
 const HELLO_C = '#include <stdio.h>\nint main(void) { puts("Hello, World!"); return 0; }\n';
 
-const RUNTIME_PROGRAMS: { name: string; osprey: string; c: string }[] = [
-  {
-    name: 'recursive fib(32)',
-    osprey: `fn fib(n: Int) -> Int = match n < 2 {
-    true => n
-    false => fib(n - 1) + fib(n - 2)
+/** A list literal of `n` Ints, and its C counterpart (a static array). */
+function listOsprey(n: number): string {
+  const xs = Array.from({ length: n }, (_, i) => String((i * 7919) % 100003)).join(', ');
+  return `let xs = [${xs}]\nmatch xs[${n - 1}] {\n    Success { value } => print(value)\n    Error { message } => print(message)\n}\n`;
 }
-print(fib(32))
-`,
-    c: `#include <stdio.h>
-#include <stdint.h>
-static int64_t fib(int64_t n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
-int main(void) { printf("%lld\\n", (long long)fib(32)); return 0; }
-`,
-  },
-  {
-    name: 'fold over 10,000,000 integers',
-    osprey: `print(fold(range(0, 10000000), 0, fn(acc: Int, x: Int) -> Int => acc + x % 7))
-`,
-    c: `#include <stdio.h>
-#include <stdint.h>
-int main(void) {
-    int64_t acc = 0;
-    for (int64_t x = 0; x < 10000000; x++) acc = acc + x % 7;
-    printf("%lld\\n", (long long)acc);
-    return 0;
+function listC(n: number): string {
+  const xs = Array.from({ length: n }, (_, i) => String((i * 7919) % 100003)).join(', ');
+  return `#include <stdio.h>\n#include <stdint.h>\nstatic const int64_t xs[] = {${xs}};\nint main(void) { printf("%lld\\n", (long long)xs[${n - 1}]); return 0; }\n`;
 }
-`,
-  },
-  {
-    name: 'building 2,000,000 short strings',
-    osprey: `fn step(acc: Int, i: Int) -> Int {
-    let s = "key-" + toString(i) + ":" + toString(acc % 1000)
-    match s == "key-7:7" {
-        true => acc + 1
-        false => acc + i % 5
-    }
-}
-print(fold(range(0, 2000000), 0, step))
-`,
-    c: `#include <stdio.h>
-#include <stdint.h>
-#include <string.h>
-int main(void) {
-    int64_t acc = 0;
-    char s[64];
-    for (int64_t i = 0; i < 2000000; i++) {
-        snprintf(s, sizeof s, "key-%lld:%lld", (long long)i, (long long)(acc % 1000));
-        acc = strcmp(s, "key-7:7") == 0 ? acc + 1 : acc + i % 5;
-    }
-    printf("%lld\\n", (long long)acc);
-    return 0;
-}
-`,
-  },
-];
+
+const RUNTIME_PROGRAMS = BENCH_PROGRAMS.map((p) => ({ name: p.name, osprey: p.osprey(p.benchSize), c: p.c(p.benchSize) }));
 
 // ---- measurement ------------------------------------------------------------------------------
 
@@ -152,6 +111,8 @@ interface Sample {
   ms: number;
   /** CPU time, ms (falls back to wall time when unknown). */
   cpu: number;
+  /** Peak resident set of the process tree, kB (compile-latency rows). */
+  peakKb?: number;
 }
 
 interface Row {
@@ -184,6 +145,13 @@ function timed(f: () => void): Sample {
 async function command(cmd: string, args: string[]): Promise<Sample> {
   const r = await timeCommand(cmd, args);
   return { ms: r.ms, cpu: r.cpuMs ?? r.ms };
+}
+
+/** A command whose peak memory matters too. */
+async function commandWithPeak(cmd: string, args: string[]): Promise<Sample> {
+  const r = await runMeasured(cmd, args);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status})`);
+  return { ms: r.ms, cpu: r.cpuMs ?? r.ms, peakKb: r.peakKb };
 }
 
 async function run(exe: string): Promise<Sample> {
@@ -220,6 +188,31 @@ try {
   const e2eFast = row({ group: 'end to end', name: 'hello world, fast build', unit: 'ms', ospreyLabel: 'osprey build --fast', cLabel: 'gcc -O0' });
   const e2eRelease = row({ group: 'end to end', name: 'hello world, release build', unit: 'ms', ospreyLabel: 'osprey build (-O2)', cLabel: 'gcc -O2' });
 
+  // Compile latency: large inputs, and `osprey run` of an unchanged program (build cache).
+  process.env.OSPREY_CACHE_DIR = join(dir, 'run-cache');
+  const listOsp = join(dir, 'list.osp');
+  writeFileSync(listOsp, listOsprey(100_000));
+  const listCFile = join(dir, 'list.c');
+  writeFileSync(listCFile, listC(100_000));
+  const bigList = row({ group: 'compile latency', name: '100,000-element list literal, release build', unit: 'ms', ospreyLabel: 'osprey build', cLabel: 'gcc -O2 (static array)' });
+  const tenKOsp = join(dir, 'tenk.osp');
+  writeFileSync(tenKOsp, frontEndOsprey(1000));
+  const tenKC = join(dir, 'tenk.c');
+  writeFileSync(tenKC, frontEndC(1000));
+  const tenK = row({ group: 'compile latency', name: '10,000 lines, release build', unit: 'ms', ospreyLabel: 'osprey build', cLabel: 'gcc -O2' });
+  const cachedHello = row({ group: 'compile latency', name: 'osprey run hello world, unchanged (cache hit)', unit: 'ms', ospreyLabel: 'osprey run', cLabel: 'the executable itself' });
+  const fibOsp = join(dir, 'fib.osp');
+  const fibProgram = BENCH_PROGRAMS.find((p) => p.slug === 'fib')!;
+  writeFileSync(fibOsp, fibProgram.osprey(fibProgram.benchSize));
+  const cachedFib = row({ group: 'compile latency', name: `osprey run ${fibProgram.name}, unchanged (cache hit)`, unit: 'ms', ospreyLabel: 'osprey run', cLabel: 'the executable itself' });
+  const helloRunExe = join(dir, 'hello-run');
+  const fibRunExe = join(dir, 'fib-run');
+  await compileOsprey(HELLO_OSP, helloRunExe, 'fast');
+  await compileOsprey(fibProgram.osprey(fibProgram.benchSize), fibRunExe, 'fast');
+  // Fill the cache once.
+  await command(process.execPath, [OSPREY, 'run', helloOsp]);
+  await command(process.execPath, [OSPREY, 'run', fibOsp]);
+
   // Generated code.
   const runtime = [];
   for (const [i, p] of RUNTIME_PROGRAMS.entries()) {
@@ -251,6 +244,15 @@ try {
     e2eRelease.osprey.push(await command(process.execPath, [OSPREY, 'build', helloOsp, '-o', join(dir, 'hello-osp')]));
     e2eRelease.c.push(await command('gcc', ['-O2', '-o', join(dir, 'hello-c'), helloC]));
 
+    bigList.osprey.push(await commandWithPeak(process.execPath, [OSPREY, 'build', listOsp, '-o', join(dir, 'list-osp')]));
+    bigList.c.push(await commandWithPeak('gcc', ['-O2', '-o', join(dir, 'list-c'), listCFile]));
+    tenK.osprey.push(await commandWithPeak(process.execPath, [OSPREY, 'build', tenKOsp, '-o', join(dir, 'tenk-osp')]));
+    tenK.c.push(await commandWithPeak('gcc', ['-O2', '-o', join(dir, 'tenk-c'), tenKC]));
+    cachedHello.osprey.push(await command(process.execPath, [OSPREY, 'run', helloOsp]));
+    cachedHello.c.push(await run(helloRunExe));
+    cachedFib.osprey.push(await command(process.execPath, [OSPREY, 'run', fibOsp]));
+    cachedFib.c.push(await run(fibRunExe));
+
     for (const r of runtime) {
       r.row.osprey.push(await run(r.ospExe));
       r.row.c.push(await run(r.cExe));
@@ -271,7 +273,9 @@ function show(r: Row, xs: Sample[]): string {
   if (!xs.length) return '—';
   const cpu = median(xs.map((x) => x.cpu));
   const wall = median(xs.map((x) => x.ms));
-  if (r.unit === 'ms') return `${fmt(cpu)} CPU (${fmt(wall)} wall)`;
+  const peaks = xs.map((x) => x.peakKb).filter((k): k is number => k !== undefined);
+  const peak = peaks.length ? `, peak ${(Math.max(...peaks) / 1024).toFixed(0)} MB` : '';
+  if (r.unit === 'ms') return `${fmt(cpu)} CPU (${fmt(wall)} wall${peak})`;
   return `${Math.round((r.lines! / cpu) * 1000).toLocaleString('en')} lines/s (${fmt(cpu)} CPU, ${fmt(wall)} wall)`;
 }
 
@@ -288,7 +292,20 @@ const table = [
     const ratio = r.c.length ? `${(cpu(r.osprey) / cpu(r.c)).toFixed(2)}×` : '—';
     return `| ${r.group} | ${r.name} | ${r.ospreyLabel}: ${show(r, r.osprey)} | ${r.c.length ? `${r.cLabel}: ${show(r, r.c)}` : '—'} | ${ratio} |`;
   }),
+  '',
+  generatedSummary(),
 ].join('\n');
+
+/** Geometric mean and maximum of the generated-code ratios (the speed target: ≤ 1.2×, none above 2×). */
+function generatedSummary(): string {
+  const ratios = rows
+    .filter((r) => r.group === 'generated code' && r.c.length)
+    .map((r) => ({ name: r.name, ratio: median(r.osprey.map((x) => x.cpu)) / median(r.c.map((x) => x.cpu)) }));
+  if (!ratios.length) return '';
+  const geo = Math.exp(ratios.reduce((a, r) => a + Math.log(r.ratio), 0) / ratios.length);
+  const worst = ratios.reduce((a, r) => (r.ratio > a.ratio ? r : a));
+  return `Generated code over ${ratios.length} programs: geometric mean ${geo.toFixed(2)}× gcc -O2, highest ${worst.ratio.toFixed(2)}× (${worst.name}).`;
+}
 
 console.log(table);
 

@@ -5,7 +5,7 @@
  *
  * The package silently falls back to a JavaScript implementation when its native binary does
  * not load; that would make every comparison meaningless, so the server refuses to start unless
- * `uws.App` is native code (TOOLCHAIN.md).
+ * `uws.App` is native code.
  *
  * Broadcast uses uWS's own publish/subscribe (every socket subscribes to one topic and
  * `app.publish` sends to all of them, the sender included): the way uWS is meant to fan out.

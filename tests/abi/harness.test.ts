@@ -204,6 +204,7 @@ describe('the old raw-integer runtime (fixtures/old_runtime.c)', () => {
     ['osp_rt_fail', 'symbol', /not defined/],
     ['osp_alloc', 'symbol', /not defined/],
     ['osp_string_concat', 'symbol', /not defined/],
+    ['osp_string_build', 'symbol', /not defined/],
     ['osp_string_equals', 'symbol', /not defined/],
     ['osp_int_to_string', 'symbol', /not defined/],
     ['osp_bool_to_string', 'symbol', /not defined/],

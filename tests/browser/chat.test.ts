@@ -3,7 +3,7 @@
  * examples/chat/ twice; both pages talk through the compiled examples/chat_room.osp server.
  *
  * Checks what only a browser shows: Chromium offers permessage-deflate and our server must decline
- * it (WEBSOCKET.md S-H11: no Sec-WebSocket-Extensions in the 101, ws.extensions === ''); messages
+ * it (docs/WEBSOCKET-RUNTIME.md S-H11: no Sec-WebSocket-Extensions in the 101, ws.extensions === ''); messages
  * with multi-byte UTF-8 reach both pages through the relay; the page's close is clean with code
  * 1000; and the server released both connections (no ESTABLISHED socket left in its process, its
  * side in TIME_WAIT because it closed TCP first, RFC 6455 §7.1.1) and reports code 1000 for each

@@ -28,6 +28,7 @@ const broken = source('broken.osp', 'print(nope)\n');
 const ws = source('ws.osp', 'let r = websocketClose(wsID: 1)\n');
 const exists = source('exists.osp', 'print(fileExists("nothing-here"))\n');
 const proc = source('proc.osp', 'print(awaitProcess(1))\n');
+const warns = source('warns.osp', 'fn main() -> Int = {\n    let unused = 1\n    let _quiet = 2\n    print("ran")\n    3\n}\n');
 
 describe.concurrent('osprey CLI', () => {
   it('run passes stdout and exit status 0 through', () => {
@@ -47,6 +48,19 @@ describe.concurrent('osprey CLI', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("error[E0200]: undefined variable 'nope'");
     expect(r.stderr).toContain('broken.osp:1:7');
+  });
+
+  it('warnings go to stderr and change neither the exit status nor the output', () => {
+    const r = runCli(['run', warns]);
+    expect(r.stdout).toBe('ran\n');
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain("warning[W0001]: unused variable 'unused'");
+    expect(r.stderr).toContain('warns.osp:2:9');
+    expect(r.stderr).not.toContain('_quiet');
+    expect(r.stderr).toContain('warning: 1 warning emitted');
+    const c = runCli(['check', warns]);
+    expect(c.status).toBe(0);
+    expect(c.stderr).toBe(r.stderr);
   });
 
   it('an unknown flag is a one-line error with exit 2', () => {
@@ -108,7 +122,7 @@ describe.concurrent('osprey CLI', () => {
     expect(r.status).toBe(0);
   });
 
-  it('--sandbox removes the process functions and fileExists; --no-fs keeps fileExists (§15.1)', () => {
+  it('--sandbox removes the process functions and fileExists; --no-fs keeps fileExists', () => {
     for (const [file, name] of [[exists, 'fileExists'], [proc, 'awaitProcess']] as const) {
       expect(runCli(['check', file]).status).toBe(0);
       const r = runCli(['check', file, '--sandbox']);
@@ -227,7 +241,7 @@ describe.concurrent('osprey CLI', () => {
       '    Success { value } => print("third: ${value}")',
       '    Error { message } => print("no third argument: ${message}")',
       '}',
-      'print("count: ${a |> fold(0, |n, s| => n + 1)}")',
+      'print("count: ${a |> fold(0, |n, _s| => n + 1)}")',
       'forEach(a, |s| => print("[${s}]"))',
       '',
     ].join('\n'));
@@ -289,14 +303,15 @@ describe('osprey run and signals', () => {
       const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
       // The line arrives through a pipe while the program sleeps: flushed when it blocks.
       await Promise.race([listening, new Promise((_, rej) => setTimeout(() => rej(new Error(`no 'listening' line; stdout so far: ${stdout}`)), 30_000))]);
-      expect(readdirSync(join(cache, 'osprey'))).toHaveLength(1);
+      // `run` is the build cache (scripts/build-cache.mjs), which keeps the executable.
+      expect(readdirSync(join(cache, 'osprey')).filter((n) => n !== 'run')).toHaveLength(1);
       expect(await canConnect(port)).toBe(true);
       child.kill('SIGTERM');
       const status = await Promise.race([closed, new Promise((r) => setTimeout(() => r('timed out'), 15_000))]);
       expect(status).toBe(143);
       // The program is gone (its port is free) and so is its build directory.
       expect(await canConnect(port)).toBe(false);
-      expect(readdirSync(join(cache, 'osprey'))).toEqual([]);
+      expect(readdirSync(join(cache, 'osprey')).filter((n) => n !== 'run')).toEqual([]);
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }

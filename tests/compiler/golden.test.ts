@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileToLlvm, type Capability } from '../../compiler/src/driver.ts';
+import { compileToLlvm, type Capability, type OptLevel } from '../../compiler/src/driver.ts';
 import { renderErrors } from '../../compiler/src/driver.ts';
 import { SourceFile } from '../../compiler/src/source.ts';
 import { compileAndRun, listFiles, ROOT } from './helpers.ts';
@@ -37,7 +37,10 @@ describe.concurrent('golden programs', () => {
       });
       continue;
     }
-    it(rel, async () => {
+    // Every optimisation must keep the corpus green at both levels: -O0 (what `osprey run` uses)
+    // and -O2 (`osprey build`) for the language and benchmark programs.
+    const levels: OptLevel[] = /^(language|bench)\//.test(rel) ? ['fast', 'release'] : ['fast'];
+    for (const opt of levels) it(opt === 'fast' ? rel : `${rel} (-O2)`, async () => {
       const expected = directives(text, 'expect');
       const exit = Number(directives(text, 'exit')[0] ?? '0');
       const stdin = directives(text, 'stdin').map((l) => l + '\n').join('');
@@ -47,7 +50,7 @@ describe.concurrent('golden programs', () => {
         else if (flag.startsWith('--no-')) disabled.add(flag.slice('--no-'.length) as Capability);
         else throw new Error(`unknown flag ${flag} in ${rel}`);
       }
-      const r = await compileAndRun(rel, text, stdin, { disabled, cwd: PROGRAMS });
+      const r = await compileAndRun(rel, text, stdin, { disabled, cwd: PROGRAMS }, opt);
       const compileErrors = directives(text, 'compile-error');
       if (compileErrors.length > 0) {
         // A program that must not compile: each listed text appears in the rendered diagnostics.

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildExecutable, renderErrors, type CompileOptions } from '../../compiler/src/driver.ts';
+import { buildExecutable, renderErrors, type CompileOptions, type OptLevel } from '../../compiler/src/driver.ts';
 import { SourceFile } from '../../compiler/src/source.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -30,11 +30,11 @@ export interface RunOutcome {
 }
 
 /** Compiles `text` (named `path` in diagnostics), links it at -O0 and runs it. */
-export async function compileAndRun(path: string, text: string, stdin = '', options: CompileOptions = {}): Promise<RunOutcome> {
+export async function compileAndRun(path: string, text: string, stdin = '', options: CompileOptions = {}, opt: OptLevel = 'fast'): Promise<RunOutcome> {
   const dir = mkdtempSync(join(tmpdir(), 'osprey-test-'));
   try {
     const exe = join(dir, 'prog');
-    const r = await buildExecutable(new SourceFile(path, text), exe, 'fast', options);
+    const r = await buildExecutable(new SourceFile(path, text), exe, opt, options);
     if (!r.executable) return { compileErrors: renderErrors(r), stdout: '', stderr: '', status: null };
     // The program runs in its own scratch directory (file built-ins write relative paths there).
     const cwd = join(dir, 'cwd');

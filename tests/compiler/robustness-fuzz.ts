@@ -8,8 +8,8 @@
  *   * no exception escapes (an InternalCompilerError, a TypeError, a stack overflow: all failures);
  *   * it finishes within a time budget (default 2 s);
  *   * the outcome has exit-status-1 semantics: either the program checks (and its IR is emitted),
- *     or there is at least one diagnostic, every diagnostic is an error with a code and a span
- *     inside the file, and the renderer draws all of them.
+ *     or there is at least one error, every diagnostic has a code of its kind (E… for errors,
+ *     W… for warnings) and a span inside the file, and the renderer draws all of them.
  *
  * Seeds are explicit, so a failure prints a seed and a case number that reproduce it exactly.
  */
@@ -204,6 +204,20 @@ export function extremes(): { name: string; text: string }[] {
     { name: `${N} nested interpolations`, text: `let x = ${'"${'.repeat(200)}1${'}"'.repeat(200)}\n` },
     { name: '100,000-term sum', text: `print(${Array.from({ length: 100_000 }, () => '1').join(' + ')})\n` },
     { name: '100,000-term pipe', text: `print(1 ${'|> toString '.repeat(20_000)})\n` },
+    // Long but flat: a match with many arms, a union with many constructors and long operator
+    // chains are not nested, so they must compile (code generation walks them iteratively).
+    { name: '1,500-arm match', text: `fn f(x: Int) -> Int = match x {\n${Array.from({ length: 1500 }, (_, i) => `    ${i} => ${i * 2}`).join('\n')}\n    _ => 0\n}\nprint(f(1499))\n` },
+    {
+      name: '3,000-constructor union',
+      text: `type Big = ${Array.from({ length: 3000 }, (_, i) => `C${i}`).join(' | ')}\nfn g(b: Big) -> Int = match b {\n${Array.from({ length: 3000 }, (_, i) => `    C${i} => ${i}`).join('\n')}\n}\nprint(g(C2999))\n`,
+    },
+    { name: '1,000-operand + chain', text: `let s = "a"\nprint(${Array.from({ length: 1000 }, (_, i) => (i % 2 ? 's' : '"b"')).join(' + ')})\nprint(${Array.from({ length: 1000 }, (_, i) => String(i)).join(' + ')})\n` },
+    { name: '1,000-operand |> chain', text: `fn inc(x: Int) -> Int = x + 1\nlet add = fn(x: Int) -> Int => x + 2\nprint(0 ${'|> inc '.repeat(1000)})\nprint(0 ${'|> add '.repeat(1000)})\n` },
+    { name: '1,000-operand && chain', text: `fn t(x: Int) -> Bool = x > 0\nprint(${Array.from({ length: 1000 }, (_, i) => `t(${i})`).join(' && ')})\n` },
+    {
+      name: 'type patterns in lambdas',
+      text: 'let x: any = 5\nlet f = fn() -> Int => match x { n: Int => n + 1 _ => 0 }\nlet g = fn(v: any) -> String => match v { s: String => s n: Int => toString(n) _ => "?" }\nfn h(k: Int) -> Int = {\n    fn inner(v: any) -> Int = match v { n: Int => n + k _ => k }\n    inner(x)\n}\nprint(f())\nprint(g(x))\nprint(h(1))\n',
+    },
     { name: '20,000-element list', text: `let xs = [${Array.from({ length: 20_000 }, (_, i) => String(i)).join(', ')}]\n` },
     { name: '20,000 statements', text: Array.from({ length: 20_000 }, (_, i) => `let v${i} = ${i}`).join('\n') + '\n' },
     { name: '10,000 local lets in one function', text: `fn main() -> Int {\n${Array.from({ length: N }, (_, i) => `    let v${i} = ${i}`).join('\n')}\n    v9999\n}\n` },
@@ -323,6 +337,21 @@ export const SEMANTIC_EDGES: readonly string[] = [
   'type T = A { x: Int } | B\nlet x = match A { x: 1 } { A { x: 5 } => 1 _ => 0 }',
   'type T = { x: Int }\nlet x = match T { x: 1 } { { x } => x }',
   'type T = { x: Int }\nlet x = match T { x: 1 } { T { x } => x T { x } => 0 }',
+  // program order, foreign syntax, duplicate parameters, lengths, ConstructionError
+  'fn g() -> Int = y\nprint(g())\nlet y = 1',
+  'fn g() -> Int = y\nlet h = g\nlet y = 1\nprint(h())',
+  'let y = 1\nfn g() -> Int = y\nlet y = "s"\nprint(g())\nfn k() -> String = y',
+  'fn a() -> Int = b()\nfn b() -> Int = a() + z\nprint(a())\nlet z = 1',
+  'for i in range(0, 3) { print(i) }\nwhile true { }\nreturn 1',
+  "let c = 'x'\nlet d = 'unterminated\nlet e = ''",
+  'print(1 < 2 < 3)\nprint(true and false or not true)\nlet x = 1\nx = 2',
+  'fn f(a: Int, a: Int) -> Int = a\nlet g = fn(x, x) => 1\nextern fn h(p: Int, p: Int) -> Int',
+  'let xs: List<Int, 2> = [1, 2, 3]\nfn f(ys: List<Int, 1>) -> Int = 0\nprint(f(ys: xs))',
+  'type T = { a: Int where p(a) }\nfn p(n: Int) -> Bool = n > 0\nmatch T { a: 1 } { Success { value } => print(value.a) Error { message } => match message { ConstraintViolation { field } => print(field) _ => print(message) } }',
+  'type ConstructionError = Oops\ntype T = { a: Int where p(a) }\nfn p(n: Int) -> Bool = n > 0\nlet t = T { a: 1 }',
+  'let x: any = 1\nlet f = fn() => match x { n: Int => n s: String => 0 _ => 1 }\nprint(f())',
+  'fn f(x: Int) = match x { 1 => "a" _ => "b" }',
+  'let r: Result<Int, MathError> = Success(1)\nlet s: Result<String, IndexError> = Error("no")',
 ];
 
 export interface Outcome {
@@ -348,9 +377,9 @@ export function runCase(text: string, budgetMs = 2000): Outcome {
     } else if (r.diagnostics.length === 0) {
       failure = 'the program failed to check without any diagnostic';
     } else {
+      if (!r.diagnostics.some((d) => d.severity === 'error')) failure ||= 'a failed check reported no error';
       for (const d of r.diagnostics) {
-        if (d.severity !== 'error') failure ||= `a failed check reported a ${d.severity}`;
-        if (!/^E\d{4}$/.test(d.code)) failure ||= `diagnostic without a code: ${d.message}`;
+        if (!(d.severity === 'error' ? /^E\d{4}$/ : /^W\d{4}$/).test(d.code)) failure ||= `${d.severity} without a code of its kind: ${d.code} ${d.message}`;
         if (!(d.span.start >= 0 && d.span.end >= d.span.start && d.span.start <= text.length && d.span.end <= text.length)) {
           failure ||= `diagnostic span [${d.span.start}, ${d.span.end}) is outside the file (${text.length} chars): ${d.message}`;
         }

@@ -1,5 +1,5 @@
 /**
- * Client direction, WEBSOCKET.md §2.5 cases 57–64 (checklist §1.7 C-H1..C-H9, C-F1..C-F5):
+ * Client direction, docs/WEBSOCKET-RUNTIME.md#conformance-cases cases 57–64 (checklist §1.7 C-H1..C-H9, C-F1..C-F5):
  * the client under test connects to a raw fake server that checks its request, answers with
  * good or broken handshakes, and sends valid and invalid frames (case 63 replays the server
  * cases 18–49 with the roles swapped, as Autobahn's fuzzingserver does).
@@ -269,7 +269,7 @@ for (const target of selected(CLIENT_TARGETS)) {
       expect(await s.conn.waitPeerEnd(target.closeTimeoutMs + EVENT_MS), 'client closes TCP by itself').toBe(true);
       const waited = Math.round(s.conn.peerEndAt - t0);
       // RFC 6455 §7.1.1: the client SHOULD wait for the server to close TCP; it drops TCP itself
-      // only when the server does not, after its close timeout (WEBSOCKET.md C-F4).
+      // only when the server does not, after its close timeout (docs/WEBSOCKET-RUNTIME.md C-F4).
       expect(waited, `client FIN ${waited} ms after its Close (close timeout ${target.closeTimeoutMs} ms)`).toBeGreaterThanOrEqual(target.closeTimeoutMs / 2);
       expect((await s.exit()).code).toBe(0);
     });

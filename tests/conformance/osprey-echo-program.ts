@@ -3,7 +3,7 @@
  * targets.ts). An Osprey program cannot read its command line, so everything a case configures
  * through the language is written into the source: port, path, the Origin allowlist
  * (websocketServerAllowOrigin) and the subprotocols (websocketServerAddSubprotocol). With no
- * message handler the runtime echoes every message (LANGUAGE.md §14.1). Limits are not here:
+ * message handler the runtime echoes every message (docs/guide/15-websockets.md). Limits are not here:
  * they come through the OSPREY_WS_* environment, exactly as for the C testee.
  *
  * It prints `listening on ws://127.0.0.1:PORT/PATH` once listening, like build/tools/ws-echo-server.

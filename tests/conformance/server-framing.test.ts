@@ -1,5 +1,5 @@
 /**
- * Server framing, fragmentation and control frames, WEBSOCKET.md §2.5 cases 15–34
+ * Server framing, fragmentation and control frames, docs/WEBSOCKET-RUNTIME.md#conformance-cases cases 15–34
  * (checklist §1.2 S-F1..S-F10, §1.3 S-G1..S-G7; Autobahn 1.x–5.x).
  */
 import { expect, it } from 'vitest';

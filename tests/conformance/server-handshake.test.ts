@@ -1,5 +1,5 @@
 /**
- * Server opening handshake, WEBSOCKET.md §2.5 cases 1–14 (checklist §1.1 S-H1..S-H15, limits §3.2).
+ * Server opening handshake, docs/WEBSOCKET-RUNTIME.md#conformance-cases cases 1–14 (checklist §1.1 S-H1..S-H15, limits §3.2).
  */
 import { expect, it } from 'vitest';
 import { describeTarget, expectRefused, itNeeds, SHARED_HANDSHAKE_TIMEOUT_MS, useServer } from './harness.ts';

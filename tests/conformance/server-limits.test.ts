@@ -1,5 +1,5 @@
 /**
- * Server limits and abuse, WEBSOCKET.md §2.5 cases 52–56 (hardening §3.2: message size,
+ * Server limits and abuse, docs/WEBSOCKET-RUNTIME.md#conformance-cases cases 52–56 (hardening §3.2: message size,
  * fragment count, ping floods and output backpressure, idle timeout, connection limit).
  */
 import { expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * Server UTF-8 handling and the closing handshake, WEBSOCKET.md §2.5 cases 35–51
+ * Server UTF-8 handling and the closing handshake, docs/WEBSOCKET-RUNTIME.md#conformance-cases cases 35–51
  * (checklist §1.4 S-U1..S-U6, §1.5 S-C1..S-C8; Autobahn 6.x, 7.x).
  */
 import { expect, it } from 'vitest';

@@ -42,7 +42,7 @@ export interface EchoServerConfig {
 export type ServerFeature = keyof EchoServerConfig;
 
 /**
- * Where a target legitimately differs from our strict policy (WEBSOCKET.md §1), as data. Each
+ * Where a target legitimately differs from our strict policy (docs/WEBSOCKET-RUNTIME.md#strict-policy), as data. Each
  * field documents why; the strict values are in STRICT_POLICY.
  */
 export interface ServerPolicy {
@@ -270,7 +270,7 @@ export const CLIENT_TARGETS: ClientTarget[] = [pythonClient, commandClientTarget
 
 /**
  * Characterisation only (never in the default run): npm `ws` and uWebSockets.js graded by the
- * same strict table, to see which cases a lenient implementation fails (WEBSOCKET.md §2.4 notes
+ * same strict table, to see which cases a lenient implementation fails (docs/WEBSOCKET-RUNTIME.md#conformance-cases notes
  * uWS.js drops TCP instead of sending 1002). Select with CONFORMANCE_TARGETS=ws,uws.
  */
 function nodeServerTarget(name: string, start: (path: string) => Promise<PeerProcess>): ServerTarget {

@@ -1,5 +1,5 @@
 /**
- * Verdicts of WEBSOCKET.md §2.4 for a connection the testee should close:
+ * Verdicts of docs/WEBSOCKET-RUNTIME.md#conformance-cases for a connection the testee should close:
  *   strict  — a Close frame with one of the expected codes, then TCP closed by the right side
  *             (the server, RFC 6455 §7.1.1 / §5.5.1), and no masking/RSV violations;
  *   lenient — what Autobahn would still pass: TCP dropped without a Close frame, an empty Close,

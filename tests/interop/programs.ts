@@ -199,3 +199,73 @@ fn main() -> Int = {
 }
 `;
 }
+
+/**
+ * A server whose handler runs long: "sleep" sleeps 1 s before answering, "relay" opens a client
+ * connection to a second (default-echo) server of the same program and forwards that server's
+ * answer, "fail" returns Err (reported on stderr, the connection stays open), and anything else
+ * yields to the scheduler once before answering. Every answer starts with a top-level `let`
+ * declared before the handler is registered, read from the handler fibers under load.
+ */
+export function fiberHandlerServer(port: number, echoPort: number, serveMs = 60_000): string {
+  return `
+let prefix = "echo:"
+let echoUrl = "ws://127.0.0.1:${echoPort}/plain"
+
+fn main() -> Int = {
+    let plain = websocketCreateServer(port: ${echoPort}, address: "127.0.0.1", path: "/plain")
+    match plain {
+        Success plainId => {
+            let plainListening = websocketServerListen(serverID: plainId)
+        }
+        Err message => print("plain create failed: \${message}")
+    }
+    match websocketCreateServer(port: ${port}, address: "127.0.0.1", path: "/h") {
+        Success serverId => {
+            fn relay(connectionId: Int) -> Result<Success, String> = {
+                let client = websocketConnect(url: echoUrl, messageHandler: |m| => {
+                    websocketServerSend(serverID: serverId, connectionID: connectionId, message: "via echo: \${m}")
+                })
+                match client {
+                    Success id => {
+                        let sent = websocketSend(wsID: id, message: "relayed")
+                        sleep(300)
+                        websocketClose(id)
+                    }
+                    Err e => Err(e)
+                }
+            }
+            fn onMessage(connectionId: Int, message: String) -> Result<Success, String> = match message {
+                "sleep" => {
+                    sleep(1000)
+                    websocketServerSend(serverID: serverId, connectionID: connectionId, message: "\${prefix}slept")
+                }
+                "relay" => relay(connectionId)
+                "fail" => Err("asked to fail")
+                _ => {
+                    let turn = yield 0
+                    websocketServerSend(serverID: serverId, connectionID: connectionId, message: "\${prefix}\${message}")
+                }
+            }
+            match websocketServerOnMessage(serverID: serverId, handler: onMessage) {
+                Success _ => print("handler registered")
+                Err message => print("register failed: \${message}")
+            }
+            match websocketServerListen(serverID: serverId) {
+                Success _ => {
+                    print("listening on ws://127.0.0.1:${port}/h")
+                    sleep(${serveMs})
+                    match websocketStopServer(serverID: serverId) {
+                        Success _ => print("stopped")
+                        Err message => print("stop failed: \${message}")
+                    }
+                }
+                Err message => print("listen failed: \${message}")
+            }
+        }
+        Err message => print("create failed: \${message}")
+    }
+    0
+}
+`;
+}

@@ -63,7 +63,7 @@ async def process_request(path, headers):
 class DeadlineProtocol(websockets.WebSocketServerProtocol):
     """The legacy server of websockets 10.4 has no handshake deadline (its `open_timeout` is
     client-only), so the oracle adds one: a connection still in CONNECTING after --open-timeout
-    seconds is closed (slowloris defence, WEBSOCKET.md §3.2)."""
+    seconds is closed (slowloris defence, docs/WEBSOCKET-RUNTIME.md#limits)."""
 
     def connection_made(self, transport):
         super().connection_made(transport)

@@ -49,7 +49,8 @@ export const CHECK_DOCS: Record<CheckName, string> = {
   'handler-env': 'Every call passes the environment pointer the handler was registered with (a sentinel), as the first argument.',
   'handler-args': 'The remaining arguments are in order and typed: each string is readable UTF-8 with the text the peer sent.',
   'handler-order': 'Numbered messages from one peer connection reach the handler once each, in the order they were sent.',
-  'handler-thread': "The handler runs on the runtime's thread, never synchronously inside the caller's call.",
+  'handler-thread':
+    "The handler runs as a fiber on one of the scheduler's worker threads: never on the runtime's WebSocket I/O thread (named osprey-ws-io), never synchronously inside the caller's call.",
   'handler-after-close':
     'No call arrives after websocketClose / websocketStopServer returned (traffic keeps flowing while the probe closes; it then watches 300 ms).',
   'no-crash':

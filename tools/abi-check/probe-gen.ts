@@ -194,7 +194,8 @@ function callText(e: Emitter, fn: RuntimeFunction, args: Record<string, ArgValue
         const v = e.fresh('text_');
         before.push(`char *${v} = probe_arg_string(${cString(fn.symbol)}, ${cString(value.value)});`);
         after.push(`probe_arg_release(${v});`);
-        actual.push(v);
+        // A string given to an int64 parameter (osp_string_build's parts) crosses as its address.
+        actual.push(p.type === 'int64' ? `(int64_t)(intptr_t)${v}` : v);
         break;
       }
       case 'fixture':

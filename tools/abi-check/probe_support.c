@@ -510,6 +510,13 @@ OspResult probe_handler_called(const char *kind, void *env, int argc, const int6
             H.seq_last[k] = seq;
         }
     }
+    /* The runtime names its WebSocket I/O thread; a handler there would stall every socket. */
+    char thread_name[32] = "";
+    if (pthread_getname_np(self, thread_name, sizeof thread_name) != 0) thread_name[0] = '\0';
+    if (strcmp(thread_name, "osprey-ws-io") == 0 && !H.bad_thread[0])
+        snprintf(H.bad_thread, sizeof H.bad_thread,
+                 "handler ran on the runtime's WebSocket I/O thread (%s), not as a fiber on a scheduler worker",
+                 thread_name);
     if (pthread_equal(self, main_thread) && !H.bad_thread[0]) {
         if (in_call)
             snprintf(H.bad_thread, sizeof H.bad_thread,
@@ -621,7 +628,7 @@ void probe_handler_report(const char *registrar, int wait_ms, int expect_calls, 
         else
             probe_check("handler-order", 1, "%d numbered messages arrived in the order sent", H.ordered);
         probe_check("handler-thread", !H.bad_thread[0], "%s",
-                    H.bad_thread[0] ? H.bad_thread : "called on a runtime thread, never inside the caller's call");
+                    H.bad_thread[0] ? H.bad_thread : "called as a fiber on a scheduler worker, never on the I/O thread nor inside the caller's call");
     }
     pthread_mutex_unlock(&H.mutex);
 }

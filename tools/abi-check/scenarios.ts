@@ -341,7 +341,7 @@ export interface HandlerDriver {
   /** C run right after the closing call returned (stop traffic generators). */
   cleanup: string;
   /** 'caller': the handler runs on the thread of a later call (`deliverer`), synchronously;
-   *  handler-order and handler-thread do not apply. Default: on a runtime thread. */
+   *  handler-order and handler-thread do not apply. Default: as a fiber on a scheduler worker. */
   delivery?: 'caller';
   deliverer?: string;
 }
@@ -365,7 +365,7 @@ export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
     close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
     cleanup: 'probe_raw_stop_sender();',
   },
-  // LANGUAGE.md §12.5 REC: events are delivered on the thread calling awaitProcess, before it
+  // docs/guide/14-builtins.md#processes: events are delivered on the thread calling awaitProcess, before it
   // returns; none after cleanupProcess.
   // A fiber body runs on a scheduler worker; await (from the probe's own thread) waits for it.
   fiber_body: {
@@ -479,6 +479,14 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       doc: 'ASCII and multi-byte UTF-8 halves',
       args: { left: str('abi-'), right: str('probe \u00e9\u{1F985}') },
       returns: { kind: 'string', equals: 'abi-probe \u00e9\u{1F985}' },
+    },
+  ],
+  osp_string_build: [
+    {
+      name: 'build',
+      doc: 'a string, INT64_MIN, a multi-byte string and 0',
+      args: { count: int(4), int_mask: int(0b1010), part0: str('abi-'), part1: int(-(2n ** 63n)), part2: str(' \u00e9\u{1F985} '), part3: int(0) },
+      returns: { kind: 'string', equals: 'abi--9223372036854775808 \u00e9\u{1F985} 0' },
     },
   ],
   osp_string_equals: [

@@ -9,14 +9,14 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { LLVM_TOOLS, RUNTIME_LINK_LIBS, runtimeLibrary } from '../../../runtime-bindings/toolchain.ts';
+import { LLVM_TOOLS, RUNTIME_LINK_LIBS, runtimeInlineBitcode, runtimeLibrary } from '../../../runtime-bindings/toolchain.ts';
 import type { IrModule } from '../codegen/llvm.ts';
 
 const run = promisify(execFile);
 
 /**
  * fast: -O0, the default of `osprey run` — a program that is run once is dominated by compile time
- *       (clang -O2 costs seconds on large modules, TOOLCHAIN.md), and self tail calls are loops in
+ *       (clang -O2 costs seconds on large modules), and self tail calls are loops in
  *       the IR already, so -O0 keeps deep recursion safe.
  * release: -O2, the default of `osprey build` (an artifact is run many times).
  */
@@ -47,9 +47,15 @@ export async function linkExecutable(ir: IrModule, output: string, opt: OptLevel
     throw new LinkError(`the Osprey runtime library is missing (${lib}); build it with \`npx tsx scripts/build-runtime.ts\``);
   }
   const bc = join(buildDir, 'program.bc');
+  // An optimised build gets the runtime's hot helpers as bitcode, so clang can inline them
+  // (toolchain.ts runtimeInlineBitcode); a build without it is still correct, only slower.
+  const inline = runtimeInlineBitcode();
+  if (opt === 'release' && !options.sanitize && existsSync(inline)) ir.linkBitcode(inline);
   ir.writeBitcode(bc);
   const sanitize = options.sanitize ? ['-fsanitize=address,undefined', '-fno-omit-frame-pointer'] : [];
-  const args = [opt === 'release' ? '-O2' : '-O0', '-fPIC', ...sanitize, bc, lib, ...RUNTIME_LINK_LIBS, '-o', output];
+  // --as-needed: a program that uses no WebSocket function does not load libssl and libcrypto at
+  // start-up (their relocations cost more than a small program's whole run).
+  const args = [opt === 'release' ? '-O2' : '-O0', '-fPIC', ...sanitize, bc, lib, '-Wl,--as-needed', ...RUNTIME_LINK_LIBS, '-o', output];
   try {
     await run(LLVM_TOOLS.clang, args, { maxBuffer: 16 * 1024 * 1024 });
   } catch (e) {

@@ -6,7 +6,7 @@
 
 import { ABI_VERSION, RESULT_TAGS, runtimeFunction } from '../../../runtime-bindings/abi.ts';
 import { ice } from '../diagnostics/diagnostic.ts';
-import type { CExpr, CoreFn, CoreProgram, Repr } from '../lower/core.ts';
+import { isPureRead, type CExpr, type CoreFn, type CoreProgram, type Repr } from '../lower/core.ts';
 import { IrModule, type Block, type Fn, type FnType, type Type, type Value } from './llvm.ts';
 import { cTypeToLlvm, declareRuntime } from './runtime.ts';
 
@@ -16,6 +16,9 @@ export function emitModule(program: CoreProgram, moduleName: string): IrModule {
   ir.verify();
   return ir;
 }
+
+/** Blocks of at least this many words are built from a constant image (emitLargeAlloc). */
+const CONSTANT_BLOCK_MIN_WORDS = 16;
 
 type Local = { kind: 'value'; value: Value } | { kind: 'slot'; ptr: Value; type: Type };
 
@@ -28,6 +31,8 @@ class Emitter {
   private core: CoreFn | null = null;
   private locals = new Map<number, Local>();
   private loopHeader: Block | null = null;
+  /** Chain links already emitted by expr(), consumed by their parent (null: control ended). */
+  private readonly emittedLinks = new Map<CExpr, Value | null>();
 
   constructor(
     private readonly ir: IrModule,
@@ -73,7 +78,7 @@ class Emitter {
     const entry = this.ir.block(fn, 'entry');
     this.ir.setInsertPoint(entry);
     if (f.loops) {
-      // Self tail calls become jumps back to `loop` with new parameter values (§0.5).
+      // Self tail calls become jumps back to `loop` with new parameter values (docs/guide/05-functions.md#recursion).
       f.params.forEach((p, i) => {
         const type = this.ty(p.repr);
         const ptr = this.ir.alloca(type);
@@ -93,7 +98,7 @@ class Emitter {
 
   private emitMain(): void {
     // The program body (top-level statements, then the user's main) is the main fiber: C main
-    // starts the scheduler, which runs `osp.program` on its own 1 GiB stack (LANGUAGE.md §10).
+    // starts the scheduler, which runs `osp.program` on its own 1 GiB stack (docs/guide/16-fibers-and-channels.md).
     const program = this.ir.defineFunction('osp.program', this.fnTypeOf([], 'i64'), false);
     this.fn = program;
     this.core = null;
@@ -166,6 +171,20 @@ class Emitter {
 
   /** Emits `e`; null when control does not continue (a tail jump or a failure). */
   private expr(e: CExpr): Value | null {
+    if (this.emittedLinks.has(e)) {
+      const v = this.emittedLinks.get(e)!;
+      this.emittedLinks.delete(e);
+      return v;
+    }
+    // A long operator or call chain nests through the operand evaluated first: emit those links
+    // innermost first, in a loop (the order recursion would take), so recursion stays one deep.
+    const links: CExpr[] = [];
+    for (let x = firstEvaluated(e); x && firstEvaluated(x); x = firstEvaluated(x)) links.push(x);
+    for (let i = links.length - 1; i >= 0; i--) this.emittedLinks.set(links[i]!, this.exprAt(links[i]!));
+    return this.exprAt(e);
+  }
+
+  private exprAt(e: CExpr): Value | null {
     const ir = this.ir;
     switch (e.k) {
       case 'int':
@@ -257,7 +276,7 @@ class Emitter {
       case 'callruntime':
         return this.emitRuntimeCall(e);
       case 'callextern': {
-        // C ABI of §3.3: Int and Bool cross as int64_t (REFC's choice, like the runtime ABI).
+        // C ABI of docs/guide/05-functions.md#calling-c-extern-fn: Int and Bool cross as int64_t (the old compiler's choice, like the runtime ABI).
         const args: Value[] = [];
         for (const a of e.args) {
           const v = this.expr(a);
@@ -279,6 +298,7 @@ class Emitter {
         return ir.insert(withFn, env, 1);
       }
       case 'alloc': {
+        if (e.words.length >= CONSTANT_BLOCK_MIN_WORDS) return this.emitLargeAlloc(e.words);
         const values: Value[] = [];
         for (const w of e.words) {
           const v = this.expr(w);
@@ -336,6 +356,8 @@ class Emitter {
         const v = this.expr(e.value);
         return v ? this.fromWord(ir.extract(v, 1), e.repr) : null;
       }
+      case 'strbuild':
+        return this.emitStringBuild(e);
       case 'unreachable':
         ir.call(this.rtFn('osp_rt_fail'), [ir.cstring(`internal error: ${e.message}`), ir.cstring('(compiled code)')]);
         ir.unreachable();
@@ -343,35 +365,38 @@ class Emitter {
     }
   }
 
-  private emitIf(e: CExpr & { k: 'if' }): Value | null {
+  private emitIf(first: CExpr & { k: 'if' }): Value | null {
+    // An else-if chain (a long match compiles to one) is walked in a loop and shares one join
+    // block: no recursion per arm, so thousands of arms cannot overflow the stack.
     const ir = this.ir;
-    const c = this.expr(e.cond);
-    if (!c) return null;
     const fn = this.fn!;
-    const thenB = ir.block(fn, 'then');
-    const elseB = ir.block(fn, 'else');
-    ir.condBr(c, thenB, elseB);
     const incoming: [Value, Block][] = [];
-    ir.setInsertPoint(thenB);
-    const tv = this.expr(e.then);
-    const thenEnd = ir.currentBlock();
-    ir.setInsertPoint(elseB);
-    const ev = this.expr(e.else);
-    const elseEnd = ir.currentBlock();
-    if (!tv && !ev) return null;
-    const join = ir.block(fn, 'join');
-    if (tv) {
-      ir.setInsertPoint(thenEnd);
-      ir.br(join);
-      incoming.push([tv, thenEnd]);
+    let e: CExpr = first;
+    for (;;) {
+      if (e.k !== 'if') {
+        const v = this.expr(e);
+        if (v) incoming.push([v, ir.currentBlock()]);
+        break;
+      }
+      const c = this.expr(e.cond);
+      if (!c) break;
+      const thenB = ir.block(fn, 'then');
+      const elseB = ir.block(fn, 'else');
+      ir.condBr(c, thenB, elseB);
+      ir.setInsertPoint(thenB);
+      const tv = this.expr(e.then);
+      if (tv) incoming.push([tv, ir.currentBlock()]);
+      ir.setInsertPoint(elseB);
+      e = e.else;
     }
-    if (ev) {
-      ir.setInsertPoint(elseEnd);
+    if (incoming.length === 0) return null;
+    const join = ir.block(fn, 'join');
+    for (const [, block] of incoming) {
+      ir.setInsertPoint(block);
       ir.br(join);
-      incoming.push([ev, elseEnd]);
     }
     ir.setInsertPoint(join);
-    return incoming.length === 1 ? incoming[0]![0] : ir.phi(this.ty(e.repr), incoming);
+    return incoming.length === 1 ? incoming[0]![0] : ir.phi(this.ty(first.repr), incoming);
   }
 
   private emitPrim(e: CExpr & { k: 'prim' }): Value | null {
@@ -413,7 +438,7 @@ class Emitter {
       }
       case 'div':
       case 'rem': {
-        // Division by zero is a run-time failure (§2.4); INT64_MIN / -1 must not trap (§4.2):
+        // Division by zero is a run-time failure (docs/guide/10-results-and-errors.md#run-time-errors); INT64_MIN / -1 must not trap (docs/guide/03-values-and-types.md#int):
         // divide by 1 instead and fix the result up.
         const fn = this.fn!;
         const fail = ir.block(fn, 'divzero');
@@ -429,6 +454,60 @@ class Emitter {
         return ir.select(minusOne, ir.constI64(0n), ir.srem(a, divisor));
       }
     }
+  }
+
+  /**
+   * A large block (a long list literal): its constant words come from one read-only array copied
+   * with memcpy, and only the others are stored one by one. A 100,000-element literal is then a
+   * few instructions instead of 100,000 stores, which both this emitter and clang pay for.
+   */
+  private emitLargeAlloc(words: CExpr[]): Value | null {
+    const ir = this.ir;
+    const constant = (w: CExpr): number | null => {
+      if (w.k === 'int' && w.value >= -(2n ** 53n) && w.value <= 2n ** 53n) return Number(w.value);
+      if (w.k === 'bool') return w.value ? 1 : 0;
+      if (w.k === 'unit') return 0;
+      return null;
+    };
+    const image = words.map(constant);
+    const rest: { index: number; value: Value; repr: Repr }[] = [];
+    for (let i = 0; i < words.length; i++) {
+      if (image[i] !== null) continue;
+      const v = this.expr(words[i]!);
+      if (!v) return null;
+      rest.push({ index: i, value: v, repr: words[i]!.repr });
+    }
+    const bytes = BigInt(8 * words.length);
+    const p = this.alloc(8 * words.length);
+    const memcpy = ir.declareExternal('memcpy', ir.fnType(ir.i8ptr(), [ir.i8ptr(), ir.i8ptr(), ir.i64()]));
+    ir.call(memcpy, [p, ir.constWords(image.map((x) => x ?? 0)), ir.constI64(bytes)]);
+    const slots = ir.bitcast(p, ir.ptrTo(ir.i64()));
+    for (const r of rest) ir.store(this.toWord(r.value, r.repr), ir.elementPtr(ir.i64(), slots, r.index));
+    return p;
+  }
+
+  /** osp_string_build over the parts, four at a time: the first call takes parts 0-3, each
+   *  further call the string so far and the next three. */
+  private emitStringBuild(e: CExpr & { k: 'strbuild' }): Value | null {
+    const ir = this.ir;
+    const values: { word: Value; isInt: boolean }[] = [];
+    for (const p of e.parts) {
+      const v = this.expr(p.value);
+      if (!v) return null;
+      values.push({ word: p.isInt ? v : ir.ptrToInt(v), isInt: p.isInt });
+    }
+    let built: Value | null = null;
+    for (let i = 0; i < values.length; ) {
+      const group = built ? [{ word: ir.ptrToInt(built), isInt: false }, ...values.slice(i, i + 3)] : values.slice(i, i + 4);
+      i += built ? 3 : 4;
+      let mask = 0;
+      group.forEach((g, k) => {
+        if (g.isInt) mask |= 1 << k;
+      });
+      const words = [0, 1, 2, 3].map((k) => group[k]?.word ?? ir.constI64(0n));
+      built = ir.call(this.rtFn('osp_string_build'), [ir.constI64(BigInt(group.length)), ir.constI64(BigInt(mask)), ...words]);
+    }
+    return built;
   }
 
   /** Converts Osprey-level arguments to the C parameters (a closure becomes fn pointer + env). */
@@ -469,3 +548,22 @@ class Emitter {
 
 // Keep a reference so a renamed runtime symbol fails at module load, not at first use.
 void runtimeFunction('osp_rt_init');
+
+/** The child a node evaluates before anything else (with no side effect before it), if any. */
+function firstEvaluated(e: CExpr): CExpr | undefined {
+  switch (e.k) {
+    case 'prim':
+    case 'callruntime':
+    case 'callextern':
+      return e.args[0];
+    case 'calldirect':
+      // The environment evaluated before the arguments is the current one or none: no effect.
+      return e.env === null || e.env.k === 'env' ? e.args[0] : undefined;
+    case 'callclosure':
+      return isPureRead(e.closure) ? e.args[0] : undefined;
+    case 'if':
+      return e.cond;
+    default:
+      return undefined;
+  }
+}

@@ -1,5 +1,5 @@
 // Pipeline position: the back end's foundation. The ONLY module that imports llvm-bindings; every
-// workaround from TOOLCHAIN.md lives here:
+// workaround for an llvm-bindings 0.4.2 defect lives here:
 //   1. integer constants never go through getInt64 (it truncates through a C++ unsigned);
 //   2. the data layout is set by string (createDataLayout returns a dangling pointer);
 //   3. only methods the .d.ts declares on each class are called (inherited ones throw);
@@ -102,18 +102,33 @@ export class IrModule {
     }
     return v;
   }
+  /** A read-only global array of 64-bit words (each exact up to 2^53), as an i8*: one bindings
+   *  call for the whole array, where building it element by element costs one per word. */
+  constWords(values: number[]): Value {
+    const init = llvm.ConstantDataArray.get(this.ctx, values);
+    const g = new llvm.GlobalVariable(this.mod, init.getType(), true, llvm.GlobalValue.LinkageTypes.InternalLinkage, init, 'words');
+    return llvm.ConstantExpr.getBitCast(g, this.i8ptr());
+  }
   fnAsI8Ptr(fn: Fn): Value {
     return llvm.ConstantExpr.getBitCast(fn, this.i8ptr());
   }
 
   // ---- functions, globals, blocks ------------------------------------------------------------
 
+  // Nothing in an Osprey program unwinds (the language has no exceptions; the runtime and
+  // `extern fn`s are C), so every function is nounwind: the optimiser need not keep unwind paths.
   declareExternal(name: string, type: FnType): Fn {
-    return this.mod.getFunction(name) ?? llvm.Function.Create(type, llvm.Function.LinkageTypes.ExternalLinkage, name, this.mod);
+    const existing = this.mod.getFunction(name);
+    if (existing) return existing;
+    const fn = llvm.Function.Create(type, llvm.Function.LinkageTypes.ExternalLinkage, name, this.mod);
+    fn.setDoesNotThrow();
+    return fn;
   }
   defineFunction(name: string, type: FnType, exported: boolean): Fn {
     const linkage = exported ? llvm.Function.LinkageTypes.ExternalLinkage : llvm.Function.LinkageTypes.InternalLinkage;
-    return llvm.Function.Create(type, linkage, name, this.mod);
+    const fn = llvm.Function.Create(type, linkage, name, this.mod);
+    fn.setDoesNotThrow();
+    return fn;
   }
   arg(fn: Fn, i: number): Value {
     return fn.getArg(i);
@@ -187,6 +202,13 @@ export class IrModule {
   }
   print(): string {
     return this.mod.print();
+  }
+  /** Links the bitcode module at `path` (e.g. the runtime's inlinable functions) into this one;
+   *  throws an internal compiler error when it cannot be read or linked. */
+  linkBitcode(path: string): void {
+    const other = llvm.parseIRFile(path, new llvm.SMDiagnostic(), this.ctx);
+    if (!other) ice(`cannot read the bitcode ${path}`);
+    if (llvm.Linker.linkModules(this.mod, other)) ice(`cannot link the bitcode ${path} into the program`);
   }
   writeBitcode(path: string): void {
     llvm.WriteBitcodeToFile(this.mod, path);

@@ -26,7 +26,7 @@ export interface Diagnostic {
 }
 
 /** Every error code the compiler emits. Ranges: E00xx lexical, E01xx syntax, E02xx names,
- *  E03xx types and calls, E04xx patterns and match, E05xx declarations, E06xx imports. */
+ *  E03xx types and calls, E04xx patterns and match, E05xx declarations, E06xx imports; W0xxx are warnings. */
 export const Code = {
   // lexical
   UnexpectedChar: 'E0001',
@@ -73,6 +73,10 @@ export const Code = {
   ImportNotFound: 'E0600',
   ImportCycle: 'E0601',
   ImportMisplaced: 'E0602',
+  // warnings (never stop compilation)
+  UnusedVariable: 'W0001',
+  UnusedParameter: 'W0002',
+  UnusedResult: 'W0003',
 } as const;
 export type Code = (typeof Code)[keyof typeof Code];
 
@@ -105,6 +109,10 @@ export class DiagnosticBag {
     this.add(makeDiagnostic(code, span, message, extra));
   }
 
+  warning(code: Code, span: Span, message: string, extra: { label?: string; labels?: Label[]; notes?: string[] } = {}): void {
+    this.add({ ...makeDiagnostic(code, span, message, extra), severity: 'warning' });
+  }
+
   get hasErrors(): boolean {
     return this.items.some((d) => d.severity === 'error');
   }
@@ -129,6 +137,12 @@ export class InternalCompilerError extends Error {
 
 export function ice(message: string): never {
   throw new InternalCompilerError(message);
+}
+
+/** The end of a switch over a closed union: a new member is a type error here, and a value the
+ *  types say cannot exist is an internal compiler error rather than a silent fall-through. */
+export function assertNever(value: never, what: string): never {
+  throw new InternalCompilerError(`unhandled ${what}: ${JSON.stringify((value as { kind?: unknown }).kind ?? value)}`);
 }
 
 /** Edit distance for did-you-mean hints: insertions, deletions, substitutions and swaps of two

@@ -77,6 +77,7 @@ function renderInFile(d: Diagnostic, file: SourceFile): string {
 export function renderDiagnostics(ds: readonly Diagnostic[], file: SourceFile | SourceMap): string {
   const body = ds.map((d) => renderDiagnostic(d, file)).join('\n');
   const errors = ds.filter((d) => d.severity === 'error').length;
-  if (errors === 0) return body;
+  const warnings = ds.length - errors;
+  if (errors === 0) return warnings === 0 ? body : `${body}\nwarning: ${warnings === 1 ? '1 warning' : `${warnings} warnings`} emitted\n`;
   return `${body}\n${errors === 1 ? 'error: could not compile due to 1 previous error' : `error: could not compile due to ${errors} previous errors`}\n`;
 }

@@ -3,16 +3,33 @@
 // functions (parameters, locals, pattern bindings, nested functions) used inside it. Top-level
 // functions and top-level lets are never captured (they are code and globals).
 
+import { assertNever } from '../diagnostics/diagnostic.ts';
 import type { TExpr, TPattern, TStmt, TypedFn, VarSymbol } from '../semantics/typed.ts';
 import { childrenOf } from '../semantics/walk.ts';
 
 function patternSymbols(p: TPattern, out: Set<number>): void {
-  if (p.kind === 'bind') out.add(p.symbol.id);
-  if (p.kind === 'ctor') {
-    if (p.bind) out.add(p.bind.id);
-    p.args.forEach((a) => patternSymbols(a, out));
+  switch (p.kind) {
+    case 'wild':
+    case 'int':
+    case 'string':
+    case 'bool':
+      return;
+    case 'bind':
+      out.add(p.symbol.id);
+      return;
+    case 'typed':
+      out.add(p.bind.id);
+      return;
+    case 'ctor':
+      if (p.bind) out.add(p.bind.id);
+      p.args.forEach((a) => patternSymbols(a, out));
+      return;
+    case 'result':
+      patternSymbols(p.payload, out);
+      return;
+    default:
+      return assertNever(p, 'pattern');
   }
-  if (p.kind === 'result') patternSymbols(p.payload, out);
 }
 
 function stmtDefines(s: TStmt, out: Set<number>): void {

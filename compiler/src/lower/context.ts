@@ -44,7 +44,7 @@ export class LowerState {
   /** Top-level functions: symbol id → LLVM name. */
   readonly topFns = new Map<number, string>();
   private nextTemp = 1_000_000_000;
-  /** Run-time type tags of `any` values, by type (LANGUAGE.md §6.5). */
+  /** Run-time type tags of `any` values, by type (docs/guide/03-values-and-types.md#any). */
   private readonly typeTags = new Map<string, number>([['Int', 1], ['String', 2], ['Bool', 3], ['Unit', 4]]);
   /** The type of each tag handed out by typeTag() beyond the built-in ones. */
   readonly tagTypes = new Map<number, Type>();

@@ -45,6 +45,9 @@ export type CExpr = { repr: Repr } & (
   /** Call of a runtime function; closure arguments are split into (fn, env) by codegen. */
   | { k: 'callruntime'; fn: RuntimeFunction; args: CExpr[] }
   | { k: 'mkclosure'; fn: string; env: CExpr | null }
+  /** A new string from `parts` in order (an Int part is its decimal text): a whole `+` chain or
+   *  interpolation, evaluated left to right, built with one allocation per four parts. */
+  | { k: 'strbuild'; parts: { value: CExpr; isInt: boolean }[] }
   /** GC-allocates one 64-bit word per element (each converted to a word), giving a ptr. */
   | { k: 'alloc'; words: CExpr[] }
   /** Stores `value` (as a word) into word `index` of a GC block; Unit. */
@@ -63,6 +66,11 @@ export type CExpr = { repr: Repr } & (
   | { k: 'resultpayload'; value: CExpr }
   | { k: 'unreachable'; message: string }
 );
+
+/** A value read without effects: evaluating it before or after other code gives the same. */
+export function isPureRead(e: CExpr): boolean {
+  return e.k === 'local' || e.k === 'global' || e.k === 'envload' || (e.k === 'mkclosure' && (e.env === null || e.env.k === 'env'));
+}
 
 export interface CoreFn {
   /** LLVM symbol. */

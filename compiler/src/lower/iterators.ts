@@ -1,4 +1,4 @@
-// Pipeline position: part of lowering. The iteration built-ins of LANGUAGE.md §9 in core.
+// Pipeline position: part of lowering. The iteration built-ins of docs/guide/11-lists-and-iteration.md#iterators in core.
 // An Iterator<T> is a closure that pushes its elements, in order, into a sink closure `(T) -> Unit`
 // given to it: lazy (nothing runs until forEach/fold) and single-pass. range's loop is a self tail
 // call, so iterating does not grow the stack. The helper functions are generated once per
@@ -76,6 +76,10 @@ function isList(t: Type): boolean {
 export function lowerIteratorBuiltin(e: TExpr & { kind: 'builtin' }, lowered: CExpr[], state: LowerState): CExpr {
   const argType = (i: number): Type => e.args.find((a) => a.index === i)?.value.type ?? ice('lowering: missing argument');
   const args = e.name !== 'range' && isList(argType(0)) ? [listIterator(lowered[0]!, reprOf(elementOf(argType(0))), state), ...lowered.slice(1)] : lowered;
+  if (e.name === 'fold' || e.name === 'forEach') {
+    const fused = fusePipeline(e.name, args, e.name === 'fold' ? reprOf(e.type) : returnRepr(argType(1)), state);
+    if (fused) return fused;
+  }
   switch (e.name) {
     case 'range': {
       // loop(sink, i, end) = i < end ? (sink(i); loop(sink, i + 1, end)) : ()
@@ -168,4 +172,132 @@ export function lowerIteratorBuiltin(e: TExpr & { kind: 'builtin' }, lowered: CE
     default:
       return ice(`lowering: '${e.name}' is not an iteration built-in`);
   }
+}
+
+// ---- fusion ----------------------------------------------------------------------------------
+//
+// The general protocol above costs, per element, an indirect call through every stage's sink
+// closure, and fold keeps its accumulator in a GC cell. The common shape — `range(a, b)`, then any
+// `map`/`filter` stages, then `fold` or `forEach` — is instead compiled into one self-tail-recursive
+// loop function per call site (a loop in the IR): the element is a parameter, the accumulator is a
+// parameter, and each stage's function is called directly when it is a known function (a lambda
+// or a named function: its environment is passed, not a closure), else through its closure. The
+// arguments are still evaluated once each, in written order, before the loop starts.
+
+interface Stage {
+  kind: 'map' | 'filter';
+  fn: CExpr;
+  /** Element representation going in and (for map) coming out. */
+  input: Repr;
+  output: Repr;
+}
+
+interface Pipeline {
+  start: CExpr;
+  end: CExpr;
+  stages: Stage[];
+}
+
+const REPRS: ReadonlySet<string> = new Set(['i64', 'i1', 'ptr', 'result', 'closure']);
+
+/** Recognises the lowered form of `range(a, b) |> map(f) |> filter(p) …` (see the cases above). */
+function pipelineOf(c: CExpr): Pipeline | null {
+  if (c.k !== 'mkclosure' || !c.env || c.env.k !== 'alloc' || c.env.words.length !== 2) return null;
+  const [first, second] = c.env.words as [CExpr, CExpr];
+  if (c.fn === 'osp.iter.range') return { start: first, end: second, stages: [] };
+  const parts = c.fn.split('.');
+  // osp.iter.map.T.U and osp.iter.filter.T (never the .sink. helpers).
+  if (parts[0] !== 'osp' || parts[1] !== 'iter' || parts.includes('sink')) return null;
+  const reprs = parts.slice(3);
+  if (!reprs.every((r) => REPRS.has(r))) return null;
+  const inner = pipelineOf(first);
+  if (!inner) return null;
+  if (parts[2] === 'map' && reprs.length === 2) inner.stages.push({ kind: 'map', fn: second, input: reprs[0] as Repr, output: reprs[1] as Repr });
+  else if (parts[2] === 'filter' && reprs.length === 1) inner.stages.push({ kind: 'filter', fn: second, input: reprs[0] as Repr, output: reprs[0] as Repr });
+  else return null;
+  return inner;
+}
+
+function returnRepr(t: Type): Repr {
+  const p = prune(t);
+  return p.kind === 'fn' ? reprOf(p.ret) : 'i64';
+}
+
+/** How the loop function receives one function argument and calls it. */
+interface Callee {
+  /** The value passed to the loop (an environment, a closure, or nothing for a known function without one). */
+  arg: CExpr | null;
+  param: { id: number; repr: Repr } | null;
+  call(args: CExpr[], repr: Repr): CExpr;
+}
+
+function callee(fn: CExpr, state: LowerState): Callee {
+  if (fn.k === 'mkclosure') {
+    const target = fn.fn;
+    if (!fn.env) return { arg: null, param: null, call: (args, repr) => ({ k: 'calldirect', fn: target, env: null, args, tail: false, repr }) };
+    const id = state.temp();
+    return {
+      arg: fn.env,
+      param: { id, repr: 'ptr' },
+      call: (args, repr) => ({ k: 'calldirect', fn: target, env: local(id, 'ptr'), args, tail: false, repr }),
+    };
+  }
+  const id = state.temp();
+  return { arg: fn, param: { id, repr: 'closure' }, call: (args, repr) => call(local(id, 'closure'), args, repr) };
+}
+
+function fusePipeline(kind: 'fold' | 'forEach', args: CExpr[], result: Repr, state: LowerState): CExpr | null {
+  const pipeline = pipelineOf(args[0]!);
+  if (!pipeline) return null;
+  const name = `osp.iter.fused.${state.uniqueSuffix()}`;
+  const i = state.temp();
+  const end = state.temp();
+  const acc = state.temp();
+  const stages = pipeline.stages.map((s) => ({ stage: s, via: callee(s.fn, state) }));
+  const sink = callee(kind === 'fold' ? args[2]! : args[1]!, state);
+  const accRepr: Repr = kind === 'fold' ? result : 'i64';
+
+  // One element `x` through stages j…: fold gives the next accumulator, forEach a Unit effect.
+  const through = (j: number, x: CExpr): CExpr => {
+    if (j === stages.length) {
+      if (kind === 'fold') return sink.call([local(acc, accRepr), x], accRepr);
+      return { k: 'seq', effects: [sink.call([x], result)], result: UNIT, repr: 'i64' };
+    }
+    const { stage, via } = stages[j]!;
+    if (stage.kind === 'map') {
+      const y = state.temp();
+      const rest = through(j + 1, local(y, stage.output));
+      return { k: 'let', id: y, value: via.call([x], stage.output), body: rest, repr: rest.repr };
+    }
+    return { k: 'if', cond: via.call([x], 'i1'), then: through(j + 1, x), else: kind === 'fold' ? local(acc, accRepr) : UNIT, repr: accRepr };
+  };
+
+  const passThrough = [...stages.map((s) => s.via), sink].flatMap((c) => (c.param ? [local(c.param.id, c.param.repr)] : []));
+  const next: CExpr = { k: 'prim', op: 'add', args: [local(i, 'i64'), { k: 'int', value: 1n, repr: 'i64' }], repr: 'i64' };
+  const step = through(0, local(i, 'i64'));
+  const again = (accValue: CExpr): CExpr => ({
+    k: 'calldirect', fn: name, env: null, tail: true, repr: accRepr,
+    args: [next, local(end, 'i64'), ...passThrough.slice(0, passThrough.length - (sink.param ? 1 : 0)), accValue, ...(sink.param ? [local(sink.param.id, sink.param.repr)] : [])],
+  });
+  const body: CExpr = {
+    k: 'if', repr: accRepr,
+    cond: { k: 'prim', op: 'lt', args: [local(i, 'i64'), local(end, 'i64')], repr: 'i1' },
+    then: kind === 'fold' ? again(step) : { k: 'seq', effects: [step], result: again(UNIT), repr: 'i64' },
+    else: local(acc, accRepr),
+  };
+  const stageParams = stages.flatMap((s) => (s.via.param ? [s.via.param] : []));
+  state.fns.push({
+    name,
+    params: [{ id: i, repr: 'i64' }, { id: end, repr: 'i64' }, ...stageParams, { id: acc, repr: accRepr }, ...(sink.param ? [sink.param] : [])],
+    ret: accRepr,
+    body,
+    loops: true,
+  });
+  // Arguments in written order: the range bounds, each stage's function, then fold's initial value
+  // and the function (forEach: the function).
+  const stageArgs = stages.flatMap((s) => (s.via.arg ? [s.via.arg] : []));
+  const initial = kind === 'fold' ? args[1]! : UNIT;
+  const callArgs = [pipeline.start, pipeline.end, ...stageArgs, initial, ...(sink.arg ? [sink.arg] : [])];
+  const loop: CExpr = { k: 'calldirect', fn: name, env: null, tail: false, args: callArgs, repr: accRepr };
+  return kind === 'fold' ? loop : { k: 'seq', effects: [loop], result: UNIT, repr: 'i64' };
 }

@@ -2,20 +2,27 @@
 // and interpolation into runtime calls, reorders named arguments (evaluated in written order),
 // converts closures (lambdas and nested fn groups get an explicit environment; see closures.ts),
 // compiles matches (match.ts), and marks self tail calls so codegen can turn them into loops
-// (LANGUAGE.md §0.5: deep tail recursion must not grow the stack).
+// (docs/guide/05-functions.md#recursion: deep tail recursion must not grow the stack).
 
 import { runtimeFunction, SELECT_ARM_KINDS } from '../../../runtime-bindings/abi.ts';
 import { ice } from '../diagnostics/diagnostic.ts';
 import type { TArg, TExpr, TStmt, TypedFn, TypedProgram } from '../semantics/typed.ts';
 import { isCon, prune, type CtorInfo, type Type } from '../semantics/types.ts';
 import { stmtChildren } from '../semantics/walk.ts';
+import { accumulateTailSums } from './accumulate.ts';
 import { capturesOf } from './closures.ts';
 import { FnContext, LowerState, reprOf } from './context.ts';
-import type { CExpr, CoreFn, CoreProgram } from './core.ts';
+import { isPureRead, type CExpr, type CoreFn, type CoreProgram } from './core.ts';
 import { lowerMatch } from './match.ts';
 import { isIteratorBuiltin, lowerIteratorBuiltin } from './iterators.ts';
 
-export function lowerProgram(program: TypedProgram, location: (offset: number) => string): CoreProgram {
+export interface LowerOptions {
+  /** Turn Int sums with a self call into accumulator loops (accumulate.ts). Done for -O0 builds:
+   *  at -O2 LLVM's tail recursion elimination does the same and our form measured slower (fib). */
+  accumulateSums?: boolean;
+}
+
+export function lowerProgram(program: TypedProgram, location: (offset: number) => string, options: LowerOptions = {}): CoreProgram {
   const state = new LowerState(location);
   for (const f of program.functions) state.topFns.set(f.symbol!.id, `ospu.${f.name}`);
   for (const s of program.topLevel) collectGlobals(s, state);
@@ -25,6 +32,7 @@ export function lowerProgram(program: TypedProgram, location: (offset: number) =
   const entry = new FnContext(state, 'main', false);
   const init = lowerStmts(program.topLevel, 0, null, entry, false);
   if (state.anyDisplayUsed) state.fns.push(anyDisplayFn(state));
+  if (options.accumulateSums) accumulateTailSums(state.fns, () => state.temp());
   return {
     fns: state.fns,
     globals: [...state.globals.values()],
@@ -168,7 +176,7 @@ function callRuntime(symbol: string, args: CExpr[]): CExpr {
   return { k: 'callruntime', fn, args, repr };
 }
 
-/** Display text of a value (LANGUAGE.md §7); an `any` shows its dynamic value. */
+/** Display text of a value (docs/guide/12-strings-and-display.md#display); an `any` shows its dynamic value. */
 function display(v: CExpr, t: Type, state?: LowerState): CExpr {
   if (isCon(t, 'any') && state) {
     const id = state.temp();
@@ -192,9 +200,11 @@ function display(v: CExpr, t: Type, state?: LowerState): CExpr {
   }
   if (isCon(t, 'String')) return v;
   if (isCon(t, 'Int')) return callRuntime('osp_int_to_string', [v]);
-  // §7: a fiber or channel shows its handle number, the first word of the runtime object.
+  // docs/guide/12-strings-and-display.md#display: a fiber or channel shows its handle number, the first word of the runtime object.
   if (isCon(t, 'Fiber') || isCon(t, 'Channel')) return callRuntime('osp_int_to_string', [{ k: 'loadword', ptr: v, index: 0, repr: 'i64' }]);
   if (isCon(t, 'Bool')) return callRuntime('osp_bool_to_string', [v]);
+  const p = prune(t);
+  if (p.kind === 'con' && p.adt?.builtin && state) return displayAdt(v, p, state, 0);
   return ice(`lowering: display of a non-displayable type reached lowering`);
 }
 
@@ -257,7 +267,31 @@ function str(value: string): CExpr {
   return { k: 'str', value, repr: 'ptr' };
 }
 
+/** Links of an operator or pipe chain already lowered by lowerExpr, consumed by their parent. */
+const loweredLinks = new WeakMap<TExpr, CExpr>();
+
+/** The operand a chain continues through, lowered first and never in tail position. */
+function chainLink(e: TExpr): TExpr | undefined {
+  if (e.kind === 'binary') return e.left;
+  if (e.kind === 'call' || e.kind === 'runtime' || e.kind === 'builtin') return e.args[0]?.index === 0 ? e.args[0].value : undefined;
+  return undefined;
+}
+
 function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
+  const done = loweredLinks.get(e);
+  if (done) {
+    loweredLinks.delete(e);
+    return done;
+  }
+  // A chain of 1,000 `+` or `|>` is a tree 1,000 deep: lower its links innermost first, in a
+  // loop, so the recursion stays one link deep.
+  const links: TExpr[] = [];
+  for (let x = chainLink(e); x && chainLink(x); x = chainLink(x)) links.push(x);
+  for (let i = links.length - 1; i >= 0; i--) loweredLinks.set(links[i]!, lowerExprAt(links[i]!, ctx, false));
+  return lowerExprAt(e, ctx, tail);
+}
+
+function lowerExprAt(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
   switch (e.kind) {
     case 'int':
       return { k: 'int', value: e.value, repr: 'i64' };
@@ -267,15 +301,8 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
       return { k: 'bool', value: e.value, repr: 'i1' };
     case 'unit':
       return unit();
-    case 'interp': {
-      let acc: CExpr | null = null;
-      for (const p of e.parts) {
-        const piece = typeof p === 'string' ? str(p) : display(lowerExpr(p, ctx, false), p.type, ctx.state);
-        if (typeof p === 'string' && p === '') continue;
-        acc = acc ? callRuntime('osp_string_concat', [acc, piece]) : piece;
-      }
-      return acc ?? str('');
-    }
+    case 'interp':
+      return lowerStringChain(e, ctx);
     case 'var':
       return ctx.read(e.symbol);
     case 'call': {
@@ -300,6 +327,9 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
         }
       }
       const closure = lowerExpr(e.callee, ctx, false);
+      // A callee that is only read (a variable) needs no temporary to run before the arguments,
+      // and without one a long pipe chain through a closure stays a flat chain of calls.
+      if (isPureRead(closure)) return lowerArgs(e.args, ctx, (args) => ({ k: 'callclosure', closure, args, repr }));
       const cid = ctx.state.temp();
       const body = lowerArgs(e.args, ctx, (args) => ({ k: 'callclosure', closure: { k: 'local', id: cid, repr: 'closure' }, args, repr }));
       return { k: 'let', id: cid, value: closure, body, repr };
@@ -322,6 +352,7 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
     case 'runtime':
       return lowerArgs(e.args, ctx, (args) => ({ k: 'callruntime', fn: e.fn, args, repr: reprOf(e.type) }));
     case 'binary':
+      if (e.op === '+' && isCon(prune(e.left.type), 'String')) return lowerStringChain(e, ctx);
       return lowerBinary(e, ctx);
     case 'unary': {
       const v = lowerExpr(e.operand, ctx, false);
@@ -369,7 +400,7 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
         repr: 'ptr',
       };
     case 'index': {
-      // Safe indexing (§4.7): Success(element) when 0 <= i < length, else Error("index out of bounds").
+      // Safe indexing (docs/guide/11-lists-and-iteration.md#lists): Success(element) when 0 <= i < length, else Error("index out of bounds").
       const lid = ctx.state.temp();
       const l: CExpr = { k: 'local', id: lid, repr: 'ptr' };
       const t = prune(e.type);
@@ -391,7 +422,7 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
     case 'yield': {
       const pause = callRuntime('osp_fiber_yield', []);
       if (!e.value) return seq([pause], unit());
-      // `yield e` evaluates e, yields, then gives e's value (§10.2).
+      // `yield e` evaluates e, yields, then gives e's value (docs/guide/16-fibers-and-channels.md).
       const v = lowerExpr(e.value, ctx, false);
       const id = ctx.state.temp();
       return { k: 'let', id, value: v, body: seq([pause], { k: 'local', id, repr: v.repr }), repr: v.repr };
@@ -411,6 +442,51 @@ function lowerExpr(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
   return ice(`lowering: unexpected expression '${(e as TExpr).kind}'`);
 }
 
+type StringPart = { value: CExpr; isInt: boolean };
+
+/**
+ * A String `+` chain or an interpolation as one `strbuild` over all its pieces (Int pieces —
+ * `${n}`, `toString(n)` — are formatted straight into the result), instead of one allocation and
+ * copy per `+`. The left spine of `a + b + c + …` is walked in a loop (long chains must not
+ * recurse); pieces are evaluated left to right, as written.
+ */
+function lowerStringChain(e: TExpr, ctx: FnContext): CExpr {
+  const parts: StringPart[] = [];
+  const piece = (x: TExpr): void => {
+    if (x.kind === 'interp' || (x.kind === 'binary' && x.op === '+' && isCon(prune(x.left.type), 'String'))) {
+      const rights: TExpr[] = [];
+      let left: TExpr = x;
+      while (left.kind === 'binary' && left.op === '+' && isCon(prune(left.left.type), 'String')) {
+        rights.push(left.right);
+        left = left.left;
+      }
+      if (left.kind === 'interp') {
+        for (const p of left.parts) {
+          if (typeof p === 'string') {
+            if (p !== '') parts.push({ value: str(p), isInt: false });
+          } else if (isCon(prune(p.type), 'Int')) parts.push({ value: lowerExpr(p, ctx, false), isInt: true });
+          else parts.push({ value: display(lowerExpr(p, ctx, false), p.type, ctx.state), isInt: false });
+        }
+      } else piece(left);
+      for (let i = rights.length - 1; i >= 0; i--) piece(rights[i]!);
+      return;
+    }
+    if (x.kind === 'builtin' && x.name === 'toString' && x.args.length === 1 && isCon(prune(x.args[0]!.value.type), 'Int')) {
+      parts.push({ value: lowerExpr(x.args[0]!.value, ctx, false), isInt: true });
+      return;
+    }
+    if (x.kind === 'string') {
+      if (x.value !== '') parts.push({ value: str(x.value), isInt: false });
+      return;
+    }
+    parts.push({ value: lowerExpr(x, ctx, false), isInt: false });
+  };
+  piece(e);
+  if (parts.length === 0) return str('');
+  if (parts.length === 1 && !parts[0]!.isInt) return parts[0]!.value;
+  return { k: 'strbuild', parts, repr: 'ptr' };
+}
+
 /**
  * `spawn e` / `Fiber { computation: c }`: the runtime calls a fiber body `fn(env) -> word`. A
  * computation whose value already is one word (Int, Unit, String, handles, records) is passed as
@@ -428,7 +504,7 @@ function lowerSpawn(computation: TExpr, ctx: FnContext): CExpr {
 }
 
 /**
- * `select` (LANGUAGE.md §10.4): the channel arms' operands are evaluated in source order into a
+ * `select` (docs/guide/16-fibers-and-channels.md): the channel arms' operands are evaluated in source order into a
  * block of word triples [kind, channel, value] for osp_select, which picks the first ready arm
  * (or -1: the default arm) and returns its index as the Result tag, a received value as payload.
  */
@@ -475,7 +551,7 @@ function lowerSelect(e: TExpr & { kind: 'select' }, ctx: FnContext, tail: boolea
 }
 
 /**
- * A constructor value: a GC block [tag, fields…]. With field constraints (§3.5) the fields are
+ * A constructor value: a GC block [tag, fields…]. With field constraints (docs/guide/09-constraints.md) the fields are
  * bound once, each validator runs in declaration order, and the first failure is an Error.
  */
 function construct(ctor: CtorInfo, fields: CExpr[], ctx: FnContext): CExpr {
@@ -487,7 +563,15 @@ function construct(ctor: CtorInfo, fields: CExpr[], ctx: FnContext): CExpr {
   for (let i = ctor.validators.length - 1; i >= 0; i--) {
     const v = ctor.validators[i]!;
     const fn = ctx.state.topFns.get(v.fn.symbol!.id) ?? ice(`lowering: validator ${v.fn.name} was not lowered`);
-    const failed: CExpr = { k: 'mkresult', tag: 1, payload: str(`constraint '${v.constraint}' failed for field '${v.field}'`), repr: 'result' };
+    // The failure is ConstructionError's ConstraintViolation { field, value, constraint, message } (tag 0).
+    const index = ctor.fields.findIndex((f) => f.name === v.field);
+    const fieldType = prune(ctor.fields[index]!.type);
+    const shownValue = ['Int', 'String', 'Bool'].some((n) => isCon(fieldType, n)) ? display(locals[index]!, fieldType) : str('<value>');
+    const violation: CExpr = {
+      k: 'alloc', repr: 'ptr',
+      words: [{ k: 'int', value: 0n, repr: 'i64' }, str(v.field), shownValue, str(v.constraint), str(`constraint '${v.constraint}' failed for field '${v.field}'`)],
+    };
+    const failed: CExpr = { k: 'mkresult', tag: 1, payload: violation, repr: 'result' };
     out = { k: 'if', cond: { k: 'calldirect', fn, env: null, args: locals, tail: false, repr: 'i1' }, then: out, else: failed, repr: 'result' };
   }
   for (let i = temps.length - 1; i >= 0; i--) out = { k: 'let', id: temps[i]!.id, value: temps[i]!.value, body: out, repr: 'result' };

@@ -4,7 +4,7 @@
 // variables by loading the same paths. Exhaustiveness was proven by semantics/exhaustive.ts, so the
 // fall-through is unreachable.
 
-import { ice } from '../diagnostics/diagnostic.ts';
+import { assertNever, ice } from '../diagnostics/diagnostic.ts';
 import type { TExpr, TPattern } from '../semantics/typed.ts';
 import { instantiate, prune, type Type } from '../semantics/types.ts';
 import type { CExpr } from './core.ts';
@@ -104,8 +104,13 @@ function bindings(p: TPattern, v: CExpr, t: Type, ctx: FnContext, body: () => CE
       const rest = body();
       return { k: 'let', id: p.bind.id, value: { k: 'loadword', ptr: v, index: 1, repr: reprOf(p.target) }, body: rest, repr: rest.repr };
     }
-    default:
+    case 'wild':
+    case 'int':
+    case 'string':
+    case 'bool':
       return body();
+    default:
+      return assertNever(p, 'pattern');
   }
 }
 
@@ -115,12 +120,18 @@ export function lowerMatch(e: TExpr & { kind: 'match' }, ctx: FnContext, tail: b
   const v: CExpr = { k: 'local', id, repr: scrutinee.repr };
   const t = e.scrutinee.type;
   const repr = reprOf(e.type);
-  const chain = (i: number): CExpr => {
-    if (i === e.arms.length) return { k: 'unreachable', message: 'no match arm matched', repr };
-    const arm = e.arms[i]!;
+  // Arms are lowered in order (a loop, not one recursion per arm), then folded into an else-if
+  // chain from the last arm up; an arm without a test ends the chain.
+  const tests: { cond: CExpr | null; body: CExpr }[] = [];
+  for (const arm of e.arms) {
     const cond = test(arm.pattern, v, t, ctx);
-    const body = bindings(arm.pattern, v, t, ctx, () => lower(arm.body, ctx, tail));
-    return cond ? { k: 'if', cond, then: body, else: chain(i + 1), repr } : body;
-  };
-  return { k: 'let', id, value: scrutinee, body: chain(0), repr };
+    tests.push({ cond, body: bindings(arm.pattern, v, t, ctx, () => lower(arm.body, ctx, tail)) });
+    if (!cond) break;
+  }
+  let chain: CExpr = { k: 'unreachable', message: 'no match arm matched', repr };
+  for (let i = tests.length - 1; i >= 0; i--) {
+    const { cond, body } = tests[i]!;
+    chain = cond ? { k: 'if', cond, then: body, else: chain, repr } : body;
+  }
+  return { k: 'let', id, value: scrutinee, body: chain, repr };
 }

@@ -1,5 +1,5 @@
 // Pipeline position: part of checking, run on every `fn` declaration before its body is checked.
-// Implements the exact rules of LANGUAGE.md §3.2 for when a return type or a parameter type may be
+// Implements the exact rules of docs/guide/05-functions.md#when-types-may-be-omitted for when a return type or a parameter type may be
 // omitted, and what is inferred then. The rules are syntactic (the failscompilation corpus depends
 // on them), so they look at the untyped AST only.
 
@@ -64,7 +64,7 @@ export function paramRule(fn: FnDecl, name: string): 'Int' | 'return' | null {
   return null;
 }
 
-/** Occurrences inside nested operators and positional call arguments count (§3.2 rule 3). */
+/** Occurrences inside nested operators and positional call arguments count (docs/guide/05-functions.md#when-types-may-be-omitted). */
 function occursInOperators(e: Expr, name: string): boolean {
   switch (e.kind) {
     case 'ident':

@@ -1,13 +1,13 @@
 // Pipeline position: consulted by the checker (infer.ts). The built-in functions a program can call:
-// print/toString/sleep (LANGUAGE.md §12.2, §12.6) and every runtime-bindings/abi.ts entry with an
-// `osprey` binding. Security flags remove built-ins by capability (§15.1), after which a call is
+// print/toString/sleep (docs/guide/14-builtins.md) and every runtime-bindings/abi.ts entry with an
+// `osprey` binding. Security flags remove built-ins by capability (docs/guide/18-security-flags.md), after which a call is
 // simply an undefined function.
 
 import { RUNTIME_FUNCTIONS, type OspreyType, type RuntimeFunction } from '../../../runtime-bindings/abi.ts';
 import { Bool, fnType, freshVar, Int, iteratorType, listType, resultType, Str, Unit, type Type } from './types.ts';
 import type { BuiltinName } from './typed.ts';
 
-/** 'sandbox' is removed only by --sandbox (fileExists, LANGUAGE.md §15.1). */
+/** 'sandbox' is removed only by --sandbox (fileExists, docs/guide/18-security-flags.md). */
 export type Capability = 'websocket' | 'http' | 'fs' | 'process' | 'ffi' | 'sandbox';
 
 export interface BuiltinParam {
@@ -45,7 +45,7 @@ const CORE: Builtin[] = [
   { kind: 'core', name: 'sleep', params: [{ name: 'milliseconds', type: Int }], returns: Unit },
   // Project addition: the command-line arguments after the program name (`osprey run FILE -- ARGS`).
   { kind: 'core', name: 'args', params: [], returns: listType(Str) },
-  // Iteration (§9): Iterator<T> is lazy and single-pass.
+  // Iteration (docs/guide/11-lists-and-iteration.md#iterators): Iterator<T> is lazy and single-pass.
   {
     kind: 'core', name: 'range', params: [{ name: 'start', type: Int }, { name: 'end', type: Int }], returns: iteratorType(Int),
   },
@@ -91,7 +91,7 @@ export function instantiateBuiltin(b: Builtin): { params: { name: string; type: 
 }
 
 /**
- * Built-ins of LANGUAGE.md §12–§14 that this compiler does not provide yet. Their names are
+ * Built-ins of the language (docs/guide/17-http.md) that this compiler does not provide yet. Their names are
  * reserved (they cannot be redefined) and a call reports that the function is not supported.
  */
 export const UNSUPPORTED_BUILTINS: ReadonlyMap<string, Capability | null> = new Map<string, Capability | null>([
@@ -127,7 +127,7 @@ export function reservedNames(): Set<string> {
   return names;
 }
 
-/** REFC-era parameter names accepted for named calls of built-ins (LANGUAGE.md §12.1, in brackets). */
+/** Parameter names of older Osprey programs, accepted for named calls of built-ins (docs/guide/14-builtins.md). */
 const ARG_ALIASES: ReadonlyMap<string, Readonly<Record<string, string>>> = new Map<string, Record<string, string>>([
   ['contains', { s: 'haystack', sub: 'needle' }],
   ['writeFile', { filename: 'path' }],
@@ -141,7 +141,7 @@ export function canonicalBuiltinArg(fn: string, written: string): string {
   return ARG_ALIASES.get(fn)?.[written] ?? written;
 }
 
-/** The old compiler's arity texts for built-ins (LANGUAGE.md §12.9); the corpus checks some verbatim. */
+/** The old compiler's arity texts for built-ins (docs/guide/14-builtins.md); the corpus checks some verbatim. */
 const ARITY_TEXT: ReadonlyMap<string, { format: 'A' | 'B'; detail: string }> = new Map([
   ['print', { format: 'A', detail: '' }],
   ['toString', { format: 'A', detail: '' }],
@@ -165,6 +165,6 @@ export function builtinArityMessage(name: string, paramNames: string[], got: num
   const exactly = `${name} expects exactly ${n} argument${n === 1 ? '' : 's'}`;
   const t: { format: 'A' | 'B'; detail: string } = ARITY_TEXT.get(name) ?? { format: 'B', detail: ` (${paramNames.join(', ')})` };
   if (t.format === 'B') return `${exactly}${t.detail}, got ${got}`;
-  // websocketClose's first half omits the parenthesis; so do the others of format A (§12.9).
+  // websocketClose's first half omits the parenthesis; so do the others of format A (docs/guide/14-builtins.md).
   return `${exactly}, got ${got}: ${exactly}${t.detail}`;
 }

@@ -1,5 +1,5 @@
 // Pipeline position: after infer.ts, on the typed tree. Checks every match for exhaustiveness and
-// unreachable arms (LANGUAGE.md §5.4) with the usefulness algorithm over pattern matrices
+// unreachable arms (docs/guide/08-unions-and-pattern-matching.md#exhaustiveness) with the usefulness algorithm over pattern matrices
 // (Maranget, "Warnings for pattern matching"), so nested constructor patterns are handled by the
 // same general machinery as flat ones. Bool, Result and declared unions have finite constructor
 // sets; Int and String need a catch-all.
@@ -41,8 +41,24 @@ function simplify(p: TPattern): SPat {
   }
 }
 
+/** Signatures already built, per type object: a 3,000-constructor union is asked thousands of times. */
+const signatures = new WeakMap<Type, { list: CtorSig[]; byKey: Map<string, CtorSig> } | null>();
+
 /** The complete constructor set of a type, or null when it is infinite (Int, String, …). */
 function signature(t: Type): CtorSig[] | null {
+  return cachedSignature(t)?.list ?? null;
+}
+
+function cachedSignature(t: Type): { list: CtorSig[]; byKey: Map<string, CtorSig> } | null {
+  const p = prune(t);
+  if (signatures.has(p)) return signatures.get(p)!;
+  const list = buildSignature(p);
+  const entry = list ? { list, byKey: new Map(list.map((c) => [c.key, c])) } : null;
+  signatures.set(p, entry);
+  return entry;
+}
+
+function buildSignature(t: Type): CtorSig[] | null {
   t = prune(t);
   if (t.kind !== 'con') return null;
   if (t.adt) return t.adt.ctors.map((c) => ({ key: c.name, fields: c.fields.map((f) => instantiate(f.type, t.args)) }));
@@ -52,7 +68,7 @@ function signature(t: Type): CtorSig[] | null {
 }
 
 function arityOf(key: string, t: Type, rows: SPat[][]): Type[] {
-  const sig = signature(t)?.find((c) => c.key === key);
+  const sig = cachedSignature(t)?.byKey.get(key);
   if (sig) return sig.fields;
   for (const r of rows) {
     const h = r[0]!;
@@ -93,14 +109,49 @@ function useful(rows: SPat[][], v: SPat[], types: Type[]): boolean {
   return useful(defaultRows(rows), v.slice(1), types.slice(1));
 }
 
-/** Top-level constructors (or `_`) that no arm covers. */
+/**
+ * A value vector of `types` matched by no row (Maranget's witness construction), or null when
+ * the rows cover every value: the pattern to name in "missing patterns".
+ */
+function witness(rows: SPat[][], types: Type[]): SPat[] | null {
+  if (types.length === 0) return rows.length === 0 ? [] : null;
+  const t = types[0]!;
+  const sig = signature(t);
+  const used = new Set(rows.map((r) => r[0]!).filter((p): p is SPat & { kind: 'ctor' } => p.kind === 'ctor').map((p) => p.key));
+  if (sig && sig.every((c) => used.has(c.key))) {
+    for (const c of sig) {
+      const w = witness(specialize(rows, c.key, c.fields.length), [...c.fields, ...types.slice(1)]);
+      if (w) return [{ kind: 'ctor', key: c.key, args: w.slice(0, c.fields.length) }, ...w.slice(c.fields.length)];
+    }
+    return null;
+  }
+  const rest = witness(defaultRows(rows), types.slice(1));
+  if (!rest) return null;
+  // Some constructor is never tested: name it (with `_` fields); none tested at all reads as `_`.
+  const absent = sig && used.size > 0 ? sig.find((c) => !used.has(c.key)) : undefined;
+  return [absent ? { kind: 'ctor', key: absent.key, args: absent.fields.map(() => WILD) } : WILD, ...rest];
+}
+
+/** A missing pattern as the user would write it: `W(None, _)`, `Success(false)`, `Red`, `_`. */
+function showPattern(p: SPat): string {
+  if (p.kind === 'wild' || p.key.startsWith('type:')) return '_';
+  if (p.key.startsWith('int:')) return p.key.slice(4);
+  if (p.key.startsWith('str:')) return p.key.slice(4);
+  return p.args.length ? `${p.key}(${p.args.map(showPattern).join(', ')})` : p.key;
+}
+
+/** Top-level constructors (or `_`) that no arm covers; a constructor only partly covered is
+ *  named with the missing sub-patterns (`W(None, _)`). */
 function missingCases(rows: SPat[][], t: Type): string[] {
   const sig = signature(t);
   if (!sig) return useful(rows, [WILD], [t]) ? ['_'] : [];
   const missing: string[] = [];
   for (const c of sig) {
     const v = [{ kind: 'ctor', key: c.key, args: c.fields.map(() => WILD) } as SPat];
-    if (useful(rows, v, [t])) missing.push(c.key);
+    if (!useful(rows, v, [t])) continue;
+    const w = witness(specialize(rows, c.key, c.fields.length), c.fields);
+    const partial = w !== null && w.some((x) => x.kind !== 'wild');
+    missing.push(partial ? showPattern({ kind: 'ctor', key: c.key, args: w }) : c.key);
   }
   return missing;
 }
@@ -115,8 +166,8 @@ export function checkExhaustiveness(program: TypedProgram, diags: DiagnosticBag)
     if (t.kind === 'error') return;
     if (e.arms.some((a) => patternHadError(a.pattern))) return;
     const rows: SPat[][] = [];
-    // A catch-all before other arms is reported once, at the catch-all (§5.4: REFC's
-    // `wildcard pattern must be the last arm`); an exact repeat is a duplicate arm.
+    // A catch-all before other arms is reported once, at the catch-all (docs/guide/08-unions-and-pattern-matching.md#exhaustiveness;
+    // the old compiler's text `wildcard pattern must be the last arm`); an exact repeat is a duplicate arm.
     let catchAll = -1;
     let catchAllReported = false;
     for (const [i, arm] of e.arms.entries()) {

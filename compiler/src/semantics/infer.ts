@@ -1,10 +1,10 @@
 // Pipeline position: untyped AST (syntax/ast.ts) → typed tree (typed.ts). Resolves every name,
-// infers and checks types by unification (types.ts), checks call argument rules (LANGUAGE.md §4.3)
+// infers and checks types by unification (types.ts), checks call argument rules (docs/guide/05-functions.md#named-arguments)
 // and patterns, and reports errors as diagnostics. An expression with an error gets the error type,
 // which unifies with anything, so one mistake is reported once. Exhaustiveness is a separate pass
 // (exhaustive.ts) over this pass's output.
 
-import { closestName, Code, type DiagnosticBag, type Label } from '../diagnostics/diagnostic.ts';
+import { closestName, Code, ice, type Diagnostic, type DiagnosticBag, type Label } from '../diagnostics/diagnostic.ts';
 import { joinSpans, type Span } from '../source.ts';
 import type { Arg, Expr, ExternDecl, FieldInit, FnDecl, ModuleDecl, Ident, MatchArm, Program, Stmt } from '../syntax/ast.ts';
 import { arithmeticIsString, paramRule, returnRule } from './annotations.ts';
@@ -19,8 +19,34 @@ import {
   type AdtInfo, type CtorInfo, type Type, type Validator,
 } from './types.ts';
 
+/** Where a user reads when a type annotation may be omitted (the rules annotations.ts implements). */
+const ANNOTATION_RULES = 'note: see docs/guide/05-functions.md#when-types-may-be-omitted';
+
+/** Words of other languages that Osprey spells differently or does without: an undefined name
+ *  with one of these gets a label, a hint saying what to write instead, and the guide section. */
+interface ForeignWord { label: string; hint: string; see: string }
+const LOOP_WORD: ForeignWord = {
+  label: 'Osprey has no loops',
+  hint: 'hint: iterate with `range(a, b) |> forEach(fn(i) => …)` (or `map`, `filter`, `fold`), or write a recursive function (self tail calls run in constant stack space)',
+  see: 'note: see docs/guide/19-coming-from-other-languages.md#loops',
+};
+const NULL_WORD: ForeignWord = {
+  label: 'Osprey has no null and no exceptions',
+  hint: 'hint: a value that may be missing or a step that may fail is a Result (`Success(v)` / `Error("why")`) or a union with a unit constructor',
+  see: 'note: see docs/guide/19-coming-from-other-languages.md#null-and-exceptions',
+};
+const FOREIGN_WORDS: ReadonlyMap<string, ForeignWord> = new Map([
+  ...['for', 'while', 'loop', 'do', 'break', 'continue'].map((w): [string, ForeignWord] => [w, LOOP_WORD]),
+  ...['null', 'nil', 'None', 'undefined', 'throw', 'try', 'catch'].map((w): [string, ForeignWord] => [w, NULL_WORD]),
+  ['and', { label: 'not an operator in Osprey', hint: 'hint: logical and is written `&&`: `a && b`', see: 'note: see docs/guide/03-values-and-types.md#operators-and-precedence' }],
+  ['or', { label: 'not an operator in Osprey', hint: 'hint: logical or is written `||`: `a || b`', see: 'note: see docs/guide/03-values-and-types.md#operators-and-precedence' }],
+  ['not', { label: 'not an operator in Osprey', hint: 'hint: negation is written `!`: `!a`', see: 'note: see docs/guide/03-values-and-types.md#operators-and-precedence' }],
+  ['return', { label: 'Osprey has no `return`', hint: 'hint: the last expression of a function body or block is its value; leave out `return`', see: 'note: see docs/guide/19-coming-from-other-languages.md#return' }],
+  ['else', { label: 'Osprey has no `if`/`else`', hint: 'hint: choose with `match cond { true => … false => … }`', see: 'note: see docs/guide/19-coming-from-other-languages.md#if-and-else' }],
+]);
+
 export interface CheckOptions {
-  /** Capabilities removed by security flags (§15.1). */
+  /** Capabilities removed by security flags (docs/guide/18-security-flags.md). */
   disabled: ReadonlySet<Capability>;
 }
 
@@ -72,8 +98,34 @@ class Checker {
   private readonly nodes: TExpr[] = [];
   private readonly symbols: VarSymbol[] = [];
   private readonly deferred: Deferred[] = [];
-  /** Modules (LANGUAGE.md §3.6): each top-level declaration → the scope holding its members. */
+  /** Modules (docs/guide/13-modules.md): each declaration → the scope holding its members. */
   private readonly moduleScopes = new Map<ModuleDecl, Scope>();
+  /** Statically known lengths of list values: `List<T, N>` annotations and list literals. */
+  private readonly listLengths = new WeakMap<VarSymbol, number>();
+
+  /** The length of a list expression when it is known without running the program. */
+  private listLength(e: TExpr): number | undefined {
+    if (e.kind === 'list') return e.elements.length;
+    if (e.kind === 'var') return this.listLengths.get(e.symbol);
+    if (e.kind === 'block' && e.result) return this.listLength(e.result);
+    return undefined;
+  }
+
+  /** `List<T, N>` (docs/guide/11-lists-and-iteration.md): a list whose length is known must have exactly N elements. */
+  private checkListLength(value: TExpr, declared: number, origin: Label): void {
+    const known = this.listLength(value);
+    if (known === undefined || known === declared) return;
+    this.diags.error(Code.TypeMismatch, value.span, `this list has ${known} element${known === 1 ? '' : 's'}, but a List of length ${declared} is expected`, {
+      label: `${known} element${known === 1 ? '' : 's'}`,
+      labels: [origin],
+      notes: [`note: the length in \`List<T, ${declared}>\` is part of the declaration and is checked wherever the list's length is known`],
+    });
+  }
+
+  /** E0500 reports whose example return type is refined from the body (checkFnBody). */
+  private readonly missingReturn = new Map<FnDecl, Diagnostic>();
+  /** Links of an operator chain already inferred by inferExpr, consumed by their parent. */
+  private readonly chainLinks = new Map<Expr, TExpr>();
 
   constructor(
     private readonly diags: DiagnosticBag,
@@ -91,7 +143,7 @@ class Checker {
     const stmts = program.stmts;
     const moduleDeclsOf = (list: Stmt[]) => list.filter((s): s is ModuleDecl => s.kind === 'module');
     const moduleDecls = moduleDeclsOf(stmts);
-    // Modules are namespaces (§3.6): their types join the program's, their functions are
+    // Modules are namespaces (docs/guide/13-modules.md): their types join the program's, their functions are
     // top-level functions named `Module.fn`, their lets are globals. An imported file is a
     // namespace too (its scope has no parent: it sees its own names, its imports and the
     // built-ins); its types and constructors join the program's, like a module's.
@@ -130,7 +182,7 @@ class Checker {
       bindImports(f.imports, fileScopes.get(f.key)!);
     }
 
-    // Hoisted declarations: every top-level fn gets its signature first (§2.1, §3.2).
+    // Hoisted declarations: every top-level fn gets its signature first (docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom).
     const fnDecls: { decl: FnDecl; fn: TypedFn; scope: Scope }[] = [];
     const declareIn = (s: FnDecl, scope: Scope, prefix: string, fileTopLevel: boolean) => {
       const fn = this.declareFn(s, false);
@@ -157,7 +209,7 @@ class Checker {
     declareFileFns(stmts, global, '');
     for (const f of files.imported) declareFileFns(f.program.stmts, fileScopes.get(f.key)!, f.key);
 
-    // Field constraints (§3.5) become validator functions of the constructor's fields.
+    // Field constraints (docs/guide/09-constraints.md) become validator functions of the constructor's fields.
     const validators: TypedFn[] = [];
     for (const ctor of this.types.ctors.values()) {
       for (const f of ctor.fields) {
@@ -183,6 +235,10 @@ class Checker {
       externs.push(sym);
     }
 
+    // Top-level statements run in program order, and a top-level function sees the globals in
+    // scope at its declaration: a later `let` of the same name shadows only for code after it.
+    // A global declared only after the function is still visible to it (functions are hoisted);
+    // initialisation-order check (order.ts) rejects a call that would read it too early.
     const topLevel: TStmt[] = [];
     // Imported files' lets are initialised first, each file after the files it imports.
     for (const f of files.imported) {
@@ -205,12 +261,29 @@ class Checker {
         if (t) topLevel.push(t);
       }
     }
+    const visibleAtDecl = new Map<FnDecl, Map<string, VarSymbol>>();
+    const firstGlobal = new Map<string, VarSymbol>();
     for (const s of stmts) {
+      if (s.kind === 'fn') visibleAtDecl.set(s, new Map(global.vars));
       if (s.kind === 'fn' || s.kind === 'type' || s.kind === 'extern' || s.kind === 'import') continue;
       const t = this.checkStmt(s, global);
       if (t) topLevel.push(t);
+      if (t?.kind === 'let' && !firstGlobal.has(t.symbol.name)) firstGlobal.set(t.symbol.name, t.symbol);
     }
-    for (const { decl, fn, scope } of fnDecls) this.checkFnBody(decl, fn, scope);
+    for (const { decl, fn, scope } of fnDecls) {
+      const visible = visibleAtDecl.get(decl);
+      if (scope !== global || !visible) {
+        this.checkFnBody(decl, fn, scope);
+        continue;
+      }
+      const view = new Scope(null, true);
+      // The program's modules and imports are seen from every top-level function.
+      for (const [name, m] of global.modules) view.modules.set(name, m);
+      for (const [name, m] of global.imports) view.imports.set(name, m);
+      for (const [name, sym] of firstGlobal) if (!visible.has(name)) view.vars.set(name, sym);
+      for (const [name, sym] of visible) view.vars.set(name, sym);
+      this.checkFnBody(decl, fn, view);
+    }
 
     let main: TypedFn | null = null;
     const mainDecl = fnDecls.find((d) => d.scope === global && d.decl.name.name === 'main');
@@ -255,7 +328,8 @@ class Checker {
       }
       if (d.kind === 'display') {
         if (isCon(t, 'Int') || isCon(t, 'String') || isCon(t, 'Bool') || isCon(t, 'any')) continue;
-        // A fiber or channel shows its handle number (§7).
+        if (t.kind === 'con' && t.adt?.builtin) continue; // ConstructionError displays as a record
+        // A fiber or channel shows its handle number (docs/guide/12-strings-and-display.md#display).
         if (isCon(t, 'Fiber') || isCon(t, 'Channel')) continue;
         const notes = isCon(t, 'Result')
           ? ['hint: a Result must be matched first: `match r { Success { value } => … Error { message } => … }`']
@@ -325,7 +399,7 @@ class Checker {
 
   /**
    * A value of a known static type flowing into an `any` position is boxed with its run-time type
-   * (§6.5: `let x: any = 42`, returning from `-> any`, passing to an `any` parameter).
+   * (docs/guide/03-values-and-types.md#any: `let x: any = 42`, returning from `-> any`, passing to an `any` parameter).
    */
   private coerce(e: TExpr, target: Type): TExpr {
     const t = prune(target);
@@ -346,10 +420,28 @@ class Checker {
 
   // ---- functions -----------------------------------------------------------------------------
 
-  /** Creates the symbol and signature of a `fn` declaration (§3.2 annotation rules). */
+  /** Two parameters of one function with the same name: the second would silently win. */
+  private checkDuplicateParams(params: readonly { name: Ident }[], what: string): void {
+    const first = new Map<string, Ident>();
+    for (const p of params) {
+      const prev = first.get(p.name.name);
+      if (!prev) {
+        first.set(p.name.name, p.name);
+        continue;
+      }
+      this.diags.error(Code.DuplicateDefinition, p.name.span, `the parameter '${p.name.name}' is declared twice in ${what}`, {
+        label: 'declared again here',
+        labels: [{ span: prev.span, message: 'first declared here' }],
+        notes: ['hint: give each parameter its own name'],
+      });
+    }
+  }
+
+  /** Creates the symbol and signature of a `fn` declaration (annotation rules: docs/guide/05-functions.md#when-types-may-be-omitted). */
   private declareFn(decl: FnDecl, nested: boolean): TypedFn {
     const rule = returnRule(decl);
     const fname = decl.name.name;
+    this.checkDuplicateParams(decl.params, `'${fname}'`);
     const params: VarSymbol[] = [];
     for (const p of decl.params) {
       let type: Type;
@@ -362,12 +454,15 @@ class Checker {
           this.diags.error(Code.MissingParamType, p.name.span,
             `Parameter '${p.name.name}' in function '${fname}' requires explicit type annotation - type cannot be inferred from usage`, {
               label: 'needs a type',
-              notes: [`hint: write '${p.name.name}: TYPE', for example '${p.name.name}: Int'`],
+              notes: [`hint: write '${p.name.name}: TYPE', for example '${p.name.name}: Int'`, ANNOTATION_RULES],
             });
           type = ErrorType;
         }
       }
-      params.push(this.symbol(p.name.name, 'param', type, p.name.span));
+      const param = this.symbol(p.name.name, 'param', type, p.name.span);
+      const length = p.type ? declaredListLength(p.type) : undefined;
+      if (length !== undefined) this.listLengths.set(param, length);
+      params.push(param);
     }
     let ret: Type;
     switch (rule.kind) {
@@ -390,15 +485,17 @@ class Checker {
           `Function '${fname}' requires explicit return type annotation - type cannot be inferred from body`, {
             label: 'needs `-> TYPE`',
             notes: ['note: only a literal, arithmetic or comparison body lets the return type be omitted',
-              `hint: declare it, for example: fn ${fname}(…) -> Int = …`],
+              `hint: declare it, for example: fn ${fname}(…) -> Int = …`, ANNOTATION_RULES],
           });
+        // The example type is replaced by the body's own type once the body is checked.
+        this.missingReturn.set(decl, this.diags.items[this.diags.items.length - 1]!);
         ret = ErrorType;
         break;
       case 'implicitAny':
         this.diags.error(Code.ImplicitAny, rule.operand.span,
           `Function '${fname}' cannot implicitly return 'any' type - if 'any' return type is intended, declare it explicitly with '-> any'`, {
             label: 'the type of this operand is not known from the signature',
-            notes: [`hint: declare the return type, for example: fn ${fname}(…) -> Int = …`],
+            notes: [`hint: declare the return type, for example: fn ${fname}(…) -> Int = …`, ANNOTATION_RULES],
           });
         ret = ErrorType;
         break;
@@ -440,7 +537,7 @@ class Checker {
     return { field, constraint: constraint.callee.name, fn };
   }
 
-  /** `extern fn NAME(p: T, …) -> R` (§3.3): every parameter annotated, return type Int by default. */
+  /** `extern fn NAME(p: T, …) -> R` (docs/guide/05-functions.md#calling-c-extern-fn): every parameter annotated, return type Int by default. */
   private declareExtern(decl: ExternDecl): VarSymbol {
     if (this.options.disabled.has('ffi')) {
       this.diags.error(Code.Unsupported, decl.span, '`extern fn` declarations are disabled by --no-ffi/--sandbox', {
@@ -453,6 +550,7 @@ class Checker {
       this.diags.error(Code.Unsupported, span, `${what} of an extern function must be Int, Bool, String or Unit, not ${showType(t)}`);
       return ErrorType;
     };
+    this.checkDuplicateParams(decl.params, `the extern function '${decl.name.name}'`);
     const params = decl.params.map((p) => {
       if (!p.type) {
         this.diags.error(Code.MissingParamType, p.name.span, `Parameter '${p.name.name}' in extern function '${decl.name.name}' requires explicit type annotation`, {
@@ -472,6 +570,12 @@ class Checker {
     const scope = new Scope(outer);
     for (const p of fn.params) scope.vars.set(p.name, p);
     const body = this.coerce(this.inferExpr(decl.body, scope, fn.returnType), fn.returnType);
+    const missing = this.missingReturn.get(decl);
+    const bodyType = zonk(body.type);
+    if (missing && !containsUnknown(bodyType)) {
+      const shown = showType(bodyType);
+      missing.notes = missing.notes.map((n) => n.startsWith('hint: declare it') ? `hint: the body is ${withArticle(shown)}: fn ${fn.name}(…) -> ${shown} = …` : n);
+    }
     if (!unify(body.type, fn.returnType)) {
       this.diags.error(Code.TypeMismatch, bodyResultSpan(body),
         `type mismatch: '${fn.name}' is declared to return ${showType(zonk(fn.returnType))}, but its body is ${withArticle(showType(zonk(body.type)))}`, {
@@ -496,6 +600,14 @@ class Checker {
           });
         } else if (annotated) this.expect(value, annotated, undefined, { span: s.type!.span, message: `expected ${showType(zonk(annotated))} because of this annotation` });
         const sym = this.symbol(s.name.name, scope.topLevel ? 'global' : 'local', annotated ?? value.type, s.name.span);
+        const declared = s.type ? declaredListLength(s.type) : undefined;
+        if (declared !== undefined) {
+          this.checkListLength(value, declared, { span: s.type!.span, message: `'${s.name.name}' is declared ${typeText(s.type!)} here` });
+          this.listLengths.set(sym, declared);
+        } else {
+          const known = this.listLength(value);
+          if (known !== undefined) this.listLengths.set(sym, known);
+        }
         if (value.kind === 'var') {
           const c = refinedCtor.get(value.symbol);
           if (c) refinedCtor.set(sym, c);
@@ -512,7 +624,7 @@ class Checker {
         });
         return null;
       case 'fn':
-        throw new Error('unreachable: fn statements are grouped by the caller');
+        return ice('checkStmt: fn statements are grouped by the caller');
       case 'type':
         this.diags.error(Code.Unsupported, s.span, 'type declarations are only supported at the top level');
         return null;
@@ -543,7 +655,7 @@ class Checker {
   }
 
   /** Statements of a block: consecutive `fn` declarations form one mutually recursive group.
-   *  A nested `fn` used before its declaration is hoisted (§2.1) to just before the first
+   *  A nested `fn` used before its declaration is hoisted (docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom) to just before the first
    *  statement of the block that mentions it, joining any group there. */
   private checkBlockStmts(written: Stmt[], scope: Scope): TStmt[] {
     const stmts = hoistNestedFns(written);
@@ -579,6 +691,22 @@ class Checker {
   /** Infers the type of `e`. `hint` is the type the context expects (used by lambdas); the caller
    *  still checks the result against it. */
   private inferExpr(e: Expr, scope: Scope, hint?: Type): TExpr {
+    const done = this.chainLinks.get(e);
+    if (done) {
+      this.chainLinks.delete(e);
+      return done;
+    }
+    // A long operator or pipe chain is a left-leaning tree as deep as the chain is long: infer
+    // its links from the innermost out, in a loop, so the recursion below stays one link deep.
+    if (e.kind === 'binary' || e.kind === 'pipe') {
+      const links: Expr[] = [];
+      for (let x = chainChild(e); x.kind === 'binary' || x.kind === 'pipe'; x = chainChild(x)) links.push(x);
+      for (let i = links.length - 1; i >= 0; i--) this.chainLinks.set(links[i]!, this.inferExprAt(links[i]!, scope));
+    }
+    return this.inferExprAt(e, scope, hint);
+  }
+
+  private inferExprAt(e: Expr, scope: Scope, hint?: Type): TExpr {
     switch (e.kind) {
       case 'int':
         return this.node({ kind: 'int', value: e.value, type: Int, span: e.span });
@@ -603,7 +731,7 @@ class Checker {
       case 'call':
         return this.inferCall(e.callee, e.args, e.span, scope, null);
       case 'pipe': {
-        // `x |> f` is `f(x)`; `x |> f(a)` is `f(x, a)` (§4.4).
+        // `x |> f` is `f(x)`; `x |> f(a)` is `f(x, a)` (docs/guide/11-lists-and-iteration.md#the-pipe).
         const piped: Arg = { name: null, value: e.value, span: e.value.span };
         if (e.target.kind === 'call') {
           return this.inferCall(e.target.callee, [piped, ...e.target.args], e.span, scope, piped);
@@ -629,7 +757,7 @@ class Checker {
       case 'block': {
         const inner = new Scope(scope);
         const stmts = this.checkBlockStmts(e.stmts, inner);
-        // A block's value is its last statement when that is an expression (§4.9).
+        // A block's value is its last statement when that is an expression (docs/guide/04-let-and-mut.md#blocks).
         let result: TExpr | null = null;
         const last = stmts[stmts.length - 1];
         if (last && last.kind === 'expr' && e.stmts[e.stmts.length - 1]?.kind === 'expr') {
@@ -667,7 +795,7 @@ class Checker {
         return this.node({ kind: 'index', list, index: e.index, type: resultType(elem, Str), span: e.span });
       }
       case 'spawn': {
-        // `spawn e` is `Fiber { computation: fn() => e }`: the lambda captures by value (§10.1).
+        // `spawn e` is `Fiber { computation: fn() => e }`: the lambda captures by value (docs/guide/16-fibers-and-channels.md).
         const computation = this.inferExpr({ kind: 'lambda', params: [], returnType: null, body: e.body, span: e.body.span }, scope);
         const t = prune(computation.type);
         return this.node({ kind: 'spawn', computation, type: fiberType(t.kind === 'fn' ? t.ret : ErrorType), span: e.span });
@@ -710,7 +838,7 @@ class Checker {
     });
   }
 
-  /** `select` (LANGUAGE.md §10.4): every arm's value has one type; see TSelectArm. */
+  /** `select` (docs/guide/16-fibers-and-channels.md): every arm's value has one type; see TSelectArm. */
   private inferSelect(arms: MatchArm[], span: Span, scope: Scope, hint?: Type): TExpr {
     const result = freshVar();
     if (hint && !isCon(hint, 'any')) unify(result, hint);
@@ -795,10 +923,12 @@ class Checker {
     }
     const builtin = this.builtins.get(name);
     if (builtin) return this.builtinAsValue(builtin, span, hint);
+    if (scope.isSilenced(name)) return this.errorExpr(span);
     const guess = closestName(name, [...scope.names(), ...this.types.ctors.keys(), ...this.builtins.keys()]);
+    const foreign = FOREIGN_WORDS.get(name);
     this.diags.error(Code.UnknownName, span, `undefined variable '${name}'`, {
-      label: 'not found in this scope',
-      notes: guess ? [`hint: did you mean '${guess}'?`] : [],
+      label: foreign ? foreign.label : 'not found in this scope',
+      notes: foreign ? [foreign.hint, foreign.see] : guess ? [`hint: did you mean '${guess}'?`] : [],
     });
     return this.errorExpr(span);
   }
@@ -856,6 +986,7 @@ class Checker {
   private inferLambda(e: Extract<Expr, { kind: 'lambda' }>, scope: Scope, hint?: Type): TExpr {
     const h = hint ? prune(hint) : null;
     const expectedFn = h && h.kind === 'fn' && h.params.length === e.params.length ? h : null;
+    this.checkDuplicateParams(e.params, 'this lambda');
     const inner = new Scope(scope);
     const params = e.params.map((p, i) => {
       const t = p.type ? this.types.resolve(p.type) : expectedFn ? expectedFn.params[i]! : freshVar();
@@ -901,6 +1032,16 @@ class Checker {
       case '>':
       case '<=':
       case '>=':
+        if (e.left.kind === 'binary' && COMPARISONS.has(e.left.op) && isCon(left.type, 'Bool')) {
+          // `1 < 2 < 3` parses as `(1 < 2) < 3` (docs/guide/03-values-and-types.md#operators-and-precedence): say what was meant.
+          const [a, b, c] = [e.left.left, e.left.right, e.right].map(sketch);
+          this.diags.error(Code.BadOperand, e.opSpan, 'comparison operators cannot be chained', {
+            label: `this compares the Bool result of \`${a} ${e.left.op} ${b}\` with ${c}`,
+            labels: [{ span: e.left.opSpan, message: 'first comparison' }],
+            notes: [`hint: compare each pair and join them with \`&&\`: \`(${a} ${e.left.op} ${b}) && (${b} ${e.op} ${c})\``],
+          });
+          return mk(Bool);
+        }
         // One report per operator: `"a" < "b"` is one mistake, not two.
         if (need(left, Int, 'Int operands')) need(right, Int, 'Int operands');
         return mk(Bool);
@@ -914,7 +1055,7 @@ class Checker {
         } else this.deferred.push({ kind: 'equality', type: left.type, span: e.span, op: e.op });
         return mk(Bool);
       case '+': {
-        // `+` adds Ints or concatenates Strings (§4.2); no implicit conversions.
+        // `+` adds Ints or concatenates Strings (docs/guide/03-values-and-types.md#int); no implicit conversions.
         const l = prune(left.type);
         const r = prune(right.type);
         const isStr = isCon(l, 'String') || isCon(r, 'String');
@@ -995,7 +1136,7 @@ class Checker {
     return this.node({ kind: 'field', object, ctor, index, type: ftype, span });
   }
 
-  // ---- calls (§4.3) ----------------------------------------------------------------------------
+  // ---- calls (docs/guide/05-functions.md#named-arguments) ----------------------------------------------------------------------------
 
   /**
    * Matches written arguments to parameters. Returns each argument's parameter index (written
@@ -1017,7 +1158,7 @@ class Checker {
         this.diags.error(Code.ArgumentStyle, argsSpan,
           `function requires named arguments '${fname}' has ${n} parameters and requires named arguments. Use: ${fname}(${paramNames.map((p) => `${p}: value`).join(', ')})`, {
             label: 'positional arguments',
-            notes: [`hint: call it as ${fname}(${paramNames.map((p) => `${p}: …`).join(', ')})`],
+            notes: [`hint: call it as ${fname}(${paramNames.map((p) => `${p}: …`).join(', ')})`, 'note: see docs/guide/05-functions.md#named-arguments'],
           });
         return null;
       }
@@ -1053,7 +1194,7 @@ class Checker {
     const unknown = args.filter((_, i) => out[i]! < 0).map((a) => a.name!);
     const missing = paramNames.filter((_, i) => !seen.has(i));
     const listed = `note: the parameters of '${fname}' are ${paramNames.join(', ') || '(none)'}`;
-    // REFC's texts (§4.3): the count first, then the first parameter not supplied, where an
+    // The old compiler's texts (docs/guide/05-functions.md#named-arguments): the count first, then the first parameter not supplied, where an
     // unknown name counts as missing.
     if (args.length !== n) {
       this.diags.error(Code.ArgumentCount, argsSpan, `function expects different number of arguments ${fname} expects ${n} arguments, got ${args.length}`, {
@@ -1104,8 +1245,8 @@ class Checker {
             notes: ['hint: match it with type patterns: `match v { n: Int => … _ => … }`'],
           });
       } else if (ptype && isIteratorBuiltinName(fname) && listAsIterator(value.type, ptype)) {
-        // A List is accepted wherever an iteration built-in expects an iterator (LANGUAGE.md §4.7
-        // → REC); lowering turns it into one.
+        // A List is accepted wherever an iteration built-in expects an iterator
+        // (docs/guide/11-lists-and-iteration.md#iterators); lowering turns it into one.
       } else if (ptype && !unify(value.type, ptype)) {
         const found = showType(zonk(value.type));
         const want = showType(zonk(ptype));
@@ -1135,6 +1276,11 @@ class Checker {
         const names = fn.params.map((p) => p.name);
         const indices = this.matchArgs('user', name, names, this.namePiped(args, piped, names), span, argsSpan);
         const targs = this.checkArgs(name, fn.params.map((p) => ({ name: p.name, type: p.type, span: p.span })), args, indices, scope);
+        for (const a of targs) {
+          const param = fn.params[a.index];
+          const declared = param ? this.listLengths.get(param) : undefined;
+          if (param && declared !== undefined) this.checkListLength(a.value, declared, { span: param.span, message: `'${param.name}' is declared with length ${declared} here` });
+        }
         const callee = this.node({ kind: 'var', symbol: sym, type: sym.type, span: calleeExpr.span });
         return this.node({ kind: 'call', callee, args: targs, type: indices ? fn.returnType : ErrorType, span });
       }
@@ -1151,7 +1297,9 @@ class Checker {
         const b = this.builtins.get(name);
         if (b) return this.inferBuiltinCall(b, args, span, argsSpan, scope, piped);
         if (UNSUPPORTED_BUILTINS.has(name) && !this.options.disabled.has(UNSUPPORTED_BUILTINS.get(name)!)) {
-          this.diags.error(Code.Unsupported, calleeExpr.span, `the built-in function '${name}' is not supported by this compiler yet`);
+          this.diags.error(Code.Unsupported, calleeExpr.span, `the built-in function '${name}' is not supported by this compiler yet`, {
+            notes: UNSUPPORTED_BUILTINS.get(name) === 'http' ? ['note: see docs/guide/17-http.md'] : [],
+          });
           args.forEach((a) => this.inferExpr(a.value, scope));
           return this.errorExpr(span);
         }
@@ -1174,7 +1322,7 @@ class Checker {
       }
     }
     // A call through a function value: positional arguments only. `value.m(args)` is a call of a
-    // function-typed field; there is no method-call syntax otherwise (§4.6).
+    // function-typed field; there is no method-call syntax otherwise (docs/guide/13-modules.md).
     let callee: TExpr;
     if (calleeExpr.kind === 'field') {
       const object = this.inferExpr(calleeExpr.object, scope);
@@ -1211,7 +1359,7 @@ class Checker {
   }
 
   /**
-   * `x |> f(b: 2)` (§4.4 REC extension): when every written argument is named, the piped value
+   * `x |> f(b: 2)` (docs/guide/11-lists-and-iteration.md#the-pipe): when every written argument is named, the piped value
    * fills the first parameter.
    */
   private namePiped(args: Arg[], piped: Arg | null, names: string[]): Arg[] {
@@ -1230,7 +1378,7 @@ class Checker {
     return this.node({ kind: 'runtime', fn: b.fn, args: targs, type, span });
   }
 
-  /** `Success()`, `Success(e)`, `Error(e)` and the Ok/Err aliases (§6.2). */
+  /** `Success()`, `Success(e)`, `Error(e)` and the Ok/Err aliases (docs/guide/10-results-and-errors.md). */
   private inferResultCall(tag: 0 | 1, name: string, args: Arg[], span: Span, scope: Scope): TExpr {
     if (args.length > 1 || args.some((a) => a.name !== null)) {
       this.diags.error(Code.ArgumentCount, span, `${name}(…) takes at most one positional argument`, {
@@ -1249,7 +1397,7 @@ class Checker {
     return this.node({ kind: 'result', tag, payload, type, span });
   }
 
-  // ---- construction (§4.11) --------------------------------------------------------------------
+  // ---- construction (docs/guide/07-records.md#non-destructive-update) --------------------------------------------------------------------
 
   private inferConstruct(name: Ident, typeArgs: Expr[] | import('../syntax/ast.ts').TypeExpr[] | null, fields: FieldInit[], span: Span, scope: Scope): TExpr {
     if ((name.name === 'Fiber' || name.name === 'Channel') && !this.types.ctors.has(name.name) && !scope.lookup(name.name)) {
@@ -1270,7 +1418,7 @@ class Checker {
     }
     const base = scope.lookup(name.name);
     if (base) {
-      // Non-destructive update `value { f: e }` (§4.11: a value binding means update).
+      // Non-destructive update `value { f: e }` (docs/guide/07-records.md#non-destructive-update: a value binding means update).
       const baseExpr = this.node({ kind: 'var', symbol: base, type: base.type, span: name.span }) as TExpr;
       const t = prune(base.type);
       const ctor = t.kind === 'con' && t.adt ? (refinedCtor.get(base) ?? (t.adt.ctors.length === 1 ? t.adt.ctors[0] : undefined)) : undefined;
@@ -1280,7 +1428,7 @@ class Checker {
         return this.errorExpr(span);
       }
       const targs = this.checkFields(ctor, t.args, fields, scope, false);
-      return this.node({ kind: 'update', base: baseExpr, ctor, fields: targs, type: ctor.validators.length ? resultType(base.type, Str) : base.type, span });
+      return this.node({ kind: 'update', base: baseExpr, ctor, fields: targs, type: ctor.validators.length ? resultType(base.type, this.types.constructionError()) : base.type, span });
     }
     const ctor = this.types.ctors.get(name.name);
     if (!ctor) {
@@ -1299,11 +1447,11 @@ class Checker {
       } else written.forEach((w, i) => unify(args[i]!, w));
     }
     const targs = this.checkFields(ctor, args, fields, scope, true);
-    // A constrained type's construction may fail: Result<T, String> (§3.5).
-    return this.node({ kind: 'construct', ctor, fields: targs, type: ctor.validators.length ? resultType(type, Str) : type, span });
+    // A constrained type's construction may fail: Result<T, ConstructionError> (docs/guide/09-constraints.md).
+    return this.node({ kind: 'construct', ctor, fields: targs, type: ctor.validators.length ? resultType(type, this.types.constructionError()) : type, span });
   }
 
-  /** `Fiber<T> { computation: fn() => e }` and `Channel<T> { capacity: n }` (§10.1, §10.3). */
+  /** `Fiber<T> { computation: fn() => e }` and `Channel<T> { capacity: n }` (docs/guide/16-fibers-and-channels.md). */
   private inferHandleConstruct(name: Ident, typeArgs: import('../syntax/ast.ts').TypeExpr[], fields: FieldInit[], span: Span, scope: Scope): TExpr {
     const field = name.name === 'Fiber' ? 'computation' : 'capacity';
     const elem = freshVar();
@@ -1374,7 +1522,7 @@ class Checker {
     return out;
   }
 
-  // ---- match and patterns (§4.10, §5) ----------------------------------------------------------
+  // ---- match and patterns (docs/guide/08-unions-and-pattern-matching.md) -----
 
   private inferMatch(scrutExpr: Expr, arms: MatchArm[], span: Span, scope: Scope, hint?: Type): TExpr {
     const scrutinee = this.inferExpr(scrutExpr, scope);
@@ -1385,7 +1533,13 @@ class Checker {
     let first: TExpr | null = null;
     for (const [index, arm] of arms.entries()) {
       const inner = new Scope(scope);
+      const mark = this.diags.mark();
       const pattern = this.patterns.checkPattern(arm.pattern, scrutinee.type, inner);
+      // A rejected pattern binds nothing; its names still stand for something in the arm, so
+      // their uses get the error type instead of each being reported as an undefined variable.
+      if (this.diags.items.length > mark) {
+        for (const b of patternBinders(arm.pattern)) if (!inner.vars.has(b.name)) inner.silenced.add(b.name);
+      }
       const body = this.inferExpr(arm.body, inner, result);
       if (!unify(body.type, result)) {
         const found = showType(zonk(body.type));
@@ -1404,11 +1558,72 @@ class Checker {
 
 }
 
-/** §6.2: a Result is never its payload; when one is used as such, say how to get at the payload. */
+/** N of a written `List<T, N>`, if the annotation has one. */
+function declaredListLength(t: import('../syntax/ast.ts').TypeExpr): number | undefined {
+  if (t.kind !== 'named' || t.name.name !== 'List' || t.args.length !== 2) return undefined;
+  const n = t.args[1]!;
+  return n.kind === 'named' && /^[0-9]+$/.test(n.name.name) ? Number(n.name.name) : undefined;
+}
+
+/** A written type as text, for messages. */
+function typeText(t: import('../syntax/ast.ts').TypeExpr): string {
+  if (t.kind === 'fn') return `(${t.params.map(typeText).join(', ')}) -> ${typeText(t.ret)}`;
+  return t.args.length ? `${t.name.name}<${t.args.map(typeText).join(', ')}>` : t.name.name;
+}
+
+/** The names a pattern would bind as written (whether or not it checked). A bare name may be a
+ *  unit constructor; binding it as well is harmless because only unbound names are filled in. */
+function patternBinders(p: import('../syntax/ast.ts').Pattern): Ident[] {
+  switch (p.kind) {
+    case 'wildcard':
+    case 'int':
+    case 'string':
+    case 'bool':
+      return [];
+    case 'name':
+      return [p.name];
+    case 'typed':
+      return [p.name];
+    case 'ctorBinder':
+      return p.binder.name ? [{ name: p.binder.name, span: p.binder.span }] : [];
+    case 'ctorFields':
+      return p.fields.flatMap((f) => (f.name ? [{ name: f.name, span: f.span }] : []));
+    case 'structural':
+      return [...(p.name ? [p.name] : []), ...p.fields.flatMap((f) => (f.name ? [{ name: f.name, span: f.span }] : []))];
+    case 'ctorArgs':
+      return p.args.flatMap(patternBinders);
+  }
+}
+
+/** Whether a type still has unknown parts (an inference variable or an error). */
+function containsUnknown(t: Type): boolean {
+  const p = prune(t);
+  if (p.kind === 'var' || p.kind === 'error') return true;
+  if (p.kind === 'con') return p.args.some(containsUnknown);
+  if (p.kind === 'fn') return p.params.some(containsUnknown) || containsUnknown(p.ret);
+  return false;
+}
+
+const COMPARISONS: ReadonlySet<string> = new Set(['<', '>', '<=', '>=', '==', '!=']);
+
+/** A short rendering of an operand for a hint: a literal or a name, `…` otherwise. */
+function sketch(e: Expr): string {
+  if (e.kind === 'int') return String(e.value);
+  if (e.kind === 'ident') return e.name;
+  if (e.kind === 'string') return JSON.stringify(e.value);
+  return '…';
+}
+
+/** docs/guide/10-results-and-errors.md: a Result is never its payload; when one is used as such, say how to get at the payload. */
 function resultAsPayloadHint(found: Type, expected: Type): string[] {
   const f = prune(found);
   if (!isCon(f, 'Result') || isCon(expected, 'Result')) return [];
   return ['hint: a Result is not its value: match it first, `match r { Success { value } => … Error { message } => … }`'];
+}
+
+/** The operand that continues a left-leaning chain: `a + b` → `a`, `x |> f` → `x`. */
+function chainChild(e: Expr & { kind: 'binary' | 'pipe' }): Expr {
+  return e.kind === 'binary' ? e.left : e.value;
 }
 
 /** Where to point when a body has the wrong type: the value-producing expression. */
@@ -1427,7 +1642,7 @@ function mentions(node: unknown, name: string): boolean {
   return false;
 }
 
-/** §2.1 hoisting inside a block: each `fn` mentioned by an earlier statement moves up to just
+/** docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom hoisting inside a block: each `fn` mentioned by an earlier statement moves up to just
  *  before the first such statement (so it joins a group of fns declared there). */
 function hoistNestedFns(stmts: Stmt[]): Stmt[] {
   if (!stmts.some((s) => s.kind === 'fn')) return stmts;

@@ -1,5 +1,5 @@
 // Pipeline position: part of checking (called by infer.ts for every match arm). Checks a pattern
-// against the type of the value it matches (LANGUAGE.md §5): resolves constructor names (user
+// against the type of the value it matches (docs/guide/08-unions-and-pattern-matching.md#pattern-forms): resolves constructor names (user
 // constructors first, then the Result constructors and their aliases), unifies the scrutinee type,
 // binds pattern variables in the arm's scope, and produces the typed pattern (typed.ts).
 // Exhaustiveness is not decided here but in exhaustive.ts.
@@ -54,7 +54,7 @@ export class PatternChecker {
         if (ctor) return this.ctorPattern(p, ctor, t, [], null, scope);
         const rtag = this.resultCtor(p.name.name);
         if (rtag !== undefined) return this.resultPattern(p, rtag, t, null, scope);
-        // An upper-case name against a union is a misspelt or foreign variant, not a binder (§5.4).
+        // An upper-case name against a union is a misspelt or foreign variant, not a binder (docs/guide/08-unions-and-pattern-matching.md#exhaustiveness).
         const rt = prune(t);
         if (/^[A-Z]/.test(p.name.name) && rt.kind === 'con' && rt.adt && rt.adt.ctors.length > 1) {
           const guess = closestName(p.name.name, rt.adt.ctors.map((c) => c.name));
@@ -75,7 +75,7 @@ export class PatternChecker {
       case 'ctorFields': {
         const rtag = this.resultCtor(p.ctor.name);
         if (rtag !== undefined) {
-          // A single name binds the payload whatever it is called (§5.2).
+          // A single name binds the payload whatever it is called (docs/guide/10-results-and-errors.md#consuming-a-result).
           if (p.fields.length > 1) {
             this.diags.error(Code.InvalidPattern, p.span, `${p.ctor.name} { … } has a single payload; write one name, e.g. ${p.ctor.name} { ${rtag === 0 ? 'value' : 'message'} }`);
           }
@@ -116,7 +116,7 @@ export class PatternChecker {
       }
       case 'typed':
       {
-        // `n: Int` (§5.1): on an `any` value, a run-time type test; on a value of that very type,
+        // `n: Int` (docs/guide/08-unions-and-pattern-matching.md#pattern-forms): on an `any` value, a run-time type test; on a value of that very type,
         // a plain binding.
         const target = this.types.resolve(p.type);
         const st = prune(t);
@@ -126,7 +126,9 @@ export class PatternChecker {
           return { kind: 'typed', target, bind: symbol, span: p.span };
         }
         if (!unify(t, target)) return this.patternMismatch(p, withArticle(showType(target)), t);
-        return this.bind({ name: p.name.name, span: p.name.span }, target, scope);
+        // The whole `n: T` is the pattern's span, so a rejected type silences coverage checks of
+        // its match (exhaustive.ts) instead of making the arm look like a catch-all.
+        return { ...this.bind({ name: p.name.name, span: p.name.span }, target, scope), span: p.span };
       }
     }
   }

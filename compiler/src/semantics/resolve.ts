@@ -1,25 +1,28 @@
 // Pipeline position: the first half of checking. Collects the program's type declarations (records,
-// unions, aliases — LANGUAGE.md §3.4) into AdtInfo tables and the constructor namespace, and resolves
+// unions, aliases — docs/guide/08-unions-and-pattern-matching.md#union-types) into AdtInfo tables and the constructor namespace, and resolves
 // written types (syntax TypeExpr) to semantic Types. infer.ts uses it for every annotation.
 
 import { closestName, Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
 import type { Stmt, TypeDecl, TypeExpr } from '../syntax/ast.ts';
 import {
-  adtType, AnyType, Bool, ErrorType, fnType, freshVar, Int, iteratorType, listType, resultType, Str, Unit,
+  adtType, AnyType, Bool, CONSTRUCTION_ERROR_CTORS, ErrorType, fnType, freshVar, Int, iteratorType, listType, resultType, Str, Unit,
   type AdtInfo, type CtorInfo, type Type,
   fiberType,
   channelType,
 } from './types.ts';
 
-/** Built-in type names, case-insensitive spellings included (§3.2, §6.1). */
+/** Built-in type names, case-insensitive spellings included (docs/guide/03-values-and-types.md). */
 const BUILTIN_TYPES: ReadonlyMap<string, Type> = new Map([
   ['Int', Int], ['int', Int],
   ['String', Str], ['string', Str],
   ['Bool', Bool], ['bool', Bool],
   ['Unit', Unit], ['unit', Unit],
+  // The named error payloads (docs/guide/10-results-and-errors.md) are plain message strings, so
+  // `Result<String, IndexError>` is `Result<String, String>`. A user type of the same name wins.
+  ['MathError', Str], ['ParseError', Str], ['IndexError', Str], ['StringError', Str],
 ]);
 
-/** The names `Result<T, E>` constructors go by (§6.2): tag 0 Success, 1 Error. */
+/** The names `Result<T, E>` constructors go by (docs/guide/10-results-and-errors.md): tag 0 Success, 1 Error. */
 export const RESULT_CTORS: ReadonlyMap<string, 0 | 1> = new Map([
   ['Success', 0], ['Ok', 0], ['Error', 1], ['Err', 1],
 ]);
@@ -31,11 +34,11 @@ export class TypeEnv {
 
   constructor(private readonly diags: DiagnosticBag) {}
 
-  /** Registers every `type` declaration among the statements (hoisted, §2.1). */
+  /** Registers every `type` declaration among the statements (hoisted, docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom). */
   collect(stmts: Stmt[]): void {
     const decls = stmts.filter((s): s is TypeDecl => s.kind === 'type');
     const declared = new Set(decls.map((d) => d.name.name));
-    // Pass 1: names. A single bare variant naming a known type is an alias (§3.4 → REC).
+    // Pass 1: names. A single bare variant naming a known type is an alias (docs/guide/08-unions-and-pattern-matching.md#union-types).
     for (const d of decls) {
       if (this.adts.has(d.name.name) || this.aliases.has(d.name.name)) {
         this.diags.error(Code.DuplicateDefinition, d.name.span, `the type '${d.name.name}' is declared twice`);
@@ -84,6 +87,33 @@ export class TypeEnv {
       }
     }
     for (const [name] of this.aliases) this.aliasTarget(name);
+    this.declareConstructionError();
+  }
+
+  /**
+   * the built-in union `ConstructionError`, the failure payload of constrained construction.
+   * A program's own declarations win: a type of that name replaces it, and a constructor name the
+   * program already uses stays the program's.
+   */
+  private declareConstructionError(): void {
+    if (this.adts.has('ConstructionError') || this.aliases.has('ConstructionError')) return;
+    const at = { start: 0, end: 0 };
+    const adt: AdtInfo = { name: 'ConstructionError', typeParams: [], ctors: [], record: false, span: at, builtin: true };
+    for (const c of CONSTRUCTION_ERROR_CTORS) {
+      const ctor: CtorInfo = {
+        name: c.name, adt, tag: adt.ctors.length, unit: false, span: at, validators: [],
+        fields: c.fields.map((f) => ({ name: f, type: Str, span: at })),
+      };
+      adt.ctors.push(ctor);
+      if (!this.ctors.has(c.name)) this.ctors.set(c.name, ctor);
+    }
+    this.adts.set(adt.name, adt);
+  }
+
+  /** The type of a failed constrained construction (docs/guide/09-constraints.md). */
+  constructionError(): Type {
+    const adt = this.adts.get('ConstructionError');
+    return adt ? adtType(adt, []) : Str;
   }
 
   private aliasTarget(name: string): Type {
@@ -128,12 +158,12 @@ export class TypeEnv {
     if (name === 'Result') return arity(2) ? resultType(args[0]!, args[1]!) : ErrorType;
     if (name === 'List') return arity(1) ? listType(args[0]!) : ErrorType;
     if (name === 'Iterator') return arity(1) ? iteratorType(args[0]!) : ErrorType;
-    // `Result<Success, String>` in the WebSocket chapter: `Success` as a type is Unit (§6.2).
+    // `Result<Success, String>` in the WebSocket chapter: `Success` as a type is Unit (docs/guide/10-results-and-errors.md).
     if (name === 'Success') return arity(0) ? Unit : ErrorType;
     if (name === 'any' || name === 'Any') return arity(0) ? AnyType : ErrorType;
     if (name === 'Fiber') return arity(1) ? fiberType(args[0]!) : ErrorType;
     if (name === 'Channel') return arity(1) ? channelType(args[0]!) : ErrorType;
-    // §10.3: channel errors are plain messages like every built-in's (§0.5).
+    // docs/guide/16-fibers-and-channels.md: channel errors are plain messages like every built-in's (docs/guide/05-functions.md#recursion).
     if (name === 'ChannelError') return arity(0) ? Str : ErrorType;
     const candidates = [...this.adts.keys(), ...this.aliases.keys(), 'Int', 'String', 'Bool', 'Unit', 'Result', 'List', 'Iterator', 'Fiber', 'Channel', 'ChannelError', 'any'];
     const guess = closestName(name, candidates);

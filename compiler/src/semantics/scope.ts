@@ -6,6 +6,9 @@ import type { VarSymbol } from './typed.ts';
 
 export class Scope {
   readonly vars = new Map<string, VarSymbol>();
+  /** Names a rejected pattern meant to bind: they resolve to nothing, and their uses are not
+   *  reported again (the pattern's error already explains them). */
+  readonly silenced = new Set<string>();
   constructor(
     readonly parent: Scope | null,
     /** True for the program's top-level scope: its lets are globals. */
@@ -16,11 +19,16 @@ export class Scope {
   /** On a file's scope: the files it imports, by the name they are used under (visible inside only). */
   readonly imports = new Map<string, Scope>();
   lookup(name: string): VarSymbol | undefined {
+    if (this.silenced.has(name)) return undefined;
     return this.vars.get(name) ?? this.parent?.lookup(name);
   }
   /** The module or imported file a name refers to here, searching outwards. */
   findModule(name: string): Scope | undefined {
     return this.modules.get(name) ?? this.imports.get(name) ?? this.parent?.findModule(name);
+  }
+  isSilenced(name: string): boolean {
+    if (this.silenced.has(name)) return true;
+    return !this.vars.has(name) && (this.parent?.isSilenced(name) ?? false);
   }
   *names(): Iterable<string> {
     yield* this.vars.keys();
@@ -28,7 +36,7 @@ export class Scope {
   }
 }
 
-/** A binder introduced by `Ctor v` keeps the constructor it matched, so `v.field` works (§5.1). */
+/** A binder introduced by `Ctor v` keeps the constructor it matched, so `v.field` works (docs/guide/08-unions-and-pattern-matching.md#pattern-forms). */
 export const refinedCtor = new WeakMap<VarSymbol, CtorInfo>();
 
 export function article(word: string): string {

@@ -18,7 +18,7 @@ export type SymbolKind =
   | 'global'
   /** A `fn` declaration (top-level when `fn.nested` is false). */
   | 'fn'
-  /** An `extern fn` declaration: a C function resolved at link time (LANGUAGE.md §3.3). */
+  /** An `extern fn` declaration: a C function resolved at link time (docs/guide/05-functions.md#calling-c-extern-fn). */
   | 'extern';
 
 export interface VarSymbol {
@@ -46,14 +46,14 @@ export interface TypedFn {
 }
 
 /** An argument as written: `index` is the parameter it fills. Arrays keep the written order,
- *  which is the evaluation order (LANGUAGE.md §4.3). */
+ *  which is the evaluation order (docs/guide/05-functions.md#named-arguments). */
 export interface TArg {
   index: number;
   value: TExpr;
 }
 
 export type BuiltinName = 'print' | 'toString' | 'sleep' | 'args' | IteratorBuiltin;
-/** The iteration built-ins of LANGUAGE.md §9. */
+/** The iteration built-ins of docs/guide/11-lists-and-iteration.md#iterators. */
 export type IteratorBuiltin = 'range' | 'forEach' | 'map' | 'filter' | 'fold';
 
 interface Node {
@@ -67,7 +67,7 @@ export type TExpr = Node &
     | { kind: 'string'; value: string }
     | { kind: 'bool'; value: boolean }
     | { kind: 'unit' }
-    /** Text parts are strings; expression parts are displayed (§7). */
+    /** Text parts are strings; expression parts are displayed (docs/guide/12-strings-and-display.md#display). */
     | { kind: 'interp'; parts: (string | TExpr)[] }
     | { kind: 'var'; symbol: VarSymbol }
     /** Call of a function value or declared function (positional after reordering by TArg.index). */
@@ -86,13 +86,13 @@ export type TExpr = Node &
     | { kind: 'field'; object: TExpr; ctor: CtorInfo; index: number }
     /** Success (tag 0) / Error (tag 1) construction; a null payload is Unit. */
     | { kind: 'result'; tag: 0 | 1; payload: TExpr | null }
-    /** A list literal (LANGUAGE.md §4.7): immutable, fixed length. */
+    /** A list literal (docs/guide/11-lists-and-iteration.md#lists): immutable, fixed length. */
     | { kind: 'list'; elements: TExpr[] }
     /** A value of a static type made `any` (boxed with its run-time type). */
     | { kind: 'box'; value: TExpr }
     /** `xs[i]` with a literal index: Result<T, String>. */
     | { kind: 'index'; list: TExpr; index: bigint }
-    /** `spawn e` / `Fiber<T> { computation }`: `computation` is a `() -> T` closure (§10.1). */
+    /** `spawn e` / `Fiber<T> { computation }`: `computation` is a `() -> T` closure (docs/guide/16-fibers-and-channels.md). */
     | { kind: 'spawn'; computation: TExpr }
     | { kind: 'await'; fiber: TExpr }
     /** `yield` (value null, Unit) / `yield e` (the value of e). */
@@ -107,7 +107,7 @@ export type TExpr = Node &
   );
 
 /**
- * A select arm (LANGUAGE.md §10.4): `recv` is ready when its channel holds a value (the arm's value
+ * A select arm (docs/guide/16-fibers-and-channels.md): `recv` is ready when its channel holds a value (the arm's value
  * is the received T), `send` when its channel has room (Unit), `always` is always ready (its body
  * is the value), `default` (`_ => e`) is taken only when no other arm is ready.
  */

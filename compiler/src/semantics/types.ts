@@ -20,7 +20,7 @@ export interface FieldInfo {
   /** May mention the ADT's type parameters as `param` types. */
   type: Type;
   span: Span;
-  /** `where NAME(args)` (LANGUAGE.md §3.5), as written; checked by infer.ts into a validator. */
+  /** `where NAME(args)` (docs/guide/09-constraints.md), as written; checked by infer.ts into a validator. */
   constraint?: Expr;
 }
 
@@ -52,14 +52,26 @@ export interface AdtInfo {
   /** `type R = { … }`: one constructor named like the type. */
   record: boolean;
   span: Span;
+  /** A type the language provides (ConstructionError, docs/guide/09-constraints.md): displayable as a record. */
+  builtin?: boolean;
 }
+
+/** ConstructionError: its constructors and String fields, in tag order. Construction of a
+ *  constrained type produces the first (tag 0) with the fields in this order. */
+export const CONSTRUCTION_ERROR_CTORS: readonly { name: string; fields: readonly string[] }[] = [
+  { name: 'ConstraintViolation', fields: ['field', 'value', 'constraint', 'message'] },
+  { name: 'MissingField', fields: ['field'] },
+  { name: 'TypeMismatch', fields: ['field', 'expected', 'actual'] },
+  { name: 'ConstraintFunctionError', fields: ['field', 'function', 'error'] },
+  { name: 'MultipleConstraintViolations', fields: ['violations'] },
+];
 
 export const Int: Type = { kind: 'con', name: 'Int', args: [] };
 export const Str: Type = { kind: 'con', name: 'String', args: [] };
 export const Bool: Type = { kind: 'con', name: 'Bool', args: [] };
 export const Unit: Type = { kind: 'con', name: 'Unit', args: [] };
 export const ErrorType: Type = { kind: 'error' };
-/** `any` (LANGUAGE.md §6.5): an explicitly dynamic value; only written, never inferred. */
+/** `any` (docs/guide/03-values-and-types.md#any): an explicitly dynamic value; only written, never inferred. */
 export const AnyType: Type = { kind: 'con', name: 'any', args: [] };
 
 export function resultType(ok: Type, err: Type): Type {
@@ -68,11 +80,11 @@ export function resultType(ok: Type, err: Type): Type {
 export function listType(elem: Type): Type {
   return { kind: 'con', name: 'List', args: [elem] };
 }
-/** Iterator<T> (LANGUAGE.md §9): produced by range/map/filter, consumed by forEach/fold. */
+/** Iterator<T> (docs/guide/11-lists-and-iteration.md#iterators): produced by range/map/filter, consumed by forEach/fold. */
 export function iteratorType(elem: Type): Type {
   return { kind: 'con', name: 'Iterator', args: [elem] };
 }
-/** Fiber<T> and Channel<T> (LANGUAGE.md §10): run-time handles, displayed as their number. */
+/** Fiber<T> and Channel<T> (docs/guide/16-fibers-and-channels.md): run-time handles, displayed as their number. */
 export function fiberType(elem: Type): Type {
   return { kind: 'con', name: 'Fiber', args: [elem] };
 }

@@ -72,9 +72,16 @@ export function stmtChildren(s: TStmt): TExpr[] {
 
 /** Visits every expression of the program, parents before children. */
 export function forEachExpr(program: TypedProgram, visit: (e: TExpr) => void): void {
-  const go = (e: TExpr): void => {
-    visit(e);
-    for (const c of childrenOf(e)) go(c);
+  // An explicit stack (children pushed in reverse keep the parents-first, left-to-right order):
+  // an operator chain thousands of operands long must not overflow the JS stack.
+  const go = (root: TExpr): void => {
+    const stack = [root];
+    while (stack.length) {
+      const e = stack.pop()!;
+      visit(e);
+      const children = childrenOf(e);
+      for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+    }
   };
   for (const s of program.topLevel) stmtChildren(s).forEach(go);
   program.functions.forEach((f: TypedFn) => go(f.body));

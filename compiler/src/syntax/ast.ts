@@ -149,7 +149,7 @@ export type Expr =
   | { kind: 'construct'; name: Ident; typeArgs: TypeExpr[]; fields: FieldInit[]; span: Span }
   | { kind: 'list'; elements: Expr[]; span: Span }
   | { kind: 'index'; name: Ident; index: bigint; span: Span }
-  // ---- fibers and channels (LANGUAGE.md §10) ----
+  // ---- fibers and channels (docs/guide/16-fibers-and-channels.md) ----
   /** `spawn e`: `e` is the whole following expression. */
   | { kind: 'spawn'; body: Expr; span: Span }
   /** `yield` / `yield e`. */

@@ -6,7 +6,7 @@
 // statement; the renderer adds the chain of imports that led there.
 //
 // `import std` and `import std.…` name the built-in standard library, which is always in scope:
-// no file is read for them (LANGUAGE.md's own examples start with `import std.io`).
+// no file is read for them (the language's classic examples start with `import std.io`).
 
 import { dirname, join, resolve } from 'node:path';
 import { Code, DiagnosticBag, type Diagnostic } from '../diagnostics/diagnostic.ts';

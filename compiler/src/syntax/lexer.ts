@@ -1,6 +1,6 @@
 // Pipeline position: text → tokens. Decodes string escapes in one left-to-right pass
-// (LANGUAGE.md §1.6), splits interpolated strings into text parts and tokenised `${…}` parts
-// (§1.7), and reports lexical errors as diagnostics while still producing a usable token stream.
+// (docs/guide/02-lexical-structure.md#string-literals), splits interpolated strings into text parts and tokenised `${…}` parts
+// (docs/guide/12-strings-and-display.md#interpolation), and reports lexical errors as diagnostics while still producing a usable token stream.
 
 import { Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
 import { span, type Span } from '../source.ts';
@@ -37,7 +37,7 @@ export function lex(text: string, diags: DiagnosticBag, from = 0, to = text.leng
       let j = i;
       while (j < to && text[j] !== '\n') j++;
       comments?.push(span(i, j));
-      // `///` (but not `////…`) is a documentation comment token (§1.2).
+      // `///` (but not `////…`) is a documentation comment token (docs/guide/02-lexical-structure.md#comments).
       if (text[i + 2] === '/' && text[i + 3] !== '/') {
         tokens.push({ kind: 'doc', text: text.slice(i + 3, j).trim(), span: span(i, j) });
       }
@@ -57,7 +57,7 @@ export function lex(text: string, diags: DiagnosticBag, from = 0, to = text.leng
     if (isDigit(c)) {
       let j = i + 1;
       while (j < to && isDigit(text[j]!)) j++;
-      // `0x10`, `1_000`, `3.14`: report one invalid literal rather than silently splitting (§1.5).
+      // `0x10`, `1_000`, `3.14`: report one invalid literal rather than silently splitting (docs/guide/02-lexical-structure.md#integer-literals).
       let k = j;
       if (k < to && (isIdentStart(text[k]!) || (text[k] === '.' && isDigit(text[k + 1] ?? '')))) {
         k++;
@@ -90,6 +90,23 @@ export function lex(text: string, diags: DiagnosticBag, from = 0, to = text.leng
       tokens.push({ kind: 'punct', text: p, span: span(i, i + p.length) });
       i += p.length;
       continue;
+    }
+    if (c === "'") {
+      // `'x'` or `'text'`: one error for the whole literal, which then counts as the String it
+      // was meant to be (no cascade from the text between the quotes).
+      let k = i + 1;
+      while (k < to && text[k] !== "'" && text[k] !== '\n') k++;
+      if (k < to && text[k] === "'") {
+        const content = text.slice(i + 1, k);
+        const quoted = JSON.stringify(content);
+        diags.error(Code.UnexpectedChar, span(i, k + 1), 'single quotes do not make a literal in Osprey', {
+          label: `write ${quoted}`,
+          notes: [`hint: strings use double quotes: ${quoted}; Osprey has no character type (a one-character String is the same thing)`],
+        });
+        tokens.push({ kind: 'string', parts: [{ kind: 'text', value: content, span: span(i + 1, k) }], interpolated: false, span: span(i, k + 1) });
+        i = k + 1;
+        continue;
+      }
     }
     const ch = String.fromCodePoint(text.codePointAt(i)!);
     diags.error(Code.UnexpectedChar, span(i, i + ch.length), `unexpected character '${ch}'`);
@@ -127,7 +144,7 @@ function lexString(text: string, start: number, to: number, diags: DiagnosticBag
     }
     if (c === '\\') {
       const e = text[i + 1];
-      // One left-to-right pass: `\\n` is a backslash then the letter n (§1.6).
+      // One left-to-right pass: `\\n` is a backslash then the letter n (docs/guide/02-lexical-structure.md#string-literals).
       const decoded: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', '"': '"', $: '$' };
       if (e !== undefined && decoded[e] !== undefined) {
         buf += decoded[e];
@@ -143,7 +160,7 @@ function lexString(text: string, start: number, to: number, diags: DiagnosticBag
       continue;
     }
     if (c === '$' && text[i + 1] === '{') {
-      // `${` always starts an interpolation; the expression runs to the next `}` (§1.7, §0.5).
+      // `${` always starts an interpolation; the expression runs to the next `}` (docs/guide/02-lexical-structure.md#string-literals).
       flush(i);
       interpolated = true;
       let j = i + 2;

@@ -1,15 +1,15 @@
 // Pipeline position: tokens → untyped AST (syntax/ast.ts). A hand-written recursive-descent parser
-// for the grammar of LANGUAGE.md §16. Newlines are insignificant, so statement boundaries come from
+// for the grammar of docs/guide/21-grammar.md. Newlines are insignificant, so statement boundaries come from
 // the grammar alone; the two places where ANTLR's adaptive prediction decided a boundary by looking
 // ahead are emulated with speculative parsing (`speculate`):
 //   * inside a match arm, a binary operator whose right operand is followed by `=>` starts the next
-//     arm (`1 => y  -1 => z`), it does not continue the body (§1.1);
+//     arm (`1 => y  -1 => z`), it does not continue the body (docs/guide/02-lexical-structure.md#newlines-and-statement-boundaries);
 //   * `match NAME { i: Int => … }` — NAME followed by `{ x:` is a construction only if a `{` follows
 //     the complete construction.
 // Syntax errors are reported as diagnostics; the parser resynchronises at the next statement keyword
 // so several independent errors are reported in one run.
 
-import { Code, type DiagnosticBag } from '../diagnostics/diagnostic.ts';
+import { Code, type DiagnosticBag, type Label } from '../diagnostics/diagnostic.ts';
 import { joinSpans, span, type Span } from '../source.ts';
 import type {
   Arg, Binder, BinaryOp, Expr, ExternDecl, FieldDecl, FieldInit, FnDecl, Ident, InterpPart, MatchArm,
@@ -32,7 +32,7 @@ class NestingLimit extends Error {}
 
 const INT64_MAX = (1n << 63n) - 1n;
 
-/** Binary operator levels, loosest first (§4.1 with the REC && and ||). */
+/** Binary operator levels, loosest first (docs/guide/03-values-and-types.md#operators-and-precedence, with && and ||). */
 const BINARY_LEVELS: readonly (readonly BinaryOp[])[] = [
   ['||'],
   ['&&'],
@@ -41,8 +41,16 @@ const BINARY_LEVELS: readonly (readonly BinaryOp[])[] = [
   ['*', '/', '%'],
 ];
 
+/** Closing brackets and the opener each one closes. */
+const CLOSERS: ReadonlyMap<string, Punct> = new Map<string, Punct>([[')', '('], ['}', '{'], [']', '[']]);
+
+function describeOpener(t: Token): string {
+  const text = (t as { text: string }).text;
+  return text === '{' ? 'block or braces' : text === '(' ? 'parenthesised part' : 'list';
+}
+
 /** `source` (the text the tokens came from) lets the parser see line breaks, which only matter
- *  for the optional operand of `yield` (§10.2). `sourceBase` is the offset of its first character
+ *  for the optional operand of `yield` (docs/guide/16-fibers-and-channels.md). `sourceBase` is the offset of its first character
  *  in the tokens' spans (an imported file's place in the program-wide offset space). */
 export function parseProgram(tokens: Token[], diags: DiagnosticBag, source: string | null = null, sourceBase = 0): Program {
   const p = new Parser(dropStrayDocComments(tokens), diags, source, sourceBase);
@@ -55,8 +63,8 @@ export function parseProgram(tokens: Token[], diags: DiagnosticBag, source: stri
 }
 
 /**
- * `///` belongs only directly before `fn`, `extern fn`, `type` or `module` (§1.2); anywhere else it
- * is degraded to an ordinary comment (the REC's harmless extension).
+ * `///` belongs only directly before `fn`, `extern fn`, `type` or `module` (docs/guide/02-lexical-structure.md#comments); anywhere else it
+ * is degraded to an ordinary comment (a harmless extension).
  */
 function dropStrayDocComments(tokens: Token[]): Token[] {
   return tokens.filter((t, i) => {
@@ -114,7 +122,33 @@ class Parser {
   }
   private expectPunct(p: Punct, what?: string): Token {
     if (this.atPunct(p)) return this.next();
-    this.fail(`expected '${p}'${what ? ' ' + what : ''}, found ${describeToken(this.peek())}`);
+    const message = `expected '${p}'${what ? ' ' + what : ''}, found ${describeToken(this.peek())}`;
+    const opener = CLOSERS.get(p) !== undefined ? this.unclosedOpener(p) : undefined;
+    if (!opener) this.fail(message);
+    // Point at the bracket that is never closed: at the end of the file it is the only place
+    // worth showing; elsewhere it goes with the token that was found instead.
+    if (this.peek().kind === 'eof') {
+      this.fail(`this '${(opener as { text: string }).text}' is never closed`, opener.span, [
+        `note: the file ends before the '${p}' that would close it`,
+        `hint: add '${p}' where the ${describeOpener(opener)} should end`,
+      ]);
+    }
+    this.fail(message, this.peek().span, [], [{ span: opener.span, message: `unclosed '${(opener as { text: string }).text}' opened here` }]);
+  }
+
+  /** The innermost opening bracket before the cursor that the closer `p` would match. */
+  private unclosedOpener(p: Punct): Token | undefined {
+    const open = CLOSERS.get(p)!;
+    let depth = 0;
+    for (let i = this.pos - 1; i >= 0; i--) {
+      const t = this.tokens[i]!;
+      if (this.isPunct(t, p)) depth++;
+      else if (this.isPunct(t, open)) {
+        if (depth === 0) return t;
+        depth--;
+      }
+    }
+    return undefined;
   }
   private expectIdent(what: string): Ident {
     const t = this.peek();
@@ -142,17 +176,17 @@ class Parser {
     if (++this.depth <= MAX_NESTING) return;
     this.diags.error(Code.Syntax, this.peek().span, `this program is nested too deeply: more than ${MAX_NESTING} levels`, {
       label: 'the limit is reached here',
-      notes: ['note: each bracket, block, lambda, match, unary operator and each operator of a chain is one level',
+      notes: ['note: each bracket, block, lambda, match and unary operator is one level (a flat chain of operators or pipes is not nested)',
         'hint: split the expression with `let` bindings or helper functions'],
     });
     throw new NestingLimit();
   }
 
-  private fail(message: string, at: Span = this.peek().span, notes: string[] = []): never {
+  private fail(message: string, at: Span = this.peek().span, notes: string[] = [], labels: Label[] = []): never {
     // An unterminated string ran to the end of the file: "found end of file" would be its echo.
-    const echo = this.peek().kind === 'eof' && at.start >= this.peek().span.start &&
+    const echo = this.peek().kind === 'eof' &&
       this.diags.items.some((d) => d.code === Code.UnterminatedString || d.code === Code.UnterminatedInterpolation);
-    if (!echo) this.diags.error(Code.Syntax, at, message, { notes });
+    if (!echo) this.diags.error(Code.Syntax, at, message, { notes, labels });
     throw new ParseError(message);
   }
   private prevEnd(): number {
@@ -275,8 +309,104 @@ class Parser {
       }
     }
     if (t.kind === 'eof') return null;
+    if (t.kind === 'keyword' && t.text === 'if') return this.foreignIf(t);
+    if (t.kind === 'ident') {
+      const foreign = this.foreignStatement(t);
+      if (foreign !== undefined) return foreign;
+    }
     const expr = this.parseExpr();
     return { kind: 'expr', expr, span: expr.span };
+  }
+
+  /** `if cond { … } else { … }` as a statement: one error with the `match` to write, and the
+   *  whole construct (else-if chains included) skipped by brackets, so later statements are
+   *  still checked. */
+  private foreignIf(t: Token): null {
+    this.diags.error(Code.Syntax, t.span, 'Osprey has no `if`', {
+      label: 'choose between values with `match`',
+      notes: ['hint: write `match cond { true => … false => … }`; a `match` is an expression, so it also replaces `if` … `else` as a value'],
+    });
+    for (;;) {
+      this.next(); // `if`
+      while (this.peek().kind !== 'eof' && !this.atPunct('{')) this.skipBalanced();
+      if (this.atPunct('{')) this.skipBalanced();
+      const e = this.peek();
+      if (!((e.kind === 'ident' || e.kind === 'keyword') && e.text === 'else')) return null;
+      this.next();
+      if (this.atKeyword('if')) continue;
+      if (this.atPunct('{')) this.skipBalanced();
+      return null;
+    }
+  }
+
+  /** Skips one token, or a whole bracketed group when the token opens one. */
+  private skipBalanced(): void {
+    const open = this.peek();
+    this.next();
+    const openText = open.kind === 'punct' ? open.text : '';
+    const close = ({ '(': ')', '{': '}', '[': ']' } as Record<string, string>)[openText];
+    if (!close) return;
+    let depth = 1;
+    while (depth > 0 && this.peek().kind !== 'eof') {
+      const t = this.next();
+      if (t.kind !== 'punct') continue;
+      if (t.text === openText) depth++;
+      else if (t.text === close) depth--;
+    }
+  }
+
+  /**
+   * Statements from other languages that Osprey spells differently (`for x in …`, `while …`,
+   * `return e`, `x = 2`): one error that says what to write instead, then the rest is parsed and
+   * dropped so it adds no cascade. Undefined otherwise (an ordinary expression statement follows).
+   */
+  private foreignStatement(t: Token & { kind: 'ident' }): Stmt | null | undefined {
+    const next = this.peek(1);
+    const startsOperand = this.startsOperand(next);
+    const skipRest = (): null => {
+      this.parseExpr();
+      if (this.atPunct('{')) this.parseExpr();
+      return null;
+    };
+    if (t.text === 'for' && next.kind === 'ident' && this.peek(2).kind === 'ident' && (this.peek(2) as { text: string }).text === 'in') {
+      const loopVar = next.text;
+      this.diags.error(Code.Syntax, span(t.span.start, this.peek(2).span.end), 'Osprey has no `for` loop', {
+        label: 'a loop is written with an iterator or recursion',
+        notes: [`hint: iterate with a pipe: \`range(0, n) |> forEach(fn(${loopVar}) => …)\` (also \`map\`, \`filter\`, \`fold\`), or write a recursive function`],
+      });
+      this.pos += 3;
+      return skipRest();
+    }
+    if ((t.text === 'while' || t.text === 'loop') && (startsOperand || this.isPunct(next, '{'))) {
+      this.diags.error(Code.Syntax, t.span, `Osprey has no \`${t.text}\` loop`, {
+        label: 'a loop is written with recursion or an iterator',
+        notes: ['hint: write a recursive function (self tail calls run in constant stack space), or iterate with `range(a, b) |> forEach(fn(i) => …)`'],
+      });
+      this.next();
+      if (this.atPunct('{')) this.parseExpr();
+      else skipRest();
+      return null;
+    }
+    if (t.text === 'return' && startsOperand) {
+      this.diags.error(Code.Syntax, t.span, 'Osprey has no `return`', {
+        label: 'remove this word',
+        notes: ['note: the last expression of a function body or block is its value',
+          'hint: to choose between values early, use `match cond { true => … false => … }`'],
+      });
+      this.next();
+      const expr = this.parseExpr();
+      return { kind: 'expr', expr, span: expr.span };
+    }
+    if (this.isPunct(next, '=')) {
+      this.diags.error(Code.Syntax, next.span, `Osprey has no assignment: '${t.text}' cannot be changed`, {
+        label: 'assignment is not an expression or statement',
+        notes: [`hint: bind a new value with \`let ${t.text} = …\`; a later \`let\` shadows the earlier binding for the code after it (\`mut\` bindings cannot be reassigned either)`],
+      });
+      this.pos += 2;
+      this.parseExpr();
+      return null;
+    }
+    return undefined;
   }
 
   private parseLet(): Stmt {
@@ -418,7 +548,7 @@ class Parser {
   private parseTypeAt(): TypeExpr {
     const t = this.peek();
     const start = t.span.start;
-    // `(A, B) -> R` and the WebSocket chapter's `fn(A, B) -> R` are the same type (§6.4).
+    // `(A, B) -> R` and the WebSocket chapter's `fn(A, B) -> R` are the same type (docs/guide/06-lambdas-and-closures.md#functions-are-values).
     if (this.isPunct(t, '(') || (t.kind === 'keyword' && t.text === 'fn' && this.atPunct('(', 1))) {
       if (t.kind === 'keyword') this.next();
       this.expectPunct('(');
@@ -436,7 +566,7 @@ class Parser {
     if (this.atPunct('<')) {
       this.next();
       do {
-        // `List<T, N>` (§6.1): the length argument is an integer literal, kept as a named type
+        // `List<T, N>` (docs/guide/03-values-and-types.md): the length argument is an integer literal, kept as a named type
         // whose name is its digits (resolve.ts accepts it only there).
         const n = this.peek();
         if (n.kind === 'int') {
@@ -466,7 +596,7 @@ class Parser {
     }
   }
 
-  /** `select { PATTERN => EXPR … }` (LANGUAGE.md §10.4): arms parsed like a match's. */
+  /** `select { PATTERN => EXPR … }` (docs/guide/16-fibers-and-channels.md): arms parsed like a match's. */
   private parseSelect(): Expr {
     this.enter();
     try {
@@ -539,17 +669,39 @@ class Parser {
     try {
       while (true) {
         const t = this.peek();
-        if (t.kind !== 'punct' || !(ops as readonly string[]).includes(t.text)) break;
+        const spelled = this.spelledOperator(t, ops);
+        if (!spelled && (t.kind !== 'punct' || !(ops as readonly string[]).includes(t.text))) break;
         if (this.inArm && this.startsNextArm(level)) break;
         this.next();
-        this.enter(); // the chain so far is one level deeper
         const right = this.parseBinary(level + 1);
-        left = { kind: 'binary', op: t.text as BinaryOp, opSpan: t.span, left, right, span: joinSpans(left.span, right.span) };
+        const op = spelled ?? ((t as { text: string }).text as BinaryOp);
+        left = { kind: 'binary', op, opSpan: t.span, left, right, span: joinSpans(left.span, right.span) };
       }
     } finally {
       this.depth = depth;
     }
     return left;
+  }
+
+  /**
+   * `a and b` / `a or b` written between two operands: reported with the Osprey spelling and then
+   * parsed as `&&` / `||`, so the rest of the expression is still checked.
+   */
+  private spelledOperator(t: Token, ops: readonly BinaryOp[]): BinaryOp | null {
+    if (t.kind !== 'ident' || (t.text !== 'and' && t.text !== 'or')) return null;
+    const op: BinaryOp = t.text === 'and' ? '&&' : '||';
+    if (!ops.includes(op) || !this.startsOperand(this.peek(1))) return null;
+    this.diags.error(Code.Syntax, t.span, `'${t.text}' is not an operator in Osprey`, {
+      label: `write \`${op}\``,
+      notes: [`hint: logical ${t.text} is written \`${op}\`: \`a ${op} b\``],
+    });
+    return op;
+  }
+
+  /** A token that begins an operand (a call's `(` excluded: `and(x)` may be a function). */
+  private startsOperand(t: Token): boolean {
+    return t.kind === 'ident' || t.kind === 'int' || t.kind === 'string' || t.kind === 'underscore' ||
+      (t.kind === 'keyword' && ['true', 'false', 'match', 'fn'].includes(t.text)) || this.isPunct(t, '!') || this.isPunct(t, '[');
   }
 
   /** Inside a match arm: does the operator at the cursor begin the next arm's pattern? */
@@ -575,8 +727,17 @@ class Parser {
 
   private parseUnaryAt(): Expr {
     const t = this.peek();
+    if (t.kind === 'ident' && t.text === 'not' && this.startsOperand(this.peek(1)) && this.peek(1).kind !== 'underscore') {
+      this.diags.error(Code.Syntax, t.span, "'not' is not an operator in Osprey", {
+        label: 'write `!`',
+        notes: ['hint: negation is written `!`: `!a`'],
+      });
+      this.next();
+      const operand = this.parsePipe();
+      return { kind: 'unary', op: '!', operand, span: joinSpans(t.span, operand.span) };
+    }
     if (t.kind === 'keyword' && t.text === 'await') {
-      // `await f` / `await(f)`: a prefix operator over the whole pipe chain (§4.1).
+      // `await f` / `await(f)`: a prefix operator over the whole pipe chain (docs/guide/03-values-and-types.md#operators-and-precedence).
       this.next();
       const fiber = this.parsePipe();
       return { kind: 'await', fiber, span: joinSpans(t.span, fiber.span) };
@@ -608,7 +769,6 @@ class Parser {
     try {
       while (this.atPunct('|>')) {
         this.next();
-        this.enter();
         const target = this.parsePostfix();
         value = { kind: 'pipe', value, target, span: joinSpans(value.span, target.span) };
       }
@@ -618,7 +778,7 @@ class Parser {
     return value;
   }
 
-  /** primary ('.' name)* ('(' args ')')? — at most one call directly on a primary (§4.1). */
+  /** primary ('.' name)* ('(' args ')')? — at most one call directly on a primary (docs/guide/03-values-and-types.md#operators-and-precedence). */
   private parsePostfix(): Expr {
     let e = this.parsePrimary();
     let called = false;
@@ -723,8 +883,9 @@ class Parser {
           return value ? { kind: 'send', channel, value, span: sp } : { kind: 'recv', channel, span: sp };
         }
         if (t.text === 'if') {
-          this.fail(`expected an expression, found ${describeToken(t)}`, t.span, [
-            'hint: Osprey has no `if`; use `match cond { true => … false => … }`',
+          this.fail('Osprey has no `if`', t.span, [
+            'hint: write `match cond { true => … false => … }`; a `match` is an expression, so it also replaces `if` … `else` as a value',
+            'note: see docs/guide/19-coming-from-other-languages.md#if-and-else',
           ]);
         }
         this.fail(`expected an expression, found ${describeToken(t)}`);

@@ -1,9 +1,9 @@
 // Pipeline position: the lexer's output and the parser's input. A flat list of tokens; an
-// interpolated string carries its embedded expressions already tokenised (LANGUAGE.md §1.7).
+// interpolated string carries its embedded expressions already tokenised (docs/guide/12-strings-and-display.md#interpolation).
 
 import type { Span } from '../source.ts';
 
-/** Reserved words (LANGUAGE.md §1.4: exactly the lexer's set). */
+/** Reserved words (docs/guide/02-lexical-structure.md#keywords: exactly the lexer's set). */
 export const KEYWORDS = [
   'match', 'fn', 'extern', 'import', 'type', 'module', 'let', 'mut', 'if', 'else', 'spawn',
   'yield', 'await', 'fiber', 'channel', 'send', 'recv', 'select', 'true', 'false', 'where',
@@ -14,7 +14,7 @@ export function isKeyword(s: string): s is Keyword {
   return KEYWORD_SET.has(s);
 }
 
-/** Operators and punctuation, longest first (LANGUAGE.md §1.9 plus the REC additions && ||). */
+/** Operators and punctuation, longest first (docs/guide/02-lexical-structure.md#operators-and-punctuation with && and ||). */
 export const PUNCTUATION = [
   '|>', '=>', '->', '==', '!=', '<=', '>=', '&&', '||',
   '=', '!', '%', '+', '-', '*', '/', '<', '>', ':', ',', '.', '|', '(', ')', '{', '}', '[', ']', ';',

@@ -202,7 +202,7 @@ function spaced(prev: Piece, cur: Piece): boolean {
     if (cur.lambdaBar === 'close') return false;
     if (cur.lambdaBar === 'open') return !(p === '(' || p === '[');
     if ((c === '<' || c === '>') && cur.typeBracket) return false;
-    // `send(c, v)`, `recv(c)`, `await(f)`, `yield(e)` are written like calls (LANGUAGE.md §10).
+    // `send(c, v)`, `recv(c)`, `await(f)`, `yield(e)` are written like calls (docs/guide/16-fibers-and-channels.md).
     if (c === '(') return !(prev.tokenKind === 'ident' || p === ')' || p === ']' || p === 'fn' || (p === '>' && prev.typeBracket) || (prev.tokenKind === 'keyword' && CALL_LIKE_KEYWORDS.has(p)));
     if (c === '[') return !(prev.tokenKind === 'ident' || p === ')' || p === ']');
   }

@@ -1,0 +1,313 @@
+/*
+ * The hand-off of received messages from the WebSocket thread to Osprey message handlers.
+ *
+ * Handlers never run on the WebSocket (I/O) thread: a handler that sleeps, connects, waits for a
+ * process or computes for a long time would stall every socket of the process. Instead each
+ * connection with a handler has an inbox: the loop thread appends a copy of every received text
+ * message to it and, when no fiber is draining that inbox, submits one to the scheduler
+ * (osp_sched_submit). The drain fiber calls the handler for each queued message in order and
+ * exits when the inbox is empty. So per connection messages are handled one at a time and in
+ * order, while different connections are handled in parallel by the scheduler's workers.
+ *
+ * Bounded: the bytes waiting in an inbox count against the connection's maxOutputBytes; above it
+ * the loop stops reading that socket (TCP backpressure on the peer) and resumes once the handler
+ * has worked the inbox down to half of it. Likewise, while the connection's output queue is over
+ * half its limit (the peer does not read our answers fast enough) no further message is handed to
+ * the handler: the drain fiber exits and the loop starts a new one once the queue has drained to a
+ * quarter, so a handler answering each message with at most half the limit is not refused by
+ * websocketServerSend for a full queue that it could not see coming.
+ *
+ * Lifetimes: an inbox is collector-uncollectable (it holds the handler's environment, a root) and
+ * reference counted: by its connection until the connection is freed, by a drain fiber while one
+ * is scheduled or running, by the list of inboxes waiting to resume reading. Messages received
+ * before the connection ended are still delivered after it ended (the peer's last words reach
+ * the handler; sends to the closed id fail). websocketClose and websocketStopServer drop the
+ * messages not yet handed to the handler and wait for a handler call in progress to return, so
+ * that when they return the handler can no longer be called; called from inside a handler they
+ * do not wait for handlers (two handlers closing each other's connections would wait forever).
+ *
+ * One mutex (inbox_lock) guards every inbox field except `conn`, which is the loop thread's. It is never held while calling a handler, the loop or the scheduler.
+ */
+#include "ws_internal.h"
+#include "fiber.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct osp_ws_delivery {
+    struct osp_ws_delivery *next;
+    size_t len;
+    char bytes[]; /* the message text, not NUL-terminated */
+} osp_ws_delivery;
+
+struct osp_ws_inbox {
+    osp_ws_delivery *head, *tail;
+    size_t bytes;          /* payload bytes queued */
+    size_t limit;          /* pause reading above it (the connection's maxOutputBytes) */
+    int refs;
+    bool draining;         /* a drain fiber is scheduled or running */
+    bool closed;           /* websocketClose/StopServer: nothing more is delivered */
+    bool wipe;             /* the per-message wipe option: queued copies are wiped when freed */
+    bool resume_listed;    /* on the list the loop works through at its next wake-up */
+    bool read_paused;      /* the loop stopped reading the socket because of this inbox */
+    bool output_full;      /* the connection's output queue is over its limit: hold deliveries */
+    osp_fiber *drainer;    /* the drain fiber while it runs (NULL before it starts) */
+    int64_t conn_id;
+    int64_t server_id;     /* 0 for a client connection */
+    osp_server_message_handler_fn server_handler;
+    osp_message_handler_fn client_handler;
+    void *env;             /* the handler's environment: kept alive by this (uncollectable) record */
+    osp_ws_conn *conn;     /* loop thread: the connection, NULL once it was freed */
+    struct osp_ws_inbox *prev, *next;  /* every live inbox */
+    struct osp_ws_inbox *resume_next;
+};
+
+static pthread_mutex_t inbox_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Broadcast whenever a drain fiber finishes: websocketClose/StopServer wait on it. */
+static pthread_cond_t drain_done = PTHREAD_COND_INITIALIZER;
+static osp_ws_inbox *live_inboxes;
+static osp_ws_inbox *resume_head;
+
+static void free_delivery(osp_ws_delivery *d, bool wipe) {
+    if (wipe) osp_ws_wipe(d->bytes, d->len);
+    free(d);
+}
+
+/* With inbox_lock held. */
+static void drop_queued(osp_ws_inbox *in) {
+    while (in->head) {
+        osp_ws_delivery *d = in->head;
+        in->head = d->next;
+        free_delivery(d, in->wipe);
+    }
+    in->tail = NULL;
+    in->bytes = 0;
+}
+
+/* With inbox_lock held; frees the record when the last reference goes. */
+static void unref_locked(osp_ws_inbox *in) {
+    if (--in->refs > 0) return;
+    drop_queued(in);
+    if (in->prev) in->prev->next = in->next;
+    else live_inboxes = in->next;
+    if (in->next) in->next->prev = in->prev;
+    GC_FREE(in);
+}
+
+static osp_ws_inbox *inbox_new(osp_ws_conn *c) {
+    osp_ws_inbox *in = GC_MALLOC_UNCOLLECTABLE(sizeof *in);
+    if (in == NULL) return NULL;
+    memset(in, 0, sizeof *in);
+    in->refs = 1; /* the connection's */
+    in->conn = c;
+    in->conn_id = c->id;
+    in->wipe = c->limits.wipe_messages != 0;
+    in->limit = c->limits.max_output > 0 ? (size_t)c->limits.max_output : SIZE_MAX;
+    pthread_mutex_lock(&inbox_lock);
+    in->next = live_inboxes;
+    if (live_inboxes) live_inboxes->prev = in;
+    live_inboxes = in;
+    pthread_mutex_unlock(&inbox_lock);
+    return in;
+}
+
+static void report_handler_error(const osp_ws_inbox *in, OspResult r) {
+    const char *why = r.value ? (const char *)(intptr_t)r.value : "(no message)";
+    osp_output_lock();
+    fflush(stdout);
+    if (in->server_id)
+        fprintf(stderr, "websocket server %" PRId64 " connection %" PRId64 ": handler error: %s\n", in->server_id,
+                in->conn_id, why);
+    else
+        fprintf(stderr, "websocket connection %" PRId64 ": handler error: %s\n", in->conn_id, why);
+    fflush(stderr);
+    osp_output_unlock();
+}
+
+/* The drain fiber: one handler call per queued message, in order, then exit. */
+static int64_t drain(void *arg) {
+    osp_ws_inbox *in = arg;
+    osp_fiber *self = osp_fiber_self();
+    pthread_mutex_lock(&inbox_lock);
+    in->drainer = self;
+    for (;;) {
+        osp_ws_delivery *d = in->closed || in->output_full ? NULL : in->head;
+        if (d == NULL) break;
+        in->head = d->next;
+        if (in->head == NULL) in->tail = NULL;
+        in->bytes -= d->len;
+        /* Read under the lock: the loop updates them when websocketServerOnMessage replaced the
+         * handler. */
+        osp_server_message_handler_fn server_handler = in->server_handler;
+        osp_message_handler_fn client_handler = in->client_handler;
+        void *env = in->env;
+        /* Reading was paused for this inbox and it is down to half: ask the loop to resume. */
+        if (in->read_paused && in->bytes <= in->limit / 2 && !in->resume_listed) {
+            in->resume_listed = true;
+            in->refs++;
+            in->resume_next = resume_head;
+            resume_head = in;
+            pthread_mutex_unlock(&inbox_lock);
+            osp_ws_loop_wake();
+        } else {
+            pthread_mutex_unlock(&inbox_lock);
+        }
+        const char *message = osp_ws_handler_copy(in->wipe, (const uint8_t *)d->bytes, d->len);
+        free_delivery(d, in->wipe);
+        OspResult r = in->server_id ? server_handler(env, in->conn_id, message) : client_handler(env, message);
+        if (r.tag != OSP_RESULT_SUCCESS) report_handler_error(in, r);
+        pthread_mutex_lock(&inbox_lock);
+    }
+    in->drainer = NULL;
+    in->draining = false;
+    pthread_cond_broadcast(&drain_done);
+    unref_locked(in); /* the drain's reference */
+    pthread_mutex_unlock(&inbox_lock);
+    return 0;
+}
+
+/* With inbox_lock held: whether a drain fiber has to be submitted (the caller does, unlocked). */
+static bool start_drain_locked(osp_ws_inbox *in) {
+    if (in->draining || in->closed || in->output_full || in->head == NULL) return false;
+    in->draining = true;
+    in->refs++; /* the drain fiber's */
+    return true;
+}
+
+/* Loop thread. c is the connection (NULL when already freed). */
+static void submit_drain(osp_ws_inbox *in, osp_ws_conn *c) {
+    if (osp_sched_submit(drain, in) != NULL) return;
+    /* osp_sched_submit only fails fatally today; keep the inbox consistent anyway. */
+    pthread_mutex_lock(&inbox_lock);
+    in->draining = false;
+    unref_locked(in);
+    pthread_mutex_unlock(&inbox_lock);
+    if (c) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "cannot start a handler fiber");
+}
+
+void osp_ws_inbox_deliver(osp_ws_conn *c, const uint8_t *data, size_t len) {
+    if (c->inbox == NULL && (c->inbox = inbox_new(c)) == NULL) {
+        osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    osp_ws_inbox *in = c->inbox;
+    osp_ws_delivery *d = malloc(sizeof *d + (len ? len : 1));
+    if (d == NULL) {
+        osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    d->next = NULL;
+    d->len = len;
+    if (len) memcpy(d->bytes, data, len);
+    bool submit;
+    pthread_mutex_lock(&inbox_lock);
+    if (in->closed) {
+        pthread_mutex_unlock(&inbox_lock);
+        free_delivery(d, in->wipe);
+        return;
+    }
+    /* The handler registered now: websocketServerOnMessage may replace it between messages. */
+    if (c->server) {
+        in->server_id = c->server->id;
+        in->server_handler = c->server->handler;
+        in->env = *c->server->handler_env_cell;
+    } else {
+        in->client_handler = c->handler;
+        in->env = *c->handler_env_cell;
+    }
+    if (in->tail) in->tail->next = d;
+    else in->head = d;
+    in->tail = d;
+    in->bytes += len;
+    bool pause = in->bytes > in->limit && !in->read_paused;
+    if (pause) in->read_paused = true;
+    submit = start_drain_locked(in);
+    pthread_mutex_unlock(&inbox_lock);
+    if (pause) osp_ws_conn_set_inbox_paused(c, true);
+    if (submit) submit_drain(in, c);
+}
+
+void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full) {
+    osp_ws_inbox *in = c->inbox;
+    if (in == NULL) return;
+    pthread_mutex_lock(&inbox_lock);
+    in->output_full = full;
+    bool submit = start_drain_locked(in);
+    pthread_mutex_unlock(&inbox_lock);
+    if (submit) submit_drain(in, c);
+}
+
+void osp_ws_inbox_resume_all(void) {
+    pthread_mutex_lock(&inbox_lock);
+    osp_ws_inbox *list = resume_head;
+    resume_head = NULL;
+    for (osp_ws_inbox *in = list; in; in = in->resume_next) in->resume_listed = false;
+    pthread_mutex_unlock(&inbox_lock);
+    while (list) {
+        osp_ws_inbox *in = list;
+        list = in->resume_next;
+        pthread_mutex_lock(&inbox_lock);
+        bool resume = in->read_paused && in->bytes <= in->limit / 2;
+        if (resume) in->read_paused = false;
+        osp_ws_conn *c = in->conn; /* the loop's (this thread's) field */
+        unref_locked(in);           /* not the last reference while c holds one */
+        pthread_mutex_unlock(&inbox_lock);
+        if (resume && c != NULL) osp_ws_conn_set_inbox_paused(c, false);
+    }
+}
+
+void osp_ws_inbox_conn_freed(osp_ws_conn *c) {
+    osp_ws_inbox *in = c->inbox;
+    if (in == NULL) return;
+    c->inbox = NULL;
+    in->conn = NULL;
+    pthread_mutex_lock(&inbox_lock);
+    /* Messages held back for a full output queue are still delivered (their answers fail:
+     * the connection is closed), as every message received before the end is. */
+    in->output_full = false;
+    bool submit = start_drain_locked(in);
+    unref_locked(in); /* not the last reference when a drain was just started */
+    pthread_mutex_unlock(&inbox_lock);
+    if (submit) submit_drain(in, NULL);
+}
+
+/* With inbox_lock held: whether the calling fiber is draining some inbox (runs a handler). */
+static bool in_handler_locked(osp_fiber *self) {
+    if (self == NULL) return false;
+    for (osp_ws_inbox *in = live_inboxes; in; in = in->next)
+        if (in->drainer == self) return true;
+    return false;
+}
+
+void osp_ws_inbox_quiesce(int64_t conn_id, int64_t server_id, osp_fiber *caller) {
+    pthread_mutex_lock(&inbox_lock);
+    for (osp_ws_inbox *in = live_inboxes; in; in = in->next) {
+        if ((conn_id && in->conn_id == conn_id) || (server_id && in->server_id == server_id)) {
+            in->closed = true;
+            drop_queued(in);
+        }
+    }
+    if (!in_handler_locked(caller)) {
+        for (;;) {
+            bool busy = false;
+            for (osp_ws_inbox *in = live_inboxes; in && !busy; in = in->next)
+                busy = in->draining && ((conn_id && in->conn_id == conn_id) || (server_id && in->server_id == server_id));
+            if (!busy) break;
+            pthread_cond_wait(&drain_done, &inbox_lock);
+        }
+    }
+    pthread_mutex_unlock(&inbox_lock);
+}
+
+int64_t osp_ws_handler_connection_id(void) {
+    osp_fiber *self = osp_fiber_self();
+    if (self == NULL) return 0;
+    int64_t id = 0;
+    pthread_mutex_lock(&inbox_lock);
+    for (osp_ws_inbox *in = live_inboxes; in && id == 0; in = in->next)
+        if (in->drainer == self) id = in->conn_id;
+    pthread_mutex_unlock(&inbox_lock);
+    return id;
+}
