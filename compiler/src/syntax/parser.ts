@@ -324,7 +324,8 @@ class Parser {
   private foreignIf(t: Token): null {
     this.diags.error(Code.Syntax, t.span, 'Osprey has no `if`', {
       label: 'choose between values with `match`',
-      notes: ['hint: write `match cond { true => … false => … }`; a `match` is an expression, so it also replaces `if` … `else` as a value'],
+      notes: ['hint: write `match cond { true => … false => … }`; a `match` is an expression, so it also replaces `if` … `else` as a value',
+        'note: see docs/guide/19-coming-from-other-languages.md#if-and-else'],
     });
     for (;;) {
       this.next(); // `if`
@@ -372,7 +373,8 @@ class Parser {
       const loopVar = next.text;
       this.diags.error(Code.Syntax, span(t.span.start, this.peek(2).span.end), 'Osprey has no `for` loop', {
         label: 'a loop is written with an iterator or recursion',
-        notes: [`hint: iterate with a pipe: \`range(0, n) |> forEach(fn(${loopVar}) => …)\` (also \`map\`, \`filter\`, \`fold\`), or write a recursive function`],
+        notes: [`hint: iterate with a pipe: \`range(0, n) |> forEach(fn(${loopVar}) => …)\` (also \`map\`, \`filter\`, \`fold\`), or write a recursive function`,
+          'note: see docs/guide/19-coming-from-other-languages.md#loops'],
       });
       this.pos += 3;
       return skipRest();
@@ -380,7 +382,8 @@ class Parser {
     if ((t.text === 'while' || t.text === 'loop') && (startsOperand || this.isPunct(next, '{'))) {
       this.diags.error(Code.Syntax, t.span, `Osprey has no \`${t.text}\` loop`, {
         label: 'a loop is written with recursion or an iterator',
-        notes: ['hint: write a recursive function (self tail calls run in constant stack space), or iterate with `range(a, b) |> forEach(fn(i) => …)`'],
+        notes: ['hint: write a recursive function (self tail calls run in constant stack space), or iterate with `range(a, b) |> forEach(fn(i) => …)`',
+          'note: see docs/guide/19-coming-from-other-languages.md#loops'],
       });
       this.next();
       if (this.atPunct('{')) this.parseExpr();
@@ -391,7 +394,8 @@ class Parser {
       this.diags.error(Code.Syntax, t.span, 'Osprey has no `return`', {
         label: 'remove this word',
         notes: ['note: the last expression of a function body or block is its value',
-          'hint: to choose between values early, use `match cond { true => … false => … }`'],
+          'hint: to choose between values early, use `match cond { true => … false => … }`',
+          'note: see docs/guide/19-coming-from-other-languages.md#return'],
       });
       this.next();
       const expr = this.parseExpr();
@@ -400,7 +404,8 @@ class Parser {
     if (this.isPunct(next, '=')) {
       this.diags.error(Code.Syntax, next.span, `Osprey has no assignment: '${t.text}' cannot be changed`, {
         label: 'assignment is not an expression or statement',
-        notes: [`hint: bind a new value with \`let ${t.text} = …\`; a later \`let\` shadows the earlier binding for the code after it (\`mut\` bindings cannot be reassigned either)`],
+        notes: [`hint: bind a new value with \`let ${t.text} = …\`; a later \`let\` shadows the earlier binding for the code after it (\`mut\` bindings cannot be reassigned either)`,
+          'note: see docs/guide/19-coming-from-other-languages.md#assignment-and-mutable-state'],
       });
       this.pos += 2;
       this.parseExpr();
