@@ -21,7 +21,7 @@
  */
 
 /** Bumped on any change a separately built runtime library would notice. */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 7;
 
 /** `typedef struct { int64_t tag; int64_t value; } OspResult;` */
 export const RESULT_STRUCT = {
@@ -378,6 +378,15 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     params: [{ name: 'text', type: 'cstring' }],
     returns: 'void',
     doc: 'Writes the text and a line feed to standard output (one process-wide stream).',
+  },
+  {
+    symbol: 'osp_args',
+    params: [],
+    returns: 'ptr',
+    doc:
+      'The command-line arguments after the program name (`osprey run FILE -- ARGS...`), as the ' +
+      'value of the `args()` built-in, a List<String>: a garbage-collected block of 64-bit words ' +
+      '[length, string 0, string 1, ...].',
   },
   {
     symbol: 'osp_sleep',

@@ -222,14 +222,30 @@ export function parseRunCommand(argv) {
   return normalized === null ? null : { file, flags: normalized, verbose };
 }
 
-/** Runs an executable with the terminal's stdio; resolves to its exit status (128 + signal). */
+/** Runs an executable with the terminal's stdio; resolves to its exit status (128 + signal).
+ *  SIGTERM, SIGINT and SIGHUP are forwarded to it, as by `osprey run` (compiler/src/main.ts), so
+ *  the program never outlives the command. */
 export async function runExecutable(exe) {
   const { spawn } = await import('node:child_process');
   const { constants } = await import('node:os');
   return new Promise((resolveExit, reject) => {
     const child = spawn(exe, [], { stdio: 'inherit' });
-    child.on('error', reject);
+    const handlers = ['SIGTERM', 'SIGINT', 'SIGHUP'].map((sig) => {
+      const h = () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+      };
+      process.on(sig, h);
+      return [sig, h];
+    });
+    const done = () => {
+      for (const [sig, h] of handlers) process.off(sig, h);
+    };
+    child.on('error', (e) => {
+      done();
+      reject(e);
+    });
     child.on('exit', (code, signal) => {
+      done();
       if (code !== null) resolveExit(code);
       else resolveExit(128 + (constants.signals[signal ?? ''] ?? 1));
     });

@@ -11,7 +11,7 @@
  *
  * Every failing input is written to build/fuzz-compiler/<seed>-<n>.osp with its failure beside it
  * (<seed>-<n>.txt); the exit status is 1 when anything failed. Reproduce one with
- * `node bin/osprey.mjs check build/fuzz-compiler/<seed>-<n>.osp`.
+ * `osprey check build/fuzz-compiler/<seed>-<n>.osp`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -2,11 +2,12 @@
 // lower, emit, link — and stops after the first pass that reported errors, so later passes only
 // ever see well-formed input. This is the programmatic API used by the CLI (main.ts) and the tests.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { DiagnosticBag, type Diagnostic } from './diagnostics/diagnostic.ts';
 import { renderDiagnostics } from './diagnostics/render.ts';
-import { SourceFile } from './source.ts';
+import { SourceFile, SourceMap } from './source.ts';
+import { loadImports, parseFileAt, type FileReader } from './syntax/imports.ts';
 import { lex } from './syntax/lexer.ts';
 import { parseProgram } from './syntax/parser.ts';
 import type { Program } from './syntax/ast.ts';
@@ -30,10 +31,16 @@ export interface CompileOptions {
   disabled?: ReadonlySet<Capability>;
   /** Link with ASan + UBSan (the runtime's asan flavour). */
   sanitize?: boolean;
+  /** The directory a relative source path is relative to, for finding its imports (default: the
+   *  process's working directory). */
+  cwd?: string;
 }
 
 export interface FrontEndResult {
+  /** The main file. */
   file: SourceFile;
+  /** Every file of the program (the main file and what it imports); spans index into it. */
+  sources?: SourceMap;
   diagnostics: Diagnostic[];
   /** Present when parsing succeeded. */
   ast?: Program;
@@ -53,9 +60,22 @@ export function parseSource(file: SourceFile): { ast: Program | null; diagnostic
   return { ast: diags.hasErrors ? null : ast, diagnostics: sorted(diags.items) };
 }
 
-/** Lex, parse, check and exhaustiveness: everything that can report a user error. */
-export function checkSource(file: SourceFile, options: CompileOptions = {}): FrontEndResult {
-  const { checked: _checked, ...result } = analyzeSource(file, options);
+/** Reads an imported file from disk. */
+export const readSourceFile: FileReader = (absolutePath) => {
+  try {
+    if (statSync(absolutePath).isDirectory()) return { kind: 'directory' };
+    return { kind: 'file', text: readFileSync(absolutePath, 'utf8') };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
+    return { kind: 'error', message: code === 'EACCES' ? 'permission denied' : (e as Error).message };
+  }
+};
+
+/** Lex, parse, load imports, check and exhaustiveness: everything that can report a user error.
+ *  Imports are read relative to `file.path` through `read` (the file system by default). */
+export function checkSource(file: SourceFile, options: CompileOptions = {}, read: FileReader = readSourceFile): FrontEndResult {
+  const { checked: _checked, ...result } = analyzeProgram(file, options, read);
   return result;
 }
 
@@ -67,27 +87,64 @@ export interface AnalysisResult extends FrontEndResult {
 }
 
 /** checkSource for editor tools (the language server): the same passes and diagnostics, plus the
- *  typed tree of a program with errors. */
-export function analyzeSource(file: SourceFile, options: CompileOptions = {}): AnalysisResult {
+ *  typed tree of a program with errors. Every diagnostic is in `file`: errors inside an imported
+ *  file are reported once at the `import` statement that (directly or not) loads it, since an
+ *  editor shows a document's diagnostics at positions of that document. */
+export function analyzeSource(file: SourceFile, options: CompileOptions = {}, read: FileReader = readSourceFile): AnalysisResult {
+  const r = analyzeProgram(file, options, read);
+  return r.sources ? { ...r, diagnostics: foldImportedDiagnostics(r.diagnostics, r.sources) } : r;
+}
+
+function analyzeProgram(file: SourceFile, options: CompileOptions, read: FileReader): AnalysisResult {
   const diags = new DiagnosticBag();
-  const tokens = lex(file.text, diags);
-  const ast = parseProgram(tokens, diags, file.text);
-  if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast };
-  const checked = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() });
+  const sources = new SourceMap(file);
+  const ast = parseFileAt(file.text, 0, diags);
+  const loaded = loadImports(ast, sources, diags, read, options.cwd);
+  if (diags.hasErrors) return { file, sources, diagnostics: sorted(diags.items), ast };
+  const checked = checkProgram(ast, diags, { disabled: options.disabled ?? new Set() }, loaded);
   checkExhaustiveness(checked, diags);
   if (!diags.hasErrors) checkInitialisationOrder(checked, diags);
   // Warnings only for a program that is otherwise correct: next to errors they are noise.
   if (!diags.hasErrors) lintProgram(checked, diags);
-  if (diags.hasErrors) return { file, diagnostics: sorted(diags.items), ast, checked };
-  return { file, diagnostics: sorted(diags.items), ast, typed: checked, checked };
+  if (diags.hasErrors) return { file, sources, diagnostics: sorted(diags.items), ast, checked };
+  return { file, sources, diagnostics: sorted(diags.items), ast, typed: checked, checked };
 }
 
-export function lowerTyped(file: SourceFile, typed: TypedProgram, options: LowerOptions = {}): CoreProgram {
+/** Errors in imported files become one per import statement of the main file. */
+function foldImportedDiagnostics(ds: Diagnostic[], sources: SourceMap): Diagnostic[] {
+  const main = sources.files[0]!;
+  const out: Diagnostic[] = [];
+  const byImport = new Map<number, Diagnostic>();
+  for (const d of ds) {
+    let entry = sources.entryAt(d.span.start);
+    if (entry === main) {
+      out.push(d);
+      continue;
+    }
+    // A warning in an imported file is shown when that file itself is open, not at the import.
+    if (d.severity === 'warning') continue;
+    const where = sources.location(d.span.start);
+    while (entry.importedAt !== null && sources.entryAt(entry.importedAt.start) !== main) entry = sources.entryAt(entry.importedAt.start);
+    const at = entry.importedAt!;
+    const seen = byImport.get(at.start);
+    if (seen) {
+      seen.notes.push(`note: also: ${d.message} (${where})`);
+      continue;
+    }
+    const folded: Diagnostic = { ...d, span: at, labels: [], primaryLabel: undefined, message: `error in imported file ${entry.file.path}: ${d.message}`, notes: [`note: at ${where}`] };
+    byImport.set(at.start, folded);
+    out.push(folded);
+  }
+  return out;
+}
+
+/** `file` may be the program's SourceMap (a multi-file program) or its only file. */
+export function lowerTyped(file: SourceFile | SourceMap, typed: TypedProgram, options: LowerOptions = {}): CoreProgram {
   return lowerProgram(typed, (offset) => file.location(offset), options);
 }
 
 /** The verified LLVM module of a checked program. */
-export function emitTyped(file: SourceFile, typed: TypedProgram, options: LowerOptions = {}): IrModule {
+export function emitTyped(file: SourceFile | SourceMap, typed: TypedProgram, options: LowerOptions = {}): IrModule {
   return emitModule(lowerTyped(file, typed, options), basename(file.path));
 }
 
@@ -100,7 +157,7 @@ export interface CompileResult extends FrontEndResult {
 export function compileToLlvm(file: SourceFile, options: CompileOptions = {}): CompileResult {
   const r = checkSource(file, options);
   if (!r.typed) return r;
-  return { ...r, llvm: emitTyped(file, r.typed).print() };
+  return { ...r, llvm: emitTyped(r.sources ?? file, r.typed).print() };
 }
 
 export interface BuildResult extends FrontEndResult {
@@ -112,7 +169,7 @@ export interface BuildResult extends FrontEndResult {
 export async function buildExecutable(file: SourceFile, output: string, opt: OptLevel, options: CompileOptions = {}): Promise<BuildResult> {
   const r = checkSource(file, options);
   if (!r.typed) return r;
-  const ir = emitTyped(file, r.typed);
+  const ir = emitTyped(r.sources ?? file, r.typed);
   const dir = makeBuildDir();
   try {
     await linkExecutable(ir, output, opt, dir, { sanitize: options.sanitize });
@@ -123,7 +180,7 @@ export async function buildExecutable(file: SourceFile, output: string, opt: Opt
 }
 
 export function renderErrors(r: FrontEndResult): string {
-  return renderDiagnostics(r.diagnostics, r.file);
+  return renderDiagnostics(r.diagnostics, r.sources ?? r.file);
 }
 
 /** Default output name of `--compile` / `build` without -o: the source's basename, in the cwd. */

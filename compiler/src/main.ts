@@ -2,10 +2,12 @@
 // the only module that calls process.exit. Exit status: 0 success (or the program's own status for
 // `run`), 1 compile errors, 2 usage errors (unknown flag, missing file), 70 internal compiler error.
 
-import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as buildCache from '../../scripts/build-cache.mjs';
-import { InternalCompilerError } from './diagnostics/diagnostic.ts';
+import { closestName, InternalCompilerError } from './diagnostics/diagnostic.ts';
 import { LinkError, makeBuildDir, removeBuildDir } from './backend/link.ts';
 import {
   buildExecutable, checkSource, compileToLlvm, defaultOutputName, loadSource, parseSource, renderErrors,
@@ -17,14 +19,21 @@ const VERSION = '0.1.0';
 const HELP = `osprey ${VERSION} — the Osprey compiler
 
 Usage:
-  osprey run FILE [flags]          compile, link and run FILE; its output and exit status pass through
+  osprey run FILE [flags] [-- ARGS...]
+                                   compile, link and run FILE with ARGS (the program reads them
+                                   with args()); its output and exit status pass through, and
+                                   SIGTERM/SIGINT/SIGHUP are forwarded to it
   osprey build FILE [-o OUT]       compile and link an executable (default OUT: ./<basename> in the
-                                   current directory, never beside the source)
+                                   current directory; OUT's folder is created if missing)
   osprey check FILE                report errors only
   osprey FILE --emit=llvm|ast      print the LLVM IR or the syntax tree to stdout
   osprey abi-check ...             the runtime ABI checker
   osprey fmt [--check] FILE|DIR|-  format programs in place (--check: list unformatted files, exit 1)
   osprey lsp                       the language server, speaking LSP over stdin/stdout
+  osprey help                      this help
+
+FILE is the main file of the program: \`import name\` loads name.osp beside it (\`import a.b\`
+loads a/b.osp), so \`osprey build main.osp\` builds the whole program.
 
 Old spellings: osprey FILE --run | --compile [-o OUT] | --llvm | --ast
   (--compile without -o writes ./<basename> in the current directory)
@@ -53,9 +62,14 @@ class UsageError extends Error {}
 
 type Mode = 'run' | 'build' | 'check' | 'llvm' | 'ast';
 
+/** The subcommands, for did-you-mean (abi-check is dispatched before argument parsing). */
+const COMMANDS = ['run', 'build', 'check', 'fmt', 'lsp', 'help', 'abi-check'];
+
 interface Args {
   mode: Mode;
   file: string;
+  /** Arguments after `--`, passed to the program by `run`. */
+  programArgs: string[];
   output: string | null;
   opt: OptLevel | null;
   disabled: Set<Capability>;
@@ -76,13 +90,26 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     mode = m;
   };
   let i = 0;
+  let programArgs: string[] = [];
   const commands: Record<string, Mode> = { run: 'run', build: 'build', check: 'check' };
   if (argv[0] !== undefined && commands[argv[0]] !== undefined) {
     setMode(commands[argv[0]]!);
     i = 1;
+  } else if (argv[0] !== undefined && !argv[0].startsWith('-')) {
+    // The old spellings start with the file (`osprey FILE --run`). A first word that is neither
+    // a command nor an existing path nor a `.osp` name is a mistyped command (`osprey buld x.osp`).
+    const word = argv[0];
+    if (!word.endsWith('.osp') && !pathExists(word)) {
+      const guess = closestName(word, COMMANDS);
+      throw new UsageError(`unknown command '${word}'${guess ? ` — did you mean '${guess}'?` : ''} (commands: ${COMMANDS.join(', ')}; try osprey help)`);
+    }
   }
   for (; i < argv.length; i++) {
     const a = argv[i]!;
+    if (a === '--') {
+      programArgs = argv.slice(i + 1);
+      break;
+    }
     switch (a) {
       case '-h':
       case '--help':
@@ -146,8 +173,54 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     if (file !== null) throw new UsageError(`unexpected argument: ${a}`);
     file = a;
   }
-  if (file === null) throw new UsageError('no input file (try --help)');
-  return { mode: mode ?? 'llvm', file, output, opt, disabled, sanitize, verbose };
+  if (file === null) throw new UsageError(`no input file (usage: osprey ${mode ?? 'run'} FILE; try osprey help)`);
+  if (programArgs.length > 0 && mode !== 'run') throw new UsageError('arguments after -- are passed to the program, which only `osprey run` runs');
+  return { mode: mode ?? 'llvm', file, programArgs, output, opt, disabled, sanitize, verbose };
+}
+
+function pathExists(p: string): boolean {
+  try {
+    statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Same file on disk (hard links and symlinks included); false when either does not exist. */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const sa = statSync(a);
+    const sb = statSync(b);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where `build` writes: OUT (inside it when OUT is a folder, or ends with `/`), or ./<basename>.
+ * Refuses to write over the source, and creates OUT's folder when it is missing.
+ */
+function outputPath(source: string, output: string | null): string {
+  let out = resolve(output ?? defaultOutputName(source));
+  if (output !== null && (output.endsWith('/') || (pathExists(out) && statSync(out).isDirectory()))) {
+    out = join(out, defaultOutputName(source));
+  }
+  if (out === resolve(source) || sameFile(out, source)) {
+    const hint = output === null
+      ? `the source has no .osp extension, so the default output name is the source itself; choose one with -o, e.g. osprey build ${source} -o ${basename(source)}.out`
+      : 'choose another -o';
+    throw new UsageError(`refusing to overwrite the source file ${source} with the executable: ${hint}`);
+  }
+  if (pathExists(out) && statSync(out).isDirectory()) throw new UsageError(`cannot write the executable to ${out}: it is a directory`);
+  const folder = dirname(out);
+  try {
+    mkdirSync(folder, { recursive: true });
+  } catch (e) {
+    throw new UsageError(`cannot create the output folder ${folder}: ${(e as NodeJS.ErrnoException).code === 'EEXIST' || (e as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'a file is in the way' : (e as Error).message}`);
+  }
+  return out;
 }
 
 async function runAbiCheck(argv: string[]): Promise<number> {
@@ -166,11 +239,71 @@ function jsonReplacer(key: string, value: unknown): unknown {
   return value;
 }
 
+/** A shell's status for a process killed by a signal: 128 + its number. */
+function signalStatus(signal: string | null): number {
+  return 128 + ((signal !== null ? (osConstants.signals as Record<string, number>)[signal] : undefined) ?? 1);
+}
+
+/** Signals a service manager, `timeout` or a terminal sends to stop `osprey run`. */
+const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
+/**
+ * Signal handling for `osprey run`: a signal that arrives while compiling stops the build (the
+ * caller removes the build directory and exits 128 + n); once the program runs, the signal is
+ * forwarded to it and `osprey run` waits for it to exit, so it never outlives us holding a port.
+ */
+class RunSignals {
+  child: ChildProcess | null = null;
+  received: NodeJS.Signals | null = null;
+  private readonly handlers = new Map<NodeJS.Signals, () => void>();
+
+  install(): void {
+    for (const sig of FORWARDED_SIGNALS) {
+      const h = () => {
+        this.received ??= sig;
+        if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill(sig);
+      };
+      this.handlers.set(sig, h);
+      process.on(sig, h);
+    }
+  }
+
+  uninstall(): void {
+    for (const [sig, h] of this.handlers) process.off(sig, h);
+    this.handlers.clear();
+  }
+
+  /** The exit status for a signal received before the program started, if any. */
+  get interruptedStatus(): number | null {
+    return this.received === null ? null : signalStatus(this.received);
+  }
+}
+
+function runExecutable(exe: string, args: string[], signals: RunSignals): Promise<number> {
+  return new Promise((resolveExit, reject) => {
+    const child = spawn(exe, args, { stdio: 'inherit' });
+    signals.child = child;
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (code !== null) resolveExit(code);
+      else resolveExit(signalStatus(signal));
+    });
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'abi-check') return runAbiCheck(argv.slice(1));
   // Editor tools, each in its own bundle chunk (literal specifiers), loaded only by its command.
   if (argv[0] === 'fmt') return (await import('./tools/format/cli.ts')).fmtMain(argv.slice(1));
   if (argv[0] === 'lsp') return (await import('./tools/lsp/server.ts')).lspMain(argv.slice(1));
+  if (argv.length === 0) {
+    process.stderr.write(HELP);
+    return 2;
+  }
+  if (argv[0] === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
   const args = parseArgs(argv);
   if (args === 'help') {
     process.stdout.write(HELP);
@@ -180,8 +313,19 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`osprey ${VERSION}\n`);
     return 0;
   }
-  if (!existsSync(args.file) || !statSync(args.file).isFile()) throw new UsageError(`cannot read '${args.file}': no such file`);
-  const file = loadSource(args.file);
+  if (!pathExists(args.file)) throw new UsageError(`cannot read '${args.file}': no such file`);
+  if (statSync(args.file).isDirectory()) {
+    throw new UsageError(`'${args.file}' is a directory; give the program's main .osp file (imports are found beside it)`);
+  }
+  if (!statSync(args.file).isFile()) throw new UsageError(`cannot read '${args.file}': not a regular file`);
+  // Resolve the output (and refuse to overwrite the source) before compiling anything.
+  const buildOutput = args.mode === 'build' ? outputPath(args.file, args.output) : null;
+  let file;
+  try {
+    file = loadSource(args.file);
+  } catch (e) {
+    throw new UsageError(`cannot read '${args.file}': ${(e as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
+  }
   const options = { disabled: args.disabled, sanitize: args.sanitize };
   switch (args.mode) {
     case 'ast': {
@@ -206,12 +350,14 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'build': {
-      const out = resolve(args.output ?? defaultOutputName(args.file));
-      const r = await buildExecutable(file, out, args.opt ?? 'release', options);
+      const r = await buildExecutable(file, buildOutput!, args.opt ?? 'release', options);
+      // Warnings go to stderr too; they never change the exit status.
       if (r.diagnostics.length) process.stderr.write(renderErrors(r));
       return r.executable ? 0 : 1;
     }
     case 'run': {
+      const signals = new RunSignals();
+      signals.install();
       // The build cache (scripts/build-cache.mjs): bin/osprey.mjs already looked the program up
       // and sets the compiler's identity when the command is cacheable.
       const compilerId = (globalThis as { ospreyCompilerIdentity?: string }).ospreyCompilerIdentity;
@@ -222,20 +368,29 @@ async function main(argv: string[]): Promise<number> {
       const cached = key ? buildCache.lookup(key) : null;
       if (cached) {
         if (args.verbose) process.stderr.write(`osprey: cache hit, running ${cached}\n`);
-        return await buildCache.runExecutable(cached);
+        try {
+          return await runExecutable(cached, args.programArgs, signals);
+        } finally {
+          signals.uninstall();
+        }
       }
       const dir = makeBuildDir();
       try {
         const exe = join(dir, 'program');
         const r = await buildExecutable(file, exe, args.opt ?? 'fast', options);
+        if (signals.interruptedStatus !== null) return signals.interruptedStatus;
         // Warnings go to stderr before the program runs; they never change the exit status.
         if (r.diagnostics.length) process.stderr.write(renderErrors(r));
         if (!r.executable) return 1;
-        const stored = key ? buildCache.store(key, exe) : null;
+        // The key covers the main file's text only, so a program that imports files is not cached
+        // (an edit to an imported file would otherwise run the stale executable).
+        const singleFile = (r.sources?.files.length ?? 1) === 1;
+        const stored = key && singleFile ? buildCache.store(key, exe) : null;
         if (args.verbose) process.stderr.write(stored ? `osprey: compiled and cached as ${stored}\n` : 'osprey: compiled (not cached)\n');
-        return await buildCache.runExecutable(exe);
+        return await runExecutable(exe, args.programArgs, signals);
       } finally {
         removeBuildDir(dir);
+        signals.uninstall();
       }
     }
   }

@@ -70,3 +70,65 @@ export class SourceFile {
     return `${this.path}:${line}:${col}`;
   }
 }
+
+/** One file of a multi-file program and the import that first loaded it. */
+export interface SourceEntry {
+  file: SourceFile;
+  /** Offset of the file's first character in the program-wide offset space. */
+  base: number;
+  /** The `import` statement (program-wide span) that loaded the file; null for the main file. */
+  importedAt: Span | null;
+}
+
+/**
+ * Every file of a program in one offset space: file k's text occupies [base_k, base_k + length]
+ * (the end offset included, for end-of-file spans), and the next file starts one past it. Spans
+ * stay plain numbers through every pass; the renderer and run-time locations ask this map which
+ * file an offset belongs to. A single-file program has base 0, so its spans are file offsets.
+ */
+export class SourceMap {
+  private readonly entries: SourceEntry[] = [];
+
+  constructor(main: SourceFile) {
+    this.entries.push({ file: main, base: 0, importedAt: null });
+  }
+
+  get main(): SourceFile {
+    return this.entries[0]!.file;
+  }
+
+  /** The path of the main file (what a single-file caller knows as `file.path`). */
+  get path(): string {
+    return this.main.path;
+  }
+
+  get files(): readonly SourceEntry[] {
+    return this.entries;
+  }
+
+  /** Adds a file and returns its base offset. */
+  add(file: SourceFile, importedAt: Span): number {
+    const last = this.entries[this.entries.length - 1]!;
+    const base = last.base + last.file.text.length + 1;
+    this.entries.push({ file, base, importedAt });
+    return base;
+  }
+
+  /** The entry holding a program-wide offset. */
+  entryAt(offset: number): SourceEntry {
+    let lo = 0;
+    let hi = this.entries.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.entries[mid]!.base <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.entries[lo]!;
+  }
+
+  /** `file:line:col` of a program-wide offset. */
+  location(offset: number): string {
+    const e = this.entryAt(offset);
+    return e.file.location(offset - e.base);
+  }
+}

@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define OSP_ABI_VERSION 5
+#define OSP_ABI_VERSION 7
 
 #define OSP_RESULT_SUCCESS 0
 #define OSP_RESULT_ERROR 1
@@ -98,6 +98,9 @@ const char *osp_bool_to_string(int64_t value);
 
 /* Writes the text and a line feed to standard output (one process-wide stream). */
 void osp_print(const char *text);
+
+/* The command-line arguments after the program name (`osprey run FILE -- ARGS...`), as the value of the `args()` built-in, a List<String>: a garbage-collected block of 64-bit words [length, string 0, string 1, ...]. */
+void *osp_args(void);
 
 /* Pauses the calling fiber (its worker runs other fibers meanwhile; on a runtime thread, the thread); negative values count as 0. */
 void osp_sleep(int64_t milliseconds);

@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Set on the thread that runs the program (osp_rt_init): it alone uses osp_alloc's free lists. */
 static __thread int alloc_fast_thread __attribute__((tls_model("initial-exec")));
@@ -24,6 +26,47 @@ static int shutdown_hook_count;
 
 void osp_output_lock(void) { pthread_mutex_lock(&output_mutex); }
 void osp_output_unlock(void) { pthread_mutex_unlock(&output_mutex); }
+
+/* stdout is block-buffered when it is not a terminal: a million prints into a pipe cost a few
+ * hundred writes, not a million. What a program printed still reaches the reader promptly, because
+ * the buffer is flushed whenever the program blocks (sleep, input, awaiting a process, waiting
+ * for the WebSocket runtime), before the runtime thread waits for network events, before a process
+ * is spawned, at exit, on a run-time failure and on SIGTERM/SIGINT/SIGHUP. `output_pending` is set
+ * by every print so that those flushes cost one atomic load when nothing was printed. */
+static char stdout_buffer[64 * 1024];
+static atomic_int output_pending;
+
+void osp_output_flush_pending(void) {
+    if (!atomic_exchange_explicit(&output_pending, 0, memory_order_acq_rel)) return;
+    osp_output_lock();
+    if (fflush(stdout) != 0) {
+        /* The reader went away or the disk is full; osp_rt_shutdown reports it at exit. */
+    }
+    osp_output_unlock();
+}
+
+/* Command-line arguments for args(). glibc passes (argc, argv, envp) to ELF constructors, so the
+ * generated `main` keeps its ABI (no parameters) and the runtime still sees them. */
+static int program_argc;
+static char **program_argv;
+
+__attribute__((constructor)) static void capture_arguments(int argc, char **argv, char **envp) {
+    (void)envp;
+    program_argc = argc;
+    program_argv = argv;
+}
+
+void *osp_args(void) {
+    int64_t count = program_argc > 1 ? (int64_t)program_argc - 1 : 0;
+    /* An Osprey List is a GC block of 64-bit words: [length, element 0, element 1, ...]. */
+    int64_t *list = osp_alloc((count + 1) * (int64_t)sizeof(int64_t));
+    list[0] = count;
+    for (int64_t i = 0; i < count; i++) {
+        const char *arg = program_argv[i + 1];
+        list[i + 1] = (int64_t)(intptr_t)osp_gc_strndup(arg, strlen(arg));
+    }
+    return list;
+}
 
 /* Osprey has no loops: self tail calls compile to jumps, but deep non-tail and mutual recursion
  * still use the stack. Linux checks RLIMIT_STACK when the main thread's stack grows, so raising
@@ -63,11 +106,16 @@ void osp_rt_init(int64_t abi_version) {
     if (getenv("GC_FREE_SPACE_DIVISOR") == NULL) GC_set_free_space_divisor(1);
     raise_stack_limit();
     alloc_fast_thread = 1; /* this thread runs the program: osp_alloc's free lists are its own */
-    /* Line buffering: a long-running server's output reaches a pipe as it happens, and lines
-     * written by the runtime thread and the main thread stay whole and in order. */
-    if (setvbuf(stdout, NULL, _IOLBF, 0) != 0) {
-        fprintf(stderr, "osprey runtime: cannot set line buffering on stdout\n");
+    /* A terminal gets every line as it is printed; a pipe or file gets 64 KiB blocks (see
+     * osp_output_flush_pending for when they are written). Lines written by the runtime thread
+     * and the main thread stay whole and in order either way (osp_output_lock). */
+    int rc = isatty(STDOUT_FILENO) ? setvbuf(stdout, NULL, _IOLBF, 0)
+                                   : setvbuf(stdout, stdout_buffer, _IOFBF, sizeof stdout_buffer);
+    if (rc != 0) {
+        fprintf(stderr, "osprey runtime: cannot set the buffering of stdout\n");
     }
+    /* Buffered output is written and servers close cleanly when the program is told to stop. */
+    osp_rt_install_graceful_signals();
 }
 
 void osp_rt_at_shutdown(void (*hook)(void)) {
@@ -300,8 +348,11 @@ const char *osp_bool_to_string(int64_t value) {
 
 void osp_print(const char *text) {
     osp_output_lock();
-    fputs(text, stdout);
-    fputc('\n', stdout);
+    flockfile(stdout); /* one stdio lock for the line; the signal path's flush respects it */
+    fputs_unlocked(text, stdout);
+    putc_unlocked('\n', stdout);
+    funlockfile(stdout);
+    atomic_store_explicit(&output_pending, 1, memory_order_release);
     osp_output_unlock();
 }
 

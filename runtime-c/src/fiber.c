@@ -675,6 +675,7 @@ void osp_fiber_yield(void) {
 }
 
 void osp_sleep(int64_t milliseconds) {
+    osp_output_flush_pending(); /* what was printed reaches a pipe before the program waits */
     if (milliseconds <= 0) return;
     osp_fiber *self = osp_fiber_self();
     if (self == NULL) {

@@ -195,6 +195,7 @@ void osp_ws_loop_wake(void) {
  * though the loop is closing. false when it was refused. */
 static bool post_and_wait(void (*fn)(void *), void *arg, bool internal) {
     osp_ws_command cmd = {fn, arg, false, NULL};
+    osp_output_flush_pending(); /* the program blocks until the runtime thread answers */
     pthread_mutex_lock(&loop_mutex);
     if (!running || (closed && !internal)) {
         pthread_mutex_unlock(&loop_mutex);
@@ -270,6 +271,7 @@ void osp_ws_waiters_signal_all(osp_ws_waiter **list) {
 }
 
 void osp_ws_waiter_wait(osp_ws_waiter *w) {
+    osp_output_flush_pending();
     pthread_mutex_lock(&loop_mutex);
     while (!w->done) pthread_cond_wait(&loop_cond, &loop_mutex);
     pthread_mutex_unlock(&loop_mutex);
@@ -285,6 +287,8 @@ static void *loop_main(void *unused) {
      * more sends coalesced per iteration (broadcasts are flushed once per iteration). */
     struct epoll_event events[256];
     while (!stop_requested) {
+        /* Lines printed by handlers (and by the program's thread) reach a pipe before we sleep. */
+        osp_output_flush_pending();
         int n = epoll_wait(epoll_fd, events, (int)(sizeof events / sizeof events[0]), next_timeout_ms());
         if (n < 0) {
             /* EINTR: the garbage collector's stop-the-world signal, among others. */

@@ -3,6 +3,7 @@
  */
 #include "net.h"
 #include "loop.h"
+#include "runtime.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -97,6 +98,7 @@ static int wait_fd(int fd, short events, uint64_t deadline_ms) {
         int ms = remaining_ms(deadline_ms);
         if (ms == 0) return 0;
         struct pollfd pfd = {fd, events, 0};
+        osp_output_flush_pending(); /* the caller blocks on the network */
         int rc = poll(&pfd, 1, ms);
         if (rc > 0) return 1;
         if (rc < 0 && errno != EINTR) return -1;

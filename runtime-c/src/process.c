@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,13 +78,28 @@ OspResult osp_process_spawn(const char *command, osp_process_event_handler_fn ha
     int rc = posix_spawn_file_actions_init(&actions);
     if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+    /* The runtime blocks SIGTERM/SIGINT/SIGHUP in its threads (signals.c); the child must start
+     * with no signal blocked, as any process does, or it could not be stopped. */
+    posix_spawnattr_t attrs;
+    bool attrs_ready = false;
+    if (rc == 0) {
+        rc = posix_spawnattr_init(&attrs);
+        attrs_ready = rc == 0;
+    }
+    sigset_t none;
+    if (rc == 0 && sigemptyset(&none) != 0) rc = EINVAL;
+    if (rc == 0) rc = posix_spawnattr_setsigmask(&attrs, &none);
+    if (rc == 0) rc = posix_spawnattr_setflags(&attrs, POSIX_SPAWN_SETSIGMASK);
     pid_t pid = -1;
     if (rc == 0) {
         char *argv[] = {"sh", "-c", (char *)command, NULL};
         osp_output_lock();
         fflush(stdout); /* the child writes to its own pipes, but keep our order obvious */
         osp_output_unlock();
-        rc = posix_spawn(&pid, "/bin/sh", &actions, NULL, argv, environ);
+        rc = posix_spawn(&pid, "/bin/sh", &actions, &attrs, argv, environ);
+    }
+    if (attrs_ready && posix_spawnattr_destroy(&attrs) != 0) {
+        /* Nothing was allocated that matters after the spawn. */
     }
     if (posix_spawn_file_actions_destroy(&actions) != 0) {
         /* Nothing was allocated that matters after the spawn. */
@@ -143,6 +159,7 @@ static void run_to_exit(Process *p) {
             which[n] = i;
             n++;
         }
+        osp_output_flush_pending(); /* what the callbacks printed, before waiting for more */
         int ready = poll(pfd, n, -1);
         if (ready < 0) {
             if (errno == EINTR) continue;

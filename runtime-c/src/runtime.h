@@ -11,6 +11,7 @@
 #include <gc.h>
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,8 +39,10 @@ void osp_rt_at_shutdown(void (*hook)(void));
  * another thread's shutdown hooks (they wait for that very thread). */
 extern bool (*osp_rt_on_loop_thread)(void);
 
-/* Once per process, before the first runtime thread starts: SIGTERM and SIGINT (when they have
- * their default disposition) trigger osp_rt_shutdown and exit with 128 + the signal number. */
+/* Once per process (osp_rt_init), before any other thread starts: SIGTERM, SIGINT and SIGHUP
+ * (when they have their default disposition) run the shutdown hooks, flush stdout and exit with
+ * 128 + the signal number (osp_rt_shutdown_for_signal). A second call finds them blocked and does
+ * nothing. */
 void osp_rt_install_graceful_signals(void);
 /* osp_rt_shutdown(128 + signo) for the signal watcher; a concurrent exit of the program then
  * reports the same status. */
@@ -49,6 +52,10 @@ int32_t osp_rt_shutdown_for_signal(int signo);
  * WebSocket thread). Called from a fiber, the fiber parks and a helper thread makes the call, so
  * the worker goes on running other fibers; from any other thread, fn runs right there. */
 void osp_sched_run_blocking(void (*fn)(void *arg), void *arg);
+
+/* stdout is block-buffered when it is not a terminal. Call before blocking (sleeping, waiting for
+ * another thread, a child process or the network): writes what was printed, if anything. */
+void osp_output_flush_pending(void);
 
 /* Serialises writes to stdout and stderr from the main thread and the runtime thread so that
  * lines never interleave. */

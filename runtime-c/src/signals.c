@@ -63,9 +63,23 @@ static void *graceful_signal_watcher(void *arg) {
 }
 
 /* Call from the thread that is about to start the runtime thread, before starting it: threads
- * created afterwards inherit the blocked mask, so the watcher is where the signals land. */
+ * created afterwards inherit the blocked mask, so the watcher is where the signals land.
+ * Runs once per process (osp_rt_init calls it for every program; the WebSocket runtime again):
+ * a second run must not clear `graceful_signals`, which the new watcher may not have read yet. */
+static void install_once(void);
+
 void osp_rt_install_graceful_signals(void) {
-    static const int wanted[] = {SIGTERM, SIGINT};
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    int rc = pthread_once(&once, install_once);
+    if (rc != 0) {
+        osp_output_lock();
+        fprintf(stderr, "osprey runtime: cannot install the termination signal handling: %s\n", strerror(rc));
+        osp_output_unlock();
+    }
+}
+
+static void install_once(void) {
+    static const int wanted[] = {SIGTERM, SIGINT, SIGHUP};
     if (sigemptyset(&graceful_signals) != 0) return;
     sigset_t blocked;
     if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return;

@@ -5,6 +5,8 @@
  * network or a WebSocket peer) is only checked and compiled to LLVM IR. `// stdin: LINE` lines are
  * the program's standard input; `// flags: --sandbox --no-fs …` compiles with those security flags;
  * `// compile-error: TEXT` means the program must be rejected with TEXT among the diagnostics.
+ * A file whose first line is `// library: …` is only imported by other programs (multi-file
+ * programs, `import`) and is not compiled on its own.
  * Programs run in a fresh scratch directory.
  */
 import { readFileSync } from 'node:fs';
@@ -26,9 +28,10 @@ describe.concurrent('golden programs', () => {
   for (const file of listFiles(PROGRAMS, '.osp')) {
     const rel = relative(PROGRAMS, file);
     const text = readFileSync(file, 'utf8');
+    if (/^\/\/ library:/.test(text)) continue;
     if (/^\s*\/\/\s*check-only\b/m.test(text)) {
       it(`${rel} (check + LLVM only)`, () => {
-        const r = compileToLlvm(new SourceFile(rel, text));
+        const r = compileToLlvm(new SourceFile(rel, text), { cwd: PROGRAMS });
         expect(r.diagnostics.length ? renderErrors(r) : '').toBe('');
         expect(r.llvm).toContain('define i32 @main()');
       });
@@ -47,7 +50,7 @@ describe.concurrent('golden programs', () => {
         else if (flag.startsWith('--no-')) disabled.add(flag.slice('--no-'.length) as Capability);
         else throw new Error(`unknown flag ${flag} in ${rel}`);
       }
-      const r = await compileAndRun(rel, text, stdin, { disabled }, opt);
+      const r = await compileAndRun(rel, text, stdin, { disabled, cwd: PROGRAMS }, opt);
       const compileErrors = directives(text, 'compile-error');
       if (compileErrors.length > 0) {
         // A program that must not compile: each listed text appears in the rendered diagnostics.

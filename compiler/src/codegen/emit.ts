@@ -325,6 +325,14 @@ class Emitter {
         const words = ir.bitcast(p, ir.ptrTo(ir.i64()));
         return this.fromWord(ir.load(ir.i64(), ir.elementPtr(ir.i64(), words, e.index)), e.repr);
       }
+      case 'loadwordat': {
+        const p = this.expr(e.ptr);
+        if (!p) return null;
+        const index = this.expr(e.index);
+        if (!index) return null;
+        const words = ir.bitcast(p, ir.ptrTo(ir.i64()));
+        return this.fromWord(ir.load(ir.i64(), ir.elementPtrAt(ir.i64(), words, index)), e.repr);
+      }
       case 'mkresult': {
         const v = this.expr(e.payload);
         if (!v) return null;

@@ -177,6 +177,7 @@ export class IrModule {
   alloca(t: Type): Value { return this.b.CreateAlloca(t); }
   /** Address of element `i` of an array of `t` at `ptr` (a `t*`). */
   elementPtr(t: Type, ptr: Value, i: number): Value { return this.b.CreateGEP(t, ptr, [this.b.getIntN(64, i)]); }
+  elementPtrAt(t: Type, ptr: Value, i: Value): Value { return this.b.CreateGEP(t, ptr, [i]); }
   extract(agg: Value, i: number): Value { return this.b.CreateExtractValue(agg, [i]); }
   insert(agg: Value, v: Value, i: number): Value { return this.b.CreateInsertValue(agg, v, [i]); }
   call(fn: Fn, args: Value[]): Value { return this.b.CreateCall(fn, args); }

@@ -26,7 +26,7 @@ export interface Diagnostic {
 }
 
 /** Every error code the compiler emits. Ranges: E00xx lexical, E01xx syntax, E02xx names,
- *  E03xx types and calls, E04xx patterns and match, E05xx declarations; W0xxx are warnings. */
+ *  E03xx types and calls, E04xx patterns and match, E05xx declarations, E06xx imports; W0xxx are warnings. */
 export const Code = {
   // lexical
   UnexpectedChar: 'E0001',
@@ -70,6 +70,9 @@ export const Code = {
   MissingReturnType: 'E0500',
   MissingParamType: 'E0501',
   ImplicitAny: 'E0502',
+  ImportNotFound: 'E0600',
+  ImportCycle: 'E0601',
+  ImportMisplaced: 'E0602',
   // warnings (never stop compilation)
   UnusedVariable: 'W0001',
   UnusedParameter: 'W0002',

@@ -7,7 +7,7 @@
 //     │                               ^^^ String
 //     = hint: ...
 
-import type { SourceFile } from '../source.ts';
+import { SourceFile, type SourceMap, type Span } from '../source.ts';
 import type { Diagnostic } from './diagnostic.ts';
 
 /** Source lines longer than this many characters are shown as a window around the span. */
@@ -15,7 +15,26 @@ const MAX_LINE = 160;
 /** Characters of context kept before (and at least after) the span in such a window. */
 const CONTEXT = 40;
 
-export function renderDiagnostic(d: Diagnostic, file: SourceFile): string {
+/**
+ * Renders one diagnostic. With a multi-file program's SourceMap the diagnostic is drawn in the file
+ * its primary span belongs to; labels in another file become notes with their location, and the
+ * chain of imports that led to the file follows as `imported from FILE:LINE:COL` notes.
+ */
+export function renderDiagnostic(d: Diagnostic, sources: SourceFile | SourceMap): string {
+  if (sources instanceof SourceFile) return renderInFile(d, sources);
+  const entry = sources.entryAt(d.span.start);
+  const local = (s: Span): Span => ({ start: s.start - entry.base, end: s.end - entry.base });
+  const inThisFile = (s: Span): boolean => sources.entryAt(s.start) === entry;
+  const labels = d.labels.filter((l) => inThisFile(l.span)).map((l) => ({ ...l, span: local(l.span) }));
+  const elsewhere = d.labels.filter((l) => !inThisFile(l.span)).map((l) => `note: ${l.message}: ${sources.location(l.span.start)}`);
+  const chain: string[] = [];
+  for (let e = entry; e.importedAt !== null; e = sources.entryAt(e.importedAt.start)) {
+    chain.push(`note: imported from ${sources.location(e.importedAt.start)}`);
+  }
+  return renderInFile({ ...d, span: local(d.span), labels, notes: [...d.notes, ...elsewhere, ...chain] }, entry.file);
+}
+
+function renderInFile(d: Diagnostic, file: SourceFile): string {
   const out: string[] = [];
   out.push(`${d.severity}[${d.code}]: ${d.message}`);
   const start = file.lineCol(d.span.start);
@@ -55,7 +74,7 @@ export function renderDiagnostic(d: Diagnostic, file: SourceFile): string {
   return out.join('\n') + '\n';
 }
 
-export function renderDiagnostics(ds: readonly Diagnostic[], file: SourceFile): string {
+export function renderDiagnostics(ds: readonly Diagnostic[], file: SourceFile | SourceMap): string {
   const body = ds.map((d) => renderDiagnostic(d, file)).join('\n');
   const errors = ds.filter((d) => d.severity === 'error').length;
   const warnings = ds.length - errors;

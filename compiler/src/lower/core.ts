@@ -54,6 +54,8 @@ export type CExpr = { repr: Repr } & (
   | { k: 'storeword'; ptr: CExpr; index: number; value: CExpr }
   /** Word `index` of a GC block, converted back to `repr`. */
   | { k: 'loadword'; ptr: CExpr; index: number }
+  /** Word `index` (computed at run time, in range by construction) of a GC block. */
+  | { k: 'loadwordat'; ptr: CExpr; index: CExpr }
   | { k: 'mkresult'; tag: 0 | 1; payload: CExpr }
   /** The value as one 64-bit word (repr i64): what channels and fibers carry (a two-word value
    *  is boxed in a GC cell, a Bool zero-extended, a pointer converted). */

@@ -41,9 +41,41 @@ function elementOf(t: Type): Type {
   return p.kind === 'con' && p.args[0] ? p.args[0] : ice('lowering: iterator without an element type');
 }
 
+/** An iterator over a list's elements: a List is accepted wherever an iterator is (§4.7 → REC). */
+function listIterator(list: CExpr, elem: Repr, state: LowerState): CExpr {
+  // loop(sink, list, i) = i < list[0] ? (sink(list[1 + i]); loop(sink, list, i + 1)) : ()
+  const loop = helper(state, `list.loop.${elem}`, (name) => {
+    const [sink, l, i] = [state.temp(), state.temp(), state.temp()];
+    const next: CExpr = { k: 'prim', op: 'add', args: [local(i, 'i64'), { k: 'int', value: 1n, repr: 'i64' }], repr: 'i64' };
+    const body: CExpr = {
+      k: 'if', repr: 'i64',
+      cond: { k: 'prim', op: 'lt', args: [local(i, 'i64'), { k: 'loadword', ptr: local(l, 'ptr'), index: 0, repr: 'i64' }], repr: 'i1' },
+      then: {
+        k: 'seq', repr: 'i64',
+        effects: [call(local(sink, 'closure'), [{ k: 'loadwordat', ptr: local(l, 'ptr'), index: next, repr: elem }], 'i64')],
+        result: { k: 'calldirect', fn: name, env: null, tail: true, repr: 'i64', args: [local(sink, 'closure'), local(l, 'ptr'), next] },
+      },
+      else: UNIT,
+    };
+    return { name, params: [{ id: sink, repr: 'closure' }, { id: l, repr: 'ptr' }, { id: i, repr: 'i64' }], ret: 'i64', body, loops: true };
+  });
+  const iter = helper(state, `list.${elem}`, (name) => {
+    const sink = state.temp();
+    const body: CExpr = { k: 'calldirect', fn: loop, env: null, tail: false, repr: 'i64', args: [local(sink, 'closure'), env(0, 'ptr'), { k: 'int', value: 0n, repr: 'i64' }] };
+    return { name, params: [{ id: sink, repr: 'closure' }], ret: 'i64', body, loops: false };
+  });
+  return closure(iter, [list]);
+}
+
+function isList(t: Type): boolean {
+  const p = prune(t);
+  return p.kind === 'con' && p.name === 'List';
+}
+
 /** `args` are the built-in's arguments in parameter order, already lowered. */
-export function lowerIteratorBuiltin(e: TExpr & { kind: 'builtin' }, args: CExpr[], state: LowerState): CExpr {
+export function lowerIteratorBuiltin(e: TExpr & { kind: 'builtin' }, lowered: CExpr[], state: LowerState): CExpr {
   const argType = (i: number): Type => e.args.find((a) => a.index === i)?.value.type ?? ice('lowering: missing argument');
+  const args = e.name !== 'range' && isList(argType(0)) ? [listIterator(lowered[0]!, reprOf(elementOf(argType(0))), state), ...lowered.slice(1)] : lowered;
   if (e.name === 'fold' || e.name === 'forEach') {
     const fused = fusePipeline(e.name, args, e.name === 'fold' ? reprOf(e.type) : returnRepr(argType(1)), state);
     if (fused) return fused;

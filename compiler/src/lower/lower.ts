@@ -336,6 +336,7 @@ function lowerExprAt(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
     }
     case 'builtin': {
       if (isIteratorBuiltin(e.name)) return lowerArgs(e.args, ctx, (args) => lowerIteratorBuiltin(e, args, ctx.state));
+      if (e.name === 'args') return callRuntime('osp_args', []);
       const arg = lowerExpr(e.args[0]!.value, ctx, false);
       const at = e.args[0]!.value.type;
       switch (e.name) {

@@ -4,7 +4,7 @@
 // simply an undefined function.
 
 import { RUNTIME_FUNCTIONS, type OspreyType, type RuntimeFunction } from '../../../runtime-bindings/abi.ts';
-import { adtType, Bool, fnType, freshVar, Int, iteratorType, resultType, Str, Unit, type Type } from './types.ts';
+import { adtType, Bool, fnType, freshVar, Int, iteratorType, listType, resultType, Str, Unit, type Type } from './types.ts';
 import type { BuiltinName } from './typed.ts';
 import { HTTP_METHOD, HTTP_RESPONSE } from './http-types.ts';
 
@@ -46,6 +46,8 @@ const CORE: Builtin[] = [
   { kind: 'core', name: 'print', params: [{ name: 'value', type: 'display' }], returns: Unit },
   { kind: 'core', name: 'toString', params: [{ name: 'value', type: 'display' }], returns: Str },
   { kind: 'core', name: 'sleep', params: [{ name: 'milliseconds', type: Int }], returns: Unit },
+  // Project addition: the command-line arguments after the program name (`osprey run FILE -- ARGS`).
+  { kind: 'core', name: 'args', params: [], returns: listType(Str) },
   // Iteration (docs/guide/11-lists-and-iteration.md#iterators): Iterator<T> is lazy and single-pass.
   {
     kind: 'core', name: 'range', params: [{ name: 'start', type: Int }, { name: 'end', type: Int }], returns: iteratorType(Int),

@@ -11,6 +11,7 @@ import { arithmeticIsString, paramRule, returnRule } from './annotations.ts';
 import { builtinArityMessage, builtinTable, canonicalBuiltinArg, instantiateBuiltin, reservedNames, UNSUPPORTED_BUILTINS, type Builtin, type Capability } from './builtins.ts';
 import { RESULT_CTORS, TypeEnv } from './resolve.ts';
 import { PatternChecker } from './patterns.ts';
+import type { ImportBinding, ImportedFile } from '../syntax/imports.ts';
 import { article, refinedCtor, Scope, withArticle } from './scope.ts';
 import type { TArg, TArm, TExpr, TSelectArm, TStmt, TypedFn, TypedProgram, VarSymbol, SymbolKind } from './typed.ts';
 import {
@@ -49,8 +50,36 @@ export interface CheckOptions {
   disabled: ReadonlySet<Capability>;
 }
 
-export function checkProgram(program: Program, diags: DiagnosticBag, options: CheckOptions): TypedProgram {
-  return new Checker(diags, options).checkProgram(program);
+/** The files a program imports (syntax/imports.ts), for a multi-file program. */
+export interface ImportedFiles {
+  mainImports: ReadonlyMap<string, ImportBinding>;
+  /** Dependency order: each file after the files it imports. */
+  imported: readonly ImportedFile[];
+}
+
+const NO_IMPORTS: ImportedFiles = { mainImports: new Map(), imported: [] };
+
+export function checkProgram(program: Program, diags: DiagnosticBag, options: CheckOptions, files: ImportedFiles = NO_IMPORTS): TypedProgram {
+  return new Checker(diags, options).checkProgram(program, files);
+}
+
+function isIteratorBuiltinName(name: string): boolean {
+  return name === 'forEach' || name === 'map' || name === 'filter' || name === 'fold';
+}
+
+/** A List<T> given for an Iterator<U>: unifies T with U; false when it is not that case. */
+function listAsIterator(given: Type, expected: Type): boolean {
+  const g = prune(given);
+  const e = prune(expected);
+  if (!(g.kind === 'con' && g.name === 'List' && e.kind === 'con' && e.name === 'Iterator')) return false;
+  return unify(g.args[0]!, e.args[0]!);
+}
+
+/** The written form of a module path expression (`geo`, `geo.Shapes`), for messages. */
+function modulePath(e: Expr): string {
+  if (e.kind === 'ident') return e.name;
+  if (e.kind === 'field') return `${modulePath(e.object)}.${e.name.name}`;
+  return '…';
 }
 
 
@@ -69,6 +98,8 @@ class Checker {
   private readonly nodes: TExpr[] = [];
   private readonly symbols: VarSymbol[] = [];
   private readonly deferred: Deferred[] = [];
+  /** Modules (docs/guide/13-modules.md): each declaration → the scope holding its members. */
+  private readonly moduleScopes = new Map<ModuleDecl, Scope>();
   /** Statically known lengths of list values: `List<T, N>` annotations and list literals. */
   private readonly listLengths = new WeakMap<VarSymbol, number>();
 
@@ -95,8 +126,6 @@ class Checker {
   private readonly missingReturn = new Map<FnDecl, Diagnostic>();
   /** Links of an operator chain already inferred by inferExpr, consumed by their parent. */
   private readonly chainLinks = new Map<Expr, TExpr>();
-  /** Modules (docs/guide/13-modules.md): name → the scope holding their members. */
-  private readonly modules = new Map<string, Scope>();
 
   constructor(
     private readonly diags: DiagnosticBag,
@@ -110,27 +139,55 @@ class Checker {
 
   // ---- program -------------------------------------------------------------------------------
 
-  checkProgram(program: Program): TypedProgram {
+  checkProgram(program: Program, files: ImportedFiles = NO_IMPORTS): TypedProgram {
     const stmts = program.stmts;
+    const moduleDeclsOf = (list: Stmt[]) => list.filter((s): s is ModuleDecl => s.kind === 'module');
+    const moduleDecls = moduleDeclsOf(stmts);
     // Modules are namespaces (docs/guide/13-modules.md): their types join the program's, their functions are
-    // top-level functions named `Module.fn`, their lets are globals.
-    const moduleDecls = stmts.filter((s): s is ModuleDecl => s.kind === 'module');
-    this.types.collect([...stmts, ...moduleDecls.flatMap((m) => m.body.filter((x) => x.kind === 'type'))]);
+    // top-level functions named `Module.fn`, their lets are globals. An imported file is a
+    // namespace too (its scope has no parent: it sees its own names, its imports and the
+    // built-ins); its types and constructors join the program's, like a module's.
+    const allStmts = [program, ...files.imported.map((f) => f.program)].flatMap((p) => [...p.stmts, ...moduleDeclsOf(p.stmts).flatMap((m) => m.body)]);
+    this.types.collect(allStmts.filter((s) => s.kind === 'type'));
     const global = new Scope(null, true);
-    for (const m of moduleDecls) {
-      if (this.modules.has(m.name.name)) {
-        this.diags.error(Code.DuplicateDefinition, m.name.span, `the module '${m.name.name}' is declared twice`);
-        continue;
+    const fileScopes = new Map<string, Scope>(files.imported.map((f) => [f.key, new Scope(null, true)]));
+    const declareModules = (decls: ModuleDecl[], owner: Scope) => {
+      for (const m of decls) {
+        if (owner.modules.has(m.name.name)) {
+          this.diags.error(Code.DuplicateDefinition, m.name.span, `the module '${m.name.name}' is declared twice`);
+          continue;
+        }
+        const scope = new Scope(owner, true);
+        owner.modules.set(m.name.name, scope);
+        this.moduleScopes.set(m, scope);
       }
-      this.modules.set(m.name.name, new Scope(global, true));
+    };
+    const bindImports = (imports: ReadonlyMap<string, ImportBinding>, owner: Scope) => {
+      for (const [name, binding] of imports) {
+        const target = fileScopes.get(binding.key);
+        if (!target) continue;
+        if (owner.modules.has(name)) {
+          this.diags.error(Code.DuplicateDefinition, binding.span, `the import '${name}' has the name of a module declared in this file`, {
+            notes: ['note: inside this file, `' + name + '.x` would be ambiguous; rename the module or the imported file'],
+          });
+          continue;
+        }
+        owner.imports.set(name, target);
+      }
+    };
+    declareModules(moduleDecls, global);
+    bindImports(files.mainImports, global);
+    for (const f of files.imported) {
+      declareModules(moduleDeclsOf(f.program.stmts), fileScopes.get(f.key)!);
+      bindImports(f.imports, fileScopes.get(f.key)!);
     }
 
     // Hoisted declarations: every top-level fn gets its signature first (docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom).
     const fnDecls: { decl: FnDecl; fn: TypedFn; scope: Scope }[] = [];
-    const declareIn = (s: FnDecl, scope: Scope, prefix: string) => {
+    const declareIn = (s: FnDecl, scope: Scope, prefix: string, fileTopLevel: boolean) => {
       const fn = this.declareFn(s, false);
       if (prefix) fn.name = `${prefix}.${fn.name}`;
-      if (!prefix && !this.checkRedefinition(s.name)) return;
+      if (fileTopLevel && !this.checkRedefinition(s.name)) return;
       const prev = fnDecls.find((d) => d.scope === scope && d.decl.name.name === s.name.name);
       if (prev) {
         this.diags.error(Code.DuplicateDefinition, s.name.span, `the function '${s.name.name}' is defined twice`, {
@@ -141,12 +198,16 @@ class Checker {
       scope.vars.set(s.name.name, fn.symbol!);
       fnDecls.push({ decl: s, fn, scope });
     };
-    for (const s of stmts) if (s.kind === 'fn') declareIn(s, global, '');
-    for (const m of moduleDecls) {
-      const scope = this.modules.get(m.name.name);
-      if (!scope) continue;
-      for (const s of m.body) if (s.kind === 'fn') declareIn(s, scope, m.name.name);
-    }
+    const declareFileFns = (list: Stmt[], fileScope: Scope, prefix: string) => {
+      for (const s of list) if (s.kind === 'fn') declareIn(s, fileScope, prefix, true);
+      for (const m of moduleDeclsOf(list)) {
+        const scope = this.moduleScopes.get(m);
+        if (!scope) continue;
+        for (const s of m.body) if (s.kind === 'fn') declareIn(s, scope, prefix ? `${prefix}.${m.name.name}` : m.name.name, false);
+      }
+    };
+    declareFileFns(stmts, global, '');
+    for (const f of files.imported) declareFileFns(f.program.stmts, fileScopes.get(f.key)!, f.key);
 
     // Field constraints (docs/guide/09-constraints.md) become validator functions of the constructor's fields.
     const validators: TypedFn[] = [];
@@ -179,11 +240,32 @@ class Checker {
     // A global declared only after the function is still visible to it (functions are hoisted);
     // initialisation-order check (order.ts) rejects a call that would read it too early.
     const topLevel: TStmt[] = [];
+    // Imported files' lets are initialised first, each file after the files it imports.
+    for (const f of files.imported) {
+      for (const s of f.program.stmts) {
+        if (s.kind === 'fn' || s.kind === 'type' || s.kind === 'import') continue;
+        if (s.kind === 'extern') {
+          this.diags.error(Code.ImportMisplaced, s.span, '`extern fn` declarations are only allowed in the main file', {
+            notes: ['hint: declare the external function in the main file and pass it to this file\'s functions'],
+          });
+          continue;
+        }
+        if (s.kind === 'expr') {
+          this.diags.error(Code.ImportMisplaced, s.span, 'an imported file can only declare things (let, fn, type, module, import)', {
+            label: 'this statement would run when the file is imported',
+            notes: ['hint: put it in a function, or in the main file'],
+          });
+          continue;
+        }
+        const t = this.checkStmt(s, fileScopes.get(f.key)!);
+        if (t) topLevel.push(t);
+      }
+    }
     const visibleAtDecl = new Map<FnDecl, Map<string, VarSymbol>>();
     const firstGlobal = new Map<string, VarSymbol>();
     for (const s of stmts) {
       if (s.kind === 'fn') visibleAtDecl.set(s, new Map(global.vars));
-      if (s.kind === 'fn' || s.kind === 'type' || s.kind === 'extern') continue;
+      if (s.kind === 'fn' || s.kind === 'type' || s.kind === 'extern' || s.kind === 'import') continue;
       const t = this.checkStmt(s, global);
       if (t) topLevel.push(t);
       if (t?.kind === 'let' && !firstGlobal.has(t.symbol.name)) firstGlobal.set(t.symbol.name, t.symbol);
@@ -195,6 +277,9 @@ class Checker {
         continue;
       }
       const view = new Scope(null, true);
+      // The program's modules and imports are seen from every top-level function.
+      for (const [name, m] of global.modules) view.modules.set(name, m);
+      for (const [name, m] of global.imports) view.imports.set(name, m);
       for (const [name, sym] of firstGlobal) if (!visible.has(name)) view.vars.set(name, sym);
       for (const [name, sym] of visible) view.vars.set(name, sym);
       this.checkFnBody(decl, fn, view);
@@ -533,7 +618,11 @@ class Checker {
       case 'expr':
         return { kind: 'expr', expr: this.inferExpr(s.expr, scope), span: s.span };
       case 'import':
-        return null; // accepted and ignored (docs/guide/01-getting-started.md#scripts-statements-run-top-to-bottom)
+        // Top-level imports were loaded before checking (syntax/imports.ts); this one is nested.
+        this.diags.error(Code.ImportMisplaced, s.span, '`import` is only allowed at the top level of a file', {
+          notes: ['hint: move the import to the top of the file'],
+        });
+        return null;
       case 'fn':
         return ice('checkStmt: fn statements are grouped by the caller');
       case 'type':
@@ -544,7 +633,7 @@ class Checker {
         return null;
       case 'module': {
         // Members' lets run in program order, at the module's position (globals in its scope).
-        const mscope = this.modules.get(s.name.name);
+        const mscope = this.moduleScopes.get(s);
         if (!scope.topLevel || !mscope) {
           this.diags.error(Code.Unsupported, s.span, 'modules can only be declared at the top level');
           return null;
@@ -868,22 +957,30 @@ class Checker {
   }
 
   /**
-   * `M.name` where M is a module (not shadowed by a value): the member's symbol, null after an
-   * error, undefined when `object` is not a module.
+   * `M.name` where M is a module or an imported file (not shadowed by a value), or a path to one
+   * (`file.Module.name`): the member's symbol, null after an error, undefined when `object` is not
+   * a module.
    */
   private moduleMember(object: Expr, name: Ident, scope: Scope): VarSymbol | null | undefined {
-    if (object.kind !== 'ident' || scope.lookup(object.name)) return undefined;
-    const m = this.modules.get(object.name);
+    const m = this.moduleOf(object, scope);
     if (!m) return undefined;
     const sym = m.vars.get(name.name);
     if (!sym) {
-      const guess = closestName(name.name, m.vars.keys());
-      this.diags.error(Code.UnknownName, name.span, `the module '${object.name}' has no member '${name.name}'`, {
+      const guess = closestName(name.name, [...m.vars.keys(), ...m.modules.keys()]);
+      const what = m.modules.has(name.name) ? ` that is a value ('${name.name}' is a module: use \`${modulePath(object)}.${name.name}.member\`)` : '';
+      this.diags.error(Code.UnknownName, name.span, `the module '${modulePath(object)}' has no member '${name.name}'${what}`, {
         notes: guess ? [`hint: did you mean '${guess}'?`] : [],
       });
       return null;
     }
     return sym;
+  }
+
+  /** The module scope a name or path (`a`, `a.B`) refers to, if it names one. */
+  private moduleOf(e: Expr, scope: Scope): Scope | undefined {
+    if (e.kind === 'ident') return scope.lookup(e.name) ? undefined : scope.findModule(e.name);
+    if (e.kind === 'field') return this.moduleOf(e.object, scope)?.modules.get(e.name.name);
+    return undefined;
   }
 
   private inferLambda(e: Extract<Expr, { kind: 'lambda' }>, scope: Scope, hint?: Type): TExpr {
@@ -1147,6 +1244,9 @@ class Checker {
             label: 'any',
             notes: ['hint: match it with type patterns: `match v { n: Int => … _ => … }`'],
           });
+      } else if (ptype && isIteratorBuiltinName(fname) && listAsIterator(value.type, ptype)) {
+        // A List is accepted wherever an iteration built-in expects an iterator
+        // (docs/guide/11-lists-and-iteration.md#iterators); lowering turns it into one.
       } else if (ptype && !unify(value.type, ptype)) {
         const found = showType(zonk(value.type));
         const want = showType(zonk(ptype));
@@ -1169,7 +1269,7 @@ class Checker {
       return this.errorExpr(span);
     }
     if (calleeExpr.kind === 'ident' || member) {
-      const name = calleeExpr.kind === 'ident' ? calleeExpr.name : `${(calleeExpr as { object: { name: string } }).object.name}.${member!.name}`;
+      const name = calleeExpr.kind === 'ident' ? calleeExpr.name : `${modulePath((calleeExpr as { object: Expr }).object)}.${member!.name}`;
       const sym = member ?? scope.lookup(name);
       if (sym && sym.kind === 'fn' && sym.fn) {
         const fn = sym.fn;

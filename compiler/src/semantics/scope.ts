@@ -14,9 +14,17 @@ export class Scope {
     /** True for the program's top-level scope: its lets are globals. */
     readonly topLevel = false,
   ) {}
+  /** On a file's or module's scope: the modules declared in it (members `NAME.x` from outside too). */
+  readonly modules = new Map<string, Scope>();
+  /** On a file's scope: the files it imports, by the name they are used under (visible inside only). */
+  readonly imports = new Map<string, Scope>();
   lookup(name: string): VarSymbol | undefined {
     if (this.silenced.has(name)) return undefined;
     return this.vars.get(name) ?? this.parent?.lookup(name);
+  }
+  /** The module or imported file a name refers to here, searching outwards. */
+  findModule(name: string): Scope | undefined {
+    return this.modules.get(name) ?? this.imports.get(name) ?? this.parent?.findModule(name);
   }
   isSilenced(name: string): boolean {
     if (this.silenced.has(name)) return true;

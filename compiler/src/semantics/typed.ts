@@ -52,7 +52,7 @@ export interface TArg {
   value: TExpr;
 }
 
-export type BuiltinName = 'print' | 'toString' | 'sleep' | IteratorBuiltin;
+export type BuiltinName = 'print' | 'toString' | 'sleep' | 'args' | IteratorBuiltin;
 /** The iteration built-ins of docs/guide/11-lists-and-iteration.md#iterators. */
 export type IteratorBuiltin = 'range' | 'forEach' | 'map' | 'filter' | 'fold';
 

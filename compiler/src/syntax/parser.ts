@@ -50,9 +50,10 @@ function describeOpener(t: Token): string {
 }
 
 /** `source` (the text the tokens came from) lets the parser see line breaks, which only matter
- *  for the optional operand of `yield` (docs/guide/16-fibers-and-channels.md). */
-export function parseProgram(tokens: Token[], diags: DiagnosticBag, source: string | null = null): Program {
-  const p = new Parser(dropStrayDocComments(tokens), diags, source);
+ *  for the optional operand of `yield` (docs/guide/16-fibers-and-channels.md). `sourceBase` is the offset of its first character
+ *  in the tokens' spans (an imported file's place in the program-wide offset space). */
+export function parseProgram(tokens: Token[], diags: DiagnosticBag, source: string | null = null, sourceBase = 0): Program {
+  const p = new Parser(dropStrayDocComments(tokens), diags, source, sourceBase);
   try {
     return { stmts: p.parseStatements('eof') };
   } catch (e) {
@@ -89,6 +90,7 @@ class Parser {
     private readonly tokens: Token[],
     private readonly diags: DiagnosticBag,
     private readonly sourceText: string | null = null,
+    private readonly sourceBase = 0,
   ) {}
 
   // ---- token helpers -------------------------------------------------------------------------
@@ -940,7 +942,7 @@ class Parser {
 
   /** Whether the source text between two offsets contains a line break. */
   private lineBreakBetween(from: number, to: number): boolean {
-    return this.sourceText !== null && /[\n\r]/.test(this.sourceText.slice(from, to));
+    return this.sourceText !== null && /[\n\r]/.test(this.sourceText.slice(from - this.sourceBase, to - this.sourceBase));
   }
 
   private stringExpr(t: Extract<Token, { kind: 'string' }>): Expr {
@@ -954,7 +956,7 @@ class Parser {
         parts.push({ kind: 'text', value: p.value, span: p.span });
         continue;
       }
-      const sub = new Parser(p.tokens, this.diags, this.sourceText);
+      const sub = new Parser(p.tokens, this.diags, this.sourceText, this.sourceBase);
       sub.depth = this.depth;
       try {
         if (sub.peek().kind === 'eof') sub.fail('empty `${}` in string literal', p.span);

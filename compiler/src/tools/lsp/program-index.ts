@@ -59,6 +59,10 @@ export function indexProgram(text: string, typed: TypedProgram, ast: Program): P
   /** Records `span` when the source there spells `name` (filters synthesized nodes). */
   const occurrence = (span: Span, name: string, target: Target, declaration: boolean) => {
     if (span.end - span.start !== name.length || text.slice(span.start, span.end) !== name) return;
+    // A use of something an imported file declares (its function, constructor, field) has its
+    // declaration outside this document: not an occurrence the editor can navigate here.
+    const declared = declaration ? null : declarationSpan(target);
+    if (declared && declared.start > text.length) return;
     index.occurrences.push({ span, target, declaration });
   };
   const declare = (symbol: VarSymbol, region: Span) => {
@@ -174,14 +178,18 @@ export function indexProgram(text: string, typed: TypedProgram, ast: Program): P
     list.push(symbol);
     index.members.set(module, list);
   };
+  // Functions, lets and types of imported files have spans past this document's text (one
+  // offset space for the whole program, source.ts SourceMap): they are not occurrences here.
+  const inText = (sp: Span) => sp.start <= text.length;
   for (const f of typed.functions) {
-    if (!f.symbol) continue;
+    if (!f.symbol || !inText(f.span)) continue;
     const m = moduleAt(f.symbol.span.start);
     if (m) member(m.name.name, f.symbol);
     declare(f.symbol, m ? m.span : whole);
   }
   for (const x of typed.externs) declare(x, whole);
   for (const s of typed.topLevel) {
+    if (!inText(s.span)) continue;
     // The checker hands a module's lets on as one block statement spanning the module.
     const m = moduleAt(s.span.start);
     if (m && s.kind === 'expr' && s.expr.kind === 'block') {
@@ -189,9 +197,10 @@ export function indexProgram(text: string, typed: TypedProgram, ast: Program): P
     }
     stmts([s], whole);
   }
-  for (const f of typed.functions) fn(f, whole);
+  for (const f of typed.functions) if (inText(f.span)) fn(f, whole);
 
   for (const adt of typed.adts) {
+    if (!inText(adt.span)) continue;
     occurrence(adt.span, adt.name, { kind: 'type', adt }, true);
     for (const c of adt.ctors) {
       if (!(adt.record && c.span === adt.span)) occurrence(c.span, c.name, { kind: 'ctor', ctor: c }, true);
