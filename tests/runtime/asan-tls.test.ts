@@ -101,7 +101,9 @@ describe.skipIf(!existsSync(ASAN_SERVER) || !existsSync(ASAN_CLIENT))('wss:// un
   }, 60_000);
 
   it('hostile peers are refused and only their connection ends', async () => {
-    expect(await rawSession((s) => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))).toMatch(/^closed HTTP\/1.1 400/);
+    // Plain HTTP to the TLS port is answered 400 and closed; whether the peer then sees a FIN or a
+    // reset is the kernel's race, what matters is that the 400 arrived.
+    expect(await rawSession((s) => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))).toMatch(/^(closed|error) HTTP\/1.1 400/);
     expect(await rawSession((s) => s.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x20, ...Array(32).fill(0xab)])))).toMatch(/^(closed|error)/);
     expect(await rawSession((s) => s.end(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])))).toMatch(/^(closed|error)/);
     // A good TLS handshake, then a corrupted application-data record on the raw socket.
