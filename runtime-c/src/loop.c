@@ -226,11 +226,14 @@ bool osp_ws_loop_call_closing(void (*fn)(void *), void *arg) {
     return post_and_wait(fn, arg, true);
 }
 
-static void run_commands(void) {
+static void run_commands(bool hook) {
     pthread_mutex_lock(&loop_mutex);
     osp_ws_command *list = queue_head;
     queue_head = queue_tail = NULL;
     pthread_mutex_unlock(&loop_mutex);
+    /* Work posted without a command before one of these commands was queued is done first,
+     * even when it was posted after this wake-up's first call of the hook (on_wake). */
+    if (hook && list && osp_ws_loop_wake_hook) osp_ws_loop_wake_hook();
     while (list) {
         osp_ws_command *next = list->next; /* read before `done`: the caller may then return */
         list->fn(list->arg);
@@ -252,7 +255,7 @@ static void on_wake(osp_ws_watch *w, uint32_t events) {
     /* Work posted without a command (asynchronous client sends) first: a command posted after
      * it (websocketClose) must find it already queued, so order is kept. */
     if (osp_ws_loop_wake_hook) osp_ws_loop_wake_hook();
-    run_commands();
+    run_commands(true);
 }
 
 void osp_ws_waiter_signal(osp_ws_waiter *w) {
@@ -309,7 +312,7 @@ static void *loop_main(void *unused) {
         if (osp_ws_loop_reap_hook) osp_ws_loop_reap_hook();
     }
     /* Commands that raced with the stop still get their answer. */
-    run_commands();
+    run_commands(false);
     return NULL;
 }
 

@@ -507,8 +507,9 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         c->out_head = 0;
     }
     size_t pending = osp_ws_conn_pending(c);
-    if (c->role == OSP_WS_ROLE_CLIENT && c->tx_queued != pending) {
-        /* What asynchronous senders count against the output cap (osp_ws_tx_post). Only this
+    if (c->tx_queued != pending) {
+        /* What asynchronous senders count against the output cap (osp_ws_tx_post, and
+         * websocketServerSend from another thread: ws_server.c). Only this
          * thread writes tx_queued, so reading it here without the lock is safe. */
         pthread_mutex_lock(&osp_ws_tx_lock);
         c->tx_queued = pending;
@@ -725,6 +726,12 @@ static void queue_close(osp_ws_conn *c, uint16_t code, const char *reason) {
         pthread_mutex_unlock(&osp_ws_tx_lock);
         tx_absorb(c);
         if (c->state == OSP_WS_CONN_DEAD) return;
+    } else {
+        /* Server side: websocketServerSend from another thread is refused from now on ("is
+         * closing"); sends posted before it and not yet taken are dropped (ws_server.c). */
+        pthread_mutex_lock(&osp_ws_tx_lock);
+        c->tx_shut = true;
+        pthread_mutex_unlock(&osp_ws_tx_lock);
     }
     uint8_t payload[125];
     size_t n = 0;

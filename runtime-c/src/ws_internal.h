@@ -102,6 +102,9 @@ typedef struct osp_ws_conn {
     struct osp_ws_conn *tx_next;      /* lock: that list */
     struct osp_ws_conn *tx_work_next; /* the loop's private copy of the list while it drains */
     osp_ws_buf tx_spare;     /* the frames taken from tx_pend (swapped, no copy) */
+    /* Server side, websocketServerSend from another thread (ws_server.c): tx_queued and
+     * tx_shut as above, and the payload bytes posted for this connection not yet taken. */
+    size_t tx_posted;        /* lock */
 } osp_ws_conn;
 
 /* A control frame's largest payload (RFC 6455 §5.5). */
@@ -296,6 +299,10 @@ void osp_ws_tx_drain(osp_ws_conn *c);
 /* Loop thread, at each wake-up: drains every connection with posted frames and schedules
  * one deferred flush for each (osp_ws_conn_flush_soon). */
 void osp_ws_tx_drain_all(void);
+/* Loop thread, at each wake-up and before running commands: performs, in the order they were
+ * posted, the websocketServerSend and websocketServerBroadcast calls made on other threads
+ * (ws_server.c), each connection flushed once at the end of the loop iteration. */
+void osp_ws_srv_drain_all(void);
 /* End of the loop iteration: connections waiting for room in the memory budget read again
  * when there is some (reap hook). */
 void osp_ws_conn_budget_resume(void);

@@ -216,6 +216,7 @@ static void ws_shutdown(void);
 /* Every eventfd wake-up: frames the program's threads posted, then connections whose handlers
  * caught up with their inbox. */
 static void on_loop_wake(void) {
+    osp_ws_srv_drain_all();
     osp_ws_tx_drain_all();
     osp_ws_inbox_resume_all();
 }

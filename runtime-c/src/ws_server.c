@@ -627,23 +627,45 @@ typedef struct {
     OspResult result;
 } send_args;
 
+/* Finds server_id's connection conn_id, or explains why not. With osp_ws_tx_lock held or on the
+ * loop thread (the loop registers and retires ids under the lock). */
+static osp_ws_conn *lookup_server_conn(const char *fn, int64_t server_id, int64_t conn_id, OspResult *err) {
+    osp_ws_server *s = lookup_server(fn, server_id, err);
+    if (s == NULL) return NULL;
+    const osp_ws_entry *e = osp_ws_registry_get(conn_id);
+    if (e == NULL || e->kind != OSP_WS_KIND_SERVER_CONN || e->owner != server_id) {
+        *err = osp_result_errorf("%s: server %" PRId64 " has no connection %" PRId64, fn, server_id, conn_id);
+        return NULL;
+    }
+    if (e->object == NULL) {
+        *err = osp_result_errorf("%s: connection %" PRId64 " is already closed (code %u)", fn, conn_id, e->code);
+        return NULL;
+    }
+    return e->object;
+}
+
+static OspResult output_cap_error(const char *fn, int64_t conn_id, size_t pending, uint64_t max_output,
+                                  size_t len) {
+    return osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
+                             "(limit %llu); the peer is not reading (this message: %zu bytes)",
+                             fn, conn_id, pending, (unsigned long long)max_output, len);
+}
+
+/* Loop thread: queues a text frame for an open connection, flushed at the end of the loop
+ * iteration (several sends in one iteration share one send()). 0, -1 or OSP_WS_BUF_OVER_BUDGET. */
+static int queue_send(osp_ws_conn *c, const char *message, size_t len) {
+    int rc = osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)message, len);
+    if (rc != 0) return rc;
+    osp_ws_conn_check_backpressure(c);
+    osp_ws_conn_flush_soon(c);
+    return 0;
+}
+
 static void do_server_send(void *p) {
     send_args *a = p;
     static const char fn[] = "websocketServerSend";
-    osp_ws_server *s = lookup_server(fn, a->server_id, &a->result);
-    if (s == NULL) return;
-    const osp_ws_entry *e = osp_ws_registry_get(a->conn_id);
-    if (e == NULL || e->kind != OSP_WS_KIND_SERVER_CONN || e->owner != s->id) {
-        a->result = osp_result_errorf("%s: server %" PRId64 " has no connection %" PRId64, fn, s->id,
-                                      a->conn_id);
-        return;
-    }
-    osp_ws_conn *c = e->object;
-    if (c == NULL) {
-        a->result = osp_result_errorf("%s: connection %" PRId64 " is already closed (code %u)", fn,
-                                      a->conn_id, e->code);
-        return;
-    }
+    osp_ws_conn *c = lookup_server_conn(fn, a->server_id, a->conn_id, &a->result);
+    if (c == NULL) return;
     if (c->state != OSP_WS_CONN_OPEN || c->close_sent) {
         a->result = osp_result_errorf("%s: connection %" PRId64 " is %s", fn, a->conn_id,
                                       c->state == OSP_WS_CONN_HANDSHAKE ? "still in its opening handshake"
@@ -653,56 +675,37 @@ static void do_server_send(void *p) {
     const osp_ws_limits *lim = &c->limits;
     /* The new message counts against the cap before it is queued. */
     if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, lim->max_output)) {
-        a->result = osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
-                                      "(limit %llu); the peer is not reading (this message: %zu bytes)",
-                                      fn, a->conn_id, osp_ws_conn_pending(c),
-                                      (unsigned long long)lim->max_output, a->len);
+        a->result = output_cap_error(fn, a->conn_id, osp_ws_conn_pending(c), lim->max_output, a->len);
         return;
     }
-    int rc = osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len);
+    int rc = queue_send(c, a->message, a->len);
     if (rc != 0) {
         a->result = rc == OSP_WS_BUF_OVER_BUDGET ? osp_ws_budget_error(fn) : osp_result_errorf("%s: out of memory", fn);
         return;
     }
-    osp_ws_conn_check_backpressure(c);
-    osp_ws_conn_flush_soon(c); /* several sends in one loop iteration share one send() */
     a->result = osp_result_success(0);
 }
 
-OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message) {
-    OspResult err;
-    send_args a = {server_id, connection_id, message, 0, {0, 0}};
-    if (!osp_ws_check_outgoing("websocketServerSend", message, &a.len, &err)) return err;
-    if (!osp_ws_runtime_ensure("websocketServerSend", &err)) return err;
-    if (!osp_ws_loop_call(do_server_send, &a)) return osp_ws_shut_down_error("websocketServerSend");
-    return a.result;
-}
-
-static void do_broadcast(void *p) {
-    send_args *a = p;
-    static const char fn[] = "websocketServerBroadcast";
-    osp_ws_server *s = lookup_server(fn, a->server_id, &a->result);
-    if (s == NULL) return;
+/* Loop thread: queues one broadcast frame for every open connection of s (recipients over the
+ * output cap are failed with 1008). 0, or -1 when the broadcast log cannot hold the frame. */
+static int broadcast(osp_ws_server *s, const char *message, size_t len) {
     /* One header for every recipient: server frames are unmasked (RFC 6455 §5.1), so the
      * frame is the same bytes for all of them. */
     uint8_t header[OSP_WS_MAX_FRAME_HEADER];
-    size_t hlen = osp_ws_frame_encode_header(header, true, OSP_WS_OP_TEXT, a->len, NULL);
+    size_t hlen = osp_ws_frame_encode_header(header, true, OSP_WS_OP_TEXT, len, NULL);
     /* The frame is stored once, in the loop's broadcast log; recipients send it from there. */
     size_t at;
-    if (osp_ws_bcast_append(header, hlen, (const uint8_t *)a->message, a->len, &at,
-                            s->limits.wipe_messages != 0) != 0) {
-        a->result = osp_result_errorf("%s: out of memory", fn);
-        return;
-    }
+    if (osp_ws_bcast_append(header, hlen, (const uint8_t *)message, len, &at, s->limits.wipe_messages != 0) != 0)
+        return -1;
     osp_ws_conn *c = s->conns;
     while (c) {
         osp_ws_conn *next = c->srv_next; /* c may be destroyed below */
         if (c->state == OSP_WS_CONN_OPEN && !c->close_sent) {
             int rc = 0;
-            if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, c->limits.max_output)) {
+            if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), len, c->limits.max_output)) {
                 /* A consumer this slow would make the queue grow without bound: 1008. */
                 osp_ws_conn_fail(c, OSP_WS_CLOSE_POLICY, "too slow: output queue over the limit");
-            } else if ((rc = osp_ws_conn_queue_logged(c, at, hlen + a->len)) != 0) {
+            } else if ((rc = osp_ws_conn_queue_logged(c, at, hlen + len)) != 0) {
                 if (rc == OSP_WS_BUF_OVER_BUDGET)
                     osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
                 else
@@ -717,15 +720,176 @@ static void do_broadcast(void *p) {
         c = next;
     }
     osp_ws_bcast_end();
+    return 0;
+}
+
+static void do_broadcast(void *p) {
+    send_args *a = p;
+    static const char fn[] = "websocketServerBroadcast";
+    osp_ws_server *s = lookup_server(fn, a->server_id, &a->result);
+    if (s == NULL) return;
+    if (broadcast(s, a->message, a->len) != 0) {
+        a->result = osp_result_errorf("%s: out of memory", fn);
+        return;
+    }
     a->result = osp_result_success(0);
 }
 
+/* ---- sends and broadcasts posted from other threads ----------------------------------------
+ * A handler fiber (or any thread but the loop's) does not wait for the loop (README, "The
+ * client side", and FINDINGS.md): under osp_ws_tx_lock it checks the ids, the connection's
+ * state and the output cap (tx_shut, tx_queued, tx_posted), appends a record with a copy of the
+ * message to one process-wide queue and wakes the loop only when that queue was empty. The loop
+ * takes the whole queue at its next wake-up, before any command, and performs the records in
+ * order, so one loop iteration carries every message posted meanwhile (one send() per
+ * recipient) and a later command from the same caller (websocketStopServer) finds them queued. */
+
+typedef struct {
+    int64_t server_id;
+    int64_t conn_id; /* 0: a broadcast */
+    size_t len;      /* message bytes following the record, then padding to 8 */
+} posted_record;
+
+static osp_ws_buf srv_pend = {NULL, 0, 0, true, false};  /* osp_ws_tx_lock */
+static osp_ws_buf srv_spare = {NULL, 0, 0, true, false}; /* the loop's, taken from srv_pend */
+
+static size_t record_size(size_t len) { return sizeof(posted_record) + ((len + 7) & ~(size_t)7); }
+
+/* With osp_ws_tx_lock held. *wake: the caller wakes the loop after unlocking. */
+static OspResult post_record(const char *fn, int64_t server_id, int64_t conn_id, const char *message, size_t len,
+                             bool *wake) {
+    size_t total = record_size(len);
+    if (total < len) return osp_result_errorf("%s: out of memory", fn);
+    int rc = osp_ws_buf_reserve(&srv_pend, total, SIZE_MAX);
+    if (rc == OSP_WS_BUF_OVER_BUDGET) return osp_ws_budget_error(fn);
+    if (rc != 0) return osp_result_errorf("%s: out of memory", fn);
+    posted_record r = {server_id, conn_id, len};
+    uint8_t *dst = srv_pend.data + srv_pend.len;
+    memcpy(dst, &r, sizeof r);
+    if (len) memcpy(dst + sizeof r, message, len);
+    memset(dst + sizeof r + len, 0, total - sizeof r - len);
+    *wake = srv_pend.len == 0; /* a non-empty queue means a wake-up is already due */
+    srv_pend.len += total;
+    return osp_result_success(0);
+}
+
+/* false (nothing posted): the caller makes the send synchronously instead. */
+static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, const char *message, size_t len,
+                      bool *wake, OspResult *result) {
+    osp_ws_conn *c = lookup_server_conn(fn, server_id, conn_id, result);
+    if (c == NULL) return true;
+    /* Ids are registered when the opening handshake has completed, so a registered connection
+     * is open until it sends its Close (tx_shut, set under the lock). */
+    if (c->tx_shut) {
+        *result = osp_result_errorf("%s: connection %" PRId64 " is closing", fn, conn_id);
+        return true;
+    }
+    /* What the loop has queued (as of its last flush), what is posted for c and not yet taken,
+     * and the new message (c->limits is written only when c is made). Posted only while that
+     * stays within half the output cap, the point where the loop holds deliveries to the
+     * connection's handler (ws_inbox.c); beyond it the send waits for the loop, which checks
+     * the cap exactly, so a handler answering each message with at most half the cap is still
+     * never refused. */
+    size_t pending = c->tx_queued + c->tx_posted;
+    if (pending + len + OSP_WS_MAX_FRAME_HEADER > c->limits.max_output / 2 || pending + len < len) return false;
+    *result = post_record(fn, server_id, conn_id, message, len, wake);
+    OspResult r = *result;
+    if (r.tag == OSP_RESULT_SUCCESS) c->tx_posted += len;
+    return true;
+}
+
+void osp_ws_srv_drain_all(void) {
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    if (srv_pend.len == 0) {
+        pthread_mutex_unlock(&osp_ws_tx_lock);
+        return;
+    }
+    /* Swap the buffers: the senders get an allocation to reuse and nothing is copied. */
+    osp_ws_buf taken = srv_pend;
+    srv_pend = srv_spare;
+    srv_spare = taken;
+    for (size_t at = 0; at < srv_spare.len;) {
+        const posted_record *r = (const posted_record *)(srv_spare.data + at);
+        if (r->conn_id) {
+            const osp_ws_entry *e = osp_ws_registry_get(r->conn_id);
+            if (e && e->kind == OSP_WS_KIND_SERVER_CONN && e->object) {
+                osp_ws_conn *c = e->object;
+                c->tx_posted -= r->len < c->tx_posted ? r->len : c->tx_posted;
+            }
+        }
+        at += record_size(r->len);
+    }
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    for (size_t at = 0; at < srv_spare.len;) {
+        const posted_record *r = (const posted_record *)(srv_spare.data + at);
+        const char *message = (const char *)(r + 1);
+        at += record_size(r->len);
+        OspResult ignored;
+        if (r->conn_id == 0) {
+            osp_ws_server *s = lookup_server("websocketServerBroadcast", r->server_id, &ignored);
+            /* No room in the broadcast log: the recipients could not be told apart from those
+             * that got it, so they are failed like any recipient the runtime cannot serve. */
+            if (s && broadcast(s, message, r->len) != 0) {
+                for (osp_ws_conn *c = s->conns, *next; c; c = next) {
+                    next = c->srv_next;
+                    if (c->state == OSP_WS_CONN_OPEN && !c->close_sent)
+                        osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+                }
+            }
+            continue;
+        }
+        osp_ws_conn *c = lookup_server_conn("websocketServerSend", r->server_id, r->conn_id, &ignored);
+        /* Closed or closing since it was posted: dropped, as a message queued but not yet sent
+         * would be. */
+        if (c == NULL || c->state != OSP_WS_CONN_OPEN || c->close_sent) continue;
+        int rc = queue_send(c, message, r->len);
+        if (rc == OSP_WS_BUF_OVER_BUDGET)
+            osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
+        else if (rc != 0)
+            osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+    }
+    osp_ws_buf_clear(&srv_spare); /* wiped: the records hold payloads */
+}
+
+OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message) {
+    static const char fn[] = "websocketServerSend";
+    OspResult err;
+    send_args a = {server_id, connection_id, message, 0, {0, 0}};
+    if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
+    if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    if (osp_ws_loop_on_thread()) {
+        do_server_send(&a);
+        return a.result;
+    }
+    if (osp_ws_loop_closed()) return osp_ws_shut_down_error(fn);
+    bool wake = false;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    bool posted = post_send(fn, server_id, connection_id, message, a.len, &wake, &a.result);
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    if (wake) osp_ws_loop_wake();
+    if (posted) return a.result;
+    /* Near the cap: the loop takes what this thread posted before it, then this send. */
+    if (!osp_ws_loop_call(do_server_send, &a)) return osp_ws_shut_down_error(fn);
+    return a.result;
+}
+
 OspResult osp_ws_server_broadcast(int64_t server_id, const char *message) {
+    static const char fn[] = "websocketServerBroadcast";
     OspResult err;
     send_args a = {server_id, 0, message, 0, {0, 0}};
-    if (!osp_ws_check_outgoing("websocketServerBroadcast", message, &a.len, &err)) return err;
-    if (!osp_ws_runtime_ensure("websocketServerBroadcast", &err)) return err;
-    if (!osp_ws_loop_call(do_broadcast, &a)) return osp_ws_shut_down_error("websocketServerBroadcast");
+    if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
+    if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    if (osp_ws_loop_on_thread()) {
+        do_broadcast(&a);
+        return a.result;
+    }
+    if (osp_ws_loop_closed()) return osp_ws_shut_down_error(fn);
+    bool wake = false;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    if (lookup_server(fn, server_id, &a.result) != NULL)
+        a.result = post_record(fn, server_id, 0, message, a.len, &wake);
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    if (wake) osp_ws_loop_wake();
     return a.result;
 }
 

@@ -482,6 +482,66 @@ static void test_async_send_order_cap_close(void) {
     inbox_free(&b);
 }
 
+/* websocketServerSend and websocketServerBroadcast from a thread other than the loop's are
+ * posted without waiting: they must still reach each client in the order they were made, and
+ * all of them before the 1001 of a websocketStopServer made right after by the same thread. */
+static int64_t first_conn;
+static OspResult remember_conn(void *env, int64_t connection_id, const char *message) {
+    (void)env;
+    (void)message;
+    __atomic_store_n(&first_conn, connection_id, __ATOMIC_SEQ_CST);
+    return osp_result_success(0);
+}
+
+static void test_posted_server_sends_order_then_stop(void) {
+    int port = free_port();
+    OspResult r = osp_ws_create_server(port, "127.0.0.1", "/");
+    int64_t server = r.value;
+    CHECK(osp_ws_server_on_message(server, remember_conn, NULL).tag == OSP_RESULT_SUCCESS, "handler");
+    CHECK(osp_ws_server_listen(server).tag == OSP_RESULT_SUCCESS, "listen");
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
+    inbox a, b;
+    inbox_init(&a);
+    inbox_init(&b);
+    r = osp_ws_connect(url, on_message, &a);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "connect a: %s", MSG(r));
+    int64_t wa = r.value;
+    r = osp_ws_connect(url, on_message, &b);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "connect b: %s", MSG(r));
+    int64_t wb = r.value;
+    CHECK(wait_open_connections(server, 2, 3000), "2 connections open");
+    osp_ws_send(wa, "hello");
+    for (int t = 0; t < 600 && __atomic_load_n(&first_conn, __ATOMIC_SEQ_CST) == 0; t++) osp_sleep(5);
+    int64_t conn = __atomic_load_n(&first_conn, __ATOMIC_SEQ_CST);
+    CHECK(conn != 0, "the handler saw client a's connection");
+    enum { N = 60 };
+    char text[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(text, sizeof text, "%c%03d", i % 2 ? 's' : 'b', i);
+        r = i % 2 ? osp_ws_server_send(server, conn, text) : osp_ws_server_broadcast(server, text);
+        CHECK(r.tag == OSP_RESULT_SUCCESS, "posted %s: %s", text, MSG(r));
+    }
+    r = osp_ws_server_send(server, conn + 1000, "x");
+    CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "has no connection"), "unknown connection: %s", MSG(r));
+    r = osp_ws_stop_server(server);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "stop: %s", MSG(r));
+    CHECK(wait_state(wa, OSP_WS_STATE_CLOSED, 6000) && wait_state(wb, OSP_WS_STATE_CLOSED, 6000), "both closed");
+    CHECK(inbox_wait(&a, N, 100), "a got all %d messages before the close", N);
+    CHECK(inbox_wait(&b, N / 2, 100), "b got all %d broadcasts before the close", N / 2);
+    int bad = 0;
+    for (int i = 0, j = 0; i < N; i++) {
+        snprintf(text, sizeof text, "%c%03d", i % 2 ? 's' : 'b', i);
+        if (!inbox_at(&a, i) || strcmp(inbox_at(&a, i), text) != 0) bad++;
+        if (i % 2 == 0 && (!inbox_at(&b, j++) || strcmp(inbox_at(&b, j - 1), text) != 0)) bad++;
+    }
+    CHECK(bad == 0, "posted sends and broadcasts arrived in order (%d misplaced)", bad);
+    r = osp_ws_server_send(server, conn, "late");
+    CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "unknown server id"), "send after stop: %s", MSG(r));
+    inbox_free(&a);
+    inbox_free(&b);
+}
+
 int main(void) {
     osp_rt_init(OSP_ABI_VERSION);
     test_handler_env_survives_gc();
@@ -489,6 +549,7 @@ int main(void) {
     test_echo_and_close();
     test_broadcast_stop_rebind();
     test_async_send_order_cap_close();
+    test_posted_server_sends_order_then_stop();
     int status = check_summary("test_ws_e2e");
     status = osp_rt_shutdown(status);
     inbox_free(&left_open);
