@@ -5,7 +5,7 @@
  *
  *   npm run bench:lang                      5 rounds (about 2 minutes on 2 cores)
  *   npm run bench:lang -- --rounds 9
- *   npm run bench:lang -- --write           also rewrite the table in docs/BENCHMARKS-LANGUAGE.md
+ *   npm run bench:lang -- --write           also rewrite the table in docs/BENCHMARKS-LANG.md
  *
  * Method. Machines here are shared and noisy, so nothing is compared across runs: every round
  * measures the Osprey side and the C side of every row back to back (interleaved: A B A B …),
@@ -310,7 +310,7 @@ function generatedSummary(): string {
 console.log(table);
 
 if (WRITE) {
-  const doc = join(ROOT, 'docs', 'BENCHMARKS-LANGUAGE.md');
+  const doc = join(ROOT, 'docs', 'BENCHMARKS-LANG.md');
   const text = readFileSync(doc, 'utf8');
   const begin = '<!-- lang-bench:begin -->';
   const end = '<!-- lang-bench:end -->';

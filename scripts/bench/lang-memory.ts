@@ -6,7 +6,7 @@
  *
  *   npx tsx scripts/bench/lang-memory.ts                 10 million iterations, -O2
  *   npx tsx scripts/bench/lang-memory.ts --n 2000000 --fast
- *   npm run bench:lang-memory -- --write   also rewrite the figure in docs/BENCHMARKS-LANGUAGE.md
+ *   npm run bench:lang-memory -- --write   also rewrite the figure in docs/BENCHMARKS-LANG.md
  *
  * As a control, the same program runs with one million iterations and the collector switched off
  * (Boehm's GC_DONT_GC environment variable): its peak shows how much the workload really
@@ -48,7 +48,7 @@ try {
   say(`control, collector off (GC_DONT_GC=1), ${controlN.toLocaleString('en')} iterations: peak RSS ${(c.peakKb / 1024).toFixed(1)} MB`);
 
   if (process.argv.includes('--write')) {
-    const doc = join(ROOT, 'docs', 'BENCHMARKS-LANGUAGE.md');
+    const doc = join(ROOT, 'docs', 'BENCHMARKS-LANG.md');
     const text = readFileSync(doc, 'utf8');
     const begin = '<!-- lang-memory:begin -->';
     const end = '<!-- lang-memory:end -->';
