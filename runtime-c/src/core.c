@@ -254,6 +254,8 @@ void *osp_alloc(int64_t size) {
     return p;
 }
 
+size_t osp_str_len(const char *s) { return strlen(s); }
+
 char *osp_gc_strndup(const char *bytes, size_t len) {
     char *s = GC_MALLOC_ATOMIC(len + 1);
     if (s == NULL) out_of_memory(len + 1);

@@ -26,8 +26,12 @@ OspResult osp_result_errorf(const char *fmt, ...) __attribute__((format(printf, 
 
 /* ---- Memory --------------------------------------------------------------------------- */
 
-/* A garbage-collected NUL-terminated copy of `len` bytes. */
+/* A garbage-collected NUL-terminated copy of `len` bytes: the one way C code makes an Osprey
+ * String from bytes it holds (a message, a file, a header), NUL bytes included. */
 char *osp_gc_strndup(const char *bytes, size_t len);
+/* The byte length of an Osprey String: the one way C code asks, never strlen (a String may hold
+ * NUL bytes once strings carry their length). */
+size_t osp_str_len(const char *s);
 
 /* ---- Lifetime ------------------------------------------------------------------------- */
 
