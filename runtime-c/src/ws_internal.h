@@ -142,6 +142,10 @@ struct osp_ws_server {
     /* websocketServerAddSubprotocol: supported subprotocols in the order they were added. */
     char *protocols[OSP_WS_MAX_POLICY_ENTRIES];
     size_t protocol_count;
+    /* websocketServerUseCluster (ws_cluster.c): set once joined, before listening; its
+     * connection ids carry the node id in their high bits. */
+    struct osp_ws_cluster *cluster;
+    bool cluster_joining;
 };
 
 /* httpServerWebSocket (http_server.c): a WebSocket server fed by an HTTP server's port. */
@@ -196,6 +200,8 @@ OspResult osp_ws_loop_call_waited(const char *fn, int64_t id, void (*run)(void *
 
 /* Loop thread only. */
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner);
+/* The same with `base` ORed into the id (a clustered server's node id in the high bits). */
+int64_t osp_ws_registry_add_in(osp_ws_kind kind, void *object, int64_t owner, int64_t base);
 const osp_ws_entry *osp_ws_registry_get(int64_t id);
 void osp_ws_registry_retire(int64_t id, uint16_t code);
 /* Retired ids remembered for "already closed" answers; older ones are forgotten. Tests lower
@@ -336,6 +342,12 @@ void osp_ws_server_conn_gone(osp_ws_conn *c);
 void osp_ws_server_free(osp_ws_server *s);
 /* Stops a server: 1001 to every connection, stop listening, retire the id (shutdown too). */
 void osp_ws_server_stop(osp_ws_server *s, osp_ws_waiter *w);
+
+/* Loop thread, for the cluster bus (ws_cluster.c): a message another node published for s — a
+ * broadcast (target 0) to s's open connections, or a send to s's connection `target`. `kind`
+ * is OSP_WS_BUS_TEXT or OSP_WS_BUS_BINARY. false when it could not be delivered (no such
+ * connection, closed, or a kind this runtime does not send). */
+bool osp_ws_server_bus_deliver(osp_ws_server *s, uint8_t kind, int64_t target, const uint8_t *data, size_t len);
 
 /* ---- client side (ws_client.c) ------------------------------------------------------------ */
 
