@@ -3,7 +3,7 @@
  *
  *   node PORT REDIS_URL CHANNEL [TRUSTED_CA]
  *
- * It joins the cluster before listening on ws://127.0.0.1:PORT/room and prints "listening" (or
+ * It joins the cluster before listening on ws://127.0.0.1:PORT/room and prints "listening on ws://…" (or
  * "cluster failed: …" and exits 1). Its clients drive it with text messages:
  *   "whoami"            → the sender gets "id:<its connection id>"
  *   "bc:…"              → websocketServerBroadcast of the whole text (every node's clients get it)
@@ -111,7 +111,7 @@ fn main() -> Int = {
                     }
                     match websocketServerListen(serverID: serverId) {
                         Success _ => {
-                            print("listening")
+                            print("listening on ws://127.0.0.1:\${port}/room")
                             sleep(600000)
                             0
                         }
