@@ -6,7 +6,9 @@
  * throwaway CA. Everything on loopback; every process is stopped in afterAll.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { workspace, type Workspace } from '../interop/compile.js';
@@ -275,4 +277,42 @@ describe('rediss:// with a password and a private CA', () => {
     expect((await untrusted.exited).code).toBe(1);
     expect(untrusted.stdoutLines.join('\n')).toContain(`TLS to Redis at localhost:${redis.port}: certificate verify failed`);
   });
+});
+
+describe('examples/chat_cluster.osp', () => {
+  it('runs as two processes on two ports sharing one room', async () => {
+    const redis = await startRedis();
+    redises.push(redis);
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const example = await ws.build('chat_cluster', readFileSync(join(root, 'examples/chat_cluster.osp'), 'utf8'));
+    const url = `redis://127.0.0.1:${redis.port}/0`;
+    const ports = [await freePort(), await freePort()];
+    for (const port of ports) {
+      const p = await spawnPeer({ name: `chat-cluster-${port}`, command: example, args: [String(port), url], cwd: root, readyTimeoutMs: 15_000 });
+      nodes.push(p);
+      expect(p.output.join('\n')).toContain(`sharing the room through ${url}`);
+    }
+    // A participant in each process; the page (served by either) loads too.
+    const page = await fetch(`http://127.0.0.1:${ports[1]}/chat.js`);
+    expect(page.status).toBe(200);
+    const seats = await Promise.all(
+      ports.map(
+        (port) =>
+          new Promise<{ ws: WebSocket; got: string[] }>((resolve, reject) => {
+            const w = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+            const seat = { ws: w, got: [] as string[] };
+            w.on('message', (d) => seat.got.push(d.toString()));
+            w.once('open', () => resolve(seat));
+            w.once('error', reject);
+          }),
+      ),
+    );
+    seats[0]!.ws.send('hello from the first process');
+    seats[1]!.ws.send('hello from the second process');
+    await waitFor(() => seats.every((s) => s.got.length >= 2), 10_000, () => JSON.stringify(seats.map((s) => s.got)));
+    for (const seat of seats) {
+      expect(seat.got.map((m) => m.replace(/^#\d+: /, '')).sort()).toEqual(['hello from the first process', 'hello from the second process']);
+      seat.ws.close();
+    }
+  }, 90_000);
 });
