@@ -3,6 +3,7 @@
  *
  *   node PORT REDIS_URL CHANNEL [TRUSTED_CA]
  *
+ * (REDIS_URL "" runs a single node without a cluster: the benchmark's baseline.)
  * It joins the cluster before listening on ws://127.0.0.1:PORT/room and prints "listening on ws://…" (or
  * "cluster failed: …" and exits 1). Its clients drive it with text messages:
  *   "whoami"            → the sender gets "id:<its connection id>"
@@ -100,7 +101,12 @@ fn main() -> Int = {
                     0
                 }
             }
-            match websocketServerUseCluster(serverID: serverId, redisUrl: redisUrl, channelName: room) {
+            // No Redis URL: a single node (npm run bench:cluster compares against it).
+            let joined = match redisUrl {
+                "" => Success()
+                _ => websocketServerUseCluster(serverID: serverId, redisUrl: redisUrl, channelName: room)
+            }
+            match joined {
                 Success _ => {
                     match websocketServerOnMessage(serverID: serverId, handler: onMessage) {
                         Success _ => 0
