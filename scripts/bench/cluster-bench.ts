@@ -7,11 +7,15 @@
  *
  *   npm run bench:cluster                        3 rounds, 3 nodes × 1,000 connections, 5 s each
  *   npm run bench:cluster -- --quick             1 round, 3 × 300 connections, 2 s (smoke test)
- *   npm run bench:cluster -- --rounds 5 --connections 1000 --duration 8 --window 8
+ *   npm run bench:cluster -- --rounds 5 --connections 1000 --duration 8 --window 8 --rate 20
  *
  * Load: one process per node (scripts/bench/cluster-load.mjs) holds that node's connections; its
- * first connection publishes broadcasts (--window in flight), every connection counts every
- * broadcast it receives from any node. The Osprey nodes run tests/cluster/node-program.ts built
+ * first connection publishes broadcasts, every connection counts every broadcast it receives from
+ * any node. Two phases on the same connections: throughput (--window publishes in flight per
+ * publisher, as fast as the whole system goes: deliveries/s) and latency (--rate publishes per
+ * second per publisher, below saturation: p50/p99/p99.9 from publish to delivery). On a small
+ * machine the load processes share the CPUs with the servers and Redis; the throughput phase then
+ * measures the whole system, load generators included. The Osprey nodes run tests/cluster/node-program.ts built
  * with `osprey build` (-O2): a handler fiber per message calls websocketServerBroadcast, as an
  * application would. A real redis-server runs on a free loopback port, without persistence.
  *
@@ -36,11 +40,12 @@ interface Options {
   durationS: number;
   warmupS: number;
   window: number;
+  rate: number;
   payload: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rounds: 3, nodes: 3, connections: 1000, durationS: 5, warmupS: 1, window: 8, payload: 64 };
+  const o: Options = { rounds: 3, nodes: 3, connections: 1000, durationS: 5, warmupS: 1, window: 8, rate: 20, payload: 64 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = () => {
@@ -54,6 +59,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--connections') o.connections = num();
     else if (a === '--duration') o.durationS = num();
     else if (a === '--window') o.window = num();
+    else if (a === '--rate') o.rate = num();
     else if (a === '--payload') o.payload = num();
     else throw new Error(`unknown argument ${a} (see the header of scripts/bench/cluster-bench.ts)`);
   }
@@ -161,12 +167,24 @@ const TITLES: Record<Topology, string> = {
 interface Run {
   topology: Topology;
   round: number;
+  /** throughput phase: --window publishes in flight per publisher */
   deliveriesPerSec: number;
+  busMessagesPerSec: number; // Redis pub/sub messages out: publishes/s × subscribed nodes
+  serverCpuS: number;
+  /** latency phase: --rate publishes per second per publisher */
   p50Ms: number;
   p99Ms: number;
-  published: number;
+  p999Ms: number;
+  rateDeliveriesPerSec: number;
   errors: number;
-  serverCpuS: number;
+}
+
+interface PhaseResult {
+  deliveries: number;
+  sent: number;
+  errors: number;
+  bucketNs: number;
+  buckets: [number, number][];
 }
 
 function cpuSeconds(pid: number): number {
@@ -206,35 +224,56 @@ async function runOnce(topology: Topology, round: number, o: Options, exe: strin
       loads.push(
         start(`load-${i}`, process.execPath, [
           path.join(ROOT, 'scripts/bench/cluster-load.mjs'), '--url', urlOf(i), '--connections', String(o.connections), '--id', String(i),
-          '--window', String(o.window), '--payload', String(o.payload), '--warmup-ms', String(o.warmupS * 1000), '--duration-ms', String(o.durationS * 1000),
+          '--payload', String(o.payload), '--warmup-ms', String(o.warmupS * 1000), '--duration-ms', String(o.durationS * 1000),
         ]),
       );
     for (const l of loads) await l.waitLine(/^(ready|error)/, 120_000);
     for (const l of loads) if (l.lines.some((x) => x.startsWith('error'))) throw new Error(l.lines.join('\n'));
-    const cpu0 = servers.reduce((s, p) => s + cpuSeconds(p.child.pid!), 0);
-    for (const l of loads) l.child.stdin!.write('go\n');
-    const results = await Promise.all(loads.map((l) => l.waitLine(/^result /, (o.warmupS + o.durationS) * 1000 + 60_000)));
-    const cpu1 = servers.reduce((s, p) => s + cpuSeconds(p.child.pid!), 0);
+    const phase = async (command: string): Promise<{ results: PhaseResult[]; cpuS: number }> => {
+      const before = loads.map((l) => l.lines.length);
+      const cpu0 = servers.reduce((sum, p) => sum + cpuSeconds(p.child.pid!), 0);
+      for (const l of loads) l.child.stdin!.write(`${command}\n`);
+      const lines = await Promise.all(
+        loads.map(async (l, i) => {
+          const deadline = Date.now() + (o.warmupS + o.durationS) * 1000 + 60_000;
+          for (;;) {
+            const hit = l.lines.slice(before[i]).find((x) => x.startsWith('result '));
+            if (hit) return hit;
+            if (l.child.exitCode !== null || Date.now() > deadline) throw new Error(`load ${i}: no result for ${command}:\n${l.lines.slice(-10).join('\n')}`);
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }),
+      );
+      const cpuS = servers.reduce((sum, p) => sum + cpuSeconds(p.child.pid!), 0) - cpu0;
+      return { results: lines.map((r) => JSON.parse(r.slice('result '.length)) as PhaseResult), cpuS };
+    };
+    const throughput = await phase(`window ${o.window}`);
+    const latency = await phase(`rate ${o.rate}`);
+    for (const l of loads) l.child.stdin!.write('quit\n');
     await Promise.all(loads.map((l) => l.stop()));
-    const parsed = results.map((r) => JSON.parse(r.slice('result '.length)) as { deliveries: number; sent: number; errors: number; bucketNs: number; buckets: [number, number][] });
     const merged = new Map<number, number>();
-    for (const r of parsed) for (const [b, n] of r.buckets) merged.set(b, (merged.get(b) ?? 0) + n);
+    for (const r of latency.results) for (const [b, n] of r.buckets) merged.set(b, (merged.get(b) ?? 0) + n);
     const sorted = [...merged.entries()].sort((a, b) => a[0] - b[0]);
-    const total = sorted.reduce((s, [, n]) => s + n, 0);
+    const total = sorted.reduce((sum, [, n]) => sum + n, 0);
+    const bucketNs = latency.results[0]!.bucketNs;
     const quantile = (q: number) => {
       let seen = 0;
-      for (const [b, n] of sorted) if ((seen += n) >= q * total) return ((b + 1) * parsed[0]!.bucketNs) / 1e6;
+      for (const [b, n] of sorted) if ((seen += n) >= q * total) return ((b + 1) * bucketNs) / 1e6;
       return NaN;
     };
+    const sum = (rs: PhaseResult[], f: (r: PhaseResult) => number) => rs.reduce((acc, r) => acc + f(r), 0);
+    const publishesPerSec = sum(throughput.results, (r) => r.sent) / (o.warmupS + o.durationS);
     return {
       topology,
       round,
-      deliveriesPerSec: parsed.reduce((s, r) => s + r.deliveries, 0) / o.durationS,
+      deliveriesPerSec: sum(throughput.results, (r) => r.deliveries) / o.durationS,
+      busMessagesPerSec: topology === 'osprey-single' ? 0 : publishesPerSec * o.nodes,
+      serverCpuS: throughput.cpuS,
       p50Ms: quantile(0.5),
       p99Ms: quantile(0.99),
-      published: parsed.reduce((s, r) => s + r.sent, 0),
-      errors: parsed.reduce((s, r) => s + r.errors, 0),
-      serverCpuS: cpu1 - cpu0,
+      p999Ms: quantile(0.999),
+      rateDeliveriesPerSec: sum(latency.results, (r) => r.deliveries) / o.durationS,
+      errors: sum(throughput.results, (r) => r.errors) + sum(latency.results, (r) => r.errors),
     };
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
@@ -267,26 +306,29 @@ async function main() {
       for (const t of TOPOLOGIES) {
         const r = await runOnce(t, round, o, exe, redisPort);
         runs.push(r);
-        console.log(`round ${round} ${t.padEnd(15)} ${Math.round(r.deliveriesPerSec).toString().padStart(9)} deliveries/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  server CPU ${r.serverCpuS.toFixed(1)} s  errors ${r.errors}`);
+        console.log(
+          `round ${round} ${t.padEnd(15)} ${Math.round(r.deliveriesPerSec).toString().padStart(9)} deliveries/s (Redis ${Math.round(r.busMessagesPerSec)} msg/s out, server CPU ${r.serverCpuS.toFixed(1)} s) | at ${o.rate}/s per publisher: ${Math.round(r.rateDeliveriesPerSec)} deliveries/s, p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms p99.9 ${r.p999Ms.toFixed(2)} ms | errors ${r.errors}`,
+        );
       }
   } finally {
     await redis.stop();
     fs.rmSync(redisDir, { recursive: true, force: true });
   }
-  const ref = median(runs.filter((r) => r.topology === 'uws-cluster').map((r) => r.deliveriesPerSec));
-  const refP99 = median(runs.filter((r) => r.topology === 'uws-cluster').map((r) => r.p99Ms));
-  const rows = TOPOLOGIES.map((t) => {
-    const rs = runs.filter((r) => r.topology === t);
-    const d = median(rs.map((r) => r.deliveriesPerSec));
-    const p99 = median(rs.map((r) => r.p99Ms));
-    return { t, d, p50: median(rs.map((r) => r.p50Ms)), p99, cpu: median(rs.map((r) => r.serverCpuS)), dRatio: d / ref, p99Ratio: p99 / refP99, errors: rs.reduce((s, r) => s + r.errors, 0) };
-  });
+  const pick = (t: Topology, f: (r: Run) => number) => median(runs.filter((r) => r.topology === t).map(f));
+  const ref = pick('uws-cluster', (r) => r.deliveriesPerSec);
+  const refP99 = pick('uws-cluster', (r) => r.p99Ms);
   const md = [
-    `${o.nodes} nodes × ${o.connections} connections, window ${o.window} per publisher, ${o.payload}-byte messages, ${o.durationS} s × ${o.rounds} rounds (medians), ${os.cpus().length} CPUs, ${redisVersion.split(' ').slice(0, 3).join(' ')}`,
+    `${o.nodes} nodes × ${o.connections} connections, ${o.payload}-byte messages, ${o.durationS} s per phase × ${o.rounds} rounds (medians), ${os.cpus().length} CPUs, ${redisVersion.split(' ').slice(0, 3).join(' ')}. ` +
+      `Throughput: ${o.window} broadcasts in flight per publisher (one per node). Latency: ${o.rate} broadcasts/s per publisher.`,
     '',
-    '| topology | deliveries/s | × uWS+ioredis | p50 ms | p99 ms | p99 × uWS | server CPU s | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${TITLES[r.t]} | ${Math.round(r.d)} | ${r.dRatio.toFixed(2)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.p99Ratio.toFixed(2)} | ${r.cpu.toFixed(1)} | ${r.errors} |`),
+    '| topology | deliveries/s | × uWS+ioredis | Redis msg/s out | server CPU s | p50 ms | p99 ms | p99.9 ms | p99 × uWS | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...TOPOLOGIES.map((t) => {
+      const d = pick(t, (r) => r.deliveriesPerSec);
+      const p99 = pick(t, (r) => r.p99Ms);
+      const errors = runs.filter((r) => r.topology === t).reduce((acc, r) => acc + r.errors, 0);
+      return `| ${TITLES[t]} | ${Math.round(d)} | ${(d / ref).toFixed(2)} | ${Math.round(pick(t, (r) => r.busMessagesPerSec))} | ${pick(t, (r) => r.serverCpuS).toFixed(1)} | ${pick(t, (r) => r.p50Ms).toFixed(2)} | ${p99.toFixed(2)} | ${pick(t, (r) => r.p999Ms).toFixed(2)} | ${(p99 / refP99).toFixed(2)} | ${errors} |`;
+    }),
   ].join('\n');
   console.log(`\n${md}`);
   fs.writeFileSync(path.join(OUT_DIR, 'cluster-bench-latest.md'), `${md}\n`);
