@@ -442,7 +442,10 @@ static void became_up(osp_ws_cluster *cl) {
     cl->hb_outstanding = false;
     osp_ws_timer_arm(&cl->heartbeat_timer, OSP_CLUSTER_HEARTBEAT_MS);
     if (first) {
+        pthread_mutex_lock(&osp_ws_tx_lock); /* publishers read it under the lock (ws_server.c) */
         cl->server->cluster = cl;
+        pthread_mutex_unlock(&osp_ws_tx_lock);
+        cl->server->cluster_joining = NULL;
         osp_ws_waiters_signal_all(&cl->join_waiter);
         return;
     }
@@ -537,7 +540,10 @@ static void pub_reply(osp_redis_conn *c, redisReply *r) {
         return;
     case Q_PROBE:
         /* Redis 7 answers with the command's description, older servers with a nil entry. */
-        cl->sharded = r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY;
+        /* Decided once, at join: publishers on other threads read it, and records already in the
+         * backlog were encoded with it. */
+        if (state_of(cl) == CL_JOINING)
+            cl->sharded = r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY;
         cl->probe_done = true;
         freeReplyObject(r);
         break;
@@ -634,6 +640,7 @@ static void cluster_reap(void) {
     for (osp_ws_cluster *cl = clusters; cl; cl = cl->next) {
         pthread_mutex_lock(&cl->lock);
         bool due = cl->ring_sent < cl->ring_count;
+        cl->flush_listed = false; /* the next publish wakes the loop again */
         pthread_mutex_unlock(&cl->lock);
         if (due) flush_backlog(cl);
     }
@@ -679,6 +686,13 @@ void osp_ws_cluster_stop(osp_ws_cluster *cl) {
     unlink_cluster(cl);
 }
 
+void osp_ws_cluster_abandon_join(osp_ws_cluster *cl) {
+    if (state_of(cl) != CL_JOINING) return;
+    cl->server->cluster_joining = NULL;
+    cl->server = NULL; /* it is being freed: the join must not link it */
+    become_down(cl, "the server was stopped while it joined");
+}
+
 void osp_ws_cluster_free(osp_ws_cluster *cl) {
     osp_ws_cluster_stop(cl);
     cluster_destroy(cl);
@@ -708,7 +722,11 @@ static void do_join(void *p) {
                                       "websocketServerListen (connection ids carry the node id)", use_fn, s->id);
         return;
     }
-    if (s->cluster != NULL || s->cluster_joining) {
+    if (s->stopping) {
+        a->result = osp_result_errorf("%s: server %" PRId64 " is stopping", use_fn, s->id);
+        return;
+    }
+    if (s->cluster != NULL || s->cluster_joining != NULL) {
         a->result = osp_result_errorf("%s: server %" PRId64 " has already joined a cluster", use_fn, s->id);
         return;
     }
@@ -718,7 +736,7 @@ static void do_join(void *p) {
         osp_ws_loop_reap_hook = cluster_reap;
     }
     cl->server = s;
-    s->cluster_joining = true;
+    s->cluster_joining = cl;
     cl->next = clusters;
     clusters = cl;
     a->wait = true;
@@ -731,7 +749,7 @@ static void do_join(void *p) {
 static void do_join_end(void *p) {
     join_args *a = p;
     osp_ws_cluster *cl = a->cl;
-    if (cl->server) cl->server->cluster_joining = false;
+    if (cl->server) cl->server->cluster_joining = NULL;
     if (state_of(cl) != CL_UP) {
         osp_ws_cluster_stop(cl);
         cluster_destroy(cl);

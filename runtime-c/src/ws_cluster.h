@@ -44,5 +44,8 @@ bool osp_ws_cluster_publish(osp_ws_cluster *cl, const char *fn, uint8_t kind, in
  * closed) / being freed. */
 void osp_ws_cluster_stop(osp_ws_cluster *cl);
 void osp_ws_cluster_free(osp_ws_cluster *cl);
+/* Loop thread: the server is stopping while websocketServerUseCluster still connects for it: the
+ * join fails ("the server was stopped") and the cluster forgets the server. */
+void osp_ws_cluster_abandon_join(osp_ws_cluster *cl);
 
 #endif /* OSP_WS_CLUSTER_H */

@@ -145,7 +145,7 @@ struct osp_ws_server {
     /* websocketServerUseCluster (ws_cluster.c): set once joined, before listening; its
      * connection ids carry the node id in their high bits. */
     struct osp_ws_cluster *cluster;
-    bool cluster_joining;
+    struct osp_ws_cluster *cluster_joining; /* websocketServerUseCluster still connecting */
 };
 
 /* httpServerWebSocket (http_server.c): a WebSocket server fed by an HTTP server's port. */

@@ -357,6 +357,7 @@ void osp_ws_server_free(osp_ws_server *s) {
 void osp_ws_server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     s->stopping = true;
     if (s->cluster) osp_ws_cluster_stop(s->cluster);
+    if (s->cluster_joining) osp_ws_cluster_abandon_join(s->cluster_joining);
     osp_ws_registry_retire(s->id, 0);
     if (s->listening && !s->attached) {
         /* The listening socket goes first so no new connection slips in. */

@@ -229,6 +229,51 @@ describe('joining', () => {
   });
 });
 
+describe('misuse', () => {
+  it('answers Err for a server already listening, a status without a cluster, and unknown ids', async () => {
+    const redis = await startRedis();
+    redises.push(redis);
+    const port = await freePort();
+    const program = `
+fn show(what: String, r: Result<Success, String>) -> Unit = match r {
+    Success _ => print("\${what}: ok")
+    Err e => print("\${what}: \${e}")
+}
+fn main() -> Int = {
+    match websocketCreateServer(port: ${port}, address: "127.0.0.1", path: "/room") {
+        Success sid => {
+            match websocketServerClusterStatus(serverID: sid) {
+                Success s => print("status: \${s}")
+                Err e => print("status: \${e}")
+            }
+            show(what: "listen", r: websocketServerListen(serverID: sid))
+            show(what: "join after listen", r: websocketServerUseCluster(serverID: sid, redisUrl: "redis://127.0.0.1:${redis.port}/0", channelName: "x"))
+            show(what: "unknown server", r: websocketServerUseCluster(serverID: 9999, redisUrl: "redis://127.0.0.1:${redis.port}/0", channelName: "x"))
+            show(what: "empty channel", r: websocketServerUseCluster(serverID: sid, redisUrl: "redis://127.0.0.1:${redis.port}/0", channelName: ""))
+            show(what: "bad port", r: websocketServerUseCluster(serverID: sid, redisUrl: "redis://127.0.0.1:99999/0", channelName: "x"))
+            0
+        }
+        Err e => {
+            print(e)
+            1
+        }
+    }
+}
+`;
+    const exe = await ws.build('cluster_misuse', program);
+    const p = spawnClient({ name: 'cluster-misuse', command: exe, args: [] });
+    expect((await p.exited).code).toBe(0);
+    expect(p.stdoutLines).toEqual([
+      'status: websocketServerClusterStatus: server 1 has not joined a cluster (websocketServerUseCluster)',
+      'listen: ok',
+      'join after listen: websocketServerUseCluster: server 1 is already listening; join the cluster before websocketServerListen (connection ids carry the node id)',
+      'unknown server: websocketServerUseCluster: unknown server id 9999',
+      'empty channel: websocketServerUseCluster: the channel name must be 1 to 1024 bytes (got 0)',
+      'bad port: websocketServerUseCluster: the port of the Redis URL must be 1…65535',
+    ]);
+  });
+});
+
 describe('rediss:// with a password and a private CA', () => {
   let dir: string;
   let certs: TestCertificates;
