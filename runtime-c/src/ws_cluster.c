@@ -117,6 +117,7 @@ struct osp_ws_cluster {
     peer *peers;
     size_t peer_count;
     uint64_t received, duplicates, lost, malformed, undeliverable, collisions, reconnects;
+    uint64_t refused; /* publishes Redis answered with an error (dropped; last_error says why) */
     uint64_t published; /* lock */
     uint64_t acknowledged;
     osp_ws_cluster *next; /* the loop's list of clusters (flushed at the end of each iteration) */
@@ -534,6 +535,9 @@ static void pub_reply(osp_redis_conn *c, redisReply *r) {
         if (r->type == REDIS_REPLY_ERROR) {
             reply_text(r, text, sizeof text);
             snprintf(cl->last_error, sizeof cl->last_error, "Redis refused a publish: %s", text);
+            if (cl->refused++ == 0)
+                fprintf(stderr, "osprey cluster: server %" PRId64 ": Redis at %s refused a publish: %s\n", cl->server_id,
+                        cl->address, text);
         }
         freeReplyObject(r);
         acknowledge(cl);
@@ -913,10 +917,10 @@ static void do_status(void *p) {
     char text[2000];
     int n = snprintf(text, sizeof text,
                      "%s; published %" PRIu64 ", received %" PRIu64 ", duplicates dropped %" PRIu64
-                     ", lost %" PRIu64 ", undeliverable %" PRIu64 ", reconnects %" PRIu64
+                     ", lost %" PRIu64 ", undeliverable %" PRIu64 ", refused by Redis %" PRIu64 ", reconnects %" PRIu64
                      ", backlog %zu messages (%zu bytes, limit %zu)",
-                     head, published, cl->received, cl->duplicates, cl->lost, cl->undeliverable, cl->reconnects,
-                     waiting, bytes, cl->backlog_limit);
+                     head, published, cl->received, cl->duplicates, cl->lost, cl->undeliverable, cl->refused,
+                     cl->reconnects, waiting, bytes, cl->backlog_limit);
     if (n < 0) n = 0;
     if ((size_t)n >= sizeof text) n = (int)sizeof text - 1;
     a->result = osp_result_success((int64_t)(intptr_t)osp_gc_strndup(text, (size_t)n));
