@@ -247,8 +247,10 @@ async function runOnce(topology: Topology, round: number, o: Options, exe: strin
       const cpuS = servers.reduce((sum, p) => sum + cpuSeconds(p.child.pid!), 0) - cpu0;
       return { results: lines.map((r) => JSON.parse(r.slice('result '.length)) as PhaseResult), cpuS };
     };
-    const throughput = await phase(`window ${o.window}`);
+    // Latency first: after the throughput phase the slowest receivers still drain queues for a
+    // while, which would be measured as latency.
     const latency = await phase(`rate ${o.rate}`);
+    const throughput = await phase(`window ${o.window}`);
     for (const l of loads) l.child.stdin!.write('quit\n');
     await Promise.all(loads.map((l) => l.stop()));
     const merged = new Map<number, number>();
