@@ -83,6 +83,7 @@ struct osp_ws_cluster {
     osp_redis_conn pub, sub;
     _Atomic int state;     /* cl_state; read by publishers */
     bool sharded;
+    bool force_plain; /* OSPREY_CLUSTER_PUBSUB=plain: PUBLISH/SUBSCRIBE even on Redis 7 */
     bool probe_done, node_done, subscribed;
     uint32_t node_id;      /* written once before the server is linked */
     uint64_t nonce;
@@ -547,7 +548,8 @@ static void pub_reply(osp_redis_conn *c, redisReply *r) {
         /* Decided once, at join: publishers on other threads read it, and records already in the
          * backlog were encoded with it. */
         if (state_of(cl) == CL_JOINING)
-            cl->sharded = r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY;
+            cl->sharded = !cl->force_plain && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+                          r->element[0]->type == REDIS_REPLY_ARRAY;
         cl->probe_done = true;
         freeReplyObject(r);
         break;
@@ -791,6 +793,10 @@ static void use_job(void *p) {
     cl->server_id = u->server_id;
     atomic_store(&cl->state, CL_JOINING);
     cl->backlog_limit = backlog_limit_from_env();
+    /* Plain pub/sub on purpose: every node of one channel must use the same kind (a sharded and
+     * a plain subscriber do not hear each other), e.g. while some nodes talk to an older Redis. */
+    const char *mode = getenv("OSPREY_CLUSTER_PUBSUB");
+    cl->force_plain = mode != NULL && strcmp(mode, "plain") == 0;
     cl->next_seq = 1;
     cl->backoff_ms = OSP_CLUSTER_BACKOFF_MIN_MS;
     cl->subscribers_before = 1;
