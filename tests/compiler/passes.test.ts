@@ -170,10 +170,20 @@ describe('inlining and closure environments (lower/inline.ts, lower/escape.ts)',
     }
   });
 
-  it('a recursive function is not inlined into itself or its callers', () => {
+  it('a small recursive function is unrolled into itself once, and called (not inlined) by others', () => {
     const r = compileToLlvm(src('fn f(n: Int) -> Int = match n < 2 {\n  true => n\n  false => f(n - 1) + f(n - 2)\n}\nfn g(n: Int) -> Int = f(n) + 1\nprint(g(10))'));
     expect(r.diagnostics).toEqual([]);
-    expect(fnText(r.llvm!, 'ospu.g')).toContain('call i64 @ospu.f(');
-    expect(fnText(r.llvm!, 'ospu.f')).toContain('call i64 @ospu.f(');
+    expect(fnText(r.llvm!, 'ospu.g').match(/call i64 @ospu\.f\(/g)).toHaveLength(1);
+    // Each of the two self calls became a copy of the body, which makes two calls: four in all.
+    expect(fnText(r.llvm!, 'ospu.f').match(/call i64 @ospu\.f\(/g)).toHaveLength(4);
+  });
+
+  it('a self tail call stays a jump when the function is unrolled (deep recursion stays flat)', () => {
+    const r = compileToLlvm(src('fn ack(m: Int, n: Int) -> Int = match m == 0 {\n  true => n + 1\n  false => match n == 0 {\n    true => ack(m: m - 1, n: 1)\n    false => ack(m: m - 1, n: ack(m: m, n: n - 1))\n  }\n}\nprint(ack(m: 2, n: 3))'));
+    expect(r.diagnostics).toEqual([]);
+    const ack = fnText(r.llvm!, 'ospu.ack');
+    expect(ack).toContain('br label %loop');
+    // The inner (non-tail) call was unrolled: its copy calls ack, the two tail calls jump.
+    expect(ack.match(/call i64 @ospu\.ack\(/g)!.length).toBeGreaterThanOrEqual(2);
   });
 });

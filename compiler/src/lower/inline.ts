@@ -43,6 +43,7 @@ export function inlineSmallFunctions(program: CoreProgram, temp: () => number): 
       f.body = inlineCalls(f.body, inlinable, byName, temp, f.name);
       state.set(f.name, 'done');
       if (isInlinable(f, state)) inlinable.add(f.name);
+      else unrollSelfCalls(f, temp);
     }
   }
   program.init = inlineCalls(program.init, inlinable, byName, temp, null);
@@ -76,10 +77,41 @@ function isInlinable(f: CoreFn, state: Map<string, 'active' | 'done'>): boolean 
   return ok;
 }
 
-/** Replaces, in `body`, each call of an inlinable function by a renamed copy of its body. */
-function inlineCalls(body: CExpr, inlinable: Set<string>, byName: Map<string, CoreFn>, temp: () => number, self: string | null): CExpr {
+/**
+ * A small recursive function gets its own body inlined once at each non-tail self call, so one
+ * call does the work of two levels: the calls that would only reach the base case (half of all
+ * calls of `fib` or Towers of Hanoi) become a test inside the caller. gcc -O2 does this
+ * (recursive inlining); LLVM 14 never inlines a recursive function. Self tail calls stay jumps.
+ */
+function unrollSelfCalls(f: CoreFn, temp: () => number): void {
+  if (f.name.startsWith('osp.')) return; // compiler-made helpers (iterator loops) are loops already
+  let nodes = 0;
+  let selfCalls = 0;
+  let ok = true;
+  walk(f.body, (e) => {
+    nodes++;
+    if (nodes > INLINE_MAX_NODES || e.k === 'env' || e.k === 'envload') ok = false;
+    if (e.k === 'calldirect' && e.fn === f.name) {
+      if (e.env !== null) ok = false;
+      if (!e.tail) selfCalls++;
+    }
+    return ok;
+  });
+  if (!ok || selfCalls === 0) return;
+  const original = copy(f.body, new Map(), temp);
+  const self = new Set([f.name]);
+  const byName = new Map([[f.name, { ...f, body: original }]]);
+  f.body = inlineCalls(f.body, self, byName, temp, null, true);
+}
+
+/** Replaces, in `body`, each call of an inlinable function by a renamed copy of its body
+ *  (`keepTailCalls`: not a self tail call, which is a jump to the function's own start). */
+function inlineCalls(body: CExpr, inlinable: Set<string>, byName: Map<string, CoreFn>, temp: () => number, self: string | null, keepTailCalls = false): CExpr {
   const expand = (e: CExpr): CExpr | null => {
     if (e.k !== 'calldirect' || e.env !== null || e.fn === self || !inlinable.has(e.fn)) return null;
+    if (keepTailCalls && e.tail) return null;
+    // Arguments first (their calls may be inlinable too; calls nest at most 256 deep).
+    const args = e.args.map((a) => inlineCalls(a, inlinable, byName, temp, self, keepTailCalls));
     const callee = byName.get(e.fn)!;
     const renamed = new Map<number, number>();
     const ids = callee.params.map((p) => {
@@ -88,7 +120,7 @@ function inlineCalls(body: CExpr, inlinable: Set<string>, byName: Map<string, Co
       return id;
     });
     let out = copy(callee.body, renamed, temp);
-    for (let i = ids.length - 1; i >= 0; i--) out = { k: 'let', id: ids[i]!, value: e.args[i]!, body: out, repr: out.repr };
+    for (let i = ids.length - 1; i >= 0; i--) out = { k: 'let', id: ids[i]!, value: args[i]!, body: out, repr: out.repr };
     return out;
   };
   // A holder, so that a body that is itself an inlinable call is replaced like any other child.
@@ -102,10 +134,10 @@ function inlineCalls(body: CExpr, inlinable: Set<string>, byName: Map<string, Co
     forEachChild(e, (child, replace) => {
       const inlined = expand(child);
       if (inlined) {
+        // Not walked again: the arguments were, and the copied body has nothing left to inline
+        // (its calls were inlined when its function was processed; an unrolled body's copy
+        // keeps its self calls as calls).
         replace(inlined);
-        // The arguments (now the lets' values) may hold further calls. The copied body has
-        // none left to inline (they were inlined when its function was processed): a small walk.
-        stack.push(inlined);
       } else stack.push(child);
     });
   }
