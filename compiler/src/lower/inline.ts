@@ -25,7 +25,7 @@ export function inlineSmallFunctions(program: CoreProgram, temp: () => number): 
   for (const root of program.fns) {
     if (state.has(root.name)) continue;
     // Iterative post-order over the call graph: long call chains must not recurse.
-    const stack: { fn: CoreFn; callees: string[] }[] = [{ fn: root, callees: directCallees(root.body) }];
+    const stack: Entry[] = [entry(root)];
     state.set(root.name, 'active');
     while (stack.length) {
       const top = stack[stack.length - 1]!;
@@ -34,19 +34,32 @@ export function inlineSmallFunctions(program: CoreProgram, temp: () => number): 
         const callee = byName.get(next);
         if (callee && !state.has(next)) {
           state.set(next, 'active');
-          stack.push({ fn: callee, callees: directCallees(callee.body) });
+          stack.push(entry(callee));
         }
         continue;
       }
       stack.pop();
       const f = top.fn;
-      f.body = inlineCalls(f.body, inlinable, byName, temp, f.name);
+      // Walked only when it calls something inlinable (most functions do not).
+      if ([...top.calls].some((c) => inlinable.has(c))) f.body = inlineCalls(f.body, inlinable, byName, temp, f.name);
       state.set(f.name, 'done');
-      if (isInlinable(f, state)) inlinable.add(f.name);
-      else unrollSelfCalls(f, temp);
+      if (top.calls.has(f.name)) unrollSelfCalls(f, temp);
+      else if (isInlinable(f, state)) inlinable.add(f.name);
     }
   }
   program.init = inlineCalls(program.init, inlinable, byName, temp, null);
+}
+
+/** A function on the post-order walk: the callees still to visit, and what it calls at all. */
+interface Entry {
+  fn: CoreFn;
+  callees: string[];
+  calls: ReadonlySet<string>;
+}
+
+function entry(fn: CoreFn): Entry {
+  const callees = directCallees(fn.body);
+  return { fn, callees, calls: new Set(callees) };
 }
 
 /** Names of the functions `body` calls directly (with repeats). */
@@ -59,12 +72,15 @@ function directCallees(body: CExpr): string[] {
 }
 
 /**
- * Whether calls of `f` may be replaced by its body: a top-level function (no environment of its
- * own to read), not a loop (its self tail calls are jumps to its own entry), calling nothing
- * that is still being processed (that would be a cycle back to it), and small.
+ * Whether calls of `f` may be replaced by its body: a function that makes or takes a closure
+ * (the calls whose inlining lets escape.ts keep an environment off the heap; LLVM inlines the
+ * others at -O2 by itself, and copying them here would only grow -O0 code), a top-level function
+ * (no environment of its own to read), not a loop (its self tail calls are jumps to its own
+ * entry), calling nothing that is still being processed (a cycle back to it), and small.
  */
 function isInlinable(f: CoreFn, state: Map<string, 'active' | 'done'>): boolean {
   if (f.loops) return false;
+  if (f.ret !== 'closure' && !f.params.some((p) => p.repr === 'closure')) return false;
   let nodes = 0;
   let ok = true;
   walk(f.body, (e) => {
