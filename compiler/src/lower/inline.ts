@@ -1,6 +1,7 @@
 // Pipeline position: a core → core rewrite at the end of lowering (lower.ts), before escape.ts.
-// Calls of small, non-recursive top-level functions are replaced by the function's body, with
-// the arguments bound to fresh locals in the order they were written.
+// Calls of small, non-recursive top-level functions that make or take a closure are replaced by
+// the function's body, with the arguments bound to fresh locals in the order they were written;
+// a small recursive function is unrolled into itself once (unrollSelfCalls).
 //
 // Why in the compiler and not only in LLVM: a function that returns a closure (`fn makeAdder(k)
 // = fn(x) => x + k`) allocates its environment on the collected heap, because the closure
