@@ -468,7 +468,11 @@ static osp_fiber *next_fiber(osp_worker *w) {
             f = w->runnext;
             w->runnext = NULL;
         }
-        if (!f) f = pop_ready();
+        if (!f && (f = pop_ready()) != NULL && sched.ready_head != NULL && sched.idle > 0) {
+            /* More is queued (osp_sched_submit_many wakes only one worker per batch): pass the
+             * wake-up on, so a long-running fiber of the batch cannot hold up the rest. */
+            pthread_cond_signal(&sched.wake);
+        }
         if (!f) {
             /* A worker busy in one long fiber may hold a woken fiber in its runnext slot. */
             for (int i = 0; i < sched.nslots && !f; i++) {
@@ -634,6 +638,32 @@ void *osp_fiber_spawn(osp_fiber_body_fn body, void *env) {
 }
 
 void *osp_sched_submit(osp_fiber_body_fn body, void *env) { return osp_fiber_spawn(body, env); }
+
+void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n) {
+    if (n == 0) return;
+    sched_start();
+    /* Allocated before taking the lock (the collector may run); the chain through next_ready
+     * keeps them reachable from this stack until they are linked into sched.live. */
+    osp_fiber *first = NULL, *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        osp_fiber *f = new_fiber(body, envs[i]);
+        f->id = osp_next_handle();
+        f->state = FIBER_READY;
+        if (last) last->next_ready = f;
+        else first = f;
+        last = f;
+    }
+    pthread_mutex_lock(&sched.lock);
+    for (osp_fiber *f = first; f != NULL; f = f->next_ready) live_link(f);
+    if (sched.ready_tail) sched.ready_tail->next_ready = first;
+    else sched.ready_head = first;
+    sched.ready_tail = last;
+    /* One wake-up for the whole batch: the woken worker runs them one after another (a handler
+     * that takes long does not hold up the rest: a busy worker's idle peers look at the queue
+     * every few milliseconds, see next_fiber). */
+    if (sched.idle > 0) pthread_cond_signal(&sched.wake);
+    pthread_mutex_unlock(&sched.lock);
+}
 
 int64_t osp_fiber_await(void *handle) {
     osp_fiber *f = handle;

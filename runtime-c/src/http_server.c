@@ -37,6 +37,10 @@
 #define MAX_SERVERS 4096
 #define READ_CHUNK 65536
 #define LINGER_MS 2000
+/* Each connection is registered once, edge-triggered, for everything it may ever wait for, so
+ * answering a request costs no epoll_ctl: while a handler runs, input is simply left unread
+ * (TCP pushes back on the client) and read when the response is out. */
+#define CONN_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
 typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITING, PH_LINGER } conn_phase;
 
@@ -71,6 +75,11 @@ typedef struct http_conn {
     conn_phase phase;
     bool continue_sent;
     bool peer_closed;
+    /* Edge-triggered epoll (CONN_EVENTS) reports new input once: `readable` says the socket may
+     * still hold bytes we have not read (cleared by a short read or EAGAIN), `eof_pending` that
+     * the peer's FIN is among them (EPOLLRDHUP), so a short read does not mean drained. */
+    bool readable;
+    bool eof_pending;
     bool close_after_write;
     bool closed; /* socket closed and unlinked; freed by settle() */
     bool handed_over; /* the socket went to a WebSocket server (httpServerWebSocket) */
@@ -137,6 +146,18 @@ OspResult osp_http_create_server(int64_t port, const char *address) {
 static void conn_event(osp_ws_watch *w, uint32_t events);
 static void conn_timer(osp_ws_timer *t);
 static void conn_process(http_conn *c);
+static void conn_read(http_conn *c);
+
+static bool reading_phase(const http_conn *c) {
+    return c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_BODY;
+}
+
+/* Goes on with what is buffered, then with what the socket may still hold: an edge-triggered
+ * watch reports bytes that arrived while a handler ran only once, and they are ours to read. */
+static void conn_resume(http_conn *c) {
+    conn_process(c);
+    if (!c->closed && c->readable && (reading_phase(c) || c->phase == PH_LINGER)) conn_read(c);
+}
 
 static void conn_free(http_conn *c) {
     osp_request_reader_free(&c->req);
@@ -156,7 +177,10 @@ static void bury(http_conn *c) {
     graveyard = c;
 }
 
+static void submit_pending(void);
+
 static void http_reap(void) {
+    submit_pending();
     if (chained_reap_hook) chained_reap_hook();
     while (graveyard) {
         http_conn *c = graveyard;
@@ -205,16 +229,6 @@ static void set_phase(http_conn *c, conn_phase phase) {
     }
 }
 
-static void update_events(http_conn *c) {
-    uint32_t ev = 0;
-    bool pending_out = c->out.len > c->out_off;
-    if (pending_out) ev |= EPOLLOUT;
-    /* Read while a request is being received, or to drain a lingering close. */
-    if (!c->peer_closed && (c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_BODY || c->phase == PH_LINGER))
-        ev |= EPOLLIN;
-    if (osp_ws_watch_set(&c->watch, ev) != 0) conn_close(c);
-}
-
 /* Sends what it can; false when the connection was closed. */
 static bool conn_flush(http_conn *c) {
     while (c->out.len > c->out_off) {
@@ -235,8 +249,7 @@ static bool conn_flush(http_conn *c) {
 static void after_response(http_conn *c) {
     if (!conn_flush(c)) return;
     if (c->out.len > c->out_off) {
-        set_phase(c, PH_WRITING);
-        update_events(c);
+        set_phase(c, PH_WRITING); /* EPOLLOUT reports when the socket takes more */
         return;
     }
     if (c->close_after_write) {
@@ -248,7 +261,7 @@ static void after_response(http_conn *c) {
             return;
         }
         set_phase(c, PH_LINGER);
-        update_events(c);
+        if (c->readable) conn_read(c);
         return;
     }
     osp_request_reader_reset(&c->req, &c->server->limits);
@@ -258,7 +271,7 @@ static void after_response(http_conn *c) {
         return;
     }
     set_phase(c, c->in.len > c->in_off ? PH_HEAD : PH_IDLE);
-    conn_process(c);
+    conn_resume(c);
 }
 
 static void append_text(osp_ws_buf *b, const char *s) {
@@ -288,6 +301,33 @@ static char *gc_copy(const char *p, size_t n) { return osp_gc_strndup(p, n); }
 /* Runs on a scheduler worker as its own fiber. */
 static int64_t job_run(void *env);
 
+/* Requests dispatched during one loop iteration, submitted together when it ends (http_reap):
+ * one scheduler lock and one worker wake-up per batch instead of per request. Loop thread only;
+ * a static list head is a root for the collector. */
+static http_job *submit_head, *submit_tail;
+
+static void submit_later(http_job *j) {
+    j->next_done = NULL;
+    if (submit_tail) submit_tail->next_done = j;
+    else submit_head = j;
+    submit_tail = j;
+}
+
+static void submit_pending(void) {
+    void *envs[64]; /* on this stack, which the collector scans, while they are handed over */
+    while (submit_head) {
+        size_t n = 0;
+        while (submit_head && n < sizeof envs / sizeof envs[0]) {
+            http_job *j = submit_head;
+            submit_head = j->next_done;
+            j->next_done = NULL;
+            envs[n++] = j;
+        }
+        if (submit_head == NULL) submit_tail = NULL;
+        osp_sched_submit_many(job_run, envs, n);
+    }
+}
+
 /* An upgrade request for the server's WebSocket path goes to the attached WebSocket server
  * (httpServerWebSocket) with everything read after it; true when it was handed over. */
 static bool hand_over_websocket(http_conn *c) {
@@ -311,7 +351,9 @@ static bool hand_over_websocket(http_conn *c) {
     bool taken = osp_ws_server_adopt(s->ws_server_id, fd, bytes, total);
     osp_ws_free_wiped(bytes, total ? total : 1); /* the request may carry cookies or tokens */
     if (!taken) {
-        if (osp_ws_watch_set(&c->watch, EPOLLIN) != 0) conn_close(c);
+        /* Registered afresh: an edge-triggered watch reports input already waiting. */
+        c->readable = false;
+        if (osp_ws_watch_set(&c->watch, CONN_EVENTS) != 0) conn_close(c);
         return false;
     }
     /* The socket belongs to the WebSocket server now: forget it without closing it. */
@@ -351,11 +393,7 @@ static void dispatch(http_conn *c) {
     j->handler_env = s->handler_env;
     if (!j->keep_alive) c->close_after_write = true;
     set_phase(c, PH_BUSY);
-    update_events(c);
-    if (osp_sched_submit(job_run, j) == NULL) {
-        c->phase = PH_IDLE;
-        send_error(c, 503, "cannot start a fiber for the request");
-    }
+    submit_later(j);
 }
 
 /* Parses buffered input; dispatches a complete request or answers a malformed one. */
@@ -365,7 +403,6 @@ static void conn_process(http_conn *c) {
         if (avail == 0) {
             osp_ws_buf_clear(&c->in);
             c->in_off = 0;
-            update_events(c);
             if (c->peer_closed) conn_close(c);
             return;
         }
@@ -394,7 +431,8 @@ static void conn_process(http_conn *c) {
 }
 
 static void conn_read(http_conn *c) {
-    for (int rounds = 0; rounds < 16; rounds++) {
+    int rounds;
+    for (rounds = 0; rounds < 16; rounds++) {
         /* Compact before growing: pipelined input is consumed from the front. */
         if (c->in_off > 0 && c->in_off == c->in.len) {
             osp_ws_buf_clear(&c->in);
@@ -406,19 +444,35 @@ static void conn_read(http_conn *c) {
         }
         ssize_t n = osp_ws_net_recv(c->watch.fd, c->in.data + c->in.len, READ_CHUNK);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                c->readable = false;
+                break;
+            }
             conn_close(c);
             return;
         }
         if (n == 0) {
             c->peer_closed = true;
+            c->readable = false;
             break;
         }
-        if (c->phase == PH_LINGER) continue; /* discarded */
+        /* A short read took everything the socket held (bytes arriving later raise a new edge),
+         * unless the peer's FIN is still behind them: then read on until recv says 0. */
+        if ((size_t)n < READ_CHUNK && !c->eof_pending) c->readable = false;
+        if (c->phase == PH_LINGER) {
+            if (!c->readable) break;
+            continue; /* discarded */
+        }
         c->in.len += (size_t)n;
         /* Parse as we go so a flood of pipelined bytes is never buffered beyond one read. */
         conn_process(c);
-        if (c->closed || !(c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_BODY)) return;
+        if (c->closed || !reading_phase(c)) return;
+        if (!c->readable) break;
+    }
+    if (rounds == 16 && c->readable && osp_ws_watch_rearm(&c->watch) != 0) {
+        /* Fair to the other connections: the loop comes back for the rest (a fresh edge). */
+        conn_close(c);
+        return;
     }
     if (c->phase == PH_LINGER) {
         if (c->peer_closed) conn_close(c);
@@ -436,19 +490,22 @@ static void conn_event(osp_ws_watch *w, uint32_t events) {
 }
 
 static void conn_event_inner(http_conn *c, uint32_t events) {
-    if (events & EPOLLOUT) {
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->eof_pending = true;
+    /* The edge-triggered watch reports EPOLLOUT along with most input events: only pending
+     * output matters. */
+    if ((events & EPOLLOUT) && c->out.len > c->out_off) {
         if (!conn_flush(c)) return;
         if (c->phase == PH_WRITING && c->out.len == c->out_off) {
-            c->phase = PH_IDLE; /* after_response picks the next phase */
+            c->phase = PH_IDLE; /* after_response picks the next phase (and reads on) */
             after_response(c);
-            if (c->closed) return;
-        } else {
-            update_events(c);
+            return;
         }
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    if (c->readable) {
         if (c->closed) return;
         if (c->phase == PH_BUSY || c->phase == PH_WRITING) {
+            /* Read when the response is out (conn_resume); a reset or hang-up is noted now. */
             if (events & (EPOLLHUP | EPOLLERR)) c->peer_closed = true;
             return;
         }
@@ -501,7 +558,7 @@ static void server_accept(osp_ws_watch *w, uint32_t events) {
         /* Idle, but the first request gets headerTimeoutMs to start (a silent client). */
         c->phase = PH_IDLE;
         osp_ws_timer_arm(&c->timer, s->limits.header_timeout_ms);
-        if (osp_ws_watch_set(&c->watch, EPOLLIN) != 0) conn_close(c);
+        if (osp_ws_watch_set(&c->watch, CONN_EVENTS) != 0) conn_close(c);
         settle(c);
     }
 }
