@@ -576,6 +576,29 @@ static void report_bad_response(http_job *j, const char *why) {
     osp_output_unlock();
 }
 
+/* The Date header changes once a second: each worker formats it once per second, not per
+ * response (thread-local, so workers never share or lock it). */
+static const char *current_http_date(void) {
+    static __thread int64_t formatted_second = -1;
+    static __thread char text[40];
+    int64_t now = (int64_t)time(NULL);
+    if (now != formatted_second) {
+        osp_http_date(text, sizeof text, now);
+        formatted_second = now;
+    }
+    return text;
+}
+
+static void append_decimal(osp_ws_buf *b, uint64_t v) {
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    (void)osp_ws_buf_append(b, digits + sizeof digits - n, n);
+}
+
 static void serialise(http_job *j, const int64_t *r) {
     osp_ws_buf out = {0};
     int64_t status = r ? r[R_STATUS] : 500;
@@ -602,10 +625,16 @@ static void serialise(http_job *j, const int64_t *r) {
     if (body == NULL) body = "";
     size_t body_len = strlen(body);
     bool no_body_status = status == 204 || status == 304;
-    char line[256], date[40];
-    osp_http_date(date, sizeof date, (int64_t)time(NULL));
-    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\n", (int)status, osp_http_reason((int)status), date);
-    append_text(&out, line);
+    /* One allocation for a typical response (appends that fail leave the response short, and
+     * the connection is dropped: checked by the caller through out.data). */
+    (void)osp_ws_buf_reserve(&out, 192 + extra.len + body_len, SIZE_MAX);
+    append_text(&out, "HTTP/1.1 ");
+    append_decimal(&out, (uint64_t)status);
+    append_text(&out, " ");
+    append_text(&out, osp_http_reason((int)status));
+    append_text(&out, "\r\nDate: ");
+    append_text(&out, current_http_date());
+    append_text(&out, "\r\n");
     if (content_type && content_type[0] && !has_ct && !no_body_status) {
         append_text(&out, "Content-Type: ");
         append_text(&out, content_type);
@@ -614,8 +643,9 @@ static void serialise(http_job *j, const int64_t *r) {
     if (extra.len) (void)osp_ws_buf_append(&out, extra.data, extra.len);
     osp_ws_buf_free(&extra);
     if (!no_body_status) {
-        snprintf(line, sizeof line, "Content-Length: %zu\r\n", body_len);
-        append_text(&out, line);
+        append_text(&out, "Content-Length: ");
+        append_decimal(&out, body_len);
+        append_text(&out, "\r\n");
     }
     if (!j->keep_alive) append_text(&out, "Connection: close\r\n");
     else if (j->minor == 0) append_text(&out, "Connection: keep-alive\r\n");
