@@ -305,6 +305,15 @@ static int64_t job_run(void *env);
  * one scheduler lock and one worker wake-up per batch instead of per request. Loop thread only;
  * a static list head is a root for the collector. */
 static http_job *submit_head, *submit_tail;
+/* A batch wakes one worker. While submitted fibers still wait in the run queue, the scheduler is
+ * nudged every few milliseconds, so a handler that computes for long does not hold up the rest
+ * of its batch: another worker takes them (osp_sched_nudge). */
+#define STALL_CHECK_MS 2
+static osp_ws_timer stall_timer;
+
+static void stall_check(osp_ws_timer *t) {
+    if (osp_sched_nudge()) osp_ws_timer_arm(t, STALL_CHECK_MS);
+}
 
 static void submit_later(http_job *j) {
     j->next_done = NULL;
@@ -325,6 +334,7 @@ static void submit_pending(void) {
         }
         if (submit_head == NULL) submit_tail = NULL;
         osp_sched_submit_many(job_run, envs, n);
+        if (!osp_ws_timer_armed(&stall_timer)) osp_ws_timer_arm(&stall_timer, STALL_CHECK_MS);
     }
 }
 
@@ -740,6 +750,7 @@ static void listen_on_loop(void *arg) {
         osp_ws_loop_reap_hook = http_reap;
         chained_wake_hook = osp_ws_loop_wake_hook;
         osp_ws_loop_wake_hook = http_wake;
+        osp_ws_timer_init(&stall_timer, stall_check);
     }
     int fd = osp_ws_net_listen(s->address, s->port, a->err, sizeof a->err);
     if (fd < 0) return;
