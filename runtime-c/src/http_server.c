@@ -96,7 +96,7 @@ typedef struct http_job_s {
     bool is_head;
     bool keep_alive;
     int minor;
-    char *response; /* malloc'd bytes, handed to the loop */
+    char *response; /* collector memory (no pointers), handed to the loop; NULL: out of memory */
     size_t response_len;
     struct http_job_s *next_done; /* on the completed-jobs queue */
 } http_job;
@@ -599,18 +599,31 @@ static const char *current_http_date(void) {
     return text;
 }
 
-static void append_decimal(osp_ws_buf *b, uint64_t v) {
+/* Appends that remember a failure (out of memory): the response is then not sent at all. */
+static void put(osp_ws_buf *b, const void *p, size_t n, bool *ok) {
+    if (osp_ws_buf_append(b, p, n) != 0) *ok = false;
+}
+static void put_text(osp_ws_buf *b, const char *s, bool *ok) { put(b, s, strlen(s), ok); }
+
+static void put_decimal(osp_ws_buf *b, uint64_t v, bool *ok) {
     char digits[24];
     size_t n = 0;
     do {
         digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v > 0);
-    (void)osp_ws_buf_append(b, digits + sizeof digits - n, n);
+    put(b, digits + sizeof digits - n, n, ok);
 }
 
+/* Each worker builds responses in its own buffer, kept between responses (no malloc per
+ * response); the finished bytes go to the loop in one block of collector memory, so nothing
+ * allocated on a worker is freed on the loop thread. Oversized buffers are not kept. */
+#define SCRATCH_KEEP_BYTES (64 * 1024)
+
 static void serialise(http_job *j, const int64_t *r) {
-    osp_ws_buf out = {0};
+    static __thread osp_ws_buf scratch;
+    osp_ws_buf out = scratch;
+    bool ok = true;
     int64_t status = r ? r[R_STATUS] : 500;
     const char *user_headers = r ? (const char *)r[R_HEADERS] : NULL;
     const char *content_type = r ? (const char *)r[R_CONTENT_TYPE] : NULL;
@@ -635,34 +648,37 @@ static void serialise(http_job *j, const int64_t *r) {
     if (body == NULL) body = "";
     size_t body_len = strlen(body);
     bool no_body_status = status == 204 || status == 304;
-    /* One allocation for a typical response (appends that fail leave the response short, and
-     * the connection is dropped: checked by the caller through out.data). */
-    (void)osp_ws_buf_reserve(&out, 192 + extra.len + body_len, SIZE_MAX);
-    append_text(&out, "HTTP/1.1 ");
-    append_decimal(&out, (uint64_t)status);
-    append_text(&out, " ");
-    append_text(&out, osp_http_reason((int)status));
-    append_text(&out, "\r\nDate: ");
-    append_text(&out, current_http_date());
-    append_text(&out, "\r\n");
+    if (osp_ws_buf_reserve(&out, 192 + extra.len + body_len, SIZE_MAX) != 0) ok = false;
+    put_text(&out, "HTTP/1.1 ", &ok);
+    put_decimal(&out, (uint64_t)status, &ok);
+    put_text(&out, " ", &ok);
+    put_text(&out, osp_http_reason((int)status), &ok);
+    put_text(&out, "\r\nDate: ", &ok);
+    put_text(&out, current_http_date(), &ok);
+    put_text(&out, "\r\n", &ok);
     if (content_type && content_type[0] && !has_ct && !no_body_status) {
-        append_text(&out, "Content-Type: ");
-        append_text(&out, content_type);
-        append_text(&out, "\r\n");
+        put_text(&out, "Content-Type: ", &ok);
+        put_text(&out, content_type, &ok);
+        put_text(&out, "\r\n", &ok);
     }
-    if (extra.len) (void)osp_ws_buf_append(&out, extra.data, extra.len);
+    if (extra.len) put(&out, extra.data, extra.len, &ok);
     osp_ws_buf_free(&extra);
     if (!no_body_status) {
-        append_text(&out, "Content-Length: ");
-        append_decimal(&out, body_len);
-        append_text(&out, "\r\n");
+        put_text(&out, "Content-Length: ", &ok);
+        put_decimal(&out, body_len, &ok);
+        put_text(&out, "\r\n", &ok);
     }
-    if (!j->keep_alive) append_text(&out, "Connection: close\r\n");
-    else if (j->minor == 0) append_text(&out, "Connection: keep-alive\r\n");
-    append_text(&out, "\r\n");
-    if (!j->is_head && !no_body_status) (void)osp_ws_buf_append(&out, body, body_len);
-    j->response = (char *)out.data;
+    if (!j->keep_alive) put_text(&out, "Connection: close\r\n", &ok);
+    else if (j->minor == 0) put_text(&out, "Connection: keep-alive\r\n", &ok);
+    put_text(&out, "\r\n", &ok);
+    if (!j->is_head && !no_body_status) put(&out, body, body_len, &ok);
+    j->response = ok ? GC_MALLOC_ATOMIC(out.len ? out.len : 1) : NULL;
+    if (j->response) memcpy(j->response, out.data, out.len);
     j->response_len = out.len;
+    /* The response may carry cookies or tokens: wiped before the buffer is reused or freed. */
+    if (out.cap > SCRATCH_KEEP_BYTES) osp_ws_buf_free(&out);
+    else osp_ws_buf_clear(&out);
+    scratch = out;
 }
 
 static void job_done(void *arg) {
@@ -670,18 +686,16 @@ static void job_done(void *arg) {
     http_conn *c = j->conn;
     if (c->dead) {
         bury(c);
-        free(j->response);
+        j->response = NULL;
         return;
     }
     if (j->response == NULL || osp_ws_buf_append(&c->out, j->response, j->response_len) != 0) {
-        free(j->response);
         j->response = NULL;
         c->phase = PH_IDLE;
         conn_close(c);
         settle(c);
         return;
     }
-    free(j->response);
     j->response = NULL;
     c->phase = PH_IDLE; /* after_response picks the next phase */
     after_response(c);
@@ -718,7 +732,6 @@ static int64_t job_run(void *env) {
     void *r = j->handler(j->handler_env, j->method, j->path, j->headers, j->body);
     serialise(j, r);
     if (shutting_down) {
-        free(j->response);
         j->response = NULL;
         return 0;
     }
