@@ -25,6 +25,7 @@
 #include "ws_internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -704,16 +705,21 @@ static void job_done(void *arg) {
 
 /* Completed jobs wait here for the loop thread, which takes them at its next wake-up (the wake
  * hook): the handler's fiber does not wait for the loop, so its worker goes straight on to the
- * next fiber. A static list head is a root for the collector, which keeps the jobs alive. */
-static pthread_mutex_t done_mutex = PTHREAD_MUTEX_INITIALIZER;
-static http_job *done_head, *done_tail;
+ * next fiber. A lock-free stack (workers push, the loop takes all at once), so neither side ever
+ * sleeps on a lock the other holds; the static head is a root for the collector, which keeps
+ * the jobs alive. Taking the whole stack at once leaves no ABA hazard. */
+static _Atomic(http_job *) done_stack;
 static void (*chained_wake_hook)(void);
 
 static void drain_done(void) {
-    pthread_mutex_lock(&done_mutex);
-    http_job *list = done_head;
-    done_head = done_tail = NULL;
-    pthread_mutex_unlock(&done_mutex);
+    http_job *stack = atomic_exchange_explicit(&done_stack, NULL, memory_order_acquire);
+    http_job *list = NULL; /* in completion order */
+    while (stack) {
+        http_job *next = stack->next_done;
+        stack->next_done = list;
+        list = stack;
+        stack = next;
+    }
     while (list) {
         http_job *j = list;
         list = j->next_done;
@@ -735,14 +741,12 @@ static int64_t job_run(void *env) {
         j->response = NULL;
         return 0;
     }
-    pthread_mutex_lock(&done_mutex);
-    bool was_empty = done_head == NULL;
-    if (done_tail) done_tail->next_done = j;
-    else done_head = j;
-    done_tail = j;
-    pthread_mutex_unlock(&done_mutex);
+    http_job *top = atomic_load_explicit(&done_stack, memory_order_relaxed);
+    do {
+        j->next_done = top;
+    } while (!atomic_compare_exchange_weak_explicit(&done_stack, &top, j, memory_order_release, memory_order_relaxed));
     /* One wake-up per batch: the loop takes every queued job when it runs the hook. */
-    if (was_empty) osp_ws_loop_wake();
+    if (top == NULL) osp_ws_loop_wake();
     return 0;
 }
 
