@@ -66,6 +66,11 @@ typedef struct http_server {
 typedef struct http_conn {
     osp_ws_watch watch; /* first: the loop hands us the watch pointer */
     osp_ws_timer timer;
+    /* The current phase's deadline (osp_ws_now_ms; 0: none, while a handler runs). The heap
+     * timer is moved only when a deadline comes earlier than it, and one that fires early is
+     * armed again for the rest: a keep-alive request goes IDLE, HEAD, BUSY, IDLE, and moving the
+     * timer at each step cost two heap operations per request. */
+    uint64_t deadline_ms;
     http_server *server;
     struct http_conn *prev, *next;
     osp_ws_buf in;
@@ -215,18 +220,23 @@ static void settle(http_conn *c) {
     else bury(c);
 }
 
+static void set_deadline(http_conn *c, uint64_t delay_ms) {
+    c->deadline_ms = osp_ws_now_ms() + delay_ms;
+    if (!osp_ws_timer_armed(&c->timer) || c->timer.deadline_ms > c->deadline_ms) osp_ws_timer_arm(&c->timer, delay_ms);
+}
+
 static void set_phase(http_conn *c, conn_phase phase) {
-    if (c->phase == phase && osp_ws_timer_armed(&c->timer)) return;
+    /* The same phase again keeps its deadline (a head dribbled byte by byte still times out). */
+    if (c->phase == phase && c->deadline_ms != 0) return;
     c->phase = phase;
     const osp_http_limits *l = &c->server->limits;
-    osp_ws_timer_cancel(&c->timer);
     switch (phase) {
-    case PH_IDLE: osp_ws_timer_arm(&c->timer, l->idle_timeout_ms); break;
-    case PH_HEAD: osp_ws_timer_arm(&c->timer, l->header_timeout_ms); break;
-    case PH_BODY: osp_ws_timer_arm(&c->timer, l->body_timeout_ms); break;
-    case PH_WRITING: osp_ws_timer_arm(&c->timer, l->body_timeout_ms); break;
-    case PH_LINGER: osp_ws_timer_arm(&c->timer, LINGER_MS); break;
-    case PH_BUSY: break;
+    case PH_IDLE: set_deadline(c, l->idle_timeout_ms); break;
+    case PH_HEAD: set_deadline(c, l->header_timeout_ms); break;
+    case PH_BODY: set_deadline(c, l->body_timeout_ms); break;
+    case PH_WRITING: set_deadline(c, l->body_timeout_ms); break;
+    case PH_LINGER: set_deadline(c, LINGER_MS); break;
+    case PH_BUSY: c->deadline_ms = 0; break; /* a timer that fires meanwhile does nothing */
     }
 }
 
@@ -358,6 +368,7 @@ static bool hand_over_websocket(http_conn *c) {
     if (rest) memcpy(bytes + h->buf.len, c->in.data + c->in_off, rest);
     int fd = c->watch.fd;
     osp_ws_timer_cancel(&c->timer);
+    c->deadline_ms = 0;
     (void)osp_ws_watch_set(&c->watch, 0);
     bool taken = osp_ws_server_adopt(s->ws_server_id, fd, bytes, total);
     osp_ws_free_wiped(bytes, total ? total : 1); /* the request may carry cookies or tokens */
@@ -526,6 +537,12 @@ static void conn_event_inner(http_conn *c, uint32_t events) {
 
 static void conn_timer(osp_ws_timer *t) {
     http_conn *c = (http_conn *)((char *)t - offsetof(http_conn, timer));
+    if (c->deadline_ms == 0) return; /* a handler runs: the next phase sets a deadline */
+    uint64_t now = osp_ws_now_ms();
+    if (now < c->deadline_ms) {
+        osp_ws_timer_arm(t, c->deadline_ms - now); /* an earlier phase's deadline: not ours */
+        return;
+    }
     switch (c->phase) {
     case PH_HEAD:
         send_error(c, 408, "request header timeout");
@@ -568,7 +585,7 @@ static void server_accept(osp_ws_watch *w, uint32_t events) {
         s->conn_count++;
         /* Idle, but the first request gets headerTimeoutMs to start (a silent client). */
         c->phase = PH_IDLE;
-        osp_ws_timer_arm(&c->timer, s->limits.header_timeout_ms);
+        set_deadline(c, s->limits.header_timeout_ms);
         if (osp_ws_watch_set(&c->watch, CONN_EVENTS) != 0) conn_close(c);
         settle(c);
     }

@@ -264,6 +264,29 @@ describe('HTTP server with malformed and hostile requests', () => {
     expect(r.match(/Connection: close/g)?.length).toBe(1);
   }, 40_000);
 
+  it('keep-alive: the connection outlives the previous head deadline and closes after idleTimeoutMs', async () => {
+    // headerTimeoutMs is 700 and idleTimeoutMs 1500: the second request comes 1 s after the
+    // first (its head deadline long past), and the silence after it closes the connection.
+    const sock = connect(port, '127.0.0.1');
+    let text = '';
+    sock.on('data', (d) => (text += d.toString('latin1')));
+    const closedAt = new Promise<number>((resolve) => sock.on('close', () => resolve(Date.now())));
+    const answered = async (body: string) => {
+      for (let i = 0; i < 200 && !text.endsWith(`\r\n\r\n${body}`); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(text.endsWith(`\r\n\r\n${body}`)).toBe(true);
+    };
+    sock.write(`GET /first HTTP/1.1\r\n${host}\r\n`);
+    await answered('/first');
+    await new Promise((r) => setTimeout(r, 1000));
+    sock.write(`GET /second HTTP/1.1\r\n${host}\r\n`);
+    await answered('/second');
+    const answeredAt = Date.now();
+    const idleMs = (await closedAt) - answeredAt;
+    expect(idleMs).toBeGreaterThan(1200);
+    expect(idleMs).toBeLessThan(3500);
+    expect(text.match(/HTTP\/1\.1 200/g)?.length).toBe(2);
+  });
+
   it('Connection: close is honoured and HTTP/1.0 closes by default', async () => {
     const a = await raw([`GET / HTTP/1.1\r\n${host}Connection: close\r\n\r\n`], { timeoutMs: 3000 });
     expect(a).toMatch(/Connection: close\r\n\r\nhi$/);
