@@ -3,12 +3,16 @@
  * httpServerSetLimit.
  *
  * Sockets live on the runtime's one epoll thread (loop.c), like the WebSocket servers; request
- * handlers never run there. Each complete request becomes a fiber (osp_sched_submit) that calls
- * the Osprey handler, serialises its HttpResponse and hands the bytes back to the loop thread
- * (osp_ws_loop_call), so a slow handler delays only its own connection. One request per
- * connection is in flight at a time and the next pipelined request is parsed only after the
- * previous response was written, which answers pipelined requests in order and bounds memory
- * (reading stops while a handler runs, so TCP pushes back on the client).
+ * handlers never run there. Each complete request becomes a fiber that calls the Osprey handler,
+ * serialises its HttpResponse and hands the bytes back to the loop thread through a lock-free
+ * stack, so a slow handler delays only its own connection. The requests parsed in one loop
+ * iteration are submitted together (osp_sched_submit_many: one scheduler wake-up per batch), and
+ * a timer nudges the scheduler while they wait, so one long handler cannot hold up its batch.
+ * One request per connection is in flight at a time and the next pipelined request is parsed
+ * only after the previous response was written, which answers pipelined requests in order and
+ * bounds memory (input is left in the socket while a handler runs, so TCP pushes back on the
+ * client). Connections are registered once, edge-triggered (CONN_EVENTS): no epoll_ctl per
+ * request. docs/BENCHMARKS-HTTP.md explains these choices with measurements.
  *
  * Connection phases and their timers (osp_http_limits): IDLE (keep-alive, waiting for the first
  * byte of a request: idleTimeoutMs, then closed silently), HEAD (headerTimeoutMs from the first
