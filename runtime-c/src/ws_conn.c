@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One receive buffer for the whole loop, parsed in place (docs/WEBSOCKET-RUNTIME.md#one-event-loop). */
@@ -46,6 +47,52 @@ static size_t bc_refs;
 static bool bc_wipe; /* a recipient has the per-message wipe option */
 
 static void recycle_shared(osp_ws_buf *b, bool wipe);
+
+/* Server-side TLS handshakes on this loop (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). A
+ * handshake step that answers a ClientHello costs a key exchange and a signature (about half a
+ * millisecond of CPU), so a peer opening connections and replaying ClientHellos could keep the
+ * loop busy with them while established connections wait. Three bounds: the servers stop
+ * accepting TLS connections while OSP_WS_TLS_HANDSHAKES_IN_FLIGHT are unfinished (ws_server.c
+ * asks osp_ws_tls_handshake_room), one loop iteration spends at most OSP_WS_TLS_STEP_BUDGET_NS
+ * on handshake steps (the rest wait for the next iteration: epoll is level-triggered, so their
+ * sockets are reported again, after the established connections of this batch were served),
+ * and each peer address has a handshake rate (maxTlsHandshakeRatePerIp, ws_server.c). */
+static size_t tls_in_flight;
+static uint64_t tls_step_ns;     /* spent on handshake steps in this loop iteration */
+static unsigned tls_step_count;  /* handshake steps taken in this loop iteration */
+#define OSP_WS_TLS_STEP_BUDGET_NS (1000u * 1000u)
+
+static uint64_t monotonic_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool osp_ws_tls_handshake_room(void) { return tls_in_flight < OSP_WS_TLS_HANDSHAKES_IN_FLIGHT; }
+
+size_t osp_ws_tls_handshakes_in_flight(void) { return tls_in_flight; }
+
+bool osp_ws_conn_begin_tls(osp_ws_conn *c, SSL_CTX *ctx) {
+    c->tls = SSL_new(ctx);
+    if (c->tls == NULL || !osp_ws_tls_attach(c->tls, c->watch.fd)) return false;
+    SSL_set_accept_state(c->tls);
+    c->tls_handshaking = true;
+    c->tls_counted = true;
+    tls_in_flight++;
+    return true;
+}
+
+/* c's TLS handshake is over (finished, failed, or the connection is going away). */
+static void tls_handshake_uncount(osp_ws_conn *c) {
+    if (!c->tls_counted) return;
+    c->tls_counted = false;
+    tls_in_flight--;
+}
+
+void osp_ws_conn_end_iteration(void) {
+    tls_step_ns = 0;
+    tls_step_count = 0;
+}
 
 static void bc_unref(void) {
     if (--bc_refs == 0) {
@@ -300,6 +347,7 @@ void osp_ws_conn_release_shared(void) {
 }
 
 void osp_ws_conn_free(osp_ws_conn *c) {
+    tls_handshake_uncount(c); /* a connection freed without being destroyed (admission failed) */
     osp_ws_reader_free(&c->reader);
     /* Posted frames hold payloads: freed wiped like every other queue (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). No
      * sender can reach c any more: it was retired and taken off the list in destroy. */
@@ -320,6 +368,7 @@ void osp_ws_conn_free(osp_ws_conn *c) {
 void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     if (c->state == OSP_WS_CONN_DEAD) return;
     c->state = OSP_WS_CONN_DEAD;
+    tls_handshake_uncount(c);
     if (cork_owner == c) release_cork(); /* unsent bytes of a dead connection are dropped */
     bc_drop(c);
     if (c->budget_paused) {
@@ -873,11 +922,19 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
 /* Server side of a wss:// connection: one step of the TLS handshake. false when the caller
  * should stop (waiting for the socket, or the connection was dropped). */
 static bool tls_accept(osp_ws_conn *c) {
+    /* This iteration's handshake time is spent: the socket is still readable (or writable)
+     * and is reported again at the next epoll_wait (see tls_in_flight). One step per
+     * iteration always runs, so handshakes progress however busy the loop is. */
+    if (tls_step_count > 0 && tls_step_ns >= OSP_WS_TLS_STEP_BUDGET_NS) return false;
     bool plain_http = false;
+    uint64_t started = monotonic_ns();
     int rc = osp_ws_tls_accept_step(c->tls, &c->tls_want_write, &plain_http);
+    tls_step_ns += monotonic_ns() - started;
+    tls_step_count++;
     if (rc == 1) {
         c->tls_handshaking = false;
         c->tls_want_write = false;
+        tls_handshake_uncount(c);
         return true;
     }
     if (rc == 0) {

@@ -69,6 +69,7 @@ typedef struct osp_ws_conn {
     /* wss: the TLS session (NULL for ws://). Server side it starts in the TLS handshake. */
     SSL *tls;
     bool tls_handshaking;
+    bool tls_counted;    /* counted in the loop's unfinished TLS handshakes (ws_conn.c) */
     bool tls_want_write; /* OpenSSL needs the socket writable before it can read (or accept) */
     osp_ws_timer tls_kick; /* reads records OpenSSL buffered while reading was paused */
     osp_ws_limits limits;  /* this connection's copy (its server's, or the process default) */
@@ -257,6 +258,19 @@ int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen
 /* The buffer c's next output goes to (the loop's shared cork buffer when c may use it); for
  * writing the handshake response. */
 osp_ws_buf *osp_ws_conn_out_buf(osp_ws_conn *c);
+/* Server side, wss://: gives c (not yet watched) a TLS session in the accept state, its
+ * handshake counted among the loop's unfinished ones. false when OpenSSL fails (the caller
+ * frees c). */
+bool osp_ws_conn_begin_tls(osp_ws_conn *c, SSL_CTX *ctx);
+/* Unfinished server TLS handshakes one loop holds at most: the servers stop accepting TLS
+ * connections at this count until one finishes (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). */
+#define OSP_WS_TLS_HANDSHAKES_IN_FLIGHT 64
+/* True while the loop has room for another TLS handshake. */
+bool osp_ws_tls_handshake_room(void);
+/* The loop's unfinished server TLS handshakes (for tests). */
+size_t osp_ws_tls_handshakes_in_flight(void);
+/* End of the loop iteration (reap hook): a new iteration's TLS handshake time. */
+void osp_ws_conn_end_iteration(void);
 /* Writes what the socket takes; updates epoll interest, backpressure and the pending FIN. */
 void osp_ws_conn_flush(osp_ws_conn *c);
 /* Broadcasts without a copy per recipient: the frame is appended once to the loop's broadcast

@@ -189,6 +189,7 @@ static void reap(void) {
     /* End of the loop iteration: deferred flushes first (they may destroy connections). */
     osp_ws_conn_flush_dirty();
     osp_ws_conn_budget_resume();
+    osp_ws_conn_end_iteration();
     while (zombie_conns) {
         osp_ws_conn *c = zombie_conns;
         zombie_conns = c->zombie_next;

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static osp_ws_server *server_of_watch(osp_ws_watch *w) {
@@ -39,9 +40,20 @@ static osp_ws_server *server_of_timer(osp_ws_timer *t) {
 
 struct osp_ws_ip_count {
     uint8_t addr[16];
-    uint32_t conns;      /* 0 in both: an empty slot */
+    bool used;           /* false: an empty slot */
+    uint32_t conns;
     uint32_t handshakes;
+    /* wss:// servers, maxTlsHandshakeRatePerIp as a generic cell rate algorithm: the time
+     * (CLOCK_MONOTONIC microseconds) at which this address's TLS handshakes are paid off. An
+     * address with no connection stays in the table until then. */
+    uint64_t tls_paid_us;
 };
+
+static uint64_t now_us(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* Keyed with a secret, so peers cannot choose addresses that all collide (hash flooding). */
 static uint64_t ip_hash_key[2];
@@ -57,7 +69,15 @@ static size_t ip_home(const uint8_t addr[16], size_t cap) {
     return (size_t)h & (cap - 1);
 }
 
-static bool ip_slot_empty(const struct osp_ws_ip_count *e) { return e->conns == 0 && e->handshakes == 0; }
+static bool ip_slot_empty(const struct osp_ws_ip_count *e) { return !e->used; }
+
+/* Nothing to remember about this address any more: no connection, no handshake, and its TLS
+ * handshake rate paid off. */
+static bool ip_idle(const struct osp_ws_ip_count *e, uint64_t now) {
+    return e->conns == 0 && e->handshakes == 0 && e->tls_paid_us <= now;
+}
+
+static void ip_release_if_empty(osp_ws_server *s, struct osp_ws_ip_count *e);
 
 static struct osp_ws_ip_count *ip_find(osp_ws_server *s, const uint8_t addr[16]) {
     if (s->ip_cap == 0) return NULL;
@@ -72,6 +92,12 @@ static struct osp_ws_ip_count *ip_find(osp_ws_server *s, const uint8_t addr[16])
 static struct osp_ws_ip_count *ip_get(osp_ws_server *s, const uint8_t addr[16]) {
     struct osp_ws_ip_count *e = ip_find(s, addr);
     if (e != NULL) return e;
+    if ((s->ip_used + 1) * 2 > s->ip_cap && s->ip_cap > 0) {
+        /* Addresses kept only for their handshake rate leave once it is paid off; drop them
+         * before growing. (Deleting shifts later entries back, so a few may be passed over.) */
+        for (size_t i = 0; i < s->ip_cap; i++)
+            if (s->ips[i].used) ip_release_if_empty(s, &s->ips[i]);
+    }
     if ((s->ip_used + 1) * 2 > s->ip_cap) {
         size_t cap = s->ip_cap ? s->ip_cap * 2 : 64;
         struct osp_ws_ip_count *t = calloc(cap, sizeof *t);
@@ -94,13 +120,14 @@ static struct osp_ws_ip_count *ip_get(osp_ws_server *s, const uint8_t addr[16]) 
     size_t j = ip_home(addr, s->ip_cap);
     while (!ip_slot_empty(&s->ips[j])) j = (j + 1) & (s->ip_cap - 1);
     memcpy(s->ips[j].addr, addr, 16);
+    s->ips[j].used = true;
     s->ip_used++;
     return &s->ips[j];
 }
 
 /* An address whose counts reached 0 leaves the table (backward-shift deletion). */
 static void ip_release_if_empty(osp_ws_server *s, struct osp_ws_ip_count *e) {
-    if (!ip_slot_empty(e)) return;
+    if (!ip_idle(e, now_us())) return;
     size_t mask = s->ip_cap - 1, hole = (size_t)(e - s->ips);
     memset(&s->ips[hole], 0, sizeof s->ips[hole]);
     s->ip_used--;
@@ -144,6 +171,17 @@ static void refuse_busy(int fd) {
     close(fd);
 }
 
+/* maxTlsHandshakeRatePerIp: `rate` handshakes per second, and a burst of as many from an
+ * address that has been quiet for a second. True (and the handshake paid for) when one more
+ * may start now. */
+static bool tls_rate_allows(struct osp_ws_ip_count *e, uint32_t rate) {
+    uint64_t now = now_us(), interval = 1000000u / (rate ? rate : 1);
+    uint64_t from = e->tls_paid_us > now ? e->tls_paid_us : now;
+    if (from + interval > now + 1000000u) return false;
+    e->tls_paid_us = from + interval;
+    return true;
+}
+
 /* Takes a new connection into the server (its handshake not yet read); NULL when it was refused
  * or could not be set up (the socket is closed then). */
 static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storage *peer) {
@@ -164,6 +202,12 @@ static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storag
         refuse_busy(fd);
         return NULL;
     }
+    if (s->tls_ctx && !tls_rate_allows(per_ip, lim->max_tls_handshake_rate_per_ip)) {
+        /* Over its TLS handshake rate: closed before any TLS work (a ClientHello replayed on
+         * new connections costs the loop an accept and a close, not a key exchange). */
+        close(fd);
+        return NULL;
+    }
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim);
@@ -174,10 +218,7 @@ static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storag
         if (s->tls_ctx) {
             /* wss://: the TLS handshake runs first, non-blocking, under the same handshake
              * deadline as the HTTP upgrade. */
-            c->tls = SSL_new(s->tls_ctx);
-            tls_ok = c->tls != NULL && osp_ws_tls_attach(c->tls, fd);
-            if (tls_ok) SSL_set_accept_state(c->tls);
-            c->tls_handshaking = true;
+            tls_ok = osp_ws_conn_begin_tls(c, s->tls_ctx);
             ERR_clear_error();
         }
     }
@@ -213,6 +254,12 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
     (void)events;
     osp_ws_server *s = server_of_watch(w);
     for (int i = 0; i < 64 && s->listening; i++) {
+        if (s->tls_ctx && !osp_ws_tls_handshake_room()) {
+            /* The loop holds as many unfinished TLS handshakes as it takes: new connections
+             * wait in the listen backlog; look again shortly. */
+            if (osp_ws_watch_set(&s->listen_watch, 0) == 0) osp_ws_timer_arm(&s->accept_retry, 10);
+            return;
+        }
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof peer;
         memset(&peer, 0, sizeof peer);

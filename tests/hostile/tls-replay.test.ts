@@ -1,0 +1,156 @@
+/**
+ * ClientHello replay against a wss:// server (docs/WEBSOCKET-RUNTIME.md#tls-handshakes): one
+ * peer opens connection after connection and replays a captured ClientHello on each
+ * (scripts/hostile/tls_replay.mjs), so every one it gets through costs the server a key
+ * exchange and a signature. Meanwhile an established wss:// connection from the same address
+ * measures its echo round trip. The release ws-echo-server must:
+ *  - answer at most maxTlsHandshakeRatePerIp ClientHellos per second from that address (a burst
+ *    of one second's worth, then the rate) and close the rest before any TLS work;
+ *  - keep the established connection's echo round trip short: p50 well under the 16–31 ms
+ *    measured before the handshake bounds, and p99 under a bound that holds on a loaded
+ *    2-core CI machine (the figures measured here are in the README);
+ *  - accept a new wss:// client from that same address once the attack stops.
+ * A low rate set with --limit shows the refusal deterministically. Loopback only, a few
+ * seconds, every process stopped.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { freePort, makeTestCertificates, OSPREY_ECHO_SERVER, PROJECT_ROOT, spawnPeer, type PeerProcess, type TestCertificates } from '../peers/index.ts';
+
+let dir: string;
+let certs: TestCertificates;
+const started: PeerProcess[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'osprey-tls-replay-'));
+  certs = makeTestCertificates(dir);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(started.map((p) => p.stop()));
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function secureServer(limits: string[] = []): Promise<PeerProcess> {
+  const server = await spawnPeer({
+    name: 'wss-echo-server',
+    command: OSPREY_ECHO_SERVER,
+    args: ['--port', String(await freePort()), '--cert', certs.cert, '--key', certs.key, ...limits.flatMap((l) => ['--limit', l])],
+    pipeStdin: true,
+  });
+  started.push(server);
+  return server;
+}
+
+async function openClient(port: number): Promise<WebSocket> {
+  const client = new WebSocket(`wss://localhost:${port}/`, { ca: readFileSync(certs.ca) });
+  await once(client, 'open');
+  return client;
+}
+
+/** One echo round trip in milliseconds. */
+async function roundTrip(client: WebSocket, text: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const echoed = once(client, 'message');
+  client.send(text);
+  const [data] = await echoed;
+  expect(String(data)).toBe(text);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+interface AttackReport {
+  attempts: number;
+  answered: number;
+  busy: number;
+  refused: number;
+}
+
+/** Runs scripts/hostile/tls_replay.mjs; killed if it overstays. */
+function replay(port: number, seconds: number, concurrency: number): Promise<AttackReport> {
+  const child = spawn(process.execPath, [`${PROJECT_ROOT}scripts/hostile/tls_replay.mjs`, String(port), String(seconds), String(concurrency)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const guard = setTimeout(() => child.kill('SIGKILL'), (seconds + 10) * 1000);
+  return new Promise((resolve, reject) =>
+    child.on('exit', (code) => {
+      clearTimeout(guard);
+      if (code !== 0) reject(new Error(`tls_replay.mjs exited with ${code}: ${out}`));
+      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as AttackReport);
+    }),
+  );
+}
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+describe('wss:// under a ClientHello replay', () => {
+  it('the established connection keeps its round trip; the replays are rate-limited', async () => {
+    const server = await secureServer();
+    const client = await openClient(server.port);
+    try {
+      for (let i = 0; i < 20; i++) await roundTrip(client, `warm-up ${i}`);
+      const seconds = 3;
+      const attack = replay(server.port, seconds, 128);
+      // Give the attacker a moment to capture its ClientHello and get going.
+      await new Promise((r) => setTimeout(r, 300));
+      const rtts: number[] = [];
+      const until = Date.now() + (seconds - 0.6) * 1000;
+      while (Date.now() < until) {
+        rtts.push(await roundTrip(client, `during the attack ${rtts.length}`));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const report = await attack;
+      rtts.sort((a, b) => a - b);
+      const p50 = quantile(rtts, 0.5);
+      const p99 = quantile(rtts, 0.99);
+      console.log(`tls replay: ${JSON.stringify(report)}; echo round trip over ${rtts.length} samples: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${rtts.at(-1)!.toFixed(2)} ms`);
+      // The attack did run at full speed, and the server did TLS work for at most one second's
+      // burst plus the default rate (200/s) over the run, with slack for timing.
+      expect(report.attempts).toBeGreaterThan(2000);
+      expect(report.answered).toBeLessThanOrEqual(200 + 200 * seconds + 100);
+      expect(report.refused + report.busy).toBeGreaterThan(10 * report.answered);
+      expect(rtts.length).toBeGreaterThan(50);
+      expect(p50, 'median echo round trip during the attack').toBeLessThan(8);
+      expect(p99, '99th percentile echo round trip during the attack').toBeLessThan(60);
+      // The same address gets a new wss:// connection once the attack is over.
+      const later = await openClient(server.port);
+      expect(await roundTrip(later, 'after the attack')).toBeLessThan(1000);
+      later.close();
+    } finally {
+      client.terminate();
+    }
+  }, 60_000);
+
+  it('maxTlsHandshakeRatePerIp: over the rate, connections are closed before any TLS work', async () => {
+    const server = await secureServer(['maxTlsHandshakeRatePerIp=5']);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 15; i++) {
+      outcomes.push(
+        await new Promise<string>((resolve) => {
+          const t = tlsConnect({ port: server.port, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(certs.ca) }, () => {
+            resolve('handshake');
+            t.destroy();
+          });
+          t.on('error', (e: NodeJS.ErrnoException) => resolve(`refused ${e.code ?? e.message}`));
+        }),
+      );
+    }
+    // A burst of five (one second's worth), then one every 200 ms: 15 quick attempts get 5 or 6.
+    const done = outcomes.filter((o) => o === 'handshake').length;
+    expect(done, outcomes.join(', ')).toBeGreaterThanOrEqual(5);
+    expect(done, outcomes.join(', ')).toBeLessThanOrEqual(7);
+    expect(outcomes.slice(0, 5)).toEqual(Array(5).fill('handshake'));
+    // After the rate has paid off, the address is served again.
+    await new Promise((r) => setTimeout(r, 1100));
+    const client = await openClient(server.port);
+    expect(await roundTrip(client, 'paid off')).toBeLessThan(1000);
+    client.close();
+  }, 60_000);
+});
