@@ -26,10 +26,17 @@
 #include <string.h>
 #include <unistd.h>
 
-void osp_ws_client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
+static void client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     if (opcode != OSP_WS_OP_TEXT) return;
     osp_ws_inbox_deliver(c, data, len);
 }
+
+/* What a client connection reports (ws_conn.c calls up through it). */
+static const osp_ws_conn_owner client_conn_owner = {
+    .deliver = client_deliver,
+    .output_pressure = osp_ws_inbox_output_pressure,
+    .freed = osp_ws_inbox_conn_freed,
+};
 
 /* ---- websocketConnect ---------------------------------------------------------------------- */
 
@@ -47,7 +54,7 @@ typedef struct {
 static void do_register(void *p) {
     register_args *a = p;
     void **cell = GC_MALLOC_UNCOLLECTABLE(sizeof(void *));
-    osp_ws_conn *c = cell ? osp_ws_conn_new(a->fd, OSP_WS_ROLE_CLIENT, OSP_WS_CONN_OPEN, a->limits) : NULL;
+    osp_ws_conn *c = cell ? osp_ws_conn_new(a->fd, OSP_WS_ROLE_CLIENT, OSP_WS_CONN_OPEN, a->limits, &client_conn_owner) : NULL;
     if (c == NULL) {
         if (cell) GC_FREE(cell);
         a->result = osp_result_errorf("websocketConnect: out of memory");

@@ -32,7 +32,7 @@ static osp_ws_buf cork = {.counted = true, .small_always = true};
 static osp_ws_conn *cork_owner;
 
 /* Connections with queued output that is sent once, at the end of the loop iteration
- * (osp_ws_conn_flush_dirty): a broadcast queues to every recipient and each of them gets one
+ * (flush_dirty): a broadcast queues to every recipient and each of them gets one
  * send() for all the messages of that iteration. */
 static osp_ws_conn *dirty_head;
 
@@ -47,6 +47,11 @@ static size_t bc_refs;
 static bool bc_wipe; /* a recipient has the per-message wipe option */
 
 static void recycle_shared(osp_ws_buf *b, bool wipe);
+static void conn_free(osp_ws_conn *c);
+
+/* Destroyed connections, freed at the end of the loop iteration (layer_iteration_end): a later
+ * event of the same epoll batch, or a command's caller, may still hold a pointer. */
+static osp_ws_conn *zombie_conns;
 
 /* Server-side TLS handshakes on this loop (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). A
  * handshake step that answers a ClientHello costs a key exchange and a signature (about half a
@@ -89,10 +94,6 @@ static void tls_handshake_uncount(osp_ws_conn *c) {
     tls_in_flight--;
 }
 
-void osp_ws_conn_end_iteration(void) {
-    tls_step_ns = 0;
-    tls_step_count = 0;
-}
 
 static void bc_unref(void) {
     if (--bc_refs == 0) {
@@ -121,9 +122,10 @@ static osp_ws_conn *conn_of_timer(osp_ws_timer *t) {
 }
 
 osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state,
-                             const osp_ws_limits *limits) {
+                             const osp_ws_limits *limits, const osp_ws_conn_owner *owner) {
     osp_ws_conn *c = calloc(1, sizeof *c);
     if (c == NULL) return NULL;
+    c->owner = owner;
     c->watch.fd = fd;
     c->watch.on_event = conn_on_event;
     osp_ws_timer_init(&c->timer, conn_on_timer);
@@ -317,7 +319,7 @@ void osp_ws_conn_flush_soon(osp_ws_conn *c) {
     dirty_head = c;
 }
 
-void osp_ws_conn_flush_dirty(void) {
+static void flush_dirty(void) {
     /* Flushing never adds to the list; dead connections are skipped by flush and are only
      * freed by the reap that follows this call. */
     bool tls = false;
@@ -336,7 +338,7 @@ void osp_ws_conn_flush_dirty(void) {
     if (tls) wipe_tls_stack();
 }
 
-void osp_ws_conn_release_shared(void) {
+static void release_shared(void) {
     /* Runtime shutdown (loop thread gone): the shared buffers held payloads and handshake
      * requests; wipe them before the memory is released (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). */
     cork_owner = NULL;
@@ -346,7 +348,7 @@ void osp_ws_conn_release_shared(void) {
     osp_ws_wipe(read_buffer, sizeof read_buffer);
 }
 
-void osp_ws_conn_free(osp_ws_conn *c) {
+static void conn_free(osp_ws_conn *c) {
     tls_handshake_uncount(c); /* a connection freed without being destroyed (admission failed) */
     osp_ws_reader_free(&c->reader);
     /* Posted frames hold payloads: freed wiped like every other queue (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). No
@@ -360,7 +362,7 @@ void osp_ws_conn_free(osp_ws_conn *c) {
     osp_ws_buf_free(&c->out);
     osp_ws_free_wiped(c->pong, OSP_WS_PONG_SLOT);
     SSL_free(c->tls); /* OpenSSL cleanses its key material and record buffers */
-    osp_ws_inbox_conn_freed(c);
+    if (c->owner->freed) c->owner->freed(c);
     if (c->handler_env_cell) GC_FREE(c->handler_env_cell);
     free(c);
 }
@@ -392,11 +394,19 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     c->watch.events = 0;
     if (c->id) osp_ws_registry_retire(c->id, c->close_code);
     tx_forget(c);
-    if (c->server) osp_ws_server_conn_gone(c);
+    if (c->owner->gone) c->owner->gone(c);
     /* Whoever waits in websocketClose may go on: the handler can no longer be called. */
     osp_ws_waiters_signal_all(&c->close_waiters);
     osp_ws_live_conns_add(-1);
-    osp_ws_zombie_conn(c);
+    c->zombie_next = zombie_conns;
+    zombie_conns = c;
+}
+
+void osp_ws_conn_discard(osp_ws_conn *c) {
+    c->state = OSP_WS_CONN_DEAD;
+    close(c->watch.fd);
+    osp_ws_live_conns_add(-1);
+    conn_free(c);
 }
 
 /* ---- output -------------------------------------------------------------------------------- */
@@ -588,7 +598,7 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         bool hold = c->inbox_held ? pending > lim->max_output / 4 : pending > lim->max_output / 2;
         if (hold != c->inbox_held) {
             c->inbox_held = hold;
-            osp_ws_inbox_output_pressure(c, hold);
+            if (c->owner->output_pressure) c->owner->output_pressure(c, hold);
         }
     }
     update_interest(c);
@@ -674,7 +684,7 @@ static void tx_absorb(osp_ws_conn *c) {
 }
 
 /* Destroyed (loop thread): refuse further sends and leave the list, so neither a sender nor
- * osp_ws_tx_drain_all touches c after the reap frees it. */
+ * tx_drain_all touches c after the reap frees it. */
 static void tx_forget(osp_ws_conn *c) {
     if (c->role != OSP_WS_ROLE_CLIENT) return;
     pthread_mutex_lock(&osp_ws_tx_lock);
@@ -740,7 +750,7 @@ void osp_ws_tx_drain(osp_ws_conn *c) {
     tx_absorb(c);
 }
 
-void osp_ws_tx_drain_all(void) {
+static void tx_drain_all(void) {
     osp_ws_conn *work = NULL;
     pthread_mutex_lock(&osp_ws_tx_lock);
     for (osp_ws_conn *c = tx_list; c; c = c->tx_next) {
@@ -856,7 +866,7 @@ static void on_close_frame(osp_ws_conn *c, uint16_t code) {
 
 void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
     if (c->state == OSP_WS_CONN_HANDSHAKE) {
-        osp_ws_server_handshake_input(c, data, len);
+        c->owner->handshake_input(c, data, len);
         return;
     }
     /* After the close exchange (or a failure) bytes are drained and dropped (§7.1.7). */
@@ -872,12 +882,7 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
         case OSP_WS_MSG_BINARY:
             /* §5.5.1: after sending Close we ignore the data the peer still sends. */
             if (c->close_sent || c->close_received) break;
-            if (c->role == OSP_WS_ROLE_SERVER)
-                osp_ws_server_deliver(c, ev.kind == OSP_WS_MSG_TEXT ? OSP_WS_OP_TEXT : OSP_WS_OP_BINARY,
-                                      ev.data, ev.len);
-            else
-                osp_ws_client_deliver(c, ev.kind == OSP_WS_MSG_TEXT ? OSP_WS_OP_TEXT : OSP_WS_OP_BINARY,
-                                      ev.data, ev.len);
+            c->owner->deliver(c, ev.kind == OSP_WS_MSG_TEXT ? OSP_WS_OP_TEXT : OSP_WS_OP_BINARY, ev.data, ev.len);
             break;
         case OSP_WS_MSG_PING:
             /* §5.5.2: Pong with the identical payload; none after a Close either way. */
@@ -1002,7 +1007,7 @@ static void budget_pause(osp_ws_conn *c) {
     budget_head = c;
 }
 
-void osp_ws_conn_budget_resume(void) {
+static void budget_resume(void) {
     if (budget_head == NULL) return;
     /* Wait for a useful amount of room (an eighth of the budget, or 1 MiB), so that paused
      * readers are not woken to read 64 KiB each time one buffer shrinks. */
@@ -1168,3 +1173,61 @@ static void conn_on_timer(osp_ws_timer *t) {
         break;
     }
 }
+
+/* ---- this layer's loop hooks (ws_runtime.c) ------------------------------------------------- */
+
+static void layer_iteration_end(void) {
+    /* Deferred flushes first (they may destroy connections), then the memory budget's waiters,
+     * then freeing what was destroyed. */
+    flush_dirty();
+    budget_resume();
+    tls_step_ns = 0;
+    tls_step_count = 0;
+    while (zombie_conns) {
+        osp_ws_conn *c = zombie_conns;
+        zombie_conns = c->zombie_next;
+        conn_free(c);
+    }
+}
+
+static void close_client(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    (void)arg;
+    if (e->kind == OSP_WS_KIND_CLIENT) osp_ws_conn_start_close(e->object, OSP_WS_CLOSE_NORMAL, NULL);
+}
+
+static void longest_close_timeout(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    uint64_t *longest = arg;
+    if (e->kind != OSP_WS_KIND_CLIENT && e->kind != OSP_WS_KIND_SERVER_CONN) return;
+    uint64_t t = ((const osp_ws_conn *)e->object)->limits.close_timeout_ms;
+    if (t > *longest) *longest = t;
+}
+
+/* Shutdown: clients close with 1000 (servers, a layer above, already closed theirs with 1001). */
+static uint64_t layer_shutdown_begin(void) {
+    osp_ws_registry_each(close_client, NULL);
+    uint64_t longest = 0;
+    osp_ws_registry_each(longest_close_timeout, &longest);
+    return longest;
+}
+
+static void destroy_conn(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    (void)arg;
+    if (e->kind == OSP_WS_KIND_CLIENT || e->kind == OSP_WS_KIND_SERVER_CONN)
+        osp_ws_conn_destroy(e->object, OSP_WS_CLOSE_ABNORMAL);
+}
+
+static void layer_shutdown_overdue(void) { osp_ws_registry_each(destroy_conn, NULL); }
+
+static const osp_ws_layer conn_layer = {
+    .rank = 10,
+    .wake = tx_drain_all,
+    .iteration_end = layer_iteration_end,
+    .shutdown_begin = layer_shutdown_begin,
+    .shutdown_overdue = layer_shutdown_overdue,
+    .released = release_shared,
+};
+
+__attribute__((constructor)) static void register_conn_layer(void) { osp_ws_runtime_add_layer(&conn_layer); }

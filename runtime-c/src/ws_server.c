@@ -164,6 +164,22 @@ static void peer_key(const struct sockaddr_storage *ss, uint8_t out[16]) {
 
 /* ---- accepting ----------------------------------------------------------------------------- */
 
+static void server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len);
+static void server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+static void server_conn_gone(osp_ws_conn *c);
+
+/* What a server connection reports (ws_conn.c calls up through it). */
+static const osp_ws_conn_owner server_conn_owner = {
+    .handshake_input = server_handshake_input,
+    .deliver = server_deliver,
+    .gone = server_conn_gone,
+    .output_pressure = osp_ws_inbox_output_pressure,
+    .freed = osp_ws_inbox_conn_freed,
+};
+
+/* Stopped servers whose last connection is gone, freed at the end of the loop iteration. */
+static osp_ws_server *zombie_servers;
+
 static void refuse_busy(int fd) {
     static const char busy[] =
         "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
@@ -210,7 +226,7 @@ static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storag
     }
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim);
+    osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim, &server_conn_owner);
     bool tls_ok = true;
     if (c != NULL) {
         c->http = malloc(sizeof *c->http);
@@ -225,10 +241,7 @@ static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storag
     if (c == NULL || c->http == NULL || !tls_ok || osp_ws_conn_start(c) != 0) {
         ip_release_if_empty(s, per_ip);
         if (c) {
-            c->state = OSP_WS_CONN_DEAD; /* never registered: free directly */
-            close(fd);
-            osp_ws_live_conns_add(-1);
-            osp_ws_conn_free(c);
+            osp_ws_conn_discard(c); /* never registered: freed at once, fd closed */
         } else {
             close(fd);
         }
@@ -243,7 +256,7 @@ static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storag
     per_ip->conns++;
     per_ip->handshakes++;
     c->ip_counted = c->handshake_counted = true;
-    /* The id comes with the upgrade (osp_ws_server_handshake_input): a TCP connection that
+    /* The id comes with the upgrade (server_handshake_input): a TCP connection that
      * never completes the handshake costs no registry entry. */
     /* Slowloris defence: the whole request must arrive within the handshake deadline. */
     osp_ws_timer_arm(&c->timer, lim->handshake_timeout_ms);
@@ -302,7 +315,7 @@ static void handshake_refuse(osp_ws_conn *c, const osp_ws_server_verdict *v) {
     osp_ws_conn_flush(c);
 }
 
-void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
+static void server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
     size_t used = 0;
     osp_http_status st = osp_http_parse(c->http, data, len, &used);
     if (st == OSP_HTTP_INCOMPLETE) return;
@@ -345,7 +358,7 @@ void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
 
 /* ---- messages ------------------------------------------------------------------------------ */
 
-void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
+static void server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     osp_ws_server *s = c->server;
     if (s->handler == NULL) {
         /* Default: echo, same opcode, byte for byte. Its bytes count against the output cap
@@ -365,11 +378,13 @@ void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, 
 /* A stopped server's last connection is gone: wake websocketStopServer, free it later. */
 static void server_finish(osp_ws_server *s) {
     osp_ws_waiters_signal_all(&s->stop_waiters);
-    osp_ws_zombie_server(s);
+    s->zombie_next = zombie_servers;
+    zombie_servers = s;
 }
 
-void osp_ws_server_conn_gone(osp_ws_conn *c) {
+static void server_conn_gone(osp_ws_conn *c) {
     osp_ws_server *s = c->server;
+    if (s == NULL) return; /* never admitted */
     handshake_uncount(c);
     if (c->ip_counted) {
         c->ip_counted = false;
@@ -388,7 +403,7 @@ void osp_ws_server_conn_gone(osp_ws_conn *c) {
     if (s->stopping && s->conn_count == 0) server_finish(s);
 }
 
-void osp_ws_server_free(osp_ws_server *s) {
+static void server_free(osp_ws_server *s) {
     free(s->ips);
     free(s->path);
     SSL_CTX_free(s->tls_ctx);
@@ -398,7 +413,8 @@ void osp_ws_server_free(osp_ws_server *s) {
     free(s);
 }
 
-void osp_ws_server_stop(osp_ws_server *s, osp_ws_waiter *w) {
+/* Stops a server: 1001 to every connection, stop listening, retire the id (shutdown too). */
+static void server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     s->stopping = true;
     osp_ws_registry_retire(s->id, 0);
     if (s->listening && !s->attached) {
@@ -478,7 +494,7 @@ static void do_create(void *p) {
     osp_ws_timer_init(&s->accept_retry, accept_retry_fire);
     s->id = osp_ws_registry_add(OSP_WS_KIND_SERVER, s, 0);
     if (s->id == 0) {
-        osp_ws_server_free(s);
+        server_free(s);
         a->result = osp_result_errorf("%s: out of memory", a->fn);
         return;
     }
@@ -845,7 +861,10 @@ static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, const 
     return true;
 }
 
-void osp_ws_srv_drain_all(void) {
+/* Loop thread, at each wake-up and before running commands: performs, in the order they were
+ * posted, the websocketServerSend and websocketServerBroadcast calls made on other threads,
+ * each connection flushed once at the end of the loop iteration. */
+static void srv_drain_all(void) {
     pthread_mutex_lock(&osp_ws_tx_lock);
     if (srv_pend.len == 0) {
         pthread_mutex_unlock(&osp_ws_tx_lock);
@@ -944,7 +963,7 @@ static void do_stop(void *p) {
     osp_ws_waited_call *a = p;
     osp_ws_server *s = lookup_server("websocketStopServer", a->id, &a->result);
     if (s == NULL) return;
-    osp_ws_server_stop(s, a->wait ? &a->waiter : NULL);
+    server_stop(s, a->wait ? &a->waiter : NULL);
     a->result = osp_result_success(0);
 }
 
@@ -1093,3 +1112,35 @@ OspResult osp_ws_server_add_subprotocol(int64_t server_id, const char *protocol)
                                  "letters, digits and !#$%%&'*+-.^_`|~; no spaces or commas)", fn, protocol);
     return configure(fn, server_id, protocol, 0, 2);
 }
+
+/* ---- this layer's loop hooks (ws_runtime.c) ------------------------------------------------- */
+
+static void layer_iteration_end(void) {
+    while (zombie_servers) {
+        osp_ws_server *s = zombie_servers;
+        zombie_servers = s->zombie_next;
+        server_free(s);
+    }
+}
+
+static void stop_server(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    (void)arg;
+    if (e->kind == OSP_WS_KIND_SERVER) server_stop(e->object, NULL);
+}
+
+/* Shutdown: every server stops (1001 to its connections; the connection layer below waits for
+ * their close deadlines). */
+static uint64_t layer_shutdown_begin(void) {
+    osp_ws_registry_each(stop_server, NULL);
+    return 0;
+}
+
+static const osp_ws_layer server_layer = {
+    .rank = 30,
+    .wake = srv_drain_all,
+    .iteration_end = layer_iteration_end,
+    .shutdown_begin = layer_shutdown_begin,
+};
+
+__attribute__((constructor)) static void register_server_layer(void) { osp_ws_runtime_add_layer(&server_layer); }
