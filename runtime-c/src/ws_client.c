@@ -271,17 +271,9 @@ static void do_send(void *p) {
     if (c == NULL) return;
     /* Frames the program's threads posted first go first, and count against the cap. */
     osp_ws_tx_drain(c);
-    if (c->state != OSP_WS_CONN_OPEN || c->close_sent || c->close_received) {
-        a->result = osp_result_errorf("%s: connection %" PRId64 " is closing", fn, a->id);
-        return;
-    }
-    const osp_ws_limits *lim = &c->limits;
-    if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, lim->max_output)) {
-        a->result = osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
-                                      "(limit %llu); the server is not reading",
-                                      fn, a->id, osp_ws_conn_pending(c), (unsigned long long)lim->max_output);
-        return;
-    }
+    a->result = osp_ws_send_permission(c, fn, a->id, c->state != OSP_WS_CONN_OPEN || c->close_sent || c->close_received,
+                                       osp_ws_conn_pending(c), a->len);
+    if (a->result.tag != OSP_RESULT_SUCCESS) return;
     int rc = osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len);
     if (rc == OSP_WS_BUF_OVER_BUDGET) {
         a->result = osp_ws_budget_error(fn);

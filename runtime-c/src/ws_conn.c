@@ -455,6 +455,21 @@ bool osp_ws_output_would_overflow(size_t pending, size_t len, uint64_t max_outpu
     return (uint64_t)pending >= max_output || (uint64_t)len + OSP_WS_MAX_FRAME_HEADER > max_output - pending;
 }
 
+OspResult osp_ws_send_permission(const osp_ws_conn *c, const char *fn, int64_t id, bool closing,
+                                 size_t pending, size_t len) {
+    if (closing)
+        return osp_result_errorf("%s: connection %" PRId64 " is %s", fn, id,
+                                 c->state == OSP_WS_CONN_HANDSHAKE ? "still in its opening handshake" : "closing");
+    /* The new message counts against the cap before it is queued: the queue may only go past
+     * the cap with a single message larger than the cap, sent when nothing else waits. */
+    if (osp_ws_output_would_overflow(pending, len, c->limits.max_output))
+        return osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent (limit %llu); "
+                                 "the %s is not reading (this message: %zu bytes)",
+                                 fn, id, pending, (unsigned long long)c->limits.max_output,
+                                 c->role == OSP_WS_ROLE_CLIENT ? "server" : "client", len);
+    return osp_result_success(0);
+}
+
 OspResult osp_ws_budget_error(const char *fn) {
     return osp_result_errorf("%s: the WebSocket memory budget (%zu bytes, OSPREY_WS_MEMORY_BUDGET) is "
                              "used up by messages in flight; try again later",
@@ -705,16 +720,10 @@ static void tx_forget(osp_ws_conn *c) {
 OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, const char *message, size_t len,
                          bool *wake) {
     *wake = false;
-    if (c->tx_shut) return osp_result_errorf("%s: connection %" PRId64 " is closing", fn, id);
     /* The cap counts what the loop has queued (as of its last flush, plus what it took since)
-     * and what is posted here but not yet taken. c->limits is written only when c is made. */
-    /* The new message counts too: the queue may only go past the cap with a single message
-     * larger than the cap, sent when nothing else waits. */
-    size_t pending = c->tx_queued + c->tx_pend.len;
-    if (osp_ws_output_would_overflow(pending, len, c->limits.max_output))
-        return osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
-                                 "(limit %llu); the server is not reading",
-                                 fn, id, pending, (unsigned long long)c->limits.max_output);
+     * and what is posted here but not yet taken. */
+    OspResult allowed = osp_ws_send_permission(c, fn, id, c->tx_shut, c->tx_queued + c->tx_pend.len, len);
+    if (allowed.tag != OSP_RESULT_SUCCESS) return allowed;
     static const char nomem[] = "%s: cannot queue the frame (out of memory, or OpenSSL RAND_bytes "
                                 "failed to make a masking key)";
     uint8_t key[4], header[OSP_WS_MAX_FRAME_HEADER];

@@ -348,6 +348,14 @@ void osp_ws_tx_drain(osp_ws_conn *c);
 /* After queueing for c outside its read path (a send from a handler or another connection):
  * stops reading from c at once when its output is over maxOutputBytes. */
 void osp_ws_conn_check_backpressure(osp_ws_conn *c);
+/* The one send-permission check, for every path that queues an application message for c
+ * (websocketSend and websocketServerSend, performed on the loop or posted from another
+ * thread): `closing` and `pending` (bytes already queued or posted for c) as the calling path
+ * sees them. Success, or the Err that call returns. c->role, c->state and c->limits are
+ * written only on the loop thread before c is registered, so any thread may call it with c
+ * looked up under osp_ws_tx_lock. */
+OspResult osp_ws_send_permission(const osp_ws_conn *c, const char *fn, int64_t id, bool closing,
+                                 size_t pending, size_t len);
 /* True when a message of `len` bytes may not be queued behind `pending` bytes under the
  * output cap: the queue stays within max_output, except for one message larger than the cap
  * queued while nothing else waits. */

@@ -707,13 +707,6 @@ static osp_ws_conn *lookup_server_conn(const char *fn, int64_t server_id, int64_
     return e->object;
 }
 
-static OspResult output_cap_error(const char *fn, int64_t conn_id, size_t pending, uint64_t max_output,
-                                  size_t len) {
-    return osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
-                             "(limit %llu); the peer is not reading (this message: %zu bytes)",
-                             fn, conn_id, pending, (unsigned long long)max_output, len);
-}
-
 /* Loop thread: queues a text frame for an open connection, flushed at the end of the loop
  * iteration (several sends in one iteration share one send()). 0, -1 or OSP_WS_BUF_OVER_BUDGET. */
 static int queue_send(osp_ws_conn *c, const char *message, size_t len) {
@@ -729,18 +722,9 @@ static void do_server_send(void *p) {
     static const char fn[] = "websocketServerSend";
     osp_ws_conn *c = lookup_server_conn(fn, a->server_id, a->conn_id, &a->result);
     if (c == NULL) return;
-    if (c->state != OSP_WS_CONN_OPEN || c->close_sent) {
-        a->result = osp_result_errorf("%s: connection %" PRId64 " is %s", fn, a->conn_id,
-                                      c->state == OSP_WS_CONN_HANDSHAKE ? "still in its opening handshake"
-                                                                        : "closing");
-        return;
-    }
-    const osp_ws_limits *lim = &c->limits;
-    /* The new message counts against the cap before it is queued. */
-    if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, lim->max_output)) {
-        a->result = output_cap_error(fn, a->conn_id, osp_ws_conn_pending(c), lim->max_output, a->len);
-        return;
-    }
+    a->result = osp_ws_send_permission(c, fn, a->conn_id, c->state != OSP_WS_CONN_OPEN || c->close_sent,
+                                       osp_ws_conn_pending(c), a->len);
+    if (a->result.tag != OSP_RESULT_SUCCESS) return;
     int rc = queue_send(c, a->message, a->len);
     if (rc != 0) {
         a->result = rc == OSP_WS_BUF_OVER_BUDGET ? osp_ws_budget_error(fn) : osp_result_errorf("%s: out of memory", fn);
@@ -841,12 +825,6 @@ static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, const 
                       bool *wake, OspResult *result) {
     osp_ws_conn *c = lookup_server_conn(fn, server_id, conn_id, result);
     if (c == NULL) return true;
-    /* Ids are registered when the opening handshake has completed, so a registered connection
-     * is open until it sends its Close (tx_shut, set under the lock). */
-    if (c->tx_shut) {
-        *result = osp_result_errorf("%s: connection %" PRId64 " is closing", fn, conn_id);
-        return true;
-    }
     /* What the loop has queued (as of its last flush), what is posted for c and not yet taken,
      * and the new message (c->limits is written only when c is made). Posted only while that
      * stays within half the output cap, the point where the loop holds deliveries to the
@@ -855,6 +833,10 @@ static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, const 
      * never refused. */
     size_t pending = c->tx_queued + c->tx_posted;
     if (pending + len + OSP_WS_MAX_FRAME_HEADER > c->limits.max_output / 2 || pending + len < len) return false;
+    /* Ids are registered when the opening handshake has completed, so a registered connection
+     * is open until it sends its Close (tx_shut, set under the lock). */
+    *result = osp_ws_send_permission(c, fn, conn_id, c->tx_shut, pending, len);
+    if (result->tag != OSP_RESULT_SUCCESS) return true;
     *result = post_record(fn, server_id, conn_id, message, len, wake);
     OspResult r = *result;
     if (r.tag == OSP_RESULT_SUCCESS) c->tx_posted += len;
