@@ -56,13 +56,15 @@ static osp_ws_conn *zombie_conns;
 /* Server-side TLS handshakes on this loop (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). A
  * handshake step that answers a ClientHello costs a key exchange and a signature (about half a
  * millisecond of CPU), so a peer opening connections and replaying ClientHellos could keep the
- * loop busy with them while established connections wait. Three bounds: the servers stop
- * accepting TLS connections while OSP_WS_TLS_HANDSHAKES_IN_FLIGHT are unfinished (ws_server.c
- * asks osp_ws_tls_handshake_room), one loop iteration spends at most OSP_WS_TLS_STEP_BUDGET_NS
+ * loop busy with them while established connections wait. Three bounds: at most
+ * OSP_WS_TLS_HANDSHAKES_IN_FLIGHT unfinished server handshakes per loop (a new one drops the
+ * oldest: pausing accept instead would let a few idle connections lock every new client out),
+ * one loop iteration spends at most OSP_WS_TLS_STEP_BUDGET_NS
  * on handshake steps (the rest wait for the next iteration: epoll is level-triggered, so their
  * sockets are reported again, after the established connections of this batch were served),
  * and each peer address has a handshake rate (maxTlsHandshakeRatePerIp, ws_server.c). */
 static size_t tls_in_flight;
+static osp_ws_conn *tls_oldest, *tls_newest; /* the unfinished handshakes, oldest first */
 static uint64_t tls_step_ns;     /* spent on handshake steps in this loop iteration */
 static unsigned tls_step_count;  /* handshake steps taken in this loop iteration */
 #define OSP_WS_TLS_STEP_BUDGET_NS (1000u * 1000u)
@@ -73,16 +75,21 @@ static uint64_t monotonic_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-bool osp_ws_tls_handshake_room(void) { return tls_in_flight < OSP_WS_TLS_HANDSHAKES_IN_FLIGHT; }
-
-size_t osp_ws_tls_handshakes_in_flight(void) { return tls_in_flight; }
-
 bool osp_ws_conn_begin_tls(osp_ws_conn *c, SSL_CTX *ctx) {
     c->tls = SSL_new(ctx);
     if (c->tls == NULL || !osp_ws_tls_attach(c->tls, c->watch.fd)) return false;
     SSL_set_accept_state(c->tls);
     c->tls_handshaking = true;
+    /* Full: the handshake that has had the longest time goes (a live client finishes in
+     * milliseconds; a peer holding connections open without finishing is the one dropped). */
+    if (tls_in_flight >= OSP_WS_TLS_HANDSHAKES_IN_FLIGHT && tls_oldest != NULL)
+        osp_ws_conn_destroy(tls_oldest, OSP_WS_CLOSE_ABNORMAL);
     c->tls_counted = true;
+    c->tls_prev = tls_newest;
+    c->tls_next = NULL;
+    if (tls_newest) tls_newest->tls_next = c;
+    else tls_oldest = c;
+    tls_newest = c;
     tls_in_flight++;
     return true;
 }
@@ -91,6 +98,11 @@ bool osp_ws_conn_begin_tls(osp_ws_conn *c, SSL_CTX *ctx) {
 static void tls_handshake_uncount(osp_ws_conn *c) {
     if (!c->tls_counted) return;
     c->tls_counted = false;
+    if (c->tls_prev) c->tls_prev->tls_next = c->tls_next;
+    else tls_oldest = c->tls_next;
+    if (c->tls_next) c->tls_next->tls_prev = c->tls_prev;
+    else tls_newest = c->tls_prev;
+    c->tls_prev = c->tls_next = NULL;
     tls_in_flight--;
 }
 

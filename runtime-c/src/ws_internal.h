@@ -86,7 +86,8 @@ struct osp_ws_conn {
     /* wss: the TLS session (NULL for ws://). Server side it starts in the TLS handshake. */
     SSL *tls;
     bool tls_handshaking;
-    bool tls_counted;    /* counted in the loop's unfinished TLS handshakes (ws_conn.c) */
+    bool tls_counted;    /* on the loop's list of unfinished server TLS handshakes (ws_conn.c) */
+    struct osp_ws_conn *tls_prev, *tls_next; /* that list, oldest first */
     bool tls_want_write; /* OpenSSL needs the socket writable before it can read (or accept) */
     osp_ws_timer tls_kick; /* reads records OpenSSL buffered while reading was paused */
     osp_ws_limits limits;  /* this connection's copy (its server's, or the process default) */
@@ -303,13 +304,9 @@ osp_ws_buf *osp_ws_conn_out_buf(osp_ws_conn *c);
  * handshake counted among the loop's unfinished ones. false when OpenSSL fails (the caller
  * frees c). */
 bool osp_ws_conn_begin_tls(osp_ws_conn *c, SSL_CTX *ctx);
-/* Unfinished server TLS handshakes one loop holds at most: the servers stop accepting TLS
- * connections at this count until one finishes (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). */
-#define OSP_WS_TLS_HANDSHAKES_IN_FLIGHT 64
-/* True while the loop has room for another TLS handshake. */
-bool osp_ws_tls_handshake_room(void);
-/* The loop's unfinished server TLS handshakes (for tests). */
-size_t osp_ws_tls_handshakes_in_flight(void);
+/* Unfinished server TLS handshakes one loop holds at most: a new one drops the oldest
+ * (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). */
+#define OSP_WS_TLS_HANDSHAKES_IN_FLIGHT 256
 /* Writes what the socket takes; updates epoll interest, backpressure and the pending FIN. */
 void osp_ws_conn_flush(osp_ws_conn *c);
 /* Broadcasts without a copy per recipient: the frame is appended once to the loop's broadcast

@@ -267,12 +267,6 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
     (void)events;
     osp_ws_server *s = server_of_watch(w);
     for (int i = 0; i < 64 && s->listening; i++) {
-        if (s->tls_ctx && !osp_ws_tls_handshake_room()) {
-            /* The loop holds as many unfinished TLS handshakes as it takes: new connections
-             * wait in the listen backlog; look again shortly. */
-            if (osp_ws_watch_set(&s->listen_watch, 0) == 0) osp_ws_timer_arm(&s->accept_retry, 10);
-            return;
-        }
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof peer;
         memset(&peer, 0, sizeof peer);

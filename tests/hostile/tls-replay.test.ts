@@ -14,14 +14,16 @@
  *    printed, and recorded in the README) — before the handshake bounds p50 went from 0.2 ms
  *    to 16–31 ms;
  *  - accept a new wss:// client from that same address once the attack stops.
- * A low rate set with --limit shows the refusal deterministically. Loopback only, a few
- * seconds, every process stopped.
+ * A low rate set with --limit shows the refusal deterministically, and peers holding 300
+ * unfinished TLS handshakes open cannot lock a new client out (a loop keeps at most 256; a new
+ * one drops the oldest). Loopback only, a few seconds, every process stopped.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -167,5 +169,32 @@ describe('wss:// under a ClientHello replay', () => {
     const client = await openClient(server.port);
     expect(await roundTrip(client, 'paid off')).toBeLessThan(1000);
     client.close();
+  }, 60_000);
+
+  it('unfinished handshakes held open: the oldest are dropped past 256, a new client is served at once', async () => {
+    const server = await secureServer(['maxTlsHandshakeRatePerIp=1000000', 'maxHandshakesPerIp=1000000', 'maxConnectionsPerIp=1000000']);
+    const idle: Socket[] = [];
+    let closedByServer = 0;
+    try {
+      for (let i = 0; i < 300; i++) {
+        const s = tcpConnect(server.port, '127.0.0.1');
+        s.on('error', () => {});
+        s.on('close', () => closedByServer++);
+        idle.push(s);
+        await once(s, 'connect');
+      }
+      // 300 accepted, none finishing: the 44 oldest go (the handshake timeout is 10 s away).
+      const until = Date.now() + 5000;
+      while (closedByServer < 44 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(closedByServer).toBeGreaterThanOrEqual(44);
+      expect(closedByServer).toBeLessThan(300 - 200);
+      const t0 = Date.now();
+      const client = await openClient(server.port);
+      expect(await roundTrip(client, 'not locked out')).toBeLessThan(1000);
+      expect(Date.now() - t0, 'the new client waited for the held handshakes').toBeLessThan(3000);
+      client.close();
+    } finally {
+      for (const s of idle) s.destroy();
+    }
   }, 60_000);
 });
