@@ -21,8 +21,11 @@
  * round-trip latency percentiles, server peak RSS (VmHWM), and for the idle scenario the resident
  * memory per held connection ((VmRSS while holding - VmRSS before) / connections).
  *
- * Servers are entries of SERVERS below; a server that lacks a capability a scenario needs (today:
- * `broadcast` for our ws-echo-server) is skipped with a note. `--server NAME=PATH` adds any
+ * Servers are entries of SERVERS below; a server that lacks a capability a scenario needs is
+ * skipped with a note. Our runtime's `broadcast` and `handler-echo` capabilities come from
+ * scripts/bench/osprey_broadcast_server.c (websocketServerOnMessage with websocketServerBroadcast,
+ * or with websocketServerSend to the sender: the echo an application writes); the echo
+ * scenarios use ws-echo-server's built-in echo, which never leaves the I/O thread. `--server NAME=PATH` adds any
  * executable that follows the ws-echo-server command line (a compiled Osprey program later).
  *
  * Results: a table on stdout, and build/bench/ws-bench-<timestamp>.{json,md} (also copied to
