@@ -125,8 +125,9 @@ struct osp_ws_cluster {
 };
 
 static osp_ws_cluster *clusters; /* loop thread */
-static void (*chained_reap_hook)(void);
-static bool reap_hook_installed;
+
+bool (*osp_ws_cluster_deliver)(struct osp_ws_server *s, uint8_t kind, int64_t target, const uint8_t *data,
+                               size_t len);
 
 static cl_state state_of(const osp_ws_cluster *cl) { return (cl_state)atomic_load(&((osp_ws_cluster *)cl)->state); }
 
@@ -370,7 +371,9 @@ static void bus_message(osp_ws_cluster *cl, const uint8_t *m, size_t n) {
     }
     if (target != 0 && (uint64_t)target >> OSP_WS_CLUSTER_NODE_SHIFT != cl->node_id) return; /* another node's */
     if (cl->server == NULL) return;
-    if (!osp_ws_server_bus_deliver(cl->server, kind, target, m + BUS_HEADER, n - BUS_HEADER)) cl->undeliverable++;
+    if (osp_ws_cluster_deliver == NULL ||
+        !osp_ws_cluster_deliver(cl->server, kind, target, m + BUS_HEADER, n - BUS_HEADER))
+        cl->undeliverable++;
 }
 
 /* ---- connection life ------------------------------------------------------------------------ */
@@ -650,8 +653,16 @@ static void cluster_reap(void) {
         pthread_mutex_unlock(&cl->lock);
         if (due) flush_backlog(cl);
     }
-    if (chained_reap_hook) chained_reap_hook();
 }
+
+/* The cluster's part of every loop iteration: after the server layer queued this iteration's
+ * broadcasts, their publishes go to Redis in one write. */
+static const osp_ws_layer cluster_layer = {
+    .rank = 40,
+    .iteration_end = cluster_reap,
+};
+
+__attribute__((constructor)) static void register_cluster_layer(void) { osp_ws_runtime_add_layer(&cluster_layer); }
 
 /* ---- joining -------------------------------------------------------------------------------- */
 
@@ -735,11 +746,6 @@ static void do_join(void *p) {
     if (s->cluster != NULL || s->cluster_joining != NULL) {
         a->result = osp_result_errorf("%s: server %" PRId64 " has already joined a cluster", use_fn, s->id);
         return;
-    }
-    if (!reap_hook_installed) {
-        reap_hook_installed = true;
-        chained_reap_hook = osp_ws_loop_reap_hook;
-        osp_ws_loop_reap_hook = cluster_reap;
     }
     cl->server = s;
     s->cluster_joining = cl;

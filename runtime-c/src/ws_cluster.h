@@ -5,7 +5,7 @@
  * The interface to the server (ws_server.c) is narrow: the server asks the cluster to publish a
  * broadcast or a send to a connection of another node (osp_ws_cluster_publish), and the cluster
  * hands messages from other nodes back to the server for local delivery
- * (osp_ws_server_bus_deliver). Connection ids of a clustered server carry the node id in their
+ * (osp_ws_cluster_deliver, set by ws_server.c). Connection ids of a clustered server carry the node id in their
  * high bits (OSP_WS_CLUSTER_NODE_SHIFT), so an id names its node and stays a plain Int.
  */
 #ifndef OSP_WS_CLUSTER_H
@@ -27,6 +27,14 @@ typedef struct osp_ws_cluster osp_ws_cluster;
 /* Message kinds on the bus (the WebSocket opcode the recipients get). */
 #define OSP_WS_BUS_TEXT 1
 #define OSP_WS_BUS_BINARY 2
+
+/* Local delivery of what other nodes publish, set by ws_server.c (above this module, so the
+ * cluster reaches it only through this pointer): a broadcast (target 0) to s's open connections,
+ * or a send to s's connection `target`. `kind` is OSP_WS_BUS_TEXT or OSP_WS_BUS_BINARY. false when
+ * it could not be delivered (no such connection, closed, or a kind the server does not send). */
+struct osp_ws_server;
+extern bool (*osp_ws_cluster_deliver)(struct osp_ws_server *s, uint8_t kind, int64_t target, const uint8_t *data,
+                                      size_t len);
 
 /* The high bits of this node's connection ids (node id << OSP_WS_CLUSTER_NODE_SHIFT). Any thread
  * holding a reference (the node id never changes once joined). */
