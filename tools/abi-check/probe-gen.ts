@@ -471,6 +471,7 @@ function integrityCallback(t: IntegrityTarget): string[] {
  */
 function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: IntegrityTarget, fixtures: FixtureName[], present: Set<string>): void {
   const sym = cString(fn.symbol);
+  e.line(`probe_integrity_set_content(${s.integrityContent === 'nul' ? 1 : 0});`);
   e.line('int64_t integrity_limit = 0;');
   if (present.has('osp_ws_set_default_limit')) {
     // Before any server or connection exists: both copy the process default when created.

@@ -1024,6 +1024,10 @@ static int capture_handler_call(int argc, const int64_t *argv, unsigned string_m
     return 1;
 }
 
+static int integrity_nul; /* the nul-bytes case: a third of the 1-byte characters are NUL */
+
+void probe_integrity_set_content(int nul_bytes) { integrity_nul = nul_bytes; }
+
 char *probe_integrity_text(size_t n, unsigned index) {
     char *out = probe_string_new(NULL, n, 0);
     uint32_t state = (uint32_t)(0x85ebca6bu ^ ((uint32_t)n * 2246822519u) ^ (index * 3266489917u));
@@ -1041,7 +1045,7 @@ char *probe_integrity_text(size_t n, unsigned index) {
         uint32_t v = r >> 8;
         unsigned char *o = (unsigned char *)out + at;
         if (w == 1) {
-            o[0] = (unsigned char)(0x21 + v % 94);
+            o[0] = integrity_nul && v % 3 == 0 ? 0 : (unsigned char)(0x21 + v % 94);
         } else if (w == 2) {
             uint32_t cp = 0x80 + v % 0x780;
             o[0] = (unsigned char)(0xC0 | (cp >> 6));
@@ -1073,7 +1077,7 @@ const char *probe_integrity_token(void) {
 
 const char *probe_integrity_url(int64_t limit) {
     char path[160];
-    snprintf(path, sizeof path, "/integrity/%" PRId64 "/%s", limit, probe_integrity_token());
+    snprintf(path, sizeof path, "/integrity/%" PRId64 "/%s%s", limit, probe_integrity_token(), integrity_nul ? "/nul" : "");
     return probe_echo_url(path);
 }
 

@@ -124,6 +124,9 @@ void probe_raw_stop_sender(void);
 /* A String (probe_string_new; release with probe_string_free) of exactly `n` bytes of valid UTF-8
  * (1- to 4-byte sequences), different for every `index`. */
 char *probe_integrity_text(size_t n, unsigned index);
+/* Chooses the messages probe_integrity_text and the harness's /integrity server make: 0 UTF-8
+ * text, 1 the same with NUL bytes (integrity.ts, the nul-bytes case). */
+void probe_integrity_set_content(int nul_bytes);
 
 /* From now on every handler call also copies its first string argument, whole, into a FIFO
  * (up to `max_bytes` bytes each) that probe_capture_next pops. */

@@ -12,7 +12,7 @@
  * like the probed call) and probe-support helpers.
  */
 import { ABI_VERSION, type HandlerName } from '../../runtime-bindings/abi.ts';
-import { INTEGRITY_TARGETS, type IntegrityTarget } from './integrity.ts';
+import { activeIntegrityCases, INTEGRITY_TARGETS, type IntegrityContent, type IntegrityTarget } from './integrity.ts';
 
 /** An argument of a probed or set-up call. */
 export type ArgValue =
@@ -308,6 +308,8 @@ export interface Scenario {
   rawClientReceives?: string;
   /** A message-integrity scenario (integrity.ts): the messages go through this route. */
   integrity?: IntegrityTarget;
+  /** What the integrity messages are made of (integrity.ts, INTEGRITY_CASES). */
+  integrityContent?: IntegrityContent;
 }
 
 /** The arguments of the probed call (receive routes) or the fixtures the sends need. */
@@ -324,15 +326,14 @@ export function integrityScenarios(symbol: string): Scenario[] {
   const t = INTEGRITY_TARGETS.find((x) => x.symbol === symbol);
   if (t === undefined) return [];
   const a = INTEGRITY_ARGS[t.route];
-  return [
-    {
-      name: 'integrity',
-      doc: `messages of every integrity size ${t.direction === 'send' ? 'sent' : 'received'}; ${t.doc}`,
-      args: a.args,
-      extraFixtures: a.extraFixtures,
-      integrity: t,
-    },
-  ];
+  return activeIntegrityCases().map((c) => ({
+    name: c.content === 'utf8' ? 'integrity' : `integrity-${c.name}`,
+    doc: `messages of every integrity size ${t.direction === 'send' ? 'sent' : 'received'}${c.content === 'utf8' ? '' : ` (${c.doc})`}; ${t.doc}`,
+    args: a.args,
+    extraFixtures: a.extraFixtures,
+    integrity: t,
+    integrityContent: c.content,
+  }));
 }
 
 /**
