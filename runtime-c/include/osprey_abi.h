@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define OSP_ABI_VERSION 8
+#define OSP_ABI_VERSION 9
 
 #define OSP_RESULT_SUCCESS 0
 #define OSP_RESULT_ERROR 1
@@ -18,10 +18,14 @@ extern "C" {
 #define OSP_SELECT_SEND 1
 #define OSP_SELECT_ALWAYS 2
 
+/* A String (const char *) points at its first byte; its length is the int64_t stored in the
+ * OSP_STRING_HEADER_BYTES bytes before it, and a NUL follows its last byte. It may hold NUL bytes. */
+#define OSP_STRING_HEADER_BYTES 8
+
 /* Returned by value in RAX:RDX (two INTEGER eightbytes, x86-64 System V). */
 typedef struct {
     int64_t tag; /* OSP_RESULT_SUCCESS or OSP_RESULT_ERROR */
-    int64_t value; /* Success: the payload word (Int itself, Bool 0/1, Unit 0, String as a pointer). Error: a pointer to a NUL-terminated UTF-8 message owned by the garbage collector. */
+    int64_t value; /* Success: the payload word (Int itself, Bool 0/1, Unit 0, String as a pointer). Error: a String (STRING_LAYOUT: length header, bytes, NUL) holding the message, owned by the garbage collector. */
 } OspResult;
 
 /* Client message handler: called once per received text message, in order. Osprey type: (String) -> Result<Unit, String> */
@@ -45,7 +49,7 @@ void osp_rt_init(int64_t abi_version);
 /* Called last by the generated main(): stops every WebSocket server and connection, joins the runtime thread, flushes stdout and returns the process exit status (low 8 bits of `status`). */
 int32_t osp_rt_shutdown(int64_t status);
 
-/* A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1. */
+/* A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1. Both are read as NUL-terminated text only (never their length), so compiled code passes plain C text, not Strings. */
 _Noreturn void osp_rt_fail(const char *message, const char *location);
 
 /* Called by the generated main() after osp_rt_init: starts the fiber scheduler (one worker thread per core, OSPREY_THREADS to override) and runs the program (top-level statements, then `main`) as the main fiber on a 1 GiB reserved stack. Returns its exit status when the main fiber ends on the calling thread; when it ends on another worker that worker shuts the process down itself. */
@@ -95,6 +99,9 @@ const char *osp_int_to_string(int64_t value);
 
 /* "true" or "false". */
 const char *osp_bool_to_string(int64_t value);
+
+/* A String copy of a NUL-terminated C string (what an `extern fn` declared to return String gives back; docs/guide/05-functions.md#calling-c-extern-fn): the bytes up to the first NUL. NULL gives the empty String. */
+const char *osp_string_from_c(void *text);
 
 /* Writes the text and a line feed to standard output (one process-wide stream). */
 void osp_print(const char *text);
