@@ -21,7 +21,7 @@
  */
 
 /** Bumped on any change a separately built runtime library would notice. */
-export const ABI_VERSION = 8;
+export const ABI_VERSION = 9;
 
 /**
  * How a String crosses the ABI (ABI 8). A String is ONE pointer, to the first byte of a block
@@ -978,6 +978,44 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc: 'Project addition (docs/guide/15-websockets.md): sends a text message to one connection of a server.',
+  },
+  {
+    symbol: 'osp_ws_server_use_cluster',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'redis_url', type: 'cstring' },
+      { name: 'channel', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerUseCluster',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'redisUrl', type: T.String },
+        { name: 'channelName', type: T.String },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/CLUSTER.md): joins the server, before it listens, to every server on the same Redis ' +
+      '(redis://[user:password@]host:port/db or rediss://) and channel: its broadcasts reach their connections too, ' +
+      'websocketServerSend reaches their connections (ids carry the node id), and theirs reach it. Returns once ' +
+      'connected and subscribed; Err naming the address when Redis cannot be reached.',
+  },
+  {
+    symbol: 'osp_ws_server_cluster_status',
+    params: [{ name: 'server_id', type: 'int64' }],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerClusterStatus',
+      params: [{ name: 'serverID', type: T.Int }],
+      returns: T.Result(T.String, T.String),
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/CLUSTER.md): one line on the server\'s cluster link, starting with "up:" or ' +
+      '"reconnecting:", then the node id, Redis address, counters and the backlog waiting for the bus.',
   },
   {
     symbol: 'osp_ws_create_secure_server',

@@ -50,7 +50,7 @@ export function runtimeInlineBitcode(): string {
 }
 
 /** System libraries every Osprey executable links after the runtime archive. */
-export const RUNTIME_LINK_LIBS = ['-lssl', '-lcrypto', '-lgc', '-lpthread', '-lm'];
+export const RUNTIME_LINK_LIBS = ['-lssl', '-lcrypto', '-lhiredis', '-lgc', '-lpthread', '-lm'];
 
 /** Warnings are errors in the runtime (DEVELOPERS standards). */
 export const RUNTIME_CFLAGS = [

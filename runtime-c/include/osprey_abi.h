@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define OSP_ABI_VERSION 8
+#define OSP_ABI_VERSION 9
 
 #define OSP_RESULT_SUCCESS 0
 #define OSP_RESULT_ERROR 1
@@ -243,6 +243,14 @@ OspResult osp_ws_server_on_message(int64_t server_id, osp_server_message_handler
 /* Project addition (docs/guide/15-websockets.md): sends a text message to one connection of a server.
  * Osprey: websocketServerSend(serverID: Int, connectionID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message);
+
+/* Project addition (docs/CLUSTER.md): joins the server, before it listens, to every server on the same Redis (redis://[user:password@]host:port/db or rediss://) and channel: its broadcasts reach their connections too, websocketServerSend reaches their connections (ids carry the node id), and theirs reach it. Returns once connected and subscribed; Err naming the address when Redis cannot be reached.
+ * Osprey: websocketServerUseCluster(serverID: Int, redisUrl: String, channelName: String) -> Result<Unit, String> */
+OspResult osp_ws_server_use_cluster(int64_t server_id, const char *redis_url, const char *channel);
+
+/* Project addition (docs/CLUSTER.md): one line on the server's cluster link, starting with "up:" or "reconnecting:", then the node id, Redis address, counters and the backlog waiting for the bus.
+ * Osprey: websocketServerClusterStatus(serverID: Int) -> Result<String, String> */
+OspResult osp_ws_server_cluster_status(int64_t server_id);
 
 /* Project addition (docs/WEBSOCKET-OPTIONS.md): like websocketCreateServer, but every connection speaks TLS (wss://, TLS 1.2 or newer) with the PEM certificate chain and unencrypted PEM private key given. Error when a file cannot be read or parsed, or the key does not match the certificate.
  * Osprey: websocketCreateSecureServer(port: Int, address: String, path: String, certFile: String, keyFile: String) -> Result<Int, String> */

@@ -161,6 +161,10 @@ struct osp_ws_server {
     /* websocketServerAddSubprotocol: supported subprotocols in the order they were added. */
     char *protocols[OSP_WS_MAX_POLICY_ENTRIES];
     size_t protocol_count;
+    /* websocketServerUseCluster (ws_cluster.c): set once joined, before listening; its
+     * connection ids carry the node id in their high bits. */
+    struct osp_ws_cluster *cluster;
+    struct osp_ws_cluster *cluster_joining; /* websocketServerUseCluster still connecting */
 };
 
 /* httpServerWebSocket (http_server.c): a WebSocket server fed by an HTTP server's port. */
@@ -239,6 +243,8 @@ void osp_ws_runtime_add_layer(const osp_ws_layer *layer);
 
 /* Loop thread only. */
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner);
+/* The same with `base` ORed into the id (a clustered server's node id in the high bits). */
+int64_t osp_ws_registry_add_in(osp_ws_kind kind, void *object, int64_t owner, int64_t base);
 const osp_ws_entry *osp_ws_registry_get(int64_t id);
 void osp_ws_registry_retire(int64_t id, uint16_t code);
 /* Retired ids remembered for "already closed" answers; older ones are forgotten. Tests lower

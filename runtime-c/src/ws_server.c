@@ -9,6 +9,7 @@
  * binary messages are then ignored.
  */
 #include "ws_internal.h"
+#include "ws_cluster.h"
 #include "net.h"
 #include "ws_handshake.h"
 #include "ws_tls.h"
@@ -334,7 +335,8 @@ static void server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
     free(c->http);
     c->http = NULL;
     handshake_uncount(c);
-    c->id = osp_ws_registry_add(OSP_WS_KIND_SERVER_CONN, c, s->id);
+    c->id = osp_ws_registry_add_in(OSP_WS_KIND_SERVER_CONN, c, s->id,
+                                   s->cluster ? osp_ws_cluster_id_base(s->cluster) : 0);
     if (c->id == 0) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
         return;
@@ -398,6 +400,7 @@ static void server_conn_gone(osp_ws_conn *c) {
 }
 
 static void server_free(osp_ws_server *s) {
+    if (s->cluster) osp_ws_cluster_free(s->cluster);
     free(s->ips);
     free(s->path);
     SSL_CTX_free(s->tls_ctx);
@@ -410,6 +413,8 @@ static void server_free(osp_ws_server *s) {
 /* Stops a server: 1001 to every connection, stop listening, retire the id (shutdown too). */
 static void server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     s->stopping = true;
+    if (s->cluster) osp_ws_cluster_stop(s->cluster);
+    if (s->cluster_joining) osp_ws_cluster_abandon_join(s->cluster_joining);
     osp_ws_registry_retire(s->id, 0);
     if (s->listening && !s->attached) {
         /* The listening socket goes first so no new connection slips in. */
@@ -893,12 +898,52 @@ static void srv_drain_all(void) {
     osp_ws_buf_clear(&srv_spare); /* wiped: the records hold payloads */
 }
 
+/* websocketServerUseCluster: a broadcast (conn_id 0) of a clustered server goes on the bus too,
+ * and so does a send to a connection of another node (the node id is in the id's high bits).
+ * Returns true when the call is complete (*result says how), false when it goes on locally. */
+static bool cluster_route(const char *fn, int64_t server_id, int64_t conn_id, const char *message, size_t len,
+                          OspResult *result) {
+    if (conn_id != 0 && (uint64_t)conn_id >> OSP_WS_CLUSTER_NODE_SHIFT == 0) return false; /* not clustered */
+    pthread_mutex_lock(&osp_ws_tx_lock); /* keeps the server, and so its cluster, alive */
+    OspResult ignored;
+    osp_ws_server *s = lookup_server(fn, server_id, &ignored);
+    bool done = false;
+    if (s != NULL && s->cluster != NULL) {
+        if (conn_id == 0) {
+            /* Published first, delivered locally after: an Err (backlog full) means nothing was
+             * delivered anywhere. */
+            done = !osp_ws_cluster_publish(s->cluster, fn, OSP_WS_BUS_TEXT, 0, (const uint8_t *)message, len, result);
+        } else if (osp_ws_cluster_is_remote(s->cluster, conn_id)) {
+            done = true;
+            if (osp_ws_cluster_publish(s->cluster, fn, OSP_WS_BUS_TEXT, conn_id, (const uint8_t *)message, len, result))
+                *result = osp_result_success(0);
+        }
+    }
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    return done;
+}
+
+/* osp_ws_cluster_deliver: what another node of s's cluster published. */
+static bool bus_deliver(osp_ws_server *s, uint8_t kind, int64_t target, const uint8_t *data, size_t len) {
+    if (kind != OSP_WS_BUS_TEXT || s->stopping) return false; /* binary: not sent by this runtime yet */
+    if (target == 0) return broadcast(s, (const char *)data, len) == 0;
+    OspResult ignored;
+    osp_ws_conn *c = lookup_server_conn("websocketServerSend", s->id, target, &ignored);
+    if (c == NULL || c->state != OSP_WS_CONN_OPEN || c->close_sent) return false;
+    if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), len, c->limits.max_output)) return false;
+    int rc = queue_send(c, (const char *)data, len);
+    if (rc == OSP_WS_BUF_OVER_BUDGET) osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
+    else if (rc != 0) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+    return rc == 0;
+}
+
 OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message) {
     static const char fn[] = "websocketServerSend";
     OspResult err;
     send_args a = {server_id, connection_id, message, 0, {0, 0}};
     if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    if (cluster_route(fn, server_id, connection_id, message, a.len, &a.result)) return a.result;
     if (osp_ws_loop_on_thread()) {
         do_server_send(&a);
         return a.result;
@@ -921,6 +966,7 @@ OspResult osp_ws_server_broadcast(int64_t server_id, const char *message) {
     send_args a = {server_id, 0, message, 0, {0, 0}};
     if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    if (cluster_route(fn, server_id, 0, message, a.len, &a.result)) return a.result;
     if (osp_ws_loop_on_thread()) {
         do_broadcast(&a);
         return a.result;
@@ -1119,4 +1165,7 @@ static const osp_ws_layer server_layer = {
     .shutdown_begin = layer_shutdown_begin,
 };
 
-__attribute__((constructor)) static void register_server_layer(void) { osp_ws_runtime_add_layer(&server_layer); }
+__attribute__((constructor)) static void register_server_layer(void) {
+    osp_ws_runtime_add_layer(&server_layer);
+    osp_ws_cluster_deliver = bus_deliver; /* the cluster (below this module) delivers through it */
+}

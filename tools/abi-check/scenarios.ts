@@ -646,6 +646,18 @@ export const SCENARIOS: Record<string, Scenario[]> = {
     { name: 'success', doc: '"" (no extra CA: the system trust store only)', args: { path: str('') }, expect: 'success' },
     { name: 'error', doc: 'a CA file that does not exist', args: { path: str('/nonexistent/abi-probe-ca.pem') }, expect: 'error' },
   ],
+  osp_ws_server_use_cluster: [
+    // A success path needs a Redis server; tests/cluster runs a real redis-server.
+    {
+      name: 'error',
+      doc: 'a Redis URL on a loopback port where nothing listens',
+      args: { server_id: fx('serverId'), redis_url: str('redis://127.0.0.1:1/0'), channel: str('abi-probe') },
+      expect: 'error',
+    },
+  ],
+  osp_ws_server_cluster_status: [
+    { name: 'error', doc: 'a server that has not joined a cluster', args: { server_id: fx('serverId') }, expect: 'error' },
+  ],
   osp_ws_server_add_subprotocol: [
     { name: 'success', doc: '"chat.v1" on a server not yet listening', args: { server_id: fx('serverId'), protocol: str('chat.v1') }, expect: 'success' },
     { name: 'error', doc: 'a name with a space (not a token)', args: { server_id: fx('serverId'), protocol: str('chat v1') }, expect: 'error' },
