@@ -365,6 +365,37 @@ export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
     close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
     cleanup: 'probe_raw_stop_sender();',
   },
+  // The message-record client handler (fn(Int, WebSocketMessage)): as `message`, the echo server
+  // pushes numbered text while the client closes.
+  ws_message: {
+    trigger: '',
+    close: { symbol: 'osp_ws_close', arg: 'payload' },
+    cleanup: '',
+  },
+  // Connection events of a listening server: a raw client connects (open event), sends, and drops
+  // its TCP connection without a Close frame (close event, 1006); the server is then stopped.
+  ws_open: {
+    trigger:
+      'int rawFd = probe_raw_connect(fx_freePort, "/abi");\n' +
+      'if (rawFd < 0) probe_step("raw client could not connect to the listening server");\n' +
+      'else { probe_handler_wait(1, 2000); close(rawFd); }',
+    close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
+    cleanup: '',
+  },
+  ws_server_close: {
+    trigger:
+      'int rawFd = probe_raw_connect(fx_freePort, "/abi");\n' +
+      'if (rawFd < 0) probe_step("raw client could not connect to the listening server");\n' +
+      'else { close(rawFd); probe_handler_wait(1, 2000); }',
+    close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
+    cleanup: '',
+  },
+  // A client connection's close event: the close call itself delivers it.
+  ws_close: {
+    trigger: '',
+    close: { symbol: 'osp_ws_close', arg: 'payload' },
+    cleanup: '',
+  },
   // docs/guide/14-builtins.md#processes: events are delivered on the thread calling awaitProcess, before it
   // returns; none after cleanupProcess.
   // A fiber body runs on a scheduler worker; await (from the probe's own thread) waits for it.
