@@ -11,8 +11,6 @@
  * Cases holding NUL bytes run when Strings carry their length (branch byte-strings); until then
  * they are skipped with that reason (a NUL-terminated String cannot hold them).
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -21,6 +19,7 @@ import {
   freePort,
   spawnClient,
   spawnPeer,
+  stringsCarryLength,
   SYSTEM_PYTHON,
   withTimeout,
   type PeerProcess,
@@ -35,27 +34,10 @@ let ws: Workspace;
 let clientExe: string;
 let nulCapable = false;
 
-/** Whether a String holds bytes after a NUL: a compiled program reads a file with one. */
-async function stringsCarryLength(): Promise<boolean> {
-  const file = join(ws.dir, 'nul.bin');
-  writeFileSync(file, Buffer.from('a\0b'));
-  const exe = await ws.build('nul_probe', `match readFile(path: "${file}") {
-    Success { value } => match length(value) {
-        Success { value } => print(value)
-        Error { message } => print(message)
-    }
-    Error { message } => print(message)
-}
-`);
-  const c = spawnClient({ name: 'nul-probe', command: exe, args: [] });
-  await c.exited;
-  return c.stdoutLines.includes('3');
-}
-
 beforeAll(async () => {
   ws = workspace();
   clientExe = await ws.build('binary_echo_client', binaryEchoClient());
-  nulCapable = await stringsCarryLength();
+  nulCapable = stringsCarryLength();
 }, 120_000);
 
 afterAll(() => ws?.dispose());
