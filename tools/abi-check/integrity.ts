@@ -21,8 +21,9 @@
  * that one byte more is refused (`message-limit`): an Error from a sending function, Close 1009
  * from a receiving side, never a truncated delivery.
  *
- * Cases a C string cannot carry (embedded NUL bytes) or the ABI has no function for (binary
- * messages) are in the table as *pending*: the report lists them as pending, never as passing.
+ * The binary sends (osp_ws_send_binary, osp_ws_server_send_binary, osp_ws_server_broadcast_binary)
+ * go through the same routes as their text twins. Cases a C string cannot carry (embedded NUL
+ * bytes, binary messages of every byte value) are in the table as *pending*: the report lists them as pending, never as passing.
  * Switching one on takes an ABI that can carry it (a string with a length, a binary send and
  * handler), the matching calls in the probe (probe-gen.ts, probe_support.c), and dropping its
  * `pending` reason here; the comparisons already work on lengths and bytes, not NUL terminators.
@@ -49,6 +50,11 @@ export type IntegrityRoute =
   /** osp_ws_server_send / osp_ws_server_broadcast: the probe's raw client reads every frame. */
   | 'server-send'
   | 'server-broadcast'
+  /** The same three routes for the binary sends (osp_ws_send_binary, …server_send_binary,
+   *  …server_broadcast_binary): the same peers, the same byte-for-byte comparison. */
+  | 'client-send-binary'
+  | 'server-send-binary'
+  | 'server-broadcast-binary'
   /** osp_ws_connect's handler: the Node server sends "abi-probe:expect N LEN SHA256", then the message. */
   | 'client-receive'
   /** osp_ws_server_on_message's handler: the raw client sends messages the probe generated. */
@@ -66,6 +72,9 @@ export const INTEGRITY_TARGETS: IntegrityTarget[] = [
   { symbol: 'osp_ws_send', direction: 'send', route: 'client-send', doc: "the harness's Node `ws` server receives; it reports each message's length and SHA-256 to the probe's raw client" },
   { symbol: 'osp_ws_server_send', direction: 'send', route: 'server-send', doc: 'a raw RFC 6455 client connected to the server receives (fragmented messages are reassembled)' },
   { symbol: 'osp_ws_server_broadcast', direction: 'send', route: 'server-broadcast', doc: 'a raw RFC 6455 client connected to the server receives' },
+  { symbol: 'osp_ws_send_binary', direction: 'send', route: 'client-send-binary', doc: "binary messages; the harness's Node `ws` server receives and reports each one's length and SHA-256" },
+  { symbol: 'osp_ws_server_send_binary', direction: 'send', route: 'server-send-binary', doc: 'binary messages; a raw RFC 6455 client connected to the server receives' },
+  { symbol: 'osp_ws_server_broadcast_binary', direction: 'send', route: 'server-broadcast-binary', doc: 'binary messages; a raw RFC 6455 client connected to the server receives' },
   { symbol: 'osp_ws_connect', direction: 'receive', route: 'client-receive', doc: "the harness's Node `ws` server sends; it announces each message's length and SHA-256 first" },
   { symbol: 'osp_ws_server_on_message', direction: 'receive', route: 'server-receive', doc: 'a raw RFC 6455 client sends single-frame text messages' },
 ];
@@ -101,7 +110,7 @@ export const INTEGRITY_CASES: IntegrityCase[] = [
     name: 'binary',
     content: 'binary',
     doc: 'binary messages (opcode 0x2) of the same sizes, every byte value',
-    pending: 'binary messages do not exist yet: the ABI has no function that sends or receives one',
+    pending: 'every byte value needs NUL bytes, which NUL-terminated C strings cannot carry (the …Binary sends are checked with the utf8 case meanwhile)',
   },
 ];
 

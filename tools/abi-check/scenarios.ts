@@ -308,6 +308,9 @@ const INTEGRITY_ARGS: Record<IntegrityTarget['route'], { args: Record<string, Ar
   'client-send': { args: { ws_id: fx('digestClientId') } },
   'server-send': { args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId') } },
   'server-broadcast': { args: { server_id: fx('listeningServerId') }, extraFixtures: ['connectionId'] },
+  'client-send-binary': { args: { ws_id: fx('digestClientId') } },
+  'server-send-binary': { args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId') } },
+  'server-broadcast-binary': { args: { server_id: fx('listeningServerId') }, extraFixtures: ['connectionId'] },
   'client-receive': { args: { url: fx('integrityUrl') } },
   'server-receive': { args: { server_id: fx('listeningServerId') } },
 };
@@ -619,6 +622,43 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       expect: 'error',
     },
   ],
+  // The binary sends: like their text twins (their integrity scenarios carry the messages); the
+  // other handler shapes and the event registrations: the error path (an unknown id, a closed port).
+  osp_ws_send_binary: [
+    { name: 'success', doc: 'an open client connection', args: { ws_id: fx('clientId'), data: str('abi-probe:send-binary') }, expect: 'success' },
+    { name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_server_send_binary: [
+    {
+      name: 'success',
+      doc: 'a connection of a listening server',
+      args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId'), data: str('abi-probe:server-send-binary') },
+      expect: 'success',
+    },
+    {
+      name: 'error',
+      doc: 'an unknown connection id on a listening server',
+      args: { server_id: fx('listeningServerId'), connection_id: { kind: 'int', value: UNKNOWN_ID } },
+      expect: 'error',
+    },
+  ],
+  osp_ws_server_broadcast_binary: [
+    {
+      name: 'success',
+      doc: 'a listening server with one raw client connected',
+      args: { server_id: fx('listeningServerId'), data: str('abi-probe:broadcast-binary') },
+      expect: 'success',
+      extraFixtures: ['connectionId'],
+    },
+    { name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_connect_with_id: [{ name: 'error', doc: 'an unreachable address (127.0.0.1, closed port)', args: { url: fx('closedPortUrl') }, expect: 'error' }],
+  osp_ws_connect_messages: [{ name: 'error', doc: 'an unreachable address (127.0.0.1, closed port)', args: { url: fx('closedPortUrl') }, expect: 'error' }],
+  osp_ws_on_close: [{ name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_text: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_messages: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_open: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_close: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
   osp_ws_server_set_limit: [
     { name: 'success', doc: 'maxFragments = 8 on a server not yet listening', args: { server_id: fx('serverId'), name: str('maxFragments'), value: int(8) }, expect: 'success' },
     { name: 'error', doc: 'an unknown limit name', args: { server_id: fx('serverId'), name: str('noSuchLimit'), value: int(8) }, expect: 'error' },
