@@ -334,8 +334,11 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_stop_server',
       check: 'no-crash',
       reason: /\[success\] hung: no exit within 4 s, during the call to osp_ws_stop_server/,
-      // Every probe that leaves a listening server behind hangs in osp_rt_shutdown too.
-      affected: ['osp_ws_stop_server', 'osp_ws_server_listen', 'osp_ws_server_broadcast', 'osp_ws_server_on_message', 'osp_ws_server_send', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary'],
+      // Every probe that leaves a listening server behind hangs in osp_rt_shutdown too. The
+      // integrity probes of the client sends (11 messages up to 1 MiB, 16 probes at once) can
+      // outlast this fault's 4 s timeout while the whole suite loads the machine: seen in a full
+      // `npm test` run, never alone.
+      affected: ['osp_ws_stop_server', 'osp_ws_server_listen', 'osp_ws_server_broadcast', 'osp_ws_server_on_message', 'osp_ws_server_send', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary', 'osp_ws_send', 'osp_ws_send_binary'],
       timeoutMs: 4000,
     },
   ];
