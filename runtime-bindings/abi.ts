@@ -21,7 +21,32 @@
  */
 
 /** Bumped on any change a separately built runtime library would notice. */
-export const ABI_VERSION = 8;
+export const ABI_VERSION = 9;
+
+/**
+ * How a String crosses the ABI (ABI 8). A String is ONE pointer, to the first byte of a block
+ * laid out as `[int64 length][length bytes][NUL]`: the byte count sits in the 8 bytes before the
+ * pointer and a NUL follows the bytes. A String may hold any bytes, NUL included; its length is
+ * the header, never strlen. Every `cstring` parameter or return of a runtime function, a handler
+ * argument and a Result's String payload (an Err message too) is such a String; the blocks are
+ * garbage-collected (C code builds them with osp_gc_strndup) or constant (compiled literals are
+ * globals `{ i64 len, [len+1 x i8] }`, the runtime's own `OSP_STATIC_STRING`).
+ *
+ * Why a header before the pointer rather than a pointer + length pair: the value stays one word,
+ * so every signature keeps its shape (no struct by value across the C/LLVM boundary, where
+ * llvm-bindings cannot set the attributes a larger aggregate would need), a String still fits a
+ * Result payload, a list cell or a closure slot, the length is O(1), Boehm recognises the
+ * interior pointer, and the trailing NUL lets a path or an address go to a C API unchanged (a
+ * String holding a NUL byte is refused there with an Err naming the problem).
+ * Why 8 bytes rather than 4: Boehm allocates in 16-byte granules, so a 4-byte header would save
+ * memory only for strings of 4 to 7 bytes, and an 8-byte header keeps the bytes 8-aligned
+ * (docs/BENCHMARKS-LANG.md has the before/after memory figures).
+ */
+export const STRING_LAYOUT = {
+  headerBytes: 8,
+  lengthType: 'int64',
+  terminator: 'NUL after the last byte (not counted in the length)',
+} as const;
 
 /** `typedef struct { int64_t tag; int64_t value; } OspResult;` */
 export const RESULT_STRUCT = {
@@ -33,7 +58,7 @@ export const RESULT_STRUCT = {
       name: 'value',
       doc:
         'Success: the payload word (Int itself, Bool 0/1, Unit 0, String as a pointer). ' +
-        'Error: a pointer to a NUL-terminated UTF-8 message owned by the garbage collector.',
+        'Error: a String (STRING_LAYOUT: length header, bytes, NUL) holding the message, owned by the garbage collector.',
     },
   ],
 } as const;
@@ -86,6 +111,7 @@ export type CType =
   | 'void'
   | 'int64'
   | 'int32'
+  /** An Osprey String (STRING_LAYOUT): `const char *` to its bytes, length in the header. */
   | 'cstring'
   | 'ptr'
   | 'result'
@@ -435,6 +461,14 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     params: [{ name: 'value', type: 'int64' }],
     returns: 'cstring',
     doc: '"true" or "false".',
+  },
+  {
+    symbol: 'osp_string_from_c',
+    params: [{ name: 'text', type: 'ptr' }],
+    returns: 'cstring',
+    doc:
+      'A String copy of a NUL-terminated C string (what an `extern fn` declared to return String ' +
+      'gives back; docs/guide/05-functions.md#calling-c-extern-fn): the bytes up to the first NUL. NULL gives the empty String.',
   },
   {
     symbol: 'osp_print',

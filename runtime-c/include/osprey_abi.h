@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define OSP_ABI_VERSION 8
+#define OSP_ABI_VERSION 9
 
 #define OSP_RESULT_SUCCESS 0
 #define OSP_RESULT_ERROR 1
@@ -18,10 +18,14 @@ extern "C" {
 #define OSP_SELECT_SEND 1
 #define OSP_SELECT_ALWAYS 2
 
+/* A String (const char *) points at its first byte; its length is the int64_t stored in the
+ * OSP_STRING_HEADER_BYTES bytes before it, and a NUL follows its last byte. It may hold NUL bytes. */
+#define OSP_STRING_HEADER_BYTES 8
+
 /* Returned by value in RAX:RDX (two INTEGER eightbytes, x86-64 System V). */
 typedef struct {
     int64_t tag; /* OSP_RESULT_SUCCESS or OSP_RESULT_ERROR */
-    int64_t value; /* Success: the payload word (Int itself, Bool 0/1, Unit 0, String as a pointer). Error: a pointer to a NUL-terminated UTF-8 message owned by the garbage collector. */
+    int64_t value; /* Success: the payload word (Int itself, Bool 0/1, Unit 0, String as a pointer). Error: a String (STRING_LAYOUT: length header, bytes, NUL) holding the message, owned by the garbage collector. */
 } OspResult;
 
 /* Text message handler: called once per received text message, in order (binary messages are not passed to it). Osprey type: (String) -> Result<Unit, String> */
@@ -107,6 +111,9 @@ const char *osp_int_to_string(int64_t value);
 
 /* "true" or "false". */
 const char *osp_bool_to_string(int64_t value);
+
+/* A String copy of a NUL-terminated C string (what an `extern fn` declared to return String gives back; docs/guide/05-functions.md#calling-c-extern-fn): the bytes up to the first NUL. NULL gives the empty String. */
+const char *osp_string_from_c(void *text);
 
 /* Writes the text and a line feed to standard output (one process-wide stream). */
 void osp_print(const char *text);

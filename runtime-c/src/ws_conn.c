@@ -361,7 +361,7 @@ bool osp_ws_check_outgoing(const char *fn, const char *message, size_t *len, Osp
         *err = osp_result_errorf("%s: the message is null", fn);
         return false;
     }
-    *len = strlen(message);
+    *len = osp_str_len(message); /* every byte: U+0000 is a valid character of a text message */
     /* Checked against the process default here (any thread); a server's own, smaller limit
      * is what its peers enforce on what they receive. */
     osp_ws_limits snap;

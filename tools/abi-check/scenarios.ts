@@ -12,7 +12,7 @@
  * like the probed call) and probe-support helpers.
  */
 import { ABI_VERSION, type HandlerName } from '../../runtime-bindings/abi.ts';
-import { INTEGRITY_TARGETS, type IntegrityTarget } from './integrity.ts';
+import { activeIntegrityCases, INTEGRITY_TARGETS, type IntegrityContent, type IntegrityTarget } from './integrity.ts';
 
 /** An argument of a probed or set-up call. */
 export type ArgValue =
@@ -247,7 +247,9 @@ export const FIXTURES: Record<FixtureName, Fixture> = {
       {
         kind: 'c',
         code:
-          'char fx_scratchFileBuf[96]; snprintf(fx_scratchFileBuf, sizeof fx_scratchFileBuf, "abi-probe-file-%ld", (long)getpid());\n' +
+          // A String of the ABI (length header, text, NUL) on the stack: the path is passed to the runtime.
+          'int64_t fx_scratchFileBlock[13]; char *fx_scratchFileBuf = (char *)(fx_scratchFileBlock + 1);\n' +
+          'snprintf(fx_scratchFileBuf, 96, "abi-probe-file-%ld", (long)getpid()); fx_scratchFileBlock[0] = (int64_t)strlen(fx_scratchFileBuf);\n' +
           'FILE *fx_scratchFp = fopen(fx_scratchFileBuf, "w"); int fx_scratchOk = fx_scratchFp != NULL && fputs("abi-probe", fx_scratchFp) >= 0;\n' +
           'if (fx_scratchFp != NULL && fclose(fx_scratchFp) != 0) fx_scratchOk = 0;',
         failsWhen: '!fx_scratchOk',
@@ -264,7 +266,9 @@ export const FIXTURES: Record<FixtureName, Fixture> = {
       {
         kind: 'c',
         code:
-          'char fx_scratchDirBuf[96]; snprintf(fx_scratchDirBuf, sizeof fx_scratchDirBuf, "abi-probe-dir-%ld", (long)getpid());\n' +
+          // A String of the ABI (length header, text, NUL) on the stack: the path is passed to the runtime.
+          'int64_t fx_scratchDirBlock[13]; char *fx_scratchDirBuf = (char *)(fx_scratchDirBlock + 1);\n' +
+          'snprintf(fx_scratchDirBuf, 96, "abi-probe-dir-%ld", (long)getpid()); fx_scratchDirBlock[0] = (int64_t)strlen(fx_scratchDirBuf);\n' +
           'if (rmdir(fx_scratchDirBuf) != 0) { /* usually absent */ }',
       },
     ],
@@ -287,6 +291,9 @@ export interface Scenario {
   args: Record<string, ArgValue>;
   /** Result functions: which variant the inputs must produce. */
   expect?: 'success' | 'error';
+  /** Result functions expecting Success: the payload it must carry (a String compared by length
+   *  and bytes, NUL bytes included). */
+  payload?: { kind: 'int'; equals: bigint } | { kind: 'string'; equals: string };
   /** Non-Result functions: the value they must return. */
   returns?: ReturnExpectation;
   /** The process ends inside the call (a `_Noreturn` function, or an abort on bad input). */
@@ -301,6 +308,8 @@ export interface Scenario {
   rawClientReceives?: string;
   /** A message-integrity scenario (integrity.ts): the messages go through this route. */
   integrity?: IntegrityTarget;
+  /** What the integrity messages are made of (integrity.ts, INTEGRITY_CASES). */
+  integrityContent?: IntegrityContent;
 }
 
 /** The arguments of the probed call (receive routes) or the fixtures the sends need. */
@@ -320,15 +329,14 @@ export function integrityScenarios(symbol: string): Scenario[] {
   const t = INTEGRITY_TARGETS.find((x) => x.symbol === symbol);
   if (t === undefined) return [];
   const a = INTEGRITY_ARGS[t.route];
-  return [
-    {
-      name: 'integrity',
-      doc: `messages of every integrity size ${t.direction === 'send' ? 'sent' : 'received'}; ${t.doc}`,
-      args: a.args,
-      extraFixtures: a.extraFixtures,
-      integrity: t,
-    },
-  ];
+  return activeIntegrityCases().map((c) => ({
+    name: c.content === 'utf8' ? 'integrity' : `integrity-${c.name}`,
+    doc: `messages of every integrity size ${t.direction === 'send' ? 'sent' : 'received'}${c.content === 'utf8' ? '' : ` (${c.doc})`}; ${t.doc}`,
+    args: a.args,
+    extraFixtures: a.extraFixtures,
+    integrity: t,
+    integrityContent: c.content,
+  }));
 }
 
 /**
@@ -452,13 +460,17 @@ export const SCENARIOS: Record<string, Scenario[]> = {
     { name: 'eof', doc: 'standard input at end of file (gives 0)', args: {}, returns: { kind: 'int', equals: 0n } },
   ],
   osp_string_length: [
-    { name: 'bytes', doc: '"abi-probe \u00e9" (11 bytes)', args: { s: str('abi-probe \u00e9') }, expect: 'success' },
+    { name: 'bytes', doc: '"abi-probe \u00e9" (12 bytes)', args: { s: str('abi-probe \u00e9') }, expect: 'success', payload: { kind: 'int', equals: 12n } },
+    { name: 'nul', doc: '"a\\0b\\0" (4 bytes, two of them NUL)', args: { s: str('a\u0000b\u0000') }, expect: 'success', payload: { kind: 'int', equals: 4n } },
   ],
   osp_string_contains: [
-    { name: 'found', doc: '"abi-probe" contains "probe"', args: { haystack: str('abi-probe'), needle: str('probe') }, expect: 'success' },
+    { name: 'found', doc: '"abi-probe" contains "probe"', args: { haystack: str('abi-probe'), needle: str('probe') }, expect: 'success', payload: { kind: 'int', equals: 1n } },
+    { name: 'after-nul', doc: '"a\\0probe" contains "probe" (found after a NUL byte)', args: { haystack: str('a\u0000probe'), needle: str('probe') }, expect: 'success', payload: { kind: 'int', equals: 1n } },
+    { name: 'nul-needle', doc: '"ab" does not contain "\\0" (a NUL needle is a byte, not the end)', args: { haystack: str('ab'), needle: str('\u0000') }, expect: 'success', payload: { kind: 'int', equals: 0n } },
   ],
   osp_string_substring: [
-    { name: 'clamped', doc: '"abi-probe", 4, 99 (end clamped)', args: { s: str('abi-probe'), start: int(4), end: int(99) }, expect: 'success' },
+    { name: 'clamped', doc: '"abi-probe", 4, 99 (end clamped)', args: { s: str('abi-probe'), start: int(4), end: int(99) }, expect: 'success', payload: { kind: 'string', equals: 'probe' } },
+    { name: 'across-nul', doc: '"ab\\0cd", 1, 4 (across a NUL byte)', args: { s: str('ab\u0000cd'), start: int(1), end: int(4) }, expect: 'success', payload: { kind: 'string', equals: 'b\u0000c' } },
     { name: 'error', doc: '"abi-probe", 5, 2 (start > end)', args: { s: str('abi-probe'), start: int(5), end: int(2) }, expect: 'error' },
   ],
   osp_file_write: [
@@ -521,6 +533,12 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       args: { left: str('abi-'), right: str('probe \u00e9\u{1F985}') },
       returns: { kind: 'string', equals: 'abi-probe \u00e9\u{1F985}' },
     },
+    {
+      name: 'nul',
+      doc: 'halves that end and start with a NUL byte',
+      args: { left: str('abi\u0000'), right: str('\u0000probe') },
+      returns: { kind: 'string', equals: 'abi\u0000\u0000probe' },
+    },
   ],
   osp_string_build: [
     {
@@ -529,10 +547,19 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       args: { count: int(4), int_mask: int(0b1010), part0: str('abi-'), part1: int(-(2n ** 63n)), part2: str(' \u00e9\u{1F985} '), part3: int(0) },
       returns: { kind: 'string', equals: 'abi--9223372036854775808 \u00e9\u{1F985} 0' },
     },
+    {
+      name: 'nul',
+      doc: 'string parts holding NUL bytes around an Int part',
+      args: { count: int(3), int_mask: int(0b010), part0: str('a\u0000'), part1: int(7), part2: str('\u0000b') },
+      returns: { kind: 'string', equals: 'a\u00007\u0000b' },
+    },
   ],
   osp_string_equals: [
     { name: 'equal', doc: 'two equal strings', args: { left: str('abi'), right: str('abi') }, returns: { kind: 'int', equals: 1n } },
     { name: 'different', doc: 'two different strings', args: { left: str('abi'), right: str('abd') }, returns: { kind: 'int', equals: 0n } },
+    { name: 'after-nul', doc: 'strings that differ only after a NUL byte', args: { left: str('a\u0000b'), right: str('a\u0000c') }, returns: { kind: 'int', equals: 0n } },
+    { name: 'nul-prefix', doc: '"a" and "a\\0" (one is the other plus a NUL byte)', args: { left: str('a'), right: str('a\u0000') }, returns: { kind: 'int', equals: 0n } },
+    { name: 'nul-equal', doc: 'two equal strings holding NUL bytes', args: { left: str('a\u0000b'), right: str('a\u0000b') }, returns: { kind: 'int', equals: 1n } },
   ],
   osp_int_to_string: [
     { name: 'min', doc: 'INT64_MIN', args: { value: int(-(2n ** 63n)) }, returns: { kind: 'string', equals: '-9223372036854775808' } },
@@ -541,8 +568,13 @@ export const SCENARIOS: Record<string, Scenario[]> = {
     { name: 'true', doc: '1', args: { value: int(1) }, returns: { kind: 'string', equals: 'true' } },
     { name: 'false', doc: '0', args: { value: int(0) }, returns: { kind: 'string', equals: 'false' } },
   ],
+  osp_string_from_c: [
+    { name: 'text', doc: 'a C string of UTF-8 text', args: { text: str('abi-probe \u00e9') }, returns: { kind: 'string', equals: 'abi-probe \u00e9' } },
+    { name: 'to-nul', doc: 'a C string: the copy ends at its first NUL', args: { text: str('abi\u0000probe') }, returns: { kind: 'string', equals: 'abi' } },
+  ],
   osp_print: [
     { name: 'print', doc: 'one line of text', args: { text: str('abi-probe print') }, returns: { kind: 'none' }, stdoutIncludes: 'abi-probe print\n' },
+    { name: 'nul', doc: 'a line holding NUL bytes (every byte is written)', args: { text: str('abi\u0000probe\u0000nul') }, returns: { kind: 'none' }, stdoutIncludes: 'abi\u0000probe\u0000nul\n' },
   ],
   osp_sleep: [
     { name: 'sleep', doc: '60 ms', args: { milliseconds: int(60) }, returns: { kind: 'none' }, minDurationMs: 60 },

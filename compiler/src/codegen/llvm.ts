@@ -3,7 +3,8 @@
 //   1. integer constants never go through getInt64 (it truncates through a C++ unsigned);
 //   2. the data layout is set by string (createDataLayout returns a dangling pointer);
 //   3. only methods the .d.ts declares on each class are called (inherited ones throw);
-//   4. CreateGlobalStringPtr always gets the module (it segfaults without an insertion point);
+//   4. CreateGlobalStringPtr segfaults without an insertion point: constant Strings are built as
+//      globals by hand (cstring);
 //   5. verifyModule returns TRUE when the module is broken: every module is verified, and a
 //      failure becomes an internal compiler error.
 
@@ -93,11 +94,19 @@ export class IrModule {
   undef(t: Type): Value {
     return llvm.UndefValue.get(t);
   }
-  /** A NUL-terminated constant string, shared per distinct text (workaround 4). */
+  /** A constant String, shared per distinct text: a private global `{ i64 length, [length+1 x i8] }`
+   *  (the UTF-8 bytes, NUL bytes included, then a terminating NUL) and the value is the address
+   *  of its first byte, so the length sits in the 8 bytes before it (runtime-bindings/abi.ts,
+   *  STRING_LAYOUT). The GEP on constants folds to a constant expression, so no insertion point
+   *  is needed (unlike CreateGlobalStringPtr, workaround 4). */
   cstring(s: string): Value {
     let v = this.strings.get(s);
     if (!v) {
-      v = this.b.CreateGlobalStringPtr(s, `str.${this.strings.size}`, 0, this.mod);
+      const bytes = llvm.ConstantDataArray.getString(this.ctx, s, true);
+      const layout = llvm.StructType.get(this.ctx, [this.i64(), bytes.getType()]);
+      const init = llvm.ConstantStruct.get(layout, [this.constI64(BigInt(Buffer.byteLength(s, 'utf8'))) as llvm.Constant, bytes]);
+      const g = new llvm.GlobalVariable(this.mod, layout, true, llvm.GlobalValue.LinkageTypes.PrivateLinkage, init, `str.${this.strings.size}`);
+      v = this.b.CreateInBoundsGEP(layout, g, [this.b.getInt32(0), this.b.getInt32(1), this.b.getInt32(0)]);
       this.strings.set(s, v);
     }
     return v;
