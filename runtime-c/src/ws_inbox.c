@@ -230,6 +230,11 @@ static int64_t drain(void *arg) {
     pthread_cond_broadcast(&drain_done);
     unref_locked(in); /* the drain's reference */
     pthread_mutex_unlock(&inbox_lock);
+    /* What the handlers printed reaches a pipe now: an idle worker does not flush, and the I/O
+     * thread flushes only before its next wait, which may be long after the last event (a close
+     * event's line would otherwise sit in the buffer while the program idles). One atomic load
+     * when nothing was printed. */
+    osp_output_flush_pending();
     return 0;
 }
 

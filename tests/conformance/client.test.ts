@@ -8,7 +8,7 @@
  * its fake server and client process, so the tests run concurrently.
  */
 import { expect, it, type TestContext } from 'vitest';
-import { stringsCarryLength, withTimeout, type ClientProcess, type Exit } from '../peers/index.ts';
+import { withTimeout, type ClientProcess, type Exit } from '../peers/index.ts';
 import { FakeServer, response, sB, sC, sCONT, sf, sP, sPONG, sT } from './fakeserver.ts';
 import { CLIENT_TARGETS, selected, type ClientTarget } from './targets.ts';
 import { awaitClose } from './verdict.ts';
@@ -266,10 +266,8 @@ for (const target of selected(CLIENT_TARGETS)) {
       expect((await s.exit()).code).toBe(0);
     });
 
-    // U+0000 is valid UTF-8: a text message holding it comes back whole. Through Osprey code that
-    // needs Strings that carry their length (branch byte-strings); the python oracle always runs it.
+    // U+0000 is valid UTF-8: a text message holding it comes back whole (a String carries its length).
     it('63 text and binary holding NUL bytes (U+0000) → echoed byte-exact, kind kept', async (ctx) => {
-      if (target.name !== 'python-websockets' && !stringsCarryLength()) ctx.skip();
       const text = Buffer.from('a\0b\0\0c');
       const bin = Buffer.from([0, 1, 0, 255, 0]);
       const s = await opened(target, ctx, sT(text), sB(bin));

@@ -8,7 +8,7 @@ export interface BinaryCase {
   binary: boolean;
   /** Sent by the `ws` driver as this many fragments (continuation frames). */
   fragments?: number;
-  /** Holds NUL bytes: needs Strings that carry their length (branch byte-strings). */
+  /** Holds NUL bytes (a String carries its length, so they pass whole). */
   nul?: boolean;
 }
 

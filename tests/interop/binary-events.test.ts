@@ -8,8 +8,8 @@
  *     sending the same messages;
  *   - open/close events under 1,000 connections that connect, send and drop, half with a Close
  *     frame and half without: every open has exactly one close, after it, with the right code.
- * Cases holding NUL bytes run when Strings carry their length (branch byte-strings); until then
- * they are skipped with that reason (a NUL-terminated String cannot hold them).
+ * The cases holding NUL bytes (U+0000 in text, every byte value in binary) run as separate tests:
+ * a String carries its length, so they arrive whole.
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,6 @@ import {
   freePort,
   spawnClient,
   spawnPeer,
-  stringsCarryLength,
   SYSTEM_PYTHON,
   withTimeout,
   type PeerProcess,
@@ -32,12 +31,10 @@ const PYTHON_PEER = fileURLToPath(new URL('../peers/python_binary_peer.py', impo
 
 let ws: Workspace;
 let clientExe: string;
-let nulCapable = false;
 
 beforeAll(async () => {
   ws = workspace();
   clientExe = await ws.build('binary_echo_client', binaryEchoClient());
-  nulCapable = stringsCarryLength();
 }, 120_000);
 
 afterAll(() => ws?.dispose());
@@ -118,10 +115,9 @@ describe('the compiled fn(Int, WebSocketMessage) echo client', () => {
   for (const withNul of [false, true]) {
     const cases = casesFor(withNul);
     const names = cases.map((c) => c.name).join(', ');
-    const label = withNul ? ` (NUL bytes; needs Strings that carry their length)` : '';
+    const label = withNul ? ' (NUL bytes)' : '';
 
-    it(`echoes ${names} to an npm ws server, byte for byte and kind for kind${label}`, async (ctx) => {
-      if (withNul && !nulCapable) ctx.skip();
+    it(`echoes ${names} to an npm ws server, byte for byte and kind for kind${label}`, async () => {
       const server = await wsDriverServer(cases);
       try {
         const [r, verdicts] = await Promise.all([runEchoClient(server.url), withTimeout(server.verdicts, 40_000, 'ws driver verdicts')]);
@@ -135,8 +131,7 @@ describe('the compiled fn(Int, WebSocketMessage) echo client', () => {
       }
     }, 60_000);
 
-    it(`echoes ${names} to a python3-websockets server${label}`, async (ctx) => {
-      if (withNul && !nulCapable) ctx.skip();
+    it(`echoes ${names} to a python3-websockets server${label}`, async () => {
       const peer = await spawnPeer({
         name: 'python-binary-peer',
         command: SYSTEM_PYTHON,
@@ -172,10 +167,9 @@ describe('the compiled event server (OnOpen, OnMessage with WebSocketMessage, On
 
   for (const withNul of [false, true]) {
     const cases = casesFor(withNul);
-    const label = withNul ? ' (NUL bytes; needs Strings that carry their length)' : '';
+    const label = withNul ? ' (NUL bytes)' : '';
 
-    it(`echoes text and binary messages to an npm ws client, kind for kind${label}`, async (ctx) => {
-      if (withNul && !nulCapable) ctx.skip();
+    it(`echoes text and binary messages to an npm ws client, kind for kind${label}`, async () => {
       const c = await connectWsClient(server.url);
       try {
         for (const k of cases) {
@@ -191,8 +185,7 @@ describe('the compiled event server (OnOpen, OnMessage with WebSocketMessage, On
       }
     }, 60_000);
 
-    it(`echoes them to a python3-websockets client${label}`, async (ctx) => {
-      if (withNul && !nulCapable) ctx.skip();
+    it(`echoes them to a python3-websockets client${label}`, async () => {
       const c = spawnClient({ name: 'python-binary-peer', command: SYSTEM_PYTHON, args: [PYTHON_PEER, '--connect', server.url, '--cases', cases.map((k) => k.name).join(',')] });
       const exit = await withTimeout(c.exited, 30_000, 'python client exits');
       const verdicts = c.stdoutLines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { case: string; ok: boolean });

@@ -11,10 +11,7 @@
  * A compiled Osprey program with the same command line can reuse these through
  * startCommandEchoServer / startCommandEchoClient with another executable path.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort, LOOPBACK, spawnClient, spawnPeer, type ClientProcess, type PeerProcess } from './process.ts';
 
@@ -69,32 +66,3 @@ export const startOspreyEchoClient = (url: string, opts: { env?: Record<string, 
   startCommandEchoClient(OSPREY_ECHO_CLIENT, url, opts);
 export const ospreyToolsBuilt = () => existsSync(OSPREY_ECHO_SERVER) && existsSync(OSPREY_ECHO_CLIENT);
 
-let nulProbe: boolean | undefined;
-
-/**
- * Whether Osprey Strings hold bytes after a NUL (they carry their length; branch byte-strings):
- * a compiled program reads a 3-byte file "a\0b" and prints its length. Cached per process. Tests
- * of messages with NUL bytes through Osprey code skip with that reason until it is true.
- */
-export function stringsCarryLength(): boolean {
-  if (nulProbe !== undefined) return nulProbe;
-  const dir = mkdtempSync(join(tmpdir(), 'osprey-nul-probe-'));
-  try {
-    const file = join(dir, 'nul.bin');
-    writeFileSync(file, Buffer.from('a\0b'));
-    writeFileSync(join(dir, 'probe.osp'), `match readFile(path: "${file}") {
-    Success { value } => match length(value) {
-        Success { value } => print(value)
-        Error { message } => print(message)
-    }
-    Error { message } => print(message)
-}
-`);
-    const bin = join(PROJECT_ROOT, 'bin/osprey.mjs');
-    execFileSync(process.execPath, [bin, 'build', join(dir, 'probe.osp'), '-o', join(dir, 'probe')], { stdio: 'pipe', timeout: 60_000 });
-    nulProbe = execFileSync(join(dir, 'probe'), { encoding: 'utf8', timeout: 10_000 }).trim() === '3';
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  return nulProbe;
-}
