@@ -11,7 +11,7 @@
  * built-ins stay external and resolve from node_modules. `osprey abi-check`, `osprey fmt` and
  * `osprey lsp` are separate chunks under build/compiler/chunks/, each loaded only by its command.
  * The linked source maps point stack traces into the .ts sources
- * (bin/osprey.mjs enables source maps). Code that locates files uses PROJECT_ROOT
+ * (bin/osprey.mjs enables source maps when OSPREY_SOURCE_MAPS=1). Code that locates files uses PROJECT_ROOT
  * (runtime-bindings/toolchain.ts), which knows that import.meta.url is build/compiler/ or
  * build/compiler/chunks/ here: keep the output layout in step with it.
  */

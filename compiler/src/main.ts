@@ -408,7 +408,8 @@ main(process.argv.slice(2)).then(
       process.exit(1);
     }
     const msg = e instanceof Error ? (e instanceof InternalCompilerError ? e.message : e.stack ?? e.message) : String(e);
-    process.stderr.write(`internal compiler error: ${msg}\nthis is a bug in osprey, please report it\n`);
+    const maps = e instanceof InternalCompilerError || process.env.OSPREY_SOURCE_MAPS === '1' ? '' : '(run with OSPREY_SOURCE_MAPS=1 for a stack trace in the TypeScript sources)\n';
+    process.stderr.write(`internal compiler error: ${msg}\n${maps}this is a bug in osprey, please report it\n`);
     process.exit(70);
   },
 );

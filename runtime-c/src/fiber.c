@@ -135,6 +135,8 @@ static struct {
     osp_fiber **timers;
     size_t ntimers, timers_cap;
     int64_t timer_seq;
+    uint64_t ready_pops;      /* fibers taken from the shared queue so far (osp_sched_nudge) */
+    uint64_t nudge_seen_pops; /* ready_pops at the previous osp_sched_nudge */
 } sched = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Slot 0 is the main thread (osp_rt_run_main), 1… the worker threads. Malloc'd, not scanned by
@@ -328,6 +330,7 @@ static void push_ready(osp_fiber *f) {
 static osp_fiber *pop_ready(void) {
     osp_fiber *f = sched.ready_head;
     if (f) {
+        sched.ready_pops++;
         sched.ready_head = f->next_ready;
         if (!sched.ready_head) sched.ready_tail = NULL;
         f->next_ready = NULL;
@@ -634,6 +637,43 @@ void *osp_fiber_spawn(osp_fiber_body_fn body, void *env) {
 }
 
 void *osp_sched_submit(osp_fiber_body_fn body, void *env) { return osp_fiber_spawn(body, env); }
+
+void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n) {
+    if (n == 0) return;
+    sched_start();
+    /* Allocated before taking the lock (the collector may run); the chain through next_ready
+     * keeps them reachable from this stack until they are linked into sched.live. */
+    osp_fiber *first = NULL, *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        osp_fiber *f = new_fiber(body, envs[i]);
+        f->id = osp_next_handle();
+        f->state = FIBER_READY;
+        if (last) last->next_ready = f;
+        else first = f;
+        last = f;
+    }
+    pthread_mutex_lock(&sched.lock);
+    for (osp_fiber *f = first; f != NULL; f = f->next_ready) live_link(f);
+    if (sched.ready_tail) sched.ready_tail->next_ready = first;
+    else sched.ready_head = first;
+    sched.ready_tail = last;
+    /* One wake-up for the whole batch: the woken worker runs them one after another, and the
+     * submitter calls osp_sched_nudge while they are outstanding, so one that takes long does
+     * not hold up the rest. (Waking a second worker at once would have both contend for
+     * sched.lock over a batch that one of them finishes in microseconds.) */
+    if (sched.idle > 0) pthread_cond_signal(&sched.wake);
+    pthread_mutex_unlock(&sched.lock);
+}
+
+bool osp_sched_nudge(void) {
+    pthread_mutex_lock(&sched.lock);
+    bool queued = sched.ready_head != NULL;
+    bool stalled = queued && sched.ready_pops == sched.nudge_seen_pops;
+    sched.nudge_seen_pops = sched.ready_pops;
+    if (stalled && sched.idle > 0) pthread_cond_signal(&sched.wake);
+    pthread_mutex_unlock(&sched.lock);
+    return queued;
+}
 
 int64_t osp_fiber_await(void *handle) {
     osp_fiber *f = handle;

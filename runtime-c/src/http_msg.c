@@ -179,13 +179,14 @@ const char *osp_http_limit_set(osp_http_limits *l, const char *name, int64_t val
 
 /* ---- request reader ----------------------------------------------------------------------- */
 
-static void reader_setup(osp_request_reader *r, const osp_http_limits *limits) {
+static void reader_setup(osp_request_reader *r, const osp_http_limits *limits, bool fresh) {
     osp_ws_limits_default(&r->head_limits);
     r->head_limits.max_request_line = limits->max_request_line;
     r->head_limits.max_header_bytes = limits->max_header_bytes;
     r->head_limits.max_headers = limits->max_headers;
     r->max_body = limits->max_body;
-    osp_http_parser_init(&r->head, false, &r->head_limits);
+    if (fresh) osp_http_parser_init(&r->head, false, &r->head_limits);
+    else osp_http_parser_reset(&r->head);
     r->phase = REQ_HEAD;
     r->remaining = 0;
     osp_chunked_init(&r->chunked);
@@ -197,7 +198,7 @@ static void reader_setup(osp_request_reader *r, const osp_http_limits *limits) {
 
 void osp_request_reader_init(osp_request_reader *r, const osp_http_limits *limits) {
     memset(r, 0, sizeof *r);
-    reader_setup(r, limits);
+    reader_setup(r, limits, true);
 }
 
 void osp_request_reader_free(osp_request_reader *r) {
@@ -206,9 +207,9 @@ void osp_request_reader_free(osp_request_reader *r) {
 }
 
 void osp_request_reader_reset(osp_request_reader *r, const osp_http_limits *limits) {
-    osp_http_parser_free(&r->head);
+    /* The head's buffers stay for the next request of the connection (wiped, not freed). */
     osp_ws_buf_clear(&r->body);
-    reader_setup(r, limits);
+    reader_setup(r, limits, false);
 }
 
 bool osp_request_head_done(const osp_request_reader *r) { return r->phase != REQ_HEAD && r->phase != REQ_ERROR; }

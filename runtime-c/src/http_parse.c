@@ -23,6 +23,18 @@ void osp_http_parser_free(osp_http_parser *p) {
     p->header_count = 0;
 }
 
+void osp_http_parser_reset(osp_http_parser *p) {
+    osp_ws_buf buf = p->buf;
+    osp_http_header *headers = p->headers;
+    uint32_t header_cap = p->header_cap;
+    osp_ws_buf_clear(&buf);
+    osp_ws_wipe(headers, (size_t)p->header_count * sizeof *headers);
+    osp_http_parser_init(p, p->is_response, p->limits);
+    p->buf = buf;
+    p->headers = headers;
+    p->header_cap = header_cap;
+}
+
 static osp_http_status error(osp_http_parser *p, int status, const char *text) {
     p->status = OSP_HTTP_ERROR;
     p->error_status = status;

@@ -51,6 +51,9 @@ typedef struct {
 void osp_http_parser_init(osp_http_parser *p, bool is_response, const osp_ws_limits *limits);
 /* Wipes and frees the buffered head. */
 void osp_http_parser_free(osp_http_parser *p);
+/* Ready for the next head, like init with the same settings, but keeps the allocations (the
+ * bytes held are wiped): a keep-alive connection parses request after request without malloc. */
+void osp_http_parser_reset(osp_http_parser *p);
 
 /* Consumes bytes up to and including the blank line that ends the head; *consumed says how many.
  * Once DONE or ERROR, further calls consume nothing and return the same status. */

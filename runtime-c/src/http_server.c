@@ -3,12 +3,16 @@
  * httpServerSetLimit.
  *
  * Sockets live on the runtime's one epoll thread (loop.c), like the WebSocket servers; request
- * handlers never run there. Each complete request becomes a fiber (osp_sched_submit) that calls
- * the Osprey handler, serialises its HttpResponse and hands the bytes back to the loop thread
- * (osp_ws_loop_call), so a slow handler delays only its own connection. One request per
- * connection is in flight at a time and the next pipelined request is parsed only after the
- * previous response was written, which answers pipelined requests in order and bounds memory
- * (reading stops while a handler runs, so TCP pushes back on the client).
+ * handlers never run there. Each complete request becomes a fiber that calls the Osprey handler,
+ * serialises its HttpResponse and hands the bytes back to the loop thread through a lock-free
+ * stack, so a slow handler delays only its own connection. The requests parsed in one loop
+ * iteration are submitted together (osp_sched_submit_many: one scheduler wake-up per batch), and
+ * a timer nudges the scheduler while they wait, so one long handler cannot hold up its batch.
+ * One request per connection is in flight at a time and the next pipelined request is parsed
+ * only after the previous response was written, which answers pipelined requests in order and
+ * bounds memory (input is left in the socket while a handler runs, so TCP pushes back on the
+ * client). Connections are registered once, edge-triggered (CONN_EVENTS): no epoll_ctl per
+ * request. docs/BENCHMARKS-HTTP.md explains these choices with measurements.
  *
  * Connection phases and their timers (osp_http_limits): IDLE (keep-alive, waiting for the first
  * byte of a request: idleTimeoutMs, then closed silently), HEAD (headerTimeoutMs from the first
@@ -25,6 +29,7 @@
 #include "ws_internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +42,10 @@
 #define MAX_SERVERS 4096
 #define READ_CHUNK 65536
 #define LINGER_MS 2000
+/* Each connection is registered once, edge-triggered, for everything it may ever wait for, so
+ * answering a request costs no epoll_ctl: while a handler runs, input is simply left unread
+ * (TCP pushes back on the client) and read when the response is out. */
+#define CONN_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
 typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITING, PH_LINGER } conn_phase;
 
@@ -61,6 +70,11 @@ typedef struct http_server {
 typedef struct http_conn {
     osp_ws_watch watch; /* first: the loop hands us the watch pointer */
     osp_ws_timer timer;
+    /* The current phase's deadline (osp_ws_now_ms; 0: none, while a handler runs). The heap
+     * timer is moved only when a deadline comes earlier than it, and one that fires early is
+     * armed again for the rest: a keep-alive request goes IDLE, HEAD, BUSY, IDLE, and moving the
+     * timer at each step cost two heap operations per request. */
+    uint64_t deadline_ms;
     http_server *server;
     struct http_conn *prev, *next;
     osp_ws_buf in;
@@ -71,6 +85,11 @@ typedef struct http_conn {
     conn_phase phase;
     bool continue_sent;
     bool peer_closed;
+    /* Edge-triggered epoll (CONN_EVENTS) reports new input once: `readable` says the socket may
+     * still hold bytes we have not read (cleared by a short read or EAGAIN), `eof_pending` that
+     * the peer's FIN is among them (EPOLLRDHUP), so a short read does not mean drained. */
+    bool readable;
+    bool eof_pending;
     bool close_after_write;
     bool closed; /* socket closed and unlinked; freed by settle() */
     bool handed_over; /* the socket went to a WebSocket server (httpServerWebSocket) */
@@ -87,7 +106,7 @@ typedef struct http_job_s {
     bool is_head;
     bool keep_alive;
     int minor;
-    char *response; /* malloc'd bytes, handed to the loop */
+    char *response; /* collector memory (no pointers), handed to the loop; NULL: out of memory */
     size_t response_len;
     struct http_job_s *next_done; /* on the completed-jobs queue */
 } http_job;
@@ -139,6 +158,18 @@ OspResult osp_http_create_server(int64_t port, const char *address) {
 static void conn_event(osp_ws_watch *w, uint32_t events);
 static void conn_timer(osp_ws_timer *t);
 static void conn_process(http_conn *c);
+static void conn_read(http_conn *c);
+
+static bool reading_phase(const http_conn *c) {
+    return c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_BODY;
+}
+
+/* Goes on with what is buffered, then with what the socket may still hold: an edge-triggered
+ * watch reports bytes that arrived while a handler ran only once, and they are ours to read. */
+static void conn_resume(http_conn *c) {
+    conn_process(c);
+    if (!c->closed && c->readable && (reading_phase(c) || c->phase == PH_LINGER)) conn_read(c);
+}
 
 static void conn_free(http_conn *c) {
     osp_request_reader_free(&c->req);
@@ -158,7 +189,10 @@ static void bury(http_conn *c) {
     graveyard = c;
 }
 
+static void submit_pending(void);
+
 static void http_reap(void) {
+    submit_pending();
     if (chained_reap_hook) chained_reap_hook();
     while (graveyard) {
         http_conn *c = graveyard;
@@ -192,29 +226,24 @@ static void settle(http_conn *c) {
     else bury(c);
 }
 
-static void set_phase(http_conn *c, conn_phase phase) {
-    if (c->phase == phase && osp_ws_timer_armed(&c->timer)) return;
-    c->phase = phase;
-    const osp_http_limits *l = &c->server->limits;
-    osp_ws_timer_cancel(&c->timer);
-    switch (phase) {
-    case PH_IDLE: osp_ws_timer_arm(&c->timer, l->idle_timeout_ms); break;
-    case PH_HEAD: osp_ws_timer_arm(&c->timer, l->header_timeout_ms); break;
-    case PH_BODY: osp_ws_timer_arm(&c->timer, l->body_timeout_ms); break;
-    case PH_WRITING: osp_ws_timer_arm(&c->timer, l->body_timeout_ms); break;
-    case PH_LINGER: osp_ws_timer_arm(&c->timer, LINGER_MS); break;
-    case PH_BUSY: break;
-    }
+static void set_deadline(http_conn *c, uint64_t delay_ms) {
+    c->deadline_ms = osp_ws_now_ms() + delay_ms;
+    if (!osp_ws_timer_armed(&c->timer) || c->timer.deadline_ms > c->deadline_ms) osp_ws_timer_arm(&c->timer, delay_ms);
 }
 
-static void update_events(http_conn *c) {
-    uint32_t ev = 0;
-    bool pending_out = c->out.len > c->out_off;
-    if (pending_out) ev |= EPOLLOUT;
-    /* Read while a request is being received, or to drain a lingering close. */
-    if (!c->peer_closed && (c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_BODY || c->phase == PH_LINGER))
-        ev |= EPOLLIN;
-    if (osp_ws_watch_set(&c->watch, ev) != 0) conn_close(c);
+static void set_phase(http_conn *c, conn_phase phase) {
+    /* The same phase again keeps its deadline (a head dribbled byte by byte still times out). */
+    if (c->phase == phase && c->deadline_ms != 0) return;
+    c->phase = phase;
+    const osp_http_limits *l = &c->server->limits;
+    switch (phase) {
+    case PH_IDLE: set_deadline(c, l->idle_timeout_ms); break;
+    case PH_HEAD: set_deadline(c, l->header_timeout_ms); break;
+    case PH_BODY: set_deadline(c, l->body_timeout_ms); break;
+    case PH_WRITING: set_deadline(c, l->body_timeout_ms); break;
+    case PH_LINGER: set_deadline(c, LINGER_MS); break;
+    case PH_BUSY: c->deadline_ms = 0; break; /* a timer that fires meanwhile does nothing */
+    }
 }
 
 /* Sends what it can; false when the connection was closed. */
@@ -237,8 +266,7 @@ static bool conn_flush(http_conn *c) {
 static void after_response(http_conn *c) {
     if (!conn_flush(c)) return;
     if (c->out.len > c->out_off) {
-        set_phase(c, PH_WRITING);
-        update_events(c);
+        set_phase(c, PH_WRITING); /* EPOLLOUT reports when the socket takes more */
         return;
     }
     if (c->close_after_write) {
@@ -250,7 +278,7 @@ static void after_response(http_conn *c) {
             return;
         }
         set_phase(c, PH_LINGER);
-        update_events(c);
+        if (c->readable) conn_read(c);
         return;
     }
     osp_request_reader_reset(&c->req, &c->server->limits);
@@ -260,7 +288,7 @@ static void after_response(http_conn *c) {
         return;
     }
     set_phase(c, c->in.len > c->in_off ? PH_HEAD : PH_IDLE);
-    conn_process(c);
+    conn_resume(c);
 }
 
 static void append_text(osp_ws_buf *b, const char *s) {
@@ -290,6 +318,43 @@ static char *gc_copy(const char *p, size_t n) { return osp_gc_strndup(p, n); }
 /* Runs on a scheduler worker as its own fiber. */
 static int64_t job_run(void *env);
 
+/* Requests dispatched during one loop iteration, submitted together when it ends (http_reap):
+ * one scheduler lock and one worker wake-up per batch instead of per request. Loop thread only;
+ * a static list head is a root for the collector. */
+static http_job *submit_head, *submit_tail;
+/* A batch wakes one worker. While submitted fibers still wait in the run queue, the scheduler is
+ * nudged every few milliseconds, so a handler that computes for long does not hold up the rest
+ * of its batch: another worker takes them (osp_sched_nudge). */
+#define STALL_CHECK_MS 2
+static osp_ws_timer stall_timer;
+
+static void stall_check(osp_ws_timer *t) {
+    if (osp_sched_nudge()) osp_ws_timer_arm(t, STALL_CHECK_MS);
+}
+
+static void submit_later(http_job *j) {
+    j->next_done = NULL;
+    if (submit_tail) submit_tail->next_done = j;
+    else submit_head = j;
+    submit_tail = j;
+}
+
+static void submit_pending(void) {
+    void *envs[64]; /* on this stack, which the collector scans, while they are handed over */
+    while (submit_head) {
+        size_t n = 0;
+        while (submit_head && n < sizeof envs / sizeof envs[0]) {
+            http_job *j = submit_head;
+            submit_head = j->next_done;
+            j->next_done = NULL;
+            envs[n++] = j;
+        }
+        if (submit_head == NULL) submit_tail = NULL;
+        osp_sched_submit_many(job_run, envs, n);
+        if (!osp_ws_timer_armed(&stall_timer)) osp_ws_timer_arm(&stall_timer, STALL_CHECK_MS);
+    }
+}
+
 /* An upgrade request for the server's WebSocket path goes to the attached WebSocket server
  * (httpServerWebSocket) with everything read after it; true when it was handed over. */
 static bool hand_over_websocket(http_conn *c) {
@@ -309,11 +374,14 @@ static bool hand_over_websocket(http_conn *c) {
     if (rest) memcpy(bytes + h->buf.len, c->in.data + c->in_off, rest);
     int fd = c->watch.fd;
     osp_ws_timer_cancel(&c->timer);
+    c->deadline_ms = 0;
     (void)osp_ws_watch_set(&c->watch, 0);
     bool taken = osp_ws_server_adopt(s->ws_server_id, fd, bytes, total);
     osp_ws_free_wiped(bytes, total ? total : 1); /* the request may carry cookies or tokens */
     if (!taken) {
-        if (osp_ws_watch_set(&c->watch, EPOLLIN) != 0) conn_close(c);
+        /* Registered afresh: an edge-triggered watch reports input already waiting. */
+        c->readable = false;
+        if (osp_ws_watch_set(&c->watch, CONN_EVENTS) != 0) conn_close(c);
         return false;
     }
     /* The socket belongs to the WebSocket server now: forget it without closing it. */
@@ -353,11 +421,7 @@ static void dispatch(http_conn *c) {
     j->handler_env = s->handler_env;
     if (!j->keep_alive) c->close_after_write = true;
     set_phase(c, PH_BUSY);
-    update_events(c);
-    if (osp_sched_submit(job_run, j) == NULL) {
-        c->phase = PH_IDLE;
-        send_error(c, 503, "cannot start a fiber for the request");
-    }
+    submit_later(j);
 }
 
 /* Parses buffered input; dispatches a complete request or answers a malformed one. */
@@ -367,7 +431,6 @@ static void conn_process(http_conn *c) {
         if (avail == 0) {
             osp_ws_buf_clear(&c->in);
             c->in_off = 0;
-            update_events(c);
             if (c->peer_closed) conn_close(c);
             return;
         }
@@ -396,7 +459,8 @@ static void conn_process(http_conn *c) {
 }
 
 static void conn_read(http_conn *c) {
-    for (int rounds = 0; rounds < 16; rounds++) {
+    int rounds;
+    for (rounds = 0; rounds < 16; rounds++) {
         /* Compact before growing: pipelined input is consumed from the front. */
         if (c->in_off > 0 && c->in_off == c->in.len) {
             osp_ws_buf_clear(&c->in);
@@ -408,19 +472,35 @@ static void conn_read(http_conn *c) {
         }
         ssize_t n = osp_ws_net_recv(c->watch.fd, c->in.data + c->in.len, READ_CHUNK);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                c->readable = false;
+                break;
+            }
             conn_close(c);
             return;
         }
         if (n == 0) {
             c->peer_closed = true;
+            c->readable = false;
             break;
         }
-        if (c->phase == PH_LINGER) continue; /* discarded */
+        /* A short read took everything the socket held (bytes arriving later raise a new edge),
+         * unless the peer's FIN is still behind them: then read on until recv says 0. */
+        if ((size_t)n < READ_CHUNK && !c->eof_pending) c->readable = false;
+        if (c->phase == PH_LINGER) {
+            if (!c->readable) break;
+            continue; /* discarded */
+        }
         c->in.len += (size_t)n;
         /* Parse as we go so a flood of pipelined bytes is never buffered beyond one read. */
         conn_process(c);
-        if (c->closed || !(c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_BODY)) return;
+        if (c->closed || !reading_phase(c)) return;
+        if (!c->readable) break;
+    }
+    if (rounds == 16 && c->readable && osp_ws_watch_rearm(&c->watch) != 0) {
+        /* Fair to the other connections: the loop comes back for the rest (a fresh edge). */
+        conn_close(c);
+        return;
     }
     if (c->phase == PH_LINGER) {
         if (c->peer_closed) conn_close(c);
@@ -438,19 +518,22 @@ static void conn_event(osp_ws_watch *w, uint32_t events) {
 }
 
 static void conn_event_inner(http_conn *c, uint32_t events) {
-    if (events & EPOLLOUT) {
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->eof_pending = true;
+    /* The edge-triggered watch reports EPOLLOUT along with most input events: only pending
+     * output matters. */
+    if ((events & EPOLLOUT) && c->out.len > c->out_off) {
         if (!conn_flush(c)) return;
         if (c->phase == PH_WRITING && c->out.len == c->out_off) {
-            c->phase = PH_IDLE; /* after_response picks the next phase */
+            c->phase = PH_IDLE; /* after_response picks the next phase (and reads on) */
             after_response(c);
-            if (c->closed) return;
-        } else {
-            update_events(c);
+            return;
         }
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    if (c->readable) {
         if (c->closed) return;
         if (c->phase == PH_BUSY || c->phase == PH_WRITING) {
+            /* Read when the response is out (conn_resume); a reset or hang-up is noted now. */
             if (events & (EPOLLHUP | EPOLLERR)) c->peer_closed = true;
             return;
         }
@@ -460,6 +543,12 @@ static void conn_event_inner(http_conn *c, uint32_t events) {
 
 static void conn_timer(osp_ws_timer *t) {
     http_conn *c = (http_conn *)((char *)t - offsetof(http_conn, timer));
+    if (c->deadline_ms == 0) return; /* a handler runs: the next phase sets a deadline */
+    uint64_t now = osp_ws_now_ms();
+    if (now < c->deadline_ms) {
+        osp_ws_timer_arm(t, c->deadline_ms - now); /* an earlier phase's deadline: not ours */
+        return;
+    }
     switch (c->phase) {
     case PH_HEAD:
         send_error(c, 408, "request header timeout");
@@ -502,8 +591,8 @@ static void server_accept(osp_ws_watch *w, uint32_t events) {
         s->conn_count++;
         /* Idle, but the first request gets headerTimeoutMs to start (a silent client). */
         c->phase = PH_IDLE;
-        osp_ws_timer_arm(&c->timer, s->limits.header_timeout_ms);
-        if (osp_ws_watch_set(&c->watch, EPOLLIN) != 0) conn_close(c);
+        set_deadline(c, s->limits.header_timeout_ms);
+        if (osp_ws_watch_set(&c->watch, CONN_EVENTS) != 0) conn_close(c);
         settle(c);
     }
 }
@@ -521,8 +610,44 @@ static void report_bad_response(http_job *j, const char *why) {
     osp_output_unlock();
 }
 
+/* The Date header changes once a second: each worker formats it once per second, not per
+ * response (thread-local, so workers never share or lock it). */
+static const char *current_http_date(void) {
+    static __thread int64_t formatted_second = -1;
+    static __thread char text[40];
+    int64_t now = (int64_t)time(NULL);
+    if (now != formatted_second) {
+        osp_http_date(text, sizeof text, now);
+        formatted_second = now;
+    }
+    return text;
+}
+
+/* Appends that remember a failure (out of memory): the response is then not sent at all. */
+static void put(osp_ws_buf *b, const void *p, size_t n, bool *ok) {
+    if (osp_ws_buf_append(b, p, n) != 0) *ok = false;
+}
+static void put_text(osp_ws_buf *b, const char *s, bool *ok) { put(b, s, strlen(s), ok); }
+
+static void put_decimal(osp_ws_buf *b, uint64_t v, bool *ok) {
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    put(b, digits + sizeof digits - n, n, ok);
+}
+
+/* Each worker builds responses in its own buffer, kept between responses (no malloc per
+ * response); the finished bytes go to the loop in one block of collector memory, so nothing
+ * allocated on a worker is freed on the loop thread. Oversized buffers are not kept. */
+#define SCRATCH_KEEP_BYTES (64 * 1024)
+
 static void serialise(http_job *j, const int64_t *r) {
-    osp_ws_buf out = {0};
+    static __thread osp_ws_buf scratch;
+    osp_ws_buf out = scratch;
+    bool ok = true;
     int64_t status = r ? r[R_STATUS] : 500;
     const char *user_headers = r ? (const char *)r[R_HEADERS] : NULL;
     const char *content_type = r ? (const char *)r[R_CONTENT_TYPE] : NULL;
@@ -550,27 +675,37 @@ static void serialise(http_job *j, const int64_t *r) {
     size_t body_len = body != NULL ? osp_str_len(body) : 0; /* every byte, NUL bytes included */
     if (body == NULL) body = "";
     bool no_body_status = status == 204 || status == 304;
-    char line[256], date[40];
-    osp_http_date(date, sizeof date, (int64_t)time(NULL));
-    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\n", (int)status, osp_http_reason((int)status), date);
-    append_text(&out, line);
+    if (osp_ws_buf_reserve(&out, 192 + extra.len + body_len, SIZE_MAX) != 0) ok = false;
+    put_text(&out, "HTTP/1.1 ", &ok);
+    put_decimal(&out, (uint64_t)status, &ok);
+    put_text(&out, " ", &ok);
+    put_text(&out, osp_http_reason((int)status), &ok);
+    put_text(&out, "\r\nDate: ", &ok);
+    put_text(&out, current_http_date(), &ok);
+    put_text(&out, "\r\n", &ok);
     if (content_type && content_type[0] && !has_ct && !no_body_status) {
-        append_text(&out, "Content-Type: ");
-        append_text(&out, content_type);
-        append_text(&out, "\r\n");
+        put_text(&out, "Content-Type: ", &ok);
+        put_text(&out, content_type, &ok);
+        put_text(&out, "\r\n", &ok);
     }
-    if (extra.len) (void)osp_ws_buf_append(&out, extra.data, extra.len);
+    if (extra.len) put(&out, extra.data, extra.len, &ok);
     osp_ws_buf_free(&extra);
     if (!no_body_status) {
-        snprintf(line, sizeof line, "Content-Length: %zu\r\n", body_len);
-        append_text(&out, line);
+        put_text(&out, "Content-Length: ", &ok);
+        put_decimal(&out, body_len, &ok);
+        put_text(&out, "\r\n", &ok);
     }
-    if (!j->keep_alive) append_text(&out, "Connection: close\r\n");
-    else if (j->minor == 0) append_text(&out, "Connection: keep-alive\r\n");
-    append_text(&out, "\r\n");
-    if (!j->is_head && !no_body_status) (void)osp_ws_buf_append(&out, body, body_len);
-    j->response = (char *)out.data;
+    if (!j->keep_alive) put_text(&out, "Connection: close\r\n", &ok);
+    else if (j->minor == 0) put_text(&out, "Connection: keep-alive\r\n", &ok);
+    put_text(&out, "\r\n", &ok);
+    if (!j->is_head && !no_body_status) put(&out, body, body_len, &ok);
+    j->response = ok ? GC_MALLOC_ATOMIC(out.len ? out.len : 1) : NULL;
+    if (j->response) memcpy(j->response, out.data, out.len);
     j->response_len = out.len;
+    /* The response may carry cookies or tokens: wiped before the buffer is reused or freed. */
+    if (out.cap > SCRATCH_KEEP_BYTES) osp_ws_buf_free(&out);
+    else osp_ws_buf_clear(&out);
+    scratch = out;
 }
 
 static void job_done(void *arg) {
@@ -578,18 +713,16 @@ static void job_done(void *arg) {
     http_conn *c = j->conn;
     if (c->dead) {
         bury(c);
-        free(j->response);
+        j->response = NULL;
         return;
     }
     if (j->response == NULL || osp_ws_buf_append(&c->out, j->response, j->response_len) != 0) {
-        free(j->response);
         j->response = NULL;
         c->phase = PH_IDLE;
         conn_close(c);
         settle(c);
         return;
     }
-    free(j->response);
     j->response = NULL;
     c->phase = PH_IDLE; /* after_response picks the next phase */
     after_response(c);
@@ -598,16 +731,21 @@ static void job_done(void *arg) {
 
 /* Completed jobs wait here for the loop thread, which takes them at its next wake-up (the wake
  * hook): the handler's fiber does not wait for the loop, so its worker goes straight on to the
- * next fiber. A static list head is a root for the collector, which keeps the jobs alive. */
-static pthread_mutex_t done_mutex = PTHREAD_MUTEX_INITIALIZER;
-static http_job *done_head, *done_tail;
+ * next fiber. A lock-free stack (workers push, the loop takes all at once), so neither side ever
+ * sleeps on a lock the other holds; the static head is a root for the collector, which keeps
+ * the jobs alive. Taking the whole stack at once leaves no ABA hazard. */
+static _Atomic(http_job *) done_stack;
 static void (*chained_wake_hook)(void);
 
 static void drain_done(void) {
-    pthread_mutex_lock(&done_mutex);
-    http_job *list = done_head;
-    done_head = done_tail = NULL;
-    pthread_mutex_unlock(&done_mutex);
+    http_job *stack = atomic_exchange_explicit(&done_stack, NULL, memory_order_acquire);
+    http_job *list = NULL; /* in completion order */
+    while (stack) {
+        http_job *next = stack->next_done;
+        stack->next_done = list;
+        list = stack;
+        stack = next;
+    }
     while (list) {
         http_job *j = list;
         list = j->next_done;
@@ -626,18 +764,15 @@ static int64_t job_run(void *env) {
     void *r = j->handler(j->handler_env, j->method, j->path, j->headers, j->body);
     serialise(j, r);
     if (shutting_down) {
-        free(j->response);
         j->response = NULL;
         return 0;
     }
-    pthread_mutex_lock(&done_mutex);
-    bool was_empty = done_head == NULL;
-    if (done_tail) done_tail->next_done = j;
-    else done_head = j;
-    done_tail = j;
-    pthread_mutex_unlock(&done_mutex);
+    http_job *top = atomic_load_explicit(&done_stack, memory_order_relaxed);
+    do {
+        j->next_done = top;
+    } while (!atomic_compare_exchange_weak_explicit(&done_stack, &top, j, memory_order_release, memory_order_relaxed));
     /* One wake-up per batch: the loop takes every queued job when it runs the hook. */
-    if (was_empty) osp_ws_loop_wake();
+    if (top == NULL) osp_ws_loop_wake();
     return 0;
 }
 
@@ -658,6 +793,7 @@ static void listen_on_loop(void *arg) {
         osp_ws_loop_reap_hook = http_reap;
         chained_wake_hook = osp_ws_loop_wake_hook;
         osp_ws_loop_wake_hook = http_wake;
+        osp_ws_timer_init(&stall_timer, stall_check);
     }
     int fd = osp_ws_net_listen(s->address, s->port, a->err, sizeof a->err);
     if (fd < 0) return;

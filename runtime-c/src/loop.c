@@ -170,6 +170,15 @@ int osp_ws_watch_set(osp_ws_watch *w, uint32_t events) {
     return 0;
 }
 
+int osp_ws_watch_rearm(osp_ws_watch *w) {
+    if (w->events == 0) return 0;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = w->events;
+    ev.data.ptr = w;
+    return epoll_ctl(epoll_fd, EPOLL_CTL_MOD, w->fd, &ev);
+}
+
 /* ---- commands ----------------------------------------------------------------------------- */
 
 static void wake_loop(void) {

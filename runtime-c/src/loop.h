@@ -59,6 +59,9 @@ void osp_ws_waiters_signal_all(osp_ws_waiter **list);
 
 /* Watches (loop thread only). set_events with 0 removes the fd from epoll. 0 or -1 (errno). */
 int osp_ws_watch_set(osp_ws_watch *w, uint32_t events);
+/* For an edge-triggered watch (EPOLLET): asks epoll to report the current readiness again, as a
+ * fresh edge at the next wait (a reader that stopped before draining the socket). 0 or -1. */
+int osp_ws_watch_rearm(osp_ws_watch *w);
 
 /* Timers (loop thread only). */
 void osp_ws_timer_init(osp_ws_timer *t, void (*on_fire)(osp_ws_timer *));

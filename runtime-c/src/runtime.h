@@ -80,6 +80,16 @@ int32_t osp_rt_shutdown_for_signal(int signo);
  * the worker goes on running other fibers; from any other thread, fn runs right there. */
 void osp_sched_run_blocking(void (*fn)(void *arg), void *arg);
 
+/* Runs body(envs[i]) for each of the n closures as a new fiber, like osp_sched_submit from any
+ * thread, with one scheduler lock acquisition and at most one worker wake-up for the batch (the
+ * HTTP server submits every request parsed in one loop iteration at once). */
+void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n);
+/* Call every few milliseconds after osp_sched_submit_many while it returns true (fibers are
+ * still queued): when no fiber was taken from the run queue since the previous call although it
+ * holds some (every worker that is awake is busy in a long-running fiber), wakes an idle worker
+ * for them. */
+bool osp_sched_nudge(void);
+
 /* stdout is block-buffered when it is not a terminal. Call before blocking (sleeping, waiting for
  * another thread, a child process or the network): writes what was printed, if anything. */
 void osp_output_flush_pending(void);

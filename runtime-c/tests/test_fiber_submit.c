@@ -3,7 +3,9 @@
  * hands closures to the scheduler with osp_sched_submit; each runs as a fiber and sends on a
  * channel the main fiber receives from. Also: a foreign thread blocking in recv/send on a
  * rendezvous channel (it waits on a condition variable, never on a worker), select from a
- * fiber, await of a finished fiber twice, and a collection forced while fibers are parked.
+ * fiber, await of a finished fiber twice, a collection forced while fibers are parked, and
+ * batches (osp_sched_submit_many) with the nudge that keeps a computing fiber from holding up
+ * the rest of its batch (osp_sched_nudge).
  *
  * osp_rt_run_main never returns: the main fiber's end exits the process with its status, so the
  * summary is printed from inside the main fiber.
@@ -11,7 +13,15 @@
 #include "check.h"
 #include "fiber.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+
+static int64_t osp_now_ms_for_tests(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 enum { SUBMITTED = 200 };
 
@@ -36,6 +46,54 @@ static void *submitter(void *arg) {
     OspResult r = osp_channel_recv(handoff);
     osp_sched_hold_external(-1);
     return r.tag == OSP_RESULT_SUCCESS && r.value == 99 ? (void *)1 : NULL;
+}
+
+/* ---- osp_sched_submit_many and osp_sched_nudge ------------------------------------------ */
+
+enum { BATCH = 100, QUICK = 6 };
+static void *batch_results; /* Channel<Int> */
+static atomic_int quick_done;
+static atomic_int spinner_saw_quick_done = -1;
+
+static int64_t quick_body(void *env) {
+    atomic_fetch_add(&quick_done, 1);
+    return osp_channel_send(batch_results, (int64_t)(intptr_t)env).tag == OSP_RESULT_SUCCESS;
+}
+
+/* Computes (never parks) for about 400 ms, then records how many quick fibers of its batch had
+ * run meanwhile: all of them, when another worker was nudged awake for the queue. */
+static int64_t spinner_body(void *env) {
+    (void)env;
+    int64_t until = osp_now_ms_for_tests() + 400;
+    volatile uint64_t x = 0;
+    while (osp_now_ms_for_tests() < until) x++;
+    atomic_store(&spinner_saw_quick_done, atomic_load(&quick_done));
+    return osp_channel_send(batch_results, -1).tag == OSP_RESULT_SUCCESS;
+}
+
+static int spin_mark;
+static int64_t mixed_body(void *env) { return env == &spin_mark ? spinner_body(env) : quick_body(env); }
+
+static void *batch_submitter(void *arg) {
+    (void)arg;
+    /* Two plain batches: every closure runs once. */
+    void *envs[BATCH];
+    for (int b = 0; b < 2; b++) {
+        for (int i = 0; i < BATCH; i++) envs[i] = (void *)(intptr_t)(b * BATCH + i + 1);
+        osp_sched_submit_many(quick_body, envs, BATCH);
+    }
+    /* Then a long computation ahead of quick fibers in one batch, with the nudges the HTTP
+     * server gives while batch fibers are queued. */
+    osp_sleep(50);
+    atomic_store(&quick_done, 0);
+    /* One batch (one wake-up): the spinner first, so the worker woken for it takes it. */
+    void *mixed[1 + QUICK];
+    mixed[0] = &spin_mark;
+    for (int i = 0; i < QUICK; i++) mixed[1 + i] = (void *)(intptr_t)1000;
+    osp_sched_submit_many(mixed_body, mixed, 1 + QUICK);
+    while (osp_sched_nudge()) osp_sleep(2);
+    osp_sched_hold_external(-1);
+    return (void *)1;
 }
 
 static int64_t square_body(void *env) {
@@ -93,6 +151,31 @@ static int64_t main_body(void *env) {
     OspResult got = osp_select(arms, 2, 0);
     CHECK(got.tag == 1 && got.value == 5, "select takes the ready arm: %lld %lld", (long long)got.tag, (long long)got.value);
 
+    /* Batches from a foreign thread, and a long fiber that must not hold up its batch. */
+    batch_results = osp_channel_new(16, "test_fiber_submit.c");
+    osp_sched_hold_external(1);
+    pthread_t batcher;
+    CHECK(pthread_create(&batcher, NULL, batch_submitter, NULL) == 0, "pthread_create");
+    int64_t batch_sum = 0;
+    for (int i = 0; i < 2 * BATCH; i++) {
+        OspResult r = osp_channel_recv(batch_results);
+        CHECK(r.tag == OSP_RESULT_SUCCESS, "batch recv %d", i);
+        batch_sum += r.value;
+    }
+    CHECK(batch_sum == (int64_t)(2 * BATCH) * (2 * BATCH + 1) / 2, "every closure of two batches ran once: %lld", (long long)batch_sum);
+    int quick_seen = 0, spinner_seen = 0;
+    for (int i = 0; i < 1 + QUICK; i++) {
+        OspResult r = osp_channel_recv(batch_results);
+        if (r.value == -1) spinner_seen++;
+        else if (r.value == 1000) quick_seen++;
+    }
+    CHECK(spinner_seen == 1 && quick_seen == QUICK, "the mixed batch ran: %d spinner, %d quick", spinner_seen, quick_seen);
+    CHECK(atomic_load(&spinner_saw_quick_done) == QUICK,
+          "the quick fibers queued behind a computing one ran while it computed (another worker was nudged): %d of %d",
+          atomic_load(&spinner_saw_quick_done), QUICK);
+    void *batcher_ok = NULL;
+    CHECK(pthread_join(batcher, &batcher_ok) == 0 && batcher_ok != NULL, "the batch submitter finished");
+
     /* A collection while a fiber is parked keeps what only its stack refers to. */
     gc_wake = osp_channel_new(0, "test_fiber_submit.c");
     void *keeper = osp_fiber_spawn(keeper_body, NULL);
@@ -111,6 +194,8 @@ static int64_t main_body(void *env) {
 }
 
 int main(void) {
+    /* Two workers whatever the machine: a computing fiber must leave its batch another worker. */
+    setenv("OSPREY_THREADS", "2", 1);
     osp_rt_init(OSP_ABI_VERSION);
     osp_rt_run_main(main_body, NULL);
     return 1; /* not reached: the main fiber's end exits */

@@ -176,6 +176,43 @@ static void test_keep_alive(void) {
     CHECK(o.status == OSP_HTTP_INCOMPLETE && o.expect_continue, "Expect: 100-continue with a body to come");
 }
 
+/* One reader for a keep-alive connection: reset between requests keeps its buffers (no malloc
+ * per request) yet parses the next request from scratch, with its own headers and limits, and
+ * wipes what the previous request held. */
+static void test_reset_reuses_buffers(void) {
+    osp_request_reader r;
+    osp_request_reader_init(&r, &limits);
+    const char *first = "GET /first HTTP/1.1\r\nHost: a\r\nCookie: secret=1\r\nX-A: 1\r\nX-B: 2\r\n\r\n";
+    size_t used = 0;
+    CHECK(osp_request_feed(&r, (const uint8_t *)first, strlen(first), &used) == OSP_HTTP_DONE && used == strlen(first), "first request");
+    const uint8_t *head_bytes = r.head.buf.data;
+    const osp_http_header *header_array = r.head.headers;
+    size_t head_cap = r.head.buf.cap;
+    osp_request_reader_reset(&r, &limits);
+    CHECK(r.head.buf.data == head_bytes && r.head.headers == header_array && r.head.buf.len == 0, "buffers kept across reset");
+    CHECK(memmem(head_bytes, head_cap, "secret", 6) == NULL, "the previous head is wiped");
+    CHECK(r.head.header_count == 0 && !r.head.first_line_done, "parser state starts over");
+    const char *second = "POST /second HTTP/1.1\r\nHost: b\r\nContent-Length: 2\r\n\r\nhi";
+    CHECK(osp_request_feed(&r, (const uint8_t *)second, strlen(second), &used) == OSP_HTTP_DONE && used == strlen(second), "second request");
+    size_t n;
+    const char *target = osp_http_part(&r.head, 1, &n);
+    CHECK(n == 7 && memcmp(target, "/second", 7) == 0, "second target: %.*s", (int)n, target);
+    uint32_t first_cookie;
+    CHECK(osp_http_header_find(&r.head, "Cookie", &first_cookie) == 0 && osp_http_header_find(&r.head, "Host", &first_cookie) == 1,
+          "only the second request's headers");
+    CHECK(r.body.len == 2 && memcmp(r.body.data, "hi", 2) == 0, "second body");
+    osp_request_reader_reset(&r, &limits);
+    /* A limit still applies after a reset: 101 header lines → 431. */
+    osp_ws_buf big = {0};
+    const char *line0 = "GET / HTTP/1.1\r\nHost: a\r\n";
+    CHECK(osp_ws_buf_append(&big, line0, strlen(line0)) == 0, "append");
+    for (int i = 0; i < 101; i++) CHECK(osp_ws_buf_append(&big, "X-N: v\r\n", 8) == 0, "append");
+    CHECK(osp_ws_buf_append(&big, "\r\n", 2) == 0, "append");
+    CHECK(osp_request_feed(&r, big.data, big.len, &used) == OSP_HTTP_ERROR && r.error_status == 431, "header count limit after reset: %d", r.error_status);
+    osp_ws_buf_free(&big);
+    osp_request_reader_free(&r);
+}
+
 static void test_response_helpers(void) {
     osp_ws_buf out = {0};
     bool ct = false;
@@ -203,6 +240,7 @@ int main(void) {
     test_chunked_errors();
     test_limits();
     test_keep_alive();
+    test_reset_reuses_buffers();
     test_response_helpers();
     return check_summary("test_http_msg");
 }

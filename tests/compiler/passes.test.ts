@@ -133,3 +133,57 @@ describe('codegen', () => {
     expect(r.llvm).toMatch(/call %OspResult @osp_ws_connect\(i8\* [^\n]*, %OspResult \(i8\*, i8\*\)\* @ospu\.h, i8\* null\)/);
   });
 });
+
+describe('inlining and closure environments (lower/inline.ts, lower/escape.ts)', () => {
+  /** The text of one function of the IR, from its `define` to its closing brace. */
+  const fnText = (ir: string, name: string): string => {
+    const start = ir.indexOf(`@${name}(`);
+    expect(start).toBeGreaterThan(-1);
+    return ir.slice(ir.lastIndexOf('define', start), ir.indexOf('\n}\n', start));
+  };
+  const header = 'fn makeAdder(k: Int) -> (Int) -> Int = fn(x: Int) -> Int => x + k\nfn apply(f: (Int) -> Int, v: Int) -> Int = f(v)\n';
+
+  it('a closure that is only called keeps its environment in the caller\'s frame, not the heap', () => {
+    const r = compileToLlvm(src(`${header}fn step(acc: Int, i: Int) -> Int = apply(f: makeAdder(i % 10), v: acc)\nprint(step(acc: 1, i: 2))`));
+    expect(r.diagnostics).toEqual([]);
+    const step = fnText(r.llvm!, 'ospu.step');
+    // makeAdder and apply are inlined: no call of either, no allocation, one frame slot.
+    expect(step).not.toMatch(/@ospu\.(makeAdder|apply)\(/);
+    expect(step).not.toContain('@osp_alloc');
+    expect(step).toMatch(/alloca \[1 x i64\]/);
+  });
+
+  it('a closure that escapes (returned, aliased, captured, stored) is allocated on the heap', () => {
+    const escaping = [
+      'fn g(k: Int) -> (Int) -> Int = {\n  let f = makeAdder(k)\n  f\n}',
+      'fn g(k: Int) -> (Int) -> Int = {\n  let f = makeAdder(k)\n  let h = f\n  h\n}',
+      'fn g(k: Int) -> (Int) -> Int = {\n  let f = makeAdder(k)\n  fn(x: Int) -> Int => f(x) * 2\n}',
+      'fn g(k: Int) -> List<(Int) -> Int> = [makeAdder(k)]',
+      'fn g(k: Int) -> Int = {\n  let f = makeAdder(k)\n  apply(f: f, v: f(1))\n}',
+    ];
+    for (const g of escaping) {
+      const r = compileToLlvm(src(`${header}${g}\nprint(1)`));
+      expect(r.diagnostics).toEqual([]);
+      const text = fnText(r.llvm!, 'ospu.g');
+      expect(text, g).toContain('@osp_alloc(i64 8)');
+      expect(text, g).not.toMatch(/alloca \[/);
+    }
+  });
+
+  it('a small recursive function is unrolled into itself once, and called (not inlined) by others', () => {
+    const r = compileToLlvm(src('fn f(n: Int) -> Int = match n < 2 {\n  true => n\n  false => f(n - 1) + f(n - 2)\n}\nfn g(n: Int) -> Int = f(n) + 1\nprint(g(10))'));
+    expect(r.diagnostics).toEqual([]);
+    expect(fnText(r.llvm!, 'ospu.g').match(/call i64 @ospu\.f\(/g)).toHaveLength(1);
+    // Each of the two self calls became a copy of the body, which makes two calls: four in all.
+    expect(fnText(r.llvm!, 'ospu.f').match(/call i64 @ospu\.f\(/g)).toHaveLength(4);
+  });
+
+  it('a self tail call stays a jump when the function is unrolled (deep recursion stays flat)', () => {
+    const r = compileToLlvm(src('fn ack(m: Int, n: Int) -> Int = match m == 0 {\n  true => n + 1\n  false => match n == 0 {\n    true => ack(m: m - 1, n: 1)\n    false => ack(m: m - 1, n: ack(m: m, n: n - 1))\n  }\n}\nprint(ack(m: 2, n: 3))'));
+    expect(r.diagnostics).toEqual([]);
+    const ack = fnText(r.llvm!, 'ospu.ack');
+    expect(ack).toContain('br label %loop');
+    // The inner (non-tail) call was unrolled: its copy calls ack, the two tail calls jump.
+    expect(ack.match(/call i64 @ospu\.ack\(/g)!.length).toBeGreaterThanOrEqual(2);
+  });
+});

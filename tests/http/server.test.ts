@@ -6,7 +6,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workspace, type Workspace } from '../interop/compile.ts';
@@ -24,7 +24,9 @@ beforeAll(async () => {
   ws = workspace();
   port = await freePort();
   const exe = await ws.build('http_server', SOURCE.replace('PORT', String(port)));
-  const child = spawn(exe, [], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Two workers at least, whatever the machine: a handler busy computing must leave the others
+  // a worker (a one-core machine would otherwise run every handler on one thread).
+  const child = spawn(exe, [], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OSPREY_THREADS: '2' } });
   server = child;
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   await new Promise<void>((resolve, reject) => {
@@ -142,6 +144,38 @@ print(b1.decode(), b2.decode(), same, r3.status, r3.getheader("Content-Length"),
     expect(fastMs).toBeLessThan(800);
     expect(await slow).toBe('slow done');
   });
+
+  it('a handler busy computing delays only its own request, even among requests that arrived with it', async () => {
+    // Connect first, then send every request at once, so the server reads them in one loop
+    // iteration and hands them to the scheduler as one batch: the fast ones must not wait
+    // behind the computing one on its worker.
+    const open = () =>
+      new Promise<Socket>((resolve, reject) => {
+        const s = connect(port, '127.0.0.1', () => resolve(s));
+        s.once('error', reject);
+      });
+    const socks = await Promise.all(Array.from({ length: 9 }, open));
+    const t0 = Date.now();
+    const answered = socks.map(
+      (s) =>
+        new Promise<{ body: string; ms: number }>((resolve) => {
+          let text = '';
+          s.on('data', (d) => {
+            text += d.toString('latin1');
+            if (/\r\n\r\n(hi|spun \d+)$/.test(text)) resolve({ body: text.slice(text.indexOf('\r\n\r\n') + 4), ms: Date.now() - t0 });
+          });
+        }),
+    );
+    socks.forEach((s, i) => s.write(`GET ${i === 0 ? '/spin' : '/'} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    const [spin, ...fast] = await Promise.all(answered);
+    socks.forEach((s) => s.destroy());
+    expect(spin!.body).toMatch(/^spun \d+$/);
+    for (const f of fast) expect(f.body).toBe('hi');
+    const slowestFast = Math.max(...fast.map((f) => f.ms));
+    // The computation takes a few hundred milliseconds; the others are answered while it runs.
+    expect(spin!.ms).toBeGreaterThan(100);
+    expect(slowestFast).toBeLessThan(spin!.ms / 2);
+  });
 });
 
 describe('WebSockets on the HTTP port (httpServerWebSocket)', () => {
@@ -229,6 +263,29 @@ describe('HTTP server with malformed and hostile requests', () => {
     expect(bodies[n]).toBe('/p/last');
     expect(r.match(/Connection: close/g)?.length).toBe(1);
   }, 40_000);
+
+  it('keep-alive: the connection outlives the previous head deadline and closes after idleTimeoutMs', async () => {
+    // headerTimeoutMs is 700 and idleTimeoutMs 1500: the second request comes 1 s after the
+    // first (its head deadline long past), and the silence after it closes the connection.
+    const sock = connect(port, '127.0.0.1');
+    let text = '';
+    sock.on('data', (d) => (text += d.toString('latin1')));
+    const closedAt = new Promise<number>((resolve) => sock.on('close', () => resolve(Date.now())));
+    const answered = async (body: string) => {
+      for (let i = 0; i < 200 && !text.endsWith(`\r\n\r\n${body}`); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(text.endsWith(`\r\n\r\n${body}`)).toBe(true);
+    };
+    sock.write(`GET /first HTTP/1.1\r\n${host}\r\n`);
+    await answered('/first');
+    await new Promise((r) => setTimeout(r, 1000));
+    sock.write(`GET /second HTTP/1.1\r\n${host}\r\n`);
+    await answered('/second');
+    const answeredAt = Date.now();
+    const idleMs = (await closedAt) - answeredAt;
+    expect(idleMs).toBeGreaterThan(1200);
+    expect(idleMs).toBeLessThan(3500);
+    expect(text.match(/HTTP\/1\.1 200/g)?.length).toBe(2);
+  });
 
   it('Connection: close is honoured and HTTP/1.0 closes by default', async () => {
     const a = await raw([`GET / HTTP/1.1\r\n${host}Connection: close\r\n\r\n`], { timeoutMs: 3000 });

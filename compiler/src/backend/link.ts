@@ -55,7 +55,11 @@ export async function linkExecutable(ir: IrModule, output: string, opt: OptLevel
   const sanitize = options.sanitize ? ['-fsanitize=address,undefined', '-fno-omit-frame-pointer'] : [];
   // --as-needed: a program that uses no WebSocket function does not load libssl and libcrypto at
   // start-up (their relocations cost more than a small program's whole run).
-  const args = [opt === 'release' ? '-O2' : '-O0', '-fPIC', ...sanitize, bc, lib, '-Wl,--as-needed', ...RUNTIME_LINK_LIBS, '-o', output];
+  // gold (binutils, always installed with ld) links a program in about two thirds of the CPU
+  // time of the default bfd ld: ~25 ms of a hello-world build (docs/BENCHMARKS-LANG.md). The
+  // sanitizer runtimes are left to the default linker they are tested with.
+  const linker = options.sanitize ? [] : ['-fuse-ld=gold'];
+  const args = [opt === 'release' ? '-O2' : '-O0', '-fPIC', ...sanitize, ...linker, bc, lib, '-Wl,--as-needed', ...RUNTIME_LINK_LIBS, '-o', output];
   try {
     await run(LLVM_TOOLS.clang, args, { maxBuffer: 16 * 1024 * 1024 });
   } catch (e) {

@@ -298,14 +298,18 @@ class Emitter {
         return ir.insert(withFn, env, 1);
       }
       case 'alloc': {
-        if (e.words.length >= CONSTANT_BLOCK_MIN_WORDS) return this.emitLargeAlloc(e.words);
+        if (e.words.length >= CONSTANT_BLOCK_MIN_WORDS && !e.stack) return this.emitLargeAlloc(e.words);
         const values: Value[] = [];
         for (const w of e.words) {
           const v = this.expr(w);
           if (!v) return null;
           values.push(this.toWord(v, w.repr));
         }
-        const p = this.alloc(8 * Math.max(1, values.length));
+        // A block that does not outlive this call (lower/escape.ts) is a slot of this function's
+        // frame, allocated once in the entry block (so a loop reuses it rather than growing the stack).
+        const p = e.stack
+          ? ir.bitcast(ir.entryAlloca(this.fn!, ir.arrayOf(ir.i64(), Math.max(1, values.length))), ir.i8ptr())
+          : this.alloc(8 * Math.max(1, values.length));
         const words = ir.bitcast(p, ir.ptrTo(ir.i64()));
         values.forEach((v, i) => ir.store(v, ir.elementPtr(ir.i64(), words, i)));
         return p;

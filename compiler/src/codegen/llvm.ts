@@ -63,6 +63,9 @@ export class IrModule {
   closure(): Type {
     return llvm.StructType.get(this.ctx, [this.i8ptr(), this.i8ptr()]);
   }
+  arrayOf(element: Type, length: number): Type {
+    return llvm.ArrayType.get(element, length);
+  }
   fnType(ret: Type, params: Type[]): FnType {
     return llvm.FunctionType.get(ret, params, false);
   }
@@ -184,6 +187,18 @@ export class IrModule {
   load(t: Type, ptr: Value): Value { return this.b.CreateLoad(t, ptr); }
   store(v: Value, ptr: Value): void { this.b.CreateStore(v, ptr); }
   alloca(t: Type): Value { return this.b.CreateAlloca(t); }
+  /** A stack slot at the start of `fn`'s entry block, wherever the builder is: a fixed part of
+   *  the frame (an alloca elsewhere would grow the stack each time it runs). */
+  entryAlloca(fn: Fn, t: Type): Value {
+    const here = this.currentBlock();
+    const entry = fn.getEntryBlock();
+    const first = entry.getFirstNonPHI();
+    if (first) this.b.SetInsertPoint(first);
+    else this.b.SetInsertPoint(entry);
+    const slot = this.b.CreateAlloca(t);
+    this.b.SetInsertPoint(here);
+    return slot;
+  }
   /** Address of element `i` of an array of `t` at `ptr` (a `t*`). */
   elementPtr(t: Type, ptr: Value, i: number): Value { return this.b.CreateGEP(t, ptr, [this.b.getIntN(64, i)]); }
   elementPtrAt(t: Type, ptr: Value, i: Value): Value { return this.b.CreateGEP(t, ptr, [i]); }

@@ -48,8 +48,10 @@ export type CExpr = { repr: Repr } & (
   /** A new string from `parts` in order (an Int part is its decimal text): a whole `+` chain or
    *  interpolation, evaluated left to right, built with one allocation per four parts. */
   | { k: 'strbuild'; parts: { value: CExpr; isInt: boolean }[] }
-  /** GC-allocates one 64-bit word per element (each converted to a word), giving a ptr. */
-  | { k: 'alloc'; words: CExpr[] }
+  /** GC-allocates one 64-bit word per element (each converted to a word), giving a ptr.
+   *  `stack`: the block never outlives the call of the function that allocates it (escape.ts
+   *  proved it), so it lives in that function's stack frame instead of the collected heap. */
+  | { k: 'alloc'; words: CExpr[]; stack?: boolean }
   /** Stores `value` (as a word) into word `index` of a GC block; Unit. */
   | { k: 'storeword'; ptr: CExpr; index: number; value: CExpr }
   /** Word `index` of a GC block, converted back to `repr`. */
@@ -70,6 +72,83 @@ export type CExpr = { repr: Repr } & (
 /** A value read without effects: evaluating it before or after other code gives the same. */
 export function isPureRead(e: CExpr): boolean {
   return e.k === 'local' || e.k === 'global' || e.k === 'envload' || (e.k === 'mkclosure' && (e.env === null || e.env.k === 'env'));
+}
+
+/**
+ * Calls `visit` on each direct sub-expression of `e` in evaluation order, with a function that
+ * replaces that sub-expression in place. The passes over core walk with this and an explicit stack
+ * (a long operator chain nests as deep as it is long, so they must not recurse per level).
+ */
+export function forEachChild(e: CExpr, visit: (child: CExpr, replace: (c: CExpr) => void) => void): void {
+  const list = (xs: CExpr[]): void => xs.forEach((x, i) => visit(x, (c) => (xs[i] = c)));
+  switch (e.k) {
+    case 'int':
+    case 'bool':
+    case 'str':
+    case 'unit':
+    case 'local':
+    case 'global':
+    case 'envload':
+    case 'env':
+    case 'unreachable':
+      return;
+    case 'let':
+      visit(e.value, (c) => (e.value = c));
+      visit(e.body, (c) => (e.body = c));
+      return;
+    case 'setglobal':
+    case 'word':
+    case 'unword':
+    case 'resulttag':
+    case 'resultpayload':
+      visit(e.value, (c) => (e.value = c));
+      return;
+    case 'seq':
+      list(e.effects);
+      visit(e.result, (c) => (e.result = c));
+      return;
+    case 'if':
+      visit(e.cond, (c) => (e.cond = c));
+      visit(e.then, (c) => (e.then = c));
+      visit(e.else, (c) => (e.else = c));
+      return;
+    case 'prim':
+    case 'callextern':
+    case 'callruntime':
+      list(e.args);
+      return;
+    case 'calldirect':
+      if (e.env) visit(e.env, (c) => (e.env = c));
+      list(e.args);
+      return;
+    case 'callclosure':
+      visit(e.closure, (c) => (e.closure = c));
+      list(e.args);
+      return;
+    case 'mkclosure':
+      if (e.env) visit(e.env, (c) => (e.env = c));
+      return;
+    case 'strbuild':
+      e.parts.forEach((p) => visit(p.value, (c) => (p.value = c)));
+      return;
+    case 'alloc':
+      list(e.words);
+      return;
+    case 'storeword':
+      visit(e.ptr, (c) => (e.ptr = c));
+      visit(e.value, (c) => (e.value = c));
+      return;
+    case 'loadword':
+      visit(e.ptr, (c) => (e.ptr = c));
+      return;
+    case 'loadwordat':
+      visit(e.ptr, (c) => (e.ptr = c));
+      visit(e.index, (c) => (e.index = c));
+      return;
+    case 'mkresult':
+      visit(e.payload, (c) => (e.payload = c));
+      return;
+  }
 }
 
 export interface CoreFn {

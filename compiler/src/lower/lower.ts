@@ -11,6 +11,8 @@ import { isCon, prune, type CtorInfo, type Type } from '../semantics/types.ts';
 import { stmtChildren } from '../semantics/walk.ts';
 import { accumulateTailSums } from './accumulate.ts';
 import { capturesOf } from './closures.ts';
+import { stackAllocateClosureEnvs } from './escape.ts';
+import { inlineSmallFunctions } from './inline.ts';
 import { FnContext, LowerState, reprOf } from './context.ts';
 import { isPureRead, type CExpr, type CoreFn, type CoreProgram } from './core.ts';
 import { lowerMatch } from './match.ts';
@@ -33,12 +35,17 @@ export function lowerProgram(program: TypedProgram, location: (offset: number) =
   const init = lowerStmts(program.topLevel, 0, null, entry, false);
   if (state.anyDisplayUsed) state.fns.push(anyDisplayFn(state));
   if (options.accumulateSums) accumulateTailSums(state.fns, () => state.temp());
-  return {
+  const core: CoreProgram = {
     fns: state.fns,
     globals: [...state.globals.values()],
     init,
     main: program.main ? { fn: state.topFns.get(program.main.symbol!.id)!, returnsInt: isCon(program.main.returnType, 'Int') } : null,
   };
+  // Small functions inlined, then closures that are only called keep their environment on the
+  // stack (inline.ts, escape.ts): at every optimisation level, so -O0 runs the same code shapes.
+  inlineSmallFunctions(core, () => state.temp());
+  stackAllocateClosureEnvs(core);
+  return core;
 }
 
 /** Registers every global (top-level and module lets, which sit in a block). */
