@@ -33,8 +33,12 @@ static void client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, 
 }
 
 /* What a client connection reports (ws_conn.c calls up through it). */
+/* The connection ended: its close event (websocketOnClose) goes behind its last message. */
+static void client_conn_gone(osp_ws_conn *c) { osp_ws_inbox_close_event(c); }
+
 static const osp_ws_conn_owner client_conn_owner = {
     .deliver = client_deliver,
+    .gone = client_conn_gone,
     .output_pressure = osp_ws_inbox_output_pressure,
     .freed = osp_ws_inbox_conn_freed,
 };

@@ -408,9 +408,7 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     c->watch.events = 0;
     if (c->id) osp_ws_registry_retire(c->id, c->close_code);
     tx_forget(c);
-    /* Behind the connection's last message, before anyone waiting below is woken (the owner's
-     * `gone` unlinks it from its server, which the event still names). */
-    osp_ws_inbox_close_event(c);
+    /* The owner queues the close event first (behind the last message), then unlinks. */
     if (c->owner->gone) c->owner->gone(c);
     /* Whoever waits in websocketClose may go on: the handler can no longer be called. */
     osp_ws_waiters_signal_all(&c->close_waiters);

@@ -382,6 +382,8 @@ static void server_finish(osp_ws_server *s) {
 static void server_conn_gone(osp_ws_conn *c) {
     osp_ws_server *s = c->server;
     if (s == NULL) return; /* never admitted */
+    /* Its close event goes behind its last message, while c->server still names the server. */
+    osp_ws_inbox_close_event(c);
     handshake_uncount(c);
     if (c->ip_counted) {
         c->ip_counted = false;
