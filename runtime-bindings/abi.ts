@@ -314,7 +314,9 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     ],
     returns: 'void',
     noreturn: true,
-    doc: 'A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1.',
+    doc:
+      'A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1. ' +
+      'Both are read as NUL-terminated text only (never their length), so compiled code passes plain C text, not Strings.',
   },
   // ---- memory and strings -----------------------------------------------------------------
   {

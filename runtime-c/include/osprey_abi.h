@@ -61,7 +61,7 @@ void osp_rt_init(int64_t abi_version);
 /* Called last by the generated main(): stops every WebSocket server and connection, joins the runtime thread, flushes stdout and returns the process exit status (low 8 bits of `status`). */
 int32_t osp_rt_shutdown(int64_t status);
 
-/* A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1. */
+/* A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1. Both are read as NUL-terminated text only (never their length), so compiled code passes plain C text, not Strings. */
 _Noreturn void osp_rt_fail(const char *message, const char *location);
 
 /* Called by the generated main() after osp_rt_init: starts the fiber scheduler (one worker thread per core, OSPREY_THREADS to override) and runs the program (top-level statements, then `main`) as the main fiber on a 1 GiB reserved stack. Returns its exit status when the main fiber ends on the calling thread; when it ends on another worker that worker shuts the process down itself. */

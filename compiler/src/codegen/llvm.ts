@@ -3,8 +3,8 @@
 //   1. integer constants never go through getInt64 (it truncates through a C++ unsigned);
 //   2. the data layout is set by string (createDataLayout returns a dangling pointer);
 //   3. only methods the .d.ts declares on each class are called (inherited ones throw);
-//   4. CreateGlobalStringPtr segfaults without an insertion point: constant Strings are built as
-//      globals by hand (cstring);
+//   4. CreateGlobalStringPtr always gets the module (it segfaults without an insertion point);
+//      constant Strings, which need a length header, are built as globals by hand (ostring);
 //   5. verifyModule returns TRUE when the module is broken: every module is verified, and a
 //      failure becomes an internal compiler error.
 
@@ -29,6 +29,7 @@ export class IrModule {
   private readonly b: llvm.IRBuilder;
   private resultStruct: llvm.StructType | null = null;
   private strings = new Map<string, Value>();
+  private texts = new Map<string, Value>();
 
   constructor(name: string) {
     this.mod = new llvm.Module(name, this.ctx);
@@ -102,7 +103,7 @@ export class IrModule {
    *  of its first byte, so the length sits in the 8 bytes before it (runtime-bindings/abi.ts,
    *  STRING_LAYOUT). The GEP on constants folds to a constant expression, so no insertion point
    *  is needed (unlike CreateGlobalStringPtr, workaround 4). */
-  cstring(s: string): Value {
+  ostring(s: string): Value {
     let v = this.strings.get(s);
     if (!v) {
       const bytes = llvm.ConstantDataArray.getString(this.ctx, s, true);
@@ -111,6 +112,17 @@ export class IrModule {
       const g = new llvm.GlobalVariable(this.mod, layout, true, llvm.GlobalValue.LinkageTypes.PrivateLinkage, init, `str.${this.strings.size}`);
       v = this.b.CreateInBoundsGEP(layout, g, [this.b.getInt32(0), this.b.getInt32(1), this.b.getInt32(0)]);
       this.strings.set(s, v);
+    }
+    return v;
+  }
+  /** Plain NUL-terminated C text (no length header), shared per distinct text: for what only C
+   *  reads as text, such as the message and location of osp_rt_fail. One bindings call instead of
+   *  the seven a String literal costs (a division's location is one per `/` and `%`). */
+  ctext(s: string): Value {
+    let v = this.texts.get(s);
+    if (!v) {
+      v = this.b.CreateGlobalStringPtr(s, `text.${this.texts.size}`, 0, this.mod);
+      this.texts.set(s, v);
     }
     return v;
   }
