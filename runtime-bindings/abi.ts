@@ -21,7 +21,7 @@
  */
 
 /** Bumped on any change a separately built runtime library would notice. */
-export const ABI_VERSION = 9;
+export const ABI_VERSION = 10;
 
 /**
  * How a String crosses the ABI (ABI 8). A String is ONE pointer, to the first byte of a block
@@ -86,7 +86,7 @@ export type OspreyType =
   | { kind: 'Fn'; params: OspreyType[]; ret: OspreyType }
   /** A built-in declared type (docs/guide/17-http.md), passed as a pointer to its GC block of words
    *  `[tag, field…]` (fields in declaration order; Bool as 0/1). */
-  | { kind: 'Adt'; name: 'HttpResponse' | 'HttpMethod' };
+  | { kind: 'Adt'; name: 'HttpResponse' | 'HttpMethod' | 'WebSocketMessage' };
 
 export const T = {
   Int: { kind: 'Int' } as OspreyType,
@@ -97,6 +97,10 @@ export const T = {
   Fn: (params: OspreyType[], ret: OspreyType): OspreyType => ({ kind: 'Fn', params, ret }),
   HttpResponse: { kind: 'Adt', name: 'HttpResponse' } as OspreyType,
   HttpMethod: { kind: 'Adt', name: 'HttpMethod' } as OspreyType,
+  /** `{ type: String, data: String, timestamp: Int }` (docs/guide/15-websockets.md): a GC block of
+   *  words `[0, type, data, timestamp]`; type is "text" or "binary", timestamp the milliseconds
+   *  since the epoch (CLOCK_REALTIME) when the I/O thread received it. */
+  WebSocketMessage: { kind: 'Adt', name: 'WebSocketMessage' } as OspreyType,
 };
 
 /**
@@ -113,7 +117,16 @@ export type CType =
   | 'result'
   | `handler:${HandlerName}`;
 
-export type HandlerName = 'message' | 'server_message' | 'process_event' | 'fiber_body' | 'http_request';
+export type HandlerName =
+  | 'message'
+  | 'server_message'
+  | 'ws_message'
+  | 'ws_open'
+  | 'ws_server_close'
+  | 'ws_close'
+  | 'process_event'
+  | 'fiber_body'
+  | 'http_request';
 
 /**
  * Handler calling convention. An Osprey function value is a closure `{ fn, env }`. The runtime
@@ -138,7 +151,7 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     ],
     returns: 'result',
     osprey: T.Fn([T.String], T.Result(T.Unit, T.String)),
-    doc: 'Client message handler: called once per received text message, in order.',
+    doc: 'Text message handler: called once per received text message, in order (binary messages are not passed to it).',
   },
   server_message: {
     cTypedef: 'osp_server_message_handler_fn',
@@ -149,7 +162,57 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     ],
     returns: 'result',
     osprey: T.Fn([T.Int, T.String], T.Result(T.Unit, T.String)),
-    doc: 'Server message handler: called with the connection id and each received text message.',
+    doc: 'Text message handler with the connection id: called with the id and each received text message, in order.',
+  },
+  ws_message: {
+    cTypedef: 'osp_ws_message_handler_fn',
+    params: [
+      { name: 'env', type: 'ptr' },
+      { name: 'connection_id', type: 'int64' },
+      { name: 'message', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: T.Fn([T.Int, T.WebSocketMessage], T.Result(T.Unit, T.String)),
+    doc:
+      'Message handler for every data message, text and binary: called with the connection id and a ' +
+      'WebSocketMessage record (words [0, type, data, timestamp]; type "text" or "binary").',
+  },
+  ws_open: {
+    cTypedef: 'osp_ws_open_handler_fn',
+    params: [
+      { name: 'env', type: 'ptr' },
+      { name: 'connection_id', type: 'int64' },
+    ],
+    returns: 'result',
+    osprey: T.Fn([T.Int], T.Result(T.Unit, T.String)),
+    doc: 'Open event handler: called once per accepted connection, before any of its messages.',
+  },
+  ws_server_close: {
+    cTypedef: 'osp_ws_server_close_handler_fn',
+    params: [
+      { name: 'env', type: 'ptr' },
+      { name: 'connection_id', type: 'int64' },
+      { name: 'code', type: 'int64' },
+      { name: 'reason', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: T.Fn([T.Int, T.Int, T.String], T.Result(T.Unit, T.String)),
+    doc:
+      'Server close event handler: called once per connection that had its open event, after its last ' +
+      'message, with the close code (1006 when the TCP connection dropped without a Close frame) and reason.',
+  },
+  ws_close: {
+    cTypedef: 'osp_ws_close_handler_fn',
+    params: [
+      { name: 'env', type: 'ptr' },
+      { name: 'code', type: 'int64' },
+      { name: 'reason', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: T.Fn([T.Int, T.String], T.Result(T.Unit, T.String)),
+    doc:
+      'Client close event handler: called once when the connection ends, after its last message, with the ' +
+      'close code (1006 when the TCP connection dropped without a Close frame) and reason.',
   },
   process_event: {
     cTypedef: 'osp_process_event_handler_fn',
@@ -842,6 +905,48 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
+    symbol: 'osp_ws_connect_with_id',
+    params: [
+      { name: 'url', type: 'cstring' },
+      { name: 'handler', type: 'handler:server_message' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketConnect',
+      params: [
+        { name: 'url', type: T.String },
+        { name: 'messageHandler', type: HANDLERS.server_message.osprey },
+      ],
+      returns: wsResultInt,
+      capability: 'websocket',
+    },
+    doc:
+      'websocketConnect with a handler of type ' + 'fn(Int, String): the connection id and each text message' + ' (the compiler picks this symbol by the ' +
+      'handler\'s type); otherwise as osp_ws_connect.',
+  },
+  {
+    symbol: 'osp_ws_connect_messages',
+    params: [
+      { name: 'url', type: 'cstring' },
+      { name: 'handler', type: 'handler:ws_message' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketConnect',
+      params: [
+        { name: 'url', type: T.String },
+        { name: 'messageHandler', type: HANDLERS.ws_message.osprey },
+      ],
+      returns: wsResultInt,
+      capability: 'websocket',
+    },
+    doc:
+      'websocketConnect with a handler of type ' + 'fn(Int, WebSocketMessage): the connection id and every text and binary message' + ' (the compiler picks this symbol by the ' +
+      'handler\'s type); otherwise as osp_ws_connect.',
+  },
+  {
     symbol: 'osp_ws_send',
     params: [
       { name: 'ws_id', type: 'int64' },
@@ -858,6 +963,46 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc: 'Sends one masked text message on a client connection.',
+  },
+  {
+    symbol: 'osp_ws_send_binary',
+    params: [
+      { name: 'ws_id', type: 'int64' },
+      { name: 'data', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketSendBinary',
+      params: [
+        { name: 'wsID', type: T.Int },
+        { name: 'data', type: T.String },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc: 'Project addition (docs/guide/15-websockets.md): sends one masked binary message (any bytes) on a client connection.',
+  },
+  {
+    symbol: 'osp_ws_on_close',
+    params: [
+      { name: 'ws_id', type: 'int64' },
+      { name: 'handler', type: 'handler:ws_close' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketOnClose',
+      params: [
+        { name: 'wsID', type: T.Int },
+        { name: 'handler', type: HANDLERS.ws_close.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/guide/15-websockets.md): registers the handler called once when the client ' +
+      'connection ends (close code and reason; 1006 when the TCP connection dropped without a Close frame), ' +
+      'after its last message, in a fiber like the message handler. An Err when the connection already ended.',
   },
   {
     symbol: 'osp_ws_close',
@@ -960,6 +1105,92 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'I/O thread): per connection one message at a time, in order; different connections in parallel.',
   },
   {
+    symbol: 'osp_ws_server_on_text',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'handler', type: 'handler:message' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerOnMessage',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'handler', type: HANDLERS.message.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'websocketServerOnMessage with a handler of type ' + 'fn(String): each text message' + ' (the compiler picks this symbol by ' +
+      'the handler\'s type); otherwise as osp_ws_server_on_message.',
+  },
+  {
+    symbol: 'osp_ws_server_on_messages',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'handler', type: 'handler:ws_message' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerOnMessage',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'handler', type: HANDLERS.ws_message.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'websocketServerOnMessage with a handler of type ' + 'fn(Int, WebSocketMessage): the connection id and every text and binary message' + ' (the compiler picks this symbol by ' +
+      'the handler\'s type); otherwise as osp_ws_server_on_message.',
+  },
+  {
+    symbol: 'osp_ws_server_on_open',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'handler', type: 'handler:ws_open' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerOnOpen',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'handler', type: HANDLERS.ws_open.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/guide/15-websockets.md): registers the handler called with the id of every ' +
+      'connection the server accepts, before any of its messages, in the connection\'s handler fiber. Before ' +
+      'websocketServerListen: every connection then gets exactly one open and one close event, in that order.',
+  },
+  {
+    symbol: 'osp_ws_server_on_close',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'handler', type: 'handler:ws_server_close' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerOnClose',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'handler', type: HANDLERS.ws_server_close.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/guide/15-websockets.md): registers the handler called once per connection when it ' +
+      'ends (connection id, close code, reason; 1006 when the TCP connection dropped without a Close frame), after ' +
+      'its last message. Before websocketServerListen.',
+  },
+  {
     symbol: 'osp_ws_server_send',
     params: [
       { name: 'server_id', type: 'int64' },
@@ -1016,6 +1247,44 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     doc:
       'Project addition (docs/CLUSTER.md): one line on the server\'s cluster link, starting with "up:" or ' +
       '"reconnecting:", then the node id, Redis address, counters and the backlog waiting for the bus.',
+  },
+  {
+    symbol: 'osp_ws_server_send_binary',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'connection_id', type: 'int64' },
+      { name: 'data', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerSendBinary',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'connectionID', type: T.Int },
+        { name: 'data', type: T.String },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc: 'Project addition (docs/guide/15-websockets.md): sends a binary message (any bytes) to one connection of a server.',
+  },
+  {
+    symbol: 'osp_ws_server_broadcast_binary',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'data', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerBroadcastBinary',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'data', type: T.String },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc: 'Project addition (docs/guide/15-websockets.md): queues a binary message to every open connection of the server.',
   },
   {
     symbol: 'osp_ws_create_secure_server',

@@ -23,10 +23,12 @@
  *
  * Each active case is its own scenario (`integrity` for UTF-8 text, `integrity-nul-bytes` for
  * text holding NUL bytes, which Strings carry since they have a length: runtime-bindings/abi.ts,
- * STRING_LAYOUT). Cases the ABI has no function for (binary messages) are in the table as
- * *pending*: the report lists them as pending, never as passing. Switching one on takes an ABI
- * that can carry it, the matching calls in the probe (probe-gen.ts, probe_support.c), and
- * dropping its `pending` reason here; the comparisons work on lengths and bytes.
+ * STRING_LAYOUT). The binary sends (osp_ws_send_binary, osp_ws_server_send_binary,
+ * osp_ws_server_broadcast_binary) go through the same routes and cases as their text twins.
+ * Binary messages of every byte value (not UTF-8) are in the table as *pending*: the report lists
+ * them as pending, never as passing. Switching it on takes a generator of arbitrary bytes in the
+ * probe (probe-gen.ts, probe_support.c) and dropping its `pending` reason here; the comparisons
+ * work on lengths and bytes.
  */
 
 /** The byte sizes every message-carrying function is checked with, in the order sent: the edges
@@ -50,6 +52,11 @@ export type IntegrityRoute =
   /** osp_ws_server_send / osp_ws_server_broadcast: the probe's raw client reads every frame. */
   | 'server-send'
   | 'server-broadcast'
+  /** The same three routes for the binary sends (osp_ws_send_binary, …server_send_binary,
+   *  …server_broadcast_binary): the same peers, the same byte-for-byte comparison. */
+  | 'client-send-binary'
+  | 'server-send-binary'
+  | 'server-broadcast-binary'
   /** osp_ws_connect's handler: the Node server sends "abi-probe:expect N LEN SHA256", then the message. */
   | 'client-receive'
   /** osp_ws_server_on_message's handler: the raw client sends messages the probe generated. */
@@ -67,6 +74,9 @@ export const INTEGRITY_TARGETS: IntegrityTarget[] = [
   { symbol: 'osp_ws_send', direction: 'send', route: 'client-send', doc: "the harness's Node `ws` server receives; it reports each message's length and SHA-256 to the probe's raw client" },
   { symbol: 'osp_ws_server_send', direction: 'send', route: 'server-send', doc: 'a raw RFC 6455 client connected to the server receives (fragmented messages are reassembled)' },
   { symbol: 'osp_ws_server_broadcast', direction: 'send', route: 'server-broadcast', doc: 'a raw RFC 6455 client connected to the server receives' },
+  { symbol: 'osp_ws_send_binary', direction: 'send', route: 'client-send-binary', doc: "binary messages; the harness's Node `ws` server receives and reports each one's length and SHA-256" },
+  { symbol: 'osp_ws_server_send_binary', direction: 'send', route: 'server-send-binary', doc: 'binary messages; a raw RFC 6455 client connected to the server receives' },
+  { symbol: 'osp_ws_server_broadcast_binary', direction: 'send', route: 'server-broadcast-binary', doc: 'binary messages; a raw RFC 6455 client connected to the server receives' },
   { symbol: 'osp_ws_connect', direction: 'receive', route: 'client-receive', doc: "the harness's Node `ws` server sends; it announces each message's length and SHA-256 first" },
   { symbol: 'osp_ws_server_on_message', direction: 'receive', route: 'server-receive', doc: 'a raw RFC 6455 client sends single-frame text messages' },
 ];
@@ -101,7 +111,7 @@ export const INTEGRITY_CASES: IntegrityCase[] = [
     name: 'binary',
     content: 'binary',
     doc: 'binary messages (opcode 0x2) of the same sizes, every byte value',
-    pending: 'binary messages do not exist yet: the ABI has no function that sends or receives one',
+    pending: 'the probe generates UTF-8 only: the …Binary sends are checked with the utf8 and nul-bytes cases, not yet with every byte value',
   },
 ];
 

@@ -445,6 +445,12 @@ function integritySendCall(t: IntegrityTarget): string {
       return 'osp_ws_server_send(integrity_a, integrity_b, m)';
     case 'server-broadcast':
       return 'osp_ws_server_broadcast(integrity_a, m)';
+    case 'client-send-binary':
+      return 'osp_ws_send_binary(integrity_a, m)';
+    case 'server-send-binary':
+      return 'osp_ws_server_send_binary(integrity_a, integrity_b, m)';
+    case 'server-broadcast-binary':
+      return 'osp_ws_server_broadcast_binary(integrity_a, m)';
     default:
       throw new Error(`abi-check: ${t.route} is not a send route`);
   }
@@ -454,7 +460,7 @@ function integritySendCall(t: IntegrityTarget): string {
 function integrityCallback(t: IntegrityTarget): string[] {
   if (t.direction !== 'send') return [];
   return [
-    t.route === 'server-send' ? 'static int64_t integrity_a, integrity_b;' : 'static int64_t integrity_a;',
+    t.route === 'server-send' || t.route === 'server-send-binary' ? 'static int64_t integrity_a, integrity_b;' : 'static int64_t integrity_a;',
     'static OspResult integrity_send(const char *m) {',
     `    probe_enter_call(${cString(t.symbol)});`,
     `    OspResult r = ${integritySendCall(t)};`,
@@ -507,13 +513,13 @@ function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: Integrit
     e.line('probe_leave_call();');
   };
   if (t.direction === 'send') {
-    if (t.route === 'client-send') {
+    if (t.route === 'client-send' || t.route === 'client-send-binary') {
       e.line('integrity_a = fx_digestClientId;');
       e.line(`probe_integrity_send_digest(${sym}, integrity_send, sizes, count, integrity_limit);`);
       closeClient('fx_digestClientId');
     } else {
       e.line('integrity_a = fx_listeningServerId;');
-      if (t.route === 'server-send') e.line('integrity_b = fx_connectionId;');
+      if (t.route === 'server-send' || t.route === 'server-send-binary') e.line('integrity_b = fx_connectionId;');
       e.line(`probe_integrity_send_raw(${sym}, integrity_send, fx_rawFd, sizes, count, integrity_limit);`);
       stopServer('fx_listeningServerId');
     }

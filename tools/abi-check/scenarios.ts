@@ -317,6 +317,9 @@ const INTEGRITY_ARGS: Record<IntegrityTarget['route'], { args: Record<string, Ar
   'client-send': { args: { ws_id: fx('digestClientId') } },
   'server-send': { args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId') } },
   'server-broadcast': { args: { server_id: fx('listeningServerId') }, extraFixtures: ['connectionId'] },
+  'client-send-binary': { args: { ws_id: fx('digestClientId') } },
+  'server-send-binary': { args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId') } },
+  'server-broadcast-binary': { args: { server_id: fx('listeningServerId') }, extraFixtures: ['connectionId'] },
   'client-receive': { args: { url: fx('integrityUrl') } },
   'server-receive': { args: { server_id: fx('listeningServerId') } },
 };
@@ -372,6 +375,37 @@ export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
       '       probe_raw_start_sender(rawFd, "abi-probe:more", 5); probe_pause_ms(50); }',
     close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
     cleanup: 'probe_raw_stop_sender();',
+  },
+  // The message-record client handler (fn(Int, WebSocketMessage)): as `message`, the echo server
+  // pushes numbered text while the client closes.
+  ws_message: {
+    trigger: '',
+    close: { symbol: 'osp_ws_close', arg: 'payload' },
+    cleanup: '',
+  },
+  // Connection events of a listening server: a raw client connects (open event), sends, and drops
+  // its TCP connection without a Close frame (close event, 1006); the server is then stopped.
+  ws_open: {
+    trigger:
+      'int rawFd = probe_raw_connect(fx_freePort, "/abi");\n' +
+      'if (rawFd < 0) probe_step("raw client could not connect to the listening server");\n' +
+      'else { probe_handler_wait(1, 2000); close(rawFd); }',
+    close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
+    cleanup: '',
+  },
+  ws_server_close: {
+    trigger:
+      'int rawFd = probe_raw_connect(fx_freePort, "/abi");\n' +
+      'if (rawFd < 0) probe_step("raw client could not connect to the listening server");\n' +
+      'else { close(rawFd); probe_handler_wait(1, 2000); }',
+    close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
+    cleanup: '',
+  },
+  // A client connection's close event: the close call itself delivers it.
+  ws_close: {
+    trigger: '',
+    close: { symbol: 'osp_ws_close', arg: 'payload' },
+    cleanup: '',
   },
   // docs/guide/14-builtins.md#processes: events are delivered on the thread calling awaitProcess, before it
   // returns; none after cleanupProcess.
@@ -620,6 +654,43 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       expect: 'error',
     },
   ],
+  // The binary sends: like their text twins (their integrity scenarios carry the messages); the
+  // other handler shapes and the event registrations: the error path (an unknown id, a closed port).
+  osp_ws_send_binary: [
+    { name: 'success', doc: 'an open client connection', args: { ws_id: fx('clientId'), data: str('abi-probe:send-binary') }, expect: 'success' },
+    { name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_server_send_binary: [
+    {
+      name: 'success',
+      doc: 'a connection of a listening server',
+      args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId'), data: str('abi-probe:server-send-binary') },
+      expect: 'success',
+    },
+    {
+      name: 'error',
+      doc: 'an unknown connection id on a listening server',
+      args: { server_id: fx('listeningServerId'), connection_id: { kind: 'int', value: UNKNOWN_ID } },
+      expect: 'error',
+    },
+  ],
+  osp_ws_server_broadcast_binary: [
+    {
+      name: 'success',
+      doc: 'a listening server with one raw client connected',
+      args: { server_id: fx('listeningServerId'), data: str('abi-probe:broadcast-binary') },
+      expect: 'success',
+      extraFixtures: ['connectionId'],
+    },
+    { name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_connect_with_id: [{ name: 'error', doc: 'an unreachable address (127.0.0.1, closed port)', args: { url: fx('closedPortUrl') }, expect: 'error' }],
+  osp_ws_connect_messages: [{ name: 'error', doc: 'an unreachable address (127.0.0.1, closed port)', args: { url: fx('closedPortUrl') }, expect: 'error' }],
+  osp_ws_on_close: [{ name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_text: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_messages: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_open: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_close: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
   osp_ws_server_set_limit: [
     { name: 'success', doc: 'maxFragments = 8 on a server not yet listening', args: { server_id: fx('serverId'), name: str('maxFragments'), value: int(8) }, expect: 'success' },
     { name: 'error', doc: 'an unknown limit name', args: { server_id: fx('serverId'), name: str('noSuchLimit'), value: int(8) }, expect: 'error' },
