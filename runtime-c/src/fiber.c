@@ -95,6 +95,7 @@ struct osp_fiber {
      * record with this condition variable (it never runs on a worker). */
     pthread_cond_t *thread_cond;
     void *asan_fake_stack;
+    void (*on_park)(void); /* osp_fiber_set_park_hook */
 };
 
 typedef struct {
@@ -106,6 +107,7 @@ typedef struct {
     struct GC_stack_base native_base;
     int unlock_after_switch; /* the fiber parked with sched_lock held: release it in the loop */
     osp_fiber *finished;     /* the fiber that just ended: recycle its stack in the loop */
+    void (*park_hook)(void); /* the fiber that just parked asked for this: run in the loop, unlocked */
     void *asan_fake_stack;   /* the loop's ASan fake stack while a fiber runs */
     const void *native_asan_bottom;
     size_t native_asan_size;
@@ -438,6 +440,11 @@ static void after_switch_to_loop(osp_worker *w) {
         w->unlock_after_switch = 0;
         pthread_mutex_unlock(&sched.lock);
     }
+    if (w->park_hook) {
+        void (*hook)(void) = w->park_hook;
+        w->park_hook = NULL;
+        hook();
+    }
 }
 
 static void run_fiber(osp_worker *w, osp_fiber *f) {
@@ -569,6 +576,7 @@ static void switch_to_loop(osp_fiber *f, int exiting) {
     osp_worker *w = current_worker();
     w->unlock_after_switch = 1;
     if (exiting) w->finished = f;
+    else if (f->on_park && f->state == FIBER_PARKED) w->park_hook = f->on_park;
     w->current = NULL;
     switch_begin();
     GC_set_stackbottom(w->gc_handle, &w->native_base);
@@ -663,6 +671,11 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n) 
      * sched.lock over a batch that one of them finishes in microseconds.) */
     if (sched.idle > 0) pthread_cond_signal(&sched.wake);
     pthread_mutex_unlock(&sched.lock);
+}
+
+void osp_fiber_set_park_hook(void (*hook)(void)) {
+    osp_fiber *self = osp_fiber_self();
+    if (self) self->on_park = hook;
 }
 
 bool osp_sched_nudge(void) {
