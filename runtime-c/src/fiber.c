@@ -321,11 +321,15 @@ static void prepare_stack(osp_fiber *f) {
 
 /* ---- run queue and timers (sched.lock held) --------------------------------------------- */
 
-static void push_ready(osp_fiber *f) {
+static void enqueue_ready(osp_fiber *f) {
     f->next_ready = NULL;
     if (sched.ready_tail) sched.ready_tail->next_ready = f;
     else sched.ready_head = f;
     sched.ready_tail = f;
+}
+
+static void push_ready(osp_fiber *f) {
+    enqueue_ready(f);
     if (sched.idle > 0) pthread_cond_signal(&sched.wake);
 }
 
@@ -639,8 +643,13 @@ void *osp_fiber_spawn(osp_fiber_body_fn body, void *env) {
     pthread_mutex_lock(&sched.lock);
     live_link(f);
     f->state = FIBER_READY;
-    push_ready(f);
+    enqueue_ready(f);
+    bool wake = sched.idle > 0;
     pthread_mutex_unlock(&sched.lock);
+    /* Signalled once the lock is free: a worker woken under it would at once block on the lock
+     * this thread still holds (a futex wait and wake more per spawn). No wake-up is lost: an idle
+     * worker counted above is already waiting on the condition, having released the lock. */
+    if (wake) pthread_cond_signal(&sched.wake);
     return f;
 }
 
