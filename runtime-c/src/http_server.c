@@ -3,11 +3,12 @@
  * httpServerSetLimit.
  *
  * Sockets live on the runtime's one epoll thread (loop.c), like the WebSocket servers; request
- * handlers never run there. Each complete request becomes a fiber that calls the Osprey handler,
- * serialises its HttpResponse and hands the bytes back to the loop thread through a lock-free
- * stack, so a slow handler delays only its own connection. The requests parsed in one loop
- * iteration are submitted together (osp_sched_submit_many: one scheduler wake-up per batch), and
- * a timer nudges the scheduler while they wait, so one long handler cannot hold up its batch.
+ * handlers never run there. Complete requests go to a queue that runner fibers drain: a runner
+ * calls the Osprey handler, serialises its HttpResponse and hands the bytes back to the loop
+ * thread through a lock-free stack. The requests parsed in one loop iteration are queued
+ * together (one fiber start and at most one scheduler wake-up per batch); a handler that parks
+ * hands the rest of the queue to a new runner at once, and a timer starts another runner while
+ * requests wait behind one that computes, so a slow handler delays only its own request.
  * One request per connection is in flight at a time and the next pipelined request is parsed
  * only after the previous response was written, which answers pipelined requests in order and
  * bounds memory (input is left in the socket while a handler runs, so TCP pushes back on the
