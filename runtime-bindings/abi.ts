@@ -1008,7 +1008,7 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'Project addition (docs/WEBSOCKET-OPTIONS.md): sets one limit of a server before ' +
       'websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, ' +
       'maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, ' +
-      'messageTimeoutMs, maxOutputBytes, maxConnections, maxConnectionsPerIp, maxHandshakesPerIp, ' +
+      'messageTimeoutMs, maxOutputBytes, maxConnections, maxConnectionsPerIp, maxHandshakesPerIp, maxTlsHandshakeRatePerIp, ' +
       'wipeMessages. Error for an unknown name (listing the valid ones), a value ' +
       'out of range (stating the range), or a server already listening.',
   },

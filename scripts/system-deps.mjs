@@ -11,7 +11,7 @@ const REQUIRED = [
   ['libclang-rt-14-dev', 'sanitizer and libFuzzer runtimes for clang-14'],
   ['cmake', 'builds the llvm-bindings native addon'],
   ['g++', 'builds the llvm-bindings native addon'],
-  ['binutils', 'nm, ar and objcopy: abi-check reads a library\'s symbols; its tests rebuild runtime archives with faults; ld.gold links programs'],
+  ['binutils', 'nm, ar and objcopy: abi-check reads a library\'s symbols; its tests rebuild runtime archives with faults; ld.gold links programs; the module-graph test reads the runtime\'s objects'],
   ['ccache', 'makes llvm-bindings rebuilds take seconds'],
   ['libssl-dev', 'OpenSSL: SHA-1 for the handshake, RAND_bytes for keys and masks, TLS'],
   ['libgc-dev', 'Boehm garbage collector for Osprey heap values'],

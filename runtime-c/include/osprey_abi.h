@@ -245,7 +245,7 @@ OspResult osp_ws_create_secure_server(int64_t port, const char *address, const c
  * Osprey: websocketSetTrustedCA(path: String) -> Result<Unit, String> */
 OspResult osp_ws_set_trusted_ca(const char *path);
 
-/* Project addition (docs/WEBSOCKET-OPTIONS.md): sets one limit of a server before websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, messageTimeoutMs, maxOutputBytes, maxConnections, maxConnectionsPerIp, maxHandshakesPerIp, wipeMessages. Error for an unknown name (listing the valid ones), a value out of range (stating the range), or a server already listening.
+/* Project addition (docs/WEBSOCKET-OPTIONS.md): sets one limit of a server before websocketServerListen. Names: maxMessageBytes, maxFragments, maxRequestLineBytes, maxHeaderBytes, maxHeaders, handshakeTimeoutMs, closeTimeoutMs, idleTimeoutMs, messageTimeoutMs, maxOutputBytes, maxConnections, maxConnectionsPerIp, maxHandshakesPerIp, maxTlsHandshakeRatePerIp, wipeMessages. Error for an unknown name (listing the valid ones), a value out of range (stating the range), or a server already listening.
  * Osprey: websocketServerSetLimit(serverID: Int, name: String, value: Int) -> Result<Unit, String> */
 OspResult osp_ws_server_set_limit(int64_t server_id, const char *name, int64_t value);
 

@@ -26,10 +26,17 @@
 #include <string.h>
 #include <unistd.h>
 
-void osp_ws_client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
+static void client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     if (opcode != OSP_WS_OP_TEXT) return;
     osp_ws_inbox_deliver(c, data, len);
 }
+
+/* What a client connection reports (ws_conn.c calls up through it). */
+static const osp_ws_conn_owner client_conn_owner = {
+    .deliver = client_deliver,
+    .output_pressure = osp_ws_inbox_output_pressure,
+    .freed = osp_ws_inbox_conn_freed,
+};
 
 /* ---- websocketConnect ---------------------------------------------------------------------- */
 
@@ -47,7 +54,7 @@ typedef struct {
 static void do_register(void *p) {
     register_args *a = p;
     void **cell = GC_MALLOC_UNCOLLECTABLE(sizeof(void *));
-    osp_ws_conn *c = cell ? osp_ws_conn_new(a->fd, OSP_WS_ROLE_CLIENT, OSP_WS_CONN_OPEN, a->limits) : NULL;
+    osp_ws_conn *c = cell ? osp_ws_conn_new(a->fd, OSP_WS_ROLE_CLIENT, OSP_WS_CONN_OPEN, a->limits, &client_conn_owner) : NULL;
     if (c == NULL) {
         if (cell) GC_FREE(cell);
         a->result = osp_result_errorf("websocketConnect: out of memory");
@@ -264,17 +271,9 @@ static void do_send(void *p) {
     if (c == NULL) return;
     /* Frames the program's threads posted first go first, and count against the cap. */
     osp_ws_tx_drain(c);
-    if (c->state != OSP_WS_CONN_OPEN || c->close_sent || c->close_received) {
-        a->result = osp_result_errorf("%s: connection %" PRId64 " is closing", fn, a->id);
-        return;
-    }
-    const osp_ws_limits *lim = &c->limits;
-    if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, lim->max_output)) {
-        a->result = osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
-                                      "(limit %llu); the server is not reading",
-                                      fn, a->id, osp_ws_conn_pending(c), (unsigned long long)lim->max_output);
-        return;
-    }
+    a->result = osp_ws_send_permission(c, fn, a->id, c->state != OSP_WS_CONN_OPEN || c->close_sent || c->close_received,
+                                       osp_ws_conn_pending(c), a->len);
+    if (a->result.tag != OSP_RESULT_SUCCESS) return;
     int rc = osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len);
     if (rc == OSP_WS_BUF_OVER_BUDGET) {
         a->result = osp_ws_budget_error(fn);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One receive buffer for the whole loop, parsed in place (docs/WEBSOCKET-RUNTIME.md#one-event-loop). */
@@ -31,7 +32,7 @@ static osp_ws_buf cork = {.counted = true, .small_always = true};
 static osp_ws_conn *cork_owner;
 
 /* Connections with queued output that is sent once, at the end of the loop iteration
- * (osp_ws_conn_flush_dirty): a broadcast queues to every recipient and each of them gets one
+ * (flush_dirty): a broadcast queues to every recipient and each of them gets one
  * send() for all the messages of that iteration. */
 static osp_ws_conn *dirty_head;
 
@@ -46,6 +47,65 @@ static size_t bc_refs;
 static bool bc_wipe; /* a recipient has the per-message wipe option */
 
 static void recycle_shared(osp_ws_buf *b, bool wipe);
+static void conn_free(osp_ws_conn *c);
+
+/* Destroyed connections, freed at the end of the loop iteration (layer_iteration_end): a later
+ * event of the same epoll batch, or a command's caller, may still hold a pointer. */
+static osp_ws_conn *zombie_conns;
+
+/* Server-side TLS handshakes on this loop (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). A
+ * handshake step that answers a ClientHello costs a key exchange and a signature (about half a
+ * millisecond of CPU), so a peer opening connections and replaying ClientHellos could keep the
+ * loop busy with them while established connections wait. Three bounds: at most
+ * OSP_WS_TLS_HANDSHAKES_IN_FLIGHT unfinished server handshakes per loop (a new one drops the
+ * oldest: pausing accept instead would let a few idle connections lock every new client out),
+ * one loop iteration spends at most OSP_WS_TLS_STEP_BUDGET_NS
+ * on handshake steps (the rest wait for the next iteration: epoll is level-triggered, so their
+ * sockets are reported again, after the established connections of this batch were served),
+ * and each peer address has a handshake rate (maxTlsHandshakeRatePerIp, ws_server.c). */
+static size_t tls_in_flight;
+static osp_ws_conn *tls_oldest, *tls_newest; /* the unfinished handshakes, oldest first */
+static uint64_t tls_step_ns;     /* spent on handshake steps in this loop iteration */
+static unsigned tls_step_count;  /* handshake steps taken in this loop iteration */
+#define OSP_WS_TLS_STEP_BUDGET_NS (1000u * 1000u)
+
+static uint64_t monotonic_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool osp_ws_conn_begin_tls(osp_ws_conn *c, SSL_CTX *ctx) {
+    c->tls = SSL_new(ctx);
+    if (c->tls == NULL || !osp_ws_tls_attach(c->tls, c->watch.fd)) return false;
+    SSL_set_accept_state(c->tls);
+    c->tls_handshaking = true;
+    /* Full: the handshake that has had the longest time goes (a live client finishes in
+     * milliseconds; a peer holding connections open without finishing is the one dropped). */
+    if (tls_in_flight >= OSP_WS_TLS_HANDSHAKES_IN_FLIGHT && tls_oldest != NULL)
+        osp_ws_conn_destroy(tls_oldest, OSP_WS_CLOSE_ABNORMAL);
+    c->tls_counted = true;
+    c->tls_prev = tls_newest;
+    c->tls_next = NULL;
+    if (tls_newest) tls_newest->tls_next = c;
+    else tls_oldest = c;
+    tls_newest = c;
+    tls_in_flight++;
+    return true;
+}
+
+/* c's TLS handshake is over (finished, failed, or the connection is going away). */
+static void tls_handshake_uncount(osp_ws_conn *c) {
+    if (!c->tls_counted) return;
+    c->tls_counted = false;
+    if (c->tls_prev) c->tls_prev->tls_next = c->tls_next;
+    else tls_oldest = c->tls_next;
+    if (c->tls_next) c->tls_next->tls_prev = c->tls_prev;
+    else tls_newest = c->tls_prev;
+    c->tls_prev = c->tls_next = NULL;
+    tls_in_flight--;
+}
+
 
 static void bc_unref(void) {
     if (--bc_refs == 0) {
@@ -74,9 +134,10 @@ static osp_ws_conn *conn_of_timer(osp_ws_timer *t) {
 }
 
 osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state,
-                             const osp_ws_limits *limits) {
+                             const osp_ws_limits *limits, const osp_ws_conn_owner *owner) {
     osp_ws_conn *c = calloc(1, sizeof *c);
     if (c == NULL) return NULL;
+    c->owner = owner;
     c->watch.fd = fd;
     c->watch.on_event = conn_on_event;
     osp_ws_timer_init(&c->timer, conn_on_timer);
@@ -270,7 +331,7 @@ void osp_ws_conn_flush_soon(osp_ws_conn *c) {
     dirty_head = c;
 }
 
-void osp_ws_conn_flush_dirty(void) {
+static void flush_dirty(void) {
     /* Flushing never adds to the list; dead connections are skipped by flush and are only
      * freed by the reap that follows this call. */
     bool tls = false;
@@ -289,7 +350,7 @@ void osp_ws_conn_flush_dirty(void) {
     if (tls) wipe_tls_stack();
 }
 
-void osp_ws_conn_release_shared(void) {
+static void release_shared(void) {
     /* Runtime shutdown (loop thread gone): the shared buffers held payloads and handshake
      * requests; wipe them before the memory is released (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). */
     cork_owner = NULL;
@@ -299,7 +360,8 @@ void osp_ws_conn_release_shared(void) {
     osp_ws_wipe(read_buffer, sizeof read_buffer);
 }
 
-void osp_ws_conn_free(osp_ws_conn *c) {
+static void conn_free(osp_ws_conn *c) {
+    tls_handshake_uncount(c); /* a connection freed without being destroyed (admission failed) */
     osp_ws_reader_free(&c->reader);
     /* Posted frames hold payloads: freed wiped like every other queue (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). No
      * sender can reach c any more: it was retired and taken off the list in destroy. */
@@ -312,7 +374,7 @@ void osp_ws_conn_free(osp_ws_conn *c) {
     osp_ws_buf_free(&c->out);
     osp_ws_free_wiped(c->pong, OSP_WS_PONG_SLOT);
     SSL_free(c->tls); /* OpenSSL cleanses its key material and record buffers */
-    osp_ws_inbox_conn_freed(c);
+    if (c->owner->freed) c->owner->freed(c);
     if (c->handler_env_cell) GC_FREE(c->handler_env_cell);
     free(c);
 }
@@ -320,6 +382,7 @@ void osp_ws_conn_free(osp_ws_conn *c) {
 void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     if (c->state == OSP_WS_CONN_DEAD) return;
     c->state = OSP_WS_CONN_DEAD;
+    tls_handshake_uncount(c);
     if (cork_owner == c) release_cork(); /* unsent bytes of a dead connection are dropped */
     bc_drop(c);
     if (c->budget_paused) {
@@ -343,11 +406,19 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     c->watch.events = 0;
     if (c->id) osp_ws_registry_retire(c->id, c->close_code);
     tx_forget(c);
-    if (c->server) osp_ws_server_conn_gone(c);
+    if (c->owner->gone) c->owner->gone(c);
     /* Whoever waits in websocketClose may go on: the handler can no longer be called. */
     osp_ws_waiters_signal_all(&c->close_waiters);
     osp_ws_live_conns_add(-1);
-    osp_ws_zombie_conn(c);
+    c->zombie_next = zombie_conns;
+    zombie_conns = c;
+}
+
+void osp_ws_conn_discard(osp_ws_conn *c) {
+    c->state = OSP_WS_CONN_DEAD;
+    close(c->watch.fd);
+    osp_ws_live_conns_add(-1);
+    conn_free(c);
 }
 
 /* ---- output -------------------------------------------------------------------------------- */
@@ -394,6 +465,21 @@ const char *osp_ws_handler_copy(bool wipe, const uint8_t *data, size_t len) {
 bool osp_ws_output_would_overflow(size_t pending, size_t len, uint64_t max_output) {
     if (pending == 0) return false;
     return (uint64_t)pending >= max_output || (uint64_t)len + OSP_WS_MAX_FRAME_HEADER > max_output - pending;
+}
+
+OspResult osp_ws_send_permission(const osp_ws_conn *c, const char *fn, int64_t id, bool closing,
+                                 size_t pending, size_t len) {
+    if (closing)
+        return osp_result_errorf("%s: connection %" PRId64 " is %s", fn, id,
+                                 c->state == OSP_WS_CONN_HANDSHAKE ? "still in its opening handshake" : "closing");
+    /* The new message counts against the cap before it is queued: the queue may only go past
+     * the cap with a single message larger than the cap, sent when nothing else waits. */
+    if (osp_ws_output_would_overflow(pending, len, c->limits.max_output))
+        return osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent (limit %llu); "
+                                 "the %s is not reading (this message: %zu bytes)",
+                                 fn, id, pending, (unsigned long long)c->limits.max_output,
+                                 c->role == OSP_WS_ROLE_CLIENT ? "server" : "client", len);
+    return osp_result_success(0);
 }
 
 OspResult osp_ws_budget_error(const char *fn) {
@@ -539,7 +625,7 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         bool hold = c->inbox_held ? pending > lim->max_output / 4 : pending > lim->max_output / 2;
         if (hold != c->inbox_held) {
             c->inbox_held = hold;
-            osp_ws_inbox_output_pressure(c, hold);
+            if (c->owner->output_pressure) c->owner->output_pressure(c, hold);
         }
     }
     update_interest(c);
@@ -625,7 +711,7 @@ static void tx_absorb(osp_ws_conn *c) {
 }
 
 /* Destroyed (loop thread): refuse further sends and leave the list, so neither a sender nor
- * osp_ws_tx_drain_all touches c after the reap frees it. */
+ * tx_drain_all touches c after the reap frees it. */
 static void tx_forget(osp_ws_conn *c) {
     if (c->role != OSP_WS_ROLE_CLIENT) return;
     pthread_mutex_lock(&osp_ws_tx_lock);
@@ -646,16 +732,10 @@ static void tx_forget(osp_ws_conn *c) {
 OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, const char *message, size_t len,
                          bool *wake) {
     *wake = false;
-    if (c->tx_shut) return osp_result_errorf("%s: connection %" PRId64 " is closing", fn, id);
     /* The cap counts what the loop has queued (as of its last flush, plus what it took since)
-     * and what is posted here but not yet taken. c->limits is written only when c is made. */
-    /* The new message counts too: the queue may only go past the cap with a single message
-     * larger than the cap, sent when nothing else waits. */
-    size_t pending = c->tx_queued + c->tx_pend.len;
-    if (osp_ws_output_would_overflow(pending, len, c->limits.max_output))
-        return osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
-                                 "(limit %llu); the server is not reading",
-                                 fn, id, pending, (unsigned long long)c->limits.max_output);
+     * and what is posted here but not yet taken. */
+    OspResult allowed = osp_ws_send_permission(c, fn, id, c->tx_shut, c->tx_queued + c->tx_pend.len, len);
+    if (allowed.tag != OSP_RESULT_SUCCESS) return allowed;
     static const char nomem[] = "%s: cannot queue the frame (out of memory, or OpenSSL RAND_bytes "
                                 "failed to make a masking key)";
     uint8_t key[4], header[OSP_WS_MAX_FRAME_HEADER];
@@ -691,7 +771,7 @@ void osp_ws_tx_drain(osp_ws_conn *c) {
     tx_absorb(c);
 }
 
-void osp_ws_tx_drain_all(void) {
+static void tx_drain_all(void) {
     osp_ws_conn *work = NULL;
     pthread_mutex_lock(&osp_ws_tx_lock);
     for (osp_ws_conn *c = tx_list; c; c = c->tx_next) {
@@ -807,7 +887,7 @@ static void on_close_frame(osp_ws_conn *c, uint16_t code) {
 
 void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
     if (c->state == OSP_WS_CONN_HANDSHAKE) {
-        osp_ws_server_handshake_input(c, data, len);
+        c->owner->handshake_input(c, data, len);
         return;
     }
     /* After the close exchange (or a failure) bytes are drained and dropped (§7.1.7). */
@@ -823,12 +903,7 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
         case OSP_WS_MSG_BINARY:
             /* §5.5.1: after sending Close we ignore the data the peer still sends. */
             if (c->close_sent || c->close_received) break;
-            if (c->role == OSP_WS_ROLE_SERVER)
-                osp_ws_server_deliver(c, ev.kind == OSP_WS_MSG_TEXT ? OSP_WS_OP_TEXT : OSP_WS_OP_BINARY,
-                                      ev.data, ev.len);
-            else
-                osp_ws_client_deliver(c, ev.kind == OSP_WS_MSG_TEXT ? OSP_WS_OP_TEXT : OSP_WS_OP_BINARY,
-                                      ev.data, ev.len);
+            c->owner->deliver(c, ev.kind == OSP_WS_MSG_TEXT ? OSP_WS_OP_TEXT : OSP_WS_OP_BINARY, ev.data, ev.len);
             break;
         case OSP_WS_MSG_PING:
             /* §5.5.2: Pong with the identical payload; none after a Close either way. */
@@ -873,11 +948,19 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
 /* Server side of a wss:// connection: one step of the TLS handshake. false when the caller
  * should stop (waiting for the socket, or the connection was dropped). */
 static bool tls_accept(osp_ws_conn *c) {
+    /* This iteration's handshake time is spent: the socket is still readable (or writable)
+     * and is reported again at the next epoll_wait (see tls_in_flight). One step per
+     * iteration always runs, so handshakes progress however busy the loop is. */
+    if (tls_step_count > 0 && tls_step_ns >= OSP_WS_TLS_STEP_BUDGET_NS) return false;
     bool plain_http = false;
+    uint64_t started = monotonic_ns();
     int rc = osp_ws_tls_accept_step(c->tls, &c->tls_want_write, &plain_http);
+    tls_step_ns += monotonic_ns() - started;
+    tls_step_count++;
     if (rc == 1) {
         c->tls_handshaking = false;
         c->tls_want_write = false;
+        tls_handshake_uncount(c);
         return true;
     }
     if (rc == 0) {
@@ -945,7 +1028,7 @@ static void budget_pause(osp_ws_conn *c) {
     budget_head = c;
 }
 
-void osp_ws_conn_budget_resume(void) {
+static void budget_resume(void) {
     if (budget_head == NULL) return;
     /* Wait for a useful amount of room (an eighth of the budget, or 1 MiB), so that paused
      * readers are not woken to read 64 KiB each time one buffer shrinks. */
@@ -1111,3 +1194,61 @@ static void conn_on_timer(osp_ws_timer *t) {
         break;
     }
 }
+
+/* ---- this layer's loop hooks (ws_runtime.c) ------------------------------------------------- */
+
+static void layer_iteration_end(void) {
+    /* Deferred flushes first (they may destroy connections), then the memory budget's waiters,
+     * then freeing what was destroyed. */
+    flush_dirty();
+    budget_resume();
+    tls_step_ns = 0;
+    tls_step_count = 0;
+    while (zombie_conns) {
+        osp_ws_conn *c = zombie_conns;
+        zombie_conns = c->zombie_next;
+        conn_free(c);
+    }
+}
+
+static void close_client(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    (void)arg;
+    if (e->kind == OSP_WS_KIND_CLIENT) osp_ws_conn_start_close(e->object, OSP_WS_CLOSE_NORMAL, NULL);
+}
+
+static void longest_close_timeout(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    uint64_t *longest = arg;
+    if (e->kind != OSP_WS_KIND_CLIENT && e->kind != OSP_WS_KIND_SERVER_CONN) return;
+    uint64_t t = ((const osp_ws_conn *)e->object)->limits.close_timeout_ms;
+    if (t > *longest) *longest = t;
+}
+
+/* Shutdown: clients close with 1000 (servers, a layer above, already closed theirs with 1001). */
+static uint64_t layer_shutdown_begin(void) {
+    osp_ws_registry_each(close_client, NULL);
+    uint64_t longest = 0;
+    osp_ws_registry_each(longest_close_timeout, &longest);
+    return longest;
+}
+
+static void destroy_conn(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    (void)arg;
+    if (e->kind == OSP_WS_KIND_CLIENT || e->kind == OSP_WS_KIND_SERVER_CONN)
+        osp_ws_conn_destroy(e->object, OSP_WS_CLOSE_ABNORMAL);
+}
+
+static void layer_shutdown_overdue(void) { osp_ws_registry_each(destroy_conn, NULL); }
+
+static const osp_ws_layer conn_layer = {
+    .rank = 10,
+    .wake = tx_drain_all,
+    .iteration_end = layer_iteration_end,
+    .shutdown_begin = layer_shutdown_begin,
+    .shutdown_overdue = layer_shutdown_overdue,
+    .released = release_shared,
+};
+
+__attribute__((constructor)) static void register_conn_layer(void) { osp_ws_runtime_add_layer(&conn_layer); }

@@ -239,7 +239,8 @@ void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full) {
     if (submit) submit_drain(in, c);
 }
 
-void osp_ws_inbox_resume_all(void) {
+/* Loop thread, each wake-up: resumes reading the connections whose handlers caught up. */
+static void resume_all(void) {
     pthread_mutex_lock(&inbox_lock);
     osp_ws_inbox *list = resume_head;
     resume_head = NULL;
@@ -311,3 +312,7 @@ int64_t osp_ws_handler_connection_id(void) {
     pthread_mutex_unlock(&inbox_lock);
     return id;
 }
+
+static const osp_ws_layer inbox_layer = {.rank = 20, .wake = resume_all};
+
+__attribute__((constructor)) static void register_inbox_layer(void) { osp_ws_runtime_add_layer(&inbox_layer); }

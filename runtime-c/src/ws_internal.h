@@ -29,12 +29,29 @@ typedef enum {
 } osp_ws_conn_state;
 
 typedef struct osp_ws_server osp_ws_server;
+typedef struct osp_ws_conn osp_ws_conn;
+
+/* What a connection reports to the module that made it (ws_server.c or ws_client.c), set when
+ * it is created: ws_conn.c calls up only through this table, so it depends on neither. */
+typedef struct osp_ws_conn_owner {
+    /* Server side, HANDSHAKE state: received bytes of the opening handshake. */
+    void (*handshake_input)(osp_ws_conn *c, uint8_t *data, size_t len);
+    /* A complete data message: the one place a received message leaves the connection. */
+    void (*deliver)(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+    /* The connection was destroyed (socket closed, id retired); NULL: nothing to do. */
+    void (*gone)(osp_ws_conn *c);
+    /* The output queue went over half its limit (full) or back to a quarter. */
+    void (*output_pressure)(osp_ws_conn *c, bool full);
+    /* The connection's memory is about to be freed. */
+    void (*freed)(osp_ws_conn *c);
+} osp_ws_conn_owner;
 
 /* Most origins and most subprotocols one server may list. */
 #define OSP_WS_MAX_POLICY_ENTRIES 32
 
-typedef struct osp_ws_conn {
+struct osp_ws_conn {
     osp_ws_watch watch;  /* first member: the loop hands back a pointer to it */
+    const osp_ws_conn_owner *owner;
     osp_ws_timer timer;  /* handshake, idle or close deadline, depending on the state */
     int64_t id;
     osp_ws_role role;
@@ -69,6 +86,8 @@ typedef struct osp_ws_conn {
     /* wss: the TLS session (NULL for ws://). Server side it starts in the TLS handshake. */
     SSL *tls;
     bool tls_handshaking;
+    bool tls_counted;    /* on the loop's list of unfinished server TLS handshakes (ws_conn.c) */
+    struct osp_ws_conn *tls_prev, *tls_next; /* that list, oldest first */
     bool tls_want_write; /* OpenSSL needs the socket writable before it can read (or accept) */
     osp_ws_timer tls_kick; /* reads records OpenSSL buffered while reading was paused */
     osp_ws_limits limits;  /* this connection's copy (its server's, or the process default) */
@@ -105,7 +124,7 @@ typedef struct osp_ws_conn {
     /* Server side, websocketServerSend from another thread (ws_server.c): tx_queued and
      * tx_shut as above, and the payload bytes posted for this connection not yet taken. */
     size_t tx_posted;        /* lock */
-} osp_ws_conn;
+};
 
 /* A control frame's largest payload (RFC 6455 §5.5). */
 #define OSP_WS_PONG_SLOT 125
@@ -194,6 +213,30 @@ typedef struct {
  * completes asynchronously, since waiting there would wait for the waiting thread. */
 OspResult osp_ws_loop_call_waited(const char *fn, int64_t id, void (*run)(void *));
 
+/* ---- start-up, shutdown and the loop hooks (ws_runtime.c) ---------------------------------- */
+
+/* One layer of the WebSocket subsystem (connections, inboxes, servers): its part of every
+ * loop wake-up, loop iteration and of the shutdown. Registered from an ELF constructor with
+ * osp_ws_runtime_add_layer; hooks run in rank order (lowest first), shutdown_begin in reverse.
+ * Every hook may be NULL. */
+typedef struct {
+    int rank;
+    /* Loop thread, each eventfd wake-up, before queued commands: work posted by other threads. */
+    void (*wake)(void);
+    /* Loop thread, end of each iteration: deferred flushes, freeing what was torn down. */
+    void (*iteration_end)(void);
+    /* Loop thread, shutdown: start closing what the layer owns; returns the longest close
+     * deadline (ms) it is waiting for. */
+    uint64_t (*shutdown_begin)(void);
+    /* Loop thread: the shutdown's backstop fired; drop whatever is still open. */
+    void (*shutdown_overdue)(void);
+    /* The loop thread is joined: free and wipe the layer's shared state. */
+    void (*released)(void);
+} osp_ws_layer;
+void osp_ws_runtime_add_layer(const osp_ws_layer *layer);
+
+/* ---- the id registry (ws_registry.c) ------------------------------------------------------- */
+
 /* Loop thread only. */
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner);
 const osp_ws_entry *osp_ws_registry_get(int64_t id);
@@ -207,10 +250,9 @@ size_t osp_ws_registry_size(void);
 /* Calls fn for every live object (servers and connections), in no particular order. */
 void osp_ws_registry_each(void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg);
 
-/* Zombies freed by the reap hook. Loop thread only. */
-void osp_ws_zombie_conn(osp_ws_conn *c);
-void osp_ws_zombie_server(osp_ws_server *s);
-/* Live connection count changes (for shutdown). */
+/* Shutdown, loop thread joined: frees the table. */
+void osp_ws_registry_release(void);
+/* Live connection count changes (for shutdown; ws_runtime.c). */
 void osp_ws_live_conns_add(int delta);
 
 /* ---- handing messages to handlers (ws_inbox.c) --------------------------------------------- */
@@ -221,8 +263,6 @@ struct osp_fiber;
 /* Loop thread: queues a copy of a text message for c's handler (its server's, or its own) and
  * makes sure a fiber is draining c's inbox; the handler never runs on the loop thread. */
 void osp_ws_inbox_deliver(osp_ws_conn *c, const uint8_t *data, size_t len);
-/* Loop thread, at each wake-up: resumes reading the connections whose handlers caught up. */
-void osp_ws_inbox_resume_all(void);
 /* Loop thread: c is being freed; its inbox lives on while a drain fiber still uses it. */
 void osp_ws_inbox_conn_freed(osp_ws_conn *c);
 /* Any thread but the loop's, after websocketClose (conn_id) or websocketStopServer (server_id)
@@ -238,10 +278,13 @@ void osp_ws_conn_set_inbox_paused(osp_ws_conn *c, bool paused);
 
 /* ---- connections (ws_conn.c) -------------------------------------------------------------- */
 
-/* Allocates a connection in `state` for an fd (not yet watched), with a copy of `limits`;
- * NULL when out of memory. */
+/* Allocates a connection in `state` for an fd (not yet watched), with a copy of `limits`,
+ * reporting to `owner`; NULL when out of memory. */
 osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state,
-                             const osp_ws_limits *limits);
+                             const osp_ws_limits *limits, const osp_ws_conn_owner *owner);
+/* Frees a connection that was never started nor registered (its admission failed) and closes
+ * its fd. */
+void osp_ws_conn_discard(osp_ws_conn *c);
 /* Starts watching the fd; -1 on failure (the caller destroys). */
 int osp_ws_conn_start(osp_ws_conn *c);
 /* The opening handshake succeeded: OPEN, idle deadline armed if configured. */
@@ -257,6 +300,13 @@ int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen
 /* The buffer c's next output goes to (the loop's shared cork buffer when c may use it); for
  * writing the handshake response. */
 osp_ws_buf *osp_ws_conn_out_buf(osp_ws_conn *c);
+/* Server side, wss://: gives c (not yet watched) a TLS session in the accept state, its
+ * handshake counted among the loop's unfinished ones. false when OpenSSL fails (the caller
+ * frees c). */
+bool osp_ws_conn_begin_tls(osp_ws_conn *c, SSL_CTX *ctx);
+/* Unfinished server TLS handshakes one loop holds at most: a new one drops the oldest
+ * (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). */
+#define OSP_WS_TLS_HANDSHAKES_IN_FLIGHT 256
 /* Writes what the socket takes; updates epoll interest, backpressure and the pending FIN. */
 void osp_ws_conn_flush(osp_ws_conn *c);
 /* Broadcasts without a copy per recipient: the frame is appended once to the loop's broadcast
@@ -271,10 +321,6 @@ void osp_ws_bcast_end(void);
 /* Flushes at the end of this loop iteration (at once when much is queued), so several sends
  * in one iteration (broadcasts, handler sends) reach the socket in one send(). */
 void osp_ws_conn_flush_soon(osp_ws_conn *c);
-/* End of the loop iteration: flushes the connections flush_soon collected (reap hook). */
-void osp_ws_conn_flush_dirty(void);
-/* Runtime shutdown, loop thread gone: wipes and frees the loop's shared buffers. */
-void osp_ws_conn_release_shared(void);
 /* Starts the closing handshake with `code` (RFC 6455 §7.1.2); no-op unless OPEN. */
 void osp_ws_conn_start_close(osp_ws_conn *c, uint16_t code, const char *reason);
 /* Fails the connection (RFC 6455 §7.1.7): Close with `code`, then close TCP. */
@@ -296,19 +342,17 @@ OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, const char 
 /* Loop thread: moves c's asynchronously posted frames into its output queue (before anything
  * the loop itself queues for c, so a Close or a handler's send follows them). */
 void osp_ws_tx_drain(osp_ws_conn *c);
-/* Loop thread, at each wake-up: drains every connection with posted frames and schedules
- * one deferred flush for each (osp_ws_conn_flush_soon). */
-void osp_ws_tx_drain_all(void);
-/* Loop thread, at each wake-up and before running commands: performs, in the order they were
- * posted, the websocketServerSend and websocketServerBroadcast calls made on other threads
- * (ws_server.c), each connection flushed once at the end of the loop iteration. */
-void osp_ws_srv_drain_all(void);
-/* End of the loop iteration: connections waiting for room in the memory budget read again
- * when there is some (reap hook). */
-void osp_ws_conn_budget_resume(void);
 /* After queueing for c outside its read path (a send from a handler or another connection):
  * stops reading from c at once when its output is over maxOutputBytes. */
 void osp_ws_conn_check_backpressure(osp_ws_conn *c);
+/* The one send-permission check, for every path that queues an application message for c
+ * (websocketSend and websocketServerSend, performed on the loop or posted from another
+ * thread): `closing` and `pending` (bytes already queued or posted for c) as the calling path
+ * sees them. Success, or the Err that call returns. c->role, c->state and c->limits are
+ * written only on the loop thread before c is registered, so any thread may call it with c
+ * looked up under osp_ws_tx_lock. */
+OspResult osp_ws_send_permission(const osp_ws_conn *c, const char *fn, int64_t id, bool closing,
+                                 size_t pending, size_t len);
 /* True when a message of `len` bytes may not be queued behind `pending` bytes under the
  * output cap: the queue stays within max_output, except for one message larger than the cap
  * queued while nothing else waits. */
@@ -320,25 +364,8 @@ const char *osp_ws_handler_copy(bool wipe, const uint8_t *data, size_t len);
 OspResult osp_ws_budget_error(const char *fn);
 /* Bytes waiting in the output queue. */
 size_t osp_ws_conn_pending(const osp_ws_conn *c);
-/* Frees a dead connection's memory (reap hook). */
-void osp_ws_conn_free(osp_ws_conn *c);
 /* Adds a waiter signalled when the connection is destroyed. */
 void osp_ws_conn_add_waiter(osp_ws_conn *c, osp_ws_waiter *w);
 
-/* ---- server side hooks used by ws_conn.c (ws_server.c) ---------------------------------- */
-
-/* Handshake bytes for a server connection in HANDSHAKE state. */
-void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len);
-/* A complete data message on a server connection. */
-void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
-/* A server connection was destroyed: unlink it. */
-void osp_ws_server_conn_gone(osp_ws_conn *c);
-void osp_ws_server_free(osp_ws_server *s);
-/* Stops a server: 1001 to every connection, stop listening, retire the id (shutdown too). */
-void osp_ws_server_stop(osp_ws_server *s, osp_ws_waiter *w);
-
-/* ---- client side (ws_client.c) ------------------------------------------------------------ */
-
-void osp_ws_client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
 
 #endif /* OSP_WS_INTERNAL_H */

@@ -26,6 +26,7 @@ void osp_ws_limits_default(osp_ws_limits *out) {
     out->max_connections = 4096;
     out->max_connections_per_ip = 256;
     out->max_handshakes_per_ip = 16;
+    out->max_tls_handshake_rate_per_ip = 200;
     out->wipe_messages = 0;
 }
 
@@ -74,6 +75,7 @@ static void load_process_limits(void) {
     override_u32("OSPREY_WS_MAX_CONNECTIONS", 1, 1000000, &l->max_connections);
     override_u32("OSPREY_WS_MAX_CONNECTIONS_PER_IP", 1, 1000000, &l->max_connections_per_ip);
     override_u32("OSPREY_WS_MAX_HANDSHAKES_PER_IP", 1, 1000000, &l->max_handshakes_per_ip);
+    override_u32("OSPREY_WS_MAX_TLS_HANDSHAKE_RATE_PER_IP", 1, 1000000, &l->max_tls_handshake_rate_per_ip);
     override_u32("OSPREY_WS_WIPE_MESSAGES", 0, 1, &l->wipe_messages);
 }
 
@@ -135,6 +137,7 @@ static const limit_entry limit_table[] = {
     LIMIT_U32("maxConnections", max_connections, 1, 1000000),
     LIMIT_U32("maxConnectionsPerIp", max_connections_per_ip, 1, 1000000),
     LIMIT_U32("maxHandshakesPerIp", max_handshakes_per_ip, 1, 1000000),
+    LIMIT_U32("maxTlsHandshakeRatePerIp", max_tls_handshake_rate_per_ip, 1, 1000000),
     LIMIT_U32("wipeMessages", wipe_messages, 0, 1),
 };
 #define LIMIT_COUNT (sizeof limit_table / sizeof limit_table[0])

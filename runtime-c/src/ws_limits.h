@@ -19,6 +19,7 @@
  *   OSPREY_WS_MAX_CONNECTIONS         max_connections        per server, default 4096
  *   OSPREY_WS_MAX_CONNECTIONS_PER_IP  max_connections_per_ip per server and peer address, default 256
  *   OSPREY_WS_MAX_HANDSHAKES_PER_IP   max_handshakes_per_ip  unfinished handshakes per server and peer address, default 16
+ *   OSPREY_WS_MAX_TLS_HANDSHAKE_RATE_PER_IP  max_tls_handshake_rate_per_ip  TLS handshakes started per second per wss:// server and peer address, default 200
  *   OSPREY_WS_MEMORY_BUDGET           (process-wide, osp_ws_memory_budget) default: physical memory / 32, 64 MiB to 1 GiB
  *   OSPREY_WS_WIPE_MESSAGES           wipe_messages          0 or 1, default 0 (wipe on free only)
  */
@@ -69,6 +70,11 @@ typedef struct {
      * Beyond them a new connection is answered 503 and closed. Servers only. */
     uint32_t max_connections_per_ip;
     uint32_t max_handshakes_per_ip;
+    /* wss:// servers: TLS handshakes one peer address may start per second (after a quiet
+     * second, a burst of as many). Connections beyond it are closed before any TLS work: a
+     * ClientHello costs the server a key exchange and a signature, so replaying one on new
+     * connections must not buy a peer the loop's time. Servers only. */
+    uint32_t max_tls_handshake_rate_per_ip;
     /* 1: wipe every received message and every sent frame as soon as it has been delivered or
      * sent (the read buffer, the reassembly buffer, the output queue), so payloads do not
      * linger in reused memory. 0 (default): payload buffers are reused without a wipe, which

@@ -1,5 +1,5 @@
 /*
- * Ids, lazy start-up and shutdown of the WebSocket subsystem.
+ * Ids of the WebSocket subsystem (start-up and shutdown: ws_runtime.c).
  *
  * Ids: one counter for servers and connections, starting at 1, never reused in a process.
  * Server connections get theirs when the opening handshake succeeds (a TCP connection that
@@ -8,9 +8,7 @@
  * recent OSP_WS_RETIRED_KEEP of them: older ones are forgotten (then "unknown"), so the table
  * is bounded by live objects plus that many, whatever the number of connections over time.
  *
- * Shutdown (registered with osp_rt_at_shutdown on first use): client connections are closed
- * with 1000 and servers stopped with 1001 (their connections closed), each close bounded by
- * the close timeout; then the loop thread is joined and everything is freed.
+ * The bottom of the WebSocket modules: it calls none of them (tests/runtime/module-graph).
  */
 #include "ws_internal.h"
 
@@ -34,11 +32,6 @@ static size_t retired_cap;
 static int64_t *retired;
 static size_t retired_head, retired_count;
 
-static osp_ws_conn *zombie_conns;
-static osp_ws_server *zombie_servers;
-static int live_conns;
-static osp_ws_waiter *shutdown_waiter;
-static osp_ws_timer shutdown_timer = {0, SIZE_MAX, NULL};
 
 static size_t slot_of(int64_t id, size_t cap) {
     uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
@@ -173,174 +166,7 @@ void osp_ws_registry_each(void (*fn)(const osp_ws_entry *e, int64_t id, void *ar
     free(ids);
 }
 
-/* ---- zombies and the reap hook -------------------------------------------------------------- */
-
-void osp_ws_zombie_conn(osp_ws_conn *c) {
-    c->zombie_next = zombie_conns;
-    zombie_conns = c;
-}
-
-void osp_ws_zombie_server(osp_ws_server *s) {
-    s->zombie_next = zombie_servers;
-    zombie_servers = s;
-}
-
-static void reap(void) {
-    /* End of the loop iteration: deferred flushes first (they may destroy connections). */
-    osp_ws_conn_flush_dirty();
-    osp_ws_conn_budget_resume();
-    while (zombie_conns) {
-        osp_ws_conn *c = zombie_conns;
-        zombie_conns = c->zombie_next;
-        osp_ws_conn_free(c);
-    }
-    while (zombie_servers) {
-        osp_ws_server *s = zombie_servers;
-        zombie_servers = s->zombie_next;
-        osp_ws_server_free(s);
-    }
-}
-
-void osp_ws_live_conns_add(int delta) {
-    live_conns += delta;
-    if (live_conns == 0 && shutdown_waiter) {
-        osp_ws_waiter_signal(shutdown_waiter);
-        shutdown_waiter = NULL;
-    }
-}
-
-/* ---- start-up ------------------------------------------------------------------------------ */
-
-static void ws_shutdown(void);
-
-/* Every eventfd wake-up: frames the program's threads posted, then connections whose handlers
- * caught up with their inbox. */
-static void on_loop_wake(void) {
-    osp_ws_srv_drain_all();
-    osp_ws_tx_drain_all();
-    osp_ws_inbox_resume_all();
-}
-
-static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;
-
-OspResult osp_ws_shut_down_error(const char *fn) {
-    return osp_result_errorf("%s: the WebSocket runtime has shut down (the program is exiting)", fn);
-}
-
-bool osp_ws_runtime_ensure(const char *fn, OspResult *err) {
-    if (osp_ws_loop_running()) return true;
-    if (osp_ws_loop_closed()) {
-        *err = osp_ws_shut_down_error(fn);
-        return false;
-    }
-    pthread_mutex_lock(&start_mutex);
-    (void)osp_ws_limits_get(); /* read the environment once, before the thread starts */
-    osp_ws_loop_reap_hook = reap;
-    osp_rt_on_loop_thread = osp_ws_loop_on_thread;
-    osp_ws_loop_wake_hook = on_loop_wake;
-    char why[160];
-    /* Before the loop thread exists, so it inherits the blocked termination signals. */
-    static bool signals_installed;
-    if (!signals_installed) {
-        osp_rt_install_graceful_signals();
-        signals_installed = true;
-    }
-    int rc = osp_ws_loop_start(why, sizeof why);
-    if (rc == 0) osp_rt_at_shutdown(ws_shutdown);
-    pthread_mutex_unlock(&start_mutex);
-    if (rc != 0) {
-        *err = osp_ws_loop_closed() ? osp_ws_shut_down_error(fn)
-                                    : osp_result_errorf("%s: cannot start the WebSocket runtime thread: %s", fn, why);
-        return false;
-    }
-    return true;
-}
-
-OspResult osp_ws_loop_call_waited(const char *fn, int64_t id, void (*run)(void *)) {
-    OspResult err;
-    if (!osp_ws_runtime_ensure(fn, &err)) return err;
-    osp_ws_waited_call call = {id, {false, NULL}, !osp_ws_loop_on_thread(), {0, 0}};
-    if (!osp_ws_loop_call(run, &call)) return osp_ws_shut_down_error(fn);
-    if (call.wait && call.result.tag == OSP_RESULT_SUCCESS) osp_ws_waiter_wait(&call.waiter);
-    return call.result;
-}
-
-/* ---- shutdown ------------------------------------------------------------------------------ */
-
-static void close_everything(const osp_ws_entry *e, int64_t id, void *arg) {
-    (void)id;
-    (void)arg;
-    if (e->kind == OSP_WS_KIND_CLIENT) osp_ws_conn_start_close(e->object, OSP_WS_CLOSE_NORMAL, NULL);
-    else if (e->kind == OSP_WS_KIND_SERVER) osp_ws_server_stop(e->object, NULL);
-}
-
-static void destroy_everything(const osp_ws_entry *e, int64_t id, void *arg) {
-    (void)id;
-    (void)arg;
-    if (e->kind == OSP_WS_KIND_CLIENT || e->kind == OSP_WS_KIND_SERVER_CONN)
-        osp_ws_conn_destroy(e->object, OSP_WS_CLOSE_ABNORMAL);
-}
-
-static void on_shutdown_timer(osp_ws_timer *t) {
-    (void)t;
-    /* Every close has its own deadline; this is only a backstop. */
-    osp_ws_registry_each(destroy_everything, NULL);
-}
-
-static void longest_close_timeout(const osp_ws_entry *e, int64_t id, void *arg) {
-    (void)id;
-    uint64_t *longest = arg, t = 0;
-    if (e->kind == OSP_WS_KIND_CLIENT || e->kind == OSP_WS_KIND_SERVER_CONN)
-        t = ((const osp_ws_conn *)e->object)->limits.close_timeout_ms;
-    if (t > *longest) *longest = t;
-}
-
-static void begin_shutdown(void *arg) {
-    osp_ws_waiter *w = arg;
-    osp_ws_timer_init(&shutdown_timer, on_shutdown_timer);
-    osp_ws_registry_each(close_everything, NULL);
-    if (live_conns == 0) {
-        osp_ws_waiter_signal(w);
-        return;
-    }
-    shutdown_waiter = w;
-    /* Backstop after the longest close deadline of any live connection (limits are per
-     * connection: websocketServerSetLimit / websocketSetDefaultLimit). */
-    uint64_t longest = 0;
-    osp_ws_registry_each(longest_close_timeout, &longest);
-    osp_ws_timer_arm(&shutdown_timer, longest + 1000);
-}
-
-static void end_shutdown(void *arg) {
-    (void)arg;
-    osp_ws_timer_cancel(&shutdown_timer);
-    shutdown_waiter = NULL;
-}
-
-static void ws_shutdown(void) {
-    if (!osp_ws_loop_running()) {
-        osp_ws_loop_close(); /* never started: it must not start during or after the exit */
-        return;
-    }
-    if (osp_ws_loop_on_thread()) {
-        /* osp_rt_shutdown called on the loop thread (no Osprey code runs there, but a C caller
-         * could): the thread cannot join itself. */
-        fprintf(stderr, "osprey runtime: program exit requested from a WebSocket handler; "
-                        "connections are dropped without a closing handshake\n");
-        return;
-    }
-    /* From here on calls from other threads get an Err: nothing can be created behind the
-     * shutdown's back (it would never be closed or freed). Commands already queued run first. */
-    osp_ws_loop_close();
-    osp_ws_waiter w = {false, NULL};
-    if (osp_ws_loop_call_closing(begin_shutdown, &w)) {
-        osp_ws_waiter_wait(&w);
-        (void)osp_ws_loop_call_closing(end_shutdown, NULL);
-    }
-    osp_ws_loop_stop();
-    /* The loop thread is gone: what it owned can be freed from here. */
-    reap();
-    osp_ws_conn_release_shared();
+void osp_ws_registry_release(void) {
     pthread_mutex_lock(&osp_ws_tx_lock); /* a sender on another thread may still look ids up */
     free(table);
     table = NULL;

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static osp_ws_server *server_of_watch(osp_ws_watch *w) {
@@ -39,9 +40,20 @@ static osp_ws_server *server_of_timer(osp_ws_timer *t) {
 
 struct osp_ws_ip_count {
     uint8_t addr[16];
-    uint32_t conns;      /* 0 in both: an empty slot */
+    bool used;           /* false: an empty slot */
+    uint32_t conns;
     uint32_t handshakes;
+    /* wss:// servers, maxTlsHandshakeRatePerIp as a generic cell rate algorithm: the time
+     * (CLOCK_MONOTONIC microseconds) at which this address's TLS handshakes are paid off. An
+     * address with no connection stays in the table until then. */
+    uint64_t tls_paid_us;
 };
+
+static uint64_t now_us(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* Keyed with a secret, so peers cannot choose addresses that all collide (hash flooding). */
 static uint64_t ip_hash_key[2];
@@ -57,7 +69,15 @@ static size_t ip_home(const uint8_t addr[16], size_t cap) {
     return (size_t)h & (cap - 1);
 }
 
-static bool ip_slot_empty(const struct osp_ws_ip_count *e) { return e->conns == 0 && e->handshakes == 0; }
+static bool ip_slot_empty(const struct osp_ws_ip_count *e) { return !e->used; }
+
+/* Nothing to remember about this address any more: no connection, no handshake, and its TLS
+ * handshake rate paid off. */
+static bool ip_idle(const struct osp_ws_ip_count *e, uint64_t now) {
+    return e->conns == 0 && e->handshakes == 0 && e->tls_paid_us <= now;
+}
+
+static void ip_release_if_empty(osp_ws_server *s, struct osp_ws_ip_count *e);
 
 static struct osp_ws_ip_count *ip_find(osp_ws_server *s, const uint8_t addr[16]) {
     if (s->ip_cap == 0) return NULL;
@@ -72,6 +92,12 @@ static struct osp_ws_ip_count *ip_find(osp_ws_server *s, const uint8_t addr[16])
 static struct osp_ws_ip_count *ip_get(osp_ws_server *s, const uint8_t addr[16]) {
     struct osp_ws_ip_count *e = ip_find(s, addr);
     if (e != NULL) return e;
+    if ((s->ip_used + 1) * 2 > s->ip_cap && s->ip_cap > 0) {
+        /* Addresses kept only for their handshake rate leave once it is paid off; drop them
+         * before growing. (Deleting shifts later entries back, so a few may be passed over.) */
+        for (size_t i = 0; i < s->ip_cap; i++)
+            if (s->ips[i].used) ip_release_if_empty(s, &s->ips[i]);
+    }
     if ((s->ip_used + 1) * 2 > s->ip_cap) {
         size_t cap = s->ip_cap ? s->ip_cap * 2 : 64;
         struct osp_ws_ip_count *t = calloc(cap, sizeof *t);
@@ -94,13 +120,14 @@ static struct osp_ws_ip_count *ip_get(osp_ws_server *s, const uint8_t addr[16]) 
     size_t j = ip_home(addr, s->ip_cap);
     while (!ip_slot_empty(&s->ips[j])) j = (j + 1) & (s->ip_cap - 1);
     memcpy(s->ips[j].addr, addr, 16);
+    s->ips[j].used = true;
     s->ip_used++;
     return &s->ips[j];
 }
 
 /* An address whose counts reached 0 leaves the table (backward-shift deletion). */
 static void ip_release_if_empty(osp_ws_server *s, struct osp_ws_ip_count *e) {
-    if (!ip_slot_empty(e)) return;
+    if (!ip_idle(e, now_us())) return;
     size_t mask = s->ip_cap - 1, hole = (size_t)(e - s->ips);
     memset(&s->ips[hole], 0, sizeof s->ips[hole]);
     s->ip_used--;
@@ -137,11 +164,38 @@ static void peer_key(const struct sockaddr_storage *ss, uint8_t out[16]) {
 
 /* ---- accepting ----------------------------------------------------------------------------- */
 
+static void server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len);
+static void server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+static void server_conn_gone(osp_ws_conn *c);
+
+/* What a server connection reports (ws_conn.c calls up through it). */
+static const osp_ws_conn_owner server_conn_owner = {
+    .handshake_input = server_handshake_input,
+    .deliver = server_deliver,
+    .gone = server_conn_gone,
+    .output_pressure = osp_ws_inbox_output_pressure,
+    .freed = osp_ws_inbox_conn_freed,
+};
+
+/* Stopped servers whose last connection is gone, freed at the end of the loop iteration. */
+static osp_ws_server *zombie_servers;
+
 static void refuse_busy(int fd) {
     static const char busy[] =
         "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
     (void)osp_ws_net_send(fd, busy, sizeof busy - 1); /* best effort: the socket is fresh */
     close(fd);
+}
+
+/* maxTlsHandshakeRatePerIp: `rate` handshakes per second, and a burst of as many from an
+ * address that has been quiet for a second. True (and the handshake paid for) when one more
+ * may start now. */
+static bool tls_rate_allows(struct osp_ws_ip_count *e, uint32_t rate) {
+    uint64_t now = now_us(), interval = 1000000u / (rate ? rate : 1);
+    uint64_t from = e->tls_paid_us > now ? e->tls_paid_us : now;
+    if (from + interval > now + 1000000u) return false;
+    e->tls_paid_us = from + interval;
+    return true;
 }
 
 /* Takes a new connection into the server (its handshake not yet read); NULL when it was refused
@@ -164,9 +218,15 @@ static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storag
         refuse_busy(fd);
         return NULL;
     }
+    if (s->tls_ctx && !tls_rate_allows(per_ip, lim->max_tls_handshake_rate_per_ip)) {
+        /* Over its TLS handshake rate: closed before any TLS work (a ClientHello replayed on
+         * new connections costs the loop an accept and a close, not a key exchange). */
+        close(fd);
+        return NULL;
+    }
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim);
+    osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim, &server_conn_owner);
     bool tls_ok = true;
     if (c != NULL) {
         c->http = malloc(sizeof *c->http);
@@ -174,20 +234,14 @@ static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storag
         if (s->tls_ctx) {
             /* wss://: the TLS handshake runs first, non-blocking, under the same handshake
              * deadline as the HTTP upgrade. */
-            c->tls = SSL_new(s->tls_ctx);
-            tls_ok = c->tls != NULL && osp_ws_tls_attach(c->tls, fd);
-            if (tls_ok) SSL_set_accept_state(c->tls);
-            c->tls_handshaking = true;
+            tls_ok = osp_ws_conn_begin_tls(c, s->tls_ctx);
             ERR_clear_error();
         }
     }
     if (c == NULL || c->http == NULL || !tls_ok || osp_ws_conn_start(c) != 0) {
         ip_release_if_empty(s, per_ip);
         if (c) {
-            c->state = OSP_WS_CONN_DEAD; /* never registered: free directly */
-            close(fd);
-            osp_ws_live_conns_add(-1);
-            osp_ws_conn_free(c);
+            osp_ws_conn_discard(c); /* never registered: freed at once, fd closed */
         } else {
             close(fd);
         }
@@ -202,7 +256,7 @@ static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storag
     per_ip->conns++;
     per_ip->handshakes++;
     c->ip_counted = c->handshake_counted = true;
-    /* The id comes with the upgrade (osp_ws_server_handshake_input): a TCP connection that
+    /* The id comes with the upgrade (server_handshake_input): a TCP connection that
      * never completes the handshake costs no registry entry. */
     /* Slowloris defence: the whole request must arrive within the handshake deadline. */
     osp_ws_timer_arm(&c->timer, lim->handshake_timeout_ms);
@@ -255,7 +309,7 @@ static void handshake_refuse(osp_ws_conn *c, const osp_ws_server_verdict *v) {
     osp_ws_conn_flush(c);
 }
 
-void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
+static void server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
     size_t used = 0;
     osp_http_status st = osp_http_parse(c->http, data, len, &used);
     if (st == OSP_HTTP_INCOMPLETE) return;
@@ -298,7 +352,7 @@ void osp_ws_server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
 
 /* ---- messages ------------------------------------------------------------------------------ */
 
-void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
+static void server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     osp_ws_server *s = c->server;
     if (s->handler == NULL) {
         /* Default: echo, same opcode, byte for byte. Its bytes count against the output cap
@@ -318,11 +372,13 @@ void osp_ws_server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, 
 /* A stopped server's last connection is gone: wake websocketStopServer, free it later. */
 static void server_finish(osp_ws_server *s) {
     osp_ws_waiters_signal_all(&s->stop_waiters);
-    osp_ws_zombie_server(s);
+    s->zombie_next = zombie_servers;
+    zombie_servers = s;
 }
 
-void osp_ws_server_conn_gone(osp_ws_conn *c) {
+static void server_conn_gone(osp_ws_conn *c) {
     osp_ws_server *s = c->server;
+    if (s == NULL) return; /* never admitted */
     handshake_uncount(c);
     if (c->ip_counted) {
         c->ip_counted = false;
@@ -341,7 +397,7 @@ void osp_ws_server_conn_gone(osp_ws_conn *c) {
     if (s->stopping && s->conn_count == 0) server_finish(s);
 }
 
-void osp_ws_server_free(osp_ws_server *s) {
+static void server_free(osp_ws_server *s) {
     free(s->ips);
     free(s->path);
     SSL_CTX_free(s->tls_ctx);
@@ -351,7 +407,8 @@ void osp_ws_server_free(osp_ws_server *s) {
     free(s);
 }
 
-void osp_ws_server_stop(osp_ws_server *s, osp_ws_waiter *w) {
+/* Stops a server: 1001 to every connection, stop listening, retire the id (shutdown too). */
+static void server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     s->stopping = true;
     osp_ws_registry_retire(s->id, 0);
     if (s->listening && !s->attached) {
@@ -431,7 +488,7 @@ static void do_create(void *p) {
     osp_ws_timer_init(&s->accept_retry, accept_retry_fire);
     s->id = osp_ws_registry_add(OSP_WS_KIND_SERVER, s, 0);
     if (s->id == 0) {
-        osp_ws_server_free(s);
+        server_free(s);
         a->result = osp_result_errorf("%s: out of memory", a->fn);
         return;
     }
@@ -644,13 +701,6 @@ static osp_ws_conn *lookup_server_conn(const char *fn, int64_t server_id, int64_
     return e->object;
 }
 
-static OspResult output_cap_error(const char *fn, int64_t conn_id, size_t pending, uint64_t max_output,
-                                  size_t len) {
-    return osp_result_errorf("%s: connection %" PRId64 " has %zu bytes waiting to be sent "
-                             "(limit %llu); the peer is not reading (this message: %zu bytes)",
-                             fn, conn_id, pending, (unsigned long long)max_output, len);
-}
-
 /* Loop thread: queues a text frame for an open connection, flushed at the end of the loop
  * iteration (several sends in one iteration share one send()). 0, -1 or OSP_WS_BUF_OVER_BUDGET. */
 static int queue_send(osp_ws_conn *c, const char *message, size_t len) {
@@ -666,18 +716,9 @@ static void do_server_send(void *p) {
     static const char fn[] = "websocketServerSend";
     osp_ws_conn *c = lookup_server_conn(fn, a->server_id, a->conn_id, &a->result);
     if (c == NULL) return;
-    if (c->state != OSP_WS_CONN_OPEN || c->close_sent) {
-        a->result = osp_result_errorf("%s: connection %" PRId64 " is %s", fn, a->conn_id,
-                                      c->state == OSP_WS_CONN_HANDSHAKE ? "still in its opening handshake"
-                                                                        : "closing");
-        return;
-    }
-    const osp_ws_limits *lim = &c->limits;
-    /* The new message counts against the cap before it is queued. */
-    if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), a->len, lim->max_output)) {
-        a->result = output_cap_error(fn, a->conn_id, osp_ws_conn_pending(c), lim->max_output, a->len);
-        return;
-    }
+    a->result = osp_ws_send_permission(c, fn, a->conn_id, c->state != OSP_WS_CONN_OPEN || c->close_sent,
+                                       osp_ws_conn_pending(c), a->len);
+    if (a->result.tag != OSP_RESULT_SUCCESS) return;
     int rc = queue_send(c, a->message, a->len);
     if (rc != 0) {
         a->result = rc == OSP_WS_BUF_OVER_BUDGET ? osp_ws_budget_error(fn) : osp_result_errorf("%s: out of memory", fn);
@@ -778,12 +819,6 @@ static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, const 
                       bool *wake, OspResult *result) {
     osp_ws_conn *c = lookup_server_conn(fn, server_id, conn_id, result);
     if (c == NULL) return true;
-    /* Ids are registered when the opening handshake has completed, so a registered connection
-     * is open until it sends its Close (tx_shut, set under the lock). */
-    if (c->tx_shut) {
-        *result = osp_result_errorf("%s: connection %" PRId64 " is closing", fn, conn_id);
-        return true;
-    }
     /* What the loop has queued (as of its last flush), what is posted for c and not yet taken,
      * and the new message (c->limits is written only when c is made). Posted only while that
      * stays within half the output cap, the point where the loop holds deliveries to the
@@ -792,13 +827,20 @@ static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, const 
      * never refused. */
     size_t pending = c->tx_queued + c->tx_posted;
     if (pending + len + OSP_WS_MAX_FRAME_HEADER > c->limits.max_output / 2 || pending + len < len) return false;
+    /* Ids are registered when the opening handshake has completed, so a registered connection
+     * is open until it sends its Close (tx_shut, set under the lock). */
+    *result = osp_ws_send_permission(c, fn, conn_id, c->tx_shut, pending, len);
+    if (result->tag != OSP_RESULT_SUCCESS) return true;
     *result = post_record(fn, server_id, conn_id, message, len, wake);
     OspResult r = *result;
     if (r.tag == OSP_RESULT_SUCCESS) c->tx_posted += len;
     return true;
 }
 
-void osp_ws_srv_drain_all(void) {
+/* Loop thread, at each wake-up and before running commands: performs, in the order they were
+ * posted, the websocketServerSend and websocketServerBroadcast calls made on other threads,
+ * each connection flushed once at the end of the loop iteration. */
+static void srv_drain_all(void) {
     pthread_mutex_lock(&osp_ws_tx_lock);
     if (srv_pend.len == 0) {
         pthread_mutex_unlock(&osp_ws_tx_lock);
@@ -897,7 +939,7 @@ static void do_stop(void *p) {
     osp_ws_waited_call *a = p;
     osp_ws_server *s = lookup_server("websocketStopServer", a->id, &a->result);
     if (s == NULL) return;
-    osp_ws_server_stop(s, a->wait ? &a->waiter : NULL);
+    server_stop(s, a->wait ? &a->waiter : NULL);
     a->result = osp_result_success(0);
 }
 
@@ -1046,3 +1088,35 @@ OspResult osp_ws_server_add_subprotocol(int64_t server_id, const char *protocol)
                                  "letters, digits and !#$%%&'*+-.^_`|~; no spaces or commas)", fn, protocol);
     return configure(fn, server_id, protocol, 0, 2);
 }
+
+/* ---- this layer's loop hooks (ws_runtime.c) ------------------------------------------------- */
+
+static void layer_iteration_end(void) {
+    while (zombie_servers) {
+        osp_ws_server *s = zombie_servers;
+        zombie_servers = s->zombie_next;
+        server_free(s);
+    }
+}
+
+static void stop_server(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)id;
+    (void)arg;
+    if (e->kind == OSP_WS_KIND_SERVER) server_stop(e->object, NULL);
+}
+
+/* Shutdown: every server stops (1001 to its connections; the connection layer below waits for
+ * their close deadlines). */
+static uint64_t layer_shutdown_begin(void) {
+    osp_ws_registry_each(stop_server, NULL);
+    return 0;
+}
+
+static const osp_ws_layer server_layer = {
+    .rank = 30,
+    .wake = srv_drain_all,
+    .iteration_end = layer_iteration_end,
+    .shutdown_begin = layer_shutdown_begin,
+};
+
+__attribute__((constructor)) static void register_server_layer(void) { osp_ws_runtime_add_layer(&server_layer); }

@@ -9,7 +9,15 @@
  * included), which is the contract of the benchmark's `broadcast` capability (the load generator
  * runs with --text: the ABI hands handlers text messages only).
  *
- *   osprey-broadcast-server --port P [--host 127.0.0.1] [--path /]
+ * With --echo the handler answers its sender instead, the benchmark's `handler-echo` capability:
+ *
+ *   handler(conn, message) = websocketServerSend(server, conn, message)
+ *
+ * so the echo goes through everything a program's handler does (the message copied for the
+ * handler, a fiber per connection draining its inbox, the send posted back to the I/O thread),
+ * where ws-echo-server's built-in echo never leaves the I/O thread.
+ *
+ *   osprey-broadcast-server --port P [--host 127.0.0.1] [--path /] [--echo]
  *
  * Built by scripts/bench/ws-bench.ts into build/bench/ against the release runtime archive.
  * Prints "listening on ws://HOST:PORT/PATH"; stops on SIGTERM, SIGINT or end of standard input.
@@ -22,6 +30,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +38,11 @@
 #include <unistd.h>
 
 static int64_t server_id;
+
+static OspResult echo(void *env, int64_t connection_id, const char *message) {
+    (void)env;
+    return osp_ws_server_send(server_id, connection_id, message);
+}
 
 static OspResult relay(void *env, int64_t connection_id, const char *message) {
     (void)env;
@@ -52,20 +66,22 @@ int main(int argc, char **argv) {
 
     const char *host = "127.0.0.1", *path = "/";
     long port = -1;
+    bool echo_mode = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = strtol(argv[++i], NULL, 10);
+        if (strcmp(argv[i], "--echo") == 0) echo_mode = true;
+        else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) host = argv[++i];
         else if (strcmp(argv[i], "--path") == 0 && i + 1 < argc) path = argv[++i];
         else port = -1, i = argc;
     }
     if (port <= 0 || port > 65535) {
-        fprintf(stderr, "usage: osprey-broadcast-server --port P [--host 127.0.0.1] [--path /]\n");
+        fprintf(stderr, "usage: osprey-broadcast-server --port P [--host 127.0.0.1] [--path /] [--echo]\n");
         return osp_rt_shutdown(2);
     }
     OspResult r = osp_ws_create_server(port, host, path);
     if (r.tag != OSP_RESULT_SUCCESS) return fail("websocketCreateServer", r);
     server_id = r.value;
-    r = osp_ws_server_on_message(server_id, relay, NULL);
+    r = osp_ws_server_on_message(server_id, echo_mode ? echo : relay, NULL);
     if (r.tag != OSP_RESULT_SUCCESS) return fail("websocketServerOnMessage", r);
     r = osp_ws_server_listen(server_id);
     if (r.tag != OSP_RESULT_SUCCESS) return fail("websocketServerListen", r);

@@ -21,8 +21,11 @@
  * round-trip latency percentiles, server peak RSS (VmHWM), and for the idle scenario the resident
  * memory per held connection ((VmRSS while holding - VmRSS before) / connections).
  *
- * Servers are entries of SERVERS below; a server that lacks a capability a scenario needs (today:
- * `broadcast` for our ws-echo-server) is skipped with a note. `--server NAME=PATH` adds any
+ * Servers are entries of SERVERS below; a server that lacks a capability a scenario needs is
+ * skipped with a note. Our runtime's `broadcast` and `handler-echo` capabilities come from
+ * scripts/bench/osprey_broadcast_server.c (websocketServerOnMessage with websocketServerBroadcast,
+ * or with websocketServerSend to the sender: the echo an application writes); the echo
+ * scenarios use ws-echo-server's built-in echo, which never leaves the I/O thread. `--server NAME=PATH` adds any
  * executable that follows the ws-echo-server command line (a compiled Osprey program later).
  *
  * Results: a table on stdout, and build/bench/ws-bench-<timestamp>.{json,md} (also copied to
@@ -83,7 +86,7 @@ function removeSnapshots(): void {
 
 // ---- Servers -------------------------------------------------------------------------------
 
-type Capability = 'echo' | 'broadcast';
+type Capability = 'echo' | 'broadcast' | 'handler-echo';
 
 interface Launch {
   command: string;
@@ -123,9 +126,9 @@ function commandServer(id: string, executable: string, title = `${id} (${path.re
   // per-address caps (256 connections, 16 unfinished handshakes from one address); the Node
   // servers have no such caps, and every load generator connection comes from 127.0.0.1, so
   // raise them above the idle scenario's 10,000 connections.
-  const launch = (exe: string) => (port: number): Launch => ({
+  const launch = (exe: string, extra: string[] = []) => (port: number): Launch => ({
     command: snap(exe),
-    args: ['--port', String(port), '--host', HOST],
+    args: ['--port', String(port), '--host', HOST, ...extra],
     stdinPipe: true,
     env: {
       OSPREY_WS_MAX_CONNECTIONS: String(NOFILE_WANTED),
@@ -138,11 +141,15 @@ function commandServer(id: string, executable: string, title = `${id} (${path.re
     title,
     unavailable: () => (fs.existsSync(executable) ? null : `${path.relative(ROOT, executable)} is not built`),
     launch: { echo: launch(executable) },
-    missing: { broadcast: `${path.basename(executable)} has no broadcast mode yet` },
+    missing: {
+      broadcast: `${path.basename(executable)} has no broadcast mode yet`,
+      'handler-echo': `${path.basename(executable)} echoes on the I/O thread, without a handler`,
+    },
     executables: [executable],
   };
   if (broadcastExecutable && fs.existsSync(broadcastExecutable)) {
     spec.launch.broadcast = launch(broadcastExecutable);
+    spec.launch['handler-echo'] = launch(broadcastExecutable, ['--echo']);
     spec.executables!.push(broadcastExecutable);
   }
   return spec;
@@ -183,13 +190,14 @@ const SERVERS: ServerSpec[] = [
     id: 'uws',
     title: 'uWebSockets.js (native, publish/subscribe broadcast)',
     unavailable: uwsUnavailable,
-    launch: { echo: nodeServer('uws-echo-server.mjs'), broadcast: nodeServer('uws-echo-server.mjs', ['--broadcast']) },
+    // Its echo already answers from the message handler (ws.send in `message`).
+    launch: { echo: nodeServer('uws-echo-server.mjs'), broadcast: nodeServer('uws-echo-server.mjs', ['--broadcast']), 'handler-echo': nodeServer('uws-echo-server.mjs') },
   },
   {
     id: 'ws',
     title: 'ws 8 (bufferutil, loop broadcast)',
     unavailable: () => null,
-    launch: { echo: nodeServer('ws-echo-server.mjs'), broadcast: nodeServer('ws-echo-server.mjs', ['--broadcast']) },
+    launch: { echo: nodeServer('ws-echo-server.mjs'), broadcast: nodeServer('ws-echo-server.mjs', ['--broadcast']), 'handler-echo': nodeServer('ws-echo-server.mjs') },
   },
 ];
 
@@ -214,6 +222,12 @@ const SCENARIOS: Scenario[] = [
   { id: 'flood-32', title: '100 connections x 32 B flood, 16 in flight each', needs: 'echo', kind: 'traffic', mode: 'flood', connections: 100, size: 32, window: 16 },
   // Text: our runtime's ABI hands message handlers text only, so every server relays text here.
   { id: 'broadcast-1k', title: '1 KiB text broadcast to 1,000 connections, 16 in flight (deliveries/s)', needs: 'broadcast', kind: 'traffic', mode: 'broadcast', connections: 1000, size: 1024, window: 16, loadgenArgs: ['--text'] },
+  // An application's echo: our server runs websocketServerOnMessage + websocketServerSend
+  // (scripts/bench/osprey_broadcast_server.c --echo: handler fibers, sends posted to the I/O
+  // thread); uWS and ws answer from their message callbacks as in the echo scenarios. Text,
+  // since handlers take text.
+  { id: 'handler-pingpong-32', title: 'handler echo: 100 connections x 32 B text ping-pong', needs: 'handler-echo', kind: 'traffic', mode: 'pingpong', connections: 100, size: 32, loadgenArgs: ['--text'] },
+  { id: 'handler-flood-32', title: 'handler echo: 100 connections x 32 B text flood, 16 in flight each', needs: 'handler-echo', kind: 'traffic', mode: 'flood', connections: 100, size: 32, window: 16, loadgenArgs: ['--text'] },
   { id: 'idle-10k', title: '10,000 idle connections (memory per connection)', needs: 'echo', kind: 'idle', mode: 'idle', connections: 10_000, size: 32 },
 ];
 
@@ -754,7 +768,7 @@ async function main(): Promise<number> {
     if (b.exitCode !== 0) console.error(`warning: build-runtime --check failed; using the binaries already built\n${b.stderr.trim().split('\n').slice(-5).join('\n')}`);
   }
   if (!fs.existsSync(LOADGEN)) throw new Error(`${LOADGEN} is missing: run npx tsx scripts/build-runtime.ts`);
-  if (o.servers.some((s) => s.id === 'osprey') && o.scenarios.some((sc) => sc.needs === 'broadcast')) {
+  if (o.servers.some((s) => s.id === 'osprey') && o.scenarios.some((sc) => sc.needs === 'broadcast' || sc.needs === 'handler-echo')) {
     const exe = await buildOspreyBroadcastServer();
     const i = o.servers.findIndex((s) => s.id === 'osprey');
     o.servers[i] = commandServer('osprey', OSPREY_ECHO_SERVER, o.servers[i]!.title, exe);
