@@ -407,7 +407,7 @@ static void submit_pending(void) {
     else runq_head = submit_head;
     runq_tail = submit_tail;
     /* Runners that are running take the new requests when they finish their current ones; one
-     * is started when the queue was empty (every runner has left or is about to) . */
+     * is started when the queue was empty (every runner has left or is about to). */
     bool start = was_empty && runners_unstarted == 0;
     if (start) runners_unstarted++;
     pthread_mutex_unlock(&runq_lock);
