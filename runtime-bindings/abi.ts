@@ -21,7 +21,32 @@
  */
 
 /** Bumped on any change a separately built runtime library would notice. */
-export const ABI_VERSION = 7;
+export const ABI_VERSION = 10;
+
+/**
+ * How a String crosses the ABI (ABI 8). A String is ONE pointer, to the first byte of a block
+ * laid out as `[int64 length][length bytes][NUL]`: the byte count sits in the 8 bytes before the
+ * pointer and a NUL follows the bytes. A String may hold any bytes, NUL included; its length is
+ * the header, never strlen. Every `cstring` parameter or return of a runtime function, a handler
+ * argument and a Result's String payload (an Err message too) is such a String; the blocks are
+ * garbage-collected (C code builds them with osp_gc_strndup) or constant (compiled literals are
+ * globals `{ i64 len, [len+1 x i8] }`, the runtime's own `OSP_STATIC_STRING`).
+ *
+ * Why a header before the pointer rather than a pointer + length pair: the value stays one word,
+ * so every signature keeps its shape (no struct by value across the C/LLVM boundary, where
+ * llvm-bindings cannot set the attributes a larger aggregate would need), a String still fits a
+ * Result payload, a list cell or a closure slot, the length is O(1), Boehm recognises the
+ * interior pointer, and the trailing NUL lets a path or an address go to a C API unchanged (a
+ * String holding a NUL byte is refused there with an Err naming the problem).
+ * Why 8 bytes rather than 4: Boehm allocates in 16-byte granules, so a 4-byte header would save
+ * memory only for strings of 4 to 7 bytes, and an 8-byte header keeps the bytes 8-aligned
+ * (docs/BENCHMARKS-LANG.md has the before/after memory figures).
+ */
+export const STRING_LAYOUT = {
+  headerBytes: 8,
+  lengthType: 'int64',
+  terminator: 'NUL after the last byte (not counted in the length)',
+} as const;
 
 /** `typedef struct { int64_t tag; int64_t value; } OspResult;` */
 export const RESULT_STRUCT = {
@@ -33,7 +58,7 @@ export const RESULT_STRUCT = {
       name: 'value',
       doc:
         'Success: the payload word (Int itself, Bool 0/1, Unit 0, String as a pointer). ' +
-        'Error: a pointer to a NUL-terminated UTF-8 message owned by the garbage collector.',
+        'Error: a String (STRING_LAYOUT: length header, bytes, NUL) holding the message, owned by the garbage collector.',
     },
   ],
 } as const;
@@ -61,7 +86,7 @@ export type OspreyType =
   | { kind: 'Fn'; params: OspreyType[]; ret: OspreyType }
   /** A built-in declared type (docs/guide/17-http.md), passed as a pointer to its GC block of words
    *  `[tag, field…]` (fields in declaration order; Bool as 0/1). */
-  | { kind: 'Adt'; name: 'HttpResponse' | 'HttpMethod' };
+  | { kind: 'Adt'; name: 'HttpResponse' | 'HttpMethod' | 'WebSocketMessage' };
 
 export const T = {
   Int: { kind: 'Int' } as OspreyType,
@@ -72,6 +97,10 @@ export const T = {
   Fn: (params: OspreyType[], ret: OspreyType): OspreyType => ({ kind: 'Fn', params, ret }),
   HttpResponse: { kind: 'Adt', name: 'HttpResponse' } as OspreyType,
   HttpMethod: { kind: 'Adt', name: 'HttpMethod' } as OspreyType,
+  /** `{ type: String, data: String, timestamp: Int }` (docs/guide/15-websockets.md): a GC block of
+   *  words `[0, type, data, timestamp]`; type is "text" or "binary", timestamp the milliseconds
+   *  since the epoch (CLOCK_REALTIME) when the I/O thread received it. */
+  WebSocketMessage: { kind: 'Adt', name: 'WebSocketMessage' } as OspreyType,
 };
 
 /**
@@ -82,12 +111,22 @@ export type CType =
   | 'void'
   | 'int64'
   | 'int32'
+  /** An Osprey String (STRING_LAYOUT): `const char *` to its bytes, length in the header. */
   | 'cstring'
   | 'ptr'
   | 'result'
   | `handler:${HandlerName}`;
 
-export type HandlerName = 'message' | 'server_message' | 'process_event' | 'fiber_body' | 'http_request';
+export type HandlerName =
+  | 'message'
+  | 'server_message'
+  | 'ws_message'
+  | 'ws_open'
+  | 'ws_server_close'
+  | 'ws_close'
+  | 'process_event'
+  | 'fiber_body'
+  | 'http_request';
 
 /**
  * Handler calling convention. An Osprey function value is a closure `{ fn, env }`. The runtime
@@ -112,7 +151,7 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     ],
     returns: 'result',
     osprey: T.Fn([T.String], T.Result(T.Unit, T.String)),
-    doc: 'Client message handler: called once per received text message, in order.',
+    doc: 'Text message handler: called once per received text message, in order (binary messages are not passed to it).',
   },
   server_message: {
     cTypedef: 'osp_server_message_handler_fn',
@@ -123,7 +162,57 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     ],
     returns: 'result',
     osprey: T.Fn([T.Int, T.String], T.Result(T.Unit, T.String)),
-    doc: 'Server message handler: called with the connection id and each received text message.',
+    doc: 'Text message handler with the connection id: called with the id and each received text message, in order.',
+  },
+  ws_message: {
+    cTypedef: 'osp_ws_message_handler_fn',
+    params: [
+      { name: 'env', type: 'ptr' },
+      { name: 'connection_id', type: 'int64' },
+      { name: 'message', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: T.Fn([T.Int, T.WebSocketMessage], T.Result(T.Unit, T.String)),
+    doc:
+      'Message handler for every data message, text and binary: called with the connection id and a ' +
+      'WebSocketMessage record (words [0, type, data, timestamp]; type "text" or "binary").',
+  },
+  ws_open: {
+    cTypedef: 'osp_ws_open_handler_fn',
+    params: [
+      { name: 'env', type: 'ptr' },
+      { name: 'connection_id', type: 'int64' },
+    ],
+    returns: 'result',
+    osprey: T.Fn([T.Int], T.Result(T.Unit, T.String)),
+    doc: 'Open event handler: called once per accepted connection, before any of its messages.',
+  },
+  ws_server_close: {
+    cTypedef: 'osp_ws_server_close_handler_fn',
+    params: [
+      { name: 'env', type: 'ptr' },
+      { name: 'connection_id', type: 'int64' },
+      { name: 'code', type: 'int64' },
+      { name: 'reason', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: T.Fn([T.Int, T.Int, T.String], T.Result(T.Unit, T.String)),
+    doc:
+      'Server close event handler: called once per connection that had its open event, after its last ' +
+      'message, with the close code (1006 when the TCP connection dropped without a Close frame) and reason.',
+  },
+  ws_close: {
+    cTypedef: 'osp_ws_close_handler_fn',
+    params: [
+      { name: 'env', type: 'ptr' },
+      { name: 'code', type: 'int64' },
+      { name: 'reason', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: T.Fn([T.Int, T.String], T.Result(T.Unit, T.String)),
+    doc:
+      'Client close event handler: called once when the connection ends, after its last message, with the ' +
+      'close code (1006 when the TCP connection dropped without a Close frame) and reason.',
   },
   process_event: {
     cTypedef: 'osp_process_event_handler_fn',
@@ -225,7 +314,9 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     ],
     returns: 'void',
     noreturn: true,
-    doc: 'A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1.',
+    doc:
+      'A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1. ' +
+      'Both are read as NUL-terminated text only (never their length), so compiled code passes plain C text, not Strings.',
   },
   // ---- memory and strings -----------------------------------------------------------------
   {
@@ -372,6 +463,14 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
     params: [{ name: 'value', type: 'int64' }],
     returns: 'cstring',
     doc: '"true" or "false".',
+  },
+  {
+    symbol: 'osp_string_from_c',
+    params: [{ name: 'text', type: 'ptr' }],
+    returns: 'cstring',
+    doc:
+      'A String copy of a NUL-terminated C string (what an `extern fn` declared to return String ' +
+      'gives back; docs/guide/05-functions.md#calling-c-extern-fn): the bytes up to the first NUL. NULL gives the empty String.',
   },
   {
     symbol: 'osp_print',
@@ -806,6 +905,48 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).',
   },
   {
+    symbol: 'osp_ws_connect_with_id',
+    params: [
+      { name: 'url', type: 'cstring' },
+      { name: 'handler', type: 'handler:server_message' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketConnect',
+      params: [
+        { name: 'url', type: T.String },
+        { name: 'messageHandler', type: HANDLERS.server_message.osprey },
+      ],
+      returns: wsResultInt,
+      capability: 'websocket',
+    },
+    doc:
+      'websocketConnect with a handler of type ' + 'fn(Int, String): the connection id and each text message' + ' (the compiler picks this symbol by the ' +
+      'handler\'s type); otherwise as osp_ws_connect.',
+  },
+  {
+    symbol: 'osp_ws_connect_messages',
+    params: [
+      { name: 'url', type: 'cstring' },
+      { name: 'handler', type: 'handler:ws_message' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketConnect',
+      params: [
+        { name: 'url', type: T.String },
+        { name: 'messageHandler', type: HANDLERS.ws_message.osprey },
+      ],
+      returns: wsResultInt,
+      capability: 'websocket',
+    },
+    doc:
+      'websocketConnect with a handler of type ' + 'fn(Int, WebSocketMessage): the connection id and every text and binary message' + ' (the compiler picks this symbol by the ' +
+      'handler\'s type); otherwise as osp_ws_connect.',
+  },
+  {
     symbol: 'osp_ws_send',
     params: [
       { name: 'ws_id', type: 'int64' },
@@ -822,6 +963,46 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc: 'Sends one masked text message on a client connection.',
+  },
+  {
+    symbol: 'osp_ws_send_binary',
+    params: [
+      { name: 'ws_id', type: 'int64' },
+      { name: 'data', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketSendBinary',
+      params: [
+        { name: 'wsID', type: T.Int },
+        { name: 'data', type: T.String },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc: 'Project addition (docs/guide/15-websockets.md): sends one masked binary message (any bytes) on a client connection.',
+  },
+  {
+    symbol: 'osp_ws_on_close',
+    params: [
+      { name: 'ws_id', type: 'int64' },
+      { name: 'handler', type: 'handler:ws_close' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketOnClose',
+      params: [
+        { name: 'wsID', type: T.Int },
+        { name: 'handler', type: HANDLERS.ws_close.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/guide/15-websockets.md): registers the handler called once when the client ' +
+      'connection ends (close code and reason; 1006 when the TCP connection dropped without a Close frame), ' +
+      'after its last message, in a fiber like the message handler. An Err when the connection already ended.',
   },
   {
     symbol: 'osp_ws_close',
@@ -924,6 +1105,92 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       'I/O thread): per connection one message at a time, in order; different connections in parallel.',
   },
   {
+    symbol: 'osp_ws_server_on_text',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'handler', type: 'handler:message' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerOnMessage',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'handler', type: HANDLERS.message.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'websocketServerOnMessage with a handler of type ' + 'fn(String): each text message' + ' (the compiler picks this symbol by ' +
+      'the handler\'s type); otherwise as osp_ws_server_on_message.',
+  },
+  {
+    symbol: 'osp_ws_server_on_messages',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'handler', type: 'handler:ws_message' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerOnMessage',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'handler', type: HANDLERS.ws_message.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'websocketServerOnMessage with a handler of type ' + 'fn(Int, WebSocketMessage): the connection id and every text and binary message' + ' (the compiler picks this symbol by ' +
+      'the handler\'s type); otherwise as osp_ws_server_on_message.',
+  },
+  {
+    symbol: 'osp_ws_server_on_open',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'handler', type: 'handler:ws_open' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerOnOpen',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'handler', type: HANDLERS.ws_open.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/guide/15-websockets.md): registers the handler called with the id of every ' +
+      'connection the server accepts, before any of its messages, in the connection\'s handler fiber. Before ' +
+      'websocketServerListen: every connection then gets exactly one open and one close event, in that order.',
+  },
+  {
+    symbol: 'osp_ws_server_on_close',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'handler', type: 'handler:ws_server_close' },
+      { name: 'handler_env', type: 'ptr' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerOnClose',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'handler', type: HANDLERS.ws_server_close.osprey },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/guide/15-websockets.md): registers the handler called once per connection when it ' +
+      'ends (connection id, close code, reason; 1006 when the TCP connection dropped without a Close frame), after ' +
+      'its last message. Before websocketServerListen.',
+  },
+  {
     symbol: 'osp_ws_server_send',
     params: [
       { name: 'server_id', type: 'int64' },
@@ -942,6 +1209,82 @@ export const RUNTIME_FUNCTIONS: RuntimeFunction[] = [
       capability: 'websocket',
     },
     doc: 'Project addition (docs/guide/15-websockets.md): sends a text message to one connection of a server.',
+  },
+  {
+    symbol: 'osp_ws_server_use_cluster',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'redis_url', type: 'cstring' },
+      { name: 'channel', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerUseCluster',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'redisUrl', type: T.String },
+        { name: 'channelName', type: T.String },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/CLUSTER.md): joins the server, before it listens, to every server on the same Redis ' +
+      '(redis://[user:password@]host:port/db or rediss://) and channel: its broadcasts reach their connections too, ' +
+      'websocketServerSend reaches their connections (ids carry the node id), and theirs reach it. Returns once ' +
+      'connected and subscribed; Err naming the address when Redis cannot be reached.',
+  },
+  {
+    symbol: 'osp_ws_server_cluster_status',
+    params: [{ name: 'server_id', type: 'int64' }],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerClusterStatus',
+      params: [{ name: 'serverID', type: T.Int }],
+      returns: T.Result(T.String, T.String),
+      capability: 'websocket',
+    },
+    doc:
+      'Project addition (docs/CLUSTER.md): one line on the server\'s cluster link, starting with "up:" or ' +
+      '"reconnecting:", then the node id, Redis address, counters and the backlog waiting for the bus.',
+  },
+  {
+    symbol: 'osp_ws_server_send_binary',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'connection_id', type: 'int64' },
+      { name: 'data', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerSendBinary',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'connectionID', type: T.Int },
+        { name: 'data', type: T.String },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc: 'Project addition (docs/guide/15-websockets.md): sends a binary message (any bytes) to one connection of a server.',
+  },
+  {
+    symbol: 'osp_ws_server_broadcast_binary',
+    params: [
+      { name: 'server_id', type: 'int64' },
+      { name: 'data', type: 'cstring' },
+    ],
+    returns: 'result',
+    osprey: {
+      name: 'websocketServerBroadcastBinary',
+      params: [
+        { name: 'serverID', type: T.Int },
+        { name: 'data', type: T.String },
+      ],
+      returns: wsResultUnit,
+      capability: 'websocket',
+    },
+    doc: 'Project addition (docs/guide/15-websockets.md): queues a binary message to every open connection of the server.',
   },
   {
     symbol: 'osp_ws_create_secure_server',

@@ -10,6 +10,7 @@ import {
   RESULT_TAGS,
   RUNTIME_FUNCTIONS,
   SELECT_ARM_KINDS,
+  STRING_LAYOUT,
   type CType,
   type HandlerName,
   type OspreyType,
@@ -74,6 +75,10 @@ export function renderCHeader(): string {
   for (const [name, kind] of Object.entries(SELECT_ARM_KINDS)) {
     out.push(`#define OSP_SELECT_${name.toUpperCase()} ${kind}`);
   }
+  out.push('');
+  out.push('/* A String (const char *) points at its first byte; its length is the int64_t stored in the');
+  out.push(' * OSP_STRING_HEADER_BYTES bytes before it, and a NUL follows its last byte. It may hold NUL bytes. */');
+  out.push(`#define OSP_STRING_HEADER_BYTES ${STRING_LAYOUT.headerBytes}`);
   out.push('');
   out.push('/* Returned by value in RAX:RDX (two INTEGER eightbytes, x86-64 System V). */');
   out.push('typedef struct {');

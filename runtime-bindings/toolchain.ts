@@ -49,8 +49,10 @@ export function runtimeInlineBitcode(): string {
   return join(BUILD_DIR, 'runtime', 'release', 'inline.bc');
 }
 
-/** System libraries every Osprey executable links after the runtime archive. */
-export const RUNTIME_LINK_LIBS = ['-lssl', '-lcrypto', '-lgc', '-lpthread', '-lm'];
+/** System libraries every Osprey executable links after the runtime archive. hiredis is linked
+ * from its static archive: only a program that joins a cluster pulls its objects in, and a built
+ * executable does not need the hiredis shared library on the machine it is deployed to. */
+export const RUNTIME_LINK_LIBS = ['-lssl', '-lcrypto', '-l:libhiredis.a', '-lgc', '-lpthread', '-lm'];
 
 /** Warnings are errors in the runtime (DEVELOPERS standards). */
 export const RUNTIME_CFLAGS = [

@@ -14,6 +14,8 @@ const REQUIRED = [
   ['binutils', 'nm, ar and objcopy: abi-check reads a library\'s symbols; its tests rebuild runtime archives with faults; ld.gold links programs; the module-graph test reads the runtime\'s objects'],
   ['ccache', 'makes llvm-bindings rebuilds take seconds'],
   ['libssl-dev', 'OpenSSL: SHA-1 for the handshake, RAND_bytes for keys and masks, TLS'],
+  ['libhiredis-dev', 'hiredis: the RESP protocol of the cluster bus to Redis (websocketServerUseCluster)'],
+  ['redis-server', 'real Redis 7 for the multi-node cluster tests (tests/cluster) and npm run bench:cluster'],
   ['libgc-dev', 'Boehm garbage collector for Osprey heap values'],
   ['zlib1g-dev', 'llvm-bindings links zlib'],
   ['python3-websockets', 'strict RFC 6455 peer used by the tests'],

@@ -42,8 +42,10 @@
     setStatus('error', `Cannot connect to ${url}: ${e.message}`);
     return;
   }
-  // For scripts and tests: the socket and what the page observed.
-  window.chat = { socket, url, close: null };
+  // Binary messages (relayed as they are) arrive as ArrayBuffers rather than Blobs.
+  socket.binaryType = 'arraybuffer';
+  // For scripts and tests: the socket and what the page observed (binary messages as byte arrays).
+  window.chat = { socket, url, close: null, binary: [] };
 
   setStatus('connecting', `Connecting to ${url}…`);
 
@@ -55,7 +57,15 @@
   });
 
   socket.addEventListener('message', (event) => {
-    addLine(String(event.data));
+    if (event.data instanceof ArrayBuffer) {
+      const bytes = new Uint8Array(event.data);
+      window.chat.binary.push(Array.from(bytes));
+      addLine(`Binary message (${bytes.length} bytes)`, 'binary');
+      return;
+    }
+    const text = String(event.data);
+    // The room's announcements ("* #2 joined the room") start with "* "; relayed messages with "#".
+    addLine(text, text.startsWith('* ') ? 'event' : undefined);
   });
 
   socket.addEventListener('error', () => {

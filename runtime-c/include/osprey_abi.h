@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define OSP_ABI_VERSION 7
+#define OSP_ABI_VERSION 10
 
 #define OSP_RESULT_SUCCESS 0
 #define OSP_RESULT_ERROR 1
@@ -18,17 +18,33 @@ extern "C" {
 #define OSP_SELECT_SEND 1
 #define OSP_SELECT_ALWAYS 2
 
+/* A String (const char *) points at its first byte; its length is the int64_t stored in the
+ * OSP_STRING_HEADER_BYTES bytes before it, and a NUL follows its last byte. It may hold NUL bytes. */
+#define OSP_STRING_HEADER_BYTES 8
+
 /* Returned by value in RAX:RDX (two INTEGER eightbytes, x86-64 System V). */
 typedef struct {
     int64_t tag; /* OSP_RESULT_SUCCESS or OSP_RESULT_ERROR */
-    int64_t value; /* Success: the payload word (Int itself, Bool 0/1, Unit 0, String as a pointer). Error: a pointer to a NUL-terminated UTF-8 message owned by the garbage collector. */
+    int64_t value; /* Success: the payload word (Int itself, Bool 0/1, Unit 0, String as a pointer). Error: a String (STRING_LAYOUT: length header, bytes, NUL) holding the message, owned by the garbage collector. */
 } OspResult;
 
-/* Client message handler: called once per received text message, in order. Osprey type: (String) -> Result<Unit, String> */
+/* Text message handler: called once per received text message, in order (binary messages are not passed to it). Osprey type: (String) -> Result<Unit, String> */
 typedef OspResult (*osp_message_handler_fn)(void *env, const char *message);
 
-/* Server message handler: called with the connection id and each received text message. Osprey type: (Int, String) -> Result<Unit, String> */
+/* Text message handler with the connection id: called with the id and each received text message, in order. Osprey type: (Int, String) -> Result<Unit, String> */
 typedef OspResult (*osp_server_message_handler_fn)(void *env, int64_t connection_id, const char *message);
+
+/* Message handler for every data message, text and binary: called with the connection id and a WebSocketMessage record (words [0, type, data, timestamp]; type "text" or "binary"). Osprey type: (Int, WebSocketMessage) -> Result<Unit, String> */
+typedef OspResult (*osp_ws_message_handler_fn)(void *env, int64_t connection_id, void *message);
+
+/* Open event handler: called once per accepted connection, before any of its messages. Osprey type: (Int) -> Result<Unit, String> */
+typedef OspResult (*osp_ws_open_handler_fn)(void *env, int64_t connection_id);
+
+/* Server close event handler: called once per connection that had its open event, after its last message, with the close code (1006 when the TCP connection dropped without a Close frame) and reason. Osprey type: (Int, Int, String) -> Result<Unit, String> */
+typedef OspResult (*osp_ws_server_close_handler_fn)(void *env, int64_t connection_id, int64_t code, const char *reason);
+
+/* Client close event handler: called once when the connection ends, after its last message, with the close code (1006 when the TCP connection dropped without a Close frame) and reason. Osprey type: (Int, String) -> Result<Unit, String> */
+typedef OspResult (*osp_ws_close_handler_fn)(void *env, int64_t code, const char *reason);
 
 /* Process event callback (docs/guide/14-builtins.md#processes): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread making the call for it), or at exit; never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
 typedef int64_t (*osp_process_event_handler_fn)(void *env, int64_t process_id, int64_t event_type, const char *data);
@@ -45,7 +61,7 @@ void osp_rt_init(int64_t abi_version);
 /* Called last by the generated main(): stops every WebSocket server and connection, joins the runtime thread, flushes stdout and returns the process exit status (low 8 bits of `status`). */
 int32_t osp_rt_shutdown(int64_t status);
 
-/* A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1. */
+/* A run-time failure (e.g. division by zero): prints `Error: MESSAGE at LOCATION` on stderr, exits 1. Both are read as NUL-terminated text only (never their length), so compiled code passes plain C text, not Strings. */
 _Noreturn void osp_rt_fail(const char *message, const char *location);
 
 /* Called by the generated main() after osp_rt_init: starts the fiber scheduler (one worker thread per core, OSPREY_THREADS to override) and runs the program (top-level statements, then `main`) as the main fiber on a 1 GiB reserved stack. Returns its exit status when the main fiber ends on the calling thread; when it ends on another worker that worker shuts the process down itself. */
@@ -95,6 +111,9 @@ const char *osp_int_to_string(int64_t value);
 
 /* "true" or "false". */
 const char *osp_bool_to_string(int64_t value);
+
+/* A String copy of a NUL-terminated C string (what an `extern fn` declared to return String gives back; docs/guide/05-functions.md#calling-c-extern-fn): the bytes up to the first NUL. NULL gives the empty String. */
+const char *osp_string_from_c(void *text);
 
 /* Writes the text and a line feed to standard output (one process-wide stream). */
 void osp_print(const char *text);
@@ -205,9 +224,25 @@ OspResult osp_http_close_client(int64_t client_id);
  * Osprey: websocketConnect(url: String, messageHandler: (String) -> Result<Unit, String>) -> Result<Int, String> */
 OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *handler_env);
 
+/* websocketConnect with a handler of type fn(Int, String): the connection id and each text message (the compiler picks this symbol by the handler's type); otherwise as osp_ws_connect.
+ * Osprey: websocketConnect(url: String, messageHandler: (Int, String) -> Result<Unit, String>) -> Result<Int, String> */
+OspResult osp_ws_connect_with_id(const char *url, osp_server_message_handler_fn handler, void *handler_env);
+
+/* websocketConnect with a handler of type fn(Int, WebSocketMessage): the connection id and every text and binary message (the compiler picks this symbol by the handler's type); otherwise as osp_ws_connect.
+ * Osprey: websocketConnect(url: String, messageHandler: (Int, WebSocketMessage) -> Result<Unit, String>) -> Result<Int, String> */
+OspResult osp_ws_connect_messages(const char *url, osp_ws_message_handler_fn handler, void *handler_env);
+
 /* Sends one masked text message on a client connection.
  * Osprey: websocketSend(wsID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_send(int64_t ws_id, const char *message);
+
+/* Project addition (docs/guide/15-websockets.md): sends one masked binary message (any bytes) on a client connection.
+ * Osprey: websocketSendBinary(wsID: Int, data: String) -> Result<Unit, String> */
+OspResult osp_ws_send_binary(int64_t ws_id, const char *data);
+
+/* Project addition (docs/guide/15-websockets.md): registers the handler called once when the client connection ends (close code and reason; 1006 when the TCP connection dropped without a Close frame), after its last message, in a fiber like the message handler. An Err when the connection already ended.
+ * Osprey: websocketOnClose(wsID: Int, handler: (Int, String) -> Result<Unit, String>) -> Result<Unit, String> */
+OspResult osp_ws_on_close(int64_t ws_id, osp_ws_close_handler_fn handler, void *handler_env);
 
 /* Completes the closing handshake (1000) and releases the connection; when it returns the handler can no longer be called. Called from a fiber, the fiber parks and the call runs on a helper thread (its worker runs other fibers).
  * Osprey: websocketClose(wsID: Int) -> Result<Unit, String> */
@@ -233,9 +268,41 @@ OspResult osp_ws_stop_server(int64_t server_id);
  * Osprey: websocketServerOnMessage(serverID: Int, handler: (Int, String) -> Result<Unit, String>) -> Result<Unit, String> */
 OspResult osp_ws_server_on_message(int64_t server_id, osp_server_message_handler_fn handler, void *handler_env);
 
+/* websocketServerOnMessage with a handler of type fn(String): each text message (the compiler picks this symbol by the handler's type); otherwise as osp_ws_server_on_message.
+ * Osprey: websocketServerOnMessage(serverID: Int, handler: (String) -> Result<Unit, String>) -> Result<Unit, String> */
+OspResult osp_ws_server_on_text(int64_t server_id, osp_message_handler_fn handler, void *handler_env);
+
+/* websocketServerOnMessage with a handler of type fn(Int, WebSocketMessage): the connection id and every text and binary message (the compiler picks this symbol by the handler's type); otherwise as osp_ws_server_on_message.
+ * Osprey: websocketServerOnMessage(serverID: Int, handler: (Int, WebSocketMessage) -> Result<Unit, String>) -> Result<Unit, String> */
+OspResult osp_ws_server_on_messages(int64_t server_id, osp_ws_message_handler_fn handler, void *handler_env);
+
+/* Project addition (docs/guide/15-websockets.md): registers the handler called with the id of every connection the server accepts, before any of its messages, in the connection's handler fiber. Before websocketServerListen: every connection then gets exactly one open and one close event, in that order.
+ * Osprey: websocketServerOnOpen(serverID: Int, handler: (Int) -> Result<Unit, String>) -> Result<Unit, String> */
+OspResult osp_ws_server_on_open(int64_t server_id, osp_ws_open_handler_fn handler, void *handler_env);
+
+/* Project addition (docs/guide/15-websockets.md): registers the handler called once per connection when it ends (connection id, close code, reason; 1006 when the TCP connection dropped without a Close frame), after its last message. Before websocketServerListen.
+ * Osprey: websocketServerOnClose(serverID: Int, handler: (Int, Int, String) -> Result<Unit, String>) -> Result<Unit, String> */
+OspResult osp_ws_server_on_close(int64_t server_id, osp_ws_server_close_handler_fn handler, void *handler_env);
+
 /* Project addition (docs/guide/15-websockets.md): sends a text message to one connection of a server.
  * Osprey: websocketServerSend(serverID: Int, connectionID: Int, message: String) -> Result<Unit, String> */
 OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message);
+
+/* Project addition (docs/CLUSTER.md): joins the server, before it listens, to every server on the same Redis (redis://[user:password@]host:port/db or rediss://) and channel: its broadcasts reach their connections too, websocketServerSend reaches their connections (ids carry the node id), and theirs reach it. Returns once connected and subscribed; Err naming the address when Redis cannot be reached.
+ * Osprey: websocketServerUseCluster(serverID: Int, redisUrl: String, channelName: String) -> Result<Unit, String> */
+OspResult osp_ws_server_use_cluster(int64_t server_id, const char *redis_url, const char *channel);
+
+/* Project addition (docs/CLUSTER.md): one line on the server's cluster link, starting with "up:" or "reconnecting:", then the node id, Redis address, counters and the backlog waiting for the bus.
+ * Osprey: websocketServerClusterStatus(serverID: Int) -> Result<String, String> */
+OspResult osp_ws_server_cluster_status(int64_t server_id);
+
+/* Project addition (docs/guide/15-websockets.md): sends a binary message (any bytes) to one connection of a server.
+ * Osprey: websocketServerSendBinary(serverID: Int, connectionID: Int, data: String) -> Result<Unit, String> */
+OspResult osp_ws_server_send_binary(int64_t server_id, int64_t connection_id, const char *data);
+
+/* Project addition (docs/guide/15-websockets.md): queues a binary message to every open connection of the server.
+ * Osprey: websocketServerBroadcastBinary(serverID: Int, data: String) -> Result<Unit, String> */
+OspResult osp_ws_server_broadcast_binary(int64_t server_id, const char *data);
 
 /* Project addition (docs/WEBSOCKET-OPTIONS.md): like websocketCreateServer, but every connection speaks TLS (wss://, TLS 1.2 or newer) with the PEM certificate chain and unencrypted PEM private key given. Error when a file cannot be read or parsed, or the key does not match the certificate.
  * Osprey: websocketCreateSecureServer(port: Int, address: String, path: String, certFile: String, keyFile: String) -> Result<Int, String> */

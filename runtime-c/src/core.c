@@ -63,7 +63,7 @@ void *osp_args(void) {
     list[0] = count;
     for (int64_t i = 0; i < count; i++) {
         const char *arg = program_argv[i + 1];
-        list[i + 1] = (int64_t)(intptr_t)osp_gc_strndup(arg, strlen(arg));
+        list[i + 1] = (int64_t)(intptr_t)osp_gc_strdup_c(arg);
     }
     return list;
 }
@@ -195,20 +195,25 @@ OspResult osp_result_success(int64_t value) {
 }
 
 OspResult osp_result_errorf(const char *fmt, ...) {
+    /* The message is a String: formatted straight into a block with a length header. */
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     if (n < 0) n = 0;
-    char *msg = GC_MALLOC_ATOMIC((size_t)n + 1);
-    if (msg == NULL) {
-        static const char oom[] = "out of memory while reporting an error";
-        OspResult r = {OSP_RESULT_ERROR, (int64_t)(intptr_t)oom};
+    char *block = GC_MALLOC_ATOMIC(OSP_STRING_HEADER_BYTES + (size_t)n + 1);
+    if (block == NULL) {
+        OSP_STATIC_STRING(oom, "out of memory while reporting an error");
+        OspResult r = {OSP_RESULT_ERROR, (int64_t)(intptr_t)oom.bytes};
         return r;
     }
+    char *msg = block + OSP_STRING_HEADER_BYTES;
     va_start(ap, fmt);
-    vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    int written = vsnprintf(msg, (size_t)n + 1, fmt, ap);
     va_end(ap);
+    int64_t len = written < 0 ? 0 : written > n ? n : written;
+    msg[len] = '\0';
+    memcpy(block, &len, sizeof len);
     OspResult r = {OSP_RESULT_ERROR, (int64_t)(intptr_t)msg};
     return r;
 }
@@ -254,25 +259,51 @@ void *osp_alloc(int64_t size) {
     return p;
 }
 
-size_t osp_str_len(const char *s) { return strlen(s); }
-
-char *osp_gc_strndup(const char *bytes, size_t len) {
-    char *s = GC_MALLOC_ATOMIC(len + 1);
-    if (s == NULL) out_of_memory(len + 1);
-    if (len) memcpy(s, bytes, len);
+/* A String block of `len` bytes (not yet written) with its header and terminating NUL. The
+ * collector never scans it (atomic) and recognises the interior pointer to the bytes. */
+static char *string_alloc(size_t len) {
+    size_t size;
+    if (__builtin_add_overflow(len, (size_t)OSP_STRING_HEADER_BYTES + 1, &size) || len > (size_t)INT64_MAX)
+        out_of_memory(SIZE_MAX);
+    char *block = GC_MALLOC_ATOMIC(size);
+    if (block == NULL) out_of_memory(size);
+    int64_t n = (int64_t)len;
+    memcpy(block, &n, sizeof n);
+    char *s = block + OSP_STRING_HEADER_BYTES;
     s[len] = '\0';
     return s;
 }
 
+char *osp_gc_strndup(const char *bytes, size_t len) {
+    char *s = string_alloc(len);
+    if (len) memcpy(s, bytes, len);
+    return s;
+}
+
+char *osp_gc_strdup_c(const char *text) { return osp_gc_strndup(text, strlen(text)); }
+
+const char *osp_string_from_c(void *text) {
+    return text == NULL ? osp_gc_strndup("", 0) : osp_gc_strdup_c((const char *)text);
+}
+
+bool osp_str_has_nul(const char *s) { return memchr(s, '\0', osp_str_len(s)) != NULL; }
+
+bool osp_str_refuse_nul(const char *fn, const char *what, const char *s, OspResult *err) {
+    if (s == NULL) return false;
+    const char *nul = memchr(s, '\0', osp_str_len(s));
+    if (nul == NULL) return false;
+    *err = osp_result_errorf("%s: the %s contains a NUL byte (at byte %zu), which is not allowed in a %s", fn, what,
+                             (size_t)(nul - s), what);
+    return true;
+}
+
 const char *osp_string_concat(const char *left, const char *right) {
-    size_t a = strlen(left), b = strlen(right);
+    size_t a = osp_str_len(left), b = osp_str_len(right);
     size_t total;
-    if (__builtin_add_overflow(a, b, &total) || total == SIZE_MAX) out_of_memory(SIZE_MAX);
-    char *s = GC_MALLOC_ATOMIC(total + 1);
-    if (s == NULL) out_of_memory(total + 1);
+    if (__builtin_add_overflow(a, b, &total)) out_of_memory(SIZE_MAX);
+    char *s = string_alloc(total);
     memcpy(s, left, a);
     memcpy(s + a, right, b);
-    s[total] = '\0';
     return s;
 }
 
@@ -319,23 +350,23 @@ const char *osp_string_build(int64_t count, int64_t int_mask, int64_t part0, int
             len[i] = (size_t)(end - text[i]);
         } else {
             text[i] = (const char *)(intptr_t)parts[i];
-            len[i] = strlen(text[i]);
+            len[i] = osp_str_len(text[i]);
         }
-        if (__builtin_add_overflow(total, len[i], &total) || total == SIZE_MAX) out_of_memory(SIZE_MAX);
+        if (__builtin_add_overflow(total, len[i], &total)) out_of_memory(SIZE_MAX);
     }
-    char *s = GC_MALLOC_ATOMIC(total + 1);
-    if (s == NULL) out_of_memory(total + 1);
+    char *s = string_alloc(total);
     char *p = s;
     for (int i = 0; i < n; i++) {
         memcpy(p, text[i], len[i]);
         p += len[i];
     }
-    *p = '\0';
     return s;
 }
 
+/* Equal lengths and equal bytes: a NUL inside either String is an ordinary byte. */
 int64_t osp_string_equals(const char *left, const char *right) {
-    return strcmp(left, right) == 0;
+    size_t n = osp_str_len(left);
+    return n == osp_str_len(right) && memcmp(left, right, n) == 0;
 }
 
 const char *osp_int_to_string(int64_t value) {
@@ -345,13 +376,19 @@ const char *osp_int_to_string(int64_t value) {
 }
 
 const char *osp_bool_to_string(int64_t value) {
-    return value ? "true" : "false";
+    OSP_STATIC_STRING(true_text, "true");
+    OSP_STATIC_STRING(false_text, "false");
+    return value ? true_text.bytes : false_text.bytes;
 }
 
 void osp_print(const char *text) {
     osp_output_lock();
     flockfile(stdout); /* one stdio lock for the line; the signal path's flush respects it */
-    fputs_unlocked(text, stdout);
+    /* Every byte of the String, NUL bytes included. */
+    size_t len = osp_str_len(text);
+    if (len != 0 && fwrite_unlocked(text, 1, len, stdout) != len) {
+        /* stdout is closed or full: osp_rt_shutdown reports the failed flush at exit. */
+    }
     putc_unlocked('\n', stdout);
     funlockfile(stdout);
     atomic_store_explicit(&output_pending, 1, memory_order_release);

@@ -13,9 +13,11 @@
 
 OspResult osp_file_write(const char *path, const char *content) {
     if (path == NULL || content == NULL) return osp_result_errorf("writeFile: the %s is missing (null pointer)", path == NULL ? "path" : "content");
+    OspResult refused;
+    if (osp_str_refuse_nul("writeFile", "path", path, &refused)) return refused;
     FILE *f = fopen(path, "wb");
     if (f == NULL) return osp_result_errorf("writeFile: cannot open '%s' for writing: %s", path, strerror(errno));
-    size_t n = strlen(content);
+    size_t n = osp_str_len(content); /* every byte, NUL bytes included */
     if (n > 0 && fwrite(content, 1, n, f) != n) {
         int err = errno;
         if (fclose(f) != 0) {
@@ -29,6 +31,8 @@ OspResult osp_file_write(const char *path, const char *content) {
 
 OspResult osp_file_read(const char *path) {
     if (path == NULL) return osp_result_errorf("readFile: the path is missing (null pointer)");
+    OspResult refused;
+    if (osp_str_refuse_nul("readFile", "path", path, &refused)) return refused;
     FILE *f = fopen(path, "rb");
     if (f == NULL) return osp_result_errorf("readFile: cannot open '%s': %s", path, strerror(errno));
     size_t cap = 4096, len = 0;
@@ -69,6 +73,8 @@ OspResult osp_file_read(const char *path) {
 
 OspResult osp_file_delete(const char *path) {
     if (path == NULL) return osp_result_errorf("deleteFile: the path is missing (null pointer)");
+    OspResult refused;
+    if (osp_str_refuse_nul("deleteFile", "path", path, &refused)) return refused;
     if (unlink(path) != 0) {
         int err = errno;
         if (err == EISDIR || err == EPERM) {
@@ -83,6 +89,8 @@ OspResult osp_file_delete(const char *path) {
 
 OspResult osp_directory_create(const char *path) {
     if (path == NULL) return osp_result_errorf("createDirectory: the path is missing (null pointer)");
+    OspResult refused;
+    if (osp_str_refuse_nul("createDirectory", "path", path, &refused)) return refused;
     if (mkdir(path, 0777) != 0) {
         int err = errno;
         if (err == EEXIST) return osp_result_errorf("createDirectory: '%s' already exists", path);
@@ -92,7 +100,8 @@ OspResult osp_directory_create(const char *path) {
 }
 
 int64_t osp_file_exists(const char *path) {
-    if (path == NULL) return 0;
+    /* No file's path holds a NUL byte: such a String names nothing that exists. */
+    if (path == NULL || osp_str_has_nul(path)) return 0;
     struct stat st;
     return stat(path, &st) == 0 ? 1 : 0;
 }

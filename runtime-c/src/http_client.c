@@ -113,6 +113,8 @@ static const char *parse_url(const char *url, http_client *c) {
 OspResult osp_http_create_client(const char *base_url, int64_t timeout) {
     static const char fn[] = "httpCreateClient";
     if (base_url == NULL || base_url[0] == '\0') return osp_result_errorf("%s: the base URL is empty", fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "base URL", base_url, &refused)) return refused;
     if (timeout < 0) return osp_result_errorf("%s: the timeout must be 0 (default, 30000 ms) or a positive number of milliseconds, got %" PRId64, fn, timeout);
     http_client *c = calloc(1, sizeof *c);
     if (c == NULL) return osp_result_errorf("%s: out of memory", fn);
@@ -216,7 +218,7 @@ static OspResult exchange(request_args *a, channel *ch) {
         osp_ws_buf_free(&req);
         return osp_result_errorf("%s: the headers argument has %s", a->fn, bad);
     }
-    size_t body_len = a->body ? strlen(a->body) : 0;
+    size_t body_len = a->body ? osp_str_len(a->body) : 0; /* every byte, NUL bytes included */
     if (a->send_body || body_len > 0) {
         snprintf(line, sizeof line, "Content-Length: %zu\r\n", body_len);
         ok |= osp_ws_buf_append(&req, line, strlen(line));
@@ -403,6 +405,8 @@ static OspResult run(const char *fn, int64_t client_id, const char *method, cons
     http_client *c = client_get(client_id);
     if (c == NULL) return osp_result_errorf("%s: no HTTP client with id %" PRId64, fn, client_id);
     if (c->closed) return osp_result_errorf("%s: client %" PRId64 " was closed", fn, client_id);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "path", path, &refused) || osp_str_refuse_nul(fn, "headers", headers, &refused)) return refused;
     if (path == NULL) path = "/";
     request_args a = {fn, c, method, path, headers ? headers : "", body, send_body, {0, 0}};
     osp_sched_run_blocking(request_job, &a);
@@ -428,6 +432,6 @@ OspResult osp_http_request(int64_t id, void *method, const char *path, const cha
     static const char *names[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
     int64_t tag = method ? *(const int64_t *)method : -1;
     if (tag < 0 || tag > 6) return osp_result_errorf("httpRequest: unknown HTTP method (tag %" PRId64 ")", tag);
-    bool send_body = tag == 1 || tag == 2 || tag == 4 || (body && body[0]);
+    bool send_body = tag == 1 || tag == 2 || tag == 4 || (body && osp_str_len(body) > 0);
     return run("httpRequest", id, names[tag], path, headers, body, send_body);
 }

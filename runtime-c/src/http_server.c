@@ -130,6 +130,8 @@ OspResult osp_http_create_server(int64_t port, const char *address) {
     static const char fn[] = "httpCreateServer";
     if (port < 1 || port > 65535) return osp_result_errorf("%s: port %" PRId64 " is out of range (1-65535)", fn, port);
     if (address == NULL || address[0] == '\0') return osp_result_errorf("%s: the address is empty", fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "address", address, &refused)) return refused;
     if (strlen(address) >= sizeof ((http_server *)0)->address || !osp_ws_net_address_valid(address))
         return osp_result_errorf("%s: \"%s\" is not an IP address or localhost", fn, address);
     /* Uncollectable: the collector must see the handler's environment through it. */
@@ -717,6 +719,8 @@ static void serialise(http_job *j, const int64_t *r) {
     if (status < 200 || status > 999) bad = "status must be between 200 and 999";
     osp_ws_buf extra = {0};
     bool has_ct = false;
+    if (bad == NULL && user_headers && osp_str_has_nul(user_headers)) bad = "a NUL byte in headers";
+    if (bad == NULL && content_type && osp_str_has_nul(content_type)) bad = "a NUL byte in contentType";
     if (bad == NULL) bad = osp_http_append_user_headers(&extra, user_headers, true, &has_ct);
     if (bad == NULL && content_type && !has_ct) {
         for (const char *p = content_type; *p; p++)
@@ -726,12 +730,13 @@ static void serialise(http_job *j, const int64_t *r) {
         report_bad_response(j, bad);
         osp_ws_buf_clear(&extra);
         status = 500;
-        body = "internal server error: the handler returned an invalid response\n";
+        OSP_STATIC_STRING(invalid_response_body, "internal server error: the handler returned an invalid response\n");
+        body = invalid_response_body.bytes;
         content_type = "text/plain; charset=utf-8";
         has_ct = false;
     }
+    size_t body_len = body != NULL ? osp_str_len(body) : 0; /* every byte, NUL bytes included */
     if (body == NULL) body = "";
-    size_t body_len = strlen(body);
     bool no_body_status = status == 204 || status == 304;
     if (osp_ws_buf_reserve(&out, 192 + extra.len + body_len, SIZE_MAX) != 0) ok = false;
     put_text(&out, "HTTP/1.1 ", &ok);
@@ -944,6 +949,8 @@ OspResult osp_http_server_websocket(int64_t server_id, const char *path) {
     if (s == NULL) return osp_result_errorf("%s: no HTTP server with id %" PRId64, fn, server_id);
     if (s->state == 2) return osp_result_errorf("%s: server %" PRId64 " was stopped", fn, server_id);
     if (path == NULL || path[0] != '/') return osp_result_errorf("%s: the path must start with /, got \"%s\"", fn, path ? path : "");
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "path", path, &refused)) return refused;
     if (strlen(path) >= sizeof s->ws_path) return osp_result_errorf("%s: the path is too long", fn);
     if (strchr(path, '?') != NULL) return osp_result_errorf("%s: the path must not contain a query (?)", fn);
     if (s->ws_server_id != 0) return osp_result_errorf("%s: server %" PRId64 " already serves WebSockets on %s", fn, server_id, s->ws_path);

@@ -66,6 +66,8 @@ OspResult osp_process_spawn(const char *command, osp_process_event_handler_fn ha
     if (command == NULL) return osp_result_errorf("spawnProcess: the command is missing (null pointer)");
     if (handler == NULL) return osp_result_errorf("spawnProcess: the callback is missing (null function pointer)");
     if (command[0] == '\0') return osp_result_errorf("spawnProcess: the command is empty; pass a shell command line such as \"ls -l\"");
+    OspResult refused;
+    if (osp_str_refuse_nul("spawnProcess", "command", command, &refused)) return refused;
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) != 0) return osp_result_errorf("spawnProcess: cannot create a pipe for '%s': %s", command, strerror(errno));
     if (pipe2(err, O_CLOEXEC) != 0) {

@@ -26,12 +26,35 @@ OspResult osp_result_errorf(const char *fmt, ...) __attribute__((format(printf, 
 
 /* ---- Memory --------------------------------------------------------------------------- */
 
-/* A garbage-collected NUL-terminated copy of `len` bytes: the one way C code makes an Osprey
+/* Strings (runtime-bindings/abi.ts, STRING_LAYOUT): a String points at its first byte; the
+ * int64_t before it is its byte length and a NUL follows the bytes. It may hold NUL bytes, so
+ * C code never asks strlen/strcmp/strstr/printf("%s") about one. */
+
+/* A garbage-collected String holding a copy of `len` bytes: the one way C code makes an Osprey
  * String from bytes it holds (a message, a file, a header), NUL bytes included. */
 char *osp_gc_strndup(const char *bytes, size_t len);
-/* The byte length of an Osprey String: the one way C code asks, never strlen (a String may hold
- * NUL bytes once strings carry their length). */
-size_t osp_str_len(const char *s);
+/* A String copy of a NUL-terminated C string (an argv entry, strerror text, an extern's result). */
+char *osp_gc_strdup_c(const char *text);
+/* The byte length of an Osprey String: the one way C code asks, never strlen. */
+static inline size_t osp_str_len(const char *s) {
+    int64_t len;
+    __builtin_memcpy(&len, s - OSP_STRING_HEADER_BYTES, sizeof len);
+    return (size_t)len;
+}
+/* True when the String holds a NUL byte: it cannot go to a C API that takes a path, an address
+ * or a name (those APIs would see only the bytes before it); the caller returns an Err. */
+bool osp_str_has_nul(const char *s);
+/* For a String that goes to a C API (a path, a command, an address, a name): when it holds a NUL
+ * byte, sets *err to "FN: the WHAT contains a NUL byte (at byte N), which is not allowed in a
+ * WHAT" and returns true. A NULL String passes (the callers report it themselves). */
+bool osp_str_refuse_nul(const char *fn, const char *what, const char *s, OspResult *err);
+/* A constant String with a length header, for C code that returns a fixed text as a String:
+ *   OSP_STATIC_STRING(yes_text, "true");  ...  return yes_text.bytes;                          */
+#define OSP_STATIC_STRING(name, literal)                                                         \
+    static const struct {                                                                        \
+        int64_t length;                                                                          \
+        char bytes[sizeof(literal)];                                                             \
+    } name = {(int64_t)sizeof(literal) - 1, literal}
 
 /* ---- Lifetime ------------------------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /*
  * String built-ins of docs/guide/12-strings-and-display.md#string-functions (`length`, `contains`, `substring`) and `input` (docs/guide/14-builtins.md#input).
- * Strings are NUL-terminated UTF-8; lengths and offsets count bytes.
+ * A String carries its byte length (runtime.h) and may hold NUL bytes; lengths and offsets count bytes.
  */
 #include "runtime.h"
 
@@ -10,18 +10,20 @@
 
 OspResult osp_string_length(const char *s) {
     if (s == NULL) return osp_result_errorf("length: the string is missing (null pointer)");
-    return osp_result_success((int64_t)strlen(s));
+    return osp_result_success((int64_t)osp_str_len(s));
 }
 
 OspResult osp_string_contains(const char *haystack, const char *needle) {
     if (haystack == NULL || needle == NULL)
         return osp_result_errorf("contains: the %s is missing (null pointer)", haystack == NULL ? "haystack" : "needle");
-    return osp_result_success(strstr(haystack, needle) != NULL ? 1 : 0);
+    size_t needle_len = osp_str_len(needle);
+    if (needle_len == 0) return osp_result_success(1);
+    return osp_result_success(memmem(haystack, osp_str_len(haystack), needle, needle_len) != NULL ? 1 : 0);
 }
 
 OspResult osp_string_substring(const char *s, int64_t start, int64_t end) {
     if (s == NULL) return osp_result_errorf("substring: the string is missing (null pointer)");
-    int64_t len = (int64_t)strlen(s);
+    int64_t len = (int64_t)osp_str_len(s);
     /* Clamp both bounds into [0, length] (docs/guide/12-strings-and-display.md#string-functions). */
     if (start < 0) start = 0;
     if (start > len) start = len;

@@ -7,10 +7,11 @@
  * the loop thread meanwhile), then hands the socket to the loop thread. From a fiber (a message
  * handler included) the call runs on a helper thread while the fiber is parked.
  *
- * The handler is called in a fiber (ws_inbox.c) once per received text message, in order, with a
- * NUL-terminated GC-allocated copy (text after an embedded NUL is not visible to it). Binary
- * messages are ignored: the Osprey handler type takes a String. A handler returning Error is
- * reported on stderr; the connection stays open.
+ * The handler is called in a fiber (ws_inbox.c) once per received message, in order: a handler
+ * of type fn(String) or fn(Int, String) gets text messages only (binary ones are not passed to
+ * it), fn(Int, WebSocketMessage) gets every data message. websocketOnClose adds a close event
+ * after the last message. A handler returning Error is reported on stderr; the connection stays
+ * open.
  */
 #include "ws_internal.h"
 #include "net.h"
@@ -27,13 +28,17 @@
 #include <unistd.h>
 
 static void client_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
-    if (opcode != OSP_WS_OP_TEXT) return;
-    osp_ws_inbox_deliver(c, data, len);
+    if (!osp_ws_msg_handler_takes(&c->handler, opcode)) return;
+    osp_ws_inbox_deliver(c, opcode, data, len);
 }
 
 /* What a client connection reports (ws_conn.c calls up through it). */
+/* The connection ended: its close event (websocketOnClose) goes behind its last message. */
+static void client_conn_gone(osp_ws_conn *c) { osp_ws_inbox_close_event(c); }
+
 static const osp_ws_conn_owner client_conn_owner = {
     .deliver = client_deliver,
+    .gone = client_conn_gone,
     .output_pressure = osp_ws_inbox_output_pressure,
     .freed = osp_ws_inbox_conn_freed,
 };
@@ -43,7 +48,7 @@ static const osp_ws_conn_owner client_conn_owner = {
 typedef struct {
     int fd;
     SSL *tls; /* wss://: owned by the connection once registered (NULL afterwards) */
-    osp_message_handler_fn handler;
+    osp_ws_msg_handler handler;
     void *env;
     const osp_ws_limits *limits; /* the snapshot the handshake used */
     uint8_t *leftover; /* frames that came with the 101 (docs/WEBSOCKET-RUNTIME.md C-H8) */
@@ -93,11 +98,11 @@ static void sanitize(const char *in, size_t n, char *out, size_t outlen) {
     out[j] = '\0';
 }
 
-static OspResult connect_now(const char *url, osp_message_handler_fn handler, void *handler_env);
+static OspResult connect_now(const char *url, osp_ws_msg_handler handler, void *handler_env);
 
 typedef struct {
     const char *url;
-    osp_message_handler_fn handler;
+    osp_ws_msg_handler handler;
     void *handler_env;
     OspResult result;
 } connect_job_args;
@@ -108,16 +113,31 @@ static void connect_job(void *arg) {
 }
 
 /* The handshake waits for the network: the calling fiber parks, not its worker. */
-OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *handler_env) {
+static OspResult connect_shaped(const char *url, osp_ws_msg_handler handler, void *handler_env) {
     connect_job_args a = {url, handler, handler_env, {0, 0}};
     osp_sched_run_blocking(connect_job, &a);
     return a.result;
 }
 
-static OspResult connect_now(const char *url, osp_message_handler_fn handler, void *handler_env) {
+OspResult osp_ws_connect(const char *url, osp_message_handler_fn handler, void *handler_env) {
+    osp_ws_msg_handler h = {OSP_WS_SHAPE_TEXT, {.text = handler}};
+    return connect_shaped(url, h, handler_env);
+}
+
+OspResult osp_ws_connect_with_id(const char *url, osp_server_message_handler_fn handler, void *handler_env) {
+    osp_ws_msg_handler h = {OSP_WS_SHAPE_ID_TEXT, {.id_text = handler}};
+    return connect_shaped(url, h, handler_env);
+}
+
+OspResult osp_ws_connect_messages(const char *url, osp_ws_message_handler_fn handler, void *handler_env) {
+    osp_ws_msg_handler h = {OSP_WS_SHAPE_MESSAGE, {.message = handler}};
+    return connect_shaped(url, h, handler_env);
+}
+
+static OspResult connect_now(const char *url, osp_ws_msg_handler handler, void *handler_env) {
     static const char fn[] = "websocketConnect";
     if (url == NULL) return osp_result_errorf("%s: the URL is null", fn);
-    if (handler == NULL) return osp_result_errorf("%s: the message handler is null", fn);
+    if (!osp_ws_msg_handler_set(&handler)) return osp_result_errorf("%s: the message handler is null", fn);
     osp_ws_url u;
     const char *bad = osp_ws_url_parse(url, &u);
     if (bad) return osp_result_errorf("%s: bad URL \"%s\": %s", fn, url, bad);
@@ -259,6 +279,8 @@ static osp_ws_conn *lookup_client(const char *fn, int64_t id, OspResult *err) {
 
 typedef struct {
     int64_t id;
+    const char *fn;  /* websocketSend or websocketSendBinary */
+    uint8_t opcode;
     const char *message;
     size_t len;
     OspResult result;
@@ -266,7 +288,7 @@ typedef struct {
 
 static void do_send(void *p) {
     client_send_args *a = p;
-    static const char fn[] = "websocketSend";
+    const char *fn = a->fn;
     osp_ws_conn *c = lookup_client(fn, a->id, &a->result);
     if (c == NULL) return;
     /* Frames the program's threads posted first go first, and count against the cap. */
@@ -274,7 +296,7 @@ static void do_send(void *p) {
     a->result = osp_ws_send_permission(c, fn, a->id, c->state != OSP_WS_CONN_OPEN || c->close_sent || c->close_received,
                                        osp_ws_conn_pending(c), a->len);
     if (a->result.tag != OSP_RESULT_SUCCESS) return;
-    int rc = osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)a->message, a->len);
+    int rc = osp_ws_conn_queue_frame(c, a->opcode, (const uint8_t *)a->message, a->len);
     if (rc == OSP_WS_BUF_OVER_BUDGET) {
         a->result = osp_ws_budget_error(fn);
         return;
@@ -288,11 +310,12 @@ static void do_send(void *p) {
     a->result = osp_result_success(0);
 }
 
-OspResult osp_ws_send(int64_t ws_id, const char *message) {
-    static const char fn[] = "websocketSend";
-    client_send_args a = {ws_id, message, 0, {0, 0}};
+/* websocketSend and websocketSendBinary once the message is checked (a.len set). */
+static OspResult client_send(client_send_args a) {
+    const char *fn = a.fn;
+    int64_t ws_id = a.id;
+    const char *message = a.message;
     OspResult err;
-    if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
     if (osp_ws_loop_on_thread()) {
         /* On the loop thread itself: the connection is this thread's; queue and flush at once. */
@@ -308,9 +331,62 @@ OspResult osp_ws_send(int64_t ws_id, const char *message) {
     bool wake = false;
     pthread_mutex_lock(&osp_ws_tx_lock);
     osp_ws_conn *c = lookup_client(fn, ws_id, &a.result);
-    if (c != NULL) a.result = osp_ws_tx_post(c, fn, ws_id, message, a.len, &wake);
+    if (c != NULL) a.result = osp_ws_tx_post(c, fn, ws_id, a.opcode, message, a.len, &wake);
     pthread_mutex_unlock(&osp_ws_tx_lock);
     if (wake) osp_ws_loop_wake();
+    return a.result;
+}
+
+OspResult osp_ws_send(int64_t ws_id, const char *message) {
+    client_send_args a = {ws_id, "websocketSend", OSP_WS_OP_TEXT, message, 0, {0, 0}};
+    OspResult err;
+    if (!osp_ws_check_outgoing(a.fn, message, &a.len, &err)) return err;
+    return client_send(a);
+}
+
+OspResult osp_ws_send_binary(int64_t ws_id, const char *data) {
+    client_send_args a = {ws_id, "websocketSendBinary", OSP_WS_OP_BINARY, data, 0, {0, 0}};
+    OspResult err;
+    if (!osp_ws_check_outgoing_binary(a.fn, data, &a.len, &err)) return err;
+    return client_send(a);
+}
+
+/* ---- websocketOnClose ----------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t id;
+    osp_ws_close_handler_fn handler;
+    void *env;
+    OspResult result;
+} on_close_args;
+
+static void do_on_close(void *p) {
+    on_close_args *a = p;
+    static const char fn[] = "websocketOnClose";
+    osp_ws_conn *c = lookup_client(fn, a->id, &a->result);
+    if (c == NULL) return;
+    if (c->events == NULL) {
+        /* Uncollectable: a root for the handler's environment while the connection lives. */
+        c->events = GC_MALLOC_UNCOLLECTABLE(sizeof *c->events);
+        if (c->events == NULL) {
+            a->result = osp_result_errorf("%s: out of memory", fn);
+            return;
+        }
+        memset(c->events, 0, sizeof *c->events);
+    }
+    c->events->close = a->handler;
+    c->events->close_env = a->env;
+    c->close_event_owed = true;
+    a->result = osp_result_success(0);
+}
+
+OspResult osp_ws_on_close(int64_t ws_id, osp_ws_close_handler_fn handler, void *handler_env) {
+    static const char fn[] = "websocketOnClose";
+    if (handler == NULL) return osp_result_errorf("%s: the handler is null", fn);
+    OspResult err;
+    if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    on_close_args a = {ws_id, handler, handler_env, {0, 0}};
+    if (!osp_ws_loop_call(do_on_close, &a)) return osp_ws_shut_down_error(fn);
     return a.result;
 }
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -376,6 +377,7 @@ static void conn_free(osp_ws_conn *c) {
     SSL_free(c->tls); /* OpenSSL cleanses its key material and record buffers */
     if (c->owner->freed) c->owner->freed(c);
     if (c->handler_env_cell) GC_FREE(c->handler_env_cell);
+    if (c->events) GC_FREE(c->events);
     free(c);
 }
 
@@ -406,6 +408,7 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     c->watch.events = 0;
     if (c->id) osp_ws_registry_retire(c->id, c->close_code);
     tx_forget(c);
+    /* The owner queues the close event first (behind the last message), then unlinks. */
     if (c->owner->gone) c->owner->gone(c);
     /* Whoever waits in websocketClose may go on: the handler can no longer be called. */
     osp_ws_waiters_signal_all(&c->close_waiters);
@@ -428,7 +431,7 @@ bool osp_ws_check_outgoing(const char *fn, const char *message, size_t *len, Osp
         *err = osp_result_errorf("%s: the message is null", fn);
         return false;
     }
-    *len = strlen(message);
+    *len = osp_str_len(message); /* every byte: U+0000 is a valid character of a text message */
     /* Checked against the process default here (any thread); a server's own, smaller limit
      * is what its peers enforce on what they receive. */
     osp_ws_limits snap;
@@ -445,6 +448,28 @@ bool osp_ws_check_outgoing(const char *fn, const char *message, size_t *len, Osp
         return false;
     }
     return true;
+}
+
+bool osp_ws_check_outgoing_binary(const char *fn, const char *data, size_t *len, OspResult *err) {
+    if (data == NULL) {
+        *err = osp_result_errorf("%s: the data is null", fn);
+        return false;
+    }
+    *len = osp_str_len(data);
+    osp_ws_limits snap;
+    osp_ws_limits_snapshot(&snap);
+    if ((uint64_t)*len > snap.max_message) {
+        *err = osp_result_errorf("%s: message too large (%zu bytes; the limit is %llu bytes)", fn, *len,
+                                 (unsigned long long)snap.max_message);
+        return false;
+    }
+    return true;
+}
+
+int64_t osp_ws_wall_ms(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Boehm GC finalizer: the copy is unreachable, wipe it before the collector reuses it. */
@@ -729,8 +754,8 @@ static void tx_forget(osp_ws_conn *c) {
     pthread_mutex_unlock(&osp_ws_tx_lock);
 }
 
-OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, const char *message, size_t len,
-                         bool *wake) {
+OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, uint8_t opcode, const char *message,
+                         size_t len, bool *wake) {
     *wake = false;
     /* The cap counts what the loop has queued (as of its last flush, plus what it took since)
      * and what is posted here but not yet taken. */
@@ -741,7 +766,7 @@ OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, const char 
     uint8_t key[4], header[OSP_WS_MAX_FRAME_HEADER];
     /* RFC 6455 §5.3 / §10.3: a client masks every frame with a fresh, unpredictable key. */
     if (!osp_ws_mask_key(key)) return osp_result_errorf(nomem, fn);
-    size_t hlen = osp_ws_frame_encode_header(header, true, OSP_WS_OP_TEXT, len, key);
+    size_t hlen = osp_ws_frame_encode_header(header, true, opcode, len, key);
     size_t total;
     if (__builtin_add_overflow(hlen, len, &total)) return osp_result_errorf(nomem, fn);
     int rc = osp_ws_buf_reserve(&c->tx_pend, total, SIZE_MAX);
@@ -795,6 +820,13 @@ static void tx_drain_all(void) {
 
 /* ---- closing ------------------------------------------------------------------------------- */
 
+/* The reason reported with close_code in the close event (the peer's, or the one we sent). */
+static void note_close_reason(osp_ws_conn *c, const char *reason, size_t len) {
+    if (len > OSP_WS_CLOSE_REASON_MAX) len = OSP_WS_CLOSE_REASON_MAX;
+    if (len) memcpy(c->close_reason, reason, len);
+    c->close_reason_len = (uint8_t)len;
+}
+
 static void queue_close(osp_ws_conn *c, uint16_t code, const char *reason) {
     if (c->close_sent) return;
     if (c->role == OSP_WS_ROLE_CLIENT) {
@@ -829,7 +861,10 @@ static void queue_close(osp_ws_conn *c, uint16_t code, const char *reason) {
     }
     c->close_sent = true;
     c->pong_pending = false; /* §5.5.1: nothing after our Close */
-    if (c->close_code == 0) c->close_code = code ? code : OSP_WS_CLOSE_NO_STATUS;
+    if (c->close_code == 0) {
+        c->close_code = code ? code : OSP_WS_CLOSE_NO_STATUS;
+        note_close_reason(c, (const char *)payload + 2, n > 2 ? n - 2 : 0);
+    }
     if (osp_ws_conn_queue_frame(c, OSP_WS_OP_CLOSE, payload, n) != 0)
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
 }
@@ -864,18 +899,20 @@ void osp_ws_conn_fail(osp_ws_conn *c, uint16_t code, const char *reason) {
     queue_close(c, code, reason);
     if (c->state == OSP_WS_CONN_DEAD) return;
     c->close_code = code;
+    note_close_reason(c, reason ? reason : "", reason ? strlen(reason) : 0);
     /* §7.1.1 still decides who ends TCP: a server sends its FIN after the Close; a client
      * waits for the server to close (draining its Close reply unparsed), until the timeout. */
     enter_closed_wait(c, c->role == OSP_WS_ROLE_SERVER);
     osp_ws_conn_flush(c);
 }
 
-static void on_close_frame(osp_ws_conn *c, uint16_t code) {
+static void on_close_frame(osp_ws_conn *c, uint16_t code, const uint8_t *reason, size_t reason_len) {
     if (c->close_received) return; /* a second Close is ignored (Autobahn 7.1.2) */
     c->close_received = true;
     if (!c->close_sent) {
         /* RFC 6455 §5.5.1: answer with a Close, normally echoing the status code. */
         c->close_code = code;
+        note_close_reason(c, (const char *)reason, reason_len);
         queue_close(c, code, NULL);
         if (c->state == OSP_WS_CONN_DEAD) return;
     }
@@ -933,7 +970,7 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
         case OSP_WS_MSG_PONG:
             break; /* §5.5.3: an unsolicited pong needs no answer */
         case OSP_WS_MSG_CLOSE:
-            on_close_frame(c, ev.code);
+            on_close_frame(c, ev.code, ev.data, ev.len);
             break;
         case OSP_WS_MSG_FAIL:
             osp_ws_conn_fail(c, ev.code, ev.error);

@@ -9,6 +9,12 @@
  * exits when the inbox is empty. So per connection messages are handled one at a time and in
  * order, while different connections are handled in parallel by the scheduler's workers.
  *
+ * Connection events travel the same queue: a server connection's open event is queued when its
+ * id is given (before any of its messages can arrive), its close event when it is destroyed
+ * (after its last message), so open → messages → close holds by construction. websocketClose
+ * and websocketStopServer drop undelivered messages, never events: the close event of a
+ * connection they closed is delivered before they return (unless called from a handler).
+ *
  * Bounded: the bytes waiting in an inbox count against the connection's maxOutputBytes; above it
  * the loop stops reading that socket (TCP backpressure on the peer) and resumes once the handler
  * has worked the inbox down to half of it. Likewise, while the connection's output queue is over
@@ -36,11 +42,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef enum {
+    DELIVER_TEXT,
+    DELIVER_BINARY,
+    DELIVER_OPEN,
+    DELIVER_CLOSE, /* code; bytes: the reason */
+} delivery_kind;
+
 typedef struct osp_ws_delivery {
     struct osp_ws_delivery *next;
+    delivery_kind kind;
+    uint16_t code;        /* DELIVER_CLOSE */
+    int64_t received_ms;  /* CLOCK_REALTIME on the I/O thread at receipt (WebSocketMessage.timestamp) */
     size_t len;
-    char bytes[]; /* the message text, not NUL-terminated */
+    char bytes[]; /* the message (or close reason), not NUL-terminated */
 } osp_ws_delivery;
+
+static bool is_message(const osp_ws_delivery *d) { return d->kind == DELIVER_TEXT || d->kind == DELIVER_BINARY; }
 
 struct osp_ws_inbox {
     osp_ws_delivery *head, *tail;
@@ -56,9 +74,9 @@ struct osp_ws_inbox {
     osp_fiber *drainer;    /* the drain fiber while it runs (NULL before it starts) */
     int64_t conn_id;
     int64_t server_id;     /* 0 for a client connection */
-    osp_server_message_handler_fn server_handler;
-    osp_message_handler_fn client_handler;
+    osp_ws_msg_handler handler;
     void *env;             /* the handler's environment: kept alive by this (uncollectable) record */
+    osp_ws_events events;  /* event handlers and environments, copied when an event is queued */
     osp_ws_conn *conn;     /* loop thread: the connection, NULL once it was freed */
     struct osp_ws_inbox *prev, *next;  /* every live inbox */
     struct osp_ws_inbox *resume_next;
@@ -75,21 +93,28 @@ static void free_delivery(osp_ws_delivery *d, bool wipe) {
     free(d);
 }
 
-/* With inbox_lock held. */
-static void drop_queued(osp_ws_inbox *in) {
-    while (in->head) {
-        osp_ws_delivery *d = in->head;
-        in->head = d->next;
-        free_delivery(d, in->wipe);
-    }
+/* With inbox_lock held: drops the queued messages (every delivery with `all`; events stay
+ * otherwise: websocketClose/StopServer still deliver the close event). */
+static void drop_queued(osp_ws_inbox *in, bool all) {
+    osp_ws_delivery **p = &in->head;
     in->tail = NULL;
-    in->bytes = 0;
+    while (*p) {
+        osp_ws_delivery *d = *p;
+        if (all || is_message(d)) {
+            *p = d->next;
+            in->bytes -= d->len;
+            free_delivery(d, in->wipe);
+        } else {
+            in->tail = d;
+            p = &d->next;
+        }
+    }
 }
 
 /* With inbox_lock held; frees the record when the last reference goes. */
 static void unref_locked(osp_ws_inbox *in) {
     if (--in->refs > 0) return;
-    drop_queued(in);
+    drop_queued(in, true);
     if (in->prev) in->prev->next = in->next;
     else live_inboxes = in->next;
     if (in->next) in->next->prev = in->prev;
@@ -126,23 +151,64 @@ static void report_handler_error(const osp_ws_inbox *in, OspResult r) {
     osp_output_unlock();
 }
 
-/* The drain fiber: one handler call per queued message, in order, then exit. */
+/* A collected String holding "text" or "binary" (never a C literal: it is an Osprey value). */
+static const char *kind_name(delivery_kind kind) {
+    return kind == DELIVER_TEXT ? osp_gc_strndup("text", 4) : osp_gc_strndup("binary", 6);
+}
+
+/* Calls the handler for one delivery (no lock held). The copies are collected Osprey values. */
+static OspResult call_handler(const osp_ws_inbox *in, const osp_ws_delivery *d, const osp_ws_msg_handler *h,
+                              void *env, const osp_ws_events *ev) {
+    switch (d->kind) {
+    case DELIVER_OPEN:
+        return ev->open(ev->open_env, in->conn_id);
+    case DELIVER_CLOSE: {
+        const char *reason = osp_gc_strndup(d->bytes, d->len);
+        if (in->server_id) return ev->server_close(ev->server_close_env, in->conn_id, d->code, reason);
+        return ev->close(ev->close_env, d->code, reason);
+    }
+    case DELIVER_TEXT:
+    case DELIVER_BINARY:
+        break;
+    }
+    const char *data = osp_ws_handler_copy(in->wipe, (const uint8_t *)d->bytes, d->len);
+    switch (h->shape) {
+    case OSP_WS_SHAPE_TEXT:
+        return h->fn.text(env, data);
+    case OSP_WS_SHAPE_ID_TEXT:
+        return h->fn.id_text(env, in->conn_id, data);
+    case OSP_WS_SHAPE_MESSAGE:
+        break;
+    }
+    /* WebSocketMessage { type, data, timestamp }: the record layout the compiler uses, a block
+     * of words [constructor tag 0, field…] in declaration order. */
+    int64_t *record = GC_MALLOC(4 * sizeof(int64_t));
+    if (record == NULL) return osp_result_errorf("out of memory for a WebSocketMessage");
+    record[0] = 0;
+    record[1] = (int64_t)(intptr_t)kind_name(d->kind);
+    record[2] = (int64_t)(intptr_t)data;
+    record[3] = d->received_ms;
+    return h->fn.message(env, in->conn_id, record);
+}
+
+/* The drain fiber: one handler call per queued message or event, in order, then exit. */
 static int64_t drain(void *arg) {
     osp_ws_inbox *in = arg;
     osp_fiber *self = osp_fiber_self();
     pthread_mutex_lock(&inbox_lock);
     in->drainer = self;
     for (;;) {
-        osp_ws_delivery *d = in->closed || in->output_full ? NULL : in->head;
-        if (d == NULL) break;
+        osp_ws_delivery *d = in->head;
+        /* Messages wait while the output queue is full; after websocketClose none is queued. */
+        if (d == NULL || (is_message(d) && (in->closed || in->output_full))) break;
         in->head = d->next;
         if (in->head == NULL) in->tail = NULL;
         in->bytes -= d->len;
         /* Read under the lock: the loop updates them when websocketServerOnMessage replaced the
          * handler. */
-        osp_server_message_handler_fn server_handler = in->server_handler;
-        osp_message_handler_fn client_handler = in->client_handler;
+        osp_ws_msg_handler handler = in->handler;
         void *env = in->env;
+        osp_ws_events events = in->events;
         /* Reading was paused for this inbox and it is down to half: ask the loop to resume. */
         if (in->read_paused && in->bytes <= in->limit / 2 && !in->resume_listed) {
             in->resume_listed = true;
@@ -154,9 +220,8 @@ static int64_t drain(void *arg) {
         } else {
             pthread_mutex_unlock(&inbox_lock);
         }
-        const char *message = osp_ws_handler_copy(in->wipe, (const uint8_t *)d->bytes, d->len);
+        OspResult r = call_handler(in, d, &handler, env, &events);
         free_delivery(d, in->wipe);
-        OspResult r = in->server_id ? server_handler(env, in->conn_id, message) : client_handler(env, message);
         if (r.tag != OSP_RESULT_SUCCESS) report_handler_error(in, r);
         pthread_mutex_lock(&inbox_lock);
     }
@@ -165,12 +230,18 @@ static int64_t drain(void *arg) {
     pthread_cond_broadcast(&drain_done);
     unref_locked(in); /* the drain's reference */
     pthread_mutex_unlock(&inbox_lock);
+    /* What the handlers printed reaches a pipe now: an idle worker does not flush, and the I/O
+     * thread flushes only before its next wait, which may be long after the last event (a close
+     * event's line would otherwise sit in the buffer while the program idles). One atomic load
+     * when nothing was printed. */
+    osp_output_flush_pending();
     return 0;
 }
 
 /* With inbox_lock held: whether a drain fiber has to be submitted (the caller does, unlocked). */
 static bool start_drain_locked(osp_ws_inbox *in) {
-    if (in->draining || in->closed || in->output_full || in->head == NULL) return false;
+    if (in->draining || in->head == NULL) return false;
+    if (is_message(in->head) && (in->closed || in->output_full)) return false;
     in->draining = true;
     in->refs++; /* the drain fiber's */
     return true;
@@ -187,35 +258,42 @@ static void submit_drain(osp_ws_inbox *in, osp_ws_conn *c) {
     if (c) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "cannot start a handler fiber");
 }
 
-void osp_ws_inbox_deliver(osp_ws_conn *c, const uint8_t *data, size_t len) {
+/* Loop thread: appends a delivery to c's inbox (made on first use) and starts a drain fiber if
+ * none runs. Messages are refused once the inbox is closed; events never are. */
+static void enqueue(osp_ws_conn *c, delivery_kind kind, uint16_t code, const uint8_t *data, size_t len) {
     if (c->inbox == NULL && (c->inbox = inbox_new(c)) == NULL) {
-        osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        if (kind != DELIVER_CLOSE) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return;
     }
     osp_ws_inbox *in = c->inbox;
     osp_ws_delivery *d = malloc(sizeof *d + (len ? len : 1));
     if (d == NULL) {
-        osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        if (kind != DELIVER_CLOSE) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return;
     }
     d->next = NULL;
+    d->kind = kind;
+    d->code = code;
+    d->received_ms = osp_ws_wall_ms();
     d->len = len;
     if (len) memcpy(d->bytes, data, len);
     bool submit;
     pthread_mutex_lock(&inbox_lock);
-    if (in->closed) {
+    if (in->closed && (kind == DELIVER_TEXT || kind == DELIVER_BINARY)) {
         pthread_mutex_unlock(&inbox_lock);
         free_delivery(d, in->wipe);
         return;
     }
-    /* The handler registered now: websocketServerOnMessage may replace it between messages. */
+    /* The handlers registered now: websocketServerOnMessage may replace one between messages. */
     if (c->server) {
         in->server_id = c->server->id;
-        in->server_handler = c->server->handler;
-        in->env = *c->server->handler_env_cell;
+        in->handler = c->server->handler;
+        in->env = c->server->handler_env_cell ? *c->server->handler_env_cell : NULL;
+        if (c->server->events) in->events = *c->server->events;
     } else {
-        in->client_handler = c->handler;
-        in->env = *c->handler_env_cell;
+        in->handler = c->handler;
+        in->env = c->handler_env_cell ? *c->handler_env_cell : NULL;
+        if (c->events) in->events = *c->events;
     }
     if (in->tail) in->tail->next = d;
     else in->head = d;
@@ -225,8 +303,29 @@ void osp_ws_inbox_deliver(osp_ws_conn *c, const uint8_t *data, size_t len) {
     if (pause) in->read_paused = true;
     submit = start_drain_locked(in);
     pthread_mutex_unlock(&inbox_lock);
-    if (pause) osp_ws_conn_set_inbox_paused(c, true);
-    if (submit) submit_drain(in, c);
+    if (pause && c->state != OSP_WS_CONN_DEAD) osp_ws_conn_set_inbox_paused(c, true);
+    if (submit) submit_drain(in, c->state != OSP_WS_CONN_DEAD ? c : NULL);
+}
+
+void osp_ws_inbox_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
+    enqueue(c, opcode == OSP_WS_OP_BINARY ? DELIVER_BINARY : DELIVER_TEXT, 0, data, len);
+}
+
+void osp_ws_inbox_open_event(osp_ws_conn *c) {
+    const osp_ws_server *s = c->server;
+    if (s == NULL || s->events == NULL) return;
+    c->close_event_owed = true;
+    if (s->events->open) enqueue(c, DELIVER_OPEN, 0, NULL, 0);
+}
+
+void osp_ws_inbox_close_event(osp_ws_conn *c) {
+    if (!c->close_event_owed) return;
+    c->close_event_owed = false;
+    bool wanted = c->server ? c->server->events && c->server->events->server_close : c->events && c->events->close;
+    if (!wanted) return;
+    uint16_t code = c->close_code ? c->close_code : OSP_WS_CLOSE_ABNORMAL;
+    size_t reason_len = code == OSP_WS_CLOSE_ABNORMAL ? 0 : c->close_reason_len;
+    enqueue(c, DELIVER_CLOSE, code, (const uint8_t *)c->close_reason, reason_len);
 }
 
 void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full) {
@@ -287,7 +386,7 @@ void osp_ws_inbox_quiesce(int64_t conn_id, int64_t server_id, osp_fiber *caller)
     for (osp_ws_inbox *in = live_inboxes; in; in = in->next) {
         if ((conn_id && in->conn_id == conn_id) || (server_id && in->server_id == server_id)) {
             in->closed = true;
-            drop_queued(in);
+            drop_queued(in, false);
         }
     }
     if (!in_handler_locked(caller)) {

@@ -46,6 +46,52 @@ typedef struct osp_ws_conn_owner {
     void (*freed)(osp_ws_conn *c);
 } osp_ws_conn_owner;
 
+/* The shapes a message handler may have (docs/guide/15-websockets.md); the compiler picks the
+ * C entry point (osp_ws_connect…, osp_ws_server_on_…) by the handler's Osprey type. */
+typedef enum {
+    OSP_WS_SHAPE_TEXT,    /* fn(String): text messages */
+    OSP_WS_SHAPE_ID_TEXT, /* fn(Int, String): connection id and text messages */
+    OSP_WS_SHAPE_MESSAGE, /* fn(Int, WebSocketMessage): connection id and every data message */
+} osp_ws_handler_shape;
+
+typedef struct {
+    osp_ws_handler_shape shape;
+    union {
+        osp_message_handler_fn text;
+        osp_server_message_handler_fn id_text;
+        osp_ws_message_handler_fn message;
+    } fn; /* the member named by `shape`; all NULL: no handler */
+} osp_ws_msg_handler;
+
+static inline bool osp_ws_msg_handler_set(const osp_ws_msg_handler *h) {
+    switch (h->shape) {
+    case OSP_WS_SHAPE_TEXT: return h->fn.text != NULL;
+    case OSP_WS_SHAPE_ID_TEXT: return h->fn.id_text != NULL;
+    case OSP_WS_SHAPE_MESSAGE: return h->fn.message != NULL;
+    }
+    return false;
+}
+
+/* Whether a handler of this shape takes a data message of this opcode (binary only for
+ * OSP_WS_SHAPE_MESSAGE). */
+static inline bool osp_ws_msg_handler_takes(const osp_ws_msg_handler *h, uint8_t opcode) {
+    return osp_ws_msg_handler_set(h) && (opcode == 0x1 /* text */ || h->shape == OSP_WS_SHAPE_MESSAGE);
+}
+
+/* Connection event handlers (websocketServerOnOpen/OnClose, websocketOnClose). Allocated
+ * uncollectable: a root that keeps the handlers' environments alive. */
+typedef struct {
+    osp_ws_open_handler_fn open;
+    void *open_env;
+    osp_ws_server_close_handler_fn server_close;
+    void *server_close_env;
+    osp_ws_close_handler_fn close;
+    void *close_env;
+} osp_ws_events;
+
+/* The longest close reason a Close frame carries (RFC 6455 §5.5: 125 bytes minus the code). */
+#define OSP_WS_CLOSE_REASON_MAX 123
+
 /* Most origins and most subprotocols one server may list. */
 #define OSP_WS_MAX_POLICY_ENTRIES 32
 
@@ -72,6 +118,12 @@ struct osp_ws_conn {
     uint8_t pong_len;
     uint8_t *pong;       /* OSP_WS_PONG_SLOT bytes, allocated when a pong first has to wait */
     uint16_t close_code; /* for reporting: the code received, sent, or 1006 */
+    uint8_t close_reason_len; /* the reason that came with close_code (close events) */
+    char close_reason[OSP_WS_CLOSE_REASON_MAX];
+    /* Events: the open event was queued for this connection, so its close event is owed
+     * (server side); the client's websocketOnClose handlers (uncollectable, or NULL). */
+    bool close_event_owed;
+    osp_ws_events *events;
     uint64_t last_read_ms;
     /* When the frame or fragmented message now arriving started (0: none), and the reader's
      * count of completed frames when it was noted (message timeout). */
@@ -100,7 +152,7 @@ struct osp_ws_conn {
     struct osp_ws_conn *srv_prev, *srv_next;
     /* Client side: the handler; its environment lives in GC-uncollectable memory so the
      * collector keeps it alive while the connection exists (compiled code may drop it). */
-    osp_message_handler_fn handler;
+    osp_ws_msg_handler handler;
     void **handler_env_cell;
     osp_ws_waiter *close_waiters;
     /* Messages waiting for the handler's fiber (ws_inbox.c); NULL until the first one. */
@@ -140,8 +192,10 @@ struct osp_ws_server {
     bool stopping;
     osp_ws_conn *conns;
     size_t conn_count;
-    osp_server_message_handler_fn handler;
+    osp_ws_msg_handler handler;
     void **handler_env_cell;
+    /* websocketServerOnOpen/OnClose (uncollectable, or NULL); set before listening only. */
+    osp_ws_events *events;
     osp_ws_waiter *stop_waiters;
     osp_ws_server *zombie_next;
     /* Copied from the process default at creation; websocketServerSetLimit changes it until
@@ -161,6 +215,10 @@ struct osp_ws_server {
     /* websocketServerAddSubprotocol: supported subprotocols in the order they were added. */
     char *protocols[OSP_WS_MAX_POLICY_ENTRIES];
     size_t protocol_count;
+    /* websocketServerUseCluster (ws_cluster.c): set once joined, before listening; its
+     * connection ids carry the node id in their high bits. */
+    struct osp_ws_cluster *cluster;
+    struct osp_ws_cluster *cluster_joining; /* websocketServerUseCluster still connecting */
 };
 
 /* httpServerWebSocket (http_server.c): a WebSocket server fed by an HTTP server's port. */
@@ -239,6 +297,8 @@ void osp_ws_runtime_add_layer(const osp_ws_layer *layer);
 
 /* Loop thread only. */
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner);
+/* The same with `base` ORed into the id (a clustered server's node id in the high bits). */
+int64_t osp_ws_registry_add_in(osp_ws_kind kind, void *object, int64_t owner, int64_t base);
 const osp_ws_entry *osp_ws_registry_get(int64_t id);
 void osp_ws_registry_retire(int64_t id, uint16_t code);
 /* Retired ids remembered for "already closed" answers; older ones are forgotten. Tests lower
@@ -260,9 +320,16 @@ void osp_ws_live_conns_add(int delta);
 typedef struct osp_ws_inbox osp_ws_inbox;
 struct osp_fiber;
 
-/* Loop thread: queues a copy of a text message for c's handler (its server's, or its own) and
- * makes sure a fiber is draining c's inbox; the handler never runs on the loop thread. */
-void osp_ws_inbox_deliver(osp_ws_conn *c, const uint8_t *data, size_t len);
+/* Loop thread: queues a copy of a data message (opcode text or binary) for c's handler (its
+ * server's, or its own), stamped with the time of receipt, and makes sure a fiber is draining
+ * c's inbox; the handler never runs on the loop thread. */
+void osp_ws_inbox_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+/* Loop thread: server connection c was registered (its id given): queues its open event and
+ * owes it a close event. Before any of its messages. */
+void osp_ws_inbox_open_event(osp_ws_conn *c);
+/* Loop thread: c ended (osp_ws_conn_destroy): queues its close event (c->close_code and
+ * c->close_reason) behind its last message, when one is owed. Never dropped by quiesce. */
+void osp_ws_inbox_close_event(osp_ws_conn *c);
 /* Loop thread: c is being freed; its inbox lives on while a drain fiber still uses it. */
 void osp_ws_inbox_conn_freed(osp_ws_conn *c);
 /* Any thread but the loop's, after websocketClose (conn_id) or websocketStopServer (server_id)
@@ -331,14 +398,18 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code);
  * UTF-8) on the calling thread; *len gets its length. false with *err set. `fn` is the Osprey
  * function name for the message. */
 bool osp_ws_check_outgoing(const char *fn, const char *message, size_t *len, OspResult *err);
+/* The same for a binary message (any bytes: no UTF-8 check). */
+bool osp_ws_check_outgoing_binary(const char *fn, const char *data, size_t *len, OspResult *err);
+/* The current time in milliseconds since the epoch (CLOCK_REALTIME): message timestamps. */
+int64_t osp_ws_wall_ms(void);
 /* A fresh masking key (RFC 6455 §5.3) from this thread's pool of OpenSSL RAND_bytes output,
  * refilled 4 KiB at a time; false when RAND_bytes fails (never a predictable key). Any thread. */
 bool osp_ws_mask_key(uint8_t key[4]);
-/* websocketSend from a thread other than the loop's, with osp_ws_tx_lock held and c a live
- * client connection: checks closing and the output cap, appends the masked text frame to
+/* websocketSend/SendBinary from a thread other than the loop's, with osp_ws_tx_lock held and c a
+ * live client connection: checks closing and the output cap, appends the masked frame (opcode) to
  * c->tx_pend. *wake: the caller must wake the loop (after unlocking). Success or Err. */
-OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, const char *message, size_t len,
-                         bool *wake);
+OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, uint8_t opcode, const char *message,
+                         size_t len, bool *wake);
 /* Loop thread: moves c's asynchronously posted frames into its output queue (before anything
  * the loop itself queues for c, so a Close or a handler's send follows them). */
 void osp_ws_tx_drain(osp_ws_conn *c);

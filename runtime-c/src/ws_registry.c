@@ -57,6 +57,10 @@ static bool grow(void) {
 pthread_mutex_t osp_ws_tx_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner) {
+    return osp_ws_registry_add_in(kind, object, owner, 0);
+}
+
+int64_t osp_ws_registry_add_in(osp_ws_kind kind, void *object, int64_t owner, int64_t base) {
     /* websocketSend looks ids up on the program's thread (osp_ws_send): the table must not
      * move or change under it. */
     pthread_mutex_lock(&osp_ws_tx_lock);
@@ -64,7 +68,7 @@ int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner) {
         pthread_mutex_unlock(&osp_ws_tx_lock);
         return 0;
     }
-    int64_t id = next_id++;
+    int64_t id = base | next_id++;
     size_t j = slot_of(id, table_cap);
     while (table[j].id != 0) j = (j + 1) & (table_cap - 1);
     table[j].id = id;

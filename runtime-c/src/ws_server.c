@@ -9,6 +9,7 @@
  * binary messages are then ignored.
  */
 #include "ws_internal.h"
+#include "ws_cluster.h"
 #include "net.h"
 #include "ws_handshake.h"
 #include "ws_tls.h"
@@ -334,7 +335,8 @@ static void server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
     free(c->http);
     c->http = NULL;
     handshake_uncount(c);
-    c->id = osp_ws_registry_add(OSP_WS_KIND_SERVER_CONN, c, s->id);
+    c->id = osp_ws_registry_add_in(OSP_WS_KIND_SERVER_CONN, c, s->id,
+                                   s->cluster ? osp_ws_cluster_id_base(s->cluster) : 0);
     if (c->id == 0) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
         return;
@@ -345,6 +347,8 @@ static void server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
         return;
     }
     osp_ws_conn_opened(c);
+    /* The open event goes into the connection's inbox before any of its messages. */
+    if (s->events) osp_ws_inbox_open_event(c);
     /* docs/WEBSOCKET-RUNTIME.md S-H13: bytes after the request in the same read are already frames. */
     if (used < len) osp_ws_conn_ingest(c, data + used, len - used);
     /* The caller (the read path) flushes the 101 and any answers. */
@@ -354,7 +358,7 @@ static void server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
 
 static void server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     osp_ws_server *s = c->server;
-    if (s->handler == NULL) {
+    if (!osp_ws_msg_handler_set(&s->handler)) {
         /* Default: echo, same opcode, byte for byte. Its bytes count against the output cap
          * at once, so reading stops (conn_read) as soon as the peer owes us more than
          * maxOutputBytes of echoes, and against the process memory budget. */
@@ -365,8 +369,9 @@ static void server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, 
             osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return;
     }
-    if (opcode != OSP_WS_OP_TEXT) return; /* the handler takes text only */
-    osp_ws_inbox_deliver(c, data, len);
+    /* fn(String) and fn(Int, String) take text only; fn(Int, WebSocketMessage) takes both. */
+    if (!osp_ws_msg_handler_takes(&s->handler, opcode)) return;
+    osp_ws_inbox_deliver(c, opcode, data, len);
 }
 
 /* A stopped server's last connection is gone: wake websocketStopServer, free it later. */
@@ -379,6 +384,8 @@ static void server_finish(osp_ws_server *s) {
 static void server_conn_gone(osp_ws_conn *c) {
     osp_ws_server *s = c->server;
     if (s == NULL) return; /* never admitted */
+    /* Its close event goes behind its last message, while c->server still names the server. */
+    osp_ws_inbox_close_event(c);
     handshake_uncount(c);
     if (c->ip_counted) {
         c->ip_counted = false;
@@ -398,18 +405,22 @@ static void server_conn_gone(osp_ws_conn *c) {
 }
 
 static void server_free(osp_ws_server *s) {
+    if (s->cluster) osp_ws_cluster_free(s->cluster);
     free(s->ips);
     free(s->path);
     SSL_CTX_free(s->tls_ctx);
     for (size_t i = 0; i < s->origin_count; i++) free(s->origins[i]);
     for (size_t i = 0; i < s->protocol_count; i++) free(s->protocols[i]);
     if (s->handler_env_cell) GC_FREE(s->handler_env_cell);
+    if (s->events) GC_FREE(s->events);
     free(s);
 }
 
 /* Stops a server: 1001 to every connection, stop listening, retire the id (shutdown too). */
 static void server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     s->stopping = true;
+    if (s->cluster) osp_ws_cluster_stop(s->cluster);
+    if (s->cluster_joining) osp_ws_cluster_abandon_join(s->cluster_joining);
     osp_ws_registry_retire(s->id, 0);
     if (s->listening && !s->attached) {
         /* The listening socket goes first so no new connection slips in. */
@@ -643,7 +654,7 @@ OspResult osp_ws_server_listen(int64_t server_id) {
 
 typedef struct {
     int64_t id;
-    osp_server_message_handler_fn handler;
+    osp_ws_msg_handler handler;
     void *env;
     OspResult result;
 } on_message_args;
@@ -666,14 +677,86 @@ static void do_on_message(void *p) {
     a->result = osp_result_success(0);
 }
 
-OspResult osp_ws_server_on_message(int64_t server_id, osp_server_message_handler_fn handler,
-                                   void *handler_env) {
-    if (handler == NULL) return osp_result_errorf("websocketServerOnMessage: the handler is null");
+static OspResult on_message_shaped(int64_t server_id, osp_ws_msg_handler handler, void *handler_env) {
+    if (!osp_ws_msg_handler_set(&handler)) return osp_result_errorf("websocketServerOnMessage: the handler is null");
     OspResult err;
     if (!osp_ws_runtime_ensure("websocketServerOnMessage", &err)) return err;
     on_message_args a = {server_id, handler, handler_env, {0, 0}};
     if (!osp_ws_loop_call(do_on_message, &a)) return osp_ws_shut_down_error("websocketServerOnMessage");
     return a.result;
+}
+
+OspResult osp_ws_server_on_message(int64_t server_id, osp_server_message_handler_fn handler,
+                                   void *handler_env) {
+    osp_ws_msg_handler h = {OSP_WS_SHAPE_ID_TEXT, {.id_text = handler}};
+    return on_message_shaped(server_id, h, handler_env);
+}
+
+OspResult osp_ws_server_on_text(int64_t server_id, osp_message_handler_fn handler, void *handler_env) {
+    osp_ws_msg_handler h = {OSP_WS_SHAPE_TEXT, {.text = handler}};
+    return on_message_shaped(server_id, h, handler_env);
+}
+
+OspResult osp_ws_server_on_messages(int64_t server_id, osp_ws_message_handler_fn handler, void *handler_env) {
+    osp_ws_msg_handler h = {OSP_WS_SHAPE_MESSAGE, {.message = handler}};
+    return on_message_shaped(server_id, h, handler_env);
+}
+
+/* ---- connection events: websocketServerOnOpen / websocketServerOnClose ----------------------- */
+
+typedef struct {
+    const char *fn;
+    int64_t id;
+    osp_ws_open_handler_fn open;          /* one of the two */
+    osp_ws_server_close_handler_fn close;
+    void *env;
+    OspResult result;
+} on_event_args;
+
+static void do_on_event(void *p) {
+    on_event_args *a = p;
+    osp_ws_server *s = lookup_server(a->fn, a->id, &a->result);
+    if (s == NULL) return;
+    /* Every connection gets both events or neither: a handler registered while connections
+     * are being accepted would see closes without opens (or opens without closes). */
+    if (s->listening) {
+        a->result = osp_result_errorf("%s: server %" PRId64 " is already listening; register connection "
+                                      "event handlers before websocketServerListen", a->fn, s->id);
+        return;
+    }
+    if (s->events == NULL) {
+        /* Uncollectable: a root for the handlers' environments while the server lives. */
+        s->events = GC_MALLOC_UNCOLLECTABLE(sizeof *s->events);
+        if (s->events == NULL) {
+            a->result = osp_result_errorf("%s: out of memory", a->fn);
+            return;
+        }
+        memset(s->events, 0, sizeof *s->events);
+    }
+    if (a->open) {
+        s->events->open = a->open;
+        s->events->open_env = a->env;
+    } else {
+        s->events->server_close = a->close;
+        s->events->server_close_env = a->env;
+    }
+    a->result = osp_result_success(0);
+}
+
+static OspResult on_event(on_event_args a) {
+    if (a.open == NULL && a.close == NULL) return osp_result_errorf("%s: the handler is null", a.fn);
+    OspResult err;
+    if (!osp_ws_runtime_ensure(a.fn, &err)) return err;
+    if (!osp_ws_loop_call(do_on_event, &a)) return osp_ws_shut_down_error(a.fn);
+    return a.result;
+}
+
+OspResult osp_ws_server_on_open(int64_t server_id, osp_ws_open_handler_fn handler, void *handler_env) {
+    return on_event((on_event_args){"websocketServerOnOpen", server_id, handler, NULL, handler_env, {0, 0}});
+}
+
+OspResult osp_ws_server_on_close(int64_t server_id, osp_ws_server_close_handler_fn handler, void *handler_env) {
+    return on_event((on_event_args){"websocketServerOnClose", server_id, NULL, handler, handler_env, {0, 0}});
 }
 
 typedef struct {
@@ -682,6 +765,8 @@ typedef struct {
     const char *message;
     size_t len;
     OspResult result;
+    const char *fn;  /* the Osprey function: websocketServerSend, …Broadcast, or their …Binary */
+    uint8_t opcode;  /* text or binary */
 } send_args;
 
 /* Finds server_id's connection conn_id, or explains why not. With osp_ws_tx_lock held or on the
@@ -703,8 +788,8 @@ static osp_ws_conn *lookup_server_conn(const char *fn, int64_t server_id, int64_
 
 /* Loop thread: queues a text frame for an open connection, flushed at the end of the loop
  * iteration (several sends in one iteration share one send()). 0, -1 or OSP_WS_BUF_OVER_BUDGET. */
-static int queue_send(osp_ws_conn *c, const char *message, size_t len) {
-    int rc = osp_ws_conn_queue_frame(c, OSP_WS_OP_TEXT, (const uint8_t *)message, len);
+static int queue_send(osp_ws_conn *c, uint8_t opcode, const char *message, size_t len) {
+    int rc = osp_ws_conn_queue_frame(c, opcode, (const uint8_t *)message, len);
     if (rc != 0) return rc;
     osp_ws_conn_check_backpressure(c);
     osp_ws_conn_flush_soon(c);
@@ -713,13 +798,13 @@ static int queue_send(osp_ws_conn *c, const char *message, size_t len) {
 
 static void do_server_send(void *p) {
     send_args *a = p;
-    static const char fn[] = "websocketServerSend";
+    const char *fn = a->fn;
     osp_ws_conn *c = lookup_server_conn(fn, a->server_id, a->conn_id, &a->result);
     if (c == NULL) return;
     a->result = osp_ws_send_permission(c, fn, a->conn_id, c->state != OSP_WS_CONN_OPEN || c->close_sent,
                                        osp_ws_conn_pending(c), a->len);
     if (a->result.tag != OSP_RESULT_SUCCESS) return;
-    int rc = queue_send(c, a->message, a->len);
+    int rc = queue_send(c, a->opcode, a->message, a->len);
     if (rc != 0) {
         a->result = rc == OSP_WS_BUF_OVER_BUDGET ? osp_ws_budget_error(fn) : osp_result_errorf("%s: out of memory", fn);
         return;
@@ -729,11 +814,11 @@ static void do_server_send(void *p) {
 
 /* Loop thread: queues one broadcast frame for every open connection of s (recipients over the
  * output cap are failed with 1008). 0, or -1 when the broadcast log cannot hold the frame. */
-static int broadcast(osp_ws_server *s, const char *message, size_t len) {
+static int broadcast(osp_ws_server *s, uint8_t opcode, const char *message, size_t len) {
     /* One header for every recipient: server frames are unmasked (RFC 6455 §5.1), so the
      * frame is the same bytes for all of them. */
     uint8_t header[OSP_WS_MAX_FRAME_HEADER];
-    size_t hlen = osp_ws_frame_encode_header(header, true, OSP_WS_OP_TEXT, len, NULL);
+    size_t hlen = osp_ws_frame_encode_header(header, true, opcode, len, NULL);
     /* The frame is stored once, in the loop's broadcast log; recipients send it from there. */
     size_t at;
     if (osp_ws_bcast_append(header, hlen, (const uint8_t *)message, len, &at, s->limits.wipe_messages != 0) != 0)
@@ -766,10 +851,10 @@ static int broadcast(osp_ws_server *s, const char *message, size_t len) {
 
 static void do_broadcast(void *p) {
     send_args *a = p;
-    static const char fn[] = "websocketServerBroadcast";
+    const char *fn = a->fn;
     osp_ws_server *s = lookup_server(fn, a->server_id, &a->result);
     if (s == NULL) return;
-    if (broadcast(s, a->message, a->len) != 0) {
+    if (broadcast(s, a->opcode, a->message, a->len) != 0) {
         a->result = osp_result_errorf("%s: out of memory", fn);
         return;
     }
@@ -789,6 +874,7 @@ typedef struct {
     int64_t server_id;
     int64_t conn_id; /* 0: a broadcast */
     size_t len;      /* message bytes following the record, then padding to 8 */
+    uint64_t opcode; /* text or binary (a word: the payload stays 8-aligned) */
 } posted_record;
 
 static osp_ws_buf srv_pend = {NULL, 0, 0, true, false};  /* osp_ws_tx_lock */
@@ -797,14 +883,14 @@ static osp_ws_buf srv_spare = {NULL, 0, 0, true, false}; /* the loop's, taken fr
 static size_t record_size(size_t len) { return sizeof(posted_record) + ((len + 7) & ~(size_t)7); }
 
 /* With osp_ws_tx_lock held. *wake: the caller wakes the loop after unlocking. */
-static OspResult post_record(const char *fn, int64_t server_id, int64_t conn_id, const char *message, size_t len,
-                             bool *wake) {
+static OspResult post_record(const char *fn, int64_t server_id, int64_t conn_id, uint8_t opcode, const char *message,
+                             size_t len, bool *wake) {
     size_t total = record_size(len);
     if (total < len) return osp_result_errorf("%s: out of memory", fn);
     int rc = osp_ws_buf_reserve(&srv_pend, total, SIZE_MAX);
     if (rc == OSP_WS_BUF_OVER_BUDGET) return osp_ws_budget_error(fn);
     if (rc != 0) return osp_result_errorf("%s: out of memory", fn);
-    posted_record r = {server_id, conn_id, len};
+    posted_record r = {server_id, conn_id, len, opcode};
     uint8_t *dst = srv_pend.data + srv_pend.len;
     memcpy(dst, &r, sizeof r);
     if (len) memcpy(dst + sizeof r, message, len);
@@ -815,8 +901,8 @@ static OspResult post_record(const char *fn, int64_t server_id, int64_t conn_id,
 }
 
 /* false (nothing posted): the caller makes the send synchronously instead. */
-static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, const char *message, size_t len,
-                      bool *wake, OspResult *result) {
+static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, uint8_t opcode, const char *message,
+                      size_t len, bool *wake, OspResult *result) {
     osp_ws_conn *c = lookup_server_conn(fn, server_id, conn_id, result);
     if (c == NULL) return true;
     /* What the loop has queued (as of its last flush), what is posted for c and not yet taken,
@@ -831,7 +917,7 @@ static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, const 
      * is open until it sends its Close (tx_shut, set under the lock). */
     *result = osp_ws_send_permission(c, fn, conn_id, c->tx_shut, pending, len);
     if (result->tag != OSP_RESULT_SUCCESS) return true;
-    *result = post_record(fn, server_id, conn_id, message, len, wake);
+    *result = post_record(fn, server_id, conn_id, opcode, message, len, wake);
     OspResult r = *result;
     if (r.tag == OSP_RESULT_SUCCESS) c->tx_posted += len;
     return true;
@@ -871,7 +957,7 @@ static void srv_drain_all(void) {
             osp_ws_server *s = lookup_server("websocketServerBroadcast", r->server_id, &ignored);
             /* No room in the broadcast log: the recipients could not be told apart from those
              * that got it, so they are failed like any recipient the runtime cannot serve. */
-            if (s && broadcast(s, message, r->len) != 0) {
+            if (s && broadcast(s, (uint8_t)r->opcode, message, r->len) != 0) {
                 for (osp_ws_conn *c = s->conns, *next; c; c = next) {
                     next = c->srv_next;
                     if (c->state == OSP_WS_CONN_OPEN && !c->close_sent)
@@ -884,7 +970,7 @@ static void srv_drain_all(void) {
         /* Closed or closing since it was posted: dropped, as a message queued but not yet sent
          * would be. */
         if (c == NULL || c->state != OSP_WS_CONN_OPEN || c->close_sent) continue;
-        int rc = queue_send(c, message, r->len);
+        int rc = queue_send(c, (uint8_t)r->opcode, message, r->len);
         if (rc == OSP_WS_BUF_OVER_BUDGET)
             osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
         else if (rc != 0)
@@ -893,12 +979,55 @@ static void srv_drain_all(void) {
     osp_ws_buf_clear(&srv_spare); /* wiped: the records hold payloads */
 }
 
-OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message) {
-    static const char fn[] = "websocketServerSend";
+/* websocketServerUseCluster: a broadcast (conn_id 0) of a clustered server goes on the bus too,
+ * and so does a send to a connection of another node (the node id is in the id's high bits).
+ * Returns true when the call is complete (*result says how), false when it goes on locally. */
+static bool cluster_route(const char *fn, int64_t server_id, int64_t conn_id, uint8_t opcode, const char *message,
+                          size_t len, OspResult *result) {
+    const uint8_t kind = opcode == OSP_WS_OP_BINARY ? OSP_WS_BUS_BINARY : OSP_WS_BUS_TEXT;
+    if (conn_id != 0 && (uint64_t)conn_id >> OSP_WS_CLUSTER_NODE_SHIFT == 0) return false; /* not clustered */
+    pthread_mutex_lock(&osp_ws_tx_lock); /* keeps the server, and so its cluster, alive */
+    OspResult ignored;
+    osp_ws_server *s = lookup_server(fn, server_id, &ignored);
+    bool done = false;
+    if (s != NULL && s->cluster != NULL) {
+        if (conn_id == 0) {
+            /* Published first, delivered locally after: an Err (backlog full) means nothing was
+             * delivered anywhere. */
+            done = !osp_ws_cluster_publish(s->cluster, fn, kind, 0, (const uint8_t *)message, len, result);
+        } else if (osp_ws_cluster_is_remote(s->cluster, conn_id)) {
+            done = true;
+            if (osp_ws_cluster_publish(s->cluster, fn, kind, conn_id, (const uint8_t *)message, len, result))
+                *result = osp_result_success(0);
+        }
+    }
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    return done;
+}
+
+/* osp_ws_cluster_deliver: what another node of s's cluster published. */
+static bool bus_deliver(osp_ws_server *s, uint8_t kind, int64_t target, const uint8_t *data, size_t len) {
+    if ((kind != OSP_WS_BUS_TEXT && kind != OSP_WS_BUS_BINARY) || s->stopping) return false;
+    const uint8_t opcode = kind == OSP_WS_BUS_BINARY ? OSP_WS_OP_BINARY : OSP_WS_OP_TEXT;
+    if (target == 0) return broadcast(s, opcode, (const char *)data, len) == 0;
+    OspResult ignored;
+    osp_ws_conn *c = lookup_server_conn("websocketServerSend", s->id, target, &ignored);
+    if (c == NULL || c->state != OSP_WS_CONN_OPEN || c->close_sent) return false;
+    if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), len, c->limits.max_output)) return false;
+    int rc = queue_send(c, opcode, (const char *)data, len);
+    if (rc == OSP_WS_BUF_OVER_BUDGET) osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
+    else if (rc != 0) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+    return rc == 0;
+}
+
+/* websocketServerSend and …Binary once the message is checked (a.len set). */
+static OspResult server_send(send_args a) {
+    const char *fn = a.fn;
+    int64_t server_id = a.server_id, connection_id = a.conn_id;
+    const char *message = a.message;
     OspResult err;
-    send_args a = {server_id, connection_id, message, 0, {0, 0}};
-    if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    if (cluster_route(fn, server_id, connection_id, a.opcode, message, a.len, &a.result)) return a.result;
     if (osp_ws_loop_on_thread()) {
         do_server_send(&a);
         return a.result;
@@ -906,7 +1035,7 @@ OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const cha
     if (osp_ws_loop_closed()) return osp_ws_shut_down_error(fn);
     bool wake = false;
     pthread_mutex_lock(&osp_ws_tx_lock);
-    bool posted = post_send(fn, server_id, connection_id, message, a.len, &wake, &a.result);
+    bool posted = post_send(fn, server_id, connection_id, a.opcode, message, a.len, &wake, &a.result);
     pthread_mutex_unlock(&osp_ws_tx_lock);
     if (wake) osp_ws_loop_wake();
     if (posted) return a.result;
@@ -915,12 +1044,28 @@ OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const cha
     return a.result;
 }
 
-OspResult osp_ws_server_broadcast(int64_t server_id, const char *message) {
-    static const char fn[] = "websocketServerBroadcast";
+OspResult osp_ws_server_send(int64_t server_id, int64_t connection_id, const char *message) {
+    send_args a = {server_id, connection_id, message, 0, {0, 0}, "websocketServerSend", OSP_WS_OP_TEXT};
     OspResult err;
-    send_args a = {server_id, 0, message, 0, {0, 0}};
-    if (!osp_ws_check_outgoing(fn, message, &a.len, &err)) return err;
+    if (!osp_ws_check_outgoing(a.fn, message, &a.len, &err)) return err;
+    return server_send(a);
+}
+
+OspResult osp_ws_server_send_binary(int64_t server_id, int64_t connection_id, const char *data) {
+    send_args a = {server_id, connection_id, data, 0, {0, 0}, "websocketServerSendBinary", OSP_WS_OP_BINARY};
+    OspResult err;
+    if (!osp_ws_check_outgoing_binary(a.fn, data, &a.len, &err)) return err;
+    return server_send(a);
+}
+
+/* websocketServerBroadcast and …Binary once the message is checked (a.len set). */
+static OspResult server_broadcast(send_args a) {
+    const char *fn = a.fn;
+    int64_t server_id = a.server_id;
+    const char *message = a.message;
+    OspResult err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    if (cluster_route(fn, server_id, 0, a.opcode, message, a.len, &a.result)) return a.result;
     if (osp_ws_loop_on_thread()) {
         do_broadcast(&a);
         return a.result;
@@ -929,10 +1074,24 @@ OspResult osp_ws_server_broadcast(int64_t server_id, const char *message) {
     bool wake = false;
     pthread_mutex_lock(&osp_ws_tx_lock);
     if (lookup_server(fn, server_id, &a.result) != NULL)
-        a.result = post_record(fn, server_id, 0, message, a.len, &wake);
+        a.result = post_record(fn, server_id, 0, a.opcode, message, a.len, &wake);
     pthread_mutex_unlock(&osp_ws_tx_lock);
     if (wake) osp_ws_loop_wake();
     return a.result;
+}
+
+OspResult osp_ws_server_broadcast(int64_t server_id, const char *message) {
+    send_args a = {server_id, 0, message, 0, {0, 0}, "websocketServerBroadcast", OSP_WS_OP_TEXT};
+    OspResult err;
+    if (!osp_ws_check_outgoing(a.fn, message, &a.len, &err)) return err;
+    return server_broadcast(a);
+}
+
+OspResult osp_ws_server_broadcast_binary(int64_t server_id, const char *data) {
+    send_args a = {server_id, 0, data, 0, {0, 0}, "websocketServerBroadcastBinary", OSP_WS_OP_BINARY};
+    OspResult err;
+    if (!osp_ws_check_outgoing_binary(a.fn, data, &a.len, &err)) return err;
+    return server_broadcast(a);
 }
 
 static void do_stop(void *p) {
@@ -1119,4 +1278,7 @@ static const osp_ws_layer server_layer = {
     .shutdown_begin = layer_shutdown_begin,
 };
 
-__attribute__((constructor)) static void register_server_layer(void) { osp_ws_runtime_add_layer(&server_layer); }
+__attribute__((constructor)) static void register_server_layer(void) {
+    osp_ws_runtime_add_layer(&server_layer);
+    osp_ws_cluster_deliver = bus_deliver; /* the cluster (below this module) delivers through it */
+}

@@ -404,3 +404,31 @@ void osp_ws_tls_shutdown(SSL *ssl) {
     int rc = SSL_shutdown(ssl);
     if (rc < 0) ERR_clear_error();
 }
+
+SSL_CTX *osp_ws_tls_client_ctx(char *err, size_t errlen) {
+    /* The same policy as the wss:// client (osp_ws_tls_client_handshake): TLS >= 1.2, the
+     * system trust store plus websocketSetTrustedCA's file, verification required. */
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL || !common_ctx_setup(ctx)) {
+        snprintf(err, errlen, "cannot create a TLS context: %s", last_reason());
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        snprintf(err, errlen, "cannot load the system trust store: %s", last_reason());
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    pthread_mutex_lock(&ca_lock);
+    int ca_ok = trusted_ca == NULL || SSL_CTX_load_verify_locations(ctx, trusted_ca, NULL) == 1;
+    if (!ca_ok) snprintf(err, errlen, "cannot load the trusted CA file \"%s\": %s", trusted_ca, last_reason());
+    pthread_mutex_unlock(&ca_lock);
+    ERR_clear_error();
+    if (!ca_ok) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}

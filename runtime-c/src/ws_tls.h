@@ -37,6 +37,11 @@ SSL_CTX *osp_ws_tls_server_ctx(const char *cert_file, const char *key_file, char
 SSL *osp_ws_tls_client_handshake(int fd, const char *host, bool host_is_ip, uint64_t deadline_ms,
                                  char *err, size_t errlen);
 
+/* A client context with the wss:// client's policy (TLS >= 1.2, chain verified against the system
+ * store and websocketSetTrustedCA's file), for connections that run their handshake on the loop
+ * (rediss://, redis_conn.c) and set the host to check themselves. NULL with a message. */
+SSL_CTX *osp_ws_tls_client_ctx(char *err, size_t errlen);
+
 /* Blocking-with-deadline record I/O for the client's HTTP upgrade (same contract as
  * osp_ws_net_write_all / osp_ws_net_read_some: errno ETIMEDOUT on the deadline, EPROTO on a
  * TLS error). */

@@ -11,7 +11,7 @@
 #include "runtime.h"
 #include "ws_frame.h"
 #include "ws_handshake.h"
-#include "check.h"
+#include "check.h" /* messages are passed as Strings: osp_gc_strdup_c gives them their length header */
 #include "loopback.h"
 
 #include <arpa/inet.h>
@@ -826,11 +826,11 @@ static void test_client(void) {
     int64_t id = r.value;
     for (int i = 0; i < 200 && got() < 1; i++) osp_sleep(5);
     CHECK(got() == 1 && strcmp(got_last, "welcome") == 0, "frame sent with the 101 is delivered");
-    for (int i = 0; i < 20; i++) osp_ws_send(id, "ping");
+    for (int i = 0; i < 20; i++) osp_ws_send(id, osp_gc_strdup_c("ping"));
     char *big = malloc(70001);
     for (int i = 0; i < 70000; i++) big[i] = (char)('A' + i % 7);
     big[70000] = 0;
-    osp_ws_send(id, big);
+    osp_ws_send(id, osp_gc_strdup_c(big));
     free(big);
     CHECK(osp_ws_connection_state(id) != OSP_WS_STATE_UNKNOWN, "known id");
     for (int i = 0; i < 400 && osp_ws_connection_state(id) != OSP_WS_STATE_CLOSED; i++) osp_sleep(5);
@@ -899,7 +899,7 @@ static void test_client(void) {
     CHECK(fs.client_close_code == 1002, "client failed with 1002 (%d)", fs.client_close_code);
     CHECK(got() == 0, "the masked message was not delivered");
     for (int i = 0; i < 200 && osp_ws_connection_state(r.value) != OSP_WS_STATE_CLOSED; i++) osp_sleep(5);
-    r = osp_ws_send(r.value, "x");
+    r = osp_ws_send(r.value, osp_gc_strdup_c("x"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "already closed (code 1002)"), "%s", MSG(r));
 
     /* The server sends Close and keeps TCP open: the client answers and closes TCP after its
@@ -908,7 +908,7 @@ static void test_client(void) {
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", fs.port);
     r = osp_ws_connect(url, record, NULL);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect: %s", MSG(r));
-    osp_ws_send(r.value, "one");
+    osp_ws_send(r.value, osp_gc_strdup_c("one"));
     fake_join(&fs);
     CHECK(fs.client_close_code == 1000, "client echoed Close 1000 (%d)", fs.client_close_code);
     CHECK(fs.client_eof && fs.eof_after_ms >= 700 && fs.eof_after_ms < 3000,

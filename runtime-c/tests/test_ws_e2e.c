@@ -5,7 +5,7 @@
  * semantics, stop + immediate rebind of the same port, and the error paths with their texts.
  */
 #include "runtime.h"
-#include "check.h"
+#include "check.h" /* messages are passed as Strings: osp_gc_strdup_c gives them their length header */
 #include "loopback.h"
 
 #include <arpa/inet.h>
@@ -99,7 +99,7 @@ static OspResult server_handler(void *env, int64_t connection_id, const char *me
     s->calls++;
     char reply[256];
     snprintf(reply, sizeof reply, "re: %s", message);
-    return osp_ws_server_send(s->server, connection_id, reply);
+    return osp_ws_server_send(s->server, connection_id, osp_gc_strdup_c(reply));
 }
 
 /* ---- tests ---------------------------------------------------------------------------------- */
@@ -123,9 +123,9 @@ static void test_echo_and_close(void) {
     int64_t ws = r.value;
     CHECK(ws != server, "ids are distinct");
 
-    r = osp_ws_send(ws, "Hello");
+    r = osp_ws_send(ws, osp_gc_strdup_c("Hello"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "send: %s", MSG(r));
-    r = osp_ws_send(ws, "κόσμε ✓");
+    r = osp_ws_send(ws, osp_gc_strdup_c("κόσμε ✓"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "send utf-8: %s", MSG(r));
     CHECK(inbox_wait(&b, 2, 3000), "two echoes arrive");
     CHECK(inbox_at(&b, 0) && strcmp(inbox_at(&b, 0), "Hello") == 0, "first echo in order");
@@ -136,20 +136,20 @@ static void test_echo_and_close(void) {
     char *big = malloc(big_len + 1);
     for (size_t i = 0; i < big_len; i++) big[i] = (char)('a' + i % 26);
     big[big_len] = '\0';
-    r = osp_ws_send(ws, big);
+    r = osp_ws_send(ws, osp_gc_strdup_c(big));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "send 1 MiB: %s", MSG(r));
     CHECK(inbox_wait(&b, 3, 5000), "1 MiB echo arrives");
     CHECK(inbox_at(&b, 2) && strcmp(inbox_at(&b, 2), big) == 0, "1 MiB echo is byte-exact");
     free(big);
 
-    r = osp_ws_send(ws, "fail please"); /* the handler returns Error: reported, stays open */
+    r = osp_ws_send(ws, osp_gc_strdup_c("fail please")); /* the handler returns Error: reported, stays open */
     CHECK(r.tag == OSP_RESULT_SUCCESS, "send: %s", MSG(r));
     CHECK(inbox_wait(&b, 4, 3000), "handler error message arrives");
-    r = osp_ws_send(ws, "still open");
+    r = osp_ws_send(ws, osp_gc_strdup_c("still open"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connection stays open after a handler error: %s", MSG(r));
     CHECK(inbox_wait(&b, 5, 3000), "message after handler error");
 
-    r = osp_ws_send(ws, "\xC0\xAF");
+    r = osp_ws_send(ws, osp_gc_strdup_c("\xC0\xAF"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "websocketSend: the message is not valid UTF-8"),
           "invalid UTF-8 refused: %s", MSG(r));
 
@@ -161,7 +161,7 @@ static void test_echo_and_close(void) {
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "websocketClose: connection") &&
               check_contains(MSG(r), "is already closed"),
           "close twice: %s", MSG(r));
-    r = osp_ws_send(ws, "late");
+    r = osp_ws_send(ws, osp_gc_strdup_c("late"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "already closed"), "send after close: %s", MSG(r));
     osp_sleep(50);
     CHECK(b.count == before, "no handler call after websocketClose returned");
@@ -174,7 +174,7 @@ static void test_echo_and_close(void) {
     r = osp_ws_connect(url, on_message, &c);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect: %s", MSG(r));
     int64_t ws2 = r.value;
-    r = osp_ws_send(ws2, "bye");
+    r = osp_ws_send(ws2, osp_gc_strdup_c("bye"));
     CHECK(inbox_wait(&c, 1, 3000), "message before closing from the handler");
     CHECK(wait_state(ws2, OSP_WS_STATE_CLOSED, 3000), "closed from handler");
     CHECK(c.close_result.tag == OSP_RESULT_SUCCESS, "websocketClose from the handler returns Success");
@@ -196,11 +196,11 @@ static void test_broadcast_stop_rebind(void) {
     OspResult r = osp_ws_create_server(port, "localhost", "/live");
     CHECK(r.tag == OSP_RESULT_SUCCESS, "create: %s", MSG(r));
     int64_t server = r.value;
-    r = osp_ws_server_broadcast(server, "nobody listens");
+    r = osp_ws_server_broadcast(server, osp_gc_strdup_c("nobody listens"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "broadcast with no connections: %s", MSG(r));
     r = osp_ws_server_listen(server);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "listen: %s", MSG(r));
-    r = osp_ws_server_broadcast(server, "still nobody");
+    r = osp_ws_server_broadcast(server, osp_gc_strdup_c("still nobody"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "broadcast with zero connections: %s", MSG(r));
 
     char url[128];
@@ -214,7 +214,7 @@ static void test_broadcast_stop_rebind(void) {
         ids[i] = r.value;
     }
     CHECK(wait_open_connections(server, 3, 3000), "3 connections open");
-    r = osp_ws_server_broadcast(server, "news for all");
+    r = osp_ws_server_broadcast(server, osp_gc_strdup_c("news for all"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "broadcast: %s", MSG(r));
     for (int i = 0; i < 3; i++) {
         CHECK(inbox_wait(&boxes[i], 1, 3000), "client %d got the broadcast", i);
@@ -226,13 +226,13 @@ static void test_broadcast_stop_rebind(void) {
     server_env env = {server, 0};
     r = osp_ws_server_on_message(server, server_handler, &env);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "on_message: %s", MSG(r));
-    r = osp_ws_send(ids[0], "question");
+    r = osp_ws_send(ids[0], osp_gc_strdup_c("question"));
     CHECK(inbox_wait(&boxes[0], 2, 3000), "reply from the server handler");
     CHECK(inbox_at(&boxes[0], 1) && strcmp(inbox_at(&boxes[0], 1), "re: question") == 0,
           "handler reply text: %s", inbox_at(&boxes[0], 1) ? inbox_at(&boxes[0], 1) : "(none)");
     CHECK(env.calls == 1, "server handler called once");
 
-    r = osp_ws_server_send(server, 424242, "x");
+    r = osp_ws_server_send(server, 424242, osp_gc_strdup_c("x"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "websocketServerSend: server") &&
               check_contains(MSG(r), "has no connection 424242"),
           "server send to unknown connection: %s", MSG(r));
@@ -241,10 +241,10 @@ static void test_broadcast_stop_rebind(void) {
     CHECK(r.tag == OSP_RESULT_SUCCESS, "stop: %s", MSG(r));
     for (int i = 0; i < 3; i++)
         CHECK(wait_state(ids[i], OSP_WS_STATE_CLOSED, 6000), "client %d closed by the stop", i);
-    r = osp_ws_server_broadcast(server, "gone");
+    r = osp_ws_server_broadcast(server, osp_gc_strdup_c("gone"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "unknown server id"), "broadcast after stop: %s",
           MSG(r));
-    r = osp_ws_send(ids[0], "x");
+    r = osp_ws_send(ids[0], osp_gc_strdup_c("x"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "already closed (code 1001)"),
           "client sees 1001 going away: %s", MSG(r));
 
@@ -258,7 +258,7 @@ static void test_broadcast_stop_rebind(void) {
     inbox_init(b);
     r = osp_ws_connect(url, on_message, b);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect to the rebound server: %s", MSG(r));
-    r = osp_ws_send(r.value, "again");
+    r = osp_ws_send(r.value, osp_gc_strdup_c("again"));
     CHECK(inbox_wait(b, 1, 3000), "echo from the rebound server");
     /* Left open on purpose: osp_rt_shutdown must close it (1000) and stop the server (1001). */
     for (int i = 0; i < 3; i++) inbox_free(&boxes[i]);
@@ -327,7 +327,7 @@ static void test_errors(void) {
     r = osp_ws_connect("ws://127.0.0.1:99999/", on_message, &b);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "port is out of range"), "%s", MSG(r));
 
-    r = osp_ws_send(987654, "x");
+    r = osp_ws_send(987654, osp_gc_strdup_c("x"));
     CHECK(r.tag == OSP_RESULT_ERROR && strcmp(MSG(r), "websocketSend: unknown connection id 987654") == 0, "%s",
           MSG(r));
     r = osp_ws_close(987654);
@@ -336,15 +336,15 @@ static void test_errors(void) {
     r = osp_ws_server_listen(987654);
     CHECK(r.tag == OSP_RESULT_ERROR && strcmp(MSG(r), "websocketServerListen: unknown server id 987654") == 0,
           "%s", MSG(r));
-    r = osp_ws_server_broadcast(-1, "x");
+    r = osp_ws_server_broadcast(-1, osp_gc_strdup_c("x"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "unknown server id -1"), "%s", MSG(r));
     r = osp_ws_stop_server(0);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "unknown server id 0"), "%s", MSG(r));
-    r = osp_ws_server_send(987654, 1, "x");
+    r = osp_ws_server_send(987654, 1, osp_gc_strdup_c("x"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "unknown server id"), "%s", MSG(r));
     r = osp_ws_server_on_message(987654, server_handler, NULL);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "unknown server id"), "%s", MSG(r));
-    r = osp_ws_send(busy, "x");
+    r = osp_ws_send(busy, osp_gc_strdup_c("x"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "is a server id"), "%s", MSG(r));
     inbox_free(&b);
 }
@@ -395,7 +395,7 @@ static void test_handler_env_survives_gc(void) {
         churn();
     }
     GC_gcollect();
-    osp_ws_send(ws, "after collection");
+    osp_ws_send(ws, osp_gc_strdup_c("after collection"));
     for (int i = 0; i < 400 && gc_env_calls == 0; i++) osp_sleep(5);
     CHECK(gc_env_calls == 1 && gc_env_ok, "the handler environment survived collections");
     CHECK(osp_ws_close(ws).tag == OSP_RESULT_SUCCESS, "close");
@@ -446,7 +446,7 @@ static void test_async_send_order_cap_close(void) {
     for (int i = 0; i < TRIES; i++) {
         int n = snprintf(msg, 16, "%06d", i);
         msg[n] = 'x'; /* keep the padding behind the number */
-        r = osp_ws_send(ws, msg);
+        r = osp_ws_send(ws, osp_gc_strdup_c(msg));
         if (r.tag != OSP_RESULT_SUCCESS) {
             refused = r;
             break;
@@ -462,7 +462,7 @@ static void test_async_send_order_cap_close(void) {
     int small = 0;
     for (int t = 0; t < 1000 && small < 100; t++) {
         snprintf(msg, 16, "%06d", accepted + small);
-        r = osp_ws_send(ws, msg);
+        r = osp_ws_send(ws, osp_gc_strdup_c(msg));
         if (r.tag == OSP_RESULT_SUCCESS) small++;
         else osp_sleep(5); /* still over the cap while the server's handler sleeps */
     }
@@ -475,7 +475,7 @@ static void test_async_send_order_cap_close(void) {
     for (int t = 0; t < 1000 && o.calls < accepted + small; t++) osp_sleep(5);
     CHECK(o.calls == accepted + small && o.out_of_order == 0,
           "server got %d of %d messages, %d out of order", o.calls, accepted + small, o.out_of_order);
-    r = osp_ws_send(ws, "late");
+    r = osp_ws_send(ws, osp_gc_strdup_c("late"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "already closed"), "send after close: %s", MSG(r));
     free(msg);
     CHECK(osp_ws_stop_server(server).tag == OSP_RESULT_SUCCESS, "stop");
@@ -511,7 +511,7 @@ static void test_posted_server_sends_order_then_stop(void) {
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect b: %s", MSG(r));
     int64_t wb = r.value;
     CHECK(wait_open_connections(server, 2, 3000), "2 connections open");
-    osp_ws_send(wa, "hello");
+    osp_ws_send(wa, osp_gc_strdup_c("hello"));
     for (int t = 0; t < 600 && __atomic_load_n(&first_conn, __ATOMIC_SEQ_CST) == 0; t++) osp_sleep(5);
     int64_t conn = __atomic_load_n(&first_conn, __ATOMIC_SEQ_CST);
     CHECK(conn != 0, "the handler saw client a's connection");
@@ -519,10 +519,10 @@ static void test_posted_server_sends_order_then_stop(void) {
     char text[32];
     for (int i = 0; i < N; i++) {
         snprintf(text, sizeof text, "%c%03d", i % 2 ? 's' : 'b', i);
-        r = i % 2 ? osp_ws_server_send(server, conn, text) : osp_ws_server_broadcast(server, text);
+        r = i % 2 ? osp_ws_server_send(server, conn, osp_gc_strdup_c(text)) : osp_ws_server_broadcast(server, osp_gc_strdup_c(text));
         CHECK(r.tag == OSP_RESULT_SUCCESS, "posted %s: %s", text, MSG(r));
     }
-    r = osp_ws_server_send(server, conn + 1000, "x");
+    r = osp_ws_server_send(server, conn + 1000, osp_gc_strdup_c("x"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "has no connection"), "unknown connection: %s", MSG(r));
     r = osp_ws_stop_server(server);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "stop: %s", MSG(r));
@@ -536,7 +536,7 @@ static void test_posted_server_sends_order_then_stop(void) {
         if (i % 2 == 0 && (!inbox_at(&b, j++) || strcmp(inbox_at(&b, j - 1), text) != 0)) bad++;
     }
     CHECK(bad == 0, "posted sends and broadcasts arrived in order (%d misplaced)", bad);
-    r = osp_ws_server_send(server, conn, "late");
+    r = osp_ws_server_send(server, conn, osp_gc_strdup_c("late"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "unknown server id"), "send after stop: %s", MSG(r));
     inbox_free(&a);
     inbox_free(&b);

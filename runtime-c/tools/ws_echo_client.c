@@ -1,7 +1,8 @@
 /*
- * ws-echo-client: connects with websocketConnect and sends every received text message back
- * with websocketSend from inside the handler (the client "testee" of docs/WEBSOCKET-RUNTIME.md#conformance-cases, as in
- * Autobahn's fuzzingserver mode).
+ * ws-echo-client: connects with websocketConnect and a fn(Int, WebSocketMessage) handler and
+ * sends every received message back from inside the handler, text with websocketSend and binary
+ * with websocketSendBinary (the client "testee" of docs/WEBSOCKET-RUNTIME.md#conformance-cases, as
+ * in Autobahn's fuzzingserver mode).
  *
  *   ws-echo-client --url ws://127.0.0.1:9001/runCase?case=1 [--ca CA.pem]
  *
@@ -17,11 +18,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static OspResult echo_back(void *env, const char *message) {
+/* The handler gets its connection id (it may run before websocketConnect has returned it: the
+ * server may send right after the 101) and the WebSocketMessage record, words
+ * [0, type, data, timestamp]. */
+static OspResult echo_back(void *env, int64_t connection_id, void *message) {
     (void)env;
-    /* The handler may run before websocketConnect has returned the id (the server may send
-     * right after the 101), so ask the runtime which connection this message came from. */
-    return osp_ws_send(osp_ws_handler_connection_id(), message);
+    const int64_t *record = message;
+    const char *type = (const char *)(intptr_t)record[1];
+    const char *data = (const char *)(intptr_t)record[2];
+    if (strcmp(type, "binary") == 0) return osp_ws_send_binary(connection_id, data);
+    return osp_ws_send(connection_id, data);
 }
 
 int main(int argc, char **argv) {
@@ -48,7 +54,7 @@ int main(int argc, char **argv) {
             return osp_rt_shutdown(2);
         }
     }
-    OspResult r = osp_ws_connect(url, echo_back, NULL);
+    OspResult r = osp_ws_connect_messages(url, echo_back, NULL);
     if (r.tag != OSP_RESULT_SUCCESS) {
         fprintf(stderr, "ws-echo-client: %s\n", (const char *)(intptr_t)r.value);
         return osp_rt_shutdown(1);

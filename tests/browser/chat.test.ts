@@ -8,7 +8,9 @@
  * with multi-byte UTF-8 reach both pages through the relay; the page's close is clean with code
  * 1000; and the server released both connections (no ESTABLISHED socket left in its process, its
  * side in TIME_WAIT because it closed TCP first, RFC 6455 §7.1.1) and reports code 1000 for each
- * in its closing roll call. A screenshot of each page is kept under test-artifacts/browser/.
+ * in its closing roll call. The room announces joins and leaves (websocketServerOnOpen/OnClose) and
+ * relays binary messages: a page sends an ArrayBuffer and both pages get the bytes back.
+ * A screenshot of each page is kept under test-artifacts/browser/.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -74,10 +76,17 @@ async function openChat(origin: string): Promise<{ page: Page; handshake: Promis
   return { page, handshake };
 }
 
-const lines = (page: Page) => page.locator('#messages li:not(.system)').allTextContents();
+/** Relayed chat lines (not the page's own notes, the room's announcements or binary messages). */
+const CHAT = '#messages li:not(.system):not(.event):not(.binary)';
+const lines = (page: Page) => page.locator(CHAT).allTextContents();
+const announcements = (page: Page) => page.locator('#messages li.event').allTextContents();
 
 async function waitForLines(page: Page, n: number) {
-  await page.waitForFunction((k) => document.querySelectorAll('#messages li:not(.system)').length >= k, n, { timeout: 5000 });
+  await page.waitForFunction(([sel, k]) => document.querySelectorAll(sel as string).length >= (k as number), [CHAT, n], { timeout: 5000 });
+}
+
+async function waitForAnnouncement(page: Page, text: string) {
+  await page.waitForFunction((t) => [...document.querySelectorAll('#messages li.event')].some((li) => li.textContent === t), text, { timeout: 5000 });
 }
 
 async function send(page: Page, text: string, how: 'click' | 'enter') {
@@ -140,8 +149,29 @@ describe('examples/chat_room.osp with examples/chat/ in headless Chromium', () =
     expect(server.output).toContain(`from #${idA}: ${fromA}`);
     expect(server.output).toContain(`from #${idB}: ${fromB}`);
 
-    // Close both pages with the page's own button.
+    // Joins: each page saw its own arrival and B's; the server logged both.
+    for (const { page } of [a, b]) await waitForAnnouncement(page, `* #${idB} joined the room`);
+    // (A's own announcement normally reaches A before B connects; on a loaded machine B may see it too.)
+    expect((await announcements(a.page)).sort()).toEqual([`* #${idA} joined the room`, `* #${idB} joined the room`].sort());
+    expect(await announcements(b.page)).toContain(`* #${idB} joined the room`);
+    expect((await announcements(b.page)).filter((l) => l.includes(' left '))).toEqual([]);
+    expect(server.output).toContain(`#${idA} joined`);
+    expect(server.output).toContain(`#${idB} joined`);
+
+    // Binary: A sends an ArrayBuffer with every byte value but 0; both pages get it back whole, as binary.
+    const sent = Array.from({ length: 255 }, (_, i) => i + 1);
+    await a.page.evaluate((bytes) => (window as unknown as { chat: { socket: WebSocket } }).chat.socket.send(new Uint8Array(bytes).buffer), sent);
     for (const { page } of [a, b]) {
+      await page.waitForFunction(() => (window as unknown as { chat: { binary: number[][] } }).chat.binary.length >= 1, null, { timeout: 5000 });
+      expect(await page.evaluate(() => (window as unknown as { chat: { binary: number[][] } }).chat.binary)).toEqual([sent]);
+    }
+    expect(server.output).toContain(`binary message from #${idA}`);
+
+    // Close both pages with the page's own button: B hears that A left (its close code 1000).
+    let first = true;
+    for (const { page } of [a, b]) {
+      if (!first) await waitForAnnouncement(page, `* #${idA} left the room (code 1000)`);
+      first = false;
       await page.getByRole('button', { name: 'Close connection' }).click();
       await page.waitForSelector('#status[data-state="closed"], #status[data-state="error"]', { timeout: 5000 });
       const close = await page.evaluate(() => (window as unknown as { chat: { close: unknown } }).chat.close);
@@ -173,6 +203,9 @@ describe('examples/chat_room.osp with examples/chat/ in headless Chromium', () =
     expect(exit.code, server.output.join('\n')).toBe(0);
     for (const id of [idA, idB]) {
       expect(server.output.find((l) => l.startsWith(`roll call #${id}: `))).toMatch(/already closed \(code 1000\)$/);
+      // Exactly one join and one leave per participant, the leave after the join.
+      const events = server.output.filter((l) => l === `#${id} joined` || l.startsWith(`#${id} left`));
+      expect(events).toEqual([`#${id} joined`, `#${id} left (code 1000)`]);
     }
     expect(server.output.filter((l) => / still here$/.test(l))).toEqual([]);
     expect(server.output).toContain(`Serving for ${SERVE_SECONDS} seconds`);

@@ -4,12 +4,12 @@
  * good or broken handshakes, and sends valid and invalid frames (case 63 replays the server
  * cases 18–49 with the roles swapped, as Autobahn's fuzzingserver does).
  *
- * The client testee echoes every text message and exits 0 when the server closes. Each test owns
+ * The client testee echoes every message, text and binary, and exits 0 when the server closes. Each test owns
  * its fake server and client process, so the tests run concurrently.
  */
 import { expect, it, type TestContext } from 'vitest';
 import { withTimeout, type ClientProcess, type Exit } from '../peers/index.ts';
-import { FakeServer, response, sC, sCONT, sf, sP, sPONG, sT } from './fakeserver.ts';
+import { FakeServer, response, sB, sC, sCONT, sf, sP, sPONG, sT } from './fakeserver.ts';
 import { CLIENT_TARGETS, selected, type ClientTarget } from './targets.ts';
 import { awaitClose } from './verdict.ts';
 import { describeTarget } from './harness.ts';
@@ -250,6 +250,33 @@ for (const target of selected(CLIENT_TARGETS)) {
       const s = await opened(target, ctx, sT(hex('E2 82'), { fin: false }), sCONT(hex('AC')), sT(hex('EF BF BF F4 8F BF BF')));
       expect((await s.conn.nextMessage(EVENT_MS)).payload.toString('hex')).toBe('e282ac');
       expect((await s.conn.nextMessage(EVENT_MS)).payload.toString('hex')).toBe('efbfbff48fbfbf');
+    });
+
+    it('63 binary messages (0 bytes, bytes 1–255, 70 000 bytes, 3 fragments) → echoed as binary, byte-exact', async (ctx) => {
+      const small = Buffer.from(Array.from({ length: 255 }, (_, i) => i + 1));
+      const big = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i % 251) + 1));
+      const s = await opened(target, ctx, sB(Buffer.alloc(0)), sB(small), sB(big), sB('frag', { fin: false }), sCONT('ment', { fin: false }), sCONT('ed!'));
+      for (const want of [Buffer.alloc(0), small, big, Buffer.from('fragmented!')]) {
+        const m = await s.conn.nextMessage(EVENT_MS);
+        expect([m.opcode, m.payload.length, m.payload.equals(want)]).toEqual([OP.BINARY, want.length, true]);
+      }
+      expect(s.conn.violations).toEqual([]);
+      s.conn.write(sC(1000));
+      await awaitClose(s.conn, [1000], { closer: 'self', reply: false, timeoutMs: EVENT_MS });
+      expect((await s.exit()).code).toBe(0);
+    });
+
+    // U+0000 is valid UTF-8: a text message holding it comes back whole (a String carries its length).
+    it('63 text and binary holding NUL bytes (U+0000) → echoed byte-exact, kind kept', async (ctx) => {
+      const text = Buffer.from('a\0b\0\0c');
+      const bin = Buffer.from([0, 1, 0, 255, 0]);
+      const s = await opened(target, ctx, sT(text), sB(bin));
+      const t = await s.conn.nextMessage(EVENT_MS);
+      expect([t.opcode, t.payload.toString('hex')]).toEqual([OP.TEXT, text.toString('hex')]);
+      const b = await s.conn.nextMessage(EVENT_MS);
+      expect([b.opcode, b.payload.toString('hex')]).toEqual([OP.BINARY, bin.toString('hex')]);
+      s.conn.write(sC(1000));
+      await awaitClose(s.conn, [1000], { closer: 'self', reply: false, timeoutMs: EVENT_MS });
     });
 
     for (const code of [1000, 1001, 1011, 3000, 4999]) {

@@ -95,6 +95,7 @@ export function response(req: HttpHead, o: ResponseOptions = {}): Buffer {
 export const sf = (spec: FrameSpec) => buildFrame({ mask: false, ...spec });
 export const sT = (p: Buffer | string, o: Omit<FrameSpec, 'opcode' | 'payload'> = {}) => sf({ ...o, opcode: OP.TEXT, payload: p });
 export const sCONT = (p: Buffer | string, o: Omit<FrameSpec, 'opcode' | 'payload'> = {}) => sf({ ...o, opcode: OP.CONT, payload: p });
+export const sB = (p: Buffer | string, o: Omit<FrameSpec, 'opcode' | 'payload'> = {}) => sf({ ...o, opcode: OP.BINARY, payload: p });
 export const sP = (p: Buffer | string = '', o: Omit<FrameSpec, 'opcode' | 'payload'> = {}) => sf({ ...o, opcode: OP.PING, payload: p });
 export const sPONG = (p: Buffer | string = '') => sf({ opcode: OP.PONG, payload: p });
 export const sC = (code?: number, reason: Buffer | string = '', o: Omit<FrameSpec, 'opcode' | 'payload'> = {}) =>

@@ -28,6 +28,14 @@ for (const target of selected(SERVER_TARGETS)) {
       }
     });
 
+    it('35b U+0000 inside text (NUL bytes are characters) → echoed byte-exact, never cut at the NUL', async () => {
+      const c = await h.open();
+      for (const p of [hex('61 00 62'), hex('00'), Buffer.concat([Buffer.from('κό'), hex('00 00'), Buffer.from('σμε')])]) {
+        c.write(T(p));
+        await expectEcho(c, p);
+      }
+    });
+
     it('36a E2 82 | AC split across two fragments → echo E2 82 AC', async () => {
       const c = await h.open();
       c.write(Buffer.concat([T(hex('E2 82'), { fin: false }), CONT(hex('AC'))]));

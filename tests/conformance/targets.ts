@@ -8,8 +8,12 @@
  * the OSPREY_WS_* environment — or, for a program without a command line, like the echo server
  * compiled by our `osprey` compiler, a target whose start() builds it (compiledOspreyServerTarget).
  */
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { OSPREY_BIN, workspace } from '../interop/compile.ts';
+import { binaryEchoClient } from '../interop/programs.ts';
 import { ospreyEchoProgram } from './osprey-echo-program.ts';
 import {
   freePort,
@@ -17,6 +21,7 @@ import {
   OSPREY_ECHO_SERVER,
   startCommandEchoClient,
   startCommandEchoServer,
+  spawnClient,
   startPythonClient,
   startPythonEchoServer,
   startUwsEchoServer,
@@ -101,7 +106,7 @@ export interface ClientTarget {
   closeTimeoutMs: number;
   /** Opening-handshake timeout the client is started with (ms), for C-H9. */
   handshakeTimeoutMs: number;
-  /** Starts the client against `url`; it echoes text messages until the server closes. */
+  /** Starts the client against `url`; it echoes text and binary messages until the server closes. */
   start(url: string): ClientProcess;
 }
 
@@ -266,7 +271,35 @@ export const SERVER_TARGETS: ServerTarget[] = [
   compiledOspreyServerTarget(),
 ];
 
-export const CLIENT_TARGETS: ClientTarget[] = [pythonClient, commandClientTarget('osprey-c-runtime', OSPREY_ECHO_CLIENT)];
+/**
+ * The echo client of tests/interop/programs.ts (binaryEchoClient) compiled with `osprey build`:
+ * a fn(Int, WebSocketMessage) handler that answers text with websocketSend and binary with
+ * websocketSendBinary on its own connection id, the URL from args(), exit 0 after its
+ * websocketOnClose handler ran. Built once per test process, on first use.
+ */
+let compiledClient: string | undefined;
+function compiledClientExecutable(): string {
+  if (compiledClient) return compiledClient;
+  const dir = mkdtempSync(join(tmpdir(), 'osprey-conformance-client-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'echo_client.osp'), binaryEchoClient());
+  execFileSync(process.execPath, [OSPREY_BIN, 'build', join(dir, 'echo_client.osp'), '-o', join(dir, 'echo_client')], { stdio: 'pipe', timeout: 120_000 });
+  compiledClient = join(dir, 'echo_client');
+  return compiledClient;
+}
+
+export const compiledOspreyClient: ClientTarget = {
+  name: 'osprey-compiled',
+  unavailable: () => (existsSync(OSPREY_BIN) && existsSync(OSPREY_ECHO_CLIENT) ? null : 'the osprey compiler or the C runtime is not built (npm install)'),
+  closeTimeoutMs: 1000,
+  handshakeTimeoutMs: 1000,
+  start(url) {
+    const env = { OSPREY_WS_CLOSE_TIMEOUT_MS: String(this.closeTimeoutMs), OSPREY_WS_HANDSHAKE_TIMEOUT_MS: String(this.handshakeTimeoutMs) };
+    return spawnClient({ name: 'osprey-compiled-client', command: compiledClientExecutable(), args: [url], env });
+  },
+};
+
+export const CLIENT_TARGETS: ClientTarget[] = [pythonClient, commandClientTarget('osprey-c-runtime', OSPREY_ECHO_CLIENT), compiledOspreyClient];
 
 /**
  * Characterisation only (never in the default run): npm `ws` and uWebSockets.js graded by the

@@ -269,3 +269,118 @@ fn main() -> Int = {
 }
 `;
 }
+
+/**
+ * The echo client of docs/guide/15-websockets.md: a handler of type fn(Int, WebSocketMessage)
+ * answers every message on its own connection id with the same kind (websocketSendBinary for
+ * binary), and prints one line per message (`message ID TYPE BYTES`). The URL is the first
+ * program argument. Exits 0 when the server closes (its websocketOnClose handler prints
+ * `closed CODE`), 1 when it cannot connect.
+ */
+export function binaryEchoClient(): string {
+  return `
+fn size(s: String) -> Int = match length(s) {
+    Success { value } => value
+    Error { message } => -1
+}
+
+fn echo(connection: Int, msg: WebSocketMessage) -> Result<Success, String> = {
+    print("message \${connection} \${msg.type} \${size(msg.data)}")
+    match msg.type {
+        "binary" => websocketSendBinary(wsID: connection, data: msg.data)
+        _ => websocketSend(wsID: connection, message: msg.data)
+    }
+}
+
+fn main() -> Int = {
+    let arguments = args()
+    let url = match arguments[0] {
+        Success { value } => value
+        Error { message } => "ws://127.0.0.1:1/"
+    }
+    let ended = Channel<Int> { capacity: 1 }
+    match websocketConnect(url: url, messageHandler: echo) {
+        Success wsId => {
+            print("connected \${wsId}")
+            let registered = websocketOnClose(wsID: wsId, handler: fn(code: Int, reason: String) => {
+                print("closed \${code} \${reason}")
+                send(ended, code)
+            })
+            match registered {
+                Success _ => {
+                    let _code = recv(ended)
+                    0
+                }
+                Err message => {
+                    print("websocketOnClose: \${message}")
+                    0
+                }
+            }
+        }
+        Err message => {
+            print("connect failed: \${message}")
+            1
+        }
+    }
+}
+`;
+}
+
+/**
+ * A server that reports connection events and echoes every message with its kind: OnOpen prints
+ * `open ID`, OnMessage (fn(Int, WebSocketMessage)) prints `message ID TYPE BYTES TEXT` (TEXT only
+ * for text) and answers with websocketServerSend or websocketServerSendBinary, OnClose prints
+ * `close ID CODE REASON`.
+ */
+export function eventEchoServer(port: number, serveMs = 120_000): string {
+  return `
+fn size(s: String) -> Int = match length(s) {
+    Success { value } => value
+    Error { message } => -1
+}
+
+fn main() -> Int = match websocketCreateServer(port: ${port}, address: "127.0.0.1", path: "/events") {
+    Success serverId => {
+        fn opened(connection: Int) -> Result<Success, String> = {
+            print("open \${connection}")
+            Success()
+        }
+        fn closed(connection: Int, code: Int, reason: String) -> Result<Success, String> = {
+            print("close \${connection} \${code} \${reason}")
+            Success()
+        }
+        fn echo(connection: Int, msg: WebSocketMessage) -> Result<Success, String> = match msg.type {
+            "binary" => {
+                print("message \${connection} binary \${size(msg.data)}")
+                websocketServerSendBinary(serverID: serverId, connectionID: connection, data: msg.data)
+            }
+            _ => {
+                print("message \${connection} text \${size(msg.data)} \${msg.data}")
+                websocketServerSend(serverID: serverId, connectionID: connection, message: msg.data)
+            }
+        }
+        let _open = websocketServerOnOpen(serverID: serverId, handler: opened)
+        let _close = websocketServerOnClose(serverID: serverId, handler: closed)
+        let _message = websocketServerOnMessage(serverID: serverId, handler: echo)
+        match websocketServerListen(serverID: serverId) {
+            Success _ => {
+                print("listening on ws://127.0.0.1:${port}/events")
+                sleep(${serveMs})
+                match websocketStopServer(serverID: serverId) {
+                    Success _ => 0
+                    Err message => 1
+                }
+            }
+            Err message => {
+                print("listen failed: \${message}")
+                1
+            }
+        }
+    }
+    Err message => {
+        print("create failed: \${message}")
+        1
+    }
+}
+`;
+}

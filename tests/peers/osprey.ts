@@ -6,7 +6,7 @@
  *       echoes text and binary; prints `listening on ws://HOST:PORT/PATH`; stops on SIGTERM or
  *       stdin EOF (so the launcher keeps stdin as an open pipe).
  *   build/tools/ws-echo-client --url ws://...
- *       echoes every received text message; exits 0 when the server closes the connection.
+ *       echoes every received message, text and binary; exits 0 when the server closes the connection.
  *
  * A compiled Osprey program with the same command line can reuse these through
  * startCommandEchoServer / startCommandEchoClient with another executable path.
@@ -65,3 +65,4 @@ export const startOspreyEchoServer = (opts: CommandServerOptions = {}) => startC
 export const startOspreyEchoClient = (url: string, opts: { env?: Record<string, string>; extraArgs?: string[] } = {}) =>
   startCommandEchoClient(OSPREY_ECHO_CLIENT, url, opts);
 export const ospreyToolsBuilt = () => existsSync(OSPREY_ECHO_SERVER) && existsSync(OSPREY_ECHO_CLIENT);
+

@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { INTEGRITY_LIMIT, INTEGRITY_SIZES, integrityMessage } from './integrity.ts';
+import { INTEGRITY_LIMIT, INTEGRITY_SIZES, integrityMessage, type IntegrityContent } from './integrity.ts';
 
 export interface EchoServer {
   url: string;
@@ -57,11 +57,11 @@ export async function startEchoServer(): Promise<EchoServer> {
   const digestWaiters = new Map<string, (() => void)[]>();
   // The integrity messages are the same for every connection: built once per server.
   const messages = new Map<string, { bytes: Buffer; sha: string }>();
-  const message = (n: number, i: number): { bytes: Buffer; sha: string } => {
-    const key = `${n}/${i}`;
+  const message = (n: number, i: number, content: IntegrityContent): { bytes: Buffer; sha: string } => {
+    const key = `${n}/${i}/${content}`;
     let m = messages.get(key);
     if (!m) {
-      const bytes = integrityMessage(n, i);
+      const bytes = integrityMessage(n, i, content);
       m = { bytes, sha: sha256(bytes) };
       remember(messages, key, m);
     }
@@ -90,21 +90,22 @@ export async function startEchoServer(): Promise<EchoServer> {
   wss.on('connection', (socket: WebSocket, req) => {
     socket.on('error', () => {});
     const url = req.url ?? '/';
-    const integrity = /^\/integrity\/(\d+)\/([\w-]+)$/.exec(url);
+    const integrity = /^\/integrity\/(\d+)\/([\w-]+)(\/nul)?$/.exec(url);
     const closecode = /^\/closecode\/([\w-]+)\/(\d+)$/.exec(url);
     const digest = /^\/digest\/([\w-]+)$/.exec(url);
     const digestQuery = /^\/digests\/([\w-]+)\/(\d+)\/(\d+)$/.exec(url);
     if (integrity) {
       const limit = Number(integrity[1]);
       const token = integrity[2];
+      const content: IntegrityContent = integrity[3] ? 'nul' : 'utf8';
       socket.on('close', (code) => recordClose(token, code));
       const sizes: number[] = [...INTEGRITY_SIZES, ...(limit > 0 ? [limit] : [])];
       sizes.forEach((n, i) => {
-        const m = message(n, i);
+        const m = message(n, i, content);
         socket.send(`abi-probe:expect ${i} ${n} ${m.sha}`);
         socket.send(m.bytes, { binary: false });
       });
-      if (limit > 0) socket.send(message(limit + 1, 999).bytes, { binary: false });
+      if (limit > 0) socket.send(message(limit + 1, 999, content).bytes, { binary: false });
       return;
     }
     if (digest) {
@@ -159,9 +160,11 @@ export async function startEchoServer(): Promise<EchoServer> {
   });
   // Built before any probe runs: on a loaded machine even ~0.1 s of generation inside a connection
   // handler delays other probes' handshakes by seconds.
-  INTEGRITY_SIZES.forEach((n, i) => message(n, i));
-  message(INTEGRITY_LIMIT, INTEGRITY_SIZES.length);
-  message(INTEGRITY_LIMIT + 1, 999);
+  for (const content of ['utf8', 'nul'] as const) {
+    INTEGRITY_SIZES.forEach((n, i) => message(n, i, content));
+    message(INTEGRITY_LIMIT, INTEGRITY_SIZES.length, content);
+    message(INTEGRITY_LIMIT + 1, 999, content);
+  }
   const { port } = wss.address() as AddressInfo;
   return {
     url: `ws://127.0.0.1:${port}`,

@@ -21,11 +21,14 @@
  * that one byte more is refused (`message-limit`): an Error from a sending function, Close 1009
  * from a receiving side, never a truncated delivery.
  *
- * Cases a C string cannot carry (embedded NUL bytes) or the ABI has no function for (binary
- * messages) are in the table as *pending*: the report lists them as pending, never as passing.
- * Switching one on takes an ABI that can carry it (a string with a length, a binary send and
- * handler), the matching calls in the probe (probe-gen.ts, probe_support.c), and dropping its
- * `pending` reason here; the comparisons already work on lengths and bytes, not NUL terminators.
+ * Each active case is its own scenario (`integrity` for UTF-8 text, `integrity-nul-bytes` for
+ * text holding NUL bytes, which Strings carry since they have a length: runtime-bindings/abi.ts,
+ * STRING_LAYOUT). The binary sends (osp_ws_send_binary, osp_ws_server_send_binary,
+ * osp_ws_server_broadcast_binary) go through the same routes and cases as their text twins.
+ * Binary messages of every byte value (not UTF-8) are in the table as *pending*: the report lists
+ * them as pending, never as passing. Switching it on takes a generator of arbitrary bytes in the
+ * probe (probe-gen.ts, probe_support.c) and dropping its `pending` reason here; the comparisons
+ * work on lengths and bytes.
  */
 
 /** The byte sizes every message-carrying function is checked with, in the order sent: the edges
@@ -49,6 +52,11 @@ export type IntegrityRoute =
   /** osp_ws_server_send / osp_ws_server_broadcast: the probe's raw client reads every frame. */
   | 'server-send'
   | 'server-broadcast'
+  /** The same three routes for the binary sends (osp_ws_send_binary, …server_send_binary,
+   *  …server_broadcast_binary): the same peers, the same byte-for-byte comparison. */
+  | 'client-send-binary'
+  | 'server-send-binary'
+  | 'server-broadcast-binary'
   /** osp_ws_connect's handler: the Node server sends "abi-probe:expect N LEN SHA256", then the message. */
   | 'client-receive'
   /** osp_ws_server_on_message's handler: the raw client sends messages the probe generated. */
@@ -66,6 +74,9 @@ export const INTEGRITY_TARGETS: IntegrityTarget[] = [
   { symbol: 'osp_ws_send', direction: 'send', route: 'client-send', doc: "the harness's Node `ws` server receives; it reports each message's length and SHA-256 to the probe's raw client" },
   { symbol: 'osp_ws_server_send', direction: 'send', route: 'server-send', doc: 'a raw RFC 6455 client connected to the server receives (fragmented messages are reassembled)' },
   { symbol: 'osp_ws_server_broadcast', direction: 'send', route: 'server-broadcast', doc: 'a raw RFC 6455 client connected to the server receives' },
+  { symbol: 'osp_ws_send_binary', direction: 'send', route: 'client-send-binary', doc: "binary messages; the harness's Node `ws` server receives and reports each one's length and SHA-256" },
+  { symbol: 'osp_ws_server_send_binary', direction: 'send', route: 'server-send-binary', doc: 'binary messages; a raw RFC 6455 client connected to the server receives' },
+  { symbol: 'osp_ws_server_broadcast_binary', direction: 'send', route: 'server-broadcast-binary', doc: 'binary messages; a raw RFC 6455 client connected to the server receives' },
   { symbol: 'osp_ws_connect', direction: 'receive', route: 'client-receive', doc: "the harness's Node `ws` server sends; it announces each message's length and SHA-256 first" },
   { symbol: 'osp_ws_server_on_message', direction: 'receive', route: 'server-receive', doc: 'a raw RFC 6455 client sends single-frame text messages' },
 ];
@@ -94,14 +105,13 @@ export const INTEGRITY_CASES: IntegrityCase[] = [
   {
     name: 'nul-bytes',
     content: 'nul',
-    doc: 'the same sizes with NUL bytes inside the message',
-    pending: 'strings with embedded NUL bytes do not exist yet: the ABI passes messages as NUL-terminated C strings',
+    doc: 'the same sizes with NUL bytes (U+0000) inside the message, about one character in eight',
   },
   {
     name: 'binary',
     content: 'binary',
     doc: 'binary messages (opcode 0x2) of the same sizes, every byte value',
-    pending: 'binary messages do not exist yet: the ABI has no function that sends or receives one',
+    pending: 'the probe generates UTF-8 only: the …Binary sends are checked with the utf8 and nul-bytes cases, not yet with every byte value',
   },
 ];
 
@@ -112,11 +122,12 @@ export function activeIntegrityCases(): IntegrityCase[] {
 
 /**
  * A message of exactly `bytes` bytes of valid UTF-8, different for every `index`: code points of
- * 1 to 4 bytes chosen by a small xorshift generator, ASCII where a wider one would not fit. The
+ * 1 to 4 bytes chosen by a small xorshift generator, ASCII where a wider one would not fit; with
+ * `content` 'nul', a third of the 1-byte characters are NUL bytes. The
  * Node server sends these (the client-receive route); the C probe has its own generator for what
  * it sends, since every route compares against what its sender actually sent.
  */
-export function integrityMessage(bytes: number, index: number): Buffer {
+export function integrityMessage(bytes: number, index: number, content: IntegrityContent = 'utf8'): Buffer {
   const out = Buffer.alloc(bytes);
   let state = (0x9e3779b9 ^ Math.imul(bytes, 2654435761) ^ Math.imul(index, 40503)) >>> 0 || 1;
   let at = 0;
@@ -130,7 +141,8 @@ export function integrityMessage(bytes: number, index: number): Buffer {
     const width = Math.min(bytes - at, WIDTHS[r % 5]);
     const v = r >>> 8;
     if (width === 1) {
-      out[at] = 0x21 + (v % 94);
+      // The nul case: one 1-byte character in three is U+0000 (the C probe does the same).
+      out[at] = content === 'nul' && v % 3 === 0 ? 0 : 0x21 + (v % 94);
     } else if (width === 2) {
       const cp = 0x80 + (v % 0x780);
       out[at] = 0xc0 | (cp >> 6);

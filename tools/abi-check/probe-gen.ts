@@ -192,7 +192,7 @@ function callText(e: Emitter, fn: RuntimeFunction, args: Record<string, ArgValue
         break;
       case 'string': {
         const v = e.fresh('text_');
-        before.push(`char *${v} = probe_arg_string(${cString(fn.symbol)}, ${cString(value.value)});`);
+        before.push(`char *${v} = probe_arg_string(${cString(fn.symbol)}, ${cString(value.value)}, ${Buffer.byteLength(value.value, 'utf8')});`);
         after.push(`probe_arg_release(${v});`);
         // A string given to an int64 parameter (osp_string_build's parts) crosses as its address.
         actual.push(p.type === 'int64' ? `(int64_t)(intptr_t)${v}` : v);
@@ -280,6 +280,17 @@ function emitResultChecks(e: Emitter, fn: RuntimeFunction, s: Scenario, present:
     if (unit) {
       e.line(`if (r.value != 0) probe_check("success-path", 0, "Success for %s, but a Result<Unit, ...> payload must be 0, got 0x%" PRIx64, ${doc}, (uint64_t)r.value);`);
       e.line(`else probe_check("success-path", 1, "Success for %s", ${doc});`);
+    } else if (s.payload?.kind === 'int') {
+      const want = s.payload.equals;
+      e.line(`if (r.value != ${cInt(want)}) probe_check("success-path", 0, "Success for %s, but the payload is %" PRId64 ", expected ${want}", ${doc}, r.value);`);
+      e.line(`else probe_check("success-path", 1, "Success for %s (payload ${want})", ${doc});`);
+    } else if (s.payload?.kind === 'string') {
+      // Compared by length and bytes: the String may hold NUL bytes.
+      const want = cString(s.payload.equals);
+      e.line('char text[256]; size_t len = 0; const char *why = NULL;');
+      e.line(`if (!probe_read_cstring(r.value, text, sizeof text, &len, &why)) probe_check("success-path", 0, "Success for %s, but the payload 0x%" PRIx64 " is %s", ${doc}, (uint64_t)r.value, why);`);
+      e.line(`else if (len != sizeof(${want}) - 1 || memcmp(text, ${want}, len) != 0) probe_check("success-path", 0, "Success for %s, but the payload is %s, expected %s", ${doc}, probe_quote(text, len), ${cString(JSON.stringify(s.payload.equals))});`);
+      e.line(`else probe_check("success-path", 1, "Success for %s (payload %s)", ${doc}, probe_quote(text, len));`);
     } else {
       e.line(`probe_check("success-path", 1, "Success for %s (payload %" PRId64 ")", ${doc}, r.value);`);
     }
@@ -434,6 +445,12 @@ function integritySendCall(t: IntegrityTarget): string {
       return 'osp_ws_server_send(integrity_a, integrity_b, m)';
     case 'server-broadcast':
       return 'osp_ws_server_broadcast(integrity_a, m)';
+    case 'client-send-binary':
+      return 'osp_ws_send_binary(integrity_a, m)';
+    case 'server-send-binary':
+      return 'osp_ws_server_send_binary(integrity_a, integrity_b, m)';
+    case 'server-broadcast-binary':
+      return 'osp_ws_server_broadcast_binary(integrity_a, m)';
     default:
       throw new Error(`abi-check: ${t.route} is not a send route`);
   }
@@ -443,7 +460,7 @@ function integritySendCall(t: IntegrityTarget): string {
 function integrityCallback(t: IntegrityTarget): string[] {
   if (t.direction !== 'send') return [];
   return [
-    t.route === 'server-send' ? 'static int64_t integrity_a, integrity_b;' : 'static int64_t integrity_a;',
+    t.route === 'server-send' || t.route === 'server-send-binary' ? 'static int64_t integrity_a, integrity_b;' : 'static int64_t integrity_a;',
     'static OspResult integrity_send(const char *m) {',
     `    probe_enter_call(${cString(t.symbol)});`,
     `    OspResult r = ${integritySendCall(t)};`,
@@ -460,13 +477,14 @@ function integrityCallback(t: IntegrityTarget): string[] {
  */
 function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: IntegrityTarget, fixtures: FixtureName[], present: Set<string>): void {
   const sym = cString(fn.symbol);
+  e.line(`probe_integrity_set_content(${s.integrityContent === 'nul' ? 1 : 0});`);
   e.line('int64_t integrity_limit = 0;');
   if (present.has('osp_ws_set_default_limit')) {
     // Before any server or connection exists: both copy the process default when created.
     const limits: [string, number][] = [['maxOutputBytes', INTEGRITY_MAX_OUTPUT], ['maxMessageBytes', INTEGRITY_LIMIT]];
     for (const [name, value] of limits) {
       e.open('{');
-      e.line(`char *limit_name = probe_arg_string("osp_ws_set_default_limit", ${cString(name)});`);
+      e.line(`char *limit_name = probe_arg_string("osp_ws_set_default_limit", ${cString(name)}, ${Buffer.byteLength(name, 'utf8')});`);
       e.line('probe_enter_call("osp_ws_set_default_limit");');
       e.line(`OspResult set = osp_ws_set_default_limit(limit_name, INT64_C(${value}));`);
       e.line('probe_leave_call();');
@@ -495,13 +513,13 @@ function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: Integrit
     e.line('probe_leave_call();');
   };
   if (t.direction === 'send') {
-    if (t.route === 'client-send') {
+    if (t.route === 'client-send' || t.route === 'client-send-binary') {
       e.line('integrity_a = fx_digestClientId;');
       e.line(`probe_integrity_send_digest(${sym}, integrity_send, sizes, count, integrity_limit);`);
       closeClient('fx_digestClientId');
     } else {
       e.line('integrity_a = fx_listeningServerId;');
-      if (t.route === 'server-send') e.line('integrity_b = fx_connectionId;');
+      if (t.route === 'server-send' || t.route === 'server-send-binary') e.line('integrity_b = fx_connectionId;');
       e.line(`probe_integrity_send_raw(${sym}, integrity_send, fx_rawFd, sizes, count, integrity_limit);`);
       stopServer('fx_listeningServerId');
     }

@@ -99,20 +99,33 @@ void probe_pause_ms(int ms) { sleep_ms(ms); }
 
 /* ---- arguments --------------------------------------------------------------------------- */
 
-char *probe_arg_string(const char *fn, const char *s) {
-    size_t n = strlen(s);
+/* A String of the runtime ABI (OSP_STRING_HEADER_BYTES of length, the bytes, a NUL) in malloc'd
+ * memory with `pad` spare zero bytes after it; released with probe_string_free. */
+char *probe_string_new(const char *bytes, size_t n, size_t pad) {
+    char *block = calloc(OSP_STRING_HEADER_BYTES + n + 1 + pad, 1);
+    if (block == NULL) abort();
+    int64_t len = (int64_t)n;
+    memcpy(block, &len, sizeof len);
+    char *s = block + OSP_STRING_HEADER_BYTES;
+    if (n && bytes != NULL) memcpy(s, bytes, n);
+    return s;
+}
+
+void probe_string_free(char *s) {
+    if (s != NULL) free(s - OSP_STRING_HEADER_BYTES);
+}
+
+char *probe_arg_string(const char *fn, const char *s, size_t n) {
     /* Padded so a runtime that writes a 24-byte struct through the first argument (hidden sret
      * pointer) corrupts probe memory instead of crashing: the probe then diagnoses it. */
-    char *copy = calloc(n + 64, 1);
-    if (copy == NULL) abort();
-    memcpy(copy, s, n);
+    char *copy = probe_string_new(s, n, 63);
     char line[200];
     snprintf(line, sizeof line, "ARG\t%p\t%zu\t%s\n", (void *)copy, n + 64, fn);
     emit(line);
     return copy;
 }
 
-void probe_arg_release(char *s) { free(s); }
+void probe_arg_release(char *s) { probe_string_free(s); }
 
 static int bound_socket(int64_t *port_out) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -147,18 +160,33 @@ int64_t probe_busy_port(void) {
     return port;
 }
 
+/* The URL functions hand out Strings of the ABI in static blocks (header, text, NUL): each call
+ * overwrites the previous text, as a probe uses one URL per call. */
+static const char *static_string(int64_t *block, size_t cap_words, const char *text) {
+    size_t n = strlen(text);
+    size_t room = (cap_words - 1) * sizeof(int64_t) - 1;
+    if (n > room) n = room;
+    block[0] = (int64_t)n;
+    char *s = (char *)(block + 1);
+    memcpy(s, text, n);
+    s[n] = '\0';
+    return s;
+}
+
 const char *probe_closed_port_url(void) {
-    static char url[64];
+    static int64_t block[1 + 64 / sizeof(int64_t)];
+    char url[64];
     snprintf(url, sizeof url, "ws://127.0.0.1:%" PRId64 "/abi", probe_closed_port());
-    return url;
+    return static_string(block, sizeof block / sizeof block[0], url);
 }
 
 const char *probe_echo_url(const char *suffix) {
-    static char url[256];
+    static int64_t block[1 + 256 / sizeof(int64_t)];
+    char url[256];
     const char *base = getenv("OSP_PROBE_ECHO_URL");
     if (base == NULL) base = "ws://127.0.0.1:1";
     snprintf(url, sizeof url, "%s%s", base, suffix);
-    return url;
+    return static_string(block, sizeof block / sizeof block[0], url);
 }
 
 /* ---- guarded reads ------------------------------------------------------------------------ */
@@ -206,35 +234,46 @@ int probe_read_bytes(int64_t addr, void *out, size_t n) {
 
 #define PROBE_MAX_STRING (1u << 20)
 
-int probe_read_cstring(int64_t addr, char *out, size_t cap, size_t *len, const char **why) {
-    uintptr_t p = (uintptr_t)addr;
+/* The length of the String at an untrusted address, from its header; 0 with *why set when the
+ * header is unreadable, implausible (beyond `max`) or not followed by the NUL after the bytes. */
+static int read_string_length(uintptr_t p, size_t max, size_t *len, const char **why) {
     if (p == 0) {
         *why = "NULL";
         return 0;
     }
-    size_t total = 0;
-    char page[4096];
-    for (;;) {
-        size_t in_page = 4096 - (p & 4095);
-        if (!probe_read_bytes((int64_t)p, page, in_page)) {
-            *why = total == 0 ? "not a readable pointer" : "runs into unreadable memory before its NUL terminator";
-            return 0;
-        }
-        char *nul = memchr(page, 0, in_page);
-        size_t take = nul ? (size_t)(nul - page) : in_page;
-        if (total < cap - 1) {
-            size_t room = cap - 1 - total;
-            memcpy(out + total, page, take < room ? take : room);
-        }
-        total += take;
-        if (nul) break;
-        if (total > PROBE_MAX_STRING) {
-            *why = "has no NUL terminator within 1 MiB";
-            return 0;
-        }
-        p += in_page;
+    int64_t header = 0;
+    if (p < OSP_STRING_HEADER_BYTES || !probe_read_bytes((int64_t)(p - OSP_STRING_HEADER_BYTES), &header, sizeof header)) {
+        *why = probe_read_bytes((int64_t)p, &header, 1) ? "a pointer without a readable length header before it"
+                                                        : "not a readable pointer";
+        return 0;
     }
-    out[total < cap - 1 ? total : cap - 1] = '\0';
+    if (header < 0 || (uint64_t)header > max) {
+        *why = header < 0 ? "a String whose length header is negative" : "a String whose length header is beyond any length the probe expects (not a String, or a plain C string?)";
+        return 0;
+    }
+    char nul = 1;
+    if (!probe_read_bytes((int64_t)(p + (size_t)header), &nul, 1)) {
+        *why = "a String whose bytes run into unreadable memory before the length its header gives";
+        return 0;
+    }
+    if (nul != '\0') {
+        *why = "a String without the NUL after the bytes its length header counts (header and bytes disagree)";
+        return 0;
+    }
+    *len = (size_t)header;
+    return 1;
+}
+
+int probe_read_cstring(int64_t addr, char *out, size_t cap, size_t *len, const char **why) {
+    uintptr_t p = (uintptr_t)addr;
+    size_t total = 0;
+    if (!read_string_length(p, PROBE_MAX_STRING, &total, why)) return 0;
+    size_t take = total < cap - 1 ? total : cap - 1;
+    if (take > 0 && !probe_read_bytes((int64_t)p, out, take)) {
+        *why = "not a readable pointer";
+        return 0;
+    }
+    out[take] = '\0';
     *len = total;
     return 1;
 }
@@ -941,41 +980,22 @@ static void capture_stop(void) {
     while (queue_pop(&capture_queue, 0, &m, &l) == 1) free(m);
 }
 
-/* A whole NUL-terminated string at an untrusted address, up to `max` bytes, malloc'd; NULL with
- * *why set when it is unreadable or longer. */
+/* A whole String (length header, bytes, NUL) at an untrusted address, up to `max` bytes, malloc'd; NULL with
+ * *why set when it is unreadable, not a String, or longer. */
 static char *read_cstring_alloc(int64_t addr, size_t max, size_t *len, const char **why) {
     uintptr_t p = (uintptr_t)addr;
-    if (p == 0) {
-        *why = "NULL";
+    size_t total = 0;
+    if (!read_string_length(p, (size_t)INT64_MAX, &total, why)) return NULL;
+    if (total > max) {
+        *why = "longer than any message the probe sent";
         return NULL;
     }
-    size_t cap = 4096, total = 0;
-    char *out = malloc(cap + 1);
+    char *out = malloc(total + 1);
     if (out == NULL) abort();
-    char page[4096];
-    for (;;) {
-        size_t in_page = 4096 - (p & 4095);
-        if (!probe_read_bytes((int64_t)p, page, in_page)) {
-            *why = total == 0 ? "not a readable pointer" : "runs into unreadable memory before its NUL terminator";
-            free(out);
-            return NULL;
-        }
-        char *nul = memchr(page, 0, in_page);
-        size_t take = nul ? (size_t)(nul - page) : in_page;
-        if (total + take > max) {
-            *why = "longer than any message the probe sent";
-            free(out);
-            return NULL;
-        }
-        if (total + take > cap) {
-            while (total + take > cap) cap *= 2;
-            out = realloc(out, cap + 1);
-            if (out == NULL) abort();
-        }
-        memcpy(out + total, page, take);
-        total += take;
-        if (nul) break;
-        p += in_page;
+    if (total > 0 && !probe_read_bytes((int64_t)p, out, total)) {
+        *why = "not a readable pointer";
+        free(out);
+        return NULL;
     }
     out[total] = '\0';
     *len = total;
@@ -1004,9 +1024,12 @@ static int capture_handler_call(int argc, const int64_t *argv, unsigned string_m
     return 1;
 }
 
+static int integrity_nul; /* the nul-bytes case: a third of the 1-byte characters are NUL */
+
+void probe_integrity_set_content(int nul_bytes) { integrity_nul = nul_bytes; }
+
 char *probe_integrity_text(size_t n, unsigned index) {
-    char *out = malloc(n + 1);
-    if (out == NULL) abort();
+    char *out = probe_string_new(NULL, n, 0);
     uint32_t state = (uint32_t)(0x85ebca6bu ^ ((uint32_t)n * 2246822519u) ^ (index * 3266489917u));
     if (state == 0) state = 1;
     size_t at = 0;
@@ -1022,7 +1045,7 @@ char *probe_integrity_text(size_t n, unsigned index) {
         uint32_t v = r >> 8;
         unsigned char *o = (unsigned char *)out + at;
         if (w == 1) {
-            o[0] = (unsigned char)(0x21 + v % 94);
+            o[0] = integrity_nul && v % 3 == 0 ? 0 : (unsigned char)(0x21 + v % 94);
         } else if (w == 2) {
             uint32_t cp = 0x80 + v % 0x780;
             o[0] = (unsigned char)(0xC0 | (cp >> 6));
@@ -1054,7 +1077,7 @@ const char *probe_integrity_token(void) {
 
 const char *probe_integrity_url(int64_t limit) {
     char path[160];
-    snprintf(path, sizeof path, "/integrity/%" PRId64 "/%s", limit, probe_integrity_token());
+    snprintf(path, sizeof path, "/integrity/%" PRId64 "/%s%s", limit, probe_integrity_token(), integrity_nul ? "/nul" : "");
     return probe_echo_url(path);
 }
 
@@ -1133,7 +1156,7 @@ static void describe_difference(char *out, size_t cap, const char *want, size_t 
         if (j == index || (size_t)sizes[j] != gn || gn == 0) continue;
         char *other = probe_integrity_text(gn, (unsigned)j);
         int same = memcmp(other, got, gn) == 0;
-        free(other);
+        probe_string_free(other);
         if (same) {
             snprintf(out, cap, "was not delivered in its place: message #%d (%s bytes) arrived instead - reordered or dropped", j, grouped((int64_t)gn, g1));
             return;
@@ -1311,7 +1334,7 @@ static void integrity_send_raw(const char *fn, probe_send_fn send, const int64_t
         OspResult r = send(msg);
         if (r.tag != OSP_RESULT_SUCCESS) {
             integrity_fail(&log, (int64_t)n, "was refused: %s returned %s", fn, result_text(r, errbuf, sizeof errbuf));
-            free(msg);
+            probe_string_free(msg);
             continue;
         }
         char *got = NULL;
@@ -1320,7 +1343,7 @@ static void integrity_send_raw(const char *fn, probe_send_fn send, const int64_t
         if (st != 1) {
             integrity_fail(&log, (int64_t)n, "never arrived: %s returned Success but the peer %s", fn,
                            st < 0 ? "connection closed first" : "received nothing within 5 s (dropped)");
-            free(msg);
+            probe_string_free(msg);
             stopped_at = i;
             break;
         }
@@ -1329,7 +1352,7 @@ static void integrity_send_raw(const char *fn, probe_send_fn send, const int64_t
             integrity_fail(&log, (int64_t)n, "%s", why);
         }
         free(got);
-        free(msg);
+        probe_string_free(msg);
     }
     integrity_report(&log, sizes, stopped_at, count, limit);
 
@@ -1345,7 +1368,7 @@ static void integrity_send_raw(const char *fn, probe_send_fn send, const int64_t
     char *msg = probe_integrity_text(over, 999);
     probe_step("sending a message one byte over the configured limit through %s", fn);
     OspResult r = send(msg);
-    free(msg);
+    probe_string_free(msg);
     char gl[32], go[32];
     if (r.tag == OSP_RESULT_ERROR) {
         /* Refused: nothing of it may reach the peer; the next message must arrive first and whole. */
@@ -1363,7 +1386,7 @@ static void integrity_send_raw(const char *fn, probe_send_fn send, const int64_t
         else
             probe_check("message-limit", 1, "%s-byte message (limit + 1) refused with Error %s; nothing of it reached the peer", grouped((int64_t)over, go), result_text(r, errbuf, sizeof errbuf));
         free(got);
-        free(marker);
+        probe_string_free(marker);
         return;
     }
     char *got = NULL;
@@ -1432,7 +1455,7 @@ void probe_integrity_send_digest(const char *fn, probe_send_fn send, const int64
         sha256_hex(msg, n, want[i]);
         probe_step("sending the %s-byte message #%d through %s", grouped((int64_t)n, g), i, fn);
         OspResult r = send(msg);
-        free(msg);
+        probe_string_free(msg);
         if (r.tag != OSP_RESULT_SUCCESS) snprintf(refused[i], 200, "%s", result_text(r, errbuf, sizeof errbuf));
         else sent_index[sent++] = i;
     }
@@ -1482,12 +1505,12 @@ void probe_integrity_send_digest(const char *fn, probe_send_fn send, const int64
         char *msg = probe_integrity_text(over, 999);
         probe_step("sending a message one byte over the configured limit through %s", fn);
         OspResult r = send(msg);
-        free(msg);
+        probe_string_free(msg);
         char *marker = probe_integrity_text(125, 1000);
         char marker_sha[65];
         sha256_hex(marker, 125, marker_sha);
         OspResult m = r.tag == OSP_RESULT_ERROR ? send(marker) : r;
-        free(marker);
+        probe_string_free(marker);
         int more = node_digests(k + 1, r.tag == OSP_RESULT_ERROR ? INTEGRITY_WAIT_MS : 1000, got, 64);
         if (r.tag == OSP_RESULT_ERROR) {
             if (m.tag != OSP_RESULT_SUCCESS)
@@ -1644,7 +1667,7 @@ void probe_integrity_receive_raw(const char *fn, int64_t port, const int64_t *si
         probe_step("a raw client sends the %s-byte message #%d to the handler of %s", grouped((int64_t)n, g), i, fn);
         if (raw_send_frame(fd, msg, n) != 0) {
             integrity_fail(&log, (int64_t)n, "could not be sent: the server closed the connection (Close %d)", queue_wait_closed(&raw_reader.q, 500));
-            free(msg);
+            probe_string_free(msg);
             stopped_at = i;
             break;
         }
@@ -1652,7 +1675,7 @@ void probe_integrity_receive_raw(const char *fn, int64_t port, const int64_t *si
         size_t gn = 0;
         if (!probe_capture_next(INTEGRITY_WAIT_MS, &got, &gn)) {
             integrity_fail(&log, (int64_t)n, "never reached the handler (nothing within 5 s)");
-            free(msg);
+            probe_string_free(msg);
             stopped_at = i;
             break;
         }
@@ -1663,7 +1686,7 @@ void probe_integrity_receive_raw(const char *fn, int64_t port, const int64_t *si
             integrity_fail(&log, (int64_t)n, "%s", text);
         }
         free(got);
-        free(msg);
+        probe_string_free(msg);
     }
     integrity_report(&log, sizes, stopped_at, count, limit);
     if (limit <= 0) {
@@ -1676,7 +1699,7 @@ void probe_integrity_receive_raw(const char *fn, int64_t port, const int64_t *si
         char *msg = probe_integrity_text((size_t)over, 999);
         probe_step("a raw client sends a message one byte over the configured limit to the handler of %s", fn);
         (void)raw_send_frame(fd, msg, (size_t)over); /* the server may close before reading it all */
-        free(msg);
+        probe_string_free(msg);
         int code = queue_wait_closed(&raw_reader.q, 3000);
         char *late = NULL;
         size_t ln = 0;

@@ -33,11 +33,17 @@ uint64_t probe_now_ms(void);
 extern char probe_env_sentinel[64];
 #define PROBE_ENV ((void *)probe_env_sentinel)
 
-/* A malloc'd, padded copy of `s`. Strings are borrowed for the duration of a call (docs/ABI.md),
+/* A String of the runtime ABI (OSP_STRING_HEADER_BYTES of length before the bytes, a NUL after
+ * them) holding `n` bytes copied from `bytes` (zeros when NULL), in malloc'd memory followed by
+ * `pad` spare zero bytes. Release with probe_string_free. */
+char *probe_string_new(const char *bytes, size_t n, size_t pad);
+void probe_string_free(char *s);
+
+/* A malloc'd, padded String copy of the `n` bytes at `s` (NUL bytes included). Strings are borrowed for the duration of a call (docs/ABI.md),
  * so the probe frees every argument right after the call returns: a runtime that kept the
  * pointer shows up as an ASan heap-use-after-free. Each copy is reported (`ARG addr size fn`) so
  * the harness can name the call whose argument was used after it returned. */
-char *probe_arg_string(const char *fn, const char *s);
+char *probe_arg_string(const char *fn, const char *s, size_t n);
 void probe_arg_release(char *s);
 
 /* Free, occupied (a listening socket kept open by the probe) and closed loopback ports. */
@@ -51,9 +57,10 @@ const char *probe_echo_url(const char *suffix);
 
 /* ---- reading what came back ------------------------------------------------------------ */
 
-/* Copies a NUL-terminated string from an untrusted address without faulting (the kernel reports
- * EFAULT for unreadable pages). Returns 1 and fills `out` (NUL-terminated, truncated to cap-1)
- * and *len on success; returns 0 and sets *why on failure. */
+/* Copies a String (length header, bytes, NUL) from an untrusted address without faulting (the
+ * kernel reports EFAULT for unreadable pages): the header must be readable and plausible and the
+ * byte after the counted ones a NUL. Returns 1 and fills `out` (NUL-terminated, truncated to
+ * cap-1) and *len (the full length) on success; returns 0 and sets *why on failure. */
 int probe_read_cstring(int64_t addr, char *out, size_t cap, size_t *len, const char **why);
 /* Whether `n` bytes at `addr` are readable; copies them to `out` when out != NULL. */
 int probe_read_bytes(int64_t addr, void *out, size_t n);
@@ -114,9 +121,12 @@ void probe_raw_stop_sender(void);
 
 /* ---- message integrity (tools/abi-check/integrity.ts) ------------------------------------ */
 
-/* A malloc'd message of exactly `n` bytes of valid UTF-8 (1- to 4-byte sequences), different for
- * every `index`, NUL-terminated after the n bytes. */
+/* A String (probe_string_new; release with probe_string_free) of exactly `n` bytes of valid UTF-8
+ * (1- to 4-byte sequences), different for every `index`. */
 char *probe_integrity_text(size_t n, unsigned index);
+/* Chooses the messages probe_integrity_text and the harness's /integrity server make: 0 UTF-8
+ * text, 1 the same with NUL bytes (integrity.ts, the nul-bytes case). */
+void probe_integrity_set_content(int nul_bytes);
 
 /* From now on every handler call also copies its first string argument, whole, into a FIFO
  * (up to `max_bytes` bytes each) that probe_capture_next pops. */

@@ -12,7 +12,7 @@
  * like the probed call) and probe-support helpers.
  */
 import { ABI_VERSION, type HandlerName } from '../../runtime-bindings/abi.ts';
-import { INTEGRITY_TARGETS, type IntegrityTarget } from './integrity.ts';
+import { activeIntegrityCases, INTEGRITY_TARGETS, type IntegrityContent, type IntegrityTarget } from './integrity.ts';
 
 /** An argument of a probed or set-up call. */
 export type ArgValue =
@@ -247,7 +247,9 @@ export const FIXTURES: Record<FixtureName, Fixture> = {
       {
         kind: 'c',
         code:
-          'char fx_scratchFileBuf[96]; snprintf(fx_scratchFileBuf, sizeof fx_scratchFileBuf, "abi-probe-file-%ld", (long)getpid());\n' +
+          // A String of the ABI (length header, text, NUL) on the stack: the path is passed to the runtime.
+          'int64_t fx_scratchFileBlock[13]; char *fx_scratchFileBuf = (char *)(fx_scratchFileBlock + 1);\n' +
+          'snprintf(fx_scratchFileBuf, 96, "abi-probe-file-%ld", (long)getpid()); fx_scratchFileBlock[0] = (int64_t)strlen(fx_scratchFileBuf);\n' +
           'FILE *fx_scratchFp = fopen(fx_scratchFileBuf, "w"); int fx_scratchOk = fx_scratchFp != NULL && fputs("abi-probe", fx_scratchFp) >= 0;\n' +
           'if (fx_scratchFp != NULL && fclose(fx_scratchFp) != 0) fx_scratchOk = 0;',
         failsWhen: '!fx_scratchOk',
@@ -264,7 +266,9 @@ export const FIXTURES: Record<FixtureName, Fixture> = {
       {
         kind: 'c',
         code:
-          'char fx_scratchDirBuf[96]; snprintf(fx_scratchDirBuf, sizeof fx_scratchDirBuf, "abi-probe-dir-%ld", (long)getpid());\n' +
+          // A String of the ABI (length header, text, NUL) on the stack: the path is passed to the runtime.
+          'int64_t fx_scratchDirBlock[13]; char *fx_scratchDirBuf = (char *)(fx_scratchDirBlock + 1);\n' +
+          'snprintf(fx_scratchDirBuf, 96, "abi-probe-dir-%ld", (long)getpid()); fx_scratchDirBlock[0] = (int64_t)strlen(fx_scratchDirBuf);\n' +
           'if (rmdir(fx_scratchDirBuf) != 0) { /* usually absent */ }',
       },
     ],
@@ -287,6 +291,9 @@ export interface Scenario {
   args: Record<string, ArgValue>;
   /** Result functions: which variant the inputs must produce. */
   expect?: 'success' | 'error';
+  /** Result functions expecting Success: the payload it must carry (a String compared by length
+   *  and bytes, NUL bytes included). */
+  payload?: { kind: 'int'; equals: bigint } | { kind: 'string'; equals: string };
   /** Non-Result functions: the value they must return. */
   returns?: ReturnExpectation;
   /** The process ends inside the call (a `_Noreturn` function, or an abort on bad input). */
@@ -301,6 +308,8 @@ export interface Scenario {
   rawClientReceives?: string;
   /** A message-integrity scenario (integrity.ts): the messages go through this route. */
   integrity?: IntegrityTarget;
+  /** What the integrity messages are made of (integrity.ts, INTEGRITY_CASES). */
+  integrityContent?: IntegrityContent;
 }
 
 /** The arguments of the probed call (receive routes) or the fixtures the sends need. */
@@ -308,6 +317,9 @@ const INTEGRITY_ARGS: Record<IntegrityTarget['route'], { args: Record<string, Ar
   'client-send': { args: { ws_id: fx('digestClientId') } },
   'server-send': { args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId') } },
   'server-broadcast': { args: { server_id: fx('listeningServerId') }, extraFixtures: ['connectionId'] },
+  'client-send-binary': { args: { ws_id: fx('digestClientId') } },
+  'server-send-binary': { args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId') } },
+  'server-broadcast-binary': { args: { server_id: fx('listeningServerId') }, extraFixtures: ['connectionId'] },
   'client-receive': { args: { url: fx('integrityUrl') } },
   'server-receive': { args: { server_id: fx('listeningServerId') } },
 };
@@ -317,15 +329,14 @@ export function integrityScenarios(symbol: string): Scenario[] {
   const t = INTEGRITY_TARGETS.find((x) => x.symbol === symbol);
   if (t === undefined) return [];
   const a = INTEGRITY_ARGS[t.route];
-  return [
-    {
-      name: 'integrity',
-      doc: `messages of every integrity size ${t.direction === 'send' ? 'sent' : 'received'}; ${t.doc}`,
-      args: a.args,
-      extraFixtures: a.extraFixtures,
-      integrity: t,
-    },
-  ];
+  return activeIntegrityCases().map((c) => ({
+    name: c.content === 'utf8' ? 'integrity' : `integrity-${c.name}`,
+    doc: `messages of every integrity size ${t.direction === 'send' ? 'sent' : 'received'}${c.content === 'utf8' ? '' : ` (${c.doc})`}; ${t.doc}`,
+    args: a.args,
+    extraFixtures: a.extraFixtures,
+    integrity: t,
+    integrityContent: c.content,
+  }));
 }
 
 /**
@@ -364,6 +375,37 @@ export const HANDLER_DRIVERS: Record<HandlerName, HandlerDriver> = {
       '       probe_raw_start_sender(rawFd, "abi-probe:more", 5); probe_pause_ms(50); }',
     close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
     cleanup: 'probe_raw_stop_sender();',
+  },
+  // The message-record client handler (fn(Int, WebSocketMessage)): as `message`, the echo server
+  // pushes numbered text while the client closes.
+  ws_message: {
+    trigger: '',
+    close: { symbol: 'osp_ws_close', arg: 'payload' },
+    cleanup: '',
+  },
+  // Connection events of a listening server: a raw client connects (open event), sends, and drops
+  // its TCP connection without a Close frame (close event, 1006); the server is then stopped.
+  ws_open: {
+    trigger:
+      'int rawFd = probe_raw_connect(fx_freePort, "/abi");\n' +
+      'if (rawFd < 0) probe_step("raw client could not connect to the listening server");\n' +
+      'else { probe_handler_wait(1, 2000); close(rawFd); }',
+    close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
+    cleanup: '',
+  },
+  ws_server_close: {
+    trigger:
+      'int rawFd = probe_raw_connect(fx_freePort, "/abi");\n' +
+      'if (rawFd < 0) probe_step("raw client could not connect to the listening server");\n' +
+      'else { close(rawFd); probe_handler_wait(1, 2000); }',
+    close: { symbol: 'osp_ws_stop_server', arg: 'listeningServerId' },
+    cleanup: '',
+  },
+  // A client connection's close event: the close call itself delivers it.
+  ws_close: {
+    trigger: '',
+    close: { symbol: 'osp_ws_close', arg: 'payload' },
+    cleanup: '',
   },
   // docs/guide/14-builtins.md#processes: events are delivered on the thread calling awaitProcess, before it
   // returns; none after cleanupProcess.
@@ -418,13 +460,17 @@ export const SCENARIOS: Record<string, Scenario[]> = {
     { name: 'eof', doc: 'standard input at end of file (gives 0)', args: {}, returns: { kind: 'int', equals: 0n } },
   ],
   osp_string_length: [
-    { name: 'bytes', doc: '"abi-probe \u00e9" (11 bytes)', args: { s: str('abi-probe \u00e9') }, expect: 'success' },
+    { name: 'bytes', doc: '"abi-probe \u00e9" (12 bytes)', args: { s: str('abi-probe \u00e9') }, expect: 'success', payload: { kind: 'int', equals: 12n } },
+    { name: 'nul', doc: '"a\\0b\\0" (4 bytes, two of them NUL)', args: { s: str('a\u0000b\u0000') }, expect: 'success', payload: { kind: 'int', equals: 4n } },
   ],
   osp_string_contains: [
-    { name: 'found', doc: '"abi-probe" contains "probe"', args: { haystack: str('abi-probe'), needle: str('probe') }, expect: 'success' },
+    { name: 'found', doc: '"abi-probe" contains "probe"', args: { haystack: str('abi-probe'), needle: str('probe') }, expect: 'success', payload: { kind: 'int', equals: 1n } },
+    { name: 'after-nul', doc: '"a\\0probe" contains "probe" (found after a NUL byte)', args: { haystack: str('a\u0000probe'), needle: str('probe') }, expect: 'success', payload: { kind: 'int', equals: 1n } },
+    { name: 'nul-needle', doc: '"ab" does not contain "\\0" (a NUL needle is a byte, not the end)', args: { haystack: str('ab'), needle: str('\u0000') }, expect: 'success', payload: { kind: 'int', equals: 0n } },
   ],
   osp_string_substring: [
-    { name: 'clamped', doc: '"abi-probe", 4, 99 (end clamped)', args: { s: str('abi-probe'), start: int(4), end: int(99) }, expect: 'success' },
+    { name: 'clamped', doc: '"abi-probe", 4, 99 (end clamped)', args: { s: str('abi-probe'), start: int(4), end: int(99) }, expect: 'success', payload: { kind: 'string', equals: 'probe' } },
+    { name: 'across-nul', doc: '"ab\\0cd", 1, 4 (across a NUL byte)', args: { s: str('ab\u0000cd'), start: int(1), end: int(4) }, expect: 'success', payload: { kind: 'string', equals: 'b\u0000c' } },
     { name: 'error', doc: '"abi-probe", 5, 2 (start > end)', args: { s: str('abi-probe'), start: int(5), end: int(2) }, expect: 'error' },
   ],
   osp_file_write: [
@@ -487,6 +533,12 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       args: { left: str('abi-'), right: str('probe \u00e9\u{1F985}') },
       returns: { kind: 'string', equals: 'abi-probe \u00e9\u{1F985}' },
     },
+    {
+      name: 'nul',
+      doc: 'halves that end and start with a NUL byte',
+      args: { left: str('abi\u0000'), right: str('\u0000probe') },
+      returns: { kind: 'string', equals: 'abi\u0000\u0000probe' },
+    },
   ],
   osp_string_build: [
     {
@@ -495,10 +547,19 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       args: { count: int(4), int_mask: int(0b1010), part0: str('abi-'), part1: int(-(2n ** 63n)), part2: str(' \u00e9\u{1F985} '), part3: int(0) },
       returns: { kind: 'string', equals: 'abi--9223372036854775808 \u00e9\u{1F985} 0' },
     },
+    {
+      name: 'nul',
+      doc: 'string parts holding NUL bytes around an Int part',
+      args: { count: int(3), int_mask: int(0b010), part0: str('a\u0000'), part1: int(7), part2: str('\u0000b') },
+      returns: { kind: 'string', equals: 'a\u00007\u0000b' },
+    },
   ],
   osp_string_equals: [
     { name: 'equal', doc: 'two equal strings', args: { left: str('abi'), right: str('abi') }, returns: { kind: 'int', equals: 1n } },
     { name: 'different', doc: 'two different strings', args: { left: str('abi'), right: str('abd') }, returns: { kind: 'int', equals: 0n } },
+    { name: 'after-nul', doc: 'strings that differ only after a NUL byte', args: { left: str('a\u0000b'), right: str('a\u0000c') }, returns: { kind: 'int', equals: 0n } },
+    { name: 'nul-prefix', doc: '"a" and "a\\0" (one is the other plus a NUL byte)', args: { left: str('a'), right: str('a\u0000') }, returns: { kind: 'int', equals: 0n } },
+    { name: 'nul-equal', doc: 'two equal strings holding NUL bytes', args: { left: str('a\u0000b'), right: str('a\u0000b') }, returns: { kind: 'int', equals: 1n } },
   ],
   osp_int_to_string: [
     { name: 'min', doc: 'INT64_MIN', args: { value: int(-(2n ** 63n)) }, returns: { kind: 'string', equals: '-9223372036854775808' } },
@@ -507,8 +568,13 @@ export const SCENARIOS: Record<string, Scenario[]> = {
     { name: 'true', doc: '1', args: { value: int(1) }, returns: { kind: 'string', equals: 'true' } },
     { name: 'false', doc: '0', args: { value: int(0) }, returns: { kind: 'string', equals: 'false' } },
   ],
+  osp_string_from_c: [
+    { name: 'text', doc: 'a C string of UTF-8 text', args: { text: str('abi-probe \u00e9') }, returns: { kind: 'string', equals: 'abi-probe \u00e9' } },
+    { name: 'to-nul', doc: 'a C string: the copy ends at its first NUL', args: { text: str('abi\u0000probe') }, returns: { kind: 'string', equals: 'abi' } },
+  ],
   osp_print: [
     { name: 'print', doc: 'one line of text', args: { text: str('abi-probe print') }, returns: { kind: 'none' }, stdoutIncludes: 'abi-probe print\n' },
+    { name: 'nul', doc: 'a line holding NUL bytes (every byte is written)', args: { text: str('abi\u0000probe\u0000nul') }, returns: { kind: 'none' }, stdoutIncludes: 'abi\u0000probe\u0000nul\n' },
   ],
   osp_sleep: [
     { name: 'sleep', doc: '60 ms', args: { milliseconds: int(60) }, returns: { kind: 'none' }, minDurationMs: 60 },
@@ -588,6 +654,43 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       expect: 'error',
     },
   ],
+  // The binary sends: like their text twins (their integrity scenarios carry the messages); the
+  // other handler shapes and the event registrations: the error path (an unknown id, a closed port).
+  osp_ws_send_binary: [
+    { name: 'success', doc: 'an open client connection', args: { ws_id: fx('clientId'), data: str('abi-probe:send-binary') }, expect: 'success' },
+    { name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_server_send_binary: [
+    {
+      name: 'success',
+      doc: 'a connection of a listening server',
+      args: { server_id: fx('listeningServerId'), connection_id: fx('connectionId'), data: str('abi-probe:server-send-binary') },
+      expect: 'success',
+    },
+    {
+      name: 'error',
+      doc: 'an unknown connection id on a listening server',
+      args: { server_id: fx('listeningServerId'), connection_id: { kind: 'int', value: UNKNOWN_ID } },
+      expect: 'error',
+    },
+  ],
+  osp_ws_server_broadcast_binary: [
+    {
+      name: 'success',
+      doc: 'a listening server with one raw client connected',
+      args: { server_id: fx('listeningServerId'), data: str('abi-probe:broadcast-binary') },
+      expect: 'success',
+      extraFixtures: ['connectionId'],
+    },
+    { name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+  ],
+  osp_ws_connect_with_id: [{ name: 'error', doc: 'an unreachable address (127.0.0.1, closed port)', args: { url: fx('closedPortUrl') }, expect: 'error' }],
+  osp_ws_connect_messages: [{ name: 'error', doc: 'an unreachable address (127.0.0.1, closed port)', args: { url: fx('closedPortUrl') }, expect: 'error' }],
+  osp_ws_on_close: [{ name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_text: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_messages: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_open: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_close: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
   osp_ws_server_set_limit: [
     { name: 'success', doc: 'maxFragments = 8 on a server not yet listening', args: { server_id: fx('serverId'), name: str('maxFragments'), value: int(8) }, expect: 'success' },
     { name: 'error', doc: 'an unknown limit name', args: { server_id: fx('serverId'), name: str('noSuchLimit'), value: int(8) }, expect: 'error' },
@@ -613,6 +716,18 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   osp_ws_set_trusted_ca: [
     { name: 'success', doc: '"" (no extra CA: the system trust store only)', args: { path: str('') }, expect: 'success' },
     { name: 'error', doc: 'a CA file that does not exist', args: { path: str('/nonexistent/abi-probe-ca.pem') }, expect: 'error' },
+  ],
+  osp_ws_server_use_cluster: [
+    // A success path needs a Redis server; tests/cluster runs a real redis-server.
+    {
+      name: 'error',
+      doc: 'a Redis URL on a loopback port where nothing listens',
+      args: { server_id: fx('serverId'), redis_url: str('redis://127.0.0.1:1/0'), channel: str('abi-probe') },
+      expect: 'error',
+    },
+  ],
+  osp_ws_server_cluster_status: [
+    { name: 'error', doc: 'a server that has not joined a cluster', args: { server_id: fx('serverId') }, expect: 'error' },
   ],
   osp_ws_server_add_subprotocol: [
     { name: 'success', doc: '"chat.v1" on a server not yet listening', args: { server_id: fx('serverId'), protocol: str('chat.v1') }, expect: 'success' },

@@ -192,7 +192,7 @@ class Emitter {
       case 'bool':
         return ir.constBool(e.value);
       case 'str':
-        return ir.cstring(e.value);
+        return ir.ostring(e.value);
       case 'unit':
         return ir.constI64(0n);
       case 'local': {
@@ -363,7 +363,7 @@ class Emitter {
       case 'strbuild':
         return this.emitStringBuild(e);
       case 'unreachable':
-        ir.call(this.rtFn('osp_rt_fail'), [ir.cstring(`internal error: ${e.message}`), ir.cstring('(compiled code)')]);
+        ir.call(this.rtFn('osp_rt_fail'), [ir.ctext(`internal error: ${e.message}`), ir.ctext('(compiled code)')]);
         ir.unreachable();
         return null;
     }
@@ -449,7 +449,7 @@ class Emitter {
         const ok = ir.block(fn, 'divok');
         ir.condBr(ir.icmp('eq', b, ir.constI64(0n)), fail, ok);
         ir.setInsertPoint(fail);
-        ir.call(this.rtFn('osp_rt_fail'), [ir.cstring('division by zero'), ir.cstring(e.loc ?? '(unknown)')]);
+        ir.call(this.rtFn('osp_rt_fail'), [ir.ctext('division by zero'), ir.ctext(e.loc ?? '(unknown)')]);
         ir.unreachable();
         ir.setInsertPoint(ok);
         const minusOne = ir.icmp('eq', b, ir.constI64(-1n));

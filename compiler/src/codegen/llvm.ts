@@ -4,6 +4,7 @@
 //   2. the data layout is set by string (createDataLayout returns a dangling pointer);
 //   3. only methods the .d.ts declares on each class are called (inherited ones throw);
 //   4. CreateGlobalStringPtr always gets the module (it segfaults without an insertion point);
+//      constant Strings, which need a length header, are built as globals by hand (ostring);
 //   5. verifyModule returns TRUE when the module is broken: every module is verified, and a
 //      failure becomes an internal compiler error.
 
@@ -28,6 +29,7 @@ export class IrModule {
   private readonly b: llvm.IRBuilder;
   private resultStruct: llvm.StructType | null = null;
   private strings = new Map<string, Value>();
+  private texts = new Map<string, Value>();
 
   constructor(name: string) {
     this.mod = new llvm.Module(name, this.ctx);
@@ -96,12 +98,31 @@ export class IrModule {
   undef(t: Type): Value {
     return llvm.UndefValue.get(t);
   }
-  /** A NUL-terminated constant string, shared per distinct text (workaround 4). */
-  cstring(s: string): Value {
+  /** A constant String, shared per distinct text: a private global `{ i64 length, [length+1 x i8] }`
+   *  (the UTF-8 bytes, NUL bytes included, then a terminating NUL) and the value is the address
+   *  of its first byte, so the length sits in the 8 bytes before it (runtime-bindings/abi.ts,
+   *  STRING_LAYOUT). The GEP on constants folds to a constant expression, so no insertion point
+   *  is needed (unlike CreateGlobalStringPtr, workaround 4). */
+  ostring(s: string): Value {
     let v = this.strings.get(s);
     if (!v) {
-      v = this.b.CreateGlobalStringPtr(s, `str.${this.strings.size}`, 0, this.mod);
+      const bytes = llvm.ConstantDataArray.getString(this.ctx, s, true);
+      const layout = llvm.StructType.get(this.ctx, [this.i64(), bytes.getType()]);
+      const init = llvm.ConstantStruct.get(layout, [this.constI64(BigInt(Buffer.byteLength(s, 'utf8'))) as llvm.Constant, bytes]);
+      const g = new llvm.GlobalVariable(this.mod, layout, true, llvm.GlobalValue.LinkageTypes.PrivateLinkage, init, `str.${this.strings.size}`);
+      v = this.b.CreateInBoundsGEP(layout, g, [this.b.getInt32(0), this.b.getInt32(1), this.b.getInt32(0)]);
       this.strings.set(s, v);
+    }
+    return v;
+  }
+  /** Plain NUL-terminated C text (no length header), shared per distinct text: for what only C
+   *  reads as text, such as the message and location of osp_rt_fail. One bindings call instead of
+   *  the seven a String literal costs (a division's location is one per `/` and `%`). */
+  ctext(s: string): Value {
+    let v = this.texts.get(s);
+    if (!v) {
+      v = this.b.CreateGlobalStringPtr(s, `text.${this.texts.size}`, 0, this.mod);
+      this.texts.set(s, v);
     }
     return v;
   }

@@ -9,7 +9,7 @@ import type { RuntimeFunction } from '../../../runtime-bindings/abi.ts';
  * Machine representations:
  *  - i64: Int, and Unit (always 0)
  *  - i1: Bool
- *  - ptr: String (i8*, NUL-terminated) and records/unions (GC block of 64-bit words: tag, fields…)
+ *  - ptr: String (i8* to its bytes; int64 length before them, NUL after: abi.ts STRING_LAYOUT) and records/unions (GC block of 64-bit words: tag, fields…)
  *  - result: %OspResult { i64 tag, i64 value }
  *  - closure: { i8* fn, i8* env }
  */

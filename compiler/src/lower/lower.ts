@@ -317,9 +317,13 @@ function lowerExprAt(e: TExpr, ctx: FnContext, tail: boolean): CExpr {
       if (e.callee.kind === 'var' && e.callee.symbol.kind === 'extern' && e.callee.symbol.extern) {
         const ext = e.callee.symbol.extern;
         const symbol = e.callee.symbol.name;
-        return lowerArgs(e.args, ctx, (args) => ({
-          k: 'callextern', symbol, params: ext.params.map((p) => reprOf(p.type)), returnsUnit: isCon(ext.ret, 'Unit'), args, repr,
-        }));
+        return lowerArgs(e.args, ctx, (args) => {
+          const call: CExpr = {
+            k: 'callextern', symbol, params: ext.params.map((p) => reprOf(p.type)), returnsUnit: isCon(ext.ret, 'Unit'), args, repr,
+          };
+          // A C function returns a NUL-terminated char*, not a String with its length: copy it.
+          return isCon(ext.ret, 'String') ? callRuntime('osp_string_from_c', [call]) : call;
+        });
       }
       if (e.callee.kind === 'var' && e.callee.symbol.kind === 'fn') {
         const sym = e.callee.symbol;

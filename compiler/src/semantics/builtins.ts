@@ -6,7 +6,7 @@
 import { RUNTIME_FUNCTIONS, type OspreyType, type RuntimeFunction } from '../../../runtime-bindings/abi.ts';
 import { adtType, Bool, fnType, freshVar, Int, iteratorType, listType, resultType, Str, Unit, type Type } from './types.ts';
 import type { BuiltinName } from './typed.ts';
-import { HTTP_METHOD, HTTP_RESPONSE } from './http-types.ts';
+import { HTTP_METHOD, HTTP_RESPONSE, WEBSOCKET_MESSAGE } from './http-types.ts';
 
 /** 'sandbox' is removed only by --sandbox (fileExists, docs/guide/18-security-flags.md). */
 export type Capability = 'websocket' | 'http' | 'fs' | 'process' | 'ffi' | 'sandbox';
@@ -21,7 +21,15 @@ export type Scheme = () => { params: Type[]; returns: Type };
 
 export type Builtin =
   | { kind: 'core'; name: BuiltinName; params: BuiltinParam[]; returns: Type; scheme?: Scheme }
-  | { kind: 'runtime'; name: string; fn: RuntimeFunction; params: { name: string; type: Type }[]; returns: Type };
+  | {
+    kind: 'runtime'; name: string; fn: RuntimeFunction; params: { name: string; type: Type }[]; returns: Type;
+    /** Further C entry points of the same Osprey name that differ only in the type of one handler
+     *  parameter (websocketConnect, websocketServerOnMessage: docs/guide/15-websockets.md); the
+     *  checker picks one by the handler argument's type. */
+    overloads?: RuntimeBuiltin[];
+  };
+
+export type RuntimeBuiltin = Extract<Builtin, { kind: 'runtime' }>;
 
 export function ospreyTypeToType(t: OspreyType): Type {
   switch (t.kind) {
@@ -38,7 +46,7 @@ export function ospreyTypeToType(t: OspreyType): Type {
     case 'Fn':
       return fnType(t.params.map(ospreyTypeToType), ospreyTypeToType(t.ret));
     case 'Adt':
-      return adtType(t.name === 'HttpResponse' ? HTTP_RESPONSE : HTTP_METHOD, []);
+      return adtType(t.name === 'HttpResponse' ? HTTP_RESPONSE : t.name === 'WebSocketMessage' ? WEBSOCKET_MESSAGE : HTTP_METHOD, []);
   }
 }
 
@@ -107,13 +115,19 @@ export function builtinTable(disabled: ReadonlySet<Capability>): Map<string, Bui
     const o = fn.osprey;
     if (!o) continue;
     if (o.capability && disabled.has(o.capability)) continue;
-    table.set(o.name, {
+    const entry: RuntimeBuiltin = {
       kind: 'runtime',
       name: o.name,
       fn,
       params: o.params.map((p) => ({ name: p.name, type: ospreyTypeToType(p.type) })),
       returns: ospreyTypeToType(o.returns),
-    });
+    };
+    const first = table.get(o.name);
+    if (first && first.kind === 'runtime') {
+      (first.overloads ??= []).push(entry);
+      continue;
+    }
+    table.set(o.name, entry);
   }
   return table;
 }

@@ -1,5 +1,5 @@
 // Pipeline position: consulted by resolve.ts (type names and constructors) and builtins.ts (the
-// HTTP built-ins' signatures). The built-in HTTP types (docs/guide/17-http.md), as if declared by
+// HTTP and WebSocket built-ins' signatures). The built-in HTTP types (docs/guide/17-http.md), as if declared by
 //   type HttpMethod = GET | POST | PUT | DELETE | PATCH | HEAD | OPTIONS
 //   type HttpResponse = { status: Int, headers: String, contentType: String, contentLength: Int,
 //                         streamFd: Int, isComplete: Bool, partialBody: String, partialLength: Int }
@@ -38,5 +38,11 @@ export const HTTP_REQUEST: AdtInfo = record('HttpRequest', [
   ['method', adtType(HTTP_METHOD, [])], ['path', Str], ['headers', Str], ['body', Str], ['queryParams', Str],
 ]);
 
+// The record a message handler of type fn(Int, WebSocketMessage) receives (docs/guide/15-websockets.md):
+//   type WebSocketMessage = { type: String, data: String, timestamp: Int }
+// type is "text" or "binary"; timestamp the milliseconds since the epoch at receipt. Built by
+// runtime-c/src/ws_inbox.c word by word, so the field order is part of the ABI.
+export const WEBSOCKET_MESSAGE: AdtInfo = record('WebSocketMessage', [['type', Str], ['data', Str], ['timestamp', Int]]);
+
 /** Every built-in declared type, by name. */
-export const BUILTIN_ADTS: readonly AdtInfo[] = [HTTP_METHOD, HTTP_RESPONSE, HTTP_REQUEST];
+export const BUILTIN_ADTS: readonly AdtInfo[] = [HTTP_METHOD, HTTP_RESPONSE, HTTP_REQUEST, WEBSOCKET_MESSAGE];

@@ -8,7 +8,7 @@ import { closestName, Code, ice, type Diagnostic, type DiagnosticBag, type Label
 import { joinSpans, type Span } from '../source.ts';
 import type { Arg, Expr, ExternDecl, FieldInit, FnDecl, ModuleDecl, Ident, MatchArm, Program, Stmt } from '../syntax/ast.ts';
 import { arithmeticIsString, paramRule, returnRule } from './annotations.ts';
-import { builtinArityMessage, builtinTable, canonicalBuiltinArg, instantiateBuiltin, reservedNames, UNSUPPORTED_BUILTINS, type Builtin, type Capability } from './builtins.ts';
+import { builtinArityMessage, builtinTable, canonicalBuiltinArg, instantiateBuiltin, reservedNames, UNSUPPORTED_BUILTINS, type Builtin, type Capability, type RuntimeBuiltin } from './builtins.ts';
 import { RESULT_CTORS, TypeEnv } from './resolve.ts';
 import { PatternChecker } from './patterns.ts';
 import type { ImportBinding, ImportedFile } from '../syntax/imports.ts';
@@ -1368,6 +1368,7 @@ class Checker {
   }
 
   private inferBuiltinCall(b: Builtin, args: Arg[], span: Span, argsSpan: Span, scope: Scope, piped: Arg | null = null): TExpr {
+    if (b.kind === 'runtime' && b.overloads) return this.inferHandlerOverload(b, b.overloads, args, span, argsSpan, scope, piped);
     const names = b.params.map((p) => p.name);
     args = this.namePiped(args, piped, names);
     const sig = instantiateBuiltin(b);
@@ -1376,6 +1377,56 @@ class Checker {
     const type = indices ? sig.returns : ErrorType;
     if (b.kind === 'core') return this.node({ kind: 'builtin', name: b.name, args: targs, type, span });
     return this.node({ kind: 'runtime', fn: b.fn, args: targs, type, span });
+  }
+
+  /**
+   * A built-in with several C entry points that differ only in the type of their handler
+   * parameter (websocketConnect, websocketServerOnMessage: docs/guide/15-websockets.md#message-handlers):
+   * the handler argument's type picks the entry point. A lambda is checked against the shape its
+   * parameters announce (how many; the second one's annotation), any other argument is inferred
+   * and its function type compared with each shape. Anything else is an error listing the shapes.
+   */
+  private inferHandlerOverload(
+    first: RuntimeBuiltin, rest: RuntimeBuiltin[], args: Arg[], span: Span, argsSpan: Span, scope: Scope, piped: Arg | null,
+  ): TExpr {
+    const candidates = [first, ...rest];
+    const names = first.params.map((p) => p.name);
+    args = this.namePiped(args, piped, names);
+    const handlerIndex = first.fn.osprey!.params.findIndex((p) => p.type.kind === 'Fn');
+    const indices = this.matchArgs('builtin', first.name, names, args, span, argsSpan);
+    if (!indices) {
+      this.checkArgs(first.name, first.params, args, null, scope);
+      return this.errorExpr(span);
+    }
+    const shapeOf = (c: RuntimeBuiltin): Type => c.params[handlerIndex]!.type;
+    let chosen: RuntimeBuiltin | null = null;
+    let failed = false;
+    const targs: TArg[] = [];
+    args.forEach((a, i) => {
+      const idx = indices[i]!;
+      if (idx !== handlerIndex) {
+        targs.push(...this.checkArgs(first.name, first.params, [a], [idx], scope));
+        return;
+      }
+      const announced = announcedHandlerShape(a.value, candidates.map(shapeOf));
+      const value = this.inferExpr(a.value, scope, announced >= 0 ? shapeOf(candidates[announced]!) : undefined);
+      const t = prune(value.type);
+      const fit = announced >= 0 ? announced : candidates.findIndex((c) => couldBeShape(t, shapeOf(c)));
+      if (t.kind !== 'error' && (fit < 0 || !unify(value.type, shapeOf(candidates[fit]!)))) {
+        failed = true;
+        const found = showType(zonk(value.type));
+        this.diags.error(Code.ArgumentType, value.span, `this argument is ${withArticle(found)}, but '${first.name}' needs a handler of one of these types: ${candidates.map((c) => showType(shapeOf(c))).join(', ')}`, {
+          label: found,
+          notes: [
+            'note: fn(String) gets each text message; fn(Int, String) the connection id and each text message; fn(Int, WebSocketMessage) the connection id and every message, text or binary (msg.type, msg.data, msg.timestamp)',
+            'note: see docs/guide/15-websockets.md#message-handlers',
+          ],
+        });
+      } else if (fit >= 0) chosen = candidates[fit]!;
+      targs.push({ index: idx, value });
+    });
+    const picked: RuntimeBuiltin = chosen ?? first;
+    return this.node({ kind: 'runtime', fn: picked.fn, args: targs, type: failed ? ErrorType : picked.returns, span });
   }
 
   /** `Success()`, `Success(e)`, `Error(e)` and the Ok/Err aliases (docs/guide/10-results-and-errors.md). */
@@ -1659,4 +1710,35 @@ function hoistNestedFns(stmts: Stmt[]): Stmt[] {
     out.splice(pos, 0, decl);
   }
   return out;
+}
+
+/**
+ * Which of the handler shapes (function types) a lambda argument announces: the one with as many
+ * parameters, and among two-parameter shapes the one whose second parameter has the type the
+ * lambda's second parameter is annotated with (String when it is not annotated). -1: not a
+ * lambda, or no shape fits.
+ */
+function announcedHandlerShape(e: Expr, shapes: Type[]): number {
+  if (e.kind !== 'lambda') return -1;
+  const arity = e.params.length;
+  const fits = shapes.map((s, i) => ({ s: prune(s), i })).filter(({ s }) => s.kind === 'fn' && s.params.length === arity);
+  if (fits.length <= 1) return fits[0]?.i ?? -1;
+  const last = e.params[arity - 1]!.type;
+  const wanted = last && last.kind === 'named' ? last.name.name : 'String';
+  const match = fits.find(({ s }) => {
+    const p = s.kind === 'fn' ? prune(s.params[arity - 1]!) : null;
+    return p !== null && p.kind === 'con' && p.name === wanted;
+  });
+  return match ? match.i : -1;
+}
+
+/** Whether a function type could be this handler shape (same arity, no parameter of another type). */
+function couldBeShape(t: Type, shape: Type): boolean {
+  const s = prune(shape);
+  if (t.kind !== 'fn' || s.kind !== 'fn' || t.params.length !== s.params.length) return false;
+  return t.params.every((p, i) => {
+    const a = prune(p);
+    const b = prune(s.params[i]!);
+    return a.kind === 'var' || (a.kind === 'con' && b.kind === 'con' && a.name === b.name);
+  });
 }

@@ -149,11 +149,22 @@ function lexString(text: string, start: number, to: number, diags: DiagnosticBag
       if (e !== undefined && decoded[e] !== undefined) {
         buf += decoded[e];
         i += 2;
+      } else if (e === 'u') {
+        // A Unicode scalar value, stored as its UTF-8 bytes: `\u{1F600}` (1 to 6 hex digits) or
+        // `\u00e9` (exactly 4). `\u{0}` / `\u0000` is a NUL byte: Strings carry their length.
+        const escape = decodeUnicodeEscape(text, i, to);
+        if (escape.ok) buf += String.fromCodePoint(escape.codePoint);
+        else
+          diags.error(Code.BadEscape, span(i, escape.end), `invalid unicode escape '${text.slice(i, escape.end)}'`, {
+            label: escape.problem,
+            notes: ['hint: write \\u{…} with 1 to 6 hex digits or \\uXXXX with exactly 4, naming a code point up to 10FFFF that is not a surrogate (D800–DFFF)'],
+          });
+        i = escape.end;
       } else {
         const shown = e === undefined ? '' : e === '\n' ? '\\n' : e;
         diags.error(Code.BadEscape, span(i, Math.min(i + 2, to)), `unknown escape sequence '\\${shown}'`, {
           label: 'not a valid escape',
-          notes: ['hint: the escapes are \\n \\t \\r \\\\ \\" and \\$; write \\\\ for a backslash'],
+          notes: ['hint: the escapes are \\n \\t \\r \\\\ \\" \\$ and \\u{…}; write \\\\ for a backslash'],
         });
         i += e === undefined ? 1 : 2;
       }
@@ -184,4 +195,28 @@ function lexString(text: string, start: number, to: number, diags: DiagnosticBag
   }
   out.push({ kind: 'string', parts, interpolated, span: span(start, i) });
   return i;
+}
+
+type UnicodeEscape = { ok: true; codePoint: number; end: number } | { ok: false; problem: string; end: number };
+
+const isHexDigit = (c: string | undefined): boolean => c !== undefined && /^[0-9a-fA-F]$/.test(c);
+
+/** Decodes the `\u` escape whose backslash is at `at`; `end` is where lexing goes on. */
+function decodeUnicodeEscape(text: string, at: number, to: number): UnicodeEscape {
+  let j = at + 2;
+  let digits = '';
+  if (text[j] === '{') {
+    j++;
+    while (j < to && isHexDigit(text[j]) && digits.length < 7) digits += text[j++];
+    if (text[j] !== '}') return { ok: false, problem: digits.length > 6 ? 'more than 6 hex digits' : 'expected hex digits and a closing `}`', end: j };
+    j++;
+    if (digits.length === 0) return { ok: false, problem: 'no hex digits between the braces', end: j };
+  } else {
+    while (j < to && isHexDigit(text[j]) && digits.length < 4) digits += text[j++];
+    if (digits.length < 4) return { ok: false, problem: 'expected exactly 4 hex digits (or `{…}`)', end: j };
+  }
+  const codePoint = parseInt(digits, 16);
+  if (codePoint > 0x10ffff) return { ok: false, problem: 'beyond the last code point 10FFFF', end: j };
+  if (codePoint >= 0xd800 && codePoint <= 0xdfff) return { ok: false, problem: 'a surrogate is not a character', end: j };
+  return { ok: true, codePoint, end: j };
 }
