@@ -151,6 +151,26 @@ describe('three nodes on one Redis', () => {
     expect(perNode[0]![0]!.got.filter((m) => m.startsWith('err:'))).toEqual([]);
   });
 
+  it('carries binary broadcasts and binary sends across nodes as binary frames, NUL bytes included', async () => {
+    for (const c of all()) {
+      c.got.length = 0;
+      c.gotBinary.length = 0;
+    }
+    const text = 'bb:from node 1';
+    perNode[1]![0]!.send(text);
+    const expected = Buffer.concat([Buffer.from(text), Buffer.from([0])]);
+    await waitFor(() => all().every((c) => c.gotBinary.length >= 1), 10_000, () => all().map((c) => c.gotBinary.length).join(' '));
+    for (const c of all()) expect(c.gotBinary).toEqual([expected]);
+    const target = perNode[0]![1]!;
+    const direct = `tb:${target.id}:to node 0`;
+    perNode[2]![0]!.send(direct);
+    await waitFor(() => target.gotBinary.length >= 2, 5000, () => String(target.gotBinary.length));
+    await sleep(200);
+    expect(target.gotBinary[1]).toEqual(Buffer.concat([Buffer.from(direct), Buffer.from([0])]));
+    for (const c of all()) if (c !== target) expect(c.gotBinary).toHaveLength(1);
+    for (const c of all()) expect(c.got.filter((m) => m.startsWith('err:'))).toEqual([]);
+  });
+
   it('keeps working through a Redis restart: local delivery at once, the bus catches up exactly once, in order', async () => {
     for (const c of all()) c.got.length = 0;
     await redis.kill();

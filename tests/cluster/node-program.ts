@@ -9,6 +9,8 @@
  *   "whoami"            → the sender gets "id:<its connection id>"
  *   "bc:…"              → websocketServerBroadcast of the whole text (every node's clients get it)
  *   "to:<id>:…"         → websocketServerSend of the whole text to connection <id> (any node)
+ *   "bb:…"              → websocketServerBroadcastBinary of the whole text followed by a NUL byte
+ *   "tb:<id>:…"         → websocketServerSendBinary of the whole text followed by a NUL byte to <id>
  *   "status"            → the sender gets "status:<websocketServerClusterStatus>"
  * A call that fails answers the sender with "err:<message>".
  */
@@ -89,6 +91,19 @@ fn main() -> Int = {
                             }
                             answer(serverId: serverId, connectionId: connectionId,
                                    r: websocketServerSend(serverID: serverId, connectionID: parseNumber(rest), message: message))
+                        }
+                        "bb:" => answer(serverId: serverId, connectionId: connectionId,
+                                        r: websocketServerBroadcastBinary(serverID: serverId, data: message + "\\u0000"))
+                        "tb:" => {
+                            let rest = match length(message) {
+                                Success n => match substring(s: message, start: 3, end: n) {
+                                    Success r => r
+                                    Err _ => ""
+                                }
+                                Err _ => ""
+                            }
+                            answer(serverId: serverId, connectionId: connectionId,
+                                   r: websocketServerSendBinary(serverID: serverId, connectionID: parseNumber(rest), data: message + "\\u0000"))
                         }
                         _ => websocketServerSend(serverID: serverId, connectionID: connectionId, message: "err:unknown command")
                     }

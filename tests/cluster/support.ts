@@ -120,10 +120,12 @@ export async function waitFor(cond: () => boolean, ms: number, what: () => strin
   }
 }
 
-/** A WebSocket client that keeps every text message it receives, in order. */
+/** A WebSocket client that keeps every message it receives, in order: text in `got`, binary in
+ * `gotBinary`. */
 export interface Client {
   ws: WebSocket;
   got: string[];
+  gotBinary: Buffer[];
   closed: boolean;
   /** The connection id its node gave it ("whoami"). */
   id: bigint;
@@ -138,6 +140,7 @@ export async function connect(port: number): Promise<Client> {
   const c: Client = {
     ws,
     got: [],
+    gotBinary: [],
     closed: false,
     id: 0n,
     send: (t) => ws.send(t),
@@ -155,7 +158,9 @@ export async function connect(port: number): Promise<Client> {
     close: () => ws.close(),
   };
   ws.on('message', (d, isBinary) => {
-    if (!isBinary) c.got.push(d.toString());
+    const bytes = Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d as Buffer);
+    if (isBinary) c.gotBinary.push(bytes);
+    else c.got.push(bytes.toString());
   });
   ws.on('close', () => {
     c.closed = true;
