@@ -243,7 +243,7 @@ export const HANDLERS: Record<HandlerName, HandlerSig> = {
     osprey: T.Fn([T.String, T.String, T.String, T.String], T.HttpResponse),
     doc:
       'HTTP request handler (docs/guide/17-http.md): method in upper case, path with its query string, the raw ' +
-      'header block (CRLF-terminated lines) and the body; returns an HttpResponse record. Runs as its own fiber.',
+      'header block (CRLF-terminated lines) and the body; returns an HttpResponse record. Runs on a fiber, never on the I/O thread.',
   },
   fiber_body: {
     cTypedef: 'osp_fiber_body_fn',

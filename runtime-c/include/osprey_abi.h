@@ -49,7 +49,7 @@ typedef OspResult (*osp_ws_close_handler_fn)(void *env, int64_t code, const char
 /* Process event callback (docs/guide/14-builtins.md#processes): event 1 a chunk of stdout, 2 a chunk of stderr, 3 the exit (data is the exit code in decimal; always last). Runs inside awaitProcess or cleanupProcess, before it returns (on the calling thread, or for a fiber on the helper thread making the call for it), or at exit; never on a runtime thread. Returns Unit (0). Osprey type: (Int, Int, String) -> Unit */
 typedef int64_t (*osp_process_event_handler_fn)(void *env, int64_t process_id, int64_t event_type, const char *data);
 
-/* HTTP request handler (docs/guide/17-http.md): method in upper case, path with its query string, the raw header block (CRLF-terminated lines) and the body; returns an HttpResponse record. Runs as its own fiber. Osprey type: (String, String, String, String) -> HttpResponse */
+/* HTTP request handler (docs/guide/17-http.md): method in upper case, path with its query string, the raw header block (CRLF-terminated lines) and the body; returns an HttpResponse record. Runs on a fiber, never on the I/O thread. Osprey type: (String, String, String, String) -> HttpResponse */
 typedef void * (*osp_http_handler_fn)(void *env, const char *method, const char *path, const char *headers, const char *body);
 
 /* A fiber computation (docs/guide/16-fibers-and-channels.md): the compiled `spawn e` / `Fiber { computation }` closure, returning its value as one word (a Bool as 0/1; a two-word value boxed by the compiler). Osprey type: () -> Int */

@@ -95,6 +95,7 @@ struct osp_fiber {
      * record with this condition variable (it never runs on a worker). */
     pthread_cond_t *thread_cond;
     void *asan_fake_stack;
+    void (*on_park)(void); /* osp_fiber_set_park_hook */
 };
 
 typedef struct {
@@ -106,6 +107,7 @@ typedef struct {
     struct GC_stack_base native_base;
     int unlock_after_switch; /* the fiber parked with sched_lock held: release it in the loop */
     osp_fiber *finished;     /* the fiber that just ended: recycle its stack in the loop */
+    void (*park_hook)(void); /* the fiber that just parked asked for this: run in the loop, unlocked */
     void *asan_fake_stack;   /* the loop's ASan fake stack while a fiber runs */
     const void *native_asan_bottom;
     size_t native_asan_size;
@@ -319,11 +321,15 @@ static void prepare_stack(osp_fiber *f) {
 
 /* ---- run queue and timers (sched.lock held) --------------------------------------------- */
 
-static void push_ready(osp_fiber *f) {
+static void enqueue_ready(osp_fiber *f) {
     f->next_ready = NULL;
     if (sched.ready_tail) sched.ready_tail->next_ready = f;
     else sched.ready_head = f;
     sched.ready_tail = f;
+}
+
+static void push_ready(osp_fiber *f) {
+    enqueue_ready(f);
     if (sched.idle > 0) pthread_cond_signal(&sched.wake);
 }
 
@@ -437,6 +443,11 @@ static void after_switch_to_loop(osp_worker *w) {
     if (w->unlock_after_switch) {
         w->unlock_after_switch = 0;
         pthread_mutex_unlock(&sched.lock);
+    }
+    if (w->park_hook) {
+        void (*hook)(void) = w->park_hook;
+        w->park_hook = NULL;
+        hook();
     }
 }
 
@@ -569,6 +580,7 @@ static void switch_to_loop(osp_fiber *f, int exiting) {
     osp_worker *w = current_worker();
     w->unlock_after_switch = 1;
     if (exiting) w->finished = f;
+    else if (f->on_park && f->state == FIBER_PARKED) w->park_hook = f->on_park;
     w->current = NULL;
     switch_begin();
     GC_set_stackbottom(w->gc_handle, &w->native_base);
@@ -631,8 +643,13 @@ void *osp_fiber_spawn(osp_fiber_body_fn body, void *env) {
     pthread_mutex_lock(&sched.lock);
     live_link(f);
     f->state = FIBER_READY;
-    push_ready(f);
+    enqueue_ready(f);
+    bool wake = sched.idle > 0;
     pthread_mutex_unlock(&sched.lock);
+    /* Signalled once the lock is free: a worker woken under it would at once block on the lock
+     * this thread still holds (a futex wait and wake more per spawn). No wake-up is lost: an idle
+     * worker counted above is already waiting on the condition, having released the lock. */
+    if (wake) pthread_cond_signal(&sched.wake);
     return f;
 }
 
@@ -663,6 +680,11 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n) 
      * sched.lock over a batch that one of them finishes in microseconds.) */
     if (sched.idle > 0) pthread_cond_signal(&sched.wake);
     pthread_mutex_unlock(&sched.lock);
+}
+
+void osp_fiber_set_park_hook(void (*hook)(void)) {
+    osp_fiber *self = osp_fiber_self();
+    if (self) self->on_park = hook;
 }
 
 bool osp_sched_nudge(void) {

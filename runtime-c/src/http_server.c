@@ -3,11 +3,12 @@
  * httpServerSetLimit.
  *
  * Sockets live on the runtime's one epoll thread (loop.c), like the WebSocket servers; request
- * handlers never run there. Each complete request becomes a fiber that calls the Osprey handler,
- * serialises its HttpResponse and hands the bytes back to the loop thread through a lock-free
- * stack, so a slow handler delays only its own connection. The requests parsed in one loop
- * iteration are submitted together (osp_sched_submit_many: one scheduler wake-up per batch), and
- * a timer nudges the scheduler while they wait, so one long handler cannot hold up its batch.
+ * handlers never run there. Complete requests go to a queue that runner fibers drain: a runner
+ * calls the Osprey handler, serialises its HttpResponse and hands the bytes back to the loop
+ * thread through a lock-free stack. The requests parsed in one loop iteration are queued
+ * together (one fiber start and at most one scheduler wake-up per batch); a handler that parks
+ * hands the rest of the queue to a new runner at once, and a timer starts another runner while
+ * requests wait behind one that computes, so a slow handler delays only its own request.
  * One request per connection is in flight at a time and the next pipelined request is parsed
  * only after the previous response was written, which answers pipelined requests in order and
  * bounds memory (input is left in the socket while a handler runs, so TCP pushes back on the
@@ -315,21 +316,82 @@ static void send_error(http_conn *c, int status, const char *text) {
 
 static char *gc_copy(const char *p, size_t n) { return osp_gc_strndup(p, n); }
 
-/* Runs on a scheduler worker as its own fiber. */
-static int64_t job_run(void *env);
+/* Runs one request's handler and hands the response to the loop (on a runner fiber). */
+static void job_run(http_job *j);
 
-/* Requests dispatched during one loop iteration, submitted together when it ends (http_reap):
- * one scheduler lock and one worker wake-up per batch instead of per request. Loop thread only;
- * a static list head is a root for the collector. */
+/* Requests dispatched during one loop iteration, queued together when it ends (http_reap). Loop
+ * thread only; a static list head is a root for the collector. */
 static http_job *submit_head, *submit_tail;
-/* A batch wakes one worker. While submitted fibers still wait in the run queue, the scheduler is
- * nudged every few milliseconds, so a handler that computes for long does not hold up the rest
- * of its batch: another worker takes them (osp_sched_nudge). */
+
+/* Handler runners. Handlers run on fibers, never on the loop thread, but not on a fiber each: a
+ * runner fiber takes requests from the run queue one after another until it is empty, so a batch
+ * costs one fiber start and (when no runner is awake) one worker wake-up instead of a fiber
+ * created, scheduled, switched to and retired per request. A handler that waits (a channel,
+ * await, sleep, a blocking call) parks its runner: the park hook starts another runner for the
+ * rest of the queue at once. A handler that computes for long keeps its runner: the loop checks
+ * every few milliseconds while requests are queued and starts another runner when none was
+ * taken since the previous check (so a slow handler delays only its own request). The queue's
+ * static head is a root for the collector; the lock is never held while anything else is taken. */
+static pthread_mutex_t runq_lock = PTHREAD_MUTEX_INITIALIZER;
+static http_job *runq_head, *runq_tail;
+static int runners_unstarted; /* spawned, not yet running: a new one would wait behind them */
+static uint64_t runq_taken;   /* requests taken so far (stall check) */
+static uint64_t runq_seen_taken;
+/* A runner yields to the scheduler after this many requests in a row, so other fibers (WebSocket
+ * handlers, spawned fibers) get their turn under a steady stream of requests. */
+#define RUNNER_FAIRNESS_BATCH 64
 #define STALL_CHECK_MS 2
 static osp_ws_timer stall_timer;
 
+static int64_t runner_run(void *unused);
+
+static void start_runner(void) {
+    (void)osp_sched_submit(runner_run, NULL);
+}
+
+/* A runner's handler parked (the worker calls this, no lock held): when requests wait and no
+ * runner is on its way, start one for them. */
+static void runner_parked(void) {
+    pthread_mutex_lock(&runq_lock);
+    bool start = runq_head != NULL && runners_unstarted == 0;
+    if (start) runners_unstarted++;
+    pthread_mutex_unlock(&runq_lock);
+    if (start) start_runner();
+}
+
+static int64_t runner_run(void *unused) {
+    (void)unused;
+    osp_fiber_set_park_hook(runner_parked);
+    pthread_mutex_lock(&runq_lock);
+    runners_unstarted--;
+    pthread_mutex_unlock(&runq_lock);
+    for (int in_a_row = 1;; in_a_row++) {
+        pthread_mutex_lock(&runq_lock);
+        http_job *j = runq_head;
+        if (j != NULL) {
+            runq_head = j->next_done;
+            if (runq_head == NULL) runq_tail = NULL;
+            runq_taken++;
+        }
+        pthread_mutex_unlock(&runq_lock);
+        if (j == NULL) return 0;
+        j->next_done = NULL;
+        job_run(j);
+        if (in_a_row % RUNNER_FAIRNESS_BATCH == 0) osp_fiber_yield();
+    }
+}
+
 static void stall_check(osp_ws_timer *t) {
-    if (osp_sched_nudge()) osp_ws_timer_arm(t, STALL_CHECK_MS);
+    pthread_mutex_lock(&runq_lock);
+    bool queued = runq_head != NULL;
+    bool start = queued && runq_taken == runq_seen_taken && runners_unstarted == 0;
+    runq_seen_taken = runq_taken;
+    if (start) runners_unstarted++;
+    pthread_mutex_unlock(&runq_lock);
+    if (start) start_runner();
+    /* A runner waiting in the scheduler's queue behind a long fiber gets a worker too. */
+    bool fibers_queued = osp_sched_nudge();
+    if (queued || fibers_queued) osp_ws_timer_arm(t, STALL_CHECK_MS);
 }
 
 static void submit_later(http_job *j) {
@@ -340,19 +402,20 @@ static void submit_later(http_job *j) {
 }
 
 static void submit_pending(void) {
-    void *envs[64]; /* on this stack, which the collector scans, while they are handed over */
-    while (submit_head) {
-        size_t n = 0;
-        while (submit_head && n < sizeof envs / sizeof envs[0]) {
-            http_job *j = submit_head;
-            submit_head = j->next_done;
-            j->next_done = NULL;
-            envs[n++] = j;
-        }
-        if (submit_head == NULL) submit_tail = NULL;
-        osp_sched_submit_many(job_run, envs, n);
-        if (!osp_ws_timer_armed(&stall_timer)) osp_ws_timer_arm(&stall_timer, STALL_CHECK_MS);
-    }
+    if (submit_head == NULL) return;
+    pthread_mutex_lock(&runq_lock);
+    bool was_empty = runq_head == NULL;
+    if (runq_tail) runq_tail->next_done = submit_head;
+    else runq_head = submit_head;
+    runq_tail = submit_tail;
+    /* Runners that are running take the new requests when they finish their current ones; one
+     * is started when the queue was empty (every runner has left or is about to). */
+    bool start = was_empty && runners_unstarted == 0;
+    if (start) runners_unstarted++;
+    pthread_mutex_unlock(&runq_lock);
+    submit_head = submit_tail = NULL;
+    if (start) start_runner();
+    if (!osp_ws_timer_armed(&stall_timer)) osp_ws_timer_arm(&stall_timer, STALL_CHECK_MS);
 }
 
 /* An upgrade request for the server's WebSocket path goes to the attached WebSocket server
@@ -759,13 +822,12 @@ static void http_wake(void) {
     drain_done();
 }
 
-static int64_t job_run(void *env) {
-    http_job *j = env;
+static void job_run(http_job *j) {
     void *r = j->handler(j->handler_env, j->method, j->path, j->headers, j->body);
     serialise(j, r);
     if (shutting_down) {
         j->response = NULL;
-        return 0;
+        return;
     }
     http_job *top = atomic_load_explicit(&done_stack, memory_order_relaxed);
     do {
@@ -773,7 +835,6 @@ static int64_t job_run(void *env) {
     } while (!atomic_compare_exchange_weak_explicit(&done_stack, &top, j, memory_order_release, memory_order_relaxed));
     /* One wake-up per batch: the loop takes every queued job when it runs the hook. */
     if (top == NULL) osp_ws_loop_wake();
-    return 0;
 }
 
 /* ---- listen / stop -------------------------------------------------------------------------- */

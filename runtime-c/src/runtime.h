@@ -89,6 +89,11 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n);
  * holds some (every worker that is awake is busy in a long-running fiber), wakes an idle worker
  * for them. */
 bool osp_sched_nudge(void);
+/* From now on, whenever the calling fiber parks (blocks in a channel operation, await, sleep or a
+ * blocking call; not when it yields), its worker calls hook() once the fiber is switched out, with
+ * no scheduler lock held. The HTTP server's handler runners use it to hand their queue on. No-op
+ * outside a fiber. */
+void osp_fiber_set_park_hook(void (*hook)(void));
 
 /* stdout is block-buffered when it is not a terminal. Call before blocking (sleeping, waiting for
  * another thread, a child process or the network): writes what was printed, if anything. */

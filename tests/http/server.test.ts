@@ -176,6 +176,35 @@ print(b1.decode(), b2.decode(), same, r3.status, r3.getheader("Content-Length"),
     expect(spin!.ms).toBeGreaterThan(100);
     expect(slowestFast).toBeLessThan(spin!.ms / 2);
   });
+
+  it('handlers that wait run side by side, even among requests that arrived together', async () => {
+    // Sent at once, so they reach the server as one batch: each handler sleeps 400 ms, and the
+    // next request must not wait for it (one after another they would take 8 s).
+    const open = () =>
+      new Promise<Socket>((resolve, reject) => {
+        const s = connect(port, '127.0.0.1', () => resolve(s));
+        s.once('error', reject);
+      });
+    const socks = await Promise.all(Array.from({ length: 20 }, open));
+    const t0 = Date.now();
+    const answered = socks.map(
+      (s) =>
+        new Promise<string>((resolve) => {
+          let text = '';
+          s.on('data', (d) => {
+            text += d.toString('latin1');
+            if (text.endsWith('\r\n\r\nnapped')) resolve(text);
+          });
+        }),
+    );
+    socks.forEach((s) => s.write('GET /nap HTTP/1.1\r\nHost: x\r\n\r\n'));
+    const texts = await Promise.all(answered);
+    const ms = Date.now() - t0;
+    socks.forEach((s) => s.destroy());
+    for (const t of texts) expect(t).toMatch(/^HTTP\/1\.1 200 /);
+    expect(ms).toBeGreaterThanOrEqual(390);
+    expect(ms).toBeLessThan(2500);
+  });
 });
 
 describe('WebSockets on the HTTP port (httpServerWebSocket)', () => {
