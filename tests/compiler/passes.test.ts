@@ -70,6 +70,28 @@ describe('parser', () => {
     expect(r.diagnostics).toEqual([]);
   });
 
+  it('a computed index glued to its name is one syntax error at the index, and parsing goes on after it', () => {
+    const text = 'let a = xs[i]\nmatch ys[n - 1] {\n _ => 0\n}\nprint(zs[k])';
+    const r = parseSource(src(text));
+    expect(r.ast).toBeNull();
+    expect(r.diagnostics.map((d) => [d.code, text.slice(d.span.start, d.span.end)])).toEqual([
+      ['E0100', 'i'], ['E0100', 'n - 1'], ['E0100', 'k'],
+    ]);
+    expect(r.diagnostics[1]!.message).toContain('a computed index like `ys[n - 1]` is not part of the language');
+  });
+
+  it('a literal index may follow a space or a line break; a computed one there is a separate list', () => {
+    for (const text of ['xs [0]', 'xs\n[0]', 'xs[0]']) {
+      const e = firstExpr(text);
+      expect(e.kind === 'index' && e.index).toBe(0n);
+    }
+    for (const text of ['xs [i]', 'xs\n[i]']) {
+      const r = parseSource(src(text));
+      expect(r.diagnostics).toEqual([]);
+      expect(r.ast!.stmts.map((s) => s.kind === 'expr' && s.expr.kind)).toEqual(['ident', 'list']);
+    }
+  });
+
   it('a single named argument and both function type spellings parse', () => {
     const r = parseSource(src('f(wsID: 1)\nfn g(h: fn(String) -> Int, k: (String) -> Int) -> Int = 0'));
     expect(r.diagnostics).toEqual([]);

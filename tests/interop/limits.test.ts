@@ -63,6 +63,14 @@ afterAll(async () => {
   ws?.dispose();
 });
 
+/** Closes and waits for the close handshake to end: the server counts a connection until then. */
+async function closeAndWait(sock: WebSocket): Promise<void> {
+  if (sock.readyState === WebSocket.CLOSED) return;
+  const closed = new Promise((r) => sock.once('close', r));
+  sock.close();
+  await closed;
+}
+
 function line(label: string): string {
   const l = server.output.find((x) => x.startsWith(`${label}: `));
   expect(l, `no line for ${label} in:\n${server.output.join('\n')}`).toBeDefined();
@@ -110,17 +118,17 @@ describe('limits, origins and subprotocols from Osprey code', () => {
     expect((await open({})).status).toBe(403);
     const ok = await open({ origin: 'https://app.example' });
     expect(ok.sock).toBeDefined();
-    ok.sock!.close();
+    await closeAndWait(ok.sock!);
   });
 
   it('subprotocol: the first offer the server supports is echoed once; none in common → none', async () => {
     const a = await open({ origin: 'https://app.example', protocols: ['chat', 'chat.v2', 'superchat'] });
     expect(a.sock!.protocol).toBe('chat.v2');
-    a.sock!.close();
+    await closeAndWait(a.sock!); // the server allows two connections (maxConnections 2)
     const b = await open({ origin: 'https://app.example', protocols: ['mqtt'] }).catch((e: Error) => ({ error: e.message }));
     // ws rejects a 101 without a protocol when it offered some ("Server sent no subprotocol").
     expect(JSON.stringify(b)).toMatch(/no subprotocol|"sock"/i);
-    if ('sock' in b && b.sock) b.sock.close();
+    if ('sock' in b && b.sock) await closeAndWait(b.sock);
   });
 
   it('maxMessageBytes set from Osprey: a 65-byte message fails the connection with 1009, 64 bytes echo', async () => {

@@ -133,6 +133,25 @@ describe('osprey lsp over stdio', () => {
     expect(fixed.diagnostics).toEqual([]);
   });
 
+  it('reports a computed list index like the CLI: at the index, with its hints', async () => {
+    const text = 'let xs = [10, 20, 30]\nlet i = 1\nmatch xs[i + 1] {\n    Success v => print(v)\n    Error e => print(e)\n}\nprint(xs[i])\n';
+    const indexUri = 'file:///work/index.osp';
+    const d = await open(indexUri, text);
+    const cli = checkSource(new SourceFile('index.osp', text));
+    expect(cli.diagnostics.map((c) => c.code)).toEqual(['E0100', 'E0100']);
+    const file = new SourceFile('index.osp', text);
+    expect(d.diagnostics.map((x) => ({ code: x.code, message: x.message, range: x.range }))).toEqual(cli.diagnostics.map((c) => {
+      const a = file.lineCol(c.span.start);
+      const b = file.lineCol(c.span.end);
+      return { code: c.code, message: c.message, range: { start: { line: a.line - 1, character: a.col - 1 }, end: { line: b.line - 1, character: b.col - 1 } } };
+    }));
+    expect(d.diagnostics[0]!.range).toEqual({ start: positionOf(text, 'i + 1'), end: positionOf(text, 'i + 1', 0, 5) });
+    expect(d.diagnostics[1]!.range).toEqual({ start: positionOf(text, 'xs[i]', 0, 3), end: positionOf(text, 'xs[i]', 0, 4) });
+    expect(d.diagnostics[0]!.message).toContain('a computed index like `xs[i + 1]` is not part of the language');
+    expect(d.diagnostics[0]!.relatedInformation?.map((r) => r.message).join('\n')).toContain('`xs |> forEach(print)`');
+    await rpc.sendNotification('textDocument/didClose', { textDocument: { uri: indexUri } });
+  });
+
   it('hovers with the inferred type and the declaration', async () => {
     const onTotal = await rpc.sendRequest('textDocument/hover', { textDocument: { uri }, position: positionOf(PROGRAM, 'total * 2') }) as { contents: { value: string }; range: Range };
     expect(onTotal.contents.value).toContain('let total: Int');

@@ -984,6 +984,10 @@ class Parser {
       this.next();
       return { kind: 'index', name: ident, index: idx.value, span: this.spanFrom(t.span.start) };
     }
+    // A name glued to `[` (no space or line break between) is meant as an index; any other index
+    // than a literal would otherwise parse as `xs` followed by a separate list `[i]` and fail later
+    // with an unrelated message. `xs [i]` and `xs` newline `[i]` stay a name and a list literal.
+    if (this.atPunct('[') && this.peek().span.start === t.span.end) return this.parseComputedIndex(ident);
     // Construction / update: NAME ('<' types '>')? '{' field ':' …
     if (this.atPunct('<') || this.atPunct('{')) {
       const save = this.pos;
@@ -1006,6 +1010,41 @@ class Parser {
       }
     }
     return { kind: 'ident', name: t.text, span: t.span };
+  }
+
+  /**
+   * `xs[i]`, `xs[n - 1]`, `xs[]`: reports that only a literal index exists and goes on parsing after
+   * the `]`, so one mistake costs one diagnostic and the statements after it are still checked for
+   * syntax. The node returned never reaches the checker: a syntax error ends the compilation there.
+   */
+  private parseComputedIndex(name: Ident): Expr {
+    const open = this.next();
+    const contents: Expr[] = [];
+    this.nested(() => {
+      if (!this.atPunct(']')) {
+        do contents.push(this.parseExpr()); while (this.eatPunct(','));
+      }
+    });
+    const close = this.expectPunct(']', 'to close the list index');
+    const first = contents[0];
+    const last = contents[contents.length - 1];
+    const at = first && last ? joinSpans(first.span, last.span) : joinSpans(open.span, close.span);
+    const text = this.sourceText === null || contents.length === 0 ? null : this.sourceText.slice(at.start - this.sourceBase, at.end - this.sourceBase);
+    // Echo the user's index when it is short enough to read inside the message.
+    const written = text !== null && text.length <= 40 && !/[\n\r]/.test(text) ? text : null;
+    const negative = contents.length === 1 && first !== undefined &&
+      ((first.kind === 'int' && first.value < 0n) || (first.kind === 'unary' && first.op === '-' && first.operand.kind === 'int'));
+    const position = contents.length === 1 && !negative && written !== null ? written : 'i';
+    const what = contents.length === 0 ? 'an empty index' : contents.length > 1 ? 'more than one index' : negative ? 'a negative index' : 'a computed index';
+    this.diags.error(Code.Syntax, at, `a list index must be an integer literal (\`${name.name}[0]\`); ${what} like \`${name.name}[${written ?? (contents.length === 0 ? '' : '…')}]\` is not part of the language`, {
+      label: contents.length === 0 ? 'no index' : contents.length > 1 ? 'one integer literal only' : negative ? 'indices count from 0' : 'not an integer literal',
+      notes: [
+        `hint: to visit every element, pass the list to an iteration function: \`${name.name} |> forEach(print)\`, \`map\`, \`filter\` or \`fold\``,
+        `hint: to pick an element by a position computed at run time, match on the position: \`match ${position} { 0 => ${name.name}[0]  1 => ${name.name}[1]  _ => … }\``,
+        'note: see docs/guide/11-lists-and-iteration.md#safe-indexing',
+      ],
+    });
+    return { kind: 'index', name, index: 0n, span: this.spanFrom(name.span.start) };
   }
 
   private parseConstruction(name: Ident, typeArgs: TypeExpr[]): Expr {
