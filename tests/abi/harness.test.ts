@@ -102,7 +102,11 @@ describe('our runtime', () => {
     expect(pendingCases).toEqual(['binary']);
     expect(r.pending.map((p) => `${p.function} ${p.case}`).sort()).toEqual(MESSAGE_FUNCTIONS.flatMap((fn) => pendingCases.map((c) => `${fn} ${c}`)).sort());
     expect(r.pending.every((p) => p.reason.startsWith('pending: '))).toBe(true);
-    expect(r.rows.some((x) => x.check === 'integrity' && /\[binary\]/.test(x.reason))).toBe(false);
+    expect(r.rows.some((x) => x.check === 'integrity' && /\[binary\]/.test(x.reason))).toBe(false);    // Connection events: one open first and one close last per connection, 1000 and 1006.
+    for (const fn of ['osp_ws_server_on_open', 'osp_ws_server_on_close']) {
+      const events = r.rows.find((x) => x.function === fn && x.check === 'events');
+      expect(events?.pass, `${fn} ${events?.reason}`).toBe(true);
+    }
   });
 });
 
@@ -165,6 +169,26 @@ describe.skipIf(missing.length > 0)('our runtime with 4 KiB truncation put back'
         else expect(limit?.pass, limit?.reason).toBe(true);
       }
     });
+  });
+});
+
+describe.skipIf(missing.length > 0)('our runtime with the close events of dropped connections lost (fixtures/drop_close_events.c)', () => {
+  // Only the event registrations are probed: the rest of the library is ours, checked above.
+  const EVENT_FUNCTIONS = ['osp_ws_server_on_open', 'osp_ws_server_on_close', 'osp_ws_server_on_message'];
+  let report: AbiReport;
+  beforeAll(async () => {
+    report = await runAbiCheck({ runtime: wrappedRuntime('drop_close_events', ['osp_ws_server_on_close']), only: EVENT_FUNCTIONS });
+  }, 120_000);
+
+  it('fails the events check of osp_ws_server_on_close, naming the function and the dropped connection', () => {
+    const row = report.rows.find((x) => x.function === 'osp_ws_server_on_close' && x.check === 'events');
+    expect(row?.pass, row?.reason).toBe(false);
+    expect(row!.reason).toMatch(/^\[events\] osp_ws_server_on_close: the dropped \(TCP closed without a close frame\) connection \(id \d+\) got no close event within 3 s$/);
+  });
+
+  it("fails nothing else (the open events and the close frame's event are intact)", () => {
+    expect(show(failures(report).filter((x) => !(x.function === 'osp_ws_server_on_close' && x.check === 'events')))).toEqual([]);
+    expect(report.rows.find((x) => x.function === 'osp_ws_server_on_open' && x.check === 'events')?.pass).toBe(true);
   });
 });
 
@@ -270,14 +294,16 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_server_on_message',
       check: 'handler-env',
       reason: /handler called with env 0x[0-9a-f]+ instead of the registered 0x[0-9a-f]+ - it points at the received message: message and env swapped\?/,
-      affected: ['osp_ws_server_on_message'],
+      // The connection-events scenarios register a message handler too.
+      affected: ['osp_ws_server_on_message', 'osp_ws_server_on_open', 'osp_ws_server_on_close'],
     },
     {
       macro: 'FAULT_SWAP',
       fn: 'osp_ws_server_on_message',
       check: 'handler-args',
       reason: /string argument 2 is the registered env 0x[0-9a-f]+: arguments swapped\?/,
-      affected: ['osp_ws_server_on_message'],
+      // The connection-events scenarios register a message handler too.
+      affected: ['osp_ws_server_on_message', 'osp_ws_server_on_open', 'osp_ws_server_on_close'],
     },
     {
       macro: 'FAULT_LATE',
@@ -333,7 +359,14 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_create_server',
       check: 'no-crash',
       reason: /heap-use-after-free .* string argument passed to osp_ws_create_server, freed after that call returned: the library kept a borrowed pointer/,
-      affected: ['osp_ws_create_server', 'osp_ws_server_on_message', 'osp_ws_server_broadcast', 'osp_ws_server_send', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary'],
+      affected: ['osp_ws_create_server', 'osp_ws_server_on_message', 'osp_ws_server_broadcast', 'osp_ws_server_send', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary', 'osp_ws_server_on_open', 'osp_ws_server_on_close'],
+    },
+    {
+      macro: 'FAULT_CLOSE_TWICE',
+      fn: 'osp_ws_server_on_close',
+      check: 'events',
+      reason: /^\[events\] osp_ws_server_on_close: the closing \(close frame 1000\) connection \(id \d+\) got 2 close events, not one$/,
+      affected: ['osp_ws_server_on_close'],
     },
     {
       macro: 'FAULT_HANG',
@@ -344,7 +377,7 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       // integrity probes of the client sends (11 messages up to 1 MiB, 16 probes at once) can
       // outlast this fault's 4 s timeout while the whole suite loads the machine: seen in a full
       // `npm test` run, never alone.
-      affected: ['osp_ws_stop_server', 'osp_ws_server_listen', 'osp_ws_server_broadcast', 'osp_ws_server_on_message', 'osp_ws_server_send', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary', 'osp_ws_send', 'osp_ws_send_binary'],
+      affected: ['osp_ws_stop_server', 'osp_ws_server_listen', 'osp_ws_server_broadcast', 'osp_ws_server_on_message', 'osp_ws_server_send', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary', 'osp_ws_send', 'osp_ws_send_binary', 'osp_ws_server_on_open', 'osp_ws_server_on_close'],
       timeoutMs: 4000,
     },
   ];

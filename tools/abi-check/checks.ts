@@ -16,6 +16,7 @@ export const CHECK_ORDER = [
   'delivery',
   'integrity',
   'message-limit',
+  'events',
   'handler-invoked',
   'handler-env',
   'handler-args',
@@ -45,6 +46,8 @@ export const CHECK_DOCS: Record<CheckName, string> = {
     'Every message-carrying function, in its direction (send: an independent peer receives; receive: the handler receives), carries messages of 0, 1, 125, 126, 4,095, 4,096, 4,097, 65,535, 65,536 and 1,000,000 bytes and of the configured maxMessageBytes, mixing 1- to 4-byte UTF-8, byte for byte and in order. A truncated, extended, altered, dropped or reordered message fails with the function and the size. Cases with NUL bytes and binary messages are listed as pending until the ABI can carry them.',
   'message-limit':
     'A message one byte over the configured maxMessageBytes is refused, never truncated: a sending function returns Error and nothing of it reaches the peer; a receiving side closes with 1009 and the handler never sees it.',
+  events:
+    'The connection events of a server: two raw clients each send 3 messages; one then sends a close frame (1000, "abi-probe bye"), the other drops its TCP connection. Each connection gets exactly one open event, before its messages, and exactly one close event, after all its messages: 1000 with the reason for the close frame, 1006 and an empty reason for the dropped connection. A missing, duplicated or reordered event fails with the function, the connection and what was wrong.',
   'handler-invoked': 'The handler registered with the function is called through its function pointer within 2 s.',
   'handler-env': 'Every call passes the environment pointer the handler was registered with (a sentinel), as the first argument.',
   'handler-args': 'The remaining arguments are in order and typed: each string is readable UTF-8 with the text the peer sent.',

@@ -65,6 +65,7 @@ export function scenariosOf(fn: RuntimeFunction): Scenario[] {
 export function expectedChecks(fn: RuntimeFunction, s: Scenario): CheckName[] {
   if (s.exit) return [];
   if (s.integrity) return ['integrity', 'message-limit'];
+  if (s.events) return ['events'];
   if (fn.returns !== 'result') return ['returns'];
   const out: CheckName[] = ['result-tag'];
   if (s.expect === 'success') {
@@ -417,6 +418,10 @@ function emitScenario(e: Emitter, fn: RuntimeFunction, s: Scenario, present: Set
     emitIntegrity(e, fn, s, s.integrity, fixtures, present);
     return;
   }
+  if (s.events) {
+    emitEvents(e, fn, s.events, fixtures, present);
+    return;
+  }
   emitFixtures(e, fixtures);
   const c = callText(e, fn, s.args);
   for (const b of c.before) e.line(b);
@@ -546,6 +551,49 @@ function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: Integrit
   } else {
     e.line(`probe_integrity_receive_raw(${sym}, fx_freePort, sizes, count, integrity_limit);`);
     stopServer('fx_listeningServerId');
+  }
+}
+
+/** The registrations of a connection-events scenario: every event, logged by probe_support.c. */
+const EVENT_REGISTRATIONS: [string, string][] = [
+  ['osp_ws_server_on_open', 'probe_event_on_open'],
+  ['osp_ws_server_on_message', 'probe_event_on_message'],
+  ['osp_ws_server_on_close', 'probe_event_on_close'],
+  // Handlers are registered before the server listens (the runtime refuses them afterwards).
+  ['osp_ws_server_listen', ''],
+];
+
+/**
+ * A connection-events scenario: register the logging handlers on a server, make it listen
+ * (whichever handler is probed, all three are needed to see the order), let probe_events_drive run two raw
+ * clients through it and check the `events` of kind `which`, then stop the server.
+ */
+function emitEvents(e: Emitter, fn: RuntimeFunction, which: 'open' | 'close', fixtures: FixtureName[], present: Set<string>): void {
+  const sym = cString(fn.symbol);
+  const absent = EVENT_REGISTRATIONS.map(([r]) => r).filter((r) => !present.has(r));
+  if (absent.length > 0) {
+    e.line(`probe_check("events", 0, "%s", ${cString(`not exercised: the scenario needs ${absent.join(', ')}, which the library does not define`)});`);
+    return;
+  }
+  emitFixtures(e, fixtures);
+  for (const [registrar, handler] of EVENT_REGISTRATIONS) {
+    e.open('{');
+    e.line(`probe_enter_call(${cString(registrar)});`);
+    e.line(`OspResult registered = ${registrar}(${handler ? `fx_serverId, ${handler}, PROBE_ENV` : 'fx_serverId'});`);
+    e.line('probe_leave_call();');
+    e.open('if (registered.tag != OSP_RESULT_SUCCESS) {');
+    e.line('char msg[200]; size_t len = 0; const char *why = NULL;');
+    e.line('const char *said = registered.tag == OSP_RESULT_ERROR && probe_read_cstring(registered.value, msg, sizeof msg, &len, &why) ? probe_quote(msg, len) : "no Success";');
+    e.line(`probe_check("events", 0, "not exercised: %s returned %s", ${cString(registrar)}, said);`);
+    e.line('return;');
+    e.close();
+    e.close();
+  }
+  e.line(`probe_events_drive(${sym}, ${which === 'open' ? 0 : 1}, fx_freePort);`);
+  if (present.has('osp_ws_stop_server')) {
+    e.line('probe_enter_call("osp_ws_stop_server");');
+    e.line('(void)osp_ws_stop_server(fx_serverId);');
+    e.line('probe_leave_call();');
   }
 }
 

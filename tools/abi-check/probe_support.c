@@ -1721,3 +1721,193 @@ void probe_integrity_receive_raw(const char *fn, int64_t port, const int64_t *si
     close(fd);
     capture_stop();
 }
+
+/* ---- connection events (osp_ws_server_on_open / osp_ws_server_on_close) -------------------- */
+
+enum { EVENT_CAP = 64, EVENT_REASON_CAP = 64 };
+
+struct event_record {
+    char kind; /* 'o' open, 'm' message, 'c' close */
+    int64_t id;
+    int64_t code;
+    char reason[EVENT_REASON_CAP];
+    size_t reason_len;
+    int env_ok;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct event_record log[EVENT_CAP];
+    int count;
+    int overflow;
+} events = {PTHREAD_MUTEX_INITIALIZER, {{0, 0, 0, {0}, 0, 0}}, 0, 0};
+
+static void event_record(char kind, void *env, int64_t id, int64_t code, const char *reason) {
+    struct event_record e = {kind, id, code, {0}, 0, env == PROBE_ENV};
+    if (reason != NULL) {
+        char text[EVENT_REASON_CAP];
+        size_t len = 0;
+        const char *why = NULL;
+        if (probe_read_cstring((int64_t)(intptr_t)reason, text, sizeof text, &len, &why)) {
+            e.reason_len = len < sizeof e.reason ? len : sizeof e.reason - 1;
+            memcpy(e.reason, text, e.reason_len);
+        }
+    }
+    pthread_mutex_lock(&events.lock);
+    if (events.count < EVENT_CAP) events.log[events.count++] = e;
+    else events.overflow = 1;
+    pthread_mutex_unlock(&events.lock);
+}
+
+OspResult probe_event_on_open(void *env, int64_t connection_id) {
+    event_record('o', env, connection_id, 0, NULL);
+    return (OspResult){OSP_RESULT_SUCCESS, 0};
+}
+
+OspResult probe_event_on_message(void *env, int64_t connection_id, const char *message) {
+    (void)message;
+    event_record('m', env, connection_id, 0, NULL);
+    return (OspResult){OSP_RESULT_SUCCESS, 0};
+}
+
+OspResult probe_event_on_close(void *env, int64_t connection_id, int64_t code, const char *reason) {
+    event_record('c', env, connection_id, code, reason);
+    return (OspResult){OSP_RESULT_SUCCESS, 0};
+}
+
+static int events_closed(void) {
+    pthread_mutex_lock(&events.lock);
+    int n = 0;
+    for (int i = 0; i < events.count; i++) n += events.log[i].kind == 'c';
+    pthread_mutex_unlock(&events.lock);
+    return n;
+}
+
+/* A masked close frame carrying `code` and `reason` (RFC 6455 §5.5.1). */
+static int raw_send_close(int fd, uint16_t code, const char *reason) {
+    size_t n = strlen(reason);
+    if (n > 123) return -1;
+    unsigned char frame[2 + 4 + 125];
+    const unsigned char key[4] = {0x11, 0x8c, 0x42, 0xe7};
+    unsigned char payload[125];
+    payload[0] = (unsigned char)(code >> 8);
+    payload[1] = (unsigned char)code;
+    memcpy(payload + 2, reason, n);
+    frame[0] = 0x88; /* FIN + close */
+    frame[1] = (unsigned char)(0x80 | (n + 2));
+    memcpy(frame + 2, key, 4);
+    for (size_t i = 0; i < n + 2; i++) frame[6 + i] = payload[i] ^ key[i & 3];
+    return send_all(fd, frame, 6 + n + 2);
+}
+
+#define EVENT_CLOSE_REASON "abi-probe bye"
+#define EVENT_MESSAGES 3
+
+/* What one connection's events must be: open, its messages, one close with the expected code. */
+static int check_connection(const char *fn, int which, const char *who, int64_t want_code, const char *want_reason,
+                            int64_t id, int messages, char *why, size_t cap) {
+    int opens = 0, closes = 0, seen_messages = 0;
+    int first_open = -1, last_close = -1, first_message = -1, last_message = -1, position = 0;
+    const struct event_record *close_event = NULL;
+    for (int i = 0; i < events.count; i++) {
+        const struct event_record *e = &events.log[i];
+        if (e->id != id) continue;
+        if (e->kind == 'o') {
+            opens++;
+            if (first_open < 0) first_open = position;
+        } else if (e->kind == 'c') {
+            closes++;
+            last_close = position;
+            if (close_event == NULL) close_event = e;
+        } else {
+            seen_messages++;
+            if (first_message < 0) first_message = position;
+            last_message = position;
+        }
+        position++;
+    }
+    if (which == 0) {
+        if (opens == 0) return snprintf(why, cap, "%s: the %s connection (id %" PRId64 ") got no open event", fn, who, id), 0;
+        if (opens > 1) return snprintf(why, cap, "%s: the %s connection (id %" PRId64 ") got %d open events, not one", fn, who, id, opens), 0;
+        if (first_open != 0) return snprintf(why, cap, "%s: the %s connection's open event (id %" PRId64 ") came after its first message or its close: out of order", fn, who, id), 0;
+        return 1;
+    }
+    if (closes == 0) return snprintf(why, cap, "%s: the %s connection (id %" PRId64 ") got no close event within 3 s", fn, who, id), 0;
+    if (closes > 1) return snprintf(why, cap, "%s: the %s connection (id %" PRId64 ") got %d close events, not one", fn, who, id, closes), 0;
+    if (last_close != position - 1 || (last_message >= 0 && last_message > last_close))
+        return snprintf(why, cap, "%s: the %s connection's close event (id %" PRId64 ") came before its messages: out of order", fn, who, id), 0;
+    if (seen_messages != messages)
+        return snprintf(why, cap, "%s: the %s connection (id %" PRId64 ") delivered %d of its %d messages before its close event", fn, who, id, seen_messages, messages), 0;
+    if (close_event->code != want_code)
+        return snprintf(why, cap, "%s: the %s connection's close event (id %" PRId64 ") has code %" PRId64 ", expected %" PRId64, fn, who, id, close_event->code, want_code), 0;
+    size_t want_len = strlen(want_reason);
+    if (close_event->reason_len != want_len || memcmp(close_event->reason, want_reason, want_len) != 0)
+        return snprintf(why, cap, "%s: the %s connection's close event (id %" PRId64 ") has reason %s, expected %s", fn, who, id,
+                        probe_quote(close_event->reason, close_event->reason_len), probe_quote(want_reason, want_len)), 0;
+    (void)first_message;
+    return 1;
+}
+
+void probe_events_drive(const char *fn, int which, int64_t port) {
+    /* Connection A sends its messages and a close frame 1000 with a reason; connection B sends its
+     * messages and drops the TCP connection without a close frame (1006). */
+    int a = probe_raw_connect(port, "/abi");
+    int b = a >= 0 ? probe_raw_connect(port, "/abi") : -1;
+    if (a < 0 || b < 0) {
+        if (a >= 0) close(a);
+        probe_check("events", 0, "not exercised: a raw client could not connect to the server of %s", fn);
+        return;
+    }
+    char text[64];
+    int sent_ok = 1;
+    for (int i = 0; i < EVENT_MESSAGES; i++) {
+        snprintf(text, sizeof text, "abi-probe:event %d", i);
+        sent_ok &= probe_raw_send_text(a, text) == 0 && probe_raw_send_text(b, text) == 0;
+    }
+    /* The messages first reach the handler, so "close before its messages" is the runtime's doing. */
+    probe_pause_ms(200);
+    sent_ok &= raw_send_close(a, 1000, EVENT_CLOSE_REASON) == 0;
+    /* RST-free drop: the peer sees EOF without a close frame. */
+    close(b);
+    char scratch[128];
+    (void)probe_raw_recv_text(a, scratch, sizeof scratch, 500); /* the server's close reply, if any */
+    close(a);
+    if (!sent_ok) {
+        probe_check("events", 0, "not exercised: the raw clients could not send to the server of %s", fn);
+        return;
+    }
+    uint64_t deadline = probe_now_ms() + 3000;
+    while (events_closed() < 2 && probe_now_ms() < deadline) probe_pause_ms(20);
+    probe_pause_ms(300); /* a duplicate close arrives late */
+
+    pthread_mutex_lock(&events.lock);
+    /* The two connections, in the order of their first event (either may come first). */
+    int64_t ids[2] = {-1, -1};
+    int distinct = 0, env_bad = 0;
+    for (int i = 0; i < events.count; i++) {
+        int64_t id = events.log[i].id;
+        env_bad |= !events.log[i].env_ok;
+        if (id == ids[0] || id == ids[1]) continue;
+        if (distinct < 2) ids[distinct] = id;
+        distinct++;
+    }
+    char why[400] = "";
+    int ok = 1;
+    if (events.overflow) ok = 0, snprintf(why, sizeof why, "%s: more than %d events for 2 connections", fn, EVENT_CAP);
+    else if (env_bad) ok = 0, snprintf(why, sizeof why, "%s: an event handler was called with an env other than the registered one", fn);
+    else if (distinct != 2) ok = 0, snprintf(why, sizeof why, "%s: events named %d connection ids for 2 connections", fn, distinct);
+    else {
+        /* Which id is A: the one whose close carries code 1000, else the first seen. */
+        int a_index = 0;
+        for (int i = 0; i < events.count; i++)
+            if (events.log[i].kind == 'c' && events.log[i].code == 1000) a_index = events.log[i].id == ids[0] ? 0 : 1;
+        ok = check_connection(fn, which, "closing (close frame 1000)", 1000, EVENT_CLOSE_REASON, ids[a_index], EVENT_MESSAGES, why, sizeof why) &&
+             check_connection(fn, which, "dropped (TCP closed without a close frame)", 1006, "", ids[1 - a_index], EVENT_MESSAGES, why, sizeof why);
+    }
+    pthread_mutex_unlock(&events.lock);
+    if (ok)
+        probe_check("events", 1, "%s", which == 0 ? "one open event per connection, before its messages"
+                                                  : "one close event per connection, after its messages: 1000 with the reason for a close frame, 1006 for a dropped connection");
+    else
+        probe_check("events", 0, "%s", why);
+}

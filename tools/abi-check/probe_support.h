@@ -158,4 +158,17 @@ void probe_integrity_receive_raw(const char *fn, int64_t port, const int64_t *si
 /* "/integrity/LIMIT/TOKEN" on the harness's Node server. */
 const char *probe_integrity_url(int64_t limit);
 
+/* ---- connection events ------------------------------------------------------------------- */
+
+/* Handlers that log every open, message and close event (with the connection id, the close code
+ * and reason), registered with osp_ws_server_on_open / _on_message / _on_close by the probe. */
+OspResult probe_event_on_open(void *env, int64_t connection_id);
+OspResult probe_event_on_message(void *env, int64_t connection_id, const char *message);
+OspResult probe_event_on_close(void *env, int64_t connection_id, int64_t code, const char *reason);
+/* Two raw clients connect to `port` and send 3 messages each; one then sends a close frame (1000,
+ * "abi-probe bye"), the other drops its TCP connection. Reports the `events` check for `fn`:
+ * `which` 0 the open events (one per connection, first), 1 the close events (one per connection,
+ * last, 1000 with the reason and 1006). */
+void probe_events_drive(const char *fn, int which, int64_t port);
+
 #endif /* OSP_PROBE_SUPPORT_H */

@@ -310,7 +310,13 @@ export interface Scenario {
   integrity?: IntegrityTarget;
   /** What the integrity messages are made of (integrity.ts, INTEGRITY_CASES). */
   integrityContent?: IntegrityContent;
+  /** A connection-events scenario: the probe registers logging open, message and close handlers
+   *  on a listening server, drives two raw clients through it and checks this kind of event. */
+  events?: 'open' | 'close';
 }
+
+/** The connection-events scenario of osp_ws_server_on_open and osp_ws_server_on_close, in words. */
+const EVENTS_DOC = 'a server given open, message and close handlers, then listening; two raw clients send 3 messages each, one closes with a close frame, the other drops its TCP connection';
 
 /** The arguments of the probed call (receive routes) or the fixtures the sends need. */
 const INTEGRITY_ARGS: Record<IntegrityTarget['route'], { args: Record<string, ArgValue>; extraFixtures?: FixtureName[] }> = {
@@ -689,8 +695,14 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   osp_ws_on_close: [{ name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
   osp_ws_server_on_text: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
   osp_ws_server_on_messages: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
-  osp_ws_server_on_open: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
-  osp_ws_server_on_close: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_server_on_open: [
+    { name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+    { name: 'events', doc: EVENTS_DOC, args: { server_id: fx('serverId') }, events: 'open' },
+  ],
+  osp_ws_server_on_close: [
+    { name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+    { name: 'events', doc: EVENTS_DOC, args: { server_id: fx('serverId') }, events: 'close' },
+  ],
   osp_ws_server_set_limit: [
     { name: 'success', doc: 'maxFragments = 8 on a server not yet listening', args: { server_id: fx('serverId'), name: str('maxFragments'), value: int(8) }, expect: 'success' },
     { name: 'error', doc: 'an unknown limit name', args: { server_id: fx('serverId'), name: str('noSuchLimit'), value: int(8) }, expect: 'error' },
