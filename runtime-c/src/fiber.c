@@ -95,7 +95,8 @@ struct osp_fiber {
      * record with this condition variable (it never runs on a worker). */
     pthread_cond_t *thread_cond;
     void *asan_fake_stack;
-    void (*on_park)(void); /* osp_fiber_set_park_hook */
+    void (*on_park)(void *arg); /* osp_fiber_set_park_hook */
+    void *on_park_arg;
 };
 
 typedef struct {
@@ -107,7 +108,8 @@ typedef struct {
     struct GC_stack_base native_base;
     int unlock_after_switch; /* the fiber parked with sched_lock held: release it in the loop */
     osp_fiber *finished;     /* the fiber that just ended: recycle its stack in the loop */
-    void (*park_hook)(void); /* the fiber that just parked asked for this: run in the loop, unlocked */
+    void (*park_hook)(void *arg); /* the fiber that just parked asked for this: run in the loop, unlocked */
+    void *park_hook_arg;
     void *asan_fake_stack;   /* the loop's ASan fake stack while a fiber runs */
     const void *native_asan_bottom;
     size_t native_asan_size;
@@ -445,9 +447,9 @@ static void after_switch_to_loop(osp_worker *w) {
         pthread_mutex_unlock(&sched.lock);
     }
     if (w->park_hook) {
-        void (*hook)(void) = w->park_hook;
+        void (*hook)(void *) = w->park_hook;
         w->park_hook = NULL;
-        hook();
+        hook(w->park_hook_arg);
     }
 }
 
@@ -580,7 +582,10 @@ static void switch_to_loop(osp_fiber *f, int exiting) {
     osp_worker *w = current_worker();
     w->unlock_after_switch = 1;
     if (exiting) w->finished = f;
-    else if (f->on_park && f->state == FIBER_PARKED) w->park_hook = f->on_park;
+    else if (f->on_park && f->state == FIBER_PARKED) {
+        w->park_hook = f->on_park;
+        w->park_hook_arg = f->on_park_arg;
+    }
     w->current = NULL;
     switch_begin();
     GC_set_stackbottom(w->gc_handle, &w->native_base);
@@ -682,9 +687,12 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n) 
     pthread_mutex_unlock(&sched.lock);
 }
 
-void osp_fiber_set_park_hook(void (*hook)(void)) {
+void osp_fiber_set_park_hook(void (*hook)(void *arg), void *arg) {
     osp_fiber *self = osp_fiber_self();
-    if (self) self->on_park = hook;
+    if (self) {
+        self->on_park = hook;
+        self->on_park_arg = arg;
+    }
 }
 
 bool osp_sched_nudge(void) {
