@@ -5,6 +5,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,13 @@ static bool stop_requested; /* loop thread only after start */
 static pthread_t loop_thread;
 static int epoll_fd = -1;
 static osp_ws_watch wake_watch = {-1, 0, NULL};
+/* osp_ws_loop_wake writes the eventfd only while the loop thread sleeps in epoll_wait (or is about
+ * to): otherwise it raises wake_requested, which the loop looks at before it sleeps again. Under
+ * load the loop is mostly awake, so most wake-ups then cost neither a write nor a read nor an
+ * extra epoll_wait. Both are sequentially consistent: a waker that finds loop_sleeping false
+ * raised wake_requested before the loop's look at it. */
+static atomic_bool loop_sleeping;
+static atomic_bool wake_requested;
 
 static osp_ws_timer **heap;
 static size_t heap_len, heap_cap;
@@ -193,6 +201,8 @@ static void wake_loop(void) {
 }
 
 void osp_ws_loop_wake(void) {
+    atomic_store(&wake_requested, true);
+    if (!atomic_load(&loop_sleeping)) return;
     /* Under the mutex: the eventfd is closed under it when the loop stops, so a late wake-up
      * can never write into a descriptor number that was reused meanwhile. */
     pthread_mutex_lock(&loop_mutex);
@@ -261,6 +271,7 @@ static void on_wake(osp_ws_watch *w, uint32_t events) {
     do {
         n = read(w->fd, &count, sizeof count);
     } while (n < 0 && errno == EINTR);
+    atomic_store(&wake_requested, false); /* the hook below takes what it asked for */
     /* Work posted without a command (asynchronous client sends) first: a command posted after
      * it (websocketClose) must find it already queued, so order is kept. */
     if (osp_ws_loop_wake_hook) osp_ws_loop_wake_hook();
@@ -301,7 +312,11 @@ static void *loop_main(void *unused) {
     while (!stop_requested) {
         /* Lines printed by handlers (and by the program's thread) reach a pipe before we sleep. */
         osp_output_flush_pending();
-        int n = epoll_wait(epoll_fd, events, (int)(sizeof events / sizeof events[0]), next_timeout_ms());
+        atomic_store(&loop_sleeping, true);
+        bool woken = atomic_exchange(&wake_requested, false);
+        int n = epoll_wait(epoll_fd, events, (int)(sizeof events / sizeof events[0]), woken ? 0 : next_timeout_ms());
+        atomic_store(&loop_sleeping, false);
+        if (woken && osp_ws_loop_wake_hook) osp_ws_loop_wake_hook();
         if (n < 0) {
             /* EINTR: the garbage collector's stop-the-world signal, among others. */
             if (errno != EINTR) {

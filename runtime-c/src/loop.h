@@ -74,9 +74,12 @@ uint64_t osp_ws_now_ms(void);
 /* Called by the loop at the end of every iteration (after events, commands and timers) so the
  * WebSocket layer can free objects whose teardown was deferred. Set once before start. */
 extern void (*osp_ws_loop_reap_hook)(void);
-/* Called on the loop thread at every eventfd wake-up, before the queued commands run. */
+/* Called on the loop thread after every osp_ws_loop_wake (before the queued commands run, when
+ * the wake-up came with commands). */
 extern void (*osp_ws_loop_wake_hook)(void);
-/* Wakes the loop (eventfd) without posting a command; any thread. */
+/* Has the loop call its wake hook soon, without posting a command; any thread. Writes the
+ * eventfd only when the loop sleeps in epoll_wait; a loop that is awake finds the request
+ * before it sleeps again. */
 void osp_ws_loop_wake(void);
 
 /* Asks the loop thread to exit, joins it and releases its descriptors (not from the loop
