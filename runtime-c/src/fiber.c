@@ -31,7 +31,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <link.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,6 +41,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -123,7 +126,11 @@ typedef struct {
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* idle workers wait here (on CLOCK_MONOTONIC deadlines: see start_scheduler) */
+    /* Idle workers sleep on this futex word (see idle_wait); a wake-up bumps it. Not a condition
+     * variable: glibc's relocks the mutex after a wait as if contended, so every worker wake-up
+     * cost a futex wake more when the worker released sched.lock (one per HTTP batch). */
+    _Atomic uint32_t wake_seq;
+    atomic_int sleepers; /* workers in (or entering) the futex wait */
     int started;
     int nworkers;      /* worker loops running (sched.lock) */
     int nslots;        /* entries of `workers` */
@@ -196,6 +203,35 @@ static int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- idle workers -------------------------------------------------------------------------- */
+
+/* Wakes one idle worker, if one sleeps; any thread, with or without sched.lock. A worker counted
+ * in sched.idle read wake_seq under the lock before it slept, so the increment below either makes
+ * its futex wait return at once or comes before the wake. */
+static void wake_idle_worker(void) {
+    atomic_fetch_add(&sched.wake_seq, 1);
+    if (atomic_load(&sched.sleepers) > 0) (void)syscall(SYS_futex, &sched.wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Sleeps until wake_idle_worker or the CLOCK_MONOTONIC deadline (`until_ns` < 0: none); entered
+ * and left with sched.lock held. May return early (a signal, a wake-up meant for another worker):
+ * the caller looks at the queues again either way. */
+static void idle_wait(int64_t until_ns) {
+    uint32_t seq = atomic_load(&sched.wake_seq);
+    pthread_mutex_unlock(&sched.lock);
+    atomic_fetch_add(&sched.sleepers, 1);
+    struct timespec ts;
+    if (until_ns >= 0) {
+        ts.tv_sec = (time_t)(until_ns / 1000000000);
+        ts.tv_nsec = (long)(until_ns % 1000000000);
+    }
+    /* FUTEX_WAIT_BITSET: the deadline is absolute, on CLOCK_MONOTONIC. */
+    (void)syscall(SYS_futex, &sched.wake_seq, FUTEX_WAIT_BITSET_PRIVATE, seq, until_ns >= 0 ? &ts : NULL, NULL,
+                  FUTEX_BITSET_MATCH_ANY);
+    atomic_fetch_sub(&sched.sleepers, 1);
+    pthread_mutex_lock(&sched.lock);
 }
 
 /* ---- context switch ------------------------------------------------------------------------ */
@@ -332,7 +368,7 @@ static void enqueue_ready(osp_fiber *f) {
 
 static void push_ready(osp_fiber *f) {
     enqueue_ready(f);
-    if (sched.idle > 0) pthread_cond_signal(&sched.wake);
+    if (sched.idle > 0) wake_idle_worker();
 }
 
 static osp_fiber *pop_ready(void) {
@@ -513,10 +549,9 @@ static osp_fiber *next_fiber(osp_worker *w) {
              * while it computes. */
             int64_t until = others_busy ? now_ns() + 2000000 : deadline;
             if (deadline >= 0 && deadline < until) until = deadline;
-            struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
-            pthread_cond_timedwait(&sched.wake, &sched.lock, &ts);
+            idle_wait(until);
         } else {
-            pthread_cond_wait(&sched.wake, &sched.lock);
+            idle_wait(-1);
         }
         sched.idle--;
     }
@@ -654,7 +689,7 @@ void *osp_fiber_spawn(osp_fiber_body_fn body, void *env) {
     /* Signalled once the lock is free: a worker woken under it would at once block on the lock
      * this thread still holds (a futex wait and wake more per spawn). No wake-up is lost: an idle
      * worker counted above is already waiting on the condition, having released the lock. */
-    if (wake) pthread_cond_signal(&sched.wake);
+    if (wake) wake_idle_worker();
     return f;
 }
 
@@ -683,7 +718,7 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n) 
      * submitter calls osp_sched_nudge while they are outstanding, so one that takes long does
      * not hold up the rest. (Waking a second worker at once would have both contend for
      * sched.lock over a batch that one of them finishes in microseconds.) */
-    if (sched.idle > 0) pthread_cond_signal(&sched.wake);
+    if (sched.idle > 0) wake_idle_worker();
     pthread_mutex_unlock(&sched.lock);
 }
 
@@ -700,7 +735,7 @@ bool osp_sched_nudge(void) {
     bool queued = sched.ready_head != NULL;
     bool stalled = queued && sched.ready_pops == sched.nudge_seen_pops;
     sched.nudge_seen_pops = sched.ready_pops;
-    if (stalled && sched.idle > 0) pthread_cond_signal(&sched.wake);
+    if (stalled && sched.idle > 0) wake_idle_worker();
     pthread_mutex_unlock(&sched.lock);
     return queued;
 }
@@ -1051,14 +1086,8 @@ static int start_with_main_thread;
 
 static void start_scheduler(void) {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
-    /* Deadlines (timers, the idle poll) are CLOCK_MONOTONIC times: a wall-clock change must not
-     * stretch or cut a sleep, and a condition variable compares against its own clock. */
-    pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&sched.wake, &attr) != 0) {
-        sched_fatal("%s", "cannot create the scheduler's condition variable");
-    }
-    pthread_condattr_destroy(&attr);
+    /* Deadlines (timers, the idle poll) are CLOCK_MONOTONIC times (idle_wait): a wall-clock
+     * change must not stretch or cut a sleep. */
     dl_iterate_phdr(find_exe_bias, NULL);
     previous_push_other_roots = GC_get_push_other_roots();
     GC_set_push_other_roots(push_fiber_stacks);
