@@ -765,7 +765,10 @@ void osp_fiber_yield(void) {
     }
     pthread_mutex_lock(&sched.lock);
     osp_worker *w = current_worker();
-    if (sched.ready_head == NULL && w->runnext == NULL && sched.ntimers == 0) {
+    /* Sleepers that are due count as runnable; the others (a program's long sleep) do not keep
+     * a yield from returning at once. */
+    (void)run_timers();
+    if (sched.ready_head == NULL && w->runnext == NULL) {
         pthread_mutex_unlock(&sched.lock);
         return;
     }
@@ -775,7 +778,8 @@ void osp_fiber_yield(void) {
         w->runnext = NULL;
     }
     self->state = FIBER_READY;
-    push_ready(self);
+    /* No idle worker is woken for this fiber: this worker takes the queue's next fiber at once. */
+    enqueue_ready(self);
     switch_to_loop(self, 0);
 }
 
