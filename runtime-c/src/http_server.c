@@ -351,14 +351,17 @@ static osp_ws_timer stall_timer;
 /* What the park hook knows of a runner: whether it is counted in runners_running (runq_lock). The
  * hook runs after the runner's fiber is switched out, when that fiber may already have resumed
  * elsewhere or even finished, so records are never freed: a finished runner's record goes to a
- * free list for the next one. A late hook can then only mark a record parked while its runner
- * runs; that runner puts itself back in the count at its next look at the queue (an undercount
- * meanwhile at worst starts a runner more than needed). */
+ * free list for the next one. A late hook can then only mark a record parked while a runner runs
+ * with it (that runner puts itself back in the count at its next look at the queue; an
+ * undercount meanwhile at worst starts a runner more than needed) or while it is free (the next
+ * runner to take it gives the count back: claim_record). */
 typedef struct runner_record {
     bool parked; /* not counted in runners_running */
     struct runner_record *next_free;
+    struct runner_record *next_made; /* every record ever made: reachable for leak checkers */
 } runner_record;
 static runner_record *free_runner_records; /* runq_lock */
+static runner_record *made_runner_records; /* runq_lock */
 
 static int64_t runner_run(void *unused);
 
@@ -381,25 +384,41 @@ static void runner_parked(void *arg) {
     if (start) start_runner();
 }
 
+/* Counts a runner in runners_running with its record (runq_lock held). A late park hook of the
+ * record's previous runner may have taken one off the count after that runner had left: given
+ * back here. */
+static void claim_record(runner_record *rec) {
+    if (rec->parked) runners_running++;
+    rec->parked = false;
+    rec->next_free = NULL;
+    runners_running++;
+}
+
 static int64_t runner_run(void *unused) {
     (void)unused;
     pthread_mutex_lock(&runq_lock);
     runners_unstarted--;
     runner_record *rec = free_runner_records;
-    if (rec != NULL) free_runner_records = rec->next_free;
+    if (rec != NULL) {
+        free_runner_records = rec->next_free;
+        claim_record(rec);
+    }
     pthread_mutex_unlock(&runq_lock);
-    if (rec == NULL) rec = malloc(sizeof *rec);
+    if (rec == NULL && (rec = malloc(sizeof *rec)) != NULL) {
+        rec->parked = false;
+        pthread_mutex_lock(&runq_lock);
+        rec->next_made = made_runner_records;
+        made_runner_records = rec;
+        claim_record(rec);
+        pthread_mutex_unlock(&runq_lock);
+    }
     /* Without a record (out of memory) the runner is never counted: submissions then start
      * runners as if it were not there, which costs speed, not correctness. */
-    if (rec != NULL) {
-        rec->parked = true;
-        rec->next_free = NULL;
-        osp_fiber_set_park_hook(runner_parked, rec);
-    }
+    if (rec != NULL) osp_fiber_set_park_hook(runner_parked, rec);
     for (int in_a_row = 1;; in_a_row++) {
         pthread_mutex_lock(&runq_lock);
         if (rec != NULL && rec->parked) {
-            rec->parked = false; /* started, or resumed after its handler parked */
+            rec->parked = false; /* resumed after its handler parked */
             runners_running++;
         }
         http_job *j = runq_head;
