@@ -131,6 +131,12 @@ static struct {
      * cost a futex wake more when the worker released sched.lock (one per HTTP batch). */
     _Atomic uint32_t wake_seq;
     atomic_int sleepers; /* workers in (or entering) the futex wait */
+    /* A wake-up was sent and the worker it woke has not run yet: a burst of wake-ups (a loop of
+     * spawns) then costs one futex wake, not one each (a condition variable skips them the same
+     * way). Work queued meanwhile is taken by that worker, or by another once a later wake-up
+     * or an idle worker's 2 ms look finds it. Cleared by every worker that enters or leaves the
+     * wait, so it cannot stay raised with a worker asleep. */
+    atomic_bool waking;
     int started;
     int nworkers;      /* worker loops running (sched.lock) */
     int nslots;        /* entries of `workers` */
@@ -207,12 +213,13 @@ static int64_t now_ns(void) {
 
 /* ---- idle workers -------------------------------------------------------------------------- */
 
-/* Wakes one idle worker, if one sleeps; any thread, with or without sched.lock. A worker counted
- * in sched.idle read wake_seq under the lock before it slept, so the increment below either makes
- * its futex wait return at once or comes before the wake. */
+/* Wakes one idle worker, if one sleeps and none is being woken; any thread, with or without
+ * sched.lock. A worker counted in sched.idle read wake_seq under the lock before it slept, so the
+ * increment below either makes its futex wait return at once or comes before the wake. */
 static void wake_idle_worker(void) {
     atomic_fetch_add(&sched.wake_seq, 1);
-    if (atomic_load(&sched.sleepers) > 0) (void)syscall(SYS_futex, &sched.wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    if (atomic_load(&sched.sleepers) > 0 && !atomic_exchange(&sched.waking, true))
+        (void)syscall(SYS_futex, &sched.wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 /* Sleeps until wake_idle_worker or the CLOCK_MONOTONIC deadline (`until_ns` < 0: none); entered
@@ -222,6 +229,7 @@ static void idle_wait(int64_t until_ns) {
     uint32_t seq = atomic_load(&sched.wake_seq);
     pthread_mutex_unlock(&sched.lock);
     atomic_fetch_add(&sched.sleepers, 1);
+    atomic_store(&sched.waking, false);
     struct timespec ts;
     if (until_ns >= 0) {
         ts.tv_sec = (time_t)(until_ns / 1000000000);
@@ -231,6 +239,7 @@ static void idle_wait(int64_t until_ns) {
     (void)syscall(SYS_futex, &sched.wake_seq, FUTEX_WAIT_BITSET_PRIVATE, seq, until_ns >= 0 ? &ts : NULL, NULL,
                   FUTEX_BITSET_MATCH_ANY);
     atomic_fetch_sub(&sched.sleepers, 1);
+    atomic_store(&sched.waking, false);
     pthread_mutex_lock(&sched.lock);
 }
 
