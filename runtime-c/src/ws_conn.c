@@ -1,8 +1,10 @@
 /*
- * One WebSocket connection after (or, server side, during) the opening handshake: reading and
- * dispatching messages, the output queue with backpressure, pings and pongs, the closing
- * handshake with its timeout (RFC 6455 §5.5, §7) and teardown. Shared by client and server
- * connections; the role decides masking, who closes TCP first and where messages go.
+ * One WebSocket connection after (or, server side, during) the opening handshake: its bytes.
+ * Reading hands received bytes to the connection's session (ws_session.c), which decides the
+ * protocol — pongs, pings, the closing handshake, the deadlines (RFC 6455 §5.5, §7) — and
+ * writes its frames into this connection's output queue; here are the queue with backpressure,
+ * the timer that follows the session's deadline, TLS, epoll interest and teardown. Shared by
+ * client and server connections; the role decides masking and where messages go.
  * Runs on the loop thread only, except osp_ws_mask_key and osp_ws_tx_post (any thread, the
  * latter under osp_ws_tx_lock).
  */

@@ -311,8 +311,8 @@ void osp_ws_inbox_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, s
 /* Loop thread: server connection c was registered (its id given): queues its open event and
  * owes it a close event. Before any of its messages. */
 void osp_ws_inbox_open_event(osp_ws_conn *c);
-/* Loop thread: c ended (osp_ws_conn_destroy): queues its close event (c->close_code and
- * c->close_reason) behind its last message, when one is owed. Never dropped by quiesce. */
+/* Loop thread: c ended (osp_ws_conn_destroy): queues its close event (c->session.close_code and
+ * c->session.close_reason) behind its last message, when one is owed. Never dropped by quiesce. */
 void osp_ws_inbox_close_event(osp_ws_conn *c);
 /* Loop thread: c is being freed; its inbox lives on while a drain fiber still uses it. */
 void osp_ws_inbox_conn_freed(osp_ws_conn *c);
