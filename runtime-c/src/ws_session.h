@@ -90,18 +90,18 @@ typedef struct {
      * (docs/WEBSOCKET-RUNTIME.md#limits). The slot is allocated when a pong first has to wait. */
     bool pong_pending;
     uint8_t pong_len;
-    uint8_t *pong;
     /* Keep-alive: a Ping is sent after half the idle timeout in silence; ping_mark is the
      * last_read_ms it was sent for (a later read ends that silence). */
     bool ping_outstanding;
+    bool budget_wait; /* the owner stopped reading for the memory budget (our side's doing) */
+    uint8_t *pong;
     uint64_t ping_mark;
     uint64_t last_read_ms;
     /* When the frame or fragmented message now arriving started (0: none), and the reader's
      * count of completed frames when it was noted (message timeout). */
     uint64_t msg_started_ms;
     uint64_t msg_seen;
-    uint64_t close_deadline_ms; /* 0 until the close starts; never extended afterwards */
-    bool budget_wait; /* the owner stopped reading for the memory budget (our side's doing) */
+    uint64_t close_deadline_ms; /* UINT64_MAX until the close starts; never extended afterwards */
 } osp_ws_session;
 
 /* NEW, with a reader for `role` under `limits` (which must outlive the session). */
