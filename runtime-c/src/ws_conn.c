@@ -621,7 +621,6 @@ static void update_interest(osp_ws_conn *c) {
 
 void osp_ws_conn_flush(osp_ws_conn *c) {
     if (c->state == OSP_WS_CONN_DEAD) return;
-    const osp_ws_limits *lim = &c->limits;
     /* The pong that waited in the session's slot under backpressure goes out once the queue
      * has room. */
     if (osp_ws_session_output_room(&c->session) != 0) {
@@ -679,20 +678,16 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         (void)shutdown(c->watch.fd, SHUT_WR);
         c->fin_sent = true;
     }
-    /* Backpressure (docs/WEBSOCKET-RUNTIME.md#limits): stop reading from a peer that does not read what we
-     * owe it (echoes, pongs); resume once half the queue has drained. */
-    if (pending > lim->max_output) {
-        c->read_paused = true;
-    } else if (c->read_paused && pending <= lim->max_output / 2) {
-        c->read_paused = false;
+    /* Backpressure: the session decides when reading pauses and resumes. */
+    bool pause = osp_ws_session_pause_reading(&c->session, c->read_paused, pending);
+    if (pause != c->read_paused) {
+        c->read_paused = pause;
         /* Records OpenSSL already decrypted raise no epoll event: read them on the next turn. */
-        if (c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
+        if (!pause && c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
     }
-    /* Deliveries to the handler (ws_inbox.c) are held back once half the cap is queued, until a
-     * quarter: a send is refused when the message would not fit under the cap, so a handler that
-     * answers each message with at most half the cap is never refused for a full queue. */
+    /* Deliveries to the handler (ws_inbox.c) are held back while the session says so. */
     if (c->inbox) {
-        bool hold = c->inbox_held ? pending > lim->max_output / 4 : pending > lim->max_output / 2;
+        bool hold = osp_ws_session_hold_deliveries(&c->session, c->inbox_held, pending);
         if (hold != c->inbox_held) {
             c->inbox_held = hold;
             if (c->owner->output_pressure) c->owner->output_pressure(c, hold);
@@ -980,7 +975,8 @@ static bool tls_accept(osp_ws_conn *c) {
 }
 
 void osp_ws_conn_check_backpressure(osp_ws_conn *c) {
-    if (c->state != OSP_WS_CONN_DEAD && !c->read_paused && osp_ws_conn_pending(c) > c->limits.max_output)
+    if (c->state != OSP_WS_CONN_DEAD && !c->read_paused &&
+        osp_ws_session_pause_reading(&c->session, false, osp_ws_conn_pending(c)))
         c->read_paused = true; /* update_interest (the flush that follows) drops EPOLLIN */
 }
 

@@ -153,6 +153,16 @@ int osp_ws_session_output_room(osp_ws_session *s) {
     return 0;
 }
 
+bool osp_ws_session_pause_reading(const osp_ws_session *s, bool paused, size_t pending) {
+    uint64_t cap = s->limits->max_output;
+    return paused ? pending > cap / 2 : pending > cap;
+}
+
+bool osp_ws_session_hold_deliveries(const osp_ws_session *s, bool held, size_t pending) {
+    uint64_t cap = s->limits->max_output;
+    return held ? pending > cap / 4 : pending > cap / 2;
+}
+
 /* Message timeout bookkeeping after received bytes were taken: a frame or fragmented message
  * in progress has a start time; it restarts when something completed meanwhile. */
 static void note_message_progress(osp_ws_session *s, uint64_t now) {

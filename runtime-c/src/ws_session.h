@@ -145,6 +145,17 @@ uint16_t osp_ws_session_transport_ended(osp_ws_session *s);
 /* The owner stopped (true) or resumed (false) reading for the process memory budget. */
 void osp_ws_session_set_budget_wait(osp_ws_session *s, bool waiting);
 
+/* Backpressure (docs/WEBSOCKET-RUNTIME.md#limits) with `pending` bytes waiting to be written:
+ * should reading from the peer be paused? Over the output cap it is (a peer that does not read
+ * what we owe it — echoes, pongs — must not make us queue more); once paused it stays so until
+ * half the cap has drained, so one drained frame does not flip it back and forth. */
+bool osp_ws_session_pause_reading(const osp_ws_session *s, bool paused, size_t pending);
+/* Should messages be held back from the application's handler (`held`: they are now)? Held
+ * over half the cap, released at a quarter: a send is refused when the message would not fit
+ * under the cap, so a handler answering each message with at most half the cap is never
+ * refused for a full queue. */
+bool osp_ws_session_hold_deliveries(const osp_ws_session *s, bool held, size_t pending);
+
 /* May the application queue a data message now? (OPEN, no Close sent or received.) */
 static inline bool osp_ws_session_accepts_data(const osp_ws_session *s) {
     return s->phase == OSP_WS_SESSION_OPEN && !s->close_sent && !s->close_received;

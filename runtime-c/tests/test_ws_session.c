@@ -592,6 +592,27 @@ static void test_deadlines(void) {
     limits = saved;
 }
 
+/* ---- backpressure decisions ------------------------------------------------------------------- */
+
+static void test_backpressure(void) {
+    osp_ws_limits saved = limits;
+    limits.max_output = 1000;
+    run r;
+    start(&r, OSP_WS_ROLE_SERVER, 0);
+    /* Reading pauses above the cap and resumes only at half of it. */
+    CHECK(!osp_ws_session_pause_reading(&r.s, false, 1000), "at the cap: reading goes on");
+    CHECK(osp_ws_session_pause_reading(&r.s, false, 1001), "over the cap: paused");
+    CHECK(osp_ws_session_pause_reading(&r.s, true, 501), "paused until half has drained");
+    CHECK(!osp_ws_session_pause_reading(&r.s, true, 500), "resumed at half");
+    /* Deliveries are held above half the cap and released at a quarter. */
+    CHECK(!osp_ws_session_hold_deliveries(&r.s, false, 500), "half: not held");
+    CHECK(osp_ws_session_hold_deliveries(&r.s, false, 501), "over half: held");
+    CHECK(osp_ws_session_hold_deliveries(&r.s, true, 251), "held until a quarter");
+    CHECK(!osp_ws_session_hold_deliveries(&r.s, true, 250), "released at a quarter");
+    osp_ws_session_free(&r.s);
+    limits = saved;
+}
+
 /* ---- an output that refuses ------------------------------------------------------------------- */
 
 static void test_output_refuses(void) {
@@ -623,6 +644,7 @@ int main(void) {
     test_fragments_split_everywhere();
     test_failures();
     test_deadlines();
+    test_backpressure();
     test_output_refuses();
     return check_summary("test_ws_session");
 }
