@@ -31,7 +31,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <link.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -127,15 +126,15 @@ typedef struct {
 static struct {
     pthread_mutex_t lock;
     /* Idle workers sleep on this futex word (see idle_wait); a wake-up bumps it. Not a condition
-     * variable: glibc's relocks the mutex after a wait as if contended, so every worker wake-up
+     * variable: glibc's condition wait relocks the mutex as if contended, so every worker wake-up
      * cost a futex wake more when the worker released sched.lock (one per HTTP batch). */
     _Atomic uint32_t wake_seq;
     atomic_int sleepers; /* workers in (or entering) the futex wait */
     /* A wake-up was sent and the worker it woke has not run yet: a burst of wake-ups (a loop of
      * spawns) then costs one futex wake, not one each (a condition variable skips them the same
-     * way). Work queued meanwhile is taken by that worker, or by another once a later wake-up
-     * or an idle worker's 2 ms look finds it. Cleared by every worker that enters or leaves the
-     * wait, so it cannot stay raised with a worker asleep. */
+     * way). The woken worker passes the wake-up on when it finds more queued than the fiber it
+     * takes (next_fiber), so every fiber of the burst still gets a worker. Cleared by every
+     * worker that enters or leaves the wait, so it cannot stay raised with a worker asleep. */
     atomic_bool waking;
     int started;
     int nworkers;      /* worker loops running (sched.lock) */
@@ -544,6 +543,9 @@ static osp_fiber *next_fiber(osp_worker *w) {
         }
         if (f) {
             w->ticks++;
+            /* More is runnable: pass the wake-up on (wake-ups sent while this worker was being
+             * woken were folded into its own). */
+            if (sched.ready_head != NULL && sched.idle > 0) wake_idle_worker();
             pthread_mutex_unlock(&sched.lock);
             return f;
         }
@@ -697,7 +699,7 @@ void *osp_fiber_spawn(osp_fiber_body_fn body, void *env) {
     pthread_mutex_unlock(&sched.lock);
     /* Signalled once the lock is free: a worker woken under it would at once block on the lock
      * this thread still holds (a futex wait and wake more per spawn). No wake-up is lost: an idle
-     * worker counted above is already waiting on the condition, having released the lock. */
+     * worker counted above read the futex word under the lock before it slept (idle_wait). */
     if (wake) wake_idle_worker();
     return f;
 }
