@@ -43,7 +43,7 @@ export const CHECK_DOCS: Record<CheckName, string> = {
   output: 'Text the function prints reaches standard output.',
   delivery: 'A message the function reports as sent is received by an independent raw RFC 6455 client.',
   integrity:
-    'Every message-carrying function, in its direction (send: an independent peer receives; receive: the handler receives), carries messages of 0, 1, 125, 126, 4,095, 4,096, 4,097, 65,535, 65,536 and 1,000,000 bytes and of the configured maxMessageBytes, mixing 1- to 4-byte UTF-8, byte for byte and in order. A truncated, extended, altered, dropped or reordered message fails with the function and the size. Cases with NUL bytes and binary messages are listed as pending until the ABI can carry them.',
+    'Every message-carrying function, in its direction (send: an independent peer receives; receive: the handler receives), carries messages of 0, 1, 125, 126, 4,095, 4,096, 4,097, 65,535, 65,536 and 1,000,000 bytes and of the configured maxMessageBytes, mixing 1- to 4-byte UTF-8, byte for byte, in order and of the kind sent (text or binary: the frame opcode at a peer, the WebSocketMessage type at a handler); then the same with NUL bytes inside the text, and, through the functions that carry binary messages, binary messages holding every byte value. A truncated, extended, altered, dropped or reordered message, or one of the wrong kind, fails with the function and the size.',
   'message-limit':
     'A message one byte over the configured maxMessageBytes is refused, never truncated: a sending function returns Error and nothing of it reaches the peer; a receiving side closes with 1009 and the handler never sees it.',
   events:

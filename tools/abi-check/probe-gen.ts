@@ -16,7 +16,7 @@ import {
   type RuntimeFunction,
 } from '../../runtime-bindings/abi.ts';
 import { cSpelling } from '../../runtime-bindings/c-header.ts';
-import { INTEGRITY_LIMIT, INTEGRITY_MAX_OUTPUT, INTEGRITY_SIZES, type IntegrityTarget } from './integrity.ts';
+import { INTEGRITY_LIMIT, INTEGRITY_MAX_OUTPUT, INTEGRITY_SIZES, integrityKind, type IntegrityContent, type IntegrityTarget } from './integrity.ts';
 import {
   FIXTURES,
   HANDLER_DRIVERS,
@@ -476,13 +476,19 @@ function integrityCallback(t: IntegrityTarget): string[] {
   ];
 }
 
+/** The codes of probe_integrity_set_content (probe_support.h). */
+const CONTENT_CODE: Record<IntegrityContent, string> = { utf8: 'INTEGRITY_UTF8', nul: 'INTEGRITY_NUL_BYTES', binary: 'INTEGRITY_BINARY' };
+const KIND_CODE: Record<ReturnType<typeof integrityKind>, string> = { unchecked: 'MSG_UNKNOWN', text: 'MSG_TEXT', binary: 'MSG_BINARY' };
+
 /**
  * An integrity scenario (integrity.ts): configure the message limit, set up the route, push every
  * size through the function with the support library's driver, then close what was opened.
  */
 function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: IntegrityTarget, fixtures: FixtureName[], present: Set<string>): void {
   const sym = cString(fn.symbol);
-  e.line(`probe_integrity_set_content(${s.integrityContent === 'nul' ? 1 : 0});`);
+  const content: IntegrityContent = s.integrityContent ?? 'utf8';
+  const kind = integrityKind(t, content);
+  e.line(`probe_integrity_set_content(${CONTENT_CODE[content]}, ${KIND_CODE[kind]});`);
   e.line('int64_t integrity_limit = 0;');
   if (present.has('osp_ws_set_default_limit')) {
     // Before any server or connection exists: both copy the process default when created.
@@ -542,10 +548,10 @@ function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: Integrit
   e.line(`const char *said = r.tag == OSP_RESULT_ERROR && probe_read_cstring(r.value, msg, sizeof msg, &len, &why) ? probe_quote(msg, len) : "no Success";`);
   e.line(`probe_check("integrity", 0, "not exercised: %s returned %s", ${sym}, said);`);
   e.line(`probe_check("message-limit", 0, "not exercised: %s returned %s", ${sym}, said);`);
-  if (t.route === 'server-receive') stopServer('fx_listeningServerId');
+  if (t.route === 'server-receive' || t.route === 'server-receive-record') stopServer('fx_listeningServerId');
   e.line('return;');
   e.close();
-  if (t.route === 'client-receive') {
+  if (t.route === 'client-receive' || t.route === 'client-receive-record') {
     e.line(`probe_integrity_receive_digest(${sym}, sizes, count, integrity_limit);`);
     closeClient('r.value');
   } else {

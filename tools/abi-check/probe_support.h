@@ -121,15 +121,25 @@ void probe_raw_stop_sender(void);
 
 /* ---- message integrity (tools/abi-check/integrity.ts) ------------------------------------ */
 
-/* A String (probe_string_new; release with probe_string_free) of exactly `n` bytes of valid UTF-8
- * (1- to 4-byte sequences), different for every `index`. */
-char *probe_integrity_text(size_t n, unsigned index);
-/* Chooses the messages probe_integrity_text and the harness's /integrity server make: 0 UTF-8
- * text, 1 the same with NUL bytes (integrity.ts, the nul-bytes case). */
-void probe_integrity_set_content(int nul_bytes);
+/* What the integrity messages are made of (integrity.ts, INTEGRITY_CASES). */
+enum { INTEGRITY_UTF8 = 0, INTEGRITY_NUL_BYTES = 1, INTEGRITY_BINARY = 2 };
+/* The kind of a received message: the opcode of its first frame at a raw peer, the
+ * WebSocketMessage type at a handler; MSG_UNKNOWN where the receiver is not told (a String
+ * handler), MSG_BAD_TYPE for a record whose type is neither "text" nor "binary". */
+enum { MSG_UNKNOWN = 0, MSG_TEXT = 1, MSG_BINARY = 2, MSG_BAD_TYPE = 3 };
 
-/* From now on every handler call also copies its first string argument, whole, into a FIFO
- * (up to `max_bytes` bytes each) that probe_capture_next pops. */
+/* A String (probe_string_new; release with probe_string_free) of exactly `n` bytes, different for
+ * every `index`: valid UTF-8 (1- to 4-byte sequences), with NUL bytes in the nul-bytes case, or
+ * bytes of every value in the binary case (the first 256 bytes hold each value once). */
+char *probe_integrity_text(size_t n, unsigned index);
+/* Chooses the messages probe_integrity_text, the raw client and the harness's /integrity server
+ * make (`content`, INTEGRITY_*; the raw client sends binary frames in the binary case), and the
+ * kind every message must arrive as (`kind`, MSG_TEXT, MSG_BINARY, or MSG_UNKNOWN: unchecked). */
+void probe_integrity_set_content(int content, int kind);
+
+/* From now on every handler call also copies its first string argument (a WebSocketMessage
+ * handler: the record's data, and its type), whole, into a FIFO (up to `max_bytes` bytes each)
+ * that probe_capture_next pops. */
 void probe_capture_start(size_t max_bytes);
 /* Pops the oldest captured message (malloc'd, NUL-terminated; the caller frees it). Returns 1,
  * or 0 when nothing arrived within `timeout_ms`. */

@@ -12,7 +12,7 @@
  * like the probed call) and probe-support helpers.
  */
 import { ABI_VERSION, type HandlerName } from '../../runtime-bindings/abi.ts';
-import { activeIntegrityCases, INTEGRITY_TARGETS, type IntegrityContent, type IntegrityTarget } from './integrity.ts';
+import { integrityCasesFor, INTEGRITY_TARGETS, type IntegrityContent, type IntegrityTarget } from './integrity.ts';
 
 /** An argument of a probed or set-up call. */
 export type ArgValue =
@@ -328,6 +328,8 @@ const INTEGRITY_ARGS: Record<IntegrityTarget['route'], { args: Record<string, Ar
   'server-broadcast-binary': { args: { server_id: fx('listeningServerId') }, extraFixtures: ['connectionId'] },
   'client-receive': { args: { url: fx('integrityUrl') } },
   'server-receive': { args: { server_id: fx('listeningServerId') } },
+  'client-receive-record': { args: { url: fx('integrityUrl') } },
+  'server-receive-record': { args: { server_id: fx('listeningServerId') } },
 };
 
 /** The integrity scenario of a message-carrying function (none for the others). */
@@ -335,7 +337,7 @@ export function integrityScenarios(symbol: string): Scenario[] {
   const t = INTEGRITY_TARGETS.find((x) => x.symbol === symbol);
   if (t === undefined) return [];
   const a = INTEGRITY_ARGS[t.route];
-  return activeIntegrityCases().map((c) => ({
+  return integrityCasesFor(t).map((c) => ({
     name: c.content === 'utf8' ? 'integrity' : `integrity-${c.name}`,
     doc: `messages of every integrity size ${t.direction === 'send' ? 'sent' : 'received'}${c.content === 'utf8' ? '' : ` (${c.doc})`}; ${t.doc}`,
     args: a.args,
