@@ -108,6 +108,10 @@ describe('our runtime', () => {
       const events = r.rows.find((x) => x.function === fn && x.check === 'events');
       expect(events?.pass, `${fn} ${events?.reason}`).toBe(true);
     }
+    // And for a client: one close event after its messages, 1000 "bye" from its server, 1006 when the server vanished.
+    const clientEvents = r.rows.find((x) => x.function === 'osp_ws_on_close' && x.check === 'events');
+    expect(clientEvents?.reason).toBe('[events] one close event per client connection, after its messages: 1000 "bye" when the server closed, 1006 when it vanished');
+    expect(clientEvents?.pass).toBe(true);
   });
 });
 
@@ -235,10 +239,11 @@ describe.skipIf(missing.length > 0)('our runtime with WebSocketMessage handlers 
 
 describe.skipIf(missing.length > 0)('our runtime with the close events of dropped connections lost (fixtures/drop_close_events.c)', () => {
   // Only the event registrations are probed: the rest of the library is ours, checked above.
-  const EVENT_FUNCTIONS = ['osp_ws_server_on_open', 'osp_ws_server_on_close', 'osp_ws_server_on_message'];
+  const EVENT_FUNCTIONS = ['osp_ws_server_on_open', 'osp_ws_server_on_close', 'osp_ws_server_on_message', 'osp_ws_on_close'];
+  const FLAWED = ['osp_ws_server_on_close', 'osp_ws_on_close'];
   let report: AbiReport;
   beforeAll(async () => {
-    report = await runAbiCheck({ runtime: wrappedRuntime('drop_close_events', ['osp_ws_server_on_close']), only: EVENT_FUNCTIONS });
+    report = await runAbiCheck({ runtime: wrappedRuntime('drop_close_events', FLAWED), only: EVENT_FUNCTIONS });
   }, 120_000);
 
   it('fails the events check of osp_ws_server_on_close, naming the function and the dropped connection', () => {
@@ -247,8 +252,14 @@ describe.skipIf(missing.length > 0)('our runtime with the close events of droppe
     expect(row!.reason).toMatch(/^\[events\] osp_ws_server_on_close: the dropped \(TCP closed without a close frame\) connection \(id \d+\) got no close event within 3 s$/);
   });
 
+  it('fails the events check of osp_ws_on_close, naming the function and the client whose server vanished', () => {
+    const row = report.rows.find((x) => x.function === 'osp_ws_on_close' && x.check === 'events');
+    expect(row?.pass, row?.reason).toBe(false);
+    expect(row!.reason).toMatch(/^\[events\] osp_ws_on_close: the client whose server vanished \(TCP closed without a close frame\) connection \(id \d+\) got no close event within 3 s$/);
+  });
+
   it("fails nothing else (the open events and the close frame's event are intact)", () => {
-    expect(show(failures(report).filter((x) => !(x.function === 'osp_ws_server_on_close' && x.check === 'events')))).toEqual([]);
+    expect(show(failures(report).filter((x) => !(FLAWED.includes(x.function) && x.check === 'events')))).toEqual([]);
     expect(report.rows.find((x) => x.function === 'osp_ws_server_on_open' && x.check === 'events')?.pass).toBe(true);
   });
 });
@@ -348,7 +359,7 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_connect',
       check: 'result-tag',
       reason: /returned tag 0x[0-9a-f]+, the address of its first argument: the function returns a struct larger than 16 bytes through a hidden sret pointer/,
-      affected: ['osp_ws_connect', 'osp_ws_send', 'osp_ws_close', 'osp_ws_send_binary'],
+      affected: ['osp_ws_connect', 'osp_ws_send', 'osp_ws_close', 'osp_ws_send_binary', 'osp_ws_on_close'],
     },
     {
       macro: 'FAULT_SWAP',
@@ -378,14 +389,15 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_connect',
       check: 'handler-order',
       reason: /handler received message \d+ after message \d+: out of order or repeated/,
-      affected: ['osp_ws_connect'],
+      affected: ['osp_ws_connect', 'osp_ws_on_close'],
     },
     {
       macro: 'FAULT_REORDER',
       fn: 'osp_ws_connect',
       check: 'integrity',
       reason: /osp_ws_connect: the 0-byte message could not be matched: the handler received 0 bytes where the peer's announcement of message #0 was due - messages reordered or delivered twice/,
-      affected: ['osp_ws_connect'],
+      // The client close-event scenario counts its connections' messages.
+      affected: ['osp_ws_connect', 'osp_ws_on_close'],
     },
     {
       macro: 'FAULT_DROP',
@@ -399,7 +411,7 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_connect',
       check: 'handler-thread',
       reason: /handler ran on the calling thread, synchronously inside osp_ws_connect/,
-      affected: ['osp_ws_connect'],
+      affected: ['osp_ws_connect', 'osp_ws_on_close'],
     },
     {
       macro: 'FAULT_BAD_MESSAGE',
@@ -427,7 +439,21 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_server_on_close',
       check: 'events',
       reason: /^\[events\] osp_ws_server_on_close: the closing \(close frame 1000\) connection \(id \d+\) got 2 close events, not one$/,
-      affected: ['osp_ws_server_on_close'],
+      affected: ['osp_ws_server_on_close', 'osp_ws_on_close'],
+    },
+    {
+      macro: 'FAULT_CLOSE_TWICE',
+      fn: 'osp_ws_on_close',
+      check: 'events',
+      reason: /^\[events\] osp_ws_on_close: the client whose server closed with 1000 "bye" connection \(id \d+\) got 2 close events, not one$/,
+      affected: ['osp_ws_server_on_close', 'osp_ws_on_close'],
+    },
+    {
+      macro: 'FAULT_SYNC',
+      fn: 'osp_ws_on_close',
+      check: 'events',
+      reason: /^\[events\] osp_ws_on_close: the client whose server closed with 1000 "bye" connection \(id \d+\) delivered 4 of its 3 messages before its close event$/,
+      affected: ['osp_ws_connect', 'osp_ws_on_close'],
     },
     {
       macro: 'FAULT_HANG',

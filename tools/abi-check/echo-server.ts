@@ -17,6 +17,10 @@
  *                               code the client answers with under TOKEN;
  *   /closecode/TOKEN/WAIT_MS    answers "abi-probe:closecode CODE" (or "none") once the
  *                               connection of TOKEN has closed, waiting up to WAIT_MS;
+ *   /closeafter/bye|vanish      on "abi-probe:go", sends "abi-probe:event 0".."abi-probe:event 2", then
+ *                               closes with 1000 "bye" (bye) or, once the messages were written,
+ *                               drops the TCP connection without a close frame (vanish): the
+ *                               client close events of websocketOnClose;
  *   anything else               echoes.
  */
 import { createHash } from 'node:crypto';
@@ -126,6 +130,25 @@ export async function startEchoServer(): Promise<EchoServer> {
       const [, token, count, waitMs] = digestQuery;
       whenReady(digestWaiters, token, Number(waitMs), () => (digests.get(token)?.length ?? 0) >= Number(count), () => {
         if (socket.readyState === socket.OPEN) socket.send(`abi-probe:digests ${(digests.get(token) ?? []).join(';')}`);
+      });
+      return;
+    }
+    const closeAfter = /^\/closeafter\/(bye|vanish)$/.exec(url);
+    if (closeAfter) {
+      const vanish = closeAfter[1] === 'vanish';
+      let started = false;
+      socket.on('message', (data) => {
+        if (started || data.toString() !== 'abi-probe:go') return;
+        started = true;
+        for (let i = 0; i < 3; i++) {
+          const last = i === 2;
+          socket.send(`abi-probe:event ${i}`, () => {
+            // The messages are in the kernel's buffer: what follows cannot overtake them.
+            if (!last || socket.readyState !== socket.OPEN) return;
+            if (vanish) socket.terminate();
+            else socket.close(1000, 'bye');
+          });
+        }
       });
       return;
     }

@@ -2026,3 +2026,70 @@ void probe_events_drive(const char *fn, int which, int64_t port) {
     else
         probe_check("events", 0, "%s", why);
 }
+
+/* ---- client close events (osp_ws_on_close) ------------------------------------------------- */
+
+/* One env per client connection, so the handlers tell the two connections apart; the probe binds
+ * each to the connection id osp_ws_connect returned (events are logged with that id). */
+static char client_event_envs[2][16];
+static int64_t client_event_ids[2] = {-1, -1};
+
+void *probe_client_event_env(int which) { return client_event_envs[which & 1]; }
+
+void probe_client_event_bind(int which, int64_t connection_id) {
+    pthread_mutex_lock(&events.lock);
+    client_event_ids[which & 1] = connection_id;
+    pthread_mutex_unlock(&events.lock);
+}
+
+const char *probe_client_events_url(int which) { return probe_echo_url(which == 0 ? "/closeafter/bye" : "/closeafter/vanish"); }
+
+/* Which connection an env belongs to (0 or 1), or -1 for an env the probe never registered. */
+static int client_event_index(void *env) { return env == client_event_envs[0] ? 0 : env == client_event_envs[1] ? 1 : -1; }
+
+/* Logged with the connection's index (an event may come before the probe bound the id, e.g. a
+ * handler called inside osp_ws_connect); probe_client_events_check turns indexes into ids. */
+static void client_event_record(char kind, void *env, int64_t code, const char *reason) {
+    int which = client_event_index(env);
+    event_record(kind, env, which, code, reason);
+    /* event_record judged env against PROBE_ENV; here either registered env is right. */
+    pthread_mutex_lock(&events.lock);
+    if (events.count > 0) events.log[events.count - 1].env_ok = which >= 0;
+    pthread_mutex_unlock(&events.lock);
+}
+
+OspResult probe_client_event_on_message(void *env, const char *message) {
+    (void)message;
+    client_event_record('m', env, 0, NULL);
+    return (OspResult){OSP_RESULT_SUCCESS, 0};
+}
+
+OspResult probe_client_event_on_close(void *env, int64_t code, const char *reason) {
+    client_event_record('c', env, code, reason);
+    return (OspResult){OSP_RESULT_SUCCESS, 0};
+}
+
+#define CLIENT_CLOSE_REASON "bye"
+
+void probe_client_events_check(const char *fn) {
+    uint64_t deadline = probe_now_ms() + 3000;
+    while (events_closed() < 2 && probe_now_ms() < deadline) probe_pause_ms(20);
+    probe_pause_ms(300); /* a duplicate close arrives late */
+    pthread_mutex_lock(&events.lock);
+    char why[400] = "";
+    int ok = 1, env_bad = 0;
+    for (int i = 0; i < events.count; i++) {
+        env_bad |= !events.log[i].env_ok;
+        if (events.log[i].env_ok) events.log[i].id = client_event_ids[events.log[i].id];
+    }
+    if (events.overflow) ok = 0, snprintf(why, sizeof why, "%s: more than %d events for 2 connections", fn, EVENT_CAP);
+    else if (env_bad) ok = 0, snprintf(why, sizeof why, "%s: a handler was called with an env other than the one registered for its connection", fn);
+    else
+        ok = check_connection(fn, 1, "client whose server closed with 1000 \"" CLIENT_CLOSE_REASON "\"", 1000, CLIENT_CLOSE_REASON, client_event_ids[0], EVENT_MESSAGES, why, sizeof why) &&
+             check_connection(fn, 1, "client whose server vanished (TCP closed without a close frame)", 1006, "", client_event_ids[1], EVENT_MESSAGES, why, sizeof why);
+    pthread_mutex_unlock(&events.lock);
+    if (ok)
+        probe_check("events", 1, "one close event per client connection, after its messages: 1000 \"bye\" when the server closed, 1006 when it vanished");
+    else
+        probe_check("events", 0, "%s", why);
+}

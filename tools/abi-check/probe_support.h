@@ -181,4 +181,17 @@ OspResult probe_event_on_close(void *env, int64_t connection_id, int64_t code, c
  * last, 1000 with the reason and 1006). */
 void probe_events_drive(const char *fn, int which, int64_t port);
 
+/* Client close events (osp_ws_on_close). The probe connects two clients to the harness's Node
+ * server, URL probe_client_events_url(0) (which closes with 1000 "bye") and (1) (which drops the
+ * TCP connection), each registered with env probe_client_event_env(i) for both handlers and bound
+ * to its connection id with probe_client_event_bind, then sends "abi-probe:go" on each: the server
+ * sends 3 messages and ends the connection. probe_client_events_check reports the `events` check
+ * for `fn`: one close event per connection, after its 3 messages, 1000 "bye" and 1006 "". */
+void *probe_client_event_env(int which);
+void probe_client_event_bind(int which, int64_t connection_id);
+const char *probe_client_events_url(int which);
+OspResult probe_client_event_on_message(void *env, const char *message);
+OspResult probe_client_event_on_close(void *env, int64_t code, const char *reason);
+void probe_client_events_check(const char *fn);
+
 #endif /* OSP_PROBE_SUPPORT_H */

@@ -310,13 +310,20 @@ export interface Scenario {
   integrity?: IntegrityTarget;
   /** What the integrity messages are made of (integrity.ts, INTEGRITY_CASES). */
   integrityContent?: IntegrityContent;
-  /** A connection-events scenario: the probe registers logging open, message and close handlers
-   *  on a listening server, drives two raw clients through it and checks this kind of event. */
-  events?: 'open' | 'close';
+  /** A connection-events scenario. 'open' / 'close': the probe registers logging open, message
+   *  and close handlers on a listening server, drives two raw clients through it and checks this
+   *  kind of event. 'client-close': two clients connect to the harness's Node server, register
+   *  logging message and close handlers, and the server closes one with 1000 "bye" and vanishes
+   *  from the other. */
+  events?: 'open' | 'close' | 'client-close';
 }
 
 /** The connection-events scenario of osp_ws_server_on_open and osp_ws_server_on_close, in words. */
 const EVENTS_DOC = 'a server given open, message and close handlers, then listening; two raw clients send 3 messages each, one closes with a close frame, the other drops its TCP connection';
+
+/** The client close-event scenario of osp_ws_on_close, in words. */
+const CLIENT_EVENTS_DOC =
+  "two clients of the harness's Node `ws` server, each given a message handler and a close handler; the server sends each 3 messages, then closes one with 1000 \"bye\" and drops the other's TCP connection without a close frame";
 
 /** The arguments of the probed call (receive routes) or the fixtures the sends need. */
 const INTEGRITY_ARGS: Record<IntegrityTarget['route'], { args: Record<string, ArgValue>; extraFixtures?: FixtureName[] }> = {
@@ -694,7 +701,10 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   ],
   osp_ws_connect_with_id: [{ name: 'error', doc: 'an unreachable address (127.0.0.1, closed port)', args: { url: fx('closedPortUrl') }, expect: 'error' }],
   osp_ws_connect_messages: [{ name: 'error', doc: 'an unreachable address (127.0.0.1, closed port)', args: { url: fx('closedPortUrl') }, expect: 'error' }],
-  osp_ws_on_close: [{ name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_on_close: [
+    { name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+    { name: 'events', doc: CLIENT_EVENTS_DOC, args: {}, events: 'client-close' },
+  ],
   osp_ws_server_on_text: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
   osp_ws_server_on_messages: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
   osp_ws_server_on_open: [
