@@ -456,6 +456,20 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       affected: ['osp_ws_connect', 'osp_ws_on_close'],
     },
     {
+      macro: 'FAULT_NUL_CUT',
+      fn: 'osp_ws_create_server',
+      check: 'error-path',
+      reason: /^\[nul-address\] expected Error for a free port, address "127\.0\.0\.1\\0junk" \(a NUL byte\), got Success \(payload \d+\); \[nul-path\] expected Error for a free port, path "\/abi\\0junk" \(a NUL byte\), got Success/,
+      affected: ['osp_ws_create_server', 'osp_ws_server_set_limit', 'osp_ws_set_default_limit', 'osp_ws_server_allow_origin', 'osp_ws_set_trusted_ca', 'osp_ws_server_add_subprotocol'],
+    },
+    {
+      macro: 'FAULT_NUL_CUT',
+      fn: 'osp_ws_server_allow_origin',
+      check: 'error-path',
+      reason: /^\[nul\] expected Error for the origin "http:\/\/localhost:8080\\0\.evil" \(a NUL byte after a valid origin\), got Success/,
+      affected: ['osp_ws_create_server', 'osp_ws_server_set_limit', 'osp_ws_set_default_limit', 'osp_ws_server_allow_origin', 'osp_ws_set_trusted_ca', 'osp_ws_server_add_subprotocol'],
+    },
+    {
       macro: 'FAULT_HANG',
       fn: 'osp_ws_stop_server',
       check: 'no-crash',

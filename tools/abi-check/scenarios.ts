@@ -630,6 +630,9 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       args: { port: int(70000), address: str('127.0.0.1'), path: str(PROBE_PATH) },
       expect: 'error',
     },
+    // A NUL byte must be refused, not cut at: C code would bind 127.0.0.1 or serve /abi.
+    { name: 'nul-address', doc: 'a free port, address "127.0.0.1\\0junk" (a NUL byte)', args: { port: fx('freePort'), address: str('127.0.0.1\u0000junk'), path: str(PROBE_PATH) }, expect: 'error' },
+    { name: 'nul-path', doc: 'a free port, path "/abi\\0junk" (a NUL byte)', args: { port: fx('freePort'), address: str('127.0.0.1'), path: str(`${PROBE_PATH}\u0000junk`) }, expect: 'error' },
   ],
   osp_ws_server_listen: [
     { name: 'success', doc: 'a server created on a free port', args: { server_id: fx('serverId') }, expect: 'success' },
@@ -718,14 +721,17 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   osp_ws_server_set_limit: [
     { name: 'success', doc: 'maxFragments = 8 on a server not yet listening', args: { server_id: fx('serverId'), name: str('maxFragments'), value: int(8) }, expect: 'success' },
     { name: 'error', doc: 'an unknown limit name', args: { server_id: fx('serverId'), name: str('noSuchLimit'), value: int(8) }, expect: 'error' },
+    { name: 'nul', doc: 'the name "maxFragments\\0x" (a NUL byte after a valid name)', args: { server_id: fx('serverId'), name: str('maxFragments\u0000x'), value: int(8) }, expect: 'error' },
   ],
   osp_ws_set_default_limit: [
     { name: 'success', doc: 'idleTimeoutMs = 0 (the default: off)', args: { name: str('idleTimeoutMs'), value: int(0) }, expect: 'success' },
     { name: 'error', doc: 'maxConnections = 0 (out of range)', args: { name: str('maxConnections'), value: int(0) }, expect: 'error' },
+    { name: 'nul', doc: 'the name "idleTimeoutMs\\0x" = 0 (a NUL byte after a valid name)', args: { name: str('idleTimeoutMs\u0000x'), value: int(0) }, expect: 'error' },
   ],
   osp_ws_server_allow_origin: [
     { name: 'success', doc: 'http://localhost:8080 on a server not yet listening', args: { server_id: fx('serverId'), origin: str('http://localhost:8080') }, expect: 'success' },
     { name: 'error', doc: 'an origin with a path (not a serialized origin)', args: { server_id: fx('serverId'), origin: str('http://localhost:8080/chat') }, expect: 'error' },
+    { name: 'nul', doc: 'the origin "http://localhost:8080\\0.evil" (a NUL byte after a valid origin)', args: { server_id: fx('serverId'), origin: str('http://localhost:8080\u0000.evil') }, expect: 'error' },
   ],
   osp_ws_create_secure_server: [
     // A success path needs a certificate and key on disk; tests/interop/tls.test.ts covers it with a
@@ -740,6 +746,7 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   osp_ws_set_trusted_ca: [
     { name: 'success', doc: '"" (no extra CA: the system trust store only)', args: { path: str('') }, expect: 'success' },
     { name: 'error', doc: 'a CA file that does not exist', args: { path: str('/nonexistent/abi-probe-ca.pem') }, expect: 'error' },
+    { name: 'nul', doc: 'the path "\\0/nonexistent" (a NUL byte first: cut at it, the path would be "")', args: { path: str('\u0000/nonexistent') }, expect: 'error' },
   ],
   osp_ws_server_use_cluster: [
     // A success path needs a Redis server; tests/cluster runs a real redis-server.
@@ -756,5 +763,6 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   osp_ws_server_add_subprotocol: [
     { name: 'success', doc: '"chat.v1" on a server not yet listening', args: { server_id: fx('serverId'), protocol: str('chat.v1') }, expect: 'success' },
     { name: 'error', doc: 'a name with a space (not a token)', args: { server_id: fx('serverId'), protocol: str('chat v1') }, expect: 'error' },
+    { name: 'nul', doc: 'the name "chat.v1\\0" (a NUL byte after a valid token)', args: { server_id: fx('serverId'), protocol: str('chat.v1\u0000') }, expect: 'error' },
   ],
 };
