@@ -16,7 +16,7 @@ import {
   type RuntimeFunction,
 } from '../../runtime-bindings/abi.ts';
 import { cSpelling } from '../../runtime-bindings/c-header.ts';
-import { INTEGRITY_LIMIT, INTEGRITY_MAX_OUTPUT, INTEGRITY_SIZES, integrityKind, type IntegrityContent, type IntegrityTarget } from './integrity.ts';
+import { INTEGRITY_LIMIT, INTEGRITY_MAX_OUTPUT, INTEGRITY_SIZES, integrityKind, type IntegrityContent, type IntegrityKind, type IntegrityTarget } from './integrity.ts';
 import {
   FIXTURES,
   HANDLER_DRIVERS,
@@ -482,7 +482,7 @@ function integrityCallback(t: IntegrityTarget): string[] {
 
 /** The codes of probe_integrity_set_content (probe_support.h). */
 const CONTENT_CODE: Record<IntegrityContent, string> = { utf8: 'INTEGRITY_UTF8', nul: 'INTEGRITY_NUL_BYTES', binary: 'INTEGRITY_BINARY' };
-const KIND_CODE: Record<ReturnType<typeof integrityKind>, string> = { unchecked: 'MSG_UNKNOWN', text: 'MSG_TEXT', binary: 'MSG_BINARY' };
+const KIND_CODE: Record<IntegrityKind, string> = { unchecked: 'MSG_UNKNOWN', text: 'MSG_TEXT', binary: 'MSG_BINARY' };
 
 /**
  * An integrity scenario (integrity.ts): configure the message limit, set up the route, push every
