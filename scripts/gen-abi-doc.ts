@@ -318,6 +318,11 @@ export function renderAbiDoc(): string {
     const scenarios = scenariosOf(f);
     p('Harness scenarios:', '');
     for (const s of scenarios) {
+      // The client close-event scenario makes its own calls (its doc says which), one per client.
+      if (s.events === 'client-close') {
+        p(`- *${s.name}* (${s.doc}): called once per client with its connection id and a logging close handler. Checks: ${expectedChecks(f, s).join(', ')}.`);
+        continue;
+      }
       const args = f.params
         .filter((prm) => !(prm.type === 'ptr' && s.args[prm.name] === undefined))
         .map((prm) => `${prm.name} = ${argText(s.args[prm.name], prm.type)}`)
