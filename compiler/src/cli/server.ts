@@ -2,8 +2,10 @@
 // on the first `osprey build/run/check` that misses the build cache, so later builds skip Node's
 // start-up and the loading of llvm-bindings and the compiler (about 110 ms of CPU per build).
 //
-//   node build/compiler/server.mjs SOCKET IDLE_SECONDS
+//   node build/compiler/server.mjs SOCKET IDLE_SECONDS [READY_FD]
 //
+// READY_FD, when given, receives one byte once the server listens (and is closed), so the
+// launcher waits exactly as long as the start-up takes and sees a server that died at once.
 // SOCKET is in a directory the launcher made private (0700, owned by the user). Requests are
 // served one at a time (each sets the client's working directory, environment and umask for its
 // duration, so two builds never see each other's); the server exits after IDLE_SECONDS without a
@@ -19,7 +21,7 @@
 //            after writing STDOUT and STDERR; 1 also start the executable EXEC (a cached `run`);
 //            2 the server cannot serve this command (compile directly); 3 stale server.
 import { createServer, type Socket } from 'node:net';
-import { lstatSync, unlinkSync } from 'node:fs';
+import { closeSync, lstatSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { bundleIsFresh } from '../../../scripts/compiler-bundle.mjs';
 import * as buildCache from '../../../scripts/build-cache.mjs';
 
@@ -31,7 +33,7 @@ const KIND_STALE = 3;
 /** A request larger than this is refused (argv and environment are a few kilobytes). */
 const MAX_REQUEST = 4 * 1024 * 1024;
 
-const [socketPath, idleArg] = process.argv.slice(2);
+const [socketPath, idleArg, readyFdArg] = process.argv.slice(2);
 if (!socketPath) {
   process.stderr.write('usage: server.mjs SOCKET [IDLE_SECONDS]\n');
   process.exit(2);
@@ -112,7 +114,15 @@ async function serve(req: Request): Promise<{ status: number; kind: number; exec
 /** The socket file we bound, to remove it at exit only while it is still ours. */
 let boundIno: number | bigint | null = null;
 
+/** SOCKET.pid holds the server's process id (for tools and tests that stop it). */
+const pidFile = `${socketPath}.pid`;
+
 function removeSocket(): void {
+  try {
+    if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) unlinkSync(pidFile);
+  } catch {
+    // none, or a newer server's
+  }
   try {
     if (boundIno !== null && lstatSync(socketPath!).ino === boundIno) unlinkSync(socketPath!);
   } catch {
@@ -207,8 +217,18 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () =
 server.listen(socketPath, () => {
   try {
     boundIno = lstatSync(socketPath).ino;
+    writeFileSync(pidFile, `${process.pid}\n`);
   } catch {
     shutdown(1);
+  }
+  if (readyFdArg !== undefined) {
+    const fd = Number(readyFdArg);
+    try {
+      writeSync(fd, 'R');
+      closeSync(fd);
+    } catch {
+      // the launcher gave up waiting: it compiles directly, and the next build finds us
+    }
   }
   armIdle();
 });
