@@ -14,6 +14,11 @@ const noBundle = process.env.OSPREY_NO_BUNDLE;
 const useBundle = (noBundle === undefined || noBundle === '' || noBundle === '0') && bundleIsFresh();
 
 const argv = process.argv.slice(2);
+if (useBundle && (argv[0] === 'build' || argv[0] === 'check')) {
+  // Refreshes build/identity when the bundle or the runtime changed, so the native launcher can
+  // vouch for the compiler again (it sends builds to the compile server only then).
+  (await import('../scripts/build-cache.mjs')).identity(true);
+}
 if (argv.includes('run') || argv.includes('--run')) {
   const cache = await import('../scripts/build-cache.mjs');
   const request = cache.cacheEnabled() ? cache.parseRunCommand(argv) : null;

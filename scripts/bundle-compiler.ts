@@ -66,6 +66,9 @@ if (existsSync(chunks)) {
   }
 }
 utimesSync(BUNDLE, started, started);
+// The identity stamp the native launcher reads (compiler-bundle.mjs stampedIdentity), so the first
+// `osprey` after a build does not have to start Node to write it.
+(await import('./build-cache.mjs')).identity(true);
 
 const bytes = result.outputFiles.filter((f) => f.path.endsWith('.mjs')).reduce((n, f) => n + f.contents.length, 0);
 console.error(`bundled the compiler into ${relative(ROOT, BUNDLE)} (${written.size} files, ${(bytes / 1024).toFixed(0)} KiB of JavaScript)`);

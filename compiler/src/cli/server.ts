@@ -48,6 +48,7 @@ if (!bundleIsFresh()) {
 }
 const loadedCompiler = buildCache.identity(true).compiler;
 const { serveCommand } = await import('../main.ts');
+(await import('../backend/link.ts')).bypassClangDriver();
 
 interface Request {
   compiler: string;
