@@ -219,7 +219,8 @@ static int newer_source_in(const char *dir, long long built, int depth) {
         } else {
             size_t n = strlen(e->d_name);
             if (n > 3 && strcmp(e->d_name + n - 3, ".ts") == 0) {
-                if (stat(p, &st) != 0 || mtime_ns(&st) + 1000000LL >= built) newer = 1;
+                /* Relative to the open directory: one path component to resolve, not the whole path. */
+                if (fstatat(dirfd(d), e->d_name, &st, 0) != 0 || mtime_ns(&st) + 1000000LL >= built) newer = 1;
             } else if (e->d_type == DT_UNKNOWN) {
                 newer = 1; /* cannot tell cheaply: let Node decide */
             }
