@@ -13,9 +13,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { OSPREY_BIN, ROOT } from './helpers.ts';
+import { listFiles, OSPREY_BIN, ROOT } from './helpers.ts';
 
 const LAUNCHER = join(ROOT, 'bin', 'osprey');
 const work = mkdtempSync(join(tmpdir(), 'osprey-launcher-test-'));
@@ -312,4 +312,42 @@ describe.sequential('compile server', () => {
     expect(replacement).not.toBeNull();
     expect(replacement).not.toBe(old);
   }, 120_000);
+
+  it('every diagnostics snapshot comes through the server byte for byte', () => {
+    const dir = newServerDir();
+    const fixtures = join(ROOT, 'tests', 'compiler', 'diagnostics');
+    const env = serverEnv(dir);
+    for (const file of listFiles(fixtures, '.osp')) {
+      const name = basename(file, '.osp');
+      const flags = /^\/\/ flags:(.*)$/m.exec(readFileSync(file, 'utf8').split('\n')[0] ?? '')?.[1]?.trim().split(/\s+/) ?? [];
+      const p = spawnSync(LAUNCHER, ['check', `${name}.osp`, ...flags], { cwd: fixtures, encoding: 'utf8', timeout: 60_000, env });
+      expect(p.stderr, name).toBe(readFileSync(join(fixtures, `${name}.stderr`), 'utf8'));
+      expect(p.status, name).toBe(name.startsWith('warn_') ? 0 : 1);
+    }
+    expect(serverPid(dir)).not.toBeNull();
+  }, 180_000);
+
+  it('the multi-file golden programs run through the server as through the compiler', () => {
+    const dir = newServerDir();
+    const programs = join(ROOT, 'tests', 'programs');
+    const env = serverEnv(dir);
+    for (const file of listFiles(join(programs, 'imports'), '.osp')) {
+      const text = readFileSync(file, 'utf8');
+      if (/^\/\/ library:/.test(text)) continue;
+      const rel = relative(programs, file);
+      const directive = (name: string) => [...text.matchAll(new RegExp(`^\\s*//\\s*${name}:(?: (.*))?$`, 'gm'))].map((m) => m[1] ?? '');
+      const p = spawnSync(LAUNCHER, ['run', rel], { cwd: programs, encoding: 'utf8', timeout: 60_000, env, input: directive('stdin').map((l) => l + '\n').join('') });
+      const errors = directive('compile-error');
+      if (errors.length > 0) {
+        expect(p.status, rel).toBe(1);
+        for (const m of errors) expect(p.stderr, rel).toContain(m);
+        const plain = spawnSync(process.execPath, [OSPREY_BIN, 'run', rel], { cwd: programs, encoding: 'utf8', timeout: 60_000, env: { ...env, OSPREY_NO_SERVER: '1' } });
+        expect(p.stderr, rel).toBe(plain.stderr);
+        continue;
+      }
+      expect(p.stdout, rel).toBe(directive('expect').map((l) => l + '\n').join(''));
+      expect(p.status, rel).toBe(Number(directive('exit')[0] ?? '0'));
+    }
+    expect(serverPid(dir)).not.toBeNull();
+  }, 180_000);
 });
