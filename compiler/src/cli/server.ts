@@ -32,6 +32,10 @@ const KIND_FALLBACK = 2;
 const KIND_STALE = 3;
 /** A request larger than this is refused (argv and environment are a few kilobytes). */
 const MAX_REQUEST = 4 * 1024 * 1024;
+/** A server retires (the next build starts a fresh one) after this many requests or once its
+ *  resident set is above this, so whatever a long session leaves behind stays bounded. */
+const RETIRE_AFTER_REQUESTS = 2000;
+const RETIRE_ABOVE_RSS = 1024 * 1024 * 1024;
 
 const [socketPath, idleArg, readyFdArg] = process.argv.slice(2);
 if (!socketPath) {
@@ -141,6 +145,7 @@ let queue: Promise<void> = Promise.resolve();
 let pending = 0;
 let idleTimer: NodeJS.Timeout | null = null;
 let stale = false;
+let served = 0;
 
 function armIdle(): void {
   if (idleTimer) clearTimeout(idleTimer);
@@ -196,6 +201,12 @@ const server = createServer((sock) => {
         } else if (!sock.destroyed) {
           const r = await serve(req);
           reply(sock, r.status, r.kind, r.exec, r.stdout, r.stderr);
+          if (++served >= RETIRE_AFTER_REQUESTS || process.memoryUsage.rss() > RETIRE_ABOVE_RSS) {
+            // Retiring works like being stale: no new connections, exit once the queue is empty.
+            stale = true;
+            server.close();
+            removeSocket();
+          }
         }
       } catch (e) {
         reply(sock, 0, KIND_FALLBACK, '', '', '');
