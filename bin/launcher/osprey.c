@@ -214,15 +214,21 @@ static int newer_source_in(const char *dir, long long built, int depth) {
             newer = 1;
             break;
         }
-        if (e->d_type == DT_DIR) {
+        unsigned char type = e->d_type;
+        if (type == DT_UNKNOWN) { /* a file system without d_type: ask */
+            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                newer = 1;
+                break;
+            }
+            type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+        }
+        if (type == DT_DIR) {
             newer = newer_source_in(p, built, depth + 1);
         } else {
             size_t n = strlen(e->d_name);
             if (n > 3 && strcmp(e->d_name + n - 3, ".ts") == 0) {
                 /* Relative to the open directory: one path component to resolve, not the whole path. */
                 if (fstatat(dirfd(d), e->d_name, &st, 0) != 0 || mtime_ns(&st) + 1000000LL >= built) newer = 1;
-            } else if (e->d_type == DT_UNKNOWN) {
-                newer = 1; /* cannot tell cheaply: let Node decide */
             }
         }
     }
