@@ -620,14 +620,47 @@ static uint32_t le32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Reads exactly `len` bytes, giving up after `silence_ms` without any. */
-static int read_exact(int fd, unsigned char *buf, size_t len, int silence_ms) {
+/* The server at the other end of a connection, for telling a busy server from a hung one. */
+struct peer {
+    pid_t pid;
+    long long cpu; /* utime + stime in clock ticks when last looked at; -1 before */
+};
+
+/* Whether the server did any work since the last look: a long synchronous compile (a big program's
+ * front end) keeps it from sending its heartbeat but not from using CPU; a stopped, deadlocked or
+ * dead server does neither. */
+static int peer_progressed(struct peer *peer) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)peer->pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ') return 0;
+    char state = p[2];
+    if (state == 'T' || state == 't' || state == 'Z' || state == 'X') return 0;
+    /* Fields after the state: ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime. */
+    unsigned long long utime = 0, stime = 0;
+    if (sscanf(p + 4, "%*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) return 0;
+    long long cpu = (long long)(utime + stime);
+    int progressed = peer->cpu < 0 || cpu > peer->cpu;
+    peer->cpu = cpu;
+    return progressed;
+}
+
+/* Reads exactly `len` bytes. After `silence_ms` without any, the server is given up on unless it
+ * used CPU meanwhile (then it is working, and the wait goes on). */
+static int read_exact(int fd, unsigned char *buf, size_t len, int silence_ms, struct peer *peer) {
     size_t n = 0;
     while (n < len) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int r = poll(&p, 1, silence_ms);
         if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -2; /* silent */
+        if (r == 0 && peer_progressed(peer)) continue;
+        if (r <= 0) return -2; /* hung */
         ssize_t got = read(fd, buf + n, len - n);
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) return -1; /* the server went away */
@@ -683,15 +716,24 @@ static int server_request(int fd, const struct identity *id, int argc, char **ar
         off += (size_t)w;
     }
     free(msg);
-    int silence = (int)env_long("OSPREY_SERVER_TIMEOUT_MS", 30000);
+    /* At least 1.5 s: the heartbeat comes once a second, and while clang runs the server itself
+     * uses no CPU. */
+    long silence_setting = env_long("OSPREY_SERVER_TIMEOUT_MS", 10000);
+    int silence = silence_setting < 1500 ? 1500 : silence_setting > 3600000 ? 3600000 : (int)silence_setting;
+    struct peer peer = {.pid = 0, .cpu = -1};
+    struct ucred cred;
+    socklen_t cred_len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) return -1;
+    peer.pid = cred.pid;
+    (void)peer_progressed(&peer);
     unsigned char c = '.';
     while (c == '.') {
-        int r = read_exact(fd, &c, 1, silence);
+        int r = read_exact(fd, &c, 1, silence, &peer);
         if (r != 0) return r;
     }
     if (c != 'R') return -1;
     unsigned char h[20];
-    int r = read_exact(fd, h, sizeof h, silence);
+    int r = read_exact(fd, h, sizeof h, silence, &peer);
     if (r != 0) return r;
     rep->status = le32(h);
     rep->kind = le32(h + 4);
@@ -701,7 +743,7 @@ static int server_request(int fd, const struct identity *id, int argc, char **ar
         if (lens[i] > (1u << 30)) return -1;
         *bufs[i] = malloc((size_t)lens[i] + 1);
         if (*bufs[i] == NULL) return -1;
-        r = read_exact(fd, (unsigned char *)*bufs[i], lens[i], silence);
+        r = read_exact(fd, (unsigned char *)*bufs[i], lens[i], silence, &peer);
         if (r != 0) return r;
         (*bufs[i])[lens[i]] = '\0';
     }

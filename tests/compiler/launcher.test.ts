@@ -283,6 +283,22 @@ describe.sequential('compile server', () => {
     expect(alive(second)).toBe(false);
   }, 180_000);
 
+  it('a server busy with a long compile (no heartbeat, but on the CPU) is waited for, not killed', async () => {
+    const dir = newServerDir();
+    // 1.5 s of silence (the least the launcher accepts) is less than this program's front end,
+    // which runs without yielding.
+    const env = serverEnv(dir, { OSPREY_SERVER_TIMEOUT_MS: '1500' });
+    writeFileSync(join(work, 'idle.osp'), 'print("idle")\n');
+    expect((await launcher(['check', 'idle.osp'], env)).status).toBe(0);
+    const pid = serverPid(dir)!;
+    const name = bigProgram('busy.osp', 2000);
+    const r = await launcher(['build', name, '--fast'], env);
+    expect(r.status).toBe(0);
+    expect(spawnSync(join(work, 'busy'), { encoding: 'utf8' }).stdout).toBe('4\n');
+    expect(alive(pid)).toBe(true);
+    expect(serverPid(dir)).toBe(pid);
+  }, 180_000);
+
   it('a server that loaded another compiler answers "stale", exits, and is replaced', async () => {
     const dir = newServerDir();
     const env = serverEnv(dir);

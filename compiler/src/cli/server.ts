@@ -16,7 +16,7 @@
 //   request  LEN, then LEN bytes: NUL-terminated fields
 //            "osprey-compile 1", COMPILER_HEX, CWD, UMASK (octal), ARGC, ARGV..., ENVC, ENV...
 //   reply    any number of '.' bytes (one a second while the request waits or runs: the
-//            launcher takes silence as a hung server), then 'R', STATUS, KIND, and three
+//            launcher takes silence without CPU use as a hung server), then 'R', STATUS, KIND, and three
 //            lengths EXEC, STDOUT, STDERR followed by those bytes. KIND: 0 exit with STATUS
 //            after writing STDOUT and STDERR; 1 also start the executable EXEC (a cached `run`);
 //            2 the server cannot serve this command (compile directly); 3 stale server.
