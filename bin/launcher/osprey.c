@@ -782,12 +782,13 @@ static void via_server(const struct identity *id, int argc, char **argv, const s
             (void)unlink(sock_path);
         }
         close(fd);
-        if (r != 0 || rep.kind == KIND_FALLBACK) return;
+        if (r != 0 || rep.kind == KIND_FALLBACK || (rep.kind == KIND_EXEC && run == NULL)) return;
         if (rep.kind == KIND_STALE) continue; /* it exits; start one with the current compiler */
+        if (rep.kind != KIND_EXIT && rep.kind != KIND_EXEC) return;
         if (write_all(1, rep.out, rep.out_len) != 0 || write_all(2, rep.err, rep.err_len) != 0) exit(1);
-        if (rep.kind == KIND_EXEC && run != NULL) {
+        if (rep.kind == KIND_EXEC) {
             exec_program(rep.exec, run->nprogram, run->program_args);
-            return;
+            return; /* evicted meanwhile: compile directly */
         }
         exit((int)rep.status);
     }

@@ -19,7 +19,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { median, removeDir, ROOT, runMeasured, tempDir } from './lang-common.ts';
+import { compileC, median, removeDir, ROOT, runMeasured, tempDir } from './lang-common.ts';
 
 const argv = process.argv.slice(2);
 const roundsAt = argv.indexOf('--rounds');
@@ -122,6 +122,11 @@ try {
   const warmRelease = row('hello world, release build, warm compile server', 'osprey build (-O2, launcher + server)', 'gcc -O2');
   const hit = row('osprey run hello world, unchanged (cache hit)', 'osprey run (launcher)', 'the executable itself');
   const hitNode = row('osprey run hello world, unchanged (cache hit), through Node', 'node bin/osprey.mjs run', 'the executable itself');
+  // The floor of any launcher that starts the program with execve: a static C program that does
+  // nothing else.
+  const floor = row('reference: a static program that only execs the executable', 'exec-only wrapper', 'the executable itself');
+  const wrapper = join(dir, 'exec-only');
+  compileC('#include <unistd.h>\nint main(int argc, char **argv) {\n    if (argc < 2) return 2;\n    execv(argv[1], argv + 1);\n    return 127;\n}\n', dir, wrapper, ['-O2', '-static']);
 
   // Warm-up: the server, the cache entry, the file system cache.
   await measured(LAUNCHER, ['build', '--fast', hello, '-o', out]);
@@ -150,6 +155,8 @@ try {
     hit.c.push(await batch(exe, []));
     hitNode.osprey.push(await measured(process.execPath, [NODE_CLI, 'run', hello]));
     hitNode.c.push(await measured(exe, []));
+    floor.osprey.push(await batch(wrapper, [exe]));
+    floor.c.push(await batch(exe, []));
     console.error(`round ${round}/${ROUNDS} done`);
   }
 } finally {
