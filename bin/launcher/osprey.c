@@ -173,6 +173,11 @@ static _Noreturn void run_node(int argc, char **argv) {
         fprintf(stderr, "osprey: the installation path is too long\n");
         exit(70);
     }
+    if (access(script, R_OK) != 0) {
+        fprintf(stderr, "osprey: %s is missing: this launcher finds the compiler beside its own real path, "
+                        "so link bin/osprey onto PATH (npm link does) instead of copying it\n", script);
+        exit(70);
+    }
     char **args = calloc((size_t)argc + 2, sizeof *args);
     if (args == NULL) {
         fprintf(stderr, "osprey: out of memory\n");

@@ -133,6 +133,16 @@ describe.sequential('native launcher: build cache hits without Node', () => {
     expect(launcherOnly(['run', 'damage.osp']).stdout).toBe('intact\n');
   });
 
+  it('a copy of the launcher away from its installation says how to install it instead', () => {
+    const copy = join(work, 'elsewhere', 'bin', 'osprey');
+    mkdirSync(join(work, 'elsewhere', 'bin'), { recursive: true });
+    writeFileSync(copy, readFileSync(LAUNCHER));
+    chmodSync(copy, 0o755);
+    const p = spawnSync(copy, ['--version'], { encoding: 'utf8', env: baseEnv });
+    expect(p.status).toBe(70);
+    expect(p.stderr).toContain('link bin/osprey onto PATH');
+  });
+
   it('commands other than a cacheable run go to the compiler', () => {
     expect(missed(launcherOnly(['--version']))).toBe(true);
     expect(missed(launcherOnly(['check', 'edit.osp']))).toBe(true);
