@@ -56,6 +56,10 @@ Build files live in $XDG_CACHE_HOME/osprey (or the system temp directory) and ar
 else the system temp directory; at most $OSPREY_CACHE_MAX_MB, default 256 MB; OSPREY_NO_CACHE=1 turns
 it off), keyed by the source, the flags, the compiler and the runtime: running an unchanged program
 again starts it without compiling.
+
+The \`osprey\` command (bin/osprey, a native launcher) starts a cached program without Node and sends
+build, check and run to a resident compile server, one per user and installation, which exits after
+OSPREY_SERVER_IDLE_SECONDS (default 600) idle; OSPREY_NO_SERVER=1 compiles directly.
 `;
 
 class UsageError extends Error {}
