@@ -137,6 +137,8 @@ OspResult osp_ws_connect_messages(const char *url, osp_ws_message_handler_fn han
 static OspResult connect_now(const char *url, osp_ws_msg_handler handler, void *handler_env) {
     static const char fn[] = "websocketConnect";
     if (url == NULL) return osp_result_errorf("%s: the URL is null", fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "URL", url, &refused)) return refused;
     if (!osp_ws_msg_handler_set(&handler)) return osp_result_errorf("%s: the message handler is null", fn);
     osp_ws_url u;
     const char *bad = osp_ws_url_parse(url, &u);
@@ -293,7 +295,7 @@ static void do_send(void *p) {
     if (c == NULL) return;
     /* Frames the program's threads posted first go first, and count against the cap. */
     osp_ws_tx_drain(c);
-    a->result = osp_ws_send_permission(c, fn, a->id, c->state != OSP_WS_CONN_OPEN || c->close_sent || c->close_received,
+    a->result = osp_ws_send_permission(c, fn, a->id, !osp_ws_conn_accepts_data(c),
                                        osp_ws_conn_pending(c), a->len);
     if (a->result.tag != OSP_RESULT_SUCCESS) return;
     int rc = osp_ws_conn_queue_frame(c, a->opcode, (const uint8_t *)a->message, a->len);
@@ -450,8 +452,7 @@ static void do_state(void *p) {
         return;
     }
     osp_ws_conn *c = e->object;
-    a->state = c->state == OSP_WS_CONN_OPEN && !c->close_sent && !c->close_received ? OSP_WS_STATE_OPEN
-                                                                                      : OSP_WS_STATE_CLOSING;
+    a->state = osp_ws_conn_accepts_data(c) ? OSP_WS_STATE_OPEN : OSP_WS_STATE_CLOSING;
 }
 
 int osp_ws_connection_state(int64_t id) {
@@ -474,6 +475,8 @@ int64_t osp_ws_server_open_connections(int64_t server_id) {
 OspResult osp_ws_set_trusted_ca(const char *path) {
     static const char fn[] = "websocketSetTrustedCA";
     if (path == NULL) return osp_result_errorf("%s: the path is null", fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "path", path, &refused)) return refused;
     char why[600];
     if (!osp_ws_tls_set_trusted_ca(path, why, sizeof why)) return osp_result_errorf("%s: %s", fn, why);
     return osp_result_success(0);
