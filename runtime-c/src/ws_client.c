@@ -329,11 +329,15 @@ static OspResult client_send(client_send_args a) {
      * Order is kept: one queue per connection, taken before any command (websocketClose) the
      * same thread posts later, and before the loop queues a Close. */
     bool wake = false;
+    osp_ws_loop *loop = NULL; /* the connection's (loops are never freed) */
     pthread_mutex_lock(&osp_ws_tx_lock);
     osp_ws_conn *c = lookup_client(fn, ws_id, &a.result);
-    if (c != NULL) a.result = osp_ws_tx_post(c, fn, ws_id, a.opcode, message, a.len, &wake);
+    if (c != NULL) {
+        loop = c->loop;
+        a.result = osp_ws_tx_post(c, fn, ws_id, a.opcode, message, a.len, &wake);
+    }
     pthread_mutex_unlock(&osp_ws_tx_lock);
-    if (wake) osp_ws_loop_wake();
+    if (wake) osp_ws_loop_wake_on(loop);
     return a.result;
 }
 

@@ -98,6 +98,7 @@ typedef struct {
 struct osp_ws_conn {
     osp_ws_watch watch;  /* first member: the loop hands back a pointer to it */
     const osp_ws_conn_owner *owner;
+    osp_ws_loop *loop;   /* the loop it belongs to for its whole life (set when made) */
     osp_ws_timer timer;  /* handshake, idle or close deadline, depending on the state */
     int64_t id;
     osp_ws_role role;

@@ -21,7 +21,7 @@ static size_t layer_count;
 
 static int live_conns;
 static osp_ws_waiter *shutdown_waiter;
-static osp_ws_timer shutdown_timer = {0, SIZE_MAX, NULL};
+static osp_ws_timer shutdown_timer = {0, SIZE_MAX, NULL, NULL};
 
 void osp_ws_runtime_add_layer(const osp_ws_layer *layer) {
     /* ELF constructors: one thread, before main. */
@@ -140,6 +140,12 @@ static void end_shutdown(void *arg) {
     shutdown_waiter = NULL;
 }
 
+/* Once per loop, as that loop (osp_ws_loop_each_stopped). */
+static void release_layers(void) {
+    for (size_t i = 0; i < layer_count; i++)
+        if (layers[i]->released) layers[i]->released();
+}
+
 static void ws_shutdown(void) {
     if (!osp_ws_loop_running()) {
         osp_ws_loop_close(); /* never started: it must not start during or after the exit */
@@ -161,9 +167,9 @@ static void ws_shutdown(void) {
         (void)osp_ws_loop_call_closing(end_shutdown, NULL);
     }
     osp_ws_loop_stop();
-    /* The loop thread is gone: what it owned can be freed from here. */
-    reap();
-    for (size_t i = 0; i < layer_count; i++)
-        if (layers[i]->released) layers[i]->released();
+    /* The loop threads are gone: what they owned can be freed from here, loop by loop. */
+    osp_ws_loop_each_stopped(reap);
+    osp_ws_loop_each_stopped(release_layers);
+    osp_ws_loop_release();
     osp_ws_registry_release();
 }

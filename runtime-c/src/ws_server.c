@@ -877,32 +877,34 @@ typedef struct {
     uint64_t opcode; /* text or binary (a word: the payload stays 8-aligned) */
 } posted_record;
 
-static osp_ws_buf srv_pend = {NULL, 0, 0, true, false};  /* osp_ws_tx_lock */
-static osp_ws_buf srv_spare = {NULL, 0, 0, true, false}; /* the loop's, taken from srv_pend */
+/* The queue is the loop's (srv_pend, under osp_ws_tx_lock; srv_spare, the loop's own, the
+ * buffer it is swapped into): a send goes to its connection's loop. */
 
 static size_t record_size(size_t len) { return sizeof(posted_record) + ((len + 7) & ~(size_t)7); }
 
-/* With osp_ws_tx_lock held. *wake: the caller wakes the loop after unlocking. */
-static OspResult post_record(const char *fn, int64_t server_id, int64_t conn_id, uint8_t opcode, const char *message,
-                             size_t len, bool *wake) {
+/* With osp_ws_tx_lock held: posts a record to loop L. *wake: the loop the caller wakes after
+ * unlocking (left alone when L is already due to wake). */
+static OspResult post_record(osp_ws_loop *L, const char *fn, int64_t server_id, int64_t conn_id, uint8_t opcode,
+                             const char *message, size_t len, osp_ws_loop **wake) {
+    osp_ws_buf *pend = &L->srv_pend;
     size_t total = record_size(len);
     if (total < len) return osp_result_errorf("%s: out of memory", fn);
-    int rc = osp_ws_buf_reserve(&srv_pend, total, SIZE_MAX);
+    int rc = osp_ws_buf_reserve(pend, total, SIZE_MAX);
     if (rc == OSP_WS_BUF_OVER_BUDGET) return osp_ws_budget_error(fn);
     if (rc != 0) return osp_result_errorf("%s: out of memory", fn);
     posted_record r = {server_id, conn_id, len, opcode};
-    uint8_t *dst = srv_pend.data + srv_pend.len;
+    uint8_t *dst = pend->data + pend->len;
     memcpy(dst, &r, sizeof r);
     if (len) memcpy(dst + sizeof r, message, len);
     memset(dst + sizeof r + len, 0, total - sizeof r - len);
-    *wake = srv_pend.len == 0; /* a non-empty queue means a wake-up is already due */
-    srv_pend.len += total;
+    if (pend->len == 0) *wake = L; /* a non-empty queue means a wake-up is already due */
+    pend->len += total;
     return osp_result_success(0);
 }
 
 /* false (nothing posted): the caller makes the send synchronously instead. */
 static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, uint8_t opcode, const char *message,
-                      size_t len, bool *wake, OspResult *result) {
+                      size_t len, osp_ws_loop **wake, OspResult *result) {
     osp_ws_conn *c = lookup_server_conn(fn, server_id, conn_id, result);
     if (c == NULL) return true;
     /* What the loop has queued (as of its last flush), what is posted for c and not yet taken,
@@ -917,7 +919,7 @@ static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, uint8_
      * is open until it sends its Close (tx_shut, set under the lock). */
     *result = osp_ws_send_permission(c, fn, conn_id, c->tx_shut, pending, len);
     if (result->tag != OSP_RESULT_SUCCESS) return true;
-    *result = post_record(fn, server_id, conn_id, opcode, message, len, wake);
+    *result = post_record(c->loop, fn, server_id, conn_id, opcode, message, len, wake);
     OspResult r = *result;
     if (r.tag == OSP_RESULT_SUCCESS) c->tx_posted += len;
     return true;
@@ -927,17 +929,19 @@ static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, uint8_
  * posted, the websocketServerSend and websocketServerBroadcast calls made on other threads,
  * each connection flushed once at the end of the loop iteration. */
 static void srv_drain_all(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
+    osp_ws_buf *const pend = &L->srv_pend, *const spare = &L->srv_spare;
     pthread_mutex_lock(&osp_ws_tx_lock);
-    if (srv_pend.len == 0) {
+    if (pend->len == 0) {
         pthread_mutex_unlock(&osp_ws_tx_lock);
         return;
     }
     /* Swap the buffers: the senders get an allocation to reuse and nothing is copied. */
-    osp_ws_buf taken = srv_pend;
-    srv_pend = srv_spare;
-    srv_spare = taken;
-    for (size_t at = 0; at < srv_spare.len;) {
-        const posted_record *r = (const posted_record *)(srv_spare.data + at);
+    osp_ws_buf taken = *pend;
+    *pend = *spare;
+    *spare = taken;
+    for (size_t at = 0; at < spare->len;) {
+        const posted_record *r = (const posted_record *)(spare->data + at);
         if (r->conn_id) {
             const osp_ws_entry *e = osp_ws_registry_get(r->conn_id);
             if (e && e->kind == OSP_WS_KIND_SERVER_CONN && e->object) {
@@ -948,8 +952,8 @@ static void srv_drain_all(void) {
         at += record_size(r->len);
     }
     pthread_mutex_unlock(&osp_ws_tx_lock);
-    for (size_t at = 0; at < srv_spare.len;) {
-        const posted_record *r = (const posted_record *)(srv_spare.data + at);
+    for (size_t at = 0; at < spare->len;) {
+        const posted_record *r = (const posted_record *)(spare->data + at);
         const char *message = (const char *)(r + 1);
         at += record_size(r->len);
         OspResult ignored;
@@ -976,7 +980,7 @@ static void srv_drain_all(void) {
         else if (rc != 0)
             osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
     }
-    osp_ws_buf_clear(&srv_spare); /* wiped: the records hold payloads */
+    osp_ws_buf_clear(spare); /* wiped: the records hold payloads */
 }
 
 /* websocketServerUseCluster: a broadcast (conn_id 0) of a clustered server goes on the bus too,
@@ -1033,11 +1037,11 @@ static OspResult server_send(send_args a) {
         return a.result;
     }
     if (osp_ws_loop_closed()) return osp_ws_shut_down_error(fn);
-    bool wake = false;
+    osp_ws_loop *wake = NULL;
     pthread_mutex_lock(&osp_ws_tx_lock);
     bool posted = post_send(fn, server_id, connection_id, a.opcode, message, a.len, &wake, &a.result);
     pthread_mutex_unlock(&osp_ws_tx_lock);
-    if (wake) osp_ws_loop_wake();
+    osp_ws_loop_wake_on(wake);
     if (posted) return a.result;
     /* Near the cap: the loop takes what this thread posted before it, then this send. */
     if (!osp_ws_loop_call(do_server_send, &a)) return osp_ws_shut_down_error(fn);
@@ -1071,12 +1075,12 @@ static OspResult server_broadcast(send_args a) {
         return a.result;
     }
     if (osp_ws_loop_closed()) return osp_ws_shut_down_error(fn);
-    bool wake = false;
+    osp_ws_loop *wake = NULL;
     pthread_mutex_lock(&osp_ws_tx_lock);
     if (lookup_server(fn, server_id, &a.result) != NULL)
-        a.result = post_record(fn, server_id, 0, a.opcode, message, a.len, &wake);
+        a.result = post_record(osp_ws_loop_main(), fn, server_id, 0, a.opcode, message, a.len, &wake);
     pthread_mutex_unlock(&osp_ws_tx_lock);
-    if (wake) osp_ws_loop_wake();
+    osp_ws_loop_wake_on(wake);
     return a.result;
 }
 
@@ -1271,11 +1275,19 @@ static uint64_t layer_shutdown_begin(void) {
     return 0;
 }
 
+/* The loop is stopped: records nobody took hold payloads; freed wiped. */
+static void release_posted(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
+    osp_ws_buf_free(&L->srv_pend);
+    osp_ws_buf_free(&L->srv_spare);
+}
+
 static const osp_ws_layer server_layer = {
     .rank = 30,
     .wake = srv_drain_all,
     .iteration_end = layer_iteration_end,
     .shutdown_begin = layer_shutdown_begin,
+    .released = release_posted,
 };
 
 __attribute__((constructor)) static void register_server_layer(void) {
