@@ -17,6 +17,7 @@ typedef struct osp_ws_command {
     void (*fn)(void *);
     void *arg;
     bool done;
+    bool detached; /* osp_ws_loop_post: nobody waits; the loop frees it after running it */
     struct osp_ws_command *next;
 } osp_ws_command;
 
@@ -243,7 +244,7 @@ static bool is_closed(void) {
  * queued even though the loops are closing. false when it was refused. */
 static bool post_and_wait(osp_ws_loop *L, void (*fn)(void *), void *arg, bool internal) {
     if (L == NULL) return false;
-    osp_ws_command cmd = {fn, arg, false, NULL};
+    osp_ws_command cmd = {fn, arg, false, false, NULL};
     osp_output_flush_pending(); /* the program blocks until the runtime thread answers */
     bool refused = !internal && is_closed();
     pthread_mutex_lock(&L->mutex);
@@ -282,6 +283,27 @@ bool osp_ws_loop_call_closing(void (*fn)(void *), void *arg) {
     return osp_ws_loop_call_closing_on(loops[0], fn, arg);
 }
 
+bool osp_ws_loop_post(osp_ws_loop *L, void (*fn)(void *), void *arg) {
+    if (L == NULL) return false;
+    osp_ws_command *cmd = calloc(1, sizeof *cmd);
+    if (cmd == NULL) return false;
+    cmd->fn = fn;
+    cmd->arg = arg;
+    cmd->detached = true;
+    pthread_mutex_lock(&L->mutex);
+    if (!L->running) {
+        pthread_mutex_unlock(&L->mutex);
+        free(cmd);
+        return false;
+    }
+    if (L->queue_tail) L->queue_tail->next = cmd;
+    else L->queue_head = cmd;
+    L->queue_tail = cmd;
+    wake_loop(L);
+    pthread_mutex_unlock(&L->mutex);
+    return true;
+}
+
 static void run_commands(osp_ws_loop *L, bool hook) {
     pthread_mutex_lock(&L->mutex);
     osp_ws_command *list = L->queue_head;
@@ -293,6 +315,11 @@ static void run_commands(osp_ws_loop *L, bool hook) {
     while (list) {
         osp_ws_command *next = list->next; /* read before `done`: the caller may then return */
         list->fn(list->arg);
+        if (list->detached) {
+            free(list);
+            list = next;
+            continue;
+        }
         pthread_mutex_lock(&L->mutex);
         list->done = true;
         pthread_cond_broadcast(&L->cond);
@@ -427,6 +454,27 @@ static void loop_free(osp_ws_loop *L) {
     free(L);
 }
 
+/* OSPREY_IO_THREADS, or one loop per online CPU. 0 with err set when the variable is not a
+ * whole number from 1 to OSP_WS_MAX_LOOPS. */
+static unsigned loops_wanted(char *err, size_t errlen) {
+    const char *env = getenv("OSPREY_IO_THREADS");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        long n = strtol(env, &end, 10);
+        if (errno != 0 || *end != '\0' || n < 1 || n > OSP_WS_MAX_LOOPS) {
+            snprintf(err, errlen, "OSPREY_IO_THREADS must be a whole number from 1 to %d (got '%.40s')",
+                     OSP_WS_MAX_LOOPS, env);
+            return 0;
+        }
+        return (unsigned)n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > OSP_WS_MAX_LOOPS) n = OSP_WS_MAX_LOOPS;
+    return (unsigned)n;
+}
+
 int osp_ws_loop_start(char *err, size_t errlen) {
     pthread_mutex_lock(&state_mutex);
     if (started) {
@@ -438,7 +486,11 @@ int osp_ws_loop_start(char *err, size_t errlen) {
         pthread_mutex_unlock(&state_mutex);
         return -1;
     }
-    unsigned want = 1;
+    unsigned want = loops_wanted(err, errlen);
+    if (want == 0) {
+        pthread_mutex_unlock(&state_mutex);
+        return -1;
+    }
     unsigned made = 0;
     for (; made < want; made++) {
         osp_ws_loop *L = loop_new(made, err, errlen);
@@ -483,8 +535,9 @@ void osp_ws_loop_stop(void) {
     unsigned n = loop_count;
     pthread_mutex_unlock(&state_mutex);
     if (!first) return;
-    for (unsigned i = 0; i < n; i++) {
-        osp_ws_loop *L = loops[i];
+    /* The main loop last: another loop may still hand it a finished server. */
+    for (unsigned k = n; k-- > 0;) {
+        osp_ws_loop *L = loops[k];
         /* Commands queued before `closed` run ahead of this one; none can be queued after it. */
         (void)post_and_wait(L, stop_command, NULL, true);
         pthread_join(L->thread, NULL);

@@ -41,6 +41,7 @@ typedef struct osp_ws_timer {
 
 struct osp_ws_conn;
 struct osp_ws_command;
+struct osp_ws_inbox;
 
 /* The most I/O loops a process runs (OSPREY_IO_THREADS is clamped to it). */
 #define OSP_WS_MAX_LOOPS 64
@@ -98,6 +99,10 @@ typedef struct osp_ws_loop {
     /* Client connections with frames posted by other threads (osp_ws_tx_lock). */
     struct osp_ws_conn *tx_list;
 
+    /* ---- ws_inbox.c ---------------------------------------------------------------------- */
+    /* Inboxes whose handlers caught up, so their connection may read again (inbox lock). */
+    struct osp_ws_inbox *resume_head;
+
     /* ---- ws_server.c --------------------------------------------------------------------- */
     /* websocketServerSend/Broadcast records posted by other threads (osp_ws_tx_lock), and the
      * loop's buffer they are swapped into when it takes them. */
@@ -130,8 +135,13 @@ osp_ws_loop *osp_ws_loop_at(unsigned i);
  * already there); false, without running it, when the loop is not running or is being stopped
  * (the caller answers with an Err: the program is exiting). */
 bool osp_ws_loop_call(void (*fn)(void *), void *arg);
-/* The same on loop L. */
+/* The same on loop L. A loop thread calling another loop this way waits for it: only the
+ * shutdown and rare queries do, never two loops at each other. */
 bool osp_ws_loop_call_on(osp_ws_loop *L, void (*fn)(void *), void *arg);
+/* Queues fn(arg) on loop L without waiting (any thread, L's own included: it runs at L's next
+ * wake-up, after what was queued before it). false (not queued) when L is not running or out
+ * of memory. */
+bool osp_ws_loop_post(osp_ws_loop *L, void (*fn)(void *), void *arg);
 
 /* Waiters: the loop marks one done; another thread sleeps until it is. */
 void osp_ws_waiter_signal(osp_ws_waiter *w);

@@ -1281,7 +1281,23 @@ static void destroy_conn(const osp_ws_entry *e, int64_t id, void *arg) {
         osp_ws_conn_destroy(e->object, OSP_WS_CLOSE_ABNORMAL);
 }
 
-static void layer_shutdown_overdue(void) { osp_ws_registry_each(destroy_conn, NULL); }
+/* On each loop: drops its connections that are still open. */
+static void destroy_conns_here(void *unused) {
+    (void)unused;
+    osp_ws_registry_each(destroy_conn, NULL);
+}
+
+/* Main loop: the shutdown's backstop. Each loop drops its own connections (only a loop
+ * touches its connections). */
+static void layer_shutdown_overdue(void) {
+    unsigned n = osp_ws_loop_count();
+    for (unsigned i = 0; i < n; i++) {
+        osp_ws_loop *L = osp_ws_loop_at(i);
+        if (L == osp_ws_loop_current()) destroy_conns_here(NULL);
+        else if (!osp_ws_loop_post(L, destroy_conns_here, NULL))
+            fprintf(stderr, "osprey runtime: cannot reach I/O loop %u to drop its connections\n", i);
+    }
+}
 
 static const osp_ws_layer conn_layer = {
     .rank = 10,

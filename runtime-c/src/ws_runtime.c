@@ -19,6 +19,8 @@
 static const osp_ws_layer *layers[OSP_WS_MAX_LAYERS]; /* by rank, lowest first */
 static size_t layer_count;
 
+/* Connections of every loop; live_lock guards the count and the shutdown's waiter. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static int live_conns;
 static osp_ws_waiter *shutdown_waiter;
 static osp_ws_timer shutdown_timer = {0, SIZE_MAX, NULL, NULL};
@@ -50,11 +52,12 @@ static void on_loop_wake(void) {
 }
 
 void osp_ws_live_conns_add(int delta) {
+    pthread_mutex_lock(&live_lock);
     live_conns += delta;
-    if (live_conns == 0 && shutdown_waiter) {
-        osp_ws_waiter_signal(shutdown_waiter);
-        shutdown_waiter = NULL;
-    }
+    osp_ws_waiter *w = live_conns == 0 ? shutdown_waiter : NULL;
+    if (w) shutdown_waiter = NULL;
+    pthread_mutex_unlock(&live_lock);
+    if (w) osp_ws_waiter_signal(w);
 }
 
 /* ---- start-up ------------------------------------------------------------------------------ */
@@ -124,11 +127,14 @@ static void begin_shutdown(void *arg) {
         uint64_t t = layers[i]->shutdown_begin();
         if (t > longest) longest = t;
     }
-    if (live_conns == 0) {
+    pthread_mutex_lock(&live_lock);
+    bool none = live_conns == 0;
+    if (!none) shutdown_waiter = w;
+    pthread_mutex_unlock(&live_lock);
+    if (none) {
         osp_ws_waiter_signal(w);
         return;
     }
-    shutdown_waiter = w;
     /* Backstop after the longest close deadline of any live connection (limits are per
      * connection: websocketServerSetLimit / websocketSetDefaultLimit). */
     osp_ws_timer_arm(&shutdown_timer, longest + 1000);
@@ -137,7 +143,9 @@ static void begin_shutdown(void *arg) {
 static void end_shutdown(void *arg) {
     (void)arg;
     osp_ws_timer_cancel(&shutdown_timer);
+    pthread_mutex_lock(&live_lock);
     shutdown_waiter = NULL;
+    pthread_mutex_unlock(&live_lock);
 }
 
 /* Once per loop, as that loop (osp_ws_loop_each_stopped). */
