@@ -1,15 +1,18 @@
 /*
- * The WebSocket runtime thread: ONE thread running an epoll loop for every server, accepted
- * connection and client connection of the process (docs/WEBSOCKET-RUNTIME.md#one-event-loop: no thread per
- * connection). Other threads never touch sockets or connection state: they hand work to the
- * loop with osp_ws_loop_call, which runs a function on the loop thread and waits for it (an
- * eventfd wakes the loop). Code already on the loop thread runs the function directly. No
- * Osprey code runs here: message handlers run as fibers (ws_inbox.c).
+ * The I/O loops: OSPREY_IO_THREADS threads (default: one per online CPU), each running an epoll
+ * loop for the connections pinned to it (docs/WEBSOCKET-RUNTIME.md#loops-per-core: no thread
+ * per connection). Loop 0, the main loop, also runs the listening sockets (it accepts and
+ * places each connection on a loop in turn), the HTTP servers, the client connections and the
+ * cluster bus. Other threads never touch sockets or connection state: they hand work to a loop
+ * with osp_ws_loop_call_on (runs a function there and waits), osp_ws_loop_post (queues it) or a
+ * layer's own posted records; an eventfd wakes the loop. Code already on that loop runs the
+ * function directly. No Osprey code runs here: message handlers run as fibers (ws_inbox.c).
  *
- * Timers (handshake, close and idle deadlines) sit in a binary min-heap keyed by deadline.
+ * Timers (handshake, close and idle deadlines) sit in each loop's binary min-heap keyed by
+ * deadline.
  *
- * The thread is created lazily with pthread_create, which runtime.h maps to GC_pthread_create
- * (GC_THREADS), so Osprey handlers it runs may allocate on the collected heap.
+ * The threads are created lazily with pthread_create, which runtime.h maps to GC_pthread_create
+ * (GC_THREADS), so Osprey handlers they run may allocate on the collected heap.
  */
 #ifndef OSP_WS_LOOP_H
 #define OSP_WS_LOOP_H
@@ -21,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The loop thread's name (pthread_setname_np): message handlers never run on it. */
+/* The loop threads' name (pthread_setname_np): message handlers never run on them. */
 #define OSP_WS_LOOP_THREAD_NAME "osprey-ws-io"
 
 /* A file descriptor the loop watches; embed it in the owning object. */
@@ -70,7 +73,7 @@ typedef struct osp_ws_loop {
     osp_ws_timer **heap;
     size_t heap_len, heap_cap;
 
-    /* ---- ws_conn.c (docs/WEBSOCKET-RUNTIME.md#one-event-loop) ---------------------------- */
+    /* ---- ws_conn.c (docs/WEBSOCKET-RUNTIME.md#loops-per-core) ---------------------------- */
     /* The receive buffer every connection of the loop reads into and parses in place. */
     uint8_t read_buffer[OSP_WS_READ_BUFFER_SIZE];
     /* The output ("cork") buffer: the frames a connection produces while it is being served
@@ -149,13 +152,14 @@ void osp_ws_waiter_wait(osp_ws_waiter *w);
 /* Signals every waiter of a list linked through `next` and empties the list. */
 void osp_ws_waiters_signal_all(osp_ws_waiter **list);
 
-/* Watches (loop thread only). set_events with 0 removes the fd from epoll. 0 or -1 (errno). */
+/* Watches (loop thread only; a watch stays with the loop that first registered it). set_events
+ * with 0 removes the fd from epoll. 0 or -1 (errno). */
 int osp_ws_watch_set(osp_ws_watch *w, uint32_t events);
 /* For an edge-triggered watch (EPOLLET): asks epoll to report the current readiness again, as a
  * fresh edge at the next wait (a reader that stopped before draining the socket). 0 or -1. */
 int osp_ws_watch_rearm(osp_ws_watch *w);
 
-/* Timers (loop thread only). */
+/* Timers (loop thread only: armed on the calling loop, cancelled on the loop that holds it). */
 void osp_ws_timer_init(osp_ws_timer *t, void (*on_fire)(osp_ws_timer *));
 void osp_ws_timer_arm(osp_ws_timer *t, uint64_t delay_ms);
 void osp_ws_timer_cancel(osp_ws_timer *t);
@@ -163,8 +167,9 @@ bool osp_ws_timer_armed(const osp_ws_timer *t);
 
 uint64_t osp_ws_now_ms(void);
 
-/* Called by the loop at the end of every iteration (after events, commands and timers) so the
- * WebSocket layer can free objects whose teardown was deferred. Set once before start. */
+/* Called by every loop at the end of every iteration (after events, commands and timers) so the
+ * WebSocket layer can free objects whose teardown was deferred (osp_ws_loop_current() names
+ * the loop). Set once before start. */
 extern void (*osp_ws_loop_reap_hook)(void);
 /* Called on the loop thread at every eventfd wake-up, before the queued commands run. */
 extern void (*osp_ws_loop_wake_hook)(void);

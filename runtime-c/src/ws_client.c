@@ -458,7 +458,7 @@ static void do_state(void *p) {
             if (c->state == OSP_WS_CONN_OPEN) a->count++;
         return;
     }
-    if (e->loop != osp_ws_loop_current()) return; /* the caller asked the right loop */
+    if (osp_ws_loop_at(e->loop) != osp_ws_loop_current()) return; /* the caller asked the right loop */
     osp_ws_conn *c = e->object;
     a->state = c->state == OSP_WS_CONN_OPEN && !c->close_sent && !c->close_received ? OSP_WS_STATE_OPEN
                                                                                       : OSP_WS_STATE_CLOSING;
@@ -468,7 +468,7 @@ int osp_ws_connection_state(int64_t id) {
     if (!osp_ws_loop_running()) return id > 0 ? OSP_WS_STATE_CLOSED : OSP_WS_STATE_UNKNOWN;
     query_args a = {id, OSP_WS_STATE_UNKNOWN, 0};
     osp_ws_entry e;
-    osp_ws_loop *L = osp_ws_registry_find(id, &e) && e.loop ? e.loop : osp_ws_loop_main();
+    osp_ws_loop *L = osp_ws_registry_find(id, &e) ? osp_ws_loop_at(e.loop) : osp_ws_loop_main();
     if (!osp_ws_loop_call_on(L, do_state, &a)) return id > 0 ? OSP_WS_STATE_CLOSED : OSP_WS_STATE_UNKNOWN;
     return a.state;
 }

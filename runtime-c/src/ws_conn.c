@@ -23,7 +23,7 @@
 
 /* What the connections of one loop share lives in their loop (osp_ws_loop, loop.h): the
  * receive buffer every read is parsed from in place, the output ("cork") buffer a connection
- * builds its frames in while it is being served (docs/WEBSOCKET-RUNTIME.md#one-event-loop: so
+ * builds its frames in while it is being served (docs/WEBSOCKET-RUNTIME.md#loops-per-core: so
  * an idle connection keeps no output buffer and hot data stays in cache), the list of
  * connections flushed at the end of the iteration (a broadcast queues to every recipient and
  * each gets one send() for all the messages of that iteration), the memory budget's waiters

@@ -1,12 +1,15 @@
 /*
  * Shared state of the WebSocket I/O layer: connections (client and server side), servers and
- * the id registry. Everything here is owned by the runtime thread (loop.h); the ABI functions
- * reach it only through osp_ws_loop_call, except asynchronous client sends, which read the
- * registry and a connection's tx_* fields under osp_ws_tx_lock. Not part of the ABI.
+ * the id registry. A connection is owned by its loop's thread (loop.h; c->loop never changes);
+ * a server by the main loop, except its per-loop connection lists (each loop's own) and what
+ * its lock guards. The ABI functions reach them through a loop call or a posted record, except
+ * asynchronous sends, which read the registry and a connection's tx_* fields under
+ * osp_ws_tx_lock. Not part of the ABI.
  *
- * Lifetimes: a connection or server is torn down (socket closed, id retired) on the loop
- * thread, put on a "zombie" list, and freed by the loop's reap hook at the end of the
- * iteration, so pointers held by the epoll batch or by a handler's caller stay valid.
+ * Lifetimes: a connection is torn down (socket closed, id retired) on its loop, put on that
+ * loop's "zombie" list, and freed at the end of the iteration, so pointers held by the epoll
+ * batch or by a handler's caller stay valid. A server is freed on the main loop once every
+ * loop has stopped its part (ws_server.c).
  */
 #ifndef OSP_WS_INTERNAL_H
 #define OSP_WS_INTERNAL_H
@@ -255,8 +258,10 @@ typedef struct {
     osp_ws_kind kind;
     void *object;   /* NULL once retired */
     uint16_t code;  /* retired connections: the close code */
+    /* The index of the loop that registered it (osp_ws_loop_at): a connection's own loop;
+     * servers: the main loop. An index, not a pointer: it fits the entry's padding. */
+    uint16_t loop;
     int64_t owner;  /* server connections: the server id */
-    osp_ws_loop *loop; /* the loop that registered it: a connection's own loop; servers: the main loop */
 } osp_ws_entry;
 
 /* Guards the registry (every loop adds and retires ids; every reader takes it, loop threads

@@ -77,7 +77,8 @@ int64_t osp_ws_registry_add_in(osp_ws_kind kind, void *object, int64_t owner, in
     table[j].entry.object = object;
     table[j].entry.code = 0;
     table[j].entry.owner = owner;
-    table[j].entry.loop = osp_ws_loop_current();
+    osp_ws_loop *here = osp_ws_loop_current();
+    table[j].entry.loop = here ? (uint16_t)here->index : 0;
     table_used++;
     pthread_mutex_unlock(&osp_ws_tx_lock);
     return id;
@@ -165,7 +166,7 @@ void osp_ws_registry_each_on(osp_ws_loop *L, void (*fn)(const osp_ws_entry *e, i
     pthread_mutex_lock(&osp_ws_tx_lock);
     size_t n = 0;
     for (size_t i = 0; i < table_cap; i++)
-        if (table[i].id != 0 && table[i].entry.object != NULL && (L == NULL || table[i].entry.loop == L)) n++;
+        if (table[i].id != 0 && table[i].entry.object != NULL && (L == NULL || table[i].entry.loop == L->index)) n++;
     if (n == 0) {
         pthread_mutex_unlock(&osp_ws_tx_lock);
         return;
@@ -178,7 +179,7 @@ void osp_ws_registry_each_on(osp_ws_loop *L, void (*fn)(const osp_ws_entry *e, i
     }
     size_t k = 0;
     for (size_t i = 0; i < table_cap && k < n; i++)
-        if (table[i].id != 0 && table[i].entry.object != NULL && (L == NULL || table[i].entry.loop == L))
+        if (table[i].id != 0 && table[i].entry.object != NULL && (L == NULL || table[i].entry.loop == L->index))
             ids[k++] = table[i].id;
     pthread_mutex_unlock(&osp_ws_tx_lock);
     for (size_t i = 0; i < k; i++) {

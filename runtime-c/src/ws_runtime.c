@@ -93,7 +93,7 @@ bool osp_ws_runtime_ensure(const char *fn, OspResult *err) {
     pthread_mutex_unlock(&start_mutex);
     if (rc != 0) {
         *err = osp_ws_loop_closed() ? osp_ws_shut_down_error(fn)
-                                    : osp_result_errorf("%s: cannot start the WebSocket runtime thread: %s", fn, why);
+                                    : osp_result_errorf("%s: cannot start the I/O loops: %s", fn, why);
         return false;
     }
     return true;

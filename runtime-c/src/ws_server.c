@@ -1255,7 +1255,7 @@ static OspResult server_send(send_args a) {
         /* On a loop thread: the connection's own loop sends at once; another loop's
          * connection gets the message through its queue. */
         osp_ws_entry e;
-        if (!osp_ws_registry_find(connection_id, &e) || e.loop == osp_ws_loop_current() || e.object == NULL) {
+        if (!osp_ws_registry_find(connection_id, &e) || osp_ws_loop_at(e.loop) == osp_ws_loop_current() || e.object == NULL) {
             do_server_send(&a);
             return a.result;
         }

@@ -135,9 +135,9 @@ static void test_loops(void) {
         for (int k = 0; k < CLIENTS; k++)
             if (seen[i] == clients[k]) duplicates++; /* a client id is never a server connection's */
         osp_ws_entry e;
-        CHECK(osp_ws_registry_find(seen[i], &e) && e.kind == OSP_WS_KIND_SERVER_CONN && e.loop != NULL,
+        CHECK(osp_ws_registry_find(seen[i], &e) && e.kind == OSP_WS_KIND_SERVER_CONN && e.loop < LOOPS,
               "connection %" PRId64 " is registered with its loop", seen[i]);
-        if (e.loop != NULL && e.loop->index < LOOPS) per_loop[e.loop->index]++;
+        if (e.loop < LOOPS) per_loop[e.loop]++;
     }
     CHECK(seen_count == CLIENTS && duplicates == 0, "%d connections, %d duplicate ids", seen_count, duplicates);
     for (int k = 0; k < LOOPS; k++)

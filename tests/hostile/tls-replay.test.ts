@@ -151,6 +151,7 @@ describe('wss:// under a ClientHello replay', () => {
   it('maxTlsHandshakeRatePerIp: over the rate, connections are closed before any TLS work', async () => {
     const server = await secureServer(['maxTlsHandshakeRatePerIp=5']);
     const outcomes: string[] = [];
+    const t0 = Date.now();
     for (let i = 0; i < 15; i++) {
       outcomes.push(
         await new Promise<string>((resolve) => {
@@ -163,9 +164,13 @@ describe('wss:// under a ClientHello replay', () => {
       );
     }
     // A burst of five (one second's worth), then one every 200 ms: 15 quick attempts get 5 or 6.
+    // On a loaded machine the attempts take longer, and the rate lets one more through per
+    // 200 ms they took; some are refused whatever the load.
+    const elapsedMs = Date.now() - t0;
     const done = outcomes.filter((o) => o === 'handshake').length;
     expect(done, outcomes.join(', ')).toBeGreaterThanOrEqual(5);
-    expect(done, outcomes.join(', ')).toBeLessThanOrEqual(7);
+    expect(done, `${outcomes.join(', ')} in ${elapsedMs} ms`).toBeLessThanOrEqual(7 + Math.floor(elapsedMs / 200));
+    expect(done, outcomes.join(', ')).toBeLessThan(15);
     expect(outcomes.slice(0, 5)).toEqual(Array(5).fill('handshake'));
     // After the rate has paid off, the address is served again.
     await new Promise((r) => setTimeout(r, 1100));
