@@ -90,8 +90,8 @@ static void heap_swap(osp_ws_loop *L, size_t a, size_t b) {
     osp_ws_timer *t = heap[a];
     heap[a] = heap[b];
     heap[b] = t;
-    heap[a]->heap_index = a;
-    heap[b]->heap_index = b;
+    heap[a]->heap_index = (uint32_t)a;
+    heap[b]->heap_index = (uint32_t)b;
 }
 
 static void heap_up(osp_ws_loop *L, size_t i) {
@@ -117,22 +117,22 @@ static void heap_down(osp_ws_loop *L, size_t i) {
 
 void osp_ws_timer_init(osp_ws_timer *t, void (*on_fire)(osp_ws_timer *)) {
     t->deadline_ms = 0;
-    t->heap_index = SIZE_MAX;
+    t->heap_index = OSP_WS_TIMER_IDLE;
+    t->loop = 0;
     t->on_fire = on_fire;
-    t->loop = NULL;
 }
 
-bool osp_ws_timer_armed(const osp_ws_timer *t) { return t->heap_index != SIZE_MAX; }
+bool osp_ws_timer_armed(const osp_ws_timer *t) { return t->heap_index != OSP_WS_TIMER_IDLE; }
 
 void osp_ws_timer_cancel(osp_ws_timer *t) {
-    if (t->heap_index == SIZE_MAX) return;
-    osp_ws_loop *L = t->loop;
+    if (t->heap_index == OSP_WS_TIMER_IDLE) return;
+    osp_ws_loop *L = loops[t->loop];
     size_t i = t->heap_index;
-    t->heap_index = SIZE_MAX;
+    t->heap_index = OSP_WS_TIMER_IDLE;
     L->heap_len--;
     if (i == L->heap_len) return;
     L->heap[i] = L->heap[L->heap_len];
-    L->heap[i]->heap_index = i;
+    L->heap[i]->heap_index = (uint32_t)i;
     heap_up(L, i);
     heap_down(L, L->heap[i]->heap_index);
 }
@@ -141,6 +141,7 @@ void osp_ws_timer_arm(osp_ws_timer *t, uint64_t delay_ms) {
     osp_ws_timer_cancel(t);
     osp_ws_loop *L = here("arming a timer");
     if (L->heap_len == L->heap_cap) {
+        /* heap_index is 32 bits: four billion armed timers would need far more memory anyway. */
         size_t cap = L->heap_cap ? L->heap_cap * 2 : 64;
         osp_ws_timer **h = realloc(L->heap, cap * sizeof *h);
         if (h == NULL) {
@@ -153,9 +154,9 @@ void osp_ws_timer_arm(osp_ws_timer *t, uint64_t delay_ms) {
         L->heap = h;
         L->heap_cap = cap;
     }
-    t->loop = L;
+    t->loop = L->index;
     t->deadline_ms = osp_ws_now_ms() + delay_ms;
-    t->heap_index = L->heap_len;
+    t->heap_index = (uint32_t)L->heap_len;
     L->heap[L->heap_len++] = t;
     heap_up(L, t->heap_index);
 }
@@ -181,8 +182,8 @@ static int next_timeout_ms(osp_ws_loop *L) {
 
 int osp_ws_watch_set(osp_ws_watch *w, uint32_t events) {
     if (events == w->events) return 0;
-    /* A registered watch stays with the loop whose epoll set holds it. */
-    osp_ws_loop *L = w->events != 0 && w->loop != NULL ? w->loop : here("watching a descriptor");
+    /* The calling loop's epoll set: a watch's owner lives on one loop for its whole life. */
+    osp_ws_loop *L = here("watching a descriptor");
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = events;
@@ -196,7 +197,6 @@ int osp_ws_watch_set(osp_ws_watch *w, uint32_t events) {
         rc = epoll_ctl(L->epoll_fd, EPOLL_CTL_MOD, w->fd, &ev);
     if (rc != 0) return -1;
     w->events = events;
-    w->loop = L;
     return 0;
 }
 
@@ -206,7 +206,7 @@ int osp_ws_watch_rearm(osp_ws_watch *w) {
     memset(&ev, 0, sizeof ev);
     ev.events = w->events;
     ev.data.ptr = w;
-    return epoll_ctl(w->loop->epoll_fd, EPOLL_CTL_MOD, w->fd, &ev);
+    return epoll_ctl(here("watching a descriptor")->epoll_fd, EPOLL_CTL_MOD, w->fd, &ev);
 }
 
 /* ---- commands ----------------------------------------------------------------------------- */
@@ -338,7 +338,7 @@ static void on_wake(osp_ws_watch *w, uint32_t events) {
     /* Work posted without a command (asynchronous client sends) first: a command posted after
      * it (websocketClose) must find it already queued, so order is kept. */
     if (osp_ws_loop_wake_hook) osp_ws_loop_wake_hook();
-    run_commands(w->loop, true);
+    run_commands(current_loop, true);
 }
 
 void osp_ws_waiter_signal(osp_ws_waiter *w) {
@@ -441,7 +441,6 @@ static osp_ws_loop *loop_new(unsigned index, char *err, size_t errlen) {
         return NULL;
     }
     L->wake_watch.events = EPOLLIN;
-    L->wake_watch.loop = L;
     return L;
 }
 

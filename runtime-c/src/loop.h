@@ -32,15 +32,17 @@ typedef struct osp_ws_watch {
     int fd;
     uint32_t events; /* EPOLLIN/EPOLLOUT currently requested (0: not registered) */
     void (*on_event)(struct osp_ws_watch *w, uint32_t events);
-    struct osp_ws_loop *loop; /* the loop whose epoll set holds it (set when registered) */
 } osp_ws_watch;
 
 typedef struct osp_ws_timer {
     uint64_t deadline_ms; /* CLOCK_MONOTONIC milliseconds */
-    size_t heap_index;    /* SIZE_MAX when not armed */
+    uint32_t heap_index;  /* OSP_WS_TIMER_IDLE when not armed */
+    uint32_t loop;        /* the index of the loop whose heap holds it (set when armed) */
     void (*on_fire)(struct osp_ws_timer *t);
-    struct osp_ws_loop *loop; /* the loop whose heap holds it (set when armed) */
 } osp_ws_timer;
+
+/* heap_index of a timer that is not armed. */
+#define OSP_WS_TIMER_IDLE UINT32_MAX
 
 struct osp_ws_conn;
 struct osp_ws_command;
@@ -152,8 +154,9 @@ void osp_ws_waiter_wait(osp_ws_waiter *w);
 /* Signals every waiter of a list linked through `next` and empties the list. */
 void osp_ws_waiters_signal_all(osp_ws_waiter **list);
 
-/* Watches (loop thread only; a watch stays with the loop that first registered it). set_events
- * with 0 removes the fd from epoll. 0 or -1 (errno). */
+/* Watches (loop thread only: a watch is registered with, and changed by, the calling thread's
+ * loop; its owner never moves to another loop). set_events with 0 removes the fd from epoll.
+ * 0 or -1 (errno). */
 int osp_ws_watch_set(osp_ws_watch *w, uint32_t events);
 /* For an edge-triggered watch (EPOLLET): asks epoll to report the current readiness again, as a
  * fresh edge at the next wait (a reader that stopped before draining the socket). 0 or -1. */

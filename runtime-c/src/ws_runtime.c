@@ -23,7 +23,7 @@ static size_t layer_count;
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static int live_conns;
 static osp_ws_waiter *shutdown_waiter;
-static osp_ws_timer shutdown_timer = {0, SIZE_MAX, NULL, NULL};
+static osp_ws_timer shutdown_timer = {0, OSP_WS_TIMER_IDLE, 0, NULL};
 
 void osp_ws_runtime_add_layer(const osp_ws_layer *layer) {
     /* ELF constructors: one thread, before main. */

@@ -1498,9 +1498,16 @@ static uint64_t layer_shutdown_begin(void) {
     return longest;
 }
 
-/* The loop is stopped: records nobody took hold payloads; freed wiped. */
+/* The loop is stopped: records nobody took hold payloads; freed wiped. A server whose last
+ * loop finished just before the main loop stopped is finished (freed) here. */
 static void release_posted(void) {
     osp_ws_loop *L = osp_ws_loop_current();
+    for (size_t at = 0; at < L->srv_pend.len;) {
+        const posted_record *r = (const posted_record *)(L->srv_pend.data + at);
+        if (r->kind == POST_FINISH) server_finish(r->server);
+        at += record_size(r->len);
+    }
+    layer_iteration_end();
     osp_ws_buf_free(&L->srv_pend);
     osp_ws_buf_free(&L->srv_spare);
 }
