@@ -3,7 +3,8 @@
  * the loops, ids stay unique, a handler's websocketServerSend reaches a connection on any loop,
  * broadcasts posted from two threads at once arrive at every recipient in one and the same
  * order, the open-connection count adds up every loop, and stopping the server closes the
- * connections of every loop (1001) and frees the port. Runs under ASan + UBSan.
+ * connections of every loop (1001) and frees the port. Runs under ASan + UBSan. Every String
+ * argument is a String (osp_gc_strdup_c: length-prefixed), never a C literal.
  */
 #include "ws_internal.h"
 #include "check.h"
@@ -95,7 +96,7 @@ static void *broadcast_thread(void *arg) {
 
 static void test_loops(void) {
     int port = free_port();
-    OspResult r = osp_ws_create_server(port, "127.0.0.1", "/");
+    OspResult r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "create: %s", MSG(r));
     the_server = r.value;
     CHECK(osp_ws_loop_count() == LOOPS, "OSPREY_IO_THREADS=%d runs %d loops (got %u)", LOOPS, LOOPS,
@@ -108,7 +109,7 @@ static void test_loops(void) {
     int64_t clients[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
         pthread_mutex_init(&boxes[i].mu, NULL);
-        r = osp_ws_connect(url, on_message, &boxes[i]);
+        r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &boxes[i]);
         CHECK(r.tag == OSP_RESULT_SUCCESS, "connect %d: %s", i, MSG(r));
         clients[i] = r.value;
         char hello[32];
@@ -183,14 +184,14 @@ static void test_loops(void) {
           MSG(r));
 
     /* The port is free again at once, and the new server spreads its connections too. */
-    r = osp_ws_create_server(port, "127.0.0.1", "/");
+    r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "create again: %s", MSG(r));
     int64_t again = r.value;
     CHECK(osp_ws_server_listen(again).tag == OSP_RESULT_SUCCESS, "rebind the same port");
     pthread_mutex_init(&echo.mu, NULL);
     int64_t last = 0;
     for (int i = 0; i < LOOPS; i++) {
-        r = osp_ws_connect(url, on_message, &echo);
+        r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &echo);
         CHECK(r.tag == OSP_RESULT_SUCCESS, "connect to the new server: %s", MSG(r));
         last = r.value;
         CHECK(osp_ws_send(last, osp_gc_strdup_c("echo")).tag == OSP_RESULT_SUCCESS, "send");
