@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <link.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -95,7 +97,8 @@ struct osp_fiber {
      * record with this condition variable (it never runs on a worker). */
     pthread_cond_t *thread_cond;
     void *asan_fake_stack;
-    void (*on_park)(void); /* osp_fiber_set_park_hook */
+    void (*on_park)(void *arg); /* osp_fiber_set_park_hook */
+    void *on_park_arg;
 };
 
 typedef struct {
@@ -107,7 +110,8 @@ typedef struct {
     struct GC_stack_base native_base;
     int unlock_after_switch; /* the fiber parked with sched_lock held: release it in the loop */
     osp_fiber *finished;     /* the fiber that just ended: recycle its stack in the loop */
-    void (*park_hook)(void); /* the fiber that just parked asked for this: run in the loop, unlocked */
+    void (*park_hook)(void *arg); /* the fiber that just parked asked for this: run in the loop, unlocked */
+    void *park_hook_arg;
     void *asan_fake_stack;   /* the loop's ASan fake stack while a fiber runs */
     const void *native_asan_bottom;
     size_t native_asan_size;
@@ -121,7 +125,17 @@ typedef struct {
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* idle workers wait here (on CLOCK_MONOTONIC deadlines: see start_scheduler) */
+    /* Idle workers sleep on this futex word (see idle_wait); a wake-up bumps it. Not a condition
+     * variable: glibc's condition wait relocks the mutex as if contended, so every worker wake-up
+     * cost a futex wake more when the worker released sched.lock (one per HTTP batch). */
+    _Atomic uint32_t wake_seq;
+    atomic_int sleepers; /* workers in (or entering) the futex wait */
+    /* A wake-up was sent and the worker it woke has not run yet: a burst of wake-ups (a loop of
+     * spawns) then costs one futex wake, not one each (a condition variable skips them the same
+     * way). The woken worker passes the wake-up on when it finds more queued than the fiber it
+     * takes (next_fiber), so every fiber of the burst still gets a worker. Cleared by every
+     * worker that enters or leaves the wait, so it cannot stay raised with a worker asleep. */
+    atomic_bool waking;
     int started;
     int nworkers;      /* worker loops running (sched.lock) */
     int nslots;        /* entries of `workers` */
@@ -194,6 +208,38 @@ static int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- idle workers -------------------------------------------------------------------------- */
+
+/* Wakes one idle worker, if one sleeps and none is being woken; any thread, with or without
+ * sched.lock. A worker counted in sched.idle read wake_seq under the lock before it slept, so the
+ * increment below either makes its futex wait return at once or comes before the wake. */
+static void wake_idle_worker(void) {
+    atomic_fetch_add(&sched.wake_seq, 1);
+    if (atomic_load(&sched.sleepers) > 0 && !atomic_exchange(&sched.waking, true))
+        (void)syscall(SYS_futex, &sched.wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Sleeps until wake_idle_worker or the CLOCK_MONOTONIC deadline (`until_ns` < 0: none); entered
+ * and left with sched.lock held. May return early (a signal, a wake-up meant for another worker):
+ * the caller looks at the queues again either way. */
+static void idle_wait(int64_t until_ns) {
+    uint32_t seq = atomic_load(&sched.wake_seq);
+    pthread_mutex_unlock(&sched.lock);
+    atomic_fetch_add(&sched.sleepers, 1);
+    atomic_store(&sched.waking, false);
+    struct timespec ts;
+    if (until_ns >= 0) {
+        ts.tv_sec = (time_t)(until_ns / 1000000000);
+        ts.tv_nsec = (long)(until_ns % 1000000000);
+    }
+    /* FUTEX_WAIT_BITSET: the deadline is absolute, on CLOCK_MONOTONIC. */
+    (void)syscall(SYS_futex, &sched.wake_seq, FUTEX_WAIT_BITSET_PRIVATE, seq, until_ns >= 0 ? &ts : NULL, NULL,
+                  FUTEX_BITSET_MATCH_ANY);
+    atomic_fetch_sub(&sched.sleepers, 1);
+    atomic_store(&sched.waking, false);
+    pthread_mutex_lock(&sched.lock);
 }
 
 /* ---- context switch ------------------------------------------------------------------------ */
@@ -330,7 +376,7 @@ static void enqueue_ready(osp_fiber *f) {
 
 static void push_ready(osp_fiber *f) {
     enqueue_ready(f);
-    if (sched.idle > 0) pthread_cond_signal(&sched.wake);
+    if (sched.idle > 0) wake_idle_worker();
 }
 
 static osp_fiber *pop_ready(void) {
@@ -445,9 +491,9 @@ static void after_switch_to_loop(osp_worker *w) {
         pthread_mutex_unlock(&sched.lock);
     }
     if (w->park_hook) {
-        void (*hook)(void) = w->park_hook;
+        void (*hook)(void *) = w->park_hook;
         w->park_hook = NULL;
-        hook();
+        hook(w->park_hook_arg);
     }
 }
 
@@ -497,6 +543,9 @@ static osp_fiber *next_fiber(osp_worker *w) {
         }
         if (f) {
             w->ticks++;
+            /* More is runnable: pass the wake-up on (wake-ups sent while this worker was being
+             * woken were folded into its own). */
+            if (sched.ready_head != NULL && sched.idle > 0) wake_idle_worker();
             pthread_mutex_unlock(&sched.lock);
             return f;
         }
@@ -511,10 +560,9 @@ static osp_fiber *next_fiber(osp_worker *w) {
              * while it computes. */
             int64_t until = others_busy ? now_ns() + 2000000 : deadline;
             if (deadline >= 0 && deadline < until) until = deadline;
-            struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
-            pthread_cond_timedwait(&sched.wake, &sched.lock, &ts);
+            idle_wait(until);
         } else {
-            pthread_cond_wait(&sched.wake, &sched.lock);
+            idle_wait(-1);
         }
         sched.idle--;
     }
@@ -580,7 +628,10 @@ static void switch_to_loop(osp_fiber *f, int exiting) {
     osp_worker *w = current_worker();
     w->unlock_after_switch = 1;
     if (exiting) w->finished = f;
-    else if (f->on_park && f->state == FIBER_PARKED) w->park_hook = f->on_park;
+    else if (f->on_park && f->state == FIBER_PARKED) {
+        w->park_hook = f->on_park;
+        w->park_hook_arg = f->on_park_arg;
+    }
     w->current = NULL;
     switch_begin();
     GC_set_stackbottom(w->gc_handle, &w->native_base);
@@ -648,8 +699,8 @@ void *osp_fiber_spawn(osp_fiber_body_fn body, void *env) {
     pthread_mutex_unlock(&sched.lock);
     /* Signalled once the lock is free: a worker woken under it would at once block on the lock
      * this thread still holds (a futex wait and wake more per spawn). No wake-up is lost: an idle
-     * worker counted above is already waiting on the condition, having released the lock. */
-    if (wake) pthread_cond_signal(&sched.wake);
+     * worker counted above read the futex word under the lock before it slept (idle_wait). */
+    if (wake) wake_idle_worker();
     return f;
 }
 
@@ -678,13 +729,16 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n) 
      * submitter calls osp_sched_nudge while they are outstanding, so one that takes long does
      * not hold up the rest. (Waking a second worker at once would have both contend for
      * sched.lock over a batch that one of them finishes in microseconds.) */
-    if (sched.idle > 0) pthread_cond_signal(&sched.wake);
+    if (sched.idle > 0) wake_idle_worker();
     pthread_mutex_unlock(&sched.lock);
 }
 
-void osp_fiber_set_park_hook(void (*hook)(void)) {
+void osp_fiber_set_park_hook(void (*hook)(void *arg), void *arg) {
     osp_fiber *self = osp_fiber_self();
-    if (self) self->on_park = hook;
+    if (self) {
+        self->on_park = hook;
+        self->on_park_arg = arg;
+    }
 }
 
 bool osp_sched_nudge(void) {
@@ -692,7 +746,7 @@ bool osp_sched_nudge(void) {
     bool queued = sched.ready_head != NULL;
     bool stalled = queued && sched.ready_pops == sched.nudge_seen_pops;
     sched.nudge_seen_pops = sched.ready_pops;
-    if (stalled && sched.idle > 0) pthread_cond_signal(&sched.wake);
+    if (stalled && sched.idle > 0) wake_idle_worker();
     pthread_mutex_unlock(&sched.lock);
     return queued;
 }
@@ -722,7 +776,10 @@ void osp_fiber_yield(void) {
     }
     pthread_mutex_lock(&sched.lock);
     osp_worker *w = current_worker();
-    if (sched.ready_head == NULL && w->runnext == NULL && sched.ntimers == 0) {
+    /* Sleepers that are due count as runnable; the others (a program's long sleep) do not keep
+     * a yield from returning at once. */
+    (void)run_timers();
+    if (sched.ready_head == NULL && w->runnext == NULL) {
         pthread_mutex_unlock(&sched.lock);
         return;
     }
@@ -732,7 +789,8 @@ void osp_fiber_yield(void) {
         w->runnext = NULL;
     }
     self->state = FIBER_READY;
-    push_ready(self);
+    /* No idle worker is woken for this fiber: this worker takes the queue's next fiber at once. */
+    enqueue_ready(self);
     switch_to_loop(self, 0);
 }
 
@@ -1043,14 +1101,8 @@ static int start_with_main_thread;
 
 static void start_scheduler(void) {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
-    /* Deadlines (timers, the idle poll) are CLOCK_MONOTONIC times: a wall-clock change must not
-     * stretch or cut a sleep, and a condition variable compares against its own clock. */
-    pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&sched.wake, &attr) != 0) {
-        sched_fatal("%s", "cannot create the scheduler's condition variable");
-    }
-    pthread_condattr_destroy(&attr);
+    /* Deadlines (timers, the idle poll) are CLOCK_MONOTONIC times (idle_wait): a wall-clock
+     * change must not stretch or cut a sleep. */
     dl_iterate_phdr(find_exe_bias, NULL);
     previous_push_other_roots = GC_get_push_other_roots();
     GC_set_push_other_roots(push_fiber_stacks);

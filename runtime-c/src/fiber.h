@@ -44,7 +44,7 @@ osp_fiber *osp_fiber_self(void);
  * set up here with a condition variable; release it with osp_blocker_end). */
 typedef struct osp_thread_record osp_thread_record;
 struct osp_thread_record {
-    unsigned char opaque[256];
+    unsigned char opaque[272];
 };
 osp_fiber *osp_blocker_begin(osp_thread_record *thread_record);
 void osp_blocker_end(osp_fiber *blocker);

@@ -330,16 +330,21 @@ static http_job *submit_head, *submit_tail;
 
 /* Handler runners. Handlers run on fibers, never on the loop thread, but not on a fiber each: a
  * runner fiber takes requests from the run queue one after another until it is empty, so a batch
- * costs one fiber start and (when no runner is awake) one worker wake-up instead of a fiber
- * created, scheduled, switched to and retired per request. A handler that waits (a channel,
- * await, sleep, a blocking call) parks its runner: the park hook starts another runner for the
- * rest of the queue at once. A handler that computes for long keeps its runner: the loop checks
- * every few milliseconds while requests are queued and starts another runner when none was
- * taken since the previous check (so a slow handler delays only its own request). The queue's
- * static head is a root for the collector; the lock is never held while anything else is taken. */
+ * costs no fiber start and no worker wake-up while a runner is still working, and one of each
+ * otherwise, instead of a fiber created, scheduled, switched to and retired per request. A
+ * handler that waits (a channel, await, sleep, a blocking call) parks its runner: the park hook
+ * starts another runner for the rest of the queue at once. A handler that computes for long keeps
+ * its runner: the loop checks every few milliseconds while requests are queued and starts another
+ * runner when none was taken since the previous check (so a slow handler delays only its own
+ * request). The queue's static head is a root for the collector; the lock is never held while
+ * anything else is taken. */
 static pthread_mutex_t runq_lock = PTHREAD_MUTEX_INITIALIZER;
 static http_job *runq_head, *runq_tail;
 static int runners_unstarted; /* spawned, not yet running: a new one would wait behind them */
+/* Runners between taking requests, or in a handler that has not parked: each takes what is queued
+ * once its current handler returns, so a new batch needs no new runner (no fiber start, no worker
+ * wake-up) while one of them is counted here. */
+static int runners_running;
 static uint64_t runq_taken;   /* requests taken so far (stall check) */
 static uint64_t runq_seen_taken;
 /* A runner yields to the scheduler after this many requests in a row, so other fibers (WebSocket
@@ -348,38 +353,94 @@ static uint64_t runq_seen_taken;
 #define STALL_CHECK_MS 2
 static osp_ws_timer stall_timer;
 
+/* What the park hook knows of a runner: whether it is counted in runners_running (runq_lock). The
+ * hook runs after the runner's fiber is switched out, when that fiber may already have resumed
+ * elsewhere or even finished, so records are never freed: a finished runner's record goes to a
+ * free list for the next one. A late hook can then only mark a record parked while a runner runs
+ * with it (that runner puts itself back in the count at its next look at the queue; an
+ * undercount meanwhile at worst starts a runner more than needed) or while it is free (the next
+ * runner to take it gives the count back: claim_record). */
+typedef struct runner_record {
+    bool parked; /* not counted in runners_running */
+    struct runner_record *next_free;
+    struct runner_record *next_made; /* every record ever made: reachable for leak checkers */
+} runner_record;
+static runner_record *free_runner_records; /* runq_lock */
+static runner_record *made_runner_records; /* runq_lock */
+
 static int64_t runner_run(void *unused);
 
 static void start_runner(void) {
     (void)osp_sched_submit(runner_run, NULL);
 }
 
-/* A runner's handler parked (the worker calls this, no lock held): when requests wait and no
- * runner is on its way, start one for them. */
-static void runner_parked(void) {
+/* A runner's handler parked (the worker calls this, no lock held): it no longer takes requests
+ * until it resumes, so when requests wait and no runner is on its way, start one for them. */
+static void runner_parked(void *arg) {
+    runner_record *rec = arg;
     pthread_mutex_lock(&runq_lock);
+    if (!rec->parked) {
+        rec->parked = true;
+        runners_running--;
+    }
     bool start = runq_head != NULL && runners_unstarted == 0;
     if (start) runners_unstarted++;
     pthread_mutex_unlock(&runq_lock);
     if (start) start_runner();
 }
 
+/* Counts a runner in runners_running with its record (runq_lock held). A late park hook of the
+ * record's previous runner may have taken one off the count after that runner had left: given
+ * back here. */
+static void claim_record(runner_record *rec) {
+    if (rec->parked) runners_running++;
+    rec->parked = false;
+    rec->next_free = NULL;
+    runners_running++;
+}
+
 static int64_t runner_run(void *unused) {
     (void)unused;
-    osp_fiber_set_park_hook(runner_parked);
     pthread_mutex_lock(&runq_lock);
     runners_unstarted--;
+    runner_record *rec = free_runner_records;
+    if (rec != NULL) {
+        free_runner_records = rec->next_free;
+        claim_record(rec);
+    }
     pthread_mutex_unlock(&runq_lock);
+    if (rec == NULL && (rec = malloc(sizeof *rec)) != NULL) {
+        rec->parked = false;
+        pthread_mutex_lock(&runq_lock);
+        rec->next_made = made_runner_records;
+        made_runner_records = rec;
+        claim_record(rec);
+        pthread_mutex_unlock(&runq_lock);
+    }
+    /* Without a record (out of memory) the runner is never counted: submissions then start
+     * runners as if it were not there, which costs speed, not correctness. */
+    if (rec != NULL) osp_fiber_set_park_hook(runner_parked, rec);
     for (int in_a_row = 1;; in_a_row++) {
         pthread_mutex_lock(&runq_lock);
+        if (rec != NULL && rec->parked) {
+            rec->parked = false; /* resumed after its handler parked */
+            runners_running++;
+        }
         http_job *j = runq_head;
         if (j != NULL) {
             runq_head = j->next_done;
             if (runq_head == NULL) runq_tail = NULL;
             runq_taken++;
+        } else if (rec != NULL) {
+            runners_running--;
+            rec->next_free = free_runner_records;
+            free_runner_records = rec;
         }
         pthread_mutex_unlock(&runq_lock);
-        if (j == NULL) return 0;
+        if (j == NULL) {
+            osp_fiber_set_park_hook(NULL, NULL);
+            return 0;
+        }
         j->next_done = NULL;
         job_run(j);
         if (in_a_row % RUNNER_FAIRNESS_BATCH == 0) osp_fiber_yield();
@@ -409,13 +470,12 @@ static void submit_later(http_job *j) {
 static void submit_pending(void) {
     if (submit_head == NULL) return;
     pthread_mutex_lock(&runq_lock);
-    bool was_empty = runq_head == NULL;
     if (runq_tail) runq_tail->next_done = submit_head;
     else runq_head = submit_head;
     runq_tail = submit_tail;
-    /* Runners that are running take the new requests when they finish their current ones; one
-     * is started when the queue was empty (every runner has left or is about to). */
-    bool start = was_empty && runners_unstarted == 0;
+    /* A runner that is running takes the new requests when its current handler returns (if that
+     * takes long, the stall check starts another); one is started only when none runs. */
+    bool start = runners_running == 0 && runners_unstarted == 0;
     if (start) runners_unstarted++;
     pthread_mutex_unlock(&runq_lock);
     submit_head = submit_tail = NULL;

@@ -90,10 +90,11 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n);
  * for them. */
 bool osp_sched_nudge(void);
 /* From now on, whenever the calling fiber parks (blocks in a channel operation, await, sleep or a
- * blocking call; not when it yields), its worker calls hook() once the fiber is switched out, with
- * no scheduler lock held. The HTTP server's handler runners use it to hand their queue on. No-op
- * outside a fiber. */
-void osp_fiber_set_park_hook(void (*hook)(void));
+ * blocking call; not when it yields), its worker calls hook(arg) once the fiber is switched out,
+ * with no scheduler lock held. The fiber may already run again (on another worker) or even have
+ * finished by then, so `arg` must outlive it. The HTTP server's handler runners use it to hand
+ * their queue on. No-op outside a fiber. */
+void osp_fiber_set_park_hook(void (*hook)(void *arg), void *arg);
 
 /* stdout is block-buffered when it is not a terminal. Call before blocking (sleeping, waiting for
  * another thread, a child process or the network): writes what was printed, if anything. */
