@@ -205,7 +205,20 @@ describe('inlining and closure environments (lower/inline.ts, lower/escape.ts)',
     expect(r.diagnostics).toEqual([]);
     const ack = fnText(r.llvm!, 'ospu.ack');
     expect(ack).toContain('br label %loop');
-    // The inner (non-tail) call was unrolled: its copy calls ack, the two tail calls jump.
-    expect(ack.match(/call i64 @ospu\.ack\(/g)!.length).toBeGreaterThanOrEqual(2);
+    // One non-tail self call per body: three nested copies (four bodies), each copy a loop of
+    // its own whose tail calls jump to its header; only the innermost copy still calls ack.
+    expect(ack.match(/^inner\d*:/gm)).toHaveLength(3);
+    expect(ack.match(/br label %inner\d*/g)!.length).toBeGreaterThanOrEqual(6);
+    expect(ack.match(/call i64 @ospu\.ack\(/g)).toHaveLength(1);
+  });
+
+  it('an unrolled copy without self tail calls is plain bindings, and levels stop at four bodies', () => {
+    const r = compileToLlvm(src('fn count(n: Int) -> Int = match n == 0 {\n  true => 0\n  false => 1 + count(n - 1)\n}\nprint(count(10))'));
+    expect(r.diagnostics).toEqual([]);
+    const count = fnText(r.llvm!, 'ospu.count');
+    expect(count).not.toMatch(/^inner/m);
+    // Four bodies: the function and three nested copies, the last of which calls count.
+    expect(count.match(/call i64 @ospu\.count\(/g)).toHaveLength(1);
+    expect(count.match(/icmp eq i64 %\d+, 0/g)).toHaveLength(4);
   });
 });

@@ -31,6 +31,8 @@ class Emitter {
   private core: CoreFn | null = null;
   private locals = new Map<number, Local>();
   private loopHeader: Block | null = null;
+  /** The `loop` nodes being emitted, by id: where their `continue`s store and jump. */
+  private readonly innerLoops = new Map<number, { header: Block; slots: Value[] }>();
   /** Chain links already emitted by expr(), consumed by their parent (null: control ended). */
   private readonly emittedLinks = new Map<CExpr, Value | null>();
 
@@ -75,6 +77,7 @@ class Emitter {
     this.fn = fn;
     this.core = f;
     this.locals = new Map();
+    this.innerLoops.clear();
     const entry = this.ir.block(fn, 'entry');
     this.ir.setInsertPoint(entry);
     if (f.loops) {
@@ -103,6 +106,7 @@ class Emitter {
     this.fn = program;
     this.core = null;
     this.locals = new Map();
+    this.innerLoops.clear();
     this.loopHeader = null;
     this.ir.setInsertPoint(this.ir.block(program, 'entry'));
     if (this.expr(this.program.init) !== null) {
@@ -259,6 +263,42 @@ class Emitter {
           return null;
         }
         return ir.call(target.fn, [env, ...args]);
+      }
+      case 'loop': {
+        // The vars live in entry-block slots (promoted to registers by LLVM, like a function's
+        // own loop parameters); `continue` stores into them and jumps back to the header.
+        const inits: Value[] = [];
+        for (const v of e.vars) {
+          const init = this.expr(v.init);
+          if (!init) return null;
+          inits.push(init);
+        }
+        const slots = e.vars.map((v, i) => {
+          const type = this.ty(v.init.repr);
+          const ptr = ir.entryAlloca(this.fn!, type);
+          ir.store(inits[i]!, ptr);
+          this.locals.set(v.id, { kind: 'slot', ptr, type });
+          return ptr;
+        });
+        const header = ir.block(this.fn!, 'inner');
+        ir.br(header);
+        ir.setInsertPoint(header);
+        this.innerLoops.set(e.id, { header, slots });
+        const v = this.expr(e.body);
+        this.innerLoops.delete(e.id);
+        return v;
+      }
+      case 'continue': {
+        const loop = this.innerLoops.get(e.loop) ?? ice(`codegen: continue outside its loop #${e.loop}`);
+        const args: Value[] = [];
+        for (const a of e.args) {
+          const v = this.expr(a);
+          if (!v) return null;
+          args.push(v);
+        }
+        args.forEach((v, i) => ir.store(v, loop.slots[i]!));
+        ir.br(loop.header);
+        return null;
       }
       case 'callclosure': {
         const c = this.expr(e.closure);

@@ -40,6 +40,12 @@ export type CExpr = { repr: Repr } & (
   /** Direct call of a compiled function; `tail` marks a self call in tail position (becomes a jump). */
   | { k: 'calldirect'; fn: string; env: CExpr | null; args: CExpr[]; tail: boolean }
   | { k: 'callclosure'; closure: CExpr; args: CExpr[] }
+  /** A loop inside an expression: each of `vars` is bound to its `init` (in order), then `body`
+   *  is evaluated; a `continue` of this loop (only in tail position of `body`) binds the vars to
+   *  its arguments and evaluates `body` again. The loop's value is `body`'s value. inline.ts
+   *  makes these when it unrolls a recursive function into itself: a copy's self tail calls. */
+  | { k: 'loop'; id: number; vars: { id: number; init: CExpr }[]; body: CExpr }
+  | { k: 'continue'; loop: number; args: CExpr[] }
   /** Call of an `extern fn` (C ABI: Int and Bool as int64_t, String as char*, Unit as void). */
   | { k: 'callextern'; symbol: string; params: Repr[]; returnsUnit: boolean; args: CExpr[] }
   /** Call of a runtime function; closure arguments are split into (fn, env) by codegen. */
@@ -123,6 +129,13 @@ export function forEachChild(e: CExpr, visit: (child: CExpr, replace: (c: CExpr)
       return;
     case 'callclosure':
       visit(e.closure, (c) => (e.closure = c));
+      list(e.args);
+      return;
+    case 'loop':
+      e.vars.forEach((v) => visit(v.init, (c) => (v.init = c)));
+      visit(e.body, (c) => (e.body = c));
+      return;
+    case 'continue':
       list(e.args);
       return;
     case 'mkclosure':
