@@ -221,4 +221,25 @@ describe('inlining and closure environments (lower/inline.ts, lower/escape.ts)',
     expect(count.match(/call i64 @ospu\.count\(/g)).toHaveLength(1);
     expect(count.match(/icmp eq i64 %\d+, 0/g)).toHaveLength(4);
   });
+
+  it('a constructor whose words are all constants is one shared read-only block; others allocate', () => {
+    const r = compileToLlvm(src('type Tree = Leaf | Node { left: Tree, right: Tree } | Size { n: Int }\nfn make(d: Int) -> Tree = match d == 0 {\n  true => Leaf\n  false => Node { left: make(d - 1), right: Size { n: 7 } }\n}\nfn leaves(t: Tree) -> Int = match t {\n  Leaf => 1\n  Node { left, right } => leaves(left) + leaves(right)\n  Size { n } => n\n}\nprint(leaves(make(3)))'));
+    expect(r.diagnostics).toEqual([]);
+    const make = fnText(r.llvm!, 'ospu.make');
+    // Node has computed fields: allocated (3 words); Leaf and Size { n: 7 } are constant images.
+    expect(make).toContain('@osp_alloc(i64 24)');
+    expect(make).not.toContain('@osp_alloc(i64 8)');
+    expect(make).not.toContain('@osp_alloc(i64 16)');
+    expect(r.llvm!).toMatch(/@words(\.\d+)? = internal constant \[1 x i64\] zeroinitializer/);
+    expect(r.llvm!).toMatch(/@words(\.\d+)? = internal constant \[2 x i64\] \[i64 2, i64 7\]/);
+  });
+
+  it('an exhaustive match does not test its last arm, so it has no failure path', () => {
+    const r = compileToLlvm(src('type Shape = Dot | Line { n: Int } | Box { w: Int, h: Int }\nfn area(s: Shape) -> Int = match s {\n  Dot => 0\n  Line { n } => n\n  Box { w, h } => w * h\n}\nprint(area(Box { w: 2, h: 3 }))'));
+    expect(r.diagnostics).toEqual([]);
+    const area = fnText(r.llvm!, 'ospu.area');
+    expect(area).not.toContain('osp_rt_fail');
+    // Two tag tests (Dot, Line); Box is what remains.
+    expect(area.match(/icmp eq i64 %\d+, [0-9]+/g)).toHaveLength(2);
+  });
 });

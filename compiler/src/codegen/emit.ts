@@ -33,6 +33,8 @@ class Emitter {
   private loopHeader: Block | null = null;
   /** The `loop` nodes being emitted, by id: where their `continue`s store and jump. */
   private readonly innerLoops = new Map<number, { header: Block; slots: Value[] }>();
+  /** Read-only blocks of constant words shared by immutable allocations (sharedBlock). */
+  private readonly sharedBlocks = new Map<string, Value>();
   /** Chain links already emitted by expr(), consumed by their parent (null: control ended). */
   private readonly emittedLinks = new Map<CExpr, Value | null>();
 
@@ -338,6 +340,10 @@ class Emitter {
         return ir.insert(withFn, env, 1);
       }
       case 'alloc': {
+        if (e.immutable && !e.stack) {
+          const image = e.words.map(constantWord);
+          if (image.every((w) => w !== null)) return this.sharedBlock(image as number[]);
+        }
         if (e.words.length >= CONSTANT_BLOCK_MIN_WORDS && !e.stack) return this.emitLargeAlloc(e.words);
         const values: Value[] = [];
         for (const w of e.words) {
@@ -507,13 +513,7 @@ class Emitter {
    */
   private emitLargeAlloc(words: CExpr[]): Value | null {
     const ir = this.ir;
-    const constant = (w: CExpr): number | null => {
-      if (w.k === 'int' && w.value >= -(2n ** 53n) && w.value <= 2n ** 53n) return Number(w.value);
-      if (w.k === 'bool') return w.value ? 1 : 0;
-      if (w.k === 'unit') return 0;
-      return null;
-    };
-    const image = words.map(constant);
+    const image = words.map(constantWord);
     const rest: { index: number; value: Value; repr: Repr }[] = [];
     for (let i = 0; i < words.length; i++) {
       if (image[i] !== null) continue;
@@ -528,6 +528,19 @@ class Emitter {
     const slots = ir.bitcast(p, ir.ptrTo(ir.i64()));
     for (const r of rest) ir.store(this.toWord(r.value, r.repr), ir.elementPtr(ir.i64(), slots, r.index));
     return p;
+  }
+
+  /** One read-only block per distinct image of constant words, for immutable allocations whose
+   *  words are all constants: a unit constructor (`Leaf`, `Nil`) made a million times is one
+   *  static block instead of a million collected ones, which the collector also never marks. */
+  private sharedBlock(image: number[]): Value {
+    const key = image.join(',');
+    let block = this.sharedBlocks.get(key);
+    if (!block) {
+      block = this.ir.constWords(image);
+      this.sharedBlocks.set(key, block);
+    }
+    return block;
   }
 
   /** osp_string_build over the parts, four at a time: the first call takes parts 0-3, each
@@ -594,6 +607,14 @@ class Emitter {
 void runtimeFunction('osp_rt_init');
 
 /** The child a node evaluates before anything else (with no side effect before it), if any. */
+/** A constant word's value (exact in a JavaScript number), or null when it is computed. */
+function constantWord(w: CExpr): number | null {
+  if (w.k === 'int' && w.value >= -(2n ** 53n) && w.value <= 2n ** 53n) return Number(w.value);
+  if (w.k === 'bool') return w.value ? 1 : 0;
+  if (w.k === 'unit') return 0;
+  return null;
+}
+
 function firstEvaluated(e: CExpr): CExpr | undefined {
   switch (e.k) {
     case 'prim':

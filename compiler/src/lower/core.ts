@@ -56,8 +56,11 @@ export type CExpr = { repr: Repr } & (
   | { k: 'strbuild'; parts: { value: CExpr; isInt: boolean }[] }
   /** GC-allocates one 64-bit word per element (each converted to a word), giving a ptr.
    *  `stack`: the block never outlives the call of the function that allocates it (escape.ts
-   *  proved it), so it lives in that function's stack frame instead of the collected heap. */
-  | { k: 'alloc'; words: CExpr[]; stack?: boolean }
+   *  proved it), so it lives in that function's stack frame instead of the collected heap.
+   *  `immutable`: nothing ever writes the block after it is built and nothing compares it by
+   *  address (a constructor value: `==` on unions compares tags), so when every word is a
+   *  constant codegen shares one read-only block (a `Leaf` or `Nil` then costs no allocation). */
+  | { k: 'alloc'; words: CExpr[]; stack?: boolean; immutable?: boolean }
   /** Stores `value` (as a word) into word `index` of a GC block; Unit. */
   | { k: 'storeword'; ptr: CExpr; index: number; value: CExpr }
   /** Word `index` of a GC block, converted back to `repr`. */
