@@ -606,7 +606,6 @@ class Emitter {
 // Keep a reference so a renamed runtime symbol fails at module load, not at first use.
 void runtimeFunction('osp_rt_init');
 
-/** The child a node evaluates before anything else (with no side effect before it), if any. */
 /** A constant word's value (exact in a JavaScript number), or null when it is computed. */
 function constantWord(w: CExpr): number | null {
   if (w.k === 'int' && w.value >= -(2n ** 53n) && w.value <= 2n ** 53n) return Number(w.value);
@@ -615,6 +614,7 @@ function constantWord(w: CExpr): number | null {
   return null;
 }
 
+/** The child a node evaluates before anything else (with no side effect before it), if any. */
 function firstEvaluated(e: CExpr): CExpr | undefined {
   switch (e.k) {
     case 'prim':

@@ -107,7 +107,7 @@ export const UNROLL_MAX_BODIES = 4;
  *
  * Levels nest (a copy's non-tail self calls are copies in turn) while the function holds at most
  * UNROLL_MAX_BODIES bodies: one non-tail self call per body (Ackermann's `ack(m, n - 1)`) gives
- * three nested levels, each a loop, and one real call per three levels of recursion, which is
+ * three nested levels, each a loop, and one real call per four levels of recursion, which is
  * the shape gcc -O2 gives the C version; two (`fib`) give one level, as the copies double.
  */
 function unrollSelfCalls(f: CoreFn, temp: () => number): void {
@@ -164,14 +164,12 @@ function unrollSelfCalls(f: CoreFn, temp: () => number): void {
   });
 }
 
-/** Replaces, in `body`, each call of an inlinable function by a renamed copy of its body
- *  (`keepTailCalls`: not a self tail call, which is a jump to the function's own start). */
-function inlineCalls(body: CExpr, inlinable: Set<string>, byName: Map<string, CoreFn>, temp: () => number, self: string | null, keepTailCalls = false): CExpr {
+/** Replaces, in `body`, each call of an inlinable function by a renamed copy of its body. */
+function inlineCalls(body: CExpr, inlinable: Set<string>, byName: Map<string, CoreFn>, temp: () => number, self: string | null): CExpr {
   const expand = (e: CExpr): CExpr | null => {
     if (e.k !== 'calldirect' || e.env !== null || e.fn === self || !inlinable.has(e.fn)) return null;
-    if (keepTailCalls && e.tail) return null;
     // Arguments first (their calls may be inlinable too; calls nest at most 256 deep).
-    const args = e.args.map((a) => inlineCalls(a, inlinable, byName, temp, self, keepTailCalls));
+    const args = e.args.map((a) => inlineCalls(a, inlinable, byName, temp, self));
     const callee = byName.get(e.fn)!;
     const renamed = new Map<number, number>();
     const ids = callee.params.map((p) => {
