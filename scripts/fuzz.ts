@@ -9,7 +9,8 @@
  *
  * Targets are runtime-c/tests/fuzz_*.c: fuzz_frame (RFC 6455 §5 codec + message layer),
  * fuzz_handshake (HTTP head parser, handshake verdict and policy, response check, URL parser),
- * and fuzz_utf8 (incremental validator against a reference decoder). Each is built with clang-14 -fsanitize=fuzzer,address,undefined (UBSan
+ * fuzz_session (the I/O-free session: received bytes and clock ticks, in both roles), and
+ * fuzz_utf8 (incremental validator against a reference decoder). Each is built with clang-14 -fsanitize=fuzzer,address,undefined (UBSan
  * findings abort) into build/fuzz/NAME; the corpus grows in build/fuzz/corpus/NAME across runs
  * and a crashing input is written to build/fuzz/artifacts/NAME-crash-*. Exits 1 if any target
  * found a crash, a leak, a timeout or a sanitizer report, printing the artifact's path and the
@@ -21,7 +22,7 @@ import { PROJECT_ROOT, RUNTIME_INCLUDE_DIR, RUNTIME_SOURCE_DIR, RUNTIME_TEST_DIR
 $.verbose = false;
 
 /** The protocol core: every source a target may use (no I/O, no threads, no GC). */
-const CORE = ['ws_frame', 'ws_message', 'ws_utf8', 'ws_buf', 'ws_limits', 'http_parse', 'ws_handshake', 'ws_url'].map((f) =>
+const CORE = ['ws_frame', 'ws_message', 'ws_session', 'ws_utf8', 'ws_buf', 'ws_limits', 'http_parse', 'ws_handshake', 'ws_url'].map((f) =>
   path.join(RUNTIME_SOURCE_DIR, `${f}.c`),
 );
 const FUZZ_DIR = path.join(PROJECT_ROOT, 'build', 'fuzz');
@@ -44,6 +45,11 @@ const SEEDS: Record<string, Buffer[]> = {
     Buffer.from([1, 0x88, 0x02, 0x03, 0xe8, 0x89, 0x00]), // close 1000, ping
   ],
   utf8: [Buffer.from('\x02h\u00e9llo \u20ac \u{1F985}', 'utf8')],
+  // control byte: bit 0 role (0 server), bits 1-3 chunk size - 1, bits 4-7 clock step
+  session: [
+    Buffer.concat([Buffer.from([0x36]), maskedText, Buffer.from([0x89, 0x80, 9, 9, 9, 9, 0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2])]),
+    Buffer.from([0x95, 0x01, 0x02, 0x48, 0x65, 0x89, 0x01, 0x70, 0x80, 0x01, 0x69, 0x88, 0x00]), // client: fragments, ping
+  ],
 };
 
 function option(name: string): string | undefined {

@@ -293,7 +293,7 @@ static void do_send(void *p) {
     if (c == NULL) return;
     /* Frames the program's threads posted first go first, and count against the cap. */
     osp_ws_tx_drain(c);
-    a->result = osp_ws_send_permission(c, fn, a->id, c->state != OSP_WS_CONN_OPEN || c->close_sent || c->close_received,
+    a->result = osp_ws_send_permission(c, fn, a->id, !osp_ws_conn_accepts_data(c),
                                        osp_ws_conn_pending(c), a->len);
     if (a->result.tag != OSP_RESULT_SUCCESS) return;
     int rc = osp_ws_conn_queue_frame(c, a->opcode, (const uint8_t *)a->message, a->len);
@@ -450,8 +450,7 @@ static void do_state(void *p) {
         return;
     }
     osp_ws_conn *c = e->object;
-    a->state = c->state == OSP_WS_CONN_OPEN && !c->close_sent && !c->close_received ? OSP_WS_STATE_OPEN
-                                                                                      : OSP_WS_STATE_CLOSING;
+    a->state = osp_ws_conn_accepts_data(c) ? OSP_WS_STATE_OPEN : OSP_WS_STATE_CLOSING;
 }
 
 int osp_ws_connection_state(int64_t id) {

@@ -1,8 +1,10 @@
 /*
- * One WebSocket connection after (or, server side, during) the opening handshake: reading and
- * dispatching messages, the output queue with backpressure, pings and pongs, the closing
- * handshake with its timeout (RFC 6455 §5.5, §7) and teardown. Shared by client and server
- * connections; the role decides masking, who closes TCP first and where messages go.
+ * One WebSocket connection after (or, server side, during) the opening handshake: its bytes.
+ * Reading hands received bytes to the connection's session (ws_session.c), which decides the
+ * protocol — pongs, pings, the closing handshake, the deadlines (RFC 6455 §5.5, §7) — and
+ * writes its frames into this connection's output queue; here are the queue with backpressure,
+ * the timer that follows the session's deadline, TLS, epoll interest and teardown. Shared by
+ * client and server connections; the role decides masking and where messages go.
  * Runs on the loop thread only, except osp_ws_mask_key and osp_ws_tx_post (any thread, the
  * latter under osp_ws_tx_lock).
  */
@@ -129,10 +131,40 @@ static void conn_read(osp_ws_conn *c);
 static void wipe_tls_stack(void);
 static void tx_forget(osp_ws_conn *c);
 
+static void sync_session(osp_ws_conn *c);
+
 static osp_ws_conn *conn_of_watch(osp_ws_watch *w) { return (osp_ws_conn *)w; }
 static osp_ws_conn *conn_of_timer(osp_ws_timer *t) {
     return (osp_ws_conn *)((char *)t - offsetof(osp_ws_conn, timer));
 }
+
+/* ---- the session's output: this connection's queue ------------------------------------------ */
+
+static int session_write(void *ctx, const uint8_t *bytes, size_t len) {
+    return osp_ws_conn_queue_encoded(ctx, bytes, len, NULL, 0);
+}
+
+static size_t session_pending(const void *ctx) { return osp_ws_conn_pending(ctx); }
+
+static bool session_mask_key(void *ctx, uint8_t key[4]) {
+    (void)ctx;
+    return osp_ws_mask_key(key);
+}
+
+static void queue_posted_before_close(osp_ws_conn *c);
+
+static int session_closing(void *ctx) {
+    osp_ws_conn *c = ctx;
+    queue_posted_before_close(c);
+    return c->state == OSP_WS_CONN_DEAD ? -1 : 0;
+}
+
+static const osp_ws_session_output session_output = {
+    .write = session_write,
+    .pending = session_pending,
+    .mask_key = session_mask_key,
+    .closing = session_closing,
+};
 
 osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state,
                              const osp_ws_limits *limits, const osp_ws_conn_owner *owner) {
@@ -145,9 +177,8 @@ osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state,
     osp_ws_timer_init(&c->tls_kick, conn_on_tls_kick);
     c->role = role;
     c->state = state;
-    c->last_read_ms = osp_ws_now_ms();
     c->limits = *limits;
-    osp_ws_reader_init(&c->reader, role, &c->limits);
+    osp_ws_session_init(&c->session, role, &c->limits, &session_output, c);
     /* Output and posted frames count against the process memory budget, like reassembly. */
     c->out.counted = c->tx_pend.counted = c->tx_spare.counted = true;
     osp_ws_live_conns_add(1);
@@ -158,29 +189,47 @@ int osp_ws_conn_start(osp_ws_conn *c) {
     return osp_ws_watch_set(&c->watch, EPOLLIN);
 }
 
-/* The OPEN state's one timer: the earliest of the keep-alive Ping (half the idle timeout
- * in silence), the idle timeout and the message timeout. Re-armed when it fires. */
-static void arm_open_timer(osp_ws_conn *c) {
-    const osp_ws_limits *lim = &c->limits;
-    uint64_t due = UINT64_MAX;
-    if (lim->idle_timeout_ms) {
-        bool pinged = c->ping_outstanding && c->ping_mark == c->last_read_ms;
-        due = c->last_read_ms + (pinged ? lim->idle_timeout_ms : lim->idle_timeout_ms / 2);
-    }
-    if (lim->message_timeout_ms && c->msg_started_ms && c->msg_started_ms + lim->message_timeout_ms < due)
-        due = c->msg_started_ms + lim->message_timeout_ms;
-    if (due == UINT64_MAX) {
-        osp_ws_timer_cancel(&c->timer);
-        return;
-    }
+/* The connection's one timer follows the session's next deadline. It is moved only when the
+ * session needs the clock earlier than the timer fires: received bytes push the idle deadline
+ * later, and a timer that fires early finds nothing due and is re-armed (one heap operation
+ * per deadline, not one per read). */
+static void arm_session_timer(osp_ws_conn *c) {
+    uint64_t due = osp_ws_session_next_deadline(&c->session);
+    if (due == UINT64_MAX) return;
+    if (osp_ws_timer_armed(&c->timer) && c->timer.deadline_ms <= due) return;
     uint64_t now = osp_ws_now_ms();
     osp_ws_timer_arm(&c->timer, due > now ? due - now : 0);
 }
 
+/* After every session call: the connection's state follows the session's phase; entering
+ * CLOSED_WAIT decides who ends TCP (RFC 6455 §7.1.1) and keeps reading so the peer's FIN is
+ * seen; the timer follows the session's deadline. */
+static void sync_session(osp_ws_conn *c) {
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    switch (c->session.phase) {
+    case OSP_WS_SESSION_NEW:
+        return;
+    case OSP_WS_SESSION_OPEN:
+        c->state = OSP_WS_CONN_OPEN;
+        break;
+    case OSP_WS_SESSION_CLOSING:
+        c->state = OSP_WS_CONN_CLOSING;
+        break;
+    case OSP_WS_SESSION_CLOSED:
+        if (c->state != OSP_WS_CONN_CLOSED_WAIT) {
+            c->state = OSP_WS_CONN_CLOSED_WAIT;
+            if (osp_ws_session_ends_tcp_first(&c->session)) c->fin_after_flush = true;
+            c->read_paused = false; /* keep draining so the peer's FIN is seen */
+        }
+        break;
+    }
+    arm_session_timer(c);
+}
+
 void osp_ws_conn_opened(osp_ws_conn *c) {
-    c->state = OSP_WS_CONN_OPEN;
-    c->last_read_ms = osp_ws_now_ms();
-    arm_open_timer(c);
+    osp_ws_session_open(&c->session, osp_ws_now_ms());
+    osp_ws_timer_cancel(&c->timer); /* the handshake deadline */
+    sync_session(c);
 }
 
 void osp_ws_conn_add_waiter(osp_ws_conn *c, osp_ws_waiter *w) {
@@ -363,7 +412,7 @@ static void release_shared(void) {
 
 static void conn_free(osp_ws_conn *c) {
     tls_handshake_uncount(c); /* a connection freed without being destroyed (admission failed) */
-    osp_ws_reader_free(&c->reader);
+    osp_ws_session_free(&c->session);
     /* Posted frames hold payloads: freed wiped like every other queue (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). No
      * sender can reach c any more: it was retired and taken off the list in destroy. */
     osp_ws_buf_free(&c->tx_pend);
@@ -373,7 +422,6 @@ static void conn_free(osp_ws_conn *c) {
         free(c->http);
     }
     osp_ws_buf_free(&c->out);
-    osp_ws_free_wiped(c->pong, OSP_WS_PONG_SLOT);
     SSL_free(c->tls); /* OpenSSL cleanses its key material and record buffers */
     if (c->owner->freed) c->owner->freed(c);
     if (c->handler_env_cell) GC_FREE(c->handler_env_cell);
@@ -397,8 +445,8 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
         c->budget_paused = false;
     }
     /* The message buffers go back to the budget now, not at the reap. */
-    osp_ws_reader_free(&c->reader);
-    if (c->close_code == 0) c->close_code = code;
+    osp_ws_reader_free(&c->session.reader);
+    if (c->session.close_code == 0) c->session.close_code = code;
     osp_ws_timer_cancel(&c->timer);
     osp_ws_timer_cancel(&c->tls_kick);
     if (osp_ws_watch_set(&c->watch, 0) != 0) {
@@ -406,7 +454,7 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     }
     close(c->watch.fd);
     c->watch.events = 0;
-    if (c->id) osp_ws_registry_retire(c->id, c->close_code);
+    if (c->id) osp_ws_registry_retire(c->id, c->session.close_code);
     tx_forget(c);
     /* The owner queues the close event first (behind the last message), then unlinks. */
     if (c->owner->gone) c->owner->gone(c);
@@ -573,15 +621,11 @@ static void update_interest(osp_ws_conn *c) {
 
 void osp_ws_conn_flush(osp_ws_conn *c) {
     if (c->state == OSP_WS_CONN_DEAD) return;
-    const osp_ws_limits *lim = &c->limits;
-    /* RFC 6455 §5.5.3: the pong that waited in the slot under backpressure (a newer ping
-     * replaced any older one) goes out once the queue has room, unless a Close was sent. */
-    if (c->pong_pending && !c->close_sent && osp_ws_conn_pending(c) < lim->max_output) {
-        if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PONG, c->pong, c->pong_len) != 0) {
-            osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
-            return;
-        }
-        c->pong_pending = false;
+    /* The pong that waited in the session's slot under backpressure goes out once the queue
+     * has room. */
+    if (osp_ws_session_output_room(&c->session) != 0) {
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return;
     }
     if (cork_owner == c && uncork(c) != 0) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
@@ -634,20 +678,16 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         (void)shutdown(c->watch.fd, SHUT_WR);
         c->fin_sent = true;
     }
-    /* Backpressure (docs/WEBSOCKET-RUNTIME.md#limits): stop reading from a peer that does not read what we
-     * owe it (echoes, pongs); resume once half the queue has drained. */
-    if (pending > lim->max_output) {
-        c->read_paused = true;
-    } else if (c->read_paused && pending <= lim->max_output / 2) {
-        c->read_paused = false;
+    /* Backpressure: the session decides when reading pauses and resumes. */
+    bool pause = osp_ws_session_pause_reading(&c->session, c->read_paused, pending);
+    if (pause != c->read_paused) {
+        c->read_paused = pause;
         /* Records OpenSSL already decrypted raise no epoll event: read them on the next turn. */
-        if (c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
+        if (!pause && c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
     }
-    /* Deliveries to the handler (ws_inbox.c) are held back once half the cap is queued, until a
-     * quarter: a send is refused when the message would not fit under the cap, so a handler that
-     * answers each message with at most half the cap is never refused for a full queue. */
+    /* Deliveries to the handler (ws_inbox.c) are held back while the session says so. */
     if (c->inbox) {
-        bool hold = c->inbox_held ? pending > lim->max_output / 4 : pending > lim->max_output / 2;
+        bool hold = osp_ws_session_hold_deliveries(&c->session, c->inbox_held, pending);
         if (hold != c->inbox_held) {
             c->inbox_held = hold;
             if (c->owner->output_pressure) c->owner->output_pressure(c, hold);
@@ -820,62 +860,16 @@ static void tx_drain_all(void) {
 
 /* ---- closing ------------------------------------------------------------------------------- */
 
-/* The reason reported with close_code in the close event (the peer's, or the one we sent). */
-static void note_close_reason(osp_ws_conn *c, const char *reason, size_t len) {
-    if (len > OSP_WS_CLOSE_REASON_MAX) len = OSP_WS_CLOSE_REASON_MAX;
-    if (len) memcpy(c->close_reason, reason, len);
-    c->close_reason_len = (uint8_t)len;
-}
-
-static void queue_close(osp_ws_conn *c, uint16_t code, const char *reason) {
-    if (c->close_sent) return;
-    if (c->role == OSP_WS_ROLE_CLIENT) {
-        /* Every message websocketSend accepted goes out before our Close (RFC 6455 §5.5.1: no
-         * data frame after it), and from now on sends are refused ("is closing"). */
-        pthread_mutex_lock(&osp_ws_tx_lock);
-        c->tx_shut = true;
-        tx_take_locked(c);
-        pthread_mutex_unlock(&osp_ws_tx_lock);
-        tx_absorb(c);
-        if (c->state == OSP_WS_CONN_DEAD) return;
-    } else {
-        /* Server side: websocketServerSend from another thread is refused from now on ("is
-         * closing"); sends posted before it and not yet taken are dropped (ws_server.c). */
-        pthread_mutex_lock(&osp_ws_tx_lock);
-        c->tx_shut = true;
-        pthread_mutex_unlock(&osp_ws_tx_lock);
-    }
-    uint8_t payload[125];
-    size_t n = 0;
-    /* RFC 6455 §5.5.1: code 1005 means "no code": answer with an empty body. */
-    if (code != 0 && code != OSP_WS_CLOSE_NO_STATUS) {
-        payload[0] = (uint8_t)(code >> 8);
-        payload[1] = (uint8_t)code;
-        n = 2;
-        if (reason) {
-            size_t r = strlen(reason);
-            if (r > 123) r = 123; /* control frames carry ≤ 125 bytes; our reasons are ASCII */
-            memcpy(payload + 2, reason, r);
-            n += r;
-        }
-    }
-    c->close_sent = true;
-    c->pong_pending = false; /* §5.5.1: nothing after our Close */
-    if (c->close_code == 0) {
-        c->close_code = code ? code : OSP_WS_CLOSE_NO_STATUS;
-        note_close_reason(c, (const char *)payload + 2, n > 2 ? n - 2 : 0);
-    }
-    if (osp_ws_conn_queue_frame(c, OSP_WS_OP_CLOSE, payload, n) != 0)
-        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
-}
-
-/* The closing handshake is over (or the connection failed): release TCP. */
-static void enter_closed_wait(osp_ws_conn *c, bool we_close_first) {
-    bool had_deadline = c->state == OSP_WS_CONN_CLOSING && osp_ws_timer_armed(&c->timer);
-    c->state = OSP_WS_CONN_CLOSED_WAIT;
-    if (we_close_first) c->fin_after_flush = true;
-    if (!had_deadline) osp_ws_timer_arm(&c->timer, c->limits.close_timeout_ms);
-    c->read_paused = false; /* keep draining so the peer's FIN is seen */
+/* The session is about to queue its Close. Client side: every message websocketSend accepted
+ * goes out before it (RFC 6455 §5.5.1: no data frame after it), and from now on sends are
+ * refused ("is closing"). Server side: websocketServerSend from another thread is refused from
+ * now on; sends posted before it and not yet taken are dropped (ws_server.c). */
+static void queue_posted_before_close(osp_ws_conn *c) {
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    c->tx_shut = true;
+    if (c->role == OSP_WS_ROLE_CLIENT) tx_take_locked(c);
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    if (c->role == OSP_WS_ROLE_CLIENT) tx_absorb(c);
 }
 
 void osp_ws_conn_start_close(osp_ws_conn *c, uint16_t code, const char *reason) {
@@ -884,102 +878,66 @@ void osp_ws_conn_start_close(osp_ws_conn *c, uint16_t code, const char *reason) 
         return;
     }
     if (c->state != OSP_WS_CONN_OPEN) return;
-    queue_close(c, code, reason);
-    if (c->state == OSP_WS_CONN_DEAD) return;
-    c->state = OSP_WS_CONN_CLOSING;
-    /* One deadline for the whole close (RFC 6455 §7.1.1 SHOULD); it is never extended. */
-    osp_ws_timer_arm(&c->timer, c->limits.close_timeout_ms);
+    if (osp_ws_session_close(&c->session, code, reason, osp_ws_now_ms()) != 0) {
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return;
+    }
+    sync_session(c);
     osp_ws_conn_flush(c);
 }
 
 void osp_ws_conn_fail(osp_ws_conn *c, uint16_t code, const char *reason) {
     if (c->state == OSP_WS_CONN_DEAD) return;
-    /* RFC 6455 §7.1.7: send a Close with the reason's code (SHOULD), then close TCP, and
-     * process no further data (the reader is already in its failed state). */
-    queue_close(c, code, reason);
-    if (c->state == OSP_WS_CONN_DEAD) return;
-    c->close_code = code;
-    note_close_reason(c, reason ? reason : "", reason ? strlen(reason) : 0);
-    /* §7.1.1 still decides who ends TCP: a server sends its FIN after the Close; a client
-     * waits for the server to close (draining its Close reply unparsed), until the timeout. */
-    enter_closed_wait(c, c->role == OSP_WS_ROLE_SERVER);
+    if (c->state == OSP_WS_CONN_HANDSHAKE) {
+        osp_ws_conn_destroy(c, code); /* no frame before the 101 */
+        return;
+    }
+    if (osp_ws_session_fail(&c->session, code, reason, osp_ws_now_ms()) != 0) {
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return;
+    }
+    sync_session(c);
     osp_ws_conn_flush(c);
 }
 
-static void on_close_frame(osp_ws_conn *c, uint16_t code, const uint8_t *reason, size_t reason_len) {
-    if (c->close_received) return; /* a second Close is ignored (Autobahn 7.1.2) */
-    c->close_received = true;
-    if (!c->close_sent) {
-        /* RFC 6455 §5.5.1: answer with a Close, normally echoing the status code. */
-        c->close_code = code;
-        note_close_reason(c, (const char *)reason, reason_len);
-        queue_close(c, code, NULL);
-        if (c->state == OSP_WS_CONN_DEAD) return;
-    }
-    /* §7.1.1: the server closes TCP first; a client waits for the server's FIN. */
-    enter_closed_wait(c, c->role == OSP_WS_ROLE_SERVER);
-}
-
 /* ---- input --------------------------------------------------------------------------------- */
+
+/* Received bytes at `now`: the session decides; the connection hands messages to its owner and
+ * acts on the end of TCP. */
+static void conn_ingest_at(osp_ws_conn *c, uint8_t *data, size_t len, uint64_t now) {
+    while (len > 0 && (c->state == OSP_WS_CONN_OPEN || c->state == OSP_WS_CONN_CLOSING)) {
+        osp_ws_session_event ev;
+        size_t used = osp_ws_session_receive(&c->session, data, len, now, &ev);
+        data += used;
+        len -= used;
+        switch (ev.kind) {
+        case OSP_WS_SESSION_NONE:
+            break;
+        case OSP_WS_SESSION_MESSAGE:
+            c->owner->deliver(c, ev.opcode, ev.data, ev.len);
+            break;
+        case OSP_WS_SESSION_CLOSE:
+        case OSP_WS_SESSION_FAIL:
+            sync_session(c);
+            break;
+        case OSP_WS_SESSION_DROP:
+            osp_ws_conn_destroy(c, ev.code);
+            return;
+        }
+        /* The event was acted on: its bytes are no longer needed (wiped now with the
+         * per-message wipe, and a large reassembly buffer given back). */
+        osp_ws_session_release(&c->session);
+    }
+    /* A message that started arriving may need the timer earlier (the message timeout). */
+    sync_session(c);
+}
 
 void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
     if (c->state == OSP_WS_CONN_HANDSHAKE) {
         c->owner->handshake_input(c, data, len);
         return;
     }
-    /* After the close exchange (or a failure) bytes are drained and dropped (§7.1.7). */
-    while (len > 0 && (c->state == OSP_WS_CONN_OPEN || c->state == OSP_WS_CONN_CLOSING)) {
-        osp_ws_msg_event ev;
-        size_t used = osp_ws_reader_feed(&c->reader, data, len, &ev);
-        data += used;
-        len -= used;
-        switch (ev.kind) {
-        case OSP_WS_MSG_NONE:
-            break;
-        case OSP_WS_MSG_TEXT:
-        case OSP_WS_MSG_BINARY:
-            /* §5.5.1: after sending Close we ignore the data the peer still sends. */
-            if (c->close_sent || c->close_received) break;
-            c->owner->deliver(c, ev.kind == OSP_WS_MSG_TEXT ? OSP_WS_OP_TEXT : OSP_WS_OP_BINARY, ev.data, ev.len);
-            break;
-        case OSP_WS_MSG_PING:
-            /* §5.5.2: Pong with the identical payload; none after a Close either way. */
-            if (c->close_sent || c->close_received) break;
-            /* The pong goes into the queue at once, ahead of any message that completes later
-             * (Autobahn 5.19: it must not wait for the fragmented message). Only under
-             * backpressure does it wait in the single pong slot, where a newer ping replaces it
-             * (docs/WEBSOCKET-RUNTIME.md#limits: a ping flood cannot grow the queue). */
-            if (osp_ws_conn_pending(c) < c->limits.max_output) {
-                c->pong_pending = false;
-                if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PONG, ev.data, ev.len) != 0) {
-                    osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
-                    return;
-                }
-            } else {
-                /* The slot is allocated the first time it is needed: most connections never
-                 * have a pong wait (it would otherwise cost every connection 125 bytes). */
-                if (c->pong == NULL && (c->pong = malloc(OSP_WS_PONG_SLOT)) == NULL) {
-                    osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
-                    return;
-                }
-                c->pong_pending = true;
-                c->pong_len = (uint8_t)ev.len;
-                memcpy(c->pong, ev.data, ev.len);
-            }
-            break;
-        case OSP_WS_MSG_PONG:
-            break; /* §5.5.3: an unsolicited pong needs no answer */
-        case OSP_WS_MSG_CLOSE:
-            on_close_frame(c, ev.code, ev.data, ev.len);
-            break;
-        case OSP_WS_MSG_FAIL:
-            osp_ws_conn_fail(c, ev.code, ev.error);
-            return;
-        }
-        /* The event was acted on: its bytes are no longer needed (wiped now with the
-         * per-message wipe, and a large reassembly buffer given back). */
-        osp_ws_reader_release(&c->reader);
-    }
+    conn_ingest_at(c, data, len, osp_ws_now_ms());
 }
 
 /* Server side of a wss:// connection: one step of the TLS handshake. false when the caller
@@ -1017,32 +975,15 @@ static bool tls_accept(osp_ws_conn *c) {
 }
 
 void osp_ws_conn_check_backpressure(osp_ws_conn *c) {
-    if (c->state != OSP_WS_CONN_DEAD && !c->read_paused && osp_ws_conn_pending(c) > c->limits.max_output)
+    if (c->state != OSP_WS_CONN_DEAD && !c->read_paused &&
+        osp_ws_session_pause_reading(&c->session, false, osp_ws_conn_pending(c)))
         c->read_paused = true; /* update_interest (the flush that follows) drops EPOLLIN */
-}
-
-/* Message timeout bookkeeping after received bytes were ingested: a frame or fragmented
- * message in progress has a start time; it restarts when something completed meanwhile. */
-static void note_message_progress(osp_ws_conn *c) {
-    if (c->state != OSP_WS_CONN_OPEN) return;
-    bool busy = osp_ws_reader_busy(&c->reader);
-    if (!busy) {
-        c->msg_started_ms = 0;
-        return;
-    }
-    if (c->msg_started_ms != 0 && c->msg_seen == c->reader.completed) return;
-    c->msg_started_ms = c->last_read_ms;
-    c->msg_seen = c->reader.completed;
-    /* Arm the deadline only when it is earlier than what the timer waits for already. */
-    uint32_t limit = c->limits.message_timeout_ms;
-    if (limit && (!osp_ws_timer_armed(&c->timer) || c->timer.deadline_ms > c->msg_started_ms + limit))
-        arm_open_timer(c);
 }
 
 /* Bytes of budget one more read may need: the read itself can be stored in the reassembly
  * buffer, which may double to take it. */
 static size_t read_budget_need(const osp_ws_conn *c) {
-    const osp_ws_buf *m = &c->reader.message;
+    const osp_ws_buf *m = &c->session.reader.message;
     size_t want = m->len + sizeof read_buffer;
     if (want <= m->cap) return 0;
     size_t grow = m->cap > want - m->cap ? m->cap : want - m->cap;
@@ -1054,13 +995,14 @@ static size_t read_budget_need(const osp_ws_conn *c) {
  * budget has no room for it: wait (TCP backpressure) instead of failing or over-allocating. */
 static bool budget_allows_read(const osp_ws_conn *c) {
     if (c->state != OSP_WS_CONN_OPEN && c->state != OSP_WS_CONN_CLOSING) return true;
-    if (!c->reader.in_message && osp_ws_reader_grow_need(&c->reader) == 0) return true;
+    if (!c->session.reader.in_message && osp_ws_reader_grow_need(&c->session.reader) == 0) return true;
     return osp_ws_mem_room(read_budget_need(c));
 }
 
 static void budget_pause(osp_ws_conn *c) {
     if (c->budget_paused) return;
     c->budget_paused = true;
+    osp_ws_session_set_budget_wait(&c->session, true);
     c->budget_next = budget_head;
     budget_head = c;
 }
@@ -1079,6 +1021,7 @@ static void budget_resume(void) {
         list = c->budget_next;
         c->budget_next = NULL;
         c->budget_paused = false;
+        osp_ws_session_set_budget_wait(&c->session, false);
         if (c->state == OSP_WS_CONN_DEAD) continue;
         update_interest(c);
         if (c->tls && SSL_pending(c->tls) > 0) osp_ws_timer_arm(&c->tls_kick, 0);
@@ -1111,7 +1054,6 @@ static void conn_read_tls_or_plain(osp_ws_conn *c) {
         ssize_t n = c->tls ? osp_ws_tls_recv(c->tls, read_buffer, sizeof read_buffer, &want_write)
                            : osp_ws_net_recv(c->watch.fd, read_buffer, sizeof read_buffer);
         if (n > 0) {
-            c->last_read_ms = osp_ws_now_ms();
             bool handshake = c->state == OSP_WS_CONN_HANDSHAKE;
             osp_ws_conn_ingest(c, read_buffer, (size_t)n);
             /* Decrypted plaintext must not outlive its use (docs/WEBSOCKET-RUNTIME.md#wiping-secrets), nor may the
@@ -1119,7 +1061,6 @@ static void conn_read_tls_or_plain(osp_ws_conn *c) {
              * (messages are delivered in place from here). */
             if (c->tls || handshake || c->limits.wipe_messages) osp_ws_wipe(read_buffer, (size_t)n);
             if (c->state == OSP_WS_CONN_DEAD) return;
-            note_message_progress(c);
             /* Stop reading at once when the answers (echoes, pongs) are over the output cap,
              * not after the remaining rounds of this event. */
             osp_ws_conn_check_backpressure(c);
@@ -1132,9 +1073,10 @@ static void conn_read_tls_or_plain(osp_ws_conn *c) {
         }
         if (n == 0) {
             /* EOF. Expected in CLOSED_WAIT; otherwise the peer vanished without a Close
-             * (RFC 6455 §7.1.5: the application sees 1006). */
-            osp_ws_conn_destroy(c, c->state == OSP_WS_CONN_CLOSED_WAIT ? c->close_code
-                                                                         : OSP_WS_CLOSE_ABNORMAL);
+             * (RFC 6455 §7.1.5: the application sees 1006). The session knows which. */
+            osp_ws_conn_destroy(c, c->session.phase == OSP_WS_SESSION_NEW
+                                       ? OSP_WS_CLOSE_ABNORMAL
+                                       : osp_ws_session_transport_ended(&c->session));
             return;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -1179,57 +1121,22 @@ static void conn_on_tls_kick(osp_ws_timer *t) {
 
 static void conn_on_timer(osp_ws_timer *t) {
     osp_ws_conn *c = conn_of_timer(t);
-    const osp_ws_limits *lim = &c->limits;
-    switch (c->state) {
-    case OSP_WS_CONN_HANDSHAKE:
-        /* Slowloris defence: the request did not arrive in time. */
+    if (c->state == OSP_WS_CONN_DEAD) return;
+    if (c->session.phase == OSP_WS_SESSION_NEW) {
+        /* The opening handshake did not arrive in time (slowloris defence), or a refused
+         * handshake's answer was not taken in time. */
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
-        break;
-    case OSP_WS_CONN_OPEN: {
-        uint64_t now = osp_ws_now_ms();
-        /* A frame or message that started arriving must be complete in time: a peer that
-         * trickles it would otherwise pin its reassembly buffer for ever. Waiting for room in
-         * the memory budget is our side's doing: then "try again later". */
-        if (lim->message_timeout_ms && c->msg_started_ms && now - c->msg_started_ms >= lim->message_timeout_ms) {
-            if (c->budget_paused)
-                osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted; try again later");
-            else
-                osp_ws_conn_fail(c, OSP_WS_CLOSE_POLICY, "message timeout: the message arrived too slowly");
-            break;
-        }
-        if (lim->idle_timeout_ms) {
-            uint64_t silent = now - c->last_read_ms;
-            if (silent >= lim->idle_timeout_ms) {
-                osp_ws_conn_start_close(c, OSP_WS_CLOSE_GOING_AWAY, "idle timeout");
-                break;
-            }
-            if (c->ping_outstanding && c->ping_mark != c->last_read_ms) c->ping_outstanding = false;
-            if (!c->ping_outstanding && silent >= lim->idle_timeout_ms / 2 && !c->close_sent) {
-                /* Keep-alive: a live peer answers with a Pong, which counts as received
-                 * bytes (RFC 6455 §5.5.2); only a silent or dead one reaches the timeout. */
-                c->ping_outstanding = true;
-                c->ping_mark = c->last_read_ms;
-                if (osp_ws_conn_pending(c) < lim->max_output) {
-                    if (osp_ws_conn_queue_frame(c, OSP_WS_OP_PING, NULL, 0) != 0) {
-                        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
-                        break;
-                    }
-                    osp_ws_conn_flush(c);
-                    if (c->state == OSP_WS_CONN_DEAD) break;
-                }
-            }
-        }
-        arm_open_timer(c);
-        break;
+        return;
     }
-    case OSP_WS_CONN_CLOSING:
-    case OSP_WS_CONN_CLOSED_WAIT:
-        /* RFC 6455 §7.1.1: the peer did not finish the close in time; drop TCP. */
-        osp_ws_conn_destroy(c, c->close_code ? c->close_code : OSP_WS_CLOSE_ABNORMAL);
-        break;
-    case OSP_WS_CONN_DEAD:
-        break;
+    osp_ws_session_event ev;
+    osp_ws_session_tick(&c->session, osp_ws_now_ms(), &ev);
+    if (ev.kind == OSP_WS_SESSION_DROP) {
+        osp_ws_conn_destroy(c, ev.code);
+        return;
     }
+    sync_session(c);
+    /* A keep-alive Ping, or the Close of a timeout, may have been queued. */
+    if (osp_ws_conn_pending(c) > 0) osp_ws_conn_flush(c);
 }
 
 /* ---- this layer's loop hooks (ws_runtime.c) ------------------------------------------------- */

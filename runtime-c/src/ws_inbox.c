@@ -323,9 +323,9 @@ void osp_ws_inbox_close_event(osp_ws_conn *c) {
     c->close_event_owed = false;
     bool wanted = c->server ? c->server->events && c->server->events->server_close : c->events && c->events->close;
     if (!wanted) return;
-    uint16_t code = c->close_code ? c->close_code : OSP_WS_CLOSE_ABNORMAL;
-    size_t reason_len = code == OSP_WS_CLOSE_ABNORMAL ? 0 : c->close_reason_len;
-    enqueue(c, DELIVER_CLOSE, code, (const uint8_t *)c->close_reason, reason_len);
+    uint16_t code = c->session.close_code ? c->session.close_code : OSP_WS_CLOSE_ABNORMAL;
+    size_t reason_len = code == OSP_WS_CLOSE_ABNORMAL ? 0 : c->session.close_reason_len;
+    enqueue(c, DELIVER_CLOSE, code, (const uint8_t *)c->session.close_reason, reason_len);
 }
 
 void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full) {

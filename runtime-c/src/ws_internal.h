@@ -15,7 +15,7 @@
 #include "loop.h"
 #include "http_parse.h"
 #include "ws_buf.h"
-#include "ws_message.h"
+#include "ws_session.h"
 
 #include <openssl/ssl.h>
 
@@ -89,21 +89,21 @@ typedef struct {
     void *close_env;
 } osp_ws_events;
 
-/* The longest close reason a Close frame carries (RFC 6455 §5.5: 125 bytes minus the code). */
-#define OSP_WS_CLOSE_REASON_MAX 123
-
 /* Most origins and most subprotocols one server may list. */
 #define OSP_WS_MAX_POLICY_ENTRIES 32
 
 struct osp_ws_conn {
     osp_ws_watch watch;  /* first member: the loop hands back a pointer to it */
     const osp_ws_conn_owner *owner;
-    osp_ws_timer timer;  /* handshake, idle or close deadline, depending on the state */
+    osp_ws_timer timer;  /* the opening handshake's deadline, then the session's next one */
     int64_t id;
     osp_ws_role role;
+    /* HANDSHAKE and DEAD are the connection's own; OPEN, CLOSING and CLOSED_WAIT follow the
+     * session's phase (set from it after every session call, ws_conn.c sync_session). */
     osp_ws_conn_state state;
-    bool close_sent;     /* RFC 6455 §5.5.1: after it, no data frames and no pongs */
-    bool close_received;
+    /* The protocol without I/O: close handshake, pongs, keep-alive, deadlines, reassembly,
+     * and the close code and reason reported to the application (ws_session.h). */
+    osp_ws_session session;
     bool fin_after_flush; /* shut down our sending side once the output queue is empty */
     bool fin_sent;
     bool read_paused;    /* backpressure: the output queue is over the limit */
@@ -111,24 +111,11 @@ struct osp_ws_conn {
     bool inbox_held;     /* the inbox was told to hold deliveries: output queue over half the cap */
     bool budget_paused;  /* reading stopped: the process memory budget has no room for the
                             message this connection is receiving (on the budget wait list) */
-    bool ping_outstanding; /* keep-alive Ping sent in this silence (idle timeout / 2) */
-    uint64_t ping_mark;    /* last_read_ms when it was sent: a later read ends the silence */
-    bool pong_pending;   /* at most one pending pong, the latest ping's (docs/WEBSOCKET-RUNTIME.md#limits) */
     bool on_dirty;       /* on the list flushed at the end of the loop iteration */
-    uint8_t pong_len;
-    uint8_t *pong;       /* OSP_WS_PONG_SLOT bytes, allocated when a pong first has to wait */
-    uint16_t close_code; /* for reporting: the code received, sent, or 1006 */
-    uint8_t close_reason_len; /* the reason that came with close_code (close events) */
-    char close_reason[OSP_WS_CLOSE_REASON_MAX];
     /* Events: the open event was queued for this connection, so its close event is owed
      * (server side); the client's websocketOnClose handlers (uncollectable, or NULL). */
     bool close_event_owed;
     osp_ws_events *events;
-    uint64_t last_read_ms;
-    /* When the frame or fragmented message now arriving started (0: none), and the reader's
-     * count of completed frames when it was noted (message timeout). */
-    uint64_t msg_started_ms;
-    uint64_t msg_seen;
     struct osp_ws_conn *budget_next; /* the budget wait list */
     /* Server side: the peer's address (IPv4 as IPv4-mapped IPv6) and whether it is counted in
      * its server's per-address tables (connections, unfinished handshakes). */
@@ -142,8 +129,8 @@ struct osp_ws_conn {
     struct osp_ws_conn *tls_prev, *tls_next; /* that list, oldest first */
     bool tls_want_write; /* OpenSSL needs the socket writable before it can read (or accept) */
     osp_ws_timer tls_kick; /* reads records OpenSSL buffered while reading was paused */
-    osp_ws_limits limits;  /* this connection's copy (its server's, or the process default) */
-    osp_ws_reader reader;  /* points at `limits` */
+    osp_ws_limits limits;  /* this connection's copy (its server's, or the process default);
+                              the session points at it */
     osp_http_parser *http; /* server side, during the handshake */
     osp_ws_buf out;        /* encoded frames waiting for the socket, from out_head */
     size_t out_head;
@@ -177,9 +164,6 @@ struct osp_ws_conn {
      * tx_shut as above, and the payload bytes posted for this connection not yet taken. */
     size_t tx_posted;        /* lock */
 };
-
-/* A control frame's largest payload (RFC 6455 §5.5). */
-#define OSP_WS_PONG_SLOT 125
 
 struct osp_ws_server {
     int64_t id;
@@ -327,8 +311,8 @@ void osp_ws_inbox_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, s
 /* Loop thread: server connection c was registered (its id given): queues its open event and
  * owes it a close event. Before any of its messages. */
 void osp_ws_inbox_open_event(osp_ws_conn *c);
-/* Loop thread: c ended (osp_ws_conn_destroy): queues its close event (c->close_code and
- * c->close_reason) behind its last message, when one is owed. Never dropped by quiesce. */
+/* Loop thread: c ended (osp_ws_conn_destroy): queues its close event (c->session.close_code and
+ * c->session.close_reason) behind its last message, when one is owed. Never dropped by quiesce. */
 void osp_ws_inbox_close_event(osp_ws_conn *c);
 /* Loop thread: c is being freed; its inbox lives on while a drain fiber still uses it. */
 void osp_ws_inbox_conn_freed(osp_ws_conn *c);
@@ -435,6 +419,11 @@ const char *osp_ws_handler_copy(bool wipe, const uint8_t *data, size_t len);
 OspResult osp_ws_budget_error(const char *fn);
 /* Bytes waiting in the output queue. */
 size_t osp_ws_conn_pending(const osp_ws_conn *c);
+/* May an application message be queued for c now (open, not destroyed, no Close sent or
+ * received)? Every send path asks this before osp_ws_send_permission. */
+static inline bool osp_ws_conn_accepts_data(const osp_ws_conn *c) {
+    return c->state != OSP_WS_CONN_DEAD && osp_ws_session_accepts_data(&c->session);
+}
 /* Adds a waiter signalled when the connection is destroyed. */
 void osp_ws_conn_add_waiter(osp_ws_conn *c, osp_ws_waiter *w);
 

@@ -801,7 +801,7 @@ static void do_server_send(void *p) {
     const char *fn = a->fn;
     osp_ws_conn *c = lookup_server_conn(fn, a->server_id, a->conn_id, &a->result);
     if (c == NULL) return;
-    a->result = osp_ws_send_permission(c, fn, a->conn_id, c->state != OSP_WS_CONN_OPEN || c->close_sent,
+    a->result = osp_ws_send_permission(c, fn, a->conn_id, !osp_ws_conn_accepts_data(c),
                                        osp_ws_conn_pending(c), a->len);
     if (a->result.tag != OSP_RESULT_SUCCESS) return;
     int rc = queue_send(c, a->opcode, a->message, a->len);
@@ -826,7 +826,7 @@ static int broadcast(osp_ws_server *s, uint8_t opcode, const char *message, size
     osp_ws_conn *c = s->conns;
     while (c) {
         osp_ws_conn *next = c->srv_next; /* c may be destroyed below */
-        if (c->state == OSP_WS_CONN_OPEN && !c->close_sent) {
+        if (osp_ws_conn_accepts_data(c)) {
             int rc = 0;
             if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), len, c->limits.max_output)) {
                 /* A consumer this slow would make the queue grow without bound: 1008. */
@@ -960,7 +960,7 @@ static void srv_drain_all(void) {
             if (s && broadcast(s, (uint8_t)r->opcode, message, r->len) != 0) {
                 for (osp_ws_conn *c = s->conns, *next; c; c = next) {
                     next = c->srv_next;
-                    if (c->state == OSP_WS_CONN_OPEN && !c->close_sent)
+                    if (osp_ws_conn_accepts_data(c))
                         osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
                 }
             }
@@ -969,7 +969,7 @@ static void srv_drain_all(void) {
         osp_ws_conn *c = lookup_server_conn("websocketServerSend", r->server_id, r->conn_id, &ignored);
         /* Closed or closing since it was posted: dropped, as a message queued but not yet sent
          * would be. */
-        if (c == NULL || c->state != OSP_WS_CONN_OPEN || c->close_sent) continue;
+        if (c == NULL || !osp_ws_conn_accepts_data(c)) continue;
         int rc = queue_send(c, (uint8_t)r->opcode, message, r->len);
         if (rc == OSP_WS_BUF_OVER_BUDGET)
             osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
@@ -1012,7 +1012,7 @@ static bool bus_deliver(osp_ws_server *s, uint8_t kind, int64_t target, const ui
     if (target == 0) return broadcast(s, opcode, (const char *)data, len) == 0;
     OspResult ignored;
     osp_ws_conn *c = lookup_server_conn("websocketServerSend", s->id, target, &ignored);
-    if (c == NULL || c->state != OSP_WS_CONN_OPEN || c->close_sent) return false;
+    if (c == NULL || !osp_ws_conn_accepts_data(c)) return false;
     if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), len, c->limits.max_output)) return false;
     int rc = queue_send(c, opcode, (const char *)data, len);
     if (rc == OSP_WS_BUF_OVER_BUDGET) osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");

@@ -1,6 +1,6 @@
 /**
- * Bounded CI run of the libFuzzer targets (scripts/fuzz.ts): frame codec, handshake parser and
- * UTF-8 validator, 10 s each, run at the same time. A crash, sanitizer report, leak or timeout in
+ * Bounded CI run of the libFuzzer targets (scripts/fuzz.ts): frame codec, handshake parser,
+ * I/O-free session and UTF-8 validator, 10 s each, run at the same time. A crash, sanitizer report, leak or timeout in
  * any of them fails the test with the reproducing command. The long run is
  * `npx tsx scripts/fuzz.ts` (10 min per target).
  */
@@ -15,10 +15,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECONDS = Number(process.env.OSPREY_FUZZ_SECONDS ?? '10');
 
 describe.skipIf(!existsSync('/usr/bin/clang-14'))('libFuzzer targets (clang-14, ASan + UBSan)', () => {
-  it(`frame, handshake and utf8 run ${SECONDS} s each without a finding`, async () => {
+  it(`frame, handshake, session and utf8 run ${SECONDS} s each without a finding`, async () => {
     let out: { stdout: string; stderr: string };
     try {
-      out = await run('npx', ['tsx', 'scripts/fuzz.ts', '--seconds', String(SECONDS), '--parallel', '--only', 'frame,handshake,utf8'], {
+      out = await run('npx', ['tsx', 'scripts/fuzz.ts', '--seconds', String(SECONDS), '--parallel', '--only', 'frame,handshake,session,utf8'], {
         cwd: ROOT,
         timeout: (SECONDS + 100) * 1000,
         maxBuffer: 16 * 1024 * 1024,
@@ -28,7 +28,7 @@ describe.skipIf(!existsSync('/usr/bin/clang-14'))('libFuzzer targets (clang-14, 
       throw new Error(`scripts/fuzz.ts failed:\n${err.stdout ?? ''}${err.stderr ?? ''}${err.message}`);
     }
     const lines = out.stdout.split('\n').filter((l) => l.startsWith('fuzz '));
-    expect(lines, out.stdout).toHaveLength(3);
+    expect(lines, out.stdout).toHaveLength(4);
     for (const l of lines) expect(l, out.stdout).toMatch(/: ok — \d+ runs/);
   }, 180_000);
 });

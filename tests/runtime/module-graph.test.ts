@@ -121,7 +121,8 @@ describe('runtime module graph', () => {
   it('#include graph of runtime-c/src has no cycle', () => {
     const g = includeGraph();
     expect(g.get('ws_conn')?.has('ws_message'), 'the include graph was read').toBe(false); // through ws_internal.h
-    expect(g.get('ws_internal')?.has('ws_message')).toBe(true);
+    expect(g.get('ws_internal')?.has('ws_session')).toBe(true);
+    expect(g.get('ws_session')?.has('ws_message')).toBe(true);
     expect(describeCycles(g)).toBe('');
   });
 
@@ -129,5 +130,25 @@ describe('runtime module graph', () => {
     const g = linkGraph();
     expect(g.get('ws_server')?.has('ws_conn'), 'the objects were read').toBe(true);
     expect(describeCycles(g)).toBe('');
+  });
+
+  // The session is the protocol without I/O (runtime-c/README.md, "WebSockets"): it may use the
+  // codecs below it, never the loop, sockets, TLS, the registry or the connection.
+  const IO_FREE = ['ws_message', 'ws_frame', 'ws_utf8', 'ws_buf', 'ws_limits'];
+
+  it('ws_session includes only the protocol core', () => {
+    const g = includeGraph();
+    expect([...(g.get('ws_session')?.keys() ?? [])].filter((m) => !IO_FREE.includes(m))).toEqual([]);
+  });
+
+  it.skipIf(!existsSync(OBJ))('ws_session calls only the protocol core (no I/O module)', () => {
+    const g = linkGraph();
+    expect(g.get('ws_conn')?.has('ws_session'), 'the objects were read').toBe(true);
+    const reached = new Set<string>();
+    const visit = (m: string) => {
+      for (const next of g.get(m)?.keys() ?? []) if (!reached.has(next)) { reached.add(next); visit(next); }
+    };
+    visit('ws_session');
+    expect([...reached].filter((m) => !IO_FREE.includes(m) && m !== 'core' && m !== 'runtime')).toEqual([]);
   });
 });
