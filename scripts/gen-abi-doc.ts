@@ -318,6 +318,11 @@ export function renderAbiDoc(): string {
     const scenarios = scenariosOf(f);
     p('Harness scenarios:', '');
     for (const s of scenarios) {
+      // The client close-event scenario makes its own calls (its doc says which), one per client.
+      if (s.events === 'client-close') {
+        p(`- *${s.name}* (${s.doc}): called once per client with its connection id and a logging close handler. Checks: ${expectedChecks(f, s).join(', ')}.`);
+        continue;
+      }
       const args = f.params
         .filter((prm) => !(prm.type === 'ptr' && s.args[prm.name] === undefined))
         .map((prm) => `${prm.name} = ${argText(s.args[prm.name], prm.type)}`)
@@ -357,9 +362,8 @@ export function renderAbiDoc(): string {
     'Requirements: clang-14 with its sanitizer runtimes (`libclang-rt-14-dev`), `nm`, Node with `ws`.',
     '',
     'The report has one row per function and check: `function | check | pass/fail | reason`, then a',
-    'summary of the functions that fail, then the checks that are pending. `--json` prints',
-    '`{ library, kind, passed, failed, functions, rows, pending }`. The exit status is 0 only when every',
-    'check passes; a pending check is neither passed nor failed.',
+    'summary of the functions that fail. `--json` prints `{ library, kind, passed, failed, functions, rows }`.',
+    'The exit status is 0 only when every check passes.',
     '',
     '| check | what it verifies |',
     '|---|---|',
@@ -383,25 +387,26 @@ export function renderAbiDoc(): string {
     `or connection exists the probe sets the process defaults \`maxMessageBytes\` = ${INTEGRITY_LIMIT.toLocaleString('en-US')} and`,
     `\`maxOutputBytes\` = ${INTEGRITY_MAX_OUTPUT.toLocaleString('en-US')} (\`osp_ws_set_default_limit\`), then pushes messages of ${sizes} bytes and`,
     `of the configured limit (${INTEGRITY_LIMIT.toLocaleString('en-US')}) through the function, one after another, each different and`,
-    'mixing 1- to 4-byte UTF-8 sequences, and compares what comes out with what went in. A failure names the',
-    'function and the size and says how the message differs: truncated (to how many bytes), extended, altered',
-    '(first differing byte), dropped or reordered; the other failing sizes follow. Then one message of',
+    'mixing 1- to 4-byte UTF-8 sequences (or, in the binary case, bytes of every value), and compares what comes',
+    'out with what went in, and of which kind: a text send must reach the peer as a text frame (opcode 0x1), a',
+    'binary send as a binary frame (0x2), and a WebSocketMessage handler must receive the record `type` "text"',
+    'for a text frame and "binary" for a binary one. A failure names the function and the size and says how the',
+    'message differs: truncated (to how many bytes), extended, altered (first differing byte), dropped,',
+    'reordered or delivered as the wrong kind; the other failing sizes follow. Then one message of',
     `${(INTEGRITY_LIMIT + 1).toLocaleString('en-US')} bytes (limit + 1) must be refused (\`message-limit\`): a sending function returns Error and`,
     'the next message reaches the peer whole and first; a receiving side closes the connection with 1009 and',
     'the handler never sees any of it.',
     '',
-    '| function | direction | the other end |',
-    '|---|---|---|',
+    '| function | direction | carries | the other end |',
+    '|---|---|---|---|',
   );
-  for (const t of INTEGRITY_TARGETS) p(`| \`${t.symbol}\` | ${t.direction} | ${escapeCell(t.doc)} |`);
-  p('', '| case | what | status |', '|---|---|---|');
-  for (const c of INTEGRITY_CASES) p(`| ${c.name} | ${escapeCell(c.doc)} | ${c.pending ? `pending: ${escapeCell(c.pending)}` : 'checked'} |`);
+  for (const t of INTEGRITY_TARGETS) p(`| \`${t.symbol}\` | ${t.direction} | ${t.carries === 'record' ? 'text and binary (WebSocketMessage)' : t.carries} | ${escapeCell(t.doc)} |`);
+  p('', '| case | what | run through |', '|---|---|---|');
+  for (const c of INTEGRITY_CASES) p(`| ${c.name} | ${escapeCell(c.doc)} | ${c.carries.map((k) => (k === 'record' ? 'WebSocketMessage handlers' : `${k} functions`)).join(', ')} |`);
   p(
     '',
-    'Pending cases are listed under "Pending" in the report and in `pending` of the JSON for every function',
-    'above, never counted as passing. Switching one on takes an ABI that can carry it (a string with a',
-    'length, a binary send and handler), the matching calls in the probe, and removing its `pending` reason in',
-    '`tools/abi-check/integrity.ts`; the comparisons already work on lengths and bytes, not on NUL terminators.',
+    'Each case is its own scenario (`integrity`, `integrity-nul-bytes`, `integrity-binary`), so a report',
+    'row names the case that failed. The comparisons work on lengths and bytes, never on NUL terminators.',
     '',
   );
   return o.join('\n');

@@ -295,8 +295,10 @@ bool osp_str_refuse_nul(const char *fn, const char *what, const char *s, OspResu
     if (s == NULL) return false;
     const char *nul = memchr(s, '\0', osp_str_len(s));
     if (nul == NULL) return false;
-    *err = osp_result_errorf("%s: the %s contains a NUL byte (at byte %zu), which is not allowed in a %s", fn, what,
-                             (size_t)(nul - s), what);
+    /* "an address", "an origin" but "a path", "a URL" (what is lower case but for acronyms). */
+    const char *article = strchr("aeiou", what[0]) != NULL && what[0] != '\0' ? "an" : "a";
+    *err = osp_result_errorf("%s: the %s contains a NUL byte (at byte %zu), which is not allowed in %s %s", fn, what,
+                             (size_t)(nul - s), article, what);
     return true;
 }
 

@@ -954,7 +954,8 @@ OspResult osp_http_server_websocket(int64_t server_id, const char *path) {
     if (strlen(path) >= sizeof s->ws_path) return osp_result_errorf("%s: the path is too long", fn);
     if (strchr(path, '?') != NULL) return osp_result_errorf("%s: the path must not contain a query (?)", fn);
     if (s->ws_server_id != 0) return osp_result_errorf("%s: server %" PRId64 " already serves WebSockets on %s", fn, server_id, s->ws_path);
-    OspResult r = osp_ws_create_attached_server(s->port, s->address, path);
+    /* s->address is a C array: the WebSocket server takes Strings (length-prefixed). */
+    OspResult r = osp_ws_create_attached_server(s->port, osp_gc_strdup_c(s->address), path);
     if (r.tag != OSP_RESULT_SUCCESS) return r;
     /* Set on the loop thread: the connections that read these fields live there. */
     struct { http_server *s; const char *path; int64_t id; } a = {s, path, r.value};

@@ -137,6 +137,8 @@ OspResult osp_ws_connect_messages(const char *url, osp_ws_message_handler_fn han
 static OspResult connect_now(const char *url, osp_ws_msg_handler handler, void *handler_env) {
     static const char fn[] = "websocketConnect";
     if (url == NULL) return osp_result_errorf("%s: the URL is null", fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "URL", url, &refused)) return refused;
     if (!osp_ws_msg_handler_set(&handler)) return osp_result_errorf("%s: the message handler is null", fn);
     osp_ws_url u;
     const char *bad = osp_ws_url_parse(url, &u);
@@ -473,6 +475,8 @@ int64_t osp_ws_server_open_connections(int64_t server_id) {
 OspResult osp_ws_set_trusted_ca(const char *path) {
     static const char fn[] = "websocketSetTrustedCA";
     if (path == NULL) return osp_result_errorf("%s: the path is null", fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "path", path, &refused)) return refused;
     char why[600];
     if (!osp_ws_tls_set_trusted_ca(path, why, sizeof why)) return osp_result_errorf("%s: %s", fn, why);
     return osp_result_success(0);

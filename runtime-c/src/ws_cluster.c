@@ -880,6 +880,8 @@ static void use_job(void *p) {
 
 OspResult osp_ws_server_use_cluster(int64_t server_id, const char *redis_url, const char *channel) {
     if (redis_url == NULL || channel == NULL) return osp_result_errorf("%s: the URL or channel is null", use_fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(use_fn, "Redis URL", redis_url, &refused)) return refused;
     size_t channel_len = osp_str_len(channel);
     if (channel_len == 0 || channel_len > 1024)
         return osp_result_errorf("%s: the channel name must be 1 to 1024 bytes (got %zu)", use_fn, channel_len);

@@ -538,6 +538,9 @@ OspResult osp_ws_create_secure_server(int64_t port, const char *address, const c
     OspResult err;
     if (!server_args_valid(fn, port, address, path, &err)) return err;
     if (cert_file == NULL || key_file == NULL) return osp_result_errorf("%s: the certificate or key file is null", fn);
+    if (osp_str_refuse_nul(fn, "certificate file path", cert_file, &err) ||
+        osp_str_refuse_nul(fn, "key file path", key_file, &err))
+        return err;
     /* Loaded now, so a wrong file is this call's Err rather than a failure per connection. */
     char why[600];
     SSL_CTX *ctx = osp_ws_tls_server_ctx(cert_file, key_file, why, sizeof why);
@@ -552,6 +555,8 @@ static bool server_args_valid(const char *fn, int64_t port, const char *address,
         REFUSE("%s: port %" PRId64 " is out of range (1-65535)", fn, port);
     if (address == NULL) REFUSE("%s: the address is null", fn);
     if (path == NULL) REFUSE("%s: the path is null", fn);
+    /* A NUL would silently cut the text C code sees: refuse it where the user can act on it. */
+    if (osp_str_refuse_nul(fn, "address", address, err) || osp_str_refuse_nul(fn, "path", path, err)) return false;
     if (strlen(address) >= 64 || !osp_ws_net_address_valid(address))
         REFUSE("%s: address \"%s\" is not a valid IPv4 or IPv6 address "
                "(use e.g. \"127.0.0.1\", \"0.0.0.0\", \"::1\" or \"localhost\")",
@@ -1186,12 +1191,16 @@ static OspResult configure(const char *fn, int64_t id, const char *name, int64_t
 OspResult osp_ws_server_set_limit(int64_t server_id, const char *name, int64_t value) {
     static const char fn[] = "websocketServerSetLimit";
     if (name == NULL) return osp_result_errorf("%s: the limit name is null", fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "limit name", name, &refused)) return refused;
     return configure(fn, server_id, name, value, 0);
 }
 
 OspResult osp_ws_set_default_limit(const char *name, int64_t value) {
     static const char fn[] = "websocketSetDefaultLimit";
     if (name == NULL) return osp_result_errorf("%s: the limit name is null", fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "limit name", name, &refused)) return refused;
     char why[400];
     if (osp_ws_limits_set_default(name, value, why, sizeof why) != NULL)
         return osp_result_errorf("%s: %s", fn, why);
@@ -1230,6 +1239,8 @@ static bool origin_serialized(const char *o) {
 OspResult osp_ws_server_allow_origin(int64_t server_id, const char *origin) {
     static const char fn[] = "websocketServerAllowOrigin";
     if (origin == NULL) return osp_result_errorf("%s: the origin is null", fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "origin", origin, &refused)) return refused;
     if (strlen(origin) > 512 || !origin_serialized(origin))
         return osp_result_errorf("%s: \"%s\" is not a serialized origin (expected scheme://host[:port] "
                                  "in lower case, without path or trailing slash, e.g. "
@@ -1240,6 +1251,8 @@ OspResult osp_ws_server_allow_origin(int64_t server_id, const char *origin) {
 OspResult osp_ws_server_add_subprotocol(int64_t server_id, const char *protocol) {
     static const char fn[] = "websocketServerAddSubprotocol";
     if (protocol == NULL) return osp_result_errorf("%s: the subprotocol is null", fn);
+    OspResult refused;
+    if (osp_str_refuse_nul(fn, "subprotocol name", protocol, &refused)) return refused;
     size_t n = strlen(protocol);
     /* RFC 6455 §4.1 item 10 / §11.3.4: a subprotocol name is an HTTP token. */
     if (n > 128 || !osp_ws_token_valid(protocol, n))

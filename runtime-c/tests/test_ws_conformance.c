@@ -543,7 +543,7 @@ static void test_stop_with_silent_peer(void) {
     /* A peer that never answers our Close: websocketStopServer still returns, bounded by the
      * close timeout (1 s here), and the peer saw Close 1001. */
     int port = free_port();
-    OspResult r = osp_ws_create_server(port, "127.0.0.1", "/echo");
+    OspResult r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/echo"));
     int64_t server = r.value;
     r = osp_ws_server_listen(server);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "listen: %s", MSG(r));
@@ -563,7 +563,7 @@ static void test_stop_with_silent_peer(void) {
     CHECK(peer_wait_eof(&p, 1000), "then TCP was closed");
     peer_close(&p);
     /* A well-behaved peer: the stop is quick. */
-    r = osp_ws_create_server(port, "127.0.0.1", "/echo");
+    r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/echo"));
     server = r.value;
     r = osp_ws_server_listen(server);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "relisten: %s", MSG(r));
@@ -624,7 +624,7 @@ static void test_idle_timeout(void) {
 static void test_connection_limit(void) {
     /* OSPREY_WS_MAX_CONNECTIONS=8: the ninth connection is answered 503; the others work. */
     int port = free_port();
-    OspResult r = osp_ws_create_server(port, "127.0.0.1", "/echo");
+    OspResult r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/echo"));
     int64_t server = r.value;
     osp_ws_server_listen(server);
     peer ps[9];
@@ -821,7 +821,7 @@ static void test_client(void) {
     fake_start(&fs, FAKE_RECORD);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/runCase?case=7", fs.port);
     got_count = 0;
-    r = osp_ws_connect(url, record, NULL);
+    r = osp_ws_connect(osp_gc_strdup_c(url), record, NULL);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect: %s", MSG(r));
     int64_t id = r.value;
     for (int i = 0; i < 200 && got() < 1; i++) osp_sleep(5);
@@ -856,7 +856,7 @@ static void test_client(void) {
     snprintf(first_key, sizeof first_key, "%.24s", k ? k + 19 : "");
     fake_start(&fs, FAKE_RECORD);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", fs.port);
-    r = osp_ws_connect(url, record, NULL);
+    r = osp_ws_connect(osp_gc_strdup_c(url), record, NULL);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect: %s", MSG(r));
     r = osp_ws_close(r.value);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "close: %s", MSG(r));
@@ -868,23 +868,23 @@ static void test_client(void) {
     /* Handshake failures. */
     fake_start(&fs, FAKE_WRONG_ACCEPT);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", fs.port);
-    r = osp_ws_connect(url, record, NULL);
+    r = osp_ws_connect(osp_gc_strdup_c(url), record, NULL);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "Sec-WebSocket-Accept does not match"), "%s", MSG(r));
     fake_join(&fs);
     fake_start(&fs, FAKE_EXTENSION);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", fs.port);
-    r = osp_ws_connect(url, record, NULL);
+    r = osp_ws_connect(osp_gc_strdup_c(url), record, NULL);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "extension that was not offered"), "%s", MSG(r));
     fake_join(&fs);
     fake_start(&fs, FAKE_200);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", fs.port);
-    r = osp_ws_connect(url, record, NULL);
+    r = osp_ws_connect(osp_gc_strdup_c(url), record, NULL);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "server answered HTTP 200 OK"), "%s", MSG(r));
     fake_join(&fs);
     fake_start(&fs, FAKE_SILENT);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", fs.port);
     uint64_t t0 = now_ms();
-    r = osp_ws_connect(url, record, NULL);
+    r = osp_ws_connect(osp_gc_strdup_c(url), record, NULL);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "timed out after 500 ms"), "%s", MSG(r));
     CHECK(now_ms() - t0 < 2000, "handshake timeout honoured");
     fake_join(&fs);
@@ -893,7 +893,7 @@ static void test_client(void) {
     fake_start(&fs, FAKE_MASKED);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", fs.port);
     got_count = 0;
-    r = osp_ws_connect(url, record, NULL);
+    r = osp_ws_connect(osp_gc_strdup_c(url), record, NULL);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect: %s", MSG(r));
     fake_join(&fs);
     CHECK(fs.client_close_code == 1002, "client failed with 1002 (%d)", fs.client_close_code);
@@ -906,7 +906,7 @@ static void test_client(void) {
      * close timeout (1 s). */
     fake_start(&fs, FAKE_CLOSE_KEEP_OPEN);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", fs.port);
-    r = osp_ws_connect(url, record, NULL);
+    r = osp_ws_connect(osp_gc_strdup_c(url), record, NULL);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect: %s", MSG(r));
     osp_ws_send(r.value, osp_gc_strdup_c("one"));
     fake_join(&fs);
@@ -924,7 +924,7 @@ int main(void) {
     setenv("OSPREY_WS_MAX_FRAGMENTS", "1024", 1); /* the cap is still enforced when set */
     osp_rt_init(OSP_ABI_VERSION);
     server_port = free_port();
-    OspResult r = osp_ws_create_server(server_port, "127.0.0.1", "/echo");
+    OspResult r = osp_ws_create_server(server_port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/echo"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "create: %s", MSG(r));
     int64_t server = r.value;
     r = osp_ws_server_listen(server);

@@ -106,7 +106,7 @@ static OspResult server_handler(void *env, int64_t connection_id, const char *me
 
 static void test_echo_and_close(void) {
     int port = free_port();
-    OspResult r = osp_ws_create_server(port, "127.0.0.1", "/chat");
+    OspResult r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/chat"));
     CHECK(r.tag == OSP_RESULT_SUCCESS && r.value > 0, "create: %s", MSG(r));
     int64_t server = r.value;
     r = osp_ws_server_listen(server);
@@ -118,7 +118,7 @@ static void test_echo_and_close(void) {
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/chat?room=1", port);
     inbox b;
     inbox_init(&b);
-    r = osp_ws_connect(url, on_message, &b);
+    r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &b);
     CHECK(r.tag == OSP_RESULT_SUCCESS && r.value > 0, "connect: %s", MSG(r));
     int64_t ws = r.value;
     CHECK(ws != server, "ids are distinct");
@@ -171,7 +171,7 @@ static void test_echo_and_close(void) {
     inbox c;
     inbox_init(&c);
     c.close_from_handler = 1;
-    r = osp_ws_connect(url, on_message, &c);
+    r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &c);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect: %s", MSG(r));
     int64_t ws2 = r.value;
     r = osp_ws_send(ws2, osp_gc_strdup_c("bye"));
@@ -193,7 +193,7 @@ static inbox left_open;
 
 static void test_broadcast_stop_rebind(void) {
     int port = free_port();
-    OspResult r = osp_ws_create_server(port, "localhost", "/live");
+    OspResult r = osp_ws_create_server(port, osp_gc_strdup_c("localhost"), osp_gc_strdup_c("/live"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "create: %s", MSG(r));
     int64_t server = r.value;
     r = osp_ws_server_broadcast(server, osp_gc_strdup_c("nobody listens"));
@@ -209,7 +209,7 @@ static void test_broadcast_stop_rebind(void) {
     int64_t ids[3];
     for (int i = 0; i < 3; i++) {
         inbox_init(&boxes[i]);
-        r = osp_ws_connect(url, on_message, &boxes[i]);
+        r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &boxes[i]);
         CHECK(r.tag == OSP_RESULT_SUCCESS, "connect %d: %s", i, MSG(r));
         ids[i] = r.value;
     }
@@ -249,14 +249,14 @@ static void test_broadcast_stop_rebind(void) {
           "client sees 1001 going away: %s", MSG(r));
 
     /* SO_REUSEADDR: the same port binds again at once. */
-    r = osp_ws_create_server(port, "127.0.0.1", "/live");
+    r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/live"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "create again: %s", MSG(r));
     int64_t again = r.value;
     r = osp_ws_server_listen(again);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "rebind the same port immediately: %s", MSG(r));
     inbox *b = &left_open;
     inbox_init(b);
-    r = osp_ws_connect(url, on_message, b);
+    r = osp_ws_connect(osp_gc_strdup_c(url), on_message, b);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect to the rebound server: %s", MSG(r));
     r = osp_ws_send(r.value, osp_gc_strdup_c("again"));
     CHECK(inbox_wait(b, 1, 3000), "echo from the rebound server");
@@ -266,15 +266,15 @@ static void test_broadcast_stop_rebind(void) {
 
 static void test_errors(void) {
     OspResult r;
-    r = osp_ws_create_server(70000, "127.0.0.1", "/");
+    r = osp_ws_create_server(70000, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/"));
     CHECK(r.tag == OSP_RESULT_ERROR &&
               strcmp(MSG(r), "websocketCreateServer: port 70000 is out of range (1-65535)") == 0,
           "%s", MSG(r));
-    r = osp_ws_create_server(0, "127.0.0.1", "/");
+    r = osp_ws_create_server(0, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "port 0 is out of range"), "%s", MSG(r));
-    r = osp_ws_create_server(8080, "999.1.1.1", "/");
+    r = osp_ws_create_server(8080, osp_gc_strdup_c("999.1.1.1"), osp_gc_strdup_c("/"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "address \"999.1.1.1\" is not a valid"), "%s", MSG(r));
-    r = osp_ws_create_server(8080, "127.0.0.1", "chat");
+    r = osp_ws_create_server(8080, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("chat"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "must start with '/'"), "%s", MSG(r));
 
     /* Address in use: a plain socket holds the port. */
@@ -286,7 +286,7 @@ static void test_errors(void) {
     a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CHECK(bind(holder, (struct sockaddr *)&a, sizeof a) == 0 && listen(holder, 1) == 0, "holder bound");
-    r = osp_ws_create_server(port, "127.0.0.1", "/");
+    r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "create does not bind: %s", MSG(r));
     int64_t busy = r.value;
     r = osp_ws_server_listen(busy);
@@ -302,29 +302,29 @@ static void test_errors(void) {
     inbox b;
     inbox_init(&b);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/elsewhere", port);
-    r = osp_ws_connect(url, on_message, &b);
+    r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &b);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "server answered HTTP 404 Not Found"), "%s", MSG(r));
     r = osp_ws_stop_server(busy);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "stop: %s", MSG(r));
 
     /* Connection refused: nothing listens on the port now. */
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
-    r = osp_ws_connect(url, on_message, &b);
+    r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &b);
     snprintf(expected, sizeof expected, "connection refused by 127.0.0.1:%d", port);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), expected), "%s", MSG(r));
 
-    r = osp_ws_connect("ws://example.invalid/", on_message, &b);
+    r = osp_ws_connect(osp_gc_strdup_c("ws://example.invalid/"), on_message, &b);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "cannot resolve host \"example.invalid\""), "%s",
           MSG(r));
     /* wss:// to a closed port fails at TCP, before any TLS. */
     snprintf(url, sizeof url, "wss://127.0.0.1:%d/", port);
-    r = osp_ws_connect(url, on_message, &b);
+    r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &b);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), expected), "%s", MSG(r));
-    r = osp_ws_connect("ws://127.0.0.1/a#b", on_message, &b);
+    r = osp_ws_connect(osp_gc_strdup_c("ws://127.0.0.1/a#b"), on_message, &b);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "fragment"), "%s", MSG(r));
-    r = osp_ws_connect("http://127.0.0.1/", on_message, &b);
+    r = osp_ws_connect(osp_gc_strdup_c("http://127.0.0.1/"), on_message, &b);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "must start with ws://"), "%s", MSG(r));
-    r = osp_ws_connect("ws://127.0.0.1:99999/", on_message, &b);
+    r = osp_ws_connect(osp_gc_strdup_c("ws://127.0.0.1:99999/"), on_message, &b);
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "port is out of range"), "%s", MSG(r));
 
     r = osp_ws_send(987654, osp_gc_strdup_c("x"));
@@ -367,7 +367,7 @@ static __attribute__((noinline)) int64_t connect_with_fresh_env(const char *url)
     uint64_t *env = osp_alloc(64);
     env[0] = GC_MAGIC;
     env[1] = ~GC_MAGIC;
-    OspResult r = osp_ws_connect(url, gc_handler, env);
+    OspResult r = osp_ws_connect(osp_gc_strdup_c(url), gc_handler, env);
     env = NULL;
     return r.tag == OSP_RESULT_SUCCESS ? r.value : -1;
 }
@@ -383,7 +383,7 @@ static __attribute__((noinline)) void churn(void) {
 
 static void test_handler_env_survives_gc(void) {
     int port = free_port();
-    OspResult r = osp_ws_create_server(port, "127.0.0.1", "/");
+    OspResult r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/"));
     int64_t server = r.value;
     CHECK(osp_ws_server_listen(server).tag == OSP_RESULT_SUCCESS, "listen");
     char url[64];
@@ -423,7 +423,7 @@ static OspResult order_handler(void *env, int64_t connection_id, const char *mes
 
 static void test_async_send_order_cap_close(void) {
     int port = free_port();
-    OspResult r = osp_ws_create_server(port, "127.0.0.1", "/");
+    OspResult r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/"));
     int64_t server = r.value;
     order_env o = {0, 0};
     CHECK(osp_ws_server_on_message(server, order_handler, &o).tag == OSP_RESULT_SUCCESS, "handler");
@@ -432,7 +432,7 @@ static void test_async_send_order_cap_close(void) {
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
     inbox b;
     inbox_init(&b);
-    r = osp_ws_connect(url, on_message, &b);
+    r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &b);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect: %s", MSG(r));
     int64_t ws = r.value;
     enum { BIG = 64 * 1024, TRIES = 2000 };
@@ -495,7 +495,7 @@ static OspResult remember_conn(void *env, int64_t connection_id, const char *mes
 
 static void test_posted_server_sends_order_then_stop(void) {
     int port = free_port();
-    OspResult r = osp_ws_create_server(port, "127.0.0.1", "/");
+    OspResult r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/"));
     int64_t server = r.value;
     CHECK(osp_ws_server_on_message(server, remember_conn, NULL).tag == OSP_RESULT_SUCCESS, "handler");
     CHECK(osp_ws_server_listen(server).tag == OSP_RESULT_SUCCESS, "listen");
@@ -504,10 +504,10 @@ static void test_posted_server_sends_order_then_stop(void) {
     inbox a, b;
     inbox_init(&a);
     inbox_init(&b);
-    r = osp_ws_connect(url, on_message, &a);
+    r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &a);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect a: %s", MSG(r));
     int64_t wa = r.value;
-    r = osp_ws_connect(url, on_message, &b);
+    r = osp_ws_connect(osp_gc_strdup_c(url), on_message, &b);
     CHECK(r.tag == OSP_RESULT_SUCCESS, "connect b: %s", MSG(r));
     int64_t wb = r.value;
     CHECK(wait_open_connections(server, 2, 3000), "2 connections open");

@@ -592,7 +592,7 @@ static void test_wss_wipe_scan(void) {
     CHECK(rc == 0, "openssl made a certificate (%d)", rc);
     if (rc != 0) return;
     int port = free_port();
-    OspResult r = osp_ws_create_secure_server(port, "127.0.0.1", "/echo", cert, key);
+    OspResult r = osp_ws_create_secure_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/echo"), osp_gc_strdup_c(cert), osp_gc_strdup_c(key));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "secure server: %s", r.tag ? MSG(r) : "");
     if (r.tag != OSP_RESULT_SUCCESS) return;
     int64_t server = r.value;
@@ -697,7 +697,7 @@ int main(void) {
     osp_ws_retired_keep = 100;
     osp_rt_init(OSP_ABI_VERSION);
     server_port = free_port();
-    OspResult r = osp_ws_create_server(server_port, "127.0.0.1", "/echo");
+    OspResult r = osp_ws_create_server(server_port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/echo"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "create: %s", MSG(r));
     int64_t server = r.value;
     r = osp_ws_server_listen(server);
@@ -722,7 +722,7 @@ int main(void) {
     int calls = 0, refused = 0;
     uint64_t t1 = now_ms();
     while (!shutdown_done && now_ms() - t1 < 10000) {
-        r = osp_ws_create_server(free_port(), "127.0.0.1", "/race");
+        r = osp_ws_create_server(free_port(), osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/race"));
         calls++;
         if (r.tag != OSP_RESULT_SUCCESS) {
             refused++;
@@ -732,7 +732,7 @@ int main(void) {
     pthread_join(stopper, NULL);
     CHECK(shutdown_done, "the shutdown finished while another thread called in (%d calls, %d refused)", calls, refused);
     /* The runtime cannot be restarted once it has shut down: an Err, never a hang. */
-    r = osp_ws_create_server(free_port(), "127.0.0.1", "/again");
+    r = osp_ws_create_server(free_port(), osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/again"));
     CHECK(r.tag != OSP_RESULT_SUCCESS && check_contains(MSG(r), "shut down"), "after shutdown: %s",
           r.tag == OSP_RESULT_SUCCESS ? "Success" : MSG(r));
     return check_summary("test_ws_hostile");

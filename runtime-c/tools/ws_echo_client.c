@@ -48,13 +48,13 @@ int main(int argc, char **argv) {
         return osp_rt_shutdown(2);
     }
     if (ca != NULL) {
-        OspResult t = osp_ws_set_trusted_ca(ca);
+        OspResult t = osp_ws_set_trusted_ca(osp_gc_strdup_c(ca));
         if (t.tag != OSP_RESULT_SUCCESS) {
             fprintf(stderr, "ws-echo-client: %s\n", (const char *)(intptr_t)t.value);
             return osp_rt_shutdown(2);
         }
     }
-    OspResult r = osp_ws_connect_messages(url, echo_back, NULL);
+    OspResult r = osp_ws_connect_messages(osp_gc_strdup_c(url), echo_back, NULL);
     if (r.tag != OSP_RESULT_SUCCESS) {
         fprintf(stderr, "ws-echo-client: %s\n", (const char *)(intptr_t)r.value);
         return osp_rt_shutdown(1);

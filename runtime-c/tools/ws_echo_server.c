@@ -28,6 +28,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A command-line argument as the runtime's String arguments are (a length before the bytes, a
+ * NUL after them: docs/ABI.md#strings); a C string is not one. */
+static const char *arg_string(const char *text) { return osp_string_from_c((void *)(uintptr_t)text); }
+
 static void usage(void) {
     fprintf(stderr, "usage: ws-echo-server --port P [--host 127.0.0.1] [--path /] [--origin O]... "
                     "[--subprotocol S]... [--limit NAME=VALUE]... [--cert CERT.pem --key KEY.pem]\n");
@@ -75,7 +79,7 @@ int main(int argc, char **argv) {
         usage();
         return osp_rt_shutdown(2);
     }
-    OspResult r = cert ? osp_ws_create_secure_server(port, host, path, cert, key) : osp_ws_create_server(port, host, path);
+    OspResult r = cert ? osp_ws_create_secure_server(port, arg_string(host), arg_string(path), arg_string(cert), arg_string(key)) : osp_ws_create_server(port, arg_string(host), arg_string(path));
     if (r.tag != OSP_RESULT_SUCCESS) {
         fprintf(stderr, "ws-echo-server: %s\n", (const char *)(intptr_t)r.value);
         return osp_rt_shutdown(1);
@@ -83,9 +87,9 @@ int main(int argc, char **argv) {
     int64_t server = r.value;
     for (int i = 0; i < nopts; i++) {
         if (opts[i].kind == OPT_ORIGIN) {
-            r = osp_ws_server_allow_origin(server, opts[i].arg);
+            r = osp_ws_server_allow_origin(server, arg_string(opts[i].arg));
         } else if (opts[i].kind == OPT_SUBPROTOCOL) {
-            r = osp_ws_server_add_subprotocol(server, opts[i].arg);
+            r = osp_ws_server_add_subprotocol(server, arg_string(opts[i].arg));
         } else {
             char name[64];
             const char *eq = strchr(opts[i].arg, '=');
@@ -97,7 +101,7 @@ int main(int argc, char **argv) {
             }
             memcpy(name, opts[i].arg, (size_t)(eq - opts[i].arg));
             name[eq - opts[i].arg] = '\0';
-            r = osp_ws_server_set_limit(server, name, value);
+            r = osp_ws_server_set_limit(server, arg_string(name), value);
         }
         if (r.tag != OSP_RESULT_SUCCESS) {
             fprintf(stderr, "ws-echo-server: %s\n", (const char *)(intptr_t)r.value);

@@ -37,6 +37,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A command-line argument as the runtime's String arguments are (a length before the bytes, a
+ * NUL after them: docs/ABI.md#strings); a C string is not one. */
+static const char *arg_string(const char *text) { return osp_string_from_c((void *)(uintptr_t)text); }
+
 static int64_t server_id;
 
 static OspResult echo(void *env, int64_t connection_id, const char *message) {
@@ -78,7 +82,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: osprey-broadcast-server --port P [--host 127.0.0.1] [--path /] [--echo]\n");
         return osp_rt_shutdown(2);
     }
-    OspResult r = osp_ws_create_server(port, host, path);
+    OspResult r = osp_ws_create_server(port, arg_string(host), arg_string(path));
     if (r.tag != OSP_RESULT_SUCCESS) return fail("websocketCreateServer", r);
     server_id = r.value;
     r = osp_ws_server_on_message(server_id, echo_mode ? echo : relay, NULL);

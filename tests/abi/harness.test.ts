@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ABI_VERSION, RUNTIME_FUNCTIONS } from '../../runtime-bindings/abi.ts';
 import { RUNTIME_INCLUDE_DIR, runtimeLibrary } from '../../runtime-bindings/toolchain.ts';
-import { INTEGRITY_CASES, INTEGRITY_LIMIT, INTEGRITY_SIZES, INTEGRITY_TARGETS, integrityMessage } from '../../tools/abi-check/integrity.ts';
+import { INTEGRITY_LIMIT, INTEGRITY_SIZES, INTEGRITY_TARGETS, integrityCasesFor, integrityMessage, integrityTarget } from '../../tools/abi-check/integrity.ts';
 import { abiCheckMain, runAbiCheck } from '../../tools/abi-check/main.ts';
 import type { AbiReport, CheckRow } from '../../tools/abi-check/report.ts';
 
@@ -66,12 +66,13 @@ afterAll(() => {
  * Our release archive with `symbols` renamed to real_<symbol> (objcopy) and the fixture that
  * defines wrappers of them added: the real runtime with one fault put back.
  */
-function wrappedRuntime(fixture: string, symbols: string[]): string {
-  const lib = join(dir, `lib${fixture}.a`);
-  const obj = join(dir, `${fixture}.o`);
+function wrappedRuntime(fixture: string, symbols: string[], flaw?: string): string {
+  const name = flaw ? `${fixture}_${flaw}` : fixture;
+  const lib = join(dir, `lib${name}.a`);
+  const obj = join(dir, `${name}.o`);
   copyFileSync(OUR_LIBRARY, lib);
   execFileSync('objcopy', [...symbols.flatMap((s) => ['--redefine-sym', `${s}=real_${s}`]), lib], { stdio: 'pipe' });
-  cc(['-c', `-I${RUNTIME_INCLUDE_DIR}`, join(FIXTURES, `${fixture}.c`), '-o', obj]);
+  cc(['-c', `-I${RUNTIME_INCLUDE_DIR}`, ...(flaw ? [`-D${flaw}`] : []), join(FIXTURES, `${fixture}.c`), '-o', obj]);
   execFileSync('ar', ['rs', lib, obj], { stdio: 'pipe' });
   return lib;
 }
@@ -94,23 +95,39 @@ describe('our runtime', () => {
       expect(integrity?.reason, fn).toMatch(/\[integrity\] 11 messages of 0 to 1,048,579 bytes \(the configured limit\) arrived byte for byte, in order/);
       // The same sizes with NUL bytes inside: Strings carry their length.
       expect(integrity?.reason, fn).toMatch(/\[integrity-nul-bytes\] 11 messages of 0 to 1,048,579 bytes \(the configured limit\) arrived byte for byte, in order/);
+      // Binary messages of every byte value, through the functions that carry binary.
+      const binary = integrityTarget(fn)!.carries !== 'text';
+      expect(/\[integrity-binary\] 11 messages of 0 to 1,048,579 bytes \(the configured limit\) arrived byte for byte, in order/.test(integrity?.reason ?? ''), fn).toBe(binary);
       const limit = r.rows.find((x) => x.function === fn && x.check === 'message-limit');
       expect(limit?.reason, fn).toMatch(/1,048,580-byte message \(limit \+ 1\).* refused with (Error "websocket\w+: message too large|Close 1009)/);
     }
-    // The cases the ABI cannot carry yet are listed as pending, never among the passing rows.
-    const pendingCases = INTEGRITY_CASES.filter((c) => c.pending !== undefined).map((c) => c.name);
-    expect(pendingCases).toEqual(['binary']);
-    expect(r.pending.map((p) => `${p.function} ${p.case}`).sort()).toEqual(MESSAGE_FUNCTIONS.flatMap((fn) => pendingCases.map((c) => `${fn} ${c}`)).sort());
-    expect(r.pending.every((p) => p.reason.startsWith('pending: '))).toBe(true);
-    expect(r.rows.some((x) => x.check === 'integrity' && /\[binary\]/.test(x.reason))).toBe(false);    // Connection events: one open first and one close last per connection, 1000 and 1006.
+    // The WebSocketMessage handlers are among them, in both directions of the client and server.
+    expect(MESSAGE_FUNCTIONS).toEqual(expect.arrayContaining(['osp_ws_connect_messages', 'osp_ws_server_on_messages']));
+    // Connection events: one open first and one close last per connection, 1000 and 1006.
     for (const fn of ['osp_ws_server_on_open', 'osp_ws_server_on_close']) {
       const events = r.rows.find((x) => x.function === fn && x.check === 'events');
       expect(events?.pass, `${fn} ${events?.reason}`).toBe(true);
     }
+    // And for a client: one close event after its messages, 1000 "bye" from its server, 1006 when the server vanished.
+    const clientEvents = r.rows.find((x) => x.function === 'osp_ws_on_close' && x.check === 'events');
+    expect(clientEvents?.reason).toBe('[events] one close event per client connection, after its messages: 1000 "bye" when the server closed, 1006 when it vanished');
+    expect(clientEvents?.pass).toBe(true);
   });
 });
 
 describe('the integrity messages', () => {
+  it('in the binary case are exactly the size asked for, hold every byte value from 256 bytes on, are not UTF-8, and differ by index', () => {
+    for (const n of [...INTEGRITY_SIZES, INTEGRITY_LIMIT]) {
+      const m = integrityMessage(n, 4, 'binary');
+      expect(m.length).toBe(n);
+      if (n >= 256) {
+        expect(new Set(m.subarray(0, 256)).size).toBe(256);
+        expect(Buffer.from(m.toString('utf8'), 'utf8').equals(m)).toBe(false);
+      }
+    }
+    expect(integrityMessage(4096, 1, 'binary').equals(integrityMessage(4096, 2, 'binary'))).toBe(false);
+  });
+
   it('are exactly the size asked for, valid UTF-8 with characters of every width, and differ by index', () => {
     for (const n of [...INTEGRITY_SIZES, INTEGRITY_LIMIT]) {
       const m = integrityMessage(n, 3);
@@ -124,9 +141,15 @@ describe('the integrity messages', () => {
   });
 });
 
-/** The integrity reason of a function both of whose integrity scenarios (UTF-8 text, text with
- *  NUL bytes) failed the same way. */
+/** The integrity reason of a function every integrity scenario of which (UTF-8 text, text with NUL
+ *  bytes, and binary for the functions that carry it) failed the same way. */
+const everyCase = (fn: string, failure: string): RegExp =>
+  new RegExp(`^${integrityCasesFor(integrityTarget(fn)!).map((c) => `\\[${c.content === 'utf8' ? 'integrity' : `integrity-${c.name}`}\\] ${failure}`).join('; ')}$`);
 const bothCases = (failure: string): RegExp => new RegExp(`^\\[integrity\\] ${failure}; \\[integrity-nul-bytes\\] ${failure}$`);
+
+/** The receiving functions fixtures/truncate_receive.c wraps. */
+const RECEIVE_WRAPPED = ['osp_ws_connect', 'osp_ws_server_on_message', 'osp_ws_connect_messages', 'osp_ws_server_on_messages'];
+const RECORD_HANDLERS = ['osp_ws_connect_messages', 'osp_ws_server_on_messages'];
 
 describe.skipIf(missing.length > 0)('our runtime with 4 KiB truncation put back', () => {
   const sides = [
@@ -134,14 +157,14 @@ describe.skipIf(missing.length > 0)('our runtime with 4 KiB truncation put back'
       fixture: 'truncate_send',
       renamed: ['osp_ws_send', 'osp_ws_server_send', 'osp_ws_server_broadcast', 'osp_ws_send_binary', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary'],
       // What the peer got, in the words of each route.
-      reason: (fn: string) => bothCases(`${fn}: the 4,097-byte message arrived (as 4,09\\d bytes \\(truncated\\)|truncated to its first 4,09\\d bytes); 5 sizes failed: 4,097, 65,535, 65,536, 1,000,000, 1,048,579 bytes`),
+      reason: (fn: string) => everyCase(fn, `${fn}: the 4,097-byte message arrived (as 4,09\\d bytes \\(truncated\\)|truncated to its first 4,09\\d bytes); 5 sizes failed: 4,097, 65,535, 65,536, 1,000,000, 1,048,579 bytes`),
       // Cut to 4 KiB, one over the limit is no longer refused either.
       limit: /returned Success for a 1,048,580-byte message, one byte over the configured limit of 1,048,579: it must return Error, not send it; the peer received 4,09\d bytes of it/,
     },
     {
       fixture: 'truncate_receive',
-      renamed: ['osp_ws_connect', 'osp_ws_server_on_message'],
-      reason: (fn: string) => bothCases(`${fn}: the 4,097-byte message (reached the handler as 4,09\\d bytes \\(truncated\\)|arrived truncated to its first 4,09\\d bytes at the handler); 5 sizes failed: 4,097, 65,535, 65,536, 1,000,000, 1,048,579 bytes`),
+      renamed: RECEIVE_WRAPPED,
+      reason: (fn: string) => everyCase(fn, `${fn}: the 4,097-byte message (reached the handler as 4,09\\d bytes \\(truncated\\)|arrived truncated to its first 4,09\\d bytes at the handler); 5 sizes failed: 4,097, 65,535, 65,536, 1,000,000, 1,048,579 bytes`),
       // The wire is intact: the runtime still refuses the oversized message with 1009.
       limit: undefined,
     },
@@ -172,12 +195,55 @@ describe.skipIf(missing.length > 0)('our runtime with 4 KiB truncation put back'
   });
 });
 
+describe.skipIf(missing.length > 0)('our runtime with WebSocketMessage handlers lied to (fixtures/truncate_receive.c)', () => {
+  // Each flaw is caught by the case that exposes it, naming the function and the first size it
+  // damages; the flaws apply to every wrapped handler, only the WebSocketMessage ones are probed.
+  const flaws = [
+    {
+      flaw: 'CUT_AT_NUL',
+      // UTF-8 text has no NUL: only the cases with NUL bytes fail, down to a few bytes.
+      cases: ['integrity-nul-bytes', 'integrity-binary'],
+      failure: (fn: string) => `${fn}: the \\d[\\d,]*-byte message (reached the handler as \\d+ bytes \\(truncated\\)|arrived truncated to its first \\d+ bytes at the handler); \\d+ sizes failed: [\\d, ]*1,000,000, 1,048,579 bytes`,
+    },
+    {
+      flaw: 'DROP_LAST_BYTE',
+      cases: ['integrity', 'integrity-nul-bytes', 'integrity-binary'],
+      // The client's announcements lose a byte too, so the 0-byte message cannot be matched.
+      failure: (fn: string) => `${fn}: the (0-byte message reached the handler altered \\(same length, different SHA-256\\); 11 sizes failed: 0, |1-byte message arrived truncated to its first 0 bytes at the handler; 10 sizes failed: )1, 125, 126, 4,095, 4,096, 4,097, 65,535, 65,536, 1,000,000, 1,048,579 bytes`,
+    },
+    {
+      flaw: 'BINARY_AS_TEXT',
+      cases: ['integrity-binary'],
+      failure: (fn: string) => `${fn}: the 0-byte message reached the handler whole but with the WebSocketMessage type "text": the (peer|raw client) sent it as binary; 11 sizes failed: 0, 1, 125, 126, 4,095, 4,096, 4,097, 65,535, 65,536, 1,000,000, 1,048,579 bytes`,
+    },
+  ];
+  describe.each(flaws)('$flaw', (f) => {
+    let report: AbiReport;
+    beforeAll(async () => {
+      report = await runAbiCheck({ runtime: wrappedRuntime('truncate_receive', RECEIVE_WRAPPED, f.flaw), only: RECORD_HANDLERS });
+    }, 120_000);
+
+    it.each(RECORD_HANDLERS)('%s fails integrity in exactly the cases the flaw touches, naming the function and the sizes', (fn) => {
+      const row = report.rows.find((x) => x.function === fn && x.check === 'integrity');
+      expect(row?.pass, row?.reason).toBe(false);
+      const failed = row!.reason.split('; [').map((part, i) => (i === 0 ? part : `[${part}`)).filter((part) => !/arrived byte for byte, in order$/.test(part));
+      expect(failed.map((part) => /^\[([\w-]+)\]/.exec(part)?.[1])).toEqual(f.cases);
+      for (const part of failed) expect(part).toMatch(new RegExp(`^\\[[\\w-]+\\] ${f.failure(fn)}$`));
+    });
+
+    it('fails nothing else (the limit is still enforced on the wire)', () => {
+      expect(show(failures(report).filter((x) => x.check !== 'integrity'))).toEqual([]);
+    });
+  });
+});
+
 describe.skipIf(missing.length > 0)('our runtime with the close events of dropped connections lost (fixtures/drop_close_events.c)', () => {
   // Only the event registrations are probed: the rest of the library is ours, checked above.
-  const EVENT_FUNCTIONS = ['osp_ws_server_on_open', 'osp_ws_server_on_close', 'osp_ws_server_on_message'];
+  const EVENT_FUNCTIONS = ['osp_ws_server_on_open', 'osp_ws_server_on_close', 'osp_ws_server_on_message', 'osp_ws_on_close'];
+  const FLAWED = ['osp_ws_server_on_close', 'osp_ws_on_close'];
   let report: AbiReport;
   beforeAll(async () => {
-    report = await runAbiCheck({ runtime: wrappedRuntime('drop_close_events', ['osp_ws_server_on_close']), only: EVENT_FUNCTIONS });
+    report = await runAbiCheck({ runtime: wrappedRuntime('drop_close_events', FLAWED), only: EVENT_FUNCTIONS });
   }, 120_000);
 
   it('fails the events check of osp_ws_server_on_close, naming the function and the dropped connection', () => {
@@ -186,8 +252,14 @@ describe.skipIf(missing.length > 0)('our runtime with the close events of droppe
     expect(row!.reason).toMatch(/^\[events\] osp_ws_server_on_close: the dropped \(TCP closed without a close frame\) connection \(id \d+\) got no close event within 3 s$/);
   });
 
+  it('fails the events check of osp_ws_on_close, naming the function and the client whose server vanished', () => {
+    const row = report.rows.find((x) => x.function === 'osp_ws_on_close' && x.check === 'events');
+    expect(row?.pass, row?.reason).toBe(false);
+    expect(row!.reason).toMatch(/^\[events\] osp_ws_on_close: the client whose server vanished \(TCP closed without a close frame\) connection \(id \d+\) got no close event within 3 s$/);
+  });
+
   it("fails nothing else (the open events and the close frame's event are intact)", () => {
-    expect(show(failures(report).filter((x) => !(x.function === 'osp_ws_server_on_close' && x.check === 'events')))).toEqual([]);
+    expect(show(failures(report).filter((x) => !(FLAWED.includes(x.function) && x.check === 'events')))).toEqual([]);
     expect(report.rows.find((x) => x.function === 'osp_ws_server_on_open' && x.check === 'events')?.pass).toBe(true);
   });
 });
@@ -287,7 +359,7 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_connect',
       check: 'result-tag',
       reason: /returned tag 0x[0-9a-f]+, the address of its first argument: the function returns a struct larger than 16 bytes through a hidden sret pointer/,
-      affected: ['osp_ws_connect', 'osp_ws_send', 'osp_ws_close', 'osp_ws_send_binary'],
+      affected: ['osp_ws_connect', 'osp_ws_send', 'osp_ws_close', 'osp_ws_send_binary', 'osp_ws_on_close'],
     },
     {
       macro: 'FAULT_SWAP',
@@ -317,14 +389,15 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_connect',
       check: 'handler-order',
       reason: /handler received message \d+ after message \d+: out of order or repeated/,
-      affected: ['osp_ws_connect'],
+      affected: ['osp_ws_connect', 'osp_ws_on_close'],
     },
     {
       macro: 'FAULT_REORDER',
       fn: 'osp_ws_connect',
       check: 'integrity',
       reason: /osp_ws_connect: the 0-byte message could not be matched: the handler received 0 bytes where the peer's announcement of message #0 was due - messages reordered or delivered twice/,
-      affected: ['osp_ws_connect'],
+      // The client close-event scenario counts its connections' messages.
+      affected: ['osp_ws_connect', 'osp_ws_on_close'],
     },
     {
       macro: 'FAULT_DROP',
@@ -338,7 +411,7 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_connect',
       check: 'handler-thread',
       reason: /handler ran on the calling thread, synchronously inside osp_ws_connect/,
-      affected: ['osp_ws_connect'],
+      affected: ['osp_ws_connect', 'osp_ws_on_close'],
     },
     {
       macro: 'FAULT_BAD_MESSAGE',
@@ -359,14 +432,42 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       fn: 'osp_ws_create_server',
       check: 'no-crash',
       reason: /heap-use-after-free .* string argument passed to osp_ws_create_server, freed after that call returned: the library kept a borrowed pointer/,
-      affected: ['osp_ws_create_server', 'osp_ws_server_on_message', 'osp_ws_server_broadcast', 'osp_ws_server_send', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary', 'osp_ws_server_on_open', 'osp_ws_server_on_close'],
+      affected: ['osp_ws_create_server', 'osp_ws_server_on_message', 'osp_ws_server_on_messages', 'osp_ws_server_broadcast', 'osp_ws_server_send', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary', 'osp_ws_server_on_open', 'osp_ws_server_on_close'],
     },
     {
       macro: 'FAULT_CLOSE_TWICE',
       fn: 'osp_ws_server_on_close',
       check: 'events',
       reason: /^\[events\] osp_ws_server_on_close: the closing \(close frame 1000\) connection \(id \d+\) got 2 close events, not one$/,
-      affected: ['osp_ws_server_on_close'],
+      affected: ['osp_ws_server_on_close', 'osp_ws_on_close'],
+    },
+    {
+      macro: 'FAULT_CLOSE_TWICE',
+      fn: 'osp_ws_on_close',
+      check: 'events',
+      reason: /^\[events\] osp_ws_on_close: the client whose server closed with 1000 "bye" connection \(id \d+\) got 2 close events, not one$/,
+      affected: ['osp_ws_server_on_close', 'osp_ws_on_close'],
+    },
+    {
+      macro: 'FAULT_SYNC',
+      fn: 'osp_ws_on_close',
+      check: 'events',
+      reason: /^\[events\] osp_ws_on_close: the client whose server closed with 1000 "bye" connection \(id \d+\) delivered 4 of its 3 messages before its close event$/,
+      affected: ['osp_ws_connect', 'osp_ws_on_close'],
+    },
+    {
+      macro: 'FAULT_NUL_CUT',
+      fn: 'osp_ws_create_server',
+      check: 'error-path',
+      reason: /^\[nul-address\] expected Error for a free port, address "127\.0\.0\.1\\0junk" \(a NUL byte\), got Success \(payload \d+\); \[nul-path\] expected Error for a free port, path "\/abi\\0junk" \(a NUL byte\), got Success/,
+      affected: ['osp_ws_create_server', 'osp_ws_server_set_limit', 'osp_ws_set_default_limit', 'osp_ws_server_allow_origin', 'osp_ws_set_trusted_ca', 'osp_ws_server_add_subprotocol'],
+    },
+    {
+      macro: 'FAULT_NUL_CUT',
+      fn: 'osp_ws_server_allow_origin',
+      check: 'error-path',
+      reason: /^\[nul\] expected Error for the origin "http:\/\/localhost:8080\\0\.evil" \(a NUL byte after a valid origin\), got Success/,
+      affected: ['osp_ws_create_server', 'osp_ws_server_set_limit', 'osp_ws_set_default_limit', 'osp_ws_server_allow_origin', 'osp_ws_set_trusted_ca', 'osp_ws_server_add_subprotocol'],
     },
     {
       macro: 'FAULT_HANG',
@@ -377,7 +478,7 @@ describe('the subtle runtime (fixtures/subtle_runtime.c)', () => {
       // integrity probes of the client sends (11 messages up to 1 MiB, 16 probes at once) can
       // outlast this fault's 4 s timeout while the whole suite loads the machine: seen in a full
       // `npm test` run, never alone.
-      affected: ['osp_ws_stop_server', 'osp_ws_server_listen', 'osp_ws_server_broadcast', 'osp_ws_server_on_message', 'osp_ws_server_send', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary', 'osp_ws_send', 'osp_ws_send_binary', 'osp_ws_server_on_open', 'osp_ws_server_on_close'],
+      affected: ['osp_ws_stop_server', 'osp_ws_server_listen', 'osp_ws_server_broadcast', 'osp_ws_server_on_message', 'osp_ws_server_on_messages', 'osp_ws_server_send', 'osp_ws_server_send_binary', 'osp_ws_server_broadcast_binary', 'osp_ws_send', 'osp_ws_send_binary', 'osp_ws_server_on_open', 'osp_ws_server_on_close'],
       timeoutMs: 4000,
     },
   ];

@@ -127,6 +127,51 @@ describe.concurrent('Strings hold any bytes', () => {
     );
   });
 
+  it('WebSocket addresses, paths, URLs, file paths, origins and names holding a NUL byte are an Err naming the argument', async () => {
+    // Each would otherwise reach C cut at the NUL: "127.0.0.1\0junk" would bind 127.0.0.1, a
+    // certificate path would open a shorter file, an origin would allow a different site.
+    const call = (expr: string): string[] => [
+      `match ${expr} {`,
+      '    Success _ => print("accepted")',
+      '    Error { message } => print(message)',
+      '}',
+    ];
+    const r = await runBytes(
+      [
+        'fn onText(message: String) -> Result<Success, String> = Success()',
+        ...call('websocketCreateServer(port: 23491, address: "127.0.0.1\u0000junk", path: "/chat")'),
+        ...call('websocketCreateServer(port: 23491, address: "127.0.0.1", path: "/ch\u0000at")'),
+        ...call('websocketCreateSecureServer(port: 23491, address: "127.0.0.1", path: "/chat", certFile: "c\u0000.pem", keyFile: "k.pem")'),
+        ...call('websocketCreateSecureServer(port: 23491, address: "127.0.0.1", path: "/chat", certFile: "c.pem", keyFile: "key\u0000.pem")'),
+        ...call('websocketConnect(url: "ws://127.0.0.1:1/\u0000x", messageHandler: onText)'),
+        ...call('websocketSetTrustedCA("ca\u0000.pem")'),
+        ...call('websocketServerAllowOrigin(serverID: 1, origin: "https://a.example\u0000.evil")'),
+        ...call('websocketServerAddSubprotocol(serverID: 1, protocol: "chat\u0000")'),
+        ...call('websocketServerSetLimit(serverID: 1, name: "max\u0000Connections", value: 2)'),
+        ...call('websocketSetDefaultLimit(name: "maxConnections\u0000", value: 2)'),
+        ...call('websocketServerUseCluster(serverID: 1, redisUrl: "redis://127.0.0.1:1\u0000", channelName: "room")'),
+      ].join('\n'),
+      'fast',
+    );
+    expect(r.stdout.toString('utf8')).toBe(
+      [
+        'websocketCreateServer: the address contains a NUL byte (at byte 9), which is not allowed in an address',
+        'websocketCreateServer: the path contains a NUL byte (at byte 3), which is not allowed in a path',
+        'websocketCreateSecureServer: the certificate file path contains a NUL byte (at byte 1), which is not allowed in a certificate file path',
+        'websocketCreateSecureServer: the key file path contains a NUL byte (at byte 3), which is not allowed in a key file path',
+        'websocketConnect: the URL contains a NUL byte (at byte 17), which is not allowed in a URL',
+        'websocketSetTrustedCA: the path contains a NUL byte (at byte 2), which is not allowed in a path',
+        'websocketServerAllowOrigin: the origin contains a NUL byte (at byte 17), which is not allowed in an origin',
+        'websocketServerAddSubprotocol: the subprotocol name contains a NUL byte (at byte 4), which is not allowed in a subprotocol name',
+        'websocketServerSetLimit: the limit name contains a NUL byte (at byte 3), which is not allowed in a limit name',
+        'websocketSetDefaultLimit: the limit name contains a NUL byte (at byte 14), which is not allowed in a limit name',
+        'websocketServerUseCluster: the Redis URL contains a NUL byte (at byte 19), which is not allowed in a Redis URL',
+        '',
+      ].join('\n'),
+    );
+    expect(r.status).toBe(0);
+  });
+
   it("a process's output reaches the handler with its NUL bytes", async () => {
     const r = await runBytes(
       [

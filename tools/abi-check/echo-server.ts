@@ -9,12 +9,18 @@
  *                               messages arrived on /digest/TOKEN or WAIT ms passed: the probe
  *                               asks with its raw client, so the runtime's receive path plays no
  *                               part in judging what it sent;
- *   /integrity/LIMIT/TOKEN      sends every integrity message (integrity.ts), each announced by
- *                               "abi-probe:expect N LEN SHA256", then, when LIMIT > 0, the
+ *   /integrity/LIMIT/TOKEN[/nul|/binary]
+ *                               sends every integrity message (integrity.ts; UTF-8 text, text
+ *                               with NUL bytes, or binary frames), each announced by a text
+ *                               frame "abi-probe:expect N LEN SHA256", then, when LIMIT > 0, the
  *                               message of LIMIT bytes and one of LIMIT + 1, and records the Close
  *                               code the client answers with under TOKEN;
  *   /closecode/TOKEN/WAIT_MS    answers "abi-probe:closecode CODE" (or "none") once the
  *                               connection of TOKEN has closed, waiting up to WAIT_MS;
+ *   /closeafter/bye|vanish      on "abi-probe:go", sends "abi-probe:event 0".."abi-probe:event 2", then
+ *                               closes with 1000 "bye" (bye) or, once the messages were written,
+ *                               drops the TCP connection without a close frame (vanish): the
+ *                               client close events of websocketOnClose;
  *   anything else               echoes.
  */
 import { createHash } from 'node:crypto';
@@ -90,22 +96,23 @@ export async function startEchoServer(): Promise<EchoServer> {
   wss.on('connection', (socket: WebSocket, req) => {
     socket.on('error', () => {});
     const url = req.url ?? '/';
-    const integrity = /^\/integrity\/(\d+)\/([\w-]+)(\/nul)?$/.exec(url);
+    const integrity = /^\/integrity\/(\d+)\/([\w-]+)(?:\/(nul|binary))?$/.exec(url);
     const closecode = /^\/closecode\/([\w-]+)\/(\d+)$/.exec(url);
     const digest = /^\/digest\/([\w-]+)$/.exec(url);
     const digestQuery = /^\/digests\/([\w-]+)\/(\d+)\/(\d+)$/.exec(url);
     if (integrity) {
       const limit = Number(integrity[1]);
       const token = integrity[2];
-      const content: IntegrityContent = integrity[3] ? 'nul' : 'utf8';
+      const content: IntegrityContent = integrity[3] === 'nul' ? 'nul' : integrity[3] === 'binary' ? 'binary' : 'utf8';
+      const binary = content === 'binary';
       socket.on('close', (code) => recordClose(token, code));
       const sizes: number[] = [...INTEGRITY_SIZES, ...(limit > 0 ? [limit] : [])];
       sizes.forEach((n, i) => {
         const m = message(n, i, content);
         socket.send(`abi-probe:expect ${i} ${n} ${m.sha}`);
-        socket.send(m.bytes, { binary: false });
+        socket.send(m.bytes, { binary });
       });
-      if (limit > 0) socket.send(message(limit + 1, 999, content).bytes, { binary: false });
+      if (limit > 0) socket.send(message(limit + 1, 999, content).bytes, { binary });
       return;
     }
     if (digest) {
@@ -123,6 +130,25 @@ export async function startEchoServer(): Promise<EchoServer> {
       const [, token, count, waitMs] = digestQuery;
       whenReady(digestWaiters, token, Number(waitMs), () => (digests.get(token)?.length ?? 0) >= Number(count), () => {
         if (socket.readyState === socket.OPEN) socket.send(`abi-probe:digests ${(digests.get(token) ?? []).join(';')}`);
+      });
+      return;
+    }
+    const closeAfter = /^\/closeafter\/(bye|vanish)$/.exec(url);
+    if (closeAfter) {
+      const vanish = closeAfter[1] === 'vanish';
+      let started = false;
+      socket.on('message', (data) => {
+        if (started || data.toString() !== 'abi-probe:go') return;
+        started = true;
+        for (let i = 0; i < 3; i++) {
+          const last = i === 2;
+          socket.send(`abi-probe:event ${i}`, () => {
+            // The messages are in the kernel's buffer: what follows cannot overtake them.
+            if (!last || socket.readyState !== socket.OPEN) return;
+            if (vanish) socket.terminate();
+            else socket.close(1000, 'bye');
+          });
+        }
       });
       return;
     }
@@ -160,7 +186,7 @@ export async function startEchoServer(): Promise<EchoServer> {
   });
   // Built before any probe runs: on a loaded machine even ~0.1 s of generation inside a connection
   // handler delays other probes' handshakes by seconds.
-  for (const content of ['utf8', 'nul'] as const) {
+  for (const content of ['utf8', 'nul', 'binary'] as const) {
     INTEGRITY_SIZES.forEach((n, i) => message(n, i, content));
     message(INTEGRITY_LIMIT, INTEGRITY_SIZES.length, content);
     message(INTEGRITY_LIMIT + 1, 999, content);

@@ -2,18 +2,22 @@
  * Message integrity: the table of what `osprey abi-check` sends through every runtime function
  * that carries a message, in both directions, and what must come out the other end.
  *
- * Each message-carrying function gets one extra scenario (`integrity`) that pushes a sequence of
- * messages through it, one size after another, and compares what arrives with what was sent, byte
- * for byte:
- *   - send direction (the program sends, an independent peer receives): osp_ws_send (peer: the
- *     harness's Node `ws` server, which records the length and SHA-256 of every message and tells
- *     the probe's raw client, so the runtime's own receive path plays no part),
- *     osp_ws_server_send and osp_ws_server_broadcast (peer: the probe's raw RFC 6455 client);
- *   - receive direction (a peer sends, the registered handler receives): osp_ws_connect's handler
- *     (the Node server sends each message after announcing its length and SHA-256) and
- *     osp_ws_server_on_message's handler (the raw client sends; the probe knows the content).
- * A truncated, extended, altered, dropped or reordered message fails the `integrity` check with a
- * reason naming the function and the size.
+ * Each message-carrying function gets extra scenarios (`integrity`, one per case that applies to
+ * it) that push a sequence of messages through it, one size after another, and compare what
+ * arrives with what was sent, byte for byte, and of the kind sent (text or binary):
+ *   - send direction (the program sends, an independent peer receives): osp_ws_send and
+ *     osp_ws_send_binary (peer: the harness's Node `ws` server, which records the length, SHA-256
+ *     and opcode of every message and tells the probe's raw client, so the runtime's own receive
+ *     path plays no part), osp_ws_server_send, osp_ws_server_broadcast and their binary twins
+ *     (peer: the probe's raw RFC 6455 client);
+ *   - receive direction (a peer sends, the registered handler receives): the handlers of
+ *     osp_ws_connect and osp_ws_connect_messages (the Node server sends each message after
+ *     announcing its length and SHA-256) and of osp_ws_server_on_message and
+ *     osp_ws_server_on_messages (the raw client sends; the probe knows the content). The
+ *     WebSocketMessage handlers (…_messages) receive a record whose `type` must say which kind
+ *     the peer sent: "text" for a text frame, "binary" for a binary one.
+ * A truncated, extended, altered, dropped or reordered message, or one delivered as the wrong
+ * kind, fails the `integrity` check with a reason naming the function and the size.
  *
  * The harness configures the message limit itself (osp_ws_set_default_limit, "maxMessageBytes",
  * before the server or connection exists) to INTEGRITY_LIMIT, so "the largest message the limit
@@ -21,14 +25,11 @@
  * that one byte more is refused (`message-limit`): an Error from a sending function, Close 1009
  * from a receiving side, never a truncated delivery.
  *
- * Each active case is its own scenario (`integrity` for UTF-8 text, `integrity-nul-bytes` for
- * text holding NUL bytes, which Strings carry since they have a length: runtime-bindings/abi.ts,
- * STRING_LAYOUT). The binary sends (osp_ws_send_binary, osp_ws_server_send_binary,
- * osp_ws_server_broadcast_binary) go through the same routes and cases as their text twins.
- * Binary messages of every byte value (not UTF-8) are in the table as *pending*: the report lists
- * them as pending, never as passing. Switching it on takes a generator of arbitrary bytes in the
- * probe (probe-gen.ts, probe_support.c) and dropping its `pending` reason here; the comparisons
- * work on lengths and bytes.
+ * Each case is its own scenario (`integrity` for UTF-8 text, `integrity-nul-bytes` for text
+ * holding NUL bytes, `integrity-binary` for binary messages of every byte value). The text cases
+ * run through every function; the binary case through the functions that carry binary messages
+ * (the …Binary sends and the WebSocketMessage handlers). The comparisons work on lengths and
+ * bytes, never on NUL terminators.
  */
 
 /** The byte sizes every message-carrying function is checked with, in the order sent: the edges
@@ -60,25 +61,49 @@ export type IntegrityRoute =
   /** osp_ws_connect's handler: the Node server sends "abi-probe:expect N LEN SHA256", then the message. */
   | 'client-receive'
   /** osp_ws_server_on_message's handler: the raw client sends messages the probe generated. */
-  | 'server-receive';
+  | 'server-receive'
+  /** The same two routes for the WebSocketMessage handlers (osp_ws_connect_messages,
+   *  osp_ws_server_on_messages): the peer sends text or binary frames, and the record's type
+   *  must name the kind sent. */
+  | 'client-receive-record'
+  | 'server-receive-record';
+
+/** What a function carries: text only (the text sends and the String handlers), binary only
+ *  (the …Binary sends), or either kind, told apart by a WebSocketMessage record. */
+export type IntegrityCarries = 'text' | 'binary' | 'record';
 
 export interface IntegrityTarget {
   symbol: string;
   direction: IntegrityDirection;
   route: IntegrityRoute;
+  carries: IntegrityCarries;
   /** Who sends and who receives, in words (docs/ABI.md). */
   doc: string;
 }
 
 export const INTEGRITY_TARGETS: IntegrityTarget[] = [
-  { symbol: 'osp_ws_send', direction: 'send', route: 'client-send', doc: "the harness's Node `ws` server receives; it reports each message's length and SHA-256 to the probe's raw client" },
-  { symbol: 'osp_ws_server_send', direction: 'send', route: 'server-send', doc: 'a raw RFC 6455 client connected to the server receives (fragmented messages are reassembled)' },
-  { symbol: 'osp_ws_server_broadcast', direction: 'send', route: 'server-broadcast', doc: 'a raw RFC 6455 client connected to the server receives' },
-  { symbol: 'osp_ws_send_binary', direction: 'send', route: 'client-send-binary', doc: "binary messages; the harness's Node `ws` server receives and reports each one's length and SHA-256" },
-  { symbol: 'osp_ws_server_send_binary', direction: 'send', route: 'server-send-binary', doc: 'binary messages; a raw RFC 6455 client connected to the server receives' },
-  { symbol: 'osp_ws_server_broadcast_binary', direction: 'send', route: 'server-broadcast-binary', doc: 'binary messages; a raw RFC 6455 client connected to the server receives' },
-  { symbol: 'osp_ws_connect', direction: 'receive', route: 'client-receive', doc: "the harness's Node `ws` server sends; it announces each message's length and SHA-256 first" },
-  { symbol: 'osp_ws_server_on_message', direction: 'receive', route: 'server-receive', doc: 'a raw RFC 6455 client sends single-frame text messages' },
+  { symbol: 'osp_ws_send', direction: 'send', route: 'client-send', carries: 'text', doc: "the harness's Node `ws` server receives; it reports each message's length, SHA-256 and opcode to the probe's raw client" },
+  { symbol: 'osp_ws_server_send', direction: 'send', route: 'server-send', carries: 'text', doc: 'a raw RFC 6455 client connected to the server receives (fragmented messages are reassembled)' },
+  { symbol: 'osp_ws_server_broadcast', direction: 'send', route: 'server-broadcast', carries: 'text', doc: 'a raw RFC 6455 client connected to the server receives' },
+  { symbol: 'osp_ws_send_binary', direction: 'send', route: 'client-send-binary', carries: 'binary', doc: "binary messages; the harness's Node `ws` server receives and reports each one's length, SHA-256 and opcode" },
+  { symbol: 'osp_ws_server_send_binary', direction: 'send', route: 'server-send-binary', carries: 'binary', doc: 'binary messages; a raw RFC 6455 client connected to the server receives' },
+  { symbol: 'osp_ws_server_broadcast_binary', direction: 'send', route: 'server-broadcast-binary', carries: 'binary', doc: 'binary messages; a raw RFC 6455 client connected to the server receives' },
+  { symbol: 'osp_ws_connect', direction: 'receive', route: 'client-receive', carries: 'text', doc: "the harness's Node `ws` server sends; it announces each message's length and SHA-256 first" },
+  { symbol: 'osp_ws_server_on_message', direction: 'receive', route: 'server-receive', carries: 'text', doc: 'a raw RFC 6455 client sends single-frame text messages' },
+  {
+    symbol: 'osp_ws_connect_messages',
+    direction: 'receive',
+    route: 'client-receive-record',
+    carries: 'record',
+    doc: "the harness's Node `ws` server sends text or binary frames, announcing each message's length and SHA-256 first; the WebSocketMessage's type must name the kind sent",
+  },
+  {
+    symbol: 'osp_ws_server_on_messages',
+    direction: 'receive',
+    route: 'server-receive-record',
+    carries: 'record',
+    doc: "a raw RFC 6455 client sends single-frame text or binary messages; the WebSocketMessage's type must name the kind sent",
+  },
 ];
 
 export function integrityTarget(symbol: string): IntegrityTarget | undefined {
@@ -92,44 +117,75 @@ export interface IntegrityCase {
   name: string;
   content: IntegrityContent;
   doc: string;
-  /** Why the case cannot run yet; the report lists it as pending (neither passed nor failed). */
-  pending?: string;
+  /** Which functions the case runs through (by what they carry). */
+  carries: IntegrityCarries[];
 }
 
 export const INTEGRITY_CASES: IntegrityCase[] = [
   {
     name: 'utf8',
     content: 'utf8',
+    carries: ['text', 'binary', 'record'],
     doc: `text of ${INTEGRITY_SIZES.map((n) => n.toLocaleString('en-US')).join(', ')} bytes and of the configured limit (${INTEGRITY_LIMIT.toLocaleString('en-US')}), mixing 1-, 2-, 3- and 4-byte UTF-8 sequences, each message different`,
   },
   {
     name: 'nul-bytes',
     content: 'nul',
+    carries: ['text', 'binary', 'record'],
     doc: 'the same sizes with NUL bytes (U+0000) inside the message, about one character in eight',
   },
   {
     name: 'binary',
     content: 'binary',
-    doc: 'binary messages (opcode 0x2) of the same sizes, every byte value',
-    pending: 'the probe generates UTF-8 only: the …Binary sends are checked with the utf8 and nul-bytes cases, not yet with every byte value',
+    carries: ['binary', 'record'],
+    doc: 'binary messages (opcode 0x2) of the same sizes (the 0-byte one included) that are not UTF-8: every message of 256 bytes or more holds every byte value 0..255 in its first 256 bytes',
   },
 ];
 
-/** The cases that run. */
-export function activeIntegrityCases(): IntegrityCase[] {
-  return INTEGRITY_CASES.filter((c) => c.pending === undefined);
+/** The cases that run through `t`. */
+export function integrityCasesFor(t: IntegrityTarget): IntegrityCase[] {
+  return INTEGRITY_CASES.filter((c) => c.carries.includes(t.carries));
+}
+
+/** The kind of message that must arrive for case `content` through `t`: 'text' or 'binary' when
+ *  the other end can tell (an opcode, a WebSocketMessage type), 'unchecked' when it cannot (a
+ *  String handler receives text only and is not told). */
+export type IntegrityKind = 'text' | 'binary' | 'unchecked';
+
+export function integrityKind(t: IntegrityTarget, content: IntegrityContent): IntegrityKind {
+  if (t.carries === 'binary') return 'binary';
+  if (t.carries === 'record') return content === 'binary' ? 'binary' : 'text';
+  return t.direction === 'send' ? 'text' : 'unchecked';
 }
 
 /**
  * A message of exactly `bytes` bytes of valid UTF-8, different for every `index`: code points of
  * 1 to 4 bytes chosen by a small xorshift generator, ASCII where a wider one would not fit; with
- * `content` 'nul', a third of the 1-byte characters are NUL bytes. The
+ * `content` 'nul', a third of the 1-byte characters are NUL bytes. With `content` 'binary', bytes
+ * that are not UTF-8: the first 256 hold every byte value once (in an order that depends on the
+ * size and index), the rest come from the generator. The
  * Node server sends these (the client-receive route); the C probe has its own generator for what
  * it sends, since every route compares against what its sender actually sent.
  */
 export function integrityMessage(bytes: number, index: number, content: IntegrityContent = 'utf8'): Buffer {
   const out = Buffer.alloc(bytes);
   let state = (0x9e3779b9 ^ Math.imul(bytes, 2654435761) ^ Math.imul(index, 40503)) >>> 0 || 1;
+  if (content === 'binary') {
+    for (let at = 0; at < bytes; at++) {
+      if (at < 256) {
+        // i -> i * 167 + c (mod 256) is a bijection: the first 256 bytes hold every byte value once.
+        out[at] = (Math.imul(at, 167) + Math.imul(index, 59) + bytes) & 0xff;
+        continue;
+      }
+      state ^= state << 13;
+      state >>>= 0;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      state >>>= 0;
+      out[at] = state >>> 24;
+    }
+    return out;
+  }
   let at = 0;
   while (at < bytes) {
     state ^= state << 13;

@@ -16,7 +16,7 @@ import {
   type RuntimeFunction,
 } from '../../runtime-bindings/abi.ts';
 import { cSpelling } from '../../runtime-bindings/c-header.ts';
-import { INTEGRITY_LIMIT, INTEGRITY_MAX_OUTPUT, INTEGRITY_SIZES, type IntegrityTarget } from './integrity.ts';
+import { INTEGRITY_LIMIT, INTEGRITY_MAX_OUTPUT, INTEGRITY_SIZES, integrityKind, type IntegrityContent, type IntegrityKind, type IntegrityTarget } from './integrity.ts';
 import {
   FIXTURES,
   HANDLER_DRIVERS,
@@ -418,6 +418,10 @@ function emitScenario(e: Emitter, fn: RuntimeFunction, s: Scenario, present: Set
     emitIntegrity(e, fn, s, s.integrity, fixtures, present);
     return;
   }
+  if (s.events === 'client-close') {
+    emitClientEvents(e, fn, present);
+    return;
+  }
   if (s.events) {
     emitEvents(e, fn, s.events, fixtures, present);
     return;
@@ -476,13 +480,19 @@ function integrityCallback(t: IntegrityTarget): string[] {
   ];
 }
 
+/** The codes of probe_integrity_set_content (probe_support.h). */
+const CONTENT_CODE: Record<IntegrityContent, string> = { utf8: 'INTEGRITY_UTF8', nul: 'INTEGRITY_NUL_BYTES', binary: 'INTEGRITY_BINARY' };
+const KIND_CODE: Record<IntegrityKind, string> = { unchecked: 'MSG_UNKNOWN', text: 'MSG_TEXT', binary: 'MSG_BINARY' };
+
 /**
  * An integrity scenario (integrity.ts): configure the message limit, set up the route, push every
  * size through the function with the support library's driver, then close what was opened.
  */
 function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: IntegrityTarget, fixtures: FixtureName[], present: Set<string>): void {
   const sym = cString(fn.symbol);
-  e.line(`probe_integrity_set_content(${s.integrityContent === 'nul' ? 1 : 0});`);
+  const content: IntegrityContent = s.integrityContent ?? 'utf8';
+  const kind = integrityKind(t, content);
+  e.line(`probe_integrity_set_content(${CONTENT_CODE[content]}, ${KIND_CODE[kind]});`);
   e.line('int64_t integrity_limit = 0;');
   if (present.has('osp_ws_set_default_limit')) {
     // Before any server or connection exists: both copy the process default when created.
@@ -542,10 +552,10 @@ function emitIntegrity(e: Emitter, fn: RuntimeFunction, s: Scenario, t: Integrit
   e.line(`const char *said = r.tag == OSP_RESULT_ERROR && probe_read_cstring(r.value, msg, sizeof msg, &len, &why) ? probe_quote(msg, len) : "no Success";`);
   e.line(`probe_check("integrity", 0, "not exercised: %s returned %s", ${sym}, said);`);
   e.line(`probe_check("message-limit", 0, "not exercised: %s returned %s", ${sym}, said);`);
-  if (t.route === 'server-receive') stopServer('fx_listeningServerId');
+  if (t.route === 'server-receive' || t.route === 'server-receive-record') stopServer('fx_listeningServerId');
   e.line('return;');
   e.close();
-  if (t.route === 'client-receive') {
+  if (t.route === 'client-receive' || t.route === 'client-receive-record') {
     e.line(`probe_integrity_receive_digest(${sym}, sizes, count, integrity_limit);`);
     closeClient('r.value');
   } else {
@@ -595,6 +605,60 @@ function emitEvents(e: Emitter, fn: RuntimeFunction, which: 'open' | 'close', fi
     e.line('(void)osp_ws_stop_server(fx_serverId);');
     e.line('probe_leave_call();');
   }
+}
+
+/** The calls a client close-event scenario makes besides the probed registration. */
+const CLIENT_EVENT_CALLS = ['osp_ws_connect', 'osp_ws_send', 'osp_ws_close'];
+
+/**
+ * The client close-event scenario (osp_ws_on_close): two clients of the harness's Node server,
+ * each with the logging message handler and the probed close registration, each bound to its own
+ * env (probe_client_event_env) so the events tell the connections apart. "abi-probe:go" makes the
+ * server send 3 messages and then close (connection 0: 1000 "bye") or vanish (connection 1).
+ */
+function emitClientEvents(e: Emitter, fn: RuntimeFunction, present: Set<string>): void {
+  const sym = cString(fn.symbol);
+  const absent = CLIENT_EVENT_CALLS.filter((r) => !present.has(r));
+  if (absent.length > 0) {
+    e.line(`probe_check("events", 0, "%s", ${cString(`not exercised: the scenario needs ${absent.join(', ')}, which the library does not define`)});`);
+    return;
+  }
+  const failed = (call: string, result: string): void => {
+    e.open(`if (${result}.tag != OSP_RESULT_SUCCESS) {`);
+    e.line('char msg[200]; size_t len = 0; const char *why = NULL;');
+    e.line(`const char *said = ${result}.tag == OSP_RESULT_ERROR && probe_read_cstring(${result}.value, msg, sizeof msg, &len, &why) ? probe_quote(msg, len) : "no Success";`);
+    e.line(`probe_check("events", 0, "not exercised: %s returned %s", ${cString(call)}, said);`);
+    e.line('return;');
+    e.close();
+  };
+  e.line('int64_t client_ids[2] = {0, 0};');
+  e.open('for (int which = 0; which < 2; which++) {');
+  e.line('const char *url = probe_client_events_url(which);');
+  e.line('char *url_arg = probe_arg_string("osp_ws_connect", url, strlen(url));');
+  e.line('probe_enter_call("osp_ws_connect");');
+  e.line('OspResult connected = osp_ws_connect(url_arg, probe_client_event_on_message, probe_client_event_env(which));');
+  e.line('probe_leave_call();');
+  e.line('probe_arg_release(url_arg);');
+  failed('osp_ws_connect', 'connected');
+  e.line('client_ids[which] = connected.value;');
+  e.line('probe_client_event_bind(which, connected.value);');
+  e.line(`probe_enter_call(${sym});`);
+  e.line(`OspResult registered = ${fn.symbol}(connected.value, probe_client_event_on_close, probe_client_event_env(which));`);
+  e.line('probe_leave_call();');
+  failed(fn.symbol, 'registered');
+  e.line('char *go = probe_arg_string("osp_ws_send", "abi-probe:go", 12);');
+  e.line('probe_enter_call("osp_ws_send");');
+  e.line('OspResult sent = osp_ws_send(connected.value, go);');
+  e.line('probe_leave_call();');
+  e.line('probe_arg_release(go);');
+  failed('osp_ws_send', 'sent');
+  e.close();
+  e.line(`probe_client_events_check(${sym});`);
+  e.open('for (int which = 0; which < 2; which++) {');
+  e.line('probe_enter_call("osp_ws_close");');
+  e.line('(void)osp_ws_close(client_ids[which]); /* both ended already: an Err is expected */');
+  e.line('probe_leave_call();');
+  e.close();
 }
 
 export function entryName(symbol: string): string {

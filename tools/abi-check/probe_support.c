@@ -471,11 +471,11 @@ void probe_handler_expect(const char *prefix) {
     pthread_mutex_unlock(&H.mutex);
 }
 
-static int capture_handler_call(int argc, const int64_t *argv, unsigned string_mask);
+static int capture_handler_call(const char *handler_kind, int argc, const int64_t *argv, unsigned string_mask);
 
 OspResult probe_handler_called(const char *kind, void *env, int argc, const int64_t *argv, unsigned string_mask) {
     /* An integrity scenario records whole messages and judges them itself. */
-    if (capture_handler_call(argc, argv, string_mask)) {
+    if (capture_handler_call(kind, argc, argv, string_mask)) {
         pthread_mutex_lock(&H.mutex);
         H.count++;
         if (H.closed_by != NULL) H.after_close++;
@@ -867,6 +867,7 @@ struct msg_node {
     struct msg_node *next;
     size_t len;
     char *data;
+    int kind; /* MSG_TEXT, MSG_BINARY, or MSG_UNKNOWN when the receiver cannot tell */
 };
 
 struct msg_queue {
@@ -885,12 +886,13 @@ static void queue_init(struct msg_queue *q) {
     q->close_code = -1;
 }
 
-static void queue_push(struct msg_queue *q, char *data, size_t len) {
+static void queue_push(struct msg_queue *q, char *data, size_t len, int kind) {
     struct msg_node *n = malloc(sizeof *n);
     if (n == NULL) abort();
     n->next = NULL;
     n->len = len;
     n->data = data;
+    n->kind = kind;
     pthread_mutex_lock(&q->mutex);
     if (q->tail) q->tail->next = n;
     else q->head = n;
@@ -919,8 +921,9 @@ static void deadline_timespec(uint64_t deadline_ms, struct timespec *ts) {
     }
 }
 
-/* 1 with a message, 0 on timeout, -1 when the producer stopped and nothing is left. */
-static int queue_pop(struct msg_queue *q, int timeout_ms, char **data, size_t *len) {
+/* 1 with a message, 0 on timeout, -1 when the producer stopped and nothing is left. `kind`
+ * (may be NULL) receives the message's kind. */
+static int queue_pop_kind(struct msg_queue *q, int timeout_ms, char **data, size_t *len, int *kind) {
     uint64_t deadline = probe_now_ms() + (uint64_t)timeout_ms;
     pthread_mutex_lock(&q->mutex);
     while (q->head == NULL && !q->closed && probe_now_ms() < deadline) {
@@ -938,8 +941,13 @@ static int queue_pop(struct msg_queue *q, int timeout_ms, char **data, size_t *l
     if (n == NULL) return stopped ? -1 : 0;
     *data = n->data;
     *len = n->len;
+    if (kind != NULL) *kind = n->kind;
     free(n);
     return 1;
+}
+
+static int queue_pop(struct msg_queue *q, int timeout_ms, char **data, size_t *len) {
+    return queue_pop_kind(q, timeout_ms, data, len, NULL);
 }
 
 /* Waits until the producer stopped; returns the Close code (0: closed without a code, -1: no
@@ -969,6 +977,11 @@ void probe_capture_start(size_t max_bytes) {
 
 int probe_capture_next(int timeout_ms, char **msg, size_t *len) {
     return queue_pop(&capture_queue, timeout_ms, msg, len) == 1;
+}
+
+/* probe_capture_next, with the kind the handler was told (MSG_UNKNOWN for a String handler). */
+static int capture_next_kind(int timeout_ms, char **msg, size_t *len, int *kind) {
+    return queue_pop_kind(&capture_queue, timeout_ms, msg, len, kind) == 1;
 }
 
 /* Stops capturing and frees what is left: the copies were allocated under the library's frames
@@ -1002,9 +1015,51 @@ static char *read_cstring_alloc(int64_t addr, size_t max, size_t *len, const cha
     return out;
 }
 
+/* A message the checks will not match, whose text says why (the reason is shown when it fails). */
+static void capture_unreadable(const char *what, const char *why) {
+    char text[200];
+    int n = snprintf(text, sizeof text, "<the handler's %s was %s>", what, why);
+    char *copy = strdup(text);
+    if (copy == NULL) abort();
+    queue_push(&capture_queue, copy, (size_t)n, MSG_UNKNOWN);
+}
+
+/* A WebSocketMessage record (runtime-bindings/abi.ts: words [0, type, data, timestamp]): its data
+ * copied whole, and its type as MSG_TEXT ("text"), MSG_BINARY ("binary") or MSG_BAD_TYPE. */
+static void capture_record(int64_t addr) {
+    int64_t words[4];
+    if (addr == (int64_t)(intptr_t)PROBE_ENV) {
+        capture_unreadable("WebSocketMessage argument", "the registered env: arguments swapped?");
+        return;
+    }
+    if (!probe_read_bytes(addr, words, sizeof words)) {
+        capture_unreadable("WebSocketMessage argument", "not a readable record of 4 words");
+        return;
+    }
+    size_t tn = 0, dn = 0;
+    const char *why = NULL;
+    char *type = read_cstring_alloc(words[1], 16, &tn, &why);
+    if (type == NULL) {
+        capture_unreadable("WebSocketMessage type", why);
+        return;
+    }
+    int kind = tn == 4 && memcmp(type, "text", 4) == 0 ? MSG_TEXT : tn == 6 && memcmp(type, "binary", 6) == 0 ? MSG_BINARY : MSG_BAD_TYPE;
+    free(type);
+    char *data = read_cstring_alloc(words[2], capture_max, &dn, &why);
+    if (data == NULL) {
+        capture_unreadable("WebSocketMessage data", why);
+        return;
+    }
+    queue_push(&capture_queue, data, dn, kind);
+}
+
 /* Called first by probe_handler_called while capturing: copies the message argument whole. */
-static int capture_handler_call(int argc, const int64_t *argv, unsigned string_mask) {
+static int capture_handler_call(const char *handler_kind, int argc, const int64_t *argv, unsigned string_mask) {
     if (!capture_active) return 0;
+    if (strcmp(handler_kind, "ws_message") == 0 && argc == 2) {
+        capture_record(argv[1]);
+        return 1;
+    }
     for (int i = 0; i < argc; i++) {
         if (!(string_mask & (1u << i))) continue;
         size_t len = 0;
@@ -1018,20 +1073,58 @@ static int capture_handler_call(int argc, const int64_t *argv, unsigned string_m
             if (copy == NULL) abort();
             len = (size_t)n;
         }
-        queue_push(&capture_queue, copy, len);
+        queue_push(&capture_queue, copy, len, MSG_UNKNOWN);
         break;
     }
     return 1;
 }
 
-static int integrity_nul; /* the nul-bytes case: a third of the 1-byte characters are NUL */
+static int integrity_content; /* INTEGRITY_UTF8, INTEGRITY_NUL_BYTES or INTEGRITY_BINARY */
+static int integrity_kind;    /* the kind every message must arrive as: MSG_TEXT, MSG_BINARY, or MSG_UNKNOWN (unchecked) */
 
-void probe_integrity_set_content(int nul_bytes) { integrity_nul = nul_bytes; }
+void probe_integrity_set_content(int content, int kind) {
+    integrity_content = content;
+    integrity_kind = kind;
+}
+
+static const char *kind_name(int kind) {
+    switch (kind) {
+    case MSG_TEXT: return "text";
+    case MSG_BINARY: return "binary";
+    case MSG_BAD_TYPE: return "neither \"text\" nor \"binary\"";
+    default: return "unknown";
+    }
+}
+
+/* A WebSocketMessage type as the handler saw it, for reasons. */
+static const char *type_name(int kind) {
+    switch (kind) {
+    case MSG_TEXT: return "\"text\"";
+    case MSG_BINARY: return "\"binary\"";
+    case MSG_BAD_TYPE: return "that is neither \"text\" nor \"binary\"";
+    default: return "(unreadable)";
+    }
+}
 
 char *probe_integrity_text(size_t n, unsigned index) {
     char *out = probe_string_new(NULL, n, 0);
     uint32_t state = (uint32_t)(0x85ebca6bu ^ ((uint32_t)n * 2246822519u) ^ (index * 3266489917u));
     if (state == 0) state = 1;
+    if (integrity_content == INTEGRITY_BINARY) {
+        for (size_t at = 0; at < n; at++) {
+            if (at < 256) {
+                /* i -> i * 167 + c (mod 256) is a bijection: the first 256 bytes hold every value once. */
+                out[at] = (char)(unsigned char)(at * 167u + index * 59u + (unsigned)n);
+                continue;
+            }
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            out[at] = (char)(unsigned char)(state >> 24);
+        }
+        out[n] = '\0';
+        return out;
+    }
     size_t at = 0;
     while (at < n) {
         state ^= state << 13;
@@ -1045,7 +1138,7 @@ char *probe_integrity_text(size_t n, unsigned index) {
         uint32_t v = r >> 8;
         unsigned char *o = (unsigned char *)out + at;
         if (w == 1) {
-            o[0] = integrity_nul && v % 3 == 0 ? 0 : (unsigned char)(0x21 + v % 94);
+            o[0] = integrity_content == INTEGRITY_NUL_BYTES && v % 3 == 0 ? 0 : (unsigned char)(0x21 + v % 94);
         } else if (w == 2) {
             uint32_t cp = 0x80 + v % 0x780;
             o[0] = (unsigned char)(0xC0 | (cp >> 6));
@@ -1077,7 +1170,8 @@ const char *probe_integrity_token(void) {
 
 const char *probe_integrity_url(int64_t limit) {
     char path[160];
-    snprintf(path, sizeof path, "/integrity/%" PRId64 "/%s%s", limit, probe_integrity_token(), integrity_nul ? "/nul" : "");
+    const char *suffix = integrity_content == INTEGRITY_NUL_BYTES ? "/nul" : integrity_content == INTEGRITY_BINARY ? "/binary" : "";
+    snprintf(path, sizeof path, "/integrity/%" PRId64 "/%s%s", limit, probe_integrity_token(), suffix);
     return probe_echo_url(path);
 }
 
@@ -1195,6 +1289,7 @@ static void *raw_reader_main(void *arg) {
     char *msg = NULL;
     size_t len = 0;
     int code = -1;
+    int msg_kind = MSG_UNKNOWN; /* from the opcode of the message's first frame */
     for (;;) {
         unsigned char hdr[2];
         if (recv_exact(fd, hdr, 2, 30000) != 0) break;
@@ -1230,6 +1325,7 @@ static void *raw_reader_main(void *arg) {
             continue;
         }
         /* Text, binary or a continuation: reassemble until FIN. */
+        if (msg == NULL) msg_kind = opcode == 0x1 ? MSG_TEXT : opcode == 0x2 ? MSG_BINARY : MSG_UNKNOWN;
         char *grown = realloc(msg, len + (size_t)n + 1);
         if (grown == NULL) abort();
         msg = grown;
@@ -1238,7 +1334,7 @@ static void *raw_reader_main(void *arg) {
         free(payload);
         if (hdr[0] & 0x80) {
             msg[len] = '\0';
-            queue_push(&raw_reader.q, msg, len);
+            queue_push(&raw_reader.q, msg, len, msg_kind);
             msg = NULL;
             len = 0;
         }
@@ -1266,11 +1362,12 @@ static void raw_reader_stop(void) {
     while (queue_pop(&raw_reader.q, 0, &m, &l) == 1) free(m);
 }
 
-/* One masked text frame of any length (RFC 6455 §5.2, 64-bit length above 65,535). */
+/* One masked frame of any length (RFC 6455 §5.2, 64-bit length above 65,535): binary (0x2) in
+ * the binary case, text (0x1) otherwise. */
 static int raw_send_frame(int fd, const char *data, size_t n) {
     unsigned char hdr[14];
     size_t h = 0;
-    hdr[h++] = 0x81;
+    hdr[h++] = integrity_content == INTEGRITY_BINARY ? 0x82 : 0x81;
     if (n <= 125) {
         hdr[h++] = (unsigned char)(0x80 | n);
     } else if (n <= 0xFFFF) {
@@ -1339,7 +1436,8 @@ static void integrity_send_raw(const char *fn, probe_send_fn send, const int64_t
         }
         char *got = NULL;
         size_t gn = 0;
-        int st = raw_next(INTEGRITY_WAIT_MS, &got, &gn);
+        int got_kind = MSG_UNKNOWN;
+        int st = queue_pop_kind(&raw_reader.q, INTEGRITY_WAIT_MS, &got, &gn, &got_kind);
         if (st != 1) {
             integrity_fail(&log, (int64_t)n, "never arrived: %s returned Success but the peer %s", fn,
                            st < 0 ? "connection closed first" : "received nothing within 5 s (dropped)");
@@ -1350,6 +1448,9 @@ static void integrity_send_raw(const char *fn, probe_send_fn send, const int64_t
         if (gn != n || memcmp(got, msg, n) != 0) {
             describe_difference(why, sizeof why, msg, n, got, gn, sizes, count, i);
             integrity_fail(&log, (int64_t)n, "%s", why);
+        } else if (integrity_kind != MSG_UNKNOWN && got_kind != integrity_kind) {
+            integrity_fail(&log, (int64_t)n, "arrived whole but as a %s message (opcode 0x%d): %s must send %s (opcode 0x%d)", kind_name(got_kind),
+                           got_kind == MSG_BINARY ? 2 : 1, fn, kind_name(integrity_kind), integrity_kind == MSG_BINARY ? 2 : 1);
         }
         free(got);
         probe_string_free(msg);
@@ -1405,6 +1506,7 @@ static void integrity_send_raw(const char *fn, probe_send_fn send, const int64_t
 struct peer_digest {
     size_t len;
     char sha[65];
+    int kind; /* MSG_TEXT or MSG_BINARY: the opcode the Node server saw */
 };
 
 static int node_digests(int count, int timeout_ms, struct peer_digest *out, int cap) {
@@ -1423,10 +1525,12 @@ static int node_digests(int count, int timeout_ms, struct peer_digest *out, int 
     char *save = NULL;
     for (char *e = strtok_r(text + 17, ";", &save); e != NULL && k < cap; e = strtok_r(NULL, ";", &save)) {
         unsigned long long l = 0;
-        char hex[65];
-        if (sscanf(e, " %llu %64s", &l, hex) != 2) continue;
+        char hex[65], flag[16] = "";
+        int fields = sscanf(e, " %llu %64s %15s", &l, hex, flag);
+        if (fields < 2) continue;
         out[k].len = (size_t)l;
         memcpy(out[k].sha, hex, 65);
+        out[k].kind = fields == 3 && strcmp(flag, "binary") == 0 ? MSG_BINARY : MSG_TEXT;
         k++;
     }
     return k;
@@ -1482,7 +1586,12 @@ void probe_integrity_send_digest(const char *fn, probe_send_fn send, const int64
             integrity_fail(&log, (int64_t)n, "never arrived: %s returned Success, but the peer received only %d of the %d messages sent within 5 s (dropped)", fn, k, sent);
             continue;
         }
-        if (got[at].len == n && strcmp(got[at].sha, want[i]) == 0) continue;
+        if (got[at].len == n && strcmp(got[at].sha, want[i]) == 0) {
+            if (integrity_kind != MSG_UNKNOWN && got[at].kind != integrity_kind)
+                integrity_fail(&log, (int64_t)n, "arrived whole but as a %s message (opcode 0x%d): %s must send %s (opcode 0x%d)", kind_name(got[at].kind),
+                               got[at].kind == MSG_BINARY ? 2 : 1, fn, kind_name(integrity_kind), integrity_kind == MSG_BINARY ? 2 : 1);
+            continue;
+        }
         int elsewhere = -1;
         for (int o = 0; o < sent && elsewhere < 0; o++)
             if (o != at && got[at].len == (size_t)sizes[sent_index[o]] && strcmp(got[at].sha, want[sent_index[o]]) == 0) elsewhere = sent_index[o];
@@ -1591,7 +1700,8 @@ static void receive_digest(const char *fn, const int64_t *sizes, int count, int6
         }
         char *got = NULL;
         size_t gn = 0;
-        if (!probe_capture_next(INTEGRITY_WAIT_MS, &got, &gn)) {
+        int got_kind = MSG_UNKNOWN;
+        if (!capture_next_kind(INTEGRITY_WAIT_MS, &got, &gn, &got_kind)) {
             integrity_fail(&log, (int64_t)n, "never reached the handler (nothing within 5 s after the peer sent it)");
             stopped_at = i;
             break;
@@ -1611,6 +1721,8 @@ static void receive_digest(const char *fn, const int64_t *sizes, int count, int6
             integrity_fail(&log, (int64_t)n, "reached the handler as %s bytes (%s)", grouped((int64_t)gn, g), gn < n ? "truncated" : "extended");
         else if (strcmp(got_sha, want_sha) != 0)
             integrity_fail(&log, (int64_t)n, "reached the handler altered (same length, different SHA-256)");
+        else if (integrity_kind != MSG_UNKNOWN && got_kind != integrity_kind)
+            integrity_fail(&log, (int64_t)n, "reached the handler whole but with the WebSocketMessage type %s: the peer sent it as %s", type_name(got_kind), kind_name(integrity_kind));
         free(got);
     }
     free(pending);
@@ -1673,7 +1785,8 @@ void probe_integrity_receive_raw(const char *fn, int64_t port, const int64_t *si
         }
         char *got = NULL;
         size_t gn = 0;
-        if (!probe_capture_next(INTEGRITY_WAIT_MS, &got, &gn)) {
+        int got_kind = MSG_UNKNOWN;
+        if (!capture_next_kind(INTEGRITY_WAIT_MS, &got, &gn, &got_kind)) {
             integrity_fail(&log, (int64_t)n, "never reached the handler (nothing within 5 s)");
             probe_string_free(msg);
             stopped_at = i;
@@ -1684,6 +1797,8 @@ void probe_integrity_receive_raw(const char *fn, int64_t port, const int64_t *si
             char text[340];
             snprintf(text, sizeof text, "%s at the handler", why);
             integrity_fail(&log, (int64_t)n, "%s", text);
+        } else if (integrity_kind != MSG_UNKNOWN && got_kind != integrity_kind) {
+            integrity_fail(&log, (int64_t)n, "reached the handler whole but with the WebSocketMessage type %s: the raw client sent it as %s", type_name(got_kind), kind_name(integrity_kind));
         }
         free(got);
         probe_string_free(msg);
@@ -1908,6 +2023,73 @@ void probe_events_drive(const char *fn, int which, int64_t port) {
     if (ok)
         probe_check("events", 1, "%s", which == 0 ? "one open event per connection, before its messages"
                                                   : "one close event per connection, after its messages: 1000 with the reason for a close frame, 1006 for a dropped connection");
+    else
+        probe_check("events", 0, "%s", why);
+}
+
+/* ---- client close events (osp_ws_on_close) ------------------------------------------------- */
+
+/* One env per client connection, so the handlers tell the two connections apart; the probe binds
+ * each to the connection id osp_ws_connect returned (events are logged with that id). */
+static char client_event_envs[2][16];
+static int64_t client_event_ids[2] = {-1, -1};
+
+void *probe_client_event_env(int which) { return client_event_envs[which & 1]; }
+
+void probe_client_event_bind(int which, int64_t connection_id) {
+    pthread_mutex_lock(&events.lock);
+    client_event_ids[which & 1] = connection_id;
+    pthread_mutex_unlock(&events.lock);
+}
+
+const char *probe_client_events_url(int which) { return probe_echo_url(which == 0 ? "/closeafter/bye" : "/closeafter/vanish"); }
+
+/* Which connection an env belongs to (0 or 1), or -1 for an env the probe never registered. */
+static int client_event_index(void *env) { return env == client_event_envs[0] ? 0 : env == client_event_envs[1] ? 1 : -1; }
+
+/* Logged with the connection's index (an event may come before the probe bound the id, e.g. a
+ * handler called inside osp_ws_connect); probe_client_events_check turns indexes into ids. */
+static void client_event_record(char kind, void *env, int64_t code, const char *reason) {
+    int which = client_event_index(env);
+    event_record(kind, env, which, code, reason);
+    /* event_record judged env against PROBE_ENV; here either registered env is right. */
+    pthread_mutex_lock(&events.lock);
+    if (events.count > 0) events.log[events.count - 1].env_ok = which >= 0;
+    pthread_mutex_unlock(&events.lock);
+}
+
+OspResult probe_client_event_on_message(void *env, const char *message) {
+    (void)message;
+    client_event_record('m', env, 0, NULL);
+    return (OspResult){OSP_RESULT_SUCCESS, 0};
+}
+
+OspResult probe_client_event_on_close(void *env, int64_t code, const char *reason) {
+    client_event_record('c', env, code, reason);
+    return (OspResult){OSP_RESULT_SUCCESS, 0};
+}
+
+#define CLIENT_CLOSE_REASON "bye"
+
+void probe_client_events_check(const char *fn) {
+    uint64_t deadline = probe_now_ms() + 3000;
+    while (events_closed() < 2 && probe_now_ms() < deadline) probe_pause_ms(20);
+    probe_pause_ms(300); /* a duplicate close arrives late */
+    pthread_mutex_lock(&events.lock);
+    char why[400] = "";
+    int ok = 1, env_bad = 0;
+    for (int i = 0; i < events.count; i++) {
+        env_bad |= !events.log[i].env_ok;
+        if (events.log[i].env_ok) events.log[i].id = client_event_ids[events.log[i].id];
+    }
+    if (events.overflow) ok = 0, snprintf(why, sizeof why, "%s: more than %d events for 2 connections", fn, EVENT_CAP);
+    else if (env_bad) ok = 0, snprintf(why, sizeof why, "%s: a handler was called with an env other than the one registered for its connection", fn);
+    else
+        ok = check_connection(fn, 1, "client whose server closed with 1000 \"" CLIENT_CLOSE_REASON "\"", 1000, CLIENT_CLOSE_REASON, client_event_ids[0], EVENT_MESSAGES, why, sizeof why) &&
+             check_connection(fn, 1, "client whose server vanished (TCP closed without a close frame)", 1006, "", client_event_ids[1], EVENT_MESSAGES, why, sizeof why);
+    pthread_mutex_unlock(&events.lock);
+    if (ok)
+        probe_check("events", 1, "one close event per client connection, after its messages: 1000 \"bye\" when the server closed, 1006 when it vanished");
     else
         probe_check("events", 0, "%s", why);
 }

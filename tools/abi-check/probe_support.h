@@ -121,15 +121,25 @@ void probe_raw_stop_sender(void);
 
 /* ---- message integrity (tools/abi-check/integrity.ts) ------------------------------------ */
 
-/* A String (probe_string_new; release with probe_string_free) of exactly `n` bytes of valid UTF-8
- * (1- to 4-byte sequences), different for every `index`. */
-char *probe_integrity_text(size_t n, unsigned index);
-/* Chooses the messages probe_integrity_text and the harness's /integrity server make: 0 UTF-8
- * text, 1 the same with NUL bytes (integrity.ts, the nul-bytes case). */
-void probe_integrity_set_content(int nul_bytes);
+/* What the integrity messages are made of (integrity.ts, INTEGRITY_CASES). */
+enum { INTEGRITY_UTF8 = 0, INTEGRITY_NUL_BYTES = 1, INTEGRITY_BINARY = 2 };
+/* The kind of a received message: the opcode of its first frame at a raw peer, the
+ * WebSocketMessage type at a handler; MSG_UNKNOWN where the receiver is not told (a String
+ * handler), MSG_BAD_TYPE for a record whose type is neither "text" nor "binary". */
+enum { MSG_UNKNOWN = 0, MSG_TEXT = 1, MSG_BINARY = 2, MSG_BAD_TYPE = 3 };
 
-/* From now on every handler call also copies its first string argument, whole, into a FIFO
- * (up to `max_bytes` bytes each) that probe_capture_next pops. */
+/* A String (probe_string_new; release with probe_string_free) of exactly `n` bytes, different for
+ * every `index`: valid UTF-8 (1- to 4-byte sequences), with NUL bytes in the nul-bytes case, or
+ * bytes of every value in the binary case (the first 256 bytes hold each value once). */
+char *probe_integrity_text(size_t n, unsigned index);
+/* Chooses the messages probe_integrity_text, the raw client and the harness's /integrity server
+ * make (`content`, INTEGRITY_*; the raw client sends binary frames in the binary case), and the
+ * kind every message must arrive as (`kind`, MSG_TEXT, MSG_BINARY, or MSG_UNKNOWN: unchecked). */
+void probe_integrity_set_content(int content, int kind);
+
+/* From now on every handler call also copies its first string argument (a WebSocketMessage
+ * handler: the record's data, and its type), whole, into a FIFO (up to `max_bytes` bytes each)
+ * that probe_capture_next pops. */
 void probe_capture_start(size_t max_bytes);
 /* Pops the oldest captured message (malloc'd, NUL-terminated; the caller frees it). Returns 1,
  * or 0 when nothing arrived within `timeout_ms`. */
@@ -170,5 +180,18 @@ OspResult probe_event_on_close(void *env, int64_t connection_id, int64_t code, c
  * `which` 0 the open events (one per connection, first), 1 the close events (one per connection,
  * last, 1000 with the reason and 1006). */
 void probe_events_drive(const char *fn, int which, int64_t port);
+
+/* Client close events (osp_ws_on_close). The probe connects two clients to the harness's Node
+ * server, URL probe_client_events_url(0) (which closes with 1000 "bye") and (1) (which drops the
+ * TCP connection), each registered with env probe_client_event_env(i) for both handlers and bound
+ * to its connection id with probe_client_event_bind, then sends "abi-probe:go" on each: the server
+ * sends 3 messages and ends the connection. probe_client_events_check reports the `events` check
+ * for `fn`: one close event per connection, after its 3 messages, 1000 "bye" and 1006 "". */
+void *probe_client_event_env(int which);
+void probe_client_event_bind(int which, int64_t connection_id);
+const char *probe_client_events_url(int which);
+OspResult probe_client_event_on_message(void *env, const char *message);
+OspResult probe_client_event_on_close(void *env, int64_t code, const char *reason);
+void probe_client_events_check(const char *fn);
 
 #endif /* OSP_PROBE_SUPPORT_H */

@@ -5,7 +5,6 @@
  */
 import type { RuntimeFunction } from '../../runtime-bindings/abi.ts';
 import { CHECK_ORDER, type CheckName } from './checks.ts';
-import { INTEGRITY_CASES, integrityTarget } from './integrity.ts';
 import { scenariosOf } from './probe-gen.ts';
 import type { RuntimeLibrary } from './library.ts';
 import { SANITIZER_EXIT, type ProbeOutcome, type ScenarioOutcome } from './runner.ts';
@@ -27,14 +26,6 @@ export interface FunctionSummary {
   firstFailure?: string;
 }
 
-/** A check the harness knows but cannot run yet (integrity.ts): neither passed nor failed. */
-export interface PendingRow {
-  function: string;
-  check: CheckName;
-  case: string;
-  reason: string;
-}
-
 export interface AbiReport {
   library: string;
   kind: 'static' | 'shared';
@@ -43,8 +34,6 @@ export interface AbiReport {
   failed: number;
   functions: FunctionSummary[];
   rows: CheckRow[];
-  /** Not run, not counted in `passed` or `failed`. */
-  pending: PendingRow[];
 }
 
 /** A failure that only says a check could not run (its cause is reported elsewhere). */
@@ -172,13 +161,6 @@ export function buildReport(lib: RuntimeLibrary, functions: RuntimeFunction[], o
       leaks.length ? leaks.join('; ') : crashes.length ? 'no leak attributed to the library in the processes that finished' : 'LeakSanitizer found no leak allocated by the library',
     );
   }
-  const pending: PendingRow[] = [];
-  for (const fn of functions) {
-    if (!integrityTarget(fn.symbol)) continue;
-    for (const c of INTEGRITY_CASES) {
-      if (c.pending !== undefined) pending.push({ function: fn.symbol, check: 'integrity', case: c.name, reason: `pending: ${c.doc} - ${c.pending}` });
-    }
-  }
   const failed = rows.filter((r) => !r.pass).length;
   const summaries = functions.map((fn): FunctionSummary => {
     const mine = rows.filter((r) => r.function === fn.symbol);
@@ -193,7 +175,7 @@ export function buildReport(lib: RuntimeLibrary, functions: RuntimeFunction[], o
       firstFailure: cause ? `${cause.check}: ${cause.reason}` : undefined,
     };
   });
-  return { library: lib.path, kind: lib.kind, passed: rows.length - failed, failed, functions: summaries, rows, pending };
+  return { library: lib.path, kind: lib.kind, passed: rows.length - failed, failed, functions: summaries, rows };
 }
 
 export function renderJson(r: AbiReport): string {
@@ -228,21 +210,9 @@ export function renderTable(r: AbiReport, width = process.stdout.columns ?? 160)
       for (const c of chunks.slice(1)) out.push(' '.repeat(head.length) + c);
     }
   }
-  if (r.pending.length > 0) {
-    out.push('', 'Pending (not run yet, counted neither as passed nor as failed):');
-    const groups = new Map<string, string[]>();
-    for (const p of r.pending) {
-      const key = `${p.check} [${p.case}]\t${p.reason}`;
-      groups.set(key, [...(groups.get(key) ?? []), p.function]);
-    }
-    for (const [key, fns] of groups) {
-      const [what, reason] = key.split('\t');
-      for (const c of wrap(`${what} of ${fns.join(', ')}: ${reason}`, Math.max(40, width - 2))) out.push(`  ${c}`);
-    }
-  }
   out.push('');
   out.push(
-    `${r.passed} checks passed, ${r.failed} failed${r.pending.length ? `, ${r.pending.length} pending` : ''}; ${r.functions.length - failing.length} of ${r.functions.length} functions pass every check`,
+    `${r.passed} checks passed, ${r.failed} failed; ${r.functions.length - failing.length} of ${r.functions.length} functions pass every check`,
   );
   return out.join('\n') + '\n';
 }

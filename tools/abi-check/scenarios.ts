@@ -12,7 +12,7 @@
  * like the probed call) and probe-support helpers.
  */
 import { ABI_VERSION, type HandlerName } from '../../runtime-bindings/abi.ts';
-import { activeIntegrityCases, INTEGRITY_TARGETS, type IntegrityContent, type IntegrityTarget } from './integrity.ts';
+import { integrityCasesFor, INTEGRITY_TARGETS, type IntegrityContent, type IntegrityTarget } from './integrity.ts';
 
 /** An argument of a probed or set-up call. */
 export type ArgValue =
@@ -310,13 +310,20 @@ export interface Scenario {
   integrity?: IntegrityTarget;
   /** What the integrity messages are made of (integrity.ts, INTEGRITY_CASES). */
   integrityContent?: IntegrityContent;
-  /** A connection-events scenario: the probe registers logging open, message and close handlers
-   *  on a listening server, drives two raw clients through it and checks this kind of event. */
-  events?: 'open' | 'close';
+  /** A connection-events scenario. 'open' / 'close': the probe registers logging open, message
+   *  and close handlers on a listening server, drives two raw clients through it and checks this
+   *  kind of event. 'client-close': two clients connect to the harness's Node server, register
+   *  logging message and close handlers, and the server closes one with 1000 "bye" and vanishes
+   *  from the other. */
+  events?: 'open' | 'close' | 'client-close';
 }
 
 /** The connection-events scenario of osp_ws_server_on_open and osp_ws_server_on_close, in words. */
 const EVENTS_DOC = 'a server given open, message and close handlers, then listening; two raw clients send 3 messages each, one closes with a close frame, the other drops its TCP connection';
+
+/** The client close-event scenario of osp_ws_on_close, in words. */
+const CLIENT_EVENTS_DOC =
+  "two clients of the harness's Node `ws` server, each given a message handler and a close handler; the server sends each 3 messages, then closes one with 1000 \"bye\" and drops the other's TCP connection without a close frame";
 
 /** The arguments of the probed call (receive routes) or the fixtures the sends need. */
 const INTEGRITY_ARGS: Record<IntegrityTarget['route'], { args: Record<string, ArgValue>; extraFixtures?: FixtureName[] }> = {
@@ -328,6 +335,8 @@ const INTEGRITY_ARGS: Record<IntegrityTarget['route'], { args: Record<string, Ar
   'server-broadcast-binary': { args: { server_id: fx('listeningServerId') }, extraFixtures: ['connectionId'] },
   'client-receive': { args: { url: fx('integrityUrl') } },
   'server-receive': { args: { server_id: fx('listeningServerId') } },
+  'client-receive-record': { args: { url: fx('integrityUrl') } },
+  'server-receive-record': { args: { server_id: fx('listeningServerId') } },
 };
 
 /** The integrity scenario of a message-carrying function (none for the others). */
@@ -335,7 +344,7 @@ export function integrityScenarios(symbol: string): Scenario[] {
   const t = INTEGRITY_TARGETS.find((x) => x.symbol === symbol);
   if (t === undefined) return [];
   const a = INTEGRITY_ARGS[t.route];
-  return activeIntegrityCases().map((c) => ({
+  return integrityCasesFor(t).map((c) => ({
     name: c.content === 'utf8' ? 'integrity' : `integrity-${c.name}`,
     doc: `messages of every integrity size ${t.direction === 'send' ? 'sent' : 'received'}${c.content === 'utf8' ? '' : ` (${c.doc})`}; ${t.doc}`,
     args: a.args,
@@ -621,6 +630,9 @@ export const SCENARIOS: Record<string, Scenario[]> = {
       args: { port: int(70000), address: str('127.0.0.1'), path: str(PROBE_PATH) },
       expect: 'error',
     },
+    // A NUL byte must be refused, not cut at: C code would bind 127.0.0.1 or serve /abi.
+    { name: 'nul-address', doc: 'a free port, address "127.0.0.1\\0junk" (a NUL byte)', args: { port: fx('freePort'), address: str('127.0.0.1\u0000junk'), path: str(PROBE_PATH) }, expect: 'error' },
+    { name: 'nul-path', doc: 'a free port, path "/abi\\0junk" (a NUL byte)', args: { port: fx('freePort'), address: str('127.0.0.1'), path: str(`${PROBE_PATH}\u0000junk`) }, expect: 'error' },
   ],
   osp_ws_server_listen: [
     { name: 'success', doc: 'a server created on a free port', args: { server_id: fx('serverId') }, expect: 'success' },
@@ -692,7 +704,10 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   ],
   osp_ws_connect_with_id: [{ name: 'error', doc: 'an unreachable address (127.0.0.1, closed port)', args: { url: fx('closedPortUrl') }, expect: 'error' }],
   osp_ws_connect_messages: [{ name: 'error', doc: 'an unreachable address (127.0.0.1, closed port)', args: { url: fx('closedPortUrl') }, expect: 'error' }],
-  osp_ws_on_close: [{ name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
+  osp_ws_on_close: [
+    { name: 'error', doc: 'an unknown connection id', args: { ws_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' },
+    { name: 'events', doc: CLIENT_EVENTS_DOC, args: {}, events: 'client-close' },
+  ],
   osp_ws_server_on_text: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
   osp_ws_server_on_messages: [{ name: 'error', doc: 'an unknown server id', args: { server_id: { kind: 'int', value: UNKNOWN_ID } }, expect: 'error' }],
   osp_ws_server_on_open: [
@@ -706,14 +721,17 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   osp_ws_server_set_limit: [
     { name: 'success', doc: 'maxFragments = 8 on a server not yet listening', args: { server_id: fx('serverId'), name: str('maxFragments'), value: int(8) }, expect: 'success' },
     { name: 'error', doc: 'an unknown limit name', args: { server_id: fx('serverId'), name: str('noSuchLimit'), value: int(8) }, expect: 'error' },
+    { name: 'nul', doc: 'the name "maxFragments\\0x" (a NUL byte after a valid name)', args: { server_id: fx('serverId'), name: str('maxFragments\u0000x'), value: int(8) }, expect: 'error' },
   ],
   osp_ws_set_default_limit: [
     { name: 'success', doc: 'idleTimeoutMs = 0 (the default: off)', args: { name: str('idleTimeoutMs'), value: int(0) }, expect: 'success' },
     { name: 'error', doc: 'maxConnections = 0 (out of range)', args: { name: str('maxConnections'), value: int(0) }, expect: 'error' },
+    { name: 'nul', doc: 'the name "idleTimeoutMs\\0x" = 0 (a NUL byte after a valid name)', args: { name: str('idleTimeoutMs\u0000x'), value: int(0) }, expect: 'error' },
   ],
   osp_ws_server_allow_origin: [
     { name: 'success', doc: 'http://localhost:8080 on a server not yet listening', args: { server_id: fx('serverId'), origin: str('http://localhost:8080') }, expect: 'success' },
     { name: 'error', doc: 'an origin with a path (not a serialized origin)', args: { server_id: fx('serverId'), origin: str('http://localhost:8080/chat') }, expect: 'error' },
+    { name: 'nul', doc: 'the origin "http://localhost:8080\\0.evil" (a NUL byte after a valid origin)', args: { server_id: fx('serverId'), origin: str('http://localhost:8080\u0000.evil') }, expect: 'error' },
   ],
   osp_ws_create_secure_server: [
     // A success path needs a certificate and key on disk; tests/interop/tls.test.ts covers it with a
@@ -728,6 +746,7 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   osp_ws_set_trusted_ca: [
     { name: 'success', doc: '"" (no extra CA: the system trust store only)', args: { path: str('') }, expect: 'success' },
     { name: 'error', doc: 'a CA file that does not exist', args: { path: str('/nonexistent/abi-probe-ca.pem') }, expect: 'error' },
+    { name: 'nul', doc: 'the path "\\0/nonexistent" (a NUL byte first: cut at it, the path would be "")', args: { path: str('\u0000/nonexistent') }, expect: 'error' },
   ],
   osp_ws_server_use_cluster: [
     // A success path needs a Redis server; tests/cluster runs a real redis-server.
@@ -744,5 +763,6 @@ export const SCENARIOS: Record<string, Scenario[]> = {
   osp_ws_server_add_subprotocol: [
     { name: 'success', doc: '"chat.v1" on a server not yet listening', args: { server_id: fx('serverId'), protocol: str('chat.v1') }, expect: 'success' },
     { name: 'error', doc: 'a name with a space (not a token)', args: { server_id: fx('serverId'), protocol: str('chat v1') }, expect: 'error' },
+    { name: 'nul', doc: 'the name "chat.v1\\0" (a NUL byte after a valid token)', args: { server_id: fx('serverId'), protocol: str('chat.v1\u0000') }, expect: 'error' },
   ],
 };
