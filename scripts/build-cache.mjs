@@ -1,41 +1,37 @@
 // The build cache of `osprey run`: an unchanged program is not compiled again. Plain JavaScript
-// because bin/osprey.mjs looks a program up here before it loads the compiler (Node start-up is
-// then the only cost of a cache hit); the compiler's `run` (compiler/src/main.ts) stores into it.
+// because bin/osprey.mjs looks a program up here before it loads the compiler; the compiler's
+// `run` (compiler/src/main.ts) stores into it. The native launcher (bin/launcher/osprey.c) looks
+// programs up by the same rules without starting Node: the key and the entry layout below are a
+// contract between the two (tests/compiler/launcher.test.ts checks that they agree).
 //
-// An entry is one executable, named by a SHA-256 key over everything that determines it: the
-// source text and the path it was read from (run-time failure messages quote the path), the
-// flags that change the build, the compiler (the bundle's bytes, or every compiler source when it
-// runs unbundled) and the runtime it links (the archive, and for -O2 the inlined bitcode).
-// Entries are written to a temporary name and renamed into place, so concurrent `osprey run`s
-// never see half an executable; the directory is kept under a size bound by evicting the least
-// recently used entries (a hit refreshes an entry's modification time).
+// The key of a program (CACHE_FORMAT 2) is the lowercase hex SHA-256 of this text:
+//   osprey-run-cache 2\n
+//   compiler HEX\n          the compiler's identity (compiler-bundle.mjs stampedIdentity)
+//   runtime HEX[ HEX]\n     the runtime files the build links (runtimeInputs), space-separated
+//   flags NORMALISED\n      normalizeRunFlags of the command's flags
+//   source HEX\n            SHA-256 of the main file's bytes
+//   path PATH               the main file's path as given on the command line (no newline after)
+// An entry is a directory KEY/ in the cache directory holding `program` (the executable) and
+// `manifest`:
+//   osprey-run-entry 2\n
+//   program SIZE HEX\n      the executable's size and SHA-256 (a damaged entry is rebuilt)
+//   import HEX PATH\n       one per imported module: SHA-256 of its bytes, absolute path
+// An entry is a hit only when every line still holds. Entries are written under a temporary name
+// and renamed into place, so concurrent `osprey run`s never see half an entry; the directory is
+// kept under a size bound by evicting the least recently used entries (a hit refreshes the
+// entry directory's modification time).
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, copyFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, copyFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { compilerIdentity, RUNTIME_FILES, stampedIdentity } from './compiler-bundle.mjs';
 
-/** Bump when the key or the layout changes. */
-const CACHE_FORMAT = 1;
+/** Bump when the key or the layout changes (and in bin/launcher/osprey.c). */
+const CACHE_FORMAT = 2;
 
 /** Default bound of the cache directory (override: OSPREY_CACHE_MAX_MB). */
 const DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
 
-/** The checkout: the nearest directory above this module whose package.json is named "osprey"
- *  (this module is also bundled into build/compiler/osprey.mjs). */
-function findRoot() {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (let dir = here; ; dir = dirname(dir)) {
-    try {
-      if (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'osprey') return dir;
-    } catch {
-      // no package.json here, or not ours
-    }
-    if (dirname(dir) === dir) return dirname(here);
-  }
-}
-
-const ROOT = findRoot();
 
 /** Flags of `osprey run` that change the executable, normalised (aliases merged, sorted). */
 const RUN_FLAGS = {
@@ -87,21 +83,29 @@ export function cacheEnabled() {
   return v === undefined || v === '' || v === '0';
 }
 
-function sha256(...parts) {
-  const h = createHash('sha256');
-  for (const p of parts) {
-    h.update(typeof p === 'string' ? p : p);
-    h.update('\0');
-  }
-  return h.digest('hex');
+function sha256(data) {
+  return createHash('sha256').update(data).digest('hex');
 }
 
-/** The runtime files a build with these normalised flags links. */
-function runtimeInputs(flags) {
-  const flavour = flags.split(' ').includes('sanitize') ? 'asan' : 'release';
-  const files = [join(ROOT, 'build', 'runtime', flavour, 'libosprey_runtime.a')];
-  if (flags.startsWith('opt=release') && flavour === 'release') files.push(join(ROOT, 'build', 'runtime', 'release', 'inline.bc'));
-  return files;
+/** The runtime files a build with these normalised flags links, by their names in the identity
+ *  stamp (compiler-bundle.mjs RUNTIME_FILES). */
+export function runtimeInputs(flags) {
+  const sanitize = flags.split(' ').includes('sanitize');
+  if (sanitize) return ['asan'];
+  return flags.startsWith('opt=release') ? ['release', 'inline'] : ['release'];
+}
+
+/** The identity of the compiler that runs and of the runtime files: from the stamp when the
+ *  bundle is used (cheap), else hashed from the sources. */
+export function identity(usesBundle) {
+  if (usesBundle) {
+    const stamped = stampedIdentity({ flags: RUN_FLAGS, neutral: [...NEUTRAL_FLAGS] });
+    if (stamped) return stamped;
+  }
+  return {
+    compiler: compilerIdentity(false),
+    runtime: Object.fromEntries(Object.entries(RUNTIME_FILES).map(([name, path]) => [name, fileDigest(path)])),
+  };
 }
 
 function fileDigest(path) {
@@ -113,44 +117,78 @@ function fileDigest(path) {
 }
 
 /**
- * The key of a program. `compilerId` identifies the compiler that builds it (see
- * compilerIdentity in bin/osprey.mjs's helper compiler-bundle.mjs users); `sourcePath` is the path
- * as given on the command line.
+ * The key of a program (the format is described at the top of this file). `identity` is what
+ * identity() returns; `source` the main file's bytes; `sourcePath` the path as given on the
+ * command line.
  */
-export function cacheKey({ sourcePath, sourceText, flags, compilerId }) {
-  const runtime = runtimeInputs(flags).map(fileDigest);
-  return sha256(`osprey-run-cache ${CACHE_FORMAT}`, compilerId, flags, ...runtime, sourcePath, sourceText);
+export function cacheKey({ sourcePath, source, flags, identity: id }) {
+  const runtime = runtimeInputs(flags).map((name) => id.runtime[name] ?? 'missing');
+  const text = `osprey-run-cache ${CACHE_FORMAT}\ncompiler ${id.compiler}\nruntime ${runtime.join(' ')}\nflags ${flags}\nsource ${sha256(source)}\npath ${sourcePath}`;
+  return sha256(text);
 }
 
-function entryPath(key) {
-  return join(cacheDir(), `${key}.exe`);
+function entryDir(key) {
+  return join(cacheDir(), key);
 }
 
-/** The cached executable of `key`, or null. A hit refreshes the entry's time (for eviction). */
+/** The cached executable of `key`, or null when there is none or the entry no longer holds (an
+ *  imported module changed, the executable was damaged). A hit refreshes the entry's time. */
 export function lookup(key) {
-  const p = entryPath(key);
+  const dir = entryDir(key);
   try {
+    const lines = readFileSync(join(dir, 'manifest'), 'utf8').split('\n');
+    if (lines[0] !== `osprey-run-entry ${CACHE_FORMAT}`) return null;
+    const program = join(dir, 'program');
+    let sawProgram = false;
+    for (const line of lines.slice(1)) {
+      if (line === '') continue;
+      const [kind, a, b] = line.split(' ');
+      if (kind === 'program') {
+        const bytes = readFileSync(program);
+        if (String(bytes.length) !== a || sha256(bytes) !== b) return null;
+        sawProgram = true;
+      } else if (kind === 'import') {
+        if (fileDigest(line.slice(kind.length + a.length + 2)) !== a) return null;
+      } else {
+        return null;
+      }
+    }
+    if (!sawProgram) return null;
     const now = new Date();
-    utimesSync(p, now, now);
-    return p;
+    utimesSync(dir, now, now);
+    return program;
   } catch {
     return null;
   }
 }
 
-/** Copies the executable at `exe` into the cache under `key` (temp + rename), then evicts the
- *  least recently used entries beyond the bound. Failures only mean no caching: they are ignored. */
-export function store(key, exe) {
+/**
+ * Copies the executable at `exe` into the cache under `key`, with the manifest of `imports` (each
+ * `{ path, text }`: the absolute path and the text compiled), then evicts the least recently
+ * used entries beyond the bound. Failures only mean no caching: they are ignored.
+ */
+export function store(key, exe, imports = []) {
   const dir = cacheDir();
+  if (imports.some((m) => m.path.includes('\n'))) return null;
+  const tmp = join(dir, `.${key}.${process.pid}.${Date.now()}.tmp`);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const tmp = join(dir, `.${key}.${process.pid}.${Date.now()}.tmp`);
-    copyFileSync(exe, tmp);
-    chmodSync(tmp, 0o755);
-    renameSync(tmp, entryPath(key));
+    mkdirSync(tmp, { mode: 0o700 });
+    const program = join(tmp, 'program');
+    copyFileSync(exe, program);
+    chmodSync(program, 0o755);
+    const bytes = readFileSync(program);
+    const lines = [`osprey-run-entry ${CACHE_FORMAT}`, `program ${bytes.length} ${sha256(bytes)}`];
+    for (const m of imports) lines.push(`import ${sha256(Buffer.from(m.text, 'utf8'))} ${m.path}`);
+    writeFileSync(join(tmp, 'manifest'), lines.join('\n') + '\n');
+    // A directory cannot be renamed over a non-empty one: an older entry of the same key (a
+    // damaged one, or one whose imports changed) goes first.
+    rmSync(entryDir(key), { recursive: true, force: true });
+    renameSync(tmp, entryDir(key));
     evict(dir);
-    return entryPath(key);
+    return join(entryDir(key), 'program');
   } catch {
+    rmSync(tmp, { recursive: true, force: true });
     return null;
   }
 }
@@ -171,20 +209,27 @@ function evict(dir) {
     } catch {
       continue;
     }
-    // A temporary file older than a minute was left by a process that died mid-copy.
-    if (name.endsWith('.tmp')) {
-      if (Date.now() - st.mtimeMs > 60_000) rmSync(p, { force: true });
+    // A temporary entry older than a minute was left by a process that died mid-copy; a `.exe`
+    // file is an entry of the first cache format, which nothing reads any more.
+    if (name.endsWith('.tmp') || name.endsWith('.exe')) {
+      if (name.endsWith('.exe') || Date.now() - st.mtimeMs > 60_000) rmSync(p, { recursive: true, force: true });
       continue;
     }
-    if (!name.endsWith('.exe')) continue;
-    entries.push({ p, size: st.size, time: st.mtimeMs });
-    total += st.size;
+    if (!/^[0-9a-f]{64}$/.test(name)) continue;
+    let size = 0;
+    try {
+      size = statSync(join(p, 'program')).size;
+    } catch {
+      // a damaged entry: size 0, evicted first only by age
+    }
+    entries.push({ p, size, time: st.mtimeMs });
+    total += size;
   }
   const bound = maxBytes();
   entries.sort((a, b) => a.time - b.time);
   for (const e of entries) {
     if (total <= bound) break;
-    rmSync(e.p, { force: true });
+    rmSync(e.p, { recursive: true, force: true });
     total -= e.size;
   }
 }
@@ -195,9 +240,9 @@ export function exists(path) {
 }
 
 /**
- * The parts of a command line that the cache needs, when it is a plain run: `run FILE [flags]`
- * or `FILE --run [flags]`. Null for anything else (other modes, -o, unknown flags), which then
- * takes the ordinary path through the compiler.
+ * The parts of a command line that the cache needs, when it is a plain run: `run FILE [flags]
+ * [-- ARGS...]` or `FILE --run [flags] [-- ARGS...]`. Null for anything else (other modes, -o,
+ * unknown flags), which then takes the ordinary path through the compiler.
  */
 export function parseRunCommand(argv) {
   let args = argv;
@@ -209,7 +254,13 @@ export function parseRunCommand(argv) {
   let file = null;
   const flags = [];
   let verbose = false;
-  for (const a of args) {
+  let programArgs = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') {
+      programArgs = args.slice(i + 1);
+      break;
+    }
     if (a === '--run') run = true;
     else if (a === '-v' || a === '--verbose') verbose = true;
     else if (a === '--no-cache') return null;
@@ -219,17 +270,17 @@ export function parseRunCommand(argv) {
   }
   if (!run || file === null) return null;
   const normalized = normalizeRunFlags(flags);
-  return normalized === null ? null : { file, flags: normalized, verbose };
+  return normalized === null ? null : { file, flags: normalized, verbose, programArgs };
 }
 
 /** Runs an executable with the terminal's stdio; resolves to its exit status (128 + signal).
  *  SIGTERM, SIGINT and SIGHUP are forwarded to it, as by `osprey run` (compiler/src/main.ts), so
  *  the program never outlives the command. */
-export async function runExecutable(exe) {
+export async function runExecutable(exe, args = []) {
   const { spawn } = await import('node:child_process');
   const { constants } = await import('node:os');
   return new Promise((resolveExit, reject) => {
-    const child = spawn(exe, [], { stdio: 'inherit' });
+    const child = spawn(exe, args, { stdio: 'inherit' });
     const handlers = ['SIGTERM', 'SIGINT', 'SIGHUP'].map((sig) => {
       const h = () => {
         if (child.exitCode === null && child.signalCode === null) child.kill(sig);

@@ -10,6 +10,10 @@
  * archive into build/tools/NAME (underscores become dashes); the echo server and client also
  * against the asan archive into build/tools/asan/NAME.
  *
+ * The native `osprey` launcher (bin/launcher/osprey.c: the build cache's hit path and the client
+ * of the compile server) is linked into bin/osprey, statically (a dynamic libc and libcrypto cost
+ * more at start-up than a small program's whole run), in every mode including --check.
+ *
  * Objects are rebuilt only when their source or any header is newer, so a repeat run is quick.
  */
 import { $, fs, path } from 'zx';
@@ -122,6 +126,18 @@ async function buildTools(): Promise<void> {
   );
 }
 
+/** bin/osprey from bin/launcher/*.c, rebuilt when a source is newer. Written to a temporary name
+ * and renamed, so a concurrent `osprey` never starts half a binary. */
+async function buildLauncher(): Promise<void> {
+  const sources = listC(path.join(PROJECT_ROOT, 'bin', 'launcher'));
+  const out = path.join(PROJECT_ROOT, 'bin', 'osprey');
+  if (mtime(out) > Math.max(...sources.map(mtime))) return;
+  const tmp = `${out}.${process.pid}.tmp`;
+  const flags = RUNTIME_CFLAGS.filter((f) => f !== '-fPIC');
+  await $`${CC} ${flags} -O2 -ffunction-sections -fdata-sections -static ${sources} -o ${tmp} -Wl,--gc-sections -lcrypto`;
+  fs.renameSync(tmp, out);
+}
+
 async function runCTests(objects: string[]): Promise<void> {
   const tests = listC(RUNTIME_TEST_DIR).filter((f) => path.basename(f).startsWith('test_'));
   const binDir = path.join(BUILD_DIR, 'runtime', 'tests');
@@ -152,11 +168,13 @@ if (args.has('--check')) {
   }
   await buildInlineBitcode();
   await buildTools();
+  await buildLauncher();
 } else {
   await buildFlavour('release');
   await buildInlineBitcode();
   const asanObjects = await buildFlavour('asan');
   await buildTools();
-  console.log(`runtime built: ${runtimeLibrary('release')}`);
+  await buildLauncher();
+  console.log(`runtime built: ${runtimeLibrary('release')}; launcher: ${path.join(PROJECT_ROOT, 'bin', 'osprey')}`);
   if (args.has('--tests')) await runCTests(asanObjects);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env tsx
 /**
- * Bundles the compiler (compiler/src/main.ts and everything it imports, runtime-bindings
- * included) into build/compiler/osprey.mjs, so `osprey` starts without transpiling TypeScript
+ * Bundles the compiler (compiler/src/cli/osprey.ts and everything it imports, runtime-bindings
+ * included) into build/compiler/osprey.mjs, and the compile server (compiler/src/cli/server.ts)
+ * into build/compiler/server.mjs sharing its chunks, so `osprey` starts without transpiling TypeScript
  * (bin/osprey.mjs runs the bundle when it is newer than every source, tsx otherwise).
  *
  *   tsx scripts/bundle-compiler.ts             always rebuild (npm install runs this)
@@ -17,7 +18,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { BUNDLE, BUNDLE_DIR, ROOT, bundleIsFresh } from './compiler-bundle.mjs';
+import { BUNDLE, BUNDLE_DIR, ROOT, SERVER_BUNDLE, bundleIsFresh } from './compiler-bundle.mjs';
 
 if (process.argv.includes('--if-stale') && bundleIsFresh()) process.exit(0);
 const { build } = await import('esbuild');
@@ -26,7 +27,10 @@ const { build } = await import('esbuild');
 const started = new Date();
 const result = await build({
   absWorkingDir: ROOT,
-  entryPoints: [{ in: 'compiler/src/main.ts', out: 'osprey' }],
+  entryPoints: [
+    { in: 'compiler/src/cli/osprey.ts', out: 'osprey' },
+    { in: 'compiler/src/cli/server.ts', out: 'server' },
+  ],
   outdir: BUNDLE_DIR,
   outExtension: { '.js': '.mjs' },
   chunkNames: 'chunks/[name]-[hash]',
@@ -45,7 +49,7 @@ const result = await build({
 
 // Chunks (content-hashed names) first, the entry last and by rename, so a concurrently starting
 // `osprey` never loads a half-written bundle or one whose chunks are missing.
-const entryFiles = new Set([BUNDLE, `${BUNDLE}.map`]);
+const entryFiles = new Set([BUNDLE, `${BUNDLE}.map`, SERVER_BUNDLE, `${SERVER_BUNDLE}.map`]);
 const written = new Set<string>();
 for (const f of [...result.outputFiles].sort((a, b) => Number(entryFiles.has(a.path)) - Number(entryFiles.has(b.path)))) {
   mkdirSync(dirname(f.path), { recursive: true });
@@ -62,6 +66,9 @@ if (existsSync(chunks)) {
   }
 }
 utimesSync(BUNDLE, started, started);
+// The identity stamp the native launcher reads (compiler-bundle.mjs stampedIdentity), so the first
+// `osprey` after a build does not have to start Node to write it.
+(await import('./build-cache.mjs')).identity(true);
 
 const bytes = result.outputFiles.filter((f) => f.path.endsWith('.mjs')).reduce((n, f) => n + f.contents.length, 0);
 console.error(`bundled the compiler into ${relative(ROOT, BUNDLE)} (${written.size} files, ${(bytes / 1024).toFixed(0)} KiB of JavaScript)`);

@@ -56,6 +56,10 @@ Build files live in $XDG_CACHE_HOME/osprey (or the system temp directory) and ar
 else the system temp directory; at most $OSPREY_CACHE_MAX_MB, default 256 MB; OSPREY_NO_CACHE=1 turns
 it off), keyed by the source, the flags, the compiler and the runtime: running an unchanged program
 again starts it without compiling.
+
+The \`osprey\` command (bin/osprey, a native launcher) starts a cached program without Node and sends
+build, check and run to a resident compile server, one per user and installation, which exits after
+OSPREY_SERVER_IDLE_SECONDS (default 600) idle; OSPREY_NO_SERVER=1 compiles directly.
 `;
 
 class UsageError extends Error {}
@@ -291,26 +295,36 @@ function runExecutable(exe: string, args: string[], signals: RunSignals): Promis
   });
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Where a command's output goes: this process's stdout and stderr, or the compile server's
+ *  reply (`serving`). */
+interface CommandIO {
+  serving: boolean;
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+type ServedRun = { status: number; exec?: string; fallback?: boolean };
+
+async function main(argv: string[], io: CommandIO): Promise<number | ServedRun> {
   if (argv[0] === 'abi-check') return runAbiCheck(argv.slice(1));
   // Editor tools, each in its own bundle chunk (literal specifiers), loaded only by its command.
   if (argv[0] === 'fmt') return (await import('./tools/format/cli.ts')).fmtMain(argv.slice(1));
   if (argv[0] === 'lsp') return (await import('./tools/lsp/server.ts')).lspMain(argv.slice(1));
   if (argv.length === 0) {
-    process.stderr.write(HELP);
+    io.stderr(HELP);
     return 2;
   }
   if (argv[0] === 'help') {
-    process.stdout.write(HELP);
+    io.stdout(HELP);
     return 0;
   }
   const args = parseArgs(argv);
   if (args === 'help') {
-    process.stdout.write(HELP);
+    io.stdout(HELP);
     return 0;
   }
   if (args === 'version') {
-    process.stdout.write(`osprey ${VERSION}\n`);
+    io.stdout(`osprey ${VERSION}\n`);
     return 0;
   }
   if (!pathExists(args.file)) throw new UsageError(`cannot read '${args.file}': no such file`);
@@ -331,43 +345,47 @@ async function main(argv: string[]): Promise<number> {
     case 'ast': {
       const r = parseSource(file);
       if (!r.ast) {
-        process.stderr.write(renderErrors({ file, diagnostics: r.diagnostics }));
+        io.stderr(renderErrors({ file, diagnostics: r.diagnostics }));
         return 1;
       }
-      process.stdout.write(JSON.stringify(r.ast, jsonReplacer, 2) + '\n');
+      io.stdout(JSON.stringify(r.ast, jsonReplacer, 2) + '\n');
       return 0;
     }
     case 'check': {
       const r = checkSource(file, options);
-      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      if (r.diagnostics.length) io.stderr(renderErrors(r));
       return r.typed ? 0 : 1;
     }
     case 'llvm': {
       const r = compileToLlvm(file, options);
-      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      if (r.diagnostics.length) io.stderr(renderErrors(r));
       if (r.llvm === undefined) return 1;
-      process.stdout.write(r.llvm);
+      io.stdout(r.llvm);
       return 0;
     }
     case 'build': {
       const r = await buildExecutable(file, buildOutput!, args.opt ?? 'release', options);
       // Warnings go to stderr too; they never change the exit status.
-      if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+      if (r.diagnostics.length) io.stderr(renderErrors(r));
       return r.executable ? 0 : 1;
     }
     case 'run': {
       const signals = new RunSignals();
-      signals.install();
-      // The build cache (scripts/build-cache.mjs): bin/osprey.mjs already looked the program up
-      // and sets the compiler's identity when the command is cacheable.
-      const compilerId = (globalThis as { ospreyCompilerIdentity?: string }).ospreyCompilerIdentity;
-      const request = compilerId !== undefined && buildCache.cacheEnabled() ? buildCache.parseRunCommand(argv) : null;
-      const key = request && compilerId !== undefined
-        ? buildCache.cacheKey({ sourcePath: request.file, sourceText: file.text, flags: request.flags, compilerId })
+      if (!io.serving) signals.install();
+      // The build cache (scripts/build-cache.mjs): bin/osprey.mjs (or the compile server) already
+      // looked the program up and sets the identity of the compiler when the command is cacheable.
+      const identity = (globalThis as { ospreyIdentity?: buildCache.CacheIdentity }).ospreyIdentity;
+      const request = identity !== undefined && buildCache.cacheEnabled() ? buildCache.parseRunCommand(argv) : null;
+      const key = request && identity !== undefined
+        ? buildCache.cacheKey({ sourcePath: request.file, source: Buffer.from(file.text, 'utf8'), flags: request.flags, identity })
         : null;
+      // The compile server hands a cacheable run back to the launcher, which starts the program
+      // itself (bin/launcher/osprey.c); anything else it cannot serve.
+      if (io.serving && key === null) return { status: 0, fallback: true };
       const cached = key ? buildCache.lookup(key) : null;
       if (cached) {
-        if (args.verbose) process.stderr.write(`osprey: cache hit, running ${cached}\n`);
+        if (args.verbose) io.stderr(`osprey: cache hit, running ${cached}\n`);
+        if (io.serving) return { status: 0, exec: cached };
         try {
           return await runExecutable(cached, args.programArgs, signals);
         } finally {
@@ -380,13 +398,13 @@ async function main(argv: string[]): Promise<number> {
         const r = await buildExecutable(file, exe, args.opt ?? 'fast', options);
         if (signals.interruptedStatus !== null) return signals.interruptedStatus;
         // Warnings go to stderr before the program runs; they never change the exit status.
-        if (r.diagnostics.length) process.stderr.write(renderErrors(r));
+        if (r.diagnostics.length) io.stderr(renderErrors(r));
         if (!r.executable) return 1;
-        // The key covers the main file's text only, so a program that imports files is not cached
-        // (an edit to an imported file would otherwise run the stale executable).
-        const singleFile = (r.sources?.files.length ?? 1) === 1;
-        const stored = key && singleFile ? buildCache.store(key, exe) : null;
-        if (args.verbose) process.stderr.write(stored ? `osprey: compiled and cached as ${stored}\n` : 'osprey: compiled (not cached)\n');
+        // Every imported module goes into the entry's manifest: an edit to one is a miss.
+        const imports = (r.sources?.files ?? []).slice(1).map((e) => ({ path: resolve(e.file.path), text: e.file.text }));
+        const stored = key ? buildCache.store(key, exe, imports) : null;
+        if (args.verbose) io.stderr(stored ? `osprey: compiled and cached as ${stored}\n` : 'osprey: compiled (not cached)\n');
+        if (io.serving) return stored ? { status: 0, exec: stored } : { status: 0, fallback: true };
         return await runExecutable(exe, args.programArgs, signals);
       } finally {
         removeBuildDir(dir);
@@ -396,20 +414,43 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    if (e instanceof UsageError) {
-      process.stderr.write(`osprey: ${e.message}\n`);
-      process.exit(2);
-    }
-    if (e instanceof LinkError) {
-      process.stderr.write(`error: ${e.message}\n`);
-      process.exit(1);
-    }
-    const msg = e instanceof Error ? (e instanceof InternalCompilerError ? e.message : e.stack ?? e.message) : String(e);
-    const maps = e instanceof InternalCompilerError || process.env.OSPREY_SOURCE_MAPS === '1' ? '' : '(run with OSPREY_SOURCE_MAPS=1 for a stack trace in the TypeScript sources)\n';
-    process.stderr.write(`internal compiler error: ${msg}\n${maps}this is a bug in osprey, please report it\n`);
-    process.exit(70);
-  },
-);
+/** The exit status and the message of a command that threw (usage, link and internal errors). */
+export function failureOutcome(e: unknown): { status: number; message: string } {
+  if (e instanceof UsageError) return { status: 2, message: `osprey: ${e.message}\n` };
+  if (e instanceof LinkError) return { status: 1, message: `error: ${e.message}\n` };
+  const msg = e instanceof Error ? (e instanceof InternalCompilerError ? e.message : e.stack ?? e.message) : String(e);
+  const maps = e instanceof InternalCompilerError || process.env.OSPREY_SOURCE_MAPS === '1' ? '' : '(run with OSPREY_SOURCE_MAPS=1 for a stack trace in the TypeScript sources)\n';
+  return { status: 70, message: `internal compiler error: ${msg}\n${maps}this is a bug in osprey, please report it\n` };
+}
+
+/**
+ * One command as the compile server runs it (compiler/src/cli/server.ts): output collected
+ * instead of written, and a cacheable `run` answered with the executable to start (`exec`) or,
+ * when it cannot be cached, `fallback` (the launcher then runs the command directly).
+ */
+export async function serveCommand(argv: string[]): Promise<{ status: number; stdout: string; stderr: string; exec?: string; fallback?: boolean }> {
+  let stdout = '';
+  let stderr = '';
+  const io: CommandIO = { serving: true, stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) };
+  try {
+    const r = await main(argv, io);
+    if (typeof r === 'number') return { status: r, stdout, stderr };
+    return { ...r, stdout, stderr };
+  } catch (e) {
+    const f = failureOutcome(e);
+    return { status: f.status, stdout, stderr: stderr + f.message };
+  }
+}
+
+/** `osprey ARGS...` in this process (compiler/src/cli/osprey.ts): exits with the status. */
+export function cliMain(argv: string[]): void {
+  const io: CommandIO = { serving: false, stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) };
+  main(argv, io).then(
+    (r) => process.exit(typeof r === 'number' ? r : r.status),
+    (e: unknown) => {
+      const f = failureOutcome(e);
+      process.stderr.write(f.message);
+      process.exit(f.status);
+    },
+  );
+}

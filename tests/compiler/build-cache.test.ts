@@ -24,7 +24,7 @@ function osprey(args: string[], env: Record<string, string> = {}) {
   return { stdout: p.stdout, stderr: p.stderr, status: p.status };
 }
 
-const entries = () => readdirSync(cacheDir).filter((n) => n.endsWith('.exe')).length;
+const entries = () => readdirSync(cacheDir).filter((n) => /^[0-9a-f]{64}$/.test(n)).length;
 
 describe.sequential('osprey run build cache', () => {
   const prog = join(work, 'prog.osp');

@@ -61,9 +61,90 @@ export async function linkExecutable(ir: IrModule, output: string, opt: OptLevel
   const linker = options.sanitize ? [] : ['-fuse-ld=gold'];
   const args = [opt === 'release' ? '-O2' : '-O0', '-fPIC', ...sanitize, ...linker, bc, lib, '-Wl,--as-needed', ...RUNTIME_LINK_LIBS, '-o', output];
   try {
-    await run(LLVM_TOOLS.clang, args, { maxBuffer: 16 * 1024 * 1024 });
+    const direct = driverBypass ? await directCommands(args, bc, output, join(buildDir, 'program.o')) : null;
+    if (direct) {
+      for (const [tool, toolArgs] of direct) await run(tool, toolArgs, { maxBuffer: 16 * 1024 * 1024 });
+    } else {
+      await run(LLVM_TOOLS.clang, args, { maxBuffer: 16 * 1024 * 1024 });
+    }
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new LinkError(`linking failed:\n${(err.stderr ?? err.message).trim()}`);
   }
+}
+
+/**
+ * A long-lived compiler (the compile server, compiler/src/cli/server.ts) skips the clang driver:
+ * the driver process costs about 25 ms of CPU per build (it loads all of clang and LLVM only to
+ * run the code generator, which it does in-process, and the linker). The server asks the driver
+ * once per kind of build what it would run (`clang -###`) and then runs those two commands
+ * itself: `clang -cc1` (code generation) and the linker, with the same arguments.
+ */
+let driverBypass = false;
+
+export function bypassClangDriver(): void {
+  driverBypass = true;
+}
+
+interface DriverPlan {
+  commands: [string, string[]][];
+  bc: string;
+  output: string;
+  object: string;
+}
+
+/** The driver's plan per build kind (its arguments with the paths left out) and directory. */
+const plans = new Map<string, DriverPlan | null>();
+
+/** The commands for one build, from the plan of its kind; null to run the driver instead. */
+async function directCommands(args: string[], bc: string, output: string, object: string): Promise<[string, string[]][] | null> {
+  const kind = JSON.stringify([process.cwd(), args.map((a) => (a === bc ? '<bc>' : a === output ? '<out>' : a))]);
+  let plan = plans.get(kind);
+  if (plan === undefined) {
+    plan = await askDriver(args, bc, output);
+    plans.set(kind, plan);
+  }
+  if (plan === null) return null;
+  const p = plan;
+  const swap = (a: string) => (a === p.bc ? bc : a === p.output ? output : a === p.object ? object : a);
+  return p.commands.map(([tool, toolArgs]) => [tool, toolArgs.map(swap)]);
+}
+
+/** `clang -###`: the code generator's and the linker's command lines, or null when the plan is not
+ *  the expected two commands (the driver is then used as it is). */
+async function askDriver(args: string[], bc: string, output: string): Promise<DriverPlan | null> {
+  try {
+    const { stderr } = await run(LLVM_TOOLS.clang, ['-###', ...args], { maxBuffer: 16 * 1024 * 1024 });
+    const commands = stderr.split('\n').filter((l) => l.startsWith(' "')).map(parseQuotedCommand);
+    if (commands.length !== 2 || commands.some((c) => c === null)) return null;
+    const [compile, link] = commands as string[][];
+    if (compile![1] !== '-cc1' || compile!.indexOf('-o') < 0) return null;
+    const object = compile![compile!.indexOf('-o') + 1]!;
+    if (!link!.includes(object) || !link!.includes(output) || !compile!.includes(bc)) return null;
+    return { commands: [[compile![0]!, compile!.slice(1)], [link![0]!, link!.slice(1)]], bc, output, object };
+  } catch {
+    return null;
+  }
+}
+
+/** One line of `clang -###`: every word double-quoted, with backslash escapes. */
+function parseQuotedCommand(line: string): string[] | null {
+  const words: string[] = [];
+  let i = 0;
+  while (i < line.length) {
+    if (line[i] === ' ') {
+      i++;
+      continue;
+    }
+    if (line[i] !== '"') return null;
+    let word = '';
+    for (i++; i < line.length && line[i] !== '"'; i++) {
+      if (line[i] === '\\') i++;
+      word += line[i] ?? '';
+    }
+    if (line[i] !== '"') return null;
+    i++;
+    words.push(word);
+  }
+  return words;
 }
