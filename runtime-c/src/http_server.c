@@ -193,6 +193,11 @@ static void bury(http_conn *c) {
 static void submit_pending(void);
 
 static void http_reap(void) {
+    /* HTTP servers live on the main loop; the other loops only chain. */
+    if (osp_ws_loop_current() != osp_ws_loop_main()) {
+        if (chained_reap_hook) chained_reap_hook();
+        return;
+    }
     submit_pending();
     if (chained_reap_hook) chained_reap_hook();
     while (graveyard) {
@@ -819,6 +824,7 @@ static void drain_done(void) {
 
 static void http_wake(void) {
     if (chained_wake_hook) chained_wake_hook();
+    if (osp_ws_loop_current() != osp_ws_loop_main()) return; /* HTTP lives on the main loop */
     drain_done();
 }
 

@@ -258,7 +258,8 @@ fail:
 
 /* Finds a live client connection or explains why not. */
 static osp_ws_conn *lookup_client(const char *fn, int64_t id, OspResult *err) {
-    const osp_ws_entry *e = osp_ws_registry_get(id);
+    osp_ws_entry found;
+    const osp_ws_entry *e = osp_ws_registry_find(id, &found) ? &found : NULL;
     if (e == NULL) {
         *err = osp_result_errorf("%s: unknown connection id %" PRId64, fn, id);
         return NULL;
@@ -331,11 +332,15 @@ static OspResult client_send(client_send_args a) {
      * Order is kept: one queue per connection, taken before any command (websocketClose) the
      * same thread posts later, and before the loop queues a Close. */
     bool wake = false;
+    osp_ws_loop *loop = NULL; /* the connection's (loops are never freed) */
     pthread_mutex_lock(&osp_ws_tx_lock);
     osp_ws_conn *c = lookup_client(fn, ws_id, &a.result);
-    if (c != NULL) a.result = osp_ws_tx_post(c, fn, ws_id, a.opcode, message, a.len, &wake);
+    if (c != NULL) {
+        loop = c->loop;
+        a.result = osp_ws_tx_post(c, fn, ws_id, a.opcode, message, a.len, &wake);
+    }
     pthread_mutex_unlock(&osp_ws_tx_lock);
-    if (wake) osp_ws_loop_wake();
+    if (wake) osp_ws_loop_wake_on(loop);
     return a.result;
 }
 
@@ -432,9 +437,12 @@ typedef struct {
     int64_t count;
 } query_args;
 
+/* On the loop of the object asked about (a connection's own; for a server, each loop in turn,
+ * adding its open connections there to the count). */
 static void do_state(void *p) {
     query_args *a = p;
-    const osp_ws_entry *e = osp_ws_registry_get(a->id);
+    osp_ws_entry found;
+    const osp_ws_entry *e = osp_ws_registry_find(a->id, &found) ? &found : NULL;
     if (e == NULL) {
         a->state = OSP_WS_STATE_UNKNOWN;
         return;
@@ -444,13 +452,15 @@ static void do_state(void *p) {
         return;
     }
     if (e->kind == OSP_WS_KIND_SERVER) {
+        /* Alive while this loop runs: it is freed only once every loop has stopped its part. */
         osp_ws_server *s = e->object;
         a->state = OSP_WS_STATE_OPEN;
-        a->count = 0;
-        for (osp_ws_conn *c = s->conns; c; c = c->srv_next)
+        if (a->count < 0) a->count = 0;
+        for (osp_ws_conn *c = s->loop_conns[osp_ws_loop_current()->index]; c; c = c->srv_next)
             if (c->state == OSP_WS_CONN_OPEN) a->count++;
         return;
     }
+    if (osp_ws_loop_at(e->loop) != osp_ws_loop_current()) return; /* the caller asked the right loop */
     osp_ws_conn *c = e->object;
     a->state = osp_ws_conn_accepts_data(c) ? OSP_WS_STATE_OPEN : OSP_WS_STATE_CLOSING;
 }
@@ -458,14 +468,20 @@ static void do_state(void *p) {
 int osp_ws_connection_state(int64_t id) {
     if (!osp_ws_loop_running()) return id > 0 ? OSP_WS_STATE_CLOSED : OSP_WS_STATE_UNKNOWN;
     query_args a = {id, OSP_WS_STATE_UNKNOWN, 0};
-    if (!osp_ws_loop_call(do_state, &a)) return id > 0 ? OSP_WS_STATE_CLOSED : OSP_WS_STATE_UNKNOWN;
+    osp_ws_entry e;
+    osp_ws_loop *L = osp_ws_registry_find(id, &e) ? osp_ws_loop_at(e.loop) : osp_ws_loop_main();
+    if (!osp_ws_loop_call_on(L, do_state, &a)) return id > 0 ? OSP_WS_STATE_CLOSED : OSP_WS_STATE_UNKNOWN;
     return a.state;
 }
 
 int64_t osp_ws_server_open_connections(int64_t server_id) {
     if (!osp_ws_loop_running()) return -1;
-    query_args a = {server_id, OSP_WS_STATE_UNKNOWN, -1};
-    if (!osp_ws_loop_call(do_state, &a)) return -1;
+    query_args a = {server_id, OSP_WS_STATE_UNKNOWN, -1}; /* stays -1 unless it is a server */
+    unsigned n = osp_ws_loop_count();
+    for (unsigned i = 0; i < n; i++) {
+        if (!osp_ws_loop_call_on(osp_ws_loop_at(i), do_state, &a)) return -1;
+        if (a.state != OSP_WS_STATE_OPEN) return -1;
+    }
     return a.count;
 }
 

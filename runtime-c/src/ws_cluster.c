@@ -313,9 +313,9 @@ bool osp_ws_cluster_publish(osp_ws_cluster *cl, const char *fn, uint8_t kind, in
     bool wake = !cl->flush_listed;
     cl->flush_listed = true;
     pthread_mutex_unlock(&cl->lock);
-    /* On the loop thread the end of the iteration flushes (reap hook); elsewhere one wake-up
-     * carries every publish made until the loop runs. */
-    if (wake && !osp_ws_loop_on_thread()) osp_ws_loop_wake();
+    /* On the main loop (the cluster's) the end of the iteration flushes (reap hook); elsewhere
+     * one wake-up carries every publish made until the loop runs. */
+    if (wake && osp_ws_loop_current() != osp_ws_loop_main()) osp_ws_loop_wake();
     return true;
 }
 
@@ -646,6 +646,7 @@ static void sub_reply(osp_redis_conn *c, redisReply *r) {
 
 /* End of every loop iteration: write what was published meanwhile. */
 static void cluster_reap(void) {
+    if (osp_ws_loop_current() != osp_ws_loop_main()) return; /* clusters live on the main loop */
     for (osp_ws_cluster *cl = clusters; cl; cl = cl->next) {
         pthread_mutex_lock(&cl->lock);
         bool due = cl->ring_sent < cl->ring_count;
@@ -727,7 +728,8 @@ static const char use_fn[] = "websocketServerUseCluster";
 static void do_join(void *p) {
     join_args *a = p;
     osp_ws_cluster *cl = a->cl;
-    const osp_ws_entry *e = osp_ws_registry_get(cl->server_id);
+    osp_ws_entry found;
+    const osp_ws_entry *e = osp_ws_registry_find(cl->server_id, &found) ? &found : NULL;
     if (e == NULL || e->kind != OSP_WS_KIND_SERVER || e->object == NULL) {
         a->result = osp_result_errorf("%s: unknown server id %" PRId64 "%s", use_fn, cl->server_id,
                                       e && e->kind == OSP_WS_KIND_SERVER ? " (that server was stopped)" : "");
@@ -901,7 +903,8 @@ typedef struct {
 static void do_status(void *p) {
     status_args *a = p;
     static const char fn[] = "websocketServerClusterStatus";
-    const osp_ws_entry *e = osp_ws_registry_get(a->server_id);
+    osp_ws_entry found;
+    const osp_ws_entry *e = osp_ws_registry_find(a->server_id, &found) ? &found : NULL;
     if (e == NULL || e->kind != OSP_WS_KIND_SERVER || e->object == NULL) {
         a->result = osp_result_errorf("%s: unknown server id %" PRId64 "%s", fn, a->server_id,
                                       e && e->kind == OSP_WS_KIND_SERVER ? " (that server was stopped)" : "");

@@ -23,38 +23,19 @@
 #include <time.h>
 #include <unistd.h>
 
-/* One receive buffer for the whole loop, parsed in place (docs/WEBSOCKET-RUNTIME.md#one-event-loop). */
-static uint8_t read_buffer[64 * 1024];
-
-/* One output ("cork") buffer for the whole loop (docs/WEBSOCKET-RUNTIME.md#one-event-loop): the frames a connection
- * produces while it is being served (echoes, pongs, the 101) are built here and sent with one
- * send(); only what the socket does not take is copied into the connection's own queue. So an
- * idle connection keeps no output buffer, and hot data stays in cache. Owned by at most one
- * connection at a time, and only while that connection's own queue is empty (order). */
-static osp_ws_buf cork = {.counted = true, .small_always = true};
-static osp_ws_conn *cork_owner;
-
-/* Connections with queued output that is sent once, at the end of the loop iteration
- * (flush_dirty): a broadcast queues to every recipient and each of them gets one
- * send() for all the messages of that iteration. */
-static osp_ws_conn *dirty_head;
-
-/* Connections whose reading waits for room in the process memory budget. */
-static osp_ws_conn *budget_head;
-
-/* The broadcast log of this loop iteration (see osp_ws_bcast_append in ws_internal.h): encoded
- * frames shared by their recipients, who hold offsets into it. Emptied (the offsets stay
- * valid across growth) once no connection and no broadcast in progress refers to it. */
-static osp_ws_buf bc_log = {.counted = true, .small_always = true};
-static size_t bc_refs;
-static bool bc_wipe; /* a recipient has the per-message wipe option */
+/* What the connections of one loop share lives in their loop (osp_ws_loop, loop.h): the
+ * receive buffer every read is parsed from in place, the output ("cork") buffer a connection
+ * builds its frames in while it is being served (docs/WEBSOCKET-RUNTIME.md#loops-per-core: so
+ * an idle connection keeps no output buffer and hot data stays in cache), the list of
+ * connections flushed at the end of the iteration (a broadcast queues to every recipient and
+ * each gets one send() for all the messages of that iteration), the memory budget's waiters
+ * and the broadcast log (osp_ws_bcast_append in ws_internal.h). */
 
 static void recycle_shared(osp_ws_buf *b, bool wipe);
 static void conn_free(osp_ws_conn *c);
 
-/* Destroyed connections, freed at the end of the loop iteration (layer_iteration_end): a later
- * event of the same epoll batch, or a command's caller, may still hold a pointer. */
-static osp_ws_conn *zombie_conns;
+/* Destroyed connections are freed at the end of their loop's iteration (layer_iteration_end):
+ * a later event of the same epoll batch, or a command's caller, may still hold a pointer. */
 
 /* Server-side TLS handshakes on this loop (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). A
  * handshake step that answers a ClientHello costs a key exchange and a signature (about half a
@@ -65,11 +46,8 @@ static osp_ws_conn *zombie_conns;
  * one loop iteration spends at most OSP_WS_TLS_STEP_BUDGET_NS
  * on handshake steps (the rest wait for the next iteration: epoll is level-triggered, so their
  * sockets are reported again, after the established connections of this batch were served),
- * and each peer address has a handshake rate (maxTlsHandshakeRatePerIp, ws_server.c). */
-static size_t tls_in_flight;
-static osp_ws_conn *tls_oldest, *tls_newest; /* the unfinished handshakes, oldest first */
-static uint64_t tls_step_ns;     /* spent on handshake steps in this loop iteration */
-static unsigned tls_step_count;  /* handshake steps taken in this loop iteration */
+ * and each peer address has a handshake rate (maxTlsHandshakeRatePerIp, ws_server.c). The
+ * accounting is the loop's (tls_in_flight, tls_oldest/tls_newest, tls_step_ns/tls_step_count). */
 #define OSP_WS_TLS_STEP_BUDGET_NS (1000u * 1000u)
 
 static uint64_t monotonic_ns(void) {
@@ -79,41 +57,43 @@ static uint64_t monotonic_ns(void) {
 }
 
 bool osp_ws_conn_begin_tls(osp_ws_conn *c, SSL_CTX *ctx) {
+    osp_ws_loop *L = c->loop;
     c->tls = SSL_new(ctx);
     if (c->tls == NULL || !osp_ws_tls_attach(c->tls, c->watch.fd)) return false;
     SSL_set_accept_state(c->tls);
     c->tls_handshaking = true;
     /* Full: the handshake that has had the longest time goes (a live client finishes in
      * milliseconds; a peer holding connections open without finishing is the one dropped). */
-    if (tls_in_flight >= OSP_WS_TLS_HANDSHAKES_IN_FLIGHT && tls_oldest != NULL)
-        osp_ws_conn_destroy(tls_oldest, OSP_WS_CLOSE_ABNORMAL);
+    if (L->tls_in_flight >= OSP_WS_TLS_HANDSHAKES_IN_FLIGHT && L->tls_oldest != NULL)
+        osp_ws_conn_destroy(L->tls_oldest, OSP_WS_CLOSE_ABNORMAL);
     c->tls_counted = true;
-    c->tls_prev = tls_newest;
+    c->tls_prev = L->tls_newest;
     c->tls_next = NULL;
-    if (tls_newest) tls_newest->tls_next = c;
-    else tls_oldest = c;
-    tls_newest = c;
-    tls_in_flight++;
+    if (L->tls_newest) L->tls_newest->tls_next = c;
+    else L->tls_oldest = c;
+    L->tls_newest = c;
+    L->tls_in_flight++;
     return true;
 }
 
 /* c's TLS handshake is over (finished, failed, or the connection is going away). */
 static void tls_handshake_uncount(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     if (!c->tls_counted) return;
     c->tls_counted = false;
     if (c->tls_prev) c->tls_prev->tls_next = c->tls_next;
-    else tls_oldest = c->tls_next;
+    else L->tls_oldest = c->tls_next;
     if (c->tls_next) c->tls_next->tls_prev = c->tls_prev;
-    else tls_newest = c->tls_prev;
+    else L->tls_newest = c->tls_prev;
     c->tls_prev = c->tls_next = NULL;
-    tls_in_flight--;
+    L->tls_in_flight--;
 }
 
 
-static void bc_unref(void) {
-    if (--bc_refs == 0) {
-        recycle_shared(&bc_log, bc_wipe);
-        bc_wipe = false;
+static void bc_unref(osp_ws_loop *L) {
+    if (--L->bc_refs == 0) {
+        recycle_shared(&L->bc_log, L->bc_wipe);
+        L->bc_wipe = false;
     }
 }
 
@@ -171,6 +151,9 @@ osp_ws_conn *osp_ws_conn_new(int fd, osp_ws_role role, osp_ws_conn_state state,
     osp_ws_conn *c = calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->owner = owner;
+    /* Made on a loop thread (accept), it belongs to that loop; made elsewhere (a client's
+     * handshake runs on the calling thread), to the main loop. */
+    c->loop = osp_ws_loop_current() ? osp_ws_loop_current() : osp_ws_loop_main();
     c->watch.fd = fd;
     c->watch.on_event = conn_on_event;
     osp_ws_timer_init(&c->timer, conn_on_timer);
@@ -238,43 +221,47 @@ void osp_ws_conn_add_waiter(osp_ws_conn *c, osp_ws_waiter *w) {
 }
 
 size_t osp_ws_conn_pending(const osp_ws_conn *c) {
-    return c->out.len - c->out_head + (cork_owner == c ? cork.len : 0) + (c->bc_to - c->bc_from);
+    osp_ws_loop *L = c->loop;
+    return c->out.len - c->out_head + (L->cork_owner == c ? L->cork.len : 0) + (c->bc_to - c->bc_from);
 }
 
 /* Drops c's range of the broadcast log. */
 static void bc_drop(osp_ws_conn *c) {
     if (c->bc_to == c->bc_from) return;
     c->bc_from = c->bc_to = 0;
-    bc_unref();
+    bc_unref(c->loop);
 }
 
 /* Copies c's range of the broadcast log behind what c already has queued (the cork or its
  * own queue). 0 or -1 (out of memory; the range is dropped either way). */
 static int bc_materialize(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     if (c->bc_to == c->bc_from) return 0;
-    osp_ws_buf *b = cork_owner == c ? &cork : &c->out;
-    int rc = osp_ws_buf_append(b, bc_log.data + c->bc_from, c->bc_to - c->bc_from);
+    osp_ws_buf *b = L->cork_owner == c ? &L->cork : &c->out;
+    int rc = osp_ws_buf_append(b, L->bc_log.data + c->bc_from, c->bc_to - c->bc_from);
     bc_drop(c);
     return rc;
 }
 
 int osp_ws_bcast_append(const uint8_t *header, size_t hlen, const uint8_t *payload, size_t len,
                         size_t *at, bool wipe) {
+    osp_ws_loop *L = osp_ws_loop_current();
     size_t total;
     if (__builtin_add_overflow(hlen, len, &total)) return -1;
-    if (osp_ws_buf_reserve(&bc_log, total, SIZE_MAX) != 0) return -1;
-    *at = bc_log.len;
-    memcpy(bc_log.data + bc_log.len, header, hlen);
-    if (len) memcpy(bc_log.data + bc_log.len + hlen, payload, len);
-    bc_log.len += total;
-    bc_refs++; /* the broadcast in progress: the log is not emptied under it */
-    if (wipe) bc_wipe = true;
+    if (osp_ws_buf_reserve(&L->bc_log, total, SIZE_MAX) != 0) return -1;
+    *at = L->bc_log.len;
+    memcpy(L->bc_log.data + L->bc_log.len, header, hlen);
+    if (len) memcpy(L->bc_log.data + L->bc_log.len + hlen, payload, len);
+    L->bc_log.len += total;
+    L->bc_refs++; /* the broadcast in progress: the log is not emptied under it */
+    if (wipe) L->bc_wipe = true;
     return 0;
 }
 
-void osp_ws_bcast_end(void) { bc_unref(); }
+void osp_ws_bcast_end(void) { bc_unref(osp_ws_loop_current()); }
 
 int osp_ws_conn_queue_logged(osp_ws_conn *c, size_t at, size_t n) {
+    osp_ws_loop *L = c->loop;
     if (n == 0) return 0;
     if (c->bc_to != c->bc_from && c->bc_to == at) {
         c->bc_to = at + n; /* the next broadcast right behind the previous one */
@@ -283,24 +270,25 @@ int osp_ws_conn_queue_logged(osp_ws_conn *c, size_t at, size_t n) {
     /* TLS encrypts per connection anyway, and a range that would have a gap is copied. */
     if (c->tls != NULL || c->bc_to != c->bc_from) {
         if (bc_materialize(c) != 0) return -1;
-        osp_ws_buf *b = cork_owner == c ? &cork : &c->out;
-        return osp_ws_buf_append(b, bc_log.data + at, n);
+        osp_ws_buf *b = L->cork_owner == c ? &L->cork : &c->out;
+        return osp_ws_buf_append(b, L->bc_log.data + at, n);
     }
     c->bc_from = at;
     c->bc_to = at + n;
-    bc_refs++;
+    L->bc_refs++;
     return 0;
 }
 
 /* Where c's next frame goes: the cork when c owns it or may take it (nothing of c's is queued
  * elsewhere, so order is kept), else c's own queue. */
 static osp_ws_buf *out_buf(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     /* Broadcast frames waiting in the log go first: copy them behind c's queue. */
     if (c->bc_to != c->bc_from && bc_materialize(c) != 0) return NULL;
-    if (cork_owner == c) return &cork;
-    if (cork_owner == NULL && c->out.len == c->out_head) {
-        cork_owner = c;
-        return &cork;
+    if (L->cork_owner == c) return &L->cork;
+    if (L->cork_owner == NULL && c->out.len == c->out_head) {
+        L->cork_owner = c;
+        return &L->cork;
     }
     return &c->out;
 }
@@ -313,10 +301,11 @@ osp_ws_buf *osp_ws_conn_out_buf(osp_ws_conn *c) {
 /* Sends c's queue and its broadcast-log range in one sendmsg (plain sockets), then copies what
  * the socket did not take of the range into c's queue. 0, or -1 when the peer is gone. */
 static int bc_flush(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     if (c->tls == NULL) {
         size_t queued = c->out.len - c->out_head, range = c->bc_to - c->bc_from;
         ssize_t w = osp_ws_net_send2(c->watch.fd, c->out.data + c->out_head, queued,
-                                     bc_log.data + c->bc_from, range);
+                                     L->bc_log.data + c->bc_from, range);
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             bc_drop(c);
             return -1;
@@ -327,7 +316,7 @@ static int bc_flush(osp_ws_conn *c) {
         c->bc_from += sent - from_out;
         if (c->bc_from == c->bc_to) {
             c->bc_from = c->bc_to = 0;
-            bc_unref();
+            bc_unref(L);
             return 0;
         }
     }
@@ -341,20 +330,21 @@ static void recycle_shared(osp_ws_buf *b, bool wipe) {
     else osp_ws_buf_recycle(b, wipe);
 }
 
-static void release_cork(void) {
-    recycle_shared(&cork, cork_owner != NULL && cork_owner->limits.wipe_messages != 0);
-    cork_owner = NULL;
+static void release_cork(osp_ws_loop *L) {
+    recycle_shared(&L->cork, L->cork_owner != NULL && L->cork_owner->limits.wipe_messages != 0);
+    L->cork_owner = NULL;
 }
 
 /* Sends what c has in the cork and moves the rest into c's own queue. 0, or -1 when the peer
  * is gone (the caller destroys). */
 static int uncork(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     size_t off = 0;
     int rc = 0;
-    while (off < cork.len && !c->tls_handshaking) {
+    while (off < L->cork.len && !c->tls_handshaking) {
         bool want_write = false;
-        ssize_t w = c->tls ? osp_ws_tls_send(c->tls, cork.data + off, cork.len - off, &want_write)
-                           : osp_ws_net_send(c->watch.fd, cork.data + off, cork.len - off);
+        ssize_t w = c->tls ? osp_ws_tls_send(c->tls, L->cork.data + off, L->cork.len - off, &want_write)
+                           : osp_ws_net_send(c->watch.fd, L->cork.data + off, L->cork.len - off);
         if (w > 0) {
             off += (size_t)w;
             continue;
@@ -363,13 +353,14 @@ static int uncork(osp_ws_conn *c) {
         rc = -1; /* EPIPE, ECONNRESET…: the peer is gone */
         break;
     }
-    if (rc == 0 && off < cork.len && osp_ws_buf_append(&c->out, cork.data + off, cork.len - off) != 0)
+    if (rc == 0 && off < L->cork.len && osp_ws_buf_append(&c->out, L->cork.data + off, L->cork.len - off) != 0)
         rc = -1;
-    release_cork();
+    release_cork(L);
     return rc;
 }
 
 void osp_ws_conn_flush_soon(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     if (c->state == OSP_WS_CONN_DEAD) return;
     if (osp_ws_conn_pending(c) >= OSP_WS_CORK_FLUSH) {
         osp_ws_conn_flush(c);
@@ -377,37 +368,39 @@ void osp_ws_conn_flush_soon(osp_ws_conn *c) {
     }
     if (c->on_dirty) return;
     c->on_dirty = true;
-    c->dirty_next = dirty_head;
-    dirty_head = c;
+    c->dirty_next = L->dirty_head;
+    L->dirty_head = c;
 }
 
 static void flush_dirty(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
     /* Flushing never adds to the list; dead connections are skipped by flush and are only
      * freed by the reap that follows this call. */
     bool tls = false;
-    while (dirty_head) {
-        osp_ws_conn *c = dirty_head;
-        dirty_head = c->dirty_next;
+    while (L->dirty_head) {
+        osp_ws_conn *c = L->dirty_head;
+        L->dirty_head = c->dirty_next;
         c->dirty_next = NULL;
         c->on_dirty = false;
         tls |= c->tls != NULL;
         osp_ws_conn_flush(c);
     }
-    if (cork_owner) {
-        tls |= cork_owner->tls != NULL;
-        osp_ws_conn_flush(cork_owner); /* never left corked across epoll_wait */
+    if (L->cork_owner) {
+        tls |= L->cork_owner->tls != NULL;
+        osp_ws_conn_flush(L->cork_owner); /* never left corked across epoll_wait */
     }
     if (tls) wipe_tls_stack();
 }
 
 static void release_shared(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
     /* Runtime shutdown (loop thread gone): the shared buffers held payloads and handshake
      * requests; wipe them before the memory is released (docs/WEBSOCKET-RUNTIME.md#wiping-secrets). */
-    cork_owner = NULL;
-    osp_ws_buf_free(&cork);
-    osp_ws_buf_free(&bc_log);
-    bc_refs = 0;
-    osp_ws_wipe(read_buffer, sizeof read_buffer);
+    L->cork_owner = NULL;
+    osp_ws_buf_free(&L->cork);
+    osp_ws_buf_free(&L->bc_log);
+    L->bc_refs = 0;
+    osp_ws_wipe(L->read_buffer, sizeof L->read_buffer);
 }
 
 static void conn_free(osp_ws_conn *c) {
@@ -430,13 +423,14 @@ static void conn_free(osp_ws_conn *c) {
 }
 
 void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
+    osp_ws_loop *L = c->loop;
     if (c->state == OSP_WS_CONN_DEAD) return;
     c->state = OSP_WS_CONN_DEAD;
     tls_handshake_uncount(c);
-    if (cork_owner == c) release_cork(); /* unsent bytes of a dead connection are dropped */
+    if (L->cork_owner == c) release_cork(L); /* unsent bytes of a dead connection are dropped */
     bc_drop(c);
     if (c->budget_paused) {
-        for (osp_ws_conn **p = &budget_head; *p; p = &(*p)->budget_next) {
+        for (osp_ws_conn **p = &L->budget_head; *p; p = &(*p)->budget_next) {
             if (*p == c) {
                 *p = c->budget_next;
                 break;
@@ -461,8 +455,8 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     /* Whoever waits in websocketClose may go on: the handler can no longer be called. */
     osp_ws_waiters_signal_all(&c->close_waiters);
     osp_ws_live_conns_add(-1);
-    c->zombie_next = zombie_conns;
-    zombie_conns = c;
+    c->zombie_next = L->zombie_conns;
+    L->zombie_conns = c;
 }
 
 void osp_ws_conn_discard(osp_ws_conn *c) {
@@ -620,6 +614,7 @@ static void update_interest(osp_ws_conn *c) {
 }
 
 void osp_ws_conn_flush(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     if (c->state == OSP_WS_CONN_DEAD) return;
     /* The pong that waited in the session's slot under backpressure goes out once the queue
      * has room. */
@@ -627,7 +622,7 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
         return;
     }
-    if (cork_owner == c && uncork(c) != 0) {
+    if (L->cork_owner == c && uncork(c) != 0) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
         return;
     }
@@ -737,8 +732,7 @@ bool osp_ws_mask_key(uint8_t key[4]) {
     return true;
 }
 
-/* Client connections with posted frames (osp_ws_tx_lock). */
-static osp_ws_conn *tx_list;
+/* Client connections with posted frames: their loop's tx_list (osp_ws_tx_lock). */
 
 /* With osp_ws_tx_lock held: takes c's posted frames into c->tx_spare (empty, as tx_absorb
  * leaves it) by swapping the buffers, so the sender gets an allocation to reuse and nothing is
@@ -754,6 +748,7 @@ static void tx_take_locked(osp_ws_conn *c) {
  * replaced by them (no copy); otherwise they are appended (after the cork and the broadcast
  * range, so order is kept). Out of memory fails the connection like any other queueing. */
 static void tx_absorb(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     osp_ws_buf *t = &c->tx_spare;
     if (t->len == 0) return;
     bool wipe = c->limits.wipe_messages != 0;
@@ -761,7 +756,7 @@ static void tx_absorb(osp_ws_conn *c) {
         osp_ws_buf_recycle(t, true); /* dropped unsent: wiped now, not only when freed */
         return;
     }
-    if (cork_owner != c && c->out.len == c->out_head && c->bc_to == c->bc_from) {
+    if (L->cork_owner != c && c->out.len == c->out_head && c->bc_to == c->bc_from) {
         osp_ws_buf old = c->out;
         osp_ws_buf_recycle(&old, wipe);
         c->out = *t;
@@ -778,11 +773,12 @@ static void tx_absorb(osp_ws_conn *c) {
 /* Destroyed (loop thread): refuse further sends and leave the list, so neither a sender nor
  * tx_drain_all touches c after the reap frees it. */
 static void tx_forget(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     if (c->role != OSP_WS_ROLE_CLIENT) return;
     pthread_mutex_lock(&osp_ws_tx_lock);
     c->tx_shut = true;
     if (c->tx_listed) {
-        for (osp_ws_conn **p = &tx_list; *p; p = &(*p)->tx_next) {
+        for (osp_ws_conn **p = &L->tx_list; *p; p = &(*p)->tx_next) {
             if (*p == c) {
                 *p = c->tx_next;
                 break;
@@ -796,6 +792,7 @@ static void tx_forget(osp_ws_conn *c) {
 
 OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, uint8_t opcode, const char *message,
                          size_t len, bool *wake) {
+    osp_ws_loop *L = c->loop;
     *wake = false;
     /* The cap counts what the loop has queued (as of its last flush, plus what it took since)
      * and what is posted here but not yet taken. */
@@ -820,10 +817,10 @@ OspResult osp_ws_tx_post(osp_ws_conn *c, const char *fn, int64_t id, uint8_t opc
     if (!c->tx_listed) {
         /* One eventfd write per batch: only when the list goes from empty to non-empty; a
          * non-empty list means a wake-up is already due and will take these frames too. */
-        *wake = tx_list == NULL;
+        *wake = L->tx_list == NULL;
         c->tx_listed = true;
-        c->tx_next = tx_list;
-        tx_list = c;
+        c->tx_next = L->tx_list;
+        L->tx_list = c;
     }
     return osp_result_success(0);
 }
@@ -837,15 +834,16 @@ void osp_ws_tx_drain(osp_ws_conn *c) {
 }
 
 static void tx_drain_all(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
     osp_ws_conn *work = NULL;
     pthread_mutex_lock(&osp_ws_tx_lock);
-    for (osp_ws_conn *c = tx_list; c; c = c->tx_next) {
+    for (osp_ws_conn *c = L->tx_list; c; c = c->tx_next) {
         c->tx_listed = false;
         tx_take_locked(c);
         c->tx_work_next = work; /* tx_next may be reused by a sender once we unlock */
         work = c;
     }
-    tx_list = NULL;
+    L->tx_list = NULL;
     pthread_mutex_unlock(&osp_ws_tx_lock);
     /* Absorbing or flushing c can only destroy c itself, and its memory lasts until the reap. */
     while (work) {
@@ -943,15 +941,16 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
 /* Server side of a wss:// connection: one step of the TLS handshake. false when the caller
  * should stop (waiting for the socket, or the connection was dropped). */
 static bool tls_accept(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     /* This iteration's handshake time is spent: the socket is still readable (or writable)
      * and is reported again at the next epoll_wait (see tls_in_flight). One step per
      * iteration always runs, so handshakes progress however busy the loop is. */
-    if (tls_step_count > 0 && tls_step_ns >= OSP_WS_TLS_STEP_BUDGET_NS) return false;
+    if (L->tls_step_count > 0 && L->tls_step_ns >= OSP_WS_TLS_STEP_BUDGET_NS) return false;
     bool plain_http = false;
     uint64_t started = monotonic_ns();
     int rc = osp_ws_tls_accept_step(c->tls, &c->tls_want_write, &plain_http);
-    tls_step_ns += monotonic_ns() - started;
-    tls_step_count++;
+    L->tls_step_ns += monotonic_ns() - started;
+    L->tls_step_count++;
     if (rc == 1) {
         c->tls_handshaking = false;
         c->tls_want_write = false;
@@ -983,8 +982,9 @@ void osp_ws_conn_check_backpressure(osp_ws_conn *c) {
 /* Bytes of budget one more read may need: the read itself can be stored in the reassembly
  * buffer, which may double to take it. */
 static size_t read_budget_need(const osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     const osp_ws_buf *m = &c->session.reader.message;
-    size_t want = m->len + sizeof read_buffer;
+    size_t want = m->len + sizeof L->read_buffer;
     if (want <= m->cap) return 0;
     size_t grow = m->cap > want - m->cap ? m->cap : want - m->cap;
     size_t room = (size_t)c->limits.max_message > m->cap ? (size_t)c->limits.max_message - m->cap : 0;
@@ -1000,22 +1000,24 @@ static bool budget_allows_read(const osp_ws_conn *c) {
 }
 
 static void budget_pause(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     if (c->budget_paused) return;
     c->budget_paused = true;
     osp_ws_session_set_budget_wait(&c->session, true);
-    c->budget_next = budget_head;
-    budget_head = c;
+    c->budget_next = L->budget_head;
+    L->budget_head = c;
 }
 
 static void budget_resume(void) {
-    if (budget_head == NULL) return;
+    osp_ws_loop *L = osp_ws_loop_current();
+    if (L->budget_head == NULL) return;
     /* Wait for a useful amount of room (an eighth of the budget, or 1 MiB), so that paused
      * readers are not woken to read 64 KiB each time one buffer shrinks. */
     size_t budget = osp_ws_mem_budget(), want = budget / 8;
     if (want > (size_t)1 << 20) want = (size_t)1 << 20;
     if (!osp_ws_mem_room(want)) return;
-    osp_ws_conn *list = budget_head;
-    budget_head = NULL;
+    osp_ws_conn *list = L->budget_head;
+    L->budget_head = NULL;
     while (list) {
         osp_ws_conn *c = list;
         list = c->budget_next;
@@ -1039,6 +1041,7 @@ __attribute__((noinline)) static void wipe_tls_stack(void) {
 }
 
 static void conn_read_tls_or_plain(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
     if (c->tls_handshaking && !tls_accept(c)) return;
     c->tls_want_write = false;
     /* A few reads per event keep one busy peer from starving the others. With TLS the reads go
@@ -1051,20 +1054,20 @@ static void conn_read_tls_or_plain(osp_ws_conn *c) {
             break;
         }
         bool want_write = false;
-        ssize_t n = c->tls ? osp_ws_tls_recv(c->tls, read_buffer, sizeof read_buffer, &want_write)
-                           : osp_ws_net_recv(c->watch.fd, read_buffer, sizeof read_buffer);
+        ssize_t n = c->tls ? osp_ws_tls_recv(c->tls, L->read_buffer, sizeof L->read_buffer, &want_write)
+                           : osp_ws_net_recv(c->watch.fd, L->read_buffer, sizeof L->read_buffer);
         if (n > 0) {
             bool handshake = c->state == OSP_WS_CONN_HANDSHAKE;
-            osp_ws_conn_ingest(c, read_buffer, (size_t)n);
+            osp_ws_conn_ingest(c, L->read_buffer, (size_t)n);
             /* Decrypted plaintext must not outlive its use (docs/WEBSOCKET-RUNTIME.md#wiping-secrets), nor may the
              * request (cookies, tokens) or, with the per-message wipe option, any payload
              * (messages are delivered in place from here). */
-            if (c->tls || handshake || c->limits.wipe_messages) osp_ws_wipe(read_buffer, (size_t)n);
+            if (c->tls || handshake || c->limits.wipe_messages) osp_ws_wipe(L->read_buffer, (size_t)n);
             if (c->state == OSP_WS_CONN_DEAD) return;
             /* Stop reading at once when the answers (echoes, pongs) are over the output cap,
              * not after the remaining rounds of this event. */
             osp_ws_conn_check_backpressure(c);
-            if ((size_t)n < sizeof read_buffer && !(c->tls && SSL_pending(c->tls) > 0)) break;
+            if ((size_t)n < sizeof L->read_buffer && !(c->tls && SSL_pending(c->tls) > 0)) break;
             continue;
         }
         if (n < 0 && want_write) {
@@ -1142,15 +1145,16 @@ static void conn_on_timer(osp_ws_timer *t) {
 /* ---- this layer's loop hooks (ws_runtime.c) ------------------------------------------------- */
 
 static void layer_iteration_end(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
     /* Deferred flushes first (they may destroy connections), then the memory budget's waiters,
      * then freeing what was destroyed. */
     flush_dirty();
     budget_resume();
-    tls_step_ns = 0;
-    tls_step_count = 0;
-    while (zombie_conns) {
-        osp_ws_conn *c = zombie_conns;
-        zombie_conns = c->zombie_next;
+    L->tls_step_ns = 0;
+    L->tls_step_count = 0;
+    while (L->zombie_conns) {
+        osp_ws_conn *c = L->zombie_conns;
+        L->zombie_conns = c->zombie_next;
         conn_free(c);
     }
 }
@@ -1184,7 +1188,23 @@ static void destroy_conn(const osp_ws_entry *e, int64_t id, void *arg) {
         osp_ws_conn_destroy(e->object, OSP_WS_CLOSE_ABNORMAL);
 }
 
-static void layer_shutdown_overdue(void) { osp_ws_registry_each(destroy_conn, NULL); }
+/* On each loop: drops its connections that are still open. */
+static void destroy_conns_here(void *unused) {
+    (void)unused;
+    osp_ws_registry_each(destroy_conn, NULL);
+}
+
+/* Main loop: the shutdown's backstop. Each loop drops its own connections (only a loop
+ * touches its connections). */
+static void layer_shutdown_overdue(void) {
+    unsigned n = osp_ws_loop_count();
+    for (unsigned i = 0; i < n; i++) {
+        osp_ws_loop *L = osp_ws_loop_at(i);
+        if (L == osp_ws_loop_current()) destroy_conns_here(NULL);
+        else if (!osp_ws_loop_post(L, destroy_conns_here, NULL))
+            fprintf(stderr, "osprey runtime: cannot reach I/O loop %u to drop its connections\n", i);
+    }
+}
 
 static const osp_ws_layer conn_layer = {
     .rank = 10,

@@ -78,6 +78,7 @@ struct osp_ws_inbox {
     void *env;             /* the handler's environment: kept alive by this (uncollectable) record */
     osp_ws_events events;  /* event handlers and environments, copied when an event is queued */
     osp_ws_conn *conn;     /* loop thread: the connection, NULL once it was freed */
+    osp_ws_loop *loop;     /* the connection's loop (loops are never freed) */
     struct osp_ws_inbox *prev, *next;  /* every live inbox */
     struct osp_ws_inbox *resume_next;
 };
@@ -86,7 +87,7 @@ static pthread_mutex_t inbox_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Broadcast whenever a drain fiber finishes: websocketClose/StopServer wait on it. */
 static pthread_cond_t drain_done = PTHREAD_COND_INITIALIZER;
 static osp_ws_inbox *live_inboxes;
-static osp_ws_inbox *resume_head;
+/* The inboxes to resume are listed on their connection's loop (resume_head, inbox lock). */
 
 static void free_delivery(osp_ws_delivery *d, bool wipe) {
     if (wipe) osp_ws_wipe(d->bytes, d->len);
@@ -127,6 +128,7 @@ static osp_ws_inbox *inbox_new(osp_ws_conn *c) {
     memset(in, 0, sizeof *in);
     in->refs = 1; /* the connection's */
     in->conn = c;
+    in->loop = c->loop;
     in->conn_id = c->id;
     in->wipe = c->limits.wipe_messages != 0;
     in->limit = c->limits.max_output > 0 ? (size_t)c->limits.max_output : SIZE_MAX;
@@ -213,10 +215,11 @@ static int64_t drain(void *arg) {
         if (in->read_paused && in->bytes <= in->limit / 2 && !in->resume_listed) {
             in->resume_listed = true;
             in->refs++;
-            in->resume_next = resume_head;
-            resume_head = in;
+            in->resume_next = in->loop->resume_head;
+            in->loop->resume_head = in;
+            osp_ws_loop *loop = in->loop;
             pthread_mutex_unlock(&inbox_lock);
-            osp_ws_loop_wake();
+            osp_ws_loop_wake_on(loop);
         } else {
             pthread_mutex_unlock(&inbox_lock);
         }
@@ -338,11 +341,19 @@ void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full) {
     if (submit) submit_drain(in, c);
 }
 
+void osp_ws_inbox_replace_handler(osp_ws_msg_handler *slot, void **env_cell, const osp_ws_msg_handler *h, void *env) {
+    pthread_mutex_lock(&inbox_lock);
+    *env_cell = env;
+    *slot = *h;
+    pthread_mutex_unlock(&inbox_lock);
+}
+
 /* Loop thread, each wake-up: resumes reading the connections whose handlers caught up. */
 static void resume_all(void) {
     pthread_mutex_lock(&inbox_lock);
-    osp_ws_inbox *list = resume_head;
-    resume_head = NULL;
+    osp_ws_loop *L = osp_ws_loop_current();
+    osp_ws_inbox *list = L->resume_head;
+    L->resume_head = NULL;
     for (osp_ws_inbox *in = list; in; in = in->resume_next) in->resume_listed = false;
     pthread_mutex_unlock(&inbox_lock);
     while (list) {

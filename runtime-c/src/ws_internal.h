@@ -1,12 +1,15 @@
 /*
  * Shared state of the WebSocket I/O layer: connections (client and server side), servers and
- * the id registry. Everything here is owned by the runtime thread (loop.h); the ABI functions
- * reach it only through osp_ws_loop_call, except asynchronous client sends, which read the
- * registry and a connection's tx_* fields under osp_ws_tx_lock. Not part of the ABI.
+ * the id registry. A connection is owned by its loop's thread (loop.h; c->loop never changes);
+ * a server by the main loop, except its per-loop connection lists (each loop's own) and what
+ * its lock guards. The ABI functions reach them through a loop call or a posted record, except
+ * asynchronous sends, which read the registry and a connection's tx_* fields under
+ * osp_ws_tx_lock. Not part of the ABI.
  *
- * Lifetimes: a connection or server is torn down (socket closed, id retired) on the loop
- * thread, put on a "zombie" list, and freed by the loop's reap hook at the end of the
- * iteration, so pointers held by the epoll batch or by a handler's caller stay valid.
+ * Lifetimes: a connection is torn down (socket closed, id retired) on its loop, put on that
+ * loop's "zombie" list, and freed at the end of the iteration, so pointers held by the epoll
+ * batch or by a handler's caller stay valid. A server is freed on the main loop once every
+ * loop has stopped its part (ws_server.c).
  */
 #ifndef OSP_WS_INTERNAL_H
 #define OSP_WS_INTERNAL_H
@@ -18,6 +21,7 @@
 #include "ws_session.h"
 
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 
 typedef enum {
     OSP_WS_CONN_HANDSHAKE,   /* server side: waiting for the HTTP upgrade request */
@@ -95,6 +99,7 @@ typedef struct {
 struct osp_ws_conn {
     osp_ws_watch watch;  /* first member: the loop hands back a pointer to it */
     const osp_ws_conn_owner *owner;
+    osp_ws_loop *loop;   /* the loop it belongs to for its whole life (set when made) */
     osp_ws_timer timer;  /* the opening handshake's deadline, then the session's next one */
     int64_t id;
     osp_ws_role role;
@@ -174,8 +179,20 @@ struct osp_ws_server {
     osp_ws_timer accept_retry; /* re-enables accept after EMFILE/ENFILE */
     bool listening;
     bool stopping;
-    osp_ws_conn *conns;
-    size_t conn_count;
+    /* Its connections, per loop: loop i's list and count are touched by loop i only. The
+     * acceptor (the main loop) places each accepted connection on a loop in turn. */
+    osp_ws_conn *loop_conns[OSP_WS_MAX_LOOPS];
+    size_t loop_conn_count[OSP_WS_MAX_LOOPS];
+    bool loop_stopped[OSP_WS_MAX_LOOPS]; /* loop i has begun stopping it */
+    unsigned next_loop;                  /* the acceptor's round robin (main loop) */
+    /* Guards conn_count, the per-address table (ips, ip_cap, ip_used) and loops_running:
+     * every loop admits and releases connections. */
+    pthread_mutex_t lock;
+    size_t conn_count;       /* all loops: admitted and not yet gone */
+    unsigned loops_running;  /* loops that have not finished stopping it */
+    /* The shape of `handler`, or -1 for none (echo): read by every loop for each message;
+     * `handler` itself is written and read under the inbox lock (ws_inbox.c). */
+    _Atomic int handler_shape;
     osp_ws_msg_handler handler;
     void **handler_env_cell;
     /* websocketServerOnOpen/OnClose (uncollectable, or NULL); set before listening only. */
@@ -225,12 +242,15 @@ typedef struct {
     osp_ws_kind kind;
     void *object;   /* NULL once retired */
     uint16_t code;  /* retired connections: the close code */
+    /* The index of the loop that registered it (osp_ws_loop_at): a connection's own loop;
+     * servers: the main loop. An index, not a pointer: it fits the entry's padding. */
+    uint16_t loop;
     int64_t owner;  /* server connections: the server id */
 } osp_ws_entry;
 
-/* Guards the registry against readers on other threads (the loop thread, its only writer,
- * takes it to add and retire; it reads without it) and every connection's "lock" fields
- * (tx_*). Never held while calling into the loop, a handler or the collector's stop. */
+/* Guards the registry (every loop adds and retires ids; every reader takes it, loop threads
+ * included) and every connection's "lock" fields (tx_*) and every loop's posted commands.
+ * Recursive. Never held while calling into the loop, a handler or the collector's stop. */
 extern pthread_mutex_t osp_ws_tx_lock;
 
 /* The Err of a call made while or after the program exits (the runtime cannot restart). */
@@ -283,7 +303,11 @@ void osp_ws_runtime_add_layer(const osp_ws_layer *layer);
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner);
 /* The same with `base` ORed into the id (a clustered server's node id in the high bits). */
 int64_t osp_ws_registry_add_in(osp_ws_kind kind, void *object, int64_t owner, int64_t base);
+/* With osp_ws_tx_lock held (the entry may move once it is released). */
 const osp_ws_entry *osp_ws_registry_get(int64_t id);
+/* Any thread: copies id's entry under the lock; false for an unknown id. The object is only
+ * safe to touch on its loop (entry.loop): a connection is freed by its own loop. */
+bool osp_ws_registry_find(int64_t id, osp_ws_entry *out);
 void osp_ws_registry_retire(int64_t id, uint16_t code);
 /* Retired ids remembered for "already closed" answers; older ones are forgotten. Tests lower
  * osp_ws_retired_keep before the first id is retired. */
@@ -291,7 +315,11 @@ void osp_ws_registry_retire(int64_t id, uint16_t code);
 extern size_t osp_ws_retired_keep;
 /* Ids in the table (live and remembered retired ones); for tests. Any thread. */
 size_t osp_ws_registry_size(void);
-/* Calls fn for every live object (servers and connections), in no particular order. */
+/* Calls fn (with a copy of the entry, without the lock) for every live object registered by
+ * loop L (its connections; the main loop's also every server), in no particular order. Run on
+ * L's thread. */
+void osp_ws_registry_each_on(osp_ws_loop *L, void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg);
+/* The same for the calling loop thread's loop. */
 void osp_ws_registry_each(void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg);
 
 /* Shutdown, loop thread joined: frees the table. */
@@ -324,6 +352,9 @@ void osp_ws_inbox_quiesce(int64_t conn_id, int64_t server_id, struct osp_fiber *
 /* Loop thread: c's output queue went over half its limit (full) or back to a quarter; while it
  * is full no message is handed to c's handler. */
 void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full);
+/* Replaces a server's handler and its environment where the inboxes read them (under the
+ * inbox lock), so a loop delivering a message sees either the old pair or the new one. */
+void osp_ws_inbox_replace_handler(osp_ws_msg_handler *slot, void **env_cell, const osp_ws_msg_handler *h, void *env);
 /* Loop thread: pauses or resumes reading c for its inbox's sake. */
 void osp_ws_conn_set_inbox_paused(osp_ws_conn *c, bool paused);
 

@@ -54,7 +54,8 @@ static bool grow(void) {
     return true;
 }
 
-pthread_mutex_t osp_ws_tx_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Recursive: a lookup helper takes it whether or not its caller already holds it. */
+pthread_mutex_t osp_ws_tx_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 int64_t osp_ws_registry_add(osp_ws_kind kind, void *object, int64_t owner) {
     return osp_ws_registry_add_in(kind, object, owner, 0);
@@ -76,6 +77,8 @@ int64_t osp_ws_registry_add_in(osp_ws_kind kind, void *object, int64_t owner, in
     table[j].entry.object = object;
     table[j].entry.code = 0;
     table[j].entry.owner = owner;
+    osp_ws_loop *here = osp_ws_loop_current();
+    table[j].entry.loop = here ? (uint16_t)here->index : 0;
     table_used++;
     pthread_mutex_unlock(&osp_ws_tx_lock);
     return id;
@@ -137,6 +140,14 @@ const osp_ws_entry *osp_ws_registry_get(int64_t id) {
     return s ? &s->entry : NULL;
 }
 
+bool osp_ws_registry_find(int64_t id, osp_ws_entry *out) {
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    slot *s = find(id);
+    if (s != NULL) *out = s->entry;
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    return s != NULL;
+}
+
 void osp_ws_registry_retire(int64_t id, uint16_t code) {
     pthread_mutex_lock(&osp_ws_tx_lock); /* after it no sender can reach the object */
     slot *s = find(id);
@@ -148,26 +159,43 @@ void osp_ws_registry_retire(int64_t id, uint16_t code) {
     pthread_mutex_unlock(&osp_ws_tx_lock);
 }
 
-void osp_ws_registry_each(void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg) {
+void osp_ws_registry_each_on(osp_ws_loop *L, void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg) {
     /* fn may retire entries, and retiring may forget (erase) old ones, which moves slots: walk
-     * a snapshot of the live ids, looking each one up again. */
+     * a snapshot of the live ids, looking each one up again. fn runs without the lock (it may
+     * take other locks) on a copy of the entry: an object of loop L is only freed by L. */
+    pthread_mutex_lock(&osp_ws_tx_lock);
     size_t n = 0;
     for (size_t i = 0; i < table_cap; i++)
-        if (table[i].id != 0 && table[i].entry.object != NULL) n++;
-    if (n == 0) return;
+        if (table[i].id != 0 && table[i].entry.object != NULL && (L == NULL || table[i].entry.loop == L->index)) n++;
+    if (n == 0) {
+        pthread_mutex_unlock(&osp_ws_tx_lock);
+        return;
+    }
     int64_t *ids = malloc(n * sizeof *ids);
     if (ids == NULL) {
+        pthread_mutex_unlock(&osp_ws_tx_lock);
         fprintf(stderr, "osprey runtime: out of memory walking the WebSocket registry\n");
         return;
     }
     size_t k = 0;
     for (size_t i = 0; i < table_cap && k < n; i++)
-        if (table[i].id != 0 && table[i].entry.object != NULL) ids[k++] = table[i].id;
+        if (table[i].id != 0 && table[i].entry.object != NULL && (L == NULL || table[i].entry.loop == L->index))
+            ids[k++] = table[i].id;
+    pthread_mutex_unlock(&osp_ws_tx_lock);
     for (size_t i = 0; i < k; i++) {
+        pthread_mutex_lock(&osp_ws_tx_lock);
         slot *s = find(ids[i]);
-        if (s != NULL && s->entry.object != NULL) fn(&s->entry, ids[i], arg);
+        osp_ws_entry copy;
+        bool live = s != NULL && s->entry.object != NULL;
+        if (live) copy = s->entry;
+        pthread_mutex_unlock(&osp_ws_tx_lock);
+        if (live) fn(&copy, ids[i], arg);
     }
     free(ids);
+}
+
+void osp_ws_registry_each(void (*fn)(const osp_ws_entry *e, int64_t id, void *arg), void *arg) {
+    osp_ws_registry_each_on(osp_ws_loop_current(), fn, arg);
 }
 
 void osp_ws_registry_release(void) {

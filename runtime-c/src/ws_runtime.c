@@ -19,9 +19,11 @@
 static const osp_ws_layer *layers[OSP_WS_MAX_LAYERS]; /* by rank, lowest first */
 static size_t layer_count;
 
+/* Connections of every loop; live_lock guards the count and the shutdown's waiter. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static int live_conns;
 static osp_ws_waiter *shutdown_waiter;
-static osp_ws_timer shutdown_timer = {0, SIZE_MAX, NULL};
+static osp_ws_timer shutdown_timer = {0, OSP_WS_TIMER_IDLE, 0, NULL};
 
 void osp_ws_runtime_add_layer(const osp_ws_layer *layer) {
     /* ELF constructors: one thread, before main. */
@@ -50,11 +52,12 @@ static void on_loop_wake(void) {
 }
 
 void osp_ws_live_conns_add(int delta) {
+    pthread_mutex_lock(&live_lock);
     live_conns += delta;
-    if (live_conns == 0 && shutdown_waiter) {
-        osp_ws_waiter_signal(shutdown_waiter);
-        shutdown_waiter = NULL;
-    }
+    osp_ws_waiter *w = live_conns == 0 ? shutdown_waiter : NULL;
+    if (w) shutdown_waiter = NULL;
+    pthread_mutex_unlock(&live_lock);
+    if (w) osp_ws_waiter_signal(w);
 }
 
 /* ---- start-up ------------------------------------------------------------------------------ */
@@ -90,7 +93,7 @@ bool osp_ws_runtime_ensure(const char *fn, OspResult *err) {
     pthread_mutex_unlock(&start_mutex);
     if (rc != 0) {
         *err = osp_ws_loop_closed() ? osp_ws_shut_down_error(fn)
-                                    : osp_result_errorf("%s: cannot start the WebSocket runtime thread: %s", fn, why);
+                                    : osp_result_errorf("%s: cannot start the I/O loops: %s", fn, why);
         return false;
     }
     return true;
@@ -124,11 +127,14 @@ static void begin_shutdown(void *arg) {
         uint64_t t = layers[i]->shutdown_begin();
         if (t > longest) longest = t;
     }
-    if (live_conns == 0) {
+    pthread_mutex_lock(&live_lock);
+    bool none = live_conns == 0;
+    if (!none) shutdown_waiter = w;
+    pthread_mutex_unlock(&live_lock);
+    if (none) {
         osp_ws_waiter_signal(w);
         return;
     }
-    shutdown_waiter = w;
     /* Backstop after the longest close deadline of any live connection (limits are per
      * connection: websocketServerSetLimit / websocketSetDefaultLimit). */
     osp_ws_timer_arm(&shutdown_timer, longest + 1000);
@@ -137,7 +143,15 @@ static void begin_shutdown(void *arg) {
 static void end_shutdown(void *arg) {
     (void)arg;
     osp_ws_timer_cancel(&shutdown_timer);
+    pthread_mutex_lock(&live_lock);
     shutdown_waiter = NULL;
+    pthread_mutex_unlock(&live_lock);
+}
+
+/* Once per loop, as that loop (osp_ws_loop_each_stopped). */
+static void release_layers(void) {
+    for (size_t i = 0; i < layer_count; i++)
+        if (layers[i]->released) layers[i]->released();
 }
 
 static void ws_shutdown(void) {
@@ -161,9 +175,9 @@ static void ws_shutdown(void) {
         (void)osp_ws_loop_call_closing(end_shutdown, NULL);
     }
     osp_ws_loop_stop();
-    /* The loop thread is gone: what it owned can be freed from here. */
-    reap();
-    for (size_t i = 0; i < layer_count; i++)
-        if (layers[i]->released) layers[i]->released();
+    /* The loop threads are gone: what they owned can be freed from here, loop by loop. */
+    osp_ws_loop_each_stopped(reap);
+    osp_ws_loop_each_stopped(release_layers);
+    osp_ws_loop_release();
     osp_ws_registry_release();
 }

@@ -30,6 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
+static void post_adopt(osp_ws_loop *L, osp_ws_server *s, int fd, const uint8_t addr[16], bool *failed);
+static void post_finish(osp_ws_server *s);
+static void post_stop_all(osp_ws_server *s);
+static void loop_done(osp_ws_server *s);
+
 static osp_ws_server *server_of_watch(osp_ws_watch *w) {
     return (osp_ws_server *)((char *)w - offsetof(osp_ws_server, listen_watch));
 }
@@ -147,10 +152,13 @@ static void handshake_uncount(osp_ws_conn *c) {
     osp_ws_server *s = c->server;
     if (!c->handshake_counted || s == NULL) return;
     c->handshake_counted = false;
+    pthread_mutex_lock(&s->lock);
     struct osp_ws_ip_count *e = ip_find(s, c->peer_addr);
-    if (e == NULL) return;
-    e->handshakes--;
-    ip_release_if_empty(s, e);
+    if (e != NULL) {
+        e->handshakes--;
+        ip_release_if_empty(s, e);
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void peer_key(const struct sockaddr_storage *ss, uint8_t out[16]) {
@@ -178,7 +186,8 @@ static const osp_ws_conn_owner server_conn_owner = {
     .freed = osp_ws_inbox_conn_freed,
 };
 
-/* Stopped servers whose last connection is gone, freed at the end of the loop iteration. */
+/* Stopped servers whose last connection is gone, freed at the end of the main loop's
+ * iteration (main loop only). */
 static osp_ws_server *zombie_servers;
 
 static void refuse_busy(int fd) {
@@ -199,34 +208,60 @@ static bool tls_rate_allows(struct osp_ws_ip_count *e, uint32_t rate) {
     return true;
 }
 
-/* Takes a new connection into the server (its handshake not yet read); NULL when it was refused
- * or could not be set up (the socket is closed then). */
-static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storage *peer) {
+/* The acceptor: counts a new connection from `addr` against s's limits (connections, per
+ * address, TLS handshake rate). true when it may go on, counted; false when it was refused
+ * (the socket is closed then). Any loop; under s->lock. */
+static bool admit_count(osp_ws_server *s, int fd, const uint8_t addr[16]) {
     const osp_ws_limits *lim = &s->limits;
+    pthread_mutex_lock(&s->lock);
     /* Connection limit (docs/WEBSOCKET-RUNTIME.md#limits), applied at accept. */
     if (s->conn_count >= lim->max_connections) {
+        pthread_mutex_unlock(&s->lock);
         refuse_busy(fd);
-        return NULL;
+        return false;
     }
     /* Per peer address (README limits table): one host must not take every slot, with open
      * connections or with handshakes it never finishes. */
-    uint8_t addr[16];
-    peer_key(peer, addr);
     struct osp_ws_ip_count *per_ip = ip_get(s, addr);
     if (per_ip == NULL || per_ip->conns >= lim->max_connections_per_ip ||
         per_ip->handshakes >= lim->max_handshakes_per_ip) {
         if (per_ip) ip_release_if_empty(s, per_ip);
+        pthread_mutex_unlock(&s->lock);
         refuse_busy(fd);
-        return NULL;
+        return false;
     }
     if (s->tls_ctx && !tls_rate_allows(per_ip, lim->max_tls_handshake_rate_per_ip)) {
         /* Over its TLS handshake rate: closed before any TLS work (a ClientHello replayed on
-         * new connections costs the loop an accept and a close, not a key exchange). */
+         * new connections costs the acceptor an accept and a close, not a key exchange). */
+        pthread_mutex_unlock(&s->lock);
         close(fd);
-        return NULL;
+        return false;
     }
-    int one = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    s->conn_count++;
+    per_ip->conns++;
+    per_ip->handshakes++;
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
+/* Undoes admit_count for a connection that could not be set up. */
+static void admit_uncount(osp_ws_server *s, const uint8_t addr[16]) {
+    pthread_mutex_lock(&s->lock);
+    s->conn_count--;
+    struct osp_ws_ip_count *e = ip_find(s, addr);
+    if (e != NULL) {
+        e->conns--;
+        e->handshakes--;
+        ip_release_if_empty(s, e);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* On the loop the connection will live on: takes an admitted socket into the server (its
+ * handshake not yet read). NULL when it could not be set up (uncounted, the socket closed). */
+static osp_ws_conn *admit_here(osp_ws_server *s, int fd, const uint8_t addr[16]) {
+    osp_ws_loop *L = osp_ws_loop_current();
+    const osp_ws_limits *lim = &s->limits;
     osp_ws_conn *c = osp_ws_conn_new(fd, OSP_WS_ROLE_SERVER, OSP_WS_CONN_HANDSHAKE, lim, &server_conn_owner);
     bool tls_ok = true;
     if (c != NULL) {
@@ -234,13 +269,13 @@ static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storag
         if (c->http) osp_http_parser_init(c->http, false, &c->limits);
         if (s->tls_ctx) {
             /* wss://: the TLS handshake runs first, non-blocking, under the same handshake
-             * deadline as the HTTP upgrade. */
+             * deadline as the HTTP upgrade; counted among this loop's unfinished ones. */
             tls_ok = osp_ws_conn_begin_tls(c, s->tls_ctx);
             ERR_clear_error();
         }
     }
     if (c == NULL || c->http == NULL || !tls_ok || osp_ws_conn_start(c) != 0) {
-        ip_release_if_empty(s, per_ip);
+        admit_uncount(s, addr);
         if (c) {
             osp_ws_conn_discard(c); /* never registered: freed at once, fd closed */
         } else {
@@ -249,19 +284,38 @@ static osp_ws_conn *admit(osp_ws_server *s, int fd, const struct sockaddr_storag
         return NULL;
     }
     c->server = s;
-    c->srv_next = s->conns;
-    if (s->conns) s->conns->srv_prev = c;
-    s->conns = c;
-    s->conn_count++;
+    osp_ws_conn **head = &s->loop_conns[L->index];
+    c->srv_next = *head;
+    if (*head) (*head)->srv_prev = c;
+    *head = c;
+    s->loop_conn_count[L->index]++;
     memcpy(c->peer_addr, addr, 16);
-    per_ip->conns++;
-    per_ip->handshakes++;
     c->ip_counted = c->handshake_counted = true;
     /* The id comes with the upgrade (server_handshake_input): a TCP connection that
      * never completes the handshake costs no registry entry. */
     /* Slowloris defence: the whole request must arrive within the handshake deadline. */
     osp_ws_timer_arm(&c->timer, lim->handshake_timeout_ms);
     return c;
+}
+
+/* The acceptor (main loop) places accepted connections on the loops in turn: an accept and
+ * its admission checks are cheap, the TLS handshake and everything after it is spread. One
+ * acceptor rather than a SO_REUSEPORT socket per loop keeps a second bind of the port an
+ * error (EADDRINUSE), the admission tables in one place and the placement even
+ * (docs/WEBSOCKET-RUNTIME.md#loops-per-core). */
+static void place(osp_ws_server *s, int fd, const uint8_t addr[16]) {
+    unsigned n = osp_ws_loop_count();
+    osp_ws_loop *L = osp_ws_loop_at(s->next_loop++ % n);
+    if (L == NULL || L == osp_ws_loop_current()) {
+        (void)admit_here(s, fd, addr);
+        return;
+    }
+    bool failed = false;
+    post_adopt(L, s, fd, addr, &failed);
+    if (failed) {
+        admit_uncount(s, addr);
+        close(fd);
+    }
 }
 
 static void accept_ready(osp_ws_watch *w, uint32_t events) {
@@ -282,7 +336,12 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
             }
             return; /* EAGAIN: nothing more to accept */
         }
-        (void)admit(s, fd, &peer);
+        uint8_t addr[16];
+        peer_key(&peer, addr);
+        if (!admit_count(s, fd, addr)) continue;
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        place(s, fd, addr);
     }
 }
 
@@ -358,7 +417,8 @@ static void server_handshake_input(osp_ws_conn *c, uint8_t *data, size_t len) {
 
 static void server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len) {
     osp_ws_server *s = c->server;
-    if (!osp_ws_msg_handler_set(&s->handler)) {
+    int shape = atomic_load_explicit(&s->handler_shape, memory_order_acquire);
+    if (shape < 0) {
         /* Default: echo, same opcode, byte for byte. Its bytes count against the output cap
          * at once, so reading stops (conn_read) as soon as the peer owes us more than
          * maxOutputBytes of echoes, and against the process memory budget. */
@@ -370,7 +430,7 @@ static void server_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, 
         return;
     }
     /* fn(String) and fn(Int, String) take text only; fn(Int, WebSocketMessage) takes both. */
-    if (!osp_ws_msg_handler_takes(&s->handler, opcode)) return;
+    if (opcode != OSP_WS_OP_TEXT && shape != OSP_WS_SHAPE_MESSAGE) return;
     osp_ws_inbox_deliver(c, opcode, data, len);
 }
 
@@ -387,6 +447,7 @@ static void server_conn_gone(osp_ws_conn *c) {
     /* Its close event goes behind its last message, while c->server still names the server. */
     osp_ws_inbox_close_event(c);
     handshake_uncount(c);
+    pthread_mutex_lock(&s->lock);
     if (c->ip_counted) {
         c->ip_counted = false;
         struct osp_ws_ip_count *e = ip_find(s, c->peer_addr);
@@ -395,17 +456,21 @@ static void server_conn_gone(osp_ws_conn *c) {
             ip_release_if_empty(s, e);
         }
     }
+    s->conn_count--;
+    pthread_mutex_unlock(&s->lock);
+    unsigned i = c->loop->index; /* this loop's */
     if (c->srv_prev) c->srv_prev->srv_next = c->srv_next;
-    else s->conns = c->srv_next;
+    else s->loop_conns[i] = c->srv_next;
     if (c->srv_next) c->srv_next->srv_prev = c->srv_prev;
     c->srv_prev = c->srv_next = NULL;
     c->server = NULL;
-    s->conn_count--;
-    if (s->stopping && s->conn_count == 0) server_finish(s);
+    s->loop_conn_count[i]--;
+    if (s->loop_stopped[i] && s->loop_conn_count[i] == 0) loop_done(s);
 }
 
 static void server_free(osp_ws_server *s) {
     if (s->cluster) osp_ws_cluster_free(s->cluster);
+    pthread_mutex_destroy(&s->lock);
     free(s->ips);
     free(s->path);
     SSL_CTX_free(s->tls_ctx);
@@ -416,12 +481,43 @@ static void server_free(osp_ws_server *s) {
     free(s);
 }
 
-/* Stops a server: 1001 to every connection, stop listening, retire the id (shutdown too). */
+/* This loop has stopped its part of s and has no connection of s left: the last loop to get
+ * there has the main loop finish s (waiters, free). */
+static void loop_done(osp_ws_server *s) {
+    pthread_mutex_lock(&s->lock);
+    bool last = --s->loops_running == 0;
+    pthread_mutex_unlock(&s->lock);
+    if (!last) return;
+    if (osp_ws_loop_current() == osp_ws_loop_main()) {
+        server_finish(s);
+        return;
+    }
+    post_finish(s);
+}
+
+/* On each loop (a STOP record): 1001 to every connection of s this loop serves. */
+static void stop_here(osp_ws_server *s) {
+    unsigned i = osp_ws_loop_current()->index;
+    /* RFC 6455 §7.4.1: 1001, the endpoint is going away. Connections still in the opening
+     * handshake are simply dropped. The list changes under destroy, so walk a snapshot. */
+    osp_ws_conn *c = s->loop_conns[i];
+    while (c) {
+        osp_ws_conn *next = c->srv_next;
+        if (c->state == OSP_WS_CONN_HANDSHAKE) osp_ws_conn_destroy(c, OSP_WS_CLOSE_GOING_AWAY);
+        else osp_ws_conn_start_close(c, OSP_WS_CLOSE_GOING_AWAY, "server stopping");
+        c = next;
+    }
+    /* Marked after the walk: the connections destroyed in it do not finish the loop early. */
+    s->loop_stopped[i] = true;
+    if (s->loop_conn_count[i] == 0) loop_done(s);
+}
+
+/* Stops a server (main loop): stop listening, retire the id, then every loop closes its
+ * connections with 1001 (shutdown too). */
 static void server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     s->stopping = true;
     if (s->cluster) osp_ws_cluster_stop(s->cluster);
     if (s->cluster_joining) osp_ws_cluster_abandon_join(s->cluster_joining);
-    osp_ws_registry_retire(s->id, 0);
     if (s->listening && !s->attached) {
         /* The listening socket goes first so no new connection slips in. */
         osp_ws_timer_cancel(&s->accept_retry);
@@ -434,26 +530,21 @@ static void server_stop(osp_ws_server *s, osp_ws_waiter *w) {
         w->next = s->stop_waiters;
         s->stop_waiters = w;
     }
-    if (s->conn_count == 0) {
-        server_finish(s); /* nothing to wait for */
-        return;
-    }
-    /* RFC 6455 §7.4.1: 1001, the endpoint is going away. Connections still in the opening
-     * handshake are simply dropped. The list changes under destroy, so walk a snapshot. */
-    osp_ws_conn *c = s->conns;
-    while (c) {
-        osp_ws_conn *next = c->srv_next;
-        if (c->state == OSP_WS_CONN_HANDSHAKE) osp_ws_conn_destroy(c, OSP_WS_CLOSE_GOING_AWAY);
-        else osp_ws_conn_start_close(c, OSP_WS_CLOSE_GOING_AWAY, "server stopping");
-        c = next;
-    }
+    /* Retired and the stop queued on every loop under one hold of the lock: a send or
+     * broadcast posted for s is either queued before the stop on every loop or refused, so
+     * no loop meets s after it has stopped its part. */
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    osp_ws_registry_retire(s->id, 0);
+    post_stop_all(s);
+    pthread_mutex_unlock(&osp_ws_tx_lock);
 }
 
 /* ---- the ABI functions --------------------------------------------------------------------- */
 
 /* Finds a live server or explains why not. */
 static osp_ws_server *lookup_server(const char *fn, int64_t id, OspResult *err) {
-    const osp_ws_entry *e = osp_ws_registry_get(id);
+    osp_ws_entry found;
+    const osp_ws_entry *e = osp_ws_registry_find(id, &found) ? &found : NULL;
     if (e == NULL) {
         *err = osp_result_errorf("%s: unknown server id %" PRId64, fn, id);
         return NULL;
@@ -491,6 +582,9 @@ static void do_create(void *p) {
     }
     s->tls_ctx = a->tls_ctx;
     s->port = (int)a->port;
+    pthread_mutex_init(&s->lock, NULL);
+    s->loops_running = osp_ws_loop_count();
+    atomic_init(&s->handler_shape, -1);
     osp_ws_limits_snapshot(&s->limits);
     snprintf(s->address, sizeof s->address, "%s", a->address);
     s->path = path;
@@ -642,8 +736,14 @@ bool osp_ws_server_adopt(int64_t id, int fd, uint8_t *bytes, size_t len) {
     socklen_t peer_len = sizeof peer;
     memset(&peer, 0, sizeof peer);
     if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0) memset(&peer, 0, sizeof peer);
-    osp_ws_conn *c = admit(s, fd, &peer);
-    if (c == NULL) return true; /* refused (503) or failed: the socket is closed */
+    uint8_t addr[16];
+    peer_key(&peer, addr);
+    if (!admit_count(s, fd, addr)) return true; /* refused (503): the socket is closed */
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* On the HTTP server's loop, which has the request's bytes. */
+    osp_ws_conn *c = admit_here(s, fd, addr);
+    if (c == NULL) return true; /* failed: the socket is closed */
     osp_ws_conn_ingest(c, bytes, len);
     if (c->state != OSP_WS_CONN_DEAD) osp_ws_conn_flush(c);
     return true;
@@ -677,8 +777,9 @@ static void do_on_message(void *p) {
             return;
         }
     }
-    *s->handler_env_cell = a->env;
-    s->handler = a->handler;
+    /* Every loop delivers to it: the pair changes under the inbox lock, then the shape. */
+    osp_ws_inbox_replace_handler(&s->handler, s->handler_env_cell, &a->handler, a->env);
+    atomic_store_explicit(&s->handler_shape, (int)a->handler.shape, memory_order_release);
     a->result = osp_result_success(0);
 }
 
@@ -779,7 +880,8 @@ typedef struct {
 static osp_ws_conn *lookup_server_conn(const char *fn, int64_t server_id, int64_t conn_id, OspResult *err) {
     osp_ws_server *s = lookup_server(fn, server_id, err);
     if (s == NULL) return NULL;
-    const osp_ws_entry *e = osp_ws_registry_get(conn_id);
+    osp_ws_entry found;
+    const osp_ws_entry *e = osp_ws_registry_find(conn_id, &found) ? &found : NULL;
     if (e == NULL || e->kind != OSP_WS_KIND_SERVER_CONN || e->owner != server_id) {
         *err = osp_result_errorf("%s: server %" PRId64 " has no connection %" PRId64, fn, server_id, conn_id);
         return NULL;
@@ -828,7 +930,7 @@ static int broadcast(osp_ws_server *s, uint8_t opcode, const char *message, size
     size_t at;
     if (osp_ws_bcast_append(header, hlen, (const uint8_t *)message, len, &at, s->limits.wipe_messages != 0) != 0)
         return -1;
-    osp_ws_conn *c = s->conns;
+    osp_ws_conn *c = s->loop_conns[osp_ws_loop_current()->index];
     while (c) {
         osp_ws_conn *next = c->srv_next; /* c may be destroyed below */
         if (osp_ws_conn_accepts_data(c)) {
@@ -854,62 +956,151 @@ static int broadcast(osp_ws_server *s, uint8_t opcode, const char *message, size
     return 0;
 }
 
-static void do_broadcast(void *p) {
-    send_args *a = p;
-    const char *fn = a->fn;
-    osp_ws_server *s = lookup_server(fn, a->server_id, &a->result);
-    if (s == NULL) return;
-    if (broadcast(s, a->opcode, a->message, a->len) != 0) {
-        a->result = osp_result_errorf("%s: out of memory", fn);
-        return;
-    }
-    a->result = osp_result_success(0);
-}
+/* ---- each loop's queue of posted records ----------------------------------------------------
+ * A handler fiber (or any thread but the connection's loop) does not wait for the loop (README,
+ * "The client side", and FINDINGS.md): under osp_ws_tx_lock it checks the ids, the connection's
+ * state and the output cap (tx_shut, tx_queued, tx_posted), appends a typed record (with a copy
+ * of the message) to the queue of the loop concerned and wakes that loop only when its queue was
+ * empty. Each loop takes its whole queue at its next wake-up, before any command, and performs
+ * the records in order, so one iteration carries every message posted meanwhile (one send() per
+ * recipient) and a later command from the same caller (websocketStopServer) finds them queued.
+ *
+ * A send goes to its connection's loop; a broadcast, to every loop, appended to all the queues
+ * under one hold of the lock, so every recipient sees broadcasts (and the sends made between
+ * them) in one order. The acceptor hands accepted sockets to their loop (ADOPT) and stopping a
+ * server reaches every loop (STOP) the same way; the last loop done has the main loop finish
+ * it (FINISH). */
 
-/* ---- sends and broadcasts posted from other threads ----------------------------------------
- * A handler fiber (or any thread but the loop's) does not wait for the loop (README, "The
- * client side", and FINDINGS.md): under osp_ws_tx_lock it checks the ids, the connection's
- * state and the output cap (tx_shut, tx_queued, tx_posted), appends a record with a copy of the
- * message to one process-wide queue and wakes the loop only when that queue was empty. The loop
- * takes the whole queue at its next wake-up, before any command, and performs the records in
- * order, so one loop iteration carries every message posted meanwhile (one send() per
- * recipient) and a later command from the same caller (websocketStopServer) finds them queued. */
+typedef enum { POST_SEND, POST_BROADCAST, POST_ADOPT, POST_STOP, POST_FINISH } post_kind;
 
 typedef struct {
+    uint32_t kind;     /* post_kind */
+    uint32_t opcode;   /* SEND, BROADCAST: text or binary */
     int64_t server_id;
-    int64_t conn_id; /* 0: a broadcast */
-    size_t len;      /* message bytes following the record, then padding to 8 */
-    uint64_t opcode; /* text or binary (a word: the payload stays 8-aligned) */
+    int64_t conn_id;   /* SEND */
+    osp_ws_server *server; /* BROADCAST, ADOPT, STOP, FINISH: alive until every loop did its STOP */
+    size_t len;        /* message bytes following the record, then padding to 8 */
+    int32_t fd;        /* ADOPT: the accepted socket */
+    uint8_t addr[16];  /* ADOPT: the peer's address (IPv4-mapped) */
 } posted_record;
-
-static osp_ws_buf srv_pend = {NULL, 0, 0, true, false};  /* osp_ws_tx_lock */
-static osp_ws_buf srv_spare = {NULL, 0, 0, true, false}; /* the loop's, taken from srv_pend */
 
 static size_t record_size(size_t len) { return sizeof(posted_record) + ((len + 7) & ~(size_t)7); }
 
-/* With osp_ws_tx_lock held. *wake: the caller wakes the loop after unlocking. */
-static OspResult post_record(const char *fn, int64_t server_id, int64_t conn_id, uint8_t opcode, const char *message,
-                             size_t len, bool *wake) {
+/* With osp_ws_tx_lock held and room reserved: appends a record to loop L's queue. *wake gets L
+ * when the queue was empty (otherwise a wake-up is already due). */
+static void append_record(osp_ws_loop *L, const posted_record *r, const char *message, osp_ws_loop **wake) {
+    osp_ws_buf *pend = &L->srv_pend;
+    size_t total = record_size(r->len);
+    uint8_t *dst = pend->data + pend->len;
+    memcpy(dst, r, sizeof *r);
+    if (r->len) memcpy(dst + sizeof *r, message, r->len);
+    memset(dst + sizeof *r + r->len, 0, total - sizeof *r - r->len);
+    if (pend->len == 0) *wake = L;
+    pend->len += total;
+}
+
+/* With osp_ws_tx_lock held: room for a record of `len` message bytes on L's queue. 0, or
+ * OSP_WS_BUF_OVER_BUDGET / -1. Records without a message are never refused by the budget. */
+static int reserve_record(osp_ws_loop *L, size_t len) {
     size_t total = record_size(len);
-    if (total < len) return osp_result_errorf("%s: out of memory", fn);
-    int rc = osp_ws_buf_reserve(&srv_pend, total, SIZE_MAX);
+    if (total < len) return -1;
+    return osp_ws_buf_reserve(&L->srv_pend, total, SIZE_MAX);
+}
+
+/* With osp_ws_tx_lock held: posts a record to loop L. *wake: the loop the caller wakes after
+ * unlocking (left alone when L is already due to wake). */
+static OspResult post_record(osp_ws_loop *L, const char *fn, const posted_record *r, const char *message,
+                             osp_ws_loop **wake) {
+    int rc = reserve_record(L, r->len);
     if (rc == OSP_WS_BUF_OVER_BUDGET) return osp_ws_budget_error(fn);
     if (rc != 0) return osp_result_errorf("%s: out of memory", fn);
-    posted_record r = {server_id, conn_id, len, opcode};
-    uint8_t *dst = srv_pend.data + srv_pend.len;
-    memcpy(dst, &r, sizeof r);
-    if (len) memcpy(dst + sizeof r, message, len);
-    memset(dst + sizeof r + len, 0, total - sizeof r - len);
-    *wake = srv_pend.len == 0; /* a non-empty queue means a wake-up is already due */
-    srv_pend.len += total;
+    append_record(L, r, message, wake);
     return osp_result_success(0);
 }
 
-/* false (nothing posted): the caller makes the send synchronously instead. */
+/* A record without a message (ADOPT, STOP, FINISH) for loop L, waking it. false when it could
+ * not be queued (out of memory). */
+static bool post_control(osp_ws_loop *L, const posted_record *r) {
+    osp_ws_loop *wake = NULL;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    bool ok = reserve_record(L, 0) == 0;
+    if (ok) append_record(L, r, NULL, &wake);
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    osp_ws_loop_wake_on(wake);
+    return ok;
+}
+
+static void post_adopt(osp_ws_loop *L, osp_ws_server *s, int fd, const uint8_t addr[16], bool *failed) {
+    posted_record r = {POST_ADOPT, 0, s->id, 0, s, 0, fd, {0}};
+    memcpy(r.addr, addr, 16);
+    *failed = !post_control(L, &r);
+}
+
+/* Any loop: the last loop done with s hands it to the main loop. Without memory for the record
+ * the server is never freed (reported): better than freeing it under another loop. */
+static void post_finish(osp_ws_server *s) {
+    posted_record r = {POST_FINISH, 0, s->id, 0, s, 0, -1, {0}};
+    if (!post_control(osp_ws_loop_main(), &r))
+        fprintf(stderr, "osprey runtime: out of memory finishing WebSocket server %" PRId64 "\n", s->id);
+}
+
+/* With osp_ws_tx_lock held (main loop): queues STOP for s on every loop, its own included. A
+ * loop whose record cannot be queued (out of memory) stops its part at once when it is this
+ * one, and is otherwise counted as done, its connections left to their own closes. */
+static void post_stop_all(osp_ws_server *s) {
+    unsigned n = osp_ws_loop_count();
+    osp_ws_loop *wake[OSP_WS_MAX_LOOPS] = {0};
+    posted_record r = {POST_STOP, 0, s->id, 0, s, 0, -1, {0}};
+    for (unsigned i = 0; i < n; i++) {
+        osp_ws_loop *L = osp_ws_loop_at(i);
+        if (reserve_record(L, 0) == 0) {
+            append_record(L, &r, NULL, &wake[i]);
+        } else if (L == osp_ws_loop_current()) {
+            stop_here(s);
+        } else {
+            fprintf(stderr, "osprey runtime: out of memory stopping WebSocket server %" PRId64 " on I/O loop %u\n",
+                    s->id, i);
+            s->loop_stopped[i] = true;
+            loop_done(s);
+        }
+    }
+    for (unsigned i = 0; i < n; i++) osp_ws_loop_wake_on(wake[i]);
+}
+
+/* With osp_ws_tx_lock held: posts a broadcast of s to every loop, all or none. */
+static OspResult post_broadcast_all(osp_ws_server *s, const char *fn, uint8_t opcode, const char *message,
+                                    size_t len, osp_ws_loop *wake[OSP_WS_MAX_LOOPS]) {
+    unsigned n = osp_ws_loop_count();
+    for (unsigned i = 0; i < n; i++) {
+        int rc = reserve_record(osp_ws_loop_at(i), len);
+        if (rc == OSP_WS_BUF_OVER_BUDGET) return osp_ws_budget_error(fn);
+        if (rc != 0) return osp_result_errorf("%s: out of memory", fn);
+    }
+    posted_record r = {POST_BROADCAST, opcode, s->id, 0, s, len, -1, {0}};
+    for (unsigned i = 0; i < n; i++) append_record(osp_ws_loop_at(i), &r, message, &wake[i]);
+    return osp_result_success(0);
+}
+
+/* Posts a broadcast of server_id to every loop and wakes them. */
+static OspResult broadcast_everywhere(const char *fn, int64_t server_id, uint8_t opcode, const char *message,
+                                      size_t len) {
+    osp_ws_loop *wake[OSP_WS_MAX_LOOPS] = {0};
+    OspResult result;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    osp_ws_server *s = lookup_server(fn, server_id, &result);
+    if (s != NULL) result = post_broadcast_all(s, fn, opcode, message, len, wake);
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    for (unsigned i = 0; i < OSP_WS_MAX_LOOPS; i++) osp_ws_loop_wake_on(wake[i]);
+    return result;
+}
+
+/* With osp_ws_tx_lock held. false (nothing posted): the caller makes the send synchronously on
+ * *loop (the connection's) instead. */
 static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, uint8_t opcode, const char *message,
-                      size_t len, bool *wake, OspResult *result) {
+                      size_t len, osp_ws_loop **wake, osp_ws_loop **loop, OspResult *result) {
     osp_ws_conn *c = lookup_server_conn(fn, server_id, conn_id, result);
     if (c == NULL) return true;
+    *loop = c->loop;
     /* What the loop has queued (as of its last flush), what is posted for c and not yet taken,
      * and the new message (c->limits is written only when c is made). Posted only while that
      * stays within half the output cap, the point where the loop holds deliveries to the
@@ -922,28 +1113,69 @@ static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, uint8_
      * is open until it sends its Close (tx_shut, set under the lock). */
     *result = osp_ws_send_permission(c, fn, conn_id, c->tx_shut, pending, len);
     if (result->tag != OSP_RESULT_SUCCESS) return true;
-    *result = post_record(fn, server_id, conn_id, opcode, message, len, wake);
-    OspResult r = *result;
-    if (r.tag == OSP_RESULT_SUCCESS) c->tx_posted += len;
+    posted_record r = {POST_SEND, opcode, server_id, conn_id, NULL, len, -1, {0}};
+    *result = post_record(c->loop, fn, &r, message, wake);
+    if (result->tag == OSP_RESULT_SUCCESS) c->tx_posted += len;
     return true;
 }
 
-/* Loop thread, at each wake-up and before running commands: performs, in the order they were
- * posted, the websocketServerSend and websocketServerBroadcast calls made on other threads,
- * each connection flushed once at the end of the loop iteration. */
+/* The records of one loop, in the order they were posted. */
+static void perform(const posted_record *r, const char *message) {
+    OspResult ignored;
+    switch ((post_kind)r->kind) {
+    case POST_BROADCAST: {
+        osp_ws_server *s = r->server;
+        /* No room in the broadcast log: the recipients could not be told apart from those
+         * that got it, so they are failed like any recipient the runtime cannot serve. */
+        if (broadcast(s, (uint8_t)r->opcode, message, r->len) != 0) {
+            for (osp_ws_conn *c = s->loop_conns[osp_ws_loop_current()->index], *next; c; c = next) {
+                next = c->srv_next;
+                if (osp_ws_conn_accepts_data(c))
+                    osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+            }
+        }
+        return;
+    }
+    case POST_SEND: {
+        osp_ws_conn *c = lookup_server_conn("websocketServerSend", r->server_id, r->conn_id, &ignored);
+        /* Closed or closing since it was posted: dropped, as a message queued but not yet sent
+         * would be. */
+        if (c == NULL || c->loop != osp_ws_loop_current() || !osp_ws_conn_accepts_data(c)) return;
+        int rc = queue_send(c, (uint8_t)r->opcode, message, r->len);
+        if (rc == OSP_WS_BUF_OVER_BUDGET)
+            osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
+        else if (rc != 0)
+            osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    case POST_ADOPT:
+        (void)admit_here(r->server, r->fd, r->addr);
+        return;
+    case POST_STOP:
+        stop_here(r->server);
+        return;
+    case POST_FINISH:
+        server_finish(r->server);
+        return;
+    }
+}
+
+/* Loop thread, at each wake-up and before running commands: performs this loop's records. */
 static void srv_drain_all(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
+    osp_ws_buf *const pend = &L->srv_pend, *const spare = &L->srv_spare;
     pthread_mutex_lock(&osp_ws_tx_lock);
-    if (srv_pend.len == 0) {
+    if (pend->len == 0) {
         pthread_mutex_unlock(&osp_ws_tx_lock);
         return;
     }
     /* Swap the buffers: the senders get an allocation to reuse and nothing is copied. */
-    osp_ws_buf taken = srv_pend;
-    srv_pend = srv_spare;
-    srv_spare = taken;
-    for (size_t at = 0; at < srv_spare.len;) {
-        const posted_record *r = (const posted_record *)(srv_spare.data + at);
-        if (r->conn_id) {
+    osp_ws_buf taken = *pend;
+    *pend = *spare;
+    *spare = taken;
+    for (size_t at = 0; at < spare->len;) {
+        const posted_record *r = (const posted_record *)(spare->data + at);
+        if (r->kind == POST_SEND) {
             const osp_ws_entry *e = osp_ws_registry_get(r->conn_id);
             if (e && e->kind == OSP_WS_KIND_SERVER_CONN && e->object) {
                 osp_ws_conn *c = e->object;
@@ -953,35 +1185,12 @@ static void srv_drain_all(void) {
         at += record_size(r->len);
     }
     pthread_mutex_unlock(&osp_ws_tx_lock);
-    for (size_t at = 0; at < srv_spare.len;) {
-        const posted_record *r = (const posted_record *)(srv_spare.data + at);
-        const char *message = (const char *)(r + 1);
+    for (size_t at = 0; at < spare->len;) {
+        const posted_record *r = (const posted_record *)(spare->data + at);
         at += record_size(r->len);
-        OspResult ignored;
-        if (r->conn_id == 0) {
-            osp_ws_server *s = lookup_server("websocketServerBroadcast", r->server_id, &ignored);
-            /* No room in the broadcast log: the recipients could not be told apart from those
-             * that got it, so they are failed like any recipient the runtime cannot serve. */
-            if (s && broadcast(s, (uint8_t)r->opcode, message, r->len) != 0) {
-                for (osp_ws_conn *c = s->conns, *next; c; c = next) {
-                    next = c->srv_next;
-                    if (osp_ws_conn_accepts_data(c))
-                        osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
-                }
-            }
-            continue;
-        }
-        osp_ws_conn *c = lookup_server_conn("websocketServerSend", r->server_id, r->conn_id, &ignored);
-        /* Closed or closing since it was posted: dropped, as a message queued but not yet sent
-         * would be. */
-        if (c == NULL || !osp_ws_conn_accepts_data(c)) continue;
-        int rc = queue_send(c, (uint8_t)r->opcode, message, r->len);
-        if (rc == OSP_WS_BUF_OVER_BUDGET)
-            osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
-        else if (rc != 0)
-            osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        perform(r, (const char *)(r + 1));
     }
-    osp_ws_buf_clear(&srv_spare); /* wiped: the records hold payloads */
+    osp_ws_buf_clear(spare); /* wiped: the records hold payloads */
 }
 
 /* websocketServerUseCluster: a broadcast (conn_id 0) of a clustered server goes on the bus too,
@@ -1014,9 +1223,23 @@ static bool cluster_route(const char *fn, int64_t server_id, int64_t conn_id, ui
 static bool bus_deliver(osp_ws_server *s, uint8_t kind, int64_t target, const uint8_t *data, size_t len) {
     if ((kind != OSP_WS_BUS_TEXT && kind != OSP_WS_BUS_BINARY) || s->stopping) return false;
     const uint8_t opcode = kind == OSP_WS_BUS_BINARY ? OSP_WS_OP_BINARY : OSP_WS_OP_TEXT;
-    if (target == 0) return broadcast(s, opcode, (const char *)data, len) == 0;
+    if (target == 0) {
+        /* Through every loop's queue, in the same order as local broadcasts. */
+        OspResult r = broadcast_everywhere("websocketServerBroadcast", s->id, opcode, (const char *)data, len);
+        return r.tag == OSP_RESULT_SUCCESS;
+    }
     OspResult ignored;
     osp_ws_conn *c = lookup_server_conn("websocketServerSend", s->id, target, &ignored);
+    if (c != NULL && c->loop != osp_ws_loop_current()) {
+        /* Another loop's connection: posted to it like a send from a handler. */
+        osp_ws_loop *wake = NULL;
+        posted_record r = {POST_SEND, opcode, s->id, target, NULL, len, -1, {0}};
+        pthread_mutex_lock(&osp_ws_tx_lock);
+        OspResult posted = post_record(c->loop, "websocketServerSend", &r, (const char *)data, &wake);
+        pthread_mutex_unlock(&osp_ws_tx_lock);
+        osp_ws_loop_wake_on(wake);
+        return posted.tag == OSP_RESULT_SUCCESS;
+    }
     if (c == NULL || !osp_ws_conn_accepts_data(c)) return false;
     if (osp_ws_output_would_overflow(osp_ws_conn_pending(c), len, c->limits.max_output)) return false;
     int rc = queue_send(c, opcode, (const char *)data, len);
@@ -1034,18 +1257,24 @@ static OspResult server_send(send_args a) {
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
     if (cluster_route(fn, server_id, connection_id, a.opcode, message, a.len, &a.result)) return a.result;
     if (osp_ws_loop_on_thread()) {
-        do_server_send(&a);
-        return a.result;
+        /* On a loop thread: the connection's own loop sends at once; another loop's
+         * connection gets the message through its queue. */
+        osp_ws_entry e;
+        if (!osp_ws_registry_find(connection_id, &e) || osp_ws_loop_at(e.loop) == osp_ws_loop_current() || e.object == NULL) {
+            do_server_send(&a);
+            return a.result;
+        }
     }
     if (osp_ws_loop_closed()) return osp_ws_shut_down_error(fn);
-    bool wake = false;
+    osp_ws_loop *wake = NULL, *loop = NULL;
     pthread_mutex_lock(&osp_ws_tx_lock);
-    bool posted = post_send(fn, server_id, connection_id, a.opcode, message, a.len, &wake, &a.result);
+    bool posted = post_send(fn, server_id, connection_id, a.opcode, message, a.len, &wake, &loop, &a.result);
     pthread_mutex_unlock(&osp_ws_tx_lock);
-    if (wake) osp_ws_loop_wake();
+    osp_ws_loop_wake_on(wake);
     if (posted) return a.result;
-    /* Near the cap: the loop takes what this thread posted before it, then this send. */
-    if (!osp_ws_loop_call(do_server_send, &a)) return osp_ws_shut_down_error(fn);
+    /* Near the cap: the connection's loop takes what this thread posted before it, then this
+     * send. */
+    if (!osp_ws_loop_call_on(loop, do_server_send, &a)) return osp_ws_shut_down_error(fn);
     return a.result;
 }
 
@@ -1071,18 +1300,10 @@ static OspResult server_broadcast(send_args a) {
     OspResult err;
     if (!osp_ws_runtime_ensure(fn, &err)) return err;
     if (cluster_route(fn, server_id, 0, a.opcode, message, a.len, &a.result)) return a.result;
-    if (osp_ws_loop_on_thread()) {
-        do_broadcast(&a);
-        return a.result;
-    }
-    if (osp_ws_loop_closed()) return osp_ws_shut_down_error(fn);
-    bool wake = false;
-    pthread_mutex_lock(&osp_ws_tx_lock);
-    if (lookup_server(fn, server_id, &a.result) != NULL)
-        a.result = post_record(fn, server_id, 0, a.opcode, message, a.len, &wake);
-    pthread_mutex_unlock(&osp_ws_tx_lock);
-    if (wake) osp_ws_loop_wake();
-    return a.result;
+    /* From any thread, a loop's included: through every loop's queue, so all recipients see
+     * broadcasts in one order. */
+    if (osp_ws_loop_closed() && !osp_ws_loop_on_thread()) return osp_ws_shut_down_error(fn);
+    return broadcast_everywhere(fn, server_id, a.opcode, message, a.len);
 }
 
 OspResult osp_ws_server_broadcast(int64_t server_id, const char *message) {
@@ -1264,6 +1485,7 @@ OspResult osp_ws_server_add_subprotocol(int64_t server_id, const char *protocol)
 /* ---- this layer's loop hooks (ws_runtime.c) ------------------------------------------------- */
 
 static void layer_iteration_end(void) {
+    if (osp_ws_loop_current() != osp_ws_loop_main()) return; /* servers are finished there */
     while (zombie_servers) {
         osp_ws_server *s = zombie_servers;
         zombie_servers = s->zombie_next;
@@ -1273,15 +1495,34 @@ static void layer_iteration_end(void) {
 
 static void stop_server(const osp_ws_entry *e, int64_t id, void *arg) {
     (void)id;
-    (void)arg;
-    if (e->kind == OSP_WS_KIND_SERVER) server_stop(e->object, NULL);
+    uint64_t *longest = arg;
+    if (e->kind != OSP_WS_KIND_SERVER) return;
+    osp_ws_server *s = e->object;
+    /* Its connections (on every loop) copied its limits. */
+    if (s->limits.close_timeout_ms > *longest) *longest = s->limits.close_timeout_ms;
+    server_stop(s, NULL);
 }
 
 /* Shutdown: every server stops (1001 to its connections; the connection layer below waits for
  * their close deadlines). */
 static uint64_t layer_shutdown_begin(void) {
-    osp_ws_registry_each(stop_server, NULL);
-    return 0;
+    uint64_t longest = 0;
+    osp_ws_registry_each(stop_server, &longest);
+    return longest;
+}
+
+/* The loop is stopped: records nobody took hold payloads; freed wiped. A server whose last
+ * loop finished just before the main loop stopped is finished (freed) here. */
+static void release_posted(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
+    for (size_t at = 0; at < L->srv_pend.len;) {
+        const posted_record *r = (const posted_record *)(L->srv_pend.data + at);
+        if (r->kind == POST_FINISH) server_finish(r->server);
+        at += record_size(r->len);
+    }
+    layer_iteration_end();
+    osp_ws_buf_free(&L->srv_pend);
+    osp_ws_buf_free(&L->srv_spare);
 }
 
 static const osp_ws_layer server_layer = {
@@ -1289,6 +1530,7 @@ static const osp_ws_layer server_layer = {
     .wake = srv_drain_all,
     .iteration_end = layer_iteration_end,
     .shutdown_begin = layer_shutdown_begin,
+    .released = release_posted,
 };
 
 __attribute__((constructor)) static void register_server_layer(void) {

@@ -121,7 +121,13 @@ function nodeServer(script: string, extra: string[] = []): (port: number) => Lau
  * `broadcastExecutable`, if given, has the same command line and relays every message to all
  * clients.
  */
-function commandServer(id: string, executable: string, title = `${id} (${path.relative(ROOT, executable)})`, broadcastExecutable?: string): ServerSpec {
+function commandServer(
+  id: string,
+  executable: string,
+  title = `${id} (${path.relative(ROOT, executable)})`,
+  broadcastExecutable?: string,
+  extraEnv: Record<string, string> = {},
+): ServerSpec {
   // The runtime answers 503 above OSPREY_WS_MAX_CONNECTIONS (default 4096) and above the
   // per-address caps (256 connections, 16 unfinished handshakes from one address); the Node
   // servers have no such caps, and every load generator connection comes from 127.0.0.1, so
@@ -134,6 +140,7 @@ function commandServer(id: string, executable: string, title = `${id} (${path.re
       OSPREY_WS_MAX_CONNECTIONS: String(NOFILE_WANTED),
       OSPREY_WS_MAX_CONNECTIONS_PER_IP: String(NOFILE_WANTED),
       OSPREY_WS_MAX_HANDSHAKES_PER_IP: String(NOFILE_WANTED),
+      ...extraEnv,
     },
   });
   const spec: ServerSpec = {
@@ -183,9 +190,27 @@ function uwsUnavailable(): string | null {
   }
 }
 
-/** The built-in servers; `osprey` is completed in main() once its broadcast harness is built. */
+/**
+ * Our runtime twice, the same binaries: with one I/O loop (OSPREY_IO_THREADS=1, the figures
+ * earlier reports give) and with LOOPS_N loops (one per core here), so the report shows what
+ * the loops per core buy side by side (column "x 1 loop": osprey-Nio / osprey, paired by
+ * round).
+ */
+const LOOPS_N = 2;
+const ONE_LOOP = 'osprey';
+const N_LOOPS = `osprey-${LOOPS_N}io`;
+const OSPREY_VARIANTS: { id: string; loops: number }[] = [
+  { id: ONE_LOOP, loops: 1 },
+  { id: N_LOOPS, loops: LOOPS_N },
+];
+const ospreyTitle = (loops: number) =>
+  `osprey runtime, OSPREY_IO_THREADS=${loops} (build/tools/ws-echo-server; broadcast: scripts/bench/osprey_broadcast_server.c)`;
+const ospreyServer = (id: string, loops: number, broadcastExecutable?: string) =>
+  commandServer(id, OSPREY_ECHO_SERVER, ospreyTitle(loops), broadcastExecutable, { OSPREY_IO_THREADS: String(loops) });
+
+/** The built-in servers; the `osprey` ones are completed in main() once the broadcast harness is built. */
 const SERVERS: ServerSpec[] = [
-  commandServer('osprey', OSPREY_ECHO_SERVER, 'osprey runtime (build/tools/ws-echo-server; broadcast: scripts/bench/osprey_broadcast_server.c)'),
+  ...OSPREY_VARIANTS.map((v) => ospreyServer(v.id, v.loops)),
   {
     id: 'uws',
     title: 'uWebSockets.js (native, publish/subscribe broadcast)',
@@ -638,6 +663,22 @@ interface Summary {
   connectMs?: number;
   /** Ratios against the reference server (uWebSockets.js), median of per-round ratios: >1 = more, <1 = less. */
   vsRef?: { msgsPerSec?: number; msgsPerServerCpuS?: number; p50?: number; p99?: number; peakRss?: number; bytesPerConnection?: number };
+  /** The N-loop osprey against the 1-loop one (same binaries), median of per-round ratios. */
+  vsOneLoop?: { msgsPerSec?: number; msgsPerServerCpuS?: number; p99?: number };
+}
+
+/** Median over rounds of (a's run / b's run of the same round). */
+function pairedRatio(results: RunResult[], scenario: string, a: string, b: string, f: (r: RunResult) => number | undefined): number | undefined {
+  const bRuns = new Map(results.filter((r) => r.server === b && r.scenario === scenario && r.ok).map((r) => [r.round, r]));
+  return median(
+    results
+      .filter((r) => r.server === a && r.scenario === scenario && r.ok && bRuns.has(r.round))
+      .map((r) => {
+        const x = f(r), y = f(bRuns.get(r.round)!);
+        return x !== undefined && y !== undefined && y > 0 ? x / y : undefined;
+      })
+      .filter((x): x is number => x !== undefined && Number.isFinite(x)),
+  );
 }
 
 function summarize(results: RunResult[], scenarios: Scenario[], servers: ServerSpec[], skips: Map<string, string>): Summary[] {
@@ -701,6 +742,14 @@ function summarize(results: RunResult[], scenarios: Scenario[], servers: ServerS
         };
       }
     }
+    for (const row of rows) {
+      if (row.server !== N_LOOPS) continue;
+      row.vsOneLoop = {
+        msgsPerSec: pairedRatio(results, sc.id, N_LOOPS, ONE_LOOP, (r) => r.msgsPerSec),
+        msgsPerServerCpuS: pairedRatio(results, sc.id, N_LOOPS, ONE_LOOP, (r) => r.msgsPerServerCpuS),
+        p99: pairedRatio(results, sc.id, N_LOOPS, ONE_LOOP, (r) => r.latencyUs?.p99),
+      };
+    }
     out.push(...rows);
   }
   return out;
@@ -736,9 +785,9 @@ function tableFor(sc: Scenario, rows: Summary[]): { head: string[]; body: string
   }
   const unit = sc.mode === 'broadcast' ? 'deliv/s' : 'msg/s';
   return {
-    head: ['server', unit, 'spread', 'x uWS', `${unit} per srv CPU-s`, 'x uWS', 'p50 us', 'p99 us', 'p99.9 us', 'p99 x uWS', 'srv CPU', 'gen CPU', 'other CPU', 'peak RSS MiB'],
+    head: ['server', unit, 'spread', 'x uWS', 'x 1 loop', `${unit} per srv CPU-s`, 'x uWS', 'p50 us', 'p99 us', 'p99.9 us', 'p99 x uWS', 'srv CPU', 'gen CPU', 'other CPU', 'peak RSS MiB'],
     body: rows.filter((r) => !r.skipped).map((r) => [
-      r.server, fmtInt(r.msgsPerSec), fmtSpread(r), fmtX(r.vsRef?.msgsPerSec), fmtInt(r.msgsPerServerCpuS), fmtX(r.vsRef?.msgsPerServerCpuS),
+      r.server, fmtInt(r.msgsPerSec), fmtSpread(r), fmtX(r.vsRef?.msgsPerSec), fmtX(r.vsOneLoop?.msgsPerSec), fmtInt(r.msgsPerServerCpuS), fmtX(r.vsRef?.msgsPerServerCpuS),
       fmtUs(r.p50Us), fmtUs(r.p99Us), fmtUs(r.p999Us), fmtX(r.vsRef?.p99), fmtPct(r.serverCpuPct), fmtPct(r.clientCpuPct),
       fmtPct(r.otherCpuPct), fmtMiB(r.peakRssKiB),
     ]),
@@ -768,10 +817,12 @@ async function main(): Promise<number> {
     if (b.exitCode !== 0) console.error(`warning: build-runtime --check failed; using the binaries already built\n${b.stderr.trim().split('\n').slice(-5).join('\n')}`);
   }
   if (!fs.existsSync(LOADGEN)) throw new Error(`${LOADGEN} is missing: run npx tsx scripts/build-runtime.ts`);
-  if (o.servers.some((s) => s.id === 'osprey') && o.scenarios.some((sc) => sc.needs === 'broadcast' || sc.needs === 'handler-echo')) {
+  if (o.servers.some((s) => s.id.startsWith('osprey')) && o.scenarios.some((sc) => sc.needs === 'broadcast' || sc.needs === 'handler-echo')) {
     const exe = await buildOspreyBroadcastServer();
-    const i = o.servers.findIndex((s) => s.id === 'osprey');
-    o.servers[i] = commandServer('osprey', OSPREY_ECHO_SERVER, o.servers[i]!.title, exe);
+    for (const v of OSPREY_VARIANTS) {
+      const i = o.servers.findIndex((s) => s.id === v.id);
+      if (i >= 0) o.servers[i] = ospreyServer(v.id, v.loops, exe);
+    }
   }
 
   const skips = new Map<string, string>();
@@ -810,7 +861,7 @@ async function main(): Promise<number> {
           sc.kind === 'idle'
             ? `${fmtInt(r.bytesPerConnection)} B/conn, peak ${fmtMiB(r.peakRssKiB)} MiB`
             : `${fmtInt(r.msgsPerSec)} ${sc.mode === 'broadcast' ? 'deliv' : 'msg'}/s, p99 ${fmtUs(r.latencyUs?.p99)} us, srv CPU ${fmtPct(r.serverCpuPct)}, gen CPU ${fmtPct(r.clientCpuPct)}, other ${fmtPct(r.otherCpuPct)}`;
-        console.log(`[round ${round}/${o.rounds}] ${sc.id.padEnd(13)} ${sv.id.padEnd(7)} ${r.ok ? what : `FAILED: ${r.error}`}`);
+        console.log(`[round ${round}/${o.rounds}] ${sc.id.padEnd(13)} ${sv.id.padEnd(10)} ${r.ok ? what : `FAILED: ${r.error}`}`);
       }
     }
   }

@@ -16,7 +16,8 @@
  *  - accept a new wss:// client from that same address once the attack stops.
  * A low rate set with --limit shows the refusal deterministically, and peers holding 300
  * unfinished TLS handshakes open cannot lock a new client out (a loop keeps at most 256; a new
- * one drops the oldest). Loopback only, a few seconds, every process stopped.
+ * one drops the oldest; with two loops each keeps 256). Loopback only, a few seconds, every
+ * process stopped.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -43,12 +44,14 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function secureServer(limits: string[] = []): Promise<PeerProcess> {
+/** The release wss:// echo server; `loops`: OSPREY_IO_THREADS (default: one per core). */
+async function secureServer(limits: string[] = [], loops?: number): Promise<PeerProcess> {
   const server = await spawnPeer({
     name: 'wss-echo-server',
     command: OSPREY_ECHO_SERVER,
     args: ['--port', String(await freePort()), '--cert', certs.cert, '--key', certs.key, ...limits.flatMap((l) => ['--limit', l])],
     pipeStdin: true,
+    env: loops === undefined ? undefined : { OSPREY_IO_THREADS: String(loops) },
   });
   started.push(server);
   return server;
@@ -148,6 +151,7 @@ describe('wss:// under a ClientHello replay', () => {
   it('maxTlsHandshakeRatePerIp: over the rate, connections are closed before any TLS work', async () => {
     const server = await secureServer(['maxTlsHandshakeRatePerIp=5']);
     const outcomes: string[] = [];
+    const t0 = Date.now();
     for (let i = 0; i < 15; i++) {
       outcomes.push(
         await new Promise<string>((resolve) => {
@@ -160,9 +164,13 @@ describe('wss:// under a ClientHello replay', () => {
       );
     }
     // A burst of five (one second's worth), then one every 200 ms: 15 quick attempts get 5 or 6.
+    // On a loaded machine the attempts take longer, and the rate lets one more through per
+    // 200 ms they took; some are refused whatever the load.
+    const elapsedMs = Date.now() - t0;
     const done = outcomes.filter((o) => o === 'handshake').length;
     expect(done, outcomes.join(', ')).toBeGreaterThanOrEqual(5);
-    expect(done, outcomes.join(', ')).toBeLessThanOrEqual(7);
+    expect(done, `${outcomes.join(', ')} in ${elapsedMs} ms`).toBeLessThanOrEqual(7 + Math.floor(elapsedMs / 200));
+    expect(done, outcomes.join(', ')).toBeLessThan(15);
     expect(outcomes.slice(0, 5)).toEqual(Array(5).fill('handshake'));
     // After the rate has paid off, the address is served again.
     await new Promise((r) => setTimeout(r, 1100));
@@ -171,23 +179,25 @@ describe('wss:// under a ClientHello replay', () => {
     client.close();
   }, 60_000);
 
-  it('unfinished handshakes held open: the oldest are dropped past 256, a new client is served at once', async () => {
-    const server = await secureServer(['maxTlsHandshakeRatePerIp=1000000', 'maxHandshakesPerIp=1000000', 'maxConnectionsPerIp=1000000']);
+  it.each([1, 2])('unfinished handshakes held open on %i I/O loop(s): past 256 per loop the oldest are dropped, a new client is served at once', async (loops) => {
+    const server = await secureServer(['maxTlsHandshakeRatePerIp=1000000', 'maxHandshakesPerIp=1000000', 'maxConnectionsPerIp=1000000'], loops);
     const idle: Socket[] = [];
     let closedByServer = 0;
+    // Connections are placed on the loops in turn: each loop gets 256 + 22 (or 256 + 44 on one).
+    const held = 256 * loops + 44;
     try {
-      for (let i = 0; i < 300; i++) {
+      for (let i = 0; i < held; i++) {
         const s = tcpConnect(server.port, '127.0.0.1');
         s.on('error', () => {});
         s.on('close', () => closedByServer++);
         idle.push(s);
         await once(s, 'connect');
       }
-      // 300 accepted, none finishing: the 44 oldest go (the handshake timeout is 10 s away).
+      // All accepted, none finishing: the 44 oldest go (the handshake timeout is 10 s away).
       const until = Date.now() + 5000;
       while (closedByServer < 44 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       expect(closedByServer).toBeGreaterThanOrEqual(44);
-      expect(closedByServer).toBeLessThan(300 - 200);
+      expect(closedByServer).toBeLessThan(100);
       const t0 = Date.now();
       const client = await openClient(server.port);
       expect(await roundTrip(client, 'not locked out')).toBeLessThan(1000);
