@@ -205,7 +205,41 @@ describe('inlining and closure environments (lower/inline.ts, lower/escape.ts)',
     expect(r.diagnostics).toEqual([]);
     const ack = fnText(r.llvm!, 'ospu.ack');
     expect(ack).toContain('br label %loop');
-    // The inner (non-tail) call was unrolled: its copy calls ack, the two tail calls jump.
-    expect(ack.match(/call i64 @ospu\.ack\(/g)!.length).toBeGreaterThanOrEqual(2);
+    // One non-tail self call per body: three nested copies (four bodies), each copy a loop of
+    // its own whose tail calls jump to its header; only the innermost copy still calls ack.
+    expect(ack.match(/^inner\d*:/gm)).toHaveLength(3);
+    expect(ack.match(/br label %inner\d*/g)!.length).toBeGreaterThanOrEqual(6);
+    expect(ack.match(/call i64 @ospu\.ack\(/g)).toHaveLength(1);
+  });
+
+  it('an unrolled copy without self tail calls is plain bindings, and levels stop at four bodies', () => {
+    const r = compileToLlvm(src('fn count(n: Int) -> Int = match n == 0 {\n  true => 0\n  false => 1 + count(n - 1)\n}\nprint(count(10))'));
+    expect(r.diagnostics).toEqual([]);
+    const count = fnText(r.llvm!, 'ospu.count');
+    expect(count).not.toMatch(/^inner/m);
+    // Four bodies: the function and three nested copies, the last of which calls count.
+    expect(count.match(/call i64 @ospu\.count\(/g)).toHaveLength(1);
+    expect(count.match(/icmp eq i64 %\d+, 0/g)).toHaveLength(4);
+  });
+
+  it('a constructor whose words are all constants is one shared read-only block; others allocate', () => {
+    const r = compileToLlvm(src('type Tree = Leaf | Node { left: Tree, right: Tree } | Size { n: Int }\nfn make(d: Int) -> Tree = match d == 0 {\n  true => Leaf\n  false => Node { left: make(d - 1), right: Size { n: 7 } }\n}\nfn leaves(t: Tree) -> Int = match t {\n  Leaf => 1\n  Node { left, right } => leaves(left) + leaves(right)\n  Size { n } => n\n}\nprint(leaves(make(3)))'));
+    expect(r.diagnostics).toEqual([]);
+    const make = fnText(r.llvm!, 'ospu.make');
+    // Node has computed fields: allocated (3 words); Leaf and Size { n: 7 } are constant images.
+    expect(make).toContain('@osp_alloc(i64 24)');
+    expect(make).not.toContain('@osp_alloc(i64 8)');
+    expect(make).not.toContain('@osp_alloc(i64 16)');
+    expect(r.llvm!).toMatch(/@words(\.\d+)? = internal constant \[1 x i64\] zeroinitializer/);
+    expect(r.llvm!).toMatch(/@words(\.\d+)? = internal constant \[2 x i64\] \[i64 2, i64 7\]/);
+  });
+
+  it('an exhaustive match does not test its last arm, so it has no failure path', () => {
+    const r = compileToLlvm(src('type Shape = Dot | Line { n: Int } | Box { w: Int, h: Int }\nfn area(s: Shape) -> Int = match s {\n  Dot => 0\n  Line { n } => n\n  Box { w, h } => w * h\n}\nprint(area(Box { w: 2, h: 3 }))'));
+    expect(r.diagnostics).toEqual([]);
+    const area = fnText(r.llvm!, 'ospu.area');
+    expect(area).not.toContain('osp_rt_fail');
+    // Two tag tests (Dot, Line); Box is what remains.
+    expect(area.match(/icmp eq i64 %\d+, [0-9]+/g)).toHaveLength(2);
   });
 });

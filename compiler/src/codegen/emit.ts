@@ -31,6 +31,10 @@ class Emitter {
   private core: CoreFn | null = null;
   private locals = new Map<number, Local>();
   private loopHeader: Block | null = null;
+  /** The `loop` nodes being emitted, by id: where their `continue`s store and jump. */
+  private readonly innerLoops = new Map<number, { header: Block; slots: Value[] }>();
+  /** Read-only blocks of constant words shared by immutable allocations (sharedBlock). */
+  private readonly sharedBlocks = new Map<string, Value>();
   /** Chain links already emitted by expr(), consumed by their parent (null: control ended). */
   private readonly emittedLinks = new Map<CExpr, Value | null>();
 
@@ -75,6 +79,7 @@ class Emitter {
     this.fn = fn;
     this.core = f;
     this.locals = new Map();
+    this.innerLoops.clear();
     const entry = this.ir.block(fn, 'entry');
     this.ir.setInsertPoint(entry);
     if (f.loops) {
@@ -103,6 +108,7 @@ class Emitter {
     this.fn = program;
     this.core = null;
     this.locals = new Map();
+    this.innerLoops.clear();
     this.loopHeader = null;
     this.ir.setInsertPoint(this.ir.block(program, 'entry'));
     if (this.expr(this.program.init) !== null) {
@@ -260,6 +266,42 @@ class Emitter {
         }
         return ir.call(target.fn, [env, ...args]);
       }
+      case 'loop': {
+        // The vars live in entry-block slots (promoted to registers by LLVM, like a function's
+        // own loop parameters); `continue` stores into them and jumps back to the header.
+        const inits: Value[] = [];
+        for (const v of e.vars) {
+          const init = this.expr(v.init);
+          if (!init) return null;
+          inits.push(init);
+        }
+        const slots = e.vars.map((v, i) => {
+          const type = this.ty(v.init.repr);
+          const ptr = ir.entryAlloca(this.fn!, type);
+          ir.store(inits[i]!, ptr);
+          this.locals.set(v.id, { kind: 'slot', ptr, type });
+          return ptr;
+        });
+        const header = ir.block(this.fn!, 'inner');
+        ir.br(header);
+        ir.setInsertPoint(header);
+        this.innerLoops.set(e.id, { header, slots });
+        const v = this.expr(e.body);
+        this.innerLoops.delete(e.id);
+        return v;
+      }
+      case 'continue': {
+        const loop = this.innerLoops.get(e.loop) ?? ice(`codegen: continue outside its loop #${e.loop}`);
+        const args: Value[] = [];
+        for (const a of e.args) {
+          const v = this.expr(a);
+          if (!v) return null;
+          args.push(v);
+        }
+        args.forEach((v, i) => ir.store(v, loop.slots[i]!));
+        ir.br(loop.header);
+        return null;
+      }
       case 'callclosure': {
         const c = this.expr(e.closure);
         if (!c) return null;
@@ -298,6 +340,10 @@ class Emitter {
         return ir.insert(withFn, env, 1);
       }
       case 'alloc': {
+        if (e.immutable && !e.stack) {
+          const image = e.words.map(constantWord);
+          if (image.every((w) => w !== null)) return this.sharedBlock(image as number[]);
+        }
         if (e.words.length >= CONSTANT_BLOCK_MIN_WORDS && !e.stack) return this.emitLargeAlloc(e.words);
         const values: Value[] = [];
         for (const w of e.words) {
@@ -467,13 +513,7 @@ class Emitter {
    */
   private emitLargeAlloc(words: CExpr[]): Value | null {
     const ir = this.ir;
-    const constant = (w: CExpr): number | null => {
-      if (w.k === 'int' && w.value >= -(2n ** 53n) && w.value <= 2n ** 53n) return Number(w.value);
-      if (w.k === 'bool') return w.value ? 1 : 0;
-      if (w.k === 'unit') return 0;
-      return null;
-    };
-    const image = words.map(constant);
+    const image = words.map(constantWord);
     const rest: { index: number; value: Value; repr: Repr }[] = [];
     for (let i = 0; i < words.length; i++) {
       if (image[i] !== null) continue;
@@ -488,6 +528,19 @@ class Emitter {
     const slots = ir.bitcast(p, ir.ptrTo(ir.i64()));
     for (const r of rest) ir.store(this.toWord(r.value, r.repr), ir.elementPtr(ir.i64(), slots, r.index));
     return p;
+  }
+
+  /** One read-only block per distinct image of constant words, for immutable allocations whose
+   *  words are all constants: a unit constructor (`Leaf`, `Nil`) made a million times is one
+   *  static block instead of a million collected ones, which the collector also never marks. */
+  private sharedBlock(image: number[]): Value {
+    const key = image.join(',');
+    let block = this.sharedBlocks.get(key);
+    if (!block) {
+      block = this.ir.constWords(image);
+      this.sharedBlocks.set(key, block);
+    }
+    return block;
   }
 
   /** osp_string_build over the parts, four at a time: the first call takes parts 0-3, each
@@ -552,6 +605,14 @@ class Emitter {
 
 // Keep a reference so a renamed runtime symbol fails at module load, not at first use.
 void runtimeFunction('osp_rt_init');
+
+/** A constant word's value (exact in a JavaScript number), or null when it is computed. */
+function constantWord(w: CExpr): number | null {
+  if (w.k === 'int' && w.value >= -(2n ** 53n) && w.value <= 2n ** 53n) return Number(w.value);
+  if (w.k === 'bool') return w.value ? 1 : 0;
+  if (w.k === 'unit') return 0;
+  return null;
+}
 
 /** The child a node evaluates before anything else (with no side effect before it), if any. */
 function firstEvaluated(e: CExpr): CExpr | undefined {

@@ -40,6 +40,12 @@ export type CExpr = { repr: Repr } & (
   /** Direct call of a compiled function; `tail` marks a self call in tail position (becomes a jump). */
   | { k: 'calldirect'; fn: string; env: CExpr | null; args: CExpr[]; tail: boolean }
   | { k: 'callclosure'; closure: CExpr; args: CExpr[] }
+  /** A loop inside an expression: each of `vars` is bound to its `init` (in order), then `body`
+   *  is evaluated; a `continue` of this loop (only in tail position of `body`) binds the vars to
+   *  its arguments and evaluates `body` again. The loop's value is `body`'s value. inline.ts
+   *  makes these when it unrolls a recursive function into itself: a copy's self tail calls. */
+  | { k: 'loop'; id: number; vars: { id: number; init: CExpr }[]; body: CExpr }
+  | { k: 'continue'; loop: number; args: CExpr[] }
   /** Call of an `extern fn` (C ABI: Int and Bool as int64_t, String as char*, Unit as void). */
   | { k: 'callextern'; symbol: string; params: Repr[]; returnsUnit: boolean; args: CExpr[] }
   /** Call of a runtime function; closure arguments are split into (fn, env) by codegen. */
@@ -50,8 +56,11 @@ export type CExpr = { repr: Repr } & (
   | { k: 'strbuild'; parts: { value: CExpr; isInt: boolean }[] }
   /** GC-allocates one 64-bit word per element (each converted to a word), giving a ptr.
    *  `stack`: the block never outlives the call of the function that allocates it (escape.ts
-   *  proved it), so it lives in that function's stack frame instead of the collected heap. */
-  | { k: 'alloc'; words: CExpr[]; stack?: boolean }
+   *  proved it), so it lives in that function's stack frame instead of the collected heap.
+   *  `immutable`: nothing ever writes the block after it is built and nothing compares it by
+   *  address (a constructor value: `==` on unions compares tags), so when every word is a
+   *  constant codegen shares one read-only block (a `Leaf` or `Nil` then costs no allocation). */
+  | { k: 'alloc'; words: CExpr[]; stack?: boolean; immutable?: boolean }
   /** Stores `value` (as a word) into word `index` of a GC block; Unit. */
   | { k: 'storeword'; ptr: CExpr; index: number; value: CExpr }
   /** Word `index` of a GC block, converted back to `repr`. */
@@ -123,6 +132,13 @@ export function forEachChild(e: CExpr, visit: (child: CExpr, replace: (c: CExpr)
       return;
     case 'callclosure':
       visit(e.closure, (c) => (e.closure = c));
+      list(e.args);
+      return;
+    case 'loop':
+      e.vars.forEach((v) => visit(v.init, (c) => (v.init = c)));
+      visit(e.body, (c) => (e.body = c));
+      return;
+    case 'continue':
       list(e.args);
       return;
     case 'mkclosure':

@@ -1,7 +1,7 @@
 // Pipeline position: a core → core rewrite at the end of lowering (lower.ts), before escape.ts.
 // Calls of small, non-recursive top-level functions that make or take a closure are replaced by
 // the function's body, with the arguments bound to fresh locals in the order they were written;
-// a small recursive function is unrolled into itself once (unrollSelfCalls).
+// a small recursive function is unrolled into itself (unrollSelfCalls).
 //
 // Why in the compiler and not only in LLVM: a function that returns a closure (`fn makeAdder(k)
 // = fn(x) => x + k`) allocates its environment on the collected heap, because the closure
@@ -94,11 +94,21 @@ function isInlinable(f: CoreFn, state: Map<string, 'active' | 'done'>): boolean 
   return ok;
 }
 
+/** Most copies of its own body an unrolled recursive function holds (itself included). */
+export const UNROLL_MAX_BODIES = 4;
+
 /**
- * A small recursive function gets its own body inlined once at each non-tail self call, so one
- * call does the work of two levels: the calls that would only reach the base case (half of all
+ * A small recursive function gets its own body inlined at its non-tail self calls, so one call
+ * does the work of several levels: the calls that would only reach the base case (half of all
  * calls of `fib` or Towers of Hanoi) become a test inside the caller. gcc -O2 does this
- * (recursive inlining); LLVM 14 never inlines a recursive function. Self tail calls stay jumps.
+ * (recursive inlining); LLVM 14 never inlines a recursive function. Self tail calls of the
+ * function stay jumps to its start; a copy's own self tail calls become a `loop` around the copy
+ * (`continue`), so an inlined level iterates in registers as the function itself does.
+ *
+ * Levels nest (a copy's non-tail self calls are copies in turn) while the function holds at most
+ * UNROLL_MAX_BODIES bodies: one non-tail self call per body (Ackermann's `ack(m, n - 1)`) gives
+ * three nested levels, each a loop, and one real call per four levels of recursion, which is
+ * the shape gcc -O2 gives the C version; two (`fib`) give one level, as the copies double.
  */
 function unrollSelfCalls(f: CoreFn, temp: () => number): void {
   if (f.name.startsWith('osp.')) return; // compiler-made helpers (iterator loops) are loops already
@@ -107,7 +117,7 @@ function unrollSelfCalls(f: CoreFn, temp: () => number): void {
   let ok = true;
   walk(f.body, (e) => {
     nodes++;
-    if (nodes > INLINE_MAX_NODES || e.k === 'env' || e.k === 'envload') ok = false;
+    if (nodes > INLINE_MAX_NODES || e.k === 'env' || e.k === 'envload' || e.k === 'loop') ok = false;
     if (e.k === 'calldirect' && e.fn === f.name) {
       if (e.env !== null) ok = false;
       if (!e.tail) selfCalls++;
@@ -115,20 +125,51 @@ function unrollSelfCalls(f: CoreFn, temp: () => number): void {
     return ok;
   });
   if (!ok || selfCalls === 0) return;
-  const original = copy(f.body, new Map(), temp);
-  const self = new Set([f.name]);
-  const byName = new Map([[f.name, { ...f, body: original }]]);
-  f.body = inlineCalls(f.body, self, byName, temp, null, true);
+  let levels = 0;
+  for (let bodies = 1, width = 1; ; levels++) {
+    width *= selfCalls;
+    if (bodies + width > UNROLL_MAX_BODIES) break;
+    bodies += width;
+  }
+  levels = Math.max(levels, 1);
+  const original = f.body;
+  const isSelf = (call: CExpr & { k: 'calldirect' }): boolean => call.fn === f.name && call.env === null;
+  // A copy of the body for a self call with `args` at unrolling level `level` (1 = inside f).
+  const level = (args: CExpr[], depth: number): CExpr => {
+    const loopId = temp();
+    const renamed = new Map<number, number>();
+    const vars = f.params.map((p, i) => {
+      const id = temp();
+      renamed.set(p.id, id);
+      return { id, init: args[i]! };
+    });
+    let continues = 0;
+    const body = copy(original, renamed, temp, (call, wasTail) => {
+      if (!isSelf(call)) return call;
+      if (wasTail) {
+        continues++;
+        return { k: 'continue', loop: loopId, args: call.args, repr: call.repr };
+      }
+      return depth < levels ? level(call.args, depth + 1) : call;
+    });
+    if (continues > 0) return { k: 'loop', id: loopId, vars, body, repr: body.repr };
+    // No self tail call in the body: plain bindings, as a non-recursive inlined call.
+    let out = body;
+    for (let i = vars.length - 1; i >= 0; i--) out = { k: 'let', id: vars[i]!.id, value: vars[i]!.init, body: out, repr: out.repr };
+    return out;
+  };
+  f.body = copy(original, new Map(), temp, (call, wasTail) => {
+    if (!isSelf(call)) return call;
+    return wasTail ? { ...call, tail: true } : level(call.args, 1);
+  });
 }
 
-/** Replaces, in `body`, each call of an inlinable function by a renamed copy of its body
- *  (`keepTailCalls`: not a self tail call, which is a jump to the function's own start). */
-function inlineCalls(body: CExpr, inlinable: Set<string>, byName: Map<string, CoreFn>, temp: () => number, self: string | null, keepTailCalls = false): CExpr {
+/** Replaces, in `body`, each call of an inlinable function by a renamed copy of its body. */
+function inlineCalls(body: CExpr, inlinable: Set<string>, byName: Map<string, CoreFn>, temp: () => number, self: string | null): CExpr {
   const expand = (e: CExpr): CExpr | null => {
     if (e.k !== 'calldirect' || e.env !== null || e.fn === self || !inlinable.has(e.fn)) return null;
-    if (keepTailCalls && e.tail) return null;
     // Arguments first (their calls may be inlinable too; calls nest at most 256 deep).
-    const args = e.args.map((a) => inlineCalls(a, inlinable, byName, temp, self, keepTailCalls));
+    const args = e.args.map((a) => inlineCalls(a, inlinable, byName, temp, self));
     const callee = byName.get(e.fn)!;
     const renamed = new Map<number, number>();
     const ids = callee.params.map((p) => {
@@ -162,22 +203,41 @@ function inlineCalls(body: CExpr, inlinable: Set<string>, byName: Map<string, Co
 }
 
 /** A deep copy of a (small) callee body: every local it binds gets a fresh id; no tail marks
- *  (a tail call is a jump within the function that made it, which the copy no longer is). */
-function copy(e: CExpr, renamed: Map<number, number>, temp: () => number): CExpr {
+ *  (a tail call is a jump within the function that made it, which the copy no longer is).
+ *  `selfCall`, when given, replaces each copied direct call (its arguments already copied),
+ *  told whether the call was a tail call. */
+function copy(
+  e: CExpr,
+  renamed: Map<number, number>,
+  temp: () => number,
+  selfCall?: (call: CExpr & { k: 'calldirect' }, wasTail: boolean) => CExpr,
+): CExpr {
   if (e.k === 'local') return renamed.has(e.id) ? { ...e, id: renamed.get(e.id)! } : e;
+  if (e.k === 'continue') return { ...e, loop: renamed.get(e.loop) ?? e.loop, args: e.args.map((a) => copy(a, renamed, temp, selfCall)) };
   const c = { ...e } as CExpr & Record<string, unknown>;
   for (const key of Object.keys(c)) {
     const v = c[key];
-    if (Array.isArray(v)) c[key] = v.map((x) => (typeof x === 'object' && x !== null && 'value' in x && 'isInt' in x ? { ...x } : x));
+    if (Array.isArray(v)) c[key] = v.map((x) => (typeof x === 'object' && x !== null && (('value' in x && 'isInt' in x) || ('id' in x && 'init' in x)) ? { ...x } : x));
   }
   if (c.k === 'let') {
     const id = temp();
     renamed.set(c.id, id);
     c.id = id;
   }
+  if (c.k === 'loop') {
+    const id = temp();
+    renamed.set(c.id, id);
+    c.id = id;
+    for (const v of c.vars) {
+      const fresh = temp();
+      renamed.set(v.id, fresh);
+      v.id = fresh;
+    }
+  }
+  const wasTail = c.k === 'calldirect' && c.tail;
   if (c.k === 'calldirect') c.tail = false;
-  forEachChild(c, (child, replace) => replace(copy(child, renamed, temp)));
-  return c;
+  forEachChild(c, (child, replace) => replace(copy(child, renamed, temp, selfCall)));
+  return c.k === 'calldirect' && selfCall ? selfCall(c, wasTail) : c;
 }
 
 /** Visits every node of `e` once, without recursion; `visit` returning false stops the walk. */

@@ -567,7 +567,7 @@ function lowerSelect(e: TExpr & { kind: 'select' }, ctx: FnContext, tail: boolea
  */
 function construct(ctor: CtorInfo, fields: CExpr[], ctx: FnContext): CExpr {
   const tag: CExpr = { k: 'int', value: BigInt(ctor.tag), repr: 'i64' };
-  if (ctor.validators.length === 0) return { k: 'alloc', words: [tag, ...fields], repr: 'ptr' };
+  if (ctor.validators.length === 0) return { k: 'alloc', words: [tag, ...fields], repr: 'ptr', immutable: true };
   const temps = fields.map((f) => ({ id: ctx.state.temp(), value: f }));
   const locals: CExpr[] = temps.map((t) => ({ k: 'local', id: t.id, repr: t.value.repr }));
   let out: CExpr = { k: 'mkresult', tag: 0, payload: { k: 'alloc', words: [tag, ...locals], repr: 'ptr' }, repr: 'result' };

@@ -128,6 +128,12 @@ export function lowerMatch(e: TExpr & { kind: 'match' }, ctx: FnContext, tail: b
     tests.push({ cond, body: bindings(arm.pattern, v, t, ctx, () => lower(arm.body, ctx, tail)) });
     if (!cond) break;
   }
+  // Exhaustiveness was proven (exhaustive.ts), so a value that fails every other arm matches the
+  // last one: its test is implied, as with C's `default:`. Without it the chain would end in a
+  // call of the runtime's failure path that LLVM cannot prove dead (it does not know a union's
+  // tag is one of its constructors'), and a function that only reads a tree (an evaluator) would
+  // then neither be `readonly` nor have its repeated calls merged or hoisted.
+  tests[tests.length - 1]!.cond = null;
   let chain: CExpr = { k: 'unreachable', message: 'no match arm matched', repr };
   for (let i = tests.length - 1; i >= 0; i--) {
     const { cond, body } = tests[i]!;
