@@ -224,6 +224,8 @@ static void wake_loop(osp_ws_loop *L) {
 
 void osp_ws_loop_wake_on(osp_ws_loop *L) {
     if (L == NULL) return;
+    atomic_store(&L->wake_requested, true);
+    if (!atomic_load(&L->sleeping)) return; /* awake: it looks at wake_requested before sleeping */
     /* Under the mutex: the eventfd is closed under it when the loop stops, so a late wake-up
      * can never write into a descriptor number that was reused meanwhile. */
     pthread_mutex_lock(&L->mutex);
@@ -335,6 +337,7 @@ static void on_wake(osp_ws_watch *w, uint32_t events) {
     do {
         n = read(w->fd, &count, sizeof count);
     } while (n < 0 && errno == EINTR);
+    atomic_store(&current_loop->wake_requested, false); /* the hook below takes what it asked for */
     /* Work posted without a command (asynchronous client sends) first: a command posted after
      * it (websocketClose) must find it already queued, so order is kept. */
     if (osp_ws_loop_wake_hook) osp_ws_loop_wake_hook();
@@ -376,7 +379,11 @@ static void *loop_main(void *arg) {
     while (!L->stop_requested) {
         /* Lines printed by handlers (and by the program's thread) reach a pipe before we sleep. */
         osp_output_flush_pending();
-        int n = epoll_wait(L->epoll_fd, events, (int)(sizeof events / sizeof events[0]), next_timeout_ms(L));
+        atomic_store(&L->sleeping, true);
+        bool woken = atomic_exchange(&L->wake_requested, false);
+        int n = epoll_wait(L->epoll_fd, events, (int)(sizeof events / sizeof events[0]), woken ? 0 : next_timeout_ms(L));
+        atomic_store(&L->sleeping, false);
+        if (woken && osp_ws_loop_wake_hook) osp_ws_loop_wake_hook();
         if (n < 0) {
             /* EINTR: the garbage collector's stop-the-world signal, among others. */
             if (errno != EINTR) {

@@ -20,6 +20,7 @@
 #include "ws_buf.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +73,13 @@ typedef struct osp_ws_loop {
     pthread_t thread;
     int epoll_fd;
     osp_ws_watch wake_watch;
+    /* osp_ws_loop_wake_on writes the eventfd only while the loop sleeps in epoll_wait (or is
+     * about to): otherwise it raises wake_requested, which the loop looks at before it sleeps
+     * again. Under load the loop is mostly awake, so most wake-ups then cost neither a write,
+     * nor a read, nor an extra epoll_wait. Both sequentially consistent: a waker that finds
+     * `sleeping` false raised wake_requested before the loop's look at it. Any thread. */
+    atomic_bool sleeping;
+    atomic_bool wake_requested;
     osp_ws_timer **heap;
     size_t heap_len, heap_cap;
 
@@ -174,7 +182,8 @@ uint64_t osp_ws_now_ms(void);
  * WebSocket layer can free objects whose teardown was deferred (osp_ws_loop_current() names
  * the loop). Set once before start. */
 extern void (*osp_ws_loop_reap_hook)(void);
-/* Called on the loop thread at every eventfd wake-up, before the queued commands run. */
+/* Called on the loop thread after every osp_ws_loop_wake / osp_ws_loop_wake_on (before the
+ * queued commands run, when the wake-up came with commands). */
 extern void (*osp_ws_loop_wake_hook)(void);
 /* Wakes the main loop (eventfd) without posting a command; any thread. */
 void osp_ws_loop_wake(void);
