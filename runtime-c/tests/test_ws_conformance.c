@@ -483,10 +483,25 @@ static void test_failures(void) {
 static void test_handshakes(void) {
     peer p;
     frame f;
-    /* One byte per write. */
-    CHECK(peer_open(&p, server_port) == 0, "open");
+    /* One byte per write, 1 ms apart, so the server has to resume a partial request ~180 times.
+     * That takes ~0.2 s idle, but the sleeps stretch on a loaded machine (load 15-30 made it
+     * outlast the 500 ms handshake deadline the main server has for the slowloris check, and the
+     * server rightly dropped it). So this runs against a server of its own with a generous 30 s
+     * deadline: what it catches, a parser that cannot resume a request split anywhere, answers
+     * 400 or drops the connection rather than answering 101 late. */
+    int slow_port = free_port();
+    OspResult r = osp_ws_create_server(slow_port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/echo"));
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "create: %s", MSG(r));
+    int64_t slow_server = r.value;
+    r = osp_ws_server_set_limit(slow_server, osp_gc_strdup_c("handshakeTimeoutMs"), 30000);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "set handshakeTimeoutMs: %s", MSG(r));
+    r = osp_ws_server_listen(slow_server);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "listen: %s", MSG(r));
+    CHECK(peer_open(&p, slow_port) == 0, "open");
     CHECK(peer_handshake_raw(&p, request_for("/echo"), 1) == 101, "handshake byte by byte");
     peer_close(&p);
+    r = osp_ws_stop_server(slow_server);
+    CHECK(r.tag == OSP_RESULT_SUCCESS, "stop: %s", MSG(r));
     /* Handshake and first frame in one write. */
     CHECK(peer_open(&p, server_port) == 0, "open");
     char both[600];

@@ -44,37 +44,50 @@ describe('WebSocket handlers as fibers', () => {
     try {
       for (let i = 0; i < 50; i++) clients.push(await connectWsClient(url));
       const [sleeper, ...others] = clients;
-      const sleepStart = Date.now();
+      // 49 connections × 10 sequential round trips; returns each one's latency and completion time.
+      const roundTrips = async (tag: string): Promise<{ ms: number; at: number }[]> => {
+        const done: { ms: number; at: number }[] = [];
+        await Promise.all(
+          others.map(async (c, i) => {
+            for (let k = 0; k < 10; k++) {
+              const text = `${tag}c${i}-m${k}`;
+              const t0 = performance.now();
+              c.send(text);
+              const m = await c.next(5000);
+              done.push({ ms: performance.now() - t0, at: performance.now() });
+              expect(m.data.toString()).toBe(`echo:${text}`);
+            }
+          }),
+        );
+        return done;
+      };
+      // The yardstick: the same round trips on the same machine just before, with no handler
+      // asleep. The bounds below are relative to it, so a loaded machine (load 15-30) that slows
+      // every round trip does not fail the test, while the bug still does.
+      const baseline = (await roundTrips('base-')).map((d) => d.ms).sort((a, b) => a - b);
+      const sleepStart = performance.now();
       sleeper.send('sleep');
       sleeper.send('after-sleep'); // queued behind the sleeping handler: same connection, in order
-      const sleepReply = sleeper.next(5000);
-      const latencies: number[] = [];
-      // 49 connections × 10 sequential round trips while the sleeper's handler sleeps.
-      await Promise.all(
-        others.map(async (c, i) => {
-          for (let k = 0; k < 10; k++) {
-            const text = `c${i}-m${k}`;
-            const t0 = performance.now();
-            c.send(text);
-            const m = await c.next(5000);
-            latencies.push(performance.now() - t0);
-            expect(m.data.toString()).toBe(`echo:${text}`);
-          }
-        }),
-      );
-      const othersDone = Date.now() - sleepStart;
+      let wokeAt = Infinity;
+      const sleepReply = sleeper.next(5000).then((m) => ((wokeAt = performance.now()), m));
+      const during = await roundTrips('');
       expect((await sleepReply).data.toString()).toBe('echo:slept');
-      const slept = Date.now() - sleepStart;
+      const slept = wokeAt - sleepStart;
       expect((await sleeper.next(5000)).data.toString()).toBe('echo:after-sleep');
-      latencies.sort((a, b) => a - b);
-      expect(latencies).toHaveLength(490);
-      // The others were served while the handler slept: all done well before it woke up.
-      expect(othersDone).toBeLessThan(1000);
+      expect(during).toHaveLength(490);
       expect(slept).toBeGreaterThanOrEqual(990);
-      // With the handler on the I/O thread every round trip during the sleep waited up to 1 s.
-      // Typically p99 is a few ms; the bound leaves room for a heavily shared 2-core machine
-      // (a concurrent test run measured 200.6 ms once).
-      expect(percentile(latencies, 99)).toBeLessThan(400);
+      // The others were served while the handler slept. With the handler on the I/O thread
+      // nothing is served during the sleep: at most the one round trip per connection that
+      // reached the server before the sleep message (49) completes before the sleeper's answer.
+      // Idle, all 490 do (in ~50 ms); half of them leaves a loaded machine 10x room.
+      const servedWhileAsleep = during.filter((d) => d.at < wokeAt).length;
+      expect(servedWhileAsleep, `${servedWhileAsleep} of 490 round trips completed during the 1 s sleep`).toBeGreaterThanOrEqual(245);
+      // With the handler on the I/O thread, the round trips queued behind the sleep wait up to
+      // 1 s (the first of each of 49 connections: 10% of them, so p99 shows it). Typically p99 is a
+      // few ms; the bound is 400 ms or 4x the yardstick's p99, whichever is larger.
+      const latencies = during.map((d) => d.ms).sort((a, b) => a - b);
+      const bound = Math.max(400, 4 * percentile(baseline, 99));
+      expect(percentile(latencies, 99), `p99 ${percentile(latencies, 99).toFixed(1)} ms; yardstick p99 ${percentile(baseline, 99).toFixed(1)} ms`).toBeLessThan(bound);
     } finally {
       await closeAll(clients);
     }
