@@ -50,6 +50,12 @@ fn orEmpty(r: Result<String, String>) -> String = match r {
     Err _ => ""
 }
 
+// A command's argument: the text after its 3-byte head ("to:42" -> "42").
+fn afterCommand(message: String) -> String = match length(message) {
+    Success n => orEmpty(substring(s: message, start: 3, end: n))
+    Err _ => ""
+}
+
 fn answer(serverId: Int, connectionId: Int, r: Result<Success, String>) -> Result<Success, String> = match r {
     Success _ => Success()
     Err message => websocketServerSend(serverID: serverId, connectionID: connectionId, message: "err:\${message}")
@@ -82,28 +88,14 @@ fn main() -> Int = {
                         "bc:" => answer(serverId: serverId, connectionId: connectionId,
                                         r: websocketServerBroadcast(serverID: serverId, message: message))
                         "to:" => {
-                            let rest = match length(message) {
-                                Success n => match substring(s: message, start: 3, end: n) {
-                                    Success r => r
-                                    Err _ => ""
-                                }
-                                Err _ => ""
-                            }
                             answer(serverId: serverId, connectionId: connectionId,
-                                   r: websocketServerSend(serverID: serverId, connectionID: parseNumber(rest), message: message))
+                                   r: websocketServerSend(serverID: serverId, connectionID: parseNumber(afterCommand(message)), message: message))
                         }
                         "bb:" => answer(serverId: serverId, connectionId: connectionId,
                                         r: websocketServerBroadcastBinary(serverID: serverId, data: message + "\\u0000"))
                         "tb:" => {
-                            let rest = match length(message) {
-                                Success n => match substring(s: message, start: 3, end: n) {
-                                    Success r => r
-                                    Err _ => ""
-                                }
-                                Err _ => ""
-                            }
                             answer(serverId: serverId, connectionId: connectionId,
-                                   r: websocketServerSendBinary(serverID: serverId, connectionID: parseNumber(rest), data: message + "\\u0000"))
+                                   r: websocketServerSendBinary(serverID: serverId, connectionID: parseNumber(afterCommand(message)), data: message + "\\u0000"))
                         }
                         _ => websocketServerSend(serverID: serverId, connectionID: connectionId, message: "err:unknown command")
                     }

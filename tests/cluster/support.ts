@@ -26,45 +26,27 @@ export interface RedisOptions {
   tls?: { cert: string; key: string; ca: string };
 }
 
-/** Answers a RESP PING on host:port within `ms` (plain TCP), or rejects. */
-async function pingRedis(port: number, ms: number): Promise<void> {
+/**
+ * Resolves once 127.0.0.1:port is up within `ms`, or rejects. Plain redis (`ping`): the server
+ * must answer a RESP PING (+PONG, or -NOAUTH with a password: either way it is up). TLS-only: a
+ * TCP connection that opens is enough (no handshake here).
+ */
+async function probeRedis(port: number, ms: number, ping: boolean): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const s = new Socket();
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error('no answer'));
-    }, ms);
-    s.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    s.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
-    s.once('data', (d) => {
+    const finish = (error?: Error) => {
       clearTimeout(timer);
       s.destroy();
-      // +PONG, or -NOAUTH with a password: either way the server is up.
-      if (/^[+-]/.test(d.toString())) resolve();
-      else reject(new Error(`unexpected answer ${d.toString()}`));
-    });
-  });
-}
-
-async function tcpOpen(port: number, ms: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const s = new Socket();
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error('no answer'));
-    }, ms);
-    s.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
+      if (error) reject(error);
+      else resolve();
+    };
+    const timer = setTimeout(() => finish(new Error('no answer')), ms);
+    s.once('error', (e) => finish(e));
     s.connect(port, '127.0.0.1', () => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve();
+      if (ping) s.write('PING\r\n');
+      else finish();
     });
+    if (ping) s.once('data', (d) => finish(/^[+-]/.test(d.toString()) ? undefined : new Error(`unexpected answer ${d.toString()}`)));
   });
 }
 
@@ -83,8 +65,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      if (opts.tls) await tcpOpen(port, 500);
-      else await pingRedis(port, 500);
+      await probeRedis(port, 500, !opts.tls);
       break;
     } catch (e) {
       if (proc.child.exitCode !== null || Date.now() > deadline) {
