@@ -42,7 +42,6 @@ static long sys_write(int fd, const void *buf, unsigned long len) { return SYS(_
 static int sys_close(int fd) { return (int)SYS(__NR_close, fd, 0, 0, 0); }
 static int sys_openat(int dirfd, const char *path, int flags) { return (int)SYS(__NR_openat, dirfd, path, flags, 0); }
 static int sys_fstatat(int dirfd, const char *path, struct stat *st, int flags) { return (int)SYS(__NR_newfstatat, dirfd, path, st, flags); }
-static long sys_getdents64(int fd, void *buf, unsigned long len) { return SYS(__NR_getdents64, fd, buf, len, 0); }
 static long sys_readlink(const char *path, char *buf, unsigned long len) { return SYS(__NR_readlink, path, buf, len, 0); }
 static long sys_getcwd(char *buf, unsigned long len) { return SYS(__NR_getcwd, buf, len, 0, 0); }
 static unsigned sys_getuid(void) { return (unsigned)SYS(__NR_getuid, 0, 0, 0, 0); }
@@ -145,56 +144,6 @@ static int identity_matches(const char **p, const struct stat *st) {
     return v[0] == (uint64_t)st->st_dev && v[1] == (uint64_t)st->st_ino && v[2] == (uint64_t)st->st_size && v[3] == mtime_ns(st) && v[4] == ctime_ns(st);
 }
 
-struct dirent64 {
-    uint64_t d_ino;
-    int64_t d_off;
-    unsigned short d_reclen;
-    unsigned char d_type;
-    char d_name[];
-};
-#define DIRENT_DIR 4
-#define DIRENT_UNKNOWN 0
-
-/* 1 when the directory `name` (relative to `parent`), a subdirectory, or a .ts file in one is at
- * least as new as the bundle (the full launcher's newer_source_in, the same rule). */
-static int newer_source_in(int parent, const char *name, uint64_t built, int depth) {
-    struct stat st;
-    if (depth > 32) return 1;
-    int fd = sys_openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return 1;
-    if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) != 0 || mtime_ns(&st) + 1000000ULL >= built) {
-        sys_close(fd);
-        return 1;
-    }
-    char buf[4096] __attribute__((aligned(8)));
-    int newer = 0;
-    for (;;) {
-        long n = sys_getdents64(fd, buf, sizeof buf);
-        if (n < 0) newer = 1;
-        if (n <= 0 || newer) break;
-        for (long off = 0; off < n && !newer; off += ((struct dirent64 *)(buf + off))->d_reclen) {
-            struct dirent64 *e = (struct dirent64 *)(buf + off);
-            if (str_eq(e->d_name, ".") || str_eq(e->d_name, "..")) continue;
-            unsigned char type = e->d_type;
-            if (type == DIRENT_UNKNOWN) {
-                if (sys_fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                    newer = 1;
-                    break;
-                }
-                type = S_ISDIR(st.st_mode) ? DIRENT_DIR : 8;
-            }
-            if (type == DIRENT_DIR) {
-                newer = newer_source_in(fd, e->d_name, built, depth + 1);
-            } else {
-                unsigned long len = hit_strlen(e->d_name);
-                if (len > 3 && str_eq(e->d_name + len - 3, ".ts") && (sys_fstatat(fd, e->d_name, &st, 0) != 0 || mtime_ns(&st) + 1000000ULL >= built)) newer = 1;
-            }
-        }
-    }
-    sys_close(fd);
-    return newer;
-}
-
 /* build-cache.mjs cacheDir, as the full launcher computes it. */
 static int cache_dir(char **envp, char *out, unsigned long size) {
     unsigned long used = 0;
@@ -262,6 +211,7 @@ static void try_hit(int argc, char **argv, char **envp, const char *root) {
     struct request req;
     if (parse_request(argc, argv, &req) != 0) return;
     struct stat source, st;
+    unsigned uid = sys_getuid();
     if (sys_fstatat(AT_FDCWD, req.file, &source, 0) != 0 || !S_ISREG(source.st_mode)) return;
 
     char dir[PATH_BUF], path[PATH_BUF], name[17];
@@ -276,7 +226,7 @@ static void try_hit(int argc, char **argv, char **envp, const char *root) {
     int fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return;
     long len = 0;
-    if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 && S_ISREG(st.st_mode) && st.st_uid == sys_getuid() && (st.st_mode & 022) == 0 && st.st_size < RECORD_BUF) {
+    if (sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 && S_ISREG(st.st_mode) && st.st_uid == uid && (st.st_mode & 022) == 0 && st.st_size < RECORD_BUF) {
         long n;
         while (len < RECORD_BUF - 1 && (n = sys_read(fd, record + len, (unsigned long)(RECORD_BUF - 1 - len))) > 0) len += n;
     }
@@ -288,6 +238,7 @@ static void try_hit(int argc, char **argv, char **envp, const char *root) {
     int line_no = 0, flag_at = 0, saw_root = 0, saw_path = 0, saw_source = 0, saw_program = 0;
     uint64_t built = 0;
     int have_built = 0;
+    int fresh_root = -1; /* not closed on the way out: the program or the full launcher replaces us */
     char entry[PATH_BUF];
     entry[0] = '\0';
     for (char *line = record; *line != '\0'; line_no++) {
@@ -321,8 +272,13 @@ static void try_hit(int argc, char **argv, char **envp, const char *root) {
             p += 16;
             if (parse_u64(&p, &built) != 0 || *p != '\0') return;
             have_built = 1;
-        } else if (starts_with(line, "fresh-dir ")) {
-            if (!have_built || newer_source_in(AT_FDCWD, line + 10, built, 0)) return;
+        } else if (starts_with(line, "fresh-root ")) {
+            /* A directory of compiler sources; the fresh-entry lines after it are relative to it. */
+            if (fresh_root >= 0) sys_close(fresh_root);
+            fresh_root = sys_openat(AT_FDCWD, line + 11, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (fresh_root < 0) return;
+        } else if (starts_with(line, "fresh-entry ")) {
+            if (!have_built || fresh_root < 0 || sys_fstatat(fresh_root, line + 12, &st, 0) != 0 || mtime_ns(&st) + 1000000ULL >= built) return;
         } else if (starts_with(line, "fresh-file ")) {
             if (!have_built || sys_fstatat(AT_FDCWD, line + 11, &st, 0) != 0 || mtime_ns(&st) + 1000000ULL >= built) return;
         } else if (starts_with(line, "entry ")) {
@@ -338,7 +294,7 @@ static void try_hit(int argc, char **argv, char **envp, const char *root) {
             used = 0;
             if (append(path, sizeof path, &used, entry) != 0 || append(path, sizeof path, &used, "/program") != 0) return;
             p += 8;
-            if (sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_uid != sys_getuid() || (st.st_mode & 022) != 0 || (st.st_mode & 0100) == 0) return;
+            if (sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_uid != uid || (st.st_mode & 022) != 0 || (st.st_mode & 0100) == 0) return;
             if (!identity_matches(&p, &st) || *p != '\0') return;
             saw_program = 1;
         } else {

@@ -18,9 +18,13 @@
  *   stat DEV INO SIZE MTIME_NS CTIME_NS PATH
  *                                 a file the entry depends on: the identity stamp, the bundled
  *                                 compiler, the runtime files linked, every imported module
- *   bundle-mtime-ns NS            copied from the identity stamp, with its fresh-dir and
- *   fresh-dir PATH                fresh-file lines: a compiler source at least as new as the
- *   fresh-file PATH               bundle means the compiler is stale (build/identity's format)
+ *   bundle-mtime-ns NS            the bundle's modification time, from the identity stamp: a
+ *                                 compiler source at least as new means the compiler is stale
+ *   fresh-file PATH               a compiler source file (the stamp's fresh-file lines)
+ *   fresh-root PATH               a directory of compiler sources (the stamp's fresh-dir), then
+ *   fresh-entry RELATIVE          every directory ("." for itself) and .ts file under it, as the
+ *                                 full launcher's scan found them: one stat each instead of a scan
+ *                                 (a file added, removed or renamed changes a listed directory)
  *   entry KEY                     the cache entry (64 hex digits): KEY/program is executed
  *   program DEV INO SIZE MTIME_NS CTIME_NS
  *

@@ -206,6 +206,29 @@ static _Noreturn void run_node(int argc, char **argv) {
 
 #define MAX_FLAGS 64
 
+/* A growing list of formatted lines (never freed: the launcher execs or exits soon). */
+struct lines {
+    char **line;
+    size_t n, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static int lines_addf(struct lines *l, const char *fmt, ...) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **bigger = realloc(l->line, cap * sizeof *bigger);
+        if (bigger == NULL) return -1;
+        l->line = bigger;
+        l->cap = cap;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vasprintf(&l->line[l->n], fmt, ap);
+    va_end(ap);
+    if (r < 0) return -1;
+    l->n++;
+    return 0;
+}
+
 struct identity {
     char compiler[65];
     char runtime_release[65], runtime_asan[65], runtime_inline[65];
@@ -213,19 +236,25 @@ struct identity {
     char *flag_arg[MAX_FLAGS], *flag_norm[MAX_FLAGS], *neutral[MAX_FLAGS];
     char *text; /* the stamp, which the strings above point into */
     /* For the hit record: the stamp's own status, the status of every watched file as it was
-     * checked, and the freshness lines (bundle-mtime-ns, fresh-dir, fresh-file) to repeat. */
+     * checked, and the freshness lines (bundle-mtime-ns, fresh-file, and each fresh-dir as the
+     * list of what its scan found: fresh-root, fresh-entry) to write. */
     struct stat stamp;
-    int nwatched, nfresh;
+    int nwatched;
     char *watched_path[MAX_FLAGS];
     struct stat watched[MAX_FLAGS];
-    char *fresh[MAX_FLAGS];
+    struct lines fresh;
 };
 
-/* 1 when a source under `dir` (a .ts file or a directory) is at least as new as the bundle. */
-static int newer_source_in(const char *dir, long long built, int depth) {
+/* 1 when a source under `dir` (a .ts file or a directory) is at least as new as the bundle. Every
+ * directory and .ts file looked at goes into `seen` as a fresh-entry line, relative to the
+ * directory of depth 0 (`top`), for the hit record: bin/osprey then checks exactly these with one
+ * stat each (a file added or removed changes the modification time of a directory listed). */
+static int newer_source_in(const char *dir, long long built, int depth, const char *top, struct lines *seen) {
     struct stat st;
     if (depth > 32 || stat(dir, &st) != 0) return 1;
     if (mtime_ns(&st) + 1000000LL >= built) return 1;
+    size_t top_len = strlen(top);
+    if (lines_addf(seen, "fresh-entry %s", depth == 0 ? "." : dir + top_len + 1) != 0) return 1;
     DIR *d = opendir(dir);
     if (d == NULL) return 1;
     struct dirent *e;
@@ -246,12 +275,13 @@ static int newer_source_in(const char *dir, long long built, int depth) {
             type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
         }
         if (type == DT_DIR) {
-            newer = newer_source_in(p, built, depth + 1);
+            newer = newer_source_in(p, built, depth + 1, top, seen);
         } else {
             size_t n = strlen(e->d_name);
             if (n > 3 && strcmp(e->d_name + n - 3, ".ts") == 0) {
                 /* Relative to the open directory: one path component to resolve, not the whole path. */
                 if (fstatat(dirfd(d), e->d_name, &st, 0) != 0 || mtime_ns(&st) + 1000000LL >= built) newer = 1;
+                else if (lines_addf(seen, "fresh-entry %s", p + top_len + 1) != 0) newer = 1;
             }
         }
     }
@@ -285,14 +315,11 @@ static int load_identity(struct identity *id) {
         if (line_no == 0) {
             if (strcmp(line, STAMP_FORMAT) != 0) return -1;
         } else if (strncmp(line, "bundle-mtime-ns ", 16) == 0) {
-            if (atoll(line + 16) != built) return -1;
-            if (id->nfresh < MAX_FLAGS) id->fresh[id->nfresh++] = line;
+            if (atoll(line + 16) != built || lines_addf(&id->fresh, "%s", line) != 0) return -1;
         } else if (strncmp(line, "fresh-dir ", 10) == 0) {
-            if (newer_source_in(line + 10, built, 0)) return -1;
-            if (id->nfresh < MAX_FLAGS) id->fresh[id->nfresh++] = line;
+            if (lines_addf(&id->fresh, "fresh-root %s", line + 10) != 0 || newer_source_in(line + 10, built, 0, line + 10, &id->fresh)) return -1;
         } else if (strncmp(line, "fresh-file ", 11) == 0) {
-            if (stat(line + 11, &st) != 0 || mtime_ns(&st) + 1000000LL >= built) return -1;
-            if (id->nfresh < MAX_FLAGS) id->fresh[id->nfresh++] = line;
+            if (stat(line + 11, &st) != 0 || mtime_ns(&st) + 1000000LL >= built || lines_addf(&id->fresh, "%s", line) != 0) return -1;
         } else if (strncmp(line, "watch ", 6) == 0) {
             char *end = NULL;
             long long size = strtoll(line + 6, &end, 10);
@@ -581,6 +608,8 @@ static void write_hit_record(const struct identity *id, const struct run_request
     for (int i = 0; i < verified->nimports; i++)
         if (!settled(&verified->imports[i], now.tv_sec) || strchr(verified->import_path[i], '\n') != NULL) return;
     if (strchr(req->file, '\n') != NULL || strchr(root, '\n') != NULL) return;
+    for (size_t i = 0; i < id->fresh.n; i++)
+        if (strchr(id->fresh.line[i], '\n') != NULL) return;
     for (int i = 0; i < req->nraw; i++)
         if (strchr(req->raw_flags[i], '\n') != NULL) return;
 
@@ -604,7 +633,7 @@ static void write_hit_record(const struct identity *id, const struct run_request
     bad |= put_identity(f, "stat", &id->stamp) != 0 || fprintf(f, " %s\n", stamp_path) < 0;
     for (int i = 0; i < ndepends; i++) bad |= put_identity(f, "stat", depend_stat[i]) != 0 || fprintf(f, " %s\n", depends[i]) < 0;
     for (int i = 0; i < verified->nimports; i++) bad |= put_identity(f, "stat", &verified->imports[i]) != 0 || fprintf(f, " %s\n", verified->import_path[i]) < 0;
-    for (int i = 0; i < id->nfresh; i++) bad |= fprintf(f, "%s\n", id->fresh[i]) < 0;
+    for (size_t i = 0; i < id->fresh.n; i++) bad |= fprintf(f, "%s\n", id->fresh.line[i]) < 0;
     bad |= fprintf(f, "entry %s\n", key) < 0;
     bad |= put_identity(f, "program", &verified->program) != 0 || fputc('\n', f) == EOF;
     bad |= fclose(f) != 0;
