@@ -24,7 +24,7 @@
 #include "hit_record.h"
 
 #define PATH_BUF 4096
-#define RECORD_BUF 16384
+#define RECORD_BUF 65536 /* a record lists every import and compiler source; only the pages read are touched */
 #define MAX_FLAGS 64
 
 /* ---- system calls ---------------------------------------------------------------------------- */
