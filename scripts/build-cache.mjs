@@ -16,7 +16,10 @@
 //   osprey-run-entry 2\n
 //   program SIZE HEX\n      the executable's size and SHA-256 (a damaged entry is rebuilt)
 //   import HEX PATH\n       one per imported module: SHA-256 of its bytes, absolute path
-// An entry is a hit only when every line still holds. Entries are written under a temporary name
+// An entry is a hit only when every line still holds. The native launcher, having verified a hit
+// by content, also writes a hit record into hits/ (bin/launcher/hit_record.h: the status of every
+// file the entry depends on), from which bin/osprey starts the program next time without reading
+// or hashing anything; eviction removes the records of evicted entries. Entries are written under a temporary name
 // and renamed into place, so concurrent `osprey run`s never see half an entry; the directory is
 // kept under a size bound by evicting the least recently used entries (a hit refreshes the
 // entry directory's modification time).
@@ -231,6 +234,32 @@ function evict(dir) {
     if (total <= bound) break;
     rmSync(e.p, { recursive: true, force: true });
     total -= e.size;
+  }
+  pruneHitRecords(dir);
+}
+
+/** Removes the hit records (bin/launcher/hit_record.h) whose entry is gone, and temporary ones a
+ *  dead launcher left. A record of a live entry stays: it is a few hundred bytes. */
+function pruneHitRecords(dir) {
+  const hits = join(dir, 'hits');
+  let names;
+  try {
+    names = readdirSync(hits);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const p = join(hits, name);
+    try {
+      if (name.endsWith('.tmp')) {
+        if (Date.now() - statSync(p).mtimeMs > 60_000) rmSync(p, { force: true });
+        continue;
+      }
+      const entry = /^entry ([0-9a-f]{64})$/m.exec(readFileSync(p, 'utf8'));
+      if (!entry || !existsSync(join(dir, entry[1]))) rmSync(p, { force: true });
+    } catch {
+      // removed meanwhile by another process
+    }
   }
 }
 

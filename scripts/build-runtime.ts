@@ -10,9 +10,11 @@
  * archive into build/tools/NAME (underscores become dashes); the echo server and client also
  * against the asan archive into build/tools/asan/NAME.
  *
- * The native `osprey` launcher (bin/launcher/osprey.c: the build cache's hit path and the client
- * of the compile server) is linked into bin/osprey, statically (a dynamic libc and libcrypto cost
- * more at start-up than a small program's whole run), in every mode including --check.
+ * The native `osprey` launcher is two programs, built in every mode including --check: bin/osprey
+ * (bin/launcher/fast.c), freestanding, which starts an unchanged program from its hit record, and
+ * bin/osprey-launcher (bin/launcher/osprey.c: the build cache by content, the client of the compile
+ * server), linked statically (a dynamic libc and libcrypto cost more at start-up than a small
+ * program's whole run).
  *
  * Objects are rebuilt only when their source or any header is newer, so a repeat run is quick.
  */
@@ -126,16 +128,26 @@ async function buildTools(): Promise<void> {
   );
 }
 
-/** bin/osprey from bin/launcher/*.c, rebuilt when a source is newer. Written to a temporary name
- * and renamed, so a concurrent `osprey` never starts half a binary. */
+/** bin/osprey and bin/osprey-launcher from bin/launcher/, each rebuilt when a source of the
+ * launcher is newer. Written to a temporary name and renamed, so a concurrent `osprey` never
+ * starts half a binary. */
 async function buildLauncher(): Promise<void> {
-  const sources = listC(path.join(PROJECT_ROOT, 'bin', 'launcher'));
-  const out = path.join(PROJECT_ROOT, 'bin', 'osprey');
-  if (mtime(out) > Math.max(...sources.map(mtime))) return;
-  const tmp = `${out}.${process.pid}.tmp`;
+  const dir = path.join(PROJECT_ROOT, 'bin', 'launcher');
+  const inputs = fs.readdirSync(dir).filter((f: string) => /\.[ch]$/.test(f)).map((f: string) => path.join(dir, f));
+  const newest = Math.max(...inputs.map(mtime));
   const flags = RUNTIME_CFLAGS.filter((f) => f !== '-fPIC');
-  await $`${CC} ${flags} -O2 -ffunction-sections -fdata-sections -static ${sources} -o ${tmp} -Wl,--gc-sections -lcrypto`;
-  fs.renameSync(tmp, out);
+  const build = async (name: string, command: (tmp: string) => Promise<unknown>): Promise<void> => {
+    const out = path.join(PROJECT_ROOT, 'bin', name);
+    if (mtime(out) > newest) return;
+    const tmp = `${out}.${process.pid}.tmp`;
+    await command(tmp);
+    fs.renameSync(tmp, out);
+  };
+  // The full launcher first: bin/osprey hands everything it does not serve to it.
+  await build('osprey-launcher', (tmp) => $`${CC} ${flags} -O2 -ffunction-sections -fdata-sections -static ${path.join(dir, 'osprey.c')} -o ${tmp} -Wl,--gc-sections -lcrypto`);
+  // No libc, no start files, not position-independent (nothing to relocate at start), no stack
+  // protector (it needs libc's canary set-up): see bin/launcher/fast.c.
+  await build('osprey', (tmp) => $`${CC} ${flags} -Os -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector -fno-pie -no-pie -fno-asynchronous-unwind-tables -Wl,--build-id=none ${path.join(dir, 'fast.c')} -o ${tmp}`);
 }
 
 async function runCTests(objects: string[]): Promise<void> {

@@ -1,6 +1,7 @@
 /*
- * The native `osprey` launcher (built into bin/osprey at `npm install` by
- * scripts/build-runtime.ts). It exists for start-up time: Node alone costs about 50 ms of CPU,
+ * The full native launcher (built into bin/osprey-launcher at `npm install` by
+ * scripts/build-runtime.ts; bin/osprey, bin/launcher/fast.c, starts it for every command it cannot
+ * serve from a hit record). It exists for start-up time: Node alone costs about 50 ms of CPU,
  * loading llvm-bindings and the compiler another 60 ms.
  *
  *  1. `osprey run` of a program the build cache holds: the launcher computes the cache key the
@@ -8,7 +9,9 @@
  *     is the one definition; tests/compiler/launcher.test.ts checks both sides agree), checks the
  *     entry (its manifest: the executable's size and SHA-256, every imported module's SHA-256)
  *     and replaces itself with the executable (execve: arguments, standard streams, signals and
- *     the exit status are the program's own).
+ *     the exit status are the program's own). Before that it writes the hit record
+ *     (bin/launcher/hit_record.h) that lets bin/osprey start the same program next time from a
+ *     few stat calls, while nothing it depends on changes.
  *  2. `osprey build|run|check` otherwise: the request goes to the user's resident compile server
  *     (compiler/src/cli/server.ts, started here on first use), which answers with the output and
  *     the status of the command, or with the executable to start. A server that cannot be
@@ -50,6 +53,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hit_record.h"
+
 extern char **environ;
 
 #define CACHE_FORMAT "2"
@@ -85,8 +90,9 @@ static int path_join(char *out, size_t size, const char *a, const char *b) {
     return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
-/* Reads a whole file (at most 1 GiB) into a malloc'd buffer; NULL on failure. */
-static unsigned char *read_file(const char *path, size_t *len) {
+/* Reads a whole file (at most 1 GiB) into a malloc'd buffer; NULL on failure. `st_out`, when not
+ * NULL, gets the status of the file read (of the open file: the bytes and it belong together). */
+static unsigned char *read_file_stat(const char *path, size_t *len, struct stat *st_out) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return NULL;
     struct stat st;
@@ -113,6 +119,7 @@ static unsigned char *read_file(const char *path, size_t *len) {
         if (r == 0) {
             close(fd);
             *len = n;
+            if (st_out != NULL) *st_out = st;
             return buf;
         }
         n += (size_t)r;
@@ -120,6 +127,10 @@ static unsigned char *read_file(const char *path, size_t *len) {
     close(fd);
     free(buf);
     return NULL;
+}
+
+static unsigned char *read_file(const char *path, size_t *len) {
+    return read_file_stat(path, len, NULL);
 }
 
 static void sha256_hex(const unsigned char *data, size_t len, char out[65]) {
@@ -138,10 +149,10 @@ static void sha256_hex(const unsigned char *data, size_t len, char out[65]) {
     out[64] = '\0';
 }
 
-/* SHA-256 of a file's bytes; -1 when it cannot be read. */
-static int file_sha256(const char *path, char out[65], size_t *size) {
+/* SHA-256 of a file's bytes (and their file's status, when `st` is not NULL); -1 when it cannot be read. */
+static int file_sha256(const char *path, char out[65], size_t *size, struct stat *st) {
     size_t len = 0;
-    unsigned char *bytes = read_file(path, &len);
+    unsigned char *bytes = read_file_stat(path, &len, st);
     if (bytes == NULL) return -1;
     sha256_hex(bytes, len, out);
     if (size != NULL) *size = len;
@@ -195,19 +206,55 @@ static _Noreturn void run_node(int argc, char **argv) {
 
 #define MAX_FLAGS 64
 
+/* A growing list of formatted lines (never freed: the launcher execs or exits soon). */
+struct lines {
+    char **line;
+    size_t n, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static int lines_addf(struct lines *l, const char *fmt, ...) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **bigger = realloc(l->line, cap * sizeof *bigger);
+        if (bigger == NULL) return -1;
+        l->line = bigger;
+        l->cap = cap;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vasprintf(&l->line[l->n], fmt, ap);
+    va_end(ap);
+    if (r < 0) return -1;
+    l->n++;
+    return 0;
+}
+
 struct identity {
     char compiler[65];
     char runtime_release[65], runtime_asan[65], runtime_inline[65];
     int nflags, nneutral;
     char *flag_arg[MAX_FLAGS], *flag_norm[MAX_FLAGS], *neutral[MAX_FLAGS];
     char *text; /* the stamp, which the strings above point into */
+    /* For the hit record: the stamp's own status, the status of every watched file as it was
+     * checked, and the freshness lines (bundle-mtime-ns, fresh-file, and each fresh-dir as the
+     * list of what its scan found: fresh-root, fresh-entry) to write. */
+    struct stat stamp;
+    int nwatched;
+    char *watched_path[MAX_FLAGS];
+    struct stat watched[MAX_FLAGS];
+    struct lines fresh;
 };
 
-/* 1 when a source under `dir` (a .ts file or a directory) is at least as new as the bundle. */
-static int newer_source_in(const char *dir, long long built, int depth) {
+/* 1 when a source under `dir` (a .ts file or a directory) is at least as new as the bundle. Every
+ * directory and .ts file looked at goes into `seen` as a fresh-entry line, relative to the
+ * directory of depth 0 (`top`), for the hit record: bin/osprey then checks exactly these with one
+ * stat each (a file added or removed changes the modification time of a directory listed). */
+static int newer_source_in(const char *dir, long long built, int depth, const char *top, struct lines *seen) {
     struct stat st;
     if (depth > 32 || stat(dir, &st) != 0) return 1;
     if (mtime_ns(&st) + 1000000LL >= built) return 1;
+    size_t top_len = strlen(top);
+    if (lines_addf(seen, "fresh-entry %s", depth == 0 ? "." : dir + top_len + 1) != 0) return 1;
     DIR *d = opendir(dir);
     if (d == NULL) return 1;
     struct dirent *e;
@@ -228,12 +275,13 @@ static int newer_source_in(const char *dir, long long built, int depth) {
             type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
         }
         if (type == DT_DIR) {
-            newer = newer_source_in(p, built, depth + 1);
+            newer = newer_source_in(p, built, depth + 1, top, seen);
         } else {
             size_t n = strlen(e->d_name);
             if (n > 3 && strcmp(e->d_name + n - 3, ".ts") == 0) {
                 /* Relative to the open directory: one path component to resolve, not the whole path. */
                 if (fstatat(dirfd(d), e->d_name, &st, 0) != 0 || mtime_ns(&st) + 1000000LL >= built) newer = 1;
+                else if (lines_addf(seen, "fresh-entry %s", p + top_len + 1) != 0) newer = 1;
             }
         }
     }
@@ -254,7 +302,7 @@ static int load_identity(struct identity *id) {
     if (path_join(path, sizeof path, root, "build/identity") != 0) return -1;
     if (path_join(bundle, sizeof bundle, root, "build/compiler/osprey.mjs") != 0) return -1;
     size_t len = 0;
-    char *text = (char *)read_file(path, &len);
+    char *text = (char *)read_file_stat(path, &len, &id->stamp);
     if (text == NULL) return -1;
     text[len] = '\0';
     id->text = text;
@@ -267,11 +315,11 @@ static int load_identity(struct identity *id) {
         if (line_no == 0) {
             if (strcmp(line, STAMP_FORMAT) != 0) return -1;
         } else if (strncmp(line, "bundle-mtime-ns ", 16) == 0) {
-            if (atoll(line + 16) != built) return -1;
+            if (atoll(line + 16) != built || lines_addf(&id->fresh, "%s", line) != 0) return -1;
         } else if (strncmp(line, "fresh-dir ", 10) == 0) {
-            if (newer_source_in(line + 10, built, 0)) return -1;
+            if (lines_addf(&id->fresh, "fresh-root %s", line + 10) != 0 || newer_source_in(line + 10, built, 0, line + 10, &id->fresh)) return -1;
         } else if (strncmp(line, "fresh-file ", 11) == 0) {
-            if (stat(line + 11, &st) != 0 || mtime_ns(&st) + 1000000LL >= built) return -1;
+            if (stat(line + 11, &st) != 0 || mtime_ns(&st) + 1000000LL >= built || lines_addf(&id->fresh, "%s", line) != 0) return -1;
         } else if (strncmp(line, "watch ", 6) == 0) {
             char *end = NULL;
             long long size = strtoll(line + 6, &end, 10);
@@ -279,6 +327,10 @@ static int load_identity(struct identity *id) {
             long long mtime = strtoll(end + 1, &end, 10);
             if (end == NULL || *end != ' ') return -1;
             if (stat(end + 1, &st) != 0 || (long long)st.st_size != size || mtime_ns(&st) != mtime) return -1;
+            if (id->nwatched < MAX_FLAGS) {
+                id->watched_path[id->nwatched] = end + 1;
+                id->watched[id->nwatched++] = st;
+            }
         } else if (strncmp(line, "absent ", 7) == 0) {
             if (stat(line + 7, &st) == 0 || errno != ENOENT) return -1;
         } else if (strncmp(line, "compiler ", 9) == 0) {
@@ -311,6 +363,9 @@ static int load_identity(struct identity *id) {
 struct run_request {
     const char *file;
     char flags[512];
+    char *raw_flags[MAX_FLAGS]; /* as given, for the hit record */
+    int nraw;
+    struct stat source; /* the main file as hashed into the key */
     int verbose;
     int nprogram;
     char **program_args;
@@ -383,6 +438,8 @@ static int parse_run(const struct identity *id, int argc, char **argv, struct ru
         }
     }
     if (!run || req->file == NULL) return -1;
+    memcpy(req->raw_flags, flags, sizeof flags[0] * (size_t)nflags);
+    req->nraw = nflags;
     return normalize_flags(id, flags, nflags, req->flags, sizeof req->flags);
 }
 
@@ -413,9 +470,9 @@ static int cache_dir(char *out, size_t size) {
 }
 
 /* build-cache.mjs cacheKey. */
-static int cache_key(const struct identity *id, const struct run_request *req, char key[65]) {
+static int cache_key(const struct identity *id, struct run_request *req, char key[65]) {
     size_t len = 0;
-    unsigned char *source = read_file(req->file, &len);
+    unsigned char *source = read_file_stat(req->file, &len, &req->source);
     if (source == NULL) return -1;
     char source_hex[65];
     sha256_hex(source, len, source_hex);
@@ -442,8 +499,21 @@ static int cache_key(const struct identity *id, const struct run_request *req, c
     return 0;
 }
 
-/* build-cache.mjs lookup: the entry's program path when every manifest line holds. */
-static int lookup_entry(const char *entry, char *program, size_t size) {
+#define MAX_IMPORTS 256
+
+/* What a verified entry was verified against: the status of each file whose bytes were hashed. */
+struct verified_entry {
+    char *manifest; /* the import paths point into it */
+    struct stat program;
+    int nimports; /* -1: more than MAX_IMPORTS, recorded by content only */
+    const char *import_path[MAX_IMPORTS];
+    struct stat imports[MAX_IMPORTS];
+};
+
+/* build-cache.mjs lookup: the entry's program path when every manifest line holds; `verified`
+ * then holds what was checked (the caller frees verified->manifest). */
+static int lookup_entry(const char *entry, char *program, size_t size, struct verified_entry *verified) {
+    memset(verified, 0, sizeof *verified);
     char manifest_path[PATH_MAX];
     if (path_join(manifest_path, sizeof manifest_path, entry, "manifest") != 0) return -1;
     if (path_join(program, size, entry, "program") != 0) return -1;
@@ -461,18 +531,113 @@ static int lookup_entry(const char *entry, char *program, size_t size) {
             char *end = NULL;
             long long want = strtoll(line + 8, &end, 10);
             size_t got = 0;
-            ok = end != NULL && *end == ' ' && file_sha256(program, hex, &got) == 0 && (long long)got == want && strcmp(hex, end + 1) == 0;
+            ok = end != NULL && *end == ' ' && file_sha256(program, hex, &got, &verified->program) == 0 && (long long)got == want && strcmp(hex, end + 1) == 0;
             saw_program = 1;
         } else if (strncmp(line, "import ", 7) == 0 && strlen(line) > 7 + 65) {
-            ok = line[7 + 64] == ' ' && file_sha256(line + 7 + 65, hex, NULL) == 0 && strncmp(hex, line + 7, 64) == 0;
+            struct stat st;
+            ok = line[7 + 64] == ' ' && file_sha256(line + 7 + 65, hex, NULL, &st) == 0 && strncmp(hex, line + 7, 64) == 0;
+            if (ok && verified->nimports >= 0 && verified->nimports < MAX_IMPORTS) {
+                verified->import_path[verified->nimports] = line + 7 + 65;
+                verified->imports[verified->nimports++] = st;
+            } else {
+                verified->nimports = -1;
+            }
         } else {
             ok = 0;
         }
     }
-    free(manifest);
-    if (!ok || !saw_program) return -1;
+    if (!ok || !saw_program) {
+        free(manifest);
+        return -1;
+    }
+    verified->manifest = manifest;
     (void)utimensat(AT_FDCWD, entry, NULL, 0); /* recently used: evicted last */
     return 0;
+}
+
+/* ---- the hit record (bin/launcher/hit_record.h) ------------------------------------------- */
+
+/* Whether a file's times lie in a second before `now_sec`: only then can a later change not leave
+ * them as they are (the racy-timestamp rule of hit_record.h). */
+static int settled(const struct stat *st, time_t now_sec) {
+    return st->st_mtim.tv_sec < now_sec && st->st_ctim.tv_sec < now_sec;
+}
+
+static int put_identity(FILE *f, const char *what, const struct stat *st) {
+    return fprintf(f, "%s %llu %llu %lld %lld %lld", what, (unsigned long long)st->st_dev, (unsigned long long)st->st_ino, (long long)st->st_size, mtime_ns(st),
+                   (long long)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec) < 0 ? -1 : 0;
+}
+
+/* The status of a file the stamp watched, as checked; NULL when it did not watch it. */
+static const struct stat *watched_stat(const struct identity *id, const char *path) {
+    for (int i = 0; i < id->nwatched; i++)
+        if (strcmp(id->watched_path[i], path) == 0) return &id->watched[i];
+    return NULL;
+}
+
+/* Writes the hit record of a run whose entry was just verified by content, so the next identical
+ * run is decided by bin/osprey from the status of the same files. Nothing is written when a file
+ * changed in the current second, or when something cannot be recorded; failures only mean the
+ * next run is decided here again. */
+static void write_hit_record(const struct identity *id, const struct run_request *req, const char *dir, const char *key, const struct verified_entry *verified) {
+    struct timespec now;
+    if (clock_gettime(CLOCK_REALTIME_COARSE, &now) != 0 || verified->nimports < 0) return;
+    /* The compiler and the runtime files this build links, as the stamp vouched for them. */
+    const char *depends[4];
+    int ndepends = 0;
+    char bundle[PATH_MAX], runtime_a[PATH_MAX], runtime_b[PATH_MAX];
+    if (path_join(bundle, sizeof bundle, root, "build/compiler/osprey.mjs") != 0) return;
+    depends[ndepends++] = bundle;
+    int sanitize = 0;
+    char flags[sizeof req->flags];
+    snprintf(flags, sizeof flags, "%s", req->flags);
+    char *save = NULL;
+    for (char *w = strtok_r(flags, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) sanitize |= strcmp(w, "sanitize") == 0;
+    if (path_join(runtime_a, sizeof runtime_a, root, sanitize ? "build/runtime/asan/libosprey_runtime.a" : "build/runtime/release/libosprey_runtime.a") != 0) return;
+    depends[ndepends++] = runtime_a;
+    if (!sanitize && strncmp(req->flags, "opt=release", 11) == 0) {
+        if (path_join(runtime_b, sizeof runtime_b, root, "build/runtime/release/inline.bc") != 0) return;
+        depends[ndepends++] = runtime_b;
+    }
+    const struct stat *depend_stat[4];
+    for (int i = 0; i < ndepends; i++) {
+        depend_stat[i] = watched_stat(id, depends[i]);
+        if (depend_stat[i] == NULL || !settled(depend_stat[i], now.tv_sec)) return;
+    }
+    if (!settled(&id->stamp, now.tv_sec) || !settled(&req->source, now.tv_sec) || !settled(&verified->program, now.tv_sec)) return;
+    for (int i = 0; i < verified->nimports; i++)
+        if (!settled(&verified->imports[i], now.tv_sec) || strchr(verified->import_path[i], '\n') != NULL) return;
+    if (strchr(req->file, '\n') != NULL || strchr(root, '\n') != NULL) return;
+    for (size_t i = 0; i < id->fresh.n; i++)
+        if (strchr(id->fresh.line[i], '\n') != NULL) return;
+    for (int i = 0; i < req->nraw; i++)
+        if (strchr(req->raw_flags[i], '\n') != NULL) return;
+
+    char hits[PATH_MAX], name[17], final_path[PATH_MAX], tmp[PATH_MAX], stamp_path[PATH_MAX];
+    if (path_join(hits, sizeof hits, dir, HIT_RECORD_DIR) != 0 || path_join(stamp_path, sizeof stamp_path, root, "build/identity") != 0) return;
+    if (mkdir(hits, 0700) != 0 && errno != EEXIST) return;
+    hit_record_name(root, (uint64_t)req->source.st_dev, (uint64_t)req->source.st_ino, req->file, req->raw_flags, req->nraw, name);
+    if (path_join(final_path, sizeof final_path, hits, name) != 0) return;
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", hits, name, (int)getpid()) >= sizeof tmp) return;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return;
+    FILE *f = fdopen(fd, "w");
+    if (f == NULL) {
+        close(fd);
+        (void)unlink(tmp);
+        return;
+    }
+    int bad = fprintf(f, HIT_RECORD_MAGIC "\nroot %s\npath %s\n", root, req->file) < 0;
+    for (int i = 0; i < req->nraw; i++) bad |= fprintf(f, "arg %s\n", req->raw_flags[i]) < 0;
+    bad |= put_identity(f, "source", &req->source) != 0 || fputc('\n', f) == EOF;
+    bad |= put_identity(f, "stat", &id->stamp) != 0 || fprintf(f, " %s\n", stamp_path) < 0;
+    for (int i = 0; i < ndepends; i++) bad |= put_identity(f, "stat", depend_stat[i]) != 0 || fprintf(f, " %s\n", depends[i]) < 0;
+    for (int i = 0; i < verified->nimports; i++) bad |= put_identity(f, "stat", &verified->imports[i]) != 0 || fprintf(f, " %s\n", verified->import_path[i]) < 0;
+    for (size_t i = 0; i < id->fresh.n; i++) bad |= fprintf(f, "%s\n", id->fresh.line[i]) < 0;
+    bad |= fprintf(f, "entry %s\n", key) < 0;
+    bad |= put_identity(f, "program", &verified->program) != 0 || fputc('\n', f) == EOF;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, final_path) != 0) (void)unlink(tmp);
 }
 
 static void exec_program(const char *program, int nargs, char **args) {
@@ -834,8 +999,11 @@ int main(int argc, char **argv) {
     int cacheable = run_like && !env_flag("OSPREY_NO_CACHE") && parse_run(&id, argc, argv, &req) == 0;
     if (cacheable) {
         char dir[PATH_MAX], key[65], entry[PATH_MAX], program[PATH_MAX];
+        struct verified_entry verified;
         if (cache_dir(dir, sizeof dir) == 0 && cache_key(&id, &req, key) == 0 && path_join(entry, sizeof entry, dir, key) == 0 &&
-            lookup_entry(entry, program, sizeof program) == 0) {
+            lookup_entry(entry, program, sizeof program, &verified) == 0) {
+            write_hit_record(&id, &req, dir, key, &verified);
+            free(verified.manifest);
             if (req.verbose) fprintf(stderr, "osprey: cache hit, running %s\n", program);
             exec_program(program, req.nprogram, req.program_args);
         }

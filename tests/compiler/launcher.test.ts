@@ -10,7 +10,7 @@
  * The server: every test uses its own private socket directory and stops the servers it started.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
@@ -146,6 +146,246 @@ describe.sequential('native launcher: build cache hits without Node', () => {
   it('commands other than a cacheable run go to the compiler', () => {
     expect(missed(launcherOnly(['--version']))).toBe(true);
     expect(missed(launcherOnly(['check', 'edit.osp']))).toBe(true);
+  });
+});
+
+// ---- hit records: bin/osprey's path (bin/launcher/fast.c, bin/launcher/hit_record.h) ----------
+
+/** Waits until the wall clock is early in a second, so that what follows (a write and a launcher
+ *  run, a few milliseconds) happens within one second. */
+async function earlyInASecond(): Promise<void> {
+  while (Date.now() % 1000 < 30 || Date.now() % 1000 > 400) await sleep(10);
+}
+
+/** Waits until the current second (and the one before, for the coarse file clock) is over: what
+ *  was written before is then "settled" for the hit-record rule. */
+async function nextSecond(): Promise<void> {
+  const second = Math.floor(Date.now() / 1000);
+  while (Math.floor(Date.now() / 1000) <= second || Date.now() % 1000 < 30) await sleep(20);
+}
+
+const servedByRecord = (o: Outcome) => o.status === 0 && o.stderr.includes('osprey: cache hit (unchanged since verified)');
+const servedByContent = (o: Outcome) => o.status === 0 && o.stderr.includes('osprey: cache hit, running');
+
+/** The hit records that name `path` (records are named by a hash; their text says what they are for). */
+function recordsOf(cache: string, path: string): string[] {
+  const dir = join(cache, 'hits');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((n) => !n.endsWith('.tmp'))
+    .filter((n) => readFileSync(join(dir, n), 'utf8').split('\n').includes(`path ${path}`))
+    .map((n) => join(dir, n));
+}
+
+/** A program compiled into the cache, then run through the launcher once its files have settled,
+ *  which verifies it by content and writes its hit record. */
+async function recorded(name: string, text: string, args: string[] = [], status = 0): Promise<string> {
+  writeFileSync(join(work, name), text);
+  expect(direct(['run', name, ...args]).status).toBe(status);
+  await nextSecond();
+  const verified = launcherOnly(['run', name, '-v', ...args]);
+  expect(verified.status).toBe(status);
+  expect(verified.stderr).toContain('osprey: cache hit, running');
+  expect(recordsOf(cacheDir, name)).toHaveLength(1);
+  return name;
+}
+
+describe.sequential('native launcher: hit records (an unchanged program started from a few stat calls)', () => {
+  it('an unchanged run is served from its record, written only once its files have settled', async () => {
+    writeFileSync(join(work, 'settle.osp'), 'print("settled")\n');
+    expect(direct(['run', 'settle.osp']).stdout).toBe('settled\n');
+    // Changed in this second: verified by content, and not recorded (racy timestamps).
+    await earlyInASecond();
+    writeFileSync(join(work, 'settle.osp'), 'print("settled")\n');
+    const racy = launcherOnly(['run', 'settle.osp', '-v']);
+    expect(servedByContent(racy)).toBe(true);
+    expect(racy.stdout).toBe('settled\n');
+    expect(recordsOf(cacheDir, 'settle.osp')).toHaveLength(0);
+    await nextSecond();
+    expect(servedByContent(launcherOnly(['run', 'settle.osp', '-v']))).toBe(true);
+    expect(recordsOf(cacheDir, 'settle.osp')).toHaveLength(1);
+    const hit = launcherOnly(['run', 'settle.osp', '-v', '--', 'a']);
+    expect(servedByRecord(hit)).toBe(true);
+    expect(hit.stdout).toBe('settled\n');
+    // Arguments, output and exit status pass through as on the other path.
+    await recorded('status.osp', 'forEach(args(), |a| => print("arg ${a}"))\nfn main() -> Int = 5\n', [], 5);
+    const withArgs = launcherOnly(['run', 'status.osp', '-v', '--', 'x', 'y z', '--flag']);
+    expect(withArgs.stderr).toContain('cache hit (unchanged since verified)');
+    expect(withArgs.stdout).toBe('arg x\narg y z\narg --flag\n');
+    expect(withArgs.status).toBe(5);
+  });
+
+  it('an edit of the same size in the same second is a miss, and the rebuild is recorded anew', async () => {
+    await recorded('same.osp', 'print("AAAA")\n');
+    await earlyInASecond();
+    writeFileSync(join(work, 'same.osp'), 'print("BBBB")\n');
+    expect(missed(launcherOnly(['run', 'same.osp']))).toBe(true);
+    expect(direct(['run', 'same.osp']).stdout).toBe('BBBB\n');
+    // Just rebuilt: verified by content, not yet recorded; once settled, recorded again.
+    await nextSecond();
+    expect(servedByContent(launcherOnly(['run', 'same.osp', '-v']))).toBe(true);
+    const hit = launcherOnly(['run', 'same.osp', '-v']);
+    expect(servedByRecord(hit)).toBe(true);
+    expect(hit.stdout).toBe('BBBB\n');
+  });
+
+  it('a touched source (same bytes) is still a hit, verified by content', async () => {
+    await recorded('touch.osp', 'print("touched")\n');
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(work, 'touch.osp'), later, later);
+    const touched = launcherOnly(['run', 'touch.osp', '-v']);
+    expect(servedByContent(touched)).toBe(true);
+    expect(touched.stdout).toBe('touched\n');
+  });
+
+  it('an edited imported module is a miss even when the main file is unchanged', async () => {
+    mkdirSync(join(work, 'hlib'), { recursive: true });
+    writeFileSync(join(work, 'hlib', 'part.osp'), 'fn word() -> String = "first"\n');
+    await recorded('imports.osp', 'import hlib.part\nprint(part.word())\n');
+    expect(servedByRecord(launcherOnly(['run', 'imports.osp', '-v']))).toBe(true);
+    writeFileSync(join(work, 'hlib', 'part.osp'), 'fn word() -> String = "other"\n');
+    expect(missed(launcherOnly(['run', 'imports.osp']))).toBe(true);
+  });
+
+  it('flags: each spelling has its own record, and other flags are another entry', async () => {
+    await recorded('hflags.osp', 'print("hf")\n', ['--no-http', '--no-fs']);
+    expect(servedByRecord(launcherOnly(['run', 'hflags.osp', '-v', '--no-http', '--no-fs']))).toBe(true);
+    // The same entry by another spelling: verified by content (no record of this spelling yet).
+    expect(servedByContent(launcherOnly(['run', 'hflags.osp', '-v', '--no-fs', '--no-http']))).toBe(true);
+    expect(missed(launcherOnly(['run', 'hflags.osp', '--no-http']))).toBe(true);
+    expect(missed(launcherOnly(['run', 'hflags.osp', '--no-http', '--no-fs', '--no-cache']))).toBe(true);
+  });
+
+  it('a replaced or modified executable is never started from the record', async () => {
+    await recorded('tamper.osp', 'print("genuine")\n');
+    const key = readFileSync(recordsOf(cacheDir, 'tamper.osp')[0]!, 'utf8').match(/^entry ([0-9a-f]{64})$/m)![1]!;
+    const program = join(cacheDir, key, 'program');
+    const original = readFileSync(program);
+    // Replaced by another file (another inode), even one with the same size and times.
+    const st = statSync(program);
+    const foreign = join(cacheDir, key, 'foreign');
+    writeFileSync(foreign, `#!/bin/sh\necho FOREIGN\n${'#'.repeat(original.length - 24)}\n`, { mode: 0o755 });
+    expect(statSync(foreign).size).toBe(st.size);
+    utimesSync(foreign, st.atime, st.mtime);
+    renameSync(foreign, program);
+    const replaced = launcherOnly(['run', 'tamper.osp']);
+    expect(replaced.stdout).not.toContain('FOREIGN');
+    expect(missed(replaced)).toBe(true);
+    // Modified in place, times put back: the change time still differs.
+    writeFileSync(program, original);
+    chmodSync(program, 0o755);
+    expect(direct(['run', 'tamper.osp']).stdout).toBe('genuine\n');
+    await nextSecond();
+    expect(servedByContent(launcherOnly(['run', 'tamper.osp', '-v']))).toBe(true);
+    const before = statSync(program);
+    const fd = openSync(program, 'r+');
+    writeSync(fd, Buffer.from([original[original.length - 100]! ^ 0xff]), 0, 1, original.length - 100);
+    closeSync(fd);
+    utimesSync(program, before.atime, before.mtime);
+    expect(missed(launcherOnly(['run', 'tamper.osp']))).toBe(true);
+  });
+
+  it('an executable others may write is not started from the record', async () => {
+    await recorded('mode.osp', 'print("mode")\n');
+    const key = readFileSync(recordsOf(cacheDir, 'mode.osp')[0]!, 'utf8').match(/^entry ([0-9a-f]{64})$/m)![1]!;
+    chmodSync(join(cacheDir, key, 'program'), 0o777);
+    const o = launcherOnly(['run', 'mode.osp', '-v']);
+    expect(o.stderr).not.toContain('unchanged since verified');
+    chmodSync(join(cacheDir, key, 'program'), 0o755);
+  });
+
+  it('a damaged or foreign record is ignored', async () => {
+    await recorded('record.osp', 'print("rec")\n');
+    const record = recordsOf(cacheDir, 'record.osp')[0]!;
+    const text = readFileSync(record, 'utf8');
+    for (const bad of [
+      text.replace(/^program .*$/m, 'program 1 2 3 4 5'),
+      text.replace(/\n$/, ''), // torn: the last line has no newline
+      text.replace(/^path .*$/m, 'path other.osp'),
+      text + 'unknown line\n',
+      text.replace(/^entry .*$/m, 'entry ../../../../bin'),
+    ]) {
+      writeFileSync(record, bad, { mode: 0o600 });
+      const o = launcherOnly(['run', 'record.osp', '-v']);
+      expect(o.stderr).not.toContain('unchanged since verified');
+      expect(o.stdout).toBe('rec\n'); // verified by content instead (and the record rewritten)
+    }
+    expect(servedByRecord(launcherOnly(['run', 'record.osp', '-v']))).toBe(true);
+    chmodSync(record, 0o666);
+    expect(launcherOnly(['run', 'record.osp', '-v']).stderr).not.toContain('unchanged since verified');
+  });
+
+  it('concurrent runs all start the program, with or without a record', async () => {
+    writeFileSync(join(work, 'many.osp'), 'print("many")\n');
+    expect(direct(['run', 'many.osp']).stdout).toBe('many\n');
+    await nextSecond();
+    const env = { ...baseEnv, OSPREY_NO_SERVER: '1', PATH: `${fakeBin}:${process.env.PATH}` };
+    for (let round = 0; round < 2; round++) {
+      const outcomes = await Promise.all(Array.from({ length: 8 }, () => launcher(['run', 'many.osp', '-v'], env)));
+      for (const o of outcomes) {
+        expect(o.status).toBe(0);
+        expect(o.stdout).toBe('many\n');
+      }
+    }
+    expect(recordsOf(cacheDir, 'many.osp')).toHaveLength(1);
+    expect(servedByRecord(launcherOnly(['run', 'many.osp', '-v']))).toBe(true);
+  });
+
+  it('a changed compiler is a miss: a rebuilt bundle, an edited compiler source', async () => {
+    // An installation of its own (the launchers, the bundle entry, the runtime, a stamp naming
+    // them), sharing the compiler's identity, so that what the real compiler stores is its hit.
+    const inst = join(work, 'inst');
+    for (const d of ['bin', 'build/compiler', 'build/runtime/release', 'compiler/src']) mkdirSync(join(inst, d), { recursive: true });
+    for (const f of ['bin/osprey', 'bin/osprey-launcher']) {
+      writeFileSync(join(inst, f), readFileSync(join(ROOT, f)));
+      chmodSync(join(inst, f), 0o755);
+    }
+    writeFileSync(join(inst, 'bin/osprey.mjs'), ''); // what a miss runs (through the fake node)
+    writeFileSync(join(inst, 'compiler/src/main.ts'), 'export {};\n');
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(join(inst, 'compiler/src/main.ts'), past, past);
+    utimesSync(join(inst, 'compiler/src'), past, past);
+    writeFileSync(join(inst, 'build/compiler/osprey.mjs'), readFileSync(join(ROOT, 'build/compiler/osprey.mjs')));
+    writeFileSync(join(inst, 'build/runtime/release/libosprey_runtime.a'), readFileSync(join(ROOT, 'build/runtime/release/libosprey_runtime.a')));
+    const real = readFileSync(join(ROOT, 'build/identity'), 'utf8').split('\n');
+    const watch = (p: string) => {
+      const s = statSync(p, { bigint: true });
+      return `watch ${s.size} ${s.mtimeNs} ${p}`;
+    };
+    const stamp = (compiler: string) =>
+      [
+        'osprey-identity 1',
+        `bundle-mtime-ns ${statSync(join(inst, 'build/compiler/osprey.mjs'), { bigint: true }).mtimeNs}`,
+        `fresh-dir ${join(inst, 'compiler/src')}`,
+        watch(join(inst, 'build/compiler/osprey.mjs')),
+        watch(join(inst, 'build/runtime/release/libosprey_runtime.a')),
+        `compiler ${compiler}`,
+        ...real.filter((l) => l.startsWith('runtime ') || l.startsWith('flag ') || l.startsWith('neutral ')),
+        '',
+      ].join('\n');
+    const compiler = real.find((l) => l.startsWith('compiler '))!.slice(9);
+    writeFileSync(join(inst, 'build/identity'), stamp(compiler));
+    const inInst = (args: string[]): Outcome => {
+      const p = spawnSync(join(inst, 'bin/osprey'), args, { cwd: work, encoding: 'utf8', timeout: 30_000, env: { ...baseEnv, OSPREY_NO_SERVER: '1', PATH: `${fakeBin}:${process.env.PATH}` } });
+      return { stdout: p.stdout, stderr: p.stderr, status: p.status };
+    };
+    writeFileSync(join(work, 'compiler.osp'), 'print("compiled")\n');
+    expect(direct(['run', 'compiler.osp']).stdout).toBe('compiled\n');
+    await nextSecond();
+    expect(servedByContent(inInst(['run', 'compiler.osp', '-v']))).toBe(true);
+    expect(servedByRecord(inInst(['run', 'compiler.osp', '-v']))).toBe(true);
+
+    // A compiler source edited after the bundle was built: the compiler is stale.
+    const now = new Date();
+    utimesSync(join(inst, 'compiler/src/main.ts'), now, now);
+    expect(missed(inInst(['run', 'compiler.osp']))).toBe(true);
+    utimesSync(join(inst, 'compiler/src/main.ts'), past, past);
+    expect(servedByRecord(inInst(['run', 'compiler.osp', '-v']))).toBe(true);
+
+    // The bundle rebuilt (another compiler, another identity): another key, a miss.
+    writeFileSync(join(inst, 'build/compiler/osprey.mjs'), readFileSync(join(ROOT, 'build/compiler/osprey.mjs'), 'utf8') + '\n// rebuilt\n');
+    writeFileSync(join(inst, 'build/identity'), stamp('0'.repeat(64)));
+    expect(missed(inInst(['run', 'compiler.osp']))).toBe(true);
   });
 });
 
