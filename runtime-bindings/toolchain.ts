@@ -29,8 +29,10 @@ export const RUNTIME_INCLUDE_DIR = join(PROJECT_ROOT, 'runtime-c', 'include');
 export const RUNTIME_TEST_DIR = join(PROJECT_ROOT, 'runtime-c', 'tests');
 export const BUILD_DIR = join(PROJECT_ROOT, 'build');
 
-/** Runtime flavours: `release` for programs, `asan` for sanitizer runs of whole programs. */
-export type RuntimeFlavour = 'release' | 'asan';
+/** Runtime flavours: `release` for programs, `asan` for sanitizer runs of whole programs, `tsan`
+ * for ThreadSanitizer runs of the multi-threaded C tests and programs (`build-runtime.ts --tsan`,
+ * built on demand only: runtime-c/README.md, "ThreadSanitizer"). */
+export type RuntimeFlavour = 'release' | 'asan' | 'tsan';
 
 export function runtimeLibrary(flavour: RuntimeFlavour = 'release'): string {
   return join(BUILD_DIR, 'runtime', flavour, 'libosprey_runtime.a');
@@ -70,6 +72,7 @@ export const RUNTIME_CFLAGS = [
 export const FLAVOUR_CFLAGS: Record<RuntimeFlavour, string[]> = {
   release: ['-O2', '-g'],
   asan: ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined'],
+  tsan: ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=thread'],
 };
 
 /** The LLVM 14 tools the pipeline drives (Debian's llvm-14 package). */

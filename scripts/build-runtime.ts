@@ -5,6 +5,8 @@
  *   tsx scripts/build-runtime.ts            release + asan archives under build/runtime/
  *   tsx scripts/build-runtime.ts --tests    also builds runtime-c/tests/test_*.c with ASan+UBSan and runs them
  *   tsx scripts/build-runtime.ts --check    rebuilds only when a runtime source is newer than the archives
+ *   tsx scripts/build-runtime.ts --tsan     also the tsan archive; builds runtime-c/tests/test_*.c with
+ *                                           ThreadSanitizer and runs them (`--tsan --only a,b`: those tests)
  *
  * Tools (runtime-c/tools/*.c: test peers, the load generator) are linked against the release
  * archive into build/tools/NAME (underscores become dashes); the echo server and client also
@@ -138,6 +140,54 @@ async function buildLauncher(): Promise<void> {
   fs.renameSync(tmp, out);
 }
 
+/** ThreadSanitizer's settings for the C tests and for programs linked with the tsan archive: every
+ * report is printed (not only the first), a report fails the run (exit 66), and GC internals are
+ * suppressed by runtime-c/tsan.supp (each entry says why it is safe). */
+export function tsanOptions(): string {
+  const supp = path.join(PROJECT_ROOT, 'runtime-c', 'tsan.supp');
+  return `suppressions=${supp}:halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4`;
+}
+
+/** The C tests under ThreadSanitizer (`--tsan`; `--only a,b` runs just those). A test fails on a
+ * non-zero exit or any ThreadSanitizer report. */
+async function runTsanTests(objects: string[]): Promise<void> {
+  const onlyIdx = process.argv.indexOf('--only');
+  const only = onlyIdx >= 0 ? new Set((process.argv[onlyIdx + 1] ?? '').split(',').filter(Boolean)) : null;
+  const tests = listC(RUNTIME_TEST_DIR)
+    .filter((f) => path.basename(f).startsWith('test_'))
+    .filter((f) => !only || only.has(path.basename(f, '.c')));
+  if (only && tests.length !== only.size) {
+    console.error(`--only names a test that does not exist: ${[...only].join(', ')} (runtime-c/tests/test_*.c)`);
+    process.exit(2);
+  }
+  const binDir = path.join(BUILD_DIR, 'runtime', 'tests-tsan');
+  fs.mkdirpSync(binDir);
+  await Promise.all(
+    tests.map((t) => {
+      const bin = path.join(binDir, path.basename(t, '.c'));
+      return $`${CC} ${RUNTIME_CFLAGS} ${FLAVOUR_CFLAGS.tsan} -I${RUNTIME_INCLUDE_DIR} -I${RUNTIME_SOURCE_DIR} ${t} ${objects} -o ${bin} ${RUNTIME_LINK_LIBS}`;
+    }),
+  );
+  let failed = 0;
+  for (const t of tests) {
+    const bin = path.join(binDir, path.basename(t, '.c'));
+    const started = Date.now();
+    const r = await $({ nothrow: true, env: { ...process.env, TSAN_OPTIONS: tsanOptions() } })`${bin}`;
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    const reports = (r.stderr.match(/WARNING: ThreadSanitizer:/g) ?? []).length;
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    if (r.exitCode !== 0 || reports > 0) {
+      failed++;
+      console.error(`FAILED under TSan: ${path.basename(bin)} (exit ${r.exitCode}, ${reports} ThreadSanitizer reports, ${secs} s)`);
+    } else {
+      console.log(`tsan ok: ${path.basename(bin)} (${secs} s)`);
+    }
+  }
+  console.log(`C runtime tests under ThreadSanitizer: ${tests.length - failed} passed, ${failed} failed`);
+  if (failed) process.exit(1);
+}
+
 async function runCTests(objects: string[]): Promise<void> {
   const tests = listC(RUNTIME_TEST_DIR).filter((f) => path.basename(f).startsWith('test_'));
   const binDir = path.join(BUILD_DIR, 'runtime', 'tests');
@@ -177,4 +227,5 @@ if (args.has('--check')) {
   await buildLauncher();
   console.log(`runtime built: ${runtimeLibrary('release')}; launcher: ${path.join(PROJECT_ROOT, 'bin', 'osprey')}`);
   if (args.has('--tests')) await runCTests(asanObjects);
+  if (args.has('--tsan')) await runTsanTests(await buildFlavour('tsan'));
 }

@@ -52,6 +52,23 @@
 #define OSP_ASAN 0
 #endif
 
+/* ThreadSanitizer (build-runtime.ts --tsan): every switch is announced, so TSan keeps one shadow
+ * context per fiber and orders what a fiber did before it parked before what it does after it
+ * resumes, perhaps on another worker. gcc defines __SANITIZE_THREAD__, clang has the feature. */
+#if defined(__SANITIZE_THREAD__)
+#define OSP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define OSP_TSAN 1
+#endif
+#endif
+#ifndef OSP_TSAN
+#define OSP_TSAN 0
+#endif
+#if OSP_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 /* ---- configuration ---------------------------------------------------------------------- */
 
 #define MAIN_STACK_BYTES ((size_t)1 << 30)   /* 1 GiB: a million non-tail levels (docs/guide/05-functions.md#recursion) */
@@ -97,6 +114,7 @@ struct osp_fiber {
      * record with this condition variable (it never runs on a worker). */
     pthread_cond_t *thread_cond;
     void *asan_fake_stack;
+    void *tsan_fiber; /* its TSan context while it has a stack (TSan builds only) */
     void (*on_park)(void *arg); /* osp_fiber_set_park_hook */
     void *on_park_arg;
 };
@@ -115,6 +133,7 @@ typedef struct {
     void *asan_fake_stack;   /* the loop's ASan fake stack while a fiber runs */
     const void *native_asan_bottom;
     size_t native_asan_size;
+    void *tsan_loop_fiber; /* the thread's own TSan context: the worker loop's (TSan builds only) */
     /* Scheduling decisions taken (under sched.lock). An idle worker steals another's runnext only
      * when this did not move since its previous look: that worker is stuck in one long fiber.
      * Stealing eagerly would split a ping-pong across threads and pay a wake-up per message. */
@@ -225,6 +244,14 @@ static void wake_idle_worker(void) {
  * and left with sched.lock held. May return early (a signal, a wake-up meant for another worker):
  * the caller looks at the queues again either way. */
 static void idle_wait(int64_t until_ns) {
+#if OSP_TSAN
+    /* TSan holds an asynchronous signal back until the thread reaches one of its interceptors,
+     * and it does not know that a raw futex wait blocks: a worker asleep here would never take
+     * the collector's suspend signal, and the collection would wait for it forever. Wake at
+     * least every 5 ms (the lock taken on return delivers the signal). */
+    int64_t tsan_poll = now_ns() + 5000000;
+    if (until_ns < 0 || until_ns > tsan_poll) until_ns = tsan_poll;
+#endif
     uint32_t seq = atomic_load(&sched.wake_seq);
     pthread_mutex_unlock(&sched.lock);
     atomic_fetch_add(&sched.sleepers, 1);
@@ -334,6 +361,11 @@ static void give_stack(osp_fiber *f) {
     atomic_store(&f->running, 0);
     f->sp = NULL;
     f->stack_lo = f->stack_hi = NULL;
+#if OSP_TSAN
+    /* Called in the worker loop after the switch away from `f`: never the current context. */
+    if (f->tsan_fiber) __tsan_destroy_fiber(f->tsan_fiber);
+    f->tsan_fiber = NULL;
+#endif
 }
 
 static void fiber_start(void);
@@ -363,6 +395,9 @@ static void prepare_stack(osp_fiber *f) {
     *--sp = (void *)fiber_start;  /* osp_ctx_switch's `ret` lands here */
     for (int i = 0; i < 6; i++) *--sp = NULL; /* rbp rbx r12 r13 r14 r15 */
     f->sp = sp;
+#if OSP_TSAN
+    f->tsan_fiber = __tsan_create_fiber(0);
+#endif
 }
 
 /* ---- run queue and timers (sched.lock held) --------------------------------------------- */
@@ -481,6 +516,14 @@ static void after_switch_to_loop(osp_worker *w) {
 #if OSP_ASAN
     __sanitizer_finish_switch_fiber(w->asan_fake_stack, NULL, NULL);
 #endif
+#if OSP_TSAN
+    /* sched.lock was taken by the fiber that parked and is released below by this loop: tell
+     * TSan the loop's context holds it now (the fiber's context let go of it in switch_to_loop). */
+    if (w->unlock_after_switch) {
+        __tsan_mutex_pre_lock(&sched.lock, 0);
+        __tsan_mutex_post_lock(&sched.lock, 0, 0);
+    }
+#endif
     if (w->finished) {
         osp_fiber *f = w->finished;
         w->finished = NULL;
@@ -507,6 +550,9 @@ static void run_fiber(osp_worker *w, osp_fiber *f) {
     atomic_store(&f->running, 1);
 #if OSP_ASAN
     __sanitizer_start_switch_fiber(&w->asan_fake_stack, f->stack_lo + page_size, f->stack_bytes - page_size);
+#endif
+#if OSP_TSAN
+    __tsan_switch_to_fiber(f->tsan_fiber, 0);
 #endif
     osp_ctx_switch(&w->sched_sp, f->sp);
     w = current_worker();
@@ -585,6 +631,9 @@ static void worker_init(osp_worker *w, int index) {
     w->index = index;
     tls_worker = w;
     w->gc_handle = GC_get_my_stackbottom(&w->native_base);
+#if OSP_TSAN
+    w->tsan_loop_fiber = __tsan_get_current_fiber();
+#endif
     init_altstack();
     pthread_mutex_lock(&sched.lock);
     w->active = 1;
@@ -638,6 +687,12 @@ static void switch_to_loop(osp_fiber *f, int exiting) {
     atomic_store(&f->running, 0);
 #if OSP_ASAN
     __sanitizer_start_switch_fiber(exiting ? NULL : &f->asan_fake_stack, w->native_asan_bottom, w->native_asan_size);
+#endif
+#if OSP_TSAN
+    /* The lock goes to the loop with the switch (after_switch_to_loop takes it over for TSan). */
+    __tsan_mutex_pre_unlock(&sched.lock, 0);
+    __tsan_mutex_post_unlock(&sched.lock, 0);
+    __tsan_switch_to_fiber(w->tsan_loop_fiber, 0);
 #endif
     osp_ctx_switch(&f->sp, w->sched_sp);
     /* Resumed, perhaps on another worker (run_fiber did the bookkeeping). */
@@ -1096,6 +1151,41 @@ static int configured_workers(void) {
     return (int)n;
 }
 
+#if OSP_TSAN
+/* The collector stops the world with a suspend signal; the stopped thread waits in sigsuspend for
+ * the restart signal. ThreadSanitizer runs an asynchronous signal's handler late, from its own
+ * pending-signal routine, with every signal blocked and the thread's mask saved per thread; when
+ * the restart signal arrives inside sigsuspend it is queued too and run from the same routine,
+ * nested, which saves the all-blocked mask over the saved one. The thread then runs on with every
+ * signal blocked and the next collection waits for it forever ("Signals delivery fails
+ * constantly"). The restart handler is the collector's own (not instrumented: it only notes the
+ * signal), so it is installed directly with the kernel, past TSan's interceptor: sigsuspend then
+ * returns through the kernel and nothing nests. TSan builds only. */
+#define KERNEL_SA_RESTORER 0x04000000UL /* x86-64 <asm/signal.h>; glibc does not export it */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+
+static void tsan_direct_restart_signal(void) {
+    int sig = GC_get_thr_restart_signal();
+    struct sigaction user;                 /* the collector's handler, as TSan recorded it */
+    struct kernel_sigaction installed;     /* TSan's wrapper, with glibc's restorer */
+    if (sigaction(sig, NULL, &user) != 0 || syscall(SYS_rt_sigaction, sig, NULL, &installed, sizeof(uint64_t)) != 0) {
+        sched_fatal("%s", "ThreadSanitizer build: cannot read the collector's restart signal handler");
+    }
+    struct kernel_sigaction direct = installed;
+    direct.handler = (void (*)(int))(void *)user.sa_handler;
+    direct.flags = (unsigned long)user.sa_flags | (installed.flags & KERNEL_SA_RESTORER);
+    memcpy(&direct.mask, &user.sa_mask, sizeof direct.mask);
+    if (syscall(SYS_rt_sigaction, sig, &direct, NULL, sizeof(uint64_t)) != 0) {
+        sched_fatal("%s", "ThreadSanitizer build: cannot install the collector's restart signal handler");
+    }
+}
+#endif
+
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 static int start_with_main_thread;
 
@@ -1109,6 +1199,9 @@ static void start_scheduler(void) {
     previous_collection_event = GC_get_on_collection_event();
     GC_set_on_collection_event(on_collection_event);
     install_overflow_handler();
+#if OSP_TSAN
+    tsan_direct_restart_signal();
+#endif
     int n = configured_workers();
     sched.nslots = n + 1;
     workers = calloc((size_t)sched.nslots, sizeof *workers);

@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,6 +50,13 @@ static void *graceful_signal_watcher(void *arg) {
     (void)pthread_sigmask(SIG_UNBLOCK, &graceful_signals, NULL);
     unsigned char signo = 0;
     for (;;) {
+#if defined(__SANITIZE_THREAD__)
+        /* ThreadSanitizer delivers an asynchronous signal (the collector's stop-the-world one)
+         * only in a call it knows blocks, and read is not one: a watcher asleep in read would
+         * never be stopped and every collection would wait for it. poll is one. */
+        struct pollfd pfd = {.fd = signal_pipe[0], .events = POLLIN};
+        if (poll(&pfd, 1, -1) < 0 && errno == EINTR) continue;
+#endif
         ssize_t n = read(signal_pipe[0], &signo, 1);
         if (n == 1) break;
         if (n < 0 && errno == EINTR) continue;
