@@ -172,7 +172,7 @@ async function runTsanTests(objects: string[]): Promise<void> {
   for (const t of tests) {
     const bin = path.join(binDir, path.basename(t, '.c'));
     const started = Date.now();
-    const r = await $({ nothrow: true, env: { ...process.env, TSAN_OPTIONS: tsanOptions() } })`${bin}`;
+    const r = await $({ nothrow: true, quiet: true, env: { ...process.env, TSAN_OPTIONS: tsanOptions() } })`${bin}`;
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
     const reports = (r.stderr.match(/WARNING: ThreadSanitizer:/g) ?? []).length;

@@ -1151,41 +1151,6 @@ static int configured_workers(void) {
     return (int)n;
 }
 
-#if OSP_TSAN
-/* The collector stops the world with a suspend signal; the stopped thread waits in sigsuspend for
- * the restart signal. ThreadSanitizer runs an asynchronous signal's handler late, from its own
- * pending-signal routine, with every signal blocked and the thread's mask saved per thread; when
- * the restart signal arrives inside sigsuspend it is queued too and run from the same routine,
- * nested, which saves the all-blocked mask over the saved one. The thread then runs on with every
- * signal blocked and the next collection waits for it forever ("Signals delivery fails
- * constantly"). The restart handler is the collector's own (not instrumented: it only notes the
- * signal), so it is installed directly with the kernel, past TSan's interceptor: sigsuspend then
- * returns through the kernel and nothing nests. TSan builds only. */
-#define KERNEL_SA_RESTORER 0x04000000UL /* x86-64 <asm/signal.h>; glibc does not export it */
-struct kernel_sigaction {
-    void (*handler)(int);
-    unsigned long flags;
-    void (*restorer)(void);
-    uint64_t mask;
-};
-
-static void tsan_direct_restart_signal(void) {
-    int sig = GC_get_thr_restart_signal();
-    struct sigaction user;                 /* the collector's handler, as TSan recorded it */
-    struct kernel_sigaction installed;     /* TSan's wrapper, with glibc's restorer */
-    if (sigaction(sig, NULL, &user) != 0 || syscall(SYS_rt_sigaction, sig, NULL, &installed, sizeof(uint64_t)) != 0) {
-        sched_fatal("%s", "ThreadSanitizer build: cannot read the collector's restart signal handler");
-    }
-    struct kernel_sigaction direct = installed;
-    direct.handler = (void (*)(int))(void *)user.sa_handler;
-    direct.flags = (unsigned long)user.sa_flags | (installed.flags & KERNEL_SA_RESTORER);
-    memcpy(&direct.mask, &user.sa_mask, sizeof direct.mask);
-    if (syscall(SYS_rt_sigaction, sig, &direct, NULL, sizeof(uint64_t)) != 0) {
-        sched_fatal("%s", "ThreadSanitizer build: cannot install the collector's restart signal handler");
-    }
-}
-#endif
-
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 static int start_with_main_thread;
 
@@ -1199,9 +1164,6 @@ static void start_scheduler(void) {
     previous_collection_event = GC_get_on_collection_event();
     GC_set_on_collection_event(on_collection_event);
     install_overflow_handler();
-#if OSP_TSAN
-    tsan_direct_restart_signal();
-#endif
     int n = configured_workers();
     sched.nslots = n + 1;
     workers = calloc((size_t)sched.nslots, sizeof *workers);

@@ -31,6 +31,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_THREAD__)
+#include <sys/syscall.h>
+#endif
+
 static sigset_t graceful_signals;
 static int signal_pipe[2] = {-1, -1};
 
@@ -86,8 +90,47 @@ void osp_rt_install_graceful_signals(void) {
     }
 }
 
+#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer builds only (build-runtime.ts --tsan). The collector stops the world with a
+ * suspend signal; the stopped thread waits in sigsuspend for the restart signal. TSan runs an
+ * asynchronous signal's handler late, from its own pending-signal routine, with every signal
+ * blocked and the thread's previous mask saved once per thread; when the restart signal arrives
+ * inside that sigsuspend it is queued too and run from the same routine, nested, which saves the
+ * all-blocked mask over the saved one. The thread then runs on with every signal blocked and the
+ * next collection waits for it forever ("Signals delivery fails constantly"). The restart
+ * handler is the collector's own (not instrumented; it only notes the signal), so it is
+ * installed directly with the kernel, past TSan's interceptor: sigsuspend then returns through
+ * the kernel and nothing nests. */
+#define KERNEL_SA_RESTORER 0x04000000UL /* x86-64 <asm/signal.h>; glibc does not export it */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+
+static void tsan_direct_gc_restart_signal(void) {
+    int sig = GC_get_thr_restart_signal();
+    struct sigaction user;             /* the collector's handler, as TSan recorded it */
+    struct kernel_sigaction installed; /* TSan's wrapper, with glibc's restorer */
+    struct kernel_sigaction direct;
+    if (sigaction(sig, NULL, &user) != 0 || syscall(SYS_rt_sigaction, sig, NULL, &installed, sizeof(uint64_t)) != 0) goto failed;
+    direct = installed;
+    direct.handler = user.sa_handler;
+    direct.flags = (unsigned long)user.sa_flags | (installed.flags & KERNEL_SA_RESTORER);
+    memcpy(&direct.mask, &user.sa_mask, sizeof direct.mask);
+    if (syscall(SYS_rt_sigaction, sig, &direct, NULL, sizeof(uint64_t)) == 0) return;
+failed:
+    fprintf(stderr, "osprey runtime (ThreadSanitizer build): cannot install the collector's restart signal handler: %s\n",
+            strerror(errno));
+}
+#endif
+
 static void install_once(void) {
     static const int wanted[] = {SIGTERM, SIGINT, SIGHUP};
+#if defined(__SANITIZE_THREAD__)
+    tsan_direct_gc_restart_signal(); /* osp_rt_init calls this once, after GC_INIT */
+#endif
     if (sigemptyset(&graceful_signals) != 0) return;
     sigset_t blocked;
     if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return;
