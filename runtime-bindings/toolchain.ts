@@ -75,6 +75,14 @@ export const FLAVOUR_CFLAGS: Record<RuntimeFlavour, string[]> = {
   tsan: ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=thread'],
 };
 
+/** ThreadSanitizer's settings for the C tests and for programs linked with the tsan flavour
+ * (`osprey build --sanitize=thread`): every report is printed (not only the first), a report makes
+ * the exit status 66, and runtime-c/tsan.supp is read (runtime-c/README.md, "ThreadSanitizer"). */
+export function tsanOptions(): string {
+  const supp = join(PROJECT_ROOT, 'runtime-c', 'tsan.supp');
+  return `suppressions=${supp}:halt_on_error=0:exitcode=66:second_deadlock_stack=1`;
+}
+
 /** The LLVM 14 tools the pipeline drives (Debian's llvm-14 package). */
 export const LLVM_TOOLS = {
   opt: '/usr/bin/opt-14',

@@ -5,7 +5,7 @@
  *   tsx scripts/build-runtime.ts            release + asan archives under build/runtime/
  *   tsx scripts/build-runtime.ts --tests    also builds runtime-c/tests/test_*.c with ASan+UBSan and runs them
  *   tsx scripts/build-runtime.ts --check    rebuilds only when a runtime source is newer than the archives
- *   tsx scripts/build-runtime.ts --tsan     also the tsan archive; builds runtime-c/tests/test_*.c with
+ *   tsx scripts/build-runtime.ts --tsan     only the tsan archive; builds runtime-c/tests/test_*.c with
  *                                           ThreadSanitizer and runs them (`--tsan --only a,b`: those tests)
  *
  * Tools (runtime-c/tools/*.c: test peers, the load generator) are linked against the release
@@ -32,6 +32,7 @@ import {
   LLVM_TOOLS,
   runtimeInlineBitcode,
   runtimeLibrary,
+  tsanOptions,
   type RuntimeFlavour,
 } from '../runtime-bindings/toolchain.ts';
 
@@ -140,14 +141,6 @@ async function buildLauncher(): Promise<void> {
   fs.renameSync(tmp, out);
 }
 
-/** ThreadSanitizer's settings for the C tests and for programs linked with the tsan archive: every
- * report is printed (not only the first), a report fails the run (exit 66), and GC internals are
- * suppressed by runtime-c/tsan.supp (each entry says why it is safe). */
-export function tsanOptions(): string {
-  const supp = path.join(PROJECT_ROOT, 'runtime-c', 'tsan.supp');
-  return `suppressions=${supp}:halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4`;
-}
-
 /** The C tests under ThreadSanitizer (`--tsan`; `--only a,b` runs just those). A test fails on a
  * non-zero exit or any ThreadSanitizer report. */
 async function runTsanTests(objects: string[]): Promise<void> {
@@ -208,7 +201,11 @@ async function runCTests(objects: string[]): Promise<void> {
   if (failed) process.exit(1);
 }
 
-if (args.has('--check')) {
+if (args.has('--tsan')) {
+  // Only the tsan archive and the tests: the release and asan archives are left alone, so this
+  // can run beside another build of them (the test suite runs both at once).
+  await runTsanTests(await buildFlavour('tsan'));
+} else if (args.has('--check')) {
   const lib = runtimeLibrary('release');
   const sources = listC(RUNTIME_SOURCE_DIR);
   const newest = Math.max(newestHeaderTime(), ...sources.map(mtime));
@@ -227,5 +224,4 @@ if (args.has('--check')) {
   await buildLauncher();
   console.log(`runtime built: ${runtimeLibrary('release')}; launcher: ${path.join(PROJECT_ROOT, 'bin', 'osprey')}`);
   if (args.has('--tests')) await runCTests(asanObjects);
-  if (args.has('--tsan')) await runTsanTests(await buildFlavour('tsan'));
 }

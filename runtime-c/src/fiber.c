@@ -67,6 +67,9 @@
 #endif
 #if OSP_TSAN
 #include <sanitizer/tsan_interface.h>
+/* TSan's dynamic annotations (no public header declares them). */
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
 #endif
 
 /* ---- configuration ---------------------------------------------------------------------- */
@@ -320,18 +323,36 @@ static void on_collection_event(GC_EventType event) {
     if (previous_collection_event) previous_collection_event(event);
 }
 
-/* Parked (and ready-but-suspended) fibers' stacks: the collector sees no thread on them. */
+/* Parked (and ready-but-suspended) fibers' stacks: the collector sees no thread on them.
+ *
+ * Runs with the world stopped, without sched.lock (its holder may be stopped): every other
+ * thread is frozen at some instruction, possibly half-way through live_link, prepare_stack or
+ * give_stack. Those order their stores for this observer (stop_world_fence), so what is read here
+ * is either the old or the new state, never a mix. Under ThreadSanitizer these reads are not
+ * recorded: the stop and the restart that order them against the workers' writes happen inside
+ * the collector, which is not instrumented (only the stop's acknowledgement is visible to TSan). */
 static GC_push_other_roots_proc previous_push_other_roots;
 static void push_fiber_stacks(void) {
+#if OSP_TSAN
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+#endif
     for (osp_fiber *f = sched.live; f != NULL; f = f->live_next) {
         if (f->stack_lo != NULL && f->sp != NULL && !atomic_load(&f->running)) {
             GC_push_all_eager(f->sp, f->stack_hi);
         }
     }
+#if OSP_TSAN
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+#endif
     if (previous_push_other_roots) previous_push_other_roots();
 }
 
 /* ---- stacks -------------------------------------------------------------------------------- */
+
+/* Orders this thread's stores for the collector, which reads the fiber list and stacks while
+ * the thread is stopped at an arbitrary instruction (push_fiber_stacks): a compiler barrier is
+ * what a signal-interrupted observer needs (the stop itself is a full memory barrier). */
+static inline void stop_world_fence(void) { atomic_signal_fence(memory_order_seq_cst); }
 
 static char *map_stack(size_t bytes) {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -359,7 +380,8 @@ static void give_stack(osp_fiber *f) {
         }
     }
     atomic_store(&f->running, 0);
-    f->sp = NULL;
+    f->sp = NULL; /* first: a collection that stops this thread below skips the fiber */
+    stop_world_fence();
     f->stack_lo = f->stack_hi = NULL;
 #if OSP_TSAN
     /* Called in the worker loop after the switch away from `f`: never the current context. */
@@ -394,6 +416,7 @@ static void prepare_stack(osp_fiber *f) {
     *--sp = NULL;                 /* fake return address of fiber_start (alignment as after a call) */
     *--sp = (void *)fiber_start;  /* osp_ctx_switch's `ret` lands here */
     for (int i = 0; i < 6; i++) *--sp = NULL; /* rbp rbx r12 r13 r14 r15 */
+    stop_world_fence(); /* the range is complete before sp makes the collector push it */
     f->sp = sp;
 #if OSP_TSAN
     f->tsan_fiber = __tsan_create_fiber(0);
@@ -659,6 +682,7 @@ static void *worker_main(void *arg) {
 static void live_link(osp_fiber *f) {
     f->live_next = sched.live;
     if (sched.live) sched.live->live_prev = f;
+    stop_world_fence(); /* f leads to the rest of the list before the list leads to f */
     sched.live = f;
     sched.live_count++;
 }
@@ -667,6 +691,7 @@ static void live_unlink(osp_fiber *f) {
     if (f->live_prev) f->live_prev->live_next = f->live_next;
     else sched.live = f->live_next;
     if (f->live_next) f->live_next->live_prev = f->live_prev;
+    stop_world_fence(); /* the list skips f before f stops leading to the rest of it */
     f->live_prev = f->live_next = NULL;
     sched.live_count--;
 }

@@ -91,16 +91,25 @@ void osp_rt_install_graceful_signals(void) {
 }
 
 #if defined(__SANITIZE_THREAD__)
-/* ThreadSanitizer builds only (build-runtime.ts --tsan). The collector stops the world with a
- * suspend signal; the stopped thread waits in sigsuspend for the restart signal. TSan runs an
- * asynchronous signal's handler late, from its own pending-signal routine, with every signal
- * blocked and the thread's previous mask saved once per thread; when the restart signal arrives
- * inside that sigsuspend it is queued too and run from the same routine, nested, which saves the
- * all-blocked mask over the saved one. The thread then runs on with every signal blocked and the
- * next collection waits for it forever ("Signals delivery fails constantly"). The restart
- * handler is the collector's own (not instrumented; it only notes the signal), so it is
- * installed directly with the kernel, past TSan's interceptor: sigsuspend then returns through
- * the kernel and nothing nests. */
+/* ThreadSanitizer builds only (build-runtime.ts --tsan). The collector stops the world by
+ * signalling every thread (suspend signal) and waits for each to acknowledge; a stopped thread
+ * waits in sigsuspend for the restart signal.
+ *
+ * TSan holds an asynchronous signal back until the thread next enters one of its interceptors
+ * or an atomic operation, and runs it from there. A thread blocked in pthread_mutex_lock on the
+ * collector's own allocation lock (held by the collecting thread for the whole collection) never
+ * gets there: the collection waited for it forever ("Signals delivery fails constantly"). TSan
+ * runs the synchronous signals (SIGSEGV, SIGSYS, ...) at once, so the collector is told to
+ * suspend with SIGSYS, which nothing in the runtime or a program uses (seccomp's SIGSYS kills
+ * the process with its own action anyway). */
+void osp_rt_tsan_gc_signals_before_init(void) { GC_set_suspend_signal(SIGSYS); }
+
+/* A restart signal that arrives inside that sigsuspend would be held back too and run from
+ * TSan's pending-signal routine, which saves the thread's mask in one slot per thread: nested in
+ * a suspend handler itself run from that routine, it saved the all-blocked mask over the real
+ * one, and the thread ran on with every signal blocked. The restart handler is the collector's
+ * own (not instrumented; it only notes the signal), so it is installed directly with the kernel,
+ * past TSan's interceptor, and never nests. */
 #define KERNEL_SA_RESTORER 0x04000000UL /* x86-64 <asm/signal.h>; glibc does not export it */
 struct kernel_sigaction {
     void (*handler)(int);
