@@ -7,7 +7,8 @@
  *
  * `npm test` runs every C test (about 35 s wall, 13 s CPU on 2 cores: the hostile and conformance
  * tests mostly wait on their timeouts) and a few programs; `npm run test:tsan`
- * (OSPREY_TSAN_FULL=1) also every such golden program.
+ * (OSPREY_TSAN_FULL=1) also every such golden program and two cluster nodes (the cluster tests'
+ * node program) sharing a room through a real redis-server.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,6 +20,9 @@ import { buildExecutable, renderErrors } from '../../compiler/src/driver.ts';
 import { SourceFile } from '../../compiler/src/source.ts';
 import { tsanOptions } from '../../runtime-bindings/toolchain.ts';
 import { listFiles, ROOT } from '../compiler/helpers.ts';
+import { NODE_PROGRAM } from '../cluster/node-program.ts';
+import { connect, startRedis, waitFor, type Client, type RedisServer } from '../cluster/support.ts';
+import { freePort, spawnClient, type ClientProcess } from '../peers/process.js';
 
 const run = promisify(execFile);
 const FULL = process.env.OSPREY_TSAN_FULL === '1';
@@ -100,4 +104,57 @@ describe('ThreadSanitizer', () => {
       }, 120_000);
     }
   });
+
+  // The cluster bus: Redis connections and the backlog on the main loop, deliveries to every
+  // loop, handler fibers answering with cross-node sends and broadcasts.
+  it.runIf(FULL)('two cluster nodes sharing a room through Redis', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'osprey-tsan-cluster-'));
+    let redis: RedisServer | undefined;
+    const nodes: ClientProcess[] = [];
+    const clients: Client[] = [];
+    try {
+      const exe = join(dir, 'node');
+      const r = await buildExecutable(new SourceFile('cluster-node.osp', NODE_PROGRAM), exe, 'fast', { sanitize: 'thread' });
+      expect(r.executable ? '' : renderErrors(r)).toBe('');
+      redis = await startRedis();
+      const ports = [await freePort(), await freePort()];
+      for (const port of ports) {
+        const node = spawnClient({
+          name: `tsan-cluster-node-${port}`,
+          command: exe,
+          args: [String(port), `redis://127.0.0.1:${redis.port}`, 'tsan-room'],
+          env: { TSAN_OPTIONS: tsanOptions(), OSPREY_IO_THREADS: '2' },
+        });
+        nodes.push(node);
+        await waitFor(() => node.stdoutLines.some((l) => l.startsWith('listening on')) || node.child.exitCode !== null, 30_000, () => node.output.join('\n'));
+        expect(node.stdoutLines.join('\n')).toContain('listening on');
+      }
+      for (let i = 0; i < 6; i++) clients.push(await connect(ports[i % 2]));
+      const ROUNDS = 40;
+      for (let round = 0; round < ROUNDS; round++) {
+        clients[round % 6].send(`bc:${round}`);
+        clients[(round + 1) % 6].send(`to:${clients[(round + 3) % 6].id}:${round}`);
+      }
+      // Every client gets every broadcast; every cross-node send reaches its addressee.
+      await waitFor(
+        () => clients.every((c) => c.got.filter((m) => m.startsWith('bc:')).length === ROUNDS),
+        60_000,
+        () => clients.map((c) => c.got.filter((m) => m.startsWith('bc:')).length).join(','),
+      );
+      await waitFor(
+        () => clients.reduce((n, c) => n + c.got.filter((m) => m.startsWith('to:')).length, 0) === ROUNDS,
+        30_000,
+        () => clients.map((c) => c.got.filter((m) => m.startsWith('to:')).length).join(','),
+      );
+      expect(clients.flatMap((c) => c.got.filter((m) => m.startsWith('err:')))).toEqual([]);
+      for (const c of clients) c.close();
+      for (const node of nodes) await node.stop({ signal: 'SIGTERM', graceMs: 10_000 });
+      for (const node of nodes) expect(reportsIn(node.output.join('\n')), node.output.join('\n').slice(0, 12000)).toEqual([]);
+    } finally {
+      for (const c of clients) c.close();
+      for (const node of nodes) await node.stop({ signal: 'SIGKILL' });
+      await redis?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
