@@ -29,8 +29,10 @@ export const RUNTIME_INCLUDE_DIR = join(PROJECT_ROOT, 'runtime-c', 'include');
 export const RUNTIME_TEST_DIR = join(PROJECT_ROOT, 'runtime-c', 'tests');
 export const BUILD_DIR = join(PROJECT_ROOT, 'build');
 
-/** Runtime flavours: `release` for programs, `asan` for sanitizer runs of whole programs. */
-export type RuntimeFlavour = 'release' | 'asan';
+/** Runtime flavours: `release` for programs, `asan` for sanitizer runs of whole programs, `tsan`
+ * for ThreadSanitizer runs of the multi-threaded C tests and programs (`build-runtime.ts --tsan`,
+ * built on demand only: runtime-c/README.md, "ThreadSanitizer"). */
+export type RuntimeFlavour = 'release' | 'asan' | 'tsan';
 
 export function runtimeLibrary(flavour: RuntimeFlavour = 'release'): string {
   return join(BUILD_DIR, 'runtime', flavour, 'libosprey_runtime.a');
@@ -70,7 +72,16 @@ export const RUNTIME_CFLAGS = [
 export const FLAVOUR_CFLAGS: Record<RuntimeFlavour, string[]> = {
   release: ['-O2', '-g'],
   asan: ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined'],
+  tsan: ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=thread'],
 };
+
+/** ThreadSanitizer's settings for the C tests and for programs linked with the tsan flavour
+ * (`osprey build --sanitize=thread`): every report is printed (not only the first), a report makes
+ * the exit status 66, and runtime-c/tsan.supp is read (runtime-c/README.md, "ThreadSanitizer"). */
+export function tsanOptions(): string {
+  const supp = join(PROJECT_ROOT, 'runtime-c', 'tsan.supp');
+  return `suppressions=${supp}:halt_on_error=0:exitcode=66:second_deadlock_stack=1`;
+}
 
 /** The LLVM 14 tools the pipeline drives (Debian's llvm-14 package). */
 export const LLVM_TOOLS = {

@@ -5,6 +5,8 @@
  *   tsx scripts/build-runtime.ts            release + asan archives under build/runtime/
  *   tsx scripts/build-runtime.ts --tests    also builds runtime-c/tests/test_*.c with ASan+UBSan and runs them
  *   tsx scripts/build-runtime.ts --check    rebuilds only when a runtime source is newer than the archives
+ *   tsx scripts/build-runtime.ts --tsan     only the tsan archive; builds runtime-c/tests/test_*.c with
+ *                                           ThreadSanitizer and runs them (`--tsan --only a,b`: those tests)
  *
  * Tools (runtime-c/tools/*.c: test peers, the load generator) are linked against the release
  * archive into build/tools/NAME (underscores become dashes); the echo server and client also
@@ -32,6 +34,7 @@ import {
   LLVM_TOOLS,
   runtimeInlineBitcode,
   runtimeLibrary,
+  tsanOptions,
   type RuntimeFlavour,
 } from '../runtime-bindings/toolchain.ts';
 
@@ -150,6 +153,46 @@ async function buildLauncher(): Promise<void> {
   await build('osprey', (tmp) => $`${CC} ${flags} -Os -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector -fno-pie -no-pie -fno-asynchronous-unwind-tables -Wl,--build-id=none ${path.join(dir, 'fast.c')} -o ${tmp}`);
 }
 
+/** The C tests under ThreadSanitizer (`--tsan`; `--only a,b` runs just those). A test fails on a
+ * non-zero exit or any ThreadSanitizer report. */
+async function runTsanTests(objects: string[]): Promise<void> {
+  const onlyIdx = process.argv.indexOf('--only');
+  const only = onlyIdx >= 0 ? new Set((process.argv[onlyIdx + 1] ?? '').split(',').filter(Boolean)) : null;
+  const tests = listC(RUNTIME_TEST_DIR)
+    .filter((f) => path.basename(f).startsWith('test_'))
+    .filter((f) => !only || only.has(path.basename(f, '.c')));
+  if (only && tests.length !== only.size) {
+    console.error(`--only names a test that does not exist: ${[...only].join(', ')} (runtime-c/tests/test_*.c)`);
+    process.exit(2);
+  }
+  const binDir = path.join(BUILD_DIR, 'runtime', 'tests-tsan');
+  fs.mkdirpSync(binDir);
+  await Promise.all(
+    tests.map((t) => {
+      const bin = path.join(binDir, path.basename(t, '.c'));
+      return $`${CC} ${RUNTIME_CFLAGS} ${FLAVOUR_CFLAGS.tsan} -I${RUNTIME_INCLUDE_DIR} -I${RUNTIME_SOURCE_DIR} ${t} ${objects} -o ${bin} ${RUNTIME_LINK_LIBS}`;
+    }),
+  );
+  let failed = 0;
+  for (const t of tests) {
+    const bin = path.join(binDir, path.basename(t, '.c'));
+    const started = Date.now();
+    const r = await $({ nothrow: true, quiet: true, env: { ...process.env, TSAN_OPTIONS: tsanOptions() } })`${bin}`;
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    const reports = (r.stderr.match(/WARNING: ThreadSanitizer:/g) ?? []).length;
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    if (r.exitCode !== 0 || reports > 0) {
+      failed++;
+      console.error(`FAILED under TSan: ${path.basename(bin)} (exit ${r.exitCode}, ${reports} ThreadSanitizer reports, ${secs} s)`);
+    } else {
+      console.log(`tsan ok: ${path.basename(bin)} (${secs} s)`);
+    }
+  }
+  console.log(`C runtime tests under ThreadSanitizer: ${tests.length - failed} passed, ${failed} failed`);
+  if (failed) process.exit(1);
+}
+
 async function runCTests(objects: string[]): Promise<void> {
   const tests = listC(RUNTIME_TEST_DIR).filter((f) => path.basename(f).startsWith('test_'));
   const binDir = path.join(BUILD_DIR, 'runtime', 'tests');
@@ -170,7 +213,11 @@ async function runCTests(objects: string[]): Promise<void> {
   if (failed) process.exit(1);
 }
 
-if (args.has('--check')) {
+if (args.has('--tsan')) {
+  // Only the tsan archive and the tests: the release and asan archives are left alone, so this
+  // can run beside another build of them (the test suite runs both at once).
+  await runTsanTests(await buildFlavour('tsan'));
+} else if (args.has('--check')) {
   const lib = runtimeLibrary('release');
   const sources = listC(RUNTIME_SOURCE_DIR);
   const newest = Math.max(newestHeaderTime(), ...sources.map(mtime));

@@ -9,6 +9,7 @@ const REQUIRED = [
   ['llvm-14', 'opt-14 and llc-14 for the bitcode pipeline'],
   ['llvm-14-dev', 'headers and libraries llvm-bindings builds against'],
   ['libclang-rt-14-dev', 'sanitizer and libFuzzer runtimes for clang-14'],
+  ['libtsan2', "ThreadSanitizer runtime of gcc's -fsanitize=thread: the runtime's tsan build and its C tests (npm run test:tsan)"],
   ['cmake', 'builds the llvm-bindings native addon'],
   ['g++', 'builds the llvm-bindings native addon'],
   ['binutils', 'nm, ar and objcopy: abi-check reads a library\'s symbols; its tests rebuild runtime archives with faults; ld.gold links programs; the module-graph test reads the runtime\'s objects'],

@@ -21,7 +21,7 @@ import { lowerProgram, type LowerOptions } from './lower/lower.ts';
 import type { CoreProgram } from './lower/core.ts';
 import { emitModule } from './codegen/emit.ts';
 import type { IrModule } from './codegen/llvm.ts';
-import { linkExecutable, makeBuildDir, removeBuildDir, type OptLevel } from './backend/link.ts';
+import { linkExecutable, makeBuildDir, removeBuildDir, type OptLevel, type Sanitizer } from './backend/link.ts';
 
 export type { Capability } from './semantics/builtins.ts';
 export type { OptLevel } from './backend/link.ts';
@@ -29,8 +29,8 @@ export type { OptLevel } from './backend/link.ts';
 export interface CompileOptions {
   /** Capabilities removed by --sandbox / --no-* flags. */
   disabled?: ReadonlySet<Capability>;
-  /** Link with ASan + UBSan (the runtime's asan flavour). */
-  sanitize?: boolean;
+  /** Instrument and link a sanitizer runtime flavour: ASan + UBSan or ThreadSanitizer. */
+  sanitize?: Sanitizer;
   /** The directory a relative source path is relative to, for finding its imports (default: the
    *  process's working directory). */
   cwd?: string;

@@ -8,7 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as buildCache from '../../scripts/build-cache.mjs';
 import { closestName, InternalCompilerError } from './diagnostics/diagnostic.ts';
-import { LinkError, makeBuildDir, removeBuildDir } from './backend/link.ts';
+import { LinkError, makeBuildDir, removeBuildDir, type Sanitizer } from './backend/link.ts';
 import {
   buildExecutable, checkSource, compileToLlvm, defaultOutputName, loadSource, parseSource, renderErrors,
   type Capability, type OptLevel,
@@ -43,6 +43,8 @@ Flags:
   -O, --release     optimise (clang -O2); the default for build/--compile
   --fast, -O0       no optimisation (clang -O0); the default for run/--run
   --sanitize        instrument with ASan + UBSan and link the runtime's asan build
+  --sanitize=thread instrument with ThreadSanitizer and link the runtime's tsan build (built by
+                    \`npx tsx scripts/build-runtime.ts --tsan\`; runtime-c/README.md)
   --sandbox         disable HTTP, WebSocket, file system, FFI and processes
   --no-http --no-websocket --no-fs --no-ffi
                     disable one capability: its built-ins become undefined functions
@@ -77,7 +79,7 @@ interface Args {
   output: string | null;
   opt: OptLevel | null;
   disabled: Set<Capability>;
-  sanitize: boolean;
+  sanitize: Sanitizer | undefined;
   verbose: boolean;
 }
 
@@ -87,7 +89,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
   let output: string | null = null;
   let opt: OptLevel | null = null;
   const disabled = new Set<Capability>();
-  let sanitize = false;
+  let sanitize: Sanitizer | undefined;
   let verbose = false;
   const setMode = (m: Mode) => {
     if (mode !== null && mode !== m) throw new UsageError(`conflicting modes: ${mode} and ${m}`);
@@ -148,7 +150,11 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
         opt = 'fast';
         continue;
       case '--sanitize':
-        sanitize = true;
+      case '--sanitize=address':
+        sanitize = 'address';
+        continue;
+      case '--sanitize=thread':
+        sanitize = 'thread';
         continue;
       case '-v':
       case '--verbose':

@@ -52,6 +52,26 @@
 #define OSP_ASAN 0
 #endif
 
+/* ThreadSanitizer (build-runtime.ts --tsan): every switch is announced, so TSan keeps one shadow
+ * context per fiber and orders what a fiber did before it parked before what it does after it
+ * resumes, perhaps on another worker. gcc defines __SANITIZE_THREAD__, clang has the feature. */
+#if defined(__SANITIZE_THREAD__)
+#define OSP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define OSP_TSAN 1
+#endif
+#endif
+#ifndef OSP_TSAN
+#define OSP_TSAN 0
+#endif
+#if OSP_TSAN
+#include <sanitizer/tsan_interface.h>
+/* TSan's dynamic annotations (no public header declares them). */
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+#endif
+
 /* ---- configuration ---------------------------------------------------------------------- */
 
 #define MAIN_STACK_BYTES ((size_t)1 << 30)   /* 1 GiB: a million non-tail levels (docs/guide/05-functions.md#recursion) */
@@ -97,6 +117,7 @@ struct osp_fiber {
      * record with this condition variable (it never runs on a worker). */
     pthread_cond_t *thread_cond;
     void *asan_fake_stack;
+    void *tsan_fiber; /* its TSan context while it has a stack (TSan builds only) */
     void (*on_park)(void *arg); /* osp_fiber_set_park_hook */
     void *on_park_arg;
 };
@@ -115,6 +136,7 @@ typedef struct {
     void *asan_fake_stack;   /* the loop's ASan fake stack while a fiber runs */
     const void *native_asan_bottom;
     size_t native_asan_size;
+    void *tsan_loop_fiber; /* the thread's own TSan context: the worker loop's (TSan builds only) */
     /* Scheduling decisions taken (under sched.lock). An idle worker steals another's runnext only
      * when this did not move since its previous look: that worker is stuck in one long fiber.
      * Stealing eagerly would split a ping-pong across threads and pay a wake-up per message. */
@@ -225,6 +247,14 @@ static void wake_idle_worker(void) {
  * and left with sched.lock held. May return early (a signal, a wake-up meant for another worker):
  * the caller looks at the queues again either way. */
 static void idle_wait(int64_t until_ns) {
+#if OSP_TSAN
+    /* TSan holds an asynchronous signal back until the thread reaches one of its interceptors,
+     * and it does not know that a raw futex wait blocks: a worker asleep here would never take
+     * the collector's suspend signal, and the collection would wait for it forever. Wake at
+     * least every 5 ms (the lock taken on return delivers the signal). */
+    int64_t tsan_poll = now_ns() + 5000000;
+    if (until_ns < 0 || until_ns > tsan_poll) until_ns = tsan_poll;
+#endif
     uint32_t seq = atomic_load(&sched.wake_seq);
     pthread_mutex_unlock(&sched.lock);
     atomic_fetch_add(&sched.sleepers, 1);
@@ -293,18 +323,36 @@ static void on_collection_event(GC_EventType event) {
     if (previous_collection_event) previous_collection_event(event);
 }
 
-/* Parked (and ready-but-suspended) fibers' stacks: the collector sees no thread on them. */
+/* Parked (and ready-but-suspended) fibers' stacks: the collector sees no thread on them.
+ *
+ * Runs with the world stopped, without sched.lock (its holder may be stopped): every other
+ * thread is frozen at some instruction, possibly half-way through live_link, prepare_stack or
+ * give_stack. Those order their stores for this observer (stop_world_fence), so what is read here
+ * is either the old or the new state, never a mix. Under ThreadSanitizer these reads are not
+ * recorded: the stop and the restart that order them against the workers' writes happen inside
+ * the collector, which is not instrumented (only the stop's acknowledgement is visible to TSan). */
 static GC_push_other_roots_proc previous_push_other_roots;
 static void push_fiber_stacks(void) {
+#if OSP_TSAN
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+#endif
     for (osp_fiber *f = sched.live; f != NULL; f = f->live_next) {
         if (f->stack_lo != NULL && f->sp != NULL && !atomic_load(&f->running)) {
             GC_push_all_eager(f->sp, f->stack_hi);
         }
     }
+#if OSP_TSAN
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+#endif
     if (previous_push_other_roots) previous_push_other_roots();
 }
 
 /* ---- stacks -------------------------------------------------------------------------------- */
+
+/* Orders this thread's stores for the collector, which reads the fiber list and stacks while
+ * the thread is stopped at an arbitrary instruction (push_fiber_stacks): a compiler barrier is
+ * what a signal-interrupted observer needs (the stop itself is a full memory barrier). */
+static inline void stop_world_fence(void) { atomic_signal_fence(memory_order_seq_cst); }
 
 static char *map_stack(size_t bytes) {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -332,8 +380,14 @@ static void give_stack(osp_fiber *f) {
         }
     }
     atomic_store(&f->running, 0);
-    f->sp = NULL;
+    f->sp = NULL; /* first: a collection that stops this thread below skips the fiber */
+    stop_world_fence();
     f->stack_lo = f->stack_hi = NULL;
+#if OSP_TSAN
+    /* Called in the worker loop after the switch away from `f`: never the current context. */
+    if (f->tsan_fiber) __tsan_destroy_fiber(f->tsan_fiber);
+    f->tsan_fiber = NULL;
+#endif
 }
 
 static void fiber_start(void);
@@ -362,7 +416,11 @@ static void prepare_stack(osp_fiber *f) {
     *--sp = NULL;                 /* fake return address of fiber_start (alignment as after a call) */
     *--sp = (void *)fiber_start;  /* osp_ctx_switch's `ret` lands here */
     for (int i = 0; i < 6; i++) *--sp = NULL; /* rbp rbx r12 r13 r14 r15 */
+    stop_world_fence(); /* the range is complete before sp makes the collector push it */
     f->sp = sp;
+#if OSP_TSAN
+    f->tsan_fiber = __tsan_create_fiber(0);
+#endif
 }
 
 /* ---- run queue and timers (sched.lock held) --------------------------------------------- */
@@ -481,6 +539,14 @@ static void after_switch_to_loop(osp_worker *w) {
 #if OSP_ASAN
     __sanitizer_finish_switch_fiber(w->asan_fake_stack, NULL, NULL);
 #endif
+#if OSP_TSAN
+    /* sched.lock was taken by the fiber that parked and is released below by this loop: tell
+     * TSan the loop's context holds it now (the fiber's context let go of it in switch_to_loop). */
+    if (w->unlock_after_switch) {
+        __tsan_mutex_pre_lock(&sched.lock, 0);
+        __tsan_mutex_post_lock(&sched.lock, 0, 0);
+    }
+#endif
     if (w->finished) {
         osp_fiber *f = w->finished;
         w->finished = NULL;
@@ -507,6 +573,9 @@ static void run_fiber(osp_worker *w, osp_fiber *f) {
     atomic_store(&f->running, 1);
 #if OSP_ASAN
     __sanitizer_start_switch_fiber(&w->asan_fake_stack, f->stack_lo + page_size, f->stack_bytes - page_size);
+#endif
+#if OSP_TSAN
+    __tsan_switch_to_fiber(f->tsan_fiber, 0);
 #endif
     osp_ctx_switch(&w->sched_sp, f->sp);
     w = current_worker();
@@ -585,6 +654,9 @@ static void worker_init(osp_worker *w, int index) {
     w->index = index;
     tls_worker = w;
     w->gc_handle = GC_get_my_stackbottom(&w->native_base);
+#if OSP_TSAN
+    w->tsan_loop_fiber = __tsan_get_current_fiber();
+#endif
     init_altstack();
     pthread_mutex_lock(&sched.lock);
     w->active = 1;
@@ -610,6 +682,7 @@ static void *worker_main(void *arg) {
 static void live_link(osp_fiber *f) {
     f->live_next = sched.live;
     if (sched.live) sched.live->live_prev = f;
+    stop_world_fence(); /* f leads to the rest of the list before the list leads to f */
     sched.live = f;
     sched.live_count++;
 }
@@ -618,6 +691,7 @@ static void live_unlink(osp_fiber *f) {
     if (f->live_prev) f->live_prev->live_next = f->live_next;
     else sched.live = f->live_next;
     if (f->live_next) f->live_next->live_prev = f->live_prev;
+    stop_world_fence(); /* the list skips f before f stops leading to the rest of it */
     f->live_prev = f->live_next = NULL;
     sched.live_count--;
 }
@@ -638,6 +712,12 @@ static void switch_to_loop(osp_fiber *f, int exiting) {
     atomic_store(&f->running, 0);
 #if OSP_ASAN
     __sanitizer_start_switch_fiber(exiting ? NULL : &f->asan_fake_stack, w->native_asan_bottom, w->native_asan_size);
+#endif
+#if OSP_TSAN
+    /* The lock goes to the loop with the switch (after_switch_to_loop takes it over for TSan). */
+    __tsan_mutex_pre_unlock(&sched.lock, 0);
+    __tsan_mutex_post_unlock(&sched.lock, 0);
+    __tsan_switch_to_fiber(w->tsan_loop_fiber, 0);
 #endif
     osp_ctx_switch(&f->sp, w->sched_sp);
     /* Resumed, perhaps on another worker (run_fiber did the bookkeeping). */

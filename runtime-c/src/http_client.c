@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@
 
 typedef struct {
     bool tls;
-    bool closed;
+    atomic_bool closed; /* httpCloseClient, from any fiber while others make requests */
     char host[256];
     bool host_is_ip;
     int port;
@@ -139,8 +140,8 @@ OspResult osp_http_create_client(const char *base_url, int64_t timeout) {
 OspResult osp_http_close_client(int64_t client_id) {
     http_client *c = client_get(client_id);
     if (c == NULL) return osp_result_errorf("httpCloseClient: no HTTP client with id %" PRId64, client_id);
-    if (c->closed) return osp_result_errorf("httpCloseClient: client %" PRId64 " is already closed", client_id);
-    c->closed = true;
+    /* One step: of two concurrent closes exactly one succeeds. */
+    if (atomic_exchange(&c->closed, true)) return osp_result_errorf("httpCloseClient: client %" PRId64 " is already closed", client_id);
     return osp_result_success(0);
 }
 
@@ -404,7 +405,7 @@ static OspResult run(const char *fn, int64_t client_id, const char *method, cons
                      const char *body, bool send_body) {
     http_client *c = client_get(client_id);
     if (c == NULL) return osp_result_errorf("%s: no HTTP client with id %" PRId64, fn, client_id);
-    if (c->closed) return osp_result_errorf("%s: client %" PRId64 " was closed", fn, client_id);
+    if (atomic_load(&c->closed)) return osp_result_errorf("%s: client %" PRId64 " was closed", fn, client_id);
     OspResult refused;
     if (osp_str_refuse_nul(fn, "path", path, &refused) || osp_str_refuse_nul(fn, "headers", headers, &refused)) return refused;
     if (path == NULL) path = "/";

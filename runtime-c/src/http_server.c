@@ -52,11 +52,17 @@ typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITING, PH_LINGER } conn_
 
 struct http_conn;
 
+/* A server's life. Every transition is one atomic step taken by the thread that acts on it, so
+ * two fibers stopping (or listening on) the same server cannot both act: each stop used to see
+ * "listening", both stopped the socket and both released the scheduler hold (deadlock detection
+ * then counted one outside source too few). STARTING: a listen is in progress on some thread. */
+enum { HTTP_CREATED, HTTP_LISTENING, HTTP_STOPPED, HTTP_STARTING };
+
 typedef struct http_server {
     int64_t id;
     int port;
     char address[256];
-    int state; /* 0 created, 1 listening, 2 stopped */
+    _Atomic int state; /* HTTP_CREATED … */
     osp_http_handler_fn handler;
     void *handler_env;
     osp_http_limits limits;
@@ -116,7 +122,8 @@ static pthread_mutex_t servers_mutex = PTHREAD_MUTEX_INITIALIZER;
 static http_server *servers[MAX_SERVERS];
 static int64_t server_count;
 static bool shutdown_hook_set;
-static volatile bool shutting_down;
+/* Set by the shutdown hook, read by handler fibers on any worker (job_run). */
+static atomic_bool shutting_down;
 
 /* Ids are shared with nothing else; they start at 1 and are never reused. */
 static http_server *server_get(int64_t id) {
@@ -891,7 +898,7 @@ static void http_wake(void) {
 static void job_run(http_job *j) {
     void *r = j->handler(j->handler_env, j->method, j->path, j->headers, j->body);
     serialise(j, r);
-    if (shutting_down) {
+    if (atomic_load(&shutting_down)) {
         j->response = NULL;
         return;
     }
@@ -950,14 +957,14 @@ static void stop_on_loop(void *arg) {
 }
 
 static void http_shutdown(void) {
-    shutting_down = true;
+    atomic_store(&shutting_down, true);
     pthread_mutex_lock(&servers_mutex);
     int64_t n = server_count;
     pthread_mutex_unlock(&servers_mutex);
     for (int64_t i = 0; i < n; i++) {
         http_server *s = servers[i];
-        if (s->state == 1 && osp_ws_loop_running()) osp_ws_loop_call(stop_on_loop, s);
-        s->state = 2;
+        /* A listen in progress (STARTING) finds the server stopped and closes its socket. */
+        if (atomic_exchange(&s->state, HTTP_STOPPED) == HTTP_LISTENING && osp_ws_loop_running()) osp_ws_loop_call(stop_on_loop, s);
     }
 }
 
@@ -972,10 +979,17 @@ OspResult osp_http_listen(int64_t server_id, osp_http_handler_fn handler, void *
     http_server *s = server_get(server_id);
     if (s == NULL) return osp_result_errorf("%s: no HTTP server with id %" PRId64, fn, server_id);
     if (handler == NULL) return osp_result_errorf("%s: the handler is null", fn);
-    if (s->state == 1) return osp_result_errorf("%s: server %" PRId64 " is already listening", fn, server_id);
-    if (s->state == 2) return osp_result_errorf("%s: server %" PRId64 " was stopped; create a new one", fn, server_id);
+    int prev = HTTP_CREATED;
+    if (!atomic_compare_exchange_strong(&s->state, &prev, HTTP_STARTING)) {
+        if (prev == HTTP_STOPPED) return osp_result_errorf("%s: server %" PRId64 " was stopped; create a new one", fn, server_id);
+        return osp_result_errorf("%s: server %" PRId64 " is already listening", fn, server_id);
+    }
     OspResult err;
-    if (!osp_ws_runtime_ensure(fn, &err)) return err;
+    if (!osp_ws_runtime_ensure(fn, &err)) {
+        prev = HTTP_STARTING; /* back to created, unless a stop came meanwhile */
+        (void)atomic_compare_exchange_strong(&s->state, &prev, HTTP_CREATED);
+        return err;
+    }
     pthread_mutex_lock(&servers_mutex);
     if (!shutdown_hook_set) {
         shutdown_hook_set = true;
@@ -986,10 +1000,22 @@ OspResult osp_http_listen(int64_t server_id, osp_http_handler_fn handler, void *
     s->handler_env = handler_env;
     listen_args a = {s, "", false};
     osp_ws_loop_call(listen_on_loop, &a);
-    if (!a.ok) return osp_result_errorf("%s: cannot listen on %s:%d: %s", fn, s->address, s->port, a.err);
-    s->state = 1;
-    /* Requests may arrive at any time: fibers waiting for them are not deadlocked. */
+    if (!a.ok) {
+        prev = HTTP_STARTING;
+        (void)atomic_compare_exchange_strong(&s->state, &prev, HTTP_CREATED);
+        return osp_result_errorf("%s: cannot listen on %s:%d: %s", fn, s->address, s->port, a.err);
+    }
+    /* Requests may arrive at any time: fibers waiting for them are not deadlocked. Taken before
+     * the server is seen listening, so a stop never releases a hold not yet taken. */
     osp_sched_hold_external(1);
+    prev = HTTP_STARTING;
+    if (!atomic_compare_exchange_strong(&s->state, &prev, HTTP_LISTENING)) {
+        /* Stopped (httpStopServer, shutdown) while it started: that stop left the socket to us. */
+        if (osp_ws_loop_running()) osp_ws_loop_call(stop_on_loop, s);
+        osp_sched_hold_external(-1);
+        s->handler_env = NULL;
+        return osp_result_errorf("%s: server %" PRId64 " was stopped while it started listening", fn, server_id);
+    }
     return osp_result_success(0);
 }
 
@@ -997,13 +1023,15 @@ OspResult osp_http_stop_server(int64_t server_id) {
     static const char fn[] = "httpStopServer";
     http_server *s = server_get(server_id);
     if (s == NULL) return osp_result_errorf("%s: no HTTP server with id %" PRId64, fn, server_id);
-    if (s->state == 2) return osp_result_errorf("%s: server %" PRId64 " is already stopped", fn, server_id);
-    if (s->state == 1) {
+    int prev = atomic_exchange(&s->state, HTTP_STOPPED);
+    if (prev == HTTP_STOPPED) return osp_result_errorf("%s: server %" PRId64 " is already stopped", fn, server_id);
+    if (prev == HTTP_LISTENING) {
         osp_ws_loop_call(stop_on_loop, s);
         osp_sched_hold_external(-1);
     }
-    s->state = 2;
-    s->handler_env = NULL;
+    /* HTTP_STARTING: the listening thread finds it stopped, closes its socket and lets go of the
+     * handler; the loop may still dispatch to it until then. */
+    if (prev != HTTP_STARTING) s->handler_env = NULL;
     /* Its WebSocket path stops with it (that server has no socket of its own). */
     if (s->ws_server_id != 0) (void)osp_ws_stop_server(s->ws_server_id);
     return osp_result_success(0);
@@ -1013,7 +1041,7 @@ OspResult osp_http_server_websocket(int64_t server_id, const char *path) {
     static const char fn[] = "httpServerWebSocket";
     http_server *s = server_get(server_id);
     if (s == NULL) return osp_result_errorf("%s: no HTTP server with id %" PRId64, fn, server_id);
-    if (s->state == 2) return osp_result_errorf("%s: server %" PRId64 " was stopped", fn, server_id);
+    if (atomic_load(&s->state) == HTTP_STOPPED) return osp_result_errorf("%s: server %" PRId64 " was stopped", fn, server_id);
     if (path == NULL || path[0] != '/') return osp_result_errorf("%s: the path must start with /, got \"%s\"", fn, path ? path : "");
     OspResult refused;
     if (osp_str_refuse_nul(fn, "path", path, &refused)) return refused;
@@ -1033,7 +1061,8 @@ OspResult osp_http_server_set_limit(int64_t server_id, const char *name, int64_t
     static const char fn[] = "httpServerSetLimit";
     http_server *s = server_get(server_id);
     if (s == NULL) return osp_result_errorf("%s: no HTTP server with id %" PRId64, fn, server_id);
-    if (s->state != 0) return osp_result_errorf("%s: set limits before httpListen (server %" PRId64 " is %s)", fn, server_id, s->state == 1 ? "listening" : "stopped");
+    int state = atomic_load(&s->state);
+    if (state != HTTP_CREATED) return osp_result_errorf("%s: set limits before httpListen (server %" PRId64 " is %s)", fn, server_id, state == HTTP_STOPPED ? "stopped" : "listening");
     const char *bad = osp_http_limit_set(&s->limits, name, value);
     if (bad) return osp_result_errorf("%s: %s", fn, bad);
     return osp_result_success(0);

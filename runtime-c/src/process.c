@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
@@ -27,14 +28,23 @@ extern char **environ;
 
 enum { EVENT_STDOUT = 1, EVENT_STDERR = 2, EVENT_EXIT = 3 };
 
+/* Two fibers may await (or clean up) one process at once, and the shutdown hook may run while
+ * they do: `run_lock` makes one of them read the pipes, reap the child and deliver the events,
+ * and the others wait for it (on their helper threads) and find it reaped. `finished` is
+ * published after the exit event was delivered (release), so a caller that sees it set reads
+ * the code without the lock and every event came before its awaitProcess returned. Recursive:
+ * a callback that awaits its own process runs on the thread holding it (and, from the exit
+ * event, finds it reaped). */
 typedef struct Process {
     int64_t id;
     pid_t pid;
-    int fds[2]; /* stdout, stderr read ends; -1 once at end of file */
+    int fds[2]; /* stdout, stderr read ends; -1 once at end of file (run_lock) */
     osp_process_event_handler_fn handler;
     void *env;
-    int finished;  /* reaped, exit event delivered */
-    int released;  /* cleanupProcess ran */
+    pthread_mutex_t run_lock;
+    int reaped;          /* waitpid done, exit event being delivered (run_lock) */
+    atomic_int finished; /* exit event delivered */
+    int released;        /* cleanupProcess ran (run_lock) */
     int64_t exit_code;
 } Process;
 
@@ -119,6 +129,14 @@ OspResult osp_process_spawn(const char *command, osp_process_event_handler_fn ha
         close_fd(&err[0]);
         return osp_result_errorf("spawnProcess: out of memory recording process %d", (int)pid);
     }
+    pthread_mutexattr_t lock_attrs;
+    if (pthread_mutexattr_init(&lock_attrs) != 0 || pthread_mutexattr_settype(&lock_attrs, PTHREAD_MUTEX_RECURSIVE) != 0 ||
+        pthread_mutex_init(&p->run_lock, &lock_attrs) != 0) {
+        close_fd(&out[0]);
+        close_fd(&err[0]);
+        return osp_result_errorf("spawnProcess: cannot create the lock for process %d", (int)pid);
+    }
+    (void)pthread_mutexattr_destroy(&lock_attrs);
     p->pid = pid;
     p->fds[0] = out[0];
     p->fds[1] = err[0];
@@ -146,7 +164,7 @@ OspResult osp_process_spawn(const char *command, osp_process_event_handler_fn ha
 }
 
 /* Reads every chunk until both pipes end, calling the callback for each, then reaps the child
- * and delivers the exit event. Runs on the calling thread. */
+ * and delivers the exit event. Runs on the calling thread, with run_lock held. */
 static void run_to_exit(Process *p) {
     char buf[4096];
     while (p->fds[0] >= 0 || p->fds[1] >= 0) {
@@ -192,31 +210,48 @@ static void run_to_exit(Process *p) {
         p->exit_code = WEXITSTATUS(status);
     else
         p->exit_code = -1; /* killed by a signal */
-    p->finished = 1;
+    p->reaped = 1;
     char code[24];
     int len = snprintf(code, sizeof code, "%lld", (long long)p->exit_code);
     p->handler(p->env, p->id, EVENT_EXIT, osp_gc_strndup(code, len > 0 ? (size_t)len : 0));
+    atomic_store_explicit(&p->finished, 1, memory_order_release);
 }
 
 /* Waiting for a process (and running its callbacks) parks the calling fiber, not its worker:
  * the wait happens on a helper thread (osp_sched_run_blocking), which then runs the callbacks,
  * still before awaitProcess returns and in arrival order. */
-static void run_to_exit_job(void *arg) { run_to_exit(arg); }
+static bool is_finished(Process *p) { return atomic_load_explicit(&p->finished, memory_order_acquire) != 0; }
+
+/* Whoever takes run_lock first runs the process to its end; the others find it finished. */
+static void run_to_exit_job(void *arg) {
+    Process *p = arg;
+    pthread_mutex_lock(&p->run_lock);
+    if (!p->reaped && !p->released) run_to_exit(p);
+    pthread_mutex_unlock(&p->run_lock);
+}
+
+/* Events never awaited are delivered now; then the callback and its environment are let go. */
+static void cleanup_job(void *arg) {
+    Process *p = arg;
+    pthread_mutex_lock(&p->run_lock);
+    if (!p->reaped && !p->released) run_to_exit(p);
+    p->released = 1;
+    p->handler = NULL;
+    p->env = NULL;
+    pthread_mutex_unlock(&p->run_lock);
+}
 
 int64_t osp_process_await(int64_t process_id) {
     Process *p = find(process_id);
     if (p == NULL) return -1;
-    if (!p->finished) osp_sched_run_blocking(run_to_exit_job, p);
+    if (!is_finished(p)) osp_sched_run_blocking(run_to_exit_job, p);
     return p->exit_code;
 }
 
 void osp_process_cleanup(int64_t process_id) {
     Process *p = find(process_id);
-    if (p == NULL || p->released) return;
-    if (!p->finished) osp_sched_run_blocking(run_to_exit_job, p); /* events never awaited are delivered now */
-    p->released = 1;
-    p->handler = NULL;
-    p->env = NULL;
+    if (p == NULL) return;
+    osp_sched_run_blocking(cleanup_job, p);
 }
 
 /* At exit: deliver the events of every process nobody awaited or cleaned up. */
@@ -224,6 +259,6 @@ static void finish_all(void) {
     for (int64_t id = 1;; id++) {
         Process *p = find(id);
         if (p == NULL) break;
-        if (!p->finished && !p->released) run_to_exit(p);
+        run_to_exit_job(p);
     }
 }

@@ -71,6 +71,11 @@ extern bool (*osp_rt_on_loop_thread)(void);
  * 128 + the signal number (osp_rt_shutdown_for_signal). A second call finds them blocked and does
  * nothing. */
 void osp_rt_install_graceful_signals(void);
+#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer builds: the collector's stop-the-world signals TSan can deliver (signals.c).
+ * Called by osp_rt_init before GC_INIT. */
+void osp_rt_tsan_gc_signals_before_init(void);
+#endif
 /* osp_rt_shutdown(128 + signo) for the signal watcher; a concurrent exit of the program then
  * reports the same status. */
 int32_t osp_rt_shutdown_for_signal(int signo);

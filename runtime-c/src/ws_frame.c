@@ -189,8 +189,9 @@ size_t osp_ws_frame_encode_header(uint8_t out[OSP_WS_MAX_FRAME_HEADER], bool fin
 }
 
 /* Built twice (GCC function multi-versioning): with AVX2 where the CPU has it, else with the
- * x86-64 baseline (SSE2); the loader picks one once. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ * x86-64 baseline (SSE2); the loader picks one once. Not under ThreadSanitizer: GCC instruments
+ * the ifunc resolver, which the loader runs before TSan is initialised (a crash at start-up). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 __attribute__((target_clones("avx2", "default")))
 #endif
 void osp_ws_mask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset) {

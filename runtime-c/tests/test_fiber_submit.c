@@ -84,6 +84,9 @@ static void *batch_submitter(void *arg) {
     }
     /* Then a long computation ahead of quick fibers in one batch, with the nudges the HTTP
      * server gives while batch fibers are queued. */
+    /* Every fiber of those batches has counted itself before the count starts again (a fixed
+     * pause was not always enough on a slow or loaded machine, under ThreadSanitizer). */
+    while (atomic_load(&quick_done) < 2 * BATCH) osp_sleep(2);
     osp_sleep(50);
     atomic_store(&quick_done, 0);
     /* One batch (one wake-up): the spinner first, so the worker woken for it takes it. */

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -352,13 +353,15 @@ static void test_errors(void) {
 /* ---- handler environments stay reachable for the collector -------------------------------- */
 
 #define GC_MAGIC 0x5EC2E7C0FFEEULL
-static volatile int gc_env_ok, gc_env_calls;
+/* Written by the handler's fiber, polled by the test: atomics (volatile orders nothing across
+ * threads, and the flag must be seen with the value written before it). */
+static atomic_int gc_env_ok, gc_env_calls;
 
 static OspResult gc_handler(void *env, const char *message) {
     (void)message;
     const uint64_t *e = env;
-    gc_env_ok = e != NULL && e[0] == GC_MAGIC && e[1] == ~GC_MAGIC;
-    gc_env_calls++;
+    atomic_store(&gc_env_ok, e != NULL && e[0] == GC_MAGIC && e[1] == ~GC_MAGIC);
+    atomic_fetch_add(&gc_env_calls, 1);
     return osp_result_success(0);
 }
 
@@ -396,8 +399,8 @@ static void test_handler_env_survives_gc(void) {
     }
     GC_gcollect();
     osp_ws_send(ws, osp_gc_strdup_c("after collection"));
-    for (int i = 0; i < 400 && gc_env_calls == 0; i++) osp_sleep(5);
-    CHECK(gc_env_calls == 1 && gc_env_ok, "the handler environment survived collections");
+    for (int i = 0; i < 400 && atomic_load(&gc_env_calls) == 0; i++) osp_sleep(5);
+    CHECK(atomic_load(&gc_env_calls) == 1 && atomic_load(&gc_env_ok), "the handler environment survived collections");
     CHECK(osp_ws_close(ws).tag == OSP_RESULT_SUCCESS, "close");
     CHECK(osp_ws_stop_server(server).tag == OSP_RESULT_SUCCESS, "stop");
 }
@@ -405,8 +408,8 @@ static void test_handler_env_survives_gc(void) {
 /* ---- asynchronous sends from the program's thread ----------------------------------------- */
 
 typedef struct {
-    volatile int calls; /* written by the handler's fiber, read here */
-    volatile int out_of_order;
+    atomic_int calls; /* written by the handler's fiber (one call at a time), read by the test */
+    atomic_int out_of_order;
 } order_env;
 
 static OspResult order_handler(void *env, int64_t connection_id, const char *message) {
@@ -415,9 +418,10 @@ static OspResult order_handler(void *env, int64_t connection_id, const char *mes
     /* The first message stalls this connection's handler (a fiber; the loop goes on), so its
      * inbox fills, the server stops reading the socket, the client's sends pile up unsent and
      * the output cap (1 MiB) must refuse one of them. */
-    if (o->calls == 0) osp_sleep(1000);
-    if (atoi(message) != o->calls) o->out_of_order++;
-    o->calls++;
+    int calls = atomic_load(&o->calls);
+    if (calls == 0) osp_sleep(1000);
+    if (atoi(message) != calls) atomic_fetch_add(&o->out_of_order, 1);
+    atomic_store(&o->calls, calls + 1);
     return osp_result_success(0);
 }
 
@@ -472,9 +476,9 @@ static void test_async_send_order_cap_close(void) {
     CHECK(wait_open_connections(server, 0, 3000), "server saw the close");
     /* Messages received before the close are still handed to the handler after it (one at a
      * time, in order): wait for the last, bounded. */
-    for (int t = 0; t < 1000 && o.calls < accepted + small; t++) osp_sleep(5);
-    CHECK(o.calls == accepted + small && o.out_of_order == 0,
-          "server got %d of %d messages, %d out of order", o.calls, accepted + small, o.out_of_order);
+    for (int t = 0; t < 1000 && atomic_load(&o.calls) < accepted + small; t++) osp_sleep(5);
+    CHECK(atomic_load(&o.calls) == accepted + small && atomic_load(&o.out_of_order) == 0,
+          "server got %d of %d messages, %d out of order", atomic_load(&o.calls), accepted + small, atomic_load(&o.out_of_order));
     r = osp_ws_send(ws, osp_gc_strdup_c("late"));
     CHECK(r.tag == OSP_RESULT_ERROR && check_contains(MSG(r), "already closed"), "send after close: %s", MSG(r));
     free(msg);

@@ -36,15 +36,25 @@ export function removeBuildDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** `address`: ASan + UBSan with the runtime's asan flavour; `thread`: ThreadSanitizer with its
+ * tsan flavour (clang's TSan runtime; the archive is instrumented by gcc against the same
+ * interface). */
+export type Sanitizer = 'address' | 'thread';
+
 export interface LinkOptions {
-  /** Instrument the program with ASan + UBSan and link the runtime's asan flavour. */
-  sanitize?: boolean;
+  sanitize?: Sanitizer;
 }
 
+const SANITIZER_FLAGS: Record<Sanitizer, string[]> = {
+  address: ['-fsanitize=address,undefined', '-fno-omit-frame-pointer'],
+  thread: ['-fsanitize=thread', '-fno-omit-frame-pointer'],
+};
+
 export async function linkExecutable(ir: IrModule, output: string, opt: OptLevel, buildDir: string, options: LinkOptions = {}): Promise<void> {
-  const lib = runtimeLibrary(options.sanitize ? 'asan' : 'release');
+  const lib = runtimeLibrary(options.sanitize === 'address' ? 'asan' : options.sanitize === 'thread' ? 'tsan' : 'release');
   if (!existsSync(lib)) {
-    throw new LinkError(`the Osprey runtime library is missing (${lib}); build it with \`npx tsx scripts/build-runtime.ts\``);
+    const how = options.sanitize === 'thread' ? 'npx tsx scripts/build-runtime.ts --tsan' : 'npx tsx scripts/build-runtime.ts';
+    throw new LinkError(`the Osprey runtime library is missing (${lib}); build it with \`${how}\``);
   }
   const bc = join(buildDir, 'program.bc');
   // An optimised build gets the runtime's hot helpers as bitcode, so clang can inline them
@@ -52,7 +62,7 @@ export async function linkExecutable(ir: IrModule, output: string, opt: OptLevel
   const inline = runtimeInlineBitcode();
   if (opt === 'release' && !options.sanitize && existsSync(inline)) ir.linkBitcode(inline);
   ir.writeBitcode(bc);
-  const sanitize = options.sanitize ? ['-fsanitize=address,undefined', '-fno-omit-frame-pointer'] : [];
+  const sanitize = options.sanitize ? SANITIZER_FLAGS[options.sanitize] : [];
   // --as-needed: a program that uses no WebSocket function does not load libssl and libcrypto at
   // start-up (their relocations cost more than a small program's whole run).
   // gold (binutils, always installed with ld) links a program in about two thirds of the CPU
