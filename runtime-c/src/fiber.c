@@ -158,6 +158,15 @@ static struct {
      * takes (next_fiber), so every fiber of the burst still gets a worker. Cleared by every
      * worker that enters or leaves the wait, so it cannot stay raised with a worker asleep. */
     atomic_bool waking;
+    /* Idle workers, most recently idle last (sched.lock), and the last one's index for wakers
+     * that do not hold the lock (-1: none). A wake-up goes to the most recently idle worker: its
+     * caches are warm, and under a steady stream of HTTP batches one worker takes them all while
+     * the others stay asleep. Waking the longest idle one instead (the futex queue's order)
+     * alternated batches between workers, and the cold worker's batches came out smaller: about
+     * twice the runner starts and context switches per request (docs/BENCHMARKS-HTTP.md). */
+    int idle_order[MAX_WORKERS + 1];
+    int idle_order_len;
+    atomic_int newest_idle;
     int started;
     int nworkers;      /* worker loops running (sched.lock) */
     int nslots;        /* entries of `workers` */
@@ -175,7 +184,7 @@ static struct {
     int64_t timer_seq;
     uint64_t ready_pops;      /* fibers taken from the shared queue so far (osp_sched_nudge) */
     uint64_t nudge_seen_pops; /* ready_pops at the previous osp_sched_nudge */
-} sched = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} sched = {.lock = PTHREAD_MUTEX_INITIALIZER, .newest_idle = -1};
 
 /* Slot 0 is the main thread (osp_rt_run_main), 1… the worker threads. Malloc'd, not scanned by
  * the collector: every fiber a worker refers to is also on sched.live. */
@@ -237,16 +246,44 @@ static int64_t now_ns(void) {
 /* Wakes one idle worker, if one sleeps and none is being woken; any thread, with or without
  * sched.lock. A worker counted in sched.idle read wake_seq under the lock before it slept, so the
  * increment below either makes its futex wait return at once or comes before the wake. */
+static uint32_t idle_bit(int index) { return 1u << ((unsigned)index & 31u); }
+
 static void wake_idle_worker(void) {
     atomic_fetch_add(&sched.wake_seq, 1);
-    if (atomic_load(&sched.sleepers) > 0 && !atomic_exchange(&sched.waking, true))
-        (void)syscall(SYS_futex, &sched.wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    if (atomic_load(&sched.sleepers) > 0 && !atomic_exchange(&sched.waking, true)) {
+        /* The most recently idle worker first (each waits with its own bit); if it is not in the
+         * wait (just leaving it, or not yet in it: then it sees the new wake_seq and returns at
+         * once), any sleeper. */
+        int newest = atomic_load(&sched.newest_idle);
+        long woken = 0;
+        if (newest >= 0)
+            woken = syscall(SYS_futex, &sched.wake_seq, FUTEX_WAKE_BITSET_PRIVATE, 1, NULL, NULL, idle_bit(newest));
+        if (woken <= 0) (void)syscall(SYS_futex, &sched.wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+}
+
+/* The idle-order list (sched.lock held). */
+static void idle_order_push(int index) {
+    sched.idle_order[sched.idle_order_len++] = index;
+    atomic_store(&sched.newest_idle, index);
+}
+
+static void idle_order_remove(int index) {
+    int n = sched.idle_order_len;
+    for (int i = n - 1; i >= 0; i--) {
+        if (sched.idle_order[i] != index) continue;
+        memmove(&sched.idle_order[i], &sched.idle_order[i + 1], (size_t)(n - 1 - i) * sizeof sched.idle_order[0]);
+        n--;
+        break;
+    }
+    sched.idle_order_len = n;
+    atomic_store(&sched.newest_idle, n > 0 ? sched.idle_order[n - 1] : -1);
 }
 
 /* Sleeps until wake_idle_worker or the CLOCK_MONOTONIC deadline (`until_ns` < 0: none); entered
  * and left with sched.lock held. May return early (a signal, a wake-up meant for another worker):
  * the caller looks at the queues again either way. */
-static void idle_wait(int64_t until_ns) {
+static void idle_wait(const osp_worker *w, int64_t until_ns) {
 #if OSP_TSAN
     /* TSan holds an asynchronous signal back until the thread reaches one of its interceptors,
      * and it does not know that a raw futex wait blocks: a worker asleep here would never take
@@ -256,6 +293,7 @@ static void idle_wait(int64_t until_ns) {
     if (until_ns < 0 || until_ns > tsan_poll) until_ns = tsan_poll;
 #endif
     uint32_t seq = atomic_load(&sched.wake_seq);
+    idle_order_push(w->index);
     pthread_mutex_unlock(&sched.lock);
     atomic_fetch_add(&sched.sleepers, 1);
     atomic_store(&sched.waking, false);
@@ -266,10 +304,11 @@ static void idle_wait(int64_t until_ns) {
     }
     /* FUTEX_WAIT_BITSET: the deadline is absolute, on CLOCK_MONOTONIC. */
     (void)syscall(SYS_futex, &sched.wake_seq, FUTEX_WAIT_BITSET_PRIVATE, seq, until_ns >= 0 ? &ts : NULL, NULL,
-                  FUTEX_BITSET_MATCH_ANY);
+                  idle_bit(w->index));
     atomic_fetch_sub(&sched.sleepers, 1);
     atomic_store(&sched.waking, false);
     pthread_mutex_lock(&sched.lock);
+    idle_order_remove(w->index);
 }
 
 /* ---- context switch ------------------------------------------------------------------------ */
@@ -629,9 +668,9 @@ static osp_fiber *next_fiber(osp_worker *w) {
              * while it computes. */
             int64_t until = others_busy ? now_ns() + 2000000 : deadline;
             if (deadline >= 0 && deadline < until) until = deadline;
-            idle_wait(until);
+            idle_wait(w, until);
         } else {
-            idle_wait(-1);
+            idle_wait(w, -1);
         }
         sched.idle--;
     }

@@ -199,6 +199,17 @@ static void bury(http_conn *c) {
 
 static void submit_pending(void);
 
+/* The clock read once per loop iteration (0: not yet in this one; http_reap forgets it at the
+ * end of every iteration). A keep-alive request moves its connection's deadline twice, and
+ * reading the clock for each was about 1 % of the server's CPU; the deadlines are seconds apart
+ * and an iteration lasts at most a few milliseconds. Loop thread only. */
+static uint64_t iteration_now_ms;
+
+static uint64_t loop_now_ms(void) {
+    if (iteration_now_ms == 0) iteration_now_ms = osp_ws_now_ms();
+    return iteration_now_ms;
+}
+
 static void http_reap(void) {
     /* HTTP servers live on the main loop; the other loops only chain. */
     if (osp_ws_loop_current() != osp_ws_loop_main()) {
@@ -206,6 +217,7 @@ static void http_reap(void) {
         return;
     }
     submit_pending();
+    iteration_now_ms = 0;
     if (chained_reap_hook) chained_reap_hook();
     while (graveyard) {
         http_conn *c = graveyard;
@@ -240,7 +252,7 @@ static void settle(http_conn *c) {
 }
 
 static void set_deadline(http_conn *c, uint64_t delay_ms) {
-    c->deadline_ms = osp_ws_now_ms() + delay_ms;
+    c->deadline_ms = loop_now_ms() + delay_ms;
     if (!osp_ws_timer_armed(&c->timer) || c->timer.deadline_ms > c->deadline_ms) osp_ws_timer_arm(&c->timer, delay_ms);
 }
 
@@ -327,6 +339,23 @@ static void send_error(http_conn *c, int status, const char *text) {
 }
 
 static char *gc_copy(const char *p, size_t n) { return osp_gc_strndup(p, n); }
+
+/* The request's method as a String: the common ones are constants (Strings are immutable), so
+ * most requests allocate nothing for it. */
+static const char *method_string(const char *m, size_t n) {
+    OSP_STATIC_STRING(get_text, "GET");
+    OSP_STATIC_STRING(head_text, "HEAD");
+    OSP_STATIC_STRING(post_text, "POST");
+    OSP_STATIC_STRING(put_text, "PUT");
+    OSP_STATIC_STRING(delete_text, "DELETE");
+    OSP_STATIC_STRING(patch_text, "PATCH");
+    OSP_STATIC_STRING(options_text, "OPTIONS");
+    static const char *const known[] = {get_text.bytes,   head_text.bytes,  post_text.bytes,   put_text.bytes,
+                                        delete_text.bytes, patch_text.bytes, options_text.bytes};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (osp_str_len(known[i]) == n && memcmp(known[i], m, n) == 0) return known[i];
+    return gc_copy(m, n);
+}
 
 /* Runs one request's handler and hands the response to the loop (on a runner fiber). */
 static void job_run(http_job *j);
@@ -539,7 +568,7 @@ static void dispatch(http_conn *c) {
     }
     size_t n;
     const char *m = osp_http_part(h, 0, &n);
-    j->method = gc_copy(m, n);
+    j->method = (char *)method_string(m, n);
     j->is_head = osp_http_ieq(m, n, "HEAD");
     const char *p = osp_http_part(h, 1, &n);
     j->path = gc_copy(p, n);
@@ -547,7 +576,8 @@ static void dispatch(http_conn *c) {
     size_t start = (size_t)h->part_off[2] + h->part_len[2] + 2;
     size_t end = h->buf.len >= 2 ? h->buf.len - 2 : start;
     j->headers = gc_copy((const char *)h->buf.data + (start < end ? start : end), start < end ? end - start : 0);
-    j->body = gc_copy((const char *)c->req.body.data, c->req.body.len);
+    OSP_STATIC_STRING(empty_body, "");
+    j->body = c->req.body.len ? gc_copy((const char *)c->req.body.data, c->req.body.len) : (char *)empty_body.bytes;
     j->keep_alive = c->req.keep_alive;
     j->minor = h->version_minor;
     j->conn = c;
@@ -758,31 +788,34 @@ static const char *current_http_date(void) {
     return text;
 }
 
-/* Appends that remember a failure (out of memory): the response is then not sent at all. */
-static void put(osp_ws_buf *b, const void *p, size_t n, bool *ok) {
-    if (osp_ws_buf_append(b, p, n) != 0) *ok = false;
-}
-static void put_text(osp_ws_buf *b, const char *s, bool *ok) { put(b, s, strlen(s), ok); }
-
-static void put_decimal(osp_ws_buf *b, uint64_t v, bool *ok) {
-    char digits[24];
-    size_t n = 0;
-    do {
-        digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
+static size_t decimal_digits(uint64_t v) {
+    size_t n = 1;
+    while (v >= 10) {
         v /= 10;
-    } while (v > 0);
-    put(b, digits + sizeof digits - n, n, ok);
+        n++;
+    }
+    return n;
 }
 
-/* Each worker builds responses in its own buffer, kept between responses (no malloc per
- * response); the finished bytes go to the loop in one block of collector memory, so nothing
- * allocated on a worker is freed on the loop thread. Oversized buffers are not kept. */
-#define SCRATCH_KEEP_BYTES (64 * 1024)
+static char *write_bytes(char *w, const void *p, size_t n) {
+    memcpy(w, p, n);
+    return w + n;
+}
 
+static char *write_decimal(char *w, uint64_t v, size_t digits) {
+    for (size_t i = digits; i > 0; i--) {
+        w[i - 1] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return w + digits;
+}
+
+#define WRITE_LITERAL(w, lit) ((w) = write_bytes((w), (lit), sizeof(lit) - 1))
+
+/* The response is written straight into the block of collector memory the loop thread sends from
+ * (pointer-free, so the collector never scans it): its size is computed first, so there is no
+ * intermediate buffer to fill, copy and wipe per response. */
 static void serialise(http_job *j, const int64_t *r) {
-    static __thread osp_ws_buf scratch;
-    osp_ws_buf out = scratch;
-    bool ok = true;
     int64_t status = r ? r[R_STATUS] : 500;
     const char *user_headers = r ? (const char *)r[R_HEADERS] : NULL;
     const char *content_type = r ? (const char *)r[R_CONTENT_TYPE] : NULL;
@@ -808,39 +841,73 @@ static void serialise(http_job *j, const int64_t *r) {
         has_ct = false;
     }
     size_t body_len = body != NULL ? osp_str_len(body) : 0; /* every byte, NUL bytes included */
-    if (body == NULL) body = "";
     bool no_body_status = status == 204 || status == 304;
-    if (osp_ws_buf_reserve(&out, 192 + extra.len + body_len, SIZE_MAX) != 0) ok = false;
-    put_text(&out, "HTTP/1.1 ", &ok);
-    put_decimal(&out, (uint64_t)status, &ok);
-    put_text(&out, " ", &ok);
-    put_text(&out, osp_http_reason((int)status), &ok);
-    put_text(&out, "\r\nDate: ", &ok);
-    put_text(&out, current_http_date(), &ok);
-    put_text(&out, "\r\n", &ok);
-    if (content_type && content_type[0] && !has_ct && !no_body_status) {
-        put_text(&out, "Content-Type: ", &ok);
-        put_text(&out, content_type, &ok);
-        put_text(&out, "\r\n", &ok);
+    const char *reason = osp_http_reason((int)status);
+    const char *date = current_http_date();
+    size_t reason_len = strlen(reason), date_len = strlen(date);
+    bool put_content_type = content_type && content_type[0] && !has_ct && !no_body_status;
+    size_t content_type_len = put_content_type ? strlen(content_type) : 0;
+    size_t length_digits = decimal_digits(body_len);
+    static const char close_header[] = "Connection: close\r\n";
+    static const char keep_alive_header[] = "Connection: keep-alive\r\n";
+    const char *connection = !j->keep_alive ? close_header : j->minor == 0 ? keep_alive_header : NULL;
+    size_t connection_len = connection == close_header ? sizeof close_header - 1
+                            : connection != NULL       ? sizeof keep_alive_header - 1
+                                                       : 0;
+    bool put_body = !j->is_head && !no_body_status;
+    /* The status is 200..999 (three digits); the literals below with their lengths. */
+    size_t total = sizeof "HTTP/1.1 " - 1 + 3 + 1 + reason_len + sizeof "\r\nDate: " - 1 + date_len + 2 +
+                   (put_content_type ? sizeof "Content-Type: " - 1 + content_type_len + 2 : 0) + extra.len +
+                   (no_body_status ? 0 : sizeof "Content-Length: " - 1 + length_digits + 2) + connection_len + 2;
+    bool fits = !put_body || !__builtin_add_overflow(total, body_len, &total);
+    char *block = fits ? GC_MALLOC_ATOMIC(total) : NULL;
+    if (block != NULL) {
+        char *w = block;
+        WRITE_LITERAL(w, "HTTP/1.1 ");
+        w = write_decimal(w, (uint64_t)status, 3);
+        *w++ = ' ';
+        w = write_bytes(w, reason, reason_len);
+        WRITE_LITERAL(w, "\r\nDate: ");
+        w = write_bytes(w, date, date_len);
+        WRITE_LITERAL(w, "\r\n");
+        if (put_content_type) {
+            WRITE_LITERAL(w, "Content-Type: ");
+            w = write_bytes(w, content_type, content_type_len);
+            WRITE_LITERAL(w, "\r\n");
+        }
+        if (extra.len) w = write_bytes(w, extra.data, extra.len);
+        if (!no_body_status) {
+            WRITE_LITERAL(w, "Content-Length: ");
+            w = write_decimal(w, body_len, length_digits);
+            WRITE_LITERAL(w, "\r\n");
+        }
+        if (connection != NULL) w = write_bytes(w, connection, connection_len);
+        WRITE_LITERAL(w, "\r\n");
+        if (put_body && body_len) w = write_bytes(w, body, body_len);
+        if ((size_t)(w - block) != total) abort(); /* the size computed above is the layout written */
     }
-    if (extra.len) put(&out, extra.data, extra.len, &ok);
+    /* The user's headers may carry cookies or tokens: wiped before they are freed. */
     osp_ws_buf_free(&extra);
-    if (!no_body_status) {
-        put_text(&out, "Content-Length: ", &ok);
-        put_decimal(&out, body_len, &ok);
-        put_text(&out, "\r\n", &ok);
+    j->response = block;
+    j->response_len = block ? total : 0;
+}
+
+/* Sends a handler's response straight from its block when nothing else waits to go out (the
+ * usual case): only what the socket does not take is copied to the connection's output buffer.
+ * False when the connection failed or memory ran out: the caller closes it. */
+static bool send_response(http_conn *c, const char *bytes, size_t len) {
+    size_t sent = 0;
+    if (c->out.len == c->out_off) {
+        while (sent < len) {
+            ssize_t n = osp_ws_net_send(c->watch.fd, bytes + sent, len - sent);
+            if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+                break;
+            }
+            sent += (size_t)n;
+        }
     }
-    if (!j->keep_alive) put_text(&out, "Connection: close\r\n", &ok);
-    else if (j->minor == 0) put_text(&out, "Connection: keep-alive\r\n", &ok);
-    put_text(&out, "\r\n", &ok);
-    if (!j->is_head && !no_body_status) put(&out, body, body_len, &ok);
-    j->response = ok ? GC_MALLOC_ATOMIC(out.len ? out.len : 1) : NULL;
-    if (j->response) memcpy(j->response, out.data, out.len);
-    j->response_len = out.len;
-    /* The response may carry cookies or tokens: wiped before the buffer is reused or freed. */
-    if (out.cap > SCRATCH_KEEP_BYTES) osp_ws_buf_free(&out);
-    else osp_ws_buf_clear(&out);
-    scratch = out;
+    return sent == len || osp_ws_buf_append(&c->out, bytes + sent, len - sent) == 0;
 }
 
 static void job_done(void *arg) {
@@ -851,7 +918,7 @@ static void job_done(void *arg) {
         j->response = NULL;
         return;
     }
-    if (j->response == NULL || osp_ws_buf_append(&c->out, j->response, j->response_len) != 0) {
+    if (j->response == NULL || !send_response(c, j->response, j->response_len)) {
         j->response = NULL;
         c->phase = PH_IDLE;
         conn_close(c);

@@ -293,6 +293,41 @@ describe('HTTP server with malformed and hostile requests', () => {
     expect(r.match(/Connection: close/g)?.length).toBe(1);
   }, 40_000);
 
+  it('responses larger than the socket buffers, read late and pipelined, arrive whole and in order', async () => {
+    // Each /echo answer repeats a 700 KiB body, eight of them: more than the loopback socket
+    // buffers hold (4 MiB to send, 128 KiB to receive) while the client is not reading, so the
+    // server's send stops part way and the rest waits for the client (the partial-send path).
+    // The client reads nothing for 400 ms, then everything.
+    const bodies = 'abcdefgh'.split('').map((c) => c.repeat(700 * 1024));
+    const last = bodies.length - 1;
+    const reqs = bodies.map((b, i) => `POST /echo HTTP/1.1\r\n${host}Content-Length: ${b.length}\r\n${i === last ? 'Connection: close\r\n' : ''}\r\n${b}`);
+    const r = await new Promise<Buffer>((resolve, reject) => {
+      const sock = connect(port, '127.0.0.1');
+      const chunks: Buffer[] = [];
+      const timer = setTimeout(() => reject(new Error('no complete answer within 10 s')), 10_000);
+      sock.on('data', (d) => chunks.push(d));
+      sock.on('error', reject);
+      sock.on('close', () => {
+        clearTimeout(timer);
+        resolve(Buffer.concat(chunks));
+      });
+      sock.on('connect', () => {
+        sock.pause();
+        sock.write(reqs.join(''));
+        setTimeout(() => sock.resume(), 400);
+      });
+    });
+    const text = r.toString('latin1');
+    const answers = text.split(/HTTP\/1\.1 200 OK\r\n/).slice(1);
+    expect(answers.length).toBe(bodies.length);
+    answers.forEach((a, i) => {
+      const [head, body] = [a.slice(0, a.indexOf('\r\n\r\n')), a.slice(a.indexOf('\r\n\r\n') + 4)];
+      expect(head).toContain(`Content-Length: ${bodies[i]!.length + 5}`);
+      expect(body.length).toBe(bodies[i]!.length + 5);
+      expect(body === `POST ${bodies[i]}`).toBe(true);
+    });
+  }, 20_000);
+
   it('keep-alive: the connection outlives the previous head deadline and closes after idleTimeoutMs', async () => {
     // headerTimeoutMs is 700 and idleTimeoutMs 1500: the second request comes 1 s after the
     // first (its head deadline long past), and the silence after it closes the connection.
