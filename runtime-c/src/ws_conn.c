@@ -999,6 +999,23 @@ static bool budget_allows_read(const osp_ws_conn *c) {
     return osp_ws_mem_room(read_budget_need(c));
 }
 
+/* The loops with connections waiting for room in the memory budget: bit i for loop i
+ * (OSP_WS_MAX_LOOPS is 64). The budget is the process's, so memory freed on one loop must wake
+ * the waiters of the others: each loop, at the end of its iterations, wakes the loops whose bit
+ * is set once there is room (budget_wake_others), and a loop sets its own bit while its list
+ * is not empty. */
+static _Atomic uint64_t budget_waiting_loops;
+
+static uint64_t loop_bit(const osp_ws_loop *L) { return (uint64_t)1 << L->index; }
+
+/* Room worth waking paused readers for (an eighth of the budget, or 1 MiB), so that they are
+ * not woken to read 64 KiB each time one buffer shrinks. */
+static bool budget_room_to_resume(void) {
+    size_t budget = osp_ws_mem_budget(), want = budget / 8;
+    if (want > (size_t)1 << 20) want = (size_t)1 << 20;
+    return osp_ws_mem_room(want);
+}
+
 static void budget_pause(osp_ws_conn *c) {
     osp_ws_loop *L = c->loop;
     if (c->budget_paused) return;
@@ -1006,18 +1023,40 @@ static void budget_pause(osp_ws_conn *c) {
     osp_ws_session_set_budget_wait(&c->session, true);
     c->budget_next = L->budget_head;
     L->budget_head = c;
+    atomic_fetch_or(&budget_waiting_loops, loop_bit(L));
+}
+
+/* End of an iteration of this loop (which may have freed memory): the other loops with waiting
+ * connections are woken when there is room. Each bit is cleared by the one loop that wakes it,
+ * so a burst of frees costs one wake-up per waiting loop; a woken loop that finds no room after
+ * all (another loop took it) sets its bit again (budget_resume). */
+static void budget_wake_others(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
+    /* Sequentially consistent (a plain load on x86): a loop that pauses sets its bit before it
+     * looks at the room, and this loop freed before it looks at the bits, so one of the two
+     * sees the other. */
+    uint64_t others = atomic_load(&budget_waiting_loops) & ~loop_bit(L);
+    if (others == 0 || !budget_room_to_resume()) return;
+    others &= atomic_fetch_and(&budget_waiting_loops, ~others);
+    unsigned n = osp_ws_loop_count();
+    for (unsigned i = 0; i < n && others != 0; i++) {
+        if (others & ((uint64_t)1 << i)) osp_ws_loop_wake_on(osp_ws_loop_at(i));
+        others &= ~((uint64_t)1 << i);
+    }
 }
 
 static void budget_resume(void) {
     osp_ws_loop *L = osp_ws_loop_current();
     if (L->budget_head == NULL) return;
-    /* Wait for a useful amount of room (an eighth of the budget, or 1 MiB), so that paused
-     * readers are not woken to read 64 KiB each time one buffer shrinks. */
-    size_t budget = osp_ws_mem_budget(), want = budget / 8;
-    if (want > (size_t)1 << 20) want = (size_t)1 << 20;
-    if (!osp_ws_mem_room(want)) return;
+    if (!budget_room_to_resume()) {
+        /* Still waiting: make sure the loop that frees memory next wakes this one. */
+        if (!(atomic_load_explicit(&budget_waiting_loops, memory_order_relaxed) & loop_bit(L)))
+            atomic_fetch_or(&budget_waiting_loops, loop_bit(L));
+        return;
+    }
     osp_ws_conn *list = L->budget_head;
     L->budget_head = NULL;
+    atomic_fetch_and(&budget_waiting_loops, ~loop_bit(L));
     while (list) {
         osp_ws_conn *c = list;
         list = c->budget_next;
@@ -1157,6 +1196,9 @@ static void layer_iteration_end(void) {
         L->zombie_conns = c->zombie_next;
         conn_free(c);
     }
+    /* Last: what this iteration freed (output drained, messages delivered, connections
+     * freed just above) may be the room another loop's readers wait for. */
+    budget_wake_others();
 }
 
 static void close_client(const osp_ws_entry *e, int64_t id, void *arg) {
