@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/rand.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -116,6 +117,112 @@ static void sync_session(osp_ws_conn *c);
 static osp_ws_conn *conn_of_watch(osp_ws_watch *w) { return (osp_ws_conn *)w; }
 static osp_ws_conn *conn_of_timer(osp_ws_timer *t) {
     return (osp_ws_conn *)((char *)t - offsetof(osp_ws_conn, timer));
+}
+
+/* ---- direct sends from handler threads ------------------------------------------------------
+ * docs/WEBSOCKET-RUNTIME.md, "Handler sends". While a plain server connection has nothing
+ * queued on its loop, a handler's thread writes its answer to the socket itself (one sendmsg)
+ * instead of posting it and waking the loop. The loop offers this (direct_ok) when a flush
+ * leaves the connection's output empty, and takes it back (direct_reclaim) before it queues or
+ * writes anything for the connection, and before it closes the socket: it waits for a sender
+ * in the middle of its write, then puts what that write left over in front of its own output.
+ * So frames never interleave, the order of sends is kept, and nothing follows the Close. */
+
+static void tx_take_locked(osp_ws_conn *c);
+static void tx_absorb(osp_ws_conn *c);
+
+/* Loop thread: no other thread writes c's socket from now on until direct_offer. */
+static void direct_revoke(osp_ws_conn *c) {
+    /* Only this thread sets it: false means no sender holds the socket or can claim it. */
+    if (!atomic_load_explicit(&c->direct_ok, memory_order_relaxed)) return;
+    atomic_store(&c->direct_ok, false);
+    /* A sender that claimed the socket before is inside one non-blocking sendmsg. */
+    for (unsigned spins = 0; atomic_load_explicit(&c->direct_busy, memory_order_acquire); spins++) {
+        if (spins < 64) __builtin_ia32_pause();
+        else sched_yield();
+    }
+}
+
+/* Loop thread, before c's output changes: revoke, then the rest of a direct frame first. */
+static void direct_reclaim(osp_ws_conn *c) {
+    if (!atomic_load_explicit(&c->direct_ok, memory_order_relaxed)) return;
+    direct_revoke(c);
+    if (c->tx_pend.len == 0) return;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    tx_take_locked(c); /* c stays listed: the next drain of the list finds it empty */
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    tx_absorb(c);
+}
+
+/* Loop thread, c's output just became empty: let handler threads write the socket. */
+static void direct_offer(osp_ws_conn *c) {
+    if (atomic_load_explicit(&c->direct_ok, memory_order_relaxed) || c->role != OSP_WS_ROLE_SERVER ||
+        c->tls != NULL || c->state != OSP_WS_CONN_OPEN || c->id == 0)
+        return;
+    /* No lock: while direct_ok is false only this thread writes tx_shut and tx_pend of a
+     * server connection (the last sender's rest was taken under the lock). */
+    if (!c->tx_shut && c->tx_pend.len == 0) atomic_store_explicit(&c->direct_ok, true, memory_order_release);
+}
+
+bool osp_ws_conn_direct_claim(osp_ws_conn *c) {
+    if (!atomic_load(&c->direct_ok) || c->tx_shut || c->tx_pend.len != 0 ||
+        atomic_load_explicit(&c->direct_busy, memory_order_relaxed))
+        return false;
+    atomic_store(&c->direct_busy, true);
+    /* The loop may have revoked meanwhile: it then either waits for this claim (it saw it) or
+     * this sees its revocation and backs off. */
+    if (!atomic_load(&c->direct_ok)) {
+        atomic_store_explicit(&c->direct_busy, false, memory_order_release);
+        return false;
+    }
+    return true;
+}
+
+size_t osp_ws_test_direct_send_max;
+
+void osp_ws_conn_direct_send(osp_ws_conn *c, uint8_t opcode, const uint8_t *payload, size_t len) {
+    uint8_t header[OSP_WS_MAX_FRAME_HEADER];
+    size_t hlen = osp_ws_frame_encode_header(header, true, opcode, len, NULL);
+    size_t cut = osp_ws_test_direct_send_max; /* tests: a socket that takes only this much */
+    ssize_t w = cut == 0 || hlen + len <= cut
+                    ? osp_ws_net_send2(c->watch.fd, header, hlen, payload, len)
+                    : osp_ws_net_send2(c->watch.fd, header, hlen < cut ? hlen : cut, payload, hlen < cut ? cut - hlen : 0);
+    size_t sent = w > 0 ? (size_t)w : 0;
+    if (sent == hlen + len) {
+        atomic_store_explicit(&c->direct_busy, false, memory_order_release);
+        return;
+    }
+    /* EPIPE, ECONNRESET…: the loop sees the end on its own and reports it. */
+    bool gone = w < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+    osp_ws_loop *L = c->loop, *wake = NULL;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    if (!gone) {
+        /* The socket is full: the rest of the frame goes to the loop, ahead of anything else
+         * it sends on c (direct_reclaim, or the next drain of the list), which also stops
+         * further direct sends until it has gone out. */
+        size_t rest = hlen + len - sent;
+        if (osp_ws_buf_reserve(&c->tx_pend, rest, SIZE_MAX) == 0) {
+            uint8_t *dst = c->tx_pend.data + c->tx_pend.len;
+            size_t from_header = sent < hlen ? hlen - sent : 0;
+            memcpy(dst, header + (hlen - from_header), from_header);
+            if (len) memcpy(dst + from_header, payload + (len - (rest - from_header)), rest - from_header);
+            c->tx_pend.len += rest;
+            if (!c->tx_listed) {
+                if (L->tx_list == NULL) wake = L;
+                c->tx_listed = true;
+                c->tx_next = L->tx_list;
+                L->tx_list = c;
+            }
+        } else {
+            /* Part of a frame went out and the rest cannot be kept (memory budget): the
+             * stream cannot continue. Ending it is the one honest outcome; the loop sees the
+             * end and reports 1006 to the application. */
+            (void)shutdown(c->watch.fd, SHUT_RDWR);
+        }
+    }
+    atomic_store_explicit(&c->direct_busy, false, memory_order_release); /* the last touch of c */
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    osp_ws_loop_wake_on(wake);
 }
 
 /* ---- the session's output: this connection's queue ------------------------------------------ */
@@ -263,6 +370,7 @@ void osp_ws_bcast_end(void) { bc_unref(osp_ws_loop_current()); }
 int osp_ws_conn_queue_logged(osp_ws_conn *c, size_t at, size_t n) {
     osp_ws_loop *L = c->loop;
     if (n == 0) return 0;
+    direct_reclaim(c);
     if (c->bc_to != c->bc_from && c->bc_to == at) {
         c->bc_to = at + n; /* the next broadcast right behind the previous one */
         return 0;
@@ -283,6 +391,7 @@ int osp_ws_conn_queue_logged(osp_ws_conn *c, size_t at, size_t n) {
  * elsewhere, so order is kept), else c's own queue. */
 static osp_ws_buf *out_buf(osp_ws_conn *c) {
     osp_ws_loop *L = c->loop;
+    direct_reclaim(c);
     /* Broadcast frames waiting in the log go first: copy them behind c's queue. */
     if (c->bc_to != c->bc_from && bc_materialize(c) != 0) return NULL;
     if (L->cork_owner == c) return &L->cork;
@@ -446,6 +555,7 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     if (osp_ws_watch_set(&c->watch, 0) != 0) {
         /* The fd is closed below, which removes it from epoll anyway. */
     }
+    direct_revoke(c); /* no sender may be writing the socket when it is closed */
     close(c->watch.fd);
     c->watch.events = 0;
     if (c->id) osp_ws_registry_retire(c->id, c->session.close_code);
@@ -556,6 +666,7 @@ OspResult osp_ws_budget_error(const char *fn) {
 }
 
 int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *payload, size_t len) {
+    direct_reclaim(c); /* before the pending() test below: it may write the socket */
     uint8_t header[OSP_WS_MAX_FRAME_HEADER];
     uint8_t key[4];
     bool masked = c->role == OSP_WS_ROLE_CLIENT;
@@ -665,6 +776,7 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         c->tx_queued = pending;
         pthread_mutex_unlock(&osp_ws_tx_lock);
     }
+    if (pending == 0) direct_offer(c);
     if (pending == 0 && c->fin_after_flush && !c->fin_sent) {
         /* RFC 6455 §7.1.1: the server closes TCP first; sending our FIN (not close()) lets the
          * peer read the Close frame before the connection ends, and we keep draining its
@@ -739,6 +851,9 @@ bool osp_ws_mask_key(uint8_t key[4]) {
  * copied; the bytes now count as c's output queue for the cap. */
 static void tx_take_locked(osp_ws_conn *c) {
     osp_ws_buf taken = c->tx_pend;
+    /* Server side: the rest of a direct frame. From now until it has gone out no other thread
+     * may write the socket (no sender holds it: it was released after this was queued). */
+    if (taken.len) atomic_store(&c->direct_ok, false);
     c->tx_pend = c->tx_spare;
     c->tx_spare = taken;
     c->tx_queued += taken.len;
@@ -774,7 +889,7 @@ static void tx_absorb(osp_ws_conn *c) {
  * tx_drain_all touches c after the reap frees it. */
 static void tx_forget(osp_ws_conn *c) {
     osp_ws_loop *L = c->loop;
-    if (c->role != OSP_WS_ROLE_CLIENT) return;
+    /* A server connection is listed only by a direct send the socket did not take whole. */
     pthread_mutex_lock(&osp_ws_tx_lock);
     c->tx_shut = true;
     if (c->tx_listed) {
@@ -863,11 +978,14 @@ static void tx_drain_all(void) {
  * refused ("is closing"). Server side: websocketServerSend from another thread is refused from
  * now on; sends posted before it and not yet taken are dropped (ws_server.c). */
 static void queue_posted_before_close(osp_ws_conn *c) {
+    /* Server side: a direct send in progress finishes first, the rest of its frame goes
+     * before the Close. */
+    direct_reclaim(c);
     pthread_mutex_lock(&osp_ws_tx_lock);
     c->tx_shut = true;
-    if (c->role == OSP_WS_ROLE_CLIENT) tx_take_locked(c);
+    tx_take_locked(c); /* server side: empty, or the rest of a direct frame */
     pthread_mutex_unlock(&osp_ws_tx_lock);
-    if (c->role == OSP_WS_ROLE_CLIENT) tx_absorb(c);
+    tx_absorb(c);
 }
 
 void osp_ws_conn_start_close(osp_ws_conn *c, uint16_t code, const char *reason) {

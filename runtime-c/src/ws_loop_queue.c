@@ -108,6 +108,17 @@ bool osp_ws_loop_queue_finish(osp_ws_server *s) {
     return post_control(osp_ws_loop_main(), &r);
 }
 
+bool osp_ws_loop_queue_claim_direct(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
+    /* Only while the loop sleeps in epoll_wait, where posting would cost it a wake-up (an
+     * eventfd write, a context switch, an epoll_wait more). An awake loop takes a posted
+     * frame within its iteration at no such cost and sends it together with the others of
+     * the connection (one send() for a handler's whole batch). */
+    return L->post_pend.len == 0 && !atomic_load_explicit(&L->post_draining, memory_order_acquire) &&
+           atomic_load_explicit(&L->sleeping, memory_order_relaxed) &&
+           osp_ws_conn_direct_claim(c);
+}
+
 static void perform(const osp_ws_loop_queue_ops *ops, const posted_record *r, const char *message) {
     switch ((post_kind)r->kind) {
     case POST_SEND:
@@ -140,6 +151,7 @@ void osp_ws_loop_queue_drain(const osp_ws_loop_queue_ops *ops) {
     osp_ws_buf taken = *pend;
     *pend = *spare;
     *spare = taken;
+    atomic_store_explicit(&L->post_draining, true, memory_order_relaxed); /* under the lock */
     /* The sends taken now count as their connections' output queue (the loop's tx_queued at
      * its next flush), no longer as posted. */
     for (size_t at = 0; at < spare->len;) {
@@ -159,6 +171,9 @@ void osp_ws_loop_queue_drain(const osp_ws_loop_queue_ops *ops) {
         at += record_size(r->len);
         perform(ops, r, (const char *)(r + 1));
     }
+    /* Performed: each send is now in its connection's output, which keeps direct sends off
+     * that connection until it has gone out. */
+    atomic_store_explicit(&L->post_draining, false, memory_order_release);
     osp_ws_buf_clear(spare); /* wiped: the records hold payloads */
 }
 

@@ -53,6 +53,12 @@ bool osp_ws_loop_queue_adopt(osp_ws_loop *L, osp_ws_server *s, int fd, const uin
 /* Takes the lock: has the main loop finish s and wakes it. false: out of memory. */
 bool osp_ws_loop_queue_finish(osp_ws_server *s);
 
+/* Lock held, on a thread that is not c's loop: claims c's socket for a direct frame
+ * (osp_ws_conn_direct_send) when nothing posted to c's loop is waiting or being performed
+ * (a direct frame must not overtake a send or a broadcast posted before it) and c's loop
+ * allows it (osp_ws_conn_direct_claim). */
+bool osp_ws_loop_queue_claim_direct(osp_ws_conn *c);
+
 /* ---- the loop's side ------------------------------------------------------------------------ */
 
 /* Loop thread, at each wake-up and before running commands: performs this loop's records

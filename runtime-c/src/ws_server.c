@@ -1006,19 +1006,27 @@ static OspResult broadcast_everywhere(const char *fn, int64_t server_id, uint8_t
 }
 
 /* With osp_ws_tx_lock held. false (nothing posted): the caller makes the send synchronously on
- * *loop (the connection's) instead. */
+ * *loop (the connection's) instead. *direct: the connection whose socket this thread claimed
+ * to write the frame itself once it has unlocked (docs/WEBSOCKET-RUNTIME.md, "Handler sends"). */
 static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, uint8_t opcode, const char *message,
-                      size_t len, osp_ws_loop **wake, osp_ws_loop **loop, OspResult *result) {
+                      size_t len, osp_ws_loop **wake, osp_ws_loop **loop, osp_ws_conn **direct, OspResult *result) {
     osp_ws_conn *c = lookup_server_conn(fn, server_id, conn_id, result);
     if (c == NULL) return true;
     *loop = c->loop;
+    /* Nothing queued for c anywhere, and not a handler with more of c's messages to answer
+     * (their answers are batched through the loop: one send() for all of them). */
+    if (!osp_ws_inbox_more_waiting(conn_id) && osp_ws_loop_queue_claim_direct(c)) {
+        *direct = c;
+        *result = osp_result_success(0);
+        return true;
+    }
     /* What the loop has queued (as of its last flush), what is posted for c and not yet taken,
      * and the new message (c->limits is written only when c is made). Posted only while that
      * stays within half the output cap, the point where the loop holds deliveries to the
      * connection's handler (ws_inbox.c); beyond it the send waits for the loop, which checks
      * the cap exactly, so a handler answering each message with at most half the cap is still
      * never refused. */
-    size_t pending = c->tx_queued + c->tx_posted;
+    size_t pending = c->tx_queued + c->tx_posted + c->tx_pend.len; /* tx_pend: the rest of a direct frame */
     if (pending + len + OSP_WS_MAX_FRAME_HEADER > c->limits.max_output / 2 || pending + len < len) return false;
     /* Ids are registered when the opening handshake has completed, so a registered connection
      * is open until it sends its Close (tx_shut, set under the lock). */
@@ -1142,9 +1150,12 @@ static OspResult server_send(send_args a) {
     }
     if (osp_ws_loop_closed()) return osp_ws_shut_down_error(fn);
     osp_ws_loop *wake = NULL, *loop = NULL;
+    osp_ws_conn *direct = NULL;
     pthread_mutex_lock(&osp_ws_tx_lock);
-    bool posted = post_send(fn, server_id, connection_id, a.opcode, message, a.len, &wake, &loop, &a.result);
+    bool posted = post_send(fn, server_id, connection_id, a.opcode, message, a.len, &wake, &loop, &direct, &a.result);
     pthread_mutex_unlock(&osp_ws_tx_lock);
+    /* Claimed: c stays alive (its loop waits for this write before it closes or frees it). */
+    if (direct) osp_ws_conn_direct_send(direct, a.opcode, (const uint8_t *)message, a.len);
     osp_ws_loop_wake_on(wake);
     if (posted) return a.result;
     /* Near the cap: the connection's loop takes what this thread posted before it, then this
