@@ -110,12 +110,7 @@ bool osp_ws_loop_queue_finish(osp_ws_server *s) {
 
 bool osp_ws_loop_queue_claim_direct(osp_ws_conn *c) {
     osp_ws_loop *L = c->loop;
-    /* Only while the loop sleeps in epoll_wait, where posting would cost it a wake-up (an
-     * eventfd write, a context switch, an epoll_wait more). An awake loop takes a posted
-     * frame within its iteration at no such cost and sends it together with the others of
-     * the connection (one send() for a handler's whole batch). */
     return L->post_pend.len == 0 && !atomic_load_explicit(&L->post_draining, memory_order_acquire) &&
-           atomic_load_explicit(&L->sleeping, memory_order_relaxed) &&
            osp_ws_conn_direct_claim(c);
 }
 
