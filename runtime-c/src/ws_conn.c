@@ -137,7 +137,7 @@ static void direct_revoke(osp_ws_conn *c) {
     if (!atomic_load_explicit(&c->direct_ok, memory_order_relaxed)) return;
     atomic_store(&c->direct_ok, false);
     /* A sender that claimed the socket before is inside one non-blocking sendmsg. */
-    for (unsigned spins = 0; atomic_load_explicit(&c->direct_busy, memory_order_acquire); spins++) {
+    for (unsigned spins = 0; atomic_load(&c->direct_busy); spins++) { /* seq_cst: the Dekker pair */
         if (spins < 64) __builtin_ia32_pause();
         else sched_yield();
     }
