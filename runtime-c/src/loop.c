@@ -427,7 +427,7 @@ static osp_ws_loop *loop_new(unsigned index, char *err, size_t errlen) {
      * fixed allowance a full budget never refuses (a 101 or a pong still goes out). */
     L->cork.counted = L->cork.small_always = true;
     L->bc_log.counted = L->bc_log.small_always = true;
-    L->srv_pend.counted = L->srv_spare.counted = true;
+    L->post_pend.counted = L->post_spare.counted = true;
     L->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (L->epoll_fd < 0) {
         snprintf(err, errlen, "epoll_create1 failed: %s", strerror(errno));

@@ -116,11 +116,14 @@ typedef struct osp_ws_loop {
     /* Inboxes whose handlers caught up, so their connection may read again (inbox lock). */
     struct osp_ws_inbox *resume_head;
 
-    /* ---- ws_server.c --------------------------------------------------------------------- */
-    /* websocketServerSend/Broadcast records posted by other threads (osp_ws_tx_lock), and the
-     * loop's buffer they are swapped into when it takes them. */
-    osp_ws_buf srv_pend;
-    osp_ws_buf srv_spare;
+    /* ---- ws_loop_queue.c ----------------------------------------------------------------- */
+    /* Records (sends, broadcasts, adopted sockets, stops) posted by other threads
+     * (osp_ws_tx_lock), and the loop's buffer they are swapped into when it takes them. */
+    osp_ws_buf post_pend;
+    osp_ws_buf post_spare;
+    /* Records taken from post_pend are being performed (no direct send may overtake them):
+     * set under osp_ws_tx_lock, cleared by the loop when they are done. */
+    atomic_bool post_draining;
 } osp_ws_loop;
 
 /* Someone waiting (on another thread) for the loop to finish something. */

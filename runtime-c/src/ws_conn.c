@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/rand.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -116,6 +117,112 @@ static void sync_session(osp_ws_conn *c);
 static osp_ws_conn *conn_of_watch(osp_ws_watch *w) { return (osp_ws_conn *)w; }
 static osp_ws_conn *conn_of_timer(osp_ws_timer *t) {
     return (osp_ws_conn *)((char *)t - offsetof(osp_ws_conn, timer));
+}
+
+/* ---- direct sends from handler threads ------------------------------------------------------
+ * docs/WEBSOCKET-RUNTIME.md, "Handler sends". While a plain server connection has nothing
+ * queued on its loop, a handler's thread writes its answer to the socket itself (one sendmsg)
+ * instead of posting it and waking the loop. The loop offers this (direct_ok) when a flush
+ * leaves the connection's output empty, and takes it back (direct_reclaim) before it queues or
+ * writes anything for the connection, and before it closes the socket: it waits for a sender
+ * in the middle of its write, then puts what that write left over in front of its own output.
+ * So frames never interleave, the order of sends is kept, and nothing follows the Close. */
+
+static void tx_take_locked(osp_ws_conn *c);
+static void tx_absorb(osp_ws_conn *c);
+
+/* Loop thread: no other thread writes c's socket from now on until direct_offer. */
+static void direct_revoke(osp_ws_conn *c) {
+    /* Only this thread sets it: false means no sender holds the socket or can claim it. */
+    if (!atomic_load_explicit(&c->direct_ok, memory_order_relaxed)) return;
+    atomic_store(&c->direct_ok, false);
+    /* A sender that claimed the socket before is inside one non-blocking sendmsg. */
+    for (unsigned spins = 0; atomic_load(&c->direct_busy); spins++) { /* seq_cst: the Dekker pair */
+        if (spins < 64) __builtin_ia32_pause();
+        else sched_yield();
+    }
+}
+
+/* Loop thread, before c's output changes: revoke, then the rest of a direct frame first. */
+static void direct_reclaim(osp_ws_conn *c) {
+    if (!atomic_load_explicit(&c->direct_ok, memory_order_relaxed)) return;
+    direct_revoke(c);
+    if (c->tx_pend.len == 0) return;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    tx_take_locked(c); /* c stays listed: the next drain of the list finds it empty */
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    tx_absorb(c);
+}
+
+/* Loop thread, c's output just became empty: let handler threads write the socket. */
+static void direct_offer(osp_ws_conn *c) {
+    if (atomic_load_explicit(&c->direct_ok, memory_order_relaxed) || c->role != OSP_WS_ROLE_SERVER ||
+        c->tls != NULL || c->state != OSP_WS_CONN_OPEN || c->id == 0)
+        return;
+    /* No lock: while direct_ok is false only this thread writes tx_shut and tx_pend of a
+     * server connection (the last sender's rest was taken under the lock). */
+    if (!c->tx_shut && c->tx_pend.len == 0) atomic_store_explicit(&c->direct_ok, true, memory_order_release);
+}
+
+bool osp_ws_conn_direct_claim(osp_ws_conn *c) {
+    if (!atomic_load(&c->direct_ok) || c->tx_shut || c->tx_pend.len != 0 ||
+        atomic_load_explicit(&c->direct_busy, memory_order_relaxed))
+        return false;
+    atomic_store(&c->direct_busy, true);
+    /* The loop may have revoked meanwhile: it then either waits for this claim (it saw it) or
+     * this sees its revocation and backs off. */
+    if (!atomic_load(&c->direct_ok)) {
+        atomic_store_explicit(&c->direct_busy, false, memory_order_release);
+        return false;
+    }
+    return true;
+}
+
+size_t osp_ws_test_direct_send_max;
+
+void osp_ws_conn_direct_send(osp_ws_conn *c, uint8_t opcode, const uint8_t *payload, size_t len) {
+    uint8_t header[OSP_WS_MAX_FRAME_HEADER];
+    size_t hlen = osp_ws_frame_encode_header(header, true, opcode, len, NULL);
+    size_t cut = osp_ws_test_direct_send_max; /* tests: a socket that takes only this much */
+    ssize_t w = cut == 0 || hlen + len <= cut
+                    ? osp_ws_net_send2(c->watch.fd, header, hlen, payload, len)
+                    : osp_ws_net_send2(c->watch.fd, header, hlen < cut ? hlen : cut, payload, hlen < cut ? cut - hlen : 0);
+    size_t sent = w > 0 ? (size_t)w : 0;
+    if (sent == hlen + len) {
+        atomic_store_explicit(&c->direct_busy, false, memory_order_release);
+        return;
+    }
+    /* EPIPE, ECONNRESET…: the loop sees the end on its own and reports it. */
+    bool gone = w < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+    osp_ws_loop *L = c->loop, *wake = NULL;
+    pthread_mutex_lock(&osp_ws_tx_lock);
+    if (!gone) {
+        /* The socket is full: the rest of the frame goes to the loop, ahead of anything else
+         * it sends on c (direct_reclaim, or the next drain of the list), which also stops
+         * further direct sends until it has gone out. */
+        size_t rest = hlen + len - sent;
+        if (osp_ws_buf_reserve(&c->tx_pend, rest, SIZE_MAX) == 0) {
+            uint8_t *dst = c->tx_pend.data + c->tx_pend.len;
+            size_t from_header = sent < hlen ? hlen - sent : 0;
+            memcpy(dst, header + (hlen - from_header), from_header);
+            if (len) memcpy(dst + from_header, payload + (len - (rest - from_header)), rest - from_header);
+            c->tx_pend.len += rest;
+            if (!c->tx_listed) {
+                if (L->tx_list == NULL) wake = L;
+                c->tx_listed = true;
+                c->tx_next = L->tx_list;
+                L->tx_list = c;
+            }
+        } else {
+            /* Part of a frame went out and the rest cannot be kept (memory budget): the
+             * stream cannot continue. Ending it is the one honest outcome; the loop sees the
+             * end and reports 1006 to the application. */
+            (void)shutdown(c->watch.fd, SHUT_RDWR);
+        }
+    }
+    atomic_store_explicit(&c->direct_busy, false, memory_order_release); /* the last touch of c */
+    pthread_mutex_unlock(&osp_ws_tx_lock);
+    osp_ws_loop_wake_on(wake);
 }
 
 /* ---- the session's output: this connection's queue ------------------------------------------ */
@@ -263,6 +370,7 @@ void osp_ws_bcast_end(void) { bc_unref(osp_ws_loop_current()); }
 int osp_ws_conn_queue_logged(osp_ws_conn *c, size_t at, size_t n) {
     osp_ws_loop *L = c->loop;
     if (n == 0) return 0;
+    direct_reclaim(c);
     if (c->bc_to != c->bc_from && c->bc_to == at) {
         c->bc_to = at + n; /* the next broadcast right behind the previous one */
         return 0;
@@ -283,6 +391,7 @@ int osp_ws_conn_queue_logged(osp_ws_conn *c, size_t at, size_t n) {
  * elsewhere, so order is kept), else c's own queue. */
 static osp_ws_buf *out_buf(osp_ws_conn *c) {
     osp_ws_loop *L = c->loop;
+    direct_reclaim(c);
     /* Broadcast frames waiting in the log go first: copy them behind c's queue. */
     if (c->bc_to != c->bc_from && bc_materialize(c) != 0) return NULL;
     if (L->cork_owner == c) return &L->cork;
@@ -446,6 +555,7 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
     if (osp_ws_watch_set(&c->watch, 0) != 0) {
         /* The fd is closed below, which removes it from epoll anyway. */
     }
+    direct_revoke(c); /* no sender may be writing the socket when it is closed */
     close(c->watch.fd);
     c->watch.events = 0;
     if (c->id) osp_ws_registry_retire(c->id, c->session.close_code);
@@ -556,6 +666,7 @@ OspResult osp_ws_budget_error(const char *fn) {
 }
 
 int osp_ws_conn_queue_frame(osp_ws_conn *c, uint8_t opcode, const uint8_t *payload, size_t len) {
+    direct_reclaim(c); /* before the pending() test below: it may write the socket */
     uint8_t header[OSP_WS_MAX_FRAME_HEADER];
     uint8_t key[4];
     bool masked = c->role == OSP_WS_ROLE_CLIENT;
@@ -665,6 +776,7 @@ void osp_ws_conn_flush(osp_ws_conn *c) {
         c->tx_queued = pending;
         pthread_mutex_unlock(&osp_ws_tx_lock);
     }
+    if (pending == 0) direct_offer(c);
     if (pending == 0 && c->fin_after_flush && !c->fin_sent) {
         /* RFC 6455 §7.1.1: the server closes TCP first; sending our FIN (not close()) lets the
          * peer read the Close frame before the connection ends, and we keep draining its
@@ -739,6 +851,9 @@ bool osp_ws_mask_key(uint8_t key[4]) {
  * copied; the bytes now count as c's output queue for the cap. */
 static void tx_take_locked(osp_ws_conn *c) {
     osp_ws_buf taken = c->tx_pend;
+    /* Server side: the rest of a direct frame. From now until it has gone out no other thread
+     * may write the socket (no sender holds it: it was released after this was queued). */
+    if (taken.len) atomic_store(&c->direct_ok, false);
     c->tx_pend = c->tx_spare;
     c->tx_spare = taken;
     c->tx_queued += taken.len;
@@ -774,7 +889,7 @@ static void tx_absorb(osp_ws_conn *c) {
  * tx_drain_all touches c after the reap frees it. */
 static void tx_forget(osp_ws_conn *c) {
     osp_ws_loop *L = c->loop;
-    if (c->role != OSP_WS_ROLE_CLIENT) return;
+    /* A server connection is listed only by a direct send the socket did not take whole. */
     pthread_mutex_lock(&osp_ws_tx_lock);
     c->tx_shut = true;
     if (c->tx_listed) {
@@ -863,11 +978,14 @@ static void tx_drain_all(void) {
  * refused ("is closing"). Server side: websocketServerSend from another thread is refused from
  * now on; sends posted before it and not yet taken are dropped (ws_server.c). */
 static void queue_posted_before_close(osp_ws_conn *c) {
+    /* Server side: a direct send in progress finishes first, the rest of its frame goes
+     * before the Close. */
+    direct_reclaim(c);
     pthread_mutex_lock(&osp_ws_tx_lock);
     c->tx_shut = true;
-    if (c->role == OSP_WS_ROLE_CLIENT) tx_take_locked(c);
+    tx_take_locked(c); /* server side: empty, or the rest of a direct frame */
     pthread_mutex_unlock(&osp_ws_tx_lock);
-    if (c->role == OSP_WS_ROLE_CLIENT) tx_absorb(c);
+    tx_absorb(c);
 }
 
 void osp_ws_conn_start_close(osp_ws_conn *c, uint16_t code, const char *reason) {
@@ -999,6 +1117,23 @@ static bool budget_allows_read(const osp_ws_conn *c) {
     return osp_ws_mem_room(read_budget_need(c));
 }
 
+/* The loops with connections waiting for room in the memory budget: bit i for loop i
+ * (OSP_WS_MAX_LOOPS is 64). The budget is the process's, so memory freed on one loop must wake
+ * the waiters of the others: each loop, at the end of its iterations, wakes the loops whose bit
+ * is set once there is room (budget_wake_others), and a loop sets its own bit while its list
+ * is not empty. */
+static _Atomic uint64_t budget_waiting_loops;
+
+static uint64_t loop_bit(const osp_ws_loop *L) { return (uint64_t)1 << L->index; }
+
+/* Room worth waking paused readers for (an eighth of the budget, or 1 MiB), so that they are
+ * not woken to read 64 KiB each time one buffer shrinks. */
+static bool budget_room_to_resume(void) {
+    size_t budget = osp_ws_mem_budget(), want = budget / 8;
+    if (want > (size_t)1 << 20) want = (size_t)1 << 20;
+    return osp_ws_mem_room(want);
+}
+
 static void budget_pause(osp_ws_conn *c) {
     osp_ws_loop *L = c->loop;
     if (c->budget_paused) return;
@@ -1006,18 +1141,40 @@ static void budget_pause(osp_ws_conn *c) {
     osp_ws_session_set_budget_wait(&c->session, true);
     c->budget_next = L->budget_head;
     L->budget_head = c;
+    atomic_fetch_or(&budget_waiting_loops, loop_bit(L));
+}
+
+/* End of an iteration of this loop (which may have freed memory): the other loops with waiting
+ * connections are woken when there is room. Each bit is cleared by the one loop that wakes it,
+ * so a burst of frees costs one wake-up per waiting loop; a woken loop that finds no room after
+ * all (another loop took it) sets its bit again (budget_resume). */
+static void budget_wake_others(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
+    /* Sequentially consistent (a plain load on x86): a loop that pauses sets its bit before it
+     * looks at the room, and this loop freed before it looks at the bits, so one of the two
+     * sees the other. */
+    uint64_t others = atomic_load(&budget_waiting_loops) & ~loop_bit(L);
+    if (others == 0 || !budget_room_to_resume()) return;
+    others &= atomic_fetch_and(&budget_waiting_loops, ~others);
+    unsigned n = osp_ws_loop_count();
+    for (unsigned i = 0; i < n && others != 0; i++) {
+        if (others & ((uint64_t)1 << i)) osp_ws_loop_wake_on(osp_ws_loop_at(i));
+        others &= ~((uint64_t)1 << i);
+    }
 }
 
 static void budget_resume(void) {
     osp_ws_loop *L = osp_ws_loop_current();
     if (L->budget_head == NULL) return;
-    /* Wait for a useful amount of room (an eighth of the budget, or 1 MiB), so that paused
-     * readers are not woken to read 64 KiB each time one buffer shrinks. */
-    size_t budget = osp_ws_mem_budget(), want = budget / 8;
-    if (want > (size_t)1 << 20) want = (size_t)1 << 20;
-    if (!osp_ws_mem_room(want)) return;
+    if (!budget_room_to_resume()) {
+        /* Still waiting: make sure the loop that frees memory next wakes this one. */
+        if (!(atomic_load_explicit(&budget_waiting_loops, memory_order_relaxed) & loop_bit(L)))
+            atomic_fetch_or(&budget_waiting_loops, loop_bit(L));
+        return;
+    }
     osp_ws_conn *list = L->budget_head;
     L->budget_head = NULL;
+    atomic_fetch_and(&budget_waiting_loops, ~loop_bit(L));
     while (list) {
         osp_ws_conn *c = list;
         list = c->budget_next;
@@ -1157,6 +1314,9 @@ static void layer_iteration_end(void) {
         L->zombie_conns = c->zombie_next;
         conn_free(c);
     }
+    /* Last: what this iteration freed (output drained, messages delivered, connections
+     * freed just above) may be the room another loop's readers wait for. */
+    budget_wake_others();
 }
 
 static void close_client(const osp_ws_entry *e, int64_t id, void *arg) {

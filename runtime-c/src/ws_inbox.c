@@ -193,6 +193,18 @@ static OspResult call_handler(const osp_ws_inbox *in, const osp_ws_delivery *d, 
     return h->fn.message(env, in->conn_id, record);
 }
 
+/* The connection whose handler this thread is running while more of its messages wait, and the
+ * fiber running it (a fiber that parked and resumed on another worker is not found here, so a
+ * stale entry is never believed): osp_ws_inbox_more_waiting. */
+static __thread struct {
+    osp_fiber *fiber;
+    int64_t conn_id;
+} batch_hint;
+
+bool osp_ws_inbox_more_waiting(int64_t conn_id) {
+    return conn_id != 0 && batch_hint.conn_id == conn_id && batch_hint.fiber == osp_fiber_self();
+}
+
 /* The drain fiber: one handler call per queued message or event, in order, then exit. */
 static int64_t drain(void *arg) {
     osp_ws_inbox *in = arg;
@@ -206,6 +218,9 @@ static int64_t drain(void *arg) {
         in->head = d->next;
         if (in->head == NULL) in->tail = NULL;
         in->bytes -= d->len;
+        /* More of this connection's messages wait behind this one (a hint: one arriving
+         * during the call is not counted). */
+        bool more = in->head != NULL;
         /* Read under the lock: the loop updates them when websocketServerOnMessage replaced the
          * handler. */
         osp_ws_msg_handler handler = in->handler;
@@ -223,7 +238,11 @@ static int64_t drain(void *arg) {
         } else {
             pthread_mutex_unlock(&inbox_lock);
         }
+        batch_hint.fiber = more ? self : NULL;
+        batch_hint.conn_id = more ? in->conn_id : 0;
         OspResult r = call_handler(in, d, &handler, env, &events);
+        batch_hint.fiber = NULL; /* this thread's, whichever worker the handler returned on */
+        batch_hint.conn_id = 0;
         free_delivery(d, in->wipe);
         if (r.tag != OSP_RESULT_SUCCESS) report_handler_error(in, r);
         pthread_mutex_lock(&inbox_lock);

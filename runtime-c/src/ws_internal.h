@@ -168,6 +168,16 @@ struct osp_ws_conn {
     /* Server side, websocketServerSend from another thread (ws_server.c): tx_queued and
      * tx_shut as above, and the payload bytes posted for this connection not yet taken. */
     size_t tx_posted;        /* lock */
+    /* Server side, plain sockets: a handler's thread writes its frame to the socket itself
+     * (docs/WEBSOCKET-RUNTIME.md, "Handler sends"). direct_ok: the loop has nothing queued for
+     * this connection and lets other threads write it (written by the loop only); direct_busy:
+     * a sender is writing now (set by a sender under the lock, so one at a time, and cleared
+     * by it). The two are a Dekker pair: the loop clears direct_ok then reads direct_busy, a
+     * sender sets direct_busy then reads direct_ok (both sequentially consistent), so either
+     * the loop waits for the sender or the sender backs off. What the socket does not take of
+     * a direct frame goes to tx_pend, ahead of anything the loop sends next. */
+    _Atomic bool direct_ok;
+    _Atomic bool direct_busy;
 };
 
 struct osp_ws_server {
@@ -336,6 +346,10 @@ struct osp_fiber;
  * server's, or its own), stamped with the time of receipt, and makes sure a fiber is draining
  * c's inbox; the handler never runs on the loop thread. */
 void osp_ws_inbox_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+/* Any thread: whether the caller is the handler of conn_id with more of that connection's
+ * messages waiting in its inbox. Its answers then go through the loop, which sends the answers
+ * of the whole batch with one send(), rather than one direct send each (ws_server.c). */
+bool osp_ws_inbox_more_waiting(int64_t conn_id);
 /* Loop thread: server connection c was registered (its id given): queues its open event and
  * owes it a close event. Before any of its messages. */
 void osp_ws_inbox_open_event(osp_ws_conn *c);
@@ -448,6 +462,15 @@ bool osp_ws_output_would_overflow(size_t pending, size_t len, uint64_t max_outpu
 const char *osp_ws_handler_copy(bool wipe, const uint8_t *data, size_t len);
 /* The Err for a send refused because the process memory budget is used up. */
 OspResult osp_ws_budget_error(const char *fn);
+/* With osp_ws_tx_lock held, on a thread that is not c's loop: claims c's socket for one direct
+ * frame when the loop allows it (a plain server connection, open, nothing queued). */
+bool osp_ws_conn_direct_claim(osp_ws_conn *c);
+/* After a claim, without the lock: writes one unmasked frame to c's socket; what the socket
+ * does not take is handed to c's loop, which sends it before anything else. */
+void osp_ws_conn_direct_send(osp_ws_conn *c, uint8_t opcode, const uint8_t *payload, size_t len);
+/* Tests only (0 otherwise): a direct send writes at most this many bytes, as a full socket
+ * would take, so the hand-over of the rest to the loop is exercised. */
+extern size_t osp_ws_test_direct_send_max;
 /* Bytes waiting in the output queue. */
 size_t osp_ws_conn_pending(const osp_ws_conn *c);
 /* May an application message be queued for c now (open, not destroyed, no Close sent or

@@ -10,6 +10,7 @@
  */
 #include "ws_internal.h"
 #include "ws_cluster.h"
+#include "ws_loop_queue.h"
 #include "net.h"
 #include "ws_handshake.h"
 #include "ws_tls.h"
@@ -956,91 +957,16 @@ static int broadcast(osp_ws_server *s, uint8_t opcode, const char *message, size
     return 0;
 }
 
-/* ---- each loop's queue of posted records ----------------------------------------------------
- * A handler fiber (or any thread but the connection's loop) does not wait for the loop (README,
- * "The client side", and FINDINGS.md): under osp_ws_tx_lock it checks the ids, the connection's
- * state and the output cap (tx_shut, tx_queued, tx_posted), appends a typed record (with a copy
- * of the message) to the queue of the loop concerned and wakes that loop only when its queue was
- * empty. Each loop takes its whole queue at its next wake-up, before any command, and performs
- * the records in order, so one iteration carries every message posted meanwhile (one send() per
- * recipient) and a later command from the same caller (websocketStopServer) finds them queued.
- *
- * A send goes to its connection's loop; a broadcast, to every loop, appended to all the queues
- * under one hold of the lock, so every recipient sees broadcasts (and the sends made between
- * them) in one order. The acceptor hands accepted sockets to their loop (ADOPT) and stopping a
- * server reaches every loop (STOP) the same way; the last loop done has the main loop finish
- * it (FINISH). */
-
-typedef enum { POST_SEND, POST_BROADCAST, POST_ADOPT, POST_STOP, POST_FINISH } post_kind;
-
-typedef struct {
-    uint32_t kind;     /* post_kind */
-    uint32_t opcode;   /* SEND, BROADCAST: text or binary */
-    int64_t server_id;
-    int64_t conn_id;   /* SEND */
-    osp_ws_server *server; /* BROADCAST, ADOPT, STOP, FINISH: alive until every loop did its STOP */
-    size_t len;        /* message bytes following the record, then padding to 8 */
-    int32_t fd;        /* ADOPT: the accepted socket */
-    uint8_t addr[16];  /* ADOPT: the peer's address (IPv4-mapped) */
-} posted_record;
-
-static size_t record_size(size_t len) { return sizeof(posted_record) + ((len + 7) & ~(size_t)7); }
-
-/* With osp_ws_tx_lock held and room reserved: appends a record to loop L's queue. *wake gets L
- * when the queue was empty (otherwise a wake-up is already due). */
-static void append_record(osp_ws_loop *L, const posted_record *r, const char *message, osp_ws_loop **wake) {
-    osp_ws_buf *pend = &L->srv_pend;
-    size_t total = record_size(r->len);
-    uint8_t *dst = pend->data + pend->len;
-    memcpy(dst, r, sizeof *r);
-    if (r->len) memcpy(dst + sizeof *r, message, r->len);
-    memset(dst + sizeof *r + r->len, 0, total - sizeof *r - r->len);
-    if (pend->len == 0) *wake = L;
-    pend->len += total;
-}
-
-/* With osp_ws_tx_lock held: room for a record of `len` message bytes on L's queue. 0, or
- * OSP_WS_BUF_OVER_BUDGET / -1. Records without a message are never refused by the budget. */
-static int reserve_record(osp_ws_loop *L, size_t len) {
-    size_t total = record_size(len);
-    if (total < len) return -1;
-    return osp_ws_buf_reserve(&L->srv_pend, total, SIZE_MAX);
-}
-
-/* With osp_ws_tx_lock held: posts a record to loop L. *wake: the loop the caller wakes after
- * unlocking (left alone when L is already due to wake). */
-static OspResult post_record(osp_ws_loop *L, const char *fn, const posted_record *r, const char *message,
-                             osp_ws_loop **wake) {
-    int rc = reserve_record(L, r->len);
-    if (rc == OSP_WS_BUF_OVER_BUDGET) return osp_ws_budget_error(fn);
-    if (rc != 0) return osp_result_errorf("%s: out of memory", fn);
-    append_record(L, r, message, wake);
-    return osp_result_success(0);
-}
-
-/* A record without a message (ADOPT, STOP, FINISH) for loop L, waking it. false when it could
- * not be queued (out of memory). */
-static bool post_control(osp_ws_loop *L, const posted_record *r) {
-    osp_ws_loop *wake = NULL;
-    pthread_mutex_lock(&osp_ws_tx_lock);
-    bool ok = reserve_record(L, 0) == 0;
-    if (ok) append_record(L, r, NULL, &wake);
-    pthread_mutex_unlock(&osp_ws_tx_lock);
-    osp_ws_loop_wake_on(wake);
-    return ok;
-}
+/* ---- hand-offs through each loop's queue (ws_loop_queue.c) ------------------------------- */
 
 static void post_adopt(osp_ws_loop *L, osp_ws_server *s, int fd, const uint8_t addr[16], bool *failed) {
-    posted_record r = {POST_ADOPT, 0, s->id, 0, s, 0, fd, {0}};
-    memcpy(r.addr, addr, 16);
-    *failed = !post_control(L, &r);
+    *failed = !osp_ws_loop_queue_adopt(L, s, fd, addr);
 }
 
 /* Any loop: the last loop done with s hands it to the main loop. Without memory for the record
  * the server is never freed (reported): better than freeing it under another loop. */
 static void post_finish(osp_ws_server *s) {
-    posted_record r = {POST_FINISH, 0, s->id, 0, s, 0, -1, {0}};
-    if (!post_control(osp_ws_loop_main(), &r))
+    if (!osp_ws_loop_queue_finish(s))
         fprintf(stderr, "osprey runtime: out of memory finishing WebSocket server %" PRId64 "\n", s->id);
 }
 
@@ -1050,11 +976,10 @@ static void post_finish(osp_ws_server *s) {
 static void post_stop_all(osp_ws_server *s) {
     unsigned n = osp_ws_loop_count();
     osp_ws_loop *wake[OSP_WS_MAX_LOOPS] = {0};
-    posted_record r = {POST_STOP, 0, s->id, 0, s, 0, -1, {0}};
     for (unsigned i = 0; i < n; i++) {
         osp_ws_loop *L = osp_ws_loop_at(i);
-        if (reserve_record(L, 0) == 0) {
-            append_record(L, &r, NULL, &wake[i]);
+        if (osp_ws_loop_queue_stop(L, s, &wake[i])) {
+            continue;
         } else if (L == osp_ws_loop_current()) {
             stop_here(s);
         } else {
@@ -1067,20 +992,6 @@ static void post_stop_all(osp_ws_server *s) {
     for (unsigned i = 0; i < n; i++) osp_ws_loop_wake_on(wake[i]);
 }
 
-/* With osp_ws_tx_lock held: posts a broadcast of s to every loop, all or none. */
-static OspResult post_broadcast_all(osp_ws_server *s, const char *fn, uint8_t opcode, const char *message,
-                                    size_t len, osp_ws_loop *wake[OSP_WS_MAX_LOOPS]) {
-    unsigned n = osp_ws_loop_count();
-    for (unsigned i = 0; i < n; i++) {
-        int rc = reserve_record(osp_ws_loop_at(i), len);
-        if (rc == OSP_WS_BUF_OVER_BUDGET) return osp_ws_budget_error(fn);
-        if (rc != 0) return osp_result_errorf("%s: out of memory", fn);
-    }
-    posted_record r = {POST_BROADCAST, opcode, s->id, 0, s, len, -1, {0}};
-    for (unsigned i = 0; i < n; i++) append_record(osp_ws_loop_at(i), &r, message, &wake[i]);
-    return osp_result_success(0);
-}
-
 /* Posts a broadcast of server_id to every loop and wakes them. */
 static OspResult broadcast_everywhere(const char *fn, int64_t server_id, uint8_t opcode, const char *message,
                                       size_t len) {
@@ -1088,110 +999,82 @@ static OspResult broadcast_everywhere(const char *fn, int64_t server_id, uint8_t
     OspResult result;
     pthread_mutex_lock(&osp_ws_tx_lock);
     osp_ws_server *s = lookup_server(fn, server_id, &result);
-    if (s != NULL) result = post_broadcast_all(s, fn, opcode, message, len, wake);
+    if (s != NULL) result = osp_ws_loop_queue_broadcast(s, fn, opcode, message, len, wake);
     pthread_mutex_unlock(&osp_ws_tx_lock);
     for (unsigned i = 0; i < OSP_WS_MAX_LOOPS; i++) osp_ws_loop_wake_on(wake[i]);
     return result;
 }
 
 /* With osp_ws_tx_lock held. false (nothing posted): the caller makes the send synchronously on
- * *loop (the connection's) instead. */
+ * *loop (the connection's) instead. *direct: the connection whose socket this thread claimed
+ * to write the frame itself once it has unlocked (docs/WEBSOCKET-RUNTIME.md, "Handler sends"). */
 static bool post_send(const char *fn, int64_t server_id, int64_t conn_id, uint8_t opcode, const char *message,
-                      size_t len, osp_ws_loop **wake, osp_ws_loop **loop, OspResult *result) {
+                      size_t len, osp_ws_loop **wake, osp_ws_loop **loop, osp_ws_conn **direct, OspResult *result) {
     osp_ws_conn *c = lookup_server_conn(fn, server_id, conn_id, result);
     if (c == NULL) return true;
     *loop = c->loop;
+    /* Nothing queued for c anywhere, and not a handler with more of c's messages to answer
+     * (their answers are batched through the loop: one send() for all of them). */
+    if (!osp_ws_inbox_more_waiting(conn_id) && osp_ws_loop_queue_claim_direct(c)) {
+        *direct = c;
+        *result = osp_result_success(0);
+        return true;
+    }
     /* What the loop has queued (as of its last flush), what is posted for c and not yet taken,
      * and the new message (c->limits is written only when c is made). Posted only while that
      * stays within half the output cap, the point where the loop holds deliveries to the
      * connection's handler (ws_inbox.c); beyond it the send waits for the loop, which checks
      * the cap exactly, so a handler answering each message with at most half the cap is still
      * never refused. */
-    size_t pending = c->tx_queued + c->tx_posted;
+    size_t pending = c->tx_queued + c->tx_posted + c->tx_pend.len; /* tx_pend: the rest of a direct frame */
     if (pending + len + OSP_WS_MAX_FRAME_HEADER > c->limits.max_output / 2 || pending + len < len) return false;
     /* Ids are registered when the opening handshake has completed, so a registered connection
      * is open until it sends its Close (tx_shut, set under the lock). */
     *result = osp_ws_send_permission(c, fn, conn_id, c->tx_shut, pending, len);
     if (result->tag != OSP_RESULT_SUCCESS) return true;
-    posted_record r = {POST_SEND, opcode, server_id, conn_id, NULL, len, -1, {0}};
-    *result = post_record(c->loop, fn, &r, message, wake);
-    if (result->tag == OSP_RESULT_SUCCESS) c->tx_posted += len;
+    *result = osp_ws_loop_queue_send(c, fn, server_id, conn_id, opcode, message, len, wake);
     return true;
 }
 
-/* The records of one loop, in the order they were posted. */
-static void perform(const posted_record *r, const char *message) {
+/* ---- the records, performed on the loop they were posted to -------------------------------- */
+
+static void perform_send(int64_t server_id, int64_t conn_id, uint8_t opcode, const char *message, size_t len) {
     OspResult ignored;
-    switch ((post_kind)r->kind) {
-    case POST_BROADCAST: {
-        osp_ws_server *s = r->server;
-        /* No room in the broadcast log: the recipients could not be told apart from those
-         * that got it, so they are failed like any recipient the runtime cannot serve. */
-        if (broadcast(s, (uint8_t)r->opcode, message, r->len) != 0) {
-            for (osp_ws_conn *c = s->loop_conns[osp_ws_loop_current()->index], *next; c; c = next) {
-                next = c->srv_next;
-                if (osp_ws_conn_accepts_data(c))
-                    osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
-            }
+    osp_ws_conn *c = lookup_server_conn("websocketServerSend", server_id, conn_id, &ignored);
+    /* Closed or closing since it was posted: dropped, as a message queued but not yet sent
+     * would be. */
+    if (c == NULL || c->loop != osp_ws_loop_current() || !osp_ws_conn_accepts_data(c)) return;
+    int rc = queue_send(c, opcode, message, len);
+    if (rc == OSP_WS_BUF_OVER_BUDGET)
+        osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
+    else if (rc != 0)
+        osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+}
+
+static void perform_broadcast(osp_ws_server *s, uint8_t opcode, const char *message, size_t len) {
+    /* No room in the broadcast log: the recipients could not be told apart from those
+     * that got it, so they are failed like any recipient the runtime cannot serve. */
+    if (broadcast(s, opcode, message, len) != 0) {
+        for (osp_ws_conn *c = s->loop_conns[osp_ws_loop_current()->index], *next; c; c = next) {
+            next = c->srv_next;
+            if (osp_ws_conn_accepts_data(c))
+                osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
         }
-        return;
-    }
-    case POST_SEND: {
-        osp_ws_conn *c = lookup_server_conn("websocketServerSend", r->server_id, r->conn_id, &ignored);
-        /* Closed or closing since it was posted: dropped, as a message queued but not yet sent
-         * would be. */
-        if (c == NULL || c->loop != osp_ws_loop_current() || !osp_ws_conn_accepts_data(c)) return;
-        int rc = queue_send(c, (uint8_t)r->opcode, message, r->len);
-        if (rc == OSP_WS_BUF_OVER_BUDGET)
-            osp_ws_conn_fail(c, OSP_WS_CLOSE_TRY_AGAIN, "server memory budget exhausted");
-        else if (rc != 0)
-            osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
-        return;
-    }
-    case POST_ADOPT:
-        (void)admit_here(r->server, r->fd, r->addr);
-        return;
-    case POST_STOP:
-        stop_here(r->server);
-        return;
-    case POST_FINISH:
-        server_finish(r->server);
-        return;
     }
 }
 
+static void perform_adopt(osp_ws_server *s, int fd, const uint8_t addr[16]) { (void)admit_here(s, fd, addr); }
+
+static const osp_ws_loop_queue_ops server_records = {
+    .send = perform_send,
+    .broadcast = perform_broadcast,
+    .adopt = perform_adopt,
+    .stop = stop_here,
+    .finish = server_finish,
+};
+
 /* Loop thread, at each wake-up and before running commands: performs this loop's records. */
-static void srv_drain_all(void) {
-    osp_ws_loop *L = osp_ws_loop_current();
-    osp_ws_buf *const pend = &L->srv_pend, *const spare = &L->srv_spare;
-    pthread_mutex_lock(&osp_ws_tx_lock);
-    if (pend->len == 0) {
-        pthread_mutex_unlock(&osp_ws_tx_lock);
-        return;
-    }
-    /* Swap the buffers: the senders get an allocation to reuse and nothing is copied. */
-    osp_ws_buf taken = *pend;
-    *pend = *spare;
-    *spare = taken;
-    for (size_t at = 0; at < spare->len;) {
-        const posted_record *r = (const posted_record *)(spare->data + at);
-        if (r->kind == POST_SEND) {
-            const osp_ws_entry *e = osp_ws_registry_get(r->conn_id);
-            if (e && e->kind == OSP_WS_KIND_SERVER_CONN && e->object) {
-                osp_ws_conn *c = e->object;
-                c->tx_posted -= r->len < c->tx_posted ? r->len : c->tx_posted;
-            }
-        }
-        at += record_size(r->len);
-    }
-    pthread_mutex_unlock(&osp_ws_tx_lock);
-    for (size_t at = 0; at < spare->len;) {
-        const posted_record *r = (const posted_record *)(spare->data + at);
-        at += record_size(r->len);
-        perform(r, (const char *)(r + 1));
-    }
-    osp_ws_buf_clear(spare); /* wiped: the records hold payloads */
-}
+static void srv_drain_all(void) { osp_ws_loop_queue_drain(&server_records); }
 
 /* websocketServerUseCluster: a broadcast (conn_id 0) of a clustered server goes on the bus too,
  * and so does a send to a connection of another node (the node id is in the id's high bits).
@@ -1233,9 +1116,9 @@ static bool bus_deliver(osp_ws_server *s, uint8_t kind, int64_t target, const ui
     if (c != NULL && c->loop != osp_ws_loop_current()) {
         /* Another loop's connection: posted to it like a send from a handler. */
         osp_ws_loop *wake = NULL;
-        posted_record r = {POST_SEND, opcode, s->id, target, NULL, len, -1, {0}};
         pthread_mutex_lock(&osp_ws_tx_lock);
-        OspResult posted = post_record(c->loop, "websocketServerSend", &r, (const char *)data, &wake);
+        OspResult posted = osp_ws_loop_queue_send(c, "websocketServerSend", s->id, target, opcode,
+                                                  (const char *)data, len, &wake);
         pthread_mutex_unlock(&osp_ws_tx_lock);
         osp_ws_loop_wake_on(wake);
         return posted.tag == OSP_RESULT_SUCCESS;
@@ -1267,9 +1150,12 @@ static OspResult server_send(send_args a) {
     }
     if (osp_ws_loop_closed()) return osp_ws_shut_down_error(fn);
     osp_ws_loop *wake = NULL, *loop = NULL;
+    osp_ws_conn *direct = NULL;
     pthread_mutex_lock(&osp_ws_tx_lock);
-    bool posted = post_send(fn, server_id, connection_id, a.opcode, message, a.len, &wake, &loop, &a.result);
+    bool posted = post_send(fn, server_id, connection_id, a.opcode, message, a.len, &wake, &loop, &direct, &a.result);
     pthread_mutex_unlock(&osp_ws_tx_lock);
+    /* Claimed: c stays alive (its loop waits for this write before it closes or frees it). */
+    if (direct) osp_ws_conn_direct_send(direct, a.opcode, (const uint8_t *)message, a.len);
     osp_ws_loop_wake_on(wake);
     if (posted) return a.result;
     /* Near the cap: the connection's loop takes what this thread posted before it, then this
@@ -1514,15 +1400,8 @@ static uint64_t layer_shutdown_begin(void) {
 /* The loop is stopped: records nobody took hold payloads; freed wiped. A server whose last
  * loop finished just before the main loop stopped is finished (freed) here. */
 static void release_posted(void) {
-    osp_ws_loop *L = osp_ws_loop_current();
-    for (size_t at = 0; at < L->srv_pend.len;) {
-        const posted_record *r = (const posted_record *)(L->srv_pend.data + at);
-        if (r->kind == POST_FINISH) server_finish(r->server);
-        at += record_size(r->len);
-    }
+    osp_ws_loop_queue_release(server_finish);
     layer_iteration_end();
-    osp_ws_buf_free(&L->srv_pend);
-    osp_ws_buf_free(&L->srv_spare);
 }
 
 static const osp_ws_layer server_layer = {

@@ -2,7 +2,8 @@
  * Hostile clients against an in-process server (loopback only, bounded in count and time):
  *
  *   - memory: frames announced large and then trickled, messages whose echo is never read,
- *     and connections idle after a large message; the process-wide budget
+ *     connections idle after a large message, and a connection waiting for the budget on one
+ *     loop while another loop frees it; the process-wide budget
  *     (OSPREY_WS_MEMORY_BUDGET) holds at every sample, a well-behaved peer keeps getting its
  *     echoes, the trickling peers are closed 1008/1013 by the message timeout, and the
  *     reassembly buffers are given back once a message is delivered;
@@ -332,6 +333,127 @@ static void test_unread_echoes(void) {
     CHECK(used_now() <= 256 * 1024, "released after the peers left (%zu in use)", used_now());
     peer_close(&good);
     free(msg);
+}
+
+/* The budget's waiters across loops: a connection paused on one loop because the process
+ * budget is full resumes as soon as connections of ANOTHER loop give their memory back, not
+ * when its own loop next wakes for something else (here: its message timeout, which would end
+ * it with 1013). */
+typedef struct {
+    int64_t ids[8];
+    unsigned loops[8];
+    int count;
+    int64_t after; /* only ids above it */
+} conn_list;
+
+static void collect_conn(const osp_ws_entry *e, int64_t id, void *arg) {
+    conn_list *l = arg;
+    if (e->kind != OSP_WS_KIND_SERVER_CONN || id <= l->after || l->count >= 8) return;
+    /* Sorted by id: the upgrade order of the peers below. */
+    int at = l->count++;
+    while (at > 0 && l->ids[at - 1] > id) {
+        l->ids[at] = l->ids[at - 1];
+        l->loops[at] = l->loops[at - 1];
+        at--;
+    }
+    l->ids[at] = id;
+    l->loops[at] = e->loop;
+}
+
+static void newest_id(const osp_ws_entry *e, int64_t id, void *arg) {
+    (void)e;
+    if (id > *(int64_t *)arg) *(int64_t *)arg = id;
+}
+
+typedef struct {
+    int64_t id;
+    int paused; /* -1: not found */
+} pause_query;
+
+static void read_budget_paused(void *arg) {
+    pause_query *q = arg;
+    osp_ws_entry e;
+    q->paused = osp_ws_registry_find(q->id, &e) && e.object ? ((osp_ws_conn *)e.object)->budget_paused : -1;
+}
+
+static void test_budget_wake_across_loops(void) {
+    CHECK(osp_ws_loop_count() == 2, "two I/O loops (OSPREY_IO_THREADS=2): %u", osp_ws_loop_count());
+    int64_t before = 0;
+    osp_ws_registry_each_on(NULL, newest_id, &before);
+    /* Placed on the loops in turn: hogs 0 and 2 share a loop, the waiter (1) is on the other. */
+    peer hog[2], waiter;
+    CHECK(peer_upgrade(&hog[0], 21, 0, 1u << 16), "hog 0 upgraded");
+    CHECK(peer_upgrade(&waiter, 22, 0, 4u << 20), "waiter upgraded");
+    CHECK(peer_upgrade(&hog[1], 23, 0, 1u << 16), "hog 1 upgraded");
+    conn_list conns = {.after = before};
+    osp_ws_registry_each_on(NULL, collect_conn, &conns);
+    CHECK(conns.count == 3 && conns.loops[0] == conns.loops[2] && conns.loops[1] != conns.loops[0],
+          "the hogs share a loop, the waiter is on the other (%d connections, loops %u %u %u)", conns.count,
+          conns.loops[0], conns.loops[1], conns.loops[2]);
+    /* The hogs fill the budget with reassembly buffers: each announces a 16 MiB frame and sends
+     * 3.5 MiB of it (a 4 MiB buffer each; the second cannot grow that far and waits). */
+    uint8_t *chunk = calloc(1, 4u << 20);
+    for (int i = 0; i < 2; i++) {
+        uint8_t header[14], key[4] = {5, 6, 7, 8};
+        size_t h = osp_ws_frame_encode_header(header, true, OSP_WS_OP_BINARY, 16u << 20, key);
+        peer_write(&hog[i], header, h, 300);
+        peer_write(&hog[i], chunk, 7u << 19, 400);
+    }
+    /* Until the loop has read what the kernel holds (the budget use stops growing). */
+    size_t full = used_now();
+    for (int settled = 0, t = 0; settled < 5 && t < 100; t++) {
+        osp_sleep(20);
+        size_t u = used_now();
+        settled = u == full ? settled + 1 : 0;
+        full = u;
+    }
+    CHECK(full + (2u << 20) > BUDGET, "the hogs filled the budget (%zu of %u bytes)", full, BUDGET);
+    /* The waiter's 3 MiB message cannot be reassembled in what is left: its loop stops reading. */
+    const size_t wanted = 3u << 20;
+    uint8_t *frame = malloc(wanted + 14);
+    uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
+    size_t h = osp_ws_frame_encode_header(frame, true, OSP_WS_OP_BINARY, wanted, key);
+    for (size_t i = 0; i < wanted; i++) frame[h + i] = (uint8_t)(i * 7);
+    osp_ws_mask(frame + h, wanted, key, 0);
+    uint64_t started = now_ms();
+    size_t sent = peer_write(&waiter, frame, h + wanted, 300);
+    /* Its loop reads what the kernel took until the budget stops it. */
+    pause_query q = {conns.ids[1], -1};
+    for (int t = 0; t < 60 && q.paused != 1; t++) {
+        if (t > 0) osp_sleep(10);
+        if (!osp_ws_loop_call_on(osp_ws_loop_at(conns.loops[1]), read_budget_paused, &q)) break;
+    }
+    CHECK(q.paused == 1, "the waiter waits for the budget (paused %d, %zu of %zu bytes taken by the kernel, %zu in use)",
+          q.paused, sent, h + wanted, used_now());
+    /* The query above woke the waiter's loop: let it go back to sleep first, so that nothing
+     * but the other loop's frees (or the message timeout) can wake it. */
+    osp_ws_loop *waiter_loop = osp_ws_loop_at(conns.loops[1]);
+    for (int t = 0; t < 100 && !atomic_load(&waiter_loop->sleeping); t++) osp_sleep(2);
+    CHECK(atomic_load(&waiter_loop->sleeping), "the waiter's loop sleeps");
+    /* The hogs go: their loop frees 6+ MiB. The waiter's loop must be woken for it. */
+    for (int i = 0; i < 2; i++) {
+        reset_close(hog[i].fd);
+        hog[i].fd = -1;
+        peer_close(&hog[i]);
+    }
+    sent += peer_write(&waiter, frame + sent, h + wanted - sent, 1000);
+    CHECK(sent == h + wanted, "the rest of the waiter's message was read (%zu of %zu bytes)", sent, h + wanted);
+    int op = -1;
+    size_t at = 0, len = 0;
+    int rc = peer_next(&waiter, 1000, &op, &at, &len);
+    uint64_t took = now_ms() - started;
+    CHECK(rc == 1 && op == OSP_WS_OP_BINARY && len == wanted,
+          "the waiter's message was echoed (frame %d, opcode %d, %zu bytes, after %" PRIu64 " ms)", rc, op, len, took);
+    int same = rc == 1 && len == wanted;
+    for (size_t i = 0; same && i < wanted; i++) same = waiter.buf[at + i] == (uint8_t)(i * 7);
+    CHECK(same, "echoed byte for byte");
+    /* Well before the 1500 ms message timeout that would otherwise have been its only wake-up. */
+    CHECK(took < 1300, "resumed by the other loop's frees (%" PRIu64 " ms)", took);
+    if (rc == 1) peer_drop(&waiter, at + len);
+    peer_close(&waiter);
+    free(frame);
+    free(chunk);
+    wait_used_below(256 * 1024, 2000);
 }
 
 static void test_idle_after_large_message(void) {
@@ -695,6 +817,7 @@ int main(void) {
     char budget[32];
     snprintf(budget, sizeof budget, "%u", BUDGET);
     setenv("OSPREY_WS_MEMORY_BUDGET", budget, 1);
+    setenv("OSPREY_IO_THREADS", "2", 1); /* test_budget_wake_across_loops */
     setenv("OSPREY_WS_MESSAGE_TIMEOUT_MS", "1500", 1);
     setenv("OSPREY_WS_HANDSHAKE_TIMEOUT_MS", "2000", 1);
     setenv("OSPREY_WS_CLOSE_TIMEOUT_MS", "500", 1);
@@ -714,6 +837,7 @@ int main(void) {
     test_trickled_frames();
     test_unread_echoes();
     test_idle_after_large_message();
+    test_budget_wake_across_loops();
     test_tiny_fragments();
     test_per_address_caps();
     test_connect_reset_cycles();

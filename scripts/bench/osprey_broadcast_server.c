@@ -14,8 +14,9 @@
  *   handler(conn, message) = websocketServerSend(server, conn, message)
  *
  * so the echo goes through everything a program's handler does (the message copied for the
- * handler, a fiber per connection draining its inbox, the send posted back to the I/O thread),
- * where ws-echo-server's built-in echo never leaves the I/O thread.
+ * handler, a fiber per connection draining its inbox, the send written by the handler's thread
+ * or posted to the I/O thread: docs/WEBSOCKET-RUNTIME.md, "Handler sends"), where
+ * ws-echo-server's built-in echo never leaves the I/O thread.
  *
  *   osprey-broadcast-server --port P [--host 127.0.0.1] [--path /] [--echo]
  *

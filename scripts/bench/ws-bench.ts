@@ -248,8 +248,8 @@ const SCENARIOS: Scenario[] = [
   // Text: our runtime's ABI hands message handlers text only, so every server relays text here.
   { id: 'broadcast-1k', title: '1 KiB text broadcast to 1,000 connections, 16 in flight (deliveries/s)', needs: 'broadcast', kind: 'traffic', mode: 'broadcast', connections: 1000, size: 1024, window: 16, loadgenArgs: ['--text'] },
   // An application's echo: our server runs websocketServerOnMessage + websocketServerSend
-  // (scripts/bench/osprey_broadcast_server.c --echo: handler fibers, sends posted to the I/O
-  // thread); uWS and ws answer from their message callbacks as in the echo scenarios. Text,
+  // (scripts/bench/osprey_broadcast_server.c --echo: handler fibers, whose sends their own
+  // thread writes or posts to the I/O thread); uWS and ws answer from their message callbacks as in the echo scenarios. Text,
   // since handlers take text.
   { id: 'handler-pingpong-32', title: 'handler echo: 100 connections x 32 B text ping-pong', needs: 'handler-echo', kind: 'traffic', mode: 'pingpong', connections: 100, size: 32, loadgenArgs: ['--text'] },
   { id: 'handler-flood-32', title: 'handler echo: 100 connections x 32 B text flood, 16 in flight each', needs: 'handler-echo', kind: 'traffic', mode: 'flood', connections: 100, size: 32, window: 16, loadgenArgs: ['--text'] },
