@@ -232,8 +232,13 @@ static bool admit_count(osp_ws_server *s, int fd, const uint8_t addr[16]) {
     }
     if (s->tls_ctx && !tls_rate_allows(per_ip, lim->max_tls_handshake_rate_per_ip)) {
         /* Over its TLS handshake rate: closed before any TLS work (a ClientHello replayed on
-         * new connections costs the acceptor an accept and a close, not a key exchange). */
+         * new connections costs the acceptor an accept and a close, not a key exchange). The
+         * close resets the connection (SO_LINGER 0): no FIN exchange and no TIME_WAIT socket
+         * for the kernel to keep, per refused replay; nothing was sent that a reset could
+         * destroy. */
         pthread_mutex_unlock(&s->lock);
+        struct linger reset = {1, 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset); /* best effort: a FIN otherwise */
         close(fd);
         return false;
     }
