@@ -326,7 +326,11 @@ static void place(osp_ws_server *s, int fd, const uint8_t addr[16]) {
 static void accept_ready(osp_ws_watch *w, uint32_t events) {
     (void)events;
     osp_ws_server *s = server_of_watch(w);
-    for (int i = 0; i < 64 && s->listening; i++) {
+    /* At most 16 accepts per readiness report: the listening socket is level-triggered, so
+     * the rest are reported again at the next epoll_wait, and the established connections of
+     * this loop are not kept waiting behind a long run of accepts and refusals (a replay flood
+     * brings thousands a second). */
+    for (int i = 0; i < 16 && s->listening; i++) {
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof peer;
         memset(&peer, 0, sizeof peer);
