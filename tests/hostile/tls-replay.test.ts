@@ -11,11 +11,11 @@
  *    with other work, and the attacker itself takes CPU): during the attack p50 stays within
  *    4× + 12 ms of it and p90 within 3× + 50 ms, bounds that hold on a heavily loaded 2-core
  *    machine — before the handshake bounds p50 went from 0.2 ms to 16–31 ms. When the machine
- *    is quiet enough to tell (the yardstick's p99 under 3 ms), p99 during the attack must also
- *    stay under 10 ms: the bound the handshake threads are for (docs/WEBSOCKET-RUNTIME.md
- *    #tls-handshakes); with handshakes stepped on the loops it was 10.8–14 ms on a quiet
- *    machine. About 2,000 round trips are measured during the attack, so p99 is the 20th
- *    worst, not one stall;
+ *    is quiet enough to tell (load average under one per core, the yardstick's p99 under 3 ms),
+ *    p99 during the attack must also stay under 10 ms: the bound the handshake threads are for
+ *    (docs/WEBSOCKET-RUNTIME.md#tls-handshakes); with handshakes stepped on the loops it was
+ *    10.8–14 ms on a quiet machine. About 2,000 round trips are measured during the attack, so
+ *    p99 is the 20th worst, not one stall;
  *  - accept a new wss:// client from that same address once the attack stops.
  * A low rate set with --limit shows the refusal deterministically, and peers holding 300
  * unfinished TLS handshakes open cannot lock a new client out (a loop keeps at most 256; a new
@@ -29,7 +29,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -126,6 +126,7 @@ describe('wss:// under a ClientHello replay', () => {
         }
         return rtts.sort((a, b) => a - b);
       };
+      const loadBefore = loadavg()[0];
       const quiet = await measure(1500, 'quiet');
       const seconds = ATTACK_SECONDS;
       const attack = replay(server.port, seconds, 128);
@@ -140,7 +141,7 @@ describe('wss:// under a ClientHello replay', () => {
       const quietP90 = quantile(quiet, 0.9);
       const quietP99 = quantile(quiet, 0.99);
       console.log(
-        `tls replay (${seconds} s, loops: ${process.env.OSPREY_IO_THREADS ?? 'one per core'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}): ${JSON.stringify(report)}; ` +
+        `tls replay (${seconds} s, loops: ${process.env.OSPREY_IO_THREADS ?? 'one per core'}, load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after): ${JSON.stringify(report)}; ` +
           `echo round trip without the attack (${quiet.length} samples) p50 ${quietP50.toFixed(2)} ms, p90 ${quietP90.toFixed(2)} ms, p99 ${quietP99.toFixed(2)} ms, max ${quiet.at(-1)!.toFixed(2)} ms; ` +
           `during it (${rtts.length} samples) p50 ${p50.toFixed(2)} ms, p90 ${p90.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${rtts.at(-1)!.toFixed(2)} ms`,
       );
@@ -152,10 +153,13 @@ describe('wss:// under a ClientHello replay', () => {
       expect(rtts.length).toBeGreaterThan(200);
       expect(p50, 'median echo round trip during the attack').toBeLessThan(4 * quietP50 + 12);
       expect(p90, '90th percentile echo round trip during the attack').toBeLessThan(3 * quietP90 + 50);
-      // The absolute bound, only where it means something: on a machine quiet enough that the
-      // same connection's p99 without the attack is under 3 ms. On a busy one (CI running other
-      // test files on the same 2 cores) p99 is set by other programs' scheduling, attack or not.
-      if (quietP99 < 3) expect(p99, '99th percentile echo round trip during the attack (quiet machine)').toBeLessThan(10);
+      // The absolute bound, only where it means something: on a quiet machine, one whose load
+      // average was under one runnable thread per core when the test began and where the same
+      // connection's p99 without the attack is under 3 ms. On a busy one (CI running other test
+      // files on the same 2 cores) p99 is set by other programs' scheduling, attack or not: a
+      // quiet yardstick alone is no proof, the other work comes and goes within seconds.
+      const quietMachine = quietP99 < 3 && loadBefore < cpus().length;
+      if (quietMachine) expect(p99, '99th percentile echo round trip during the attack (quiet machine)').toBeLessThan(10);
       // The same address gets a new wss:// connection once the attack is over.
       const later = await openClient(server.port);
       expect(await roundTrip(later, 'after the attack')).toBeLessThan(1000);
