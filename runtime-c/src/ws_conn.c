@@ -618,7 +618,8 @@ static void update_interest(osp_ws_conn *c) {
     uint32_t ev = 0;
     if (!c->read_paused && !c->budget_paused && !c->inbox_paused) ev |= EPOLLIN;
     if (osp_ws_conn_pending(c) > 0 || c->tls_want_write) ev |= EPOLLOUT;
-    if (c->tls_offloaded) ev = 0; /* the socket is the handshake thread's until the step is back */
+    /* While a handshake thread has the step, only the hang-up watch (tls_offload_step) or nothing. */
+    if (c->tls_offloaded) return;
     if (osp_ws_watch_set(&c->watch, ev) != 0) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
 }
 
@@ -976,10 +977,13 @@ static bool tls_step_result(osp_ws_conn *c, int rc, bool plain_http) {
 /* Hands the next step of c's handshake to the TLS handshake threads. false when they cannot
  * take it (the loop steps it itself); true when submitted, or c was dropped. */
 static bool tls_offload_step(osp_ws_conn *c) {
-    /* Not watched while the thread reads and writes the socket: a level-triggered epoll would
-     * report it over and over meanwhile. (Without the threads the step that follows here
-     * watches it again.) */
-    if (osp_ws_watch_set(&c->watch, 0) != 0) {
+    /* While the step waits for a thread, the socket is watched for the peer's hang-up only
+     * (EPOLLIN would be reported over and over: the ClientHello is still unread): a peer that
+     * gives up meanwhile gets its step taken back and its connection dropped at once, instead
+     * of holding one of its address's handshake slots (maxHandshakesPerIp) until a thread gets
+     * to it, which on a saturated machine can take seconds. (Without the threads the step that
+     * follows here watches it as before.) */
+    if (osp_ws_watch_set(&c->watch, EPOLLRDHUP) != 0) {
         osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
         return true;
     }
@@ -1131,9 +1135,26 @@ static void conn_read(osp_ws_conn *c) {
     if (c->tls) wipe_tls_stack();
 }
 
+/* The peer of a connection whose handshake step is with the handshake threads hung up (or
+ * the socket failed). */
+static void tls_offloaded_hangup(osp_ws_conn *c) {
+    if (osp_ws_tls_pool_cancel(&c->tls_job)) {
+        c->tls_offloaded = false;
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return;
+    }
+    /* A thread runs the step (it meets the hang-up itself) or has just finished it: no more
+     * reports until the step is back (removing a registered fd from epoll does not fail). */
+    (void)osp_ws_watch_set(&c->watch, 0);
+}
+
 static void conn_on_event(osp_ws_watch *w, uint32_t events) {
     osp_ws_conn *c = conn_of_watch(w);
     if (c->state == OSP_WS_CONN_DEAD) return;
+    if (c->tls_offloaded) {
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) tls_offloaded_hangup(c);
+        return;
+    }
     if ((events & EPOLLOUT) && c->tls_want_write) {
         conn_read(c); /* OpenSSL's read or handshake was waiting for a writable socket */
         if (c->state == OSP_WS_CONN_DEAD) return;

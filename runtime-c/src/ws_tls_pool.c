@@ -3,12 +3,17 @@
  *
  * Why a low priority rather than a budget on the loop: a handshake step is not divisible, so a
  * loop that runs one makes every established connection of that loop wait for it, and the
- * handshakes a peer gets through also take CPU the loops would need on a busy machine. At nice
- * 19 a thread weighs 15 against a loop's 1024 (sched(7)): a loop woken by an established
- * connection's data preempts a handshake at once, and handshakes only get the CPU the loops
- * (and the rest of the machine) leave, with a small guaranteed share so they still progress on
- * a saturated machine (SCHED_IDLE's share, weight 3, left new clients waiting for seconds when
- * other programs kept both cores busy). Lowering a thread's priority needs no privilege.
+ * handshakes a peer gets through also take CPU the loops would need on a busy machine. The
+ * threads run in the SCHED_IDLE class (sched(7)): a thread of any normal class that wakes on a
+ * CPU running one preempts it at once, by definition (the fair scheduler's wake-up check,
+ * before any time-slice comparison), so a loop woken by an established connection's data never
+ * waits for a handshake step, and handshakes only get the CPU the loops and the rest of the
+ * machine leave (still a small share, weight 3 against 1024 per busy thread, so they progress
+ * on a saturated machine). Nice 19 (weight 15) is not enough for that: the EEVDF scheduler
+ * (Linux 6.6 on) lets the running thread finish a protected part of its slice, about a
+ * millisecond of real time whatever its weight, before a woken thread of equal slice preempts
+ * it — as long as a handshake step. It is the fallback when SCHED_IDLE is refused (a seccomp
+ * policy). Moving a thread to a lower class or priority needs no privilege.
  *
  * The threads are not registered with the garbage collector (this file does not include gc.h,
  * so pthread_create is the C library's): they never touch the collected heap, and a stop of
@@ -20,6 +25,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -30,7 +36,7 @@
 
 /* The threads' name (pthread_setname_np): "osprey-tls-hs" in ps and perf. */
 #define OSP_WS_TLS_POOL_THREAD_NAME "osprey-tls-hs"
-/* The lowest nice level (setpriority(2)). */
+/* The fallback: the lowest nice level (setpriority(2)). */
 #define OSP_WS_TLS_POOL_NICE 19
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -74,9 +80,12 @@ static void finish(osp_ws_tls_job *job) {
 static void *pool_main(void *arg) {
     (void)arg;
     (void)pthread_setname_np(pthread_self(), OSP_WS_TLS_POOL_THREAD_NAME);
-    /* On Linux a nice level is per thread: PRIO_PROCESS with a thread id sets this one only.
-     * Failing that (a seccomp policy), handshakes still run off the loops, at normal priority. */
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), OSP_WS_TLS_POOL_NICE) != 0)
+    /* On Linux the scheduling class and the nice level are per thread (PRIO_PROCESS with a
+     * thread id sets this one only). Failing both, handshakes still run off the loops, at
+     * normal priority. */
+    struct sched_param idle_param = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle_param) != 0 &&
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), OSP_WS_TLS_POOL_NICE) != 0)
         fprintf(stderr, "osprey runtime: cannot lower the TLS handshake thread's priority: %s\n", strerror(errno));
     pthread_mutex_lock(&pool_lock);
     for (;;) {

@@ -1,8 +1,8 @@
 /*
  * The TLS handshake threads (docs/WEBSOCKET-RUNTIME.md#tls-handshakes): server-side handshake
- * steps run here, off the I/O loops, at the lowest nice level, so a loop never spends a key
- * exchange or a signature (about half a millisecond of CPU each) while an established
- * connection waits for it, and the scheduler runs the loops before any handshake.
+ * steps run here, off the I/O loops, in the idle scheduling class (SCHED_IDLE), so a loop never
+ * spends a key exchange or a signature (about half a millisecond of CPU each) while an
+ * established connection waits for it, and the scheduler runs the loops before any handshake.
  *
  * A loop hands one step of one connection's handshake over as a job: it stops watching the
  * socket first, and touches neither the SSL session nor the socket until the job comes back.
