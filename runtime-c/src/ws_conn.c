@@ -41,9 +41,9 @@ static void conn_free(osp_ws_conn *c);
  * A handshake step that answers a ClientHello costs a key exchange and a signature (about half a
  * millisecond of CPU), so a peer opening connections and replaying ClientHellos could keep the
  * loop busy with them while established connections wait. The steps therefore run on the TLS
- * handshake threads at the lowest priority (ws_tls_pool.h): the loop stops watching the socket,
- * submits the step, and goes on with the connection when the step comes back (tls_steps_back,
- * at the end of an iteration). Bounds that hold either way: at most
+ * handshake threads, in the idle scheduling class (ws_tls_pool.h): the loop stops reading the
+ * socket (it watches it for the peer's hang-up only), submits the step, and goes on with the
+ * connection when the step comes back (tls_steps_back, at the end of an iteration). Bounds that hold either way: at most
  * OSP_WS_TLS_HANDSHAKES_IN_FLIGHT unfinished server handshakes per loop (a new one drops the
  * oldest: pausing accept instead would let a few idle connections lock every new client out),
  * and each peer address has a handshake rate (maxTlsHandshakeRatePerIp, ws_server.c). Only when
@@ -615,11 +615,11 @@ int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen
 
 static void update_interest(osp_ws_conn *c) {
     if (c->state == OSP_WS_CONN_DEAD) return;
+    /* While the handshake threads have a step: the hang-up watch (tls_offload_step) or nothing. */
+    if (c->tls_offloaded) return;
     uint32_t ev = 0;
     if (!c->read_paused && !c->budget_paused && !c->inbox_paused) ev |= EPOLLIN;
     if (osp_ws_conn_pending(c) > 0 || c->tls_want_write) ev |= EPOLLOUT;
-    /* While a handshake thread has the step, only the hang-up watch (tls_offload_step) or nothing. */
-    if (c->tls_offloaded) return;
     if (osp_ws_watch_set(&c->watch, ev) != 0) osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
 }
 
