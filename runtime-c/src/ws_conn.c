@@ -38,17 +38,21 @@ static void conn_free(osp_ws_conn *c);
 /* Destroyed connections are freed at the end of their loop's iteration (layer_iteration_end):
  * a later event of the same epoll batch, or a command's caller, may still hold a pointer. */
 
-/* Server-side TLS handshakes on this loop (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). A
- * handshake step that answers a ClientHello costs a key exchange and a signature (about half a
+/* Server-side TLS handshakes of this loop's connections (docs/WEBSOCKET-RUNTIME.md#tls-handshakes).
+ * A handshake step that answers a ClientHello costs a key exchange and a signature (about half a
  * millisecond of CPU), so a peer opening connections and replaying ClientHellos could keep the
- * loop busy with them while established connections wait. Three bounds: at most
+ * loop busy with them while established connections wait. The steps therefore run on the TLS
+ * handshake threads, in the idle scheduling class (ws_tls_pool.h): the loop stops reading the
+ * socket (it watches it for the peer's hang-up only), submits the step, and goes on with the
+ * connection when the step comes back (tls_steps_back, at the end of an iteration). Bounds that hold either way: at most
  * OSP_WS_TLS_HANDSHAKES_IN_FLIGHT unfinished server handshakes per loop (a new one drops the
  * oldest: pausing accept instead would let a few idle connections lock every new client out),
- * one loop iteration spends at most OSP_WS_TLS_STEP_BUDGET_NS
- * on handshake steps (the rest wait for the next iteration: epoll is level-triggered, so their
- * sockets are reported again, after the established connections of this batch were served),
- * and each peer address has a handshake rate (maxTlsHandshakeRatePerIp, ws_server.c). The
- * accounting is the loop's (tls_in_flight, tls_oldest/tls_newest, tls_step_ns/tls_step_count). */
+ * and each peer address has a handshake rate (maxTlsHandshakeRatePerIp, ws_server.c). Only when
+ * the threads cannot run (they could not be started) does the loop step handshakes itself, and
+ * then one loop iteration spends at most OSP_WS_TLS_STEP_BUDGET_NS on them (the rest wait for
+ * the next iteration: epoll is level-triggered, so their sockets are reported again, after the
+ * established connections of this batch were served). The accounting is the loop's
+ * (tls_in_flight, tls_oldest/tls_newest, tls_step_ns/tls_step_count). */
 #define OSP_WS_TLS_STEP_BUDGET_NS (1000u * 1000u)
 
 static uint64_t monotonic_ns(void) {
@@ -556,7 +560,11 @@ void osp_ws_conn_destroy(osp_ws_conn *c, uint16_t code) {
         /* The fd is closed below, which removes it from epoll anyway. */
     }
     direct_revoke(c); /* no sender may be writing the socket when it is closed */
-    close(c->watch.fd);
+    /* A handshake step still waiting for a thread is taken back; one a thread runs keeps the
+     * socket (and the connection, see layer_iteration_end) until it is back: closing the fd
+     * now could hand its number to the next accept while the thread still writes to it. */
+    if (c->tls_offloaded && osp_ws_tls_pool_cancel(&c->tls_job)) c->tls_offloaded = false;
+    if (!c->tls_offloaded) close(c->watch.fd);
     c->watch.events = 0;
     if (c->id) osp_ws_registry_retire(c->id, c->session.close_code);
     tx_forget(c);
@@ -718,6 +726,8 @@ int osp_ws_conn_queue_encoded(osp_ws_conn *c, const uint8_t *header, size_t hlen
 
 static void update_interest(osp_ws_conn *c) {
     if (c->state == OSP_WS_CONN_DEAD) return;
+    /* While the handshake threads have a step: the hang-up watch (tls_offload_step) or nothing. */
+    if (c->tls_offloaded) return;
     uint32_t ev = 0;
     if (!c->read_paused && !c->budget_paused && !c->inbox_paused) ev |= EPOLLIN;
     if (osp_ws_conn_pending(c) > 0 || c->tls_want_write) ev |= EPOLLOUT;
@@ -1056,19 +1066,10 @@ void osp_ws_conn_ingest(osp_ws_conn *c, uint8_t *data, size_t len) {
     conn_ingest_at(c, data, len, osp_ws_now_ms());
 }
 
-/* Server side of a wss:// connection: one step of the TLS handshake. false when the caller
- * should stop (waiting for the socket, or the connection was dropped). */
-static bool tls_accept(osp_ws_conn *c) {
-    osp_ws_loop *L = c->loop;
-    /* This iteration's handshake time is spent: the socket is still readable (or writable)
-     * and is reported again at the next epoll_wait (see tls_in_flight). One step per
-     * iteration always runs, so handshakes progress however busy the loop is. */
-    if (L->tls_step_count > 0 && L->tls_step_ns >= OSP_WS_TLS_STEP_BUDGET_NS) return false;
-    bool plain_http = false;
-    uint64_t started = monotonic_ns();
-    int rc = osp_ws_tls_accept_step(c->tls, &c->tls_want_write, &plain_http);
-    L->tls_step_ns += monotonic_ns() - started;
-    L->tls_step_count++;
+/* What one step of the server handshake (osp_ws_tls_accept_step's rc) means for c, on its
+ * loop; c->tls_want_write is the step's. true when the handshake is done and the caller may
+ * read; false when it should stop (waiting for the socket, or the connection was dropped). */
+static bool tls_step_result(osp_ws_conn *c, int rc, bool plain_http) {
     if (rc == 1) {
         c->tls_handshaking = false;
         c->tls_want_write = false;
@@ -1089,6 +1090,45 @@ static bool tls_accept(osp_ws_conn *c) {
     }
     osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
     return false;
+}
+
+/* Hands the next step of c's handshake to the TLS handshake threads. false when they cannot
+ * take it (the loop steps it itself); true when submitted, or c was dropped. */
+static bool tls_offload_step(osp_ws_conn *c) {
+    /* While the step waits for a thread, the socket is watched for the peer's hang-up only
+     * (EPOLLIN would be reported over and over: the ClientHello is still unread): a peer that
+     * gives up meanwhile gets its step taken back and its connection dropped at once, instead
+     * of holding one of its address's handshake slots (maxHandshakesPerIp) until a thread gets
+     * to it, which on a saturated machine can take seconds. (Without the threads the step that
+     * follows here watches it as before.) */
+    if (osp_ws_watch_set(&c->watch, EPOLLRDHUP) != 0) {
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return true;
+    }
+    c->tls_job.ssl = c->tls;
+    c->tls_job.loop = c->loop;
+    c->tls_offloaded = true;
+    if (osp_ws_tls_pool_submit(&c->tls_job)) return true;
+    c->tls_offloaded = false;
+    return false;
+}
+
+/* Server side of a wss:// connection: the next step of the TLS handshake, on a handshake
+ * thread or, failing that, here. false when the caller should stop (waiting for the socket or
+ * the thread, or the connection was dropped). */
+static bool tls_accept(osp_ws_conn *c) {
+    osp_ws_loop *L = c->loop;
+    if (c->tls_offloaded || tls_offload_step(c)) return false;
+    /* This iteration's handshake time is spent: the socket is still readable (or writable)
+     * and is reported again at the next epoll_wait (see tls_in_flight). One step per
+     * iteration always runs, so handshakes progress however busy the loop is. */
+    if (L->tls_step_count > 0 && L->tls_step_ns >= OSP_WS_TLS_STEP_BUDGET_NS) return false;
+    bool plain_http = false;
+    uint64_t started = monotonic_ns();
+    int rc = osp_ws_tls_accept_step(c->tls, &c->tls_want_write, &plain_http);
+    L->tls_step_ns += monotonic_ns() - started;
+    L->tls_step_count++;
+    return tls_step_result(c, rc, plain_http);
 }
 
 void osp_ws_conn_check_backpressure(osp_ws_conn *c) {
@@ -1252,9 +1292,26 @@ static void conn_read(osp_ws_conn *c) {
     if (c->tls) wipe_tls_stack();
 }
 
+/* The peer of a connection whose handshake step is with the handshake threads hung up (or
+ * the socket failed). */
+static void tls_offloaded_hangup(osp_ws_conn *c) {
+    if (osp_ws_tls_pool_cancel(&c->tls_job)) {
+        c->tls_offloaded = false;
+        osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL);
+        return;
+    }
+    /* A thread runs the step (it meets the hang-up itself) or has just finished it: no more
+     * reports until the step is back (removing a registered fd from epoll does not fail). */
+    (void)osp_ws_watch_set(&c->watch, 0);
+}
+
 static void conn_on_event(osp_ws_watch *w, uint32_t events) {
     osp_ws_conn *c = conn_of_watch(w);
     if (c->state == OSP_WS_CONN_DEAD) return;
+    if (c->tls_offloaded) {
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) tls_offloaded_hangup(c);
+        return;
+    }
     if ((events & EPOLLOUT) && c->tls_want_write) {
         conn_read(c); /* OpenSSL's read or handshake was waiting for a writable socket */
         if (c->state == OSP_WS_CONN_DEAD) return;
@@ -1301,19 +1358,50 @@ static void conn_on_timer(osp_ws_timer *t) {
 
 /* ---- this layer's loop hooks (ws_runtime.c) ------------------------------------------------- */
 
+/* The handshake steps the TLS handshake threads finished for this loop's connections (or, at
+ * shutdown, gave back unstarted): each connection goes on from where its step left it. */
+static void tls_steps_back(osp_ws_loop *L) {
+    osp_ws_tls_job *job = osp_ws_tls_pool_take_done(L);
+    while (job) {
+        osp_ws_tls_job *next = job->next;
+        osp_ws_conn *c = (osp_ws_conn *)((char *)job - offsetof(osp_ws_conn, tls_job));
+        job->next = NULL;
+        c->tls_offloaded = false;
+        if (c->state == OSP_WS_CONN_DEAD) {
+            close(c->watch.fd); /* dropped while the thread had it: destroy left it open */
+        } else if (job->cancelled) {
+            osp_ws_conn_destroy(c, OSP_WS_CLOSE_ABNORMAL); /* shutting down */
+        } else {
+            c->tls_want_write = job->want_write;
+            if (tls_step_result(c, job->rc, job->plain_http)) conn_read(c); /* the upgrade request may be here */
+        }
+        job = next;
+    }
+}
+
 static void layer_iteration_end(void) {
     osp_ws_loop *L = osp_ws_loop_current();
-    /* Deferred flushes first (they may destroy connections), then the memory budget's waiters,
+    /* Finished handshake steps first (they may queue output and destroy connections), then
+     * deferred flushes (they may destroy connections), then the memory budget's waiters,
      * then freeing what was destroyed. */
+    tls_steps_back(L);
     flush_dirty();
     budget_resume();
     L->tls_step_ns = 0;
     L->tls_step_count = 0;
+    /* A connection whose handshake step a thread still runs stays until the step is back. */
+    osp_ws_conn *parked = NULL;
     while (L->zombie_conns) {
         osp_ws_conn *c = L->zombie_conns;
         L->zombie_conns = c->zombie_next;
+        if (c->tls_offloaded) {
+            c->zombie_next = parked;
+            parked = c;
+            continue;
+        }
         conn_free(c);
     }
+    L->zombie_conns = parked;
     /* Last: what this iteration freed (output drained, messages delivered, connections
      * freed just above) may be the room another loop's readers wait for. */
     budget_wake_others();

@@ -19,6 +19,7 @@
 #include "http_parse.h"
 #include "ws_buf.h"
 #include "ws_session.h"
+#include "ws_tls_pool.h"
 
 #include <openssl/ssl.h>
 #include <stdatomic.h>
@@ -133,6 +134,10 @@ struct osp_ws_conn {
     bool tls_counted;    /* on the loop's list of unfinished server TLS handshakes (ws_conn.c) */
     struct osp_ws_conn *tls_prev, *tls_next; /* that list, oldest first */
     bool tls_want_write; /* OpenSSL needs the socket writable before it can read (or accept) */
+    /* A step of the server handshake is with the TLS handshake threads (ws_tls_pool.h): the
+     * loop touches neither `tls` nor the socket (not watched; closed only once it is back). */
+    bool tls_offloaded;
+    osp_ws_tls_job tls_job;
     osp_ws_timer tls_kick; /* reads records OpenSSL buffered while reading was paused */
     osp_ws_limits limits;  /* this connection's copy (its server's, or the process default);
                               the session points at it */

@@ -175,6 +175,9 @@ static void ws_shutdown(void) {
         (void)osp_ws_loop_call_closing(end_shutdown, NULL);
     }
     osp_ws_loop_stop();
+    /* Then the TLS handshake threads: a step they finish goes back to its loop's list, which
+     * the reap below empties (ws_conn.c frees a connection only once its step is back). */
+    osp_ws_tls_pool_stop();
     /* The loop threads are gone: what they owned can be freed from here, loop by loop. */
     osp_ws_loop_each_stopped(reap);
     osp_ws_loop_each_stopped(release_layers);

@@ -233,8 +233,13 @@ static bool admit_count(osp_ws_server *s, int fd, const uint8_t addr[16]) {
     }
     if (s->tls_ctx && !tls_rate_allows(per_ip, lim->max_tls_handshake_rate_per_ip)) {
         /* Over its TLS handshake rate: closed before any TLS work (a ClientHello replayed on
-         * new connections costs the acceptor an accept and a close, not a key exchange). */
+         * new connections costs the acceptor an accept and a close, not a key exchange). The
+         * close resets the connection (SO_LINGER 0): no FIN exchange and no TIME_WAIT socket
+         * for the kernel to keep, per refused replay; nothing was sent that a reset could
+         * destroy. */
         pthread_mutex_unlock(&s->lock);
+        struct linger reset = {1, 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset); /* best effort: a FIN otherwise */
         close(fd);
         return false;
     }
@@ -322,7 +327,11 @@ static void place(osp_ws_server *s, int fd, const uint8_t addr[16]) {
 static void accept_ready(osp_ws_watch *w, uint32_t events) {
     (void)events;
     osp_ws_server *s = server_of_watch(w);
-    for (int i = 0; i < 64 && s->listening; i++) {
+    /* At most 16 accepts per readiness report: the listening socket is level-triggered, so
+     * the rest are reported again at the next epoll_wait, and the established connections of
+     * this loop are not kept waiting behind a long run of accepts and refusals (a replay flood
+     * brings thousands a second). */
+    for (int i = 0; i < 16 && s->listening; i++) {
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof peer;
         memset(&peer, 0, sizeof peer);

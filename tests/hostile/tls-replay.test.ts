@@ -10,19 +10,28 @@
  *    without the attack, measured just before it, is the yardstick (this machine may be busy
  *    with other work, and the attacker itself takes CPU): during the attack p50 stays within
  *    4× + 12 ms of it and p90 within 3× + 50 ms, bounds that hold on a heavily loaded 2-core
- *    machine (p99 of a hundred samples is one scheduling stall of a busy machine; it is
- *    printed, and recorded in the README) — before the handshake bounds p50 went from 0.2 ms
- *    to 16–31 ms;
+ *    machine — before the handshake bounds p50 went from 0.2 ms to 16–31 ms. When the machine
+ *    is quiet enough to tell (load average under one per core, the yardstick's p99 under 3 ms),
+ *    p99 during the attack must also stay under 10 ms: the bound the handshake threads are for
+ *    (docs/WEBSOCKET-RUNTIME.md#tls-handshakes, which has the figures: with this dense sampling
+ *    a quiet machine kept the build before the threads under it too; the sparser sampling of
+ *    an earlier version, one round trip every 5 ms, measured 10.8–16 ms before and 8–13.6 ms
+ *    after). About 2,000 round trips are measured during the attack, so p99 is the 20th worst,
+ *    not one stall;
  *  - accept a new wss:// client from that same address once the attack stops.
  * A low rate set with --limit shows the refusal deterministically, and peers holding 300
  * unfinished TLS handshakes open cannot lock a new client out (a loop keeps at most 256; a new
  * one drops the oldest; with two loops each keeps 256). Loopback only, a few seconds, every
  * process stopped.
+ *
+ * By hand, a longer attack (the percentiles are printed; OSPREY_IO_THREADS picks the loops,
+ * TLS_REPLAY_SERVER another build's ws-echo-server to compare with):
+ *   TLS_REPLAY_SECONDS=20 OSPREY_IO_THREADS=1 npx vitest run tests/hostile/tls-replay.test.ts -t 'keeps its round trip'
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -44,11 +53,14 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** The release wss:// echo server; `loops`: OSPREY_IO_THREADS (default: one per core). */
+/** How long the attack runs (TLS_REPLAY_SECONDS by hand, for a measurement with more weight). */
+const ATTACK_SECONDS = Number(process.env.TLS_REPLAY_SECONDS ?? 5);
+
+/** The release wss:// echo server; `loops`: OSPREY_IO_THREADS (default: the environment's, else one per core). */
 async function secureServer(limits: string[] = [], loops?: number): Promise<PeerProcess> {
   const server = await spawnPeer({
     name: 'wss-echo-server',
-    command: OSPREY_ECHO_SERVER,
+    command: process.env.TLS_REPLAY_SERVER ?? OSPREY_ECHO_SERVER,
     args: ['--port', String(await freePort()), '--cert', certs.cert, '--key', certs.key, ...limits.flatMap((l) => ['--limit', l])],
     pipeStdin: true,
     env: loops === undefined ? undefined : { OSPREY_IO_THREADS: String(loops) },
@@ -105,17 +117,20 @@ describe('wss:// under a ClientHello replay', () => {
     const client = await openClient(server.port);
     try {
       for (let i = 0; i < 20; i++) await roundTrip(client, `warm-up ${i}`);
+      // One round trip, then a pause of about a millisecond (the server's loop goes back to
+      // sleep, so each round trip includes its wake-up): some 2,000 samples in 5 s.
       const measure = async (ms: number, label: string) => {
         const rtts: number[] = [];
         const until = Date.now() + ms;
         while (Date.now() < until) {
           rtts.push(await roundTrip(client, `${label} ${rtts.length}`));
-          await new Promise((r) => setTimeout(r, 5));
+          await new Promise((r) => setTimeout(r, 1));
         }
         return rtts.sort((a, b) => a - b);
       };
+      const loadBefore = loadavg()[0];
       const quiet = await measure(1500, 'quiet');
-      const seconds = 3;
+      const seconds = ATTACK_SECONDS;
       const attack = replay(server.port, seconds, 128);
       // Give the attacker a moment to capture its ClientHello and get going.
       await new Promise((r) => setTimeout(r, 300));
@@ -128,7 +143,8 @@ describe('wss:// under a ClientHello replay', () => {
       const quietP90 = quantile(quiet, 0.9);
       const quietP99 = quantile(quiet, 0.99);
       console.log(
-        `tls replay: ${JSON.stringify(report)}; echo round trip without the attack p50 ${quietP50.toFixed(2)} ms, p90 ${quietP90.toFixed(2)} ms, p99 ${quietP99.toFixed(2)} ms; ` +
+        `tls replay (${seconds} s, loops: ${process.env.OSPREY_IO_THREADS ?? 'one per core'}, load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after): ${JSON.stringify(report)}; ` +
+          `echo round trip without the attack (${quiet.length} samples) p50 ${quietP50.toFixed(2)} ms, p90 ${quietP90.toFixed(2)} ms, p99 ${quietP99.toFixed(2)} ms, max ${quiet.at(-1)!.toFixed(2)} ms; ` +
           `during it (${rtts.length} samples) p50 ${p50.toFixed(2)} ms, p90 ${p90.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${rtts.at(-1)!.toFixed(2)} ms`,
       );
       // The attack did run at full speed, and the server did TLS work for at most one second's
@@ -136,9 +152,16 @@ describe('wss:// under a ClientHello replay', () => {
       expect(report.attempts).toBeGreaterThan(1500);
       expect(report.answered).toBeLessThanOrEqual(200 + 200 * seconds + 100);
       expect(report.refused + report.busy).toBeGreaterThan(report.attempts - report.answered - 200);
-      expect(rtts.length).toBeGreaterThan(50);
+      expect(rtts.length).toBeGreaterThan(200);
       expect(p50, 'median echo round trip during the attack').toBeLessThan(4 * quietP50 + 12);
       expect(p90, '90th percentile echo round trip during the attack').toBeLessThan(3 * quietP90 + 50);
+      // The absolute bound, only where it means something: on a quiet machine, one whose load
+      // average was under one runnable thread per core when the test began and where the same
+      // connection's p99 without the attack is under 3 ms. On a busy one (CI running other test
+      // files on the same 2 cores) p99 is set by other programs' scheduling, attack or not: a
+      // quiet yardstick alone is no proof, the other work comes and goes within seconds.
+      const quietMachine = quietP99 < 3 && loadBefore < cpus().length;
+      if (quietMachine) expect(p99, '99th percentile echo round trip during the attack (quiet machine)').toBeLessThan(10);
       // The same address gets a new wss:// connection once the attack is over.
       const later = await openClient(server.port);
       expect(await roundTrip(later, 'after the attack')).toBeLessThan(1000);
@@ -146,7 +169,7 @@ describe('wss:// under a ClientHello replay', () => {
     } finally {
       client.terminate();
     }
-  }, 60_000);
+  }, (ATTACK_SECONDS + 40) * 1000);
 
   it('maxTlsHandshakeRatePerIp: over the rate, connections are closed before any TLS work', async () => {
     const server = await secureServer(['maxTlsHandshakeRatePerIp=5']);

@@ -2,10 +2,13 @@
  * The wss:// paths of the runtime under AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer
  * on): build/tools/asan/ws-echo-server with a throwaway certificate serves `ws` clients (small and
  * 2 MiB messages, so partial SSL_write and WANT_WRITE happen, several clients at once), a plain
- * ws:// client, TLS garbage, a ClientHello cut short, and a corrupted record after a good handshake;
+ * ws:// client, TLS garbage, a ClientHello cut short, a corrupted record after a good handshake,
+ * and ClientHello replays (scripts/hostile/tls_replay.mjs) whose connections go away while their
+ * handshake step is with a TLS handshake thread, the last of them while the server shuts down;
  * build/tools/asan/ws-echo-client talks wss:// to a Node https + ws server. Every process must end
  * cleanly and no sanitizer report may appear (reports go to files in a temporary directory).
  */
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
@@ -15,7 +18,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { freePort, makeTestCertificates, OSPREY_ECHO_CLIENT, OSPREY_ECHO_SERVER, spawnClient, spawnPeer, type PeerProcess, type TestCertificates } from '../peers/index.ts';
+import { freePort, makeTestCertificates, OSPREY_ECHO_CLIENT, OSPREY_ECHO_SERVER, PROJECT_ROOT, spawnClient, spawnPeer, type PeerProcess, type TestCertificates } from '../peers/index.ts';
 
 const ASAN_SERVER = OSPREY_ECHO_SERVER.replace(/ws-echo-server$/, 'asan/ws-echo-server');
 const ASAN_CLIENT = OSPREY_ECHO_CLIENT.replace(/ws-echo-client$/, 'asan/ws-echo-client');
@@ -75,6 +78,23 @@ async function echo(payloads: (string | Buffer)[]): Promise<void> {
   const closed = once(s, 'close');
   s.close(1000);
   await closed;
+}
+
+/** scripts/hostile/tls_replay.mjs against the server for `seconds`: its JSON report (killed if it overstays). */
+function replay(seconds: number, concurrency: number): Promise<{ attempts: number; answered: number }> {
+  const child = spawn(process.execPath, [`${PROJECT_ROOT}scripts/hostile/tls_replay.mjs`, String(server!.port), String(seconds), String(concurrency)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const guard = setTimeout(() => child.kill('SIGKILL'), (seconds + 10) * 1000);
+  return new Promise((resolve, reject) =>
+    child.on('exit', (code) => {
+      clearTimeout(guard);
+      if (code !== 0) reject(new Error(`tls_replay.mjs exited with ${code}: ${out}`));
+      else resolve(JSON.parse(out.trim().split('\n').at(-1)!));
+    }),
+  );
 }
 
 /** Opens a TCP connection, runs `act` on it, and resolves when the server has closed it. */
@@ -161,12 +181,27 @@ describe.skipIf(!existsSync(ASAN_SERVER) || !existsSync(ASAN_CLIENT))('wss:// un
     }
   }, 60_000);
 
+  it('ClientHello replays: connections dropped while a handshake thread steps them', async () => {
+    // The replayer closes each connection as soon as the server's first flight (or its refusal)
+    // arrives, so most connections whose step was handed to a handshake thread are gone when
+    // the step comes back, or go while it runs.
+    const report = await replay(1.5, 64);
+    expect(report.answered).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 100));
+    await echo(['still serving after the replays']);
+  }, 60_000);
+
   it('the server stops cleanly and no sanitizer report was written', async () => {
+    // Replays in flight while the server shuts down: steps queued for, or run by, the
+    // handshake threads when the loops stop.
+    const late = replay(1, 64).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
     // End of standard input stops ws-echo-server through websocketStopServer and osp_rt_shutdown.
     server!.child.stdin?.end();
     const exit = await Promise.race([server!.exited, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
     expect(exit, 'ws-echo-server did not stop within 10 s of EOF').not.toBeNull();
     expect(exit!.code, server!.output.join('\n')).toBe(0);
+    await late;
     expect(reports()).toBe('');
   }, 30_000);
 });
