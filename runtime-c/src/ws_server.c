@@ -205,7 +205,7 @@ static bool tls_rate_allows(struct osp_ws_ip_count *e, uint32_t rate) {
 
 /* The acceptor: counts a new connection from `addr` against s's limits (connections, per
  * address, TLS handshake rate). true when it may go on, counted; false when it was refused
- * (the socket is closed then). Any loop; under s->lock. */
+ * (the socket is closed then). The acceptor thread, or the HTTP server's loop; takes s->lock. */
 static bool admit_count(osp_ws_server *s, int fd, const uint8_t addr[16]) {
     const osp_ws_limits *lim = &s->limits;
     pthread_mutex_lock(&s->lock);
@@ -345,7 +345,7 @@ static int accept_waiting(osp_ws_server *s) {
  * s->lock) and the loops' queues, never the collected heap. */
 static void *acceptor_main(void *arg) {
     osp_ws_server *s = arg;
-    (void)pthread_setname_np(pthread_self(), "osprey-ws-accept");
+    (void)pthread_setname_np(pthread_self(), "osprey-acceptor");
     int pause_ms = -1;
     while (!atomic_load(&s->acceptor_stop)) {
         /* While paused, only the wake-up is watched (poll ignores a negative fd). */
