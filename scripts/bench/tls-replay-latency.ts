@@ -103,7 +103,10 @@ try {
     }
   }
   console.log('medians over the rounds:');
-  const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  const med = (xs: number[]) => {
+    const s = xs.sort((a, b) => a - b);
+    return (s[Math.floor((s.length - 1) / 2)] + s[Math.ceil((s.length - 1) / 2)]) / 2;
+  };
   for (const [key, rs] of results)
     console.log(`${key}: p50 ${med(rs.map((r) => r.p50)).toFixed(2)} p90 ${med(rs.map((r) => r.p90)).toFixed(2)} p99 ${med(rs.map((r) => r.p99)).toFixed(2)} ms; p99 per round ${rs.map((r) => r.p99.toFixed(1)).join(', ')}; load ${rs.map((r) => r.load.toFixed(1)).join(', ')}`);
 } finally {
