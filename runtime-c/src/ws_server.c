@@ -342,7 +342,11 @@ static int accept_waiting(osp_ws_server *s) {
  * loop: a replay flood brings thousands of connections a second to accept and reset, and an
  * established connection whose loop ran them would wait behind each run
  * (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). It touches only s's admission state (under
- * s->lock) and the loops' queues, never the collected heap. */
+ * s->lock) and the loops' queues, never the collected heap; it is registered with the
+ * collector all the same (gc.h's pthread_create here), which costs a stop of the world little
+ * at its normal priority, and its poll and accept4 retry on the EINTR that stop brings.
+ * Normal priority, not SCHED_IDLE like the handshake threads: on a busy machine an idle-class
+ * acceptor would leave the backlog full of replays and legitimate clients to SYN retries. */
 static void *acceptor_main(void *arg) {
     osp_ws_server *s = arg;
     (void)pthread_setname_np(pthread_self(), "osprey-acceptor");
