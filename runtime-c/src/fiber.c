@@ -78,10 +78,6 @@ void AnnotateIgnoreReadsEnd(const char *file, int line);
 #define FIBER_STACK_BYTES ((size_t)16 << 20) /* 16 MiB reserved per spawned fiber */
 #define STACK_POOL_MAX 256                   /* finished fibers' stacks kept for reuse */
 #define MAX_WORKERS 256
-/* Workers spinning for work at once (sched.spinning); more would only burn CPU the others need. */
-#define MAX_SPINNERS 1
-/* How long a worker that ran out of work spins before sleeping (OSPREY_SPIN_US overrides). */
-#define DEFAULT_SPIN_US 50
 #define ALTSTACK_BYTES (64 * 1024)
 
 /* ---- data ------------------------------------------------------------------------------- */
@@ -171,16 +167,6 @@ static struct {
     int idle_order[MAX_WORKERS + 1];
     int idle_order_len;
     atomic_int newest_idle;
-    /* Bounded spinning (Go's scheduler does the same): a worker that runs out of work polls
-     * `ready_seq` for up to `spin_ns` before it sleeps on the futex, and a producer that sees a
-     * spinner (`spinning` > 0) sends no futex wake. Under a steady stream of HTTP batches or
-     * WebSocket messages the next batch usually arrives within that window, so the I/O thread's
-     * futex wake, the worker's futex wait and the two context switches disappear. At most
-     * MAX_SPINNERS spin at a time, and a worker spins once per idle spell (never again after a
-     * futex wait), so an idle process uses no CPU. OSPREY_SPIN_US overrides the time (0: off). */
-    atomic_int spinning;
-    _Atomic uint64_t ready_seq; /* bumped by every enqueue on the shared queue */
-    int64_t spin_ns;
     int started;
     int nworkers;      /* worker loops running (sched.lock) */
     int nslots;        /* entries of `workers` */
@@ -264,10 +250,6 @@ static uint32_t idle_bit(int index) { return 1u << ((unsigned)index & 31u); }
 
 static void wake_idle_worker(void) {
     atomic_fetch_add(&sched.wake_seq, 1);
-    /* A spinning worker takes the new work itself. No wake-up is lost: a spinner stops counting
-     * in `spinning` before it looks at the queue under sched.lock a last time (spin_for_work),
-     * and the producer enqueued under that lock before this load. */
-    if (atomic_load(&sched.spinning) > 0) return;
     if (atomic_load(&sched.sleepers) > 0 && !atomic_exchange(&sched.waking, true)) {
         /* The most recently idle worker first (each waits with its own bit); if it is not in the
          * wait (just leaving it, or not yet in it: then it sees the new wake_seq and returns at
@@ -327,28 +309,6 @@ static void idle_wait(const osp_worker *w, int64_t until_ns) {
     atomic_store(&sched.waking, false);
     pthread_mutex_lock(&sched.lock);
     idle_order_remove(w->index);
-}
-
-/* Spins (bounded, see sched.spinning) until work is posted on the shared queue or the spin time
- * passes; entered and left with sched.lock held, which it releases while it spins. Returns
- * false without spinning when spinning is off or enough workers spin already. */
-static bool spin_for_work(void) {
-    if (sched.spin_ns <= 0 || atomic_load(&sched.spinning) >= MAX_SPINNERS) return false;
-    atomic_fetch_add(&sched.spinning, 1); /* under sched.lock: the limit holds */
-    /* The caller found the queue empty under this lock hold: any later enqueue bumps ready_seq. */
-    uint64_t seen = atomic_load_explicit(&sched.ready_seq, memory_order_relaxed);
-    pthread_mutex_unlock(&sched.lock);
-    int64_t until = now_ns() + sched.spin_ns;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&sched.ready_seq, memory_order_acquire) != seen) break;
-        __builtin_ia32_pause();
-        if ((i & 31u) == 0 && now_ns() >= until) break;
-    }
-    /* Stop counting as a spinner before the last look at the queue (the caller's, under the
-     * lock): a producer that still saw this spinner and sent no wake-up enqueued before it. */
-    atomic_fetch_sub(&sched.spinning, 1);
-    pthread_mutex_lock(&sched.lock);
-    return true;
 }
 
 /* ---- context switch ------------------------------------------------------------------------ */
@@ -509,7 +469,6 @@ static void enqueue_ready(osp_fiber *f) {
     if (sched.ready_tail) sched.ready_tail->next_ready = f;
     else sched.ready_head = f;
     sched.ready_tail = f;
-    atomic_fetch_add_explicit(&sched.ready_seq, 1, memory_order_release);
 }
 
 static void push_ready(osp_fiber *f) {
@@ -666,7 +625,6 @@ static void run_fiber(osp_worker *w, osp_fiber *f) {
  * (never happens: the process exits when the main fiber ends). */
 static osp_fiber *next_fiber(osp_worker *w) {
     pthread_mutex_lock(&sched.lock);
-    bool spun = false; /* once per idle spell: after a futex wait, a worker sleeps again at once */
     for (;;) {
         int64_t deadline = run_timers();
         /* runnext first (a woken fiber runs next, on this worker), except every 61st decision:
@@ -698,10 +656,6 @@ static osp_fiber *next_fiber(osp_worker *w) {
             if (sched.ready_head != NULL && sched.idle > 0) wake_idle_worker();
             pthread_mutex_unlock(&sched.lock);
             return f;
-        }
-        if (!spun) {
-            spun = true;
-            if (spin_for_work()) continue;
         }
         if (sched.idle == sched.nworkers - 1 && deadline < 0 && sched.external_holds == 0 && sched.blocked_threads == 0 &&
             sched.main != NULL && !sched.main->done && sched.main->state == FIBER_PARKED) {
@@ -890,7 +844,6 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n) 
     if (sched.ready_tail) sched.ready_tail->next_ready = first;
     else sched.ready_head = first;
     sched.ready_tail = last;
-    atomic_fetch_add_explicit(&sched.ready_seq, 1, memory_order_release);
     /* One wake-up for the whole batch: the woken worker runs them one after another, and the
      * submitter calls osp_sched_nudge while they are outstanding, so one that takes long does
      * not hold up the rest. (Waking a second worker at once would have both contend for
@@ -1262,20 +1215,6 @@ static int configured_workers(void) {
     return (int)n;
 }
 
-static int64_t configured_spin_ns(void) {
-    const char *env = getenv("OSPREY_SPIN_US");
-    if (env && *env) {
-        char *end;
-        errno = 0;
-        long us = strtol(env, &end, 10);
-        if (errno != 0 || *end != '\0' || us < 0 || us > 10000) {
-            sched_fatal("OSPREY_SPIN_US must be a whole number of microseconds from 0 to 10000 (got '%s')", env);
-        }
-        return (int64_t)us * 1000;
-    }
-    return (int64_t)DEFAULT_SPIN_US * 1000;
-}
-
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 static int start_with_main_thread;
 
@@ -1290,7 +1229,6 @@ static void start_scheduler(void) {
     GC_set_on_collection_event(on_collection_event);
     install_overflow_handler();
     int n = configured_workers();
-    sched.spin_ns = configured_spin_ns();
     sched.nslots = n + 1;
     workers = calloc((size_t)sched.nslots, sizeof *workers);
     if (workers == NULL) sched_fatal("out of memory (%s)", "scheduler workers");
