@@ -190,16 +190,23 @@ struct osp_ws_server {
     int port;
     char address[64];
     char *path; /* malloc'd */
-    osp_ws_watch listen_watch;
-    osp_ws_timer accept_retry; /* re-enables accept after EMFILE/ENFILE */
+    int listen_fd; /* -1: none (attached, or not listening) */
+    /* The acceptor thread (ws_server.c): accepts on listen_fd, applies the admission limits,
+     * resets or refuses over-limit peers and posts each admitted socket to a loop (ADOPT), so
+     * no loop runs accepts. Started by listen, stopped and joined by the main loop before
+     * listen_fd is closed (acceptor_wake is an eventfd that ends its poll). */
+    pthread_t acceptor;
+    bool acceptor_started;
+    int acceptor_wake;
+    _Atomic bool acceptor_stop;
     bool listening;
     bool stopping;
     /* Its connections, per loop: loop i's list and count are touched by loop i only. The
-     * acceptor (the main loop) places each accepted connection on a loop in turn. */
+     * acceptor thread places each accepted connection on a loop in turn. */
     osp_ws_conn *loop_conns[OSP_WS_MAX_LOOPS];
     size_t loop_conn_count[OSP_WS_MAX_LOOPS];
     bool loop_stopped[OSP_WS_MAX_LOOPS]; /* loop i has begun stopping it */
-    unsigned next_loop;                  /* the acceptor's round robin (main loop) */
+    unsigned next_loop;                  /* the acceptor's round robin (acceptor thread) */
     /* Guards conn_count, the per-address table (ips, ip_cap, ip_used) and loops_running:
      * every loop admits and releases connections. */
     pthread_mutex_t lock;

@@ -26,7 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,13 +36,6 @@ static void post_adopt(osp_ws_loop *L, osp_ws_server *s, int fd, const uint8_t a
 static void post_finish(osp_ws_server *s);
 static void post_stop_all(osp_ws_server *s);
 static void loop_done(osp_ws_server *s);
-
-static osp_ws_server *server_of_watch(osp_ws_watch *w) {
-    return (osp_ws_server *)((char *)w - offsetof(osp_ws_server, listen_watch));
-}
-static osp_ws_server *server_of_timer(osp_ws_timer *t) {
-    return (osp_ws_server *)((char *)t - offsetof(osp_ws_server, accept_retry));
-}
 
 /* ---- per-address counts -------------------------------------------------------------------- */
 
@@ -211,7 +205,7 @@ static bool tls_rate_allows(struct osp_ws_ip_count *e, uint32_t rate) {
 
 /* The acceptor: counts a new connection from `addr` against s's limits (connections, per
  * address, TLS handshake rate). true when it may go on, counted; false when it was refused
- * (the socket is closed then). Any loop; under s->lock. */
+ * (the socket is closed then). The acceptor thread, or the HTTP server's loop; takes s->lock. */
 static bool admit_count(osp_ws_server *s, int fd, const uint8_t addr[16]) {
     const osp_ws_limits *lim = &s->limits;
     pthread_mutex_lock(&s->lock);
@@ -304,47 +298,35 @@ static osp_ws_conn *admit_here(osp_ws_server *s, int fd, const uint8_t addr[16])
     return c;
 }
 
-/* The acceptor (main loop) places accepted connections on the loops in turn: an accept and
- * its admission checks are cheap, the TLS handshake and everything after it is spread. One
+/* The acceptor thread places accepted connections on the loops in turn: an accept and its
+ * admission checks are cheap, the TLS handshake and everything after it is spread. One
  * acceptor rather than a SO_REUSEPORT socket per loop keeps a second bind of the port an
  * error (EADDRINUSE), the admission tables in one place and the placement even
  * (docs/WEBSOCKET-RUNTIME.md#loops-per-core). */
 static void place(osp_ws_server *s, int fd, const uint8_t addr[16]) {
     unsigned n = osp_ws_loop_count();
     osp_ws_loop *L = osp_ws_loop_at(s->next_loop++ % n);
-    if (L == NULL || L == osp_ws_loop_current()) {
-        (void)admit_here(s, fd, addr);
-        return;
-    }
-    bool failed = false;
-    post_adopt(L, s, fd, addr, &failed);
+    bool failed = L == NULL;
+    if (!failed) post_adopt(L, s, fd, addr, &failed);
     if (failed) {
         admit_uncount(s, addr);
         close(fd);
     }
 }
 
-static void accept_ready(osp_ws_watch *w, uint32_t events) {
-    (void)events;
-    osp_ws_server *s = server_of_watch(w);
-    /* At most 16 accepts per readiness report: the listening socket is level-triggered, so
-     * the rest are reported again at the next epoll_wait, and the established connections of
-     * this loop are not kept waiting behind a long run of accepts and refusals (a replay flood
-     * brings thousands a second). */
-    for (int i = 0; i < 16 && s->listening; i++) {
+/* Accepts every connection waiting on s's listening socket. The milliseconds to pause
+ * accepting for (out of descriptors or memory: a level-triggered socket would otherwise be
+ * reported ready at once, forever), or -1. */
+static int accept_waiting(osp_ws_server *s) {
+    while (!atomic_load_explicit(&s->acceptor_stop, memory_order_relaxed)) {
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof peer;
         memset(&peer, 0, sizeof peer);
-        int fd = accept4(s->listen_watch.fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: pause accepting for a moment instead of spinning on a
-                 * level-triggered listening socket. */
-                if (osp_ws_watch_set(&s->listen_watch, 0) == 0)
-                    osp_ws_timer_arm(&s->accept_retry, 100);
-            }
-            return; /* EAGAIN: nothing more to accept */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) return 100;
+            return -1; /* EAGAIN: nothing more to accept */
         }
         uint8_t addr[16];
         peer_key(&peer, addr);
@@ -353,12 +335,67 @@ static void accept_ready(osp_ws_watch *w, uint32_t events) {
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         place(s, fd, addr);
     }
+    return -1;
 }
 
-static void accept_retry_fire(osp_ws_timer *t) {
-    osp_ws_server *s = server_of_timer(t);
-    if (s->listening && osp_ws_watch_set(&s->listen_watch, EPOLLIN) != 0)
-        osp_ws_timer_arm(&s->accept_retry, 100);
+/* The acceptor thread of a listening server. Accepting and refusing run here, not on an I/O
+ * loop: a replay flood brings thousands of connections a second to accept and reset, and an
+ * established connection whose loop ran them would wait behind each run
+ * (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). It touches only s's admission state (under
+ * s->lock) and the loops' queues, never the collected heap; it is registered with the
+ * collector all the same (gc.h's pthread_create here), which costs a stop of the world little
+ * at its normal priority, and its poll and accept4 retry on the EINTR that stop brings.
+ * Normal priority, not SCHED_IDLE like the handshake threads: on a busy machine an idle-class
+ * acceptor would leave the backlog full of replays and legitimate clients to SYN retries. */
+static void *acceptor_main(void *arg) {
+    osp_ws_server *s = arg;
+    (void)pthread_setname_np(pthread_self(), "osprey-acceptor");
+    int pause_ms = -1;
+    while (!atomic_load(&s->acceptor_stop)) {
+        /* While paused, only the wake-up is watched (poll ignores a negative fd). */
+        struct pollfd fds[2] = {{pause_ms < 0 ? s->listen_fd : -1, POLLIN, 0}, {s->acceptor_wake, POLLIN, 0}};
+        int ready = poll(fds, 2, pause_ms);
+        pause_ms = -1;
+        if (ready < 0) {
+            if (errno != EINTR) pause_ms = 100; /* ENOMEM: try again shortly */
+            continue;
+        }
+        if (fds[0].revents & (POLLIN | POLLERR)) pause_ms = accept_waiting(s);
+    }
+    return NULL;
+}
+
+/* Main loop: starts s's acceptor on its listening socket. 0, or an errno. */
+static int acceptor_start(osp_ws_server *s) {
+    s->acceptor_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->acceptor_wake < 0) return errno;
+    atomic_store(&s->acceptor_stop, false);
+    int rc = pthread_create(&s->acceptor, NULL, acceptor_main, s);
+    if (rc != 0) {
+        close(s->acceptor_wake);
+        s->acceptor_wake = -1;
+        return rc;
+    }
+    s->acceptor_started = true;
+    return 0;
+}
+
+/* Main loop: stops s's acceptor and waits for it, so the listening socket can be closed
+ * (its descriptor never reused under a thread still accepting on it) and no ADOPT is posted
+ * after the STOP records that follow. */
+static void acceptor_stop(osp_ws_server *s) {
+    if (!s->acceptor_started) return;
+    atomic_store(&s->acceptor_stop, true);
+    uint64_t one = 1;
+    /* The eventfd's counter cannot overflow from one write; a failure leaves the thread to
+     * see the flag at its next wake-up, which the join waits for. */
+    if (write(s->acceptor_wake, &one, sizeof one) != (ssize_t)sizeof one)
+        fprintf(stderr, "osprey runtime: cannot wake the WebSocket acceptor: %s\n", strerror(errno));
+    int rc = pthread_join(s->acceptor, NULL);
+    if (rc != 0) fprintf(stderr, "osprey runtime: cannot join the WebSocket acceptor: %s\n", strerror(rc));
+    close(s->acceptor_wake);
+    s->acceptor_wake = -1;
+    s->acceptor_started = false;
 }
 
 /* ---- handshake ----------------------------------------------------------------------------- */
@@ -529,11 +566,11 @@ static void server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     if (s->cluster) osp_ws_cluster_stop(s->cluster);
     if (s->cluster_joining) osp_ws_cluster_abandon_join(s->cluster_joining);
     if (s->listening && !s->attached) {
-        /* The listening socket goes first so no new connection slips in. */
-        osp_ws_timer_cancel(&s->accept_retry);
-        (void)osp_ws_watch_set(&s->listen_watch, 0);
-        close(s->listen_watch.fd);
-        s->listen_watch.events = 0;
+        /* The listening socket goes first so no new connection slips in; its acceptor is
+         * joined before it is closed. */
+        acceptor_stop(s);
+        close(s->listen_fd);
+        s->listen_fd = -1;
         s->listening = false;
     }
     if (w) {
@@ -598,9 +635,8 @@ static void do_create(void *p) {
     osp_ws_limits_snapshot(&s->limits);
     snprintf(s->address, sizeof s->address, "%s", a->address);
     s->path = path;
-    s->listen_watch.fd = -1;
-    s->listen_watch.on_event = accept_ready;
-    osp_ws_timer_init(&s->accept_retry, accept_retry_fire);
+    s->listen_fd = -1;
+    s->acceptor_wake = -1;
     s->id = osp_ws_registry_add(OSP_WS_KIND_SERVER, s, 0);
     if (s->id == 0) {
         server_free(s);
@@ -708,11 +744,12 @@ static void do_listen(void *p) {
         a->result = osp_result_errorf("%s: %s", fn, why);
         return;
     }
-    s->listen_watch.fd = fd;
-    if (osp_ws_watch_set(&s->listen_watch, EPOLLIN) != 0) {
+    s->listen_fd = fd;
+    int rc = acceptor_start(s);
+    if (rc != 0) {
         close(fd);
-        s->listen_watch.fd = -1;
-        a->result = osp_result_errorf("%s: cannot watch the listening socket: %s", fn, strerror(errno));
+        s->listen_fd = -1;
+        a->result = osp_result_errorf("%s: cannot start the acceptor thread: %s", fn, strerror(rc));
         return;
     }
     s->listening = true;

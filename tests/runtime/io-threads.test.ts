@@ -17,11 +17,11 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((p) => p.stop()));
 });
 
-/** Threads of `pid` named like the I/O loops (runtime-c/src/loop.h OSP_WS_LOOP_THREAD_NAME). */
-function ioThreads(pid: number): number {
+/** Threads of `pid` named `name`: by default the I/O loops (runtime-c/src/loop.h OSP_WS_LOOP_THREAD_NAME). */
+function ioThreads(pid: number, name = 'osprey-ws-io'): number {
   return readdirSync(`/proc/${pid}/task`).filter((t) => {
     try {
-      return readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === 'osprey-ws-io';
+      return readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === name;
     } catch {
       return false; // the thread ended meanwhile
     }
@@ -44,6 +44,9 @@ describe('OSPREY_IO_THREADS', () => {
   it.each([1, 2, 3])('%i loop(s): that many I/O threads, and every client of the server is echoed', async (loops) => {
     const server = await echoServer(String(loops));
     expect(ioThreads(server.pid)).toBe(loops);
+    // The listening socket is served by its own acceptor thread, not by a loop
+    // (docs/WEBSOCKET-RUNTIME.md#tls-handshakes).
+    expect(ioThreads(server.pid, 'osprey-acceptor')).toBe(1);
     // More clients than loops, connected one after the other: the acceptor places them on
     // every loop in turn; each must get its own messages back, in order.
     const clients = await Promise.all(
