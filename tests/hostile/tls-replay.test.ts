@@ -30,7 +30,6 @@
  * TLS_REPLAY_SERVER another build's ws-echo-server to compare with):
  *   TLS_REPLAY_SECONDS=20 OSPREY_IO_THREADS=1 npx vitest run tests/hostile/tls-replay.test.ts -t 'keeps its round trip'
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -39,7 +38,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { freePort, makeTestCertificates, OSPREY_ECHO_SERVER, PROJECT_ROOT, spawnPeer, type PeerProcess, type TestCertificates } from '../peers/index.ts';
+import { freePort, makeTestCertificates, OSPREY_ECHO_SERVER, runTlsReplay, spawnPeer, type PeerProcess, type TestCertificates } from '../peers/index.ts';
 
 let dir: string;
 let certs: TestCertificates;
@@ -87,30 +86,6 @@ async function roundTrip(client: WebSocket, text: string): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-interface AttackReport {
-  attempts: number;
-  answered: number;
-  busy: number;
-  refused: number;
-}
-
-/** Runs scripts/hostile/tls_replay.mjs; killed if it overstays. */
-function replay(port: number, seconds: number, concurrency: number): Promise<AttackReport> {
-  const child = spawn(process.execPath, [`${PROJECT_ROOT}scripts/hostile/tls_replay.mjs`, String(port), String(seconds), String(concurrency)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const guard = setTimeout(() => child.kill('SIGKILL'), (seconds + 10) * 1000);
-  return new Promise((resolve, reject) =>
-    child.on('exit', (code) => {
-      clearTimeout(guard);
-      if (code !== 0) reject(new Error(`tls_replay.mjs exited with ${code}: ${out}`));
-      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as AttackReport);
-    }),
-  );
-}
-
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
 describe('wss:// under a ClientHello replay', () => {
@@ -133,7 +108,7 @@ describe('wss:// under a ClientHello replay', () => {
       const loadBefore = loadavg()[0];
       const quiet = await measure(1500, 'quiet');
       const seconds = ATTACK_SECONDS;
-      const attack = replay(server.port, seconds, 128);
+      const attack = runTlsReplay(server.port, seconds, 128);
       // Give the attacker a moment to capture its ClientHello and get going.
       await new Promise((r) => setTimeout(r, 300));
       // Meanwhile a legitimate client from another address (127.0.0.2, loopback too, so the

@@ -4,3 +4,4 @@ export * from './python.ts';
 export * from './node-peers.ts';
 export * from './osprey.ts';
 export * from './certs.ts';
+export * from './tls-replay.ts';

@@ -8,7 +8,6 @@
  * build/tools/asan/ws-echo-client talks wss:// to a Node https + ws server. Every process must end
  * cleanly and no sanitizer report may appear (reports go to files in a temporary directory).
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
@@ -18,7 +17,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { freePort, makeTestCertificates, OSPREY_ECHO_CLIENT, OSPREY_ECHO_SERVER, PROJECT_ROOT, spawnClient, spawnPeer, type PeerProcess, type TestCertificates } from '../peers/index.ts';
+import { freePort, makeTestCertificates, OSPREY_ECHO_CLIENT, OSPREY_ECHO_SERVER, runTlsReplay, spawnClient, spawnPeer, type PeerProcess, type TestCertificates } from '../peers/index.ts';
 
 const ASAN_SERVER = OSPREY_ECHO_SERVER.replace(/ws-echo-server$/, 'asan/ws-echo-server');
 const ASAN_CLIENT = OSPREY_ECHO_CLIENT.replace(/ws-echo-client$/, 'asan/ws-echo-client');
@@ -80,22 +79,8 @@ async function echo(payloads: (string | Buffer)[]): Promise<void> {
   await closed;
 }
 
-/** scripts/hostile/tls_replay.mjs against the server for `seconds`: its JSON report (killed if it overstays). */
-function replay(seconds: number, concurrency: number): Promise<{ attempts: number; answered: number }> {
-  const child = spawn(process.execPath, [`${PROJECT_ROOT}scripts/hostile/tls_replay.mjs`, String(server!.port), String(seconds), String(concurrency)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const guard = setTimeout(() => child.kill('SIGKILL'), (seconds + 10) * 1000);
-  return new Promise((resolve, reject) =>
-    child.on('exit', (code) => {
-      clearTimeout(guard);
-      if (code !== 0) reject(new Error(`tls_replay.mjs exited with ${code}: ${out}`));
-      else resolve(JSON.parse(out.trim().split('\n').at(-1)!));
-    }),
-  );
-}
+/** The replay attacker against the server for `seconds`. */
+const replay = (seconds: number, concurrency: number) => runTlsReplay(server!.port, seconds, concurrency);
 
 /** Opens a TCP connection, runs `act` on it, and resolves when the server has closed it. */
 function rawSession(act: (s: Socket) => void): Promise<string> {
