@@ -169,13 +169,16 @@ static void direct_offer(osp_ws_conn *c) {
 }
 
 bool osp_ws_conn_direct_claim(osp_ws_conn *c) {
-    if (!atomic_load(&c->direct_ok) || c->tx_shut || c->tx_pend.len != 0 ||
-        atomic_load_explicit(&c->direct_busy, memory_order_relaxed))
-        return false;
-    atomic_store(&c->direct_busy, true);
+    if (!atomic_load(&c->direct_ok)) return false;
+    /* An exchange, not a load then a store: it both excludes another sender and acquires the
+     * previous sender's release, so the rest of a frame that sender left in tx_pend is seen
+     * below (read before the claim, tx_pend.len could be stale and this frame would go out
+     * ahead of that rest). */
+    if (atomic_exchange(&c->direct_busy, true)) return false;
     /* The loop may have revoked meanwhile: it then either waits for this claim (it saw it) or
-     * this sees its revocation and backs off. */
-    if (!atomic_load(&c->direct_ok)) {
+     * this sees its revocation and backs off. While this holds the claim and direct_ok is set,
+     * neither the loop nor another sender writes tx_shut or tx_pend. */
+    if (!atomic_load(&c->direct_ok) || c->tx_shut || c->tx_pend.len != 0) {
         atomic_store_explicit(&c->direct_busy, false, memory_order_release);
         return false;
     }
