@@ -19,6 +19,7 @@
 #include "http_parse.h"
 #include "ws_buf.h"
 #include "ws_session.h"
+#include "ws_peer_table.h"
 #include "ws_tls_pool.h"
 
 #include <openssl/ssl.h>
@@ -207,7 +208,7 @@ struct osp_ws_server {
     size_t loop_conn_count[OSP_WS_MAX_LOOPS];
     bool loop_stopped[OSP_WS_MAX_LOOPS]; /* loop i has begun stopping it */
     unsigned next_loop;                  /* the acceptor's round robin (acceptor thread) */
-    /* Guards conn_count, the per-address table (ips, ip_cap, ip_used) and loops_running:
+    /* Guards conn_count, the per-address table (peers) and loops_running:
      * every loop admits and releases connections. */
     pthread_mutex_t lock;
     size_t conn_count;       /* all loops: admitted and not yet gone */
@@ -228,10 +229,9 @@ struct osp_ws_server {
     /* httpServerWebSocket: no socket of its own; an HTTP server hands it upgrade requests for
      * its path (osp_ws_server_adopt). websocketServerListen then only freezes the settings. */
     bool attached;
-    /* Per peer address: open connections and unfinished handshakes (maxConnectionsPerIp,
-     * maxHandshakesPerIp). Open addressing; an address leaves when both counts are 0. */
-    struct osp_ws_ip_count *ips;
-    size_t ip_cap, ip_used;
+    /* Per peer address: open connections, unfinished handshakes and the TLS handshake rate
+     * (maxConnectionsPerIp, maxHandshakesPerIp, maxTlsHandshakeRatePerIp). */
+    osp_ws_peer_table peers;
     /* websocketServerAllowOrigin: exact serialized origins (malloc'd); none = any origin. */
     char *origins[OSP_WS_MAX_POLICY_ENTRIES];
     size_t origin_count;

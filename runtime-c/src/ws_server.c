@@ -11,13 +11,13 @@
 #include "ws_internal.h"
 #include "ws_cluster.h"
 #include "ws_loop_queue.h"
+#include "ws_peer_table.h"
 #include "net.h"
 #include "ws_handshake.h"
 #include "ws_tls.h"
 #include "fiber.h"
 
 #include <openssl/err.h>
-#include <openssl/rand.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -37,110 +37,7 @@ static void post_finish(osp_ws_server *s);
 static void post_stop_all(osp_ws_server *s);
 static void loop_done(osp_ws_server *s);
 
-/* ---- per-address counts -------------------------------------------------------------------- */
-
-struct osp_ws_ip_count {
-    uint8_t addr[16];
-    bool used;           /* false: an empty slot */
-    uint32_t conns;
-    uint32_t handshakes;
-    /* wss:// servers, maxTlsHandshakeRatePerIp as a generic cell rate algorithm: the time
-     * (CLOCK_MONOTONIC microseconds) at which this address's TLS handshakes are paid off. An
-     * address with no connection stays in the table until then. */
-    uint64_t tls_paid_us;
-};
-
-static uint64_t now_us(void) {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* Keyed with a secret, so peers cannot choose addresses that all collide (hash flooding). */
-static uint64_t ip_hash_key[2];
-
-static size_t ip_home(const uint8_t addr[16], size_t cap) {
-    uint64_t a, b;
-    memcpy(&a, addr, 8);
-    memcpy(&b, addr + 8, 8);
-    uint64_t h = (a ^ ip_hash_key[0]) * 0x9E3779B97F4A7C15ULL;
-    h ^= h >> 29;
-    h = (h ^ b ^ ip_hash_key[1]) * 0xBF58476D1CE4E5B9ULL;
-    h ^= h >> 32;
-    return (size_t)h & (cap - 1);
-}
-
-static bool ip_slot_empty(const struct osp_ws_ip_count *e) { return !e->used; }
-
-/* Nothing to remember about this address any more: no connection, no handshake, and its TLS
- * handshake rate paid off. */
-static bool ip_idle(const struct osp_ws_ip_count *e, uint64_t now) {
-    return e->conns == 0 && e->handshakes == 0 && e->tls_paid_us <= now;
-}
-
-static void ip_release_if_empty(osp_ws_server *s, struct osp_ws_ip_count *e);
-
-static struct osp_ws_ip_count *ip_find(osp_ws_server *s, const uint8_t addr[16]) {
-    if (s->ip_cap == 0) return NULL;
-    for (size_t j = ip_home(addr, s->ip_cap);; j = (j + 1) & (s->ip_cap - 1)) {
-        struct osp_ws_ip_count *e = &s->ips[j];
-        if (ip_slot_empty(e)) return NULL;
-        if (memcmp(e->addr, addr, 16) == 0) return e;
-    }
-}
-
-/* The slot for addr, added with zero counts (the caller counts at once); NULL out of memory. */
-static struct osp_ws_ip_count *ip_get(osp_ws_server *s, const uint8_t addr[16]) {
-    struct osp_ws_ip_count *e = ip_find(s, addr);
-    if (e != NULL) return e;
-    if ((s->ip_used + 1) * 2 > s->ip_cap && s->ip_cap > 0) {
-        /* Addresses kept only for their handshake rate leave once it is paid off; drop them
-         * before growing. (Deleting shifts later entries back, so a few may be passed over.) */
-        for (size_t i = 0; i < s->ip_cap; i++)
-            if (s->ips[i].used) ip_release_if_empty(s, &s->ips[i]);
-    }
-    if ((s->ip_used + 1) * 2 > s->ip_cap) {
-        size_t cap = s->ip_cap ? s->ip_cap * 2 : 64;
-        struct osp_ws_ip_count *t = calloc(cap, sizeof *t);
-        if (t == NULL) return NULL;
-        if (ip_hash_key[0] == 0 && ip_hash_key[1] == 0 &&
-            RAND_bytes((unsigned char *)ip_hash_key, sizeof ip_hash_key) != 1) {
-            free(t);
-            return NULL;
-        }
-        for (size_t i = 0; i < s->ip_cap; i++) {
-            if (ip_slot_empty(&s->ips[i])) continue;
-            size_t j = ip_home(s->ips[i].addr, cap);
-            while (!ip_slot_empty(&t[j])) j = (j + 1) & (cap - 1);
-            t[j] = s->ips[i];
-        }
-        free(s->ips);
-        s->ips = t;
-        s->ip_cap = cap;
-    }
-    size_t j = ip_home(addr, s->ip_cap);
-    while (!ip_slot_empty(&s->ips[j])) j = (j + 1) & (s->ip_cap - 1);
-    memcpy(s->ips[j].addr, addr, 16);
-    s->ips[j].used = true;
-    s->ip_used++;
-    return &s->ips[j];
-}
-
-/* An address whose counts reached 0 leaves the table (backward-shift deletion). */
-static void ip_release_if_empty(osp_ws_server *s, struct osp_ws_ip_count *e) {
-    if (!ip_idle(e, now_us())) return;
-    size_t mask = s->ip_cap - 1, hole = (size_t)(e - s->ips);
-    memset(&s->ips[hole], 0, sizeof s->ips[hole]);
-    s->ip_used--;
-    for (size_t j = (hole + 1) & mask; !ip_slot_empty(&s->ips[j]); j = (j + 1) & mask) {
-        size_t home = ip_home(s->ips[j].addr, s->ip_cap);
-        bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
-        if (stays) continue;
-        s->ips[hole] = s->ips[j];
-        memset(&s->ips[j], 0, sizeof s->ips[j]);
-        hole = j;
-    }
-}
+/* ---- per-address counts (ws_peer_table.c) ------------------------------------------------ */
 
 /* The opening handshake of c is over (upgraded, refused or dropped). */
 static void handshake_uncount(osp_ws_conn *c) {
@@ -148,22 +45,12 @@ static void handshake_uncount(osp_ws_conn *c) {
     if (!c->handshake_counted || s == NULL) return;
     c->handshake_counted = false;
     pthread_mutex_lock(&s->lock);
-    struct osp_ws_ip_count *e = ip_find(s, c->peer_addr);
+    osp_ws_peer_count *e = osp_ws_peer_find(&s->peers, c->peer_addr);
     if (e != NULL) {
         e->handshakes--;
-        ip_release_if_empty(s, e);
+        osp_ws_peer_release_if_idle(&s->peers, e);
     }
     pthread_mutex_unlock(&s->lock);
-}
-
-static void peer_key(const struct sockaddr_storage *ss, uint8_t out[16]) {
-    memset(out, 0, 16);
-    if (ss->ss_family == AF_INET6) {
-        memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-    } else if (ss->ss_family == AF_INET) {
-        out[10] = out[11] = 0xff; /* IPv4-mapped, so both families share one table */
-        memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-    }
 }
 
 /* ---- accepting ----------------------------------------------------------------------------- */
@@ -192,17 +79,6 @@ static void refuse_busy(int fd) {
     close(fd);
 }
 
-/* maxTlsHandshakeRatePerIp: `rate` handshakes per second, and a burst of as many from an
- * address that has been quiet for a second. True (and the handshake paid for) when one more
- * may start now. */
-static bool tls_rate_allows(struct osp_ws_ip_count *e, uint32_t rate) {
-    uint64_t now = now_us(), interval = 1000000u / (rate ? rate : 1);
-    uint64_t from = e->tls_paid_us > now ? e->tls_paid_us : now;
-    if (from + interval > now + 1000000u) return false;
-    e->tls_paid_us = from + interval;
-    return true;
-}
-
 /* The acceptor: counts a new connection from `addr` against s's limits (connections, per
  * address, TLS handshake rate). true when it may go on, counted; false when it was refused
  * (the socket is closed then). The acceptor thread, or the HTTP server's loop; takes s->lock. */
@@ -217,15 +93,15 @@ static bool admit_count(osp_ws_server *s, int fd, const uint8_t addr[16]) {
     }
     /* Per peer address (README limits table): one host must not take every slot, with open
      * connections or with handshakes it never finishes. */
-    struct osp_ws_ip_count *per_ip = ip_get(s, addr);
+    osp_ws_peer_count *per_ip = osp_ws_peer_get(&s->peers, addr);
     if (per_ip == NULL || per_ip->conns >= lim->max_connections_per_ip ||
         per_ip->handshakes >= lim->max_handshakes_per_ip) {
-        if (per_ip) ip_release_if_empty(s, per_ip);
+        if (per_ip) osp_ws_peer_release_if_idle(&s->peers, per_ip);
         pthread_mutex_unlock(&s->lock);
         refuse_busy(fd);
         return false;
     }
-    if (s->tls_ctx && !tls_rate_allows(per_ip, lim->max_tls_handshake_rate_per_ip)) {
+    if (s->tls_ctx && !osp_ws_peer_tls_rate_allows(per_ip, lim->max_tls_handshake_rate_per_ip)) {
         /* Over its TLS handshake rate: closed before any TLS work (a ClientHello replayed on
          * new connections costs the acceptor an accept and a close, not a key exchange). The
          * close resets the connection (SO_LINGER 0): no FIN exchange and no TIME_WAIT socket
@@ -248,11 +124,11 @@ static bool admit_count(osp_ws_server *s, int fd, const uint8_t addr[16]) {
 static void admit_uncount(osp_ws_server *s, const uint8_t addr[16]) {
     pthread_mutex_lock(&s->lock);
     s->conn_count--;
-    struct osp_ws_ip_count *e = ip_find(s, addr);
+    osp_ws_peer_count *e = osp_ws_peer_find(&s->peers, addr);
     if (e != NULL) {
         e->conns--;
         e->handshakes--;
-        ip_release_if_empty(s, e);
+        osp_ws_peer_release_if_idle(&s->peers, e);
     }
     pthread_mutex_unlock(&s->lock);
 }
@@ -329,7 +205,7 @@ static int accept_waiting(osp_ws_server *s) {
             return -1; /* EAGAIN: nothing more to accept */
         }
         uint8_t addr[16];
-        peer_key(&peer, addr);
+        osp_ws_peer_key(&peer, addr);
         if (!admit_count(s, fd, addr)) continue;
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -497,10 +373,10 @@ static void server_conn_gone(osp_ws_conn *c) {
     pthread_mutex_lock(&s->lock);
     if (c->ip_counted) {
         c->ip_counted = false;
-        struct osp_ws_ip_count *e = ip_find(s, c->peer_addr);
+        osp_ws_peer_count *e = osp_ws_peer_find(&s->peers, c->peer_addr);
         if (e != NULL) {
             e->conns--;
-            ip_release_if_empty(s, e);
+            osp_ws_peer_release_if_idle(&s->peers, e);
         }
     }
     s->conn_count--;
@@ -518,7 +394,7 @@ static void server_conn_gone(osp_ws_conn *c) {
 static void server_free(osp_ws_server *s) {
     if (s->cluster) osp_ws_cluster_free(s->cluster);
     pthread_mutex_destroy(&s->lock);
-    free(s->ips);
+    osp_ws_peer_table_free(&s->peers);
     free(s->path);
     SSL_CTX_free(s->tls_ctx);
     for (size_t i = 0; i < s->origin_count; i++) free(s->origins[i]);
@@ -784,7 +660,7 @@ bool osp_ws_server_adopt(int64_t id, int fd, uint8_t *bytes, size_t len) {
     memset(&peer, 0, sizeof peer);
     if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0) memset(&peer, 0, sizeof peer);
     uint8_t addr[16];
-    peer_key(&peer, addr);
+    osp_ws_peer_key(&peer, addr);
     if (!admit_count(s, fd, addr)) return true; /* refused (503): the socket is closed */
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
