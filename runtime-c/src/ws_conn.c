@@ -488,8 +488,58 @@ void osp_ws_conn_flush_soon(osp_ws_conn *c) {
     L->dirty_head = c;
 }
 
+/* The longest a loop holds broadcast frames for handlers still at work (flush_dirty): with
+ * the millisecond clock, between 1 and 2 ms. */
+#define OSP_WS_BCAST_HOLD_MS 2
+
+static void bc_hold_expired(osp_ws_timer *t) { (void)t; /* the iteration's end flushes */ }
+
+/* Whether the frames broadcast so far wait for this iteration's flush to be skipped. Handlers
+ * run on worker threads (ws_inbox.c): the broadcasts a batch of received messages causes
+ * reach the loop one by one, some after the loop has flushed the earlier ones, and every
+ * flush costs one send() per recipient whether it carries one frame or sixteen. So while
+ * messages received since the last flush are still being handled, or records were posted and
+ * not yet taken, the loop waits for them, woken when the last handler call returns, and never
+ * longer than OSP_WS_BCAST_HOLD_MS: a slow or parked handler delays the others' broadcasts by
+ * that much at most. Only broadcast frames hold a flush: answers to one connection go out
+ * as before. */
+static bool bc_hold(osp_ws_loop *L) {
+    uint64_t now = osp_ws_now_ms();
+    if (L->bc_hold_until != 0 && now >= L->bc_hold_until) return false;
+    if (!atomic_load(&L->wake_requested) && !osp_ws_inbox_handlers_busy(L->index)) return false;
+    if (L->bc_hold_until == 0) {
+        if (L->bc_hold_timer.on_fire == NULL) osp_ws_timer_init(&L->bc_hold_timer, bc_hold_expired);
+        osp_ws_timer_arm(&L->bc_hold_timer, OSP_WS_BCAST_HOLD_MS);
+        /* Out of memory for a timer slot: without a wake-up at the deadline, never hold. */
+        if (!osp_ws_timer_armed(&L->bc_hold_timer)) return false;
+        L->bc_hold_until = now + OSP_WS_BCAST_HOLD_MS;
+    }
+    return true;
+}
+
 static void flush_dirty(void) {
     osp_ws_loop *L = osp_ws_loop_current();
+    /* Broadcast frames waiting (recipients hold ranges of the log). */
+    if (L->dirty_head != NULL && L->bc_refs > 0) {
+        if (bc_hold(L)) {
+            /* Never left corked across epoll_wait, even while holding. */
+            if (L->cork_owner) {
+                bool tls = L->cork_owner->tls != NULL;
+                osp_ws_conn_flush(L->cork_owner);
+                if (tls) wipe_tls_stack();
+            }
+            return;
+        }
+        if (L->bc_hold_until != 0) {
+            osp_ws_timer_cancel(&L->bc_hold_timer);
+            L->bc_hold_until = 0;
+        }
+        osp_ws_inbox_flush_mark(L->index);
+    } else if (L->bc_hold_until != 0) {
+        /* What it held went out meanwhile (a recipient over OSP_WS_CORK_FLUSH, or closed). */
+        osp_ws_timer_cancel(&L->bc_hold_timer);
+        L->bc_hold_until = 0;
+    }
     /* Flushing never adds to the list; dead connections are skipped by flush and are only
      * freed by the reap that follows this call. */
     bool tls = false;
