@@ -492,6 +492,8 @@ void osp_ws_conn_flush_soon(osp_ws_conn *c) {
  * the millisecond clock, between 1 and 2 ms. */
 #define OSP_WS_BCAST_HOLD_MS 2
 
+atomic_size_t osp_ws_test_bcast_flushes;
+
 static void bc_hold_expired(osp_ws_timer *t) { (void)t; /* the iteration's end flushes */ }
 
 /* Whether the frames broadcast so far wait for this iteration's flush to be skipped. Handlers
@@ -535,6 +537,7 @@ static void flush_dirty(void) {
             L->bc_hold_until = 0;
         }
         osp_ws_inbox_flush_mark(L->index);
+        atomic_fetch_add_explicit(&osp_ws_test_bcast_flushes, 1, memory_order_relaxed);
     } else if (L->bc_hold_until != 0) {
         /* What it held went out meanwhile (a recipient over OSP_WS_CORK_FLUSH, or closed). */
         osp_ws_timer_cancel(&L->bc_hold_timer);
