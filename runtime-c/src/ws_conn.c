@@ -496,15 +496,14 @@ atomic_size_t osp_ws_test_bcast_flushes;
 
 static void bc_hold_expired(osp_ws_timer *t) { (void)t; /* the iteration's end flushes */ }
 
-/* Whether the frames broadcast so far wait for this iteration's flush to be skipped. Handlers
- * run on worker threads (ws_inbox.c): the broadcasts a batch of received messages causes
- * reach the loop one by one, some after the loop has flushed the earlier ones, and every
- * flush costs one send() per recipient whether it carries one frame or sixteen. So while
- * messages received since the last flush are still being handled, or records were posted and
- * not yet taken, the loop waits for them, woken when the last handler call returns, and never
- * longer than OSP_WS_BCAST_HOLD_MS: a slow or parked handler delays the others' broadcasts by
- * that much at most. Only broadcast frames hold a flush: answers to one connection go out
- * as before. */
+/* Whether this iteration's flush of broadcast frames waits. Handlers run on worker threads
+ * (ws_inbox.c): the broadcasts that a batch of received messages causes reach the loop one by
+ * one, some after the loop has flushed the earlier ones, and every flush costs one send() per
+ * recipient whether it carries one frame or sixteen. So while handler calls are unfinished,
+ * or records were posted and not yet taken, the loop holds the frames, woken when the last
+ * handler call returns, for OSP_WS_BCAST_HOLD_MS at most: a slow or parked handler delays the
+ * broadcasts by that much per flush, never more. Only broadcast frames hold a flush; a loop
+ * with none flushes at once, as before. */
 static bool bc_hold(osp_ws_loop *L) {
     uint64_t now = osp_ws_now_ms();
     if (L->bc_hold_until != 0 && now >= L->bc_hold_until) return false;

@@ -85,13 +85,26 @@ struct osp_ws_inbox {
 
 static pthread_mutex_t inbox_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Deliveries handed to handlers and not yet done with, for the loops' broadcast flush
- * (osp_ws_inbox_handlers_busy): all loops', under inbox_lock. */
+ * (osp_ws_inbox_handlers_busy), under inbox_lock. */
 static struct {
-    uint64_t queued;                       /* deliveries queued, ever */
-    size_t unfinished;                     /* of them, not yet handled or dropped */
-    uint64_t marked[OSP_WS_MAX_LOOPS];     /* `queued` at each loop's last broadcast flush */
-    uint64_t waiting;                      /* bit i: loop i holds its flush until unfinished is 0 */
+    size_t unfinished; /* queued, not yet handled or dropped */
+    uint64_t waiting;  /* bit i: loop i holds its flush until none is left */
 } handoffs;
+
+/* With inbox_lock held: one delivery is done with (handled or dropped). The loops that held
+ * their broadcast flush for the last one: the caller wakes them once it has unlocked. */
+static uint64_t handoff_done_locked(void) {
+    if (--handoffs.unfinished > 0) return 0;
+    uint64_t wake = handoffs.waiting;
+    handoffs.waiting = 0;
+    return wake;
+}
+
+static void wake_loops(uint64_t mask) {
+    for (unsigned i = 0; mask; i++, mask >>= 1)
+        if (mask & 1) osp_ws_loop_wake_on(osp_ws_loop_at(i));
+}
+
 /* Broadcast whenever a drain fiber finishes: websocketClose/StopServer wait on it. */
 static pthread_cond_t drain_done = PTHREAD_COND_INITIALIZER;
 static osp_ws_inbox *live_inboxes;
@@ -112,7 +125,7 @@ static void drop_queued(osp_ws_inbox *in, bool all) {
         if (all || is_message(d)) {
             *p = d->next;
             in->bytes -= d->len;
-            handoffs.unfinished--; /* loops holding for it flush at their deadline */
+            handoffs.unfinished--; /* a loop holding for it flushes at its deadline */
             free_delivery(d, in->wipe);
         } else {
             in->tail = d;
@@ -214,28 +227,9 @@ bool osp_ws_inbox_more_waiting(int64_t conn_id) {
     return conn_id != 0 && batch_hint.conn_id == conn_id && batch_hint.fiber == osp_fiber_self();
 }
 
-/* With inbox_lock held: one handed-off delivery is done with (handled or dropped). The loops
- * that hold their broadcast flush until none is left, when this was the last: the caller
- * wakes them once it has unlocked (wake_loops). */
-static uint64_t handoff_done_locked(void) {
-    if (--handoffs.unfinished > 0) return 0;
-    uint64_t wake = handoffs.waiting;
-    handoffs.waiting = 0;
-    return wake;
-}
-
-static void wake_loops(uint64_t mask) {
-    for (unsigned i = 0; mask; i++, mask >>= 1)
-        if (mask & 1) osp_ws_loop_wake_on(osp_ws_loop_at(i));
-}
-
 bool osp_ws_inbox_handlers_busy(unsigned loop) {
     pthread_mutex_lock(&inbox_lock);
-    /* Only messages received since this loop's last broadcast flush count: a handler stuck
-     * on an older one (parked, or held back by a full output queue) must not hold every
-     * flush until the deadline. Such a stale delivery still keeps `unfinished` above 0, so
-     * a loop that holds for newer ones then waits for its deadline, never longer. */
-    bool busy = handoffs.queued != handoffs.marked[loop] && handoffs.unfinished > 0;
+    bool busy = handoffs.unfinished > 0;
     if (busy) handoffs.waiting |= UINT64_C(1) << loop;
     pthread_mutex_unlock(&inbox_lock);
     return busy;
@@ -243,7 +237,6 @@ bool osp_ws_inbox_handlers_busy(unsigned loop) {
 
 void osp_ws_inbox_flush_mark(unsigned loop) {
     pthread_mutex_lock(&inbox_lock);
-    handoffs.marked[loop] = handoffs.queued;
     handoffs.waiting &= ~(UINT64_C(1) << loop);
     pthread_mutex_unlock(&inbox_lock);
 }
@@ -370,7 +363,6 @@ static void enqueue(osp_ws_conn *c, delivery_kind kind, uint16_t code, const uin
     else in->head = d;
     in->tail = d;
     in->bytes += len;
-    handoffs.queued++;
     handoffs.unfinished++;
     bool pause = in->bytes > in->limit && !in->read_paused;
     if (pause) in->read_paused = true;
