@@ -102,9 +102,9 @@ typedef struct osp_ws_loop {
     osp_ws_buf bc_log;
     size_t bc_refs;
     bool bc_wipe; /* a recipient has the per-message wipe option */
-    /* While handlers still work on messages received since the last flush, the flush of
-     * broadcast frames waits for them until this deadline (osp_ws_now_ms; 0: not holding),
-     * the timer waking the loop at it (ws_conn.c, flush_dirty). */
+    /* While handler calls are unfinished, the flush of broadcast frames waits for them until
+     * this deadline (osp_ws_now_ms; 0: not holding), the timer waking the loop at it
+     * (ws_conn.c, bc_hold). */
     uint64_t bc_hold_until;
     osp_ws_timer bc_hold_timer;
     /* Destroyed connections, freed at the end of the iteration. */

@@ -518,41 +518,47 @@ static bool bc_hold(osp_ws_loop *L) {
     return true;
 }
 
+static void bc_hold_end(osp_ws_loop *L) {
+    if (L->bc_hold_until == 0) return;
+    osp_ws_timer_cancel(&L->bc_hold_timer);
+    L->bc_hold_until = 0;
+}
+
 static void flush_dirty(void) {
     osp_ws_loop *L = osp_ws_loop_current();
-    /* Broadcast frames waiting (recipients hold ranges of the log). */
+    /* Broadcast frames waiting (recipients hold ranges of the log): held, or sent now. */
+    bool hold = false;
     if (L->dirty_head != NULL && L->bc_refs > 0) {
-        if (bc_hold(L)) {
-            /* Never left corked across epoll_wait, even while holding. */
-            if (L->cork_owner) {
-                bool tls = L->cork_owner->tls != NULL;
-                osp_ws_conn_flush(L->cork_owner);
-                if (tls) wipe_tls_stack();
-            }
-            return;
+        hold = bc_hold(L);
+        if (!hold) {
+            bc_hold_end(L);
+            osp_ws_inbox_flush_mark(L->index);
+            atomic_fetch_add_explicit(&osp_ws_test_bcast_flushes, 1, memory_order_relaxed);
         }
-        if (L->bc_hold_until != 0) {
-            osp_ws_timer_cancel(&L->bc_hold_timer);
-            L->bc_hold_until = 0;
-        }
-        osp_ws_inbox_flush_mark(L->index);
-        atomic_fetch_add_explicit(&osp_ws_test_bcast_flushes, 1, memory_order_relaxed);
-    } else if (L->bc_hold_until != 0) {
-        /* What it held went out meanwhile (a recipient over OSP_WS_CORK_FLUSH, or closed). */
-        osp_ws_timer_cancel(&L->bc_hold_timer);
-        L->bc_hold_until = 0;
+    } else {
+        bc_hold_end(L); /* what it held went out meanwhile (over OSP_WS_CORK_FLUSH, or closed) */
     }
     /* Flushing never adds to the list; dead connections are skipped by flush and are only
-     * freed by the reap that follows this call. */
+     * freed by the reap that follows this call (which keeps a dead connection still on the
+     * list for the next one). While holding, the live recipients of broadcast frames stay on
+     * the list (with whatever else they have queued: it goes out before their frames); the
+     * others are flushed as always. */
     bool tls = false;
+    osp_ws_conn *held = NULL;
     while (L->dirty_head) {
         osp_ws_conn *c = L->dirty_head;
         L->dirty_head = c->dirty_next;
+        if (hold && c->state != OSP_WS_CONN_DEAD && c->bc_to != c->bc_from) {
+            c->dirty_next = held;
+            held = c;
+            continue;
+        }
         c->dirty_next = NULL;
         c->on_dirty = false;
         tls |= c->tls != NULL;
         osp_ws_conn_flush(c);
     }
+    L->dirty_head = held;
     if (L->cork_owner) {
         tls |= L->cork_owner->tls != NULL;
         osp_ws_conn_flush(L->cork_owner); /* never left corked across epoll_wait */
@@ -1449,7 +1455,9 @@ static void layer_iteration_end(void) {
     while (L->zombie_conns) {
         osp_ws_conn *c = L->zombie_conns;
         L->zombie_conns = c->zombie_next;
-        if (c->tls_offloaded) {
+        /* Still on the dirty list (destroyed after a flush that held it): freed once the next
+         * flush has taken it off. */
+        if (c->tls_offloaded || c->on_dirty) {
             c->zombie_next = parked;
             parked = c;
             continue;

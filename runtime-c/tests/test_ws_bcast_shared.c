@@ -93,6 +93,7 @@ static OspResult handler(void *env, int64_t connection_id, const char *message) 
 typedef struct {
     pthread_mutex_t mu;
     int storm, broken;
+    int extra, extra_out_of_order; /* "x<i>": broadcasts while a handler blocks */
     uint64_t parked_at_us;
 } inbox;
 
@@ -103,12 +104,22 @@ static OspResult on_message(void *env, const char *message) {
     pthread_mutex_lock(&b->mu);
     if (strcmp(message, "parked") == 0) {
         b->parked_at_us = now_us();
+    } else if (message[0] == 'x') {
+        if (atoi(message + 1) != b->extra) b->extra_out_of_order++;
+        b->extra++;
     } else {
         if (!storm_matches(message, strlen(message), b->storm)) b->broken++;
         b->storm++;
     }
     pthread_mutex_unlock(&b->mu);
     return osp_result_success(0);
+}
+
+static int extra_count(inbox *b) {
+    pthread_mutex_lock(&b->mu);
+    int n = b->extra;
+    pthread_mutex_unlock(&b->mu);
+    return n;
 }
 
 static int storm_count(inbox *b) {
@@ -278,6 +289,40 @@ int main(void) {
     CHECK(latest != 0 && !atomic_load(&parked_returned) && latest - asked < (uint64_t)PARK_MS * 1000 / 2,
           "it arrived %.1f ms after it was asked for, while the handler still blocked (%d ms)",
           latest ? (double)(latest - asked) / 1000.0 : -1.0, PARK_MS);
+
+    /* While that handler still blocks (every loop with broadcast frames holds them up to its
+     * deadline), recipients that vanish with a reset while frames are held for them: the
+     * others get every broadcast, in order (ASan: a connection destroyed while it waited on a
+     * held flush is freed only once that flush is done with it). */
+    enum { VANISHING = 4, EXTRA = 20 };
+    int vanishing[VANISHING];
+    for (int i = 0; i < VANISHING; i++) vanishing[i] = raw_connect(port);
+    for (int waited = 0; osp_ws_server_open_connections(server) < CLIENTS + 1 + VANISHING && waited < 1000; waited += 2)
+        osp_sleep(2);
+    for (int i = 0; i < EXTRA; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "x%d", i);
+        CHECK(osp_ws_server_broadcast(server, osp_gc_strdup_c(text)).tag == OSP_RESULT_SUCCESS, "broadcast %s", text);
+        if (i == EXTRA / 4) {
+            for (int k = 0; k < VANISHING; k++) {
+                if (vanishing[k] < 0) continue;
+                struct linger lg = {1, 0};
+                (void)setsockopt(vanishing[k], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+                close(vanishing[k]);
+            }
+        }
+        osp_sleep(1);
+    }
+    for (int waited = 0; waited < 5000; waited += 5) {
+        int done = 0;
+        for (int i = 1; i < CLIENTS; i++) done += extra_count(&boxes[i]) == EXTRA;
+        if (done == CLIENTS - 1) break;
+        osp_sleep(5);
+    }
+    for (int i = 1; i < CLIENTS; i++)
+        CHECK(extra_count(&boxes[i]) == EXTRA && boxes[i].extra_out_of_order == 0,
+              "client %d: %d of %d broadcasts made while recipients vanished (%d out of order)", i,
+              extra_count(&boxes[i]), EXTRA, boxes[i].extra_out_of_order);
 
     close(slow);
     r = osp_ws_stop_server(server);
