@@ -10,6 +10,7 @@
  */
 #include "ws_internal.h"
 #include "net.h"
+#include "ws_handoff.h"
 #include "ws_tls.h"
 
 #include <errno.h>
@@ -507,7 +508,7 @@ static void bc_hold_expired(osp_ws_timer *t) { (void)t; /* the iteration's end f
 static bool bc_hold(osp_ws_loop *L) {
     uint64_t now = osp_ws_now_ms();
     if (L->bc_hold_until != 0 && now >= L->bc_hold_until) return false;
-    if (!atomic_load(&L->wake_requested) && !osp_ws_inbox_handlers_busy(L->index)) return false;
+    if (!atomic_load(&L->wake_requested) && !osp_ws_handoff_busy(L->index)) return false;
     if (L->bc_hold_until == 0) {
         if (L->bc_hold_timer.on_fire == NULL) osp_ws_timer_init(&L->bc_hold_timer, bc_hold_expired);
         osp_ws_timer_arm(&L->bc_hold_timer, OSP_WS_BCAST_HOLD_MS);
@@ -532,7 +533,7 @@ static void flush_dirty(void) {
         hold = bc_hold(L);
         if (!hold) {
             bc_hold_end(L);
-            osp_ws_inbox_flush_mark(L->index);
+            osp_ws_handoff_flushed(L->index);
             atomic_fetch_add_explicit(&osp_ws_test_bcast_flushes, 1, memory_order_relaxed);
         }
     } else {

@@ -36,6 +36,7 @@
  */
 #include "ws_internal.h"
 #include "fiber.h"
+#include "ws_handoff.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -84,27 +85,6 @@ struct osp_ws_inbox {
 };
 
 static pthread_mutex_t inbox_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Deliveries handed to handlers and not yet done with, for the loops' broadcast flush
- * (osp_ws_inbox_handlers_busy), under inbox_lock. */
-static struct {
-    size_t unfinished; /* queued, not yet handled or dropped */
-    uint64_t waiting;  /* bit i: loop i holds its flush until none is left */
-} handoffs;
-
-/* With inbox_lock held: one delivery is done with (handled or dropped). The loops that held
- * their broadcast flush for the last one: the caller wakes them once it has unlocked. */
-static uint64_t handoff_done_locked(void) {
-    if (--handoffs.unfinished > 0) return 0;
-    uint64_t wake = handoffs.waiting;
-    handoffs.waiting = 0;
-    return wake;
-}
-
-static void wake_loops(uint64_t mask) {
-    for (unsigned i = 0; mask; i++, mask >>= 1)
-        if (mask & 1) osp_ws_loop_wake_on(osp_ws_loop_at(i));
-}
-
 /* Broadcast whenever a drain fiber finishes: websocketClose/StopServer wait on it. */
 static pthread_cond_t drain_done = PTHREAD_COND_INITIALIZER;
 static osp_ws_inbox *live_inboxes;
@@ -125,7 +105,7 @@ static void drop_queued(osp_ws_inbox *in, bool all) {
         if (all || is_message(d)) {
             *p = d->next;
             in->bytes -= d->len;
-            handoffs.unfinished--; /* a loop holding for it flushes at its deadline */
+            osp_ws_handoff_done();
             free_delivery(d, in->wipe);
         } else {
             in->tail = d;
@@ -227,20 +207,6 @@ bool osp_ws_inbox_more_waiting(int64_t conn_id) {
     return conn_id != 0 && batch_hint.conn_id == conn_id && batch_hint.fiber == osp_fiber_self();
 }
 
-bool osp_ws_inbox_handlers_busy(unsigned loop) {
-    pthread_mutex_lock(&inbox_lock);
-    bool busy = handoffs.unfinished > 0;
-    if (busy) handoffs.waiting |= UINT64_C(1) << loop;
-    pthread_mutex_unlock(&inbox_lock);
-    return busy;
-}
-
-void osp_ws_inbox_flush_mark(unsigned loop) {
-    pthread_mutex_lock(&inbox_lock);
-    handoffs.waiting &= ~(UINT64_C(1) << loop);
-    pthread_mutex_unlock(&inbox_lock);
-}
-
 /* The drain fiber: one handler call per queued message or event, in order, then exit. */
 static int64_t drain(void *arg) {
     osp_ws_inbox *in = arg;
@@ -281,13 +247,8 @@ static int64_t drain(void *arg) {
         batch_hint.conn_id = 0;
         free_delivery(d, in->wipe);
         if (r.tag != OSP_RESULT_SUCCESS) report_handler_error(in, r);
+        osp_ws_handoff_done(); /* after the call: a loop holding broadcasts waits for them */
         pthread_mutex_lock(&inbox_lock);
-        uint64_t holding = handoff_done_locked();
-        if (holding) {
-            pthread_mutex_unlock(&inbox_lock);
-            wake_loops(holding);
-            pthread_mutex_lock(&inbox_lock);
-        }
     }
     in->drainer = NULL;
     in->draining = false;
@@ -363,7 +324,7 @@ static void enqueue(osp_ws_conn *c, delivery_kind kind, uint16_t code, const uin
     else in->head = d;
     in->tail = d;
     in->bytes += len;
-    handoffs.unfinished++;
+    osp_ws_handoff_queued();
     bool pause = in->bytes > in->limit && !in->read_paused;
     if (pause) in->read_paused = true;
     submit = start_drain_locked(in);

@@ -381,13 +381,6 @@ void osp_ws_inbox_output_pressure(osp_ws_conn *c, bool full);
 /* Replaces a server's handler and its environment where the inboxes read them (under the
  * inbox lock), so a loop delivering a message sees either the old pair or the new one. */
 void osp_ws_inbox_replace_handler(osp_ws_msg_handler *slot, void **env_cell, const osp_ws_msg_handler *h, void *env);
-/* Loop thread `loop` (its index), with broadcast frames waiting to be flushed: whether any
- * message or event handed to a handler (by any loop) is not yet handled. If so the loop is
- * woken when the last handler call returns, so that it can send the broadcasts those calls
- * make with the waiting ones (ws_conn.c, flush_dirty). */
-bool osp_ws_inbox_handlers_busy(unsigned loop);
-/* Loop thread `loop`: it flushes its broadcast frames now and waits for no handler. */
-void osp_ws_inbox_flush_mark(unsigned loop);
 /* Loop thread: pauses or resumes reading c for its inbox's sake. */
 void osp_ws_conn_set_inbox_paused(osp_ws_conn *c, bool paused);
 
