@@ -13,6 +13,10 @@
  *   single lock makes select over several channels and deadlock detection simple and correct;
  *   uncontended it costs ~20 ns, and the per-worker `runnext` slot keeps a ping-pong between two
  *   fibers on one worker (no cross-thread wake-up), which is where Go spends its time too.
+ * - An idle poller (osp_sched_set_idle_poller; the HTTP server's sockets): a worker with nothing
+ *   to run takes the poller role, if no other worker holds it, and waits in the poller instead of
+ *   on the futex, counted as idle; a wake-up that finds no worker on the futex interrupts that
+ *   wait (the poller's eventfd). Fibers the poller starts run next on its own worker.
  * - Garbage collection: the collector scans the stack of the fiber each worker is running
  *   (GC_set_stackbottom on every switch) and the stacks of parked fibers from a push-other-roots
  *   callback. A switch is a critical section the collector waits for before stopping the world,

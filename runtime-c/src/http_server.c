@@ -2,25 +2,50 @@
  * HTTP/1.1 server (docs/guide/17-http.md): httpCreateServer, httpListen, httpStopServer and
  * httpServerSetLimit.
  *
- * Sockets live on the runtime's one epoll thread (loop.c), like the WebSocket servers; request
- * handlers never run there. Complete requests go to a queue that runner fibers drain: a runner
- * calls the Osprey handler, serialises its HttpResponse and hands the bytes back to the loop
- * thread through a lock-free stack. The requests parsed in one loop iteration are queued
- * together (one fiber start and at most one scheduler wake-up per batch); a handler that parks
- * hands the rest of the queue to a new runner at once, and a timer starts another runner while
- * requests wait behind one that computes, so a slow handler delays only its own request.
+ * Threads. The listening sockets are on the first I/O loop (loop.c), which only accepts. The
+ * connections are in the HTTP poll set (http_poll.c), which no thread owns: a fiber worker that
+ * runs out of fibers takes the scheduler's poller role (osp_idle_poller, fiber.c; at most one
+ * worker holds it) and waits there instead of on the scheduler's futex, then reads and parses
+ * what it finds and queues the complete requests; the runner fiber that takes them runs next on
+ * that same worker (osp_sched_submit_here), calls the Osprey handler, serialises its
+ * HttpResponse and sends it itself. A saturated server thus reads, handles and answers on one
+ * worker with no thread hand-off (Go's scheduler polls the network the same way). Handlers
+ * never run on an I/O loop thread. A handler that parks hands the rest of the queue to a new
+ * runner at once (park hook); one that computes for long is covered by the watchdog, a 2 ms
+ * timer on the I/O loop that runs while the server is active: it starts another runner for
+ * requests queued behind a computing one, and when the poller role has stayed vacant since its
+ * previous look (its last holder is busy in a handler) it wakes an idle worker, which takes the
+ * role and goes on reading the other connections. So a slow handler delays only its own
+ * request. The watchdog stops after a look with no activity (an idle server has no periodic
+ * wake-up) and the poller asks for it again when it leaves its wait.
+ *
+ * Ownership. Every connection's state (buffers, phase, deadline, socket) and the servers'
+ * connection lists belong to the holder of the connection role (conn_role, a mutex held only
+ * for short stretches of I/O and parsing, never across a handler or a wait): the poller while it
+ * processes a batch, a handler's worker while it sends its response, the I/O loop while it
+ * accepts, stops a server or runs the hand-over. A handler that finds the role taken pushes its
+ * response on a lock-free stack and tries the role once more; every holder takes that stack
+ * over before it lets go and looks at it again after (role_release), so no response waits for a
+ * later event. A connection whose handler runs (PH_BUSY) or whose socket is on its way to a
+ * WebSocket server (PH_HANDOVER) is touched by nobody but that job; closed meanwhile it is only
+ * marked dead and freed by whoever finishes the job. Closed connections are freed by the poller
+ * after the batch it collected (a collected event may still name one; it is skipped because its
+ * watch's events are 0), never while another thread may hold such an event.
+ *
  * One request per connection is in flight at a time and the next pipelined request is parsed
  * only after the previous response was written, which answers pipelined requests in order and
  * bounds memory (input is left in the socket while a handler runs, so TCP pushes back on the
  * client). Connections are registered once, edge-triggered (CONN_EVENTS): no epoll_ctl per
  * request. docs/BENCHMARKS-HTTP.md explains these choices with measurements.
  *
- * Connection phases and their timers (osp_http_limits): IDLE (keep-alive, waiting for the first
- * byte of a request: idleTimeoutMs, then closed silently), HEAD (headerTimeoutMs from the first
- * byte: 408), BODY (bodyTimeoutMs from the end of the head: 408), BUSY (handler running: no
- * timer), WRITING (the response did not fit the socket buffer: bodyTimeoutMs to drain it, then
- * the connection is dropped), LINGER (after a final error response: the write side is shut and
- * input is discarded for a moment so the client reads the response instead of a reset).
+ * Connection phases and their deadlines (osp_http_limits; a min-heap in http_poll.c, run by the
+ * poller and, while the poller role is vacant, by the watchdog): IDLE (keep-alive, waiting for
+ * the first byte of a request: idleTimeoutMs, then closed silently), HEAD (headerTimeoutMs from
+ * the first byte: 408), BODY (bodyTimeoutMs from the end of the head: 408), BUSY (handler
+ * running: no timer), WRITING (the response did not fit the socket buffer: bodyTimeoutMs to
+ * drain it, then the connection is dropped), LINGER (after a final error response: the write
+ * side is shut and input is discarded for a moment so the client reads the response instead of
+ * a reset), HANDOVER (an upgrade request's socket goes to the WebSocket server on the I/O loop).
  */
 #include "runtime.h"
 #include "http_msg.h"
@@ -169,7 +194,7 @@ OspResult osp_http_create_server(int64_t port, const char *address) {
     return osp_result_success(s->id);
 }
 
-/* ---- connections (loop thread) ------------------------------------------------------------ */
+/* ---- connections (connection role holder) ----------------------------------------------------- */
 
 static void conn_event(http_conn *c, uint32_t events);
 static void conn_timer(osp_http_deadline *t);
@@ -881,7 +906,7 @@ static char *write_decimal(char *w, uint64_t v, size_t digits) {
 
 #define WRITE_LITERAL(w, lit) ((w) = write_bytes((w), (lit), sizeof(lit) - 1))
 
-/* The response is written straight into the block of collector memory the loop thread sends from
+/* The response is written straight into the block of collector memory the connection is sent from
  * (pointer-free, so the collector never scans it): its size is computed first, so there is no
  * intermediate buffer to fill, copy and wipe per response. */
 static void serialise(http_job *j, const int64_t *r) {
@@ -1311,7 +1336,7 @@ OspResult osp_http_server_websocket(int64_t server_id, const char *path) {
     /* s->address is a C array: the WebSocket server takes Strings (length-prefixed). */
     OspResult r = osp_ws_create_attached_server(s->port, osp_gc_strdup_c(s->address), path);
     if (r.tag != OSP_RESULT_SUCCESS) return r;
-    /* Set on the loop thread: the connections that read these fields live there. */
+    /* Set under the connection role (set_ws_path): its holder reads these fields. */
     struct { http_server *s; const char *path; int64_t id; } a = {s, path, r.value};
     osp_ws_loop_call(set_ws_path, &a);
     return r;
