@@ -195,6 +195,7 @@ static struct {
     atomic_bool poll_held;
     atomic_bool poller_waiting;
     _Atomic uint64_t poll_taken;
+    atomic_bool poll_asked; /* osp_sched_wake_poller: the next idle worker takes the role */
     uint64_t ready_pops;      /* fibers taken from the shared queue so far (osp_sched_nudge) */
     uint64_t nudge_seen_pops; /* ready_pops at the previous osp_sched_nudge */
 } sched = {.lock = PTHREAD_MUTEX_INITIALIZER, .newest_idle = -1};
@@ -711,7 +712,13 @@ static osp_fiber *next_fiber(osp_worker *w) {
             sched.main != NULL && !sched.main->done && sched.main->state == FIBER_PARKED) {
             report_deadlock();
         }
-        if (sched.poller != NULL && !sched.polling && sched.poller->wanted()) {
+        /* The role goes to the last worker to become idle (the others all idle: a busy server's
+         * one hot worker polls between its batches), or to one the watchdog woke for it. An
+         * idle worker that woke on its own (a 2 ms look for stuck runnext fibers) while another
+         * works leaves the role vacant: taking it made the two workers alternate the batches,
+         * each sleeping and waking in turn. */
+        if (sched.poller != NULL && !sched.polling && (sched.idle + 1 >= sched.nworkers || atomic_exchange(&sched.poll_asked, false)) &&
+            sched.poller->wanted()) {
             poll_instead_of_sleeping(deadline);
             continue;
         }
@@ -917,7 +924,8 @@ bool osp_sched_poller_held(uint64_t *taken) {
     return atomic_load(&sched.poll_held);
 }
 
-void osp_sched_wake_idle(void) {
+void osp_sched_wake_poller(void) {
+    atomic_store(&sched.poll_asked, true);
     pthread_mutex_lock(&sched.lock);
     bool wake = sched.idle > 0;
     pthread_mutex_unlock(&sched.lock);

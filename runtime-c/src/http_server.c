@@ -1115,7 +1115,7 @@ static void watchdog(osp_ws_timer *t) {
     uint64_t taken;
     bool vacant = !osp_sched_poller_held(&taken) && atomic_load(&listening_servers) > 0;
     if (vacant && taken == watchdog_seen_taken) {
-        osp_sched_wake_idle();
+        osp_sched_wake_poller();
         role_take();
         osp_http_deadlines_run(loop_now_ms());
         role_release();

@@ -117,8 +117,10 @@ void osp_sched_set_idle_poller(const osp_idle_poller *p);
  * watchdog compares the count between two looks: a role left vacant that long means its last
  * holder is busy in a long handler and no other worker took over). Any thread. */
 bool osp_sched_poller_held(uint64_t *taken);
-/* Wakes one idle worker (any thread): a watchdog that finds the poller role vacant. */
-void osp_sched_wake_idle(void);
+/* Wakes one idle worker to take the vacant poller role (any thread): a watchdog that found it
+ * vacant too long. Otherwise the role goes only to a worker that becomes idle while every other
+ * worker is idle too. */
+void osp_sched_wake_poller(void);
 /* osp_sched_submit, except that on a worker outside any fiber (the idle poller's process(), a
  * park hook) the new fiber runs next on that same worker, without waking another one. */
 void osp_sched_submit_here(osp_fiber_body_fn body, void *env);
