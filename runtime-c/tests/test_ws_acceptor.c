@@ -102,20 +102,28 @@ static double process_cpu_ms(void) {
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-static void test_accepts_unregistered(void) {
-    taken_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    struct sockaddr_in addr;
-    int lfd = listen_loopback(&addr);
+/* An acceptor started on a new loopback listening socket, its callback `take` logging into
+ * `log`. The listening socket, or -1 (reported). */
+static int start_on_loopback(osp_ws_acceptor *a, taken_log *log, struct sockaddr_in *addr) {
+    int lfd = listen_loopback(addr);
     CHECK(lfd >= 0, "listen: %s", strerror(errno));
-    if (lfd < 0) return;
-    osp_ws_acceptor a;
-    osp_ws_acceptor_init(&a);
-    int rc = osp_ws_acceptor_start(&a, lfd, take, &log);
+    if (lfd < 0) return -1;
+    osp_ws_acceptor_init(a);
+    int rc = osp_ws_acceptor_start(a, lfd, take, log);
     CHECK(rc == 0, "start: %s", strerror(rc));
     if (rc != 0) {
         close(lfd);
-        return;
+        return -1;
     }
+    return lfd;
+}
+
+static void test_accepts_unregistered(void) {
+    taken_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct sockaddr_in addr;
+    osp_ws_acceptor a;
+    int lfd = start_on_loopback(&a, &log, &addr);
+    if (lfd < 0) return;
     int clients[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
         clients[i] = connect_loopback(&addr);
@@ -150,17 +158,9 @@ static void test_accepts_unregistered(void) {
 static void test_pauses_out_of_descriptors(void) {
     taken_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
     struct sockaddr_in addr;
-    int lfd = listen_loopback(&addr);
-    CHECK(lfd >= 0, "listen: %s", strerror(errno));
-    if (lfd < 0) return;
     osp_ws_acceptor a;
-    osp_ws_acceptor_init(&a);
-    int rc = osp_ws_acceptor_start(&a, lfd, take, &log);
-    CHECK(rc == 0, "start: %s", strerror(rc));
-    if (rc != 0) {
-        close(lfd);
-        return;
-    }
+    int lfd = start_on_loopback(&a, &log, &addr);
+    if (lfd < 0) return;
     int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK(client >= 0, "socket: %s", strerror(errno));
     struct rlimit old;
