@@ -1,7 +1,8 @@
 /*
  * WebSocket servers: websocketCreateServer, websocketServerListen, websocketServerOnMessage,
  * websocketServerSend, websocketServerBroadcast, websocketStopServer (spec/0016 §16.4,
- * docs/guide/15-websockets.md), the accept path and the server side of the opening handshake.
+ * docs/guide/15-websockets.md), the admission and placement of accepted connections (the
+ * acceptor thread itself is ws_acceptor.c) and the server side of the opening handshake.
  *
  * With no handler registered a server echoes every data message to its sender, same opcode,
  * byte for byte (docs/guide/15-websockets.md project decision). A registered handler receives each text
@@ -370,7 +371,7 @@ static void server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     if (s->cluster_joining) osp_ws_cluster_abandon_join(s->cluster_joining);
     if (s->listening && !s->attached) {
         /* The listening socket goes first so no new connection slips in; its acceptor is
-         * joined before it is closed. */
+         * joined before it is closed, so no ADOPT is posted after the STOP records below. */
         osp_ws_acceptor_stop(&s->acceptor);
         close(s->listen_fd);
         s->listen_fd = -1;
