@@ -17,6 +17,7 @@
 #include "runtime.h"
 #include "loop.h"
 #include "http_parse.h"
+#include "ws_acceptor.h"
 #include "ws_buf.h"
 #include "ws_session.h"
 #include "ws_peer_table.h"
@@ -192,14 +193,11 @@ struct osp_ws_server {
     char address[64];
     char *path; /* malloc'd */
     int listen_fd; /* -1: none (attached, or not listening) */
-    /* The acceptor thread (ws_server.c): accepts on listen_fd, applies the admission limits,
-     * resets or refuses over-limit peers and posts each admitted socket to a loop (ADOPT), so
-     * no loop runs accepts. Started by listen, stopped and joined by the main loop before
-     * listen_fd is closed (acceptor_wake is an eventfd that ends its poll). */
-    pthread_t acceptor;
-    bool acceptor_started;
-    int acceptor_wake;
-    _Atomic bool acceptor_stop;
+    /* The acceptor thread (ws_acceptor.h): accepts on listen_fd; ws_server.c's callback
+     * applies the admission limits, resets or refuses over-limit peers and posts each admitted
+     * socket to a loop (ADOPT), so no loop runs accepts. Started by listen, stopped and joined
+     * by the main loop before listen_fd is closed. */
+    osp_ws_acceptor acceptor;
     bool listening;
     bool stopping;
     /* Its connections, per loop: loop i's list and count are touched by loop i only. The
