@@ -12,6 +12,10 @@
  *   single lock makes select over several channels and deadlock detection simple and correct;
  *   uncontended it costs ~20 ns, and the per-worker `runnext` slot keeps a ping-pong between two
  *   fibers on one worker (no cross-thread wake-up), which is where Go spends its time too.
+ * - An idle poller (osp_sched_set_idle_poller; the HTTP server's sockets): a worker with nothing
+ *   to run takes the poller role, if no other worker holds it, and waits in the poller instead of
+ *   on the futex, counted as idle; a wake-up that finds no worker on the futex interrupts that
+ *   wait (the poller's eventfd). Fibers the poller starts run next on its own worker.
  * - Garbage collection: the collector scans the stack of the fiber each worker is running
  *   (GC_set_stackbottom on every switch) and the stacks of parked fibers from a push-other-roots
  *   callback. A switch is a critical section the collector waits for before stopping the world,
@@ -155,6 +159,16 @@ static struct {
     osp_fiber **timers;
     size_t ntimers, timers_cap;
     int64_t timer_seq;
+    /* The idle poller (osp_sched_set_idle_poller): `polling` says a worker holds the poller role
+     * (sched.lock; mirrored in poll_held for lock-free readers), `poller_waiting` that it is
+     * blocked in the poller's wait() and counted in `idle` (a wake-up then interrupts that wait
+     * when no worker sleeps on the futex), `poll_taken` how often the role was taken. */
+    const osp_idle_poller *poller;
+    int polling;
+    atomic_bool poll_held;
+    atomic_bool poller_waiting;
+    _Atomic uint64_t poll_taken;
+    atomic_bool poll_asked; /* osp_sched_wake_poller: the next idle worker takes the role */
     uint64_t ready_pops;      /* fibers taken from the shared queue so far (osp_sched_nudge) */
     uint64_t nudge_seen_pops; /* ready_pops at the previous osp_sched_nudge */
 } sched = {.lock = PTHREAD_MUTEX_INITIALIZER, .newest_idle = -1};
@@ -217,7 +231,14 @@ static uint32_t idle_bit(int index) { return 1u << ((unsigned)index & 31u); }
 
 static void wake_idle_worker(void) {
     atomic_fetch_add(&sched.wake_seq, 1);
-    if (atomic_load(&sched.sleepers) > 0 && !atomic_exchange(&sched.waking, true)) {
+    if (atomic_load(&sched.sleepers) == 0) {
+        /* No worker sleeps on the futex: the one idle worker, if any, waits in the poller. It
+         * announced that under sched.lock before it let go of the lock, and whoever made work
+         * runnable did so under the lock, so this sees it (or the poller sees the work). */
+        if (atomic_load(&sched.poller_waiting)) sched.poller->interrupt();
+        return;
+    }
+    if (!atomic_exchange(&sched.waking, true)) {
         /* The most recently idle worker first (each waits with its own bit); if it is not in the
          * wait (just leaving it, or not yet in it: then it sees the new wake_seq and returns at
          * once), any sleeper. */
@@ -550,6 +571,36 @@ static void run_fiber(osp_worker *w, osp_fiber *f) {
     after_switch_to_loop(w);
 }
 
+/* An idle worker takes the poller role (sched.lock held, and held again on return): it
+ * waits in the poller's wait() instead of on the futex, counted as idle meanwhile so wake-ups
+ * reach it (wake_idle_worker interrupts the wait), then processes what it found as a busy
+ * worker. Fibers that processing starts go to this worker's runnext (osp_sched_submit_here): a
+ * request is read, handled and answered on this thread with no wake-up of another. */
+static void poll_instead_of_sleeping(int64_t deadline) {
+    sched.polling = 1;
+    atomic_store(&sched.poll_held, true);
+    atomic_fetch_add(&sched.poll_taken, 1);
+    sched.idle++;
+    /* Other workers busy: look again within 2 ms, as an idle worker on the futex does (one of
+     * them may hold a runnext fiber while it computes). */
+    int64_t until = sched.idle < sched.nworkers ? now_ns() + 2000000 : deadline;
+    if (deadline >= 0 && deadline < until) until = deadline;
+    atomic_store(&sched.poller_waiting, true);
+    const osp_idle_poller *p = sched.poller;
+    pthread_mutex_unlock(&sched.lock);
+    int found = p->wait(until);
+    pthread_mutex_lock(&sched.lock);
+    atomic_store(&sched.poller_waiting, false);
+    sched.idle--;
+    if (found > 0) {
+        pthread_mutex_unlock(&sched.lock);
+        p->process();
+        pthread_mutex_lock(&sched.lock);
+    }
+    sched.polling = 0;
+    atomic_store(&sched.poll_held, false);
+}
+
 /* Takes the next fiber to run, waiting while there is none; NULL tells worker 0 to return
  * (never happens: the process exits when the main fiber ends). */
 static osp_fiber *next_fiber(osp_worker *w) {
@@ -589,6 +640,16 @@ static osp_fiber *next_fiber(osp_worker *w) {
         if (sched.idle == sched.nworkers - 1 && deadline < 0 && sched.external_holds == 0 && sched.blocked_threads == 0 &&
             sched.main != NULL && !sched.main->done && sched.main->state == FIBER_PARKED) {
             report_deadlock();
+        }
+        /* The role goes to the last worker to become idle (the others all idle: a busy server's
+         * one hot worker polls between its batches), or to one the watchdog woke for it. An
+         * idle worker that woke on its own (a 2 ms look for stuck runnext fibers) while another
+         * works leaves the role vacant: taking it made the two workers alternate the batches,
+         * each sleeping and waking in turn. */
+        if (sched.poller != NULL && !sched.polling && (sched.idle + 1 >= sched.nworkers || atomic_exchange(&sched.poll_asked, false)) &&
+            sched.poller->wanted()) {
+            poll_instead_of_sleeping(deadline);
+            continue;
         }
         sched.idle++;
         int others_busy = sched.idle < sched.nworkers;
@@ -779,6 +840,47 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n) 
      * sched.lock over a batch that one of them finishes in microseconds.) */
     if (sched.idle > 0) wake_idle_worker();
     pthread_mutex_unlock(&sched.lock);
+}
+
+void osp_sched_set_idle_poller(const osp_idle_poller *p) {
+    pthread_mutex_lock(&sched.lock);
+    if (sched.poller == NULL) sched.poller = p;
+    pthread_mutex_unlock(&sched.lock);
+}
+
+bool osp_sched_poller_held(uint64_t *taken) {
+    *taken = atomic_load(&sched.poll_taken);
+    return atomic_load(&sched.poll_held);
+}
+
+void osp_sched_wake_poller(void) {
+    atomic_store(&sched.poll_asked, true);
+    pthread_mutex_lock(&sched.lock);
+    bool wake = sched.idle > 0;
+    pthread_mutex_unlock(&sched.lock);
+    if (wake) wake_idle_worker();
+}
+
+void osp_sched_submit_here(osp_fiber_body_fn body, void *env) {
+    osp_worker *w = current_worker();
+    if (w == NULL || w->current != NULL) {
+        (void)osp_sched_submit(body, env);
+        return;
+    }
+    osp_fiber *f = new_fiber(body, env);
+    f->id = osp_next_handle();
+    pthread_mutex_lock(&sched.lock);
+    live_link(f);
+    f->state = FIBER_READY;
+    bool wake = false;
+    if (w->runnext == NULL) {
+        w->runnext = f; /* this worker runs it next: no other worker is woken */
+    } else {
+        enqueue_ready(f);
+        wake = sched.idle > 0;
+    }
+    pthread_mutex_unlock(&sched.lock);
+    if (wake) wake_idle_worker();
 }
 
 void osp_fiber_set_park_hook(void (*hook)(void *arg), void *arg) {
