@@ -18,7 +18,7 @@
  *   thread interrupted while it holds that lock (switching its trace part, creating a fiber,
  *   looking up a mutex's sync object: any TSan call that records an event) waits for itself: it
  *   never acknowledges, the collector waits for it, and every other thread waits for the
- *   collector. Seen in 12 of 300 runs of fibers/gc_parked.osp with a 100 KB initial heap (the
+ *   collector. Seen in 12 of 400 runs of fibers/gc_parked.osp with a 100 KB initial heap (the
  *   stacks: the interrupted frame in TraceSwitchPartImpl, SlotLock, MetaMap::GetSync or
  *   FiberCreate; above it sighandler -> CallUserSignalHandler -> Acquire -> SlotLock), as a
  *   silent hang or libgc's "Signals delivery fails constantly" abort. So the suspend signal
