@@ -54,8 +54,6 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include <sanitizer/tsan_interface.h>
-
 void osp_rt_tsan_gc_signals_before_init(void) { GC_set_suspend_signal(SIGSYS); }
 
 /* The kernel's struct sigaction (x86-64): the one rt_sigaction takes, unlike glibc's. */
@@ -189,8 +187,9 @@ static bool runtime_range_in_executable(uintptr_t bias, uintptr_t *lo, uintptr_t
     return true;
 }
 
-static void find_tsan_text(void) {
-    struct text_search s = {.addr = (uintptr_t)&__tsan_switch_to_fiber};
+/* `runtime_function`: TSan's signal handler, as the kernel has it (a PLT stub never stands in). */
+static void find_tsan_text(uintptr_t runtime_function) {
+    struct text_search s = {.addr = runtime_function};
     if (dl_iterate_phdr(find_text_segment, &s) == 0) return;
     if (s.object != 0) {
         /* gcc links the shared libtsan (the C tests): its code is all runtime. */
@@ -201,9 +200,9 @@ static void find_tsan_text(void) {
     uintptr_t lo, hi;
     if (!runtime_range_in_executable(s.bias, &lo, &hi)) return;
     uintptr_t ours = (uintptr_t)&osp_rt_tsan_gc_suspends_declined;
-    if (ours >= lo && ours < hi) {
-        /* The link put this archive among the runtime's functions: the range would cover our
-         * code too. Keep TSan's handling (no declining) rather than guess. */
+    if ((ours >= lo && ours < hi) || runtime_function < lo || runtime_function >= hi) {
+        /* The link put this archive among the runtime's functions (the range would cover our
+         * code too), or the names missed the runtime: keep TSan's handling rather than guess. */
         fprintf(stderr, "osprey runtime (ThreadSanitizer build): cannot locate the sanitizer runtime's code\n");
         return;
     }
@@ -238,12 +237,17 @@ void osp_rt_tsan_gc_signals_after_init(void) {
         }
     }
     /* Suspend: osp_tsan_suspend_entry in front of TSan's wrapper (which keeps calling the collector's). */
-    find_tsan_text();
     int suspend = GC_get_suspend_signal();
-    if (syscall(SYS_rt_sigaction, suspend, NULL, &was, sizeof(uint64_t)) != 0 || !(was.flags & SA_SIGINFO)) {
+    if (syscall(SYS_rt_sigaction, suspend, NULL, &was, sizeof(uint64_t)) != 0) {
         install_failed("suspend");
         return;
     }
+    if (!(was.flags & SA_SIGINFO)) {
+        /* TSan always installs its wrapper with SA_SIGINFO; anything else is not its wrapper. */
+        fprintf(stderr, "osprey runtime (ThreadSanitizer build): the collector's suspend signal has no ThreadSanitizer handler\n");
+        return;
+    }
+    find_tsan_text((uintptr_t)was.action);
     tsan_suspend_handler = was.action;
     struct kernel_sigaction entry = was;
     entry.action = osp_tsan_suspend_entry;
