@@ -29,10 +29,12 @@ const FULL = process.env.OSPREY_TSAN_FULL === '1';
 const PROGRAMS = join(ROOT, 'tests', 'programs');
 
 /** Programs of the fast subset (paths under tests/programs). The two GC programs force
- * collections while other fibers run: under TSan the collector's suspend signal then lands inside
- * TSan's own runtime now and then, which hung the stop until such signals were declined
- * (runtime-c/README.md, "Boehm GC under TSan"; gc_busy.osp hung or aborted in 2 of 6 runs
- * before). */
+ * collections while other fibers run: under TSan the collector's suspend signal now and then
+ * lands inside TSan's own runtime, whose handler then waited for a lock the interrupted code
+ * held, until such signals were declined (runtime-c/README.md, "Boehm GC under TSan"). Before
+ * that, gc_busy.osp failed 9 runs in 30 (a hang ended by libgc's "Signals delivery fails
+ * constantly", or TSan's CHECK on a fiber context being created) and gc_parked.osp, which hung
+ * once in CI, 12 in 400 with a 100 KB initial heap. */
 const FAST_PROGRAMS = [
   'fibers/chain.osp',
   'fibers/select_wait.osp',
