@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { BUSY_THREADS = 3, COLLECTIONS = 30, WATCHDOG_S = 30 };
+enum { BUSY_THREADS = 3, COLLECTIONS = 20, WATCHDOG_S = 30 };
 
 static atomic_bool stop;
 static atomic_int collections_done;
