@@ -72,9 +72,12 @@ extern bool (*osp_rt_on_loop_thread)(void);
  * nothing. */
 void osp_rt_install_graceful_signals(void);
 #if defined(__SANITIZE_THREAD__)
-/* ThreadSanitizer builds: the collector's stop-the-world signals TSan can deliver (signals.c).
- * Called by osp_rt_init before GC_INIT. */
+/* ThreadSanitizer builds: the collector's stop-the-world signals TSan can deliver (tsan_gc.c).
+ * osp_rt_init calls the first before GC_INIT and the second right after it. */
 void osp_rt_tsan_gc_signals_before_init(void);
+void osp_rt_tsan_gc_signals_after_init(void);
+/* Suspend signals declined so far because they interrupted TSan's runtime (tsan_gc.c). */
+uint64_t osp_rt_tsan_gc_suspends_declined(void);
 #endif
 /* osp_rt_shutdown(128 + signo) for the signal watcher; a concurrent exit of the program then
  * reports the same status. */
