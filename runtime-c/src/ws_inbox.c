@@ -69,6 +69,7 @@ struct osp_ws_inbox {
     bool closed;           /* websocketClose/StopServer: nothing more is delivered */
     bool wipe;             /* the per-message wipe option: queued copies are wiped when freed */
     bool resume_listed;    /* on the list the loop works through at its next wake-up */
+    bool start_listed;     /* on its loop's list of drains to start at the iteration's end */
     bool read_paused;      /* the loop stopped reading the socket because of this inbox */
     bool output_full;      /* the connection's output queue is over its limit: hold deliveries */
     osp_fiber *drainer;    /* the drain fiber while it runs (NULL before it starts) */
@@ -81,6 +82,7 @@ struct osp_ws_inbox {
     osp_ws_loop *loop;     /* the connection's loop (loops are never freed) */
     struct osp_ws_inbox *prev, *next;  /* every live inbox */
     struct osp_ws_inbox *resume_next;
+    struct osp_ws_inbox *start_next;
 };
 
 static pthread_mutex_t inbox_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -88,6 +90,18 @@ static pthread_mutex_t inbox_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t drain_done = PTHREAD_COND_INITIALIZER;
 static osp_ws_inbox *live_inboxes;
 /* The inboxes to resume are listed on their connection's loop (resume_head, inbox lock). */
+
+/* Per loop (by index), the inboxes that received messages during the current iteration and had
+ * no drain fiber: their drains are started together when the iteration ends (start_listed),
+ * with one scheduler hand-off and at most one worker wake-up for all of them, the way the HTTP
+ * server submits a batch of requests. Started one by one, every message read by a ping-pong or
+ * flood iteration woke a worker that went back to sleep before the next connection's message
+ * arrived (docs/BENCHMARKS-WS.md, "Batched drain starts"). Each is still its own fiber, so a
+ * handler that parks or computes holds up only its own connection. Only the loop thread
+ * touches its entries; an inbox on a list holds a reference. */
+static struct {
+    osp_ws_inbox *head, *tail;
+} start_lists[OSP_WS_MAX_LOOPS];
 
 static void free_delivery(osp_ws_delivery *d, bool wipe) {
     if (wipe) osp_ws_wipe(d->bytes, d->len);
@@ -269,6 +283,44 @@ static bool start_drain_locked(osp_ws_inbox *in) {
     return true;
 }
 
+/* Loop thread, inbox_lock held: in's drain is to be started at the end of this iteration. */
+static void list_start_locked(osp_ws_inbox *in) {
+    in->start_listed = true;
+    in->refs++; /* the list's */
+    in->start_next = NULL;
+    unsigned i = in->loop->index;
+    if (start_lists[i].tail) start_lists[i].tail->start_next = in;
+    else start_lists[i].head = in;
+    start_lists[i].tail = in;
+}
+
+/* Loop thread, end of each iteration: starts the drains listed during it, in the order their
+ * first messages arrived, with one scheduler call per STARTS_PER_SUBMIT of them. */
+#define STARTS_PER_SUBMIT 64
+static void start_listed_drains(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
+    if (L == NULL || start_lists[L->index].head == NULL) return;
+    osp_ws_inbox *list = start_lists[L->index].head;
+    start_lists[L->index].head = start_lists[L->index].tail = NULL;
+    while (list) {
+        void *envs[STARTS_PER_SUBMIT];
+        size_t n = 0;
+        pthread_mutex_lock(&inbox_lock);
+        while (list && n < STARTS_PER_SUBMIT) {
+            osp_ws_inbox *in = list;
+            list = in->start_next;
+            in->start_next = NULL;
+            in->start_listed = false;
+            /* Not needed any more when a drain started meanwhile (an event of the same
+             * connection) or websocketClose dropped the messages. */
+            if (start_drain_locked(in)) envs[n++] = in;
+            unref_locked(in); /* the list's (a started drain holds its own) */
+        }
+        pthread_mutex_unlock(&inbox_lock);
+        osp_sched_submit_many(drain, envs, n);
+    }
+}
+
 /* Loop thread. c is the connection (NULL when already freed). */
 static void submit_drain(osp_ws_inbox *in, osp_ws_conn *c) {
     if (osp_sched_submit(drain, in) != NULL) return;
@@ -323,7 +375,13 @@ static void enqueue(osp_ws_conn *c, delivery_kind kind, uint16_t code, const uin
     in->bytes += len;
     bool pause = in->bytes > in->limit && !in->read_paused;
     if (pause) in->read_paused = true;
-    submit = start_drain_locked(in);
+    if (kind == DELIVER_TEXT || kind == DELIVER_BINARY) {
+        /* A message: its drain, if one is needed, starts with the iteration's batch. */
+        submit = false;
+        if (!in->draining && !in->start_listed) list_start_locked(in);
+    } else {
+        submit = start_drain_locked(in);
+    }
     pthread_mutex_unlock(&inbox_lock);
     if (pause && c->state != OSP_WS_CONN_DEAD) osp_ws_conn_set_inbox_paused(c, true);
     if (submit) submit_drain(in, c->state != OSP_WS_CONN_DEAD ? c : NULL);
@@ -442,6 +500,15 @@ int64_t osp_ws_handler_connection_id(void) {
     return id;
 }
 
-static const osp_ws_layer inbox_layer = {.rank = 20, .wake = resume_all};
+/* The loop stopped (its thread is joined): drains it still owed are started, as the loop's
+ * next iteration would have. */
+static void release_lists(void) { start_listed_drains(); }
+
+static const osp_ws_layer inbox_layer = {
+    .rank = 20,
+    .wake = resume_all,
+    .iteration_end = start_listed_drains,
+    .released = release_lists,
+};
 
 __attribute__((constructor)) static void register_inbox_layer(void) { osp_ws_runtime_add_layer(&inbox_layer); }
