@@ -219,13 +219,18 @@ bool osp_ws_inbox_more_waiting(int64_t conn_id) {
     return conn_id != 0 && batch_hint.conn_id == conn_id && batch_hint.fiber == osp_fiber_self();
 }
 
+/* A drain yields its worker after this many handler calls in a row, so the drains started
+ * after it (other connections of the same batch) get their turn while a connection whose peer
+ * keeps its inbox full is being worked through (the HTTP runners do the same). */
+#define DRAIN_FAIRNESS_BATCH 64
+
 /* The drain fiber: one handler call per queued message or event, in order, then exit. */
 static int64_t drain(void *arg) {
     osp_ws_inbox *in = arg;
     osp_fiber *self = osp_fiber_self();
     pthread_mutex_lock(&inbox_lock);
     in->drainer = self;
-    for (;;) {
+    for (unsigned calls = 1;; calls++) {
         osp_ws_delivery *d = in->head;
         /* Messages wait while the output queue is full; after websocketClose none is queued. */
         if (d == NULL || (is_message(d) && (in->closed || in->output_full))) break;
@@ -259,6 +264,8 @@ static int64_t drain(void *arg) {
         batch_hint.conn_id = 0;
         free_delivery(d, in->wipe);
         if (r.tag != OSP_RESULT_SUCCESS) report_handler_error(in, r);
+        /* Returns at once when nothing else is runnable. */
+        if (calls % DRAIN_FAIRNESS_BATCH == 0) osp_fiber_yield();
         pthread_mutex_lock(&inbox_lock);
     }
     in->drainer = NULL;
