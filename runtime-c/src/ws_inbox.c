@@ -79,6 +79,10 @@ struct osp_ws_inbox {
     void *env;             /* the handler's environment: kept alive by this (uncollectable) record */
     osp_ws_events events;  /* event handlers and environments, copied when an event is queued */
     osp_ws_conn *conn;     /* loop thread: the connection, NULL once it was freed */
+    /* Loop thread, no lock: the messages of the bytes being ingested, handed over to the queue
+     * together when the ingest ends (osp_ws_inbox_hand_over) or before an event. */
+    osp_ws_delivery *held_head, *held_tail;
+    size_t held_bytes;
     osp_ws_loop *loop;     /* the connection's loop (loops are never freed) */
     struct osp_ws_inbox *prev, *next;  /* every live inbox */
     struct osp_ws_inbox *resume_next;
@@ -339,8 +343,66 @@ static void submit_drain(osp_ws_inbox *in, osp_ws_conn *c) {
     if (c) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "cannot start a handler fiber");
 }
 
-/* Loop thread: appends a delivery to c's inbox (made on first use) and starts a drain fiber if
- * none runs. Messages are refused once the inbox is closed; events never are. */
+/* With inbox_lock held, loop thread: the handlers registered now (websocketServerOnMessage may
+ * replace one between messages). */
+static void snapshot_handlers_locked(osp_ws_inbox *in, const osp_ws_conn *c) {
+    if (c->server) {
+        in->server_id = c->server->id;
+        in->handler = c->server->handler;
+        in->env = c->server->handler_env_cell ? *c->server->handler_env_cell : NULL;
+        if (c->server->events) in->events = *c->server->events;
+    } else {
+        in->handler = c->handler;
+        in->env = c->handler_env_cell ? *c->handler_env_cell : NULL;
+        if (c->events) in->events = *c->events;
+    }
+}
+
+/* With inbox_lock held, loop thread: moves the held messages to the end of the queue (or drops
+ * them when websocketClose closed the inbox meanwhile) and lists the inbox for a drain start
+ * when none runs. Returns whether reading has to pause (the queue went over the limit). */
+static bool hand_over_locked(osp_ws_inbox *in, const osp_ws_conn *c) {
+    osp_ws_delivery *first = in->held_head, *last = in->held_tail;
+    if (first == NULL) return false;
+    size_t bytes = in->held_bytes;
+    in->held_head = in->held_tail = NULL;
+    in->held_bytes = 0;
+    if (in->closed) {
+        while (first) {
+            osp_ws_delivery *next = first->next;
+            free_delivery(first, in->wipe);
+            first = next;
+        }
+        return false;
+    }
+    snapshot_handlers_locked(in, c);
+    if (in->tail) in->tail->next = first;
+    else in->head = first;
+    in->tail = last;
+    in->bytes += bytes;
+    bool pause = in->bytes > in->limit && !in->read_paused;
+    if (pause) in->read_paused = true;
+    /* Its drain, if one is needed, starts with the iteration's batch. */
+    if (!in->draining && !in->start_listed) list_start_locked(in);
+    return pause;
+}
+
+void osp_ws_inbox_hand_over(osp_ws_conn *c) {
+    osp_ws_inbox *in = c->inbox;
+    if (in == NULL || in->held_head == NULL) return;
+    /* The time of receipt: one reading for the messages of one ingest (read together). */
+    int64_t now = osp_ws_wall_ms();
+    for (osp_ws_delivery *d = in->held_head; d; d = d->next) d->received_ms = now;
+    pthread_mutex_lock(&inbox_lock);
+    bool pause = hand_over_locked(in, c);
+    pthread_mutex_unlock(&inbox_lock);
+    if (pause && c->state != OSP_WS_CONN_DEAD) osp_ws_conn_set_inbox_paused(c, true);
+}
+
+/* Loop thread: adds a delivery to c's inbox (made on first use). A message is held until the
+ * ingest that produced it ends (osp_ws_inbox_hand_over: one lock for all the messages of one
+ * read); an event goes to the queue at once, behind the held messages, and starts a drain if
+ * none runs. Messages are dropped once the inbox is closed; events never are. */
 static void enqueue(osp_ws_conn *c, delivery_kind kind, uint16_t code, const uint8_t *data, size_t len) {
     if (c->inbox == NULL && (c->inbox = inbox_new(c)) == NULL) {
         if (kind != DELIVER_CLOSE) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
@@ -355,40 +417,25 @@ static void enqueue(osp_ws_conn *c, delivery_kind kind, uint16_t code, const uin
     d->next = NULL;
     d->kind = kind;
     d->code = code;
-    d->received_ms = osp_ws_wall_ms();
+    d->received_ms = 0; /* messages: set when handed over */
     d->len = len;
     if (len) memcpy(d->bytes, data, len);
-    bool submit;
-    pthread_mutex_lock(&inbox_lock);
-    if (in->closed && (kind == DELIVER_TEXT || kind == DELIVER_BINARY)) {
-        pthread_mutex_unlock(&inbox_lock);
-        free_delivery(d, in->wipe);
+    if (kind == DELIVER_TEXT || kind == DELIVER_BINARY) {
+        if (in->held_tail) in->held_tail->next = d;
+        else in->held_head = d;
+        in->held_tail = d;
+        in->held_bytes += len;
         return;
     }
-    /* The handlers registered now: websocketServerOnMessage may replace one between messages. */
-    if (c->server) {
-        in->server_id = c->server->id;
-        in->handler = c->server->handler;
-        in->env = c->server->handler_env_cell ? *c->server->handler_env_cell : NULL;
-        if (c->server->events) in->events = *c->server->events;
-    } else {
-        in->handler = c->handler;
-        in->env = c->handler_env_cell ? *c->handler_env_cell : NULL;
-        if (c->events) in->events = *c->events;
-    }
+    int64_t now = in->held_head ? osp_ws_wall_ms() : 0;
+    for (osp_ws_delivery *h = in->held_head; h; h = h->next) h->received_ms = now;
+    pthread_mutex_lock(&inbox_lock);
+    bool pause = hand_over_locked(in, c);
+    snapshot_handlers_locked(in, c);
     if (in->tail) in->tail->next = d;
     else in->head = d;
     in->tail = d;
-    in->bytes += len;
-    bool pause = in->bytes > in->limit && !in->read_paused;
-    if (pause) in->read_paused = true;
-    if (kind == DELIVER_TEXT || kind == DELIVER_BINARY) {
-        /* A message: its drain, if one is needed, starts with the iteration's batch. */
-        submit = false;
-        if (!in->draining && !in->start_listed) list_start_locked(in);
-    } else {
-        submit = start_drain_locked(in);
-    }
+    bool submit = start_drain_locked(in);
     pthread_mutex_unlock(&inbox_lock);
     if (pause && c->state != OSP_WS_CONN_DEAD) osp_ws_conn_set_inbox_paused(c, true);
     if (submit) submit_drain(in, c->state != OSP_WS_CONN_DEAD ? c : NULL);
@@ -458,7 +505,10 @@ void osp_ws_inbox_conn_freed(osp_ws_conn *c) {
     if (in == NULL) return;
     c->inbox = NULL;
     in->conn = NULL;
+    int64_t now = in->held_head ? osp_ws_wall_ms() : 0;
+    for (osp_ws_delivery *h = in->held_head; h; h = h->next) h->received_ms = now;
     pthread_mutex_lock(&inbox_lock);
+    (void)hand_over_locked(in, c); /* normally nothing is held: each ingest hands over */
     /* Messages held back for a full output queue are still delivered (their answers fail:
      * the connection is closed), as every message received before the end is. */
     in->output_full = false;
