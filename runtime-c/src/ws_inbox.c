@@ -4,10 +4,12 @@
  * Handlers never run on the WebSocket (I/O) thread: a handler that sleeps, connects, waits for a
  * process or computes for a long time would stall every socket of the process. Instead each
  * connection with a handler has an inbox: the loop thread appends a copy of every received text
- * message to it and, when no fiber is draining that inbox, submits one to the scheduler
- * (osp_sched_submit). The drain fiber calls the handler for each queued message in order and
- * exits when the inbox is empty. So per connection messages are handled one at a time and in
- * order, while different connections are handled in parallel by the scheduler's workers.
+ * message to it (the messages of one read together: osp_ws_inbox_hand_over) and, when no fiber
+ * is draining that inbox, lists it; at the end of the loop iteration the drains of all listed
+ * inboxes are submitted to the scheduler at once (osp_sched_submit_many). Each drain fiber calls
+ * its connection's handler for each queued message in order and exits when the inbox is empty.
+ * So per connection messages are handled one at a time and in order, while different
+ * connections are handled in parallel by the scheduler's workers.
  *
  * Connection events travel the same queue: a server connection's open event is queued when its
  * id is given (before any of its messages can arrive), its close event when it is destroyed
