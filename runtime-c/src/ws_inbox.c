@@ -563,6 +563,17 @@ int64_t osp_ws_handler_connection_id(void) {
  * next iteration would have. */
 static void release_lists(void) { start_listed_drains(); }
 
+/* The drains are started twice per iteration end: before the connection layer's deferred
+ * flushes (rank 10), so that the handlers run on a worker while the loop writes the
+ * iteration's output (broadcasts to many connections take long; started after it, a
+ * broadcasting handler's post found the loop asleep and woke it: 0.72x the 1-loop broadcast
+ * deliveries per CPU-second), and again after it for what that work handed over (a TLS
+ * handshake finished by the handshake threads may bring messages with it). */
+static const osp_ws_layer inbox_start_layer = {
+    .rank = 5,
+    .iteration_end = start_listed_drains,
+};
+
 static const osp_ws_layer inbox_layer = {
     .rank = 20,
     .wake = resume_all,
@@ -570,4 +581,7 @@ static const osp_ws_layer inbox_layer = {
     .released = release_lists,
 };
 
-__attribute__((constructor)) static void register_inbox_layer(void) { osp_ws_runtime_add_layer(&inbox_layer); }
+__attribute__((constructor)) static void register_inbox_layer(void) {
+    osp_ws_runtime_add_layer(&inbox_start_layer);
+    osp_ws_runtime_add_layer(&inbox_layer);
+}
