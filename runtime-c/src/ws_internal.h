@@ -44,6 +44,8 @@ typedef struct osp_ws_conn_owner {
     void (*handshake_input)(osp_ws_conn *c, uint8_t *data, size_t len);
     /* A complete data message: the one place a received message leaves the connection. */
     void (*deliver)(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+    /* The bytes of one read were taken in (after their `deliver` calls); NULL: nothing to do. */
+    void (*ingested)(osp_ws_conn *c);
     /* The connection was destroyed (socket closed, id retired); NULL: nothing to do. */
     void (*gone)(osp_ws_conn *c);
     /* The output queue went over half its limit (full) or back to a quarter. */
