@@ -45,6 +45,8 @@ typedef struct osp_ws_conn_owner {
     void (*handshake_input)(osp_ws_conn *c, uint8_t *data, size_t len);
     /* A complete data message: the one place a received message leaves the connection. */
     void (*deliver)(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+    /* The bytes of one read were taken in (after their `deliver` calls); NULL: nothing to do. */
+    void (*ingested)(osp_ws_conn *c);
     /* The connection was destroyed (socket closed, id retired); NULL: nothing to do. */
     void (*gone)(osp_ws_conn *c);
     /* The output queue went over half its limit (full) or back to a quarter. */
@@ -360,6 +362,10 @@ void osp_ws_inbox_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, s
  * messages waiting in its inbox. Its answers then go through the loop, which sends the answers
  * of the whole batch with one send(), rather than one direct send each (ws_server.c). */
 bool osp_ws_inbox_more_waiting(int64_t conn_id);
+/* Loop thread, at the end of every ingest: the messages osp_ws_inbox_deliver held during it
+ * go to c's inbox together (one lock for all the messages of one read), and its drain is
+ * started at the end of the loop iteration with the other connections'. */
+void osp_ws_inbox_hand_over(osp_ws_conn *c);
 /* Loop thread: server connection c was registered (its id given): queues its open event and
  * owes it a close event. Before any of its messages. */
 void osp_ws_inbox_open_event(osp_ws_conn *c);

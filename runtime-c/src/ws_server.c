@@ -62,6 +62,7 @@ static void server_conn_gone(osp_ws_conn *c);
 static const osp_ws_conn_owner server_conn_owner = {
     .handshake_input = server_handshake_input,
     .deliver = server_deliver,
+    .ingested = osp_ws_inbox_hand_over,
     .gone = server_conn_gone,
     .output_pressure = osp_ws_inbox_output_pressure,
     .freed = osp_ws_inbox_conn_freed,
