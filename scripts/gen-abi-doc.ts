@@ -255,8 +255,10 @@ export function renderAbiDoc(): string {
     `| memory returned by ${RUNTIME_FUNCTIONS.filter((f) => f.returns === 'ptr').map((f) => `\`${f.symbol}\``).join(', ')} | the garbage collector | zeroed; while reachable |`,
     '| handler environments | the compiled program (garbage collected) | the runtime keeps the pointer while registered |',
     '',
-    'Threads the runtime creates are registered with the collector (`GC_THREADS`), so GC-owned values held only',
-    'by a runtime thread stay alive.',
+    'Threads the runtime creates that may touch the collected heap (scheduler workers and blocking-call helpers,',
+    'I/O loops, the signal watcher) are registered with the collector (`GC_THREADS`), so GC-owned values held',
+    'only by a runtime thread stay alive. The TLS handshake threads and the WebSocket acceptor threads never',
+    'touch it and are not registered: a collection neither stops nor waits for them.',
     '',
   );
 

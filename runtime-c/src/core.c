@@ -95,6 +95,9 @@ void osp_rt_init(int64_t abi_version) {
     osp_rt_tsan_gc_signals_before_init();
 #endif
     GC_INIT();
+#if defined(__SANITIZE_THREAD__)
+    osp_rt_tsan_gc_signals_after_init();
+#endif
     /* Start with a 16 MiB heap rather than Boehm's 256 KiB: an allocating program otherwise runs
      * many tiny collections while the heap grows (the binary-tree benchmark spent a quarter of
      * its instructions there). The pages are only touched as objects are allocated. The usual

@@ -1,10 +1,9 @@
 /*
  * The fiber scheduler (docs/guide/16-fibers-and-channels.md): M:N green threads on a pool of worker threads.
  *
- * - The main program is a fiber too (osp_rt_run_main), on a 1 GiB reserved stack, so deep
- *   non-tail recursion keeps working; spawned fibers get a 16 MiB reservation. Stacks are mmap'd
- *   with MAP_NORESERVE (memory is used only where touched) and a PROT_NONE guard page below, are
- *   allocated when a fiber first runs, and are reused from a pool when fibers finish.
+ * - The main program is a fiber too (osp_rt_run_main). Stacks (fiber_stack.c: a guard page
+ *   below each, 1 GiB for the main fiber, 16 MiB for spawned ones, pooled) are taken when a fiber
+ *   first runs and given back when it finishes.
  * - Context switches are a few instructions of x86-64 assembly (callee-saved registers pushed on
  *   the fiber's own stack): no signal mask syscall as with swapcontext.
  * - Workers: one per core (OSPREY_THREADS overrides), the process's main thread being worker 0.
@@ -13,6 +12,10 @@
  *   single lock makes select over several channels and deadlock detection simple and correct;
  *   uncontended it costs ~20 ns, and the per-worker `runnext` slot keeps a ping-pong between two
  *   fibers on one worker (no cross-thread wake-up), which is where Go spends its time too.
+ * - An idle poller (osp_sched_set_idle_poller; the HTTP server's sockets): a worker with nothing
+ *   to run takes the poller role, if no other worker holds it, and waits in the poller instead of
+ *   on the futex, counted as idle; a wake-up that finds no worker on the futex interrupts that
+ *   wait (the poller's eventfd). Fibers the poller starts run next on its own worker.
  * - Garbage collection: the collector scans the stack of the fiber each worker is running
  *   (GC_set_stackbottom on every switch) and the stacks of parked fibers from a push-other-roots
  *   callback. A switch is a critical section the collector waits for before stopping the world,
@@ -24,6 +27,8 @@
  *   3)" instead of hanging.
  */
 #include "fiber.h"
+#include "fiber_stack.h"
+#include "sanitizer.h"
 
 #include <gc/gc_mark.h>
 
@@ -45,28 +50,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/common_interface_defs.h>
-#define OSP_ASAN 1
-#else
-#define OSP_ASAN 0
-#endif
-
-/* ThreadSanitizer (build-runtime.ts --tsan): every switch is announced, so TSan keeps one shadow
- * context per fiber and orders what a fiber did before it parked before what it does after it
- * resumes, perhaps on another worker. gcc defines __SANITIZE_THREAD__, clang has the feature. */
-#if defined(__SANITIZE_THREAD__)
-#define OSP_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define OSP_TSAN 1
-#endif
-#endif
-#ifndef OSP_TSAN
-#define OSP_TSAN 0
-#endif
 #if OSP_TSAN
-#include <sanitizer/tsan_interface.h>
 /* TSan's dynamic annotations (no public header declares them). */
 void AnnotateIgnoreReadsBegin(const char *file, int line);
 void AnnotateIgnoreReadsEnd(const char *file, int line);
@@ -74,9 +58,6 @@ void AnnotateIgnoreReadsEnd(const char *file, int line);
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
-#define MAIN_STACK_BYTES ((size_t)1 << 30)   /* 1 GiB: a million non-tail levels (docs/guide/05-functions.md#recursion) */
-#define FIBER_STACK_BYTES ((size_t)16 << 20) /* 16 MiB reserved per spawned fiber */
-#define STACK_POOL_MAX 256                   /* finished fibers' stacks kept for reuse */
 #define MAX_WORKERS 256
 #define ALTSTACK_BYTES (64 * 1024)
 
@@ -96,10 +77,7 @@ struct osp_fiber {
     void *env;
     int state;
     int is_main;
-    /* Stack: [stack_lo, stack_lo + page) is the guard page, stack_hi the top (exclusive). */
-    char *stack_lo;
-    char *stack_hi;
-    size_t stack_bytes;
+    osp_fiber_stack stack; /* stack.lo NULL: none (not started, or finished) */
     void *sp;           /* saved stack pointer while switched out */
     atomic_int running; /* 1 while a worker's registers hold this fiber (GC scans it as a thread) */
     osp_fiber *next_ready;
@@ -117,7 +95,6 @@ struct osp_fiber {
      * record with this condition variable (it never runs on a worker). */
     pthread_cond_t *thread_cond;
     void *asan_fake_stack;
-    void *tsan_fiber; /* its TSan context while it has a stack (TSan builds only) */
     void (*on_park)(void *arg); /* osp_fiber_set_park_hook */
     void *on_park_arg;
 };
@@ -182,6 +159,16 @@ static struct {
     osp_fiber **timers;
     size_t ntimers, timers_cap;
     int64_t timer_seq;
+    /* The idle poller (osp_sched_set_idle_poller): `polling` says a worker holds the poller role
+     * (sched.lock; mirrored in poll_held for lock-free readers), `poller_waiting` that it is
+     * blocked in the poller's wait() and counted in `idle` (a wake-up then interrupts that wait
+     * when no worker sleeps on the futex), `poll_taken` how often the role was taken. */
+    const osp_idle_poller *poller;
+    int polling;
+    atomic_bool poll_held;
+    atomic_bool poller_waiting;
+    _Atomic uint64_t poll_taken;
+    atomic_bool poll_asked; /* osp_sched_wake_poller: the next idle worker takes the role */
     uint64_t ready_pops;      /* fibers taken from the shared queue so far (osp_sched_nudge) */
     uint64_t nudge_seen_pops; /* ready_pops at the previous osp_sched_nudge */
 } sched = {.lock = PTHREAD_MUTEX_INITIALIZER, .newest_idle = -1};
@@ -192,12 +179,6 @@ static osp_worker *workers;
 static __thread osp_worker *tls_worker;
 
 static atomic_int_fast64_t next_handle = 1;
-static size_t page_size;
-
-/* Stack pool (own lock: stacks are recycled from the worker loop, outside sched_lock). */
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *pool_stacks[STACK_POOL_MAX];
-static int pool_count;
 
 /* The collector/switch handshake (see the file comment). */
 static atomic_int switches_in_progress;
@@ -250,7 +231,14 @@ static uint32_t idle_bit(int index) { return 1u << ((unsigned)index & 31u); }
 
 static void wake_idle_worker(void) {
     atomic_fetch_add(&sched.wake_seq, 1);
-    if (atomic_load(&sched.sleepers) > 0 && !atomic_exchange(&sched.waking, true)) {
+    if (atomic_load(&sched.sleepers) == 0) {
+        /* No worker sleeps on the futex: the one idle worker, if any, waits in the poller. It
+         * announced that under sched.lock before it let go of the lock, and whoever made work
+         * runnable did so under the lock, so this sees it (or the poller sees the work). */
+        if (atomic_load(&sched.poller_waiting)) sched.poller->interrupt();
+        return;
+    }
+    if (!atomic_exchange(&sched.waking, true)) {
         /* The most recently idle worker first (each waits with its own bit); if it is not in the
          * wait (just leaving it, or not yet in it: then it sees the new wake_seq and returns at
          * once), any sleeper. */
@@ -376,8 +364,8 @@ static void push_fiber_stacks(void) {
     AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
 #endif
     for (osp_fiber *f = sched.live; f != NULL; f = f->live_next) {
-        if (f->stack_lo != NULL && f->sp != NULL && !atomic_load(&f->running)) {
-            GC_push_all_eager(f->sp, f->stack_hi);
+        if (f->stack.lo != NULL && f->sp != NULL && !atomic_load(&f->running)) {
+            GC_push_all_eager(f->sp, f->stack.hi);
         }
     }
 #if OSP_TSAN
@@ -393,73 +381,32 @@ static void push_fiber_stacks(void) {
  * what a signal-interrupted observer needs (the stop itself is a full memory barrier). */
 static inline void stop_world_fence(void) { atomic_signal_fence(memory_order_seq_cst); }
 
-static char *map_stack(size_t bytes) {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-    if (mprotect(p, page_size, PROT_NONE) != 0) {
-        if (munmap(p, bytes) != 0) { /* nothing more to do */
-        }
-        return NULL;
-    }
-    return p;
-}
-
+/* Gives f's stack back (fiber_stack.c), in the worker loop after the switch away from f (so
+ * never the current stack or TSan context). */
 static void give_stack(osp_fiber *f) {
-    if (f->is_main) {
-        if (munmap(f->stack_lo, f->stack_bytes) != 0) { /* the process is ending anyway */
-        }
-    } else {
-        char *lo = f->stack_lo;
-        pthread_mutex_lock(&pool_lock);
-        int pooled = pool_count < STACK_POOL_MAX;
-        if (pooled) pool_stacks[pool_count++] = lo;
-        pthread_mutex_unlock(&pool_lock);
-        if (!pooled && munmap(lo, FIBER_STACK_BYTES) != 0) {
-            /* Leaves the mapping in place; nothing else refers to it. */
-        }
-    }
     atomic_store(&f->running, 0);
     f->sp = NULL; /* first: a collection that stops this thread below skips the fiber */
     stop_world_fence();
-    f->stack_lo = f->stack_hi = NULL;
-#if OSP_TSAN
-    /* Called in the worker loop after the switch away from `f`: never the current context. */
-    if (f->tsan_fiber) __tsan_destroy_fiber(f->tsan_fiber);
-    f->tsan_fiber = NULL;
-#endif
+    osp_fiber_stack_give(&f->stack);
 }
 
 static void fiber_start(void);
 
 /* Gives `f` a stack whose first switch enters fiber_start with the stack aligned as after a call. */
 static void prepare_stack(osp_fiber *f) {
-    size_t bytes = f->is_main ? MAIN_STACK_BYTES : FIBER_STACK_BYTES;
-    char *lo = NULL;
-    if (!f->is_main) {
-        pthread_mutex_lock(&pool_lock);
-        if (pool_count > 0) lo = pool_stacks[--pool_count];
-        pthread_mutex_unlock(&pool_lock);
-    }
-    if (lo == NULL) lo = map_stack(bytes);
-    if (lo == NULL) {
+    if (!osp_fiber_stack_take(&f->stack, f->is_main)) {
         char detail[160];
         snprintf(detail, sizeof detail, "%s (%" PRId64 " fibers alive; the system limits memory mappings per process, see vm.max_map_count)",
                  strerror(errno), sched.live_count);
         sched_fatal("cannot allocate a stack for a new fiber: %s", detail);
     }
-    f->stack_lo = lo;
-    f->stack_bytes = bytes;
-    f->stack_hi = lo + bytes;
-    uintptr_t top = (uintptr_t)f->stack_hi & ~(uintptr_t)15;
+    uintptr_t top = (uintptr_t)f->stack.hi & ~(uintptr_t)15;
     void **sp = (void **)top;
     *--sp = NULL;                 /* fake return address of fiber_start (alignment as after a call) */
     *--sp = (void *)fiber_start;  /* osp_ctx_switch's `ret` lands here */
     for (int i = 0; i < 6; i++) *--sp = NULL; /* rbp rbx r12 r13 r14 r15 */
     stop_world_fence(); /* the range is complete before sp makes the collector push it */
     f->sp = sp;
-#if OSP_TSAN
-    f->tsan_fiber = __tsan_create_fiber(0);
-#endif
 }
 
 /* ---- run queue and timers (sched.lock held) --------------------------------------------- */
@@ -603,22 +550,55 @@ static void after_switch_to_loop(osp_worker *w) {
 }
 
 static void run_fiber(osp_worker *w, osp_fiber *f) {
-    if (f->stack_lo == NULL) prepare_stack(f);
+    if (f->stack.lo == NULL) prepare_stack(f);
     f->state = FIBER_RUNNING;
     w->current = f;
     switch_begin();
-    struct GC_stack_base sb = {.mem_base = f->stack_hi};
+    struct GC_stack_base sb = {.mem_base = f->stack.hi};
     GC_set_stackbottom(w->gc_handle, &sb);
     atomic_store(&f->running, 1);
 #if OSP_ASAN
-    __sanitizer_start_switch_fiber(&w->asan_fake_stack, f->stack_lo + page_size, f->stack_bytes - page_size);
+    const void *usable;
+    size_t usable_bytes;
+    osp_fiber_stack_usable(&f->stack, &usable, &usable_bytes);
+    __sanitizer_start_switch_fiber(&w->asan_fake_stack, usable, usable_bytes);
 #endif
 #if OSP_TSAN
-    __tsan_switch_to_fiber(f->tsan_fiber, 0);
+    __tsan_switch_to_fiber(f->stack.tsan_fiber, 0);
 #endif
     osp_ctx_switch(&w->sched_sp, f->sp);
     w = current_worker();
     after_switch_to_loop(w);
+}
+
+/* An idle worker takes the poller role (sched.lock held, and held again on return): it
+ * waits in the poller's wait() instead of on the futex, counted as idle meanwhile so wake-ups
+ * reach it (wake_idle_worker interrupts the wait), then processes what it found as a busy
+ * worker. Fibers that processing starts go to this worker's runnext (osp_sched_submit_here): a
+ * request is read, handled and answered on this thread with no wake-up of another. */
+static void poll_instead_of_sleeping(int64_t deadline) {
+    sched.polling = 1;
+    atomic_store(&sched.poll_held, true);
+    atomic_fetch_add(&sched.poll_taken, 1);
+    sched.idle++;
+    /* Other workers busy: look again within 2 ms, as an idle worker on the futex does (one of
+     * them may hold a runnext fiber while it computes). */
+    int64_t until = sched.idle < sched.nworkers ? now_ns() + 2000000 : deadline;
+    if (deadline >= 0 && deadline < until) until = deadline;
+    atomic_store(&sched.poller_waiting, true);
+    const osp_idle_poller *p = sched.poller;
+    pthread_mutex_unlock(&sched.lock);
+    int found = p->wait(until);
+    pthread_mutex_lock(&sched.lock);
+    atomic_store(&sched.poller_waiting, false);
+    sched.idle--;
+    if (found > 0) {
+        pthread_mutex_unlock(&sched.lock);
+        p->process();
+        pthread_mutex_lock(&sched.lock);
+    }
+    sched.polling = 0;
+    atomic_store(&sched.poll_held, false);
 }
 
 /* Takes the next fiber to run, waiting while there is none; NULL tells worker 0 to return
@@ -660,6 +640,16 @@ static osp_fiber *next_fiber(osp_worker *w) {
         if (sched.idle == sched.nworkers - 1 && deadline < 0 && sched.external_holds == 0 && sched.blocked_threads == 0 &&
             sched.main != NULL && !sched.main->done && sched.main->state == FIBER_PARKED) {
             report_deadlock();
+        }
+        /* The role goes to the last worker to become idle (the others all idle: a busy server's
+         * one hot worker polls between its batches), or to one the watchdog woke for it. An
+         * idle worker that woke on its own (a 2 ms look for stuck runnext fibers) while another
+         * works leaves the role vacant: taking it made the two workers alternate the batches,
+         * each sleeping and waking in turn. */
+        if (sched.poller != NULL && !sched.polling && (sched.idle + 1 >= sched.nworkers || atomic_exchange(&sched.poll_asked, false)) &&
+            sched.poller->wanted()) {
+            poll_instead_of_sleeping(deadline);
+            continue;
         }
         sched.idle++;
         int others_busy = sched.idle < sched.nworkers;
@@ -850,6 +840,47 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n) 
      * sched.lock over a batch that one of them finishes in microseconds.) */
     if (sched.idle > 0) wake_idle_worker();
     pthread_mutex_unlock(&sched.lock);
+}
+
+void osp_sched_set_idle_poller(const osp_idle_poller *p) {
+    pthread_mutex_lock(&sched.lock);
+    if (sched.poller == NULL) sched.poller = p;
+    pthread_mutex_unlock(&sched.lock);
+}
+
+bool osp_sched_poller_held(uint64_t *taken) {
+    *taken = atomic_load(&sched.poll_taken);
+    return atomic_load(&sched.poll_held);
+}
+
+void osp_sched_wake_poller(void) {
+    atomic_store(&sched.poll_asked, true);
+    pthread_mutex_lock(&sched.lock);
+    bool wake = sched.idle > 0;
+    pthread_mutex_unlock(&sched.lock);
+    if (wake) wake_idle_worker();
+}
+
+void osp_sched_submit_here(osp_fiber_body_fn body, void *env) {
+    osp_worker *w = current_worker();
+    if (w == NULL || w->current != NULL) {
+        (void)osp_sched_submit(body, env);
+        return;
+    }
+    osp_fiber *f = new_fiber(body, env);
+    f->id = osp_next_handle();
+    pthread_mutex_lock(&sched.lock);
+    live_link(f);
+    f->state = FIBER_READY;
+    bool wake = false;
+    if (w->runnext == NULL) {
+        w->runnext = f; /* this worker runs it next: no other worker is woken */
+    } else {
+        enqueue_ready(f);
+        wake = sched.idle > 0;
+    }
+    pthread_mutex_unlock(&sched.lock);
+    if (wake) wake_idle_worker();
 }
 
 void osp_fiber_set_park_hook(void (*hook)(void *arg), void *arg) {
@@ -1159,8 +1190,7 @@ static void on_segv(int sig, siginfo_t *info, void *uc_arg) {
     osp_worker *w = tls_worker;
     osp_fiber *f = w ? w->current : NULL;
     uintptr_t addr = (uintptr_t)info->si_addr;
-    /* The guard page, or just below it (a large frame can step over one page). */
-    if (f && f->stack_lo && addr < (uintptr_t)f->stack_lo + page_size && addr + (64u << 10) >= (uintptr_t)f->stack_lo) {
+    if (f && osp_fiber_stack_overflowed(&f->stack, addr)) {
         ucontext_t *uc = uc_arg;
         char name[256];
         function_name_at((uintptr_t)uc->uc_mcontext.gregs[REG_RIP], name, sizeof name);
@@ -1219,7 +1249,7 @@ static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 static int start_with_main_thread;
 
 static void start_scheduler(void) {
-    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    osp_fiber_stack_setup();
     /* Deadlines (timers, the idle poll) are CLOCK_MONOTONIC times (idle_wait): a wall-clock
      * change must not stretch or cut a sleep. */
     dl_iterate_phdr(find_exe_bias, NULL);

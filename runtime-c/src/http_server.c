@@ -2,28 +2,54 @@
  * HTTP/1.1 server (docs/guide/17-http.md): httpCreateServer, httpListen, httpStopServer and
  * httpServerSetLimit.
  *
- * Sockets live on the runtime's one epoll thread (loop.c), like the WebSocket servers; request
- * handlers never run there. Complete requests go to a queue that runner fibers drain: a runner
- * calls the Osprey handler, serialises its HttpResponse and hands the bytes back to the loop
- * thread through a lock-free stack. The requests parsed in one loop iteration are queued
- * together (one fiber start and at most one scheduler wake-up per batch); a handler that parks
- * hands the rest of the queue to a new runner at once, and a timer starts another runner while
- * requests wait behind one that computes, so a slow handler delays only its own request.
+ * Threads. The listening sockets are on the first I/O loop (loop.c), which only accepts. The
+ * connections are in the HTTP poll set (http_poll.c), which no thread owns: a fiber worker that
+ * runs out of fibers takes the scheduler's poller role (osp_idle_poller, fiber.c; at most one
+ * worker holds it) and waits there instead of on the scheduler's futex, then reads and parses
+ * what it finds and queues the complete requests; the runner fiber that takes them runs next on
+ * that same worker (osp_sched_submit_here), calls the Osprey handler, serialises its
+ * HttpResponse and sends it itself. A saturated server thus reads, handles and answers on one
+ * worker with no thread hand-off (Go's scheduler polls the network the same way). Handlers
+ * never run on an I/O loop thread. A handler that parks hands the rest of the queue to a new
+ * runner at once (park hook); one that computes for long is covered by the watchdog, a 2 ms
+ * timer on the I/O loop that runs while the server is active: it starts another runner for
+ * requests queued behind a computing one, and when the poller role has stayed vacant since its
+ * previous look (its last holder is busy in a handler) it wakes an idle worker, which takes the
+ * role and goes on reading the other connections. So a slow handler delays only its own
+ * request. The watchdog stops after a look with no activity (an idle server has no periodic
+ * wake-up) and the poller asks for it again when it leaves its wait.
+ *
+ * Ownership. Every connection's state (buffers, phase, deadline, socket) and the servers'
+ * connection lists belong to the holder of the connection role (conn_role, a mutex held only
+ * for short stretches of I/O and parsing, never across a handler or a wait): the poller while it
+ * processes a batch, a handler's worker while it sends its response, the I/O loop while it
+ * accepts, stops a server or runs the hand-over. A handler that finds the role taken pushes its
+ * response on a lock-free stack and tries the role once more; every holder takes that stack
+ * over before it lets go and looks at it again after (role_release), so no response waits for a
+ * later event. A connection whose handler runs (PH_BUSY) or whose socket is on its way to a
+ * WebSocket server (PH_HANDOVER) is touched by nobody but that job; closed meanwhile it is only
+ * marked dead and freed by whoever finishes the job. Closed connections are freed by the poller
+ * after the batch it collected (a collected event may still name one; it is skipped because its
+ * watch's events are 0), never while another thread may hold such an event.
+ *
  * One request per connection is in flight at a time and the next pipelined request is parsed
  * only after the previous response was written, which answers pipelined requests in order and
  * bounds memory (input is left in the socket while a handler runs, so TCP pushes back on the
  * client). Connections are registered once, edge-triggered (CONN_EVENTS): no epoll_ctl per
  * request. docs/BENCHMARKS-HTTP.md explains these choices with measurements.
  *
- * Connection phases and their timers (osp_http_limits): IDLE (keep-alive, waiting for the first
- * byte of a request: idleTimeoutMs, then closed silently), HEAD (headerTimeoutMs from the first
- * byte: 408), BODY (bodyTimeoutMs from the end of the head: 408), BUSY (handler running: no
- * timer), WRITING (the response did not fit the socket buffer: bodyTimeoutMs to drain it, then
- * the connection is dropped), LINGER (after a final error response: the write side is shut and
- * input is discarded for a moment so the client reads the response instead of a reset).
+ * Connection phases and their deadlines (osp_http_limits; a min-heap in http_poll.c, run by the
+ * poller and, while the poller role is vacant, by the watchdog): IDLE (keep-alive, waiting for
+ * the first byte of a request: idleTimeoutMs, then closed silently), HEAD (headerTimeoutMs from
+ * the first byte: 408), BODY (bodyTimeoutMs from the end of the head: 408), BUSY (handler
+ * running: no timer), WRITING (the response did not fit the socket buffer: bodyTimeoutMs to
+ * drain it, then the connection is dropped), LINGER (after a final error response: the write
+ * side is shut and input is discarded for a moment so the client reads the response instead of
+ * a reset), HANDOVER (an upgrade request's socket goes to the WebSocket server on the I/O loop).
  */
 #include "runtime.h"
 #include "http_msg.h"
+#include "http_poll.h"
 #include "http_server.h"
 #include "loop.h"
 #include "net.h"
@@ -48,7 +74,9 @@
  * (TCP pushes back on the client) and read when the response is out. */
 #define CONN_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
-typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITING, PH_LINGER } conn_phase;
+/* PH_HANDOVER: an upgrade request's socket is on its way to the WebSocket server (its
+ * adoption runs on the I/O loop, handover_on_loop); nobody else touches the connection. */
+typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITING, PH_LINGER, PH_HANDOVER } conn_phase;
 
 struct http_conn;
 
@@ -75,8 +103,8 @@ typedef struct http_server {
 } http_server;
 
 typedef struct http_conn {
-    osp_ws_watch watch; /* first: the loop hands us the watch pointer */
-    osp_ws_timer timer;
+    osp_ws_watch watch; /* first: the poll set's events carry the connection's address */
+    osp_http_deadline timer;
     /* The current phase's deadline (osp_ws_now_ms; 0: none, while a handler runs). The heap
      * timer is moved only when a deadline comes earlier than it, and one that fires early is
      * armed again for the rest: a keep-alive request goes IDLE, HEAD, BUSY, IDLE, and moving the
@@ -117,6 +145,11 @@ typedef struct http_job_s {
     size_t response_len;
     struct http_job_s *next_done; /* on the completed-jobs queue */
 } http_job;
+
+/* Responses of handlers that found the connection role taken, for its holder (role_release). A
+ * lock-free stack: handlers push, the holder takes all at once (no ABA hazard); the static head
+ * is a root for the collector, which keeps the jobs alive. */
+static _Atomic(http_job *) done_stack;
 
 static pthread_mutex_t servers_mutex = PTHREAD_MUTEX_INITIALIZER;
 static http_server *servers[MAX_SERVERS];
@@ -161,10 +194,10 @@ OspResult osp_http_create_server(int64_t port, const char *address) {
     return osp_result_success(s->id);
 }
 
-/* ---- connections (loop thread) ------------------------------------------------------------ */
+/* ---- connections (connection role holder) ----------------------------------------------------- */
 
-static void conn_event(osp_ws_watch *w, uint32_t events);
-static void conn_timer(osp_ws_timer *t);
+static void conn_event(http_conn *c, uint32_t events);
+static void conn_timer(osp_http_deadline *t);
 static void conn_process(http_conn *c);
 static void conn_read(http_conn *c);
 
@@ -186,11 +219,16 @@ static void conn_free(http_conn *c) {
     free(c);
 }
 
-/* Closed connections wait here until the end of the loop iteration: a later event of the same
- * epoll batch may still name their watch (loop.c skips it because its events are 0). */
+/* The connection role: whoever holds it may touch every connection of every server (their
+ * buffers, phases, deadlines and sockets) and the servers' connection lists. Held only for
+ * short stretches of I/O and parsing, never across a handler or a blocking wait (role_take,
+ * role_release). Lock order: conn_role, then runq_lock or the scheduler's lock. */
+static pthread_mutex_t conn_role = PTHREAD_MUTEX_INITIALIZER;
+
+/* Closed connections wait here until the poller role's holder has processed the events it
+ * collected (one of them may still name the connection: it is skipped because its watch's
+ * events are 0), and are freed by it (poller_process). Role holder only. */
 static http_conn *graveyard;
-static void (*chained_reap_hook)(void);
-static bool reap_hook_installed;
 
 static void bury(http_conn *c) {
     c->next = graveyard;
@@ -198,11 +236,12 @@ static void bury(http_conn *c) {
 }
 
 static void submit_pending(void);
+static void drain_done(void);
 
-/* The clock read once per loop iteration (0: not yet in this one; http_reap forgets it at the
- * end of every iteration). A keep-alive request moves its connection's deadline twice, and
- * reading the clock for each was about 1 % of the server's CPU; the deadlines are seconds apart
- * and an iteration lasts at most a few milliseconds. Loop thread only. */
+/* The clock read once per hold of the connection role (0: not yet in this one). A keep-alive
+ * request moves its connection's deadline twice, and reading the clock for each was about 1 %
+ * of the server's CPU; the deadlines are seconds apart and a hold lasts at most a few
+ * milliseconds. Role holder only. */
 static uint64_t iteration_now_ms;
 
 static uint64_t loop_now_ms(void) {
@@ -210,29 +249,31 @@ static uint64_t loop_now_ms(void) {
     return iteration_now_ms;
 }
 
-static void http_reap(void) {
-    /* HTTP servers live on the main loop; the other loops only chain. */
-    if (osp_ws_loop_current() != osp_ws_loop_main()) {
-        if (chained_reap_hook) chained_reap_hook();
-        return;
-    }
-    submit_pending();
-    iteration_now_ms = 0;
-    if (chained_reap_hook) chained_reap_hook();
-    while (graveyard) {
-        http_conn *c = graveyard;
-        graveyard = c->next;
-        conn_free(c);
+static void role_take(void) { pthread_mutex_lock(&conn_role); }
+
+/* Releases the role after handing the requests parsed meanwhile to the runners. A response
+ * pushed on done_stack by a handler that found the role taken is then taken over here (the
+ * pusher tries the role once more after its push, so between the two one of them sends it). */
+static void role_release(void) {
+    for (;;) {
+        submit_pending();
+        iteration_now_ms = 0;
+        pthread_mutex_unlock(&conn_role);
+        if (atomic_load(&done_stack) == NULL || pthread_mutex_trylock(&conn_role) != 0) return;
+        drain_done();
     }
 }
 
 static void conn_close(http_conn *c) {
     if (c->closed) return;
-    osp_ws_timer_cancel(&c->timer);
-    if (!c->handed_over) {
-        (void)osp_ws_watch_set(&c->watch, 0);
+    osp_http_deadline_cancel(&c->timer);
+    /* A hand-over in progress owns the socket: handover_on_loop closes it when it finds the
+     * connection closed. */
+    if (!c->handed_over && c->phase != PH_HANDOVER) {
+        if (c->watch.events != 0) (void)osp_http_poll_ctl(c->watch.fd, c->watch.events, 0, c);
         close(c->watch.fd);
     }
+    c->watch.events = 0;
     c->watch.fd = -1;
     http_server *s = c->server;
     if (c->prev) c->prev->next = c->next;
@@ -242,18 +283,18 @@ static void conn_close(http_conn *c) {
     c->closed = true;
 }
 
-/* Called last by every entry point from the loop (event, timer, response, stop): a closed
- * connection is freed here, never deeper in the call chain that may still use it, and not
- * while a handler's fiber still points at it (job_done frees it then). */
+/* Called last by every entry point (event, deadline, response, stop): a closed connection is
+ * buried here, never deeper in the call chain that may still use it, and not while a handler's
+ * fiber or a hand-over still points at it (job_done or handover_on_loop buries it then). */
 static void settle(http_conn *c) {
     if (!c->closed || c->dead) return;
-    if (c->phase == PH_BUSY) c->dead = true;
+    if (c->phase == PH_BUSY || c->phase == PH_HANDOVER) c->dead = true;
     else bury(c);
 }
 
 static void set_deadline(http_conn *c, uint64_t delay_ms) {
     c->deadline_ms = loop_now_ms() + delay_ms;
-    if (!osp_ws_timer_armed(&c->timer) || c->timer.deadline_ms > c->deadline_ms) osp_ws_timer_arm(&c->timer, delay_ms);
+    if (!osp_http_deadline_armed(&c->timer) || c->timer.at_ms > c->deadline_ms) osp_http_deadline_arm(&c->timer, c->deadline_ms);
 }
 
 static void set_phase(http_conn *c, conn_phase phase) {
@@ -267,7 +308,8 @@ static void set_phase(http_conn *c, conn_phase phase) {
     case PH_BODY: set_deadline(c, l->body_timeout_ms); break;
     case PH_WRITING: set_deadline(c, l->body_timeout_ms); break;
     case PH_LINGER: set_deadline(c, LINGER_MS); break;
-    case PH_BUSY: c->deadline_ms = 0; break; /* a timer that fires meanwhile does nothing */
+    case PH_BUSY:
+    case PH_HANDOVER: c->deadline_ms = 0; break; /* a timer that fires meanwhile does nothing */
     }
 }
 
@@ -360,20 +402,21 @@ static const char *method_string(const char *m, size_t n) {
 /* Runs one request's handler and hands the response to the loop (on a runner fiber). */
 static void job_run(http_job *j);
 
-/* Requests dispatched during one loop iteration, queued together when it ends (http_reap). Loop
- * thread only; a static list head is a root for the collector. */
+/* Requests dispatched during one hold of the connection role, queued together when it ends
+ * (role_release). Role holder only; a static list head is a root for the collector. */
 static http_job *submit_head, *submit_tail;
 
-/* Handler runners. Handlers run on fibers, never on the loop thread, but not on a fiber each: a
- * runner fiber takes requests from the run queue one after another until it is empty, so a batch
- * costs no fiber start and no worker wake-up while a runner is still working, and one of each
- * otherwise, instead of a fiber created, scheduled, switched to and retired per request. A
+/* Handler runners. Handlers run on fibers, never on an I/O loop thread, but not on a fiber each:
+ * a runner fiber takes requests from the run queue one after another until it is empty, so a
+ * batch costs no fiber start while a runner is still working, and one otherwise, instead of a
+ * fiber created, scheduled, switched to and retired per request. A runner started by the poller
+ * runs next on the poller's own worker (osp_sched_submit_here): no wake-up of another worker. A
  * handler that waits (a channel, await, sleep, a blocking call) parks its runner: the park hook
  * starts another runner for the rest of the queue at once. A handler that computes for long keeps
- * its runner: the loop checks every few milliseconds while requests are queued and starts another
- * runner when none was taken since the previous check (so a slow handler delays only its own
- * request). The queue's static head is a root for the collector; the lock is never held while
- * anything else is taken. */
+ * its runner: the watchdog checks every few milliseconds while requests are queued and starts
+ * another runner when none was taken since the previous check (so a slow handler delays only its
+ * own request). The queue's static head is a root for the collector; the lock is never held
+ * while anything else is taken. */
 static pthread_mutex_t runq_lock = PTHREAD_MUTEX_INITIALIZER;
 static http_job *runq_head, *runq_tail;
 static int runners_unstarted; /* spawned, not yet running: a new one would wait behind them */
@@ -387,7 +430,6 @@ static uint64_t runq_seen_taken;
  * handlers, spawned fibers) get their turn under a steady stream of requests. */
 #define RUNNER_FAIRNESS_BATCH 64
 #define STALL_CHECK_MS 2
-static osp_ws_timer stall_timer;
 
 /* What the park hook knows of a runner: whether it is counted in runners_running (runq_lock). The
  * hook runs after the runner's fiber is switched out, when that fiber may already have resumed
@@ -407,7 +449,7 @@ static runner_record *made_runner_records; /* runq_lock */
 static int64_t runner_run(void *unused);
 
 static void start_runner(void) {
-    (void)osp_sched_submit(runner_run, NULL);
+    osp_sched_submit_here(runner_run, NULL);
 }
 
 /* A runner's handler parked (the worker calls this, no lock held): it no longer takes requests
@@ -483,19 +525,6 @@ static int64_t runner_run(void *unused) {
     }
 }
 
-static void stall_check(osp_ws_timer *t) {
-    pthread_mutex_lock(&runq_lock);
-    bool queued = runq_head != NULL;
-    bool start = queued && runq_taken == runq_seen_taken && runners_unstarted == 0;
-    runq_seen_taken = runq_taken;
-    if (start) runners_unstarted++;
-    pthread_mutex_unlock(&runq_lock);
-    if (start) start_runner();
-    /* A runner waiting in the scheduler's queue behind a long fiber gets a worker too. */
-    bool fibers_queued = osp_sched_nudge();
-    if (queued || fibers_queued) osp_ws_timer_arm(t, STALL_CHECK_MS);
-}
-
 static void submit_later(http_job *j) {
     j->next_done = NULL;
     if (submit_tail) submit_tail->next_done = j;
@@ -516,11 +545,63 @@ static void submit_pending(void) {
     pthread_mutex_unlock(&runq_lock);
     submit_head = submit_tail = NULL;
     if (start) start_runner();
-    if (!osp_ws_timer_armed(&stall_timer)) osp_ws_timer_arm(&stall_timer, STALL_CHECK_MS);
+}
+
+static void dispatch_job(http_conn *c);
+
+typedef struct {
+    http_conn *conn;
+    int64_t ws_server_id;
+    uint8_t *bytes; /* the request and what was read after it (may hold cookies: wiped) */
+    size_t len;
+} handover;
+
+/* On the I/O loop (the WebSocket server adopts sockets there): the connection stays in
+ * PH_HANDOVER, untouched by anyone else, until this takes the connection role again. */
+static void handover_on_loop(void *arg) {
+    handover *h = arg;
+    http_conn *c = h->conn;
+    role_take();
+    bool dead = c->dead; /* closed meanwhile (a stop): the socket is ours to close */
+    role_release();
+    bool taken = !dead && osp_ws_server_adopt(h->ws_server_id, c->watch.fd, h->bytes, h->len);
+    osp_ws_free_wiped(h->bytes, h->len ? h->len : 1);
+    free(h);
+    role_take();
+    if (c->dead) {
+        /* Closed while it was adopted or before (a stop): adopted, the WebSocket server owns
+         * the socket now; else it is closed here. */
+        if (!taken) close(c->watch.fd);
+        c->watch.fd = -1;
+        bury(c);
+    } else if (taken) {
+        /* The socket belongs to the WebSocket server now: forget it without closing it. */
+        c->watch.fd = -1;
+        c->in_off = c->in.len;
+        c->handed_over = true;
+        c->phase = PH_IDLE;
+        conn_close(c);
+        settle(c);
+    } else {
+        /* Not taken (that server stopped): an ordinary request. Registered afresh: an
+         * edge-triggered watch reports input already waiting. */
+        c->phase = PH_IDLE;
+        c->readable = false;
+        if (osp_http_poll_ctl(c->watch.fd, 0, CONN_EVENTS, c) != 0) {
+            conn_close(c);
+            settle(c);
+        } else {
+            c->watch.events = CONN_EVENTS;
+            dispatch_job(c);
+            settle(c);
+        }
+    }
+    role_release();
 }
 
 /* An upgrade request for the server's WebSocket path goes to the attached WebSocket server
- * (httpServerWebSocket) with everything read after it; true when it was handed over. */
+ * (httpServerWebSocket) with everything read after it, on the I/O loop; true when it went
+ * there (or the connection was closed). */
 static bool hand_over_websocket(http_conn *c) {
     http_server *s = c->server;
     osp_http_parser *h = &c->req.head;
@@ -532,35 +613,46 @@ static bool hand_over_websocket(http_conn *c) {
     if (path_len != strlen(s->ws_path) || memcmp(target, s->ws_path, path_len) != 0) return false;
     size_t rest = c->in.len - c->in_off;
     size_t total = h->buf.len + rest;
+    handover *ho = malloc(sizeof *ho);
     uint8_t *bytes = malloc(total ? total : 1);
-    if (bytes == NULL) return false;
-    memcpy(bytes, h->buf.data, h->buf.len);
-    if (rest) memcpy(bytes + h->buf.len, c->in.data + c->in_off, rest);
-    int fd = c->watch.fd;
-    osp_ws_timer_cancel(&c->timer);
-    c->deadline_ms = 0;
-    (void)osp_ws_watch_set(&c->watch, 0);
-    bool taken = osp_ws_server_adopt(s->ws_server_id, fd, bytes, total);
-    osp_ws_free_wiped(bytes, total ? total : 1); /* the request may carry cookies or tokens */
-    if (!taken) {
-        /* Registered afresh: an edge-triggered watch reports input already waiting. */
-        c->readable = false;
-        if (osp_ws_watch_set(&c->watch, CONN_EVENTS) != 0) conn_close(c);
+    if (ho == NULL || bytes == NULL) {
+        free(ho);
+        free(bytes);
         return false;
     }
-    /* The socket belongs to the WebSocket server now: forget it without closing it. */
-    c->watch.fd = -1;
-    c->in_off = c->in.len;
-    c->handed_over = true;
-    conn_close(c);
+    memcpy(bytes, h->buf.data, h->buf.len);
+    if (rest) memcpy(bytes + h->buf.len, c->in.data + c->in_off, rest);
+    *ho = (handover){c, s->ws_server_id, bytes, total};
+    /* Out of the poll set first: no poller reads the socket the WebSocket server will own. */
+    if (osp_http_poll_ctl(c->watch.fd, c->watch.events, 0, c) != 0) {
+        osp_ws_free_wiped(bytes, total ? total : 1);
+        free(ho);
+        conn_close(c);
+        return true;
+    }
+    c->watch.events = 0;
+    set_phase(c, PH_HANDOVER);
+    osp_http_deadline_cancel(&c->timer);
+    if (!osp_ws_loop_post(osp_ws_loop_main(), handover_on_loop, ho)) {
+        /* The I/O loop is stopping (the program exits): the connection ends here. */
+        osp_ws_free_wiped(bytes, total ? total : 1);
+        free(ho);
+        c->phase = PH_IDLE;
+        conn_close(c);
+    }
     return true;
 }
 
 static void dispatch(http_conn *c) {
-    http_server *s = c->server;
-    osp_http_parser *h = &c->req.head;
     if (hand_over_websocket(c)) return;
     if (c->closed) return;
+    dispatch_job(c);
+}
+
+/* The request just parsed goes to the run queue (submitted when the role is released). */
+static void dispatch_job(http_conn *c) {
+    http_server *s = c->server;
+    osp_http_parser *h = &c->req.head;
     http_job *j = GC_MALLOC(sizeof *j);
     if (j == NULL) {
         send_error(c, 503, "out of memory");
@@ -662,8 +754,8 @@ static void conn_read(http_conn *c) {
         if (c->closed || !reading_phase(c)) return;
         if (!c->readable) break;
     }
-    if (rounds == 16 && c->readable && osp_ws_watch_rearm(&c->watch) != 0) {
-        /* Fair to the other connections: the loop comes back for the rest (a fresh edge). */
+    if (rounds == 16 && c->readable && osp_http_poll_ctl(c->watch.fd, c->watch.events, c->watch.events, c) != 0) {
+        /* Fair to the other connections: the poller comes back for the rest (a fresh edge). */
         conn_close(c);
         return;
     }
@@ -676,8 +768,7 @@ static void conn_read(http_conn *c) {
 
 static void conn_event_inner(http_conn *c, uint32_t events);
 
-static void conn_event(osp_ws_watch *w, uint32_t events) {
-    http_conn *c = (http_conn *)w;
+static void conn_event(http_conn *c, uint32_t events) {
     conn_event_inner(c, events);
     settle(c);
 }
@@ -706,12 +797,11 @@ static void conn_event_inner(http_conn *c, uint32_t events) {
     }
 }
 
-static void conn_timer(osp_ws_timer *t) {
+static void conn_timer(osp_http_deadline *t) {
     http_conn *c = (http_conn *)((char *)t - offsetof(http_conn, timer));
     if (c->deadline_ms == 0) return; /* a handler runs: the next phase sets a deadline */
-    uint64_t now = osp_ws_now_ms();
-    if (now < c->deadline_ms) {
-        osp_ws_timer_arm(t, c->deadline_ms - now); /* an earlier phase's deadline: not ours */
+    if (loop_now_ms() < c->deadline_ms) {
+        osp_http_deadline_arm(t, c->deadline_ms); /* an earlier phase's deadline: not ours */
         return;
     }
     switch (c->phase) {
@@ -728,12 +818,15 @@ static void conn_timer(osp_ws_timer *t) {
     settle(c);
 }
 
+/* On the I/O loop, which watches the listening sockets (accepting is rare; the connections go to
+ * the poll set that idle workers wait on). */
 static void server_accept(osp_ws_watch *w, uint32_t events) {
     (void)events;
     http_server *s = (http_server *)((char *)w - offsetof(http_server, listen_watch));
+    role_take();
     for (int i = 0; i < 64; i++) {
         int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;
+        if (fd < 0) break;
         if (s->conn_count >= s->limits.max_connections) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
             (void)osp_ws_net_send(fd, busy, sizeof busy - 1);
@@ -746,9 +839,8 @@ static void server_accept(osp_ws_watch *w, uint32_t events) {
             continue;
         }
         c->watch.fd = fd;
-        c->watch.on_event = conn_event;
         c->server = s;
-        osp_ws_timer_init(&c->timer, conn_timer);
+        osp_http_deadline_init(&c->timer, conn_timer);
         osp_request_reader_init(&c->req, &s->limits);
         c->next = s->conns;
         if (s->conns) s->conns->prev = c;
@@ -757,9 +849,11 @@ static void server_accept(osp_ws_watch *w, uint32_t events) {
         /* Idle, but the first request gets headerTimeoutMs to start (a silent client). */
         c->phase = PH_IDLE;
         set_deadline(c, s->limits.header_timeout_ms);
-        if (osp_ws_watch_set(&c->watch, CONN_EVENTS) != 0) conn_close(c);
+        if (osp_http_poll_ctl(fd, 0, CONN_EVENTS, c) != 0) conn_close(c);
+        else c->watch.events = CONN_EVENTS;
         settle(c);
     }
+    role_release();
 }
 
 /* ---- handler fibers ----------------------------------------------------------------------- */
@@ -812,7 +906,7 @@ static char *write_decimal(char *w, uint64_t v, size_t digits) {
 
 #define WRITE_LITERAL(w, lit) ((w) = write_bytes((w), (lit), sizeof(lit) - 1))
 
-/* The response is written straight into the block of collector memory the loop thread sends from
+/* The response is written straight into the block of collector memory the connection is sent from
  * (pointer-free, so the collector never scans it): its size is computed first, so there is no
  * intermediate buffer to fill, copy and wipe per response. */
 static void serialise(http_job *j, const int64_t *r) {
@@ -931,13 +1025,8 @@ static void job_done(void *arg) {
     settle(c);
 }
 
-/* Completed jobs wait here for the loop thread, which takes them at its next wake-up (the wake
- * hook): the handler's fiber does not wait for the loop, so its worker goes straight on to the
- * next fiber. A lock-free stack (workers push, the loop takes all at once), so neither side ever
- * sleeps on a lock the other holds; the static head is a root for the collector, which keeps
- * the jobs alive. Taking the whole stack at once leaves no ABA hazard. */
-static _Atomic(http_job *) done_stack;
 static void (*chained_wake_hook)(void);
+static bool wake_hook_installed;
 
 static void drain_done(void) {
     http_job *stack = atomic_exchange_explicit(&done_stack, NULL, memory_order_acquire);
@@ -956,12 +1045,10 @@ static void drain_done(void) {
     }
 }
 
-static void http_wake(void) {
-    if (chained_wake_hook) chained_wake_hook();
-    if (osp_ws_loop_current() != osp_ws_loop_main()) return; /* HTTP lives on the main loop */
-    drain_done();
-}
-
+/* The handler's worker writes its response itself: it takes the connection role when free and
+ * sends (then parses the connection's next pipelined request, if any). When the role is taken,
+ * the response goes on done_stack for the holder (role_release), so a handler never waits for
+ * another thread's I/O. */
 static void job_run(http_job *j) {
     void *r = j->handler(j->handler_env, j->method, j->path, j->headers, j->body);
     serialise(j, r);
@@ -969,13 +1056,124 @@ static void job_run(http_job *j) {
         j->response = NULL;
         return;
     }
+    if (pthread_mutex_trylock(&conn_role) == 0) {
+        job_done(j);
+        role_release();
+        return;
+    }
     http_job *top = atomic_load_explicit(&done_stack, memory_order_relaxed);
     do {
         j->next_done = top;
-    } while (!atomic_compare_exchange_weak_explicit(&done_stack, &top, j, memory_order_release, memory_order_relaxed));
-    /* One wake-up per batch: the loop takes every queued job when it runs the hook. */
-    if (top == NULL) osp_ws_loop_wake();
+    } while (!atomic_compare_exchange_weak_explicit(&done_stack, &top, j, memory_order_seq_cst, memory_order_relaxed));
+    /* The holder may have let go between the two tries and missed the push: try once more. */
+    if (pthread_mutex_trylock(&conn_role) == 0) {
+        drain_done();
+        role_release();
+    }
 }
+
+/* ---- the poller and its watchdog ------------------------------------------------------------- */
+
+/* Idle fiber workers poll the connections (osp_idle_poller, runtime.h): the one holding the
+ * scheduler's poller role waits in the poll set (http_poll.c), then reads, parses and queues the
+ * requests it finds, and the runner that takes them runs next on the same worker, which writes
+ * the responses too: a busy server reads, handles and answers on one thread with no hand-off. */
+#define POLL_EVENTS_MAX 256
+static struct epoll_event poll_events[POLL_EVENTS_MAX]; /* the poller role's holder only */
+static int poll_count;
+static atomic_int listening_servers;
+/* Returns from the poller's wait (the watchdog's sign of activity). */
+static _Atomic uint64_t poll_returns;
+
+/* The watchdog: a timer on the I/O loop, every STALL_CHECK_MS while the HTTP server is active,
+ * for what no worker can see while every awake one runs a long handler: requests queued behind
+ * a computing runner (another runner is started), and the poller role left vacant since its
+ * previous look (an idle worker is woken to take it; due deadlines are run meanwhile). It stops
+ * after a look that found nothing to do and no activity, so an idle server has no periodic
+ * wake-up; the poller asks for it again (one loop wake-up) when it leaves its wait. */
+static osp_ws_timer watchdog_timer; /* I/O loop only */
+static atomic_bool watchdog_on;     /* armed, or asked for */
+static atomic_bool watchdog_asked;
+static uint64_t watchdog_seen_returns, watchdog_seen_taken; /* I/O loop only */
+
+static void watchdog_ask(void) {
+    if (atomic_load(&watchdog_on) || atomic_exchange(&watchdog_on, true)) return;
+    atomic_store(&watchdog_asked, true);
+    osp_ws_loop_wake();
+}
+
+static void watchdog(osp_ws_timer *t) {
+    pthread_mutex_lock(&runq_lock);
+    bool queued = runq_head != NULL;
+    bool start = queued && runq_taken == runq_seen_taken && runners_unstarted == 0;
+    runq_seen_taken = runq_taken;
+    if (start) runners_unstarted++;
+    pthread_mutex_unlock(&runq_lock);
+    if (start) start_runner(); /* from the I/O loop: queued, and an idle worker is woken */
+    /* A runner waiting in the scheduler's queue behind a long fiber gets a worker too. */
+    bool fibers_queued = osp_sched_nudge();
+    uint64_t taken;
+    bool vacant = !osp_sched_poller_held(&taken) && atomic_load(&listening_servers) > 0;
+    if (vacant && taken == watchdog_seen_taken) {
+        osp_sched_wake_poller();
+        role_take();
+        osp_http_deadlines_run(loop_now_ms());
+        role_release();
+    }
+    watchdog_seen_taken = taken;
+    uint64_t returns = atomic_load(&poll_returns);
+    bool active = returns != watchdog_seen_returns;
+    watchdog_seen_returns = returns;
+    if (queued || fibers_queued || vacant || active) {
+        osp_ws_timer_arm(t, STALL_CHECK_MS);
+        return;
+    }
+    atomic_store(&watchdog_on, false);
+    /* A return counted after the look above found the watchdog still on and asked no one. */
+    if (atomic_load(&poll_returns) != returns && !atomic_exchange(&watchdog_on, true)) osp_ws_timer_arm(t, STALL_CHECK_MS);
+}
+
+static void http_wake(void) {
+    if (chained_wake_hook) chained_wake_hook();
+    if (osp_ws_loop_current() != osp_ws_loop_main()) return; /* the watchdog lives on the main loop */
+    if (atomic_exchange(&watchdog_asked, false) && !osp_ws_timer_armed(&watchdog_timer)) osp_ws_timer_arm(&watchdog_timer, STALL_CHECK_MS);
+}
+
+static bool poller_wanted(void) { return atomic_load(&listening_servers) > 0; }
+
+static int poller_wait(int64_t until_ns) {
+    /* Rounded up: waking before a fiber's deadline would only poll again. */
+    uint64_t until_ms = until_ns < 0 ? 0 : (uint64_t)until_ns / 1000000u + 1;
+    poll_count = osp_http_poll_wait(poll_events, POLL_EVENTS_MAX, until_ms);
+    atomic_fetch_add(&poll_returns, 1);
+    /* This worker may now run a long fiber: somebody must notice if it does. */
+    watchdog_ask();
+    uint64_t next = osp_http_deadlines_next();
+    return poll_count > 0 || (next != 0 && next <= osp_ws_now_ms());
+}
+
+static void poller_process(void) {
+    role_take();
+    for (int i = 0; i < poll_count; i++) {
+        http_conn *c = poll_events[i].data.ptr;
+        /* Closed (or handed over) since the wait collected the event: buried, not yet freed. */
+        if (c->watch.events == 0) continue;
+        conn_event(c, poll_events[i].events);
+    }
+    poll_count = 0;
+    osp_http_deadlines_run(loop_now_ms());
+    /* No event collected by this role's holder names them any more; the next wait cannot. */
+    while (graveyard) {
+        http_conn *c = graveyard;
+        graveyard = c->next;
+        conn_free(c);
+    }
+    role_release();
+}
+
+static void poller_interrupt(void) { osp_http_poll_interrupt(); }
+
+static const osp_idle_poller http_poller = {poller_wanted, poller_wait, poller_process, poller_interrupt};
 
 /* ---- listen / stop -------------------------------------------------------------------------- */
 
@@ -988,13 +1186,16 @@ typedef struct {
 static void listen_on_loop(void *arg) {
     listen_args *a = arg;
     http_server *s = a->s;
-    if (!reap_hook_installed) {
-        reap_hook_installed = true;
-        chained_reap_hook = osp_ws_loop_reap_hook;
-        osp_ws_loop_reap_hook = http_reap;
+    if (!wake_hook_installed) {
+        if (osp_http_poll_init() != 0) {
+            snprintf(a->err, sizeof a->err, "cannot create the HTTP poll set: %s", strerror(errno));
+            return;
+        }
+        wake_hook_installed = true;
         chained_wake_hook = osp_ws_loop_wake_hook;
         osp_ws_loop_wake_hook = http_wake;
-        osp_ws_timer_init(&stall_timer, stall_check);
+        osp_ws_timer_init(&watchdog_timer, watchdog);
+        osp_sched_set_idle_poller(&http_poller);
     }
     int fd = osp_ws_net_listen(s->address, s->port, a->err, sizeof a->err);
     if (fd < 0) return;
@@ -1016,11 +1217,19 @@ static void stop_on_loop(void *arg) {
         close(s->listen_watch.fd);
         s->listen_watch.fd = -1;
     }
+    role_take();
     while (s->conns) {
         http_conn *c = s->conns;
         conn_close(c);
         settle(c);
     }
+    role_release();
+}
+
+/* A server stopped listening: the poller looks again whether it is still wanted. */
+static void listening_ended(void) {
+    atomic_fetch_sub(&listening_servers, 1);
+    osp_http_poll_interrupt();
 }
 
 static void http_shutdown(void) {
@@ -1031,14 +1240,18 @@ static void http_shutdown(void) {
     for (int64_t i = 0; i < n; i++) {
         http_server *s = servers[i];
         /* A listen in progress (STARTING) finds the server stopped and closes its socket. */
-        if (atomic_exchange(&s->state, HTTP_STOPPED) == HTTP_LISTENING && osp_ws_loop_running()) osp_ws_loop_call(stop_on_loop, s);
+        if (atomic_exchange(&s->state, HTTP_STOPPED) != HTTP_LISTENING) continue;
+        if (osp_ws_loop_running()) osp_ws_loop_call(stop_on_loop, s);
+        listening_ended();
     }
 }
 
 static void set_ws_path(void *p) {
     struct { http_server *s; const char *path; int64_t id; } *a = p;
+    role_take(); /* read by the role's holder (hand_over_websocket) */
     snprintf(a->s->ws_path, sizeof a->s->ws_path, "%s", a->path);
     a->s->ws_server_id = a->id;
+    role_release();
 }
 
 OspResult osp_http_listen(int64_t server_id, osp_http_handler_fn handler, void *handler_env) {
@@ -1075,10 +1288,14 @@ OspResult osp_http_listen(int64_t server_id, osp_http_handler_fn handler, void *
     /* Requests may arrive at any time: fibers waiting for them are not deadlocked. Taken before
      * the server is seen listening, so a stop never releases a hold not yet taken. */
     osp_sched_hold_external(1);
+    /* Idle workers poll from now on (counted before the server is seen listening, so a stop
+     * never uncounts a server not yet counted). */
+    atomic_fetch_add(&listening_servers, 1);
     prev = HTTP_STARTING;
     if (!atomic_compare_exchange_strong(&s->state, &prev, HTTP_LISTENING)) {
         /* Stopped (httpStopServer, shutdown) while it started: that stop left the socket to us. */
         if (osp_ws_loop_running()) osp_ws_loop_call(stop_on_loop, s);
+        listening_ended();
         osp_sched_hold_external(-1);
         s->handler_env = NULL;
         return osp_result_errorf("%s: server %" PRId64 " was stopped while it started listening", fn, server_id);
@@ -1094,6 +1311,7 @@ OspResult osp_http_stop_server(int64_t server_id) {
     if (prev == HTTP_STOPPED) return osp_result_errorf("%s: server %" PRId64 " is already stopped", fn, server_id);
     if (prev == HTTP_LISTENING) {
         osp_ws_loop_call(stop_on_loop, s);
+        listening_ended();
         osp_sched_hold_external(-1);
     }
     /* HTTP_STARTING: the listening thread finds it stopped, closes its socket and lets go of the
@@ -1118,7 +1336,7 @@ OspResult osp_http_server_websocket(int64_t server_id, const char *path) {
     /* s->address is a C array: the WebSocket server takes Strings (length-prefixed). */
     OspResult r = osp_ws_create_attached_server(s->port, osp_gc_strdup_c(s->address), path);
     if (r.tag != OSP_RESULT_SUCCESS) return r;
-    /* Set on the loop thread: the connections that read these fields live there. */
+    /* Set under the connection role (set_ws_path): its holder reads these fields. */
     struct { http_server *s; const char *path; int64_t id; } a = {s, path, r.value};
     osp_ws_loop_call(set_ws_path, &a);
     return r;

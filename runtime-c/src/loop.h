@@ -3,7 +3,7 @@
  * loop for the connections pinned to it (docs/WEBSOCKET-RUNTIME.md#loops-per-core: no thread
  * per connection). Loop 0, the main loop, also runs the HTTP servers, the client connections
  * and the cluster bus. A WebSocket server's listening socket has its own acceptor thread
- * (ws_server.c), which touches each accepted socket only until it posts it to a loop. Other
+ * (ws_acceptor.c), which touches each accepted socket only until it posts it to a loop. Other
  * threads never touch sockets or connection state: they hand work to a loop
  * with osp_ws_loop_call_on (runs a function there and waits), osp_ws_loop_post (queues it) or a
  * layer's own posted records; an eventfd wakes the loop. Code already on that loop runs the

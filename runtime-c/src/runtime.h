@@ -72,9 +72,12 @@ extern bool (*osp_rt_on_loop_thread)(void);
  * nothing. */
 void osp_rt_install_graceful_signals(void);
 #if defined(__SANITIZE_THREAD__)
-/* ThreadSanitizer builds: the collector's stop-the-world signals TSan can deliver (signals.c).
- * Called by osp_rt_init before GC_INIT. */
+/* ThreadSanitizer builds: the collector's stop-the-world signals TSan can deliver (tsan_gc.c).
+ * osp_rt_init calls the first before GC_INIT and the second right after it. */
 void osp_rt_tsan_gc_signals_before_init(void);
+void osp_rt_tsan_gc_signals_after_init(void);
+/* Suspend signals declined so far because they interrupted TSan's runtime (tsan_gc.c). */
+uint64_t osp_rt_tsan_gc_suspends_declined(void);
 #endif
 /* osp_rt_shutdown(128 + signo) for the signal watcher; a concurrent exit of the program then
  * reports the same status. */
@@ -94,6 +97,36 @@ void osp_sched_submit_many(osp_fiber_body_fn body, void *const *envs, size_t n);
  * holds some (every worker that is awake is busy in a long-running fiber), wakes an idle worker
  * for them. */
 bool osp_sched_nudge(void);
+/* An idle poller: a worker that runs out of fibers polls a set of sockets itself instead of
+ * sleeping on the scheduler's futex (Go's scheduler polls the network the same way), so a busy
+ * server reads, runs handlers and writes on one worker with no thread hand-off. At most one
+ * worker polls at a time (the poller role); the others sleep as before. The HTTP server
+ * (http_server.c) registers one; docs/BENCHMARKS-HTTP.md explains why. */
+typedef struct osp_idle_poller {
+    /* Whether to poll at all (a server listens); any thread, cheap. */
+    bool (*wanted)(void);
+    /* Blocks until there is I/O to process (> 0), interrupt() or the CLOCK_MONOTONIC deadline
+     * (`until_ns` < 0: none). Called with no lock held, by the poller role's holder only. */
+    int (*wait)(int64_t until_ns);
+    /* Processes what wait() found, on the worker's own stack, no lock held, still as the
+     * poller role's holder. Fibers it starts with osp_sched_submit_here run on this worker. */
+    void (*process)(void);
+    /* Makes a wait() in progress (or the next one) return at once; any thread. */
+    void (*interrupt)(void);
+} osp_idle_poller;
+/* Installs the idle poller (once; later calls are ignored unless it is the same). */
+void osp_sched_set_idle_poller(const osp_idle_poller *p);
+/* Whether a worker holds the poller role now, and how many times it was taken so far (a
+ * watchdog compares the count between two looks: a role left vacant that long means its last
+ * holder is busy in a long handler and no other worker took over). Any thread. */
+bool osp_sched_poller_held(uint64_t *taken);
+/* Wakes one idle worker to take the vacant poller role (any thread): a watchdog that found it
+ * vacant too long. Otherwise the role goes only to a worker that becomes idle while every other
+ * worker is idle too. */
+void osp_sched_wake_poller(void);
+/* osp_sched_submit, except that on a worker outside any fiber (the idle poller's process(), a
+ * park hook) the new fiber runs next on that same worker, without waking another one. */
+void osp_sched_submit_here(osp_fiber_body_fn body, void *env);
 /* From now on, whenever the calling fiber parks (blocks in a channel operation, await, sleep or a
  * blocking call; not when it yields), its worker calls hook(arg) once the fiber is switched out,
  * with no scheduler lock held. The fiber may already run again (on another worker) or even have

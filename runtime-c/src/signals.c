@@ -31,10 +31,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#include <sys/syscall.h>
-#endif
-
 static sigset_t graceful_signals;
 static int signal_pipe[2] = {-1, -1};
 
@@ -90,56 +86,8 @@ void osp_rt_install_graceful_signals(void) {
     }
 }
 
-#if defined(__SANITIZE_THREAD__)
-/* ThreadSanitizer builds only (build-runtime.ts --tsan). The collector stops the world by
- * signalling every thread (suspend signal) and waits for each to acknowledge; a stopped thread
- * waits in sigsuspend for the restart signal.
- *
- * TSan holds an asynchronous signal back until the thread next enters one of its interceptors
- * or an atomic operation, and runs it from there. A thread blocked in pthread_mutex_lock on the
- * collector's own allocation lock (held by the collecting thread for the whole collection) never
- * gets there: the collection waited for it forever ("Signals delivery fails constantly"). TSan
- * runs the synchronous signals (SIGSEGV, SIGSYS, ...) at once, so the collector is told to
- * suspend with SIGSYS, which nothing in the runtime or a program uses (seccomp's SIGSYS kills
- * the process with its own action anyway). */
-void osp_rt_tsan_gc_signals_before_init(void) { GC_set_suspend_signal(SIGSYS); }
-
-/* A restart signal that arrives inside that sigsuspend would be held back too and run from
- * TSan's pending-signal routine, which saves the thread's mask in one slot per thread: nested in
- * a suspend handler itself run from that routine, it saved the all-blocked mask over the real
- * one, and the thread ran on with every signal blocked. The restart handler is the collector's
- * own (not instrumented; it only notes the signal), so it is installed directly with the kernel,
- * past TSan's interceptor, and never nests. */
-#define KERNEL_SA_RESTORER 0x04000000UL /* x86-64 <asm/signal.h>; glibc does not export it */
-struct kernel_sigaction {
-    void (*handler)(int);
-    unsigned long flags;
-    void (*restorer)(void);
-    uint64_t mask;
-};
-
-static void tsan_direct_gc_restart_signal(void) {
-    int sig = GC_get_thr_restart_signal();
-    struct sigaction user;             /* the collector's handler, as TSan recorded it */
-    struct kernel_sigaction installed; /* TSan's wrapper, with glibc's restorer */
-    struct kernel_sigaction direct;
-    if (sigaction(sig, NULL, &user) != 0 || syscall(SYS_rt_sigaction, sig, NULL, &installed, sizeof(uint64_t)) != 0) goto failed;
-    direct = installed;
-    direct.handler = user.sa_handler;
-    direct.flags = (unsigned long)user.sa_flags | (installed.flags & KERNEL_SA_RESTORER);
-    memcpy(&direct.mask, &user.sa_mask, sizeof direct.mask);
-    if (syscall(SYS_rt_sigaction, sig, &direct, NULL, sizeof(uint64_t)) == 0) return;
-failed:
-    fprintf(stderr, "osprey runtime (ThreadSanitizer build): cannot install the collector's restart signal handler: %s\n",
-            strerror(errno));
-}
-#endif
-
 static void install_once(void) {
     static const int wanted[] = {SIGTERM, SIGINT, SIGHUP};
-#if defined(__SANITIZE_THREAD__)
-    tsan_direct_gc_restart_signal(); /* osp_rt_init calls this once, after GC_INIT */
-#endif
     if (sigemptyset(&graceful_signals) != 0) return;
     sigset_t blocked;
     if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return;

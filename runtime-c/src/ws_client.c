@@ -38,6 +38,7 @@ static void client_conn_gone(osp_ws_conn *c) { osp_ws_inbox_close_event(c); }
 
 static const osp_ws_conn_owner client_conn_owner = {
     .deliver = client_deliver,
+    .ingested = osp_ws_inbox_hand_over,
     .gone = client_conn_gone,
     .output_pressure = osp_ws_inbox_output_pressure,
     .freed = osp_ws_inbox_conn_freed,

@@ -1116,6 +1116,8 @@ static void conn_ingest_at(osp_ws_conn *c, uint8_t *data, size_t len, uint64_t n
          * per-message wipe, and a large reassembly buffer given back). */
         osp_ws_session_release(&c->session);
     }
+    /* The messages of these bytes go to the handler's inbox together. */
+    if (c->owner->ingested) c->owner->ingested(c);
     /* A message that started arriving may need the timer earlier (the message timeout). */
     sync_session(c);
 }

@@ -16,7 +16,7 @@
 static atomic_size_t unfinished;
 static atomic_uint_fast64_t waiting;
 
-void osp_ws_handoff_queued(void) { atomic_fetch_add(&unfinished, 1); }
+void osp_ws_handoff_queued(size_t n) { atomic_fetch_add(&unfinished, n); }
 
 void osp_ws_handoff_done(void) {
     if (atomic_fetch_sub(&unfinished, 1) != 1) return;

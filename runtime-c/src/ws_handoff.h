@@ -9,9 +9,10 @@
 #define OSP_WS_HANDOFF_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
-/* Any thread: a message or event was queued for a handler. */
-void osp_ws_handoff_queued(void);
+/* Any thread: n messages or events were queued for handlers. */
+void osp_ws_handoff_queued(size_t n);
 /* Any thread: a queued message or event was handled (its handler call returned) or dropped;
  * when it was the last, the loops holding for it are woken. Takes no lock but the woken
  * loops' own (osp_ws_loop_wake_on), so it may be called with any lock held. */

@@ -4,10 +4,12 @@
  * Handlers never run on the WebSocket (I/O) thread: a handler that sleeps, connects, waits for a
  * process or computes for a long time would stall every socket of the process. Instead each
  * connection with a handler has an inbox: the loop thread appends a copy of every received text
- * message to it and, when no fiber is draining that inbox, submits one to the scheduler
- * (osp_sched_submit). The drain fiber calls the handler for each queued message in order and
- * exits when the inbox is empty. So per connection messages are handled one at a time and in
- * order, while different connections are handled in parallel by the scheduler's workers.
+ * message to it (the messages of one read together: osp_ws_inbox_hand_over) and, when no fiber
+ * is draining that inbox, lists it; at the end of the loop iteration the drains of all listed
+ * inboxes are submitted to the scheduler at once (osp_sched_submit_many). Each drain fiber calls
+ * its connection's handler for each queued message in order and exits when the inbox is empty.
+ * So per connection messages are handled one at a time and in order, while different
+ * connections are handled in parallel by the scheduler's workers.
  *
  * Connection events travel the same queue: a server connection's open event is queued when its
  * id is given (before any of its messages can arrive), its close event when it is destroyed
@@ -70,6 +72,7 @@ struct osp_ws_inbox {
     bool closed;           /* websocketClose/StopServer: nothing more is delivered */
     bool wipe;             /* the per-message wipe option: queued copies are wiped when freed */
     bool resume_listed;    /* on the list the loop works through at its next wake-up */
+    bool start_listed;     /* on its loop's list of drains to start at the iteration's end */
     bool read_paused;      /* the loop stopped reading the socket because of this inbox */
     bool output_full;      /* the connection's output queue is over its limit: hold deliveries */
     osp_fiber *drainer;    /* the drain fiber while it runs (NULL before it starts) */
@@ -79,9 +82,14 @@ struct osp_ws_inbox {
     void *env;             /* the handler's environment: kept alive by this (uncollectable) record */
     osp_ws_events events;  /* event handlers and environments, copied when an event is queued */
     osp_ws_conn *conn;     /* loop thread: the connection, NULL once it was freed */
+    /* Loop thread, no lock: the messages of the bytes being ingested, handed over to the queue
+     * together when the ingest ends (osp_ws_inbox_hand_over) or before an event. */
+    osp_ws_delivery *held_head, *held_tail;
+    size_t held_bytes;
     osp_ws_loop *loop;     /* the connection's loop (loops are never freed) */
     struct osp_ws_inbox *prev, *next;  /* every live inbox */
     struct osp_ws_inbox *resume_next;
+    struct osp_ws_inbox *start_next;
 };
 
 static pthread_mutex_t inbox_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -89,6 +97,18 @@ static pthread_mutex_t inbox_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t drain_done = PTHREAD_COND_INITIALIZER;
 static osp_ws_inbox *live_inboxes;
 /* The inboxes to resume are listed on their connection's loop (resume_head, inbox lock). */
+
+/* Per loop (by index), the inboxes that received messages during the current iteration and had
+ * no drain fiber: their drains are started together when the iteration ends (start_listed),
+ * with one scheduler hand-off and at most one worker wake-up for all of them, the way the HTTP
+ * server submits a batch of requests. Started one by one, every message read by a ping-pong or
+ * flood iteration woke a worker that went back to sleep before the next connection's message
+ * arrived (docs/BENCHMARKS-WS.md, "Batched drain starts"). Each is still its own fiber, so a
+ * handler that parks or computes holds up only its own connection. Only the loop thread
+ * touches its entries; an inbox on a list holds a reference. */
+static struct {
+    osp_ws_inbox *head, *tail;
+} start_lists[OSP_WS_MAX_LOOPS];
 
 static void free_delivery(osp_ws_delivery *d, bool wipe) {
     if (wipe) osp_ws_wipe(d->bytes, d->len);
@@ -207,13 +227,18 @@ bool osp_ws_inbox_more_waiting(int64_t conn_id) {
     return conn_id != 0 && batch_hint.conn_id == conn_id && batch_hint.fiber == osp_fiber_self();
 }
 
+/* A drain yields its worker after this many handler calls in a row, so the drains started
+ * after it (other connections of the same batch) get their turn while a connection whose peer
+ * keeps its inbox full is being worked through (the HTTP runners do the same). */
+#define DRAIN_FAIRNESS_BATCH 64
+
 /* The drain fiber: one handler call per queued message or event, in order, then exit. */
 static int64_t drain(void *arg) {
     osp_ws_inbox *in = arg;
     osp_fiber *self = osp_fiber_self();
     pthread_mutex_lock(&inbox_lock);
     in->drainer = self;
-    for (;;) {
+    for (unsigned calls = 1;; calls++) {
         osp_ws_delivery *d = in->head;
         /* Messages wait while the output queue is full; after websocketClose none is queued. */
         if (d == NULL || (is_message(d) && (in->closed || in->output_full))) break;
@@ -248,6 +273,8 @@ static int64_t drain(void *arg) {
         free_delivery(d, in->wipe);
         if (r.tag != OSP_RESULT_SUCCESS) report_handler_error(in, r);
         osp_ws_handoff_done(); /* after the call: a loop holding broadcasts waits for them */
+        /* Returns at once when nothing else is runnable. */
+        if (calls % DRAIN_FAIRNESS_BATCH == 0) osp_fiber_yield();
         pthread_mutex_lock(&inbox_lock);
     }
     in->drainer = NULL;
@@ -272,6 +299,44 @@ static bool start_drain_locked(osp_ws_inbox *in) {
     return true;
 }
 
+/* Loop thread, inbox_lock held: in's drain is to be started at the end of this iteration. */
+static void list_start_locked(osp_ws_inbox *in) {
+    in->start_listed = true;
+    in->refs++; /* the list's */
+    in->start_next = NULL;
+    unsigned i = in->loop->index;
+    if (start_lists[i].tail) start_lists[i].tail->start_next = in;
+    else start_lists[i].head = in;
+    start_lists[i].tail = in;
+}
+
+/* Loop thread, end of each iteration: starts the drains listed during it, in the order their
+ * first messages arrived, with one scheduler call per STARTS_PER_SUBMIT of them. */
+#define STARTS_PER_SUBMIT 64
+static void start_listed_drains(void) {
+    osp_ws_loop *L = osp_ws_loop_current();
+    if (L == NULL || start_lists[L->index].head == NULL) return;
+    osp_ws_inbox *list = start_lists[L->index].head;
+    start_lists[L->index].head = start_lists[L->index].tail = NULL;
+    while (list) {
+        void *envs[STARTS_PER_SUBMIT];
+        size_t n = 0;
+        pthread_mutex_lock(&inbox_lock);
+        while (list && n < STARTS_PER_SUBMIT) {
+            osp_ws_inbox *in = list;
+            list = in->start_next;
+            in->start_next = NULL;
+            in->start_listed = false;
+            /* Not needed any more when a drain started meanwhile (an event of the same
+             * connection) or websocketClose dropped the messages. */
+            if (start_drain_locked(in)) envs[n++] = in;
+            unref_locked(in); /* the list's (a started drain holds its own) */
+        }
+        pthread_mutex_unlock(&inbox_lock);
+        osp_sched_submit_many(drain, envs, n);
+    }
+}
+
 /* Loop thread. c is the connection (NULL when already freed). */
 static void submit_drain(osp_ws_inbox *in, osp_ws_conn *c) {
     if (osp_sched_submit(drain, in) != NULL) return;
@@ -283,8 +348,69 @@ static void submit_drain(osp_ws_inbox *in, osp_ws_conn *c) {
     if (c) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "cannot start a handler fiber");
 }
 
-/* Loop thread: appends a delivery to c's inbox (made on first use) and starts a drain fiber if
- * none runs. Messages are refused once the inbox is closed; events never are. */
+/* With inbox_lock held, loop thread: the handlers registered now (websocketServerOnMessage may
+ * replace one between messages). */
+static void snapshot_handlers_locked(osp_ws_inbox *in, const osp_ws_conn *c) {
+    if (c->server) {
+        in->server_id = c->server->id;
+        in->handler = c->server->handler;
+        in->env = c->server->handler_env_cell ? *c->server->handler_env_cell : NULL;
+        if (c->server->events) in->events = *c->server->events;
+    } else {
+        in->handler = c->handler;
+        in->env = c->handler_env_cell ? *c->handler_env_cell : NULL;
+        if (c->events) in->events = *c->events;
+    }
+}
+
+/* With inbox_lock held, loop thread: moves the held messages to the end of the queue (or drops
+ * them when websocketClose closed the inbox meanwhile) and lists the inbox for a drain start
+ * when none runs. Returns whether reading has to pause (the queue went over the limit). */
+static bool hand_over_locked(osp_ws_inbox *in, const osp_ws_conn *c) {
+    osp_ws_delivery *first = in->held_head, *last = in->held_tail;
+    if (first == NULL) return false;
+    size_t bytes = in->held_bytes;
+    in->held_head = in->held_tail = NULL;
+    in->held_bytes = 0;
+    if (in->closed) {
+        while (first) {
+            osp_ws_delivery *next = first->next;
+            free_delivery(first, in->wipe);
+            first = next;
+        }
+        return false;
+    }
+    snapshot_handlers_locked(in, c);
+    size_t count = 0;
+    for (const osp_ws_delivery *d = first; d; d = d->next) count++;
+    osp_ws_handoff_queued(count);
+    if (in->tail) in->tail->next = first;
+    else in->head = first;
+    in->tail = last;
+    in->bytes += bytes;
+    bool pause = in->bytes > in->limit && !in->read_paused;
+    if (pause) in->read_paused = true;
+    /* Its drain, if one is needed, starts with the iteration's batch. */
+    if (!in->draining && !in->start_listed) list_start_locked(in);
+    return pause;
+}
+
+void osp_ws_inbox_hand_over(osp_ws_conn *c) {
+    osp_ws_inbox *in = c->inbox;
+    if (in == NULL || in->held_head == NULL) return;
+    /* The time of receipt: one reading for the messages of one ingest (read together). */
+    int64_t now = osp_ws_wall_ms();
+    for (osp_ws_delivery *d = in->held_head; d; d = d->next) d->received_ms = now;
+    pthread_mutex_lock(&inbox_lock);
+    bool pause = hand_over_locked(in, c);
+    pthread_mutex_unlock(&inbox_lock);
+    if (pause && c->state != OSP_WS_CONN_DEAD) osp_ws_conn_set_inbox_paused(c, true);
+}
+
+/* Loop thread: adds a delivery to c's inbox (made on first use). A message is held until the
+ * ingest that produced it ends (osp_ws_inbox_hand_over: one lock for all the messages of one
+ * read); an event goes to the queue at once, behind the held messages, and starts a drain if
+ * none runs. Messages are dropped once the inbox is closed; events never are. */
 static void enqueue(osp_ws_conn *c, delivery_kind kind, uint16_t code, const uint8_t *data, size_t len) {
     if (c->inbox == NULL && (c->inbox = inbox_new(c)) == NULL) {
         if (kind != DELIVER_CLOSE) osp_ws_conn_fail(c, OSP_WS_CLOSE_INTERNAL_ERROR, "out of memory");
@@ -299,35 +425,26 @@ static void enqueue(osp_ws_conn *c, delivery_kind kind, uint16_t code, const uin
     d->next = NULL;
     d->kind = kind;
     d->code = code;
-    d->received_ms = osp_ws_wall_ms();
+    d->received_ms = 0; /* messages: set when handed over */
     d->len = len;
     if (len) memcpy(d->bytes, data, len);
-    bool submit;
-    pthread_mutex_lock(&inbox_lock);
-    if (in->closed && (kind == DELIVER_TEXT || kind == DELIVER_BINARY)) {
-        pthread_mutex_unlock(&inbox_lock);
-        free_delivery(d, in->wipe);
+    if (kind == DELIVER_TEXT || kind == DELIVER_BINARY) {
+        if (in->held_tail) in->held_tail->next = d;
+        else in->held_head = d;
+        in->held_tail = d;
+        in->held_bytes += len;
         return;
     }
-    /* The handlers registered now: websocketServerOnMessage may replace one between messages. */
-    if (c->server) {
-        in->server_id = c->server->id;
-        in->handler = c->server->handler;
-        in->env = c->server->handler_env_cell ? *c->server->handler_env_cell : NULL;
-        if (c->server->events) in->events = *c->server->events;
-    } else {
-        in->handler = c->handler;
-        in->env = c->handler_env_cell ? *c->handler_env_cell : NULL;
-        if (c->events) in->events = *c->events;
-    }
+    int64_t now = in->held_head ? osp_ws_wall_ms() : 0;
+    for (osp_ws_delivery *h = in->held_head; h; h = h->next) h->received_ms = now;
+    pthread_mutex_lock(&inbox_lock);
+    bool pause = hand_over_locked(in, c);
+    snapshot_handlers_locked(in, c);
     if (in->tail) in->tail->next = d;
     else in->head = d;
     in->tail = d;
-    in->bytes += len;
-    osp_ws_handoff_queued();
-    bool pause = in->bytes > in->limit && !in->read_paused;
-    if (pause) in->read_paused = true;
-    submit = start_drain_locked(in);
+    osp_ws_handoff_queued(1);
+    bool submit = start_drain_locked(in);
     pthread_mutex_unlock(&inbox_lock);
     if (pause && c->state != OSP_WS_CONN_DEAD) osp_ws_conn_set_inbox_paused(c, true);
     if (submit) submit_drain(in, c->state != OSP_WS_CONN_DEAD ? c : NULL);
@@ -397,7 +514,10 @@ void osp_ws_inbox_conn_freed(osp_ws_conn *c) {
     if (in == NULL) return;
     c->inbox = NULL;
     in->conn = NULL;
+    int64_t now = in->held_head ? osp_ws_wall_ms() : 0;
+    for (osp_ws_delivery *h = in->held_head; h; h = h->next) h->received_ms = now;
     pthread_mutex_lock(&inbox_lock);
+    (void)hand_over_locked(in, c); /* normally nothing is held: each ingest hands over */
     /* Messages held back for a full output queue are still delivered (their answers fail:
      * the connection is closed), as every message received before the end is. */
     in->output_full = false;
@@ -446,6 +566,29 @@ int64_t osp_ws_handler_connection_id(void) {
     return id;
 }
 
-static const osp_ws_layer inbox_layer = {.rank = 20, .wake = resume_all};
+/* The loop stopped (its thread is joined): drains it still owed are started, as the loop's
+ * next iteration would have. */
+static void release_lists(void) { start_listed_drains(); }
 
-__attribute__((constructor)) static void register_inbox_layer(void) { osp_ws_runtime_add_layer(&inbox_layer); }
+/* The drains are started twice per iteration end: before the connection layer's deferred
+ * flushes (rank 10), so that the handlers run on a worker while the loop writes the
+ * iteration's output (broadcasts to many connections take long; started after it, a
+ * broadcasting handler's post found the loop asleep and woke it: 0.72x the 1-loop broadcast
+ * deliveries per CPU-second), and again after it for what that work handed over (a TLS
+ * handshake finished by the handshake threads may bring messages with it). */
+static const osp_ws_layer inbox_start_layer = {
+    .rank = 5,
+    .iteration_end = start_listed_drains,
+};
+
+static const osp_ws_layer inbox_layer = {
+    .rank = 20,
+    .wake = resume_all,
+    .iteration_end = start_listed_drains,
+    .released = release_lists,
+};
+
+__attribute__((constructor)) static void register_inbox_layer(void) {
+    osp_ws_runtime_add_layer(&inbox_start_layer);
+    osp_ws_runtime_add_layer(&inbox_layer);
+}

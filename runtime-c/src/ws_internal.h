@@ -17,6 +17,7 @@
 #include "runtime.h"
 #include "loop.h"
 #include "http_parse.h"
+#include "ws_acceptor.h"
 #include "ws_buf.h"
 #include "ws_session.h"
 #include "ws_peer_table.h"
@@ -44,6 +45,8 @@ typedef struct osp_ws_conn_owner {
     void (*handshake_input)(osp_ws_conn *c, uint8_t *data, size_t len);
     /* A complete data message: the one place a received message leaves the connection. */
     void (*deliver)(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+    /* The bytes of one read were taken in (after their `deliver` calls); NULL: nothing to do. */
+    void (*ingested)(osp_ws_conn *c);
     /* The connection was destroyed (socket closed, id retired); NULL: nothing to do. */
     void (*gone)(osp_ws_conn *c);
     /* The output queue went over half its limit (full) or back to a quarter. */
@@ -192,14 +195,11 @@ struct osp_ws_server {
     char address[64];
     char *path; /* malloc'd */
     int listen_fd; /* -1: none (attached, or not listening) */
-    /* The acceptor thread (ws_server.c): accepts on listen_fd, applies the admission limits,
-     * resets or refuses over-limit peers and posts each admitted socket to a loop (ADOPT), so
-     * no loop runs accepts. Started by listen, stopped and joined by the main loop before
-     * listen_fd is closed (acceptor_wake is an eventfd that ends its poll). */
-    pthread_t acceptor;
-    bool acceptor_started;
-    int acceptor_wake;
-    _Atomic bool acceptor_stop;
+    /* The acceptor thread (ws_acceptor.h): accepts on listen_fd; ws_server.c's callback
+     * applies the admission limits, resets or refuses over-limit peers and posts each admitted
+     * socket to a loop (ADOPT), so no loop runs accepts. Started by listen, stopped and joined
+     * by the main loop before listen_fd is closed. */
+    osp_ws_acceptor acceptor;
     bool listening;
     bool stopping;
     /* Its connections, per loop: loop i's list and count are touched by loop i only. The
@@ -362,6 +362,10 @@ void osp_ws_inbox_deliver(osp_ws_conn *c, uint8_t opcode, const uint8_t *data, s
  * messages waiting in its inbox. Its answers then go through the loop, which sends the answers
  * of the whole batch with one send(), rather than one direct send each (ws_server.c). */
 bool osp_ws_inbox_more_waiting(int64_t conn_id);
+/* Loop thread, at the end of every ingest: the messages osp_ws_inbox_deliver held during it
+ * go to c's inbox together (one lock for all the messages of one read), and its drain is
+ * started at the end of the loop iteration with the other connections'. */
+void osp_ws_inbox_hand_over(osp_ws_conn *c);
 /* Loop thread: server connection c was registered (its id given): queues its open event and
  * owes it a close event. Before any of its messages. */
 void osp_ws_inbox_open_event(osp_ws_conn *c);

@@ -1,7 +1,8 @@
 /*
  * WebSocket servers: websocketCreateServer, websocketServerListen, websocketServerOnMessage,
  * websocketServerSend, websocketServerBroadcast, websocketStopServer (spec/0016 §16.4,
- * docs/guide/15-websockets.md), the accept path and the server side of the opening handshake.
+ * docs/guide/15-websockets.md), the admission and placement of accepted connections (the
+ * acceptor thread itself is ws_acceptor.c) and the server side of the opening handshake.
  *
  * With no handler registered a server echoes every data message to its sender, same opcode,
  * byte for byte (docs/guide/15-websockets.md project decision). A registered handler receives each text
@@ -26,8 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +62,7 @@ static void server_conn_gone(osp_ws_conn *c);
 static const osp_ws_conn_owner server_conn_owner = {
     .handshake_input = server_handshake_input,
     .deliver = server_deliver,
+    .ingested = osp_ws_inbox_hand_over,
     .gone = server_conn_gone,
     .output_pressure = osp_ws_inbox_output_pressure,
     .freed = osp_ws_inbox_conn_freed,
@@ -190,88 +190,17 @@ static void place(osp_ws_server *s, int fd, const uint8_t addr[16]) {
     }
 }
 
-/* Accepts every connection waiting on s's listening socket. The milliseconds to pause
- * accepting for (out of descriptors or memory: a level-triggered socket would otherwise be
- * reported ready at once, forever), or -1. */
-static int accept_waiting(osp_ws_server *s) {
-    while (!atomic_load_explicit(&s->acceptor_stop, memory_order_relaxed)) {
-        struct sockaddr_storage peer;
-        socklen_t peer_len = sizeof peer;
-        memset(&peer, 0, sizeof peer);
-        int fd = accept4(s->listen_fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) return 100;
-            return -1; /* EAGAIN: nothing more to accept */
-        }
-        uint8_t addr[16];
-        osp_ws_peer_key(&peer, addr);
-        if (!admit_count(s, fd, addr)) continue;
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        place(s, fd, addr);
-    }
-    return -1;
-}
-
-/* The acceptor thread of a listening server. Accepting and refusing run here, not on an I/O
- * loop: a replay flood brings thousands of connections a second to accept and reset, and an
- * established connection whose loop ran them would wait behind each run
- * (docs/WEBSOCKET-RUNTIME.md#tls-handshakes). It touches only s's admission state (under
- * s->lock) and the loops' queues, never the collected heap; it is registered with the
- * collector all the same (gc.h's pthread_create here), which costs a stop of the world little
- * at its normal priority, and its poll and accept4 retry on the EINTR that stop brings.
- * Normal priority, not SCHED_IDLE like the handshake threads: on a busy machine an idle-class
- * acceptor would leave the backlog full of replays and legitimate clients to SYN retries. */
-static void *acceptor_main(void *arg) {
-    osp_ws_server *s = arg;
-    (void)pthread_setname_np(pthread_self(), "osprey-acceptor");
-    int pause_ms = -1;
-    while (!atomic_load(&s->acceptor_stop)) {
-        /* While paused, only the wake-up is watched (poll ignores a negative fd). */
-        struct pollfd fds[2] = {{pause_ms < 0 ? s->listen_fd : -1, POLLIN, 0}, {s->acceptor_wake, POLLIN, 0}};
-        int ready = poll(fds, 2, pause_ms);
-        pause_ms = -1;
-        if (ready < 0) {
-            if (errno != EINTR) pause_ms = 100; /* ENOMEM: try again shortly */
-            continue;
-        }
-        if (fds[0].revents & (POLLIN | POLLERR)) pause_ms = accept_waiting(s);
-    }
-    return NULL;
-}
-
-/* Main loop: starts s's acceptor on its listening socket. 0, or an errno. */
-static int acceptor_start(osp_ws_server *s) {
-    s->acceptor_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->acceptor_wake < 0) return errno;
-    atomic_store(&s->acceptor_stop, false);
-    int rc = pthread_create(&s->acceptor, NULL, acceptor_main, s);
-    if (rc != 0) {
-        close(s->acceptor_wake);
-        s->acceptor_wake = -1;
-        return rc;
-    }
-    s->acceptor_started = true;
-    return 0;
-}
-
-/* Main loop: stops s's acceptor and waits for it, so the listening socket can be closed
- * (its descriptor never reused under a thread still accepting on it) and no ADOPT is posted
- * after the STOP records that follow. */
-static void acceptor_stop(osp_ws_server *s) {
-    if (!s->acceptor_started) return;
-    atomic_store(&s->acceptor_stop, true);
-    uint64_t one = 1;
-    /* The eventfd's counter cannot overflow from one write; a failure leaves the thread to
-     * see the flag at its next wake-up, which the join waits for. */
-    if (write(s->acceptor_wake, &one, sizeof one) != (ssize_t)sizeof one)
-        fprintf(stderr, "osprey runtime: cannot wake the WebSocket acceptor: %s\n", strerror(errno));
-    int rc = pthread_join(s->acceptor, NULL);
-    if (rc != 0) fprintf(stderr, "osprey runtime: cannot join the WebSocket acceptor: %s\n", strerror(rc));
-    close(s->acceptor_wake);
-    s->acceptor_wake = -1;
-    s->acceptor_started = false;
+/* The acceptor thread (ws_acceptor.h), for each accepted socket: admission, then placement.
+ * It touches only s's admission state (under s->lock) and the loops' queues, never the
+ * collected heap (the acceptor thread is not registered with the collector). */
+static void take_accepted(void *owner, int fd, const struct sockaddr_storage *peer) {
+    osp_ws_server *s = owner;
+    uint8_t addr[16];
+    osp_ws_peer_key(peer, addr);
+    if (!admit_count(s, fd, addr)) return;
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    place(s, fd, addr);
 }
 
 /* ---- handshake ----------------------------------------------------------------------------- */
@@ -443,8 +372,8 @@ static void server_stop(osp_ws_server *s, osp_ws_waiter *w) {
     if (s->cluster_joining) osp_ws_cluster_abandon_join(s->cluster_joining);
     if (s->listening && !s->attached) {
         /* The listening socket goes first so no new connection slips in; its acceptor is
-         * joined before it is closed. */
-        acceptor_stop(s);
+         * joined before it is closed, so no ADOPT is posted after the STOP records below. */
+        osp_ws_acceptor_stop(&s->acceptor);
         close(s->listen_fd);
         s->listen_fd = -1;
         s->listening = false;
@@ -512,7 +441,7 @@ static void do_create(void *p) {
     snprintf(s->address, sizeof s->address, "%s", a->address);
     s->path = path;
     s->listen_fd = -1;
-    s->acceptor_wake = -1;
+    osp_ws_acceptor_init(&s->acceptor);
     s->id = osp_ws_registry_add(OSP_WS_KIND_SERVER, s, 0);
     if (s->id == 0) {
         server_free(s);
@@ -621,7 +550,7 @@ static void do_listen(void *p) {
         return;
     }
     s->listen_fd = fd;
-    int rc = acceptor_start(s);
+    int rc = osp_ws_acceptor_start(&s->acceptor, fd, take_accepted, s);
     if (rc != 0) {
         close(fd);
         s->listen_fd = -1;

@@ -7,13 +7,16 @@
  *   npm run bench:http                       3 rounds, 5 s per measurement
  *   npm run bench:http -- --quick            1 round, 2 s per measurement (smoke test)
  *   npm run bench:http -- --rounds 5 --duration 8 --connections 64
+ *   npm run bench:http -- --server base=/path/to/osprey.mjs   also a server built by another checkout
+ *   npm run bench:http -- --no-node                           without Node's http (shorter rounds)
  *
  * Method. The machine is shared and noisy, so nothing is compared across runs: each round measures
  * every server back to back (A B C A B C …) against the same long-running servers, and the report
  * gives medians over rounds and ratios against uWebSockets.js. Load: `wrk` (Debian), one thread,
  * `--connections` keep-alive connections, a small GET / answered with a 2-byte body. Around each
  * measurement the script reads the server's CPU time (/proc/PID/stat utime+stime, all threads),
- * so the second figure is requests per second of server CPU. A run with socket errors or non-2xx
+ * so the second figure is requests per second of server CPU, and its context switches (all
+ * threads' /proc/PID/task/TID/status), reported per request. A run with socket errors or non-2xx
  * answers is reported as failed.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -34,6 +37,8 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
     quick: { type: 'boolean', default: false },
+    server: { type: 'string', multiple: true, default: [] },
+    'no-node': { type: 'boolean', default: false },
   },
 });
 const rounds = values.quick ? 1 : Number(values.rounds);
@@ -84,6 +89,20 @@ async function start(name: string, command: string, args: string[], port: number
   return { name, port, child };
 }
 
+/** Voluntary and involuntary context switches of every thread of the process so far. */
+function contextSwitches(pid: number): number {
+  let n = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const st = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      for (const m of st.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
+    } catch {
+      /* the thread ended meanwhile */
+    }
+  }
+  return n;
+}
+
 function cpuSeconds(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -93,19 +112,22 @@ function cpuSeconds(pid: number): number {
 interface Sample {
   rps: number;
   perCpuSecond: number;
+  switchesPerRequest: number;
   ok: boolean;
   note: string;
 }
 
 function measure(s: Server): Sample {
   const before = cpuSeconds(s.child.pid!);
+  const switchesBefore = contextSwitches(s.child.pid!);
   const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${duration}s`, `http://127.0.0.1:${s.port}/`], { encoding: 'utf8', timeout: (duration + 30) * 1000 });
   const cpu = cpuSeconds(s.child.pid!) - before;
+  const switches = contextSwitches(s.child.pid!) - switchesBefore;
   const out = r.stdout ?? '';
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   const errors = /Socket errors|Non-2xx/.exec(out);
-  return { rps, perCpuSecond: cpu > 0 ? total / cpu : 0, ok: r.status === 0 && rps > 0 && !errors, note: errors ? out.split('\n').filter((l) => /errors|Non-2xx/.test(l)).join('; ') : '' };
+  return { rps, perCpuSecond: cpu > 0 ? total / cpu : 0, switchesPerRequest: total > 0 ? switches / total : 0, ok: r.status === 0 && rps > 0 && !errors, note: errors ? out.split('\n').filter((l) => /errors|Non-2xx/.test(l)).join('; ') : '' };
 }
 
 const median = (xs: number[]): number => {
@@ -122,13 +144,28 @@ async function main(): Promise<void> {
   fs.writeFileSync(src, OSPREY_SOURCE.replaceAll('PORT', String(ospPort)));
   const built = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'osprey.mjs'), 'build', src, '-o', exe], { encoding: 'utf8' });
   if (built.status !== 0) throw new Error(`osprey build failed:\n${built.stderr}`);
+  // Extra Osprey servers: the same program built by another checkout's compiler and runtime.
+  const extra: Server[] = [];
+  for (const spec of values.server as string[]) {
+    const eq = spec.indexOf('=');
+    if (eq <= 0) throw new Error(`--server wants NAME=PATH/TO/bin/osprey.mjs, got ${spec}`);
+    const name = spec.slice(0, eq);
+    const port = await freePort();
+    const xsrc = path.join(OUT_DIR, `http-bench-server-${name}.osp`);
+    const xexe = path.join(OUT_DIR, `http-bench-server-${name}`);
+    fs.writeFileSync(xsrc, OSPREY_SOURCE.replaceAll('PORT', String(port)));
+    const b = spawnSync(process.execPath, [spec.slice(eq + 1), 'build', xsrc, '-o', xexe], { encoding: 'utf8' });
+    if (b.status !== 0) throw new Error(`${name}: osprey build failed:\n${b.stderr}`);
+    extra.push(await start(name, xexe, [], port));
+  }
   const peers = path.join(ROOT, 'scripts', 'bench', 'http-peers.mjs');
   const uwsPort = await freePort();
   const nodePort = await freePort();
   const servers = [
     await start('osprey', exe, [], ospPort),
+    ...extra,
     await start('uws', process.execPath, [peers, 'uws', String(uwsPort)], uwsPort),
-    await start('node', process.execPath, [peers, 'node', String(nodePort)], nodePort),
+    ...(values['no-node'] ? [] : [await start('node', process.execPath, [peers, 'node', String(nodePort)], nodePort)]),
   ];
   const samples = new Map<string, Sample[]>(servers.map((s) => [s.name, []]));
   try {
@@ -136,7 +173,7 @@ async function main(): Promise<void> {
       for (const s of servers) {
         const m = measure(s);
         samples.get(s.name)!.push(m);
-        console.log(`round ${round} ${s.name.padEnd(6)} ${m.ok ? '' : 'FAILED '}${Math.round(m.rps)} req/s, ${Math.round(m.perCpuSecond)} req per server CPU-second ${m.note}`);
+        console.log(`round ${round} ${s.name.padEnd(6)} ${m.ok ? '' : 'FAILED '}${Math.round(m.rps)} req/s, ${Math.round(m.perCpuSecond)} req per server CPU-second, ${m.switchesPerRequest.toFixed(3)} context switches per request ${m.note}`);
       }
     }
   } finally {
@@ -146,16 +183,17 @@ async function main(): Promise<void> {
   const refRps = median(ref.map((m) => m.rps));
   const refCpu = median(ref.map((m) => m.perCpuSecond));
   const lines = [
-    `HTTP GET / (2-byte body), wrk -t1 -c${connections}, ${duration} s x ${rounds} rounds, interleaved; ${os.cpus().length} cores; medians`,
+    `HTTP GET / (2-byte body), wrk -t1 -c${connections}, ${duration} s x ${rounds} rounds, interleaved; ${os.cpus().length} cores; medians; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} at the end`,
     '',
-    '| server | req/s | vs uWS | req per server CPU-s | vs uWS |',
-    '|---|---:|---:|---:|---:|',
+    '| server | req/s | vs uWS | req per server CPU-s | vs uWS | context switches per request |',
+    '|---|---:|---:|---:|---:|---:|',
   ];
   for (const s of servers) {
     const ok = samples.get(s.name)!.filter((m) => m.ok);
     const rps = median(ok.map((m) => m.rps));
     const cpu = median(ok.map((m) => m.perCpuSecond));
-    lines.push(`| ${s.name} | ${Math.round(rps)} | ${(rps / refRps).toFixed(2)} | ${Math.round(cpu)} | ${(cpu / refCpu).toFixed(2)} |${ok.length < rounds ? ` (${rounds - ok.length} failed runs)` : ''}`);
+    const sw = median(ok.map((m) => m.switchesPerRequest));
+    lines.push(`| ${s.name} | ${Math.round(rps)} | ${(rps / refRps).toFixed(2)} | ${Math.round(cpu)} | ${(cpu / refCpu).toFixed(2)} | ${sw.toFixed(3)} |${ok.length < rounds ? ` (${rounds - ok.length} failed runs)` : ''}`);
   }
   const report = lines.join('\n');
   console.log(`\n${report}`);

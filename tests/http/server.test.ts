@@ -5,7 +5,7 @@
  * 10,000 pipelined requests). Loopback only; the server process is killed in afterAll.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -205,6 +205,87 @@ print(b1.decode(), b2.decode(), same, r3.status, r3.getheader("Content-Length"),
     expect(ms).toBeGreaterThanOrEqual(390);
     expect(ms).toBeLessThan(2500);
   });
+});
+
+describe('HTTP server: idle workers poll the sockets', () => {
+  const open = () =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+      s.once('error', reject);
+    });
+  /** Sends one GET on `s` and resolves with the body and the milliseconds it took. */
+  const ask = (s: Socket, path: string) =>
+    new Promise<{ body: string; ms: number }>((resolve) => {
+      const t0 = Date.now();
+      let text = '';
+      const onData = (d: Buffer) => {
+        text += d.toString('latin1');
+        const end = text.indexOf('\r\n\r\n');
+        const length = /\r\nContent-Length: (\d+)\r\n/.exec(text.slice(0, end + 2));
+        if (end >= 0 && length && text.length >= end + 4 + Number(length[1])) {
+          s.off('data', onData);
+          resolve({ body: text.slice(end + 4), ms: Date.now() - t0 });
+        }
+      };
+      s.on('data', onData);
+      s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+
+  it('a handler computing on the polling worker does not stop the others from being read and answered', async () => {
+    // The worker that polled the /spin request runs its handler itself, so it stops polling for
+    // a few hundred milliseconds; requests that arrive afterwards, one by one on another
+    // connection, must be picked up by the other worker (the vacant poller role is taken over).
+    const [spinner, other] = await Promise.all([open(), open()]);
+    await ask(other, '/'); // both connections known to the server
+    const spin = ask(spinner, '/spin');
+    await new Promise((r) => setTimeout(r, 40));
+    const quick: number[] = [];
+    let spun: { body: string; ms: number } | undefined;
+    void spin.then((r) => (spun = r));
+    for (let i = 0; i < 5 && spun === undefined; i++) {
+      const r = await ask(other, '/');
+      expect(r.body).toBe('hi');
+      quick.push(r.ms);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const done = await spin;
+    spinner.destroy();
+    other.destroy();
+    expect(done.body).toMatch(/^spun \d+$/);
+    expect(done.ms).toBeGreaterThan(150);
+    expect(quick.length).toBeGreaterThanOrEqual(2);
+    // Each answered while the computation ran, not after it (tens of milliseconds on a quiet
+    // machine; the bound leaves room for a loaded one).
+    expect(Math.max(...quick)).toBeLessThan(done.ms / 2);
+  });
+
+  it('an idle server uses no CPU: no periodic wake-up of the poller, the workers or the watchdog', async () => {
+    // A burst of requests first (the poller, its watchdog and the runners all active), then
+    // silence; the kept-alive connections of earlier tests close after idleTimeoutMs (1.5 s).
+    const socks = await Promise.all(Array.from({ length: 8 }, open));
+    await Promise.all(socks.flatMap((s) => Array.from({ length: 5 }, () => 0).map(() => ask(s, '/'))).slice(0, 8));
+    socks.forEach((s) => s.destroy());
+    await new Promise((r) => setTimeout(r, 2500));
+    const ticks = () => {
+      const stat = readFileSync(`/proc/${server!.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(f[11]) + Number(f[12]); // utime + stime, clock ticks (1/100 s)
+    };
+    const switches = () => {
+      let n = 0;
+      for (const tid of readdirSync(`/proc/${server!.pid}/task`)) {
+        const st = readFileSync(`/proc/${server!.pid}/task/${tid}/status`, 'utf8');
+        for (const m of st.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
+      }
+      return n;
+    };
+    const [t0, s0] = [ticks(), switches()];
+    await new Promise((r) => setTimeout(r, 5000));
+    const [t1, s1] = [ticks(), switches()];
+    expect(t1 - t0).toBeLessThanOrEqual(1);
+    // A 2 ms timer anywhere would be 2,500 wake-ups in 5 s.
+    expect(s1 - s0).toBeLessThan(20);
+  }, 15_000);
 });
 
 describe('WebSockets on the HTTP port (httpServerWebSocket)', () => {

@@ -132,6 +132,27 @@ describe('runtime module graph', () => {
     expect(describeCycles(g)).toBe('');
   });
 
+  // Leaves (runtime-c/README.md): they call no other runtime module and include none but
+  // header-only ones, so their users hand them what they need (ws_acceptor: a callback) instead
+  // of being called back by name. ws_acceptor.c must not include runtime.h in particular: its
+  // thread is created with the C library's pthread_create, unknown to the collector.
+  const LEAVES = ['ws_peer_table', 'ws_acceptor', 'fiber_stack'];
+  const HEADER_ONLY = ['sanitizer'];
+
+  it('the leaf modules include no other runtime module', () => {
+    const g = includeGraph();
+    for (const leaf of LEAVES) {
+      expect(existsSync(join(SRC, `${leaf}.c`)), `${leaf}.c exists`).toBe(true);
+      expect([...(g.get(leaf)?.keys() ?? [])].filter((m) => !HEADER_ONLY.includes(m)), `${leaf} includes`).toEqual([]);
+    }
+  });
+
+  it.skipIf(!existsSync(OBJ))('the leaf modules call no other runtime module', () => {
+    const g = linkGraph();
+    expect(g.get('ws_server')?.has('ws_acceptor'), 'the objects were read').toBe(true);
+    for (const leaf of LEAVES) expect([...(g.get(leaf)?.keys() ?? [])], `${leaf} calls`).toEqual([]);
+  });
+
   // The session is the protocol without I/O (runtime-c/README.md, "WebSockets"): it may use the
   // codecs below it, never the loop, sockets, TLS, the registry or the connection.
   const IO_FREE = ['ws_message', 'ws_frame', 'ws_utf8', 'ws_buf', 'ws_limits'];
