@@ -102,6 +102,11 @@ typedef struct osp_ws_loop {
     osp_ws_buf bc_log;
     size_t bc_refs;
     bool bc_wipe; /* a recipient has the per-message wipe option */
+    /* While handler calls are unfinished, the flush of broadcast frames waits for them until
+     * this deadline (osp_ws_now_ms; 0: not holding), the timer waking the loop at it
+     * (ws_conn.c, bc_hold). */
+    uint64_t bc_hold_until;
+    osp_ws_timer bc_hold_timer;
     /* Destroyed connections, freed at the end of the iteration. */
     struct osp_ws_conn *zombie_conns;
     /* Unfinished server TLS handshakes (docs/WEBSOCKET-RUNTIME.md#tls-handshakes), oldest

@@ -10,6 +10,7 @@
  */
 #include "ws_internal.h"
 #include "net.h"
+#include "ws_handoff.h"
 #include "ws_tls.h"
 
 #include <errno.h>
@@ -488,19 +489,77 @@ void osp_ws_conn_flush_soon(osp_ws_conn *c) {
     L->dirty_head = c;
 }
 
+/* The longest a loop holds broadcast frames for handlers still at work (flush_dirty): with
+ * the millisecond clock, between 1 and 2 ms. */
+#define OSP_WS_BCAST_HOLD_MS 2
+
+atomic_size_t osp_ws_test_bcast_flushes;
+
+static void bc_hold_expired(osp_ws_timer *t) { (void)t; /* the iteration's end flushes */ }
+
+/* Whether this iteration's flush of broadcast frames waits. Handlers run on worker threads
+ * (ws_inbox.c): the broadcasts that a batch of received messages causes reach the loop one by
+ * one, some after the loop has flushed the earlier ones, and every flush costs one send() per
+ * recipient whether it carries one frame or sixteen. So while handler calls are unfinished,
+ * or records were posted and not yet taken, the loop holds the frames, woken when the last
+ * handler call returns, for OSP_WS_BCAST_HOLD_MS at most: a slow or parked handler delays the
+ * broadcasts by that much per flush, never more. Only broadcast frames hold a flush; a loop
+ * with none flushes at once, as before. */
+static bool bc_hold(osp_ws_loop *L) {
+    uint64_t now = osp_ws_now_ms();
+    if (L->bc_hold_until != 0 && now >= L->bc_hold_until) return false;
+    if (!atomic_load(&L->wake_requested) && !osp_ws_handoff_busy(L->index)) return false;
+    if (L->bc_hold_until == 0) {
+        if (L->bc_hold_timer.on_fire == NULL) osp_ws_timer_init(&L->bc_hold_timer, bc_hold_expired);
+        osp_ws_timer_arm(&L->bc_hold_timer, OSP_WS_BCAST_HOLD_MS);
+        /* Out of memory for a timer slot: without a wake-up at the deadline, never hold. */
+        if (!osp_ws_timer_armed(&L->bc_hold_timer)) return false;
+        L->bc_hold_until = now + OSP_WS_BCAST_HOLD_MS;
+    }
+    return true;
+}
+
+static void bc_hold_end(osp_ws_loop *L) {
+    if (L->bc_hold_until == 0) return;
+    osp_ws_timer_cancel(&L->bc_hold_timer);
+    L->bc_hold_until = 0;
+}
+
 static void flush_dirty(void) {
     osp_ws_loop *L = osp_ws_loop_current();
+    /* Broadcast frames waiting (recipients hold ranges of the log): held, or sent now. */
+    bool hold = false;
+    if (L->dirty_head != NULL && L->bc_refs > 0) {
+        hold = bc_hold(L);
+        if (!hold) {
+            bc_hold_end(L);
+            osp_ws_handoff_flushed(L->index);
+            atomic_fetch_add_explicit(&osp_ws_test_bcast_flushes, 1, memory_order_relaxed);
+        }
+    } else {
+        bc_hold_end(L); /* what it held went out meanwhile (over OSP_WS_CORK_FLUSH, or closed) */
+    }
     /* Flushing never adds to the list; dead connections are skipped by flush and are only
-     * freed by the reap that follows this call. */
+     * freed by the reap that follows this call (which keeps a dead connection still on the
+     * list for the next one). While holding, the live recipients of broadcast frames stay on
+     * the list (with whatever else they have queued: it goes out before their frames); the
+     * others are flushed as always. */
     bool tls = false;
+    osp_ws_conn *held = NULL;
     while (L->dirty_head) {
         osp_ws_conn *c = L->dirty_head;
         L->dirty_head = c->dirty_next;
+        if (hold && c->state != OSP_WS_CONN_DEAD && c->bc_to != c->bc_from) {
+            c->dirty_next = held;
+            held = c;
+            continue;
+        }
         c->dirty_next = NULL;
         c->on_dirty = false;
         tls |= c->tls != NULL;
         osp_ws_conn_flush(c);
     }
+    L->dirty_head = held;
     if (L->cork_owner) {
         tls |= L->cork_owner->tls != NULL;
         osp_ws_conn_flush(L->cork_owner); /* never left corked across epoll_wait */
@@ -1399,7 +1458,9 @@ static void layer_iteration_end(void) {
     while (L->zombie_conns) {
         osp_ws_conn *c = L->zombie_conns;
         L->zombie_conns = c->zombie_next;
-        if (c->tls_offloaded) {
+        /* Still on the dirty list (destroyed after a flush that held it): freed once the next
+         * flush has taken it off. */
+        if (c->tls_offloaded || c->on_dirty) {
             c->zombie_next = parked;
             parked = c;
             continue;

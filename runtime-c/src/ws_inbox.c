@@ -38,6 +38,7 @@
  */
 #include "ws_internal.h"
 #include "fiber.h"
+#include "ws_handoff.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -124,6 +125,7 @@ static void drop_queued(osp_ws_inbox *in, bool all) {
         if (all || is_message(d)) {
             *p = d->next;
             in->bytes -= d->len;
+            osp_ws_handoff_done();
             free_delivery(d, in->wipe);
         } else {
             in->tail = d;
@@ -270,6 +272,7 @@ static int64_t drain(void *arg) {
         batch_hint.conn_id = 0;
         free_delivery(d, in->wipe);
         if (r.tag != OSP_RESULT_SUCCESS) report_handler_error(in, r);
+        osp_ws_handoff_done(); /* after the call: a loop holding broadcasts waits for them */
         /* Returns at once when nothing else is runnable. */
         if (calls % DRAIN_FAIRNESS_BATCH == 0) osp_fiber_yield();
         pthread_mutex_lock(&inbox_lock);
@@ -378,6 +381,9 @@ static bool hand_over_locked(osp_ws_inbox *in, const osp_ws_conn *c) {
         return false;
     }
     snapshot_handlers_locked(in, c);
+    size_t count = 0;
+    for (const osp_ws_delivery *d = first; d; d = d->next) count++;
+    osp_ws_handoff_queued(count);
     if (in->tail) in->tail->next = first;
     else in->head = first;
     in->tail = last;
@@ -437,6 +443,7 @@ static void enqueue(osp_ws_conn *c, delivery_kind kind, uint16_t code, const uin
     if (in->tail) in->tail->next = d;
     else in->head = d;
     in->tail = d;
+    osp_ws_handoff_queued(1);
     bool submit = start_drain_locked(in);
     pthread_mutex_unlock(&inbox_lock);
     if (pause && c->state != OSP_WS_CONN_DEAD) osp_ws_conn_set_inbox_paused(c, true);

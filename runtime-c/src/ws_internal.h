@@ -487,6 +487,8 @@ void osp_ws_conn_direct_send(osp_ws_conn *c, uint8_t opcode, const uint8_t *payl
 /* Tests only (0 otherwise): a direct send writes at most this many bytes, as a full socket
  * would take, so the hand-over of the rest to the loop is exercised. */
 extern size_t osp_ws_test_direct_send_max;
+/* Tests only: how many times a loop has flushed broadcast frames (all loops, ever). */
+extern atomic_size_t osp_ws_test_bcast_flushes;
 /* Bytes waiting in the output queue. */
 size_t osp_ws_conn_pending(const osp_ws_conn *c);
 /* May an application message be queued for c now (open, not destroyed, no Close sent or
