@@ -443,6 +443,7 @@ static void enqueue(osp_ws_conn *c, delivery_kind kind, uint16_t code, const uin
     if (in->tail) in->tail->next = d;
     else in->head = d;
     in->tail = d;
+    in->bytes += len; /* a close reason counts like a message: the drain subtracts it */
     osp_ws_handoff_queued(1);
     bool submit = start_drain_locked(in);
     pthread_mutex_unlock(&inbox_lock);
