@@ -38,7 +38,18 @@ const RESPONSE =
   'Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n';
 const maskedText = Buffer.from([0x81, 0x85, 1, 2, 3, 4, ...Buffer.from('Hello').map((b, i) => b ^ (i % 4) + 1)]);
 const SEEDS: Record<string, Buffer[]> = {
-  handshake: [Buffer.from('\x07' + REQUEST, 'latin1'), Buffer.from('\x03' + RESPONSE, 'latin1'), Buffer.from('\x00ws://[::1]:8080/a?b', 'latin1')],
+  handshake: [
+    Buffer.from('\x07' + REQUEST, 'latin1'),
+    Buffer.from('\x03' + RESPONSE, 'latin1'),
+    Buffer.from('\x00ws://[::1]:8080/a?b', 'latin1'),
+    // A past finding (minimised): a malformed offer after a supported one used to leave the
+    // subprotocol selected on the 400 verdict. Kept so every run starts from it.
+    Buffer.from(
+      '\x07GET /chat HTTP/1.1\r\nHost:1\r\nUpgrade:websocket\r\nConnection:Upgrade\r\nSec-WebSocket-Key:dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+        'Sec-WebSocket-Version:13\r\nOrigin:https://app.example\r\nSec-WebSocket-Protocol: chat.v2,)\r\n\r\n',
+      'latin1',
+    ),
+  ],
   frame: [
     Buffer.concat([Buffer.from([3]), maskedText]),
     Buffer.from([5, 0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]), // fragmented, unmasked

@@ -162,7 +162,12 @@ void osp_ws_handshake_apply_policy(const osp_http_parser *req, const char *const
     if (n_protocols > 0) {
         /* RFC 6455 §4.2.2 item 5: the client's order is its preference; pick the first offer we
          * support, so the answer is always one the client sent (§4.1 item 6 makes the client
-         * fail on any other). Header lines combine into one list (§11.3.4, RFC 9110 §5.3). */
+         * fail on any other). Header lines combine into one list (§11.3.4, RFC 9110 §5.3), so
+         * every line is read to the end even after a match: "a\r\n...: )" must get the same
+         * verdict as "a, )". The choice is kept aside and stored only once the whole offer is
+         * known to be a token list (§4.3: 1#token); a malformed offer breaks the ABNF and is
+         * refused with 400 (§4.2.1), and a refusal carries no subprotocol. */
+        const char *chosen = NULL;
         for (uint32_t h = 0; h < req->header_count; h++) {
             size_t name_len;
             const char *name = osp_http_header_name(req, h, &name_len);
@@ -179,14 +184,14 @@ void osp_ws_handshake_apply_policy(const osp_http_parser *req, const char *const
                 if (a == b) continue; /* RFC 9110 §5.6.1: empty list elements are ignored */
                 if (!osp_ws_token_valid(val + a, b - a))
                     return verdict(v, 400, "Sec-WebSocket-Protocol must be a comma-separated list of tokens");
-                for (size_t k = 0; k < n_protocols && v->protocol == NULL; k++)
+                for (size_t k = 0; k < n_protocols && chosen == NULL; k++)
                     if (strlen(protocols[k]) == b - a && memcmp(protocols[k], val + a, b - a) == 0)
-                        v->protocol = protocols[k];
+                        chosen = protocols[k];
             }
-            if (v->protocol) break;
         }
         /* No common subprotocol: accept without one (as python-websockets does); the client
          * decides whether it can live without (RFC 6455 §4.1 item 6). */
+        v->protocol = chosen;
     }
 }
 

@@ -45,7 +45,8 @@ void osp_ws_handshake_check_request(const osp_http_parser *req, const char *path
  *  - protocols (n_protocols > 0): the first subprotocol in the client's Sec-WebSocket-Protocol
  *    offers (all header lines, in order, RFC 6455 §4.2.2 item 5 / §11.3.4) that the server
  *    supports is selected into v->protocol (a pointer to the server's entry); no common one
- *    means no header; a malformed offer (not a token list) is 400.
+ *    means no header; a malformed offer (not a token list, on any of the lines, before or
+ *    after a match) is 400 and selects nothing.
  * Leaves a non-101 verdict alone. */
 void osp_ws_handshake_apply_policy(const osp_http_parser *req, const char *const *origins,
                                    size_t n_origins, const char *const *protocols,

@@ -320,6 +320,25 @@ static int policy_for(const char *req, const char *const *origins, size_t n_orig
     return v.status;
 }
 
+/* The verdict's status and selected subprotocol for a raw request head (the policy applied). */
+static const char *selected_for(const char *req, const char *const *origins, size_t n_origins,
+                                const char *const *protocols, size_t n_protocols, int *status) {
+    osp_http_parser p;
+    osp_http_parser_init(&p, false, &limits);
+    size_t used = 0;
+    *status = -1;
+    if (osp_http_parse(&p, (const uint8_t *)req, strlen(req), &used) != OSP_HTTP_DONE) {
+        osp_http_parser_free(&p);
+        return NULL;
+    }
+    osp_ws_server_verdict v;
+    osp_ws_handshake_check_request(&p, "/chat", &v);
+    osp_ws_handshake_apply_policy(&p, origins, n_origins, protocols, n_protocols, &v);
+    osp_http_parser_free(&p);
+    *status = v.status;
+    return v.protocol;
+}
+
 static size_t occurrences(const char *hay, const char *needle) {
     size_t n = 0;
     for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
@@ -369,6 +388,26 @@ static void test_policy(void) {
     CHECK(policy_for(REQ("Origin: https://evil.example\r\nSec-WebSocket-Protocol: superchat\r\n"), origins, 2, protocols, 2,
                      out, sizeof out) == 403 && strstr(out, "Sec-WebSocket-Protocol") == NULL,
           "a refused handshake selects nothing");
+    /* A malformed offer after a supported one: 400 and nothing selected (the verdict's protocol
+     * is "101 only"). The first request is the fuzzer's minimised crash input verbatim: chat.v2
+     * used to stay selected on the 400, which the handshake fuzz target caught. */
+    int st = 0;
+    const char *sel = selected_for("GET /chat HTTP/1.1\r\nHost:1\r\nUpgrade:websocket\r\nConnection:Upgrade\r\n"
+                                   "Sec-WebSocket-Key:dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version:13\r\n"
+                                   "Origin:https://app.example\r\nSec-WebSocket-Protocol: chat.v2,)\r\n\r\n",
+                                   origins, 2, protocols, 2, &st);
+    CHECK(st == 400 && sel == NULL, "fuzz crash input: status %d, protocol %s", st, sel ? sel : "(none)");
+    sel = selected_for(REQ("Sec-WebSocket-Protocol: superchat, bad\"name\r\n"), NULL, 0, protocols, 2, &st);
+    CHECK(st == 400 && sel == NULL, "bad token after a match: status %d, protocol %s", st, sel ? sel : "(none)");
+    sel = selected_for(REQ("Sec-WebSocket-Protocol: ), superchat\r\n"), NULL, 0, protocols, 2, &st);
+    CHECK(st == 400 && sel == NULL, "bad token before a match: status %d, protocol %s", st, sel ? sel : "(none)");
+    /* RFC 9110 §5.3: lines combine into one list, so a malformed later line refuses the
+     * handshake just as "chat.v2, )" on one line does. */
+    sel = selected_for(REQ("Sec-WebSocket-Protocol: chat.v2\r\nSec-WebSocket-Protocol: )\r\n"), NULL, 0, protocols, 2, &st);
+    CHECK(st == 400 && sel == NULL, "bad later line after a match: status %d, protocol %s", st, sel ? sel : "(none)");
+    sel = selected_for(REQ("Sec-WebSocket-Protocol: chat, chat.v2\r\nSec-WebSocket-Protocol: superchat\r\n"), NULL, 0,
+                       protocols, 2, &st);
+    CHECK(st == 101 && sel == protocols[1], "valid later line: status %d, protocol %s", st, sel ? sel : "(none)");
 #undef REQ
     CHECK(osp_ws_token_valid("chat.v2", 7) && !osp_ws_token_valid("a b", 3) && !osp_ws_token_valid("", 0) &&
               !osp_ws_token_valid("a,b", 3) && !osp_ws_token_valid("a\"b", 3),

@@ -164,6 +164,18 @@ for (const target of selected(SERVER_TARGETS)) {
       // Policy: accept without a protocol (python does) or refuse; never pick an unoffered one.
       if (head3.status === 101) expect(head3.get('Sec-WebSocket-Protocol')).toBeUndefined();
       else expect(head3.status).toBeGreaterThanOrEqual(400);
+      // A supported offer followed by a non-token, on the same line or the next one (they
+      // combine into one list): the offer breaks §4.3's 1#token, so 400 (§4.2.1) and no
+      // subprotocol, whichever line it is on.
+      for (const extra of [
+        [['Sec-WebSocket-Protocol', 'superchat, )']],
+        [['Sec-WebSocket-Protocol', 'superchat'], ['Sec-WebSocket-Protocol', ')']],
+      ] as [string, string][][]) {
+        const bad = await h.connect(s.port);
+        bad.write(buildRequest(s.port, { extra }));
+        const refused = await expectRefused(bad, [400], `malformed offer ${JSON.stringify(extra)}`);
+        expect(refused.get('Sec-WebSocket-Protocol')).toBeUndefined();
+      }
     });
 
     it('11 permessage-deflate offered, compression off → no Sec-WebSocket-Extensions; RSV1 frame → 1002', async () => {
