@@ -149,37 +149,8 @@ osp_http_status osp_http_parse(osp_http_parser *p, const uint8_t *in, size_t len
      * blank line, and a little slack so the limits above are what refuses a head. */
     size_t head_limit = (size_t)l->max_request_line + (size_t)l->max_header_bytes + 8;
     for (size_t i = 0; i < len; i++) {
-        if (!p->prev_cr) {
-            /* The ordinary bytes of a line (no CR, LF or NUL) are copied as one run, as many
-             * as the line's limit and the head's limit allow; the byte that stops the run goes
-             * through the checks below one by one, so every error and *consumed are what a
-             * byte-by-byte pass gives. */
-            size_t so_far = p->buf.len - p->line_start;
-            size_t line_max = !p->first_line_done                      ? l->max_request_line
-                              : p->header_bytes < l->max_header_bytes ? l->max_header_bytes - p->header_bytes
-                                                                      : 0;
-            size_t line_room = line_max > so_far ? line_max - so_far : 0;
-            size_t head_room = head_limit - p->buf.len; /* buf.len never exceeds head_limit */
-            size_t run_max = len - i;
-            if (line_room < run_max) run_max = line_room;
-            if (head_room < run_max) run_max = head_room;
-            size_t run = 0;
-            while (run < run_max && in[i + run] != '\r' && in[i + run] != '\n' && in[i + run] != 0) run++;
-            if (run > 0) {
-                if (osp_ws_buf_reserve(&p->buf, run, head_limit) != 0)
-                    return error(p, p->first_line_done ? 431 : 400, "request head too large");
-                memcpy(p->buf.data + p->buf.len, in + i, run);
-                p->buf.len += run;
-                i += run;
-                *consumed = i;
-                if (i == len) break;
-            }
-        }
         uint8_t c = in[i];
-        /* The buffer grows only when full (a call per byte was a tenth of the parse's time);
-         * the limit is checked here, before the byte is kept, as the reserve call did. */
-        if (p->buf.len >= head_limit ||
-            (p->buf.len == p->buf.cap && osp_ws_buf_reserve(&p->buf, 1, head_limit) != 0))
+        if (osp_ws_buf_reserve(&p->buf, 1, head_limit) != 0)
             return error(p, p->first_line_done ? 431 : 400, "request head too large");
         p->buf.data[p->buf.len++] = c;
         *consumed = i + 1;

@@ -79,7 +79,6 @@
 typedef enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_WRITING, PH_LINGER, PH_HANDOVER } conn_phase;
 
 struct http_conn;
-struct http_job_s;
 
 /* A server's life. Every transition is one atomic step taken by the thread that acts on it, so
  * two fibers stopping (or listening on) the same server cannot both act: each stop used to see
@@ -130,16 +129,9 @@ typedef struct http_conn {
     bool closed; /* socket closed and unlinked; freed by settle() */
     bool handed_over; /* the socket went to a WebSocket server (httpServerWebSocket) */
     bool dead;   /* closed while its handler ran: freed when the handler's response arrives */
-    /* The connection's one request record, made at its first request and reused for every
-     * later one (one request per connection is in flight): no collector allocation per request
-     * by the connection role's holder. NULL until the first request. */
-    struct http_job_s *job;
 } http_conn;
 
-/* One request handed to a runner fiber. Uncollectable collector memory owned by its connection
- * (freed with it, by the poller after job_done let go of it): the collector sees the Strings in
- * it while the handler runs, and job_done clears them once the response is out, so an idle
- * connection keeps no request alive and a request never sees its predecessor's. */
+/* One request handed to a fiber. Collector memory: the fiber record keeps it alive. */
 typedef struct http_job_s {
     http_conn *conn;
     int64_t server_id;
@@ -149,17 +141,10 @@ typedef struct http_job_s {
     bool is_head;
     bool keep_alive;
     int minor;
-    /* The serialised response (malloc'd, reused by the connection's next request). The handler's
-     * worker writes it and job_done sends it under the connection role; the next request is
-     * dispatched only after that, so it is never touched by two threads at once. */
-    osp_ws_buf response;
-    bool response_ok; /* false: the response could not be built (out of memory) */
-    struct http_job_s *next_done; /* on the run queue, then on the completed-jobs queue */
+    char *response; /* collector memory (no pointers), handed to the loop; NULL: out of memory */
+    size_t response_len;
+    struct http_job_s *next_done; /* on the completed-jobs queue */
 } http_job;
-
-/* A response buffer larger than this is freed after its response instead of kept for the
- * connection's next one: a connection that once sent a large answer keeps no large buffer. */
-#define RESPONSE_KEEP_BYTES 16384
 
 /* Responses of handlers that found the connection role taken, for its holder (role_release). A
  * lock-free stack: handlers push, the holder takes all at once (no ABA hazard); the static head
@@ -228,11 +213,6 @@ static void conn_resume(http_conn *c) {
 }
 
 static void conn_free(http_conn *c) {
-    if (c->job != NULL) {
-        osp_ws_buf_free(&c->job->response); /* wiped: it may hold the user's cookies */
-        GC_FREE(c->job);
-        c->job = NULL;
-    }
     osp_request_reader_free(&c->req);
     osp_ws_buf_free(&c->in);
     osp_ws_buf_free(&c->out);
@@ -401,30 +381,6 @@ static void send_error(http_conn *c, int status, const char *text) {
 }
 
 static char *gc_copy(const char *p, size_t n) { return osp_gc_strndup(p, n); }
-
-/* Two Strings in one block of collector memory, one allocation instead of two per request: the
- * collector recognises interior pointers, so either String keeps the block alive. Layout of each:
- * the length header, the bytes, a NUL (osprey_abi.h); the second starts on an 8-byte boundary.
- * False when out of memory. */
-static bool gc_copy_two(const char *a, size_t an, const char *b, size_t bn, char **sa, char **sb) {
-    size_t first = (OSP_STRING_HEADER_BYTES + an + 1 + 7) & ~(size_t)7;
-    size_t total = first + OSP_STRING_HEADER_BYTES + bn + 1; /* a request head: at most tens of KiB */
-    char *block = GC_MALLOC_ATOMIC(total);
-    if (block == NULL) return false;
-    int64_t len = (int64_t)an;
-    memcpy(block, &len, sizeof len);
-    char *s = block + OSP_STRING_HEADER_BYTES;
-    if (an) memcpy(s, a, an);
-    s[an] = '\0';
-    *sa = s;
-    len = (int64_t)bn;
-    memcpy(block + first, &len, sizeof len);
-    s = block + first + OSP_STRING_HEADER_BYTES;
-    if (bn) memcpy(s, b, bn);
-    s[bn] = '\0';
-    *sb = s;
-    return true;
-}
 
 /* The request's method as a String: the common ones are constants (Strings are immutable), so
  * most requests allocate nothing for it. */
@@ -697,20 +653,23 @@ static void dispatch(http_conn *c) {
 static void dispatch_job(http_conn *c) {
     http_server *s = c->server;
     osp_http_parser *h = &c->req.head;
-    http_job *j = c->job;
+    http_job *j = GC_MALLOC(sizeof *j);
     if (j == NULL) {
-        j = GC_MALLOC_UNCOLLECTABLE(sizeof *j);
-        if (j == NULL) {
-            send_error(c, 503, "out of memory");
-            return;
-        }
-        memset(j, 0, sizeof *j);
-        c->job = j;
+        send_error(c, 503, "out of memory");
+        return;
     }
-    /* The handler's Strings are built by its runner (request_strings), not here. */
     size_t n;
     const char *m = osp_http_part(h, 0, &n);
+    j->method = (char *)method_string(m, n);
     j->is_head = osp_http_ieq(m, n, "HEAD");
+    const char *p = osp_http_part(h, 1, &n);
+    j->path = gc_copy(p, n);
+    /* The raw header block: every header line with its CRLF, without the blank line. */
+    size_t start = (size_t)h->part_off[2] + h->part_len[2] + 2;
+    size_t end = h->buf.len >= 2 ? h->buf.len - 2 : start;
+    j->headers = gc_copy((const char *)h->buf.data + (start < end ? start : end), start < end ? end - start : 0);
+    OSP_STATIC_STRING(empty_body, "");
+    j->body = c->req.body.len ? gc_copy((const char *)c->req.body.data, c->req.body.len) : (char *)empty_body.bytes;
     j->keep_alive = c->req.keep_alive;
     j->minor = h->version_minor;
     j->conn = c;
@@ -947,9 +906,9 @@ static char *write_decimal(char *w, uint64_t v, size_t digits) {
 
 #define WRITE_LITERAL(w, lit) ((w) = write_bytes((w), (lit), sizeof(lit) - 1))
 
-/* The response is written straight into the job's response buffer, which job_done sends from:
- * its size is computed first, so it is written once, and the buffer is the connection's, reused
- * by its next request (no allocation per response). */
+/* The response is written straight into the block of collector memory the connection is sent from
+ * (pointer-free, so the collector never scans it): its size is computed first, so there is no
+ * intermediate buffer to fill, copy and wipe per response. */
 static void serialise(http_job *j, const int64_t *r) {
     int64_t status = r ? r[R_STATUS] : 500;
     const char *user_headers = r ? (const char *)r[R_HEADERS] : NULL;
@@ -995,8 +954,7 @@ static void serialise(http_job *j, const int64_t *r) {
                    (put_content_type ? sizeof "Content-Type: " - 1 + content_type_len + 2 : 0) + extra.len +
                    (no_body_status ? 0 : sizeof "Content-Length: " - 1 + length_digits + 2) + connection_len + 2;
     bool fits = !put_body || !__builtin_add_overflow(total, body_len, &total);
-    /* Nothing of the previous response is kept: the buffer is empty once it was sent (job_clear). */
-    char *block = fits && osp_ws_buf_reserve(&j->response, total, SIZE_MAX) == 0 ? (char *)j->response.data : NULL;
+    char *block = fits ? GC_MALLOC_ATOMIC(total) : NULL;
     if (block != NULL) {
         char *w = block;
         WRITE_LITERAL(w, "HTTP/1.1 ");
@@ -1024,8 +982,8 @@ static void serialise(http_job *j, const int64_t *r) {
     }
     /* The user's headers may carry cookies or tokens: wiped before they are freed. */
     osp_ws_buf_free(&extra);
-    j->response.len = block ? total : 0;
-    j->response_ok = block != NULL;
+    j->response = block;
+    j->response_len = block ? total : 0;
 }
 
 /* Sends a handler's response straight from its block when nothing else waits to go out (the
@@ -1046,37 +1004,22 @@ static bool send_response(http_conn *c, const char *bytes, size_t len) {
     return sent == len || osp_ws_buf_append(&c->out, bytes + sent, len - sent) == 0;
 }
 
-/* The job is back with the connection role's holder: forget the request (the collector may
- * reclaim its Strings, and the next request starts from nothing) and empty the response buffer.
- * The response's bytes stay until the next response overwrites them or the buffer is freed
- * (wiped then): the same bytes are in the handler's Strings in collector memory anyway. */
-static void job_clear(http_job *j) {
-    j->method = j->path = j->headers = j->body = NULL;
-    j->handler = NULL;
-    j->handler_env = NULL;
-    if (j->response.cap > RESPONSE_KEEP_BYTES) osp_ws_buf_free(&j->response);
-    else osp_ws_buf_recycle(&j->response, false);
-    j->response_ok = false;
-}
-
-/* Connection role held. Cleared before after_response, which may parse the connection's next
- * pipelined request and dispatch it in this same record. */
 static void job_done(void *arg) {
     http_job *j = arg;
     http_conn *c = j->conn;
     if (c->dead) {
-        job_clear(j);
-        bury(c); /* freed with its job by the poller, under the role: nobody uses j after this */
+        bury(c);
+        j->response = NULL;
         return;
     }
-    bool sent = j->response_ok && send_response(c, (const char *)j->response.data, j->response.len);
-    job_clear(j);
-    if (!sent) {
+    if (j->response == NULL || !send_response(c, j->response, j->response_len)) {
+        j->response = NULL;
         c->phase = PH_IDLE;
         conn_close(c);
         settle(c);
         return;
     }
+    j->response = NULL;
     c->phase = PH_IDLE; /* after_response picks the next phase */
     after_response(c);
     settle(c);
@@ -1106,47 +1049,13 @@ static void drain_done(void) {
  * sends (then parses the connection's next pipelined request, if any). When the role is taken,
  * the response goes on done_stack for the holder (role_release), so a handler never waits for
  * another thread's I/O. */
-/* The handler's method, path, headers and body Strings, built on the runner's worker from the
- * connection's request reader without the connection role. That holds because nobody else
- * touches the reader while the job is out: the connection is PH_BUSY from dispatch_job until
- * job_done, and in PH_BUSY no role holder reads, parses or resets it (conn_event_inner leaves
- * input in the socket, conn_process stops at a non-reading phase, conn_timer finds no deadline,
- * a stop only marks the connection dead, which is freed after job_done); job_done, which resets
- * the reader (after_response) and may parse the next pipelined request into it, runs after this
- * on the same fiber or, through done_stack, after the push that follows. The parse's writes are
- * seen here through runq_lock (submit_pending, runner_run). So the role's holder copies and
- * allocates nothing for the handler; the collector allocation happens on the runner's worker,
- * where the handler allocates anyway. False when out of memory. */
-static bool request_strings(http_job *j) {
-    const osp_request_reader *req = &j->conn->req;
-    const osp_http_parser *h = &req->head;
-    size_t n, path_len;
-    const char *m = osp_http_part(h, 0, &n);
-    j->method = (char *)method_string(m, n);
-    const char *p = osp_http_part(h, 1, &path_len);
-    /* The raw header block: every header line with its CRLF, without the blank line. */
-    size_t start = (size_t)h->part_off[2] + h->part_len[2] + 2;
-    size_t end = h->buf.len >= 2 ? h->buf.len - 2 : start;
-    if (!gc_copy_two(p, path_len, (const char *)h->buf.data + (start < end ? start : end), start < end ? end - start : 0,
-                     &j->path, &j->headers))
-        return false;
-    OSP_STATIC_STRING(empty_body, "");
-    j->body = req->body.len ? gc_copy((const char *)req->body.data, req->body.len) : (char *)empty_body.bytes;
-    return j->method != NULL && j->body != NULL;
-}
-
 static void job_run(http_job *j) {
-    if (request_strings(j)) {
-        void *r = j->handler(j->handler_env, j->method, j->path, j->headers, j->body);
-        serialise(j, r);
-    } else {
-        osp_output_lock();
-        fprintf(stderr, "http server %" PRId64 ": out of memory for a request's strings; its connection is closed\n", j->server_id);
-        fflush(stderr);
-        osp_output_unlock();
-        j->response_ok = false; /* job_done closes the connection */
+    void *r = j->handler(j->handler_env, j->method, j->path, j->headers, j->body);
+    serialise(j, r);
+    if (atomic_load(&shutting_down)) {
+        j->response = NULL;
+        return;
     }
-    if (atomic_load(&shutting_down)) return; /* the connection is never answered: left as it is */
     if (pthread_mutex_trylock(&conn_role) == 0) {
         job_done(j);
         role_release();

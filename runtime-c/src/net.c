@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -172,37 +171,9 @@ int osp_ws_net_connect(const char *host, int port, uint64_t deadline_ms, char *e
     return -1;
 }
 
-/* The send and recv of every request and frame go to the kernel directly: libc's send and recv
- * are thread-cancellation points, and marking the thread cancellable around each call cost
- * about 20 ns a call (2 per HTTP request; the runtime never cancels a thread). Sanitizer builds
- * keep the libc calls, which ASan checks the buffers of and TSan models. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define OSP_NET_LIBC_CALLS 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define OSP_NET_LIBC_CALLS 1
-#endif
-#endif
-
-static ssize_t net_send(int fd, const void *p, size_t n) {
-#ifdef OSP_NET_LIBC_CALLS
-    return send(fd, p, n, MSG_NOSIGNAL);
-#else
-    return (ssize_t)syscall(SYS_sendto, fd, p, n, MSG_NOSIGNAL, NULL, 0);
-#endif
-}
-
-static ssize_t net_recv(int fd, void *p, size_t n) {
-#ifdef OSP_NET_LIBC_CALLS
-    return recv(fd, p, n, 0);
-#else
-    return (ssize_t)syscall(SYS_recvfrom, fd, p, n, 0, NULL, NULL);
-#endif
-}
-
 ssize_t osp_ws_net_send(int fd, const void *p, size_t n) {
     for (;;) {
-        ssize_t w = net_send(fd, p, n);
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w >= 0 || errno != EINTR) return w;
     }
 }
@@ -222,7 +193,7 @@ ssize_t osp_ws_net_send2(int fd, const void *p1, size_t n1, const void *p2, size
 
 ssize_t osp_ws_net_recv(int fd, void *p, size_t n) {
     for (;;) {
-        ssize_t r = net_recv(fd, p, n);
+        ssize_t r = recv(fd, p, n, 0);
         if (r >= 0 || errno != EINTR) return r;
     }
 }
