@@ -160,6 +160,61 @@ static void test_limits(void) {
     free(req);
 }
 
+/* The head parser copies the ordinary bytes of a line in runs bounded by the limits: each limit
+ * must still hold to the byte. A head exactly at a limit passes and one byte more is refused, at
+ * that byte (the reader consumes it and no more), whole, byte by byte, and in chunks that end on
+ * either side of the boundary. */
+static void expect_boundary(const char *what, const char *req, osp_http_status st, int err, size_t consumed) {
+    size_t len = strlen(req);
+    const size_t chunks[] = {len, 1, 7, 4096, 8191, 8192, 8193, 16384};
+    for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+        outcome o = feed(req, len, chunks[k]);
+        CHECK(o.status == st && o.error_status == err && o.consumed == consumed,
+              "%s (chunk %zu): status %d, error %d, consumed %zu (expected %d, %d, %zu)", what, chunks[k], o.status,
+              o.error_status, o.consumed, st, err, consumed);
+    }
+}
+
+static void test_limit_boundaries(void) {
+    char *req = malloc(40000);
+    /* Request line (without its CRLF): 8192 bytes pass, 8193 are refused at byte 8193. */
+    for (size_t line = 8192; line <= 8193; line++) {
+        strcpy(req, "GET /");
+        memset(req + 5, 'a', line - 5 - 9);
+        strcpy(req + line - 9, " HTTP/1.1\r\nHost: a\r\n\r\n");
+        if (line == 8192) expect_boundary("request line at the limit", req, OSP_HTTP_DONE, 0, strlen(req));
+        else expect_boundary("request line one byte over", req, OSP_HTTP_ERROR, 414, 8193);
+    }
+    /* Header bytes: "Host: a" with its CRLF (9) plus a field line of up to 16375 bytes reach
+     * 16384; one byte more is refused at that byte. */
+    strcpy(req, "GET / HTTP/1.1\r\nHost: a\r\n");
+    size_t head = strlen(req);
+    for (size_t field = 16375; field <= 16376; field++) {
+        strcpy(req + head, "X-Big: ");
+        memset(req + head + 7, 'b', field - 7);
+        strcpy(req + head + field, "\r\n\r\n");
+        if (field == 16375) expect_boundary("header bytes at the limit", req, OSP_HTTP_DONE, 0, strlen(req));
+        else expect_boundary("header bytes one over", req, OSP_HTTP_ERROR, 431, head + field);
+    }
+    /* The run stops at a NUL, a bare CR and a bare LF inside a long line: refused at that byte. */
+    strcpy(req, "GET /");
+    memset(req + 5, 'a', 3000);
+    strcpy(req + 3005, "\rX HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect_boundary("bare CR after a run", req, OSP_HTTP_ERROR, 400, 3007);
+    req[3005] = '\n';
+    expect_boundary("bare LF after a run", req, OSP_HTTP_ERROR, 400, 3006);
+    strcpy(req, "GET / HTTP/1.1\r\nHost: a\r\nX-A: ");
+    head = strlen(req);
+    memset(req + head, 'v', 5000);
+    strcpy(req + head + 5000, "\r\n\r\n");
+    req[head + 2500] = '\0'; /* strlen stops here: the NUL is fed as the last byte below */
+    outcome o = feed(req, head + 2501, 1);
+    CHECK(o.status == OSP_HTTP_ERROR && o.error_status == 400 && o.consumed == head + 2501, "NUL after a run (byte by byte): %d %d %zu", o.status, o.error_status, o.consumed);
+    o = feed(req, head + 2501, head + 2501);
+    CHECK(o.status == OSP_HTTP_ERROR && o.error_status == 400 && o.consumed == head + 2501, "NUL after a run (whole): %d %d %zu", o.status, o.error_status, o.consumed);
+    free(req);
+}
+
 static void test_keep_alive(void) {
     outcome o = feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, 27);
     CHECK(o.keep_alive, "1.1 keeps alive by default");
@@ -239,6 +294,7 @@ int main(void) {
     test_smuggling();
     test_chunked_errors();
     test_limits();
+    test_limit_boundaries();
     test_keep_alive();
     test_reset_reuses_buffers();
     test_response_helpers();

@@ -409,6 +409,74 @@ describe('HTTP server with malformed and hostile requests', () => {
     });
   }, 20_000);
 
+  it('one keep-alive connection: no request sees the previous one\'s headers or body, and no response carries the previous one\'s bytes', async () => {
+    // A connection reuses one request record and one response buffer for all its requests:
+    // each request must see only its own method, path, headers and body, and each response must
+    // be exactly its own (a shorter one after a longer one, a small one after one too large to
+    // keep), whether the requests come one after another or pipelined in one write.
+    const secretReq = `POST /all HTTP/1.1\r\nHost: x\r\nX-Secret: s3cr3t-token\r\nContent-Length: 14\r\n\r\nfirst-body-xyz`;
+    const plainReq = `GET /all HTTP/1.1\r\nHost: x\r\n\r\n`;
+    const echo = (body: string) => `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const big = 'B'.repeat(40 * 1024);
+    const mid = 'M'.repeat(9000);
+    const requests = [secretReq, plainReq, echo(big), echo('ab'), echo(mid), plainReq, `GET / HTTP/1.1\r\nHost: x\r\n\r\n`];
+    const expected = [
+      'POST /all|Host: x\r\nX-Secret: s3cr3t-token\r\nContent-Length: 14\r\n|first-body-xyz',
+      'GET /all|Host: x\r\n|',
+      `POST ${big}`,
+      'POST ab',
+      `POST ${mid}`,
+      'GET /all|Host: x\r\n|',
+      'hi',
+    ];
+    /** Splits a byte stream into responses by their Content-Length; what is left must be nothing. */
+    const split = (text: string): { bodies: string[]; rest: string } => {
+      const bodies: string[] = [];
+      let at = 0;
+      for (;;) {
+        const end = text.indexOf('\r\n\r\n', at);
+        if (end < 0) break;
+        const length = /\r\nContent-Length: (\d+)\r\n/.exec(text.slice(at, end + 2));
+        if (!length || text.length < end + 4 + Number(length[1])) break;
+        bodies.push(text.slice(end + 4, end + 4 + Number(length[1])));
+        at = end + 4 + Number(length[1]);
+      }
+      return { bodies, rest: text.slice(at) };
+    };
+    const conversation = (pipelined: boolean) =>
+      new Promise<string>((resolve, reject) => {
+        const sock = connect(port, '127.0.0.1');
+        let text = '';
+        let sent = 0;
+        const timer = setTimeout(() => {
+          sock.destroy();
+          reject(new Error(`no complete answers within 10 s: ${JSON.stringify(text.slice(0, 300))}`));
+        }, 10_000);
+        sock.on('error', reject);
+        sock.on('data', (d) => {
+          text += d.toString('latin1');
+          const answered = split(text).bodies.length;
+          if (answered === requests.length) {
+            clearTimeout(timer);
+            sock.destroy();
+            resolve(text);
+          } else if (!pipelined && answered === sent) sock.write(requests[sent++]!);
+        });
+        sock.on('connect', () => {
+          if (pipelined) {
+            sock.write(requests.join(''));
+            sent = requests.length;
+          } else sock.write(requests[sent++]!);
+        });
+      });
+    for (const pipelined of [false, true]) {
+      const { bodies, rest } = split(await conversation(pipelined));
+      expect(bodies.length).toBe(expected.length);
+      bodies.forEach((b, i) => expect(b === expected[i], `${pipelined ? 'pipelined' : 'one by one'}, response ${i}: ${JSON.stringify(b.slice(0, 120))}`).toBe(true));
+      expect(rest).toBe('');
+    }
+  }, 30_000);
+
   it('keep-alive: the connection outlives the previous head deadline and closes after idleTimeoutMs', async () => {
     // headerTimeoutMs is 700 and idleTimeoutMs 1500: the second request comes 1 s after the
     // first (its head deadline long past), and the silence after it closes the connection.
