@@ -1857,8 +1857,10 @@ static struct {
     int overflow;
 } events = {PTHREAD_MUTEX_INITIALIZER, {{0, 0, 0, {0}, 0, 0}}, 0, 0};
 
-static void event_record(char kind, void *env, int64_t id, int64_t code, const char *reason) {
-    struct event_record e = {kind, id, code, {0}, 0, env == PROBE_ENV};
+/* Appends one event, judged (env_ok) before it is appended: judging it afterwards by index raced
+ * with another connection's handler appending in between. */
+static void event_record_judged(char kind, int env_ok, int64_t id, int64_t code, const char *reason) {
+    struct event_record e = {kind, id, code, {0}, 0, env_ok};
     if (reason != NULL) {
         char text[EVENT_REASON_CAP];
         size_t len = 0;
@@ -1872,6 +1874,10 @@ static void event_record(char kind, void *env, int64_t id, int64_t code, const c
     if (events.count < EVENT_CAP) events.log[events.count++] = e;
     else events.overflow = 1;
     pthread_mutex_unlock(&events.lock);
+}
+
+static void event_record(char kind, void *env, int64_t id, int64_t code, const char *reason) {
+    event_record_judged(kind, env == PROBE_ENV, id, code, reason);
 }
 
 OspResult probe_event_on_open(void *env, int64_t connection_id) {
@@ -2050,12 +2056,9 @@ static int client_event_index(void *env) { return env == client_event_envs[0] ? 
 /* Logged with the connection's index (an event may come before the probe bound the id, e.g. a
  * handler called inside osp_ws_connect); probe_client_events_check turns indexes into ids. */
 static void client_event_record(char kind, void *env, int64_t code, const char *reason) {
+    /* Either registered env is right here (event_record judges against PROBE_ENV). */
     int which = client_event_index(env);
-    event_record(kind, env, which, code, reason);
-    /* event_record judged env against PROBE_ENV; here either registered env is right. */
-    pthread_mutex_lock(&events.lock);
-    if (events.count > 0) events.log[events.count - 1].env_ok = which >= 0;
-    pthread_mutex_unlock(&events.lock);
+    event_record_judged(kind, which >= 0, which, code, reason);
 }
 
 OspResult probe_client_event_on_message(void *env, const char *message) {
