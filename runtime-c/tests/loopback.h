@@ -27,4 +27,26 @@ static inline int free_port(void) {
     return ntohs(a.sin_port);
 }
 
+/* 127.0.0.1:port. */
+static inline struct sockaddr_in loopback_address(int port) {
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+/* A TCP connection to 127.0.0.1:port (blocking), or -1. */
+static inline int loopback_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = loopback_address(port);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 #endif /* OSP_TEST_LOOPBACK_H */

@@ -56,16 +56,8 @@ static void peer_init(peer *p, int fd) {
 }
 
 static int peer_open(peer *p, int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
+    int fd = loopback_connect(port);
+    if (fd < 0) return -1;
     peer_init(p, fd);
     return 0;
 }
@@ -790,11 +782,7 @@ static void fake_start(fake *fs, int scenario) {
     fs->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(fs->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)fs->port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in a = loopback_address(fs->port);
     if (bind(fs->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fs->listen_fd, 4) != 0) {
         perror("fake server");
         exit(2);

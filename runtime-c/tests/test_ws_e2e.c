@@ -281,11 +281,7 @@ static void test_errors(void) {
     /* Address in use: a plain socket holds the port. */
     int port = free_port();
     int holder = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in a = loopback_address(port);
     CHECK(bind(holder, (struct sockaddr *)&a, sizeof a) == 0 && listen(holder, 1) == 0, "holder bound");
     r = osp_ws_create_server(port, osp_gc_strdup_c("127.0.0.1"), osp_gc_strdup_c("/"));
     CHECK(r.tag == OSP_RESULT_SUCCESS, "create does not bind: %s", MSG(r));

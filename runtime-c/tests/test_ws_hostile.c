@@ -741,13 +741,8 @@ static void test_wss_wipe_scan(void) {
     SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     SSL *ssl = SSL_new(ctx);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect");
+    int fd = loopback_connect(port);
+    CHECK(fd >= 0, "connect");
     SSL_set_fd(ssl, fd);
     CHECK(SSL_connect(ssl) == 1, "TLS handshake");
     /* The upgrade request carries the marker as a cookie (handshake data must be wiped too). */
